@@ -1,0 +1,38 @@
+# mpc_bio: set-up and entry points. `make run` and `make test` work on a fresh machine.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+
+.PHONY: install run test test-slow bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip setuptools wheel
+
+# Order matters: CPU torch from disk first (a bare `torch` requirement pulls a CUDA build),
+# then l4casadi built against it without build isolation, then the package itself.
+$(STAMP): pyproject.toml | $(PY)
+	$(PIP) install torch==2.13.0
+	$(PIP) install scikit-build cmake ninja
+	$(PY) -c "import l4casadi" 2>/dev/null || CMAKE_POLICY_VERSION_MINIMUM=3.5 $(PIP) install --no-build-isolation l4casadi
+	$(PIP) install -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(VENV)/bin/mpc-bio run scenarios/closed_loop_mpc.toml --out runs/main
+
+test: install
+	$(PY) -m pytest -q
+
+test-slow: install
+	$(PY) -m pytest -q -m slow
+
+bench: install
+	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,48 @@
+"""The ``mpc-bio`` command line: one entry point, a subcommand per stage.
+
+Each stage's subcommands live beside the stage (``mpc_bio/<stage>/cli.py``) and are added here
+by a ``register(subparsers)`` function, so this file only lists them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Modules that provide `register(subparsers)`; each adds its own subcommands.
+COMMAND_MODULES = [
+    "mpc_bio.metabolism.cli",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full ``mpc-bio`` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="mpc-bio",
+        description=(
+            "Genome-scale metabolism inside bioprocess control: pFBA sampling, neural surrogates, "
+            "embedded fed-batch models, MPC and state estimation, NOMAD strain design."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Run `mpc-bio COMMAND --help` for a command's options and examples.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``mpc-bio``; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        print(f"mpc-bio {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
