@@ -14,7 +14,7 @@ import scipy.sparse as sp
 __all__ = ["FluxDataset", "DatasetError", "STATUS_CODES"]
 
 #: Integer status code per point -> name.
-STATUS_CODES = {0: "optimal", 1: "relaxed", 2: "failed"}
+STATUS_CODES = {0: "optimal", 1: "relaxed", 2: "failed", 3: "infeasible"}
 
 _ARRAYS = ("inputs", "fluxes", "split_fluxes", "growth", "status", "slacks")
 
@@ -40,7 +40,8 @@ class FluxDataset:
     growth : ndarray, shape (n,)
         Growth rate in 1/h (the objective reaction's flux).
     status : ndarray of int8, shape (n,)
-        0 optimal, 1 relaxed (elastic slacks were needed), 2 failed (solver error; row is NaN).
+        0 optimal, 1 relaxed (elastic slacks were needed), 2 failed (solver error; row is NaN),
+        3 infeasible (relaxation switched off and the LP has no solution; row is NaN).
     slacks : ndarray, shape (n, m)
         Elastic slack values per relaxed constraint, names in ``slack_names``; zero at optimal points.
     input_names, input_reactions : tuple of str

@@ -1,0 +1,1 @@
+"""Figures: every function takes a result object and an optional matplotlib Axes, computes nothing, returns the Figure."""
