@@ -13,6 +13,9 @@ import sys
 # Modules that provide `register(subparsers)`; each adds its own subcommands.
 COMMAND_MODULES = [
     "mpc_bio.metabolism.cli",
+    "mpc_bio.surrogate.cli",
+    "mpc_bio.nomad.cli",
+    "mpc_bio.scenarios.cli",
 ]
 
 

@@ -9,8 +9,12 @@ import hashlib
 import json
 from pathlib import Path
 
-import cobra
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:  # cobra is imported lazily: `import mpc_bio` and pFBA workers stay light
+    import cobra
 
 __all__ = ["BUNDLED_MODELS", "ModelLoadError", "load_model", "model_hash", "find_ich360"]
 
@@ -33,13 +37,14 @@ BUNDLED_MODELS: dict[str, str] = {
     "salmonella": "salmonella.xml.gz",
 }
 
+#: Model file extension -> name of the COBRApy reader in ``cobra.io``.
 _READERS = {
-    ".xml": cobra.io.read_sbml_model,
-    ".sbml": cobra.io.read_sbml_model,
-    ".json": cobra.io.load_json_model,
-    ".mat": cobra.io.load_matlab_model,
-    ".yml": cobra.io.load_yaml_model,
-    ".yaml": cobra.io.load_yaml_model,
+    ".xml": "read_sbml_model",
+    ".sbml": "read_sbml_model",
+    ".json": "load_json_model",
+    ".mat": "load_matlab_model",
+    ".yml": "load_yaml_model",
+    ".yaml": "load_yaml_model",
 }
 
 
@@ -70,6 +75,8 @@ def load_model(name_or_path: str | Path) -> cobra.Model:
     ModelLoadError
         If the name is not bundled and no such file exists, or the file cannot be parsed.
     """
+    import cobra
+
     if isinstance(name_or_path, cobra.Model):
         return name_or_path.copy()
     key = str(name_or_path)
@@ -91,7 +98,7 @@ def load_model(name_or_path: str | Path) -> cobra.Model:
             f"{sorted(_READERS)} (optionally gzipped)."
         )
     try:
-        model = reader(str(path))
+        model = getattr(cobra.io, reader)(str(path))
     except Exception as exc:  # cobra raises many types for unreadable files
         raise ModelLoadError(f"Could not read the model file {str(path)!r}: {exc}") from exc
     if key == "textbook":

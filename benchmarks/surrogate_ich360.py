@@ -1,0 +1,130 @@
+"""The paper's case: a surrogate of iCH360 (349 fluxes) on the full 40,401-point glucose x oxygen grid.
+
+Writes ``benchmarks/results/surrogate_ich360.json``, the artifact to
+``benchmarks/results/ich360_surrogate/`` (not shipped) and figures 2, 4, 6 plus a test-parity
+plot to ``benchmarks/results/ich360_surrogate_eval/``. Skips cleanly (json with ``"skipped"``)
+when the iCH360 reference data (../shared/data/iCH360) are absent. Usage::
+
+    python benchmarks/surrogate_ich360.py [--data runs/ich360_grid] [--hidden 64,64] [--epochs 400]
+
+The grid is sampled once with ``sample_pfba`` into ``--data`` (reused when present).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mpc_bio.metabolism.dataset import FluxDataset
+from mpc_bio.metabolism.models import find_ich360, load_model
+from mpc_bio.metabolism.pfba import PFBASolver
+from mpc_bio.metabolism.sampling import grid_points, sample_pfba
+from mpc_bio.surrogate import SurrogateSettings, train_surrogate
+from mpc_bio.surrogate.analysis import random_test_points
+from mpc_bio.surrogate.cli import write_report
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="runs/ich360_grid", help="grid dataset dir (sampled if missing)")
+    ap.add_argument("--hidden", default="64,64")
+    ap.add_argument("--activation", default="silu")
+    ap.add_argument("--epochs", type=int, default=400)
+    ap.add_argument("--batch-size", type=int, default=512)
+    ap.add_argument("--lbfgs-steps", type=int, default=300)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--n-test", type=int, default=1000)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--progress", action="store_true")
+    args = ap.parse_args(argv)
+    out_json = RESULTS / "surrogate_ich360.json"
+    path = find_ich360()
+    if path is None:
+        res = {"skipped": "iCH360 reference data (../shared/data/iCH360) not available"}
+        out_json.write_text(json.dumps(res, indent=1))
+        print(res)
+        return res
+    model = load_model(path)
+    data_dir = Path(args.data)
+    t0 = time.perf_counter()
+    if (data_dir / "dataset.json").is_file():
+        ds = FluxDataset.load(data_dir)
+        sample_s = None
+    else:
+        ds = sample_pfba(model, grid_points({"glucose": (0, 20, 0.1), "oxygen": (0, 20, 0.1)}), n_workers=args.workers,
+                         progress=args.progress)
+        sample_s = time.perf_counter() - t0
+        ds.save(data_dir)
+    torch.set_num_threads(args.threads)
+    settings = SurrogateSettings(
+        hidden=tuple(int(h) for h in args.hidden.split(",")),
+        activation=args.activation,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lbfgs_steps=args.lbfgs_steps,
+        patience=args.epochs,
+        num_threads=args.threads,
+    )
+    sur = train_surrogate(ds, settings, progress=args.progress)
+    art = RESULTS / "ich360_surrogate"
+    report = write_report(sur, model, RESULTS / "ich360_surrogate_eval", n_points=args.n_test, seed=1,
+                          pfba_settings=None, n_workers=args.workers, dataset=ds)
+    sur = sur.with_metrics(test=report["test"])
+    sur.save(art)
+
+    # timing on the same random points: fast pFBA vs surrogate
+    X = random_test_points(sur, 200, seed=5)
+    solver = PFBASolver(model)
+    solver.solve(X[0])
+    t = time.perf_counter()
+    for x in X:
+        solver.solve(x)
+    pfba_ms = (time.perf_counter() - t) / len(X) * 1e3
+    spec = sur.spec
+    spec.evaluate(X[0])
+    t = time.perf_counter()
+    for x in X:
+        spec.evaluate(x)
+    single_us = (time.perf_counter() - t) / len(X) * 1e6
+    test = report["test"]
+    res = {
+        "model": "iCH360",
+        "n_fluxes": len(sur.reaction_ids),
+        "n_training_points": ds.n_points,
+        "status_counts": ds.status_counts(),
+        "sampling_time_s": sample_s,
+        "training_time_s": sur.info["training_time_s"],
+        "surrogate": {"hidden": list(spec.hidden), "activation": spec.activation, "n_parameters": spec.n_parameters()},
+        "settings": settings.to_dict(),
+        "growth_max_abs_err_frac": test["growth_max_abs_err_frac"],
+        "worst_reaction": test["worst_reaction"],
+        "worst_reaction_max_err_frac": test["worst_reaction_max_err_frac"],
+        "median_reaction_max_err_frac": test["median_reaction_max_err_frac"],
+        "reactions_within_2pct": test["reactions_within_2pct"],
+        "median_r2": test["median_r2"],
+        "mass_balance_residual": test["mass_balance_residual"],
+        "mass_balance_residual_unprojected": test["mass_balance_residual_unprojected"],
+        "targets_met": test["targets_met"],
+        "grid_interpolation_baseline": report.get("grid_interpolation_baseline"),
+        "pfba_ms_per_point": pfba_ms,
+        "surrogate_us_single": single_us,
+        "speedup_single": pfba_ms * 1e3 / single_us,
+        "paper_anchor": {"pfba_ms": 2.33, "surrogate_us": 60.0, "speedup": 39.0, "worst_reaction_err_frac": 0.08},
+        "figures": {k: str(Path("ich360_surrogate_eval") / v) for k, v in report.get("figures", {}).items()},
+    }
+    out_json.write_text(json.dumps(res, indent=1, default=float))
+    print(json.dumps({k: res[k] for k in ("training_time_s", "growth_max_abs_err_frac", "worst_reaction_max_err_frac",
+                                          "median_r2", "mass_balance_residual", "speedup_single")}, indent=1))
+    return res
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()

@@ -1,0 +1,348 @@
+"""Closed loop: plant -> sampled noisy measurements -> estimator -> MPC -> feed -> plant.
+
+The MPC always receives the estimate (never the true state) unless the estimator kind is
+``"none"``. The plant is the control model itself (nominal), the control model with perturbed
+parameters (mismatch), or any object with a ``step(x, feed, dt) -> states`` method, e.g. an
+adapter around the LP-in-the-loop dFBA simulator.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from mpc_bio.control.estimation import MeasurementRecord, MeasurementSampler, build_estimator, measurement_function
+from mpc_bio.control.model import ControlModel, constraint_margins, make_integrator, objective_value
+from mpc_bio.control.mpc import FeedMPC, MPCStepRecord, build_mpc
+from mpc_bio.control.settings import (
+    BatchProblem,
+    ClosedLoopSettings,
+    ControlError,
+    EstimatorSettings,
+    MeasurementSettings,
+    MPCSettings,
+)
+
+__all__ = ["ClosedLoopResult", "IntegratorPlant", "run_closed_loop", "estimation_rmse"]
+
+
+class IntegratorPlant:
+    """The plant as the control model integrated with CVODES (possibly with perturbed parameters).
+
+    Parameters
+    ----------
+    model : ControlModel
+    params : array_like
+        Plant parameters.
+    dt : float
+        Control step [h].
+    substeps : int
+        Number of stored states per step (trajectory resolution).
+    """
+
+    name = "model"
+
+    def __init__(self, model: ControlModel, params, dt: float, substeps: int = 5):
+        self.model = model
+        self.params = np.asarray(params, dtype=float).reshape(-1)
+        self.integ = make_integrator(model, dt, n_out=substeps)
+        self.events: list[str] = []
+
+    def step(self, x, feed: float, dt: float) -> np.ndarray:
+        """States at the substeps of one step (shape (substeps, n_x)); amounts clipped at zero."""
+        xf = np.asarray(self.integ(x0=np.asarray(x, dtype=float), p=np.r_[feed, self.params])["xf"])
+        return np.maximum(xf.T, 0.0)
+
+
+@dataclass(frozen=True, eq=False)
+class ClosedLoopResult:
+    """A closed-loop run.
+
+    Attributes
+    ----------
+    time : ndarray, shape (n+1,)
+        Control-step times [h].
+    true_states, estimates : ndarray, shape (n+1, n_x)
+        True plant state and estimate at the control steps.
+    estimated_params : ndarray, shape (n+1, n_p)
+        Model parameters used by the MPC at each step (estimated Vmax where enabled).
+    fine_time, fine_states : ndarray
+        True plant trajectory at the integrator substeps.
+    feed : ndarray, shape (n,)
+        Applied feed [L/h] on each step.
+    measurements : MeasurementRecord
+    mpc_records : tuple of MPCStepRecord
+    estimator_times : ndarray, shape (n+1,)
+        Wall time of each estimator update [s].
+    objective : float
+        True batch objective at the end.
+    violation : float
+        Largest relative violation of the volume/glucose/acetate limits along the true trajectory.
+    state_names : tuple of str
+    quantities : tuple of str
+        Measured quantities.
+    true_outputs, estimated_outputs : ndarray, shape (n+1, m)
+        The measured quantities (volume, concentrations) of the true state and of the estimate.
+    info : dict
+        Settings and plant description for the summary.
+    """
+
+    time: np.ndarray
+    true_states: np.ndarray
+    estimates: np.ndarray
+    estimated_params: np.ndarray
+    fine_time: np.ndarray
+    fine_states: np.ndarray
+    feed: np.ndarray
+    measurements: MeasurementRecord
+    mpc_records: tuple[MPCStepRecord, ...]
+    estimator_times: np.ndarray
+    objective: float
+    violation: float
+    state_names: tuple[str, ...]
+    quantities: tuple[str, ...]
+    true_outputs: np.ndarray
+    estimated_outputs: np.ndarray
+    margins: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+    @property
+    def solver_failures(self) -> int:
+        """Number of MPC steps whose IPOPT solve failed (fallback applied)."""
+        return sum(1 for r in self.mpc_records if not r.success)
+
+    def output(self, quantity: str, which: str = "true") -> np.ndarray:
+        """A measured quantity over the control steps: ``which`` = ``"true"``, ``"estimate"`` or ``"measured"``."""
+        j = self.quantities.index(quantity)
+        src = {"true": self.true_outputs, "estimate": self.estimated_outputs, "measured": self.measurements.values}[which]
+        return src[:, j]
+
+    def concentration(self, state: str, which: str = "true") -> np.ndarray:
+        """Concentration ``state / V`` (mmol/L or gDW/L) of the true state or of the estimate."""
+        X = self.true_states if which == "true" else self.estimates
+        iv = self.state_names.index(self.info.get("volume_state", "V"))
+        return X[:, self.state_names.index(state)] / X[:, iv]
+
+    def step_times_ms(self) -> np.ndarray:
+        """Wall time of each MPC step [ms]."""
+        return np.array([r.wall_time * 1e3 for r in self.mpc_records])
+
+    def summary(self, rmse_after: float = 2.0) -> dict:
+        """JSON-ready summary: objective, solver statistics, estimation RMSE after ``rmse_after`` h."""
+        ms = self.step_times_ms()
+        rmse = estimation_rmse(self, rmse_after)
+        noise = dict(zip(self.measurements.quantities, self.measurements.noise_std.tolist()))
+        return {
+            "objective": self.objective,
+            "constraint_violation": self.violation,
+            "mpc_steps": len(self.mpc_records),
+            "solver_failures": self.solver_failures,
+            "fallbacks": [r.fallback for r in self.mpc_records if r.fallback],
+            "mpc_step_ms_median": float(np.median(ms)) if ms.size else float("nan"),
+            "mpc_step_ms_p95": float(np.percentile(ms, 95)) if ms.size else float("nan"),
+            "mpc_iterations_median": float(np.median([r.iterations for r in self.mpc_records])) if ms.size else float("nan"),
+            "estimator_ms_median": float(np.median(self.estimator_times) * 1e3),
+            "est_rmse": rmse,
+            "rmse_after_h": rmse_after,
+            "measurement_noise_std": noise,
+            "dropped_samples": int(self.measurements.dropped.sum()),
+            "final_state": dict(zip(self.state_names, self.true_states[-1].tolist())),
+            **self.info,
+        }
+
+    def to_frames(self) -> dict:
+        """Tidy tables (pandas DataFrames): ``trajectory``, ``fine``, ``solver``."""
+        import pandas as pd
+
+        traj = pd.DataFrame({"time_h": self.time})
+        for i, n in enumerate(self.state_names):
+            traj[f"true_{n}"] = self.true_states[:, i]
+            traj[f"est_{n}"] = self.estimates[:, i]
+        for j, q in enumerate(self.quantities):
+            traj[f"true_{q}"] = self.true_outputs[:, j]
+            traj[f"est_{q}"] = self.estimated_outputs[:, j]
+            traj[f"meas_{q}"] = self.measurements.values[:, j]
+            traj[f"dropped_{q}"] = self.measurements.dropped[:, j]
+        traj["feed_L_per_h"] = np.r_[self.feed, np.nan]
+        for k, v in self.margins.items():
+            traj[f"margin_{k}"] = v
+        fine = pd.DataFrame({"time_h": self.fine_time})
+        for i, n in enumerate(self.state_names):
+            fine[n] = self.fine_states[:, i]
+        solver = pd.DataFrame([r.__dict__ for r in self.mpc_records])
+        return {"trajectory": traj, "fine": fine, "solver": solver}
+
+
+def estimation_rmse(result: ClosedLoopResult, after: float = 2.0) -> dict:
+    """RMSE of the estimated measured quantities (channel units) at steps with ``time >= after`` h."""
+    sel = result.time >= after - 1e-9
+    out = {}
+    for j, q in enumerate(result.quantities):
+        err = result.estimated_outputs[sel, j] - result.true_outputs[sel, j]
+        out[q] = float(np.sqrt(np.mean(err**2))) if err.size else float("nan")
+    return out
+
+
+def run_closed_loop(
+    model: ControlModel,
+    problem: BatchProblem,
+    x0,
+    *,
+    mpc_settings: MPCSettings | None = None,
+    estimator_settings: EstimatorSettings | None = None,
+    measurement_settings: MeasurementSettings | None = None,
+    settings: ClosedLoopSettings | None = None,
+    plant=None,
+    mpc: FeedMPC | None = None,
+    x_scale=None,
+    n_steps: int | None = None,
+) -> ClosedLoopResult:
+    """Run the closed loop over the batch (or ``n_steps`` control steps).
+
+    Parameters
+    ----------
+    model : ControlModel
+        The controller's (and estimator's) model.
+    problem : BatchProblem
+    x0 : array_like
+        True initial state of the plant.
+    mpc_settings, estimator_settings, measurement_settings, settings
+        Component settings (defaults when None).
+    plant : object, optional
+        Any object with ``step(x, feed, dt) -> states`` (shape (substeps, n_x)); required when
+        ``settings.plant == "dfba"``; otherwise built from the settings.
+    mpc : FeedMPC, optional
+        A prebuilt controller (re-used across runs; it is reset here).
+    x_scale : array_like, optional
+        Typical state magnitudes (MHE weights).
+    n_steps : int, optional
+        Number of control steps (default: the whole batch).
+
+    Returns
+    -------
+    ClosedLoopResult
+    """
+    mpc_settings = mpc_settings or (mpc.settings if mpc is not None else MPCSettings())
+    est_settings = estimator_settings or EstimatorSettings()
+    meas_settings = measurement_settings or MeasurementSettings()
+    settings = settings or ClosedLoopSettings()
+    dt = mpc_settings.t_step
+    n_batch = int(round(problem.batch_time / dt))
+    if abs(n_batch * dt - problem.batch_time) > 1e-9 * problem.batch_time:
+        raise ControlError(f"MPCSettings.t_step={dt} h must divide BatchProblem.batch_time={problem.batch_time} h.")
+    n = n_batch if n_steps is None else int(n_steps)
+    x_true = np.asarray(x0, dtype=float).reshape(-1).copy()
+    if plant is None:
+        if settings.plant == "dfba":
+            raise ControlError("ClosedLoopSettings.plant='dfba' needs a plant object (e.g. an LP-in-the-loop dFBA adapter).")
+        params = model.params_with(settings.plant_parameter_scale) if settings.plant == "perturbed" else model.param_values
+        plant = IntegratorPlant(model, params, dt, settings.plant_substeps)
+    if mpc is None:
+        mpc = build_mpc(model, problem, mpc_settings, x_scale=x_scale)
+
+    x_hat0 = x_true * (1.0 + est_settings.initial_error)
+    iv = model.index("volume")
+    x_hat0[iv] = x_true[iv]
+    sampler = MeasurementSampler(model, meas_settings, dt)
+    est = None
+    if est_settings.kind != "none":
+        est = build_estimator(model, est_settings, meas_settings, dt, x_hat0, x_scale)
+    mpc.reset(x_hat0 if est is not None else x_true, u0=0.0)
+    h_out = measurement_function(model, sampler.quantities)
+
+    times = [0.0]
+    trues = [x_true.copy()]
+    ests, pars, meas, due, drop, est_t = [], [], [], [], [], []
+    fine_t, fine_x = [0.0], [x_true.copy()]
+    feeds = []
+    u_prev = None
+    iterator = tqdm(range(n + 1), desc="closed loop", disable=not settings.progress, leave=False)
+    for k in iterator:
+        t = k * dt
+        y, d_, dr = sampler.sample(k, x_true)
+        meas.append(y)
+        due.append(d_)
+        drop.append(dr)
+        tic = time.perf_counter()
+        if est is None:
+            x_hat, p_hat = x_true.copy(), model.param_values.copy()
+        else:
+            x_hat = est.update(y, u_prev)
+            p_hat = est.params
+        est_t.append(time.perf_counter() - tic)
+        ests.append(x_hat.copy())
+        pars.append(p_hat.copy())
+        if k == n:
+            break
+        f = mpc.step(x_hat, t, params=p_hat)
+        sub = plant.step(x_true, f, dt)
+        x_true = sub[-1].copy()
+        fine_t.extend(t + dt * (np.arange(1, sub.shape[0] + 1) / sub.shape[0]))
+        fine_x.extend(list(sub))
+        feeds.append(f)
+        u_prev = f
+        times.append(t + dt)
+        trues.append(x_true.copy())
+    trues = np.array(trues)
+    ests = np.array(ests)
+    true_y = np.array([np.asarray(h_out(x)).reshape(-1) for x in trues])
+    est_y = np.array([np.asarray(h_out(x)).reshape(-1) for x in ests])
+    fine_x = np.array(fine_x)
+    margins = constraint_margins(model, problem, trues)
+    fine_margins = constraint_margins(model, problem, fine_x)
+    violation = float(max(0.0, max(-np.min(m) for m in fine_margins.values())))
+    record = MeasurementRecord(
+        time=np.array(times),
+        quantities=sampler.quantities,
+        values=np.array(meas),
+        scheduled=np.array(due),
+        dropped=np.array(drop),
+        noise_std=sampler.std,
+    )
+    info = {
+        "plant": settings.plant if getattr(plant, "name", "model") == "model" else getattr(plant, "name", "custom"),
+        "plant_parameter_scale": dict(settings.plant_parameter_scale),
+        "estimator": est_settings.kind,
+        "estimate_vmax": est_settings.estimate_vmax,
+        "t_step_h": dt,
+        "n_horizon": mpc_settings.n_horizon,
+        "collocation_deg": mpc_settings.collocation_deg,
+        "plant_events": list(getattr(plant, "events", [])),
+        "limits": {
+            "volume": problem.volume_max,
+            "glucose": problem.glucose_max,
+            "acetate": problem.acetate_max,
+            "feed_min": problem.feed_min,
+            "feed_max": problem.feed_max,
+        },
+        "objective_kind": problem.objective,
+        "volume_state": model.roles.volume,
+        "roles": {k: getattr(model.roles, k) for k in ("volume", "glucose", "biomass", "acetate", "product")},
+    }
+    if est_settings.estimate_vmax and model.roles.vmax is not None:
+        iv_p = model.param_index(model.roles.vmax)
+        info["vmax_estimate_final"] = float(np.array(pars)[-1, iv_p])
+        info["vmax_plant"] = float(getattr(plant, "params", model.param_values)[iv_p]) if hasattr(plant, "params") else None
+    return ClosedLoopResult(
+        time=np.array(times),
+        true_states=trues,
+        estimates=ests,
+        estimated_params=np.array(pars),
+        fine_time=np.array(fine_t),
+        fine_states=fine_x,
+        feed=np.array(feeds),
+        measurements=record,
+        mpc_records=tuple(mpc.records),
+        estimator_times=np.array(est_t),
+        objective=objective_value(model, problem, trues[-1]),
+        violation=violation,
+        state_names=model.state_names,
+        quantities=sampler.quantities,
+        true_outputs=true_y,
+        estimated_outputs=est_y,
+        margins=margins,
+        info=info,
+    )

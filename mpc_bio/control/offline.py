@@ -1,0 +1,288 @@
+"""Offline feed-profile optimisation over the whole batch by direct collocation (CasADi + IPOPT).
+
+The feed is piecewise constant on ``n_intervals`` equal intervals; the states are collocated with
+Radau polynomials of degree ``collocation_deg`` on each interval. The volume, glucose and acetate
+limits are hard path constraints at every collocation point, written linearly in the amounts
+(``n_glc - c_max V <= 0``). The optimum is re-simulated with CVODES under the same piecewise-constant
+feed and its objective reported beside the collocation value. The KKT residuals of the IPOPT
+solution are recomputed from the returned multipliers (stationarity, primal feasibility,
+complementarity), independently of IPOPT's own termination test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import casadi as ca
+import numpy as np
+
+from mpc_bio.control.model import ControlModel, Trajectory, objective_value, simulate_feed
+from mpc_bio.control.settings import BatchProblem, ControlError, OfflineSettings
+
+__all__ = ["OfflineResult", "optimize_feed_profile", "piecewise_feed"]
+
+
+@dataclass(frozen=True, eq=False)
+class OfflineResult:
+    """An optimised feed profile.
+
+    Attributes
+    ----------
+    interval_edges : ndarray, shape (n+1,)
+        Times of the feed intervals [h].
+    feed : ndarray, shape (n,)
+        Feed rate on each interval [L/h].
+    node_states : ndarray, shape (n+1, n_x)
+        Collocation states at the interval edges.
+    objective : float
+        Objective at the end of the batch from the collocation solution.
+    simulated : Trajectory
+        The profile re-simulated with CVODES (fine grid).
+    status : str
+        IPOPT return status.
+    success : bool
+    iterations : int
+    solve_time : float
+        IPOPT wall time [s].
+    kkt : dict
+        ``stationarity`` (inf-norm of the Lagrangian gradient), ``primal_infeasibility``,
+        ``complementarity`` (max |lambda * slack|), all in the scaled NLP's units.
+    """
+
+    interval_edges: np.ndarray
+    feed: np.ndarray
+    node_states: np.ndarray
+    objective: float
+    simulated: Trajectory
+    status: str
+    success: bool
+    iterations: int
+    solve_time: float
+    kkt: dict
+
+
+def piecewise_feed(edges: np.ndarray, feed: np.ndarray):
+    """A feed law ``f(t, x)`` for :func:`simulate_feed` from a piecewise-constant profile."""
+    edges = np.asarray(edges, dtype=float)
+    feed = np.asarray(feed, dtype=float)
+
+    def law(t, x):
+        k = int(np.searchsorted(edges, t + 1e-9, side="right") - 1)
+        return float(feed[min(max(k, 0), feed.size - 1)])
+
+    return law
+
+
+def _radau(deg: int):
+    tau = np.append(0.0, ca.collocation_points(deg, "radau"))
+    C = np.zeros((deg + 1, deg + 1))
+    D = np.zeros(deg + 1)
+    for j in range(deg + 1):
+        coeff = np.poly1d([1.0])
+        for r in range(deg + 1):
+            if r != j:
+                coeff *= np.poly1d([1.0, -tau[r]]) / (tau[j] - tau[r])
+        D[j] = coeff(1.0)
+        dcoeff = np.polyder(coeff)
+        for r in range(deg + 1):
+            C[j, r] = dcoeff(tau[r])
+    return C, D
+
+
+def _x_scale(model: ControlModel, problem: BatchProblem, x0, guess: Trajectory) -> np.ndarray:
+    scale = np.maximum(np.abs(guess.states).max(axis=0), 1e-3)
+    scale[model.index("volume")] = problem.volume_max
+    return scale
+
+
+def optimize_feed_profile(
+    model: ControlModel,
+    problem: BatchProblem,
+    x0,
+    settings: OfflineSettings | None = None,
+    *,
+    params=None,
+    initial_feed=None,
+    sim_dt: float = 0.05,
+) -> OfflineResult:
+    """Optimise a piecewise-constant feed profile over the whole batch.
+
+    Parameters
+    ----------
+    model : ControlModel
+    problem : BatchProblem
+        Objective, bounds and limits (all hard here).
+    x0 : array_like
+        Initial state (model units).
+    settings : OfflineSettings, optional
+    params : array_like, optional
+        Model parameters (nominal by default).
+    initial_feed : float or array_like, optional
+        Initial guess of the feed [L/h]; by default the constant feed that would fill the
+        reactor to ``volume_max`` over the batch.
+    sim_dt : float
+        Step of the CVODES re-simulation [h].
+
+    Returns
+    -------
+    OfflineResult
+    """
+    settings = settings or OfflineSettings()
+    x0 = np.asarray(x0, dtype=float).reshape(-1)
+    if x0.size != model.n_x:
+        raise ControlError(f"x0 has {x0.size} entries, the model has {model.n_x} states.")
+    params = model.param_values if params is None else np.asarray(params, dtype=float).reshape(-1)
+    N, d = settings.n_intervals, settings.collocation_deg
+    h = problem.batch_time / N
+    edges = np.linspace(0.0, problem.batch_time, N + 1)
+    iv, ig, ia = model.index("volume"), model.index("glucose"), model.index("acetate")
+    if initial_feed is None:
+        initial_feed = np.clip((problem.volume_max - x0[iv]) / problem.batch_time, problem.feed_min, problem.feed_max)
+    f_guess = np.broadcast_to(np.asarray(initial_feed, dtype=float), (N,)).copy()
+    guess = simulate_feed(model, problem, x0, piecewise_feed(edges, f_guess), dt=h)
+    xs = _x_scale(model, problem, x0, guess)
+    fs = max(problem.feed_max, 1e-6)
+    xsd = ca.DM(xs)
+    C, D = _radau(d)
+
+    w, lbw, ubw, w0 = [], [], [], []
+    g, lbg, ubg = [], [], []
+    lo_state = np.zeros(model.n_x)
+    lo_state[iv] = 1e-6
+    p_dm = ca.DM(params)
+
+    def add_path(xk):
+        # xk unscaled: V <= Vmax, n_glc - gmax V <= 0, n_ac - amax V <= 0  (scaled by the limits)
+        g.append(xk[iv] / problem.volume_max)
+        lbg.append(-np.inf)
+        ubg.append(1.0)
+        g.append((xk[ig] - problem.glucose_max * xk[iv]) / (problem.glucose_max * problem.volume_max))
+        lbg.append(-np.inf)
+        ubg.append(0.0)
+        if ia is not None:
+            g.append((xk[ia] - problem.acetate_max * xk[iv]) / (problem.acetate_max * problem.volume_max))
+            lbg.append(-np.inf)
+            ubg.append(0.0)
+
+    Xk = ca.DM(x0)
+    feeds = []
+    obj = 0.0
+    for k in range(N):
+        Fk_s = ca.MX.sym(f"F_{k}")
+        w.append(Fk_s)
+        lbw.append(problem.feed_min / fs)
+        ubw.append(problem.feed_max / fs)
+        w0.append(f_guess[k] / fs)
+        Fk = Fk_s * fs
+        feeds.append(Fk)
+        Xc = []
+        for j in range(d):
+            s = ca.MX.sym(f"X_{k}_{j}", model.n_x)
+            w.append(s)
+            lbw.extend(lo_state / xs)
+            ubw.extend([np.inf] * model.n_x)
+            w0.extend(guess.states[k + 1] / xs)
+            Xc.append(s * xsd)
+        Xend = D[0] * Xk
+        for j in range(1, d + 1):
+            xp = C[0, j] * Xk
+            for r in range(d):
+                xp = xp + C[r + 1, j] * Xc[r]
+            fj = model.rhs(Xc[j - 1], Fk, p_dm)
+            g.append((h * fj - xp) / xsd)
+            lbg.extend([0.0] * model.n_x)
+            ubg.extend([0.0] * model.n_x)
+            add_path(Xc[j - 1])
+            Xend = Xend + D[j] * Xc[j - 1]
+        Xn_s = ca.MX.sym(f"X_{k + 1}", model.n_x)
+        w.append(Xn_s)
+        lbw.extend(lo_state / xs)
+        ubw.extend([np.inf] * model.n_x)
+        w0.extend(guess.states[k + 1] / xs)
+        Xk = Xn_s * xsd
+        g.append((Xend - Xk) / xsd)
+        lbg.extend([0.0] * model.n_x)
+        ubg.extend([0.0] * model.n_x)
+    if problem.objective == "biomass":
+        J = Xk[model.index("biomass")]
+    elif problem.objective == "product":
+        if model.index("product") is None:
+            raise ControlError("The 'product' objective needs ReactorRoles.product to name a state of the model.")
+        J = Xk[model.index("product")]
+    else:
+        J = Xk[model.index("biomass")] / Xk[iv] / problem.batch_time
+    j_scale = max(abs(guess.objective), 1e-6)
+    obj = -J / j_scale
+    if settings.move_penalty > 0:
+        for k in range(1, N):
+            obj = obj + settings.move_penalty * (feeds[k] - feeds[k - 1]) ** 2 / j_scale
+
+    nlp = {"x": ca.vertcat(*w), "f": obj, "g": ca.vertcat(*g)}
+    opts = {
+        "ipopt.max_iter": settings.max_iter,
+        "ipopt.tol": settings.tol,
+        "ipopt.print_level": 0,
+        "ipopt.sb": "yes",
+        "print_time": 0,
+        "record_time": True,
+    }
+    if model.symvar == "SX":
+        opts["expand"] = True
+    solver = ca.nlpsol("offline_feed", "ipopt", nlp, opts)
+    sol = solver(x0=np.array(w0), lbx=lbw, ubx=ubw, lbg=lbg, ubg=ubg)
+    st = solver.stats()
+    kkt = _kkt(nlp, sol, np.array(lbw), np.array(ubw), np.array(lbg), np.array(ubg))
+
+    wopt = np.asarray(sol["x"]).reshape(-1)
+    stride = 1 + d * model.n_x + model.n_x
+    feed = np.array([wopt[k * stride] * fs for k in range(N)])
+    nodes = [x0]
+    for k in range(N):
+        start = k * stride + 1 + d * model.n_x
+        nodes.append(wopt[start:start + model.n_x] * xs)
+    nodes = np.array(nodes)
+    simulated = simulate_feed(
+        model, problem, x0, piecewise_feed(edges, feed), dt=sim_dt, params=params, stop_at_volume_max=False
+    )
+    return OfflineResult(
+        interval_edges=edges,
+        feed=feed,
+        node_states=nodes,
+        objective=objective_value(model, problem, nodes[-1]),
+        simulated=simulated,
+        status=str(st.get("return_status")),
+        success=bool(st.get("success")),
+        iterations=int(st.get("iter_count", -1)),
+        solve_time=float(st.get("t_wall_total", np.nan)),
+        kkt=kkt,
+    )
+
+
+def _kkt(nlp, sol, lbx, ubx, lbg, ubg) -> dict:
+    """KKT residuals of an NLP solution recomputed from the multipliers (CasADi sign convention)."""
+    x, f, g = nlp["x"], nlp["f"], nlp["g"]
+    grad = ca.Function("kkt_grad", [x], [ca.gradient(f, x), ca.jacobian(g, x), g])
+    xs = sol["x"]
+    gf, jg, gv = grad(xs)
+    lam_g = np.asarray(sol["lam_g"]).reshape(-1)
+    lam_x = np.asarray(sol["lam_x"]).reshape(-1)
+    stat = np.asarray(gf + jg.T @ sol["lam_g"] + sol["lam_x"]).reshape(-1)
+    xv = np.asarray(xs).reshape(-1)
+    gv = np.asarray(gv).reshape(-1)
+    pinf = max(
+        float(np.max(np.maximum(0, lbx - xv), initial=0)),
+        float(np.max(np.maximum(0, xv - ubx), initial=0)),
+        float(np.max(np.maximum(0, lbg - gv), initial=0)),
+        float(np.max(np.maximum(0, gv - ubg), initial=0)),
+    )
+    # complementarity: lam > 0 pairs with the upper bound, lam < 0 with the lower bound
+    def comp(lam, val, lo, hi):
+        up = np.where(lam > 0, lam * np.where(np.isfinite(hi), hi - val, np.inf), 0.0)
+        dn = np.where(lam < 0, -lam * np.where(np.isfinite(lo), val - lo, np.inf), 0.0)
+        return float(np.max(np.abs(np.r_[up, dn]), initial=0.0))
+
+    return {
+        "stationarity": float(np.max(np.abs(stat))),
+        "primal_infeasibility": pinf,
+        "complementarity": max(comp(lam_x, xv, lbx, ubx), comp(lam_g, gv, lbg, ubg)),
+    }

@@ -1,0 +1,125 @@
+"""Adapters between :mod:`mpc_bio.process` and the control stage.
+
+* :func:`control_model_from_process`: the do-mpc fed-batch model of :mod:`mpc_bio.process`
+  (surrogate embedded, glucose Vmax as a parameter) seen as a :class:`ControlModel`.
+* :class:`DfbaPlant`: the LP-in-the-loop dFBA simulator of :mod:`mpc_bio.process` used as the
+  plant of a closed loop, one control step at a time (each step is a short
+  :func:`mpc_bio.process.simulate_dfba` run started from the current state, with a reused pFBA
+  solver).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from mpc_bio.control.model import ControlModel, control_model_from_do_mpc
+from mpc_bio.control.settings import ControlError, ReactorRoles
+
+__all__ = ["control_model_from_process", "DfbaPlant", "process_roles"]
+
+
+def process_roles(reactor) -> ReactorRoles:
+    """Roles of the states of :class:`mpc_bio.process.FedBatchSettings` (acetate = ``n_ac`` if tracked)."""
+    return ReactorRoles(
+        volume="V",
+        glucose="n_glc",
+        biomass="n_X",
+        acetate="n_ac" if "ac" in reactor.products else None,
+        product=None,
+        feed="F",
+        vmax="vmax_glc",
+    )
+
+
+def control_model_from_process(reactor, cell, *, symvar: str | None = None, roles: ReactorRoles | None = None) -> ControlModel:
+    """The fed-batch model of :func:`mpc_bio.process.build_fedbatch_model` as a :class:`ControlModel`.
+
+    Parameters
+    ----------
+    reactor : mpc_bio.process.FedBatchSettings
+        Reactor settings (initial state, feed glucose, products, kinetics).
+    cell : mpc_bio.process.CellFluxModel
+        The embedded surrogate (keep only the outputs the reactor needs: it shrinks the graph).
+    symvar : {"SX", "MX"}, optional
+        do-mpc symbol type (default: SX unless the cell model is MX-only).
+    roles : ReactorRoles, optional
+        Defaults to :func:`process_roles`.
+    """
+    from mpc_bio.process import build_fedbatch_model
+
+    model = build_fedbatch_model(reactor, cell, symvar_type=symvar, vmax_as_parameter=True)
+    return control_model_from_do_mpc(
+        model, roles or process_roles(reactor), {"vmax_glc": reactor.kinetics.glucose_vmax}
+    )
+
+
+class DfbaPlant:
+    """LP-in-the-loop dFBA (fast pFBA at every ``dfba_step``) as a closed-loop plant.
+
+    Parameters
+    ----------
+    reactor : mpc_bio.process.FedBatchSettings
+        Reactor settings (kinetics, products, ``dfba_step``); initial state and feed are replaced
+        at every step.
+    model : cobra.Model
+        The metabolic model (never modified).
+    relax : bool
+        Elastic relaxation of infeasible LPs (on by default: a closed loop must continue). Without
+        it an infeasible LP ends the step early and the event is recorded in :attr:`events`.
+    substeps : int
+        Stored states per control step.
+    """
+
+    name = "dfba"
+
+    def __init__(self, reactor, model, *, relax: bool = True, substeps: int = 5):
+        from mpc_bio.metabolism.pfba import PFBASolver
+        from mpc_bio.metabolism.settings import PFBASettings
+
+        self.reactor = reactor
+        self.names = reactor.state_names
+        ps = PFBASettings(
+            inputs=((reactor.glucose_input, reactor.glucose_exchange), (reactor.oxygen_input, reactor.oxygen_exchange)),
+            relax=relax,
+        )
+        self.solver = PFBASolver(model, ps)
+        self.relax = relax
+        self.substeps = substeps
+        self.events: list[str] = []
+        self.lp_solves = 0
+        self.wall_time = 0.0
+
+    def step(self, x, feed: float, dt: float) -> np.ndarray:
+        """States at ``substeps`` equally spaced times of one step of ``dt`` h at feed ``feed`` L/h."""
+        from mpc_bio.process import FeedProfile, simulate_dfba
+
+        x = np.asarray(x, dtype=float)
+        ix = {n: i for i, n in enumerate(self.names)}
+        V = float(x[ix["V"]])
+        out_step = dt / self.substeps
+        r = dataclasses.replace(
+            self.reactor,
+            volume0=V,
+            glucose0=max(float(x[ix["n_glc"]]), 0.0) / V,
+            biomass0=float(x[ix["n_X"]]) / V,
+            products0={p: max(float(x[ix[f"n_{p}"]]), 0.0) / V for p in self.reactor.products},
+            feed=FeedProfile(times=(0.0,), rates=(float(feed),)),
+            t_end=dt,
+            output_step=out_step,
+            dfba_step=min(self.reactor.dfba_step, out_step),
+        )
+        res = simulate_dfba(r, self.solver, relax=self.relax)
+        self.lp_solves += int(res.info.get("lp_solves", 0))
+        self.wall_time += float(res.wall_time)
+        for e in res.events:
+            self.events.append(f"{e.kind}: {e.message}")
+        states = np.column_stack([res.state(n) for n in self.names])[1:]
+        if states.shape[0] < self.substeps:  # stopped early (no relaxation): hold the last state
+            if states.shape[0] == 0:
+                states = x[None, :]
+            states = np.vstack([states, np.repeat(states[-1:], self.substeps - states.shape[0], axis=0)])
+        if states.shape[1] != x.size:
+            raise ControlError(f"The dFBA plant returned {states.shape[1]} states, the control model has {x.size}.")
+        return np.maximum(states[: self.substeps], 0.0)

@@ -1,0 +1,360 @@
+"""Scenario kinds of the control stage, run by ``mpc-bio run SCENARIO.toml``.
+
+``kind = "closed_loop"``       MPC + estimator on the plant, compared with the offline optimum.
+``kind = "feed_optimization"`` offline optimum vs the tuned constant and exponential feeds.
+``kind = "mpc_mismatch"``      closed loop on a mismatched plant (perturbed kinetics or the
+                               LP-in-the-loop dFBA), compared with the offline (nominal) profile
+                               applied open loop to the same plant.
+
+Tables (unknown keys are errors; units as in the settings docstrings):
+
+``[model]``, ``[surrogate]``, ``[reactor]``, ``[kinetics]``  as in ``kind = "simulation"``
+    (:mod:`mpc_bio.scenarios.simulation`); the reactor's initial state is the batch's start.
+``[problem]``      :class:`~mpc_bio.control.BatchProblem` (batch time h, objective, feed bounds
+                   L/h, volume L, glucose/acetate limits mmol/L).
+``[mpc]``          :class:`~mpc_bio.control.MPCSettings`.
+``[estimator]``    :class:`~mpc_bio.control.EstimatorSettings`.
+``[measurements]`` :class:`~mpc_bio.control.MeasurementSettings` with ``[[measurements.channels]]``.
+``[closed_loop]``  :class:`~mpc_bio.control.ClosedLoopSettings` (``plant`` = nominal / perturbed /
+                   dfba, ``plant_parameter_scale = { vmax_glc = 0.8 }``), plus ``rmse_after``
+                   (h) and ``relax`` (dFBA plant relaxation, default true).
+``[offline]``      :class:`~mpc_bio.control.OfflineSettings` plus ``compare`` (bool).
+``[baselines]``    :class:`~mpc_bio.control.BaselineSettings`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mpc_bio.control.settings import (
+    BaselineSettings,
+    BatchProblem,
+    ClosedLoopSettings,
+    ControlError,
+    EstimatorSettings,
+    MeasurementSettings,
+    MPCSettings,
+    OfflineSettings,
+    settings_from_dict,
+)
+
+__all__ = ["run_closed_loop_scenario", "run_feed_optimization_scenario", "run_mpc_mismatch_scenario", "load_control_setup"]
+
+_CONTROL_TABLES = ("problem", "mpc", "estimator", "measurements", "closed_loop", "offline", "baselines")
+_PROCESS_TABLES = ("model", "surrogate", "reactor", "kinetics")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ControlSetup:
+    """Everything a control scenario needs, built from its tables."""
+
+    model: Any  # ControlModel
+    reactor: Any  # FedBatchSettings
+    cobra_model: Any
+    cell: Any
+    surrogate_how: str
+    problem: BatchProblem
+    mpc: MPCSettings
+    estimator: EstimatorSettings
+    measurements: MeasurementSettings
+    closed_loop: ClosedLoopSettings
+    offline: OfflineSettings
+    baselines: BaselineSettings
+    extra: dict
+
+    @property
+    def x0(self) -> np.ndarray:
+        return self.reactor.initial_state()
+
+
+def _err(path: Path, exc: Exception):
+    from mpc_bio.scenarios.schema import ScenarioError
+
+    return ScenarioError(f"{path}: {exc}")
+
+
+def load_control_setup(path: Path, data: dict[str, Any], out: Path, *, progress: bool = True, kind: str = "closed_loop") -> ControlSetup:
+    """Validate the tables of a control scenario and build the surrogate-based control model."""
+    from mpc_bio.control.process_adapter import control_model_from_process
+    from mpc_bio.process import FedBatchSettings, ProcessSettingsError, UptakeKinetics, embed_cell_model
+    from mpc_bio.scenarios.schema import ScenarioError, validate_table
+    from mpc_bio.scenarios.simulation import SIMULATION_TABLES, _resolve_model, _surrogate
+
+    allowed = set(_CONTROL_TABLES) | set(_PROCESS_TABLES)
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ScenarioError(
+            f"{path}: unknown table(s) {unknown} for kind {kind!r}; expected some of {sorted(allowed)} plus kind, name, description."
+        )
+    t = {name: validate_table(path, name, data.get(name, {}), SIMULATION_TABLES[name]) for name in _PROCESS_TABLES}
+    extra = {}
+    try:
+        prob = settings_from_dict(BatchProblem, data.get("problem"), "problem")
+        mpc = settings_from_dict(MPCSettings, data.get("mpc"), "mpc")
+        est = settings_from_dict(EstimatorSettings, data.get("estimator"), "estimator")
+        meas = settings_from_dict(MeasurementSettings, data.get("measurements"), "measurements")
+        cl_table = dict(data.get("closed_loop") or {})
+        extra["rmse_after"] = float(cl_table.pop("rmse_after", 2.0))
+        extra["relax"] = bool(cl_table.pop("relax", True))
+        cl = settings_from_dict(ClosedLoopSettings, {"progress": progress, **cl_table}, "closed_loop")
+        off_table = dict(data.get("offline") or {})
+        extra["compare_offline"] = bool(off_table.pop("compare", True))
+        off = settings_from_dict(OfflineSettings, off_table, "offline")
+        base = settings_from_dict(BaselineSettings, data.get("baselines"), "baselines")
+    except (ControlError, TypeError) as exc:
+        raise _err(path, exc) from None
+    try:
+        reactor = FedBatchSettings(
+            **t["reactor"],
+            kinetics=UptakeKinetics(**t["kinetics"]),
+            t_end=prob.batch_time,
+            output_step=mpc.t_step,
+            dfba_step=min(0.005, mpc.t_step),
+        )
+    except ProcessSettingsError as exc:
+        raise _err(path, exc) from None
+    if "ac" not in reactor.products and "acetate" in [c.quantity for c in meas.channels]:
+        raise ScenarioError(f"{path}: an acetate measurement needs products = {{ ac = \"EX_ac_e\" }} in [reactor].")
+    cobra_model = _resolve_model(path, t["model"])
+    sur, how = _surrogate(path, t["surrogate"], cobra_model, reactor, out, progress)
+    s = t["surrogate"]
+    try:
+        cell = embed_cell_model(sur, reactor, backend=s["backend"], symbolic=s["symbolic"], l4casadi_mode=s["l4casadi_mode"])
+        model = control_model_from_process(reactor, cell)
+    except (ProcessSettingsError, ControlError) as exc:
+        raise _err(path, exc) from None
+    if mpc.symvar == "SX" and model.symvar == "MX":
+        mpc = dataclasses.replace(mpc, symvar="MX")
+    return ControlSetup(model, reactor, cobra_model, cell, how, prob, mpc, est, meas, cl, off, base, extra)
+
+
+def _save_fig(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _write_closed_loop(res, out: Path, stem: str, title: str) -> dict[str, Path]:
+    from mpc_bio.plotting.control import plot_closed_loop, plot_solver_stats
+
+    frames = res.to_frames()
+    files = {}
+    for key, df in frames.items():
+        files[f"{stem}_{key}"] = out / f"{stem}_{key}.csv"
+        df.to_csv(files[f"{stem}_{key}"], index=False)
+    files[f"{stem}_figure"] = _save_fig(plot_closed_loop(res, title=title), out / f"{stem}.png")
+    files[f"{stem}_solver_figure"] = _save_fig(plot_solver_stats(res), out / f"{stem}_solver.png")
+    return files
+
+
+def _offline(setup: ControlSetup, params=None):
+    from mpc_bio.control.offline import optimize_feed_profile
+
+    return optimize_feed_profile(setup.model, setup.problem, setup.x0, setup.offline, params=params)
+
+
+def _offline_summary(off) -> dict:
+    return {
+        "offline_objective": off.simulated.objective,
+        "offline_collocation_objective": off.objective,
+        "offline_status": off.status,
+        "offline_iterations": off.iterations,
+        "offline_kkt": off.kkt,
+        "offline_violation": off.simulated.violation,
+        "offline_feed_L_per_h": off.feed.tolist(),
+    }
+
+
+def run_closed_loop_scenario(path: Path, data: dict[str, Any], out: Path, *, progress: bool = True):
+    """Runner of ``kind = "closed_loop"``; returns (files, summary)."""
+    from mpc_bio.control.closed_loop import run_closed_loop
+
+    setup = load_control_setup(path, data, out, progress=progress, kind="closed_loop")
+    plant = None
+    if setup.closed_loop.plant == "dfba":
+        from mpc_bio.control.process_adapter import DfbaPlant
+
+        plant = DfbaPlant(setup.reactor, setup.cobra_model, relax=setup.extra["relax"], substeps=setup.closed_loop.plant_substeps)
+    res = run_closed_loop(
+        setup.model,
+        setup.problem,
+        setup.x0,
+        mpc_settings=setup.mpc,
+        estimator_settings=setup.estimator,
+        measurement_settings=setup.measurements,
+        settings=setup.closed_loop,
+        plant=plant,
+    )
+    files = _write_closed_loop(res, out, "closed_loop", f"{path.stem}: MPC ({setup.estimator.kind}) on {setup.closed_loop.plant} plant")
+    summary = {"surrogate": setup.surrogate_how, "backend": setup.cell.backend, **res.summary(setup.extra["rmse_after"])}
+    if setup.extra["compare_offline"]:
+        off = _offline(setup)
+        summary.update(_offline_summary(off))
+        summary["closed_loop_vs_offline"] = res.objective / off.simulated.objective
+    (out / "settings.json").write_text(json.dumps(_settings_dict(setup), indent=2, default=str))
+    files["settings"] = out / "settings.json"
+    return files, summary
+
+
+def run_feed_optimization_scenario(path: Path, data: dict[str, Any], out: Path, *, progress: bool = True):
+    """Runner of ``kind = "feed_optimization"``; returns (files, summary)."""
+    import pandas as pd
+
+    from mpc_bio.control.baselines import tune_constant_feed, tune_exponential_feed
+    from mpc_bio.plotting.control import plot_baseline_scan, plot_feed_profiles
+
+    setup = load_control_setup(path, data, out, progress=progress, kind="feed_optimization")
+    off = _offline(setup)
+    const = tune_constant_feed(setup.model, setup.problem, setup.x0, setup.baselines)
+    expo = tune_exponential_feed(setup.model, setup.problem, setup.x0, setup.baselines)
+    trajs = {"offline optimum": off.simulated}
+    if const.trajectory is not None:
+        trajs["best constant"] = const.trajectory
+    if expo.trajectory is not None:
+        trajs["best exponential"] = expo.trajectory
+    rows = []
+    for label, tr in trajs.items():
+        df = pd.DataFrame(tr.states, columns=list(tr.state_names))
+        df.insert(0, "time_h", tr.time)
+        df.insert(1, "profile", label)
+        df["feed_L_per_h"] = tr.feed
+        rows.append(df)
+    files = {"profiles": out / "feed_profiles.csv"}
+    pd.concat(rows, ignore_index=True).to_csv(files["profiles"], index=False)
+    scans = pd.concat(
+        [
+            pd.DataFrame({"baseline": b.kind, "parameter": b.parameter_name, "value": b.scan_parameters,
+                          "objective": b.scan_objectives, "violation": b.scan_violations})
+            for b in (const, expo)
+        ]
+    )
+    files["baseline_scans"] = out / "baseline_scans.csv"
+    scans.to_csv(files["baseline_scans"], index=False)
+    roles = {"biomass": setup.model.roles.biomass, "glucose": setup.model.roles.glucose, "acetate": setup.model.roles.acetate}
+    files["figure"] = _save_fig(
+        plot_feed_profiles(trajs, limits={"glucose": setup.problem.glucose_max, "acetate": setup.problem.acetate_max}, roles=roles),
+        out / "feed_profiles.png",
+    )
+    import matplotlib.pyplot as plt
+
+    fig, axs = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
+    plot_baseline_scan(const, axs[0], offline_objective=off.simulated.objective)
+    plot_baseline_scan(expo, axs[1], offline_objective=off.simulated.objective)
+    files["baseline_figure"] = _save_fig(fig, out / "baseline_scans.png")
+    o = off.simulated.objective
+    summary = {
+        "surrogate": setup.surrogate_how,
+        "backend": setup.cell.backend,
+        "objective_kind": setup.problem.objective,
+        **_offline_summary(off),
+        "offline_solve_s": off.solve_time,
+        "const_feed_objective": const.objective,
+        "const_feed_best_L_per_h": const.parameter,
+        "exp_feed_objective": expo.objective,
+        "exp_feed_best_mu_per_h": expo.parameter,
+        "offline_vs_exp_margin": (o - expo.objective) / abs(expo.objective) if np.isfinite(expo.objective) else None,
+        "offline_vs_const_margin": (o - const.objective) / abs(const.objective) if np.isfinite(const.objective) else None,
+    }
+    (out / "settings.json").write_text(json.dumps(_settings_dict(setup), indent=2, default=str))
+    files["settings"] = out / "settings.json"
+    return files, summary
+
+
+def run_mpc_mismatch_scenario(path: Path, data: dict[str, Any], out: Path, *, progress: bool = True):
+    """Runner of ``kind = "mpc_mismatch"``; returns (files, summary).
+
+    The offline optimum of the (nominal) control model is applied open loop to the mismatched
+    plant; the closed loop runs on the same plant; both objectives are reported.
+    """
+    from mpc_bio.control.closed_loop import IntegratorPlant, run_closed_loop
+    from mpc_bio.control.offline import piecewise_feed
+
+    setup = load_control_setup(path, data, out, progress=progress, kind="mpc_mismatch")
+    cl = setup.closed_loop
+    if cl.plant == "nominal":
+        from mpc_bio.scenarios.schema import ScenarioError
+
+        raise ScenarioError(f"{path}: kind 'mpc_mismatch' needs [closed_loop].plant = 'perturbed' or 'dfba'. Got 'nominal'.")
+    off = _offline(setup)
+    dt = setup.mpc.t_step
+
+    def make_plant():
+        if cl.plant == "dfba":
+            from mpc_bio.control.process_adapter import DfbaPlant
+
+            return DfbaPlant(setup.reactor, setup.cobra_model, relax=setup.extra["relax"], substeps=cl.plant_substeps)
+        return IntegratorPlant(setup.model, setup.model.params_with(cl.plant_parameter_scale), dt, cl.plant_substeps)
+
+    # open loop: the nominal offline profile on the mismatched plant, at the control step
+    plant = make_plant()
+    law = piecewise_feed(off.interval_edges, off.feed)
+    x = setup.x0.copy()
+    states = [x.copy()]
+    n = int(round(setup.problem.batch_time / dt))
+    for k in range(n):
+        x = plant.step(x, law(k * dt, x), dt)[-1]
+        states.append(x.copy())
+    from mpc_bio.control.model import constraint_margins, objective_value
+
+    states = np.array(states)
+    open_obj = objective_value(setup.model, setup.problem, states[-1])
+    open_margins = constraint_margins(setup.model, setup.problem, states)
+    open_violation = float(max(0.0, max(-np.min(m) for m in open_margins.values())))
+    res = run_closed_loop(
+        setup.model,
+        setup.problem,
+        setup.x0,
+        mpc_settings=setup.mpc,
+        estimator_settings=setup.estimator,
+        measurement_settings=setup.measurements,
+        settings=cl,
+        plant=(cl_plant := make_plant()),
+    )
+    files = _write_closed_loop(res, out, "closed_loop", f"{path.stem}: MPC ({setup.estimator.kind}) on {cl.plant} plant")
+    import pandas as pd
+
+    ol = pd.DataFrame(states, columns=list(setup.model.state_names))
+    ol.insert(0, "time_h", dt * np.arange(n + 1))
+    files["open_loop"] = out / "open_loop_offline_profile.csv"
+    ol.to_csv(files["open_loop"], index=False)
+    summary = {
+        "surrogate": setup.surrogate_how,
+        "backend": setup.cell.backend,
+        **res.summary(setup.extra["rmse_after"]),
+        **_offline_summary(off),
+        "open_loop_offline_on_plant_objective": open_obj,
+        "open_loop_offline_on_plant_violation": open_violation,
+        "closed_loop_vs_open_loop": res.objective / open_obj if open_obj else None,
+    }
+    if cl.plant == "perturbed":
+        # what a controller knowing the plant exactly could reach (offline optimum on the plant)
+        oracle = _offline(setup, params=setup.model.params_with(cl.plant_parameter_scale))
+        summary["plant_offline_objective"] = oracle.simulated.objective
+        summary["closed_loop_vs_plant_offline"] = res.objective / oracle.simulated.objective
+    else:
+        summary["dfba_lp_solves"] = cl_plant.lp_solves
+        summary["dfba_plant_s"] = cl_plant.wall_time
+    (out / "settings.json").write_text(json.dumps(_settings_dict(setup), indent=2, default=str))
+    files["settings"] = out / "settings.json"
+    return files, summary
+
+
+def _settings_dict(setup: ControlSetup) -> dict:
+    return {
+        "reactor": setup.reactor.to_dict(),
+        "problem": dataclasses.asdict(setup.problem),
+        "mpc": dataclasses.asdict(setup.mpc),
+        "estimator": dataclasses.asdict(setup.estimator),
+        "measurements": dataclasses.asdict(setup.measurements),
+        "closed_loop": dataclasses.asdict(setup.closed_loop),
+        "offline": dataclasses.asdict(setup.offline),
+        "baselines": dataclasses.asdict(setup.baselines),
+        "extra": setup.extra,
+    }

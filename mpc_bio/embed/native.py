@@ -1,0 +1,119 @@
+"""Native backend: the surrogate's MLP rebuilt as a CasADi graph from its float64 weights.
+
+The graph is exact (same float64 arithmetic as the torch module up to summation order), so
+CasADi's algorithmic differentiation gives exact first and second derivatives, it works with SX
+and MX symbols, inside do-mpc models and in C code generation.
+
+Two constructions, chosen by ``symbolic``:
+
+* ``"SX"``: scalar expression graph. Fastest to evaluate for narrow networks, and what do-mpc's
+  SX models need, but a dense layer of width n expands to n^2 scalar nodes (big NLPs, slow
+  code generation for wide layers).
+* ``"MX"``: matrix-valued graph, one ``mtimes`` node per layer with the weights as constant
+  matrices. Compact for wide layers; evaluates through BLAS-like dense kernels.
+
+Output selection folds the final affine map, the output scaling and the last dense layer into
+one matrix restricted to the requested reactions, and the input scaling into the first layer,
+so only the needed rows are ever computed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import casadi as ca
+import numpy as np
+
+__all__ = ["casadi_activation", "native_function", "folded_layers"]
+
+
+def casadi_activation(name: str):
+    """The torch hidden activation ``name`` as a CasADi expression map (exact, smooth).
+
+    ``"silu"``: x * sigmoid(x); ``"tanh"``; ``"softplus"``: torch's beta-1 softplus, linear above 20
+    (implemented with ``if_else`` like torch's threshold, so values match torch to rounding).
+    """
+    if name == "silu":
+        return lambda a: a / (1 + ca.exp(-a))
+    if name == "tanh":
+        return ca.tanh
+    if name == "softplus":
+        return lambda a: ca.if_else(a > 20.0, a, ca.log1p(ca.exp(ca.fmin(a, 20.0))))
+    raise ValueError(f"The surrogate activation must be 'silu', 'tanh' or 'softplus' for embedding; got {name!r}.")
+
+
+def folded_layers(spec, rows: Sequence[int]) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
+    """Fold the scalings and the final map of an ``MLPSpec`` into its dense layers.
+
+    Parameters
+    ----------
+    spec : mpc_bio.surrogate.MLPSpec
+        The float64 description of the surrogate.
+    rows : sequence of int
+        Output rows (indices into the surrogate's reaction ids) to keep.
+
+    Returns
+    -------
+    layers : list of (W, b)
+        Dense layers; the first takes raw inputs x (mmol/gDW/h), the last returns the selected
+        net fluxes minus ``in_matrix[rows] @ x``.
+    in_matrix : ndarray, shape (len(rows), k)
+        The direct input-to-output part of the final affine map.
+    """
+    rows = list(rows)
+    layers = [(np.asarray(W, dtype=np.float64), np.asarray(b, dtype=np.float64)) for W, b in spec.layers]
+    # input scaling z0 = (x - off) / scale folded into the first layer
+    W0, b0 = layers[0]
+    inv = 1.0 / np.asarray(spec.x_scale, dtype=np.float64)
+    layers[0] = (W0 * inv[None, :], b0 - W0 @ (np.asarray(spec.x_offset) * inv))
+    # v_sel = M (y_off + y_scale * (W_L h + b_L)) + in x + bias, M = out_matrix[rows]
+    M = np.asarray(spec.out_matrix, dtype=np.float64)[rows]
+    My = M * np.asarray(spec.y_scale, dtype=np.float64)[None, :]
+    WL, bL = layers[-1]
+    layers[-1] = (My @ WL, My @ bL + M @ np.asarray(spec.y_offset) + np.asarray(spec.out_bias)[rows])
+    return layers, np.asarray(spec.in_matrix, dtype=np.float64)[rows]
+
+
+def native_function(
+    spec,
+    rows: Sequence[int],
+    *,
+    symbolic: str = "SX",
+    name: str = "surrogate_fluxes",
+    input_name: str = "uptakes",
+    output_name: str = "fluxes",
+) -> ca.Function:
+    """CasADi function ``uptakes (k,) -> selected net fluxes (len(rows),)`` rebuilt from a spec.
+
+    Parameters
+    ----------
+    spec : mpc_bio.surrogate.MLPSpec
+        Float64 weights and scalings of the surrogate.
+    rows : sequence of int
+        Indices of the reactions to output, in output order.
+    symbolic : {"SX", "MX"}
+        Scalar (SX) or matrix-valued (MX) graph; see the module docstring.
+    name, input_name, output_name : str
+        Names of the CasADi function and its input and output.
+
+    Returns
+    -------
+    casadi.Function
+        Exact in float64; AD gives exact Jacobians and Hessians.
+    """
+    if symbolic not in ("SX", "MX"):
+        raise ValueError(f"The 'symbolic' parameter of to_casadi must be 'SX' or 'MX'; got {symbolic!r}.")
+    act = casadi_activation(spec.activation)
+    layers, in_rows = folded_layers(spec, rows)
+    k = int(np.asarray(spec.x_offset).shape[0])
+    sym = ca.SX if symbolic == "SX" else ca.MX
+    x = sym.sym(input_name, k)
+    h = x
+    last = len(layers) - 1
+    for i, (W, b) in enumerate(layers):
+        h = ca.mtimes(ca.DM(W), h) + ca.DM(b)
+        if i < last:
+            h = act(h)
+    if np.any(in_rows != 0.0):
+        h = h + ca.mtimes(ca.DM(in_rows), x)
+    return ca.Function(name, [x], [h], [input_name], [output_name])

@@ -1,0 +1,300 @@
+"""``mpc-bio sample`` and ``mpc-bio pfba``: sample the pFBA map, or solve and print one point."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register", "CLIError"]
+
+
+class CLIError(ValueError):
+    """A command-line value has the wrong form."""
+
+
+SAMPLE_HELP = """\
+Sample the lexicographic split-flux pFBA (elastic slacks, max growth, min total flux) over a grid
+or a Latin hypercube of uptake rates and write a FluxDataset (dataset.npz + dataset.json), a
+growth-map figure (growth_map.png) and summary.json into --out.
+
+MODEL is a bundled model name (e_coli_core, iJO1366) or a path to an SBML/JSON/MAT file
+(e.g. the paper's iCH360: ../shared/data/iCH360/Escherichia_coli_iCH360.json).
+Uptakes are in mmol/gDW/h and fixed as equalities (exchange flux = -uptake).
+
+examples:
+  mpc-bio sample                                   # e_coli_core, paper grid 0-20 step 0.1 (40,401 points)
+  mpc-bio sample e_coli_core --grid glucose=0:20:0.5 --grid oxygen=0:20:0.5 --out runs/coarse
+  mpc-bio sample path/to/Escherichia_coli_iCH360.json --workers all --out runs/ich360
+  mpc-bio sample iJO1366 --lhs 200 --bounds glucose=0:20 --bounds oxygen=0:20 --seed 1
+  mpc-bio sample e_coli_core --scheduler tcp://127.0.0.1:8786    # chunks on a Dask cluster
+"""
+
+PFBA_HELP = """\
+Solve the split-flux pFBA at one point and print growth, uptakes, the main secretions, the status
+and the slacks (uptakes in mmol/gDW/h, growth in 1/h).
+
+examples:
+  mpc-bio pfba                                        # e_coli_core at glucose=10, oxygen=15
+  mpc-bio pfba e_coli_core -u glucose=10 -u oxygen=5
+  mpc-bio pfba iJO1366 -u glucose=0.1 -u oxygen=1     # relaxed: maintenance cannot be met
+  mpc-bio pfba e_coli_core -u glucose=10 -u oxygen=0 --json
+"""
+
+
+def _pairs(values: list[str] | None, option: str, n_parts: int, what: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for item in values or []:
+        if "=" not in item:
+            raise CLIError(f"The option {option} expects NAME={what}; got {item!r}.")
+        name, rest = item.split("=", 1)
+        parts = rest.split(":") if n_parts > 1 else [rest]
+        if not name or len(parts) != n_parts:
+            raise CLIError(f"The option {option} expects NAME={what}; got {item!r}.")
+        out[name] = parts
+    return out
+
+
+def _floats(parts: list[str], option: str, item: str) -> list[float]:
+    try:
+        return [float(p) for p in parts]
+    except ValueError:
+        raise CLIError(f"The option {option} expects numbers in {item!r}.") from None
+
+
+def _settings(args: argparse.Namespace):
+    from mpc_bio.metabolism.settings import DEFAULT_INPUTS, PFBASettings
+
+    inputs = {k: v[0] for k, v in _pairs(args.inputs, "--inputs", 1, "EXCHANGE_ID").items()} or dict(DEFAULT_INPUTS)
+    maint = None if str(args.maintenance).lower() == "none" else args.maintenance
+    return PFBASettings(inputs=inputs, maintenance_id=maint, relax=not args.no_relax)
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "model",
+        nargs="?",
+        default="e_coli_core",
+        help="bundled model name (e_coli_core, iJO1366) or model file path (default: e_coli_core)",
+    )
+    p.add_argument(
+        "--inputs",
+        action="append",
+        metavar="NAME=EXCHANGE_ID",
+        help="named uptake input and its exchange reaction, repeatable "
+        "(default: glucose=EX_glc__D_e oxygen=EX_o2_e)",
+    )
+    p.add_argument(
+        "--maintenance",
+        default="ATPM",
+        metavar="REACTION|none",
+        help="maintenance reaction whose lower bound may be relaxed (default: ATPM)",
+    )
+    p.add_argument(
+        "--no-relax",
+        action="store_true",
+        help="no elastic slacks: infeasible points are reported as infeasible (NaN fluxes)",
+    )
+
+
+def register(subparsers: Any) -> None:
+    """Add ``sample`` and ``pfba`` to the ``mpc-bio`` subcommands."""
+    fmt = argparse.RawDescriptionHelpFormatter
+    s = subparsers.add_parser(
+        "sample", help="sample pFBA over an uptake grid into a FluxDataset", description=SAMPLE_HELP, formatter_class=fmt
+    )
+    _add_common(s)
+    s.add_argument(
+        "--grid",
+        action="append",
+        metavar="NAME=LOW:HIGH:STEP",
+        help="grid axis in mmol/gDW/h, one per input (default: every input 0:20:0.1, the paper's grid)",
+    )
+    s.add_argument("--lhs", type=int, metavar="N", help="Latin hypercube of N points instead of a grid")
+    s.add_argument(
+        "--bounds",
+        action="append",
+        metavar="NAME=LOW:HIGH",
+        help="Latin hypercube bounds in mmol/gDW/h, one per input (default 0:20)",
+    )
+    s.add_argument("--seed", type=int, default=0, help="seed of the Latin hypercube (default 0)")
+    s.add_argument("--workers", default="1", metavar="N|all", help="local worker processes (default 1; 'all' = all cores)")
+    s.add_argument("--scheduler", metavar="ADDRESS", help="Dask distributed scheduler address, e.g. tcp://host:8786")
+    s.add_argument("--chunk-size", type=int, default=None, metavar="N", help="points per chunk (default 400)")
+    s.add_argument("--out", default="runs/sample", metavar="DIR", help="output directory (default runs/sample)")
+    s.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    s.add_argument("--no-figure", action="store_true", help="skip growth_map.png")
+    s.set_defaults(func=run_sample)
+
+    p = subparsers.add_parser(
+        "pfba", help="solve pFBA at one uptake point and print key fluxes", description=PFBA_HELP, formatter_class=fmt
+    )
+    _add_common(p)
+    p.add_argument(
+        "-u",
+        "--uptake",
+        action="append",
+        metavar="NAME=VALUE",
+        help="uptake rate of a named input in mmol/gDW/h, repeatable (default glucose=10 oxygen=15)",
+    )
+    p.add_argument("--top", type=int, default=8, help="number of secretions to print (default 8)")
+    p.add_argument("--json", action="store_true", help="print the result as json")
+    p.set_defaults(func=run_pfba)
+
+
+# ------------------------------------------------------------------------------------------------
+def _workers(value: str) -> int | None:
+    if str(value).lower() in ("all", "0"):
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        raise CLIError(f"The option --workers expects a positive integer or 'all'; got {value!r}.") from None
+    if n < 1:
+        raise CLIError(f"The option --workers expects a positive integer or 'all'; got {value!r}.")
+    return n
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    """Run ``mpc-bio sample``."""
+    from mpc_bio.metabolism.models import load_model
+    from mpc_bio.metabolism.sampling import DEFAULT_CHUNK_SIZE, grid_points, latin_hypercube_points, sample_pfba
+
+    settings = _settings(args)
+    names = settings.input_names
+    workers = _workers(args.workers)
+    if args.lhs is not None:
+        if args.grid:
+            raise CLIError("Give either --grid or --lhs, not both.")
+        raw = _pairs(args.bounds, "--bounds", 2, "LOW:HIGH")
+        unknown = sorted(set(raw) - set(names))
+        if unknown:
+            raise CLIError(f"The option --bounds names unknown inputs {unknown}; the inputs are {list(names)}.")
+        bounds = {n: _floats(raw[n], "--bounds", n) if n in raw else [0.0, 20.0] for n in names}
+        points = latin_hypercube_points(args.lhs, bounds, seed=args.seed)
+    else:
+        raw = _pairs(args.grid, "--grid", 3, "LOW:HIGH:STEP")
+        unknown = sorted(set(raw) - set(names))
+        if unknown:
+            raise CLIError(f"The option --grid names unknown inputs {unknown}; the inputs are {list(names)}.")
+        axes = {n: _floats(raw[n], "--grid", n) if n in raw else [0.0, 20.0, 0.1] for n in names}
+        points = grid_points(axes)
+    t0 = time.perf_counter()
+    model = load_model(args.model)
+    t_load = time.perf_counter() - t0
+    chunk = args.chunk_size if args.chunk_size is not None else DEFAULT_CHUNK_SIZE
+    t1 = time.perf_counter()
+    data = sample_pfba(
+        model,
+        points,
+        settings,
+        n_workers=workers,
+        scheduler=args.scheduler,
+        chunk_size=chunk,
+        progress=not args.no_progress,
+    )
+    t_sample = time.perf_counter() - t1
+    out = Path(args.out)
+    t2 = time.perf_counter()
+    data.save(out)
+    t_save = time.perf_counter() - t2
+    if not args.no_figure:
+        from mpc_bio.plotting.metabolism import plot_growth_map
+
+        fig = plot_growth_map(data)
+        fig.savefig(out / "growth_map.png", dpi=130)
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    import numpy as np
+
+    ok = np.isfinite(data.growth)
+    summary = {
+        "model_id": data.model_id,
+        "model_hash": data.model_hash,
+        "n_points": data.n_points,
+        "n_reactions": len(data.reaction_ids),
+        "status_counts": data.status_counts(),
+        "growth_max_per_h": float(np.max(data.growth[ok])) if ok.any() else None,
+        "workers": "all" if workers is None else workers,
+        "scheduler": args.scheduler,
+        "chunk_size": chunk,
+        "wall_time_s": {"load_model": t_load, "sample": t_sample, "save": t_save, "total": time.perf_counter() - t0},
+        "ms_per_point": 1e3 * t_sample / data.n_points,
+        "content_hash": data.content_hash(),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    c = summary["status_counts"]
+    print(
+        f"{data.model_id}: {data.n_points} points in {t_sample:.1f} s ({summary['ms_per_point']:.3f} ms/point); "
+        f"optimal {c['optimal']}, relaxed {c['relaxed']}, failed {c['failed']}, infeasible {c['infeasible']}; "
+        f"written to {out}/"
+    )
+    return 0
+
+
+def _exchange_mask(stoichiometry: Any) -> Any:
+    import numpy as np
+
+    nnz = np.diff(stoichiometry.tocsc().indptr)
+    return nnz == 1
+
+
+def run_pfba(args: argparse.Namespace) -> int:
+    """Run ``mpc-bio pfba``."""
+    import numpy as np
+
+    from mpc_bio.metabolism.models import load_model
+    from mpc_bio.metabolism.pfba import PFBASolver
+
+    settings = _settings(args)
+    names = settings.input_names
+    raw = _pairs(args.uptake, "--uptake", 1, "VALUE")
+    unknown = sorted(set(raw) - set(names))
+    if unknown:
+        raise CLIError(f"The option --uptake names unknown inputs {unknown}; the inputs are {list(names)}.")
+    defaults = {"glucose": 10.0, "oxygen": 15.0}
+    missing = [n for n in names if n not in raw and n not in defaults]
+    if missing:
+        raise CLIError(f"The option --uptake must give a value for the inputs {missing} (NAME=VALUE in mmol/gDW/h).")
+    uptakes = {n: _floats(raw[n], "--uptake", n)[0] if n in raw else defaults[n] for n in names}
+    solver = PFBASolver(load_model(args.model), settings)
+    pt = solver.solve(uptakes)
+    ex = _exchange_mask(solver.stoichiometry)
+    rids = solver.reaction_ids
+    sec = []
+    if pt.ok:
+        order = np.argsort(-pt.fluxes)
+        sec = [(rids[j], float(pt.fluxes[j])) for j in order if ex[j] and pt.fluxes[j] > 1e-6][: args.top]
+    result = {
+        "model_id": solver.model_id,
+        "status": pt.status,
+        "growth_per_h": pt.growth,
+        "uptakes_mmol_per_gdw_h": dict(zip(names, map(float, pt.inputs))),
+        "input_exchange_fluxes": {r: (pt.flux(r) if pt.ok else math.nan) for r in solver.input_reactions},
+        "secretions": dict(sec),
+        "slacks": dict(zip(solver.slack_names, map(float, pt.slacks))),
+        "total_flux": pt.total_flux,
+        "solve_time_ms": 1e3 * pt.solve_time,
+        "message": pt.message,
+    }
+    if args.json:
+        print(json.dumps(result, indent=1))
+        return 0 if pt.ok else 1
+    w = sys.stdout.write
+    w(f"model {solver.model_id}: status {pt.status}" + (f" ({pt.message})" if pt.message else "") + "\n")
+    w(f"  growth ({solver.objective_id}): {pt.growth:.6g} 1/h\n")
+    for n, r in zip(names, solver.input_reactions):
+        w(f"  {n} uptake {uptakes[n]:g} -> {r} = {result['input_exchange_fluxes'][r]:.6g} mmol/gDW/h\n")
+    if sec:
+        w("  secretions (mmol/gDW/h):\n")
+        for r, v in sec:
+            w(f"    {r:<16} {v:.6g}\n")
+    nz = {k: v for k, v in result["slacks"].items() if not (v == 0)}
+    w("  slacks: " + (", ".join(f"{k} = {v:.6g}" for k, v in nz.items()) if nz else "none") + "\n")
+    w(f"  total split flux: {pt.total_flux:.6g} mmol/gDW/h; solve time {result['solve_time_ms']:.2f} ms\n")
+    return 0 if pt.ok else 1

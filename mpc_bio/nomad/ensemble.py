@@ -1,0 +1,174 @@
+"""ORACLE-style ensembles of kinetic models around sampled reference steady states.
+
+Per model: a reference state (concentrations, displacements, Keq) and, per saturation slot,
+sigma ~ U(low, high), Km = x (1 - sigma) / sigma (so sigma = x / (x + Km)); then
+Vmax = v_ref / rate(x_ref; Km, Keq, Vmax = 1). Every model reproduces the reference fluxes at
+the reference concentrations by construction. Saved as ``ensemble.npz`` + ``ensemble.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mpc_bio.nomad.kinetics import evaluate_rates
+from mpc_bio.nomad.network import KineticNetwork
+from mpc_bio.nomad.settings import SamplingSettings
+from mpc_bio.nomad.steady_state import ReferenceStates
+
+__all__ = ["KineticEnsemble", "sample_ensemble", "load_ensemble"]
+
+_FORMAT = "mpc_bio.nomad.ensemble/1"
+
+
+@dataclass(frozen=True, eq=False)
+class KineticEnsemble:
+    """A population of kinetic models of one network.
+
+    Attributes
+    ----------
+    network : KineticNetwork
+    states : ReferenceStates
+        The distinct reference steady states.
+    state_index : ndarray of int, shape (N,)
+        Reference state of each model.
+    saturations : ndarray, shape (N, n_slots)
+        Sampled saturations sigma (dimensionless).
+    km : ndarray, shape (N, n_slots)
+        Saturation constants (mM).
+    vmax : ndarray, shape (N, n_rxn)
+        Maximal rates (mmol/gDW/h).
+    cell_volume : float
+        L/gDW.
+    seed : int
+    """
+
+    network: KineticNetwork
+    states: ReferenceStates
+    state_index: np.ndarray
+    saturations: np.ndarray
+    km: np.ndarray
+    vmax: np.ndarray
+    cell_volume: float
+    seed: int
+
+    @property
+    def n_models(self) -> int:
+        return int(self.vmax.shape[0])
+
+    @property
+    def concentrations(self) -> np.ndarray:
+        """Reference concentrations per model (N, n_met), mM."""
+        return self.states.concentrations[self.state_index]
+
+    @property
+    def ln_keq(self) -> np.ndarray:
+        return self.states.ln_keq[self.state_index]
+
+    @property
+    def ln_displacement(self) -> np.ndarray:
+        return self.states.ln_displacement[self.state_index]
+
+    @property
+    def fixed_concentrations(self) -> np.ndarray:
+        return self.states.fixed_concentrations
+
+    def subset(self, index) -> "KineticEnsemble":
+        """The models at ``index`` (integer array or boolean mask)."""
+        idx = np.arange(self.n_models)[index]
+        return KineticEnsemble(self.network, self.states, self.state_index[idx], self.saturations[idx],
+                               self.km[idx], self.vmax[idx], self.cell_volume, self.seed)
+
+    def parameters(self, index=None) -> tuple[np.ndarray, ...]:
+        """(x_ref, x_fixed, K, ln_keq, vmax) stacked over models, the inputs of the rate functions."""
+        idx = np.arange(self.n_models) if index is None else np.arange(self.n_models)[index]
+        s = self.state_index[idx]
+        return (self.states.concentrations[s], self.states.fixed_concentrations, self.km[idx],
+                self.states.ln_keq[s], self.vmax[idx])
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``ensemble.npz`` and ``ensemble.json`` into ``directory``; returns the directory."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        arrays = dict(
+            concentrations=self.states.concentrations,
+            fixed_concentrations=self.states.fixed_concentrations,
+            ln_displacement=self.states.ln_displacement,
+            ln_keq=self.states.ln_keq,
+            fluxes=self.states.fluxes,
+            state_index=self.state_index,
+            saturations=self.saturations,
+            km=self.km,
+            vmax=self.vmax,
+        )
+        if self.states.dg0 is not None:
+            arrays["dg0"] = self.states.dg0
+        np.savez_compressed(d / "ensemble.npz", **arrays)
+        meta = {"format": _FORMAT, "cell_volume": self.cell_volume, "seed": self.seed,
+                "n_models": self.n_models, "network": self.network.to_dict()}
+        (d / "ensemble.json").write_text(json.dumps(meta, indent=1))
+        return d
+
+
+def load_ensemble(directory: str | Path) -> KineticEnsemble:
+    """Read an ensemble written by :meth:`KineticEnsemble.save`."""
+    d = Path(directory)
+    for name in ("ensemble.npz", "ensemble.json"):
+        if not (d / name).is_file():
+            raise FileNotFoundError(f"{str(d / name)!r} does not exist; is {str(d)!r} an ensemble directory?")
+    meta = json.loads((d / "ensemble.json").read_text())
+    if meta.get("format") != _FORMAT:
+        raise ValueError(f"{str(d / 'ensemble.json')!r} has format {meta.get('format')!r}; expected {_FORMAT!r}.")
+    with np.load(d / "ensemble.npz") as z:
+        a = {k: z[k] for k in z.files}
+    states = ReferenceStates(a["concentrations"], a["fixed_concentrations"], a["ln_displacement"], a["ln_keq"],
+                             a["fluxes"], a.get("dg0"))
+    return KineticEnsemble(KineticNetwork.from_dict(meta["network"]), states, a["state_index"].astype(int),
+                           a["saturations"], a["km"], a["vmax"], float(meta["cell_volume"]), int(meta["seed"]))
+
+
+def sample_ensemble(network: KineticNetwork, states: ReferenceStates,
+                    settings: SamplingSettings | None = None) -> KineticEnsemble:
+    """Sample ``settings.n_models`` kinetic models (ORACLE), spread evenly over the reference states.
+
+    Parameters
+    ----------
+    network : KineticNetwork
+    states : ReferenceStates
+        From :func:`~mpc_bio.nomad.steady_state.sample_reference_states`.
+    settings : SamplingSettings, optional
+        Number of models, saturation bounds, cell volume and seed.
+
+    Returns
+    -------
+    KineticEnsemble
+
+    Raises
+    ------
+    ValueError
+        If a unit-Vmax rate has the wrong sign or is zero (inconsistent displacement).
+    """
+    settings = settings or SamplingSettings()
+    rng = np.random.default_rng([settings.seed, 7])
+    N = settings.n_models
+    state_index = np.arange(N) % states.n_states
+    lo, hi = settings.saturation_bounds
+    sigma = rng.uniform(lo, hi, size=(N, network.n_slots))
+    species = np.hstack([states.concentrations[state_index],
+                         np.broadcast_to(states.fixed_concentrations, (N, network.n_fixed))])
+    x_slot = species[:, network.slot_species]
+    km = x_slot * (1.0 - sigma) / sigma
+    unit = evaluate_rates(network, states.concentrations[state_index], states.fixed_concentrations, km,
+                          states.ln_keq[state_index], np.ones((N, network.n_reactions)))
+    unit = np.atleast_2d(unit)
+    ratio = states.fluxes[None, :] / unit
+    if not np.all(np.isfinite(ratio)) or np.any(ratio <= 0):
+        bad = np.argwhere(~(np.isfinite(ratio) & (ratio > 0)))[0]
+        raise ValueError(
+            f"Model {bad[0]}, reaction {network.reaction_ids[bad[1]]!r}: the rate at Vmax = 1 is {unit[tuple(bad)]!r} "
+            f"for a reference flux {states.fluxes[bad[1]]!r}; displacement and flux directions disagree."
+        )
+    return KineticEnsemble(network, states, state_index, sigma, km, ratio, settings.cell_volume, settings.seed)

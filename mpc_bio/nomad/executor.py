@@ -1,0 +1,78 @@
+"""Run a function over chunks of work: in-process, local processes, or a Dask cluster.
+
+Local processes are the default for ``n_workers > 1``; when a Dask scheduler address is
+given, chunks are submitted to that cluster instead (``dask.distributed.Client``). The function
+and its arguments must be picklable (module-level functions, small frozen objects).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from mpc_bio.nomad.settings import ExecutorSettings
+
+__all__ = ["run_chunks", "chunk_indices"]
+
+
+def chunk_indices(index: Sequence[int] | np.ndarray, chunk_size: int) -> list[np.ndarray]:
+    """Split ``index`` into consecutive chunks of at most ``chunk_size``."""
+    index = np.asarray(index, dtype=int)
+    if index.size == 0:
+        return []
+    return [index[k: k + chunk_size] for k in range(0, index.size, chunk_size)]
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, disable=not enabled, leave=False)
+
+
+def run_chunks(func: Callable[[Any], Any], items: Sequence[Any], settings: ExecutorSettings | None = None,
+               desc: str = "nomad") -> list[Any]:
+    """``[func(item) for item in items]``, in order, possibly in parallel.
+
+    Parameters
+    ----------
+    func : callable
+        Module-level function of one argument.
+    items : sequence
+        Work items (e.g. sub-ensembles).
+    settings : ExecutorSettings, optional
+        ``scheduler`` (Dask address) wins over ``n_workers`` (local processes); ``n_workers=1`` runs here.
+    desc : str
+        Progress-bar label.
+    """
+    settings = settings or ExecutorSettings()
+    items = list(items)
+    out: list[Any] = [None] * len(items)
+    if not items:
+        return out
+    with _progress(len(items), desc, settings.progress) as bar:
+        if settings.scheduler:
+            from dask.distributed import Client, as_completed
+
+            with Client(settings.scheduler) as client:
+                futures = client.map(func, items, pure=False)
+                pos = {f.key: k for k, f in enumerate(futures)}
+                for fut in as_completed(futures):
+                    out[pos[fut.key]] = fut.result()
+                    bar.update(1)
+        elif settings.n_workers == 1 or len(items) == 1:
+            for k, it in enumerate(items):
+                out[k] = func(it)
+                bar.update(1)
+        else:
+            ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=min(settings.n_workers, len(items)), mp_context=ctx) as pool:
+                futures = {pool.submit(func, it): k for k, it in enumerate(items)}
+                from concurrent.futures import as_completed as cf_completed
+
+                for fut in cf_completed(futures):
+                    out[futures[fut]] = fut.result()
+                    bar.update(1)
+    return out

@@ -1,0 +1,318 @@
+"""Screening of kinetic models (NOMAD Methods, "Screening kinetic models").
+
+Stages, each a function returning the indices that pass and its statistics:
+
+(i) linear stability: max Re(lambda(J_r)) < 0;
+(ii) dominant time constant -1/max Re(lambda) below ``time_constant_fraction`` x doubling time;
+(iii) nonlinear return: ``n_perturbations`` random k-fold perturbations of the independent
+     concentrations (dependent ones follow the moieties) decay to max |ln(x/x_ref)| <=
+     ``return_tolerance`` within one doubling time;
+(iv) robustness: ``n_robustness`` random Vmax perturbations (x max(N(1, cv), 0.01)) in a batch
+     reactor keep the biomass produced >= ``min_growth_fraction`` of the unperturbed model's.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mpc_bio.nomad.conservation import analyse_conservation
+from mpc_bio.nomad.dynamics import simulate_batch, simulate_relaxation
+from mpc_bio.nomad.ensemble import KineticEnsemble
+from mpc_bio.nomad.executor import chunk_indices, run_chunks
+from mpc_bio.nomad.mca import LinearAnalysis, linearize_ensemble
+from mpc_bio.nomad.settings import ExecutorSettings, ScreeningSettings
+
+__all__ = [
+    "StageStatistics",
+    "ScreeningResult",
+    "doubling_time",
+    "linearize_parallel",
+    "screen_linear_stability",
+    "screen_time_constants",
+    "screen_nonlinear_return",
+    "screen_robustness",
+    "screen_ensemble",
+]
+
+STAGE_NAMES = ("linear_stability", "time_constant", "nonlinear_return", "robustness")
+
+
+@dataclass(frozen=True)
+class StageStatistics:
+    """Counts and wall time of one screening stage.
+
+    Attributes
+    ----------
+    name : str
+    n_in, n_out : int
+        Models entering and passing.
+    seconds : float
+        Wall time (s).
+    """
+
+    name: str
+    n_in: int
+    n_out: int
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "n_in": self.n_in, "n_out": self.n_out, "seconds": self.seconds,
+                "pass_fraction": self.n_out / self.n_in if self.n_in else 0.0}
+
+
+@dataclass(frozen=True, eq=False)
+class ScreeningResult:
+    """Outcome of screening an ensemble.
+
+    Attributes
+    ----------
+    stages : tuple of StageStatistics
+        In order (i)-(iv); skipped stages are absent.
+    passed : dict of str to ndarray
+        Indices (into the ensemble) passing each stage.
+    linear : LinearAnalysis
+        Eigenvalues of every sampled model.
+    doubling_time : float
+        h.
+    max_time_constant : float
+        Stage (ii) threshold (h).
+    return_deviation : dict of int to float
+        Stage (iii): worst max |ln(x/x_ref)| after one doubling time, per model screened.
+    robustness_growth : dict of int to float
+        Stage (iv): smallest biomass produced relative to the unperturbed model, per model screened.
+    """
+
+    stages: tuple[StageStatistics, ...]
+    passed: dict[str, np.ndarray]
+    linear: LinearAnalysis
+    doubling_time: float
+    max_time_constant: float
+    return_deviation: dict[int, float] = field(default_factory=dict)
+    robustness_growth: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def survivors(self) -> np.ndarray:
+        """Indices passing the last stage run."""
+        return self.passed[self.stages[-1].name]
+
+    def funnel(self) -> list[dict]:
+        """Per-stage counts and times as dictionaries."""
+        return [s.to_dict() for s in self.stages]
+
+    def model_table(self):
+        """One row per sampled model: eigen data and the stages it passed (pandas DataFrame)."""
+        import pandas as pd
+
+        lin = self.linear
+        df = pd.DataFrame({"model": lin.model_index, "max_real_eigenvalue_per_h": lin.max_real,
+                           "time_constant_h": lin.time_constant})
+        for name, idx in self.passed.items():
+            df[f"passed_{name}"] = np.isin(lin.model_index, idx)
+        df["return_deviation"] = [self.return_deviation.get(int(m), np.nan) for m in lin.model_index]
+        df["robustness_growth_fraction"] = [self.robustness_growth.get(int(m), np.nan) for m in lin.model_index]
+        return df
+
+
+def doubling_time(ensemble: KineticEnsemble, settings: ScreeningSettings | None = None) -> float:
+    """Doubling time (h): the setting, or ln 2 / reference growth flux."""
+    if settings is not None and settings.doubling_time is not None:
+        return float(settings.doubling_time)
+    net = ensemble.network
+    mu = float(net.fluxes[net.reaction_index(net.growth_reaction)])
+    if mu <= 0:
+        raise ValueError(f"The reference growth flux is {mu}; set screening.doubling_time explicitly.")
+    return float(np.log(2.0) / mu)
+
+
+def _linear_chunk(sub: KineticEnsemble) -> LinearAnalysis:
+    return linearize_ensemble(sub)
+
+
+def linearize_parallel(ensemble: KineticEnsemble, executor: ExecutorSettings | None = None) -> LinearAnalysis:
+    """:func:`linearize_ensemble` over all models, in chunks on the executor."""
+    executor = executor or ExecutorSettings()
+    chunks = chunk_indices(np.arange(ensemble.n_models), executor.chunk_size)
+    parts = run_chunks(_linear_chunk, [ensemble.subset(c) for c in chunks], executor, desc="linearise")
+    return LinearAnalysis(
+        np.concatenate(chunks),
+        np.concatenate([p.eigenvalues for p in parts]),
+        np.concatenate([p.max_real for p in parts]),
+        np.concatenate([p.time_constant for p in parts]),
+    )
+
+
+def screen_linear_stability(linear: LinearAnalysis, index=None) -> np.ndarray:
+    """Stage (i): models (of ``index``, default all) with max Re(lambda) < 0."""
+    pos = {m: k for k, m in enumerate(linear.model_index)}
+    idx = linear.model_index if index is None else np.asarray(index, dtype=int)
+    return np.array([m for m in idx if linear.max_real[pos[m]] < 0.0], dtype=int)
+
+
+def screen_time_constants(linear: LinearAnalysis, index, max_time_constant: float) -> np.ndarray:
+    """Stage (ii): models of ``index`` whose dominant time constant is below ``max_time_constant`` (h)."""
+    pos = {m: k for k, m in enumerate(linear.model_index)}
+    return np.array([m for m in np.asarray(index, dtype=int) if linear.time_constant[pos[m]] < max_time_constant],
+                    dtype=int)
+
+
+def _perturbation(rng, x_ref, cons, fold):
+    """k-fold random perturbation of the independent metabolites, dependent ones via the moieties."""
+    ind = cons.independent
+    u = rng.uniform(-1.0, 1.0, size=ind.size)
+    for _ in range(30):
+        x_ind = x_ref[ind] * fold ** u
+        x = x_ref + cons.link @ (x_ind - x_ref[ind])
+        if np.all(x > 0):
+            return x
+        u = 0.5 * u
+    return x_ref.copy()
+
+
+def _return_chunk(args) -> dict[int, float]:
+    sub, global_index, settings, t_double = args
+    cons = analyse_conservation(sub.network)
+    out = {}
+    for k, gi in enumerate(global_index):
+        rng = np.random.default_rng([settings.seed, int(gi), 3])
+        x_ref = sub.concentrations[k]
+        worst = 0.0
+        for _ in range(settings.n_perturbations):
+            x0 = _perturbation(rng, x_ref, cons, settings.perturbation_fold)
+            xT, ok, _ = simulate_relaxation(sub, k, x0, t_double)
+            dev = float(np.abs(np.log(xT / x_ref)).max()) if ok and np.all(xT > 0) else np.inf
+            worst = max(worst, dev)
+            if worst > settings.return_tolerance:
+                break
+        out[int(gi)] = worst
+    return out
+
+
+def screen_nonlinear_return(ensemble: KineticEnsemble, index, settings: ScreeningSettings | None = None,
+                            executor: ExecutorSettings | None = None,
+                            t_double: float | None = None) -> tuple[np.ndarray, dict[int, float]]:
+    """Stage (iii): models of ``index`` that return from every k-fold perturbation within a doubling time.
+
+    Returns
+    -------
+    passed : ndarray of int
+    deviation : dict of int to float
+        Worst max |ln(x/x_ref)| at the doubling time per model (inf when an integration failed;
+        the loop stops at the first failed perturbation).
+    """
+    settings = settings or ScreeningSettings()
+    executor = executor or ExecutorSettings()
+    t_double = t_double or doubling_time(ensemble, settings)
+    index = np.asarray(index, dtype=int)
+    chunks = chunk_indices(index, max(1, min(executor.chunk_size, -(-index.size // (2 * executor.n_workers)))))
+    parts = run_chunks(_return_chunk, [(ensemble.subset(c), c, settings, t_double) for c in chunks], executor,
+                       desc="stage iii")
+    dev = {k: v for p in parts for k, v in p.items()}
+    passed = np.array([i for i in index if dev[int(i)] <= settings.return_tolerance], dtype=int)
+    return passed, dev
+
+
+def _robust_chunk(args) -> dict[int, float]:
+    sub, global_index, settings, duration = args
+    out = {}
+    n_rxn = sub.network.n_reactions
+    for k, gi in enumerate(global_index):
+        rng = np.random.default_rng([settings.seed, int(gi), 4])
+        ref = simulate_batch(sub, k, duration, settings.initial_biomass, n_points=2)
+        gained_ref = ref.biomass[-1] - ref.biomass[0]
+        if not ref.success or gained_ref <= 0:
+            out[int(gi)] = 0.0
+            continue
+        worst = np.inf
+        for _ in range(settings.n_robustness):
+            fold = np.maximum(rng.normal(1.0, settings.vmax_cv, size=n_rxn), 0.01)
+            sim = simulate_batch(sub, k, duration, settings.initial_biomass, vmax_fold=fold, n_points=2)
+            ratio = (sim.biomass[-1] - sim.biomass[0]) / gained_ref if sim.success else 0.0
+            worst = min(worst, float(ratio))
+            if worst < settings.min_growth_fraction:
+                break
+        out[int(gi)] = float(worst) if np.isfinite(worst) else 1.0
+    return out
+
+
+def screen_robustness(ensemble: KineticEnsemble, index, settings: ScreeningSettings | None = None,
+                      executor: ExecutorSettings | None = None,
+                      t_double: float | None = None) -> tuple[np.ndarray, dict[int, float]]:
+    """Stage (iv): models of ``index`` whose batch growth stays >= the fraction under Vmax perturbations.
+
+    Returns
+    -------
+    passed : ndarray of int
+    growth : dict of int to float
+        Smallest biomass produced relative to the unperturbed model per model (the loop stops at
+        the first perturbation below the threshold).
+    """
+    settings = settings or ScreeningSettings()
+    executor = executor or ExecutorSettings()
+    t_double = t_double or doubling_time(ensemble, settings)
+    duration = settings.batch_duration or t_double
+    index = np.asarray(index, dtype=int)
+    chunks = chunk_indices(index, max(1, min(executor.chunk_size, -(-index.size // (2 * executor.n_workers)))))
+    parts = run_chunks(_robust_chunk, [(ensemble.subset(c), c, settings, duration) for c in chunks], executor,
+                       desc="stage iv")
+    growth = {k: v for p in parts for k, v in p.items()}
+    passed = np.array([i for i in index if growth[int(i)] >= settings.min_growth_fraction], dtype=int)
+    return passed, growth
+
+
+def screen_ensemble(ensemble: KineticEnsemble, settings: ScreeningSettings | None = None,
+                    executor: ExecutorSettings | None = None, stages: int = 4,
+                    linear: LinearAnalysis | None = None) -> ScreeningResult:
+    """Run screening stages (i) to ``stages`` (1-4) on every model of ``ensemble``.
+
+    Parameters
+    ----------
+    ensemble : KineticEnsemble
+    settings : ScreeningSettings, optional
+    executor : ExecutorSettings, optional
+    stages : int
+        Last stage to run (2 = linear screening only).
+    linear : LinearAnalysis, optional
+        Precomputed eigenvalues of all models.
+    """
+    settings = settings or ScreeningSettings()
+    executor = executor or ExecutorSettings()
+    if stages not in (1, 2, 3, 4):
+        raise ValueError(f"The 'stages' parameter of screen_ensemble must be 1, 2, 3 or 4. Got {stages!r} instead.")
+    t_double = doubling_time(ensemble, settings)
+    stats: list[StageStatistics] = []
+    passed: dict[str, np.ndarray] = {}
+    t0 = time.perf_counter()
+    if linear is None:
+        linear = linearize_parallel(ensemble, executor)
+    p1 = screen_linear_stability(linear)
+    stats.append(StageStatistics(STAGE_NAMES[0], ensemble.n_models, p1.size, time.perf_counter() - t0))
+    passed[STAGE_NAMES[0]] = p1
+    dev: dict[int, float] = {}
+    growth: dict[int, float] = {}
+    current = p1
+    if stages >= 2:
+        t0 = time.perf_counter()
+        current = screen_time_constants(linear, p1, settings.time_constant_fraction * t_double)
+        stats.append(StageStatistics(STAGE_NAMES[1], p1.size, current.size, time.perf_counter() - t0))
+        passed[STAGE_NAMES[1]] = current
+    if stages >= 3:
+        if settings.max_nonlinear_models is not None:
+            current = current[: settings.max_nonlinear_models]
+        t0 = time.perf_counter()
+        n_in = current.size
+        if settings.n_perturbations > 0:
+            current, dev = screen_nonlinear_return(ensemble, current, settings, executor, t_double)
+        stats.append(StageStatistics(STAGE_NAMES[2], n_in, current.size, time.perf_counter() - t0))
+        passed[STAGE_NAMES[2]] = current
+    if stages >= 4:
+        t0 = time.perf_counter()
+        n_in = current.size
+        if settings.n_robustness > 0:
+            current, growth = screen_robustness(ensemble, current, settings, executor, t_double)
+        stats.append(StageStatistics(STAGE_NAMES[3], n_in, current.size, time.perf_counter() - t0))
+        passed[STAGE_NAMES[3]] = current
+    return ScreeningResult(tuple(stats), passed, linear, t_double, settings.time_constant_fraction * t_double, dev,
+                           growth)

@@ -1,0 +1,693 @@
+"""Nonlinear verification of strain designs: batch and fed-batch reactors, expression sensitivity.
+
+NOMAD (Methods, "In silico design verification and sensitivity analysis"): NRA predicts with a
+log-linear model around the reference state; here each design is applied to every kinetic
+model as Vmax_j x fold_j and the full nonlinear model is integrated in a reactor.
+
+Reactor (well mixed, volume V in L; all rates from the kinetic model, units mM, gDW/L, h):
+
+    dz/dt = S v(x, s) / V_cell / x_ref                 intracellular, z = x / x_ref
+    ds/dt = S_fixed[s] v X + F/V (s_in - s)             substrate in the medium (mM)
+    dX/dt = v_growth X - F/V X                          biomass (gDW/L)
+    dP/dt = v_product X - F/V P                         product titer (mM)
+    dV/dt = F                                           volume (L)
+
+With F = 0 this is the batch reactor of the ensemble stage
+(:func:`mpc_bio.nomad.dynamics.simulate_batch`); the feed F(t) (L/h) is piecewise constant,
+given as a :class:`FeedProfile` or any callable of time (held over each output interval), so
+optimised feeds from the control layer plug in directly. Other boundary metabolites are fixed.
+
+Sensitivity: the mean NRA fold changes of a design are perturbed uniformly by +/- a fraction
+(paper: 50%), all member enzymes together and each one alone, ``n_draws`` times per model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable, Mapping, Sequence
+
+import casadi as ca
+import numpy as np
+
+from mpc_bio.nomad.dynamics import substrate_species
+from mpc_bio.nomad.ensemble import KineticEnsemble
+from mpc_bio.nomad.kinetics import rate_expressions
+from mpc_bio.nomad.network import KineticNetwork
+from mpc_bio.nomad.nra_settings import SensitivitySettings, VerificationSettings
+
+__all__ = [
+    "FeedProfile",
+    "ReactorSimulation",
+    "VerificationResult",
+    "SensitivityResult",
+    "vmax_fold_from_log_changes",
+    "simulate_reactor",
+    "verify_strains",
+    "expression_sensitivity",
+]
+
+_OPTS = {"abstol": 1e-9, "reltol": 1e-7, "max_num_steps": 50000, "disable_internal_warnings": True}
+
+
+@dataclass(frozen=True)
+class FeedProfile:
+    """Piecewise-constant feed: rate ``rates_l_per_h[k]`` from ``times_h[k]`` to the next time.
+
+    Attributes
+    ----------
+    times_h : tuple of float
+        Segment start times (h), increasing, first 0.
+    rates_l_per_h : tuple of float
+        Feed rate per segment (L/h), >= 0.
+    glucose_mmol_per_l : float
+        Substrate concentration of the feed (mM).
+    """
+
+    times_h: tuple[float, ...]
+    rates_l_per_h: tuple[float, ...]
+    glucose_mmol_per_l: float
+
+    def __post_init__(self) -> None:
+        t = tuple(float(v) for v in self.times_h)
+        r = tuple(float(v) for v in self.rates_l_per_h)
+        if not t or len(t) != len(r):
+            raise ValueError(f"FeedProfile needs as many rates as times (>= 1). Got {len(t)} and {len(r)}.")
+        if t[0] != 0.0 or any(b <= a for a, b in zip(t, t[1:])):
+            raise ValueError(f"The 'times_h' of FeedProfile must start at 0 and increase. Got {t!r} instead.")
+        if any(not math.isfinite(v) or v < 0 for v in r):
+            raise ValueError(f"The 'rates_l_per_h' of FeedProfile must be finite and >= 0. Got {r!r} instead.")
+        if not math.isfinite(self.glucose_mmol_per_l) or self.glucose_mmol_per_l < 0:
+            raise ValueError(f"The 'glucose_mmol_per_l' of FeedProfile must be >= 0. Got {self.glucose_mmol_per_l!r} instead.")
+        object.__setattr__(self, "times_h", t)
+        object.__setattr__(self, "rates_l_per_h", r)
+
+    @classmethod
+    def from_settings(cls, settings: VerificationSettings) -> "FeedProfile":
+        """The fed-batch feed of a :class:`VerificationSettings`."""
+        return cls(settings.feed_times_h, settings.feed_rates_l_per_h, settings.feed_glucose_mmol_per_l)
+
+    def rate(self, t: float) -> float:
+        """Feed rate at time ``t`` (L/h)."""
+        k = int(np.searchsorted(np.asarray(self.times_h), t, side="right")) - 1
+        return self.rates_l_per_h[max(k, 0)]
+
+
+@dataclass(frozen=True, eq=False)
+class ReactorSimulation:
+    """Time course of one strain (one model, one set of Vmax folds) in a reactor.
+
+    Attributes
+    ----------
+    times : ndarray (n_t,)
+        h.
+    biomass : ndarray (n_t,)
+        gDW/L.
+    substrate : ndarray (n_t,)
+        Medium substrate (glucose), mM.
+    product : ndarray (n_t,)
+        Product titer, mM.
+    volume : ndarray (n_t,)
+        L.
+    feed : ndarray (n_t,)
+        Feed rate held from each time to the next, L/h.
+    growth_rate : ndarray (n_t,)
+        Specific growth rate, 1/h.
+    substrate_fed_mmol : float
+        Substrate added by the feed, mmol.
+    success : bool
+    message : str
+    """
+
+    times: np.ndarray
+    biomass: np.ndarray
+    substrate: np.ndarray
+    product: np.ndarray
+    volume: np.ndarray
+    feed: np.ndarray
+    growth_rate: np.ndarray
+    substrate_fed_mmol: float
+    success: bool
+    message: str = ""
+
+    @property
+    def final_titer(self) -> float:
+        """Product titer at the end, mM."""
+        return float(self.product[-1])
+
+    @property
+    def product_yield(self) -> float:
+        """Product formed per substrate consumed over the run, mol/mol."""
+        formed = self.product[-1] * self.volume[-1] - self.product[0] * self.volume[0]
+        consumed = self.substrate[0] * self.volume[0] + self.substrate_fed_mmol - self.substrate[-1] * self.volume[-1]
+        return float(formed / consumed) if consumed > 0 else math.nan
+
+
+def vmax_fold_from_log_changes(
+    network: KineticNetwork, enzyme_ids: Sequence[str], log_changes: np.ndarray
+) -> np.ndarray:
+    """Vmax multipliers (n_rxn,) from enzyme log changes (enzyme j scales reaction ``enzyme_ids[j]``)."""
+    fold = np.ones(network.n_reactions)
+    d = np.asarray(log_changes, dtype=float)
+    for j, e in enumerate(enzyme_ids):
+        if d[j] != 0.0:
+            fold[network.reaction_index(e)] = math.exp(d[j])
+    return fold
+
+
+@lru_cache(maxsize=8)
+def _reactor(network_json: str, cell_volume: float):
+    net = KineticNetwork.from_dict(json.loads(network_json))
+    s_idx = substrate_species(net)
+    g = net.reaction_index(net.growth_reaction)
+    pr = net.reaction_index(net.product_reaction)
+    T, F, s_in = ca.SX.sym("T"), ca.SX.sym("F"), ca.SX.sym("s_in")
+    x_ref = ca.SX.sym("x_ref", net.n_metabolites)
+    xf = ca.SX.sym("x_fixed", net.n_fixed)
+    K = ca.SX.sym("K", net.n_slots)
+    lk = ca.SX.sym("ln_keq", net.n_reactions)
+    vm = ca.SX.sym("vmax", net.n_reactions)
+    p = ca.vertcat(T, F, s_in, x_ref, xf, K, lk, vm)
+    z = ca.SX.sym("z", net.n_metabolites)
+    s, X, P, V = ca.SX.sym("s"), ca.SX.sym("X"), ca.SX.sym("P"), ca.SX.sym("V")
+    xf_r = ca.vertcat(*[s if k == s_idx else xf[k] for k in range(net.n_fixed)])
+    v = rate_expressions(net, x_ref * z, xf_r, K, lk, vm)
+    D = F / V
+    rhs = ca.vertcat(
+        T * (ca.DM(net.stoichiometry) @ v) / cell_volume / x_ref,
+        T * ((ca.DM(net.fixed_stoichiometry[s_idx]).T @ v) * X + D * (s_in - s)),
+        T * (v[g] * X - D * X),
+        T * (v[pr] * X - D * P),
+        T * F,
+    )
+    state = ca.vertcat(z, s, X, P, V)
+    integ = ca.integrator("reactor", "cvodes", {"x": state, "p": p, "ode": rhs}, 0.0, 1.0, _OPTS)
+    growth = ca.Function("growth", [state, p], [v[g]])
+    return integ, growth, s_idx
+
+
+def _model_params(ensemble: KineticEnsemble, i: int, vmax_fold) -> np.ndarray:
+    x, xf, K, lk, vm = (np.asarray(a)[0] if np.ndim(a) == 2 else np.asarray(a) for a in ensemble.parameters([i]))
+    if vmax_fold is not None:
+        vm = vm * np.asarray(vmax_fold, dtype=float)
+    return np.concatenate([x, xf, K, lk, vm])
+
+
+def simulate_reactor(
+    ensemble: KineticEnsemble,
+    model: int,
+    *,
+    vmax_fold: np.ndarray | None = None,
+    settings: VerificationSettings | None = None,
+    feed: FeedProfile | Callable[[float], float] | None = None,
+    feed_glucose_mmol_per_l: float | None = None,
+) -> ReactorSimulation:
+    """Simulate one kinetic model (Vmax x ``vmax_fold``) in a batch or fed-batch reactor.
+
+    Parameters
+    ----------
+    ensemble : KineticEnsemble
+    model : int
+        Index of the model in ``ensemble``.
+    vmax_fold : ndarray (n_rxn,), optional
+        Enzyme activity fold changes (the design); None for the reference strain.
+    settings : VerificationSettings, optional
+        Duration, output grid, initial conditions.
+    feed : FeedProfile or callable or None
+        None: batch. A :class:`FeedProfile`, or a callable t (h) -> F (L/h) held constant over
+        each output interval (zero-order hold at the interval start).
+    feed_glucose_mmol_per_l : float, optional
+        Feed substrate concentration for a callable feed (mM); defaults to the settings'.
+
+    Returns
+    -------
+    ReactorSimulation
+        ``success`` False (with the integrator's message) if CVODES fails; never raises for a
+        failed integration.
+    """
+    settings = settings or VerificationSettings()
+    net = ensemble.network
+    integ, growth, s_idx = _reactor(json.dumps(net.to_dict(), sort_keys=True), float(ensemble.cell_volume))
+    params = _model_params(ensemble, model, vmax_fold)
+    s0 = (
+        float(ensemble.fixed_concentrations[s_idx])
+        if settings.glucose0_mmol_per_l is None
+        else float(settings.glucose0_mmol_per_l)
+    )
+    if isinstance(feed, FeedProfile):
+        s_in = feed.glucose_mmol_per_l
+        rate_at = feed.rate
+        breaks = feed.times_h
+    elif feed is None:
+        s_in, rate_at, breaks = 0.0, (lambda t: 0.0), (0.0,)
+    elif callable(feed):
+        s_in = settings.feed_glucose_mmol_per_l if feed_glucose_mmol_per_l is None else float(feed_glucose_mmol_per_l)
+        rate_at, breaks = feed, (0.0,)
+    else:
+        raise ValueError(f"feed must be None, a FeedProfile or a callable of time. Got {type(feed).__name__}.")
+    times = np.linspace(0.0, settings.t_end_h, settings.n_points)
+    nodes = np.unique(np.concatenate([times, [b for b in breaks if 0.0 < b < settings.t_end_h]]))
+    n = net.n_metabolites
+    state = np.concatenate([np.ones(n), [s0, settings.biomass0_gdw_per_l, settings.product0_mmol_per_l, settings.volume0_l]])
+    out = {0.0: state.copy()}
+    fed = 0.0
+    ok, msg = True, ""
+    feed_at_nodes = []
+    for a, b in zip(nodes[:-1], nodes[1:]):
+        F = float(rate_at(float(a)))
+        if not math.isfinite(F) or F < 0:
+            ok, msg = False, f"feed rate {F!r} L/h at t = {a:.3g} h is not a finite number >= 0"
+            break
+        feed_at_nodes.append(F)
+        p = np.concatenate([[b - a, F, s_in], params])
+        try:
+            state = np.asarray(integ(x0=state, p=p)["xf"]).ravel()
+        except RuntimeError as exc:
+            ok, msg = False, f"integration failed at t = {a:.3g} h: {str(exc).splitlines()[0][:160]}"
+            break
+        if not np.all(np.isfinite(state)):
+            ok, msg = False, f"non-finite state at t = {b:.3g} h"
+            break
+        fed += F * (b - a) * s_in
+        out[float(b)] = state.copy()
+    traj = np.full((times.size, state.size), np.nan)
+    feed_t = np.full(times.size, np.nan)
+    for k, t in enumerate(times):
+        if float(t) in out:
+            traj[k] = out[float(t)]
+    for k, t in enumerate(times[:-1]):
+        j = int(np.searchsorted(nodes, t))
+        if j < len(feed_at_nodes):
+            feed_t[k] = feed_at_nodes[j]
+    feed_t[-1] = feed_t[-2] if times.size > 1 else 0.0
+    mu = np.array(
+        [float(growth(traj[k], np.concatenate([[1.0, 0.0, s_in], params]))) if np.all(np.isfinite(traj[k])) else np.nan for k in range(times.size)]
+    )
+    return ReactorSimulation(
+        times=times,
+        biomass=traj[:, n + 1],
+        substrate=traj[:, n],
+        product=traj[:, n + 2],
+        volume=traj[:, n + 3],
+        feed=feed_t,
+        growth_rate=mu,
+        substrate_fed_mmol=fed,
+        success=ok,
+        message=msg,
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class VerificationResult:
+    """Strains x models in one reactor mode.
+
+    Attributes
+    ----------
+    mode : str
+        "batch" or "fed-batch".
+    strains : tuple of str
+        Strain labels (reference first, then designs, then baselines).
+    model_ids : tuple of str
+    times : ndarray (n_t,)
+        h.
+    product, biomass, substrate, volume : ndarray (n_strains, n_models, n_t)
+        mM, gDW/L, mM, L; NaN where a strain was not applied (design infeasible in that model)
+        or the integration failed.
+    product_yield : ndarray (n_strains, n_models)
+        mol product / mol substrate consumed.
+    success : ndarray of bool (n_strains, n_models)
+    messages : ndarray of str (n_strains, n_models)
+    product_mw_g_per_mol : float
+    seconds : float
+        Wall time of all simulations (s).
+    n_simulations : int
+    """
+
+    mode: str
+    strains: tuple[str, ...]
+    model_ids: tuple[str, ...]
+    times: np.ndarray
+    product: np.ndarray
+    biomass: np.ndarray
+    substrate: np.ndarray
+    volume: np.ndarray
+    product_yield: np.ndarray
+    success: np.ndarray
+    messages: np.ndarray
+    product_mw_g_per_mol: float
+    seconds: float
+    n_simulations: int
+
+    @property
+    def final_titer(self) -> np.ndarray:
+        """Final product titer (n_strains, n_models), mM."""
+        return self.product[:, :, -1]
+
+    @property
+    def titer_gain(self) -> np.ndarray:
+        """Final titer relative to the reference strain in the same model, minus 1 (fraction)."""
+        return self.final_titer / self.final_titer[0][None, :] - 1.0
+
+    def bands(self, quantity: str = "product", quantiles: tuple[float, float] = (0.1, 0.9)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Mean and quantile band over models of a time course, per strain.
+
+        Parameters
+        ----------
+        quantity : str
+            "product", "biomass", "substrate" or "volume".
+        quantiles : (float, float)
+            Lower and upper quantile (fractions).
+
+        Returns
+        -------
+        mean, low, high : ndarray (n_strains, n_t)
+        """
+        if quantity not in ("product", "biomass", "substrate", "volume"):
+            raise ValueError(f"quantity must be product, biomass, substrate or volume. Got {quantity!r}.")
+        a = getattr(self, quantity)
+        out = []
+        with np.errstate(all="ignore"):
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                out.append(np.nanmean(a, axis=1))
+                out.append(np.nanquantile(a, quantiles[0], axis=1))
+                out.append(np.nanquantile(a, quantiles[1], axis=1))
+        return out[0], out[1], out[2]
+
+    def to_frame(self):
+        """Tidy table: one row per strain x model with titer, yield, biomass and gains."""
+        import pandas as pd
+
+        rows = []
+        ref_t = self.final_titer[0]
+        for s, label in enumerate(self.strains):
+            for m, mid in enumerate(self.model_ids):
+                titer = float(self.final_titer[s, m])
+                rows.append(
+                    {
+                        "mode": self.mode,
+                        "strain": label,
+                        "model_id": mid,
+                        "final_titer_mM": titer,
+                        "final_titer_g_per_l": titer * self.product_mw_g_per_mol / 1000.0,
+                        "titer_gain": titer / ref_t[m] - 1.0 if ref_t[m] > 0 else math.nan,
+                        "product_yield_mol_per_mol": float(self.product_yield[s, m]),
+                        "final_biomass_gdw_per_l": float(self.biomass[s, m, -1]),
+                        "success": bool(self.success[s, m]),
+                        "message": str(self.messages[s, m]),
+                    }
+                )
+        return pd.DataFrame(rows)
+
+    def summary(self) -> dict:
+        """Per strain: mean / median final titer and titer gain over the models (NaN-aware)."""
+        out = {}
+        gain = self.titer_gain
+        for s, label in enumerate(self.strains):
+            t = self.final_titer[s]
+            out[label] = {
+                "mean_titer_mM": float(np.nanmean(t)) if np.any(np.isfinite(t)) else None,
+                "median_titer_mM": float(np.nanmedian(t)) if np.any(np.isfinite(t)) else None,
+                "mean_titer_gain": float(np.nanmean(gain[s])) if np.any(np.isfinite(gain[s])) else None,
+                "mean_yield_mol_per_mol": float(np.nanmean(self.product_yield[s])) if np.any(np.isfinite(self.product_yield[s])) else None,
+                "mean_final_biomass_gdw_per_l": float(np.nanmean(self.biomass[s, :, -1])) if np.any(np.isfinite(self.biomass[s, :, -1])) else None,
+                "n_success": int(self.success[s].sum()),
+            }
+        return out
+
+
+def _progress(iterable, show: bool, desc: str, total: int | None = None):
+    if not show:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=desc, total=total, leave=False)
+
+
+def verify_strains(
+    ensemble: KineticEnsemble,
+    models: Sequence[int],
+    strains: Mapping[str, np.ndarray],
+    *,
+    settings: VerificationSettings | None = None,
+    feed: FeedProfile | Callable[[float], float] | None = None,
+    model_ids: Sequence[str] | None = None,
+    show_progress: bool = False,
+) -> VerificationResult:
+    """Simulate every strain in every model (batch when ``feed`` is None, else fed-batch).
+
+    Parameters
+    ----------
+    ensemble : KineticEnsemble
+    models : sequence of int
+        Model indices into ``ensemble``.
+    strains : mapping of str to ndarray (n_models, n_rxn)
+        Vmax fold matrix per strain (row k for ``models[k]``); a row with NaN means the strain
+        does not exist in that model (e.g. design infeasible there) and is skipped. The
+        reference strain (all ones) is added first if no strain is called "reference".
+    settings : VerificationSettings, optional
+    feed : FeedProfile or callable, optional
+    model_ids : sequence of str, optional
+    show_progress : bool
+
+    Returns
+    -------
+    VerificationResult
+    """
+    settings = settings or VerificationSettings()
+    models = [int(m) for m in models]
+    nm, nr = len(models), ensemble.network.n_reactions
+    strains = dict(strains)
+    if "reference" not in strains:
+        strains = {"reference": np.ones((nm, nr)), **strains}
+    for label, fold in strains.items():
+        if np.shape(fold) != (nm, nr):
+            raise ValueError(f"Strain {label!r} needs a Vmax fold matrix of shape {(nm, nr)}. Got {np.shape(fold)}.")
+    labels = tuple(strains)
+    ns, nt = len(labels), settings.n_points
+    arr = {k: np.full((ns, nm, nt), np.nan) for k in ("product", "biomass", "substrate", "volume")}
+    yld = np.full((ns, nm), np.nan)
+    success = np.zeros((ns, nm), dtype=bool)
+    messages = np.full((ns, nm), "", dtype=object)
+    times = np.linspace(0.0, settings.t_end_h, nt)
+    t0 = time.perf_counter()
+    count = 0
+    jobs = [(s, m) for s in range(ns) for m in range(nm)]
+    mode = "batch" if feed is None else "fed-batch"
+    for s, m in _progress(jobs, show_progress, f"verification ({mode})"):
+        fold = np.asarray(strains[labels[s]][m], dtype=float)
+        if not np.all(np.isfinite(fold)):
+            messages[s, m] = "not applied (design infeasible in this model)"
+            continue
+        sim = simulate_reactor(ensemble, models[m], vmax_fold=fold, settings=settings, feed=feed)
+        count += 1
+        for k in arr:
+            arr[k][s, m] = getattr(sim, k)
+        yld[s, m] = sim.product_yield if sim.success else np.nan
+        success[s, m] = sim.success
+        messages[s, m] = sim.message
+    return VerificationResult(
+        mode=mode,
+        strains=labels,
+        model_ids=tuple(model_ids) if model_ids is not None else tuple(f"model{m}" for m in models),
+        times=times,
+        product=arr["product"],
+        biomass=arr["biomass"],
+        substrate=arr["substrate"],
+        volume=arr["volume"],
+        product_yield=yld,
+        success=success,
+        messages=messages,
+        product_mw_g_per_mol=settings.product_mw_g_per_mol,
+        seconds=time.perf_counter() - t0,
+        n_simulations=count,
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class SensitivityResult:
+    """Expression sensitivity of one design across models.
+
+    Attributes
+    ----------
+    design : str
+        Design label.
+    enzymes : tuple of str
+        Member enzymes.
+    mean_fold : ndarray (n_enzymes,)
+        Mean NRA fold change per member over the models (ratio).
+    modes : tuple of str
+        "all" (every member perturbed together) then each enzyme alone.
+    model_ids : tuple of str
+    folds : ndarray (n_modes, n_models, n_draws, n_enzymes)
+        Applied fold changes.
+    times : ndarray (n_t,)
+        h.
+    product : ndarray (n_modes, n_models, n_draws, n_t)
+        Titer time courses, mM.
+    reference_titer : ndarray (n_models,)
+        Final titer of the reference strain, mM.
+    nominal_titer : ndarray (n_models,)
+        Final titer at the mean fold changes, mM.
+    success : ndarray of bool (n_modes, n_models, n_draws)
+    seconds : float
+    """
+
+    design: str
+    enzymes: tuple[str, ...]
+    mean_fold: np.ndarray
+    modes: tuple[str, ...]
+    model_ids: tuple[str, ...]
+    folds: np.ndarray
+    times: np.ndarray
+    product: np.ndarray
+    reference_titer: np.ndarray
+    nominal_titer: np.ndarray
+    success: np.ndarray
+    seconds: float
+
+    @property
+    def final_titer(self) -> np.ndarray:
+        """(n_modes, n_models, n_draws), mM."""
+        return self.product[..., -1]
+
+    def bands(self, quantiles: tuple[float, float] = (0.05, 0.95)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Mean and quantile band of the titer time course over models x draws, per mode.
+
+        Returns
+        -------
+        mean, low, high : ndarray (n_modes, n_t), mM
+        """
+        a = self.product.reshape(self.product.shape[0], -1, self.product.shape[-1])
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return (np.nanmean(a, axis=1), np.nanquantile(a, quantiles[0], axis=1), np.nanquantile(a, quantiles[1], axis=1))
+
+    def summary(self) -> dict:
+        """Per mode: mean final titer gain over the reference and the fraction of draws above it."""
+        ref = self.reference_titer[None, :, None]
+        gain = self.final_titer / ref - 1.0
+        return {
+            mode: {
+                "mean_titer_gain": float(np.nanmean(gain[k])) if np.any(np.isfinite(gain[k])) else None,
+                "p05_titer_gain": float(np.nanpercentile(gain[k], 5)) if np.any(np.isfinite(gain[k])) else None,
+                "fraction_above_reference": float(np.nanmean(gain[k] > 0)) if np.any(np.isfinite(gain[k])) else None,
+                "n_success": int(self.success[k].sum()),
+            }
+            for k, mode in enumerate(self.modes)
+        }
+
+    def to_frame(self):
+        """One row per mode x model x draw."""
+        import pandas as pd
+
+        rows = []
+        for k, mode in enumerate(self.modes):
+            for m, mid in enumerate(self.model_ids):
+                for d in range(self.folds.shape[2]):
+                    row = {"design": self.design, "mode": mode, "model_id": mid, "draw": d,
+                           "final_titer_mM": float(self.final_titer[k, m, d]),
+                           "reference_titer_mM": float(self.reference_titer[m]), "success": bool(self.success[k, m, d])}
+                    row.update({f"fold_{e}": float(self.folds[k, m, d, j]) for j, e in enumerate(self.enzymes)})
+                    rows.append(row)
+        return pd.DataFrame(rows)
+
+
+def expression_sensitivity(
+    ensemble: KineticEnsemble,
+    models: Sequence[int],
+    design: str,
+    enzymes: Sequence[str],
+    mean_fold: Sequence[float],
+    *,
+    settings: SensitivitySettings | None = None,
+    verification: VerificationSettings | None = None,
+    feed: FeedProfile | Callable[[float], float] | None = None,
+    model_ids: Sequence[str] | None = None,
+    reference_titer: np.ndarray | None = None,
+    show_progress: bool = False,
+) -> SensitivityResult:
+    """Perturb a design's mean fold changes uniformly and simulate every model.
+
+    Each draw multiplies the mean fold change f_j by U(1 - a, 1 + a) (``a =
+    settings.perturbation``): for mode "all" every member at once, for mode ``e`` only enzyme
+    ``e`` while the others stay at their mean. Seeded (``settings.seed``).
+
+    Parameters
+    ----------
+    ensemble : KineticEnsemble
+    models : sequence of int
+        Model indices into ``ensemble``.
+    design : str
+        Label.
+    enzymes : sequence of str
+        Member enzymes (reaction ids of the network).
+    mean_fold : sequence of float
+        Mean NRA fold change per member (ratio > 0).
+    settings, verification : optional
+    feed : optional
+        Fed-batch feed (None: batch).
+    reference_titer : ndarray (n_models,), optional
+        Reference-strain final titers (mM); simulated when omitted.
+
+    Returns
+    -------
+    SensitivityResult
+    """
+    settings = settings or SensitivitySettings()
+    verification = verification or VerificationSettings()
+    enzymes = tuple(enzymes)
+    mean_fold = np.asarray(mean_fold, dtype=float)
+    if mean_fold.shape != (len(enzymes),) or np.any(~np.isfinite(mean_fold)) or np.any(mean_fold <= 0):
+        raise ValueError(f"mean_fold must hold one positive fold per enzyme {enzymes}. Got {mean_fold!r}.")
+    net = ensemble.network
+    cols = [net.reaction_index(e) for e in enzymes]
+    models = [int(m) for m in models]
+    modes = ("all",) + enzymes
+    rng = np.random.default_rng(settings.seed)
+    a = settings.perturbation
+    nm, nd, ne, nt = len(models), settings.n_draws, len(enzymes), verification.n_points
+    folds = np.broadcast_to(mean_fold, (len(modes), nm, nd, ne)).copy()
+    u = rng.uniform(1 - a, 1 + a, size=(len(modes), nm, nd, ne))
+    folds[0] *= u[0]
+    for k in range(1, len(modes)):
+        folds[k, :, :, k - 1] *= u[k, :, :, k - 1]
+    product = np.full((len(modes), nm, nd, nt), np.nan)
+    success = np.zeros((len(modes), nm, nd), dtype=bool)
+    t0 = time.perf_counter()
+    ref = np.full(nm, np.nan) if reference_titer is None else np.asarray(reference_titer, dtype=float)
+    nominal = np.full(nm, np.nan)
+    for m, model in enumerate(_progress(models, show_progress, f"sensitivity {design}")):
+        if reference_titer is None:
+            ref[m] = simulate_reactor(ensemble, model, settings=verification, feed=feed).final_titer
+        base = np.ones(net.n_reactions)
+        base[cols] = mean_fold
+        nominal[m] = simulate_reactor(ensemble, model, vmax_fold=base, settings=verification, feed=feed).final_titer
+        for k in range(len(modes)):
+            for d in range(nd):
+                fold = np.ones(net.n_reactions)
+                fold[cols] = folds[k, m, d]
+                sim = simulate_reactor(ensemble, model, vmax_fold=fold, settings=verification, feed=feed)
+                product[k, m, d] = sim.product
+                success[k, m, d] = sim.success
+    return SensitivityResult(
+        design=design,
+        enzymes=enzymes,
+        mean_fold=mean_fold,
+        modes=modes,
+        model_ids=tuple(model_ids) if model_ids is not None else tuple(f"model{m}" for m in models),
+        folds=folds,
+        times=np.linspace(0.0, verification.t_end_h, nt),
+        product=product,
+        reference_titer=ref,
+        nominal_titer=nominal,
+        success=success,
+        seconds=time.perf_counter() - t0,
+    )

@@ -1,0 +1,221 @@
+"""The fed-batch model of paper 1, Eq. 2, as CasADi expressions and as a do-mpc model.
+
+    dV/dt      = F                                              [L/h]
+    dn_glc/dt  = C_in F - q_glc(c_glc) n_X                      [mmol/h]
+    dn_p/dt    = v_p(q) n_X         (tracked products p)        [mmol/h]
+    dn_X/dt    = mu(q) n_X                                      [gDW/h]
+    dn_o2/dt   = kLa (c* - c_o2) V - q_o2(c_o2) n_X   ("kla")   [mmol/h]
+
+with c = n / V, q = (q_glc, q_o2) from :mod:`mpc_bio.process.kinetics` and (mu, v_p) from the
+cell model (surrogate). Glucose consumption is by default the kinetic uptake q_glc itself (the
+input the cell model is given), so it vanishes at zero glucose (``glucose_rate = "surrogate"``
+uses the predicted exchange flux instead); product uptakes are gated near zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import casadi as ca
+import numpy as np
+
+from mpc_bio.process.cell import CellFluxModel
+from mpc_bio.process.kinetics import gated_rate, glucose_uptake, oxygen_uptake
+from mpc_bio.process.settings import FedBatchSettings, ProcessSettingsError
+
+__all__ = ["FedBatchODE", "fedbatch_ode", "build_fedbatch_model", "OUTPUT_NAMES_BASE"]
+
+#: Algebraic outputs recorded along trajectories (then one ``v_<product>`` per product).
+OUTPUT_NAMES_BASE = ("growth", "q_glc", "q_o2")
+
+
+@dataclass(frozen=True, eq=False)
+class FedBatchODE:
+    """The fed-batch right-hand side and its outputs as CasADi functions.
+
+    Attributes
+    ----------
+    rhs : casadi.Function
+        ``(x[n_x], F, p[n_p]) -> dx/dt[n_x]`` (units of ``state_names`` per h).
+    outputs : casadi.Function
+        ``(x, F, p) -> y[n_y]``: growth (1/h), q_glc, q_o2, v_<product> (mmol/gDW/h), and the
+        cell model's inputs (uptakes, mmol/gDW/h) as the last k entries.
+    state_names, output_names, param_names : tuple of str
+        Names in order; ``param_names`` is ``("vmax_glc",)`` when the glucose Vmax is a parameter.
+    param_values : ndarray
+        Nominal parameter values.
+    settings : FedBatchSettings
+    cell : CellFluxModel
+    """
+
+    rhs: ca.Function
+    outputs: ca.Function
+    state_names: tuple[str, ...]
+    output_names: tuple[str, ...]
+    param_names: tuple[str, ...]
+    param_values: np.ndarray
+    settings: FedBatchSettings
+    cell: CellFluxModel
+
+    @property
+    def n_x(self) -> int:
+        """Number of states."""
+        return len(self.state_names)
+
+
+def _check_cell(settings: FedBatchSettings, cell: CellFluxModel) -> None:
+    if not isinstance(cell, CellFluxModel):
+        raise ProcessSettingsError(
+            "The flux model of the fed-batch must be a CellFluxModel (see mpc_bio.process.embed_cell_model). "
+            f"Got {type(cell).__name__} instead."
+        )
+    cell.input_index(settings.glucose_input)
+    cell.input_index(settings.oxygen_input)
+    if settings.glucose_rate == "surrogate":
+        cell.output_index(settings.glucose_exchange)
+    for rid in settings.products.values():
+        cell.output_index(rid)
+    if len(cell.input_names) != 2:
+        raise ProcessSettingsError(f"The cell model must have the two inputs glucose and oxygen; it has {list(cell.input_names)}.")
+
+
+def _expressions(settings: FedBatchSettings, cell: CellFluxModel, x, F, vmax):
+    """dx/dt and outputs as expressions of the state vector x, feed F and glucose Vmax."""
+    s, kin = settings, settings.kinetics
+    names = s.state_names
+    idx = {n: i for i, n in enumerate(names)}
+    V = x[idx["V"]]
+    nX = x[idx["n_X"]]
+    c_glc = ca.fmax(x[idx["n_glc"]], 0) / V
+    q_glc = glucose_uptake(c_glc, kin, vmax)
+    if kin.oxygen == "kla":
+        c_o2 = ca.fmax(x[idx["n_o2"]], 0) / V
+        q_o2 = oxygen_uptake(c_o2, kin)
+    else:
+        c_o2 = None
+        q_o2 = oxygen_uptake(None, kin)
+    u = [None, None]
+    u[cell.input_index(s.glucose_input)] = q_glc
+    u[cell.input_index(s.oxygen_input)] = q_o2
+    uptakes = ca.vertcat(*u)
+    v = cell.function(uptakes)
+    mu = v[cell.output_index(cell.growth_id)]
+    dx = [None] * len(names)
+    dx[idx["V"]] = F
+    if s.glucose_rate == "kinetics":
+        dx[idx["n_glc"]] = s.feed_glucose * F - q_glc * nX
+    else:
+        v_glc = gated_rate(v[cell.output_index(s.glucose_exchange)], c_glc, s.product_uptake_gate, ca.if_else)
+        dx[idx["n_glc"]] = s.feed_glucose * F + v_glc * nX
+    vp = []
+    for p, rid in s.products.items():
+        c_p = ca.fmax(x[idx[f"n_{p}"]], 0) / V
+        rate = gated_rate(v[cell.output_index(rid)], c_p, s.product_uptake_gate, ca.if_else)
+        vp.append(rate)
+        dx[idx[f"n_{p}"]] = rate * nX
+    dx[idx["n_X"]] = mu * nX
+    if kin.oxygen == "kla":
+        dx[idx["n_o2"]] = kin.kla * (kin.o2_saturation - c_o2) * V - q_o2 * nX
+    y = ca.vertcat(mu, q_glc, q_o2, *vp, uptakes)
+    return ca.vertcat(*dx), y
+
+
+def fedbatch_ode(
+    settings: FedBatchSettings, cell: CellFluxModel, *, symbolic: str | None = None, vmax_as_parameter: bool = False
+) -> FedBatchODE:
+    """The plain CasADi fed-batch model (for integrators, simulators and custom optimal control).
+
+    Parameters
+    ----------
+    settings : FedBatchSettings
+    cell : CellFluxModel
+        Flux function of the uptakes (e.g. :func:`mpc_bio.process.embed_cell_model`).
+    symbolic : {"SX", "MX"}, optional
+        Symbol type (default: the cell model's, SX when it allows).
+    vmax_as_parameter : bool
+        Make the glucose Vmax (mmol/gDW/h) a parameter ``vmax_glc`` instead of a constant.
+    """
+    _check_cell(settings, cell)
+    sym_name = symbolic or cell.symbolic
+    if sym_name not in ("SX", "MX"):
+        raise ProcessSettingsError(f"The 'symbolic' parameter must be 'SX' or 'MX'. Got {sym_name!r} instead.")
+    if sym_name == "SX" and cell.symbolic == "MX":
+        raise ProcessSettingsError(
+            f"The cell model ({cell.backend}) can only be called with MX symbols; use symbolic='MX' "
+            "(L4CasADi externals have no SX evaluation)."
+        )
+    sym = ca.SX if sym_name == "SX" else ca.MX
+    x = sym.sym("x", len(settings.state_names))
+    F = sym.sym("F")
+    p = sym.sym("p", 1 if vmax_as_parameter else 0)
+    vmax = p[0] if vmax_as_parameter else None
+    dx, y = _expressions(settings, cell, x, F, vmax)
+    out_names = (*OUTPUT_NAMES_BASE, *(f"v_{q}" for q in settings.products), *(f"u_{n}" for n in cell.input_names))
+    pnames = ("vmax_glc",) if vmax_as_parameter else ()
+    return FedBatchODE(
+        rhs=ca.Function("fedbatch_rhs", [x, F, p], [dx], ["x", "F", "p"], ["dxdt"]),
+        outputs=ca.Function("fedbatch_outputs", [x, F, p], [y], ["x", "F", "p"], ["y"]),
+        state_names=settings.state_names,
+        output_names=out_names,
+        param_names=pnames,
+        param_values=np.array([settings.kinetics.glucose_vmax] if vmax_as_parameter else []),
+        settings=settings,
+        cell=cell,
+    )
+
+
+def build_fedbatch_model(
+    settings: FedBatchSettings,
+    cell: CellFluxModel,
+    *,
+    symvar_type: str | None = None,
+    vmax_as_parameter: bool = False,
+):
+    """The fed-batch reactor of paper 1, Eq. 2, as a set-up continuous do-mpc model.
+
+    Parameters
+    ----------
+    settings : FedBatchSettings
+        Reactor, products and kinetics (units in its docstring).
+    cell : CellFluxModel
+        The cell model (surrogate embedded by :func:`mpc_bio.process.embed_cell_model`, or any
+        CasADi function wrapped in a :class:`CellFluxModel`).
+    symvar_type : {"SX", "MX"}, optional
+        do-mpc symbol type; default SX unless the cell model is MX-only (l4casadi).
+    vmax_as_parameter : bool
+        Declare the glucose Vmax as an uncertain parameter ``vmax_glc`` (mmol/gDW/h), e.g. for
+        estimation or robust MPC; otherwise it is the constant of ``settings.kinetics``.
+
+    Returns
+    -------
+    do_mpc.model.Model
+        States ``V`` [L], ``n_glc`` [mmol], ``n_<product>`` [mmol], ``n_X`` [gDW] (and ``n_o2``
+        [mmol] in kla mode); input ``F`` [L/h]; expressions ``growth`` [1/h], ``q_glc``, ``q_o2``
+        and ``v_<product>`` [mmol/gDW/h], ``c_glc`` [mmol/L], ``c_X`` [gDW/L].
+    """
+    import do_mpc
+
+    _check_cell(settings, cell)
+    sym_name = symvar_type or cell.symbolic
+    if sym_name == "SX" and cell.symbolic == "MX":
+        raise ProcessSettingsError(
+            f"The cell model ({cell.backend}) can only be called with MX symbols; use symvar_type='MX'."
+        )
+    if sym_name not in ("SX", "MX"):
+        raise ProcessSettingsError(f"The 'symvar_type' parameter must be 'SX' or 'MX'. Got {sym_name!r} instead.")
+    model = do_mpc.model.Model("continuous", sym_name)
+    xs = [model.set_variable("_x", n) for n in settings.state_names]
+    F = model.set_variable("_u", "F")
+    vmax = model.set_variable("_p", "vmax_glc") if vmax_as_parameter else None
+    x = ca.vertcat(*xs)
+    dx, y = _expressions(settings, cell, x, F, vmax)
+    for i, n in enumerate(settings.state_names):
+        model.set_rhs(n, dx[i])
+    labels = (*OUTPUT_NAMES_BASE, *(f"v_{q}" for q in settings.products))
+    for i, n in enumerate(labels):
+        model.set_expression(n, y[i])
+    V = model.x["V"]
+    model.set_expression("c_glc", model.x["n_glc"] / V)
+    model.set_expression("c_X", model.x["n_X"] / V)
+    model.setup()
+    return model

@@ -1,0 +1,235 @@
+"""``mpc-bio train`` and ``mpc-bio evaluate-surrogate``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register", "run_train", "run_evaluate", "write_report"]
+
+TRAIN_HELP = """\
+Train a neural surrogate of the pFBA map on a FluxDataset (from `mpc-bio sample`).
+
+The network maps the uptake inputs (mmol/gDW/h) to all net fluxes; a fixed mass-balance layer
+projects its output onto S v = 0 (switch off with --no-mass-balance). Device: cuda when available,
+else cpu (--device). The artifact directory holds weights.npz and surrogate.json.
+
+example:
+  mpc-bio sample e_coli_core --out runs/grid
+  mpc-bio train --data runs/grid --out runs/surrogate --hidden 64,64 --evaluate 1000
+"""
+
+EVAL_HELP = """\
+Evaluate a surrogate against pFBA freshly solved at random off-grid points (never the training
+data), and draw paper 1's figures 2 (growth / glucose uptake vs glucose concentration with a
+Michaelis-Menten reference), 4 (flux parity at glucose = oxygen = 10) and 6 (autograd
+sensitivity maps of growth).
+
+example:
+  mpc-bio evaluate-surrogate --model runs/surrogate --data runs/grid --out runs/surrogate-eval
+"""
+
+
+def _hidden(text: str) -> tuple[int, ...]:
+    try:
+        out = tuple(int(p) for p in text.split(",") if p.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--hidden expects comma-separated integers like 64,64; got {text!r}") from None
+    if not out:
+        raise argparse.ArgumentTypeError("--hidden needs at least one layer width")
+    return out
+
+
+def register(subparsers: Any) -> None:
+    """Add ``train`` and ``evaluate-surrogate`` to the ``mpc-bio`` subcommands."""
+    from mpc_bio.surrogate.settings import ACTIVATIONS, DEVICES, TARGETS, SurrogateSettings
+
+    d = SurrogateSettings()
+    fmt = argparse.RawDescriptionHelpFormatter
+    t = subparsers.add_parser("train", help="train a pFBA surrogate on a FluxDataset", description=TRAIN_HELP, formatter_class=fmt)
+    t.add_argument("--data", required=True, metavar="DIR", help="FluxDataset directory (dataset.json + dataset.npz)")
+    t.add_argument("--out", required=True, metavar="DIR", help="artifact directory to write")
+    t.add_argument("--hidden", type=_hidden, default=d.hidden, metavar="W,W", help=f"hidden widths (default {','.join(map(str, d.hidden))})")
+    t.add_argument("--activation", choices=ACTIVATIONS, default=d.activation, help=f"hidden activation (default {d.activation})")
+    t.add_argument("--target", choices=TARGETS, default=d.target, help=f"net or split fluxes (default {d.target})")
+    t.add_argument("--no-mass-balance", action="store_true", help="switch the mass-balance projection off")
+    t.add_argument("--epochs", type=int, default=d.epochs, help=f"max Adam epochs (default {d.epochs})")
+    t.add_argument("--batch-size", type=int, default=d.batch_size, help=f"points per step (default {d.batch_size})")
+    t.add_argument("--lr", type=float, default=d.lr, help=f"initial learning rate (default {d.lr})")
+    t.add_argument("--patience", type=int, default=d.patience, help=f"early-stopping patience in epochs (default {d.patience})")
+    t.add_argument("--val-fraction", type=float, default=d.validation_fraction, help=f"validation fraction (default {d.validation_fraction})")
+    t.add_argument("--growth-weight", type=float, default=d.growth_weight, help=f"loss weight of growth (default {d.growth_weight})")
+    t.add_argument("--lbfgs-steps", type=int, default=d.lbfgs_steps, help=f"full-batch L-BFGS iterations after Adam (default {d.lbfgs_steps})")
+    t.add_argument("--seed", type=int, default=d.seed, help=f"seed (default {d.seed})")
+    t.add_argument("--device", choices=DEVICES, default=d.device, help="training device (default auto: cuda if available)")
+    t.add_argument("--threads", type=int, default=d.num_threads, help="torch CPU threads (default: torch's choice)")
+    t.add_argument("--evaluate", type=int, default=0, metavar="N", help="also solve pFBA at N random off-grid points and record test metrics")
+    t.add_argument("--cobra-model", default=None, metavar="NAME|PATH", help="model for --evaluate (default: the dataset's model id)")
+    t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    t.set_defaults(func=run_train)
+
+    e = subparsers.add_parser(
+        "evaluate-surrogate", help="surrogate metrics vs fresh pFBA and paper figures 2, 4, 6", description=EVAL_HELP, formatter_class=fmt
+    )
+    e.add_argument("--model", required=True, metavar="DIR", help="surrogate artifact directory")
+    e.add_argument("--data", required=True, metavar="DIR", help="the FluxDataset the surrogate was trained on")
+    e.add_argument("--out", required=True, metavar="DIR", help="output directory for metrics.json and figures")
+    e.add_argument("--cobra-model", default=None, metavar="NAME|PATH", help="cobra model (default: the dataset's model id)")
+    e.add_argument("--n-points", type=int, default=1000, help="random off-grid test points (default 1000)")
+    e.add_argument("--seed", type=int, default=1, help="seed of the test points (default 1)")
+    e.add_argument("--workers", type=int, default=1, help="pFBA worker processes (default 1)")
+    e.add_argument("--no-figures", action="store_true", help="metrics only")
+    e.set_defaults(func=run_evaluate)
+
+
+def _cobra_model(dataset, name: str | None):
+    from mpc_bio.metabolism.models import BUNDLED_MODELS, load_model, model_hash
+
+    key = name or dataset.model_id
+    if name is None and key not in BUNDLED_MODELS:
+        raise ValueError(
+            f"The dataset's model {key!r} is not a bundled model; give its file with --cobra-model PATH."
+        )
+    model = load_model(key)
+    if dataset.model_hash and model_hash(model) != dataset.model_hash:
+        raise ValueError(
+            f"The cobra model {key!r} (hash {model_hash(model)}) is not the model of the dataset "
+            f"(hash {dataset.model_hash}); pass the right one with --cobra-model."
+        )
+    return model
+
+
+def _pfba_settings(dataset):
+    from mpc_bio.metabolism.settings import PFBASettings
+
+    d = (dataset.settings or {}).get("pfba")
+    return PFBASettings.from_dict(d) if d else None
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Train, optionally evaluate off-grid, save the artifact; prints a summary."""
+    from mpc_bio.metabolism.dataset import FluxDataset
+    from mpc_bio.surrogate.analysis import evaluate_surrogate, interpolation_baseline
+    from mpc_bio.surrogate.settings import SurrogateSettings
+    from mpc_bio.surrogate.training import train_surrogate
+
+    ds = FluxDataset.load(args.data)
+    settings = SurrogateSettings(
+        hidden=args.hidden,
+        activation=args.activation,
+        target=args.target,
+        mass_balance=not args.no_mass_balance,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        patience=args.patience,
+        validation_fraction=args.val_fraction,
+        growth_weight=args.growth_weight,
+        lbfgs_steps=args.lbfgs_steps,
+        seed=args.seed,
+        device=args.device,
+        num_threads=args.threads,
+    )
+    sur = train_surrogate(ds, settings, progress=not args.no_progress)
+    if args.evaluate:
+        model = _cobra_model(ds, args.cobra_model)
+        ev = evaluate_surrogate(sur, model, n_points=args.evaluate, seed=settings.seed + 1, pfba_settings=_pfba_settings(ds))
+        test = ev.summary()
+        test["grid_interpolation_baseline"] = interpolation_baseline(ds, ev.inputs, ev.reference)
+        sur = sur.with_metrics(test=test)
+    out = sur.save(args.out)
+    summary = {
+        "artifact": str(out),
+        "training_time_s": round(sur.info["training_time_s"], 2),
+        "n_parameters": sur.spec.n_parameters(),
+        "metrics": {k: {kk: v[kk] for kk in ("growth_max_abs_err_frac", "worst_reaction", "worst_reaction_max_err_frac", "median_r2", "mass_balance_residual")} for k, v in sur.metrics.items()},
+    }
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+def write_report(surrogate, model, out_dir: str | Path, *, pfba_settings=None, n_points: int = 1000, seed: int = 1,
+                 n_workers: int = 1, figures: bool = True, dataset=None) -> dict[str, Any]:
+    """Evaluate off-grid, write ``metrics.json`` and the figures into ``out_dir``; returns the metrics dict.
+
+    With the training ``dataset`` (a regular grid), the report also gives the errors of linear
+    interpolation of that grid at the same test points: the data limit of any surrogate.
+    """
+    import matplotlib.pyplot as plt
+
+    from mpc_bio.plotting import surrogate as plots
+    from mpc_bio.surrogate.analysis import (
+        compare_fluxes,
+        evaluate_surrogate,
+        interpolation_baseline,
+        sensitivity_map,
+        uptake_response,
+    )
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    ev = evaluate_surrogate(surrogate, model, n_points=n_points, seed=seed, pfba_settings=pfba_settings, n_workers=n_workers)
+    result: dict[str, Any] = {
+        "test": ev.summary(),
+        "per_reaction": ev.metrics.per_reaction(),
+        "architecture": {"hidden": list(surrogate.spec.hidden), "activation": surrogate.spec.activation,
+                         "n_parameters": surrogate.spec.n_parameters(), "target": surrogate.settings.target,
+                         "mass_balance": surrogate.settings.mass_balance},
+        "training_time_s": surrogate.info.get("training_time_s"),
+        "training_data_hash": surrogate.training_data_hash,
+    }
+    if dataset is not None:
+        result["grid_interpolation_baseline"] = interpolation_baseline(dataset, ev.inputs, ev.reference)
+    if figures:
+        files = {}
+        resp = uptake_response(surrogate, model=model, pfba_settings=pfba_settings)
+        fig = plots.plot_uptake_response(resp)
+        files["fig2"] = "fig2_uptake_response.png"
+        fig.savefig(out / files["fig2"], dpi=120)
+        plt.close(fig)
+        lo, hi = surrogate.domain_low, surrogate.domain_high
+        point = tuple(min(max(10.0, lo[j]), hi[j]) for j in range(surrogate.n_inputs))
+        cmp_ = compare_fluxes(surrogate, model, point, pfba_settings=pfba_settings)
+        fig = plots.plot_flux_comparison(cmp_)
+        files["fig4"] = "fig4_flux_comparison.png"
+        fig.savefig(out / files["fig4"], dpi=120)
+        plt.close(fig)
+        smap = sensitivity_map(surrogate)
+        fig = plots.plot_sensitivity_map(smap)
+        files["fig6"] = "fig6_sensitivity.png"
+        fig.savefig(out / files["fig6"], dpi=120)
+        plt.close(fig)
+        fig = plots.plot_test_parity(ev)
+        files["parity"] = "test_parity.png"
+        fig.savefig(out / files["parity"], dpi=120)
+        plt.close(fig)
+        result["figures"] = files
+        result["flux_comparison"] = {
+            "point": list(point),
+            "total_abs_flux": {"pfba": cmp_.total_reference, "surrogate": cmp_.total_predicted},
+            "glycolysis_abs_flux": {"pfba": cmp_.glycolysis_reference, "surrogate": cmp_.glycolysis_predicted},
+        }
+    result["evaluation_time_s"] = time.perf_counter() - t0
+    (out / "metrics.json").write_text(json.dumps(result, indent=1, default=float))
+    return result
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """Evaluate a surrogate artifact against fresh pFBA and write metrics + figures."""
+    from mpc_bio.metabolism.dataset import FluxDataset
+    from mpc_bio.surrogate.artifact import load_surrogate
+
+    ds = FluxDataset.load(args.data)
+    sur = load_surrogate(args.model, dataset=ds)
+    model = _cobra_model(ds, args.cobra_model)
+    res = write_report(sur, model, args.out, pfba_settings=_pfba_settings(ds), n_points=args.n_points, seed=args.seed,
+                       n_workers=args.workers, figures=not args.no_figures, dataset=ds)
+    t = res["test"]
+    print(json.dumps({k: t[k] for k in ("n_points", "growth_max_abs_err_frac", "worst_reaction", "worst_reaction_max_err_frac",
+                                        "median_r2", "mass_balance_residual", "mass_balance_residual_unprojected", "targets_met")}, indent=1))
+    print(f"wrote {Path(args.out) / 'metrics.json'} and figures")
+    return 0

@@ -1,0 +1,125 @@
+"""SurrogateSettings: every choice that shapes a trained pFBA surrogate, checked on creation."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+__all__ = ["SurrogateSettings", "ACTIVATIONS", "TARGETS", "DEVICES"]
+
+#: Smooth hidden activations (ReLU is excluded: its second derivative breaks IPOPT's Hessian).
+ACTIVATIONS = ("silu", "tanh", "softplus")
+#: What the network's last layer predicts: net fluxes v, or the split non-negative parts (v+, v-).
+TARGETS = ("net", "split")
+#: Where training runs; "auto" picks cuda when available, else cpu.
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _bad(name: str, expected: str, got: Any) -> ValueError:
+    return ValueError(f"The {name!r} parameter of SurrogateSettings must be {expected}. Got {got!r} instead.")
+
+
+@dataclass(frozen=True)
+class SurrogateSettings:
+    """Architecture and training settings of a pFBA surrogate (paper 1, Eq. 5).
+
+    Attributes
+    ----------
+    hidden : tuple of int
+        Width of each hidden layer (number of neurons); ``(64, 64)`` is two layers of 64.
+    activation : str
+        Hidden activation, one of :data:`ACTIVATIONS`; all are smooth (C-infinity).
+    target : str
+        ``"net"``: the last layer predicts net fluxes (mmol/gDW/h). ``"split"``: it predicts the
+        non-negative parts v+ and v- as in the paper, and v = v+ - v- is formed inside the model.
+    mass_balance : bool
+        Project the predicted net fluxes onto {v : S v = 0, v[input reactions] = -inputs} with a
+        fixed affine map, so mass balances hold to machine precision (float64).
+    epochs : int
+        Maximum number of Adam epochs (passes over the training points).
+    batch_size : int
+        Points per Adam step.
+    lr : float
+        Initial Adam learning rate (1/step, dimensionless); decays by cosine to ``lr * lr_final_ratio``.
+    lr_final_ratio : float
+        Ratio of the final to the initial learning rate of the cosine schedule, in (0, 1].
+    patience : int
+        Early stopping: stop after this many epochs without a better validation loss.
+    validation_fraction : float
+        Fraction of the training points held out for validation and early stopping, in (0, 0.5].
+    growth_weight : float
+        Extra loss weight of the growth (objective) reaction relative to any other reaction
+        (dimensionless, >= 1 puts more accuracy on growth).
+    lbfgs_steps : int
+        Full-batch L-BFGS iterations after Adam (0 switches fine-tuning off); run in float64.
+    seed : int
+        Seed of the weight initialisation, the validation split and the batch order.
+    device : str
+        ``"auto"`` (cuda if available, else cpu), ``"cpu"`` or ``"cuda"``.
+    num_threads : int
+        torch CPU threads while training (0 keeps torch's default).
+    """
+
+    hidden: tuple[int, ...] = (64, 64)
+    activation: str = "silu"
+    target: str = "net"
+    mass_balance: bool = True
+    epochs: int = 2000
+    batch_size: int = 512
+    lr: float = 3e-3
+    lr_final_ratio: float = 1e-3
+    patience: int = 400
+    validation_fraction: float = 0.1
+    growth_weight: float = 4.0
+    lbfgs_steps: int = 0
+    seed: int = 0
+    device: str = "auto"
+    num_threads: int = 0
+
+    def __post_init__(self) -> None:
+        hidden = tuple(self.hidden)
+        if not hidden or any((not isinstance(h, int)) or isinstance(h, bool) or h < 1 for h in hidden):
+            raise _bad("hidden", "a non-empty tuple of positive integers (neurons per layer)", self.hidden)
+        object.__setattr__(self, "hidden", hidden)
+        if self.activation not in ACTIVATIONS:
+            raise _bad("activation", f"one of {ACTIVATIONS}", self.activation)
+        if self.target not in TARGETS:
+            raise _bad("target", f"one of {TARGETS}", self.target)
+        if not isinstance(self.mass_balance, bool):
+            raise _bad("mass_balance", "a bool", self.mass_balance)
+        for name in ("epochs", "batch_size"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise _bad(name, "a positive integer", v)
+        for name in ("patience", "lbfgs_steps", "seed", "num_threads"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise _bad(name, "a non-negative integer", v)
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
+            raise _bad("lr", "a positive number (Adam step size)", self.lr)
+        if not (isinstance(self.lr_final_ratio, (int, float)) and 0 < self.lr_final_ratio <= 1):
+            raise _bad("lr_final_ratio", "a number in (0, 1]", self.lr_final_ratio)
+        if not (isinstance(self.validation_fraction, (int, float)) and 0 < self.validation_fraction <= 0.5):
+            raise _bad("validation_fraction", "a number in (0, 0.5]", self.validation_fraction)
+        if not (isinstance(self.growth_weight, (int, float)) and self.growth_weight > 0):
+            raise _bad("growth_weight", "a positive number", self.growth_weight)
+        if self.device not in DEVICES:
+            raise _bad("device", f"one of {DEVICES}", self.device)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Json-serialisable dict (tuples become lists)."""
+        d = asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SurrogateSettings":
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError`` naming them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"Unknown SurrogateSettings keys {unknown}; known keys are {sorted(known)}.")
+        d = dict(data)
+        if "hidden" in d:
+            d["hidden"] = tuple(int(h) for h in d["hidden"])
+        return cls(**d)

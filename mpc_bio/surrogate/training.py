@@ -1,0 +1,289 @@
+"""Training a pFBA surrogate from a FluxDataset: scaling, projection, Adam + cosine LR, early stopping, L-BFGS."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from mpc_bio.surrogate.artifact import Surrogate
+from mpc_bio.surrogate.network import SurrogateModule
+from mpc_bio.surrogate.projection import build_projection
+from mpc_bio.surrogate.settings import SurrogateSettings
+
+__all__ = ["train_surrogate", "select_device", "TrainingDataError"]
+
+
+class TrainingDataError(ValueError):
+    """The dataset cannot be used for training (too few usable points, NaNs, ...)."""
+
+
+def select_device(device: str = "auto") -> torch.device:
+    """``"auto"`` -> cuda when available, else cpu; ``"cuda"`` without a GPU raises ``RuntimeError``."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device='cuda' was requested but torch sees no CUDA device; use 'auto' or 'cpu'.")
+    return torch.device(device)
+
+
+def _usable_rows(dataset) -> np.ndarray:
+    ok = np.isin(dataset.status, [0, 1])
+    ok &= np.all(np.isfinite(dataset.fluxes), axis=1) & np.all(np.isfinite(dataset.inputs), axis=1)
+    return ok
+
+
+def train_surrogate(dataset, settings: SurrogateSettings | None = None, *, progress: bool = True) -> Surrogate:
+    """Train a surrogate of the pFBA map sampled in ``dataset``.
+
+    Parameters
+    ----------
+    dataset : mpc_bio.metabolism.dataset.FluxDataset
+        Uptake inputs (mmol/gDW/h) and pFBA fluxes; points with status optimal or relaxed are
+        used, failed/infeasible (NaN) rows are dropped.
+    settings : SurrogateSettings, optional
+        Architecture and training settings (defaults if omitted).
+    progress : bool
+        Show a tqdm progress bar with the training and validation losses.
+
+    Returns
+    -------
+    Surrogate
+        Float64 surrogate with training/validation metrics and the training time in ``info``.
+
+    Notes
+    -----
+    The loss is the mean squared error of the *projected* net fluxes, each reaction divided by
+    its flux range over the data (so every reaction counts alike; growth is up-weighted by
+    ``settings.growth_weight``), so the network is trained through the mass-balance layer.
+    """
+    s = settings or SurrogateSettings()
+    t0 = time.perf_counter()
+    device = select_device(s.device)
+    old_threads = torch.get_num_threads()
+    if s.num_threads:
+        torch.set_num_threads(s.num_threads)
+    try:
+        return _train(dataset, s, device, progress, t0)
+    finally:
+        if s.num_threads:
+            torch.set_num_threads(old_threads)
+
+
+def _train(dataset, s: SurrogateSettings, device: torch.device, progress: bool, t0: float) -> Surrogate:
+    rows = _usable_rows(dataset)
+    if rows.sum() < 10:
+        raise TrainingDataError(
+            f"The dataset has {int(rows.sum())} usable points (status optimal/relaxed, finite); at least 10 are needed."
+        )
+    X = np.asarray(dataset.inputs[rows], dtype=np.float64)
+    V = np.asarray(dataset.fluxes[rows], dtype=np.float64)
+    n, k = X.shape
+    r = V.shape[1]
+    rids = tuple(dataset.reaction_ids)
+    in_idx = np.array([rids.index(x) for x in dataset.input_reactions])
+    g_idx = rids.index(dataset.objective_id)
+
+    # ---- scaling
+    low, high = X.min(axis=0), X.max(axis=0)
+    x_offset = 0.5 * (low + high)
+    x_scale = np.where(high > low, 0.5 * (high - low), 1.0)
+    v_range = V.max(axis=0) - V.min(axis=0)
+    big = float(v_range.max()) if v_range.size else 1.0
+    range_floor = np.maximum(v_range, 1e-3 * big)  # loss and projection scale per reaction
+    if s.target == "net":
+        T = V
+        C = np.eye(r)
+    else:
+        split = np.asarray(dataset.split_fluxes[rows], dtype=np.float64)
+        T = split
+        C = np.hstack([np.eye(r), -np.eye(r)])
+    m = T.shape[1]
+    y_offset = T.mean(axis=0)
+    y_std = T.std(axis=0)
+    y_scale = np.where(y_std > 1e-9 * max(float(y_std.max()), 1e-300), y_std, 0.0)  # constants exact
+
+    # ---- mass-balance layer
+    info: dict[str, Any] = {"n_train_points_total": int(n), "device": str(device)}
+    if s.mass_balance:
+        pinned = np.abs(V[:, in_idx] + X) <= 1e-6 * (1.0 + np.abs(X))
+        fix_inputs = bool(np.all(pinned))
+        if not fix_inputs:
+            # Relaxed points (uptake shortfall slacks) have exchange fluxes that differ from -x;
+            # pinning them would contradict the data, so only S v = 0 is enforced.
+            info["points_with_relaxed_uptake"] = int((~pinned.all(axis=1)).sum())
+        # Reactions constant over all training points (mostly blocked, always zero) are pinned,
+        # so the projection cannot leak corrections into them.
+        const = np.flatnonzero(v_range <= 1e-7 * max(big, 1.0))
+        const = np.setdiff1d(const, in_idx if fix_inputs else [])
+        vals = V[:, const].mean(axis=0)
+        vals[np.abs(vals) <= 1e-7 * max(big, 1.0)] = 0.0
+        proj = build_projection(
+            dataset.stoichiometry, in_idx, fix_inputs=fix_inputs, fixed_indices=const, fixed_values=vals
+        )
+        out_matrix = proj.N @ C
+        in_matrix = proj.G
+        out_bias = proj.c
+        info.update(
+            projection_rank=proj.rank,
+            projection_fixes_inputs=fix_inputs,
+            pinned_constant_reactions=[rids[j] for j in const],
+        )
+    else:
+        out_matrix = C
+        in_matrix = np.zeros((r, k))
+        out_bias = np.zeros(r)
+
+    # ---- module
+    torch.manual_seed(s.seed)
+    module = SurrogateModule(k, s.hidden, m, r, s.activation)
+    with torch.no_grad():
+        for name, arr in (
+            ("x_offset", x_offset),
+            ("x_scale", x_scale),
+            ("y_offset", y_offset),
+            ("y_scale", y_scale),
+            ("out_matrix", out_matrix),
+            ("in_matrix", in_matrix),
+            ("out_bias", out_bias),
+        ):
+            getattr(module, name).copy_(torch.as_tensor(arr, dtype=torch.float32))
+    module.to(device)
+
+    # ---- split
+    rng = np.random.default_rng(s.seed)
+    perm = rng.permutation(n)
+    n_val = max(1, int(round(s.validation_fraction * n)))
+    val_idx, tr_idx = perm[:n_val], perm[n_val:]
+    w = np.ones(r)
+    w[g_idx] = s.growth_weight
+    w = w / w.mean()
+
+    def tensors(dtype):
+        to = lambda a: torch.as_tensor(a, dtype=dtype, device=device)  # noqa: E731
+        return {
+            "Xtr": to(X[tr_idx]),
+            "Vtr": to(V[tr_idx]),
+            "Ttr": to(T[tr_idx]),
+            "Xva": to(X[val_idx]),
+            "Vva": to(V[val_idx]),
+            "Ttr_scale": to(np.where(y_scale > 0, y_scale, 1.0)),
+            "inv_range": to(1.0 / range_floor),
+            "w": to(w),
+        }
+
+    def loss_fn(mod, Xb, Vb, Tb, d):
+        y = mod.raw_outputs(Xb)
+        v = y @ mod.out_matrix.T + Xb @ mod.in_matrix.T + mod.out_bias
+        loss = (((v - Vb) * d["inv_range"]) ** 2 * d["w"]).mean()
+        if s.target == "split" and Tb is not None:
+            loss = loss + 0.1 * (((y - Tb) / d["Ttr_scale"]) ** 2).mean()
+        return loss
+
+    def val_loss(mod, d):
+        with torch.no_grad():
+            return float(loss_fn(mod, d["Xva"], d["Vva"], None, d))
+
+    d = tensors(torch.float32)
+    opt = torch.optim.Adam(module.core.parameters(), lr=s.lr)
+    n_tr = len(tr_idx)
+    bs = min(s.batch_size, n_tr)
+    steps_per_epoch = math.ceil(n_tr / bs)
+    total_steps = s.epochs * steps_per_epoch
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt,
+        lambda step: s.lr_final_ratio + (1 - s.lr_final_ratio) * 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps)),
+    )
+    gen = torch.Generator(device="cpu").manual_seed(s.seed)
+    best = (math.inf, None, -1)
+    history: list[tuple[int, float, float]] = []
+    bar = tqdm(range(s.epochs), desc="train surrogate", disable=not progress, leave=False)
+    epoch = 0
+    for epoch in bar:
+        module.train()
+        order = torch.randperm(n_tr, generator=gen).to(device)
+        tot = 0.0
+        for b in range(steps_per_epoch):
+            ib = order[b * bs : (b + 1) * bs]
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(module, d["Xtr"][ib], d["Vtr"][ib], d["Ttr"][ib], d)
+            loss.backward()
+            opt.step()
+            sched.step()
+            tot += float(loss.detach()) * len(ib)
+        tl = tot / n_tr
+        vl = val_loss(module, d)
+        history.append((epoch, tl, vl))
+        if vl < best[0]:
+            best = (vl, {kk: vv.detach().clone() for kk, vv in module.state_dict().items()}, epoch)
+        if epoch % 10 == 0:
+            bar.set_postfix(train=f"{tl:.2e}", val=f"{vl:.2e}", best=f"{best[0]:.2e}")
+        if epoch - best[2] > s.patience:
+            break
+    bar.close()
+    module.load_state_dict(best[1])
+    info.update(adam_epochs=epoch + 1, best_epoch=best[2], adam_best_val_loss=best[0])
+
+    # ---- optional full-batch L-BFGS in float64
+    module = module.double()
+    with torch.no_grad():  # restore the fixed maps at full float64 precision
+        for name, arr in (
+            ("x_offset", x_offset),
+            ("x_scale", x_scale),
+            ("y_offset", y_offset),
+            ("y_scale", y_scale),
+            ("out_matrix", out_matrix),
+            ("in_matrix", in_matrix),
+            ("out_bias", out_bias),
+        ):
+            getattr(module, name).copy_(torch.as_tensor(arr, dtype=torch.float64, device=device))
+    d64 = tensors(torch.float64)
+    if s.lbfgs_steps > 0:
+        before = val_loss(module, d64)
+        state = {kk: vv.detach().clone() for kk, vv in module.state_dict().items()}
+        lb = torch.optim.LBFGS(
+            module.core.parameters(), lr=1.0, max_iter=s.lbfgs_steps, history_size=50, line_search_fn="strong_wolfe",
+            tolerance_grad=1e-12, tolerance_change=1e-16,
+        )
+
+        def closure():
+            lb.zero_grad(set_to_none=True)
+            ls = loss_fn(module, d64["Xtr"], d64["Vtr"], d64["Ttr"], d64)
+            ls.backward()
+            return ls
+
+        lb.step(closure)
+        after = val_loss(module, d64)
+        if not math.isfinite(after) or after > before:
+            module.load_state_dict(state)
+            after = before
+        info.update(lbfgs_val_loss_before=before, lbfgs_val_loss_after=after)
+
+    module = module.cpu()
+    spec = module.to_spec()
+    info["training_time_s"] = time.perf_counter() - t0
+    info["history_every_10"] = [list(h) for h in history[::10]]
+    sur = Surrogate(
+        spec=spec,
+        input_names=tuple(dataset.input_names),
+        input_reactions=tuple(dataset.input_reactions),
+        reaction_ids=rids,
+        objective_id=dataset.objective_id,
+        domain_low=low,
+        domain_high=high,
+        training_data_hash=dataset.content_hash(),
+        settings=s,
+        stoichiometry=dataset.stoichiometry.tocsr(),
+        model_id=getattr(dataset, "model_id", ""),
+        model_hash=getattr(dataset, "model_hash", ""),
+        info=info,
+    )
+    from mpc_bio.surrogate.metrics import compute_metrics
+
+    val_m = compute_metrics(sur, X[val_idx], V[val_idx])
+    sur = sur.with_metrics(validation=val_m.summary())
+    return sur

@@ -1,0 +1,119 @@
+"""EKF and MHE: convergence from a wrong initial state, missing and NaN measurements, sampling."""
+
+import numpy as np
+import pytest
+
+from mpc_bio.control import EstimatorSettings, MeasurementChannel, MeasurementSettings, make_integrator
+from mpc_bio.control.estimation import ExtendedKalmanFilter, build_estimator, sample_measurements
+
+DT = 0.25
+CHANNELS = (
+    MeasurementChannel("volume", 0.25, 0.005),
+    MeasurementChannel("biomass", 0.5, 0.03),
+    MeasurementChannel("glucose", 0.5, 0.5, dropout=0.2),
+)
+
+
+def _open_loop(model, x0, n, feed=0.02):
+    integ = make_integrator(model, DT)
+    xs = [x0.copy()]
+    for _ in range(n):
+        xs.append(np.asarray(integ(x0=xs[-1], p=np.r_[feed, model.param_values])["xf"]).ravel())
+    return np.array(xs)
+
+
+@pytest.mark.parametrize("kind", ["ekf", "mhe"])
+def test_estimator_converges_from_wrong_initial_state(monod_model, x0, kind):
+    n = 20  # 5 h
+    truth = _open_loop(monod_model, x0, n)
+    ms = MeasurementSettings(channels=CHANNELS, seed=4)
+    meas = sample_measurements(monod_model, ms, DT * np.arange(n + 1), truth, DT)
+    x_hat0 = x0 * 1.5
+    x_hat0[0] = x0[0]
+    est = build_estimator(monod_model, EstimatorSettings(kind=kind, initial_error=0.5, mhe_horizon=6), ms, DT, x_hat0)
+    ests = []
+    for k in range(n + 1):
+        ests.append(est.update(meas.values[k], None if k == 0 else 0.02))
+    ests = np.array(ests)
+    late = slice(8, None)  # after the first 2 h
+    c_true = truth[:, [3, 1]] / truth[:, [0]]
+    c_est = ests[:, [3, 1]] / ests[:, [0]]
+    rmse = np.sqrt(np.mean((c_est[late] - c_true[late]) ** 2, axis=0))
+    first_err = np.abs(x_hat0[[3, 1]] / x_hat0[0] - c_true[0])  # error of the initial guess
+    assert rmse[0] < 0.03, rmse  # below the biomass noise std (gDW/L)
+    assert rmse[1] < 0.5, rmse  # below the glucose noise std (mmol/L)
+    assert rmse[0] < 0.5 * first_err[0]
+
+
+def test_ekf_prediction_matches_cvodes(monod_model, x0):
+    # RK4 with 8 substeps vs CVODES at tight tolerance: the discretisation error is O(h^4).
+    ekf = ExtendedKalmanFilter(monod_model, ("volume",), [0.01], DT, EstimatorSettings(ekf_integrator="rk4", integration_substeps=8), x0)
+    ekf.predict(0.03)
+    ref = np.asarray(make_integrator(monod_model, DT)(x0=x0, p=np.r_[0.03, monod_model.param_values])["xf"]).ravel()
+    assert ekf.x == pytest.approx(ref, rel=1e-6, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("integrator", "eps", "rel", "abs_"),
+    [
+        ("rk4", 1e-6, 1e-5, 1e-7),  # AD of the discrete RK4 map: FD truncation error only
+        ("cvodes", 1e-4, 1e-3, 1e-5),  # sensitivities vs FD of a 1e-8-accurate integrator
+    ],
+)
+def test_ekf_step_jacobian_matches_finite_differences(monod_model, x0, integrator, eps, rel, abs_):
+    st = EstimatorSettings(process_rel_std=0.0, ekf_integrator=integrator)
+    ekf = ExtendedKalmanFilter(monod_model, ("volume",), [0.01], DT, st, x0)
+    z0 = ekf.z.copy()
+    _, F = ekf._f(z0, 0.03, monod_model.param_values)
+    F = np.asarray(F)
+    for i in range(z0.size):
+        dz = np.zeros_like(z0)
+        dz[i] = eps * max(1.0, abs(z0[i]))
+        fp = np.asarray(ekf._f(z0 + dz, 0.03, monod_model.param_values)[0]).ravel()
+        fm = np.asarray(ekf._f(z0 - dz, 0.03, monod_model.param_values)[0]).ravel()
+        assert F[:, i] == pytest.approx((fp - fm) / (2 * dz[i]), rel=rel, abs=abs_)
+
+
+def test_nan_measurements_are_skipped_and_flagged(monod_model, x0):
+    ekf = ExtendedKalmanFilter(monod_model, ("volume", "biomass"), [0.01, 0.05], DT, EstimatorSettings(), x0)
+    z, P = ekf.z.copy(), ekf.P.copy()
+    ekf.correct([np.nan, np.nan])
+    assert np.array_equal(ekf.z, z) and np.array_equal(ekf.P, P)
+    assert not ekf.used[-1].any()
+    # only the finite channel is used: a volume-only correction on a diagonal P is the scalar
+    # Kalman update of the volume (closed form) and leaves the other variances alone
+    ekf.correct([1.02, np.nan])
+    assert list(ekf.used[-1]) == [True, False]
+    r = 0.01**2
+    assert ekf.P[0, 0] == pytest.approx(P[0, 0] * r / (P[0, 0] + r), rel=1e-10, abs=1e-15)
+    assert ekf.z[0] == pytest.approx(z[0] + P[0, 0] / (P[0, 0] + r) * (1.02 - z[0]), rel=1e-12, abs=1e-15)
+    assert ekf.P[3, 3] == pytest.approx(P[3, 3], rel=1e-12, abs=1e-15)
+
+
+def test_mhe_handles_nan_samples(monod_model, x0):
+    n = 8
+    truth = _open_loop(monod_model, x0, n)
+    ms = MeasurementSettings(channels=CHANNELS[:2], seed=1)
+    meas = sample_measurements(monod_model, ms, DT * np.arange(n + 1), truth, DT)
+    meas.values[3:6, 1] = np.nan  # a gap in the biomass samples
+    est = build_estimator(monod_model, EstimatorSettings(kind="mhe", mhe_horizon=4), ms, DT, x0)
+    for k in range(n + 1):
+        x = est.update(meas.values[k], None if k == 0 else 0.02)
+        assert np.all(np.isfinite(x))
+    assert all(s == "Solve_Succeeded" for s in est.statuses)
+    assert est.x[3] / est.x[0] == pytest.approx(truth[-1, 3] / truth[-1, 0], rel=0.1, abs=0.0)
+
+
+def test_sampler_rates_dropouts_and_seed(monod_model, x0):
+    ms = MeasurementSettings(channels=(MeasurementChannel("volume", 0.25, 0.01), MeasurementChannel("glucose", 1.0, 0.5, dropout=0.5)), seed=7)
+    states = np.tile(x0, (41, 1))
+    a = sample_measurements(monod_model, ms, DT * np.arange(41), states, DT)
+    b = sample_measurements(monod_model, ms, DT * np.arange(41), states, DT)
+    assert np.array_equal(a.values, b.values, equal_nan=True)
+    assert a.scheduled[:, 0].all()
+    assert list(np.flatnonzero(a.scheduled[:, 1])) == list(range(0, 41, 4))
+    assert np.isnan(a.values[~a.scheduled]).all()
+    assert np.isnan(a.values[a.dropped]).all()
+    assert 0 < a.dropped[:, 1].sum() < a.scheduled[:, 1].sum()
+    # noise statistics of the volume channel (41 samples): mean within 4 sigma/sqrt(n)
+    assert np.mean(a.values[:, 0] - x0[0]) == pytest.approx(0.0, abs=4 * 0.01 / np.sqrt(41))

@@ -1,0 +1,71 @@
+"""Feed MPC: bounds, per-step records, fallback on a (real) failed IPOPT solve."""
+
+import numpy as np
+import pytest
+
+from mpc_bio.control import EstimatorSettings, MPCSettings, make_integrator
+from mpc_bio.control.closed_loop import ClosedLoopSettings, run_closed_loop
+from mpc_bio.control.mpc import build_mpc
+
+
+def test_short_closed_loop_respects_bounds_and_records_every_step(monod_model, monod_problem, x0):
+    res = run_closed_loop(
+        monod_model,
+        monod_problem,
+        x0,
+        mpc_settings=MPCSettings(t_step=0.5, n_horizon=6),
+        estimator_settings=EstimatorSettings(kind="ekf"),
+        settings=ClosedLoopSettings(progress=False),
+        n_steps=5,
+    )
+    assert res.feed.shape == (5,)
+    assert np.all(res.feed >= monod_problem.feed_min - 1e-9)
+    assert np.all(res.feed <= monod_problem.feed_max + 1e-9)
+    assert len(res.mpc_records) == 5
+    for r in res.mpc_records:
+        assert r.status and r.iterations >= 1 and r.wall_time > 0
+    assert res.solver_failures == sum(1 for r in res.mpc_records if not r.success)
+    assert res.true_states[:, 0].max() <= monod_problem.volume_max * (1 + monod_problem.constraint_tolerance)
+    assert res.violation <= 0.05
+    frames = res.to_frames()
+    assert {"trajectory", "fine", "solver"} <= set(frames)
+    assert len(frames["solver"]) == 5
+
+
+def test_forced_solver_failure_uses_fallback_and_is_counted(monod_model, monod_problem, x0):
+    # Two IPOPT iterations are not enough from a cold start: a real failed solve.
+    settings = MPCSettings(t_step=0.5, n_horizon=6, max_iter=2, safe_feed=0.01)
+    ctrl = build_mpc(monod_model, monod_problem, settings)
+    ctrl.reset(x0)
+    integ = make_integrator(monod_model, settings.t_step)
+    x = x0.copy()
+    feeds = []
+    for k in range(4):
+        feeds.append(ctrl.step(x, k * settings.t_step))
+        x = np.asarray(integ(x0=x, p=np.r_[feeds[-1], monod_model.param_values])["xf"]).ravel()
+    recs = ctrl.records
+    assert ctrl.failures == sum(1 for r in recs if not r.success) >= 1
+    first = recs[0]
+    assert not first.success and first.status == "Maximum_Iterations_Exceeded"
+    assert first.fallback == "safe_feed" and first.feed == pytest.approx(0.01, abs=0.0, rel=0.0)
+    for r in recs:
+        assert (r.fallback == "") == r.success
+        assert monod_problem.feed_min <= r.feed <= monod_problem.feed_max
+
+
+def test_fallback_replays_the_shifted_plan(monod_model, monod_problem, x0):
+    ctrl = build_mpc(monod_model, monod_problem, MPCSettings(t_step=0.5, n_horizon=6))
+    ctrl.reset(x0)
+    ctrl.step(x0, 0.0)
+    assert ctrl.records[-1].success
+    plan = ctrl.plan()
+    # Force the next solve to fail for real: a NaN in the state estimate makes IPOPT stop with an
+    # invalid number; the controller must apply plan[1] (the previous plan shifted by one step).
+    x_bad = x0.copy()
+    x_bad[3] = np.nan
+    f = ctrl.step(np.where(np.isnan(x_bad), np.inf, x_bad), 0.5)
+    rec = ctrl.records[-1]
+    assert not rec.success
+    assert rec.fallback == "shifted_plan"
+    assert f == pytest.approx(plan[1], rel=1e-12, abs=1e-12)
+    assert ctrl.failures == 1

@@ -1,0 +1,35 @@
+"""Helpers for the metabolism tests: the independent reference is COBRApy's own pfba (GLPK)."""
+
+from __future__ import annotations
+
+import math
+
+import cobra
+from cobra.flux_analysis import pfba
+
+
+def cobra_pfba(model: cobra.Model, uptakes: dict[str, float], inputs: dict[str, str] | None = None):
+    """(growth, total split flux) from cobra.flux_analysis.pfba with uptakes fixed; None if infeasible.
+
+    The model is changed only inside ``with model:`` (restored on exit).
+    """
+    inputs = inputs or {"glucose": "EX_glc__D_e", "oxygen": "EX_o2_e"}
+    with model:
+        for name, value in uptakes.items():
+            model.reactions.get_by_id(inputs[name]).bounds = (-value, -value)
+        try:
+            sol = pfba(model)
+        except (cobra.exceptions.Infeasible, cobra.exceptions.OptimizationError):
+            return None
+        if sol.status != "optimal":
+            return None
+        objective = next(r.id for r in model.reactions if r.objective_coefficient != 0)
+        return float(sol.fluxes[objective]), float(sol.objective_value)
+
+
+
+
+def spread(low: float, high: float, n: int, offset: float = 0.0137) -> list[float]:
+    """n values in [low, high], nudged off round numbers so no point sits exactly on a boundary."""
+    step = (high - low) / (n - 1)
+    return [round(low + i * step + offset * math.sin(7.0 * i + 1.0), 6) for i in range(n)]

@@ -1,0 +1,41 @@
+"""`mpc-bio train` and `mpc-bio evaluate-surrogate` end to end on a small grid."""
+
+from __future__ import annotations
+
+import json
+
+from mpc_bio.cli import main
+from mpc_bio.surrogate import load_surrogate
+
+
+def test_train_then_evaluate(small_dataset, tmp_path):
+    data = small_dataset.save(tmp_path / "grid")
+    art = tmp_path / "sur"
+    rc = main(["train", "--data", str(data), "--out", str(art), "--hidden", "16,16", "--epochs", "5",
+               "--batch-size", "128", "--threads", "1", "--evaluate", "20", "--no-progress"])
+    assert rc == 0
+    sur = load_surrogate(art, dataset=small_dataset)
+    assert sur.spec.hidden == (16, 16)
+    assert sur.metrics["test"]["n_points"] == 20
+    assert sur.metrics["test"]["mass_balance_residual"] <= 1e-9
+    out = tmp_path / "eval"
+    rc = main(["evaluate-surrogate", "--model", str(art), "--data", str(data), "--out", str(out), "--n-points", "25"])
+    assert rc == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test"]["n_points"] == 25
+    assert metrics["grid_interpolation_baseline"]["n_reactions"] == len(sur.reaction_ids)
+    for name in metrics["figures"].values():
+        assert (out / name).stat().st_size > 10_000
+
+
+def test_evaluate_refuses_other_data(small_dataset, tmp_path, capsys):
+    data = small_dataset.save(tmp_path / "grid")
+    art = tmp_path / "sur"
+    assert main(["train", "--data", str(data), "--out", str(art), "--epochs", "1", "--hidden", "8", "--no-progress"]) == 0
+    import dataclasses
+
+    other = dataclasses.replace(small_dataset, inputs=small_dataset.inputs * 0.5)
+    other_dir = other.save(tmp_path / "other")
+    rc = main(["evaluate-surrogate", "--model", str(art), "--data", str(other_dir), "--out", str(tmp_path / "e")])
+    assert rc == 2
+    assert "trained on data" in capsys.readouterr().err

@@ -1,0 +1,36 @@
+"""SurrogateSettings validation and round trip."""
+
+from __future__ import annotations
+
+import pytest
+
+from mpc_bio.surrogate.settings import SurrogateSettings
+
+
+def test_defaults_round_trip():
+    s = SurrogateSettings()
+    assert SurrogateSettings.from_dict(s.to_dict()) == s
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"activation": "relu"}, "activation"),
+        ({"target": "both"}, "target"),
+        ({"hidden": ()}, "hidden"),
+        ({"hidden": (64, 0)}, "hidden"),
+        ({"epochs": 0}, "epochs"),
+        ({"lr": -1.0}, "lr"),
+        ({"validation_fraction": 0.9}, "validation_fraction"),
+        ({"device": "tpu"}, "device"),
+        ({"mass_balance": 1}, "mass_balance"),
+    ],
+)
+def test_invalid_settings_name_the_parameter(kwargs, name):
+    with pytest.raises(ValueError, match=f"'{name}'"):
+        SurrogateSettings(**kwargs)
+
+
+def test_unknown_key_rejected():
+    with pytest.raises(ValueError, match="Unknown SurrogateSettings keys"):
+        SurrogateSettings.from_dict({"epochz": 3})
