@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> dict:
     status = [p.status for p in pts]
 
     # ---- surrogate single point: numpy path, and torch path
-    spec = sur.spec
+    spec = sur.spec()
     x1 = X[0].copy()
     single_numpy = _time(lambda: spec.evaluate(x1), 7)
     single_predict = _time(lambda: sur.predict(x1), 7)

@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> dict:
     for x in X:
         solver.solve(x)
     pfba_ms = (time.perf_counter() - t) / len(X) * 1e3
-    spec = sur.spec
+    spec = sur.spec()
     spec.evaluate(X[0])
     t = time.perf_counter()
     for x in X:

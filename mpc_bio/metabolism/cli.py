@@ -29,7 +29,8 @@ Uptakes are in mmol/gDW/h and fixed as equalities (exchange flux = -uptake).
 examples:
   mpc-bio sample                                   # e_coli_core, paper grid 0-20 step 0.1 (40,401 points)
   mpc-bio sample e_coli_core --grid glucose=0:20:0.5 --grid oxygen=0:20:0.5 --out runs/coarse
-  mpc-bio sample path/to/Escherichia_coli_iCH360.json --workers all --out runs/ich360
+  mpc-bio sample path/to/Escherichia_coli_iCH360.json --out runs/ich360      # all cores
+  mpc-bio sample e_coli_core --workers 1 --grid glucose=0:20:1 --grid oxygen=0:20:1
   mpc-bio sample iJO1366 --lhs 200 --bounds glucose=0:20 --bounds oxygen=0:20 --seed 1
   mpc-bio sample e_coli_core --scheduler tcp://127.0.0.1:8786    # chunks on a Dask cluster
 """
@@ -122,7 +123,9 @@ def register(subparsers: Any) -> None:
         help="Latin hypercube bounds in mmol/gDW/h, one per input (default 0:20)",
     )
     s.add_argument("--seed", type=int, default=0, help="seed of the Latin hypercube (default 0)")
-    s.add_argument("--workers", default="1", metavar="N|all", help="local worker processes (default 1; 'all' = all cores)")
+    s.add_argument(
+        "--workers", default="all", metavar="N|all", help="local worker processes (default: all cores; 1 = this process)"
+    )
     s.add_argument("--scheduler", metavar="ADDRESS", help="Dask distributed scheduler address, e.g. tcp://host:8786")
     s.add_argument("--chunk-size", type=int, default=None, metavar="N", help="points per chunk (default 400)")
     s.add_argument("--out", default="runs/sample", metavar="DIR", help="output directory (default runs/sample)")

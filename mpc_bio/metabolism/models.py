@@ -112,13 +112,17 @@ def model_hash(model: cobra.Model) -> str:
     Two models with the same reactions, metabolites, coefficients, bounds and objective have
     the same hash, whatever file they were read from.
     """
+    from cobra.util.solver import linear_reaction_coefficients
+
+    # one pass over the objective (reaction.objective_coefficient re-reads it for every reaction)
+    coefficients = {r.id: c for r, c in linear_reaction_coefficients(model).items()}
     payload = {
         "reactions": [
             (
                 r.id,
                 float(r.lower_bound),
                 float(r.upper_bound),
-                float(r.objective_coefficient),
+                float(coefficients.get(r.id, 0.0)),
                 sorted((m.id, float(c)) for m, c in r.metabolites.items()),
             )
             for r in model.reactions

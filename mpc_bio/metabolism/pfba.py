@@ -150,6 +150,9 @@ def build_problem(model: Any, settings: PFBASettings | None = None) -> PFBAProbl
     lb = np.empty(len(rids))
     ub = np.empty(len(rids))
     c = np.zeros(len(rids))
+    from cobra.util.solver import linear_reaction_coefficients
+
+    coefficients = {r.id: float(v) for r, v in linear_reaction_coefficients(model).items()}
     for j, r in enumerate(reactions):
         for met, coef in r.metabolites.items():
             rows.append(mindex[met.id])
@@ -157,7 +160,7 @@ def build_problem(model: Any, settings: PFBASettings | None = None) -> PFBAProbl
             vals.append(float(coef))
         lb[j] = float(r.lower_bound)
         ub[j] = float(r.upper_bound)
-        c[j] = float(r.objective_coefficient)
+        c[j] = coefficients.get(r.id, 0.0)
     S = sp.csr_matrix((vals, (rows, cols)), shape=(len(mids), len(rids)))
     nz = np.flatnonzero(c)
     if len(nz) != 1:
@@ -299,6 +302,7 @@ class PFBASolver:
     >>> solver = PFBASolver(load_model("e_coli_core"))
     >>> point = solver.solve({"glucose": 10.0, "oxygen": 15.0})
     >>> point.status, round(point.growth, 4)
+    ('optimal', 0.7178)
     """
 
     def __init__(self, model: Any, settings: PFBASettings | None = None) -> None:
@@ -391,6 +395,7 @@ class PFBASolver:
         self._last_relaxed = False
         self._highs: dict[str, Any] = {}
         self._cold: set[int] = set()
+        self._slacks_open: dict[int, bool] = {}
         for name, cost in costs.items():
             self._highs[name] = self._make_instance(cost)
 
@@ -420,6 +425,7 @@ class PFBASolver:
     def reset(self) -> None:
         """Forget all warm-start information (the next solve starts cold, as after construction)."""
         self._cold.clear()
+        self._slacks_open.clear()
         for name, cost in self._costs.items():
             self._highs[name] = self._make_instance(cost)
         self._last_relaxed = False
@@ -473,22 +479,27 @@ class PFBASolver:
         rlo[k] = z
         rhi[k + 1] = budget
         h.changeRowsBounds(k + 2, self._var_rows, rlo, rhi)
+        key = id(h)
+        if not relaxed:
+            if self._slacks_open.get(key, True):  # close the slacks (once)
+                h.changeColsBounds(self._n_slack, self._slack_cols, self._buf_lo, self._buf_lo)
+                self._slacks_open[key] = False
+            return
         hi = self._buf_hi
-        if relaxed:
-            hi[0 : 2 * k : 2] = u
-            hi[1 : 2 * k : 2] = _INF
-            if self._n_slack > 2 * k:
-                hi[-1] = self.problem.maintenance_lower_bound
-        else:
-            hi[:] = 0.0
+        hi[0 : 2 * k : 2] = u
+        hi[1 : 2 * k : 2] = _INF
+        if self._n_slack > 2 * k:
+            hi[-1] = self.problem.maintenance_lower_bound
         h.changeColsBounds(self._n_slack, self._slack_cols, self._buf_lo, hi)
+        self._slacks_open[key] = True
 
     def _run(self, h: Any) -> tuple[bool, Any]:
         h.run()
-        if self._cold and id(h) in self._cold:
+        st = h.getModelStatus()
+        if self._cold and id(h) in self._cold and st == self._optimal:
+            # a basis exists now: warm starts from here on, without presolve
             h.setOptionValue("presolve", "off")
             self._cold.discard(id(h))
-        st = h.getModelStatus()
         return st == self._optimal, st
 
     def _status_text(self, h: Any, st: Any) -> str:
@@ -529,7 +540,10 @@ class PFBASolver:
         InputError
             Invalid inputs (unknown names, negative or non-finite values).
         """
-        u = self.input_vector(inputs)
+        return self.solve_validated(self.input_vector(inputs))
+
+    def solve_validated(self, u: np.ndarray) -> PFBAPoint:
+        """:meth:`solve` for an input array already checked by :meth:`input_vector` (no checks)."""
         t0 = time.perf_counter()
         try:
             return self._solve(u, t0)

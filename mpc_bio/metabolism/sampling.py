@@ -244,10 +244,7 @@ def _solve_chunk(problem: PFBAProblem, values: np.ndarray) -> dict[str, np.ndarr
     status = np.full(c, STATUS_NAMES["failed"], dtype=np.int8)
     slacks = np.full((c, len(problem.slack_names)), np.nan)
     for i in range(c):
-        try:
-            pt = solver.solve(values[i])
-        except Exception:  # invalid point: recorded as failed
-            continue
+        pt = solver.solve_validated(values[i])  # points were validated by sample_pfba
         split[i] = pt.split_fluxes
         growth[i] = pt.growth
         status[i] = pt.status_code

@@ -45,7 +45,8 @@ class PFBASettings:
     inputs : tuple of (str, str)
         Named uptake inputs, ``(name, exchange reaction id)`` pairs in input order. A mapping
         ``{name: reaction_id}`` is accepted and stored as pairs. Each input is an uptake rate in
-        mmol/gDW/h (a non-negative number) fixed as an equality: exchange flux = -input.
+        mmol/gDW/h (a non-negative number) fixed as an equality: exchange flux = -input. The
+        exchange reaction's own bounds in the model are replaced by this equality.
     maintenance_id : str or None
         Non-growth-associated maintenance reaction whose lower bound (mmol ATP/gDW/h, taken from
         the model) is relaxed by an elastic slack; ``None`` for no maintenance slack.

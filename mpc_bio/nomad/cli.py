@@ -18,7 +18,7 @@ from pathlib import Path
 __all__ = ["NOMAD_COMMAND_MODULES", "register"]
 
 #: Modules adding ``mpc-bio nomad`` sub-subcommands through ``register(nomad_subparsers)``.
-NOMAD_COMMAND_MODULES: list[str] = []
+NOMAD_COMMAND_MODULES: list[str] = ["mpc_bio.nomad.design_cli"]
 
 ENSEMBLE_HELP = """\
 Build the kinetic network (default: e_coli_core + the iJO1366 shikimate branch, anthranilate

@@ -200,9 +200,13 @@ def run_design_study(
     model_index = np.asarray(cc.model_index, dtype=int)
     model_ids = [f"model{i}" for i in model_index]
     nra = settings.nra
-    if cc.growth_reaction in cc.enzyme_ids and cc.growth_reaction not in nra.excluded_enzymes:
-        # the lumped growth reaction is not an enzyme that can be engineered
-        nra = dataclasses.replace(nra, excluded_enzymes=nra.excluded_enzymes + (cc.growth_reaction,))
+    extra = [cc.growth_reaction]  # the lumped growth reaction is not an enzyme that can be engineered
+    if settings.exclude_transport:
+        net = ensemble.network
+        extra += [r for r, law in zip(net.reaction_ids, net.rate_laws) if law == "mass_action"]
+    extra = [e for e in extra if e in cc.enzyme_ids and e not in nra.excluded_enzymes]
+    if extra:
+        nra = dataclasses.replace(nra, excluded_enzymes=nra.excluded_enzymes + tuple(dict.fromkeys(extra)))
     problems = nra_problems_from_control_coefficients(cc, model_ids=model_ids)
     seconds: dict[str, float] = {}
     show = settings.show_progress

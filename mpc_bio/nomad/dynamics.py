@@ -258,7 +258,8 @@ def simulate_batch(ensemble: KineticEnsemble, i: int, duration: float, initial_b
     s0 = float(ensemble.fixed_concentrations[s_idx] if initial_substrate is None else initial_substrate)
     if s0 <= 0 or initial_biomass <= 0:
         raise ValueError(
-            f"simulate_batch needs a positive initial substrate and biomass; got {s0!r} mM and {initial_biomass!r} gDW/L."
+            f"simulate_batch needs a positive initial substrate and biomass; "
+            f"got {s0!r} mM and {initial_biomass!r} gDW/L."
         )
     p = np.concatenate([_param_vector(ensemble, i, duration, vmax_fold), [s0, initial_biomass]])
     z0 = np.ones(net.n_metabolites) if x0 is None else np.asarray(x0) / x_ref

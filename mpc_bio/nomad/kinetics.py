@@ -147,7 +147,7 @@ def _mapped(fun: ca.Function, args, n_out_rows: int, n_out_cols: int) -> np.ndar
 
 
 def evaluate_rates(network: KineticNetwork, x, x_fixed, K, ln_keq, vmax) -> np.ndarray:
-    """Rates (N, n_rxn) in mmol/gDW/h for stacked inputs (rows = models; 1-D arrays are shared)."""
+    """Rates (N, n_rxn) in mmol/gDW/h, rows = models (1-D inputs are shared); (n_rxn,) if all are 1-D."""
     fns = kinetic_functions(network)
     args = [np.atleast_1d(np.asarray(a, dtype=float)) for a in (x, x_fixed, K, ln_keq, vmax)]
     if all(a.ndim == 1 for a in args):
@@ -156,7 +156,7 @@ def evaluate_rates(network: KineticNetwork, x, x_fixed, K, ln_keq, vmax) -> np.n
 
 
 def evaluate_rate_jacobian(network: KineticNetwork, x, x_fixed, K, ln_keq, vmax) -> np.ndarray:
-    """dv/dx (N, n_rxn, n_met) in mmol/gDW/h/mM, exact (CasADi AD)."""
+    """dv/dx (N, n_rxn, n_met) in mmol/gDW/h/mM, exact (CasADi AD); (n_rxn, n_met) if all inputs are 1-D."""
     fns = kinetic_functions(network)
     args = [np.atleast_1d(np.asarray(a, dtype=float)) for a in (x, x_fixed, K, ln_keq, vmax)]
     if all(a.ndim == 1 for a in args):

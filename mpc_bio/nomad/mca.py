@@ -202,7 +202,12 @@ def compute_control_coefficients(ensemble: KineticEnsemble, index=None,
     cons = conservation or analyse_conservation(net)
     idx = np.arange(ensemble.n_models) if index is None else np.arange(ensemble.n_models)[index]
     x, xf, K, lk, vm = ensemble.parameters(idx)
-    E = evaluate_rate_jacobian(net, x, xf, K, lk, vm)
+    if idx.size == 0:
+        E = np.zeros((0, net.n_reactions, net.n_metabolites))
+    else:
+        E = evaluate_rate_jacobian(net, x, xf, K, lk, vm)
+        if E.ndim == 2:
+            E = E[None]
     v = np.broadcast_to(net.fluxes, (idx.size, net.n_reactions))
     Nr, L = cons.reduced_stoichiometry, cons.link
     A = Nr @ E @ L  # (N, r, r)

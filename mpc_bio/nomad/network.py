@@ -284,7 +284,9 @@ def reference_fluxes(model: cobra.Model, settings: NetworkSettings) -> tuple[dic
     with model:
         for rid, uptake in settings.uptake_bounds:
             if rid not in model.reactions:
-                raise NetworkError(f"The uptake reaction {rid!r} of network.uptake_bounds is not in model {model.id!r}.")
+                raise NetworkError(
+                    f"The uptake reaction {rid!r} of network.uptake_bounds is not in model {model.id!r}."
+                )
             model.reactions.get_by_id(rid).bounds = (-float(uptake), -float(uptake))
         for rid in settings.knockouts:
             if rid in model.reactions:

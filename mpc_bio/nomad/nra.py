@@ -206,12 +206,17 @@ class NRADesign:
 
 @dataclass(frozen=True)
 class SolveRecord:
-    """Outcome of one MILP solve: status, solver termination, objective and wall time (s)."""
+    """Outcome of one MILP solve: status, solver termination, objective, wall time and CPU time (s).
+
+    The CPU time is this process's (HiGHS runs in-process), which other jobs competing for the
+    cores disturb less than the wall time.
+    """
 
     status: str
     termination: str
     objective: float
     time_s: float
+    cpu_s: float = math.nan
 
 
 @dataclass(frozen=True, eq=False)
@@ -253,6 +258,11 @@ class NRAEnumeration:
     def solve_times_s(self) -> np.ndarray:
         """Wall time of each MILP solve (s)."""
         return np.array([s.time_s for s in self.solves])
+
+    @property
+    def solve_cpu_s(self) -> np.ndarray:
+        """CPU time of each MILP solve (s)."""
+        return np.array([s.cpu_s for s in self.solves])
 
     def to_frame(self):
         """Designs as a tidy pandas DataFrame (one row per design)."""
@@ -593,19 +603,19 @@ def _solve(opt, m: pyo.ConcreteModel, settings: NRASettings) -> SolveRecord:
             "mip_feasibility_tolerance": 1e-9,
             "primal_feasibility_tolerance": 1e-9,
         }
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
         res = opt.solve(m, load_solutions=False, **kwargs)
     except Exception as exc:  # solver crash: report, do not propagate silently
-        return SolveRecord("error", f"{type(exc).__name__}: {exc}", math.nan, time.perf_counter() - t0)
-    elapsed = time.perf_counter() - t0
+        return SolveRecord("error", f"{type(exc).__name__}: {exc}", math.nan, time.perf_counter() - t0, time.process_time() - c0)
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     tc = res.solver.termination_condition
     if tc == TerminationCondition.optimal:
         m.solutions.load_from(res)
-        return SolveRecord("optimal", str(tc), float(pyo.value(m.objective)), elapsed)
+        return SolveRecord("optimal", str(tc), float(pyo.value(m.objective)), elapsed, cpu)
     if tc in (TerminationCondition.infeasible, TerminationCondition.infeasibleOrUnbounded):
-        return SolveRecord("infeasible", str(tc), math.nan, elapsed)
-    return SolveRecord("not_solved", str(tc), math.nan, elapsed)
+        return SolveRecord("infeasible", str(tc), math.nan, elapsed, cpu)
+    return SolveRecord("not_solved", str(tc), math.nan, elapsed, cpu)
 
 
 def _design_from_model(problem: NRAProblem, m: pyo.ConcreteModel, rank: int) -> tuple[NRADesign, list[int], list[int]]:
@@ -720,6 +730,9 @@ def enumerate_designs(problem: NRAProblem, settings: NRASettings | None = None) 
     threshold = optimum - settings.enumeration_fraction * abs(optimum)
     design, up, down = _design_from_model(problem, m, 0)
     designs.append(design)
+    if optimum <= 1e-12:
+        msg = "No design improves the yield under these constraints (optimum <= 0); only the optimum is recorded."
+        return NRAEnumeration(problem.model_id, "optimal", optimum, threshold, tuple(designs), tuple(solves), False, msg)
     # objective floor: designs below the threshold are not wanted, so let the solver prune them
     m.objective_floor = pyo.Constraint(expr=m.objective.expr >= threshold - 1e-9)
     truncated = False

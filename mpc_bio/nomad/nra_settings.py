@@ -359,6 +359,10 @@ class DesignStudySettings:
         Number of enzymes of the MCA baseline design (top yield control coefficients).
     n_workers : int
         Processes for the per-model NRA enumeration (1 = in-process).
+    exclude_transport : bool
+        Exclude the network's mass-action transport reactions (diffusion of O2, CO2, NH4, Pi
+        and the product export) from the design targets: they stand for passive transport,
+        not enzymes one would engineer. The lumped growth reaction is always excluded.
     show_progress : bool
         Show tqdm progress bars.
     """
@@ -367,6 +371,7 @@ class DesignStudySettings:
     baseline_fold: float = 5.0
     baseline_size: int = 3
     n_workers: int = 1
+    exclude_transport: bool = True
     show_progress: bool = True
     nra: NRASettings = field(default_factory=NRASettings)
     ranking: RankingSettings = field(default_factory=RankingSettings)

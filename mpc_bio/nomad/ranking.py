@@ -398,7 +398,7 @@ def mca_baseline(
         log_changes=d,
         rank=0,
     )
-    check = check_design(problem, settings or NRASettings(max_enzyme_fold=max(fold, 1.0001) * 1.0001), d)
+    check = check_design(problem, settings or NRASettings(), d)
     violations = {
         "concentration": check.concentration,
         "thermodynamics": check.thermodynamics,

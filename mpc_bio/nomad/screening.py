@@ -206,7 +206,7 @@ def screen_nonlinear_return(ensemble: KineticEnsemble, index, settings: Screenin
     executor = executor or ExecutorSettings()
     t_double = t_double or doubling_time(ensemble, settings)
     index = np.asarray(index, dtype=int)
-    chunks = chunk_indices(index, max(1, min(executor.chunk_size, -(-index.size // (2 * executor.n_workers)))))
+    chunks = chunk_indices(index, max(1, min(executor.chunk_size, -(-index.size // (8 * executor.n_workers)))))
     parts = run_chunks(_return_chunk, [(ensemble.subset(c), c, settings, t_double) for c in chunks], executor,
                        desc="stage iii")
     dev = {k: v for p in parts for k, v in p.items()}
@@ -254,7 +254,7 @@ def screen_robustness(ensemble: KineticEnsemble, index, settings: ScreeningSetti
     t_double = t_double or doubling_time(ensemble, settings)
     duration = settings.batch_duration or t_double
     index = np.asarray(index, dtype=int)
-    chunks = chunk_indices(index, max(1, min(executor.chunk_size, -(-index.size // (2 * executor.n_workers)))))
+    chunks = chunk_indices(index, max(1, min(executor.chunk_size, -(-index.size // (8 * executor.n_workers)))))
     parts = run_chunks(_robust_chunk, [(ensemble.subset(c), c, settings, duration) for c in chunks], executor,
                        desc="stage iv")
     growth = {k: v for p in parts for k, v in p.items()}

@@ -341,8 +341,9 @@ class ExecutorSettings:
 
     Attributes
     ----------
-    n_workers : int
-        Local worker processes (1 = in this process); default 1.
+    n_workers : int or None
+        Local worker processes (1 = in this process); default ``None`` = every core
+        (``os.cpu_count()``), resolved on creation.
     scheduler : str or None
         Dask distributed scheduler address (``"tcp://host:8786"``); when given, work goes to Dask.
     chunk_size : int
@@ -351,13 +352,17 @@ class ExecutorSettings:
         Show tqdm progress bars.
     """
 
-    n_workers: int = 1
+    n_workers: int | None = None
     scheduler: str | None = None
     chunk_size: int = 500
     progress: bool = True
 
     def __post_init__(self) -> None:
         o = "ExecutorSettings"
+        if self.n_workers is None:
+            import os
+
+            object.__setattr__(self, "n_workers", max(1, os.cpu_count() or 1))
         _integer(o, "n_workers", self.n_workers)
         _integer(o, "chunk_size", self.chunk_size)
         if self.scheduler is not None and not isinstance(self.scheduler, str):

@@ -184,9 +184,15 @@ def _reactor(network_json: str, cell_volume: float):
         T * F,
     )
     state = ca.vertcat(z, s, X, P, V)
-    integ = ca.integrator("reactor", "cvodes", {"x": state, "p": p, "ode": rhs}, 0.0, 1.0, _OPTS)
+    dae = {"x": state, "p": p, "ode": rhs}
     growth = ca.Function("growth", [state, p], [v[g]])
-    return integ, growth, s_idx
+
+    @lru_cache(maxsize=32)
+    def integrator(grid: tuple[float, ...]):
+        """CVODES over scaled time [0, 1] with outputs at ``grid`` (fractions of the segment)."""
+        return ca.integrator("reactor", "cvodes", dae, 0.0, list(grid), _OPTS)
+
+    return integrator, growth, s_idx
 
 
 def _model_params(ensemble: KineticEnsemble, i: int, vmax_fold) -> np.ndarray:
@@ -230,7 +236,7 @@ def simulate_reactor(
     """
     settings = settings or VerificationSettings()
     net = ensemble.network
-    integ, growth, s_idx = _reactor(json.dumps(net.to_dict(), sort_keys=True), float(ensemble.cell_volume))
+    integrator, growth, s_idx = _reactor(json.dumps(net.to_dict(), sort_keys=True), float(ensemble.cell_volume))
     params = _model_params(ensemble, model, vmax_fold)
     s0 = (
         float(ensemble.fixed_concentrations[s_idx])
@@ -249,39 +255,48 @@ def simulate_reactor(
     else:
         raise ValueError(f"feed must be None, a FeedProfile or a callable of time. Got {type(feed).__name__}.")
     times = np.linspace(0.0, settings.t_end_h, settings.n_points)
-    nodes = np.unique(np.concatenate([times, [b for b in breaks if 0.0 < b < settings.t_end_h]]))
     n = net.n_metabolites
     state = np.concatenate([np.ones(n), [s0, settings.biomass0_gdw_per_l, settings.product0_mmol_per_l, settings.volume0_l]])
-    out = {0.0: state.copy()}
+    traj = np.full((times.size, state.size), np.nan)
+    traj[0] = state
+    feed_t = np.full(times.size, np.nan)
+    # segments of constant feed: a new segment starts at every feed break and, for a callable
+    # feed, wherever the held rate changes between output intervals
+    rates = [float(rate_at(float(t))) for t in times[:-1]]
+    cuts = {0.0, float(settings.t_end_h)} | {float(b) for b in breaks if 0.0 < b < settings.t_end_h}
+    if not isinstance(feed, FeedProfile):
+        cuts |= {float(times[k]) for k in range(1, len(rates)) if rates[k] != rates[k - 1]}
+    cuts_sorted = sorted(cuts)
     fed = 0.0
     ok, msg = True, ""
-    feed_at_nodes = []
-    for a, b in zip(nodes[:-1], nodes[1:]):
-        F = float(rate_at(float(a)))
+    for a, b in zip(cuts_sorted[:-1], cuts_sorted[1:]):
+        F = float(rate_at(a))
         if not math.isfinite(F) or F < 0:
             ok, msg = False, f"feed rate {F!r} L/h at t = {a:.3g} h is not a finite number >= 0"
             break
-        feed_at_nodes.append(F)
+        inside = [k for k in range(times.size) if a < times[k] < b or (times[k] == b)]
+        nodes = [float(times[k]) for k in inside]
+        if not nodes or nodes[-1] != b:
+            nodes.append(b)
+        grid = tuple(round((t - a) / (b - a), 12) for t in nodes)
         p = np.concatenate([[b - a, F, s_in], params])
         try:
-            state = np.asarray(integ(x0=state, p=p)["xf"]).ravel()
+            res = np.asarray(integrator(grid)(x0=state, p=p)["xf"])
         except RuntimeError as exc:
-            ok, msg = False, f"integration failed at t = {a:.3g} h: {str(exc).splitlines()[0][:160]}"
+            ok, msg = False, f"integration failed between t = {a:.3g} h and {b:.3g} h: {str(exc).splitlines()[0][:160]}"
             break
-        if not np.all(np.isfinite(state)):
-            ok, msg = False, f"non-finite state at t = {b:.3g} h"
+        if not np.all(np.isfinite(res)):
+            ok, msg = False, f"non-finite state between t = {a:.3g} h and {b:.3g} h"
             break
+        for col, t in enumerate(nodes):
+            k = int(np.searchsorted(times, t))
+            if k < times.size and times[k] == t:
+                traj[k] = res[:, col]
+        state = res[:, -1]
         fed += F * (b - a) * s_in
-        out[float(b)] = state.copy()
-    traj = np.full((times.size, state.size), np.nan)
-    feed_t = np.full(times.size, np.nan)
-    for k, t in enumerate(times):
-        if float(t) in out:
-            traj[k] = out[float(t)]
-    for k, t in enumerate(times[:-1]):
-        j = int(np.searchsorted(nodes, t))
-        if j < len(feed_at_nodes):
-            feed_t[k] = feed_at_nodes[j]
+        for k in range(times.size - 1):
+            if a <= times[k] < b:
+                feed_t[k] = F
     feed_t[-1] = feed_t[-2] if times.size > 1 else 0.0
     mu = np.array(
         [float(growth(traj[k], np.concatenate([[1.0, 0.0, s_in], params]))) if np.all(np.isfinite(traj[k])) else np.nan for k in range(times.size)]

@@ -82,7 +82,7 @@ def plot_growth_map(dataset: Any, ax: Any = None, *, x: str | None = None, y: st
     ax.set_ylabel(f"{y} uptake (mmol/gDW/h)")
     counts = dataset.status_counts()
     ax.set_title(
-        f"{dataset.model_id}: pFBA growth ({counts['optimal']} optimal, {counts['relaxed']} relaxed (hatched)"
+        f"{dataset.model_id}: pFBA growth ({counts['optimal']} optimal, {counts['relaxed']} relaxed = hatched"
         + (f", {counts['failed'] + counts['infeasible']} failed" if counts["failed"] + counts["infeasible"] else "")
         + ")",
         fontsize=9,

@@ -38,6 +38,8 @@ def gated_rate(v, c, gate, if_else):
 
     Secretion (v >= 0) passes unchanged; uptake (v < 0) is scaled by ``c / (c + gate)`` so a
     product the cell model says it consumes can never be driven below zero.
-    ``if_else(cond, a, b)`` is ``casadi.if_else`` or ``numpy.where``.
+    ``if_else(cond, a, b)`` is ``casadi.if_else`` or ``numpy.where``. ``gate = 0`` disables it.
     """
+    if gate == 0:
+        return v
     return if_else(v >= 0, v, v * c / (c + gate))

@@ -173,7 +173,9 @@ class FedBatchSettings:
         product uptakes by ``product_uptake_gate``.
     product_uptake_gate : float
         Concentration scale, mmol/L, below which a predicted *uptake* of a product (negative
-        exchange flux) is switched off smoothly (``v * c / (c + gate)``), so products never go negative.
+        exchange flux) is switched off smoothly (``v * c / (c + gate)``), so products never go
+        negative. 0 switches the gate off (exact bookkeeping of the cell model's fluxes; a product
+        the model wrongly takes up can then go negative).
     kinetics : UptakeKinetics
         Uptake kinetics.
     feed : FeedProfile
@@ -206,9 +208,9 @@ class FedBatchSettings:
 
     def __post_init__(self) -> None:
         o = "FedBatchSettings"
-        for n in ("volume0", "biomass0", "t_end", "output_step", "dfba_step", "product_uptake_gate"):
+        for n in ("volume0", "biomass0", "t_end", "output_step", "dfba_step"):
             object.__setattr__(self, n, _number(o, n, getattr(self, n), strict=True))
-        for n in ("glucose0", "feed_glucose"):
+        for n in ("glucose0", "feed_glucose", "product_uptake_gate"):
             object.__setattr__(self, n, _number(o, n, getattr(self, n)))
         for n in ("glucose_input", "oxygen_input", "glucose_exchange", "oxygen_exchange"):
             _name(o, n, getattr(self, n))

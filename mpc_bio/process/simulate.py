@@ -96,11 +96,28 @@ def simulate_surrogate(
         pts = [t for t in grid if ta + 1e-12 < t <= tb + 1e-12]
         if not pts:
             continue
+        pf = np.concatenate([[F], pval])
         integ = fedbatch_integrator(ode, ta, pts, rtol=rtol, atol=atol)
         try:
-            xf = np.array(integ(x0=x, p=np.concatenate([[F], pval]))["xf"])
-        except RuntimeError as exc:
-            events.append(SimulationEvent(ta, "integrator_failed", str(exc).splitlines()[-1], _state_dict(ode.state_names, x)))
+            xf = np.array(integ(x0=x, p=pf)["xf"])
+        except RuntimeError:
+            # keep what can be integrated: redo the segment interval by interval up to the failure
+            t_prev = ta
+            for tp in pts:
+                try:
+                    x = np.array(fedbatch_integrator(ode, t_prev, [tp], rtol=rtol, atol=atol)(x0=x, p=pf)["xf"]).ravel()
+                except RuntimeError as exc:
+                    msg = next((ln for ln in str(exc).splitlines() if "error test failed" in ln or "CV_" in ln), "")
+                    events.append(
+                        SimulationEvent(
+                            t_prev, "integrator_failed",
+                            f"CVODES failed between {t_prev:.4g} h and {tp:.4g} h {msg}".strip(),
+                            _state_dict(ode.state_names, x),
+                        )
+                    )
+                    break
+                X.append(x)
+                t_prev = tp
             completed = False
             break
         for j in range(xf.shape[1]):

@@ -55,8 +55,9 @@ class Surrogate:
 
     Attributes
     ----------
-    spec : MLPSpec
-        Float64 arrays describing the whole map (rebuild it anywhere, e.g. in CasADi).
+    mlp : MLPSpec
+        Float64 arrays describing the whole map (rebuild it anywhere, e.g. in CasADi); also
+        returned by :meth:`spec`.
     module : SurrogateModule
         torch float64 module of ``spec``; ``module(x)`` maps (n, k) inputs to (n, r) net fluxes,
         including the scaling and the mass-balance projection.
@@ -82,7 +83,7 @@ class Surrogate:
         Anything else recorded at training time (projection rank, training time in s, device).
     """
 
-    spec: MLPSpec
+    mlp: MLPSpec
     input_names: tuple[str, ...]
     input_reactions: tuple[str, ...]
     reaction_ids: tuple[str, ...]
@@ -100,9 +101,9 @@ class Surrogate:
 
     def __post_init__(self) -> None:
         k, r = len(self.input_names), len(self.reaction_ids)
-        if self.spec.n_inputs != k or self.spec.n_outputs != r:
+        if self.mlp.n_inputs != k or self.mlp.n_outputs != r:
             raise ArtifactError(
-                f"Surrogate: the network maps {self.spec.n_inputs} inputs to {self.spec.n_outputs} fluxes, "
+                f"Surrogate: the network maps {self.mlp.n_inputs} inputs to {self.mlp.n_outputs} fluxes, "
                 f"but {k} input names and {r} reaction ids were given."
             )
         if self.objective_id not in self.reaction_ids:
@@ -112,7 +113,7 @@ class Surrogate:
             raise ArtifactError(f"Surrogate: input reactions {list(self.input_reactions)} do not match the ids.")
         object.__setattr__(self, "domain_low", np.asarray(self.domain_low, dtype=np.float64))
         object.__setattr__(self, "domain_high", np.asarray(self.domain_high, dtype=np.float64))
-        mod = SurrogateModule.from_spec(self.spec, torch.float64)
+        mod = SurrogateModule.from_spec(self.mlp, torch.float64)
         mod.eval()
         for p in mod.parameters():
             p.requires_grad_(False)
@@ -128,6 +129,10 @@ class Surrogate:
     def growth_index(self) -> int:
         """Column of the growth reaction in the outputs."""
         return self.reaction_ids.index(self.objective_id)
+
+    def spec(self) -> MLPSpec:
+        """The :class:`MLPSpec` (float64 numpy arrays) that fully describes the map x -> v."""
+        return self.mlp
 
     def index(self, reaction_id: str) -> int:
         """Column of a reaction id in the outputs; ``KeyError`` naming it if absent."""
@@ -192,7 +197,7 @@ class Surrogate:
         """
         X, single = self._as_inputs(x)
         ok = self._warn_domain(X) if check_domain else self.in_domain(X)
-        v = self.spec.evaluate(X)
+        v = self.mlp.evaluate(X)
         if single:
             v = v[0]
         return (v, ok) if return_flags else v
@@ -233,7 +238,7 @@ class Surrogate:
         """Write ``weights.npz`` and ``surrogate.json`` into ``out_dir`` (created if missing)."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        s = self.spec
+        s = self.mlp
         arrays: dict[str, np.ndarray] = {
             "x_offset": s.x_offset,
             "x_scale": s.x_scale,
@@ -366,7 +371,7 @@ def load_surrogate(
             f"records {arch['hidden']} and {arch['n_fluxes']}."
         )
     sur = Surrogate(
-        spec=spec,
+        mlp=spec,
         input_names=tuple(meta["input_names"]),
         input_reactions=tuple(meta["input_reactions"]),
         reaction_ids=tuple(meta["reaction_ids"]),

@@ -144,7 +144,7 @@ def run_train(args: argparse.Namespace) -> int:
     summary = {
         "artifact": str(out),
         "training_time_s": round(sur.info["training_time_s"], 2),
-        "n_parameters": sur.spec.n_parameters(),
+        "n_parameters": sur.spec().n_parameters(),
         "metrics": {k: {kk: v[kk] for kk in ("growth_max_abs_err_frac", "worst_reaction", "worst_reaction_max_err_frac", "median_r2", "mass_balance_residual")} for k, v in sur.metrics.items()},
     }
     print(json.dumps(summary, indent=1))
@@ -176,8 +176,8 @@ def write_report(surrogate, model, out_dir: str | Path, *, pfba_settings=None, n
     result: dict[str, Any] = {
         "test": ev.summary(),
         "per_reaction": ev.metrics.per_reaction(),
-        "architecture": {"hidden": list(surrogate.spec.hidden), "activation": surrogate.spec.activation,
-                         "n_parameters": surrogate.spec.n_parameters(), "target": surrogate.settings.target,
+        "architecture": {"hidden": list(surrogate.spec().hidden), "activation": surrogate.spec().activation,
+                         "n_parameters": surrogate.spec().n_parameters(), "target": surrogate.settings.target,
                          "mass_balance": surrogate.settings.mass_balance},
         "training_time_s": surrogate.info.get("training_time_s"),
         "training_data_hash": surrogate.training_data_hash,

@@ -268,7 +268,7 @@ def _train(dataset, s: SurrogateSettings, device: torch.device, progress: bool, 
     info["training_time_s"] = time.perf_counter() - t0
     info["history_every_10"] = [list(h) for h in history[::10]]
     sur = Surrogate(
-        spec=spec,
+        mlp=spec,
         input_names=tuple(dataset.input_names),
         input_reactions=tuple(dataset.input_reactions),
         reaction_ids=rids,

@@ -35,8 +35,11 @@ def random_surrogate(
             mod.in_matrix.copy_(torch.as_tensor(rng.normal(size=(n_out, k))))
             mod.out_bias.copy_(torch.as_tensor(rng.normal(size=n_out)))
     ids = ("BIOMASS",) + tuple(f"EX_in{j}" for j in range(k)) + tuple(f"R{i}" for i in range(n_out - k - 1))
+    import dataclasses
+
+    spec_field = "mlp" if "mlp" in {f.name for f in dataclasses.fields(Surrogate)} else "spec"
     return Surrogate(
-        spec=mod.to_spec(),
+        **{spec_field: mod.to_spec()},
         input_names=tuple(f"in{j}" for j in range(k)),
         input_reactions=tuple(f"EX_in{j}" for j in range(k)),
         reaction_ids=ids,

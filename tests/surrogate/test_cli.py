@@ -15,7 +15,7 @@ def test_train_then_evaluate(small_dataset, tmp_path):
                "--batch-size", "128", "--threads", "1", "--evaluate", "20", "--no-progress"])
     assert rc == 0
     sur = load_surrogate(art, dataset=small_dataset)
-    assert sur.spec.hidden == (16, 16)
+    assert sur.spec().hidden == (16, 16)
     assert sur.metrics["test"]["n_points"] == 20
     assert sur.metrics["test"]["mass_balance_residual"] <= 1e-9
     out = tmp_path / "eval"

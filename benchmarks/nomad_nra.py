@@ -1,0 +1,219 @@
+"""NOMAD design-stage benchmark: NRA MILP solve and enumeration, ranking, verification throughput.
+
+Writes ``benchmarks/results/nomad_nra.json``. Usage::
+
+    python benchmarks/nomad_nra.py [--models 10] [--workers 2] [--n-sampled 400]
+
+Everything is measured in one run on the default anthranilate network:
+
+* an ensemble of ``--n-sampled`` models (seeded) screened linearly (stable, dominant time
+  constant below doubling time / 5); control coefficients of the first ``--models`` survivors;
+* NRA with the paper's settings (3-fold concentrations, 5-fold enzymes, 3 interventions, 20%
+  growth reduction), all designs within 5% of each model's optimum, enumerated with integer cuts
+  (``--workers`` processes over models): median MILP solve time (wall and CPU), designs
+  enumerated, enumeration wall time;
+* reference measured in the same run: the same optimum with at most 2 interventions found by
+  brute force (every enzyme pair and direction pattern solved as an LP with scipy's HiGHS) vs
+  the MILP, on the first model (``brute_force_vs_milp_time_ratio``, optima must agree);
+* ranking of the unique designs in every model; MCA baseline (top-3 yield control
+  coefficients, 5-fold);
+* nonlinear batch verification of the top-3 designs, the baseline and the reference strain in
+  every model: simulations per second, compared with the ensemble stage's own batch simulator
+  (``verification_vs_ensemble_batch_speed_ratio``), and the verified titer gains.
+
+The machine is shared: the load average is recorded and CPU times are given beside wall times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import json
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+OUT = ROOT / "benchmarks" / "results" / "nomad_nra.json"
+
+
+def _brute_force_pairs(problem, settings) -> tuple[float, int]:
+    """Best objective with <= 2 changed enzymes by enumerating all subsets as scipy LPs."""
+    from scipy.optimize import linprog
+
+    ne = len(problem.enzyme_ids)
+    excluded = {problem.enzyme_ids.index(e) for e in settings.excluded_enzymes}
+    cand = [j for j in range(ne) if j not in excluded]
+    y = problem.yield_control
+    t = problem.thermo_control
+    ref = problem.log_displacement
+    margin = np.minimum(settings.thermodynamic_margin, np.abs(ref) / 2)
+    g = problem.flux_control[problem.reaction_ids.index(problem.growth_reaction)]
+    lim = math.log(settings.max_concentration_fold)
+    rows = [r for r in range(len(ref)) if np.isfinite(ref[r]) and ref[r] != 0]
+    best, n_lp = 0.0, 0
+    for k in (1, 2):
+        for sub in itertools.combinations(cand, k):
+            cols = list(sub)
+            cx = problem.concentration_control[:, cols]
+            a = np.vstack([cx, -cx, np.array([t[r, cols] if ref[r] < 0 else -t[r, cols] for r in rows]), -g[cols][None, :]])
+            b = np.concatenate([np.full(2 * cx.shape[0], lim),
+                                [(-margin[r] - ref[r]) if ref[r] < 0 else (ref[r] - margin[r]) for r in rows],
+                                [-math.log(1 - settings.max_growth_reduction)]])
+            for signs in itertools.product((1, -1), repeat=k):
+                bounds = [(settings.min_log_change, settings.log_up_bound) if s > 0 else
+                          (-settings.log_down_bound, -settings.min_log_change) for s in signs]
+                res = linprog(-(y[cols]), A_ub=a, b_ub=b, bounds=bounds, method="highs")
+                n_lp += 1
+                if res.status == 0:
+                    best = max(best, -res.fun)
+    return best, n_lp
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", type=int, default=10)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--n-sampled", type=int, default=400)
+    ap.add_argument("--out", default=str(OUT))
+    args = ap.parse_args(argv)
+
+    from concurrent.futures import ProcessPoolExecutor
+
+    from mpc_bio.nomad.design_cli import _enumerate_one
+    from mpc_bio.nomad.dynamics import simulate_batch
+    from mpc_bio.nomad.ensemble import sample_ensemble
+    from mpc_bio.nomad.mca import compute_control_coefficients, linearize_ensemble
+    from mpc_bio.nomad.network import build_network
+    from mpc_bio.nomad.nra import enumerate_designs, nra_problems_from_control_coefficients
+    from mpc_bio.nomad.nra_settings import NRASettings, RankingSettings, VerificationSettings
+    from mpc_bio.nomad.ranking import EnsembleDesigns, mca_baseline, rank_designs, unique_designs
+    from mpc_bio.nomad.settings import SamplingSettings
+    from mpc_bio.nomad.steady_state import sample_reference_states
+    from mpc_bio.nomad.verification import verify_strains, vmax_fold_from_log_changes
+
+    result: dict = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                                "load_average_start": list(os.getloadavg())}}
+    t = time.perf_counter()
+    net = build_network()
+    states = sample_reference_states(net, n_states=10, seed=0)
+    ens = sample_ensemble(net, states, SamplingSettings(n_models=args.n_sampled, seed=0))
+    lin = linearize_ensemble(ens)
+    growth = abs(float(net.fluxes[net.reaction_index(net.growth_reaction)]))
+    tau_max = math.log(2) / growth / 5.0
+    survivors = np.flatnonzero((lin.max_real < 0) & (lin.time_constant < tau_max))
+    models = survivors[: args.models]
+    cc = compute_control_coefficients(ens, models)
+    problems = nra_problems_from_control_coefficients(cc)
+    result["ensemble"] = {"n_reactions": net.n_reactions, "n_metabolites": net.n_metabolites,
+                          "n_sampled": int(args.n_sampled), "n_linearly_screened": int(survivors.size),
+                          "n_models_used": int(models.size), "setup_s": time.perf_counter() - t}
+    print(f"ensemble ready: {survivors.size} of {args.n_sampled} pass the linear screens; using {models.size}", flush=True)
+
+    # as `mpc-bio nomad design` with the scenario file: growth, maintenance and transport excluded
+    excluded = (net.growth_reaction, "ATPM") + tuple(r for r, law in zip(net.reaction_ids, net.rate_laws) if law == "mass_action")
+    settings = NRASettings(excluded_enzymes=excluded, max_designs=50)
+    t = time.perf_counter()
+    if args.workers > 1:
+        with ProcessPoolExecutor(max_workers=args.workers) as pool:
+            enums = tuple(pool.map(_enumerate_one, [(p, settings) for p in problems]))
+    else:
+        enums = tuple(enumerate_designs(p, settings) for p in problems)
+    enum_s = time.perf_counter() - t
+    designs = EnsembleDesigns(enums, unique_designs(enums), enum_s)
+    wall = np.concatenate([e.solve_times_s for e in enums])
+    cpu = np.concatenate([e.solve_cpu_s for e in enums])
+    print(f"enumeration: {designs.n_designs} designs in {enum_s:.1f} s ({wall.size} MILPs)", flush=True)
+    result["nra"] = {
+        "settings": {"max_concentration_fold": 3.0, "max_enzyme_fold": 5.0, "max_interventions": 3,
+                     "max_growth_reduction": 0.2, "enumeration_fraction": 0.05, "solver": settings.solver},
+        "n_binaries_per_model": 3 * len(problems[0].enzyme_ids),
+        "milp_solves": int(wall.size),
+        "designs_per_model": [len(e.designs) for e in enums],
+        "optimum_yield_gain_per_model": [math.expm1(e.optimum) for e in enums],
+        "unique_by_membership": len(designs.unique),
+        "truncated_models": sum(e.truncated for e in enums),
+        "workers": args.workers,
+    }
+
+    # reference in the same run: brute force over all pairs (LPs) vs the MILP with N = 2
+    s2 = NRASettings(excluded_enzymes=excluded, max_interventions=2)
+    t = time.perf_counter()
+    milp2 = enumerate_designs(problems[0], dataclasses.replace(s2, max_designs=1))
+    milp2_s = time.perf_counter() - t
+    t = time.perf_counter()
+    brute, n_lp = _brute_force_pairs(problems[0], s2)
+    brute_s = time.perf_counter() - t
+    result["reference_brute_force_pairs"] = {
+        "milp_optimum": milp2.optimum, "brute_force_optimum": brute, "n_lps": n_lp,
+        "milp_s": milp2_s, "brute_force_s": brute_s, "optima_agree": bool(abs(milp2.optimum - brute) <= 1e-6 * max(1, abs(brute))),
+    }
+    print(f"pairs: MILP {milp2_s:.2f} s vs {n_lp} LPs {brute_s:.1f} s (optima {milp2.optimum:.6f} / {brute:.6f})", flush=True)
+
+    t = time.perf_counter()
+    ranking = rank_designs(problems, designs.unique, settings, RankingSettings())
+    rank_s = time.perf_counter() - t
+    baseline = [mca_baseline(p, fold=5.0, size=3, excluded=settings.excluded_enzymes)[0] for p in problems]
+
+    vs = VerificationSettings(t_end_h=16.0, n_points=65)
+    top = range(min(3, len(ranking.designs)))
+    strains = {}
+    for k in top:
+        fold = np.full((len(problems), net.n_reactions), np.nan)
+        for m in range(len(problems)):
+            d = ranking.log_changes[k, m]
+            if np.all(np.isfinite(d)):
+                fold[m] = vmax_fold_from_log_changes(net, ranking.enzyme_ids, d)
+        strains[f"d-{k + 1} {ranking.designs[k].label}"] = fold
+    strains["MCA baseline"] = np.array([vmax_fold_from_log_changes(net, p.enzyme_ids, b.log_changes) for p, b in zip(problems, baseline)])
+    ver = verify_strains(ens, models, strains, settings=vs)
+    # the ensemble stage's batch simulator on the same reference runs (same duration and grid)
+    t = time.perf_counter()
+    for m in models:
+        simulate_batch(ens, int(m), vs.t_end_h, vs.biomass0_gdw_per_l, n_points=vs.n_points)
+    ens_batch_rate = len(models) / (time.perf_counter() - t)
+    sims_per_s = ver.n_simulations / ver.seconds
+    vsum = ver.summary()
+    best_label = list(strains)[0] if ranking.designs else None
+
+    result.update({
+        "milp_solve_s_median": float(np.median(wall)),
+        "milp_solve_cpu_s_median": float(np.median(cpu)),
+        "milp_solve_s_p95": float(np.percentile(wall, 95)),
+        "designs_enumerated": int(designs.n_designs),
+        "enumeration_s": float(enum_s),
+        "enumeration_target_s": 120.0,
+        "enumeration_within_target": bool(enum_s <= 120.0),
+        "ranking_s": float(rank_s),
+        "verification_sims_per_s": float(sims_per_s),
+        "ensemble_batch_sims_per_s": float(ens_batch_rate),
+        "verification_vs_ensemble_batch_speed_ratio": float(sims_per_s / ens_batch_rate),
+        "brute_force_vs_milp_time_ratio": float(brute_s / milp2_s),
+        "best_yield_gain": float(ranking.mean_yield_gain[0]) if ranking.designs else None,
+        "best_design": ranking.designs[0].label if ranking.designs else None,
+        "baseline_yield_gain": float(np.mean([b.yield_gain for b in baseline])),
+        "best_verified_titer_gain_batch": vsum[best_label]["mean_titer_gain"] if best_label else None,
+        "verified_titer_gain_batch": {k: v["mean_titer_gain"] for k, v in vsum.items()},
+        "baseline_verified_titer_gain_batch": vsum["MCA baseline"]["mean_titer_gain"],
+        "verification_simulations": int(ver.n_simulations),
+    })
+    result["machine"]["load_average_end"] = list(os.getloadavg())
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, default=float))
+    keys = ("milp_solve_s_median", "milp_solve_cpu_s_median", "designs_enumerated", "enumeration_s",
+            "verification_sims_per_s", "best_yield_gain", "baseline_yield_gain", "best_verified_titer_gain_batch",
+            "baseline_verified_titer_gain_batch", "brute_force_vs_milp_time_ratio")
+    print(json.dumps({k: result[k] for k in keys}, indent=1, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
