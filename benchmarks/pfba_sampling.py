@@ -61,6 +61,7 @@ def cobra_loop(model, values, objective_id, feasibility_tol=None):
     glc, o2 = model.reactions.EX_glc__D_e, model.reactions.EX_o2_e
     growth = np.full(len(values), np.nan)
     total = np.full(len(values), np.nan)
+    c0 = time.process_time()
     t0 = time.perf_counter()
     for i, (g, o) in enumerate(values):
         with model:
@@ -74,8 +75,9 @@ def cobra_loop(model, values, objective_id, feasibility_tol=None):
                 growth[i] = sol.fluxes[objective_id]
                 total[i] = sol.objective_value
     elapsed = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     tol.feasibility = old
-    return growth, total, elapsed
+    return growth, total, elapsed, cpu
 
 
 def rel_err(a, b):
@@ -86,9 +88,11 @@ def bench_model(label, model, axes, n_cobra, workers):
     pts = grid_points(axes)
     n = len(pts)
     # mpc_bio, one process, end to end (LP build from the cobra model + all solves)
+    c0 = time.process_time()
     t0 = time.perf_counter()
     ds = sample_pfba(model, pts, n_workers=1, progress=False)
     t_serial = time.perf_counter() - t0
+    cpu_serial = time.process_time() - c0
     # mpc_bio, all cores (local process pool, spawn start-up included)
     t0 = time.perf_counter()
     ds_par = sample_pfba(model, pts, n_workers=workers, progress=False)
@@ -97,9 +101,9 @@ def bench_model(label, model, axes, n_cobra, workers):
     # COBRApy loop on an evenly spaced subset of the same points
     sub = np.unique(np.linspace(0, n - 1, min(n_cobra, n)).round().astype(int))
     # timing: COBRApy as shipped (optlang/GLPK defaults)
-    cg0, ct0, t_cobra = cobra_loop(model, ds.inputs[sub], ds.objective_id)
+    cg0, ct0, t_cobra, cpu_cobra = cobra_loop(model, ds.inputs[sub], ds.objective_id)
     # accuracy reference: the same loop with GLPK's feasibility tolerance tightened to 1e-9
-    cg, ct, t_tight = cobra_loop(model, ds.inputs[sub], ds.objective_id, feasibility_tol=1e-9)
+    cg, ct, t_tight, _ = cobra_loop(model, ds.inputs[sub], ds.objective_id, feasibility_tol=1e-9)
     mine_ok = ds.status[sub] == 0
     mine_growth = ds.growth[sub]
     mine_total = ds.split_fluxes[sub].sum(axis=1)
@@ -126,6 +130,9 @@ def bench_model(label, model, axes, n_cobra, workers):
         "mpc_bio_parallel_ms_per_point": par_ms,
         "mpc_bio_parallel_workers": workers,
         "speedup": cobra_ms / serial_ms,
+        "cobra_cpu_ms_per_point": 1e3 * cpu_cobra / len(sub),
+        "mpc_bio_cpu_ms_per_point": 1e3 * cpu_serial / n,
+        "speedup_cpu_time": (cpu_cobra / len(sub)) / (cpu_serial / n),
         "parallel_speedup": cobra_ms / par_ms,
         "max_rel_err": float(max(e_growth.max(initial=0.0), e_total.max(initial=0.0))),
         "max_rel_err_growth": float(e_growth.max(initial=0.0)),
@@ -150,16 +157,23 @@ def bench_model(label, model, axes, n_cobra, workers):
 def full_grid_cli(model_arg, label):
     exe = Path(sys.executable).with_name("mpc-bio")
     cmd = [str(exe), "sample", str(model_arg), "--workers", "all", "--no-progress"]
+    import resource
+
     with tempfile.TemporaryDirectory() as tmp:
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         subprocess.run([*cmd, "--out", tmp], check=True, capture_output=True, text=True)
         wall = time.perf_counter() - t0
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
         summary = json.loads((Path(tmp) / "summary.json").read_text())
     res = {
         "model": label,
         "command": " ".join(cmd + ["--out", "DIR"]),
         "n_points": summary["n_points"],
         "wall_time_s": wall,
+        "cpu_time_s_all_processes": cpu,
+        "loadavg_1min_after": os.getloadavg()[0],
         "sample_time_s": summary["wall_time_s"]["sample"],
         "save_time_s": summary["wall_time_s"]["save"],
         "load_model_time_s": summary["wall_time_s"]["load_model"],

@@ -199,6 +199,7 @@ def run_closed_loop(
     mpc: FeedMPC | None = None,
     x_scale=None,
     n_steps: int | None = None,
+    guess_feed=None,
 ) -> ClosedLoopResult:
     """Run the closed loop over the batch (or ``n_steps`` control steps).
 
@@ -220,6 +221,9 @@ def run_closed_loop(
         Typical state magnitudes (MHE weights).
     n_steps : int, optional
         Number of control steps (default: the whole batch).
+    guess_feed : float or array_like, optional
+        Feed plan [L/h] for the initial guess of the first MPC solve (e.g. the offline optimum
+        resampled to the MPC steps); see :meth:`FeedMPC.reset`.
 
     Returns
     -------
@@ -250,7 +254,7 @@ def run_closed_loop(
     est = None
     if est_settings.kind != "none":
         est = build_estimator(model, est_settings, meas_settings, dt, x_hat0, x_scale)
-    mpc.reset(x_hat0 if est is not None else x_true, u0=0.0)
+    mpc.reset(x_hat0 if est is not None else x_true, u0=0.0, guess_feed=guess_feed)
     h_out = measurement_function(model, sampler.quantities)
 
     times = [0.0]

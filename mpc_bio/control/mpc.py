@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import casadi as ca
 import numpy as np
 
-from mpc_bio.control.model import ControlModel, objective_value
+from mpc_bio.control.model import ControlModel, make_integrator, objective_value
 from mpc_bio.control.settings import BatchProblem, ControlError, MPCSettings
 
 __all__ = ["FeedMPC", "MPCStepRecord", "build_mpc"]
@@ -108,14 +108,54 @@ class FeedMPC:
         """Number of steps whose solve failed (and used the fallback)."""
         return sum(1 for r in self.records if not r.success)
 
-    def reset(self, x0, u0: float = 0.0) -> None:
-        """Set the initial guess of the whole horizon to ``x0`` and the previous feed to ``u0``."""
+    def reset(self, x0, u0: float = 0.0, guess_feed=None) -> None:
+        """Reset the controller at the start of a batch.
+
+        Parameters
+        ----------
+        x0 : array_like
+            Initial state estimate.
+        u0 : float
+            Feed applied before the first step [L/h] (reference of the first move penalty).
+        guess_feed : float or array_like, optional
+            Feed plan [L/h] (one value per interval, or a constant) used to build the initial
+            guess of the first solve by simulating the model from ``x0``; by default the
+            constant feed that fills the reactor to ``volume_max`` over the batch. A cold start
+            with every node at ``x0`` can need hundreds of IPOPT iterations. A given plan is also
+            the fallback (``"shifted_plan"``) until the first successful solve.
+        """
         x0 = np.asarray(x0, dtype=float).reshape(-1)
         self.mpc.x0 = x0
         self.mpc.u0 = np.array([u0])
         self.mpc.set_initial_guess()
         self.records = []
         self._plan = None
+        N, dt = self.settings.n_horizon, self.settings.t_step
+        explicit = guess_feed is not None
+        if guess_feed is None:
+            iv = self.model.index("volume")
+            guess_feed = (self.problem.volume_max - x0[iv]) / self.problem.batch_time
+        g = np.clip(np.broadcast_to(np.asarray(guess_feed, dtype=float).reshape(-1), (N,)) if np.size(guess_feed) in (1, N)
+                    else np.resize(np.asarray(guess_feed, dtype=float), N), self.problem.feed_min, self.problem.feed_max)
+        integ = make_integrator(self.model, dt)
+        xs = self.mpc.opt_x_num
+        scale_x = np.asarray(self.mpc._x_scaling.cat).reshape(-1) if hasattr(self.mpc, "_x_scaling") else np.ones(x0.size)
+        x = x0.copy()
+        for k in range(N):
+            on = self._t_now_for(k) < self.problem.batch_time - 1e-9
+            x_next = np.maximum(np.asarray(integ(x0=x, p=np.r_[g[k], self.model.param_values])["xf"]).reshape(-1), 0.0) if on else x
+            n_c = len(xs["_x", k, 0])
+            for c in range(n_c):
+                xs["_x", k, 0, c] = (x if c == 0 else x_next) / scale_x
+            xs["_u", k, 0] = g[k] / float(np.asarray(self.mpc._u_scaling.cat).reshape(-1)[0])
+            x = x_next
+        for c in range(len(xs["_x", N, 0])):
+            xs["_x", N, 0, c] = x / scale_x
+        if explicit:  # a given plan (e.g. the offline optimum) is also the fallback of the first steps
+            self._plan, self._plan_time = g.copy(), 0.0
+
+    def _t_now_for(self, k: int) -> float:
+        return k * self.settings.t_step
 
     def plan(self) -> np.ndarray:
         """Feed plan of the last successful solve, one value per interval [L/h] (empty before any)."""
@@ -284,7 +324,8 @@ def build_mpc(model: ControlModel, problem: BatchProblem, settings: MPCSettings 
     mpc.settings.collocation_type = "radau"
     mpc.settings.collocation_deg = settings.collocation_deg
     mpc.settings.collocation_ni = settings.collocation_ni
-    mpc.settings.store_full_solution = True
+    mpc.settings.store_full_solution = False  # the plan is read from opt_x_num directly
+    mpc.settings.store_lagr_multiplier = False
     mpc.settings.nlpsol_opts = opts
     mpc.settings.store_solver_stats = []
 

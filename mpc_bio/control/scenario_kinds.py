@@ -19,7 +19,14 @@ Tables (unknown keys are errors; units as in the settings docstrings):
                    dfba, ``plant_parameter_scale = { vmax_glc = 0.8 }``), plus ``rmse_after``
                    (h) and ``relax`` (dFBA plant relaxation, default true).
 ``[offline]``      :class:`~mpc_bio.control.OfflineSettings` plus ``compare`` (bool).
-``[baselines]``    :class:`~mpc_bio.control.BaselineSettings`.
+``[control_model]`` ``distill`` (bool, default false): the controller and the estimator use a
+                   cubic B-spline fit of the embedded surrogate over the uptake inputs
+                   (:mod:`mpc_bio.control.distill`), the plant and the offline optimum keep the
+                   full surrogate; ``step`` (grid, mmol/gDW/h, default 0.05), ``glucose_max``
+                   (grid end, mmol/gDW/h, default 1.3 x glucose Vmax), ``oxygen_max`` (grid end
+                   in ``"kla"`` mode, default 20).
+``[baselines]``    :class:`~mpc_bio.control.BaselineSettings` (``glucose_feed`` defaults to the
+                   reactor's ``feed_glucose``).
 """
 
 from __future__ import annotations
@@ -45,7 +52,7 @@ from mpc_bio.control.settings import (
 
 __all__ = ["run_closed_loop_scenario", "run_feed_optimization_scenario", "run_mpc_mismatch_scenario", "load_control_setup"]
 
-_CONTROL_TABLES = ("problem", "mpc", "estimator", "measurements", "closed_loop", "offline", "baselines")
+_CONTROL_TABLES = ("problem", "mpc", "estimator", "measurements", "closed_loop", "offline", "baselines", "control_model")
 _PROCESS_TABLES = ("model", "surrogate", "reactor", "kinetics")
 
 
@@ -53,7 +60,8 @@ _PROCESS_TABLES = ("model", "surrogate", "reactor", "kinetics")
 class ControlSetup:
     """Everything a control scenario needs, built from its tables."""
 
-    model: Any  # ControlModel
+    model: Any  # ControlModel (full surrogate: plant, offline optimum)
+    control: Any  # ControlModel used by the MPC and the estimator (distilled or the same)
     reactor: Any  # FedBatchSettings
     cobra_model: Any
     cell: Any
@@ -105,7 +113,9 @@ def load_control_setup(path: Path, data: dict[str, Any], out: Path, *, progress:
         off_table = dict(data.get("offline") or {})
         extra["compare_offline"] = bool(off_table.pop("compare", True))
         off = settings_from_dict(OfflineSettings, off_table, "offline")
-        base = settings_from_dict(BaselineSettings, data.get("baselines"), "baselines")
+        base_table = dict(data.get("baselines") or {})
+        extra["glucose_feed_given"] = "glucose_feed" in base_table
+        base = settings_from_dict(BaselineSettings, base_table, "baselines")
     except (ControlError, TypeError) as exc:
         raise _err(path, exc) from None
     try:
@@ -118,6 +128,8 @@ def load_control_setup(path: Path, data: dict[str, Any], out: Path, *, progress:
         )
     except ProcessSettingsError as exc:
         raise _err(path, exc) from None
+    if not extra.pop("glucose_feed_given"):
+        base = dataclasses.replace(base, glucose_feed=reactor.feed_glucose)
     if "ac" not in reactor.products and "acetate" in [c.quantity for c in meas.channels]:
         raise ScenarioError(f"{path}: an acetate measurement needs products = {{ ac = \"EX_ac_e\" }} in [reactor].")
     cobra_model = _resolve_model(path, t["model"])
@@ -128,9 +140,32 @@ def load_control_setup(path: Path, data: dict[str, Any], out: Path, *, progress:
         model = control_model_from_process(reactor, cell)
     except (ProcessSettingsError, ControlError) as exc:
         raise _err(path, exc) from None
-    if mpc.symvar == "SX" and model.symvar == "MX":
+    cm = dict(data.get("control_model") or {})
+    bad = sorted(set(cm) - {"distill", "step", "glucose_max", "oxygen_max"})
+    if bad:
+        raise ScenarioError(f"{path}: unknown key(s) {bad} in [control_model]; expected distill, step, glucose_max, oxygen_max.")
+    control = model
+    extra["control_model"] = f"full surrogate ({cell.backend})"
+    if cm.get("distill", False):
+        from mpc_bio.control.distill import distill_cell_model
+
+        kin = reactor.kinetics
+        upper = {reactor.glucose_input: float(cm.get("glucose_max", 1.3 * kin.glucose_vmax))}
+        fixed = {}
+        if kin.oxygen == "fixed":
+            fixed[reactor.oxygen_input] = kin.oxygen_uptake
+        else:
+            upper[reactor.oxygen_input] = float(cm.get("oxygen_max", 20.0))
+        try:
+            d = distill_cell_model(cell, upper=upper, fixed=fixed, step=float(cm.get("step", 0.05)))
+            control = control_model_from_process(reactor, d.cell)
+        except (ProcessSettingsError, ControlError) as exc:
+            raise _err(path, exc) from None
+        extra["control_model"] = f"B-spline distillation of the surrogate ({cell.backend}), grid step {cm.get('step', 0.05)}"
+        extra["distill_max_rel_error"] = dict(zip(cell.output_ids, d.max_rel_error.tolist()))
+    if mpc.symvar == "SX" and control.symvar == "MX":
         mpc = dataclasses.replace(mpc, symvar="MX")
-    return ControlSetup(model, reactor, cobra_model, cell, how, prob, mpc, est, meas, cl, off, base, extra)
+    return ControlSetup(model, control, reactor, cobra_model, cell, how, prob, mpc, est, meas, cl, off, base, extra)
 
 
 def _save_fig(fig, path: Path) -> Path:
@@ -177,30 +212,51 @@ def run_closed_loop_scenario(path: Path, data: dict[str, Any], out: Path, *, pro
     from mpc_bio.control.closed_loop import run_closed_loop
 
     setup = load_control_setup(path, data, out, progress=progress, kind="closed_loop")
-    plant = None
-    if setup.closed_loop.plant == "dfba":
-        from mpc_bio.control.process_adapter import DfbaPlant
-
-        plant = DfbaPlant(setup.reactor, setup.cobra_model, relax=setup.extra["relax"], substeps=setup.closed_loop.plant_substeps)
+    off = _offline(setup) if setup.extra["compare_offline"] else None
     res = run_closed_loop(
-        setup.model,
+        setup.control,
         setup.problem,
         setup.x0,
         mpc_settings=setup.mpc,
         estimator_settings=setup.estimator,
         measurement_settings=setup.measurements,
         settings=setup.closed_loop,
-        plant=plant,
+        plant=_make_plant(setup),
+        guess_feed=None if off is None else _resample(off, setup.mpc),
     )
     files = _write_closed_loop(res, out, "closed_loop", f"{path.stem}: MPC ({setup.estimator.kind}) on {setup.closed_loop.plant} plant")
-    summary = {"surrogate": setup.surrogate_how, "backend": setup.cell.backend, **res.summary(setup.extra["rmse_after"])}
-    if setup.extra["compare_offline"]:
-        off = _offline(setup)
+    summary = {"surrogate": setup.surrogate_how, "backend": setup.cell.backend, **_extra_summary(setup), **res.summary(setup.extra["rmse_after"])}
+    if off is not None:
         summary.update(_offline_summary(off))
         summary["closed_loop_vs_offline"] = res.objective / off.simulated.objective
     (out / "settings.json").write_text(json.dumps(_settings_dict(setup), indent=2, default=str))
     files["settings"] = out / "settings.json"
     return files, summary
+
+
+def _extra_summary(setup: ControlSetup) -> dict:
+    return {k: v for k, v in setup.extra.items() if k in ("control_model", "distill_max_rel_error")}
+
+
+def _resample(off, mpc: MPCSettings) -> np.ndarray:
+    """The offline profile at the MPC steps (first ``n_horizon`` steps)."""
+    from mpc_bio.control.offline import piecewise_feed
+
+    law = piecewise_feed(off.interval_edges, off.feed)
+    return np.array([law(k * mpc.t_step, None) for k in range(mpc.n_horizon)])
+
+
+def _make_plant(setup: ControlSetup):
+    """The closed-loop plant: the full surrogate model (nominal or perturbed) or the dFBA."""
+    from mpc_bio.control.closed_loop import IntegratorPlant
+
+    cl = setup.closed_loop
+    if cl.plant == "dfba":
+        from mpc_bio.control.process_adapter import DfbaPlant
+
+        return DfbaPlant(setup.reactor, setup.cobra_model, relax=setup.extra["relax"], substeps=cl.plant_substeps)
+    params = setup.model.params_with(cl.plant_parameter_scale) if cl.plant == "perturbed" else setup.model.param_values
+    return IntegratorPlant(setup.model, params, setup.mpc.t_step, cl.plant_substeps)
 
 
 def run_feed_optimization_scenario(path: Path, data: dict[str, Any], out: Path, *, progress: bool = True):
@@ -273,7 +329,7 @@ def run_mpc_mismatch_scenario(path: Path, data: dict[str, Any], out: Path, *, pr
     The offline optimum of the (nominal) control model is applied open loop to the mismatched
     plant; the closed loop runs on the same plant; both objectives are reported.
     """
-    from mpc_bio.control.closed_loop import IntegratorPlant, run_closed_loop
+    from mpc_bio.control.closed_loop import run_closed_loop
     from mpc_bio.control.offline import piecewise_feed
 
     setup = load_control_setup(path, data, out, progress=progress, kind="mpc_mismatch")
@@ -286,11 +342,7 @@ def run_mpc_mismatch_scenario(path: Path, data: dict[str, Any], out: Path, *, pr
     dt = setup.mpc.t_step
 
     def make_plant():
-        if cl.plant == "dfba":
-            from mpc_bio.control.process_adapter import DfbaPlant
-
-            return DfbaPlant(setup.reactor, setup.cobra_model, relax=setup.extra["relax"], substeps=cl.plant_substeps)
-        return IntegratorPlant(setup.model, setup.model.params_with(cl.plant_parameter_scale), dt, cl.plant_substeps)
+        return _make_plant(setup)
 
     # open loop: the nominal offline profile on the mismatched plant, at the control step
     plant = make_plant()
@@ -308,7 +360,7 @@ def run_mpc_mismatch_scenario(path: Path, data: dict[str, Any], out: Path, *, pr
     open_margins = constraint_margins(setup.model, setup.problem, states)
     open_violation = float(max(0.0, max(-np.min(m) for m in open_margins.values())))
     res = run_closed_loop(
-        setup.model,
+        setup.control,
         setup.problem,
         setup.x0,
         mpc_settings=setup.mpc,
@@ -316,6 +368,7 @@ def run_mpc_mismatch_scenario(path: Path, data: dict[str, Any], out: Path, *, pr
         measurement_settings=setup.measurements,
         settings=cl,
         plant=(cl_plant := make_plant()),
+        guess_feed=_resample(off, setup.mpc),
     )
     files = _write_closed_loop(res, out, "closed_loop", f"{path.stem}: MPC ({setup.estimator.kind}) on {cl.plant} plant")
     import pandas as pd
@@ -327,6 +380,7 @@ def run_mpc_mismatch_scenario(path: Path, data: dict[str, Any], out: Path, *, pr
     summary = {
         "surrogate": setup.surrogate_how,
         "backend": setup.cell.backend,
+        **_extra_summary(setup),
         **res.summary(setup.extra["rmse_after"]),
         **_offline_summary(off),
         "open_loop_offline_on_plant_objective": open_obj,

@@ -228,7 +228,7 @@ def run_sample(args: argparse.Namespace) -> int:
         "chunk_size": chunk,
         "wall_time_s": {"load_model": t_load, "sample": t_sample, "save": t_save, "total": time.perf_counter() - t0},
         "ms_per_point": 1e3 * t_sample / data.n_points,
-        "content_hash": data.content_hash(),
+        "content_hash": json.loads((out / "dataset.json").read_text())["content_hash"],
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     c = summary["status_counts"]

@@ -19,6 +19,19 @@ STATUS_CODES = {0: "optimal", 1: "relaxed", 2: "failed", 3: "infeasible"}
 _ARRAYS = ("inputs", "fluxes", "split_fluxes", "growth", "status", "slacks")
 
 
+def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Like ``np.savez_compressed`` (same format, read by ``np.load``) with fast deflate level 1.
+
+    On a 40,401-point iCH360 dataset: about 2x faster than the default level, 5% larger.
+    """
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        for name, arr in arrays.items():
+            with zf.open(name + ".npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asanyarray(arr), allow_pickle=False)
+
+
 class DatasetError(ValueError):
     """A dataset is inconsistent, incomplete or does not match what it is used with."""
 
@@ -156,7 +169,7 @@ class FluxDataset:
         arrays = {name: getattr(self, name) for name in _ARRAYS}
         arrays.update(S_row=S.row, S_col=S.col, S_data=S.data)
         tmp_npz = out / "dataset.tmp.npz"
-        np.savez_compressed(tmp_npz, **arrays)
+        _write_npz(tmp_npz, arrays)
         meta = {
             "format": "mpc_bio.FluxDataset/1",
             "n_points": self.n_points,

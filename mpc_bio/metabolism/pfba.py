@@ -394,7 +394,7 @@ class PFBASolver:
         self._buf_hi = np.zeros(n_slack)
         self._last_relaxed = False
         self._highs: dict[str, Any] = {}
-        self._cold: set[int] = set()
+        self._cold: set[int] = set()  # instances still using presolve for their first solve
         self._slacks_open: dict[int, bool] = {}
         for name, cost in costs.items():
             self._highs[name] = self._make_instance(cost)

@@ -10,7 +10,7 @@ from mpc_bio.process.kinetics import gated_rate, glucose_uptake, oxygen_uptake
 from mpc_bio.process.model import FedBatchODE, build_fedbatch_model, fedbatch_ode
 from mpc_bio.process.result import FedBatchResult, SimulationEvent
 from mpc_bio.process.settings import FedBatchSettings, FeedProfile, ProcessSettingsError, UptakeKinetics
-from mpc_bio.process.simulate import fedbatch_integrator, simulate_dfba, simulate_surrogate
+from mpc_bio.process.simulate import SurrogateSimulator, fedbatch_integrator, simulate_dfba, simulate_surrogate
 
 __all__ = [
     "FedBatchSettings",
@@ -27,6 +27,7 @@ __all__ = [
     "fedbatch_ode",
     "build_fedbatch_model",
     "fedbatch_integrator",
+    "SurrogateSimulator",
     "simulate_surrogate",
     "simulate_dfba",
     "FedBatchResult",

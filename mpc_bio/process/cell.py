@@ -152,5 +152,5 @@ def embed_cell_model(
         domain_low=surrogate.domain_low,
         domain_high=surrogate.domain_high,
         backend=backend,
-        symbolic="MX" if backend == "l4casadi" else "SX",
+        symbolic="MX" if (backend == "l4casadi" or symbolic == "MX") else "SX",
     )

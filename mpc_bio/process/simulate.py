@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time as _time
 from typing import Any
@@ -25,7 +26,7 @@ from mpc_bio.process.model import OUTPUT_NAMES_BASE, FedBatchODE, fedbatch_ode
 from mpc_bio.process.result import FedBatchResult, SimulationEvent
 from mpc_bio.process.settings import FedBatchSettings, ProcessSettingsError
 
-__all__ = ["simulate_surrogate", "simulate_dfba", "fedbatch_integrator"]
+__all__ = ["SurrogateSimulator", "simulate_surrogate", "simulate_dfba", "fedbatch_integrator"]
 
 
 def _segments(settings: FedBatchSettings, grid: np.ndarray) -> list[tuple[float, float, float]]:
@@ -35,13 +36,21 @@ def _segments(settings: FedBatchSettings, grid: np.ndarray) -> list[tuple[float,
 
 
 def fedbatch_integrator(
-    ode: FedBatchODE, t0: float, times, *, rtol: float = 1e-10, atol: float = 1e-12, name: str = "fedbatch_sim"
+    ode: FedBatchODE,
+    t0: float,
+    times,
+    *,
+    rtol: float = 1e-10,
+    atol: float = 1e-12,
+    name: str = "fedbatch_sim",
+    jit: bool = False,
 ) -> ca.Function:
     """CVODES integrator of the fed-batch ODE at constant feed: ``(x0, [F; p]) -> X(times)``.
 
     The returned function is differentiable (forward/adjoint sensitivities), so derivatives of
     simulated states with respect to the initial state, the feed or the parameters are exact up
-    to the integrator tolerances.
+    to the integrator tolerances. ``jit=True`` compiles the right-hand side and its Jacobian to C
+    (CasADi's shell compiler, needs a C compiler): ~15 s once, then 2-3x faster integration.
     """
     sym = ca.MX if ode.cell.symbolic == "MX" else ca.SX
     x = sym.sym("x", ode.n_x)
@@ -49,11 +58,137 @@ def fedbatch_integrator(
     p = sym.sym("p", len(ode.param_names))
     dae = {"x": x, "p": ca.vertcat(F, p), "ode": ode.rhs(x, F, p)}
     opts = {"abstol": atol, "reltol": rtol, "max_num_steps": 100000}
+    if jit:
+        opts.update({"jit": True, "compiler": "shell", "jit_options": {"flags": ["-O2"], "verbose": False}})
     return ca.integrator(name, "cvodes", dae, float(t0), [float(t) for t in times], opts)
 
 
 def _state_dict(names, x) -> dict[str, float]:
     return {n: float(v) for n, v in zip(names, np.asarray(x, dtype=float))}
+
+
+class SurrogateSimulator:
+    """The fed-batch with the embedded cell model, set up once and simulated many times (CVODES).
+
+    Building the CasADi ODE and one CVODES integrator per constant-feed segment costs tens of
+    milliseconds; :meth:`run` then only integrates (closed loops, benchmarks, ensembles).
+
+    Parameters
+    ----------
+    settings : FedBatchSettings
+        Reactor, feed profile, kinetics and output grid.
+    cell : CellFluxModel
+        Embedded surrogate (:func:`mpc_bio.process.embed_cell_model`).
+    rtol, atol : float
+        CVODES relative and absolute tolerances (states in L, mmol, gDW).
+    jit : bool
+        Compile the right-hand side to C (see :func:`fedbatch_integrator`).
+    """
+
+    def __init__(
+        self, settings: FedBatchSettings, cell: CellFluxModel, *, rtol: float = 1e-8, atol: float = 1e-10, jit: bool = False
+    ) -> None:
+        t0 = _time.perf_counter()
+        self.settings, self.cell, self.rtol, self.atol = settings, cell, rtol, atol
+        self.ode = fedbatch_ode(settings, cell, vmax_as_parameter=True)
+        self.grid = settings.time_grid()
+        self._segments = []
+        for ta, tb, F in _segments(settings, self.grid):
+            pts = [t for t in self.grid if ta + 1e-12 < t <= tb + 1e-12]
+            if pts:
+                integ = fedbatch_integrator(self.ode, ta, pts, rtol=rtol, atol=atol, jit=jit, name=f"fedbatch_sim_{len(self._segments)}")
+                self._segments.append((ta, pts, F, integ))
+        self.setup_time = _time.perf_counter() - t0
+
+    def run(self, *, vmax: float | None = None, x0=None) -> FedBatchResult:
+        """Simulate from ``x0`` (default: the settings' initial state).
+
+        Parameters
+        ----------
+        vmax : float, optional
+            Glucose Vmax (mmol/gDW/h) overriding ``settings.kinetics.glucose_vmax``.
+        x0 : array_like, optional
+            Initial state in ``settings.state_names`` order (L, mmol, gDW).
+
+        Returns
+        -------
+        FedBatchResult
+            ``method="surrogate"``; an ``"out_of_domain"`` event when the uptakes leave the
+            surrogate's training box (the run continues; predictions there are extrapolations).
+        """
+        t0 = _time.perf_counter()
+        settings, cell, ode = self.settings, self.cell, self.ode
+        rtol, atol = self.rtol, self.atol
+        pval = np.array([settings.kinetics.glucose_vmax if vmax is None else float(vmax)])
+        grid = self.grid
+        x = settings.initial_state() if x0 is None else np.asarray(x0, dtype=float).copy()
+        if x.shape != (ode.n_x,):
+            raise ProcessSettingsError(f"x0 must have {ode.n_x} entries {list(ode.state_names)}; got shape {x.shape}.")
+        X = [x]
+        events: list[SimulationEvent] = []
+        completed = True
+        for ta, pts, F, integ in self._segments:
+            pf = np.concatenate([[F], pval])
+            try:
+                xf = np.array(integ(x0=x, p=pf)["xf"])
+            except RuntimeError:
+                # keep what can be integrated: redo the segment interval by interval up to the failure
+                t_prev = ta
+                for tp in pts:
+                    try:
+                        x = np.array(fedbatch_integrator(ode, t_prev, [tp], rtol=rtol, atol=atol)(x0=x, p=pf)["xf"]).ravel()
+                    except RuntimeError as exc:
+                        msg = next((ln for ln in str(exc).splitlines() if "error test failed" in ln or "CV_" in ln), "")
+                        events.append(
+                            SimulationEvent(
+                                t_prev, "integrator_failed",
+                                f"CVODES failed between {t_prev:.4g} h and {tp:.4g} h {msg}".strip(),
+                                _state_dict(ode.state_names, x),
+                            )
+                        )
+                        break
+                    X.append(x)
+                    t_prev = tp
+                completed = False
+                break
+            for j in range(xf.shape[1]):
+                X.append(xf[:, j])
+            x = xf[:, -1]
+        n = len(X)
+        time = grid[:n]
+        states = np.array(X)
+        feed = np.array([settings.feed.rate(t) for t in time])
+        Y = np.array(ode.outputs.map(n)(states.T, feed[None, :], np.tile(pval[:, None], (1, n)))).T
+        k = len(cell.input_names)
+        outputs, uptakes = Y[:, :-k], Y[:, -k:]
+        dom = cell.in_domain(uptakes)
+        if not np.all(dom):
+            i = int(np.argmin(dom))
+            events.append(
+                SimulationEvent(
+                    float(time[i]), "out_of_domain",
+                    f"uptakes {dict(zip(cell.input_names, uptakes[i].round(4).tolist()))} mmol/gDW/h left the "
+                    f"surrogate's training box [{cell.domain_low.tolist()}, {cell.domain_high.tolist()}]; "
+                    "predictions are extrapolations.",
+                    _state_dict(ode.state_names, states[i]),
+                )
+            )
+        return FedBatchResult(
+            method="surrogate",
+            time=time,
+            states=states,
+            state_names=ode.state_names,
+            state_units=settings.state_units,
+            feed=feed,
+            outputs=outputs,
+            output_names=ode.output_names[:-k],
+            in_domain=dom,
+            status=tuple("ok" for _ in range(n)),
+            events=tuple(sorted(events, key=lambda e: e.time)),
+            completed=completed,
+            wall_time=_time.perf_counter() - t0,
+            info={"integrator": "cvodes", "rtol": rtol, "atol": atol, "backend": cell.backend, "setup_s": self.setup_time},
+        )
 
 
 def simulate_surrogate(
@@ -65,6 +200,8 @@ def simulate_surrogate(
     vmax: float | None = None,
 ) -> FedBatchResult:
     """Simulate the fed-batch with the embedded cell model (surrogate) using CVODES.
+
+    One-shot form of :class:`SurrogateSimulator` (set-up included in ``wall_time``).
 
     Parameters
     ----------
@@ -80,83 +217,10 @@ def simulate_surrogate(
     Returns
     -------
     FedBatchResult
-        ``method="surrogate"``; an ``"out_of_domain"`` event when the uptakes leave the
-        surrogate's training box (the run continues; predictions there are extrapolations).
     """
-    t0 = _time.perf_counter()
-    ode = fedbatch_ode(settings, cell, vmax_as_parameter=True)
-    pval = np.array([settings.kinetics.glucose_vmax if vmax is None else float(vmax)])
-    grid = settings.time_grid()
-    x = settings.initial_state()
-    X = [x]
-    feeds = []
-    events: list[SimulationEvent] = []
-    completed = True
-    for ta, tb, F in _segments(settings, grid):
-        pts = [t for t in grid if ta + 1e-12 < t <= tb + 1e-12]
-        if not pts:
-            continue
-        pf = np.concatenate([[F], pval])
-        integ = fedbatch_integrator(ode, ta, pts, rtol=rtol, atol=atol)
-        try:
-            xf = np.array(integ(x0=x, p=pf)["xf"])
-        except RuntimeError:
-            # keep what can be integrated: redo the segment interval by interval up to the failure
-            t_prev = ta
-            for tp in pts:
-                try:
-                    x = np.array(fedbatch_integrator(ode, t_prev, [tp], rtol=rtol, atol=atol)(x0=x, p=pf)["xf"]).ravel()
-                except RuntimeError as exc:
-                    msg = next((ln for ln in str(exc).splitlines() if "error test failed" in ln or "CV_" in ln), "")
-                    events.append(
-                        SimulationEvent(
-                            t_prev, "integrator_failed",
-                            f"CVODES failed between {t_prev:.4g} h and {tp:.4g} h {msg}".strip(),
-                            _state_dict(ode.state_names, x),
-                        )
-                    )
-                    break
-                X.append(x)
-                t_prev = tp
-            completed = False
-            break
-        for j in range(xf.shape[1]):
-            X.append(xf[:, j])
-        x = xf[:, -1]
-    n = len(X)
-    time = grid[:n]
-    states = np.array(X)
-    feed = np.array([settings.feed.rate(t) for t in time])
-    Y = np.array(ode.outputs.map(n)(states.T, feed[None, :], np.tile(pval[:, None], (1, n)))).T
-    k = len(cell.input_names)
-    outputs, uptakes = Y[:, :-k], Y[:, -k:]
-    dom = cell.in_domain(uptakes)
-    if not np.all(dom):
-        i = int(np.argmin(dom))
-        events.append(
-            SimulationEvent(
-                float(time[i]), "out_of_domain",
-                f"uptakes {dict(zip(cell.input_names, uptakes[i].round(4).tolist()))} mmol/gDW/h left the surrogate's "
-                f"training box [{cell.domain_low.tolist()}, {cell.domain_high.tolist()}]; predictions are extrapolations.",
-                _state_dict(ode.state_names, states[i]),
-            )
-        )
-    return FedBatchResult(
-        method="surrogate",
-        time=time,
-        states=states,
-        state_names=ode.state_names,
-        state_units=settings.state_units,
-        feed=feed,
-        outputs=outputs,
-        output_names=ode.output_names[: -k],
-        in_domain=dom,
-        status=tuple("ok" for _ in range(n)),
-        events=tuple(sorted(events, key=lambda e: e.time)),
-        completed=completed,
-        wall_time=_time.perf_counter() - t0,
-        info={"integrator": "cvodes", "rtol": rtol, "atol": atol, "backend": cell.backend},
-    )
+    sim = SurrogateSimulator(settings, cell, rtol=rtol, atol=atol)
+    res = sim.run(vmax=vmax)
+    return dataclasses.replace(res, wall_time=res.wall_time + sim.setup_time)
 
 
 def _solver(model: Any, relax: bool, settings: FedBatchSettings, pfba_settings=None):

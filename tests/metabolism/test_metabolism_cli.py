@@ -6,13 +6,12 @@ import json
 
 import numpy as np
 import pytest
-from metabolism_reference import cobra_pfba
 
 from mpc_bio.cli import build_parser, main
 from mpc_bio.metabolism import FluxDataset
 
 
-def test_pfba_command_prints_cobra_growth(capsys, ecoli_core):
+def test_pfba_command_prints_cobra_growth(capsys, ecoli_core, cobra_pfba):
     assert main(["pfba", "e_coli_core", "-u", "glucose=8", "-u", "oxygen=12", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     growth, total = cobra_pfba(ecoli_core, {"glucose": 8.0, "oxygen": 12.0})

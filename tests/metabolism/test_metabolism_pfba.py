@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-from metabolism_reference import cobra_pfba, spread
 
 from mpc_bio.metabolism import (
     InputError,
@@ -23,7 +22,7 @@ from mpc_bio.metabolism import (
 REL, ABS_GROWTH, ABS_TOTAL = 1e-6, 1e-9, 1e-7
 
 
-def _compare_with_cobra(model, points, min_feasible):
+def _compare_with_cobra(cobra_pfba, model, points, min_feasible):
     """Solve with mpc_bio (sampling path and single-point path) and COBRApy; compare."""
     data = sample_pfba(model, np.asarray(points), progress=False, chunk_size=64)
     solver = PFBASolver(model)
@@ -50,23 +49,23 @@ def _compare_with_cobra(model, points, min_feasible):
     return data
 
 
-def test_matches_cobra_pfba_on_e_coli_core(ecoli_core):
+def test_matches_cobra_pfba_on_e_coli_core(ecoli_core, cobra_pfba, spread):
     """>= 200 feasible points: growth and total split flux equal COBRApy's pfba (rel 1e-6)."""
     pts = [(g, o) for g in spread(0.6, 20.0, 16) for o in spread(0.0, 19.5, 16, offset=0.011)]
-    data = _compare_with_cobra(ecoli_core, pts, min_feasible=200)
+    data = _compare_with_cobra(cobra_pfba, ecoli_core, pts, min_feasible=200)
     # the infeasible (relaxed) region is visited too
     assert data.status_counts()["relaxed"] >= 5
 
 
-def test_matches_cobra_pfba_on_ich360(ich360):
+def test_matches_cobra_pfba_on_ich360(ich360, cobra_pfba, spread):
     pts = [(g, o) for g in spread(1.0, 19.0, 5) for o in spread(1.0, 19.0, 4)]
-    _compare_with_cobra(ich360, pts, min_feasible=12)
+    _compare_with_cobra(cobra_pfba, ich360, pts, min_feasible=12)
 
 
 @pytest.mark.slow
-def test_matches_cobra_pfba_on_ijo1366(ijo1366):
+def test_matches_cobra_pfba_on_ijo1366(ijo1366, cobra_pfba, spread):
     pts = [(g, o) for g in spread(1.0, 19.0, 5) for o in spread(1.0, 19.0, 4)]
-    _compare_with_cobra(ijo1366, pts, min_feasible=12)
+    _compare_with_cobra(cobra_pfba, ijo1366, pts, min_feasible=12)
 
 
 def test_solution_is_a_valid_split_flux(ecoli_core):
@@ -125,7 +124,7 @@ def test_relaxed_boundary_is_continuous(ecoli_core):
     assert jumps.max() < 0.5
 
 
-def test_unrelaxed_infeasible_point_is_clean(ecoli_core):
+def test_unrelaxed_infeasible_point_is_clean(ecoli_core, cobra_pfba):
     solver = PFBASolver(ecoli_core, PFBASettings(relax=False))
     bad = solver.solve({"glucose": 0.0, "oxygen": 0.0})
     assert bad.status == "infeasible"
@@ -149,7 +148,7 @@ def test_model_is_not_mutated(ecoli_core):
     assert str(ecoli_core.objective.expression).startswith("1.0*Biomass_Ecoli_core")
 
 
-def test_other_inputs_and_no_maintenance(ecoli_core):
+def test_other_inputs_and_no_maintenance(ecoli_core, cobra_pfba):
     """Named inputs are general: acetate uptake on e_coli_core, no maintenance slack."""
     settings = PFBASettings(inputs={"acetate": "EX_ac_e", "oxygen": "EX_o2_e"}, maintenance_id=None)
     solver = PFBASolver(ecoli_core, settings)

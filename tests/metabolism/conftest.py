@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import cobra
+import pytest
 from cobra.flux_analysis import pfba
 
 
@@ -45,3 +46,15 @@ def spread(low: float, high: float, n: int, offset: float = 0.0137) -> list[floa
     """n values in [low, high], nudged off round numbers so no point sits exactly on a boundary."""
     step = (high - low) / (n - 1)
     return [round(low + i * step + offset * math.sin(7.0 * i + 1.0), 6) for i in range(n)]
+
+
+@pytest.fixture(name="cobra_pfba")
+def _cobra_pfba_fixture():
+    """The COBRApy reference :func:`cobra_pfba` (a fixture, so any pytest import mode works)."""
+    return cobra_pfba
+
+
+@pytest.fixture(name="spread")
+def _spread_fixture():
+    """The point-spacing helper :func:`spread`."""
+    return spread
