@@ -202,6 +202,7 @@ def main(argv=None) -> int:
         "best_verified_titer_gain_batch": vsum[best_label]["mean_titer_gain"] if best_label else None,
         "verified_titer_gain_batch": {k: v["mean_titer_gain"] for k, v in vsum.items()},
         "baseline_verified_titer_gain_batch": vsum["MCA baseline"]["mean_titer_gain"],
+        "fraction_models_growth_kept_batch": {k: v["fraction_models_growth_kept"] for k, v in vsum.items()},
         "verification_simulations": int(ver.n_simulations),
     })
     result["machine"]["load_average_end"] = list(os.getloadavg())

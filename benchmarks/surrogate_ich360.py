@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--epochs", type=int, default=400)
     ap.add_argument("--batch-size", type=int, default=512)
     ap.add_argument("--lbfgs-steps", type=int, default=300)
+    ap.add_argument("--growth-weight", type=float, default=10.0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--n-test", type=int, default=1000)
     ap.add_argument("--workers", type=int, default=1)
@@ -69,6 +70,7 @@ def main(argv: list[str] | None = None) -> dict:
         epochs=args.epochs,
         batch_size=args.batch_size,
         lbfgs_steps=args.lbfgs_steps,
+        growth_weight=args.growth_weight,
         patience=args.epochs,
         num_threads=args.threads,
     )

@@ -40,7 +40,7 @@ class DistilledCell:
         Inputs held fixed (name -> value, mmol/gDW/h); the distilled function ignores them.
     max_abs_error, max_rel_error : ndarray, shape (n_outputs,)
         Largest absolute error per output at the grid mid-points (flux units), and relative to
-        the output's range over the grid [-].
+        the larger of the output's range and its largest magnitude over the grid [-].
     """
 
     cell: object
@@ -91,7 +91,6 @@ def distill_cell_model(cell, *, upper: dict[str, float], fixed: dict[str, float]
         pts[:, j] = mesh[varying.index(n)].ravel(order="F") if n in upper else fixed[n]
     f_map = cell.function.map(pts.shape[0])
     vals = np.asarray(f_map(pts.T)).T  # (n_points, n_out), first grid dimension fastest
-    n_out = vals.shape[1]
     spline = ca.interpolant("cell_bspline", "bspline", grids, vals.ravel(order="C"))
     u = ca.SX.sym("u", len(names))
     arg = ca.vertcat(*[u[names.index(n)] for n in varying])
@@ -105,7 +104,7 @@ def distill_cell_model(cell, *, upper: dict[str, float], fixed: dict[str, float]
     ref = np.asarray(cell.function.map(mp.shape[0])(mp.T)).T
     got = np.asarray(fun.map(mp.shape[0])(mp.T)).T
     abs_err = np.max(np.abs(got - ref), axis=0)
-    rng = np.maximum(vals.max(axis=0) - vals.min(axis=0), 1e-12)
+    rng = np.maximum(np.maximum(vals.max(axis=0) - vals.min(axis=0), np.abs(vals).max(axis=0)), 1e-12)
     distilled = CellFluxModel(
         function=fun,
         input_names=cell.input_names,
@@ -117,5 +116,4 @@ def distill_cell_model(cell, *, upper: dict[str, float], fixed: dict[str, float]
         backend="bspline",
         symbolic="SX",
     )
-    del n_out
     return DistilledCell(distilled, tuple(grids), fixed, abs_err, abs_err / rng)

@@ -384,7 +384,7 @@ def sample_pfba(
 
     workers = (os.cpu_count() or 1) if n_workers is None else int(n_workers)
     bar = tqdm(total=n, disable=not progress, unit="pt", desc=f"pFBA {problem.model_id}", smoothing=0.1)
-    failed_chunks: list[str] = []
+    failed_chunks: list[tuple[int, str]] = []
     try:
         if scheduler is not None:
             _run_dask(scheduler, problem, values, chunks, store, bar, failed_chunks)
@@ -392,17 +392,25 @@ def sample_pfba(
             for idx in chunks:
                 store(idx, _solve_chunk(problem, values[idx]))
                 bar.update(len(idx))
+            _LOCAL.solver = None  # release the HiGHS instances
         else:
             _run_pool(min(workers, len(chunks)), problem, values, chunks, store, bar, failed_chunks)
     finally:
         bar.close()
     if failed_chunks:
+        # a worker crash (or a broken pool, e.g. a script without an `if __name__ == "__main__":`
+        # guard) must not lose points: every chunk starts cold, so solving it here gives the same data
         warnings.warn(
-            f"{len(failed_chunks)} chunk(s) failed as a whole and their points are recorded as failed: "
-            f"{failed_chunks[:3]}",
+            f"{len(failed_chunks)} of {len(chunks)} chunk(s) failed on the workers and are solved in this "
+            f"process instead (first error: {failed_chunks[0][1]})",
             RuntimeWarning,
             stacklevel=2,
         )
+        for i, _ in failed_chunks:
+            try:
+                store(chunks[i], _solve_chunk(problem, values[chunks[i]]))
+            except Exception:  # pragma: no cover - the points stay recorded as failed
+                pass
 
     fluxes = split[:, :r] - split[:, r:]
     run_settings = {
@@ -452,7 +460,7 @@ def _run_pool(workers, problem, values, chunks, store, bar, failed_chunks) -> No
             try:
                 store(chunks[i], fut.result())
             except Exception as exc:  # a crashed chunk never stops the run
-                failed_chunks.append(f"chunk {i}: {type(exc).__name__}: {exc}")
+                failed_chunks.append((i, f"chunk {i}: {type(exc).__name__}: {exc}"))
             bar.update(len(chunks[i]))
 
 
@@ -469,7 +477,7 @@ def _run_dask(scheduler, problem, values, chunks, store, bar, failed_chunks) -> 
             try:
                 store(chunks[i], fut.result())
             except Exception as exc:
-                failed_chunks.append(f"chunk {i}: {type(exc).__name__}: {exc}")
+                failed_chunks.append((i, f"chunk {i}: {type(exc).__name__}: {exc}"))
             bar.update(len(chunks[i]))
     finally:
         if client is not scheduler:

@@ -414,9 +414,13 @@ def _design(args: argparse.Namespace) -> int:
                 continue
             g = v["mean_titer_gain"]
             extra = ""
-            if "fraction_models_above_baseline" in v and v["fraction_models_above_baseline"] is not None:
-                extra = f", above baseline in {100 * v['fraction_models_above_baseline']:.0f}% of models"
-            print(f"  {label:<36} {'n/a' if g is None else f'{100 * g:+.1f}%'}{extra}")
+            if v.get("fraction_models_above_reference") is not None:
+                extra += f", above reference in {100 * v['fraction_models_above_reference']:.0f}%"
+            if v.get("fraction_models_above_baseline") is not None:
+                extra += f", above baseline in {100 * v['fraction_models_above_baseline']:.0f}%"
+            if v.get("fraction_models_growth_kept") is not None:
+                extra += f", biomass >= 80% of reference in {100 * v['fraction_models_growth_kept']:.0f}%"
+            print(f"  {label:<36} {'n/a' if g is None else f'{100 * g:+.1f}%'}{extra} of models")
     print(f"total {time.perf_counter() - t0:.1f} s; results in {out}")
     if args.json:
         print(json.dumps(s, indent=1, default=_json_default))

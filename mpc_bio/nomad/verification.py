@@ -419,13 +419,19 @@ class VerificationResult:
                 )
         return pd.DataFrame(rows)
 
-    def summary(self) -> dict:
-        """Per strain: mean / median final titer and titer gain over the models (NaN-aware)."""
+    def summary(self, growth_kept_fraction: float = 0.8) -> dict:
+        """Per strain: mean / median final titer and titer gain over the models (NaN-aware), and
+        the fraction of models whose final biomass stays >= ``growth_kept_fraction`` x the
+        reference strain's in the same model (physiology kept close to the reference)."""
         out = {}
         gain = self.titer_gain
+        ref_x = self.biomass[0, :, -1]
         for s, label in enumerate(self.strains):
             t = self.final_titer[s]
+            x = self.biomass[s, :, -1]
+            okx = np.isfinite(x) & np.isfinite(ref_x)
             out[label] = {
+                "fraction_models_growth_kept": float(np.mean(x[okx] >= growth_kept_fraction * ref_x[okx])) if okx.any() else None,
                 "mean_titer_mM": float(np.nanmean(t)) if np.any(np.isfinite(t)) else None,
                 "median_titer_mM": float(np.nanmedian(t)) if np.any(np.isfinite(t)) else None,
                 "mean_titer_gain": float(np.nanmean(gain[s])) if np.any(np.isfinite(gain[s])) else None,

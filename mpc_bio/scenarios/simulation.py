@@ -29,7 +29,7 @@ from typing import Any
 
 from mpc_bio.scenarios.schema import Field, ScenarioError, validate_table
 
-__all__ = ["run_simulation", "SIMULATION_TABLES"]
+__all__ = ["run_simulation", "SIMULATION_TABLES", "resolve_model", "load_or_train_surrogate"]
 
 _REACTOR = {
     "volume0": Field(float),
@@ -165,8 +165,6 @@ def _surrogate(path: Path, spec: dict[str, Any], model, reactor, out: Path, prog
 
 def run_simulation(path: Path, data: dict[str, Any], out: Path, *, progress: bool = True):
     """Runner of ``kind = "simulation"`` (see the module docstring); returns (files, summary)."""
-    import dataclasses
-
     from mpc_bio.plotting.process import plot_fedbatch
     from mpc_bio.process import (
         FedBatchSettings,
@@ -245,5 +243,9 @@ def run_simulation(path: Path, data: dict[str, Any], out: Path, *, progress: boo
                 "lp_solves": dfba.info["lp_solves"],
             }
         )
-    del dataclasses
     return files, summary
+
+
+#: Public names of the helpers other scenario kinds reuse (the control stage's kinds do).
+resolve_model = _resolve_model
+load_or_train_surrogate = _surrogate

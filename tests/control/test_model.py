@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from conftest import C_IN, KM, Q_CRIT, SMOOTH, VMAX, Y_OV, Y_OX
+from .conftest import C_IN, KM, Q_CRIT, SMOOTH, VMAX, Y_OV, Y_OX
 from mpc_bio.control import ControlError, ReactorRoles, constraint_margins, control_model_from_do_mpc, simulate_feed
 
 
@@ -26,7 +26,7 @@ def test_rhs_matches_closed_form(monod_model):
 
 
 def test_roles_are_checked():
-    from conftest import monod_do_mpc_model
+    from .conftest import monod_do_mpc_model
 
     with pytest.raises(ControlError, match="biomass"):
         control_model_from_do_mpc(monod_do_mpc_model(), ReactorRoles(biomass="X"), {"vmax_glc": 1.0})

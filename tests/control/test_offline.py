@@ -8,7 +8,7 @@ from mpc_bio.control.baselines import exponential_feed_law, tune_constant_feed, 
 from mpc_bio.control.closed_loop import ClosedLoopSettings, run_closed_loop
 from mpc_bio.control.offline import optimize_feed_profile
 
-from conftest import C_IN, Y_OX
+from .conftest import C_IN, Y_OX
 
 
 @pytest.fixture(scope="module")

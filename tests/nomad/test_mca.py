@@ -73,3 +73,21 @@ def test_control_coefficients_save_load(small_ensemble, stable_models, tmp_path)
                                - cc.flux[:, cc.reaction_ids.index("GLCpts")], rtol=0, atol=0)
     # NRA's thermodynamic form: ln displacement changes by stoichiometry @ dlnx
     assert back.stoichiometry.shape == (len(cc.reaction_ids), len(cc.metabolite_ids))
+
+
+@pytest.mark.slow
+def test_control_coefficients_match_finite_differences_many_models(small_ensemble, stable_models):
+    """As above for up to 8 stable models, forward differences with step 1e-5 (tolerance abs 5e-3 + rel 5e-3)."""
+    ens = small_ensemble
+    n = ens.network.n_reactions
+    h = 1e-5
+    for i in stable_models[:8]:
+        cc = compute_control_coefficients(ens, [int(i)])
+        base = solve_steady_state(ens, int(i))
+        for j in range(n):
+            f = np.ones(n)
+            f[j] = 1 + h
+            sp = solve_steady_state(ens, int(i), f)
+            assert sp.converged
+            fd = (np.log(np.abs(sp.fluxes)) - np.log(np.abs(base.fluxes))) / np.log(1 + h)
+            np.testing.assert_allclose(cc.flux[0][:, j], fd, rtol=5e-3, atol=5e-3)

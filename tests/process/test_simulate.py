@@ -106,3 +106,20 @@ def test_dfba_rejects_mismatched_solver_and_species(ecoli_core, fig3_settings):
         simulate_dfba(fig3_settings, solver, relax=False)
     with pytest.raises(ProcessSettingsError, match="EX_nope_e"):
         simulate_dfba(FedBatchSettings(products={"nope": "EX_nope_e"}), ecoli_core)
+
+
+def test_surrogate_simulator_reuse_matches_one_shot(fig3_settings, fig3_cell):
+    from mpc_bio.process import SurrogateSimulator
+
+    s = dataclasses.replace(fig3_settings, t_end=6.0)
+    sim = SurrogateSimulator(s, fig3_cell)
+    a = sim.run()
+    b = sim.run(vmax=8.0)
+    one = simulate_surrogate(s, fig3_cell, vmax=8.0)
+    assert b.states == pytest.approx(one.states, rel=1e-12, abs=1e-12)
+    # a lower Vmax slows glucose uptake: less biomass at 3 h
+    i = np.searchsorted(a.time, 3.0)
+    assert b.state("n_X")[i] < a.state("n_X")[i]
+    assert sim.run().states == pytest.approx(a.states, rel=0, abs=0)  # deterministic
+    with pytest.raises(ProcessSettingsError, match="x0 must have 4"):
+        sim.run(x0=[1.0, 2.0])
