@@ -157,7 +157,8 @@ class ExtendedKalmanFilter:
     x0 : array_like
         Initial state estimate.
     x_scale : array_like, optional
-        Typical magnitude of each state, for the absolute part of the process noise.
+        Unused by the EKF (its process noise scales with the current estimate); accepted so both
+        estimators share one constructor signature.
     """
 
     def __init__(self, model: ControlModel, quantities, noise_std, dt: float, settings: EstimatorSettings, x0, x_scale=None):
