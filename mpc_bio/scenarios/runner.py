@@ -1,24 +1,52 @@
-"""Scenario runner: read a TOML file, dispatch on its ``kind``, write results to an output directory.
+"""Scenario runner: read a TOML file, validate it, dispatch on its ``kind``, write a complete run.
 
 Every scenario file has a top-level ``kind`` (which runner handles it), and optionally ``name``
-and ``description``; the rest is validated by the kind's runner. Kinds are listed in
-:data:`SCENARIO_KINDS` as ``"module:function"`` strings, imported only when used, so adding a
-kind is one line here plus its function ``run(path, data, out_dir) -> ScenarioResult``.
+and ``description``; the tables are validated against the kind's schema
+(:mod:`mpc_bio.scenarios.kinds`) before anything runs, every problem reported at once. Kinds are
+listed in :data:`SCENARIO_KINDS` as ``"module:function"`` strings, imported only when used, so
+adding a kind is one line here plus its function ``run(path, data, out_dir, *, progress) ->
+(files, summary)`` (and, optionally, one line in :data:`~mpc_bio.scenarios.kinds.SCENARIO_SCHEMAS`).
+
+Output directory protocol: the run writes into a temporary sibling directory
+(``.<name>.incomplete-<pid>-<n>``) whose ``run.json`` says ``"status": "running"``; only when the
+kind's function returns are ``summary.json``, ``resolved.toml`` and ``run.json``
+(``"status": "complete"``) written and the directory renamed to its final name. An interrupted
+or failed run therefore never leaves a result under the final name; its temporary directory
+keeps ``run.json`` with ``"status": "failed"`` and the error for inspection. A final directory
+that holds a complete run is never replaced unless ``overwrite=True``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
+import os
+import platform
+import shutil
+import sys
 import time
 import tomllib
+import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mpc_bio.scenarios.schema import ScenarioError
+from mpc_bio.scenarios.schema import Problem, ScenarioError, dump_toml, validate_with_schema
 
-__all__ = ["SCENARIO_KINDS", "ScenarioResult", "load_scenario", "run_scenario", "default_out_dir"]
+__all__ = [
+    "SCENARIO_KINDS",
+    "ScenarioResult",
+    "RunExistsError",
+    "load_scenario",
+    "validate_scenario",
+    "run_scenario",
+    "default_out_dir",
+    "dependency_versions",
+    "find_seeds",
+    "run_status",
+]
 
 #: kind -> "module:function" of its runner.
 SCENARIO_KINDS: dict[str, str] = {
@@ -29,6 +57,15 @@ SCENARIO_KINDS: dict[str, str] = {
 }
 
 _TOP_LEVEL = ("kind", "name", "description")
+
+#: Distributions whose versions every run records.
+MAIN_DEPENDENCIES = (
+    "mpc_bio", "numpy", "scipy", "pandas", "torch", "casadi", "l4casadi", "do-mpc", "cobra", "highspy", "pyomo", "matplotlib",
+)
+
+
+class RunExistsError(RuntimeError):
+    """The output directory already holds a complete run (pass ``overwrite=True`` to replace it)."""
 
 
 @dataclass(frozen=True)
@@ -42,7 +79,7 @@ class ScenarioResult:
     out_dir : Path
         Output directory of this run.
     files : dict of str to Path
-        Written files by role (``"figure"``, ``"trajectories"``, ``"summary"``, ...).
+        Written files by role (``"figure"``, ``"trajectories"``, ``"summary"``, ``"run"``, ...).
     summary : dict
         Json-ready key figures (also written to ``summary.json``).
     wall_time : float
@@ -58,14 +95,15 @@ class ScenarioResult:
 
 
 def load_scenario(path: str | Path) -> dict[str, Any]:
-    """Parse a scenario TOML file and check its ``kind``.
+    """Parse a scenario TOML file and check its ``kind`` (tables are checked by :func:`validate_scenario`).
 
     Raises
     ------
     FileNotFoundError
         No such file.
     ScenarioError
-        Not valid TOML, or ``kind`` missing, not a string, or unknown.
+        Not valid TOML, or ``kind`` missing, not a string, or unknown; ``name``/``description``
+        not strings.
     """
     p = Path(path)
     if not p.is_file():
@@ -73,24 +111,54 @@ def load_scenario(path: str | Path) -> dict[str, Any]:
     try:
         data = tomllib.loads(p.read_text())
     except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(f"{p}: not valid TOML: {exc}") from None
+        raise ScenarioError(problems=[Problem(str(p), "file", "valid TOML", f"a syntax error: {exc}")]) from None
+    problems = []
+    kinds = ", ".join(repr(k) for k in sorted(SCENARIO_KINDS))
     kind = data.get("kind")
     if kind is None:
-        raise ScenarioError(f"{p}: missing key 'kind' (expected a string, one of {sorted(SCENARIO_KINDS)}).")
-    if not isinstance(kind, str):
-        raise ScenarioError(f"{p}: key 'kind' must be a string, one of {sorted(SCENARIO_KINDS)}; got {kind!r}.")
-    if kind not in SCENARIO_KINDS:
-        raise ScenarioError(f"{p}: key 'kind' must be one of {sorted(SCENARIO_KINDS)}; got {kind!r}.")
+        hint = " (a [nomad] config: run it with `mpc-bio nomad ensemble/design --config FILE`)" if "nomad" in data else ""
+        problems.append(Problem(str(p), "kind", f"a string, one of {kinds}{hint}", "nothing (missing)"))
+    elif not isinstance(kind, str) or kind not in SCENARIO_KINDS:
+        problems.append(Problem(str(p), "kind", f"one of {kinds}", repr(kind)))
     for key in ("name", "description"):
         if key in data and not isinstance(data[key], str):
-            raise ScenarioError(f"{p}: key '{key}' must be a string; got {type(data[key]).__name__} {data[key]!r}.")
+            problems.append(Problem(str(p), key, "a string", f"{type(data[key]).__name__} {data[key]!r}"))
+    if problems:
+        raise ScenarioError(problems=problems)
     return data
 
 
-def default_out_dir(path: str | Path) -> Path:
+def validate_scenario(path: str | Path) -> dict[str, Any]:
+    """Load and fully validate a scenario file without running it.
+
+    Returns
+    -------
+    dict
+        The resolved configuration (every table of the kind with its defaults filled in; a kind
+        without a registered schema returns the file as parsed).
+
+    Raises
+    ------
+    FileNotFoundError, ScenarioError
+        ScenarioError lists every problem of the file at once.
+    """
+    from mpc_bio.scenarios.kinds import get_schema
+
+    try:
+        data = load_scenario(path)
+    except ScenarioError as exc:
+        # a bad kind hides the tables' problems; report what can be reported
+        raise exc from None
+    schema = get_schema(data["kind"])
+    if schema is None:
+        return dict(data)
+    return validate_with_schema(path, data, schema)
+
+
+def default_out_dir(path: str | Path, root: str | Path = "runs") -> Path:
     """``runs/<scenario stem>-<UTC timestamp>``: a fresh directory for each run."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    base = Path("runs") / f"{Path(path).stem}-{stamp}"
+    base = Path(root) / f"{Path(path).stem}-{stamp}"
     out, i = base, 1
     while out.exists():
         out = base.with_name(f"{base.name}-{i}")
@@ -98,43 +166,209 @@ def default_out_dir(path: str | Path) -> Path:
     return out
 
 
-def run_scenario(path: str | Path, out_dir: str | Path | None = None, *, progress: bool = True) -> ScenarioResult:
-    """Run one scenario file and write its outputs.
+def run_status(out_dir: str | Path) -> str | None:
+    """Status recorded in ``out_dir/run.json`` (``"complete"``, ``"running"``, ``"failed"``), or None."""
+    p = Path(out_dir) / "run.json"
+    if not p.is_file():
+        return None
+    try:
+        return json.loads(p.read_text()).get("status")
+    except (json.JSONDecodeError, OSError):
+        return "unreadable"
+
+
+def dependency_versions() -> dict[str, str | None]:
+    """Installed versions of the main dependencies (None when not installed), without importing them."""
+    from importlib import metadata
+
+    out: dict[str, str | None] = {}
+    for name in MAIN_DEPENDENCIES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def find_seeds(config: Any, prefix: str = "") -> dict[str, int]:
+    """Every key named ``seed`` (or ending in ``_seed``) in a resolved configuration, by dotted path."""
+    out: dict[str, int] = {}
+    if isinstance(config, Mapping):
+        for k, v in config.items():
+            name = f"{prefix}.{k}" if prefix else str(k)
+            if (k == "seed" or str(k).endswith("_seed")) and isinstance(v, int) and not isinstance(v, bool):
+                out[name] = v
+            else:
+                out.update(find_seeds(v, name))
+    elif isinstance(config, list):
+        for i, v in enumerate(config):
+            out.update(find_seeds(v, f"{prefix}[{i}]"))
+    return out
+
+
+def _utc() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _write_json(p: Path, obj: Any) -> None:
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=_json_default))
+    os.replace(tmp, p)
+
+
+def _temp_dir(out: Path) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    i = 0
+    while True:
+        tmp = out.parent / f".{out.name}.incomplete-{os.getpid()}-{i}"
+        try:
+            tmp.mkdir()
+            return tmp
+        except FileExistsError:
+            i += 1
+
+
+def run_scenario(
+    path: str | Path,
+    out_dir: str | Path | None = None,
+    *,
+    progress: bool = True,
+    overwrite: bool = False,
+) -> ScenarioResult:
+    """Validate and run one scenario file; write a complete, self-describing output directory.
 
     Parameters
     ----------
     path : path
         Scenario TOML file.
     out_dir : path, optional
-        Output directory (created); default :func:`default_out_dir`.
+        Output directory; default :func:`default_out_dir` (``runs/<stem>-<UTC time>``).
     progress : bool
         Show progress bars.
+    overwrite : bool
+        Replace ``out_dir`` when it already holds a complete run (or any other content).
 
     Returns
     -------
     ScenarioResult
+
+    Raises
+    ------
+    ScenarioError
+        The file is invalid (every problem listed) or the kind's runner rejected it.
+    RunExistsError
+        ``out_dir`` exists and is not empty, and ``overwrite`` is False.
+
+    Notes
+    -----
+    Files written besides the kind's own: ``scenario.toml`` (the file as given),
+    ``resolved.toml`` (with every default filled in), ``summary.json`` (key figures) and
+    ``run.json`` (status, kind, name, the scenario's SHA-256, seeds, dependency versions,
+    Python and platform, command line, start/end times and timings, the list of files).
     """
     t0 = time.perf_counter()
+    started = _utc()
+    path = Path(path)
+    resolved = validate_scenario(path)
+    t_valid = time.perf_counter() - t0
     data = load_scenario(path)
     kind = data["kind"]
+    name = data.get("name", path.stem)
     out = Path(out_dir) if out_dir is not None else default_out_dir(path)
-    out.mkdir(parents=True, exist_ok=True)
-    mod_name, func_name = SCENARIO_KINDS[kind].split(":")
-    runner = getattr(importlib.import_module(mod_name), func_name)
-    body = {k: v for k, v in data.items() if k not in _TOP_LEVEL}
-    name = data.get("name", Path(path).stem)
-    files, summary = runner(Path(path), body, out, progress=progress)
-    wall = time.perf_counter() - t0
-    summary = {"kind": kind, "name": name, "scenario": str(path), "wall_time_s": wall, **summary}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default))
-    files = {**files, "summary": out / "summary.json"}
-    return ScenarioResult(kind=kind, name=name, out_dir=out, files=files, summary=summary, wall_time=wall)
+    if out.exists() and not overwrite:
+        status = run_status(out)
+        if status == "complete":
+            raise RunExistsError(f"{out} already holds a complete run of {name!r}; pass --overwrite (overwrite=True) to replace it, or choose another --out.")
+        if out.is_file() or any(out.iterdir()):
+            raise RunExistsError(f"{out} exists and is not empty (run status: {status}); pass --overwrite to replace it, or choose another --out.")
+    raw = path.read_bytes()
+    record: dict[str, Any] = {
+        "status": "running",
+        "kind": kind,
+        "name": name,
+        "scenario": str(path),
+        "scenario_sha256": hashlib.sha256(raw).hexdigest(),
+        "out_dir": str(out),
+        "started_utc": started,
+        "seeds": find_seeds(resolved),
+        "versions": dependency_versions(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "argv": list(sys.argv),
+    }
+    tmp = _temp_dir(out)
+    try:
+        (tmp / "scenario.toml").write_bytes(raw)
+        (tmp / "resolved.toml").write_text(
+            f"# Resolved configuration of {path} (every default filled in); run with: mpc-bio run resolved.toml\n" + dump_toml(resolved)
+        )
+        _write_json(tmp / "run.json", record)
+        mod_name, func_name = SCENARIO_KINDS[kind].split(":")
+        runner = getattr(importlib.import_module(mod_name), func_name)
+        body = {k: v for k, v in data.items() if k not in _TOP_LEVEL}
+        t1 = time.perf_counter()
+        files, summary = runner(path, body, tmp, progress=progress)
+        t_run = time.perf_counter() - t1
+        wall = time.perf_counter() - t0
+        summary = {"kind": kind, "name": name, "scenario": str(path), "wall_time_s": wall, **summary}
+        _write_json(tmp / "summary.json", _relocate(summary, tmp, out))
+        files = {role: out / Path(f).relative_to(tmp) if _inside(f, tmp) else Path(f) for role, f in files.items()}
+        files.update({"summary": out / "summary.json", "scenario": out / "scenario.toml", "resolved": out / "resolved.toml", "run": out / "run.json"})
+        record.update(
+            {
+                "status": "complete",
+                "finished_utc": _utc(),
+                "timings_s": {"validate": t_valid, "run": t_run, "total": time.perf_counter() - t0},
+                "files": {role: str(f) for role, f in files.items()},
+            }
+        )
+        _write_json(tmp / "run.json", record)
+        old = None
+        if out.exists():
+            old = out.parent / f".{out.name}.replaced-{os.getpid()}"
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(out, old)
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException as exc:
+        record.update({"status": "failed", "finished_utc": _utc(), "error": f"{type(exc).__name__}: {exc}",
+                       "traceback": traceback.format_exc()})
+        try:
+            _write_json(tmp / "run.json", record)
+        except OSError:
+            pass
+        raise
+    summary = _relocate(summary, tmp, out)
+    return ScenarioResult(kind=kind, name=name, out_dir=out, files=files, summary=summary, wall_time=time.perf_counter() - t0)
+
+
+def _inside(f: Any, root: Path) -> bool:
+    try:
+        Path(f).relative_to(root)
+        return True
+    except ValueError:
+        return False
+
+
+def _relocate(obj: Any, tmp: Path, out: Path) -> Any:
+    """Replace the temporary directory by the final one in paths inside a json-ready object."""
+    if isinstance(obj, Mapping):
+        return {k: _relocate(v, tmp, out) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_relocate(v, tmp, out) for v in obj]
+    if isinstance(obj, Path):
+        return out / obj.relative_to(tmp) if _inside(obj, tmp) else obj
+    if isinstance(obj, str) and str(tmp) in obj:
+        return obj.replace(str(tmp), str(out))
+    return obj
 
 
 def _json_default(o: Any) -> Any:
     import numpy as np
 
-    if isinstance(o, (np.floating, np.integer)):
+    if isinstance(o, (np.floating, np.integer, np.bool_)):
         return o.item()
     if isinstance(o, np.ndarray):
         return o.tolist()

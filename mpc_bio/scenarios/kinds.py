@@ -1,0 +1,380 @@
+"""Schemas of the scenario kinds: every table and key with type, unit, default and range.
+
+:data:`SCENARIO_SCHEMAS` maps a kind to ``"module:attribute"`` of its :class:`KindSchema` (or of a
+function returning one), imported only when needed, like :data:`~mpc_bio.scenarios.runner.SCENARIO_KINDS`.
+A kind without a schema entry is validated by its own runner at run time only.
+
+The schemas of ``simulation`` and of the control kinds (``closed_loop``, ``feed_optimization``,
+``mpc_mismatch``) are built here from the stages' frozen settings dataclasses: defaults come from
+the dataclasses (so they never drift), units from their docstrings (``[unit]``) or stated here,
+and each table's settings dataclass is the table's own check (its ``__post_init__`` validation
+plugs in), so a scenario file is checked exactly as its runner will build it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from mpc_bio.scenarios.schema import Field, KindSchema, Table
+
+__all__ = ["SCENARIO_SCHEMAS", "get_schema", "fields_from_settings", "simulation_schema", "control_schema"]
+
+#: kind -> "module:attribute" of its KindSchema (or a zero-argument function returning one).
+SCENARIO_SCHEMAS: dict[str, str] = {
+    "simulation": "mpc_bio.scenarios.kinds:simulation_schema",
+    "closed_loop": "mpc_bio.scenarios.kinds:closed_loop_schema",
+    "feed_optimization": "mpc_bio.scenarios.kinds:feed_optimization_schema",
+    "mpc_mismatch": "mpc_bio.scenarios.kinds:mpc_mismatch_schema",
+}
+
+
+def get_schema(kind: str) -> KindSchema | None:
+    """The schema of ``kind``, or None when the kind has none registered."""
+    spec = SCENARIO_SCHEMAS.get(kind)
+    if spec is None:
+        return None
+    mod, attr = spec.split(":")
+    obj = getattr(importlib.import_module(mod), attr)
+    return obj if isinstance(obj, KindSchema) else obj()
+
+
+# ---- dataclass -> fields ------------------------------------------------------------------------
+_ATTR = re.compile(r"^    ([A-Za-z_][\w, ]*?) : (.+)$")
+
+
+def _attribute_docs(cls: type) -> dict[str, str]:
+    """Attribute descriptions of a numpydoc ``Attributes`` section, by name."""
+    doc = cls.__doc__ or ""
+    out: dict[str, str] = {}
+    names: list[str] = []
+    started = False
+    for line in doc.splitlines():
+        if line.strip() == "Attributes":
+            started = True
+            continue
+        if not started or set(line.strip()) == {"-"}:
+            continue
+        m = _ATTR.match(line)
+        if m:
+            names = [n.strip() for n in m.group(1).split(",")]
+            for n in names:
+                out[n] = ""
+        elif line.startswith("        ") and names:
+            for n in names:
+                out[n] = (out[n] + " " + line.strip()).strip()
+        elif line.strip() and not line.startswith(" " * 8):
+            names = []
+    return out
+
+
+def _unit_of(text: str) -> str:
+    m = re.search(r"\[([^\]]+)\]", text)
+    return m.group(1) if m else ""
+
+
+def _first_sentence(text: str) -> str:
+    text = re.sub(r"\s*\[[^\]]+\]", "", text).replace("``", "`")
+    m = re.match(r"(.+?\.)(\s|$)", text)
+    return (m.group(1) if m else text).strip()
+
+
+def fields_from_settings(cls: type, overrides: dict[str, dict[str, Any]] | None = None, skip: Iterable[str] = ()) -> dict[str, Field]:
+    """Fields of a frozen settings dataclass: type and default from the dataclass, unit and doc
+    from its ``Attributes`` docstring (``[unit]``), range and more from ``overrides``."""
+    overrides = overrides or {}
+    docs = _attribute_docs(cls)
+    out: dict[str, Field] = {}
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            default = None
+        else:
+            default = None
+        ann = str(f.type)
+        if isinstance(default, bool) or ann == "bool":
+            types: Any = bool
+        elif isinstance(default, int) or ann == "int":
+            types = int
+        elif isinstance(default, float) or ann == "float":
+            types = float
+        elif isinstance(default, str) or ann.startswith("str"):
+            types = str
+        elif "tuple" in ann or "list" in ann:
+            types = list
+        else:
+            types = (str, float, bool, list, dict)
+        text = docs.get(f.name, "")
+        kw: dict[str, Any] = {"unit": _unit_of(text), "doc": _first_sentence(text)}
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
+        kw.update(overrides.get(f.name, {}))
+        types = kw.pop("types", types)
+        out[f.name] = Field(types, required=kw.pop("required", required), default=kw.pop("default", default), **kw)
+    for name, kw in overrides.items():
+        if name not in out and kw.get("extra"):
+            kw = dict(kw)
+            kw.pop("extra")
+            types = kw.pop("types")
+            out[name] = Field(types, **kw)
+    return out
+
+
+def _check_with(factory):
+    """A table check that builds a settings object (its ``__post_init__`` validates)."""
+
+    def check(table: dict[str, Any]) -> None:
+        factory(table)
+
+    return check
+
+
+_POS = {"min": 0.0, "min_open": True}
+_NONNEG = {"min": 0.0}
+
+
+# ---- simulation ---------------------------------------------------------------------------------
+@functools.cache
+def _process_tables() -> dict[str, Table]:
+    from mpc_bio.process import FedBatchSettings, FeedProfile, UptakeKinetics
+
+    r, k = FedBatchSettings(), UptakeKinetics()
+    model = {
+        "name": Field(str, doc='a model bundled with COBRApy ("e_coli_core", "iJO1366", ...) or "iCH360" (shared reference data); default "e_coli_core"'),
+        "path": Field(str, doc="path of an SBML/JSON/MAT model file (relative to the scenario file); instead of name"),
+    }
+    surrogate = {
+        "artifact": Field(str, default="default", doc='"default" (shipped e_coli_core surrogate), a surrogate directory, or "train" (sample pFBA on a grid and train in the run; cached)'),
+        "backend": Field(str, default="native", choices=("native", "l4casadi"), doc="how the network enters CasADi"),
+        "symbolic": Field(str, default="SX", choices=("SX", "MX"), doc="CasADi symbolic type of the embedded graph"),
+        "l4casadi_mode": Field(str, default="exact", doc="l4casadi evaluation mode (backend l4casadi only)"),
+        "grid_step": Field(float, default=1.0, unit="mmol/gDW/h", **_POS, doc='training grid spacing of both uptakes (artifact "train")'),
+        "grid_max": Field(float, default=20.0, unit="mmol/gDW/h", **_POS, doc='training grid end (artifact "train")'),
+        "hidden": Field(list, item=int, min=1, min_items=1, doc='hidden layer widths (artifact "train"); default [64, 64]'),
+        "epochs": Field(int, default=3000, min=1, doc='training epochs (artifact "train")'),
+        "seed": Field(int, default=0, min=0, doc="training seed"),
+        "cache": Field(bool, default=True, doc="reuse a surrogate trained earlier on the same inputs ($MPC_BIO_CACHE or the temp dir)"),
+    }
+    reactor = {
+        "volume0": Field(float, default=r.volume0, unit="L", **_POS, doc="initial volume"),
+        "glucose0": Field(float, default=r.glucose0, unit="mmol/L", **_NONNEG, doc="initial glucose concentration"),
+        "biomass0": Field(float, default=r.biomass0, unit="gDW/L", **_POS, doc="initial biomass concentration"),
+        "feed_glucose": Field(float, default=r.feed_glucose, unit="mmol/L", **_NONNEG, doc="glucose concentration of the feed"),
+        "products": Field(dict, values=str, default=dict(r.products), doc="tracked secreted species: state suffix -> exchange id"),
+        "products0": Field(dict, values=float, unit="mmol/L", **_NONNEG, doc="initial product concentrations (missing ones 0)"),
+        "glucose_input": Field(str, default=r.glucose_input, doc="name of the surrogate's glucose input"),
+        "oxygen_input": Field(str, default=r.oxygen_input, doc="name of the surrogate's oxygen input"),
+        "glucose_exchange": Field(str, default=r.glucose_exchange, doc="glucose exchange reaction id"),
+        "oxygen_exchange": Field(str, default=r.oxygen_exchange, doc="oxygen exchange reaction id"),
+        "product_uptake_gate": Field(float, default=r.product_uptake_gate, unit="mmol/L", **_NONNEG, doc="concentration below which product uptake is switched off smoothly (0: off)"),
+        "glucose_rate": Field(str, default=r.glucose_rate, choices=("kinetics", "surrogate"), doc="source of the glucose consumption rate"),
+    }
+    kinetics = {
+        "glucose_vmax": Field(float, default=k.glucose_vmax, unit="mmol/gDW/h", **_POS, doc="maximal specific glucose uptake"),
+        "glucose_km": Field(float, default=k.glucose_km, unit="mmol/L", **_POS, doc="Michaelis constant of glucose uptake"),
+        "oxygen": Field(str, default=k.oxygen, choices=("fixed", "kla"), doc="fixed specific O2 uptake, or a dissolved-O2 state with kLa transfer"),
+        "oxygen_uptake": Field(float, default=k.oxygen_uptake, unit="mmol/gDW/h", **_NONNEG, doc='fixed specific O2 uptake (oxygen = "fixed")'),
+        "oxygen_vmax": Field(float, default=k.oxygen_vmax, unit="mmol/gDW/h", **_POS, doc='maximal specific O2 uptake (oxygen = "kla")'),
+        "oxygen_km": Field(float, default=k.oxygen_km, unit="mmol/L", **_POS, doc='Michaelis constant of O2 uptake (oxygen = "kla")'),
+        "kla": Field(float, default=k.kla, unit="1/h", **_POS, doc='volumetric O2 transfer coefficient (oxygen = "kla")'),
+        "o2_saturation": Field(float, default=k.o2_saturation, unit="mmol/L", **_POS, doc='dissolved O2 saturation (oxygen = "kla")'),
+    }
+    feed = {
+        "times": Field(list, required=True, item=float, unit="h", min=0.0, min_items=1, doc="switching times, first 0, strictly increasing"),
+        "rates": Field(list, required=True, item=float, unit="L/h", min=0.0, min_items=1, doc="feed rate from each switching time on"),
+    }
+    return {
+        "model": Table(model, "which metabolic model"),
+        "surrogate": Table(surrogate, "the neural surrogate of the model's pFBA"),
+        "reactor": Table(reactor, "fed-batch reactor (paper 1, Eq. 2)", check=_check_with(lambda t: FedBatchSettings(**t))),
+        "kinetics": Table(kinetics, "uptake kinetics", check=_check_with(lambda t: UptakeKinetics(**t))),
+        "feed": Table(feed, "piecewise-constant feed profile", required=True,
+                      check=_check_with(lambda t: FeedProfile(times=tuple(t["times"]), rates=tuple(t["rates"])))),
+    }
+
+
+def _model_checks(resolved: dict[str, Any]):
+    m = resolved.get("model", {})
+    if "name" in m and "path" in m:
+        yield "[model]", "either name or path, not both", f"name = {m['name']!r} and path = {m['path']!r}"
+    s = resolved.get("surrogate", {})
+    if s.get("backend") == "l4casadi" and s.get("symbolic") == "SX":
+        yield "surrogate.symbolic", 'symbolic = "MX" with backend = "l4casadi" (l4casadi functions are MX externals)', "SX"
+
+
+def _simulation_checks(resolved: dict[str, Any]):
+    yield from _model_checks(resolved)
+    sim = resolved.get("simulation", {})
+    from mpc_bio.process import FedBatchSettings
+
+    d = FedBatchSettings()
+    t_end = sim.get("t_end", d.t_end)
+    out = sim.get("output_step", d.output_step)
+    step = sim.get("dfba_step", d.dfba_step)
+    if out > t_end:
+        yield "simulation.output_step", f"<= simulation.t_end = {t_end:g} h", f"{out:g} h"
+    if sim.get("compare_lp", True) and step > out:
+        yield "simulation.dfba_step", f"<= simulation.output_step = {out:g} h (the LP run records at the output step)", f"{step:g} h"
+    times = resolved.get("feed", {}).get("times", [])
+    late = [t for t in times if t >= t_end]
+    if late:
+        yield "feed.times", f"switching times before simulation.t_end = {t_end:g} h", f"{late}"
+
+
+@functools.cache
+def simulation_schema() -> KindSchema:
+    """Schema of ``kind = "simulation"`` (:mod:`mpc_bio.scenarios.simulation`)."""
+    from mpc_bio.process import FedBatchSettings
+
+    d = FedBatchSettings()
+    sim = {
+        "t_end": Field(float, default=d.t_end, unit="h", **_POS, doc="simulated time"),
+        "output_step": Field(float, default=d.output_step, unit="h", **_POS, doc="spacing of the recorded points"),
+        "dfba_step": Field(float, default=d.dfba_step, unit="h", **_POS, doc="step of the LP-in-the-loop dFBA"),
+        "compare_lp": Field(bool, default=True, doc="also run the LP-in-the-loop dFBA"),
+        "relax": Field(bool, default=False, doc="relax infeasible LPs instead of stopping"),
+        "rtol": Field(float, default=1e-8, unit="-", **_POS, doc="CVODES relative tolerance"),
+        "atol": Field(float, default=1e-10, **_POS, doc="CVODES absolute tolerance (state units)"),
+    }
+    return KindSchema(
+        "simulation",
+        "A fed-batch simulated with the embedded surrogate, optionally beside the LP-in-the-loop dFBA (paper 1, figure 3). "
+        "Writes figure.png, trajectories.csv, events.json, settings.json.",
+        {**_process_tables(), "simulation": Table(sim, "integration and comparison")},
+        (_simulation_checks,),
+    )
+
+
+# ---- control kinds ------------------------------------------------------------------------------
+@functools.cache
+def _control_tables() -> dict[str, Table]:
+    from mpc_bio.control.settings import (
+        BaselineSettings,
+        BatchProblem,
+        ClosedLoopSettings,
+        EstimatorSettings,
+        MeasurementChannel,
+        MeasurementSettings,
+        MPCSettings,
+        OfflineSettings,
+        settings_from_dict,
+    )
+
+    def build(cls, name, drop=()):
+        return _check_with(lambda t: settings_from_dict(cls, {k: v for k, v in t.items() if k not in drop}, name))
+
+    problem = fields_from_settings(BatchProblem, {
+        "batch_time": {**_POS}, "objective": {"choices": ("biomass", "product", "productivity")},
+        "feed_min": {**_NONNEG, "unit": "L/h"}, "feed_max": {**_POS, "unit": "L/h"},
+        "volume_max": {**_POS}, "glucose_max": {**_POS}, "acetate_max": {**_POS},
+        "constraint_tolerance": {**_NONNEG, "unit": "-"},
+    })
+    mpc = fields_from_settings(MPCSettings, {
+        "t_step": {**_POS}, "n_horizon": {"min": 1}, "collocation_deg": {"min": 1, "max": 5},
+        "collocation_ni": {"min": 1}, "move_penalty": {**_NONNEG}, "objective_scale": {**_POS},
+        "soft_penalty": {**_POS}, "backoff": {"min": 0.0, "max": 1.0, "max_open": True, "unit": "-"},
+        "max_iter": {"min": 0}, "tol": {**_POS}, "safe_feed": {**_NONNEG, "unit": "L/h"},
+        "symvar": {"choices": ("SX", "MX")},
+    })
+    channel = fields_from_settings(MeasurementChannel, {
+        "quantity": {"choices": ("volume", "biomass", "glucose", "acetate", "product")},
+        "period": {**_POS}, "noise_std": {**_POS, "unit": "unit of the quantity"},
+        "dropout": {"min": 0.0, "max": 1.0, "max_open": True, "unit": "-"},
+    })
+    measurements = fields_from_settings(MeasurementSettings, {
+        "channels": {"types": list, "item": dict, "fields": channel, "min_items": 1,
+                     "doc": "[[measurements.channels]]: one table per measured quantity; default volume every 0.5 h, biomass and glucose every 1 h"},
+        "seed": {"min": 0, "doc": "seed of the noise and dropout generator"},
+    })
+    estimator = fields_from_settings(EstimatorSettings, {
+        "kind": {"choices": ("ekf", "mhe", "none")}, "initial_error": {"min": -1.0, "min_open": True},
+        "initial_rel_std": {**_POS}, "process_rel_std": {**_NONNEG}, "process_abs_std": {**_POS, "unit": "state unit/sqrt(h)"},
+        "vmax_rel_std": {**_POS}, "vmax_initial_error": {"min": -1.0, "min_open": True},
+        "mhe_horizon": {"min": 2}, "mhe_arrival_rel_std": {**_POS}, "ekf_integrator": {"choices": ("cvodes", "rk4")},
+        "integration_substeps": {"min": 1},
+    })
+    closed_loop = fields_from_settings(ClosedLoopSettings, {
+        "plant": {"choices": ("nominal", "perturbed", "dfba")},
+        "plant_parameter_scale": {"types": dict, "values": float, **_POS, "unit": "-",
+                                  "doc": "multiplicative perturbation of named model parameters in the plant, e.g. { vmax_glc = 0.8 }"},
+        "plant_substeps": {"min": 1},
+        "rmse_after": {"extra": True, "types": float, "default": 2.0, "unit": "h", **_NONNEG, "doc": "estimation RMSE is reported from this time on"},
+        "relax": {"extra": True, "types": bool, "default": True, "doc": 'relax infeasible LPs of the dFBA plant (plant = "dfba")'},
+    }, skip=("progress",))
+    offline = fields_from_settings(OfflineSettings, {
+        "n_intervals": {"min": 1}, "collocation_deg": {"min": 1, "max": 5}, "move_penalty": {**_NONNEG},
+        "max_iter": {"min": 1}, "tol": {**_POS},
+        "compare": {"extra": True, "types": bool, "default": True, "doc": "compare with the offline optimum (closed_loop)"},
+    })
+    baselines = fields_from_settings(BaselineSettings, {
+        "n_grid": {"min": 2}, "mu_min": {**_POS}, "mu_max": {**_POS}, "yield_xs": {**_POS}, "sim_dt": {**_POS},
+        "glucose_feed": {**_POS, "default": None, "doc": "glucose concentration of the feed for the exponential formula; default [reactor].feed_glucose"},
+    })
+    control_model = {
+        "distill": Field(bool, default=False, doc="control and estimate with a cubic B-spline fit of the surrogate (plant keeps the full one)"),
+        "step": Field(float, default=0.05, unit="mmol/gDW/h", **_POS, doc="spline grid spacing"),
+        "glucose_max": Field(float, unit="mmol/gDW/h", **_POS, doc="spline grid end; default 1.3 x glucose_vmax"),
+        "oxygen_max": Field(float, default=20.0, unit="mmol/gDW/h", **_POS, doc='spline grid end in "kla" mode'),
+    }
+    return {
+        "problem": Table(problem, "the fed-batch optimal-control problem", check=build(BatchProblem, "problem")),
+        "mpc": Table(mpc, "economic feed MPC (do-mpc, collocation)", check=build(MPCSettings, "mpc")),
+        "estimator": Table(estimator, "state (and Vmax) estimator", check=build(EstimatorSettings, "estimator")),
+        "measurements": Table(measurements, "noisy sampled measurements", check=build(MeasurementSettings, "measurements")),
+        "closed_loop": Table(closed_loop, "the closed-loop experiment", check=build(ClosedLoopSettings, "closed_loop", ("rmse_after", "relax"))),
+        "offline": Table(offline, "offline whole-batch feed optimisation", check=build(OfflineSettings, "offline", ("compare",))),
+        "baselines": Table(baselines, "constant and exponential feed baselines", check=build(BaselineSettings, "baselines")),
+        "control_model": Table(control_model, "model used by the controller and the estimator"),
+    }
+
+
+def _control_checks(resolved: dict[str, Any]):
+    yield from _model_checks(resolved)
+    from mpc_bio.control.settings import BatchProblem, MPCSettings
+
+    p, m, r = resolved.get("problem", {}), resolved.get("mpc", {}), resolved.get("reactor", {})
+    bp, ms = BatchProblem(), MPCSettings()
+    t_step, batch = m.get("t_step", ms.t_step), p.get("batch_time", bp.batch_time)
+    if t_step > batch:
+        yield "mpc.t_step", f"<= problem.batch_time = {batch:g} h", f"{t_step:g} h"
+    vmax, v0 = p.get("volume_max", bp.volume_max), r.get("volume0", 1.0)
+    if vmax <= v0:
+        yield "problem.volume_max", f"> reactor.volume0 = {v0:g} L (the batch starts infeasible)", f"{vmax:g} L"
+    chans = resolved.get("measurements", {}).get("channels", [])
+    if any(c.get("quantity") == "acetate" for c in chans) and "ac" not in r.get("products", {"ac": "EX_ac_e"}):
+        yield "measurements.channels", 'an acetate channel only with products = { ac = "EX_ac_e" } in [reactor]', f"products = {r.get('products')}"
+    cl = resolved.get("closed_loop", {})
+    if cl.get("plant", "nominal") == "perturbed" and not cl.get("plant_parameter_scale"):
+        yield "closed_loop.plant_parameter_scale", 'at least one parameter factor with plant = "perturbed"', "nothing"
+
+
+def _mismatch_checks(resolved: dict[str, Any]):
+    yield from _control_checks(resolved)
+    plant = resolved.get("closed_loop", {}).get("plant", "nominal")
+    if plant == "nominal":
+        yield "closed_loop.plant", '"perturbed" or "dfba" for kind "mpc_mismatch"', '"nominal"'
+
+
+def control_schema(kind: str) -> KindSchema:
+    """Schema of a control scenario kind (:mod:`mpc_bio.control.scenario_kinds`)."""
+    docs = {
+        "closed_loop": "Economic feed MPC with a state estimator on the plant, compared with the offline optimum.",
+        "feed_optimization": "Offline whole-batch feed optimum vs the tuned constant and exponential feeds.",
+        "mpc_mismatch": "Closed loop on a mismatched plant (perturbed kinetics or the LP-in-the-loop dFBA) vs the offline profile applied open loop.",
+    }
+    p = dict(_process_tables())
+    p.pop("feed")
+    checks = (_mismatch_checks,) if kind == "mpc_mismatch" else (_control_checks,)
+    return KindSchema(kind, docs[kind] + " Tables [model], [surrogate], [reactor], [kinetics] as in kind \"simulation\".",
+                      {**p, **_control_tables()}, checks)
+
+
+closed_loop_schema = functools.cache(lambda: control_schema("closed_loop"))
+feed_optimization_schema = functools.cache(lambda: control_schema("feed_optimization"))
+mpc_mismatch_schema = functools.cache(lambda: control_schema("mpc_mismatch"))
