@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml | $(PY)
 install: $(STAMP)
 
 run: install
-	$(VENV)/bin/mpc-bio run scenarios/closed_loop_mpc.toml --out runs/main
+	$(VENV)/bin/mpc-bio run scenarios/closed_loop_mpc.toml --out runs/main --overwrite
 
 test: install
 	$(PY) -m pytest -q

@@ -75,6 +75,13 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "nomad", help="NOMAD: kinetic-model ensembles, screening, MCA (and strain design)",
         description="NOMAD kinetic-model ensembles and strain design (Paper 2).",
+        epilog=(
+            "examples:\n"
+            "  mpc-bio nomad ensemble --config scenarios/nomad_anthranilate.toml\n"
+            "  mpc-bio nomad design --config scenarios/nomad_anthranilate.toml\n"
+            "  mpc-bio validate scenarios/nomad_anthranilate.toml   # check the config without running"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     nomad_sub = p.add_subparsers(dest="nomad_command", metavar="NOMAD_COMMAND", required=True)
     e = nomad_sub.add_parser("ensemble", help="sample, screen and analyse a kinetic-model ensemble",

@@ -165,25 +165,28 @@ def _reactor(network_json: str, cell_volume: float):
     g = net.reaction_index(net.growth_reaction)
     pr = net.reaction_index(net.product_reaction)
     T, F, s_in = ca.SX.sym("T"), ca.SX.sym("F"), ca.SX.sym("s_in")
+    # state scales (as the ensemble stage's batch): s = s_sc s~, X = X_sc X~, P = X_sc P~, V = V_sc V~
+    s_sc, X_sc, V_sc = ca.SX.sym("s_sc"), ca.SX.sym("X_sc"), ca.SX.sym("V_sc")
     x_ref = ca.SX.sym("x_ref", net.n_metabolites)
     xf = ca.SX.sym("x_fixed", net.n_fixed)
     K = ca.SX.sym("K", net.n_slots)
     lk = ca.SX.sym("ln_keq", net.n_reactions)
     vm = ca.SX.sym("vmax", net.n_reactions)
-    p = ca.vertcat(T, F, s_in, x_ref, xf, K, lk, vm)
+    p = ca.vertcat(T, F, s_in, s_sc, X_sc, V_sc, x_ref, xf, K, lk, vm)
     z = ca.SX.sym("z", net.n_metabolites)
-    s, X, P, V = ca.SX.sym("s"), ca.SX.sym("X"), ca.SX.sym("P"), ca.SX.sym("V")
-    xf_r = ca.vertcat(*[s if k == s_idx else xf[k] for k in range(net.n_fixed)])
+    s_t, X_t, P_t, V_t = ca.SX.sym("s"), ca.SX.sym("X"), ca.SX.sym("P"), ca.SX.sym("V")
+    s_med = s_sc * s_t
+    xf_r = ca.vertcat(*[s_med if k == s_idx else xf[k] for k in range(net.n_fixed)])
     v = rate_expressions(net, x_ref * z, xf_r, K, lk, vm)
-    D = F / V
+    D = F / (V_sc * V_t)
     rhs = ca.vertcat(
         T * (ca.DM(net.stoichiometry) @ v) / cell_volume / x_ref,
-        T * ((ca.DM(net.fixed_stoichiometry[s_idx]).T @ v) * X + D * (s_in - s)),
-        T * (v[g] * X - D * X),
-        T * (v[pr] * X - D * P),
-        T * F,
+        T * ((ca.DM(net.fixed_stoichiometry[s_idx]).T @ v) * X_sc * X_t + D * (s_in - s_med)) / s_sc,
+        T * (v[g] * X_t - D * X_t),
+        T * (v[pr] * X_t - D * P_t),
+        T * F / V_sc,
     )
-    state = ca.vertcat(z, s, X, P, V)
+    state = ca.vertcat(z, s_t, X_t, P_t, V_t)
     dae = {"x": state, "p": p, "ode": rhs}
     growth = ca.Function("growth", [state, p], [v[g]])
 
@@ -256,7 +259,9 @@ def simulate_reactor(
         raise ValueError(f"feed must be None, a FeedProfile or a callable of time. Got {type(feed).__name__}.")
     times = np.linspace(0.0, settings.t_end_h, settings.n_points)
     n = net.n_metabolites
-    state = np.concatenate([np.ones(n), [s0, settings.biomass0_gdw_per_l, settings.product0_mmol_per_l, settings.volume0_l]])
+    scales = np.array([s0 if s0 > 0 else 1.0, settings.biomass0_gdw_per_l, settings.volume0_l])
+    unscale = np.concatenate([np.ones(n), [scales[0], scales[1], scales[1], scales[2]]])
+    state = np.concatenate([np.ones(n), [s0, settings.biomass0_gdw_per_l, settings.product0_mmol_per_l, settings.volume0_l]]) / unscale
     traj = np.full((times.size, state.size), np.nan)
     traj[0] = state
     feed_t = np.full(times.size, np.nan)
@@ -279,7 +284,7 @@ def simulate_reactor(
         if not nodes or nodes[-1] != b:
             nodes.append(b)
         grid = tuple(round((t - a) / (b - a), 12) for t in nodes)
-        p = np.concatenate([[b - a, F, s_in], params])
+        p = np.concatenate([[b - a, F, s_in], scales, params])
         try:
             res = np.asarray(integrator(grid)(x0=state, p=p)["xf"])
         except RuntimeError as exc:
@@ -298,9 +303,9 @@ def simulate_reactor(
             if a <= times[k] < b:
                 feed_t[k] = F
     feed_t[-1] = feed_t[-2] if times.size > 1 else 0.0
-    mu = np.array(
-        [float(growth(traj[k], np.concatenate([[1.0, 0.0, s_in], params]))) if np.all(np.isfinite(traj[k])) else np.nan for k in range(times.size)]
-    )
+    p_mu = np.concatenate([[1.0, 0.0, s_in], scales, params])
+    mu = np.array([float(growth(traj[k], p_mu)) if np.all(np.isfinite(traj[k])) else np.nan for k in range(times.size)])
+    traj = traj * unscale
     return ReactorSimulation(
         times=times,
         biomass=traj[:, n + 1],

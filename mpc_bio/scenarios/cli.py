@@ -1,43 +1,172 @@
-"""``mpc-bio run SCENARIO.toml [--out DIR]``: run a scenario file."""
+"""``mpc-bio run SCENARIO.toml`` and ``mpc-bio validate FILE [FILE ...]``."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 from typing import Any
 
-__all__ = ["register", "run"]
+__all__ = ["register", "run", "validate", "validate_file"]
 
 RUN_HELP = """\
-Run a scenario file. The file's `kind` picks the runner (e.g. "simulation": a fed-batch with the
-surrogate beside the LP-in-the-loop dFBA, paper figure 3). Every run writes into its own output
-directory: figures (PNG), trajectories (CSV), events and a summary (JSON).
+Run a scenario file. The file's `kind` picks the runner:
+{kinds}
+The file is validated first (every problem listed at once; see `mpc-bio validate`).
+
+Every run writes into its own output directory (default runs/<scenario stem>-<UTC time>):
+the kind's figures (PNG), trajectories (CSV) and summary.json, plus scenario.toml (as given),
+resolved.toml (every default filled in: `mpc-bio run resolved.toml` repeats the run) and
+run.json (status, seeds, dependency versions, timings). The run is written into a temporary
+sibling directory and renamed when complete, so an interrupted run never leaves a result that
+looks complete. An existing directory holding a run is never replaced without --overwrite.
 
 examples:
   mpc-bio run scenarios/paper_fig3.toml --out runs/fig3
+  mpc-bio run scenarios/paper_fig3.toml --out runs/fig3 --overwrite
+  mpc-bio run scenarios/closed_loop_mpc.toml            # -> runs/closed_loop_mpc-20260101-120000
   mpc-bio run scenarios/paper_fig3_ich360.toml          # needs ../shared/data/iCH360 or $MPC_BIO_ICH360
 """
 
+VALIDATE_HELP = """\
+Check scenario files without running them: unknown keys, missing required keys, wrong types,
+out-of-range values and infeasible combinations, all reported at once with the file, the key,
+what was expected and what was found. Files without `kind` but with a [nomad] table are checked
+as configs of `mpc-bio nomad ensemble/design`. Exit code 0 when every file is valid, 2 otherwise.
+
+With --reference, print every scenario kind, table and key with its type, unit, default and
+allowed values instead (markdown; the README's scenario file reference is generated this way).
+
+examples:
+  mpc-bio validate scenarios/*.toml
+  mpc-bio validate my_scenario.toml --resolved        # also print the configuration with defaults
+  mpc-bio validate --reference > docs/scenario_reference.md
+  mpc-bio validate --reference --kind simulation --text
+"""
+
+
+#: One line per known kind for the help text (kinds registered later are listed by name).
+KIND_HELP = {
+    "simulation": "fed-batch with the surrogate beside the LP-in-the-loop dFBA (paper figure 3)",
+    "closed_loop": "feed MPC + state estimator on the plant vs the offline optimum",
+    "feed_optimization": "offline whole-batch feed optimum vs tuned constant/exponential feeds",
+    "mpc_mismatch": "closed loop on a mismatched plant vs the offline profile open loop",
+    "codesign": "strain designs x feeds in the kinetic fed-batch over the ensemble",
+}
+
+
+def _kinds_help() -> str:
+    from mpc_bio.scenarios.runner import SCENARIO_KINDS
+
+    return "\n".join(f"  {k:18s} {KIND_HELP.get(k, '(see mpc-bio validate --reference)')}" for k in SCENARIO_KINDS)
+
 
 def register(subparsers: Any) -> None:
-    """Add ``run`` to the ``mpc-bio`` subcommands."""
-    p = subparsers.add_parser(
-        "run", help="run a scenario TOML file", description=RUN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    """Add ``run`` and ``validate`` to the ``mpc-bio`` subcommands."""
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = subparsers.add_parser("run", help="validate and run a scenario TOML file", description=RUN_HELP.format(kinds=_kinds_help()), formatter_class=fmt)
     p.add_argument("scenario", metavar="SCENARIO.toml", help="scenario file")
-    p.add_argument("--out", default=None, metavar="DIR", help="output directory (default runs/<name>-<UTC time>)")
+    p.add_argument("--out", default=None, metavar="DIR", help="output directory (default runs/<stem>-<UTC time>)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out DIR even when it holds a complete run")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=run)
+
+    v = subparsers.add_parser("validate", help="check scenario files without running them; print the key reference",
+                              description=VALIDATE_HELP, formatter_class=fmt)
+    v.add_argument("files", nargs="*", metavar="FILE", help="scenario TOML files")
+    v.add_argument("--reference", action="store_true", help="print the reference of every kind, table and key")
+    v.add_argument("--kind", action="append", default=None, metavar="KIND", help="with --reference: only this kind (repeatable)")
+    v.add_argument("--text", action="store_true", help="with --reference: plain text instead of markdown")
+    v.add_argument("--resolved", action="store_true", help="print each valid file's resolved configuration (TOML)")
+    v.set_defaults(func=validate)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the scenario and print where the results went."""
-    from mpc_bio.scenarios.runner import run_scenario
+    from mpc_bio.scenarios.runner import RunExistsError, run_scenario
+    from mpc_bio.scenarios.schema import ScenarioError
 
-    res = run_scenario(args.scenario, args.out, progress=not args.no_progress)
+    try:
+        res = run_scenario(args.scenario, args.out, progress=not args.no_progress, overwrite=args.overwrite)
+    except (ScenarioError, RunExistsError) as exc:
+        print(f"mpc-bio run: error: {exc}", file=sys.stderr)
+        return 2
     print(f"{res.kind} scenario {res.name!r} done in {res.wall_time:.1f} s -> {res.out_dir}")
     for role, f in res.files.items():
         print(f"  {role:13s} {f}")
-    for k, v in res.summary.items():
+    for k, val in res.summary.items():
         if k not in ("kind", "name", "scenario"):
-            print(f"  {k}: {v}")
+            print(f"  {k}: {val}")
     return 0
+
+
+def validate_file(path: str | Path) -> dict[str, Any]:
+    """Validate one scenario file (or a ``[nomad]`` config); return its resolved configuration.
+
+    Raises
+    ------
+    FileNotFoundError, ScenarioError
+    """
+    import tomllib
+
+    from mpc_bio.scenarios.runner import validate_scenario
+    from mpc_bio.scenarios.schema import Problem, ScenarioError
+
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text()) if p.is_file() else None
+    except tomllib.TOMLDecodeError:
+        data = None
+    if data is not None and "kind" not in data and "nomad" in data:
+        return _validate_nomad(p, data, Problem, ScenarioError)
+    return validate_scenario(p)
+
+
+def _validate_nomad(p: Path, data: dict, Problem, ScenarioError) -> dict[str, Any]:
+    """A ``[nomad]`` config: the NOMAD stages' own loaders are its schema."""
+    from mpc_bio.nomad.design_cli import load_design_settings
+    from mpc_bio.nomad.settings import load_study_settings
+
+    problems = []
+    for table, loader in (("[nomad]", load_study_settings), ("[nomad.design]", load_design_settings)):
+        try:
+            loader(p)
+        except (ValueError, TypeError, KeyError) as exc:
+            problems.append(Problem(str(p), table, f"valid settings of `mpc-bio nomad {'design' if 'design' in table else 'ensemble'}`", str(exc), "invalid"))
+    if problems:
+        raise ScenarioError(problems=problems)
+    return data
+
+
+def validate(args: argparse.Namespace) -> int:
+    """Validate files (exit 0 when all are valid, 2 otherwise) or print the key reference."""
+    from mpc_bio.scenarios.schema import ScenarioError, dump_toml
+
+    if args.reference:
+        from mpc_bio.scenarios.kinds import SCENARIO_SCHEMAS, get_schema
+        from mpc_bio.scenarios.schema import format_reference
+
+        kinds = args.kind or list(SCENARIO_SCHEMAS)
+        unknown = sorted(set(kinds) - set(SCENARIO_SCHEMAS))
+        if unknown:
+            print(f"mpc-bio validate: error: no schema for kind(s) {unknown}; known: {sorted(SCENARIO_SCHEMAS)}", file=sys.stderr)
+            return 2
+        print(format_reference([get_schema(k) for k in kinds], markdown=not args.text))
+        return 0
+    if not args.files:
+        print("mpc-bio validate: error: give one or more FILEs, or --reference", file=sys.stderr)
+        return 2
+    bad = 0
+    for f in args.files:
+        try:
+            resolved = validate_file(f)
+        except (ScenarioError, FileNotFoundError) as exc:
+            bad += 1
+            print(f"INVALID {f}\n{exc}\n", file=sys.stderr)
+            continue
+        print(f"ok      {f} (kind {resolved.get('kind', 'nomad config')!r})")
+        if args.resolved:
+            print(dump_toml(resolved))
+    if bad:
+        print(f"{bad} of {len(args.files)} file(s) invalid", file=sys.stderr)
+    return 2 if bad else 0

@@ -79,7 +79,7 @@ def _unit_of(text: str) -> str:
 
 def _first_sentence(text: str) -> str:
     text = re.sub(r"\s*\[[^\]]+\]", "", text).replace("``", "`")
-    m = re.match(r"(.+?\.)(\s|$)", text)
+    m = re.match(r"(.+?\.)(\s+[A-Z(]|$)", text)
     return (m.group(1) if m else text).strip()
 
 
@@ -147,10 +147,10 @@ def _process_tables() -> dict[str, Table]:
     r, k = FedBatchSettings(), UptakeKinetics()
     model = {
         "name": Field(str, doc='a model bundled with COBRApy ("e_coli_core", "iJO1366", ...) or "iCH360" (shared reference data); default "e_coli_core"'),
-        "path": Field(str, doc="path of an SBML/JSON/MAT model file (relative to the scenario file); instead of name"),
+        "path": Field(str, is_path=True, doc="path of an SBML/JSON/MAT model file (relative to the scenario file); instead of name"),
     }
     surrogate = {
-        "artifact": Field(str, default="default", doc='"default" (shipped e_coli_core surrogate), a surrogate directory, or "train" (sample pFBA on a grid and train in the run; cached)'),
+        "artifact": Field(str, default="default", is_path=True, doc='"default" (shipped e_coli_core surrogate), a surrogate directory, or "train" (sample pFBA on a grid and train in the run; cached)'),
         "backend": Field(str, default="native", choices=("native", "l4casadi"), doc="how the network enters CasADi"),
         "symbolic": Field(str, default="SX", choices=("SX", "MX"), doc="CasADi symbolic type of the embedded graph"),
         "l4casadi_mode": Field(str, default="exact", doc="l4casadi evaluation mode (backend l4casadi only)"),
@@ -283,7 +283,8 @@ def _control_tables() -> dict[str, Table]:
         "symvar": {"choices": ("SX", "MX")},
     })
     channel = fields_from_settings(MeasurementChannel, {
-        "quantity": {"choices": ("volume", "biomass", "glucose", "acetate", "product")},
+        "quantity": {"choices": ("volume", "biomass", "glucose", "acetate", "product"), "unit": "",
+                     "doc": "measured quantity: volume (L), biomass (gDW/L), glucose, acetate or product (mmol/L)"},
         "period": {**_POS}, "noise_std": {**_POS, "unit": "unit of the quantity"},
         "dropout": {"min": 0.0, "max": 1.0, "max_open": True, "unit": "-"},
     })
@@ -301,7 +302,7 @@ def _control_tables() -> dict[str, Table]:
     })
     closed_loop = fields_from_settings(ClosedLoopSettings, {
         "plant": {"choices": ("nominal", "perturbed", "dfba")},
-        "plant_parameter_scale": {"types": dict, "values": float, **_POS, "unit": "-",
+        "plant_parameter_scale": {"types": dict, "values": float, **_POS, "unit": "-", "default": None,
                                   "doc": "multiplicative perturbation of named model parameters in the plant, e.g. { vmax_glc = 0.8 }"},
         "plant_substeps": {"min": 1},
         "rmse_after": {"extra": True, "types": float, "default": 2.0, "unit": "h", **_NONNEG, "doc": "estimation RMSE is reported from this time on"},
@@ -371,8 +372,15 @@ def control_schema(kind: str) -> KindSchema:
     p = dict(_process_tables())
     p.pop("feed")
     checks = (_mismatch_checks,) if kind == "mpc_mismatch" else (_control_checks,)
+    tables = {**p, **_control_tables()}
+    # tables the control stage accepts but this schema does not declare yet: passed through, the
+    # kind checks them at run time (keeps the schema from rejecting a table added there)
+    from mpc_bio.control import scenario_kinds
+
+    for name in (*getattr(scenario_kinds, "_PROCESS_TABLES", ()), *getattr(scenario_kinds, "_CONTROL_TABLES", ())):
+        tables.setdefault(name, Table({}, "(checked by the kind at run time)", open=True))
     return KindSchema(kind, docs[kind] + " Tables [model], [surrogate], [reactor], [kinetics] as in kind \"simulation\".",
-                      {**p, **_control_tables()}, checks)
+                      tables, checks)
 
 
 closed_loop_schema = functools.cache(lambda: control_schema("closed_loop"))

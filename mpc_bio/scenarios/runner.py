@@ -12,7 +12,8 @@ Output directory protocol: the run writes into a temporary sibling directory
 kind's function returns are ``summary.json``, ``resolved.toml`` and ``run.json``
 (``"status": "complete"``) written and the directory renamed to its final name. An interrupted
 or failed run therefore never leaves a result under the final name; its temporary directory
-keeps ``run.json`` with ``"status": "failed"`` and the error for inspection. A final directory
+keeps ``run.json`` with ``"status": "failed"`` and the error for inspection (until a later run
+into the same directory completes and removes it). A final directory
 that holds a complete run is never replaced unless ``overwrite=True``.
 """
 
@@ -111,18 +112,18 @@ def load_scenario(path: str | Path) -> dict[str, Any]:
     try:
         data = tomllib.loads(p.read_text())
     except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(problems=[Problem(str(p), "file", "valid TOML", f"a syntax error: {exc}")]) from None
+        raise ScenarioError(problems=[Problem(str(p), "file", "valid TOML", f"a syntax error: {exc}", "type")]) from None
     problems = []
     kinds = ", ".join(repr(k) for k in sorted(SCENARIO_KINDS))
     kind = data.get("kind")
     if kind is None:
         hint = " (a [nomad] config: run it with `mpc-bio nomad ensemble/design --config FILE`)" if "nomad" in data else ""
-        problems.append(Problem(str(p), "kind", f"a string, one of {kinds}{hint}", "nothing (missing)"))
+        problems.append(Problem(str(p), "kind", f"a string, one of {kinds}{hint}", "nothing (missing)", "missing_key"))
     elif not isinstance(kind, str) or kind not in SCENARIO_KINDS:
-        problems.append(Problem(str(p), "kind", f"one of {kinds}", repr(kind)))
+        problems.append(Problem(str(p), "kind", f"one of {kinds}", repr(kind), "range"))
     for key in ("name", "description"):
         if key in data and not isinstance(data[key], str):
-            problems.append(Problem(str(p), key, "a string", f"{type(data[key]).__name__} {data[key]!r}"))
+            problems.append(Problem(str(p), key, "a string", f"{type(data[key]).__name__} {data[key]!r}", "type"))
     if problems:
         raise ScenarioError(problems=problems)
     return data
@@ -332,6 +333,7 @@ def run_scenario(
         os.replace(tmp, out)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+        _remove_failed_attempts(out)
     except BaseException as exc:
         record.update({"status": "failed", "finished_utc": _utc(), "error": f"{type(exc).__name__}: {exc}",
                        "traceback": traceback.format_exc()})
@@ -342,6 +344,14 @@ def run_scenario(
         raise
     summary = _relocate(summary, tmp, out)
     return ScenarioResult(kind=kind, name=name, out_dir=out, files=files, summary=summary, wall_time=time.perf_counter() - t0)
+
+
+def _remove_failed_attempts(out: Path) -> None:
+    """Delete the temporary directories of earlier *failed* attempts at ``out`` (status "failed";
+    a directory still "running" may belong to a live process and is left alone)."""
+    for p in out.parent.glob(f".{out.name}.incomplete-*"):
+        if p.is_dir() and run_status(p) == "failed":
+            shutil.rmtree(p, ignore_errors=True)
 
 
 def _inside(f: Any, root: Path) -> bool:

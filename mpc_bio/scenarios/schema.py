@@ -47,15 +47,39 @@ class Problem:
         What the schema expects there.
     got : str
         What the file holds (``"nothing"`` for a missing key).
+    what : str
+        The kind of problem: ``"unknown_key"``, ``"unknown_table"``, ``"missing_key"``,
+        ``"missing_table"``, ``"type"``, ``"range"``, ``"invalid"`` (the stage's own check of a
+        table) or ``"infeasible"`` (a combination of keys).
     """
 
     file: str
     key: str
     expected: str
     got: str
+    what: str = "infeasible"
+
+    def sentence(self) -> str:
+        """The problem as one line (without the file name)."""
+        w, k = self.what, self.key
+        if w == "unknown_key":
+            table, _, leaf = k.rpartition(".")
+            where = f"in [{table}]" if table else "at the top level"
+            return f"unknown key(s) [{leaf!r}] {where}; expected some of: {self.expected}"
+        if w == "unknown_table":
+            return f"unknown table(s) [{k.strip('[]')!r}]; expected some of: {self.expected}"
+        if w == "missing_key":
+            return f"missing key '{k}' (expected {self.expected})"
+        if w == "missing_table":
+            return f"missing table {k} (expected {self.expected})"
+        if w in ("type", "range"):
+            return f"key '{k}' must be {self.expected}; got {self.got}"
+        if w == "invalid":
+            return f"{k}: {self.got}"
+        return f"{k}: expected {self.expected}; got {self.got}"
 
     def __str__(self) -> str:
-        return f"{self.file}: {self.key}: expected {self.expected}; got {self.got}"
+        return f"{self.file}: {self.sentence()}"
 
 
 class ScenarioError(ValueError):
@@ -68,7 +92,7 @@ class ScenarioError(ValueError):
             n = len(self.problems)
             files = sorted({p.file for p in self.problems})
             head = f"{', '.join(files)}: {n} problem{'s' if n != 1 else ''} in the scenario file"
-            message = head + ":\n" + "\n".join(f"  - {p.key}: expected {p.expected}; got {p.got}" for p in self.problems)
+            message = head + ":\n" + "\n".join(f"  - {p.sentence()}" for p in self.problems)
         super().__init__(message)
 
 
@@ -131,6 +155,9 @@ class Field:
         For a free-form table (``types=dict``): the type of every value.
     min_items : int
         Smallest allowed list length.
+    is_path : bool
+        A file or directory path: in the resolved configuration, a relative path that exists
+        beside the scenario file is made absolute (so the resolved file runs from anywhere).
     """
 
     def __init__(
@@ -150,6 +177,7 @@ class Field:
         fields: Mapping[str, Field] | None = None,
         values=None,
         min_items: int = 0,
+        is_path: bool = False,
     ) -> None:
         self.types = types if isinstance(types, tuple) else (types,)
         self.required = required
@@ -162,6 +190,7 @@ class Field:
         self.fields = dict(fields) if fields is not None else None
         self.values = values
         self.min_items = min_items
+        self.is_path = is_path
 
     # ---- descriptions -------------------------------------------------------------------
     def describe(self) -> str:
@@ -218,14 +247,14 @@ class Field:
     def check(self, path: str, name: str, value: Any, problems: list[Problem]) -> Any:
         """Check one value, append problems, return the normalised value (or ``_MISSING``)."""
         if not self.accepts(value):
-            problems.append(Problem(path, name, self.expected(), _fmt(value)))
+            problems.append(Problem(path, name, self.describe(), _fmt(value), "type"))
             return _MISSING
         n0 = len(problems)
         if self.choices is not None and value not in self.choices:
-            problems.append(Problem(path, name, self.describe_range(), _fmt(value)))
+            problems.append(Problem(path, name, self.describe_range(), _fmt(value), "range"))
         if isinstance(value, list):
             if len(value) < self.min_items:
-                problems.append(Problem(path, name, f"a list of at least {self.min_items} item(s)", f"{len(value)} item(s)"))
+                problems.append(Problem(path, name, f"a list of at least {self.min_items} item(s)", f"{len(value)} item(s)", "range"))
             if self.fields is not None:
                 value = [
                     collect_table(path, f"{name}[{i}]", v, self.fields, problems) if isinstance(v, Mapping) else v
@@ -234,7 +263,7 @@ class Field:
             else:
                 bad = [v for v in value if not self._in_range(v)]
                 if bad:
-                    problems.append(Problem(path, name, f"every item {self.describe_range() or 'finite'}", f"{bad}"))
+                    problems.append(Problem(path, name, f"a list of numbers, every item {self.describe_range() or 'finite'}{f' ({self.unit})' if self.unit and self.unit != '-' else ''}", f"{bad}", "range"))
                 if float in (self.item,) and int not in (self.item,):
                     value = [float(v) for v in value]
         elif isinstance(value, dict):
@@ -243,11 +272,11 @@ class Field:
             elif self.values is not None:
                 bad = {k: v for k, v in value.items() if not self._in_range(v)}
                 if bad:
-                    problems.append(Problem(path, name, f"every value {self.describe_range() or 'finite'}", f"{bad}"))
+                    problems.append(Problem(path, name, f"a table of numbers, every value {self.describe_range() or 'finite'}{f' ({self.unit})' if self.unit and self.unit != '-' else ''}", f"{bad}", "range"))
                 if self.values is float:
                     value = {k: float(v) for k, v in value.items()}
         elif not self._in_range(value):
-            problems.append(Problem(path, name, self.expected(), _fmt(value)))
+            problems.append(Problem(path, name, self.expected(), _fmt(value), "range"))
         if len(problems) > n0:
             return _MISSING
         if float in self.types and int not in self.types and isinstance(value, int) and not isinstance(value, bool):
@@ -263,17 +292,17 @@ def collect_table(path: str | Path, where: str, table: Any, fields: Mapping[str,
     """
     path = str(path)
     if not isinstance(table, Mapping):
-        problems.append(Problem(path, f"[{where}]" if where else "top level", "a table", _fmt(table)))
+        problems.append(Problem(path, where or "top level", "a table", _fmt(table), "type"))
         return {}
     for key in sorted(set(table) - set(fields)):
         name = f"{where}.{key}" if where else key
-        problems.append(Problem(path, name, f"no such key (unknown key; allowed: {', '.join(sorted(fields))})", _fmt(table[key])))
+        problems.append(Problem(path, name, ", ".join(sorted(fields)), _fmt(table[key]), "unknown_key"))
     out: dict[str, Any] = {}
     for key, f in fields.items():
         name = f"{where}.{key}" if where else key
         if key not in table:
             if f.required:
-                problems.append(Problem(path, name, f"{f.expected()} (required key)", "nothing (missing)"))
+                problems.append(Problem(path, name, f.expected(), "nothing (missing)", "missing_key"))
             elif f.default is not None:
                 out[key] = f.default
             continue
@@ -329,17 +358,23 @@ class Table:
         The kind's own validation of the resolved table (e.g. building its settings
         dataclass): ``check(table_dict)`` raising ``ValueError`` (or ``TypeError``) with a
         message; called only when the table has no type/range problems.
+    open : bool
+        The keys are not declared here (a table a kind added without a schema entry yet): it is
+        passed through unchecked and its kind validates it at run time.
     """
 
     fields: Mapping[str, Field]
     doc: str = ""
     required: bool = False
     check: Callable[[dict[str, Any]], Any] | None = None
+    open: bool = False
 
 
 #: A file-level check: ``check(resolved) -> iterable of (key, expected, got)`` for infeasible
 #: combinations across keys and tables; it only runs when every table is free of problems.
 FileCheck = Callable[[dict[str, Any]], Iterable[tuple[str, str, str]]]
+# (file-level checks run even when some tables have problems: they see the valid keys and use
+# defaults for the others, so they must not assume a table or key is present)
 
 
 @dataclass(frozen=True)
@@ -379,27 +414,38 @@ def validate_with_schema(path: str | Path, data: Mapping[str, Any], schema: Kind
     resolved: dict[str, Any] = {k: data[k] for k in TOP_LEVEL if k in data}
     for key in sorted(set(data) - set(TOP_LEVEL) - set(schema.tables)):
         problems.append(
-            Problem(path, f"[{key}]" if isinstance(data[key], dict) else key,
-                    f"no such table or key for kind {schema.kind!r} (unknown; allowed tables: {', '.join(schema.tables)})",
-                    _fmt(data[key]))
+            Problem(path, f"[{key}]", f"{', '.join(schema.tables)} (tables of kind {schema.kind!r}) and kind, name, description",
+                    _fmt(data[key]), "unknown_table")
+            if isinstance(data[key], dict)
+            else Problem(path, key, f"kind, name, description and the tables {', '.join(schema.tables)}", _fmt(data[key]), "unknown_key")
         )
     for name, tab in schema.tables.items():
         if name not in data:
             if tab.required:
                 req = [k for k, f in tab.fields.items() if f.required]
-                problems.append(Problem(path, f"[{name}]", f"a table ({tab.doc}; required keys: {', '.join(req) or 'none'})", "nothing (missing table)"))
+                problems.append(Problem(path, f"[{name}]", f"a table: {tab.doc}; required keys: {', '.join(req) or 'none'}", "nothing (missing table)", "missing_table"))
                 continue
         n0 = len(problems)
+        if tab.open:
+            resolved[name] = data.get(name, {})
+            continue
         resolved[name] = collect_table(path, name, data.get(name, {}), tab.fields, problems)
+        for key, f in tab.fields.items():
+            v = resolved[name].get(key)
+            if f.is_path and isinstance(v, str) and not Path(v).is_absolute() and (Path(path).parent / v).exists():
+                resolved[name][key] = str((Path(path).parent / v).resolve())
         if len(problems) == n0 and tab.check is not None:
             try:
                 tab.check(resolved[name])
             except (ValueError, TypeError) as exc:
-                problems.append(Problem(path, f"[{name}]", "a consistent table", str(exc)))
-    if not problems:
-        for check in schema.checks:
-            for key, expected, got in check(resolved):
-                problems.append(Problem(path, key, expected, got))
+                problems.append(Problem(path, f"[{name}]", "a consistent table", str(exc), "invalid"))
+    for check in schema.checks:
+        # file-level checks see the tables with their valid keys (defaults stand in for bad ones)
+        try:
+            found = list(check(resolved))
+        except (KeyError, TypeError, ValueError):
+            found = [] if problems else [("file", "a file the kind's checks can read", "an unreadable combination")]
+        problems.extend(Problem(path, key, expected, got) for key, expected, got in found)
     if problems:
         raise ScenarioError(problems=problems)
     return resolved
@@ -417,8 +463,8 @@ def format_reference(schemas: Iterable[KindSchema], *, markdown: bool = True) ->
     lines: list[str] = []
     lines.append("Every scenario file has a top-level `kind` (which runner handles it), and optionally `name` "
                  "and `description`. Units: time h, volume L, feed L/h, concentrations mmol/L (biomass gDW/L), "
-                 "specific rates mmol/gDW/h. A key without a default is optional and, when absent, takes the "
-                 "default described in its text.")
+                 "specific rates mmol/gDW/h. A key marked \"required\" must be given; a key with "
+                 "default \"-\" is optional and, when absent, takes the default described in its text.")
     lines.append("")
     shared: dict[int, str] = {}
     for s in schemas:
@@ -432,13 +478,15 @@ def format_reference(schemas: Iterable[KindSchema], *, markdown: bool = True) ->
                 lines.append(f"- `{head}`: as in kind \"{shared[id(tab)]}\"." if markdown else f"  {head}: as in kind {shared[id(tab)]!r}")
                 continue
             shared[id(tab)] = s.kind
+            if lines[-1]:
+                lines.append("")
             lines.append(f"#### `{head}` {tab.doc}" if markdown else f"  {head}  {tab.doc}")
             lines.append("")
             if markdown:
                 lines.append("| key | type | unit | default | allowed | meaning |")
                 lines.append("|---|---|---|---|---|---|")
             for key, f in _flatten(tab.fields):
-                default = "required" if f.required else ("-" if f.default is None else json.dumps(f.default))
+                default = "required" if f.required else ("-" if f.default is None else _toml_value(f.default))
                 unit = f.unit or "-"
                 if markdown:
                     lines.append(f"| `{key}` | {f.describe()} | {unit} | {default} | {f.describe_range() or '-'} | {f.doc} |".replace("\n", " "))

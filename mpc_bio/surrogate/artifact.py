@@ -14,7 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from mpc_bio.surrogate.network import MLPSpec, SurrogateModule
+from mpc_bio.surrogate.network import FusedForward, MLPSpec, SurrogateModule
 from mpc_bio.surrogate.settings import SurrogateSettings
 
 __all__ = [
@@ -130,6 +130,17 @@ class Surrogate:
         """Column of the growth reaction in the outputs."""
         return self.reaction_ids.index(self.objective_id)
 
+    def fused(self, dtype: torch.dtype = torch.float64) -> FusedForward:
+        """Inference-only torch module with the scalings folded in (fast batches); cached per dtype.
+
+        float64 keeps the mass balance at ~1e-12; float32 is about twice as fast with balances
+        only to ~1e-5 mmol/gDW/h.
+        """
+        cache = self.__dict__.setdefault("_fused_cache", {})
+        if dtype not in cache:
+            cache[dtype] = FusedForward(self.mlp, dtype).eval()
+        return cache[dtype]
+
     def spec(self) -> MLPSpec:
         """The :class:`MLPSpec` (float64 numpy arrays) that fully describes the map x -> v."""
         return self.mlp
@@ -197,7 +208,11 @@ class Surrogate:
         """
         X, single = self._as_inputs(x)
         ok = self._warn_domain(X) if check_domain else self.in_domain(X)
-        v = self.mlp.evaluate(X)
+        if X.shape[0] <= 64:  # numpy: no torch dispatch overhead for few points
+            v = self.mlp.evaluate(X)
+        else:
+            with torch.inference_mode():
+                v = self.fused(torch.float64)(torch.as_tensor(X)).numpy()
         if single:
             v = v[0]
         return (v, ok) if return_flags else v

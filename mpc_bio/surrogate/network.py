@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["MLPSpec", "SurrogateModule", "activation_module", "numpy_activation"]
+__all__ = ["MLPSpec", "SurrogateModule", "FusedForward", "activation_module", "numpy_activation"]
 
 
 def activation_module(name: str) -> nn.Module:
@@ -234,3 +234,29 @@ class SurrogateModule(nn.Module):
                 m.bias.copy_(torch.as_tensor(b, dtype=dt))
             for name in ("x_offset", "x_scale", "y_offset", "y_scale", "out_matrix", "in_matrix", "out_bias"):
                 getattr(self, name).copy_(torch.as_tensor(getattr(spec, name), dtype=dt))
+
+
+class FusedForward(nn.Module):
+    """Inference-only torch module of an :class:`MLPSpec` with the scalings and the final affine map
+    folded into the first and last layers (fewer operations than :class:`SurrogateModule`, same
+    map up to round-off ~1e-13 relative in float64). Used for fast batched evaluation.
+    """
+
+    def __init__(self, spec: MLPSpec, dtype: torch.dtype = torch.float64) -> None:
+        super().__init__()
+        layers, G, _ = spec._fused
+        self.activation = activation_module(spec.activation)
+        self.n_layers = len(layers)
+        for i, (W, b) in enumerate(layers):
+            self.register_buffer(f"WT{i}", torch.as_tensor(W.T.copy(), dtype=dtype))
+            self.register_buffer(f"b{i}", torch.as_tensor(b, dtype=dtype))
+        self.register_buffer("GT", torch.as_tensor(G.T.copy(), dtype=dtype))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        h = x
+        last = self.n_layers - 1
+        for i in range(self.n_layers):
+            h = torch.addmm(getattr(self, f"b{i}"), h, getattr(self, f"WT{i}"))
+            if i < last:
+                h = self.activation(h)
+        return h.addmm_(x, self.GT)

@@ -86,10 +86,14 @@ def _independent_violation(problem: NRAProblem, settings: NRASettings, d: np.nda
     return max(viol)
 
 
-@pytest.mark.parametrize("seed", [0, 3, 7])
-def test_milp_optimum_equals_brute_force(seed):
+@pytest.mark.parametrize(
+    "seed, extra",
+    [(0, {}), (3, {}), (7, {}), (5, {"allow_knockouts": True, "max_concentration_fold": 10.0}),
+     (9, {"max_enzyme_down_fold": 2.0, "max_growth_reduction": 0.05})],
+)
+def test_milp_optimum_equals_brute_force(seed, extra):
     problem = random_nra_problem(7, 5, seed=seed)
-    settings = NRASettings(max_interventions=2)
+    settings = NRASettings(max_interventions=2, **extra)
     design, record = solve_nra(problem, settings)
     assert record.status == "optimal"
     expected = _brute_force(problem, settings, max_size=2)

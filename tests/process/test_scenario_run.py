@@ -41,7 +41,7 @@ rates = [0.001, 0.02]
         ("kind = 'simulation'\n[feed]\ntimes = [0.0]\n", "missing key 'feed.rates'"),
         ("kind = 'simulation'\n[reactor]\nvolume0 = 1.0\n", r"missing table \[feed\]"),
         (MINIMAL + "[plant]\nx = 1\n", r"unknown table\(s\) \['plant'\]"),
-        (MINIMAL + "[reactor]\nvolume0 = -2.0\n", "'volume0' parameter of FedBatchSettings must be"),
+        (MINIMAL + "[reactor]\nvolume0 = -2.0\n", "key 'reactor.volume0' must be a number > 0"),
         (MINIMAL + "[feed2]\n", r"unknown table"),
     ],
 )

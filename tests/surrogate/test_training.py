@@ -77,6 +77,12 @@ def test_spec_rebuilt_in_numpy_equals_module(small_surrogate):
         t = small_surrogate.module(torch.as_tensor(X, dtype=torch.float64)).numpy()
     np.testing.assert_allclose(t, v, rtol=0, atol=1e-12)
     np.testing.assert_allclose(spec.evaluate(X), v, rtol=0, atol=1e-12)
+    # batched predict (> 64 points) runs the fused torch module: same map to round-off
+    Xb = np.random.default_rng(5).uniform(0, 20, size=(300, 2))
+    with torch.no_grad():
+        tb = small_surrogate.module(torch.as_tensor(Xb)).numpy()
+    np.testing.assert_allclose(small_surrogate.predict(Xb), tb, rtol=0, atol=1e-12)
+    assert mass_balance_residual(small_surrogate.stoichiometry, small_surrogate.predict(Xb)) <= 1e-9
     rebuilt = SurrogateModule.from_spec(spec)
     with torch.no_grad():
         np.testing.assert_allclose(rebuilt(torch.as_tensor(X)).numpy(), t, rtol=0, atol=0)
