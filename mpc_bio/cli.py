@@ -28,7 +28,16 @@ def build_parser() -> argparse.ArgumentParser:
             "embedded fed-batch models, MPC and state estimation, NOMAD strain design."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Run `mpc-bio COMMAND --help` for a command's options and examples.",
+        epilog=(
+            "examples:\n"
+            "  mpc-bio pfba e_coli_core -u glucose=10 -u oxygen=15\n"
+            "  mpc-bio sample e_coli_core --out runs/sample\n"
+            "  mpc-bio train --data runs/sample --out runs/surrogate\n"
+            "  mpc-bio validate scenarios/*.toml\n"
+            "  mpc-bio run scenarios/closed_loop_mpc.toml --out runs/main\n"
+            "  mpc-bio nomad ensemble --config scenarios/nomad_anthranilate.toml\n\n"
+            "Run `mpc-bio COMMAND --help` for a command's options and examples."
+        ),
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:

@@ -39,7 +39,9 @@ def activation_module(name: str) -> nn.Module:
 def numpy_activation(name: str):
     """The numpy function of an activation name, matching torch's definition."""
     if name == "silu":
-        return lambda a: a / (1.0 + np.exp(-a))
+        from scipy.special import expit  # overflow-free logistic, one ufunc call
+
+        return lambda a: a * expit(a)
     if name == "tanh":
         return np.tanh
     if name == "softplus":
