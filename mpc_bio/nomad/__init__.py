@@ -79,6 +79,30 @@ from mpc_bio.nomad.settings import (
 from mpc_bio.nomad.steady_state import ReferenceStates, ThermodynamicData, load_dg0, sample_reference_states
 from mpc_bio.nomad.study import EnsembleStudy, run_ensemble_study, write_ensemble_study
 
+#: Design-stage names (NRA, ranking, verification) -> module; imported on first access.
+_DESIGN_API = {
+    "NRASettings": "mpc_bio.nomad.nra_settings",
+    "RankingSettings": "mpc_bio.nomad.nra_settings",
+    "VerificationSettings": "mpc_bio.nomad.nra_settings",
+    "SensitivitySettings": "mpc_bio.nomad.nra_settings",
+    "DesignStudySettings": "mpc_bio.nomad.nra_settings",
+    "NRAProblem": "mpc_bio.nomad.nra",
+    "nra_problems_from_control_coefficients": "mpc_bio.nomad.nra",
+    "solve_nra": "mpc_bio.nomad.nra",
+    "enumerate_designs": "mpc_bio.nomad.nra",
+    "check_design": "mpc_bio.nomad.nra",
+    "rank_designs": "mpc_bio.nomad.ranking",
+    "enumerate_ensemble_designs": "mpc_bio.nomad.ranking",
+    "unique_designs": "mpc_bio.nomad.ranking",
+    "mca_baseline": "mpc_bio.nomad.ranking",
+    "FeedProfile": "mpc_bio.nomad.verification",
+    "simulate_reactor": "mpc_bio.nomad.verification",
+    "verify_strains": "mpc_bio.nomad.verification",
+    "expression_sensitivity": "mpc_bio.nomad.verification",
+    "run_design_study": "mpc_bio.nomad.design_cli",
+    "write_design_study": "mpc_bio.nomad.design_cli",
+}
+
 __all__ = [
     "SHIKIMATE_BRANCH",
     "BatchSimulation",
@@ -129,4 +153,16 @@ __all__ = [
     "simulate_relaxation",
     "solve_steady_state",
     "write_ensemble_study",
+    # design stage (NRA, ranking, verification); loaded lazily because it imports Pyomo
+    *_DESIGN_API,
 ]
+
+
+def __getattr__(name: str):
+    """Load the design-stage API (Pyomo-based) on first use, so the ensemble stage stays light."""
+    module = _DESIGN_API.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mpc_bio.nomad' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
