@@ -1,10 +1,10 @@
 """Feed profiles for the kinetic fed-batch: shared optimum and strain-specific robust optimum.
 
 The feed is piecewise constant on ``n_intervals`` equal intervals of the batch. Each candidate
-profile is simulated with CVODES through the control layer's integrator
-(:func:`mpc_bio.control.make_integrator` on the :class:`~mpc_bio.codesign.model.KineticControlModel`),
-chained over the intervals (direct single shooting, exact forward sensitivities), and IPOPT
-maximises the final product amount n_P(T) (mmol):
+profile is simulated with CVODES on the :class:`~mpc_bio.codesign.model.KineticControlModel`,
+chained over the intervals (direct single shooting; derivatives by forward finite differences of
+the simulation, because CVODES forward sensitivities fail when glucose runs out), and IPOPT
+(limited-memory Hessian) maximises the final product amount n_P(T) (mmol):
 
 - ``"mean"``: the mean of n_P(T) over the stacked ensemble members;
 - ``"worst"``: the smallest n_P(T) over the members (epigraph variable t <= n_P,m(T)).
@@ -31,7 +31,7 @@ import numpy as np
 
 from mpc_bio.codesign.model import KineticControlModel
 from mpc_bio.codesign.settings import FeedSettings
-from mpc_bio.control import BatchProblem, OfflineSettings, make_integrator, optimize_feed_profile
+from mpc_bio.control import BatchProblem, OfflineSettings, optimize_feed_profile
 from mpc_bio.nomad.verification import FeedProfile
 
 __all__ = ["FeedOptimum", "batch_problem", "optimize_robust_feed", "optimize_feed_collocation", "simulate_product_amounts"]
@@ -113,7 +113,13 @@ def batch_problem(settings: FeedSettings) -> BatchProblem:
 def _chain(km: KineticControlModel, settings: FeedSettings, feed_sym):
     """Symbolic states at the interval ends (list of MX) under a symbolic feed vector."""
     h = settings.batch_time_h / settings.n_intervals
-    integ = make_integrator(km.model, h, reltol=settings.reltol, abstol=settings.abstol)
+    m = km.model
+    x = ca.SX.sym("x", m.n_x)
+    u = ca.SX.sym("u")
+    p = ca.SX.sym("p", m.n_p)
+    dae = {"x": x, "p": ca.vertcat(u, p), "ode": m.rhs(x, u, p)}
+    opts = {"reltol": settings.reltol, "abstol": settings.abstol, "max_num_steps": 100000, "fsens_err_con": False}
+    integ = ca.integrator("kinetic_fed_batch", "cvodes", dae, 0.0, h, opts)
     p = ca.DM(km.model.param_values)
     x = ca.DM(km.x0)
     nodes = []
@@ -131,6 +137,75 @@ def simulate_product_amounts(km: KineticControlModel, settings: FeedSettings, fe
     fn = ca.Function("final", [f], [xT])
     x = np.asarray(fn(feed)).reshape(-1)
     return x[list(km.product_index)]
+
+
+class _JacobianCallback(ca.Callback):
+    """Forward finite-difference Jacobian of a numeric function of the scaled feed (in [0, 1])."""
+
+    def __init__(self, name: str, fn: ca.Function, step: float):
+        ca.Callback.__init__(self)
+        self.fn, self.step = fn, step
+        self.construct(name, {})
+
+    def get_n_in(self):
+        return 2
+
+    def get_n_out(self):
+        return 1
+
+    def get_sparsity_in(self, i):
+        return ca.Sparsity.dense(self.fn.size1_in(0), 1) if i == 0 else ca.Sparsity.dense(self.fn.size1_out(0), 1)
+
+    def get_sparsity_out(self, i):
+        return ca.Sparsity.dense(self.fn.size1_out(0), self.fn.size1_in(0))
+
+    def eval(self, args):
+        w = np.asarray(args[0], dtype=float).reshape(-1)
+        y0 = np.asarray(args[1], dtype=float).reshape(-1)
+        jac = np.zeros((y0.size, w.size))
+        for j in range(w.size):
+            d = self.step if w[j] + self.step <= 1.0 else -self.step
+            wj = w.copy()
+            wj[j] += d
+            jac[:, j] = (np.asarray(self.fn(wj), dtype=float).reshape(-1) - y0) / d
+        return [ca.DM(jac)]
+
+
+class _FiniteDifferenceCallback(ca.Callback):
+    """A CVODES simulation of the scaled feed whose Jacobian is taken by forward finite differences.
+
+    CVODES forward sensitivities of the stiff kinetic models fail (error-test failures) on some
+    feeds, which stops IPOPT; differences of the simulation itself are robust and, with N feed
+    intervals, cost N extra simulations per Jacobian.
+    """
+
+    def __init__(self, name: str, fn: ca.Function, step: float):
+        ca.Callback.__init__(self)
+        self.fn, self.step = fn, step
+        self._jac = None
+        self.construct(name, {})
+
+    def get_n_in(self):
+        return 1
+
+    def get_n_out(self):
+        return 1
+
+    def get_sparsity_in(self, i):
+        return ca.Sparsity.dense(self.fn.size1_in(0), 1)
+
+    def get_sparsity_out(self, i):
+        return ca.Sparsity.dense(self.fn.size1_out(0), 1)
+
+    def eval(self, args):
+        return [self.fn(args[0])]
+
+    def has_jacobian(self):
+        return True
+
+    def get_jacobian(self, name, inames, onames, opts):
+        self._jac = _JacobianCallback(name, self.fn, self.step)
+        return self._jac
 
 
 def _aggregate(values: np.ndarray, mode: str) -> float:
@@ -178,21 +253,25 @@ def optimize_robust_feed(
                  settings.feed_min_l_per_h, settings.feed_max_l_per_h)
     fs = settings.feed_max_l_per_h
     t0 = time.perf_counter()
+    w_sim = ca.MX.sym("F_scaled", N)
+    nodes = _chain(km, settings, w_sim * fs)
+    gmax, vmax = settings.glucose_max_mmol_per_l, settings.volume_max_l
+    glc = [(x[i] - gmax * x[km.volume_index]) / (gmax * vmax) for x in nodes for i in km.glucose_index]
+    n_glc = len(glc)
+    # derivatives by forward finite differences of the CVODES simulation (step fd_step in the
+    # scaled feed): CVODES forward sensitivities fail when glucose runs out (stiff collapse)
+    plain = ca.Function("kinetic_batch", [w_sim], [ca.vertcat(*glc, *[nodes[-1][i] for i in km.product_index])])
+    sim = _FiniteDifferenceCallback("kinetic_batch_fd", plain, settings.fd_step)
     w_f = ca.MX.sym("F_scaled", N)
-    nodes = _chain(km, settings, w_f * fs)
-    products = ca.vertcat(*[nodes[-1][i] for i in km.product_index])
+    out = sim(w_f)
+    products = out[n_glc:]
     prod_fn = ca.Function("products", [w_f], [products])
     p_init = np.asarray(prod_fn(f0 / fs)).reshape(-1)
     init_obj = _aggregate(p_init, mode)
     j_scale = max(abs(init_obj), 1e-6)
-    g, lbg, ubg = [], [], []
-    gmax, vmax = settings.glucose_max_mmol_per_l, settings.volume_max_l
-    for x in nodes:
-        V = x[km.volume_index]
-        for i in km.glucose_index:
-            g.append((x[i] - gmax * V) / (gmax * vmax))
-            lbg.append(-np.inf)
-            ubg.append(0.0)
+    g = [out[k] for k in range(n_glc)]
+    lbg = [-np.inf] * n_glc
+    ubg = [0.0] * n_glc
     # volume is linear in the feed: V(T) = V0 + h sum F  (checked at the end, the largest)
     g.append((v0 + h * ca.sum1(w_f * fs)) / vmax)
     lbg.append(-np.inf)
@@ -200,33 +279,43 @@ def optimize_robust_feed(
     lbx = [settings.feed_min_l_per_h / fs] * N
     ubx = [1.0] * N
     x0 = list(f0 / fs)
-    if mode == "mean":
-        w = w_f
-        obj = -ca.sum1(products) / products.numel() / j_scale
-    else:
-        t = ca.MX.sym("t")
-        w = ca.vertcat(w_f, t)
-        obj = -t
-        for k in range(products.numel()):
-            g.append(t - products[k] / j_scale)
-            lbg.append(-np.inf)
-            ubg.append(0.0)
-        lbx.append(-np.inf)
-        ubx.append(np.inf)
-        x0.append(float(np.min(p_init)) / j_scale)
+    # epigraph form for both modes (t <= mean or t <= every member): the objective gradient is
+    # trivial, so each IPOPT iteration needs one sensitivity integration (the constraint Jacobian)
+    t = ca.MX.sym("t")
+    w = ca.vertcat(w_f, t)
+    obj = -t
+    rows = [ca.sum1(products) / products.numel()] if mode == "mean" else [products[k] for k in range(products.numel())]
+    for r in rows:
+        g.append(t - r / j_scale)
+        lbg.append(-np.inf)
+        ubg.append(0.0)
+    lbx.append(-np.inf)
+    ubx.append(np.inf)
+    x0.append(init_obj / j_scale)
     opts = {
         "ipopt.max_iter": settings.max_iter, "ipopt.tol": settings.tol, "ipopt.print_level": 0, "ipopt.sb": "yes",
-        "print_time": 0, "ipopt.hessian_approximation": "limited-memory",
+        "print_time": 0, "ipopt.hessian_approximation": "limited-memory", "calc_lam_p": False, "calc_lam_x": False,
     }
-    solver = ca.nlpsol("codesign_feed", "ipopt", {"x": w, "f": obj, "g": ca.vertcat(*g)}, opts)
+    g_all = ca.vertcat(*g)
+    solver = ca.nlpsol("codesign_feed", "ipopt", {"x": w, "f": obj, "g": g_all}, opts)
     sol = solver(x0=x0, lbx=lbx, ubx=ubx, lbg=lbg, ubg=ubg)
     st = solver.stats()
     feed = np.clip(np.asarray(sol["x"]).reshape(-1)[:N] * fs, settings.feed_min_l_per_h, settings.feed_max_l_per_h)
-    p_opt = np.asarray(prod_fn(feed / fs)).reshape(-1)
+    status = str(st.get("return_status"))
+    try:
+        p_opt = np.asarray(prod_fn(feed / fs)).reshape(-1)
+        path = ca.Function("path", [w_f], [ca.vertcat(*g[: n_glc + 1])])
+        viol = float(np.max(np.asarray(path(feed / fs)).reshape(-1) - np.asarray(ubg[: n_glc + 1])))
+    except RuntimeError:
+        p_opt, viol = np.full(len(km.product_index), np.nan), np.inf
+    # IPOPT can stop early when CVODES fails inside a trial step (status Invalid_Number_Detected
+    # or similar): keep the last iterate only if it is feasible and better than the initial guess
+    if not bool(st.get("success")) and (viol > 1e-6 or not np.all(np.isfinite(p_opt)) or _aggregate(p_opt, mode) < init_obj):
+        feed, p_opt, status = f0, p_init, f"{status} (initial guess kept)"
     return FeedOptimum(
         strain=strain, mode=mode, method="shooting", edges=np.linspace(0.0, T, N + 1), feed=feed,
         objective=_aggregate(p_opt, mode), member_product_mmol=p_opt, initial_objective=init_obj,
-        members=km.members, status=str(st.get("return_status")), success=bool(st.get("success")),
+        members=km.members, status=status, success=bool(st.get("success")),
         iterations=int(st.get("iter_count", -1)), solve_time_s=time.perf_counter() - t0,
         feed_glucose_mmol_per_l=km.feed_glucose_mmol_per_l,
     )

@@ -71,6 +71,9 @@ class FeedSettings:
         CVODES relative tolerance.
     abstol : float
         CVODES absolute tolerance.
+    fd_step : float
+        Forward finite-difference step of the objective and constraint derivatives, in the feed
+        scaled by ``feed_max_l_per_h`` (-).
     batch_time_h : float or None
         Batch length (h); None takes ``t_end_h`` of ``[nomad.design.verification]``.
     """
@@ -86,9 +89,10 @@ class FeedSettings:
     collocation_deg: int = 3
     reoptimize: bool = True
     max_iter: int = 60
-    tol: float = 1e-6
-    reltol: float = 1e-8
-    abstol: float = 1e-10
+    tol: float = 1e-5
+    reltol: float = 1e-10
+    abstol: float = 1e-12
+    fd_step: float = 1e-5
     batch_time_h: float | None = None
 
     def __post_init__(self) -> None:
@@ -114,7 +118,7 @@ class FeedSettings:
         if not isinstance(self.reoptimize, bool):
             raise ValueError(f"The 'reoptimize' parameter of {owner} must be true or false. Got {self.reoptimize!r} instead.")
         _int(owner, "max_iter", self.max_iter, 1)
-        for name in ("tol", "reltol", "abstol"):
+        for name in ("tol", "reltol", "abstol", "fd_step"):
             _pos(owner, name, getattr(self, name))
         if self.batch_time_h is not None:
             _pos(owner, "batch_time_h", self.batch_time_h)
