@@ -9,8 +9,9 @@ the simulation, because CVODES forward sensitivities fail when glucose runs out)
 - ``"mean"``: the mean of n_P(T) over the stacked ensemble members;
 - ``"worst"``: the smallest n_P(T) over the members (epigraph variable t <= n_P,m(T)).
 
-Constraints (hard, every member at every interval end): glucose concentration
-n_glc,m / V <= ``glucose_max`` (mM), volume V <= ``volume_max`` (L), feed bounds (L/h). Because
+Constraints (hard, every member at ``constraint_points`` equally spaced check times per feed
+interval, the interval end included): glucose concentration n_glc,m / V <= ``glucose_max`` (mM;
+between check times it can exceed the limit slightly), volume V <= ``volume_max`` (L), feed bounds (L/h). Because
 the objective is evaluated by the same CVODES integration that simulates the plant, the optimum
 has no discretisation gap: re-simulating the returned profile with
 :func:`mpc_bio.nomad.verification.simulate_reactor` reproduces it to integrator tolerance.
@@ -111,8 +112,8 @@ def batch_problem(settings: FeedSettings) -> BatchProblem:
 
 
 def _chain(km: KineticControlModel, settings: FeedSettings, feed_sym):
-    """Symbolic states at the interval ends (list of MX) under a symbolic feed vector."""
-    h = settings.batch_time_h / settings.n_intervals
+    """Symbolic states at the ``constraint_points`` check times of every interval (list of MX)."""
+    h = settings.batch_time_h / settings.n_intervals / settings.constraint_points
     m = km.model
     x = ca.SX.sym("x", m.n_x)
     u = ca.SX.sym("u")
@@ -124,8 +125,9 @@ def _chain(km: KineticControlModel, settings: FeedSettings, feed_sym):
     x = ca.DM(km.x0)
     nodes = []
     for k in range(settings.n_intervals):
-        x = integ(x0=x, p=ca.vertcat(feed_sym[k], p))["xf"]
-        nodes.append(x)
+        for _ in range(settings.constraint_points):
+            x = integ(x0=x, p=ca.vertcat(feed_sym[k], p))["xf"]
+            nodes.append(x)
     return nodes
 
 
@@ -234,7 +236,8 @@ def optimize_robust_feed(
         Default ``settings.robust``.
     initial_feed : float or array_like, optional
         Initial guess (L/h); default the constant feed that fills the reactor to
-        ``volume_max`` over the batch.
+        ``volume_max`` over the batch. A guess that breaks the glucose limit is scaled down
+        (bisection) until it keeps it.
 
     Returns
     -------
@@ -266,6 +269,22 @@ def optimize_robust_feed(
     out = sim(w_f)
     products = out[n_glc:]
     prod_fn = ca.Function("products", [w_f], [products])
+    glc_fn = ca.Function("glucose_margin", [w_f], [out[:n_glc]])
+
+    def glucose_ok(f_scaled) -> bool:
+        try:
+            return float(np.max(np.asarray(glc_fn(f_scaled)))) <= 0.0
+        except RuntimeError:
+            return False
+
+    # start from a feasible guess: the largest fraction a of the initial feed (bisection on a in
+    # [0, 1], 12 steps) whose glucose stays under the limit at every check time
+    if not glucose_ok(f0 / fs):
+        lo, hi = 0.0, 1.0
+        for _ in range(12):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if glucose_ok(mid * f0 / fs) else (lo, mid)
+        f0 = np.maximum(lo * f0, settings.feed_min_l_per_h)
     p_init = np.asarray(prod_fn(f0 / fs)).reshape(-1)
     init_obj = _aggregate(p_init, mode)
     j_scale = max(abs(init_obj), 1e-6)
@@ -308,10 +327,14 @@ def optimize_robust_feed(
         viol = float(np.max(np.asarray(path(feed / fs)).reshape(-1) - np.asarray(ubg[: n_glc + 1])))
     except RuntimeError:
         p_opt, viol = np.full(len(km.product_index), np.nan), np.inf
-    # IPOPT can stop early when CVODES fails inside a trial step (status Invalid_Number_Detected
-    # or similar): keep the last iterate only if it is feasible and better than the initial guess
-    if not bool(st.get("success")) and (viol > 1e-6 or not np.all(np.isfinite(p_opt)) or _aggregate(p_opt, mode) < init_obj):
-        feed, p_opt, status = f0, p_init, f"{status} (initial guess kept)"
+    # IPOPT can stop early (iteration limit, or CVODES failing inside a trial step): keep the last
+    # iterate only if it is feasible and no worse than the (feasible) initial guess
+    feasible = viol <= 1e-6 and bool(np.all(np.isfinite(p_opt)))
+    if not feasible or _aggregate(p_opt, mode) < init_obj:
+        if glucose_ok(f0 / fs):
+            feed, p_opt, status = f0, p_init, f"{status} (initial guess kept)"
+        elif not feasible:
+            status = f"{status} (infeasible)"
     return FeedOptimum(
         strain=strain, mode=mode, method="shooting", edges=np.linspace(0.0, T, N + 1), feed=feed,
         objective=_aggregate(p_opt, mode), member_product_mmol=p_opt, initial_objective=init_obj,

@@ -52,6 +52,8 @@ class FeedSettings:
         Largest reactor volume (L), hard.
     glucose_max_mmol_per_l : float
         Largest medium glucose concentration (mM), hard at every interval end and member.
+    constraint_points : int
+        Check times of the glucose limit per feed interval (equally spaced, the end included).
     robust : str
         "mean" (mean final product amount over the members) or "worst" (smallest).
     n_members : int
@@ -83,6 +85,7 @@ class FeedSettings:
     feed_max_l_per_h: float = 0.1
     volume_max_l: float = 1.5
     glucose_max_mmol_per_l: float = 50.0
+    constraint_points: int = 4
     robust: str = "mean"
     n_members: int = 3
     method: str = "shooting"
@@ -112,6 +115,7 @@ class FeedSettings:
         if self.method not in METHODS:
             raise ValueError(f"The 'method' parameter of {owner} must be one of {METHODS}. Got {self.method!r} instead.")
         _int(owner, "n_members", self.n_members, 1)
+        _int(owner, "constraint_points", self.constraint_points, 1)
         _int(owner, "collocation_deg", self.collocation_deg, 1)
         if self.collocation_deg > 5:
             raise ValueError(f"The 'collocation_deg' parameter of {owner} must be in 1..5. Got {self.collocation_deg!r} instead.")

@@ -55,6 +55,7 @@ SCENARIO_KINDS: dict[str, str] = {
     "closed_loop": "mpc_bio.control.scenario_kinds:run_closed_loop_scenario",
     "feed_optimization": "mpc_bio.control.scenario_kinds:run_feed_optimization_scenario",
     "mpc_mismatch": "mpc_bio.control.scenario_kinds:run_mpc_mismatch_scenario",
+    "codesign": "mpc_bio.codesign.study:run_codesign_scenario",
 }
 
 _TOP_LEVEL = ("kind", "name", "description")

@@ -1,0 +1,411 @@
+"""The co-design study: which strain, fed how, gives the best titer, over a kinetic ensemble.
+
+Steps (:func:`run_codesign_study`):
+
+1. screened ensemble and top NRA designs (:mod:`mpc_bio.codesign.designs`, cached);
+2. the shared feed: the feed optimised for the reference strain (objective: final product
+   amount n_P(T), mmol; mean or worst case over the first ``feed.n_members`` models);
+3. each design's own feed: the same optimisation for the design, warm-started at the shared feed;
+4. every strain (reference + designs) x NRA model simulated by the nonlinear simulator
+   :func:`mpc_bio.nomad.verification.simulate_reactor` under: ``batch`` (no feed), ``reference``
+   (the piecewise-constant feed of ``[nomad.design.verification]``), ``shared`` and ``own``.
+
+Results: :meth:`CodesignStudy.table` (titer, yield, productivity, final biomass and growth rate
+per strain x feed, mean / std / 10-90 % quantiles over the models), the best strain-plus-feed
+pair and its margin over the reference strain under the reference feed (:meth:`CodesignStudy.summary`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mpc_bio.codesign.designs import TopDesigns, load_or_run_designs, load_or_run_ensemble
+from mpc_bio.codesign.feed import FeedOptimum, optimize_feed_collocation, optimize_robust_feed
+from mpc_bio.codesign.model import kinetic_control_model
+from mpc_bio.codesign.settings import CodesignSettings
+from mpc_bio.nomad.nra_settings import DesignStudySettings
+from mpc_bio.nomad.settings import EnsembleStudySettings
+from mpc_bio.nomad.verification import FeedProfile, simulate_reactor
+
+__all__ = ["CodesignEvaluation", "CodesignStudy", "run_codesign_study", "write_codesign_study", "run_codesign_scenario",
+           "load_codesign_config"]
+
+FEEDS = ("batch", "reference", "shared", "own")
+METRICS = {
+    "titer_g_per_l": "final product titer (g/L)",
+    "yield_mol_per_mol": "product per substrate consumed (mol/mol)",
+    "productivity_g_per_l_h": "final titer / batch time (g/L/h)",
+    "final_biomass_gdw_per_l": "final biomass (gDW/L)",
+    "final_growth_rate_per_h": "final specific growth rate (1/h)",
+}
+
+
+@dataclass(frozen=True, eq=False)
+class CodesignEvaluation:
+    """Strains x feeds x models simulated in the kinetic reactor.
+
+    Attributes
+    ----------
+    strains : tuple of str
+        "reference" then the design labels.
+    feeds : tuple of str
+        Feed names (``FEEDS``).
+    model_ids : tuple of str
+    times : ndarray (n_t,)
+        h.
+    product, biomass, substrate, volume, feed : ndarray (n_strains, n_feeds, n_models, n_t)
+        mM, gDW/L, mM, L, L/h; NaN where the design is infeasible in a model or CVODES failed.
+    growth_rate : ndarray (n_strains, n_feeds, n_models, n_t)
+        1/h.
+    product_yield : ndarray (n_strains, n_feeds, n_models)
+        mol/mol.
+    success : ndarray of bool (n_strains, n_feeds, n_models)
+    product_mw_g_per_mol : float
+    """
+
+    strains: tuple[str, ...]
+    feeds: tuple[str, ...]
+    model_ids: tuple[str, ...]
+    times: np.ndarray
+    product: np.ndarray
+    biomass: np.ndarray
+    substrate: np.ndarray
+    volume: np.ndarray
+    feed: np.ndarray
+    growth_rate: np.ndarray
+    product_yield: np.ndarray
+    success: np.ndarray
+    product_mw_g_per_mol: float
+
+    def metric(self, name: str) -> np.ndarray:
+        """Per strain x feed x model values of a metric of :data:`METRICS`."""
+        titer = self.product[..., -1] * self.product_mw_g_per_mol / 1000.0
+        if name == "titer_g_per_l":
+            return titer
+        if name == "yield_mol_per_mol":
+            return self.product_yield
+        if name == "productivity_g_per_l_h":
+            return titer / self.times[-1]
+        if name == "final_biomass_gdw_per_l":
+            return self.biomass[..., -1]
+        if name == "final_growth_rate_per_h":
+            return self.growth_rate[..., -1]
+        raise ValueError(f"metric must be one of {sorted(METRICS)}. Got {name!r}.")
+
+    def bands(self, quantity: str, quantiles: tuple[float, float] = (0.1, 0.9)):
+        """Mean and quantile band over the models, (n_strains, n_feeds, n_t) each."""
+        a = getattr(self, quantity)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmean(a, axis=2), np.nanquantile(a, quantiles[0], axis=2), np.nanquantile(a, quantiles[1], axis=2)
+
+    def table(self):
+        """One row per strain x feed: mean, std, p10, p90 over the models of every metric."""
+        import warnings
+
+        import pandas as pd
+
+        rows = []
+        for s, strain in enumerate(self.strains):
+            for f, feed in enumerate(self.feeds):
+                row: dict[str, Any] = {"strain": strain, "feed": feed, "n_models": int(self.success[s, f].sum())}
+                for name in METRICS:
+                    v = self.metric(name)[s, f]
+                    v = v[np.isfinite(v)]
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", RuntimeWarning)
+                        row[f"{name}_mean"] = float(np.mean(v)) if v.size else math.nan
+                        row[f"{name}_std"] = float(np.std(v)) if v.size else math.nan
+                        row[f"{name}_p10"] = float(np.quantile(v, 0.1)) if v.size else math.nan
+                        row[f"{name}_p90"] = float(np.quantile(v, 0.9)) if v.size else math.nan
+                rows.append(row)
+        return pd.DataFrame(rows)
+
+    def to_frame(self):
+        """One row per strain x feed x model with every metric."""
+        import pandas as pd
+
+        rows = []
+        for s, strain in enumerate(self.strains):
+            for f, feed in enumerate(self.feeds):
+                for m, mid in enumerate(self.model_ids):
+                    row = {"strain": strain, "feed": feed, "model_id": mid, "success": bool(self.success[s, f, m])}
+                    row.update({k: float(self.metric(k)[s, f, m]) for k in METRICS})
+                    rows.append(row)
+        return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True, eq=False)
+class CodesignStudy:
+    """Everything the co-design study produced.
+
+    Attributes
+    ----------
+    settings : CodesignSettings
+    designs : TopDesigns
+    shared_feed : FeedOptimum
+        Optimised for the reference strain.
+    own_feeds : dict of str to FeedOptimum
+        Per design label (absent when ``reoptimize`` is false or the design is infeasible in
+        every model).
+    reference_feed : FeedProfile
+    evaluation : CodesignEvaluation
+    sources : dict of str to str
+        Where the ensemble and the designs came from ("nomad_output", "cache", "computed").
+    seconds : dict of str to float
+        Wall time per step (s).
+    """
+
+    settings: CodesignSettings
+    designs: TopDesigns
+    shared_feed: FeedOptimum
+    own_feeds: dict
+    reference_feed: FeedProfile
+    evaluation: CodesignEvaluation
+    sources: dict = field(default_factory=dict)
+    seconds: dict = field(default_factory=dict)
+
+    def table(self):
+        """The strain x feed table of :meth:`CodesignEvaluation.table`."""
+        return self.evaluation.table()
+
+    def summary(self) -> dict:
+        """JSON-ready summary naming the best strain-plus-feed pair and its margin."""
+        ev = self.evaluation
+        titer = ev.metric("titer_g_per_l")
+        with np.errstate(all="ignore"):
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                mean = np.nanmean(titer, axis=2)
+        ref = (ev.strains.index("reference"), ev.feeds.index("reference"))
+        cand = [(s, f) for s in range(len(ev.strains)) for f in range(len(ev.feeds)) if np.isfinite(mean[s, f])]
+        best = max(cand, key=lambda sf: mean[sf]) if cand else None
+        out: dict[str, Any] = {
+            "objective_of_feed_optimisation": "final product amount n_P(T) in mmol, "
+                                              f"{self.settings.feed.robust} over the first {self.settings.feed.n_members} models",
+            "sources": self.sources,
+            "designs": [{"label": l, "predicted_yield_gain": float(g), "n_feasible_models": int(n),
+                         "mean_fold_changes": self.designs.mean_fold_changes(k)}
+                        for k, (l, g, n) in enumerate(zip(self.designs.labels, self.designs.predicted_yield_gain, self.designs.n_feasible))],
+            "reference": {"strain": "reference", "feed": "reference", "mean_titer_g_per_l": float(mean[ref])},
+            "shared_feed": self.shared_feed.to_dict(),
+            "own_feeds": {k: v.to_dict() for k, v in self.own_feeds.items()},
+            "seconds": self.seconds,
+            "n_models": len(ev.model_ids),
+        }
+        if best is not None:
+            s, f = best
+            paired = titer[s, f] / titer[ref[0], ref[1]] - 1.0
+            ok = np.isfinite(paired)
+            out["best"] = {
+                "strain": ev.strains[s], "feed": ev.feeds[f], "mean_titer_g_per_l": float(mean[s, f]),
+                "margin_over_reference": float(mean[s, f] / mean[ref] - 1.0) if mean[ref] > 0 else None,
+                "paired_margin_mean": float(np.mean(paired[ok])) if ok.any() else None,
+                "paired_margin_p10": float(np.quantile(paired[ok], 0.1)) if ok.any() else None,
+                "fraction_models_above_reference": float(np.mean(paired[ok] > 0)) if ok.any() else None,
+            }
+        gains = {}
+        fs, fo = ev.feeds.index("shared"), ev.feeds.index("own")
+        for s, strain in enumerate(ev.strains):
+            if strain in self.own_feeds or strain == "reference":
+                a, b = titer[s, fo], titer[s, fs]
+                ok = np.isfinite(a) & np.isfinite(b)
+                gains[strain] = {
+                    "own_minus_shared_titer_g_per_l_mean": float(np.mean(a[ok] - b[ok])) if ok.any() else None,
+                    "own_over_shared_titer_mean": float(np.mean(a[ok] / b[ok] - 1.0)) if ok.any() else None,
+                    "optimised_objective_own_mmol": self.own_feeds[strain].objective if strain in self.own_feeds else self.shared_feed.objective,
+                    "initial_guess_objective_mmol": self.own_feeds[strain].initial_objective if strain in self.own_feeds else self.shared_feed.initial_objective,
+                }
+        out["strain_specific_feed_gain"] = gains
+        return out
+
+
+def _progress(it, show: bool, desc: str, total: int | None = None):
+    if not show:
+        return it
+    from tqdm.auto import tqdm
+
+    return tqdm(it, desc=desc, total=total, leave=False)
+
+
+def run_codesign_study(
+    settings: CodesignSettings,
+    ensemble_settings: EnsembleStudySettings,
+    design_settings: DesignStudySettings,
+) -> CodesignStudy:
+    """Run the whole co-design study (see the module docstring).
+
+    Parameters
+    ----------
+    settings : CodesignSettings
+    ensemble_settings : EnsembleStudySettings
+        The ``[nomad]`` ensemble tables.
+    design_settings : DesignStudySettings
+        The ``[nomad.design]`` tables; ``verification`` is the reactor.
+
+    Returns
+    -------
+    CodesignStudy
+    """
+    seconds: dict[str, float] = {}
+    show = settings.show_progress
+    t = time.perf_counter()
+    ensemble, control, ens_key, ens_source = load_or_run_ensemble(
+        ensemble_settings, settings.cache_dir, reuse_nomad_output=settings.reuse_nomad_output)
+    seconds["ensemble"] = time.perf_counter() - t
+    t = time.perf_counter()
+    designs = load_or_run_designs(ensemble, control, design_settings, settings.n_designs, settings.cache_dir, ens_key)
+    seconds["designs"] = time.perf_counter() - t
+
+    vs = design_settings.verification
+    fset = settings.feed
+    if fset.batch_time_h is None:
+        fset = dataclasses.replace(fset, batch_time_h=vs.t_end_h)
+    vs = dataclasses.replace(vs, t_end_h=fset.batch_time_h, n_points=settings.n_points)
+    models = designs.model_index
+    kw = dict(feed_glucose_mmol_per_l=vs.feed_glucose_mmol_per_l, biomass0_gdw_per_l=vs.biomass0_gdw_per_l,
+              glucose0_mmol_per_l=vs.glucose0_mmol_per_l, volume0_l=vs.volume0_l)
+
+    t = time.perf_counter()
+    members = [int(m) for m in models[: fset.n_members]]
+    if fset.method == "collocation":
+        shared = optimize_feed_collocation(kinetic_control_model(ensemble, members[:1], **kw), fset, strain="reference")
+    else:
+        shared = optimize_robust_feed(kinetic_control_model(ensemble, members, **kw), fset, strain="reference")
+    seconds["shared_feed"] = time.perf_counter() - t
+
+    folds = {"reference": np.ones((models.size, ensemble.network.n_reactions))}
+    for k, label in enumerate(designs.labels):
+        folds[label] = designs.vmax_folds(ensemble, k)
+    own: dict[str, FeedOptimum] = {}
+    t = time.perf_counter()
+    if fset.reoptimize:
+        for label in _progress(designs.labels, show, "design feeds"):
+            ok = [i for i in range(models.size) if np.all(np.isfinite(folds[label][i]))][: fset.n_members]
+            if not ok:
+                continue
+            km = kinetic_control_model(ensemble, [int(models[i]) for i in ok], vmax_folds=folds[label][ok], **kw)
+            own[label] = optimize_robust_feed(km, fset, strain=label, initial_feed=shared.feed)
+    seconds["design_feeds"] = time.perf_counter() - t
+
+    ref_feed = FeedProfile.from_settings(vs)
+    strains = tuple(folds)
+    nt = vs.n_points
+    shape = (len(strains), len(FEEDS), models.size, nt)
+    arr = {k: np.full(shape, np.nan) for k in ("product", "biomass", "substrate", "volume", "feed", "growth_rate")}
+    yld = np.full(shape[:3], np.nan)
+    success = np.zeros(shape[:3], dtype=bool)
+    jobs = [(s, f, m) for s in range(len(strains)) for f in range(len(FEEDS)) for m in range(models.size)]
+    t = time.perf_counter()
+    for s, f, m in _progress(jobs, show, "co-design simulations"):
+        fold = folds[strains[s]][m]
+        if not np.all(np.isfinite(fold)):
+            continue
+        name = FEEDS[f]
+        if name == "batch":
+            feed = None
+        elif name == "reference":
+            feed = ref_feed
+        elif name == "shared":
+            feed = shared.profile()
+        else:
+            feed = (own[strains[s]] if strains[s] in own else shared).profile()
+        sim = simulate_reactor(ensemble, int(models[m]), vmax_fold=fold, settings=vs, feed=feed)
+        for k in arr:
+            arr[k][s, f, m] = getattr(sim, k)
+        yld[s, f, m] = sim.product_yield if sim.success else np.nan
+        success[s, f, m] = sim.success
+    seconds["simulations"] = time.perf_counter() - t
+    ev = CodesignEvaluation(strains=strains, feeds=FEEDS, model_ids=tuple(f"model{i}" for i in models),
+                            times=np.linspace(0.0, vs.t_end_h, nt), product_yield=yld, success=success,
+                            product_mw_g_per_mol=vs.product_mw_g_per_mol, **arr)
+    return CodesignStudy(settings=dataclasses.replace(settings, feed=fset), designs=designs, shared_feed=shared, own_feeds=own,
+                         reference_feed=ref_feed, evaluation=ev,
+                         sources={"ensemble": ens_source, "ensemble_key": ens_key, "designs": designs.source, "designs_key": designs.key},
+                         seconds=seconds)
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer, np.floating)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def write_codesign_study(study: CodesignStudy, out_dir: str | Path, figures: bool = True) -> dict[str, Path]:
+    """Write ``codesign_table.csv``, ``codesign_runs.csv``, ``feeds.csv``, ``codesign_summary.json`` and figures."""
+    import pandas as pd
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"table": out / "codesign_table.csv", "runs": out / "codesign_runs.csv", "feeds": out / "feeds.csv",
+             "codesign_summary": out / "codesign_summary.json"}
+    study.table().to_csv(files["table"], index=False)
+    study.evaluation.to_frame().to_csv(files["runs"], index=False)
+    rows = []
+    for opt in [study.shared_feed, *study.own_feeds.values()]:
+        for k in range(opt.feed.size):
+            rows.append({"strain": opt.strain, "feed": "shared" if opt is study.shared_feed else "own",
+                         "t_start_h": opt.edges[k], "t_end_h": opt.edges[k + 1], "feed_l_per_h": opt.feed[k]})
+    pd.DataFrame(rows).to_csv(files["feeds"], index=False)
+    files["codesign_summary"].write_text(json.dumps(study.summary(), indent=2, default=_json_default))
+    if figures:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from mpc_bio.plotting.codesign import plot_feed_profiles, plot_pareto, plot_time_courses
+
+        fig_dir = out / "figures"
+        fig_dir.mkdir(exist_ok=True)
+        for name, fig in (("pareto", plot_pareto(study.evaluation)), ("titer_time_courses", plot_time_courses(study.evaluation)),
+                          ("biomass_time_courses", plot_time_courses(study.evaluation, quantity="biomass")),
+                          ("feeds", plot_feed_profiles(study))):
+            path = fig_dir / f"{name}.png"
+            fig.savefig(path, dpi=110, bbox_inches="tight")
+            plt.close(fig)
+            files[f"figure_{name}"] = path
+    return files
+
+
+def load_codesign_config(data: dict[str, Any]) -> tuple[CodesignSettings, EnsembleStudySettings, DesignStudySettings]:
+    """Settings from a parsed scenario body (tables ``[nomad]`` and ``[codesign]``); unknown keys raise."""
+    extra = sorted(set(data) - {"nomad", "codesign"})
+    if extra:
+        raise ValueError(f"Unknown top-level table(s) {extra} in a codesign scenario; expected 'nomad' and 'codesign'.")
+    nomad = dict(data.get("nomad", {}))
+    design = nomad.pop("design", {})
+    ens = EnsembleStudySettings.from_mapping(nomad)
+    return CodesignSettings.from_dict(data.get("codesign", {})), ens, DesignStudySettings.from_dict(design)
+
+
+def run_codesign_scenario(path: Path, data: dict[str, Any], out_dir: Path, *, progress: bool = True):
+    """Runner of ``kind = "codesign"`` scenarios (registered in :data:`mpc_bio.scenarios.runner.SCENARIO_KINDS`).
+
+    Relative ``cache_dir`` and ``[nomad] output_dir`` are taken relative to the working directory.
+    Returns ``(files, summary)``.
+    """
+    settings, ens, design = load_codesign_config(data)
+    if not progress:
+        settings = dataclasses.replace(settings, show_progress=False)
+    ens = dataclasses.replace(ens, executor=dataclasses.replace(ens.executor, progress=settings.show_progress and ens.executor.progress))
+    design = dataclasses.replace(design, show_progress=settings.show_progress)
+    study = run_codesign_study(settings, ens, design)
+    files = write_codesign_study(study, out_dir, figures=settings.figures)
+    s = study.summary()
+    summary = {k: s[k] for k in ("best", "reference", "sources", "seconds", "strain_specific_feed_gain", "n_models") if k in s}
+    return files, summary

@@ -1,0 +1,88 @@
+"""Figures of the co-design study (:mod:`mpc_bio.codesign`): Pareto plot, time-course bands, feeds.
+
+Each function takes a result (and an optional ``ax``), computes nothing beyond means/quantiles
+already defined on the result, and returns the figure (Agg backend, never shown).
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+__all__ = ["plot_pareto", "plot_time_courses", "plot_feed_profiles"]
+
+_MARKERS = {"batch": "s", "reference": "o", "shared": "^", "own": "D"}
+
+
+def _axes(ax, size=(6.0, 4.5)):
+    if ax is None:
+        fig, ax = plt.subplots(figsize=size)
+        return fig, ax
+    return ax.figure, ax
+
+
+def plot_pareto(evaluation, ax=None):
+    """Mean final titer (g/L) vs mean final biomass (gDW/L) per strain x feed, bars = std over models."""
+    fig, ax = _axes(ax)
+    titer = evaluation.metric("titer_g_per_l")
+    growth = evaluation.metric("final_biomass_gdw_per_l")
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mt, st = np.nanmean(titer, axis=2), np.nanstd(titer, axis=2)
+        mg, sg = np.nanmean(growth, axis=2), np.nanstd(growth, axis=2)
+    for s, strain in enumerate(evaluation.strains):
+        for f, feed in enumerate(evaluation.feeds):
+            if not np.isfinite(mt[s, f]):
+                continue
+            ax.errorbar(mg[s, f], mt[s, f], xerr=sg[s, f], yerr=st[s, f], fmt=_MARKERS.get(feed, "o"),
+                        color=colors[s % len(colors)], capsize=2, label=f"{strain} / {feed}")
+    ax.set_xlabel("final biomass (gDW/L)")
+    ax.set_ylabel("final titer (g/L)")
+    ax.set_title("co-design: titer vs growth (mean ± std over models)")
+    ax.legend(fontsize=6, ncol=2)
+    return fig
+
+
+def plot_time_courses(evaluation, quantity: str = "product", ax=None):
+    """Mean and 10-90 % band over models of a time course, one panel per feed, one colour per strain."""
+    if ax is None:
+        fig, axes = plt.subplots(1, len(evaluation.feeds), figsize=(3.2 * len(evaluation.feeds), 3.2), sharey=True)
+        axes = np.atleast_1d(axes)
+    else:
+        fig, axes = ax.figure, np.atleast_1d(ax)
+    mean, lo, hi = evaluation.bands(quantity)
+    unit = {"product": "titer (mM)", "biomass": "biomass (gDW/L)", "substrate": "glucose (mM)", "volume": "volume (L)"}.get(quantity, quantity)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for f, feed in enumerate(evaluation.feeds[: len(axes)]):
+        a = axes[f]
+        for s, strain in enumerate(evaluation.strains):
+            c = colors[s % len(colors)]
+            a.plot(evaluation.times, mean[s, f], color=c, label=strain)
+            a.fill_between(evaluation.times, lo[s, f], hi[s, f], color=c, alpha=0.2)
+        a.set_title(f"feed: {feed}")
+        a.set_xlabel("time (h)")
+    axes[0].set_ylabel(unit)
+    axes[0].legend(fontsize=6)
+    return fig
+
+
+def plot_feed_profiles(study, ax=None):
+    """The shared feed and each design's own feed (L/h) over the batch."""
+    fig, ax = _axes(ax)
+    for opt, style in [(study.shared_feed, "-")] + [(o, "--") for o in study.own_feeds.values()]:
+        ax.step(opt.edges, np.r_[opt.feed, opt.feed[-1]], where="post", linestyle=style,
+                label=("shared (reference strain)" if opt is study.shared_feed else f"own: {opt.strain}"))
+    ref = study.reference_feed
+    t_end = study.evaluation.times[-1]
+    ax.step(list(ref.times_h) + [t_end], list(ref.rates_l_per_h) + [ref.rates_l_per_h[-1]], where="post", color="k",
+            alpha=0.5, label="reference feed")
+    ax.set_xlabel("time (h)")
+    ax.set_ylabel("feed (L/h)")
+    ax.legend(fontsize=6)
+    return fig
