@@ -38,7 +38,7 @@ OUT = ROOT / "benchmarks" / "results" / "control.json"
 
 
 def _setup(data, backend: str, surrogate: str | None, out: Path, distill: bool | None = None):
-    from mpc_bio.control.scenario_kinds import load_control_setup
+    from mpc_bio.scenarios.control import load_control_setup
 
     d = copy.deepcopy(data)
     if distill is not None:
@@ -129,22 +129,12 @@ def main(argv=None) -> int:
     )
 
     from mpc_bio.control.closed_loop import IntegratorPlant
-    from mpc_bio.control.scenario_kinds import _resample
+    from mpc_bio.scenarios.control import offline_feed_at_steps
 
-    guess = _resample(off, setup.mpc)
+    guess = offline_feed_at_steps(off, setup.mpc)
     result["control_model"] = setup.extra["control_model"]
     result["distill_max_rel_error"] = setup.extra.get("distill_max_rel_error")
-    res = run_closed_loop(
-        setup.control,
-        setup.problem,
-        setup.x0,
-        mpc_settings=setup.mpc,
-        estimator_settings=setup.estimator,
-        measurement_settings=setup.measurements,
-        settings=setup.closed_loop,
-        plant=IntegratorPlant(setup.model, setup.model.param_values, setup.mpc.t_step, setup.closed_loop.plant_substeps),
-        guess_feed=guess,
-    )
+    res = setup.run_closed_loop(IntegratorPlant(setup.model, setup.model.param_values, setup.mpc.t_step, setup.closed_loop.plant_substeps), guess)
     rmse_after = setup.extra["rmse_after"]
     s = res.summary(rmse_after)
     noise = s["measurement_noise_std"]

@@ -129,7 +129,7 @@ def main(argv=None) -> int:
     _ = compute_control_coefficients(ens, sub)
     t_mca_batched_sub = time.perf_counter() - t0
     t0 = time.perf_counter()
-    E = evaluate_rate_jacobian(net, *ens.parameters(sub))
+    evaluate_rate_jacobian(net, *ens.parameters(sub))
     t_jac_batched_sub = time.perf_counter() - t0
 
     summation = float(np.abs(cc.flux.sum(axis=2) - 1).max())

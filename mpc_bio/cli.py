@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``mpc-bio``; returns the process exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    import matplotlib
+
+    matplotlib.use("Agg")  # the CLI writes figures to files and never opens a window
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:

@@ -8,13 +8,16 @@
 """
 
 from mpc_bio.codesign.cache import cached_entry, config_hash
+from mpc_bio.codesign.collocation import collocation_times, optimize_feed_collocation
 from mpc_bio.codesign.designs import TopDesigns, ensemble_key, load_or_run_designs, load_or_run_ensemble
 from mpc_bio.codesign.feed import (
     FeedOptimum,
     batch_problem,
-    optimize_feed_collocation,
+    feasible_start,
+    optimize_feed,
     optimize_robust_feed,
     simulate_product_amounts,
+    simulate_states,
 )
 from mpc_bio.codesign.model import KineticControlModel, kinetic_control_model
 from mpc_bio.codesign.settings import CodesignSettings, FeedSettings
@@ -37,16 +40,20 @@ __all__ = [
     "TopDesigns",
     "batch_problem",
     "cached_entry",
+    "collocation_times",
     "config_hash",
     "ensemble_key",
+    "feasible_start",
     "kinetic_control_model",
     "load_codesign_config",
     "load_or_run_designs",
     "load_or_run_ensemble",
+    "optimize_feed",
     "optimize_feed_collocation",
     "optimize_robust_feed",
     "run_codesign_scenario",
     "run_codesign_study",
     "simulate_product_amounts",
+    "simulate_states",
     "write_codesign_study",
 ]

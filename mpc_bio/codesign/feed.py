@@ -16,10 +16,12 @@ the objective is evaluated by the same CVODES integration that simulates the pla
 has no discretisation gap: re-simulating the returned profile with
 :func:`mpc_bio.nomad.verification.simulate_reactor` reproduces it to integrator tolerance.
 
-The control layer's direct-collocation optimiser (:func:`mpc_bio.control.optimize_feed_profile`,
-one Radau element per feed interval) is available for the shared feed with ``method =
-"collocation"``; on the stiff kinetic models (intracellular time constants of minutes, batch of
-hours) it needs many more elements than feed intervals to be accurate, so shooting is the default.
+Direct collocation of the same problem (Radau, log-scaled states, exact Hessian) is in
+:mod:`mpc_bio.codesign.collocation`; :func:`optimize_feed` picks the method from
+``FeedSettings.method``. Shooting is the default: on the stiff kinetic models (intracellular
+time constants of seconds to minutes; at glucose exhaustion intracellular concentrations move
+over 6-10 decades within minutes) the collocation equations of some elements have no Newton
+solution near the simulated trajectory and IPOPT does not converge (see that module).
 """
 
 from __future__ import annotations
@@ -32,10 +34,18 @@ import numpy as np
 
 from mpc_bio.codesign.model import KineticControlModel
 from mpc_bio.codesign.settings import FeedSettings
-from mpc_bio.control import BatchProblem, OfflineSettings, optimize_feed_profile
+from mpc_bio.control import BatchProblem
 from mpc_bio.nomad.verification import FeedProfile
 
-__all__ = ["FeedOptimum", "batch_problem", "optimize_robust_feed", "optimize_feed_collocation", "simulate_product_amounts"]
+__all__ = [
+    "FeedOptimum",
+    "batch_problem",
+    "feasible_start",
+    "optimize_feed",
+    "optimize_robust_feed",
+    "simulate_product_amounts",
+    "simulate_states",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,6 +80,12 @@ class FeedOptimum:
         Wall time of the optimisation (s).
     feed_glucose_mmol_per_l : float
         Feed substrate concentration (mM).
+    nlp_objective : float
+        The objective as the NLP saw it (mmol): for collocation the discretised value, for
+        shooting the CVODES value (NaN when the start was kept).
+    simulation_mismatch : float
+        Largest relative gap over the members between the NLP's final product amounts and the
+        CVODES re-simulation of the returned feed (-); 0 up to integrator tolerance for shooting.
     """
 
     strain: str
@@ -86,6 +102,8 @@ class FeedOptimum:
     iterations: int
     solve_time_s: float
     feed_glucose_mmol_per_l: float
+    nlp_objective: float = float("nan")
+    simulation_mismatch: float = float("nan")
 
     def profile(self) -> FeedProfile:
         """The feed as a :class:`~mpc_bio.nomad.verification.FeedProfile` for the nonlinear simulator."""
@@ -100,6 +118,7 @@ class FeedOptimum:
             "member_product_mmol": self.member_product_mmol.tolist(), "members": list(self.members),
             "status": self.status, "success": self.success, "iterations": self.iterations,
             "solve_time_s": self.solve_time_s, "feed_glucose_mmol_per_l": self.feed_glucose_mmol_per_l,
+            "nlp_objective_mmol": self.nlp_objective, "simulation_mismatch": self.simulation_mismatch,
         }
 
 
@@ -139,6 +158,98 @@ def simulate_product_amounts(km: KineticControlModel, settings: FeedSettings, fe
     fn = ca.Function("final", [f], [xT])
     x = np.asarray(fn(feed)).reshape(-1)
     return x[list(km.product_index)]
+
+
+def simulate_states(km: KineticControlModel, settings: FeedSettings, feed, times) -> np.ndarray:
+    """States of the stacked model at ``times`` (h) under a piecewise-constant feed, by CVODES.
+
+    Parameters
+    ----------
+    km : KineticControlModel
+    settings : FeedSettings
+        Batch time, intervals and CVODES tolerances.
+    feed : float or array_like (n_intervals,)
+        Feed rate per interval (L/h).
+    times : array_like
+        Output times in [0, batch_time_h] (h), any order.
+
+    Returns
+    -------
+    ndarray (n_times, n_x)
+        States in model units (mmol, gDW, L, -). Raises RuntimeError if CVODES fails.
+    """
+    T, N = settings.batch_time_h, settings.n_intervals
+    feed = np.broadcast_to(np.asarray(feed, dtype=float), (N,))
+    times = np.round(np.asarray(times, dtype=float).reshape(-1), 12)
+    if times.size and (times.min() < 0 or times.max() > T * (1 + 1e-12)):
+        raise ValueError(f"The 'times' parameter of simulate_states must lie in [0, {T}] h. Got [{times.min()}, {times.max()}].")
+    edges = np.round(np.linspace(0.0, T, N + 1), 12)
+    pts = np.unique(np.concatenate([[0.0], times, edges]))
+    m = km.model
+    x = ca.SX.sym("x", m.n_x)
+    q = ca.SX.sym("q", 2 + m.n_p)  # feed (L/h), segment length (h), model parameters
+    # time scaled to s in [0, 1] so one integrator serves every segment length
+    integ = ca.integrator("kinetic_segment", "cvodes", {"x": x, "p": q, "ode": q[1] * m.rhs(x, q[0], q[2:])}, 0.0, 1.0,
+                          {"reltol": settings.reltol, "abstol": settings.abstol, "max_num_steps": 100000})
+    par = np.asarray(m.param_values, dtype=float)
+    out = np.empty((pts.size, m.n_x))
+    xk = np.asarray(km.x0, dtype=float)
+    out[0] = xk
+    for i in range(1, pts.size):
+        k = min(int(np.searchsorted(edges, pts[i - 1], side="right")) - 1, N - 1)
+        xk = np.asarray(integ(x0=xk, p=np.concatenate([[feed[k], pts[i] - pts[i - 1]], par]))["xf"]).reshape(-1)
+        out[i] = xk
+    return out[np.searchsorted(pts, times)]
+
+
+def feasible_start(km: KineticControlModel, settings: FeedSettings, initial_feed, mode: str, check_times=None):
+    """A start feed that keeps the glucose limit, with its final product amounts.
+
+    The initial feed (default: the constant feed that fills the reactor to ``volume_max`` over
+    the batch), clipped to the feed bounds, is scaled by the largest fraction a in [0, 1]
+    (bisection, 12 steps) whose CVODES simulation keeps n_glc,m / V <= ``glucose_max`` at every
+    check time (default: ``constraint_points`` equally spaced times per interval).
+
+    Returns
+    -------
+    feed : ndarray (n_intervals,)
+        L/h.
+    objective : float
+        Mean or worst final product amount over the members (mmol).
+    products : ndarray (n_members,)
+        mmol.
+    """
+    N, T = settings.n_intervals, settings.batch_time_h
+    v0 = float(km.x0[km.volume_index])
+    if initial_feed is None:
+        initial_feed = np.clip((settings.volume_max_l - v0) / T, settings.feed_min_l_per_h, settings.feed_max_l_per_h)
+    f0 = np.clip(np.broadcast_to(np.asarray(initial_feed, dtype=float), (N,)).copy(),
+                 settings.feed_min_l_per_h, settings.feed_max_l_per_h)
+    if check_times is None:
+        h = T / N / settings.constraint_points
+        check_times = h * np.arange(1, N * settings.constraint_points + 1)
+    check_times = np.append(np.asarray(check_times, dtype=float), T)
+    gi, iv = list(km.glucose_index), km.volume_index
+
+    def run(f):
+        try:
+            xs = simulate_states(km, settings, f, check_times)
+        except RuntimeError:
+            return False, None
+        ok = float(np.max(xs[:, gi] / xs[:, [iv]])) <= settings.glucose_max_mmol_per_l
+        return ok, xs[-1][list(km.product_index)]
+
+    ok, prod = run(f0)
+    if not ok:
+        lo, hi = 0.0, 1.0
+        for _ in range(12):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if run(mid * f0)[0] else (lo, mid)
+        f0 = np.maximum(lo * f0, settings.feed_min_l_per_h)
+        ok, prod = run(f0)
+        if prod is None:
+            raise RuntimeError(f"CVODES failed on the start feed {f0.tolist()} L/h of strain model {km.members}.")
+    return f0, _aggregate(prod, mode), prod
 
 
 class _JacobianCallback(ca.Callback):
@@ -250,12 +361,10 @@ def optimize_robust_feed(
     T = settings.batch_time_h
     h = T / N
     v0 = float(km.x0[km.volume_index])
-    if initial_feed is None:
-        initial_feed = np.clip((settings.volume_max_l - v0) / T, settings.feed_min_l_per_h, settings.feed_max_l_per_h)
-    f0 = np.clip(np.broadcast_to(np.asarray(initial_feed, dtype=float), (N,)).copy(),
-                 settings.feed_min_l_per_h, settings.feed_max_l_per_h)
     fs = settings.feed_max_l_per_h
     t0 = time.perf_counter()
+    # start from a feasible guess (the initial feed scaled down until it keeps the glucose limit)
+    f0, init_obj, p_init = feasible_start(km, settings, initial_feed, mode)
     w_sim = ca.MX.sym("F_scaled", N)
     nodes = _chain(km, settings, w_sim * fs)
     gmax, vmax = settings.glucose_max_mmol_per_l, settings.volume_max_l
@@ -277,16 +386,6 @@ def optimize_robust_feed(
         except RuntimeError:
             return False
 
-    # start from a feasible guess: the largest fraction a of the initial feed (bisection on a in
-    # [0, 1], 12 steps) whose glucose stays under the limit at every check time
-    if not glucose_ok(f0 / fs):
-        lo, hi = 0.0, 1.0
-        for _ in range(12):
-            mid = 0.5 * (lo + hi)
-            lo, hi = (mid, hi) if glucose_ok(mid * f0 / fs) else (lo, mid)
-        f0 = np.maximum(lo * f0, settings.feed_min_l_per_h)
-    p_init = np.asarray(prod_fn(f0 / fs)).reshape(-1)
-    init_obj = _aggregate(p_init, mode)
     j_scale = max(abs(init_obj), 1e-6)
     g = [out[k] for k in range(n_glc)]
     lbg = [-np.inf] * n_glc
@@ -330,40 +429,40 @@ def optimize_robust_feed(
     # IPOPT can stop early (iteration limit, or CVODES failing inside a trial step): keep the last
     # iterate only if it is feasible and no worse than the (feasible) initial guess
     feasible = viol <= 1e-6 and bool(np.all(np.isfinite(p_opt)))
+    nlp_obj = _aggregate(p_opt, mode)
     if not feasible or _aggregate(p_opt, mode) < init_obj:
         if glucose_ok(f0 / fs):
             feed, p_opt, status = f0, p_init, f"{status} (initial guess kept)"
         elif not feasible:
             status = f"{status} (infeasible)"
+    # independent re-simulation (other CVODES segmentation) of the returned feed
+    try:
+        p_check = simulate_states(km, settings, feed, [T])[-1][list(km.product_index)]
+        mismatch = float(np.max(np.abs(p_check - p_opt) / np.maximum(np.abs(p_check), 1e-9)))
+    except RuntimeError:
+        mismatch = float("inf")
     return FeedOptimum(
         strain=strain, mode=mode, method="shooting", edges=np.linspace(0.0, T, N + 1), feed=feed,
         objective=_aggregate(p_opt, mode), member_product_mmol=p_opt, initial_objective=init_obj,
         members=km.members, status=status, success=bool(st.get("success")),
         iterations=int(st.get("iter_count", -1)), solve_time_s=time.perf_counter() - t0,
-        feed_glucose_mmol_per_l=km.feed_glucose_mmol_per_l,
+        feed_glucose_mmol_per_l=km.feed_glucose_mmol_per_l, nlp_objective=nlp_obj, simulation_mismatch=mismatch,
     )
 
 
-def optimize_feed_collocation(km: KineticControlModel, settings: FeedSettings, *, strain: str = "reference") -> FeedOptimum:
-    """The control layer's direct collocation (:func:`mpc_bio.control.optimize_feed_profile`) on member 0.
+def optimize_feed(
+    km: KineticControlModel,
+    settings: FeedSettings,
+    *,
+    strain: str = "reference",
+    mode: str | None = None,
+    initial_feed=None,
+) -> FeedOptimum:
+    """The robust feed optimum by ``settings.method``: :func:`optimize_robust_feed` (``"shooting"``)
+    or :func:`~mpc_bio.codesign.collocation.optimize_feed_collocation` (``"collocation"``); same
+    arguments and result."""
+    if settings.method == "collocation":
+        from mpc_bio.codesign.collocation import optimize_feed_collocation
 
-    Objective "product": the final product amount (mmol) of the single member; the returned
-    objective is re-evaluated by CVODES (not the collocation value).
-    """
-    if km.n_members != 1:
-        raise ValueError(f"Collocation through the control layer takes a single-member model. Got {km.n_members} members.")
-    t0 = time.perf_counter()
-    res = optimize_feed_profile(
-        km.model, batch_problem(settings), km.x0,
-        OfflineSettings(n_intervals=settings.n_intervals, collocation_deg=settings.collocation_deg,
-                        max_iter=settings.max_iter, tol=settings.tol),
-        sim_dt=settings.batch_time_h / settings.n_intervals,
-    )
-    feed = np.clip(res.feed, settings.feed_min_l_per_h, settings.feed_max_l_per_h)
-    p = simulate_product_amounts(km, settings, feed)
-    return FeedOptimum(
-        strain=strain, mode="mean", method="collocation", edges=res.interval_edges, feed=feed,
-        objective=float(p[0]), member_product_mmol=p, initial_objective=float("nan"), members=km.members,
-        status=res.status, success=res.success, iterations=res.iterations, solve_time_s=time.perf_counter() - t0,
-        feed_glucose_mmol_per_l=km.feed_glucose_mmol_per_l,
-    )
+        return optimize_feed_collocation(km, settings, strain=strain, mode=mode, initial_feed=initial_feed)
+    return optimize_robust_feed(km, settings, strain=strain, mode=mode, initial_feed=initial_feed)

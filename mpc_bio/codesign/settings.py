@@ -43,41 +43,47 @@ class FeedSettings:
     Attributes
     ----------
     n_intervals : int
-        Piecewise-constant feed intervals over the batch.
+        Piecewise-constant feed intervals over the batch [-].
     feed_min_l_per_h : float
-        Lower feed bound (L/h).
+        Lower feed bound [L/h].
     feed_max_l_per_h : float
-        Upper feed bound (L/h).
+        Upper feed bound [L/h].
     volume_max_l : float
-        Largest reactor volume (L), hard.
+        Largest reactor volume [L], hard.
     glucose_max_mmol_per_l : float
-        Largest medium glucose concentration (mM), hard at every interval end and member.
+        Largest medium glucose concentration [mmol/L], hard at every check time and member.
     constraint_points : int
-        Check times of the glucose limit per feed interval (equally spaced, the end included).
+        Check times of the glucose limit per feed interval in shooting (equally spaced, the end included) [-].
     robust : str
-        "mean" (mean final product amount over the members) or "worst" (smallest).
+        "mean" (mean final product amount over the members) or "worst" (smallest) [-].
     n_members : int
-        Ensemble members stacked in one NLP (the first members in which the strain exists).
+        Ensemble members stacked in one NLP (the first NRA models in which the strain exists) [-].
     method : str
-        Shared feed: "shooting" (CVODES single shooting, default) or "collocation" (the control
-        layer's optimize_feed_profile on the first member only). Strain feeds always use shooting.
+        How the shared and the strain feeds are optimised: "shooting" (CVODES single shooting,
+        finite-difference derivatives) or "collocation" (Radau direct collocation, log-scaled
+        states, exact Hessian; :mod:`mpc_bio.codesign.collocation`).
     collocation_deg : int
-        Radau degree for ``method = "collocation"``.
+        Radau points per finite element (``method = "collocation"``) [-].
+    elements_per_interval : int
+        Finite elements per feed interval (``method = "collocation"``) [-].
+    collocation_glucose_tolerance : float
+        Relative excess of the glucose limit tolerated when the collocation optimum is
+        re-simulated by CVODES at the collocation points (-); beyond it the start feed is kept.
     reoptimize : bool
         Re-optimise the feed for each top design (False: only the shared feed).
     max_iter : int
-        IPOPT iteration limit.
+        IPOPT iteration limit [-].
     tol : float
-        IPOPT tolerance (scaled objective).
+        IPOPT tolerance (scaled objective) [-].
     reltol : float
-        CVODES relative tolerance.
+        CVODES relative tolerance [-].
     abstol : float
-        CVODES absolute tolerance.
+        CVODES absolute tolerance (state units: mmol, gDW, L) [state units].
     fd_step : float
         Forward finite-difference step of the objective and constraint derivatives, in the feed
         scaled by ``feed_max_l_per_h`` (-).
     batch_time_h : float or None
-        Batch length (h); None takes ``t_end_h`` of ``[nomad.design.verification]``.
+        Batch length [h]; None takes ``t_end_h`` of ``[nomad.design.verification]``.
     """
 
     n_intervals: int = 8
@@ -90,6 +96,8 @@ class FeedSettings:
     n_members: int = 3
     method: str = "shooting"
     collocation_deg: int = 3
+    elements_per_interval: int = 4
+    collocation_glucose_tolerance: float = 0.02
     reoptimize: bool = True
     max_iter: int = 60
     tol: float = 1e-5
@@ -117,6 +125,8 @@ class FeedSettings:
         _int(owner, "n_members", self.n_members, 1)
         _int(owner, "constraint_points", self.constraint_points, 1)
         _int(owner, "collocation_deg", self.collocation_deg, 1)
+        _int(owner, "elements_per_interval", self.elements_per_interval, 1)
+        _pos(owner, "collocation_glucose_tolerance", self.collocation_glucose_tolerance, zero=True)
         if self.collocation_deg > 5:
             raise ValueError(f"The 'collocation_deg' parameter of {owner} must be in 1..5. Got {self.collocation_deg!r} instead.")
         if not isinstance(self.reoptimize, bool):
@@ -141,14 +151,14 @@ class CodesignSettings:
     Attributes
     ----------
     n_designs : int
-        Top-ranked NRA designs carried into the co-design (fewer if fewer exist).
+        Top-ranked NRA designs carried into the co-design (fewer if fewer exist) [-].
     n_points : int
-        Output time points of each simulation (including t = 0).
+        Output time points of each simulation (including t = 0) [-].
     cache_dir : str
         Directory of the cached ensemble and design results (keyed by a hash of their settings).
     reuse_nomad_output : bool
-        Reuse the ensemble stage's output in ``[nomad] output_dir`` when its recorded settings
-        equal this file's (else the cache, else run the stage).
+        Reuse the ensemble stage's output (``output_dir`` of the nomad table) when its recorded
+        settings equal this file's (else the cache, else run the stage).
     show_progress : bool
         tqdm progress bars.
     figures : bool

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from mpc_bio.codesign.designs import TopDesigns, load_or_run_designs, load_or_run_ensemble
-from mpc_bio.codesign.feed import FeedOptimum, optimize_feed_collocation, optimize_robust_feed
+from mpc_bio.codesign.feed import FeedOptimum, optimize_feed
 from mpc_bio.codesign.model import kinetic_control_model
 from mpc_bio.codesign.settings import CodesignSettings
 from mpc_bio.nomad.nra_settings import DesignStudySettings
@@ -195,6 +195,7 @@ class CodesignStudy:
         out: dict[str, Any] = {
             "objective_of_feed_optimisation": "final product amount n_P(T) in mmol, "
                                               f"{self.settings.feed.robust} over the first {self.settings.feed.n_members} models",
+            "feed_method": self.settings.feed.method,
             "sources": self.sources,
             "designs": [{"label": l, "predicted_yield_gain": float(g), "n_feasible_models": int(n),
                          "mean_fold_changes": self.designs.mean_fold_changes(k)}
@@ -280,10 +281,7 @@ def run_codesign_study(
 
     t = time.perf_counter()
     members = [int(m) for m in models[: fset.n_members]]
-    if fset.method == "collocation":
-        shared = optimize_feed_collocation(kinetic_control_model(ensemble, members[:1], **kw), fset, strain="reference")
-    else:
-        shared = optimize_robust_feed(kinetic_control_model(ensemble, members, **kw), fset, strain="reference")
+    shared = optimize_feed(kinetic_control_model(ensemble, members, **kw), fset, strain="reference")
     seconds["shared_feed"] = time.perf_counter() - t
 
     folds = {"reference": np.ones((models.size, ensemble.network.n_reactions))}
@@ -297,7 +295,7 @@ def run_codesign_study(
             if not ok:
                 continue
             km = kinetic_control_model(ensemble, [int(models[i]) for i in ok], vmax_folds=folds[label][ok], **kw)
-            own[label] = optimize_robust_feed(km, fset, strain=label, initial_feed=shared.feed)
+            own[label] = optimize_feed(km, fset, strain=label, initial_feed=shared.feed)
     seconds["design_feeds"] = time.perf_counter() - t
 
     ref_feed = FeedProfile.from_settings(vs)

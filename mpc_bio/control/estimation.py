@@ -284,7 +284,9 @@ class MovingHorizonEstimator:
     """
 
     def __init__(self, model: ControlModel, quantities, noise_std, dt: float, settings: EstimatorSettings, x0, x_scale=None):
-        import do_mpc
+        from mpc_bio.process.dompc import import_do_mpc, quiet_do_mpc
+
+        do_mpc = import_do_mpc()
 
         self.model = model
         self.settings = settings
@@ -349,7 +351,8 @@ class MovingHorizonEstimator:
         self._y_tmpl = mhe.get_y_template()
         mhe.set_tvp_fun(self._tvp_fun)
         mhe.set_y_fun(self._y_fun)
-        mhe.setup()
+        with quiet_do_mpc():
+            mhe.setup()
         mhe.x0 = x0
         if self.ip is not None:
             mhe.p_est0 = np.array([vmax0])

@@ -244,7 +244,9 @@ class FeedMPC:
 
 
 def _do_mpc_model(model: ControlModel, symvar: str):
-    import do_mpc
+    from mpc_bio.process.dompc import import_do_mpc
+
+    do_mpc = import_do_mpc()
 
     m = do_mpc.model.Model("continuous", symvar)
     xs = [m.set_variable("_x", n) for n in model.state_names]
@@ -294,7 +296,9 @@ def build_mpc(model: ControlModel, problem: BatchProblem, settings: MPCSettings 
     FeedMPC
         Call :meth:`FeedMPC.reset` with the initial estimate, then :meth:`FeedMPC.step` each sample.
     """
-    import do_mpc
+    from mpc_bio.process.dompc import import_do_mpc, quiet_do_mpc
+
+    do_mpc = import_do_mpc()
 
     settings = settings or MPCSettings()
     symvar = settings.symvar if model.symvar == "SX" else "MX"
@@ -355,5 +359,6 @@ def build_mpc(model: ControlModel, problem: BatchProblem, settings: MPCSettings 
     mpc.set_tvp_fun(ctrl._tvp_fun)
     ctrl._p_template = mpc.get_p_template(1)
     mpc.set_p_fun(ctrl._p_fun)
-    mpc.setup()
+    with quiet_do_mpc():
+        mpc.setup()
     return ctrl

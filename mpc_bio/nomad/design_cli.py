@@ -40,6 +40,9 @@ all designs within a fraction of the optimum per model (integer cuts), keep thos
 membership, enforce each in every model and rank by mean predicted yield increase, compare with
 the MCA baseline (top yield control coefficients, fixed fold change), verify the top designs in
 nonlinear batch and fed-batch reactor simulations, and perturb their expression levels.
+Batch titers, yields and biomass are compared at the end of each model's reference-strain
+fermentation ([nomad.design.verification] batch_readout); a strain without a stable steady
+state, or whose simulation fails, counts as a failure (a loss) in every comparison.
 
 Reads the ensemble stage's output ([nomad] output_dir: ensemble/ and control_coefficients/;
 runs `mpc-bio nomad ensemble` first if it is missing). Settings: [nomad.design] and its
@@ -126,7 +129,9 @@ class DesignStudy:
                 for k in range(min(10, len(rk.designs)))
             ],
             "baseline": {
-                "mean_predicted_yield_gain": float(np.mean([math.expm1(b.objective) for b in self.baseline])) if self.baseline else None,
+                # exp(mean ln yield change) - 1, as the ranking's mean_predicted_yield_gain
+                "mean_predicted_yield_gain": float(np.expm1(np.mean([b.objective for b in self.baseline]))) if self.baseline else None,
+                "predicted_yield_gain_per_model": {b.model_id: b.yield_gain for b in self.baseline},
                 "designs": {b.model_id: b.label for b in self.baseline},
                 "max_concentration_violation_ln": float(max((v["concentration"] for v in self.baseline_violations), default=0.0)),
                 "n_models_violating_nra_constraints": int(sum(1 for v in self.baseline_violations if max(v.values()) > 1e-6)),
@@ -138,18 +143,19 @@ class DesignStudy:
         for name, res in (("batch", self.batch), ("fed_batch", self.fed_batch)):
             if res is None:
                 continue
-            ref = res.final_titer[0]
-            base = res.final_titer[res.strains.index("MCA baseline")] if "MCA baseline" in res.strains else None
             per = res.summary()
-            for label in labels:
-                s = res.strains.index(label)
-                t = res.final_titer[s]
-                ok = np.isfinite(t) & np.isfinite(ref)
-                per[label]["fraction_models_above_reference"] = float(np.mean(t[ok] > ref[ok])) if ok.any() else None
-                if base is not None:
-                    okb = np.isfinite(t) & np.isfinite(base)
-                    per[label]["fraction_models_above_baseline"] = float(np.mean(t[okb] > base[okb])) if okb.any() else None
+            for label in list(labels) + (["MCA baseline"] if "MCA baseline" in res.strains else []):
+                if label not in res.strains:
+                    continue
+                per[label]["fraction_models_above_reference"] = per[label]["vs_reference"]["fraction_models_titer_higher"]
+                if "MCA baseline" in res.strains and label != "MCA baseline":
+                    vs_b = res.compare(label, "MCA baseline")
+                    per[label]["vs_baseline"] = vs_b
+                    per[label]["fraction_models_above_baseline"] = vs_b["fraction_models_titer_higher"]
             out[name] = {"strains": per, "n_simulations": res.n_simulations, "seconds": res.seconds,
+                         "readout": res.mode == "batch" and self.settings.verification.batch_readout or "t_end",
+                         "readout_times_h": {m: float(t) for m, t in zip(res.model_ids, res.readout_times)}
+                         if res.readout_times is not None else None,
                          "simulations_per_s": res.n_simulations / res.seconds if res.seconds > 0 else None}
         out["sensitivity"] = {s.design: s.summary() for s in self.sensitivity}
         return out
@@ -187,8 +193,17 @@ def run_design_study(
     DesignStudy
     """
     from mpc_bio.nomad.nra import nra_problems_from_control_coefficients
-    from mpc_bio.nomad.ranking import EnsembleDesigns, mca_baseline, rank_designs, unique_designs
-    from mpc_bio.nomad.verification import FeedProfile, expression_sensitivity, verify_strains
+    from mpc_bio.nomad.ranking import (
+        EnsembleDesigns,
+        mca_baseline,
+        rank_designs,
+        unique_designs,
+    )
+    from mpc_bio.nomad.verification import (
+        FeedProfile,
+        expression_sensitivity,
+        verify_strains,
+    )
 
     settings = settings or DesignStudySettings()
     if control.n_models == 0:
@@ -270,7 +285,7 @@ def run_design_study(
 
     t = time.perf_counter()
     sens = []
-    ref_titer = batch.final_titer[0]
+    ref_titer = batch.titer[0]
     for k, i in enumerate(top):
         mean = ranking.mean_fold_changes(i)
         if not all(math.isfinite(v) for v in mean.values()):
@@ -279,7 +294,7 @@ def run_design_study(
             expression_sensitivity(
                 ensemble, model_index, f"d-{k + 1} {ranking.designs[i].label}", tuple(mean), tuple(mean.values()),
                 settings=settings.sensitivity, verification=vs, model_ids=model_ids, reference_titer=ref_titer,
-                show_progress=show,
+                readout_times=batch.readout_times, show_progress=show,
             )
         )
     seconds["sensitivity"] = time.perf_counter() - t
@@ -408,12 +423,12 @@ def _design(args: argparse.Namespace) -> int:
               f"(feasible in {r['n_feasible_models']} models)")
     for mode in ("batch", "fed_batch"):
         strains = s[mode]["strains"]
-        print(f"{mode}: mean final titer gain vs reference")
+        print(f"{mode} (read at {s[mode]['readout']}): mean titer gain vs reference over valid models")
         for label, v in strains.items():
             if label == "reference":
                 continue
             g = v["mean_titer_gain"]
-            extra = ""
+            extra = f", valid in {v['n_valid']}/{v['n_models']}"
             if v.get("fraction_models_above_reference") is not None:
                 extra += f", above reference in {100 * v['fraction_models_above_reference']:.0f}%"
             if v.get("fraction_models_above_baseline") is not None:

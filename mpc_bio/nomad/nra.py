@@ -33,6 +33,8 @@ coefficients can be used; :func:`nra_problem_from_mca` adapts the NOMAD ensemble
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -594,7 +596,9 @@ def _solver(settings: NRASettings):
     return opt
 
 
-def _solve(opt, m: pyo.ConcreteModel, settings: NRASettings) -> SolveRecord:
+def _solve(opt, m: pyo.ConcreteModel, settings: NRASettings, *, first_feasible: bool = False) -> SolveRecord:
+    """Solve ``m`` in place; with ``first_feasible`` (persistent HiGHS only) stop at the first
+    improving solution, reported with status "feasible"."""
     kwargs = {}
     if settings.solver in _HIGHS_SOLVERS:
         kwargs["options"] = {
@@ -603,6 +607,9 @@ def _solve(opt, m: pyo.ConcreteModel, settings: NRASettings) -> SolveRecord:
             "mip_feasibility_tolerance": 1e-9,
             "primal_feasibility_tolerance": 1e-9,
         }
+        if settings.solver == "appsi_highs":
+            # set on every call: the persistent solver keeps options between solves
+            kwargs["options"]["mip_max_improving_sols"] = 1 if first_feasible else 2147483647
     t0, c0 = time.perf_counter(), time.process_time()
     try:
         res = opt.solve(m, load_solutions=False, **kwargs)
@@ -615,7 +622,33 @@ def _solve(opt, m: pyo.ConcreteModel, settings: NRASettings) -> SolveRecord:
         return SolveRecord("optimal", str(tc), float(pyo.value(m.objective)), elapsed, cpu)
     if tc in (TerminationCondition.infeasible, TerminationCondition.infeasibleOrUnbounded):
         return SolveRecord("infeasible", str(tc), math.nan, elapsed, cpu)
+    if first_feasible and tc == TerminationCondition.maxIterations:
+        # HiGHS stopped at the requested first improving solution: load it (Pyomo warns that
+        # the status is "aborted"; the solution is feasible by construction)
+        log = logging.getLogger("pyomo.core")
+        level = log.level
+        log.setLevel(logging.ERROR)
+        try:
+            m.solutions.load_from(res)
+        except (ValueError, RuntimeError):  # no solution attached after all
+            return SolveRecord("not_solved", str(tc), math.nan, elapsed, cpu)
+        finally:
+            log.setLevel(level)
+        return SolveRecord("feasible", str(tc), float(pyo.value(m.objective)), elapsed, cpu)
     return SolveRecord("not_solved", str(tc), math.nan, elapsed, cpu)
+
+
+def _polish(opt, m: pyo.ConcreteModel, problem: NRAProblem, settings: NRASettings, up: Iterable[int], down: Iterable[int]) -> SolveRecord:
+    """Best fold changes for one up/down pattern: fix its binaries, re-solve, release them."""
+    up, down = set(up), set(down)
+    for j in range(len(problem.enzyme_ids)):
+        m.up[j].fix(1 if j in up else 0)
+        m.down[j].fix(1 if j in down else 0)
+        m.use[j].fix(1 if (j in up or j in down) else 0)
+    try:
+        return _solve(opt, m, settings)
+    finally:
+        impose_membership(m, problem, settings, None)
 
 
 def _design_from_model(problem: NRAProblem, m: pyo.ConcreteModel, rank: int) -> tuple[NRADesign, list[int], list[int]]:
@@ -695,9 +728,14 @@ def enumerate_designs(problem: NRAProblem, settings: NRASettings | None = None) 
     """Enumerate all designs within ``settings.enumeration_fraction`` of the optimum.
 
     Each found design is excluded by an integer cut on its exact up/down pattern and the MILP
-    is re-solved (incrementally with the persistent ``appsi_highs`` solver) until the optimum
-    drops below ``optimum - fraction * |optimum|``, the MILP becomes infeasible, or
-    ``settings.max_designs`` designs are recorded.
+    is re-solved (incrementally with the persistent ``appsi_highs`` solver; the Pyomo model is
+    built once) until the optimum drops below ``optimum - fraction * |optimum|``, the MILP
+    becomes infeasible, or ``settings.max_designs`` designs are recorded. With
+    ``enumeration_strategy = "feasible"`` (default) the threshold is an objective floor and
+    each cut solve stops at the first pattern above it, whose fold changes are then optimised
+    with its binaries fixed; the designs are the same as with best-first enumeration ("optimal")
+    and are returned best first. The MILP time is HiGHS's branch and bound, not Pyomo: building
+    the model takes ~0.05 s and adding a cut ~10 ms on the 49-enzyme network.
 
     Parameters
     ----------
@@ -735,18 +773,35 @@ def enumerate_designs(problem: NRAProblem, settings: NRASettings | None = None) 
         return NRAEnumeration(problem.model_id, "optimal", optimum, threshold, tuple(designs), tuple(solves), False, msg)
     # objective floor: designs below the threshold are not wanted, so let the solver prune them
     m.objective_floor = pyo.Constraint(expr=m.objective.expr >= threshold - 1e-9)
+    first_feasible = settings.enumeration_strategy == "feasible" and settings.solver == "appsi_highs"
     truncated = False
     while True:
         if len(designs) >= settings.max_designs:
             truncated = True
             break
         _add_cut(m, ne, up, down)
-        rec = _solve(opt, m, settings)
+        rec = _solve(opt, m, settings, first_feasible=first_feasible)
         solves.append(rec)
+        if rec.status == "feasible":
+            # a pattern that meets the objective floor: optimise its fold changes (binaries
+            # fixed). Its best objective decides whether it is recorded; a pattern that met the
+            # floor only within the solver's feasibility tolerance is cut without recording.
+            _, up, down = _design_from_model(problem, m, len(designs))
+            polished = _polish(opt, m, problem, settings, up, down)
+            if polished.status != "optimal":
+                solves.append(polished)
+                break
+            design, up, down = _design_from_model(problem, m, len(designs))
+            if design.objective >= threshold - 1e-9:
+                designs.append(design)
+            continue
         if rec.status != "optimal" or rec.objective < threshold - 1e-9:
             break
         design, up, down = _design_from_model(problem, m, len(designs))
         designs.append(design)
+    if first_feasible and len(designs) > 1:
+        order = sorted(range(len(designs)), key=lambda k: (k != 0, -designs[k].objective))
+        designs = [dataclasses.replace(designs[k], rank=r) for r, k in enumerate(order)]
     msg = (
         f"{len(designs)} design(s) within {settings.enumeration_fraction:.0%} of the optimum "
         f"{optimum:.4g} (yield gain {math.expm1(optimum):+.1%}); {len(solves)} MILP solves"

@@ -78,6 +78,15 @@ class NRASettings:
         fraction of the optimum (objective >= optimum - fraction * |optimum|). Default 0.05.
     max_designs : int
         Stop enumerating after this many designs per model (the result says it was truncated).
+    enumeration_strategy : str
+        "feasible" (default): after the optimum, each integer-cut solve stops at the first
+        up/down pattern whose objective clears the threshold (HiGHS ``mip_max_improving_sols``
+        = 1) and that pattern's fold changes are then optimised by re-solving with its binaries
+        fixed; the enumeration ends when the MILP with the threshold as an objective floor is
+        infeasible. "optimal": each cut solve is proven optimal (designs come best first).
+        Both give the same set of designs (all patterns whose best objective is within the
+        threshold) and the designs are returned best first; they differ only in which designs
+        are kept when ``max_designs`` truncates. Non-HiGHS solvers always use "optimal".
     excluded_enzymes : tuple of str
         Enzymes that may not be changed.
     coupled_enzymes : tuple of tuple of str
@@ -104,6 +113,7 @@ class NRASettings:
     thermodynamic_margin: float = 1e-3
     enumeration_fraction: float = 0.05
     max_designs: int = 200
+    enumeration_strategy: str = "feasible"
     excluded_enzymes: tuple[str, ...] = ()
     coupled_enzymes: tuple[tuple[str, ...], ...] = ()
     solver: str = "appsi_highs"
@@ -143,6 +153,11 @@ class NRASettings:
         if not (0.0 <= self.enumeration_fraction < 1.0):
             raise ValueError(
                 f"The 'enumeration_fraction' parameter of {owner} must be in [0, 1). Got {self.enumeration_fraction!r} instead."
+            )
+        if self.enumeration_strategy not in ("feasible", "optimal"):
+            raise ValueError(
+                f"The 'enumeration_strategy' parameter of {owner} must be 'feasible' or 'optimal'. "
+                f"Got {self.enumeration_strategy!r} instead."
             )
         if not isinstance(self.max_designs, int) or self.max_designs < 1:
             raise ValueError(f"The 'max_designs' parameter of {owner} must be an integer >= 1. Got {self.max_designs!r} instead.")
@@ -253,6 +268,18 @@ class VerificationSettings:
         Feed rate of each segment (L/h), >= 0.
     product_mw_g_per_mol : float
         Molar mass of the product, for titers in g/L (anthranilate: 137.14 g/mol).
+    batch_readout : str
+        When batch titers, yields and biomass are compared. "reference_end" (default, the
+        paper's protocol: all strains of a model are read at one fixed time, the end of that
+        model's reference-strain fermentation, i.e. the first time its medium glucose falls
+        below ``glucose_exhausted_fraction`` of the initial; t_end_h if it never does), or
+        "t_end" (read at t_end_h; once every strain has exhausted the glucose this measures the
+        overall yield only, and a slower-growing strain loses nothing for being slow).
+    glucose_exhausted_fraction : float
+        Fraction of the initial glucose that marks the end of a batch fermentation (0..1).
+    check_steady_state : bool
+        Also solve each strain's nonlinear steady state at the reference medium and its
+        linear stability; a strain without a stable steady state counts as a failure.
     """
 
     t_end_h: float = 16.0
@@ -265,9 +292,21 @@ class VerificationSettings:
     feed_times_h: tuple[float, ...] = (0.0, 3.0)
     feed_rates_l_per_h: tuple[float, ...] = (0.0, 0.02)
     product_mw_g_per_mol: float = 137.14
+    batch_readout: str = "reference_end"
+    glucose_exhausted_fraction: float = 0.01
+    check_steady_state: bool = True
 
     def __post_init__(self) -> None:
         owner = "VerificationSettings"
+        if self.batch_readout not in ("reference_end", "t_end"):
+            raise ValueError(
+                f"The 'batch_readout' parameter of {owner} must be 'reference_end' or 't_end'. Got {self.batch_readout!r} instead."
+            )
+        if not (0.0 < self.glucose_exhausted_fraction < 1.0):
+            raise ValueError(
+                f"The 'glucose_exhausted_fraction' parameter of {owner} must be in (0, 1). "
+                f"Got {self.glucose_exhausted_fraction!r} instead."
+            )
         for name in ("t_end_h", "biomass0_gdw_per_l", "volume0_l", "product_mw_g_per_mol"):
             _positive(name, getattr(self, name), owner=owner)
         if self.glucose0_mmol_per_l is not None:

@@ -17,8 +17,20 @@ With F = 0 this is the batch reactor of the ensemble stage
 given as a :class:`FeedProfile` or any callable of time (held over each output interval), so
 optimised feeds from the control layer plug in directly. Other boundary metabolites are fixed.
 
+Comparison protocol (:func:`verify_strains`): the cells start at the reference steady state
+with the medium's reference glucose; all strains of one model are compared at one fixed time,
+the end of that model's reference-strain batch fermentation (glucose below 1% of the initial;
+paper: titers compared at the end of the fermentation period, slower designs reaching them only
+later). Growth loss feeds back into the titer through the biomass X in dP/dt = v_product X:
+a slower strain has made less product by then. Reading at a late t_end instead (every strain
+has exhausted its glucose) measures the overall yield only. A strain counts as a failure in a
+model when its design is not applicable there, the integration fails, or it has no stable
+steady state at the reference medium (:func:`strain_steady_state`); failures are losses in
+every comparison (:meth:`VerificationResult.compare`), never dropped.
+
 Sensitivity: the mean NRA fold changes of a design are perturbed uniformly by +/- a fraction
-(paper: 50%), all member enzymes together and each one alone, ``n_draws`` times per model.
+(paper: 50%), all member enzymes together and each one alone, ``n_draws`` times per model;
+titers are read at the batch verification's readout times.
 """
 
 from __future__ import annotations
@@ -33,15 +45,18 @@ from typing import Callable, Mapping, Sequence
 import casadi as ca
 import numpy as np
 
-from mpc_bio.nomad.dynamics import substrate_species
+from mpc_bio.nomad.dynamics import solve_steady_state, substrate_species
 from mpc_bio.nomad.ensemble import KineticEnsemble
-from mpc_bio.nomad.kinetics import rate_expressions
+from mpc_bio.nomad.kinetics import evaluate_rate_jacobian, rate_expressions
+from mpc_bio.nomad.mca import reduced_jacobian
 from mpc_bio.nomad.network import KineticNetwork
 from mpc_bio.nomad.nra_settings import SensitivitySettings, VerificationSettings
 
 __all__ = [
     "FeedProfile",
     "ReactorSimulation",
+    "StrainSteadyState",
+    "strain_steady_state",
     "VerificationResult",
     "SensitivityResult",
     "vmax_fold_from_log_changes",
@@ -320,6 +335,90 @@ def simulate_reactor(
     )
 
 
+@dataclass(frozen=True)
+class StrainSteadyState:
+    """Nonlinear steady state of one engineered strain at the reference medium.
+
+    Attributes
+    ----------
+    converged : bool
+        Newton (from the reference state, then after a relaxation) found a steady state with
+        positive concentrations and the moiety totals of the reference.
+    stable : bool
+        Every eigenvalue of the reduced Jacobian at that state has a negative real part.
+    max_real_eigenvalue : float
+        Largest real part (1/h); NaN without a steady state.
+    growth_ratio, yield_ratio, product_ratio : float
+        Growth flux, product/substrate flux ratio and product flux relative to the reference
+        steady state (ratios); NaN without a steady state.
+    max_abs_log_concentration_change : float
+        max_i |ln(x_i / x_i,ref)| (ln units).
+    directions_kept : bool
+        Every reference flux keeps its sign.
+    message : str
+        Why the strain is not valid ("" when it is).
+    """
+
+    converged: bool
+    stable: bool
+    max_real_eigenvalue: float
+    growth_ratio: float
+    yield_ratio: float
+    product_ratio: float
+    max_abs_log_concentration_change: float
+    directions_kept: bool
+    message: str = ""
+
+    @property
+    def valid(self) -> bool:
+        """True when the strain has a stable steady state."""
+        return self.converged and self.stable
+
+
+def strain_steady_state(
+    ensemble: KineticEnsemble,
+    model: int,
+    vmax_fold: np.ndarray | None = None,
+    *,
+    relax_hours: tuple[float, ...] = (5.0, 50.0),
+) -> StrainSteadyState:
+    """Steady state and linear stability of model ``model`` with Vmax x ``vmax_fold``.
+
+    Newton from the reference state first; if it fails, the intracellular ODE is integrated
+    from the reference state for each of ``relax_hours`` (h) in turn and Newton restarts at its
+    end. The reduced Jacobian at the solution gives the stability. A strain for which none of
+    these reaches a steady state (typically metabolites accumulating or draining without
+    bound, or the integrator giving up) is reported as having none: a failure for the
+    statistics, not an error. Never raises for a failed solve.
+    """
+    net = ensemble.network
+    fold = np.ones(net.n_reactions) if vmax_fold is None else np.asarray(vmax_fold, dtype=float)
+    nan = math.nan
+    ss = solve_steady_state(ensemble, model, vmax_fold=fold)
+    for hours in relax_hours:
+        if ss.converged:
+            break
+        ss = solve_steady_state(ensemble, model, vmax_fold=fold, relax_hours=float(hours))
+    if not ss.converged:
+        reason = ss.message.splitlines()[0][:120] if ss.message else ""
+        return StrainSteadyState(False, False, nan, nan, nan, nan, nan, False,
+                                 f"no steady state reached (Newton from the reference and after {max(relax_hours, default=0):g} h "
+                                 f"relaxation; residual {ss.residual:.3g}; {reason})")
+    x_ref, xf, K, lk, vm = ensemble.parameters([model])
+    E = evaluate_rate_jacobian(net, ss.concentrations[None, :], xf, K, lk, vm * fold[None, :])
+    mr = float(np.linalg.eigvals(reduced_jacobian(ensemble, [model], rate_jacobian=E)[0]).real.max())
+    v0 = net.fluxes
+    g, p, s = (net.reaction_index(r) for r in (net.growth_reaction, net.product_reaction, net.substrate_reaction))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = ss.fluxes / v0
+    nz = v0 != 0
+    kept = bool(np.all(ratio[nz] > 0))
+    dlnx = float(np.max(np.abs(np.log(ss.concentrations / x_ref[0]))))
+    stable = mr < 0
+    msg = "" if stable else f"unstable steady state (max Re(lambda) = {mr:.3g} 1/h)"
+    return StrainSteadyState(True, stable, mr, float(ratio[g]), float(ratio[p] / ratio[s]), float(ratio[p]), dlnx, kept, msg)
+
+
 @dataclass(frozen=True, eq=False)
 class VerificationResult:
     """Strains x models in one reactor mode.
@@ -337,13 +436,19 @@ class VerificationResult:
         mM, gDW/L, mM, L; NaN where a strain was not applied (design infeasible in that model)
         or the integration failed.
     product_yield : ndarray (n_strains, n_models)
-        mol product / mol substrate consumed.
+        mol product / mol substrate consumed over the whole run.
     success : ndarray of bool (n_strains, n_models)
+        The reactor simulation ran to the end.
     messages : ndarray of str (n_strains, n_models)
     product_mw_g_per_mol : float
     seconds : float
         Wall time of all simulations (s).
     n_simulations : int
+    readout_times : ndarray (n_models,)
+        Time at which the strains of each model are compared (h): the end of the reference
+        strain's batch fermentation, or t_end (see ``VerificationSettings.batch_readout``).
+    steady_state : ndarray of object (n_strains, n_models)
+        :class:`StrainSteadyState` per strain and model (None where not checked / not applied).
     """
 
     mode: str
@@ -360,16 +465,74 @@ class VerificationResult:
     product_mw_g_per_mol: float
     seconds: float
     n_simulations: int
+    readout_times: np.ndarray | None = None
+    steady_state: np.ndarray | None = None
+
+    def _at_readout(self, a: np.ndarray) -> np.ndarray:
+        t_r = self.readout_times if self.readout_times is not None else np.full(len(self.model_ids), self.times[-1])
+        out = np.full(a.shape[:2], np.nan)
+        for m, t in enumerate(t_r):
+            for s in range(a.shape[0]):
+                if np.all(np.isfinite(a[s, m])):
+                    out[s, m] = float(np.interp(t, self.times, a[s, m]))
+        return out
 
     @property
     def final_titer(self) -> np.ndarray:
-        """Final product titer (n_strains, n_models), mM."""
+        """Product titer at the end of the run (n_strains, n_models), mM."""
         return self.product[:, :, -1]
 
     @property
+    def titer(self) -> np.ndarray:
+        """Product titer at each model's readout time (n_strains, n_models), mM."""
+        return self._at_readout(self.product)
+
+    @property
+    def biomass_at_readout(self) -> np.ndarray:
+        """Biomass at each model's readout time (n_strains, n_models), gDW/L."""
+        return self._at_readout(self.biomass)
+
+    @property
+    def yield_at_readout(self) -> np.ndarray:
+        """Product formed per substrate consumed up to the readout time (n_strains, n_models), mol/mol.
+
+        Batch only (constant volume); a fed-batch is read at its end, where this equals
+        :attr:`product_yield`.
+        """
+        if self.mode != "batch":
+            return self.product_yield.copy()
+        p, s = self._at_readout(self.product), self._at_readout(self.substrate)
+        consumed = self.substrate[:, :, 0] - s
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(consumed > 0, (p - self.product[:, :, 0]) / consumed, np.nan)
+
+    @property
     def titer_gain(self) -> np.ndarray:
-        """Final titer relative to the reference strain in the same model, minus 1 (fraction)."""
-        return self.final_titer / self.final_titer[0][None, :] - 1.0
+        """Titer at readout relative to the reference strain in the same model, minus 1 (fraction)."""
+        t = self.titer
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return t / t[0][None, :] - 1.0
+
+    @property
+    def failure(self) -> np.ndarray:
+        """Why each strain x model is not a valid comparison ("" when it is), (n_strains, n_models).
+
+        A strain fails in a model when it was not applied there (design infeasible), the
+        reactor integration failed, or (when checked) it has no steady state or an unstable one.
+        """
+        out = np.full(self.success.shape, "", dtype=object)
+        for s in range(self.success.shape[0]):
+            for m in range(self.success.shape[1]):
+                if not self.success[s, m]:
+                    out[s, m] = str(self.messages[s, m]) or "simulation failed"
+                elif self.steady_state is not None and self.steady_state[s, m] is not None and not self.steady_state[s, m].valid:
+                    out[s, m] = self.steady_state[s, m].message
+        return out
+
+    @property
+    def valid(self) -> np.ndarray:
+        """True where the strain ran and (when checked) has a stable steady state (n_strains, n_models)."""
+        return self.failure == ""
 
     def bands(self, quantity: str = "product", quantiles: tuple[float, float] = (0.1, 0.9)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Mean and quantile band over models of a time course, per strain.
@@ -400,49 +563,111 @@ class VerificationResult:
         return out[0], out[1], out[2]
 
     def to_frame(self):
-        """Tidy table: one row per strain x model with titer, yield, biomass and gains."""
+        """Tidy table: one row per strain x model with titers, yields, biomass, gains and validity."""
         import pandas as pd
 
         rows = []
-        ref_t = self.final_titer[0]
+        titer, gain, yld, bio = self.titer, self.titer_gain, self.yield_at_readout, self.biomass_at_readout
+        failure = self.failure
+        t_r = self.readout_times if self.readout_times is not None else np.full(len(self.model_ids), self.times[-1])
         for s, label in enumerate(self.strains):
             for m, mid in enumerate(self.model_ids):
-                titer = float(self.final_titer[s, m])
+                ss = self.steady_state[s, m] if self.steady_state is not None else None
                 rows.append(
                     {
                         "mode": self.mode,
                         "strain": label,
                         "model_id": mid,
-                        "final_titer_mM": titer,
-                        "final_titer_g_per_l": titer * self.product_mw_g_per_mol / 1000.0,
-                        "titer_gain": titer / ref_t[m] - 1.0 if ref_t[m] > 0 else math.nan,
-                        "product_yield_mol_per_mol": float(self.product_yield[s, m]),
+                        "readout_time_h": float(t_r[m]),
+                        "titer_mM": float(titer[s, m]),
+                        "titer_g_per_l": float(titer[s, m]) * self.product_mw_g_per_mol / 1000.0,
+                        "titer_gain": float(gain[s, m]),
+                        "yield_mol_per_mol": float(yld[s, m]),
+                        "biomass_gdw_per_l": float(bio[s, m]),
+                        "final_titer_mM": float(self.final_titer[s, m]),
                         "final_biomass_gdw_per_l": float(self.biomass[s, m, -1]),
+                        "product_yield_mol_per_mol": float(self.product_yield[s, m]),
+                        "steady_state_growth_ratio": ss.growth_ratio if ss is not None else math.nan,
+                        "steady_state_yield_ratio": ss.yield_ratio if ss is not None else math.nan,
+                        "steady_state_max_real_eigenvalue": ss.max_real_eigenvalue if ss is not None else math.nan,
                         "success": bool(self.success[s, m]),
+                        "valid": failure[s, m] == "",
+                        "failure": str(failure[s, m]),
                         "message": str(self.messages[s, m]),
                     }
                 )
         return pd.DataFrame(rows)
 
+    def compare(self, strain: str, other: str = "reference", growth_kept_fraction: float = 0.8) -> dict:
+        """Statistics of ``strain`` against ``other`` over all models, failures counted.
+
+        Titer, yield and biomass are read at each model's readout time. A model counts as a
+        win for ``strain`` only when both strains are valid there and ``strain`` is strictly
+        better; a model where ``strain`` is invalid (not applied, failed simulation, no stable
+        steady state) counts as a loss, one where only ``other`` is invalid as a win. Ratios
+        (mean, standard deviation, min, max) are over the models where both are valid.
+
+        Returns
+        -------
+        dict
+            n_models, n_valid_both, fraction_models_titer_higher / _yield_higher /
+            _biomass_higher, titer_ratio / yield_ratio / biomass_ratio statistics
+            (strain / other, ratios), and fraction_models_growth_kept (strain biomass >=
+            ``growth_kept_fraction`` x other's, failures counted as not kept).
+        """
+        i, j = self.strains.index(strain), self.strains.index(other)
+        valid = self.valid
+        n = len(self.model_ids)
+        both = valid[i] & valid[j]
+        out: dict = {"n_models": n, "n_valid_both": int(both.sum()), "n_invalid": int((~valid[i]).sum())}
+        for name, arr in (("titer", self.titer), ("yield", self.yield_at_readout), ("biomass", self.biomass_at_readout)):
+            a, b = arr[i], arr[j]
+            win = np.where(both, a > b, valid[i] & ~valid[j])
+            out[f"fraction_models_{name}_higher"] = float(np.mean(win)) if n else None
+            with np.errstate(divide="ignore", invalid="ignore"):
+                r = a[both] / b[both]
+            r = r[np.isfinite(r)]
+            out[f"{name}_ratio"] = (
+                {"mean": float(r.mean()), "std": float(r.std()), "min": float(r.min()), "median": float(np.median(r)),
+                 "max": float(r.max())} if r.size else None
+            )
+        x = self.biomass_at_readout
+        kept = np.where(both, x[i] >= growth_kept_fraction * x[j], valid[i] & ~valid[j])
+        out["fraction_models_growth_kept"] = float(np.mean(kept)) if n else None
+        return out
+
     def summary(self, growth_kept_fraction: float = 0.8) -> dict:
-        """Per strain: mean / median final titer and titer gain over the models (NaN-aware), and
-        the fraction of models whose final biomass stays >= ``growth_kept_fraction`` x the
-        reference strain's in the same model (physiology kept close to the reference)."""
+        """Per strain: readout titer, yield and biomass over the models, validity and failures.
+
+        Means are over the models where the strain is valid, with ``n_valid`` beside them;
+        ``fraction_models_*`` against the reference count failures as losses (see
+        :meth:`compare`); ``failures`` lists the reason per failed model.
+        """
         out = {}
+        titer, yld, bio = self.titer, self.yield_at_readout, self.biomass_at_readout
         gain = self.titer_gain
-        ref_x = self.biomass[0, :, -1]
+        valid, failure = self.valid, self.failure
+
+        def _stat(a):
+            a = a[np.isfinite(a)]
+            return float(a.mean()) if a.size else None
+
         for s, label in enumerate(self.strains):
-            t = self.final_titer[s]
-            x = self.biomass[s, :, -1]
-            okx = np.isfinite(x) & np.isfinite(ref_x)
+            v = valid[s]
+            cmp = self.compare(label, "reference", growth_kept_fraction) if label != "reference" else None
             out[label] = {
-                "fraction_models_growth_kept": float(np.mean(x[okx] >= growth_kept_fraction * ref_x[okx])) if okx.any() else None,
-                "mean_titer_mM": float(np.nanmean(t)) if np.any(np.isfinite(t)) else None,
-                "median_titer_mM": float(np.nanmedian(t)) if np.any(np.isfinite(t)) else None,
-                "mean_titer_gain": float(np.nanmean(gain[s])) if np.any(np.isfinite(gain[s])) else None,
-                "mean_yield_mol_per_mol": float(np.nanmean(self.product_yield[s])) if np.any(np.isfinite(self.product_yield[s])) else None,
-                "mean_final_biomass_gdw_per_l": float(np.nanmean(self.biomass[s, :, -1])) if np.any(np.isfinite(self.biomass[s, :, -1])) else None,
+                "n_models": len(self.model_ids),
+                "n_valid": int(v.sum()),
                 "n_success": int(self.success[s].sum()),
+                "failures": {self.model_ids[m]: str(failure[s, m]) for m in range(len(self.model_ids)) if not v[m]},
+                "mean_titer_mM": _stat(titer[s][v]),
+                "mean_titer_gain": _stat(gain[s][v & valid[0]]),
+                "std_titer_gain": float(np.nanstd(gain[s][v & valid[0]])) if np.any(v & valid[0]) else None,
+                "mean_yield_mol_per_mol": _stat(yld[s][v]),
+                "mean_biomass_gdw_per_l": _stat(bio[s][v]),
+                "mean_final_titer_mM": _stat(self.final_titer[s][v]),
+                "fraction_models_growth_kept": cmp["fraction_models_growth_kept"] if cmp else 1.0,
+                "vs_reference": cmp,
             }
         return out
 
@@ -505,6 +730,7 @@ def verify_strains(
     count = 0
     jobs = [(s, m) for s in range(ns) for m in range(nm)]
     mode = "batch" if feed is None else "fed-batch"
+    steady = np.full((ns, nm), None, dtype=object)
     for s, m in _progress(jobs, show_progress, f"verification ({mode})"):
         fold = np.asarray(strains[labels[s]][m], dtype=float)
         if not np.all(np.isfinite(fold)):
@@ -517,6 +743,22 @@ def verify_strains(
         yld[s, m] = sim.product_yield if sim.success else np.nan
         success[s, m] = sim.success
         messages[s, m] = sim.message
+        if settings.check_steady_state:
+            steady[s, m] = strain_steady_state(ensemble, models[m], fold)
+    readout = np.full(nm, float(settings.t_end_h))
+    if mode == "batch" and settings.batch_readout == "reference_end":
+        ref = labels.index("reference")
+        for m in range(nm):
+            sub = arr["substrate"][ref, m]
+            done = np.flatnonzero(sub <= settings.glucose_exhausted_fraction * sub[0]) if np.isfinite(sub[0]) else []
+            if len(done):
+                k = int(done[0])
+                # linear interpolation of the crossing between the two output points around it
+                if k > 0 and sub[k - 1] != sub[k]:
+                    level = settings.glucose_exhausted_fraction * sub[0]
+                    readout[m] = float(times[k - 1] + (times[k] - times[k - 1]) * (sub[k - 1] - level) / (sub[k - 1] - sub[k]))
+                else:
+                    readout[m] = float(times[k])
     return VerificationResult(
         mode=mode,
         strains=labels,
@@ -532,6 +774,8 @@ def verify_strains(
         product_mw_g_per_mol=settings.product_mw_g_per_mol,
         seconds=time.perf_counter() - t0,
         n_simulations=count,
+        readout_times=readout,
+        steady_state=steady if settings.check_steady_state else None,
     )
 
 
@@ -576,11 +820,20 @@ class SensitivityResult:
     nominal_titer: np.ndarray
     success: np.ndarray
     seconds: float
+    readout_times: np.ndarray | None = None
 
     @property
     def final_titer(self) -> np.ndarray:
-        """(n_modes, n_models, n_draws), mM."""
-        return self.product[..., -1]
+        """Titer at each model's readout time (t_end when none given), (n_modes, n_models, n_draws), mM."""
+        if self.readout_times is None:
+            return self.product[..., -1]
+        out = np.full(self.product.shape[:3], np.nan)
+        for m, t in enumerate(self.readout_times):
+            for k in range(self.product.shape[0]):
+                for d in range(self.product.shape[2]):
+                    if np.all(np.isfinite(self.product[k, m, d])):
+                        out[k, m, d] = float(np.interp(t, self.times, self.product[k, m, d]))
+        return out
 
     def bands(self, quantiles: tuple[float, float] = (0.05, 0.95)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Mean and quantile band of the titer time course over models x draws, per mode.
@@ -638,6 +891,7 @@ def expression_sensitivity(
     feed: FeedProfile | Callable[[float], float] | None = None,
     model_ids: Sequence[str] | None = None,
     reference_titer: np.ndarray | None = None,
+    readout_times: np.ndarray | None = None,
     show_progress: bool = False,
 ) -> SensitivityResult:
     """Perturb a design's mean fold changes uniformly and simulate every model.
@@ -661,7 +915,10 @@ def expression_sensitivity(
     feed : optional
         Fed-batch feed (None: batch).
     reference_titer : ndarray (n_models,), optional
-        Reference-strain final titers (mM); simulated when omitted.
+        Reference-strain titers at the readout times (mM); simulated when omitted.
+    readout_times : ndarray (n_models,), optional
+        Time at which each model's titers are read (h), e.g. the batch verification's
+        :attr:`VerificationResult.readout_times`; default the end of the run.
 
     Returns
     -------
@@ -690,12 +947,16 @@ def expression_sensitivity(
     t0 = time.perf_counter()
     ref = np.full(nm, np.nan) if reference_titer is None else np.asarray(reference_titer, dtype=float)
     nominal = np.full(nm, np.nan)
+    times = np.linspace(0.0, verification.t_end_h, nt)
+    t_read = np.full(nm, float(verification.t_end_h)) if readout_times is None else np.asarray(readout_times, dtype=float)
+    if t_read.shape != (nm,):
+        raise ValueError(f"readout_times must hold one time per model ({nm}). Got shape {t_read.shape}.")
     for m, model in enumerate(_progress(models, show_progress, f"sensitivity {design}")):
         if reference_titer is None:
-            ref[m] = simulate_reactor(ensemble, model, settings=verification, feed=feed).final_titer
+            ref[m] = np.interp(t_read[m], times, simulate_reactor(ensemble, model, settings=verification, feed=feed).product)
         base = np.ones(net.n_reactions)
         base[cols] = mean_fold
-        nominal[m] = simulate_reactor(ensemble, model, vmax_fold=base, settings=verification, feed=feed).final_titer
+        nominal[m] = np.interp(t_read[m], times, simulate_reactor(ensemble, model, vmax_fold=base, settings=verification, feed=feed).product)
         for k in range(len(modes)):
             for d in range(nd):
                 fold = np.ones(net.n_reactions)
@@ -710,10 +971,11 @@ def expression_sensitivity(
         modes=modes,
         model_ids=tuple(model_ids) if model_ids is not None else tuple(f"model{m}" for m in models),
         folds=folds,
-        times=np.linspace(0.0, verification.t_end_h, nt),
+        times=times,
         product=product,
         reference_titer=ref,
         nominal_titer=nominal,
         success=success,
         seconds=time.perf_counter() - t0,
+        readout_times=t_read,
     )

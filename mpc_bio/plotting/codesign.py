@@ -1,16 +1,13 @@
 """Figures of the co-design study (:mod:`mpc_bio.codesign`): Pareto plot, time-course bands, feeds.
 
 Each function takes a result (and an optional ``ax``), computes nothing beyond means/quantiles
-already defined on the result, and returns the figure (Agg backend, never shown).
+already defined on the result, and returns the figure (never shown).
 """
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 __all__ = ["plot_pareto", "plot_time_courses", "plot_feed_profiles"]
 

@@ -1,16 +1,12 @@
 """Figures of the control stage: closed loop (states with estimates and measurements, feed,
 constraint margins, solver statistics) and feed-profile comparisons. They draw, compute nothing,
-and return the Figure (Agg backend; never ``show()``).
+and return the Figure (never ``show()``).
 """
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 __all__ = ["plot_closed_loop", "plot_solver_stats", "plot_feed_profiles", "plot_baseline_scan"]
 

@@ -9,16 +9,6 @@ import numpy as np
 __all__ = ["plot_growth_map", "plot_growth_curves"]
 
 
-def _pyplot():
-    import matplotlib
-
-    if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
-        matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _grid(dataset: Any, x_name: str, y_name: str, values: np.ndarray):
     ix = dataset.input_names.index(x_name)
     iy = dataset.input_names.index(y_name)
@@ -47,7 +37,8 @@ def plot_growth_map(dataset: Any, ax: Any = None, *, x: str | None = None, y: st
         Growth (1/h) as colour over the uptakes (mmol/gDW/h); relaxed points (elastic slacks
         used) are hatched and outlined, failed/infeasible points drawn in grey.
     """
-    plt = _pyplot()
+    import matplotlib.pyplot as plt
+
     names = list(dataset.input_names)
     if len(names) < 2 and (x is None or y is None):
         raise ValueError(f"plot_growth_map needs a dataset with two inputs; got inputs {names}.")
@@ -111,7 +102,8 @@ def plot_growth_curves(
     -------
     matplotlib.figure.Figure
     """
-    plt = _pyplot()
+    import matplotlib.pyplot as plt
+
     names = list(dataset.input_names)
     x = x or names[0]
     fixed = fixed or names[1]

@@ -6,11 +6,8 @@ numbers (clustering order, bands) come from the result objects' methods.
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 __all__ = [
     "plot_design_membership",
@@ -98,6 +95,10 @@ def plot_titer_time_courses(verification, ax=None, strains=None):
         )
         ax.plot(verification.times, mean[s], label=label, **style)
         ax.fill_between(verification.times, lo[s], hi[s], color=style["color"], alpha=0.12)
+    t_read = getattr(verification, "readout_times", None)
+    if t_read is not None and len(t_read) and float(min(t_read)) < float(verification.times[-1]):
+        # the comparison times: end of each model's reference fermentation
+        ax.axvspan(float(min(t_read)), float(max(t_read)), color="0.5", alpha=0.15, lw=0, label="readout (reference end)")
     ax.set_xlabel("time [h]")
     ax.set_ylabel("product titer [mM]")
     ax.set_title(f"{verification.mode}: reference vs designs vs MCA baseline ({len(verification.model_ids)} models)")

@@ -1,17 +1,13 @@
 """Figures of the surrogate stage (paper 1, figures 2, 4, 6): draw results, compute nothing.
 
 Every function takes a result object from :mod:`mpc_bio.surrogate.analysis` and optional axes,
-and returns the matplotlib Figure (Agg backend; never calls ``show()``).
+and returns the matplotlib Figure (never calls ``show()``).
 """
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 __all__ = [
     "plot_uptake_response",

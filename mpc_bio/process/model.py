@@ -193,7 +193,9 @@ def build_fedbatch_model(
         [mmol] in kla mode); input ``F`` [L/h]; expressions ``growth`` [1/h], ``q_glc``, ``q_o2``
         and ``v_<product>`` [mmol/gDW/h], ``c_glc`` [mmol/L], ``c_X`` [gDW/L].
     """
-    import do_mpc
+    from mpc_bio.process.dompc import import_do_mpc
+
+    do_mpc = import_do_mpc()
 
     _check_cell(settings, cell)
     sym_name = symvar_type or cell.symbolic

@@ -75,7 +75,8 @@ def register(subparsers: Any) -> None:
                               description=VALIDATE_HELP, formatter_class=fmt)
     v.add_argument("files", nargs="*", metavar="FILE", help="scenario TOML files")
     v.add_argument("--reference", action="store_true", help="print the reference of every kind, table and key")
-    v.add_argument("--kind", action="append", default=None, metavar="KIND", help="with --reference: only this kind (repeatable)")
+    v.add_argument("--kind", action="append", default=None, metavar="KIND",
+                   help="with --reference: only this kind (repeatable; \"nomad\" for the [nomad] configuration)")
     v.add_argument("--text", action="store_true", help="with --reference: plain text instead of markdown")
     v.add_argument("--resolved", action="store_true", help="print each valid file's resolved configuration (TOML)")
     v.set_defaults(func=validate)
@@ -110,7 +111,6 @@ def validate_file(path: str | Path) -> dict[str, Any]:
     import tomllib
 
     from mpc_bio.scenarios.runner import validate_scenario
-    from mpc_bio.scenarios.schema import Problem, ScenarioError
 
     p = Path(path)
     try:
@@ -118,24 +118,10 @@ def validate_file(path: str | Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError:
         data = None
     if data is not None and "kind" not in data and "nomad" in data:
-        return _validate_nomad(p, data, Problem, ScenarioError)
+        from mpc_bio.scenarios.nomad_config import validate_nomad_config
+
+        return validate_nomad_config(p, data)
     return validate_scenario(p)
-
-
-def _validate_nomad(p: Path, data: dict, Problem, ScenarioError) -> dict[str, Any]:
-    """A ``[nomad]`` config: the NOMAD stages' own loaders are its schema."""
-    from mpc_bio.nomad.design_cli import load_design_settings
-    from mpc_bio.nomad.settings import load_study_settings
-
-    problems = []
-    for table, loader in (("[nomad]", load_study_settings), ("[nomad.design]", load_design_settings)):
-        try:
-            loader(p)
-        except (ValueError, TypeError, KeyError) as exc:
-            problems.append(Problem(str(p), table, f"valid settings of `mpc-bio nomad {'design' if 'design' in table else 'ensemble'}`", str(exc), "invalid"))
-    if problems:
-        raise ScenarioError(problems=problems)
-    return data
 
 
 def validate(args: argparse.Namespace) -> int:
@@ -146,12 +132,16 @@ def validate(args: argparse.Namespace) -> int:
         from mpc_bio.scenarios.kinds import SCENARIO_SCHEMAS, get_schema
         from mpc_bio.scenarios.schema import format_reference
 
-        kinds = args.kind or list(SCENARIO_SCHEMAS)
-        unknown = sorted(set(kinds) - set(SCENARIO_SCHEMAS))
+        from mpc_bio.scenarios.nomad_config import nomad_config_schema
+
+        known = [*SCENARIO_SCHEMAS, "nomad"]
+        kinds = args.kind or known
+        unknown = sorted(set(kinds) - set(known))
         if unknown:
-            print(f"mpc-bio validate: error: no schema for kind(s) {unknown}; known: {sorted(SCENARIO_SCHEMAS)}", file=sys.stderr)
+            print(f"mpc-bio validate: error: no schema for kind(s) {unknown}; known: {sorted(known)}", file=sys.stderr)
             return 2
-        print(format_reference([get_schema(k) for k in kinds], markdown=not args.text))
+        schemas = [nomad_config_schema() if k == "nomad" else get_schema(k) for k in kinds]
+        print(format_reference(schemas, markdown=not args.text))
         return 0
     if not args.files:
         print("mpc-bio validate: error: give one or more FILEs, or --reference", file=sys.stderr)

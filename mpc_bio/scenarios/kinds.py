@@ -4,8 +4,8 @@
 function returning one), imported only when needed, like :data:`~mpc_bio.scenarios.runner.SCENARIO_KINDS`.
 A kind without a schema entry is validated by its own runner at run time only.
 
-The schemas of ``simulation`` and of the control kinds (``closed_loop``, ``feed_optimization``,
-``mpc_mismatch``) are built here from the stages' frozen settings dataclasses: defaults come from
+The schemas of ``simulation``, of the control kinds (``closed_loop``, ``feed_optimization``,
+``mpc_mismatch``) and of ``codesign`` are built here from the stages' frozen settings dataclasses: defaults come from
 the dataclasses (so they never drift), units from their docstrings (``[unit]``) or stated here,
 and each table's settings dataclass is the table's own check (its ``__post_init__`` validation
 plugs in), so a scenario file is checked exactly as its runner will build it.
@@ -22,7 +22,7 @@ from typing import Any
 
 from mpc_bio.scenarios.schema import Field, KindSchema, Table
 
-__all__ = ["SCENARIO_SCHEMAS", "get_schema", "fields_from_settings", "simulation_schema", "control_schema"]
+__all__ = ["SCENARIO_SCHEMAS", "get_schema", "fields_from_settings", "simulation_schema", "control_schema", "codesign_schema"]
 
 #: kind -> "module:attribute" of its KindSchema (or a zero-argument function returning one).
 SCENARIO_SCHEMAS: dict[str, str] = {
@@ -30,6 +30,7 @@ SCENARIO_SCHEMAS: dict[str, str] = {
     "closed_loop": "mpc_bio.scenarios.kinds:closed_loop_schema",
     "feed_optimization": "mpc_bio.scenarios.kinds:feed_optimization_schema",
     "mpc_mismatch": "mpc_bio.scenarios.kinds:mpc_mismatch_schema",
+    "codesign": "mpc_bio.scenarios.kinds:codesign_schema",
 }
 
 
@@ -98,7 +99,7 @@ def fields_from_settings(cls: type, overrides: dict[str, dict[str, Any]] | None 
             default = None
         else:
             default = None
-        ann = str(f.type)
+        ann = str(f.type).replace(" | None", "")
         if isinstance(default, bool) or ann == "bool":
             types: Any = bool
         elif isinstance(default, int) or ann == "int":
@@ -116,6 +117,7 @@ def fields_from_settings(cls: type, overrides: dict[str, dict[str, Any]] | None 
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
         kw.update(overrides.get(f.name, {}))
         types = kw.pop("types", types)
+        default = _as_toml(default)
         out[f.name] = Field(types, required=kw.pop("required", required), default=kw.pop("default", default), **kw)
     for name, kw in overrides.items():
         if name not in out and kw.get("extra"):
@@ -124,6 +126,13 @@ def fields_from_settings(cls: type, overrides: dict[str, dict[str, Any]] | None 
             types = kw.pop("types")
             out[name] = Field(types, **kw)
     return out
+
+
+def _as_toml(value: Any) -> Any:
+    """Tuples (dataclass defaults) as lists, as TOML reads them back."""
+    if isinstance(value, (tuple, list)):
+        return [_as_toml(v) for v in value]
+    return value
 
 
 def _check_with(factory):
@@ -363,7 +372,7 @@ def _mismatch_checks(resolved: dict[str, Any]):
 
 
 def control_schema(kind: str) -> KindSchema:
-    """Schema of a control scenario kind (:mod:`mpc_bio.control.scenario_kinds`)."""
+    """Schema of a control scenario kind (:mod:`mpc_bio.scenarios.control`)."""
     docs = {
         "closed_loop": "Economic feed MPC with a state estimator on the plant, compared with the offline optimum.",
         "feed_optimization": "Offline whole-batch feed optimum vs the tuned constant and exponential feeds.",
@@ -375,7 +384,7 @@ def control_schema(kind: str) -> KindSchema:
     tables = {**p, **_control_tables()}
     # tables the control stage accepts but this schema does not declare yet: passed through, the
     # kind checks them at run time (keeps the schema from rejecting a table added there)
-    from mpc_bio.control import scenario_kinds
+    from mpc_bio.scenarios import control as scenario_kinds
 
     for name in (*getattr(scenario_kinds, "_PROCESS_TABLES", ()), *getattr(scenario_kinds, "_CONTROL_TABLES", ())):
         tables.setdefault(name, Table({}, "(checked by the kind at run time)", open=True))
@@ -386,3 +395,196 @@ def control_schema(kind: str) -> KindSchema:
 closed_loop_schema = functools.cache(lambda: control_schema("closed_loop"))
 feed_optimization_schema = functools.cache(lambda: control_schema("feed_optimization"))
 mpc_mismatch_schema = functools.cache(lambda: control_schema("mpc_mismatch"))
+
+
+# ---- codesign -----------------------------------------------------------------------------------
+def _sub(table: dict[str, Field], doc: str) -> Field:
+    """A sub-table (``[a.b]``) as a field of its parent table."""
+    return Field(dict, fields=table, doc=doc)
+
+
+def _pairs(item_doc: str, unit: str = "") -> dict[str, Any]:
+    return {"types": list, "item": list, "unit": unit, "doc": item_doc}
+
+
+@functools.cache
+def _nomad_fields() -> dict[str, Field]:
+    """The ``[nomad]`` tables a co-design file shares with ``mpc-bio nomad ensemble/design``."""
+    from mpc_bio.nomad.nra_settings import (
+        DesignStudySettings,
+        NRASettings,
+        RankingSettings,
+        SensitivitySettings,
+        VerificationSettings,
+    )
+    from mpc_bio.nomad.settings import (
+        ExecutorSettings,
+        NetworkSettings,
+        SamplingSettings,
+        ScreeningSettings,
+        SteadyStateSettings,
+    )
+
+    strs = {"types": list, "item": str}
+    network = fields_from_settings(NetworkSettings, {
+        "reactions": {**strs, "default": None}, "growth_reaction": {"types": str, "default": None},
+        "knockouts": strs, "uptake_bounds": _pairs("exchange reactions fixed as uptakes: [[id, rate], ...]", "mmol/gDW/h"),
+        "growth_fraction": {"min": 0.0, "min_open": True, "max": 1.0, "unit": "-"},
+        "product_fraction": {"min": 0.0, "min_open": True, "max": 1.0, "unit": "-"},
+        "flux_tolerance": {**_POS, "unit": "mmol/gDW/h"}, "fixed_compartments": strs, "kinetic_exclusions": strs,
+        "regulations": _pairs("allosteric regulation: [[reaction, metabolite, \"inhibition\" or \"activation\"], ...]"),
+    })
+    steady = fields_from_settings(SteadyStateSettings, {
+        "concentration_bounds": {"types": list, "item": float, "min": 0.0, "min_open": True, "min_items": 2, "unit": "mmol/L"},
+        "metabolite_bounds": _pairs("per-metabolite bounds: [[id, low, high], ...]", "mmol/L"),
+        "fixed_concentrations": _pairs("boundary metabolite concentrations: [[id, value], ...]", "mmol/L"),
+        "default_fixed_concentration": {**_POS, "unit": "mmol/L"},
+        "displacement_range": {"types": list, "item": float, "min": 0.0, "min_items": 2, "unit": "-"},
+        "dg0_mean_path": {"types": str, "default": None}, "dg0_cov_sqrt_path": {"types": str, "default": None},
+        "dg0_z_bound": {**_POS, "unit": "-"}, "min_driving_force": {**_POS, "unit": "-"}, "temperature": {**_POS, "unit": "K"},
+        "n_states": {"min": 1}, "hit_and_run_thinning": {"min": 1},
+    })
+    sampling = fields_from_settings(SamplingSettings, {
+        "n_models": {"min": 1}, "saturation_bounds": {"types": list, "item": float, "min": 0.0, "max": 1.0, "min_open": True, "max_open": True, "min_items": 2, "unit": "-"},
+        "cell_volume": {**_POS, "unit": "L/gDW"}, "seed": {"min": 0},
+    })
+    screening = fields_from_settings(ScreeningSettings, {
+        "doubling_time": {"types": float, **_POS, "unit": "h", "default": None},
+        "time_constant_fraction": {**_POS, "unit": "-"}, "perturbation_fold": {"min": 1.0, "min_open": True, "unit": "-"},
+        "n_perturbations": {"min": 0}, "return_tolerance": {**_POS, "unit": "-"}, "vmax_cv": {**_NONNEG, "unit": "-"},
+        "n_robustness": {"min": 0}, "min_growth_fraction": {"min": 0.0, "max": 1.0, "unit": "-"},
+        "batch_duration": {"types": float, **_POS, "unit": "h", "default": None}, "initial_biomass": {**_POS, "unit": "gDW/L"},
+        "max_nonlinear_models": {"types": int, "min": 0, "default": None}, "seed": {"min": 0},
+    })
+    executor = fields_from_settings(ExecutorSettings, {
+        "n_workers": {"types": int, "min": 1, "default": None, "doc": "local worker processes; default every core"},
+        "scheduler": {"types": str, "default": None}, "chunk_size": {"min": 1},
+    })
+    nra = fields_from_settings(NRASettings, {
+        "max_concentration_fold": {"min": 1.0, "min_open": True, "unit": "-"}, "max_enzyme_fold": {"min": 1.0, "min_open": True, "unit": "-"},
+        "max_enzyme_down_fold": {"types": float, "min": 1.0, "min_open": True, "unit": "-", "default": None},
+        "knockout_fold": {"min": 1.0, "min_open": True, "unit": "-"}, "min_log_change": {**_NONNEG, "unit": "-"},
+        "max_interventions": {"min": 0}, "max_growth_reduction": {"min": 0.0, "max": 1.0, "max_open": True, "unit": "-"},
+        "max_flux_fold": {"types": float, "min": 1.0, "min_open": True, "unit": "-", "default": None},
+        "thermodynamic_margin": {**_NONNEG, "unit": "-"}, "enumeration_fraction": {"min": 0.0, "max": 1.0, "max_open": True, "unit": "-"},
+        "max_designs": {"min": 1}, "excluded_enzymes": strs,
+        "coupled_enzymes": {"types": list, "item": list, "doc": "groups of enzymes changed together: [[\"TKT1\", \"TKT2\"], ...]"},
+        "mip_rel_gap": {**_NONNEG, "unit": "-"}, "time_limit_s": {**_POS, "unit": "s"},
+    })
+    ranking = fields_from_settings(RankingSettings, {"min_log_change": {**_NONNEG, "unit": "-"}, "top_n": {"min": 1},
+                                                     "infeasible_gain": {"unit": "-"}})
+    verification = fields_from_settings(VerificationSettings, {
+        "t_end_h": {**_POS, "unit": "h"}, "n_points": {"min": 2}, "biomass0_gdw_per_l": {**_POS, "unit": "gDW/L"},
+        "glucose0_mmol_per_l": {"types": float, **_NONNEG, "unit": "mmol/L", "default": None,
+                                "doc": "initial glucose; default the reference boundary concentration of the substrate"},
+        "product0_mmol_per_l": {**_NONNEG, "unit": "mmol/L"}, "volume0_l": {**_POS, "unit": "L"},
+        "feed_glucose_mmol_per_l": {**_NONNEG, "unit": "mmol/L"},
+        "feed_times_h": {"types": list, "item": float, "min": 0.0, "min_items": 1, "unit": "h"},
+        "feed_rates_l_per_h": {"types": list, "item": float, "min": 0.0, "min_items": 1, "unit": "L/h"},
+        "product_mw_g_per_mol": {**_POS, "unit": "g/mol"},
+    })
+    sensitivity = fields_from_settings(SensitivitySettings, {"perturbation": {"min": 0.0, "max": 1.0, "min_open": True, "max_open": True, "unit": "-"},
+                                                             "n_draws": {"min": 1}})
+    design = fields_from_settings(DesignStudySettings, {
+        "max_models": {"types": int, "min": 0, "default": None, "doc": "NRA models = the co-design's ensemble members (the first screened ones); 0 or absent: all"},
+        "baseline_fold": {"min": 1.0, "min_open": True, "unit": "-"}, "baseline_size": {"min": 1}, "n_workers": {"min": 1},
+        "nra": {"types": dict, "fields": nra, "doc": "[nomad.design.nra] NRA MILP and enumeration"},
+        "ranking": {"types": dict, "fields": ranking, "doc": "[nomad.design.ranking] design ranking over the models"},
+        "verification": {"types": dict, "fields": verification, "doc": "[nomad.design.verification] the reactor of every co-design simulation"},
+        "sensitivity": {"types": dict, "fields": sensitivity, "doc": "[nomad.design.sensitivity] expression sensitivity (nomad design only)"},
+    })
+    return {
+        "output_dir": Field(str, default="runs/nomad", doc="the ensemble stage's output (mpc-bio nomad ensemble), reused when its recorded settings equal these"),
+        "network": _sub(network, "[nomad.network] kinetic network cut from the cobra model"),
+        "steady_state": _sub(steady, "[nomad.steady_state] reference concentrations and displacements"),
+        "sampling": _sub(sampling, "[nomad.sampling] ORACLE parameter sampling"),
+        "screening": _sub(screening, "[nomad.screening] the four NOMAD screening stages"),
+        "executor": _sub(executor, "[nomad.executor] local processes or Dask"),
+        "design": _sub(design, "[nomad.design] NRA designs, ranking and the verification reactor"),
+    }
+
+
+@functools.cache
+def _codesign_fields() -> dict[str, Field]:
+    from mpc_bio.codesign.settings import METHODS, ROBUST_MODES, CodesignSettings, FeedSettings
+
+    feed = fields_from_settings(FeedSettings, {
+        "n_intervals": {"min": 1}, "feed_min_l_per_h": {**_NONNEG}, "feed_max_l_per_h": {**_POS},
+        "volume_max_l": {**_POS}, "glucose_max_mmol_per_l": {**_POS}, "constraint_points": {"min": 1},
+        "robust": {"choices": ROBUST_MODES}, "n_members": {"min": 1}, "method": {"choices": METHODS, "unit": "-"},
+        "collocation_deg": {"min": 1, "max": 5}, "elements_per_interval": {"min": 1},
+        "collocation_glucose_tolerance": {**_NONNEG, "unit": "-"}, "max_iter": {"min": 1},
+        "tol": {**_POS}, "reltol": {**_POS}, "abstol": {**_POS}, "fd_step": {**_POS, "unit": "-"},
+        "batch_time_h": {"types": float, **_POS, "default": None, "doc": "batch length; default t_end_h of [nomad.design.verification]"},
+    })
+    return fields_from_settings(CodesignSettings, {
+        "n_designs": {"min": 0}, "n_points": {"min": 2},
+        "cache_dir": {"doc": "cached ensemble and design results, keyed by a hash of their settings (relative to the working directory)"},
+        "feed": {"types": dict, "fields": feed, "doc": "[codesign.feed] shared and strain-specific feed optimisation on the kinetic fed-batch"},
+    })
+
+
+def _codesign_table_check(table: dict[str, Any]) -> None:
+    from mpc_bio.codesign.settings import CodesignSettings
+
+    CodesignSettings.from_dict(table)
+
+
+def _nomad_table_check(table: dict[str, Any]) -> None:
+    from mpc_bio.nomad.nra_settings import DesignStudySettings
+    from mpc_bio.nomad.settings import EnsembleStudySettings
+
+    t = dict(table)
+    design = t.pop("design", {})
+    EnsembleStudySettings.from_mapping(t)
+    DesignStudySettings.from_dict(design)
+
+
+def _codesign_checks(resolved: dict[str, Any]):
+    from mpc_bio.codesign.settings import FeedSettings
+    from mpc_bio.nomad.nra_settings import DesignStudySettings, NRASettings, VerificationSettings
+
+    cd = resolved.get("codesign", {})
+    feed = cd.get("feed", {})
+    nomad = resolved.get("nomad", {})
+    design = nomad.get("design", {})
+    ver = design.get("verification", {})
+    fd, vd = FeedSettings(), VerificationSettings()
+    t_end = feed.get("batch_time_h") or ver.get("t_end_h", vd.t_end_h)
+    where = "codesign.feed.batch_time_h" if feed.get("batch_time_h") else "nomad.design.verification.t_end_h"
+    late = [t for t in ver.get("feed_times_h", vd.feed_times_h) if t >= t_end]
+    if late:
+        yield "nomad.design.verification.feed_times_h", f"switching times of the reference feed before the batch end {where} = {t_end:g} h", f"{late}"
+    v0, vmax = ver.get("volume0_l", vd.volume0_l), feed.get("volume_max_l", fd.volume_max_l)
+    if vmax <= v0:
+        yield "codesign.feed.volume_max_l", f"> nomad.design.verification.volume0_l = {v0:g} L (no room to feed)", f"{vmax:g} L"
+    n_models = design.get("max_models", DesignStudySettings().max_models)
+    n_members = feed.get("n_members", fd.n_members)
+    if n_models and n_members > n_models:
+        yield "codesign.feed.n_members", f"<= nomad.design.max_models = {n_models} (the members are NRA models)", f"{n_members}"
+    n_int = design.get("nra", {}).get("max_interventions", NRASettings().max_interventions)
+    if cd.get("n_designs", 3) > 0 and n_int == 0:
+        yield "nomad.design.nra.max_interventions", "an integer >= 1 when codesign.n_designs > 0 (no intervention, no design)", "0"
+    fmin = feed.get("feed_min_l_per_h", fd.feed_min_l_per_h)
+    if vmax > v0 and fmin * t_end + v0 > vmax:
+        yield "codesign.feed.feed_min_l_per_h", f"<= (volume_max_l - volume0_l) / batch time = {(vmax - v0) / t_end:g} L/h (the smallest feed overfills the reactor)", f"{fmin:g} L/h"
+
+
+@functools.cache
+def codesign_schema() -> KindSchema:
+    """Schema of ``kind = "codesign"`` (:mod:`mpc_bio.codesign.study`)."""
+    return KindSchema(
+        "codesign",
+        "Strain-plus-process co-design: the top NRA designs of the screened kinetic ensemble x feed profiles "
+        "(batch, the reference feed, the shared feed optimised for the reference strain, each design's own robust feed), "
+        "every strain x NRA model simulated in the kinetic fed-batch. Writes codesign_table.csv (titer, yield, productivity, "
+        "final biomass and growth per strain x feed: mean, std, p10, p90), codesign_runs.csv, feeds.csv, "
+        "codesign_summary.json (the best strain-plus-feed pair and its margin over the reference strain under the reference feed) "
+        "and figures (Pareto titer vs growth, time courses with ensemble bands, feeds).",
+        {
+            "nomad": Table(_nomad_fields(), "the ensemble and design stages (as in `mpc-bio nomad ensemble/design --config`)",
+                           check=_nomad_table_check),
+            "codesign": Table(_codesign_fields(), "the co-design study", check=_codesign_table_check),
+        },
+        (_codesign_checks,),
+    )

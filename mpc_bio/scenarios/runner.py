@@ -52,9 +52,9 @@ __all__ = [
 #: kind -> "module:function" of its runner.
 SCENARIO_KINDS: dict[str, str] = {
     "simulation": "mpc_bio.scenarios.simulation:run_simulation",
-    "closed_loop": "mpc_bio.control.scenario_kinds:run_closed_loop_scenario",
-    "feed_optimization": "mpc_bio.control.scenario_kinds:run_feed_optimization_scenario",
-    "mpc_mismatch": "mpc_bio.control.scenario_kinds:run_mpc_mismatch_scenario",
+    "closed_loop": "mpc_bio.scenarios.control:run_closed_loop_scenario",
+    "feed_optimization": "mpc_bio.scenarios.control:run_feed_optimization_scenario",
+    "mpc_mismatch": "mpc_bio.scenarios.control:run_mpc_mismatch_scenario",
     "codesign": "mpc_bio.codesign.study:run_codesign_scenario",
 }
 

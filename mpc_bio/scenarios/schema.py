@@ -268,7 +268,9 @@ class Field:
                     value = [float(v) for v in value]
         elif isinstance(value, dict):
             if self.fields is not None:
-                value = collect_table(path, name, value, self.fields, problems)
+                # a sub-table keeps its valid keys (bad ones are left out and reported), so the
+                # file-level checks still see them
+                return collect_table(path, name, value, self.fields, problems)
             elif self.values is not None:
                 bad = {k: v for k, v in value.items() if not self._in_range(v)}
                 if bad:
@@ -468,6 +470,8 @@ def format_reference(schemas: Iterable[KindSchema], *, markdown: bool = True) ->
     lines.append("")
     shared: dict[int, str] = {}
     for s in schemas:
+        if lines[-1]:
+            lines.append("")
         lines.append(f"### kind = \"{s.kind}\"" if markdown else f"kind = {s.kind!r}")
         lines.append("")
         lines.append(s.doc)

@@ -90,7 +90,7 @@ SIMULATION_TABLES = {
 }
 
 
-def _resolve_model(path: Path, spec: dict[str, Any]):
+def resolve_model(path: Path, spec: dict[str, Any]):
     from mpc_bio.metabolism.models import find_ich360, load_model
 
     if "path" in spec and "name" in spec:
@@ -118,7 +118,7 @@ def _cache_root() -> Path:
     return Path(root) / "surrogates"
 
 
-def _surrogate(path: Path, spec: dict[str, Any], model, reactor, out: Path, progress: bool):
+def load_or_train_surrogate(path: Path, spec: dict[str, Any], model, reactor, out: Path, progress: bool):
     """Load or train the surrogate named by the [surrogate] table; returns (surrogate, how)."""
     from mpc_bio.metabolism.models import model_hash
     from mpc_bio.surrogate import default_surrogate, load_surrogate
@@ -195,8 +195,8 @@ def run_simulation(path: Path, data: dict[str, Any], out: Path, *, progress: boo
         )
     except ProcessSettingsError as exc:
         raise ScenarioError(f"{path}: {exc}") from None
-    model = _resolve_model(path, t["model"])
-    sur, how = _surrogate(path, t["surrogate"], model, reactor, out, progress)
+    model = resolve_model(path, t["model"])
+    sur, how = load_or_train_surrogate(path, t["surrogate"], model, reactor, out, progress)
     s = t["surrogate"]
     try:
         cell = embed_cell_model(sur, reactor, backend=s["backend"], symbolic=s["symbolic"], l4casadi_mode=s["l4casadi_mode"])
@@ -246,6 +246,3 @@ def run_simulation(path: Path, data: dict[str, Any], out: Path, *, progress: boo
     return files, summary
 
 
-#: Public names of the helpers other scenario kinds reuse (the control stage's kinds do).
-resolve_model = _resolve_model
-load_or_train_surrogate = _surrogate

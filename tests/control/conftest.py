@@ -33,7 +33,7 @@ def monod_do_mpc_model(symvar: str = "SX"):
     m = do_mpc.model.Model("continuous", symvar)
     V = m.set_variable("_x", "V")
     G = m.set_variable("_x", "n_glc")
-    A = m.set_variable("_x", "n_ac")
+    m.set_variable("_x", "n_ac")
     X = m.set_variable("_x", "n_X")
     F = m.set_variable("_u", "F")
     vmax = m.set_variable("_p", "vmax_glc")

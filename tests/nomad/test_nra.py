@@ -206,3 +206,32 @@ def test_growth_and_concentration_constraints_bind():
     no_growth_loss = solve_nra(problem, NRASettings(max_interventions=2, max_growth_reduction=0.0))[0]
     g = problem.reaction_ids.index("R2")
     assert float(problem.flux_control[g] @ no_growth_loss.log_changes) >= -1e-9
+
+
+@pytest.mark.parametrize("seed", [1, 5])
+def test_feasible_and_optimal_enumeration_strategies_give_the_same_designs(seed):
+    """The default strategy (first design above the threshold per cut, then its fold changes
+    optimised with the pattern fixed) records exactly the designs of the best-first strategy:
+    same up/down patterns, objectives within 1e-7 (ln units), best first; and every pattern's
+    objective equals its brute-force LP optimum (scipy, independent of Pyomo) within 1e-7."""
+    problem = random_nra_problem(8, 6, seed=seed)
+    base = {"max_interventions": 2, "enumeration_fraction": 0.5, "max_concentration_fold": 2.0}
+    fast = enumerate_designs(problem, NRASettings(**base))
+    slow = enumerate_designs(problem, NRASettings(**base, enumeration_strategy="optimal"))
+    key = lambda d: tuple(sorted(zip(d.enzymes, d.directions)))
+    a = {key(d): d.objective for d in fast.designs}
+    b = {key(d): d.objective for d in slow.designs}
+    assert len(a) == len(fast.designs) >= 3
+    assert set(a) == set(b)
+    for k, value in a.items():
+        assert value == pytest.approx(b[k], abs=1e-7)
+    objectives = [d.objective for d in fast.designs]
+    assert np.all(np.diff(objectives) <= 1e-9)
+    assert [d.rank for d in fast.designs] == list(range(len(fast.designs)))
+    # each pattern's objective is the LP optimum of that pattern (independent scipy LP)
+    settings = NRASettings(**base)
+    for d in fast.designs:
+        s = NRASettings(**{**base, "excluded_enzymes": tuple(e for e in problem.enzyme_ids if e not in d.enzymes)})
+        # brute force over subsets of the pattern's enzymes only: the best uses all of them
+        assert _brute_force(problem, s, len(d.enzymes)) >= d.objective - 1e-7
+        assert check_design(problem, settings, np.asarray(d.log_changes)).ok(tol=1e-7)

@@ -11,7 +11,11 @@ import pytest
 from mpc_bio.nomad.dynamics import simulate_batch, solve_steady_state
 from mpc_bio.nomad.mca import compute_control_coefficients
 from mpc_bio.nomad.nra import enumerate_designs, nra_problems_from_control_coefficients
-from mpc_bio.nomad.nra_settings import NRASettings, SensitivitySettings, VerificationSettings
+from mpc_bio.nomad.nra_settings import (
+    NRASettings,
+    SensitivitySettings,
+    VerificationSettings,
+)
 from mpc_bio.nomad.verification import (
     FeedProfile,
     expression_sensitivity,
@@ -135,3 +139,130 @@ def test_expression_sensitivity_draws(model):
     assert set(a.summary()) == {"all", "DDPA", "PGI"}
     with pytest.raises(ValueError, match="mean_fold"):
         expression_sensitivity(ens, [i], "d", enzymes, [1.0], verification=vs)
+
+
+# ----------------------------------------------------------------------------- readout and failures
+
+
+def test_batch_readout_is_the_end_of_the_reference_fermentation(model):
+    """All strains of a model are compared at one fixed time: when the reference strain's
+    glucose falls below 1% of the initial. Independent reference: the ensemble stage's batch
+    simulator on a 0.004 h grid. Tolerances: crossing time within 0.02 h (linear interpolation
+    between 0.1 h output points), titer at that time within 2e-3 relative (the same interpolation
+    of a curve that bends as the glucose runs out)."""
+    ens, i = model
+    vs = VerificationSettings(t_end_h=16.0, n_points=161)
+    res = verify_strains(ens, [i], {}, settings=vs)
+    dense = simulate_batch(ens, i, 16.0, vs.biomass0_gdw_per_l, n_points=4001)
+    level = 0.01 * dense.substrate[0]
+    k = int(np.flatnonzero(dense.substrate <= level)[0])
+    t_cross = float(np.interp(level, dense.substrate[k:k - 2:-1], dense.times[k:k - 2:-1]))
+    assert res.readout_times[0] == pytest.approx(t_cross, abs=0.02)
+    assert res.readout_times[0] < 16.0
+    assert res.titer[0, 0] == pytest.approx(float(np.interp(t_cross, dense.times, dense.product)), rel=2e-3)
+    # with "t_end" the readout is the last point, i.e. the final titer
+    late = verify_strains(ens, [i], {}, settings=VerificationSettings(t_end_h=16.0, n_points=161, batch_readout="t_end"))
+    assert late.readout_times[0] == 16.0
+    assert late.titer[0, 0] == pytest.approx(late.final_titer[0, 0], rel=1e-12)
+
+
+def test_strain_steady_state_of_reference_and_small_design(model):
+    """The reference strain is its own steady state (ratios 1 within 1e-9) with the eigenvalue
+    of the linear screen (rel 1e-9); a small design's ratios equal those of an independent
+    Newton solve (solve_steady_state, 1e-9)."""
+    from mpc_bio.nomad.mca import linearize_ensemble
+    from mpc_bio.nomad.verification import strain_steady_state
+
+    ens, i = model
+    ref = strain_steady_state(ens, i)
+    assert ref.valid and ref.directions_kept
+    assert ref.growth_ratio == pytest.approx(1.0, abs=1e-9)
+    assert ref.yield_ratio == pytest.approx(1.0, abs=1e-9)
+    assert ref.max_abs_log_concentration_change == pytest.approx(0.0, abs=1e-9)
+    assert ref.max_real_eigenvalue == pytest.approx(float(linearize_ensemble(ens, [i]).max_real[0]), rel=1e-9)
+    net = ens.network
+    fold = np.ones(net.n_reactions)
+    fold[net.reaction_index("DDPA")] = 1.3
+    fold[net.reaction_index("PGI")] = 0.8
+    s = strain_steady_state(ens, i, fold)
+    direct = solve_steady_state(ens, i, vmax_fold=fold)
+    assert s.valid and direct.converged
+    g, p, u = (net.reaction_index(r) for r in (net.growth_reaction, net.product_reaction, net.substrate_reaction))
+    assert s.growth_ratio == pytest.approx(direct.fluxes[g] / net.fluxes[g], rel=1e-9)
+    assert s.yield_ratio == pytest.approx((direct.fluxes[p] / net.fluxes[p]) / (direct.fluxes[u] / net.fluxes[u]), rel=1e-9)
+
+
+def test_strain_without_steady_state_counts_as_a_failure(model):
+    """50x glucose uptake overruns the downstream enzymes: no steady state (independent witness:
+    the intracellular ODE keeps drifting, max |ln x/x_ref| grows by > 1 between 5 h and 50 h or
+    the integrator gives up). The strain is then invalid and loses against the reference in
+    every statistic, even though its batch simulation ran."""
+    from mpc_bio.nomad.dynamics import simulate_relaxation
+    from mpc_bio.nomad.verification import strain_steady_state
+
+    ens, i = model
+    net = ens.network
+    fold = np.ones(net.n_reactions)
+    fold[net.reaction_index(net.substrate_reaction)] = 50.0
+    s = strain_steady_state(ens, i, fold)
+    assert not s.valid and not s.converged and "no steady state" in s.message
+    x_ref = ens.concentrations[i]
+    x5, ok5, _ = simulate_relaxation(ens, i, x_ref, 5.0, vmax_fold=fold)
+    x50, ok50, _ = simulate_relaxation(ens, i, x_ref, 50.0, vmax_fold=fold)
+    drift = lambda x: float(np.max(np.abs(np.log(x / x_ref))))
+    assert not ok50 or not ok5 or drift(x50) > drift(x5) + 1.0
+    res = verify_strains(ens, [i], {"uptake x50": fold[None, :]}, settings=VerificationSettings(t_end_h=8.0, n_points=33))
+    k = res.strains.index("uptake x50")
+    assert not res.valid[k, 0] and res.valid[0, 0]
+    assert "no steady state" in res.failure[k, 0]
+    cmp = res.compare("uptake x50")
+    assert cmp["n_valid_both"] == 0 and cmp["n_invalid"] == 1
+    assert cmp["fraction_models_titer_higher"] == 0.0 and cmp["fraction_models_growth_kept"] == 0.0
+    summary = res.summary()["uptake x50"]
+    assert summary["n_valid"] == 0 and summary["mean_titer_gain"] is None
+    assert "no steady state" in summary["failures"][res.model_ids[0]]
+
+
+def test_compare_counts_failures_hand_computed():
+    """compare() on a hand-made result of 4 models: strain A is better in models 0 and 1, worse
+    in model 2, not applied in model 3; the baseline B has no valid state in model 1."""
+    from mpc_bio.nomad.verification import StrainSteadyState, VerificationResult
+
+    t = np.array([0.0, 1.0, 2.0])
+    ns, nm = 3, 4
+    product = np.zeros((ns, nm, 3))
+    final = np.array([[1.0, 1.0, 1.0, 1.0], [2.0, 3.0, 0.5, np.nan], [1.5, 4.0, 0.8, 0.9]])
+    for s in range(ns):
+        for m in range(nm):
+            product[s, m] = final[s, m] * t / 2.0
+    biomass = np.ones((ns, nm, 3))
+    biomass[1, 0] = 0.7  # A keeps < 80% of the reference biomass in model 0
+    substrate = np.tile(np.array([10.0, 5.0, 0.0]), (ns, nm, 1))
+    success = np.isfinite(final)
+    product[~success] = np.nan
+    ok = StrainSteadyState(True, True, -1.0, 1.0, 1.0, 1.0, 0.0, True)
+    bad = StrainSteadyState(False, False, math.nan, math.nan, math.nan, math.nan, math.nan, False, "no steady state reached")
+    steady = np.full((ns, nm), ok, dtype=object)
+    steady[2, 1] = bad
+    steady[1, 3] = None
+    res = VerificationResult(
+        mode="batch", strains=("reference", "A", "B"), model_ids=("m0", "m1", "m2", "m3"), times=t,
+        product=product, biomass=biomass, substrate=substrate, volume=np.ones((ns, nm, 3)),
+        product_yield=np.full((ns, nm), np.nan), success=success,
+        messages=np.where(success, "", "not applied (design infeasible in this model)").astype(object),
+        product_mw_g_per_mol=137.14, seconds=1.0, n_simulations=int(success.sum()),
+        readout_times=np.full(nm, 2.0), steady_state=steady,
+    )
+    a_ref = res.compare("A", "reference")
+    assert a_ref["fraction_models_titer_higher"] == pytest.approx(2 / 4)
+    assert a_ref["n_valid_both"] == 3 and a_ref["n_invalid"] == 1
+    assert a_ref["titer_ratio"]["mean"] == pytest.approx((2.0 + 3.0 + 0.5) / 3)
+    assert a_ref["fraction_models_growth_kept"] == pytest.approx(2 / 4)  # models 1, 2 kept; 0 below 80%; 3 failed
+    a_b = res.compare("A", "B")
+    # model 0: 2 > 1.5 win; model 1: B invalid -> win; model 2: 0.5 < 0.8 loss; model 3: A not applied -> loss
+    assert a_b["fraction_models_titer_higher"] == pytest.approx(2 / 4)
+    assert a_b["n_valid_both"] == 2
+    s = res.summary()
+    assert s["B"]["n_valid"] == 3 and set(s["B"]["failures"]) == {"m1"}
+    assert s["A"]["n_valid"] == 3 and "not applied" in s["A"]["failures"]["m3"]
+    assert s["A"]["mean_titer_gain"] == pytest.approx(np.mean([1.0, 2.0, -0.5]))

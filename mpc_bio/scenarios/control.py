@@ -79,6 +79,32 @@ class ControlSetup:
     def x0(self) -> np.ndarray:
         return self.reactor.initial_state()
 
+    def run_closed_loop(self, plant, guess_feed=None, settings: ClosedLoopSettings | None = None):
+        """The scenario's closed loop (MPC + estimator on ``plant``) from the reactor's start.
+
+        Parameters
+        ----------
+        plant : object with ``step(x, feed, dt)``
+            The simulated plant (see :func:`_make_plant`).
+        guess_feed : ndarray, optional
+            Feed plan [L/h] at the first MPC steps, to warm-start the first solve.
+        settings : ClosedLoopSettings, optional
+            Defaults to the scenario's ``[closed_loop]`` table.
+        """
+        from mpc_bio.control.closed_loop import run_closed_loop
+
+        return run_closed_loop(
+            self.control,
+            self.problem,
+            self.x0,
+            mpc_settings=self.mpc,
+            estimator_settings=self.estimator,
+            measurement_settings=self.measurements,
+            settings=self.closed_loop if settings is None else settings,
+            plant=plant,
+            guess_feed=guess_feed,
+        )
+
 
 def _err(path: Path, exc: Exception):
     from mpc_bio.scenarios.schema import ScenarioError
@@ -91,7 +117,7 @@ def load_control_setup(path: Path, data: dict[str, Any], out: Path, *, progress:
     from mpc_bio.control.process_adapter import control_model_from_process
     from mpc_bio.process import FedBatchSettings, ProcessSettingsError, UptakeKinetics, embed_cell_model
     from mpc_bio.scenarios.schema import ScenarioError, validate_table
-    from mpc_bio.scenarios.simulation import SIMULATION_TABLES, _resolve_model, _surrogate
+    from mpc_bio.scenarios.simulation import SIMULATION_TABLES, load_or_train_surrogate, resolve_model
 
     allowed = set(_CONTROL_TABLES) | set(_PROCESS_TABLES)
     unknown = sorted(set(data) - allowed)
@@ -132,8 +158,8 @@ def load_control_setup(path: Path, data: dict[str, Any], out: Path, *, progress:
         base = dataclasses.replace(base, glucose_feed=reactor.feed_glucose)
     if "ac" not in reactor.products and "acetate" in [c.quantity for c in meas.channels]:
         raise ScenarioError(f"{path}: an acetate measurement needs products = {{ ac = \"EX_ac_e\" }} in [reactor].")
-    cobra_model = _resolve_model(path, t["model"])
-    sur, how = _surrogate(path, t["surrogate"], cobra_model, reactor, out, progress)
+    cobra_model = resolve_model(path, t["model"])
+    sur, how = load_or_train_surrogate(path, t["surrogate"], cobra_model, reactor, out, progress)
     s = t["surrogate"]
     try:
         cell = embed_cell_model(sur, reactor, backend=s["backend"], symbolic=s["symbolic"], l4casadi_mode=s["l4casadi_mode"])
@@ -209,21 +235,10 @@ def _offline_summary(off) -> dict:
 
 def run_closed_loop_scenario(path: Path, data: dict[str, Any], out: Path, *, progress: bool = True):
     """Runner of ``kind = "closed_loop"``; returns (files, summary)."""
-    from mpc_bio.control.closed_loop import run_closed_loop
 
     setup = load_control_setup(path, data, out, progress=progress, kind="closed_loop")
     off = _offline(setup) if setup.extra["compare_offline"] else None
-    res = run_closed_loop(
-        setup.control,
-        setup.problem,
-        setup.x0,
-        mpc_settings=setup.mpc,
-        estimator_settings=setup.estimator,
-        measurement_settings=setup.measurements,
-        settings=setup.closed_loop,
-        plant=_make_plant(setup),
-        guess_feed=None if off is None else _resample(off, setup.mpc),
-    )
+    res = setup.run_closed_loop(_make_plant(setup), None if off is None else offline_feed_at_steps(off, setup.mpc))
     files = _write_closed_loop(res, out, "closed_loop", f"{path.stem}: MPC ({setup.estimator.kind}) on {setup.closed_loop.plant} plant")
     summary = {"surrogate": setup.surrogate_how, "backend": setup.cell.backend, **_extra_summary(setup), **res.summary(setup.extra["rmse_after"])}
     if off is not None:
@@ -238,7 +253,7 @@ def _extra_summary(setup: ControlSetup) -> dict:
     return {k: v for k, v in setup.extra.items() if k in ("control_model", "distill_max_rel_error")}
 
 
-def _resample(off, mpc: MPCSettings) -> np.ndarray:
+def offline_feed_at_steps(off, mpc: MPCSettings) -> np.ndarray:
     """The offline profile at the MPC steps (first ``n_horizon`` steps)."""
     from mpc_bio.control.offline import piecewise_feed
 
@@ -329,7 +344,6 @@ def run_mpc_mismatch_scenario(path: Path, data: dict[str, Any], out: Path, *, pr
     The offline optimum of the (nominal) control model is applied open loop to the mismatched
     plant; the closed loop runs on the same plant; both objectives are reported.
     """
-    from mpc_bio.control.closed_loop import run_closed_loop
     from mpc_bio.control.offline import piecewise_feed
 
     setup = load_control_setup(path, data, out, progress=progress, kind="mpc_mismatch")
@@ -359,17 +373,7 @@ def run_mpc_mismatch_scenario(path: Path, data: dict[str, Any], out: Path, *, pr
     open_obj = objective_value(setup.model, setup.problem, states[-1])
     open_margins = constraint_margins(setup.model, setup.problem, states)
     open_violation = float(max(0.0, max(-np.min(m) for m in open_margins.values())))
-    res = run_closed_loop(
-        setup.control,
-        setup.problem,
-        setup.x0,
-        mpc_settings=setup.mpc,
-        estimator_settings=setup.estimator,
-        measurement_settings=setup.measurements,
-        settings=cl,
-        plant=(cl_plant := make_plant()),
-        guess_feed=_resample(off, setup.mpc),
-    )
+    res = setup.run_closed_loop(cl_plant := make_plant(), offline_feed_at_steps(off, setup.mpc), settings=cl)
     files = _write_closed_loop(res, out, "closed_loop", f"{path.stem}: MPC ({setup.estimator.kind}) on {cl.plant} plant")
     import pandas as pd
 

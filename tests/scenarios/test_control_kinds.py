@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 
 from mpc_bio.scenarios import SCENARIO_KINDS, ScenarioError, run_scenario
-from mpc_bio.control.scenario_kinds import load_control_setup
+from mpc_bio.scenarios.control import load_control_setup
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def test_kinds_are_registered():
     for kind in ("closed_loop", "feed_optimization", "mpc_mismatch"):
-        assert SCENARIO_KINDS[kind].startswith("mpc_bio.control.scenario_kinds:")
+        assert SCENARIO_KINDS[kind].startswith("mpc_bio.scenarios.control:")
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,145 @@
+"""The README's benchmark table, rendered from the JSON figures in ``benchmarks/results/``.
+
+Usage::
+
+    python benchmarks/report.py            # print the markdown table
+    python benchmarks/report.py --readme   # rewrite the table between the README's markers
+
+Every row names the script that reproduces it. Missing files or keys show as "-" (a benchmark
+that has not been run yet), never as an error, so the table can be regenerated after any subset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+BEGIN = "<!-- benchmark-table:begin (python benchmarks/report.py --readme) -->"
+END = "<!-- benchmark-table:end -->"
+
+
+def _load(name: str) -> dict[str, Any]:
+    p = RESULTS / f"{name}.json"
+    return json.loads(p.read_text()) if p.is_file() else {}
+
+
+def _pfba(model: str) -> dict[str, Any]:
+    for row in _load("pfba_sampling").get("results", []):
+        if row.get("model") == model:
+            return row
+    return {}
+
+
+def _fmt(value: Any, spec: str) -> str:
+    if value is None:
+        return "-"
+    try:
+        return format(value, spec)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _row(what: str, fn: Callable[[], str], target: str, script: str) -> str:
+    try:
+        measured = fn()
+    except (AttributeError, KeyError, TypeError, ValueError, ZeroDivisionError):
+        measured = "-"
+    return f"| {what} | {measured} | {target} | `python benchmarks/{script}` |"
+
+
+def table() -> str:
+    """The markdown table of the headline figures."""
+    s, si, p, c = _load("surrogate"), _load("surrogate_ich360"), _load("process"), _load("control")
+    ne, nn = _load("nomad_ensemble"), _load("nomad_nra")
+    rows = ["| figure | measured | target / paper | reproduce |", "|---|---|---|---|"]
+    for model, target in (("e_coli_core", "≥ 20×"), ("iCH360", "≥ 20×"), ("iJO1366", "≥ 10×")):
+        r = _pfba(model)
+        rows.append(_row(
+            f"pFBA sampling speedup vs COBRApy `pfba` loop, {model} (1 process)",
+            lambda r=r: f"{r['speedup']:.1f}× ({r['mpc_bio_ms_per_point']:.3g} vs {r['cobra_ms_per_point']:.3g} ms/point; "
+                        f"max rel. disagreement {r['max_rel_err']:.1g})",
+            target, "pfba_sampling.py"))
+    grid = _load("pfba_sampling").get("paper_grid_cli", [])
+    rows.append(_row("`mpc-bio sample` on the paper's 40,401-point grid, 2 cores (sampling / wall)",
+                     lambda: "; ".join(f"{g['model']} {g['sample_time_s']:.1f} / {g['wall_time_s']:.1f} s "
+                                       f"(load {g['loadavg_1min_after']:.1f})" for g in grid),
+                     "iCH360 < 60 s", "pfba_sampling.py"))
+    rows.append(_row("surrogate single point vs fast pFBA (e_coli_core)",
+                     lambda: f"{s['speedup_single']:.0f}× ({s['surrogate_us_single']:.1f} µs vs {s['pfba_ms_per_point']:.3g} ms)",
+                     "≥ 39× (paper: 60 µs, 39×)", "surrogate.py"))
+    rows.append(_row("surrogate batch of 10,000 vs fast pFBA", lambda: f"{s['speedup_batch']['10000']:.0f}×", "≥ 1000×", "surrogate.py"))
+    for name, d, script in (("e_coli_core", s, "surrogate.py"), ("iCH360", si, "surrogate_ich360.py")):
+        rows.append(_row(f"surrogate accuracy, {name} (fresh off-grid pFBA points)",
+                         lambda d=d: f"growth {100 * d['growth_max_abs_err_frac']:.2f} %; worst reaction {d['worst_reaction']} "
+                                     f"{100 * d['worst_reaction_max_err_frac']:.2f} %; median R² {d['median_r2']:.5f}; "
+                                     f"mass balance {d['mass_balance_residual']:.1e}",
+                         "growth ≤ 1 %, every reaction ≤ 2 % of range, R² ≥ 0.999, ≤ 1e-9", script))
+    rows.append(_row("embedded value + Jacobian (native SX / native MX / l4casadi)",
+                     lambda: f"{p['casadi_eval_jac_us_native']:.0f} / {p['casadi_eval_jac_us_native_mx']:.0f} / "
+                             f"{p['casadi_eval_jac_us_l4casadi']:.0f} µs", "-", "process.py"))
+    rows.append(_row("24 h figure-3 simulation, surrogate vs LP-in-the-loop dFBA",
+                     lambda: f"{p['sim_speedup']:.0f}× ({1e3 * p['sim_surrogate_s']:.1f} ms vs {p['sim_lp_s']:.2f} s)",
+                     "≥ 100×", "process.py"))
+    rows.append(_row("MPC step, median / p95 (main job's control model)",
+                     lambda: f"{c['mpc_step_ms_median']:.0f} / {c['mpc_step_ms_p95']:.0f} ms ({c['control_model'].split(',')[0]}); "
+                             f"full network SX {c['mpc_step_ms_median_native_full']:.0f} ms, l4casadi {c['mpc_step_ms_median_l4casadi_full']:.0f} ms",
+                     "-", "control.py"))
+    rows.append(_row("closed loop / offline optimum; offline vs exponential / constant feed",
+                     lambda: f"{c['closed_loop_vs_offline']:.3f}; +{100 * c['offline_vs_exp_margin']:.1f} % / "
+                             f"+{100 * c['offline_vs_const_margin']:.0f} %; {c['solver_failures']} solver failures", "-", "control.py"))
+    rows.append(_row("EKF RMSE biomass / glucose (noise std)",
+                     lambda: f"{c['est_rmse_biomass']:.3f} / {c['est_rmse_glucose']:.2f} ({c['noise_std_biomass']} / {c['noise_std_glucose']})",
+                     "below the noise", "control.py"))
+    rows.append(_row("kinetic models sampled + linearly screened + MCA",
+                     lambda: f"{ne['n_models']:,} models in {ne['target_sample_screen_mca_seconds_all_cores']:.1f} s "
+                             f"({ne['models_per_s_sampling']:.0f} / {ne['models_per_s_linear_screen']:.0f} / {ne['models_per_s_mca']:.0f} per s)",
+                     "10,000 in < 10 min", "nomad_ensemble.py"))
+    rows.append(_row("NRA: MILP median; all designs within 5 % for the models",
+                     lambda: f"{nn['milp_solve_s_median']:.2f} s; {nn['designs_enumerated']} designs in {nn['enumeration_s']:.0f} s",
+                     "10 models < 2 min (paper: ~1 h with CPLEX)", "nomad_nra.py"))
+    rows.append(_row("NRA best predicted yield gain vs MCA baseline",
+                     lambda: f"{100 * nn['best_yield_gain']:.0f} % vs {100 * nn['baseline_yield_gain']:.0f} %", "-", "nomad_nra.py"))
+    rows.append(_row("verified batch titer at reference end: best design / MCA baseline vs reference (models above reference; design above baseline)",
+                     lambda: f"{100 * nn['best_verified_titer_gain_batch']:+.0f} % / {100 * nn['baseline_verified_titer_gain_batch']:+.0f} % "
+                             f"({100 * list(nn['fraction_models_titer_above_reference_batch'].values())[0]:.0f} % / "
+                             f"{100 * nn['fraction_models_titer_above_reference_batch']['MCA baseline']:.0f} %; "
+                             f"{100 * list(nn['fraction_models_titer_above_baseline_batch'].values())[0]:.0f} %)",
+                     "beat reference and baseline", "nomad_nra.py"))
+    cd = _load("codesign")
+    rows.append(_row("co-design feed optimisation (mean over 2 models): shooting vs collocation",
+                     lambda: f"{cd['feed']['shooting_mean']['wall_s']:.0f} s, {cd['feed']['shooting_mean']['objective_mmol']:.2f} mmol vs "
+                             f"{cd['feed']['collocation_mean']['wall_s']:.0f} s, {cd['feed']['collocation_mean']['objective_mmol']:.2f} mmol",
+                     "-", "codesign.py"))
+    rows.append(_row("co-design study with the ensemble reused", lambda: f"{cd['study']['total_s']:.0f} s", "-", "codesign.py"))
+    return "\n".join(rows)
+
+
+def update_readme(readme: Path = ROOT / "README.md") -> bool:
+    """Replace the table between the README's markers; True when the file changed."""
+    text = readme.read_text()
+    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
+    if not pattern.search(text):
+        raise ValueError(f"{readme}: the markers {BEGIN!r} ... {END!r} are missing.")
+    new = pattern.sub(lambda _: f"{BEGIN}\n{table()}\n{END}", text)
+    if new != text:
+        readme.write_text(new)
+    return new != text
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--readme", action="store_true", help="rewrite the README's table in place")
+    args = ap.parse_args()
+    if args.readme:
+        print("README.md updated" if update_readme() else "README.md already up to date")
+    else:
+        print(table())
+
+
+if __name__ == "__main__":
+    main()

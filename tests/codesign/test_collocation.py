@@ -1,0 +1,96 @@
+"""Direct collocation of the kinetic fed-batch feed, checked against CVODES and against shooting."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mpc_bio.codesign import (
+    FeedSettings,
+    collocation_times,
+    kinetic_control_model,
+    optimize_feed,
+    optimize_feed_collocation,
+    optimize_robust_feed,
+    simulate_states,
+)
+from mpc_bio.nomad.nra_settings import VerificationSettings
+from mpc_bio.nomad.verification import simulate_reactor
+
+# 1 h batch, 2 intervals: the smooth regime (glucose neither exhausted nor at its limit)
+SMOOTH = FeedSettings(n_intervals=2, elements_per_interval=4, n_members=1, max_iter=30, batch_time_h=1.0,
+                      reltol=1e-8, abstol=1e-10, method="collocation")
+
+
+def test_simulate_states_matches_the_nomad_simulator(tiny_ensemble):
+    """simulate_states (amounts, CVODES, time-scaled segments) equals nomad.verification.simulate_reactor
+    (concentrations, its own CVODES set-up) under the same feed: product amount and biomass at
+    every output time, rel 1e-5, abs 1e-9."""
+    ens, control, _, _ = tiny_ensemble
+    m = int(control.model_index[0])
+    km = kinetic_control_model(ens, [m])
+    fs = FeedSettings(n_intervals=2, batch_time_h=2.0, reltol=1e-10, abstol=1e-12)
+    feed = np.array([0.01, 0.04])
+    t = np.linspace(0.0, 2.0, 9)
+    x = simulate_states(km, fs, feed, t)
+    from mpc_bio.codesign import FeedOptimum
+
+    prof = FeedOptimum("r", "mean", "shooting", np.linspace(0, 2.0, 3), feed, 0.0, np.zeros(1), 0.0, (m,), "", True, 0, 0.0,
+                       km.feed_glucose_mmol_per_l).profile()
+    sim = simulate_reactor(ens, m, settings=VerificationSettings(t_end_h=2.0, n_points=9), feed=prof)
+    assert sim.success
+    np.testing.assert_allclose(x[:, km.product_index[0]], sim.product * sim.volume, rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(x[:, km.biomass_index[0]], sim.biomass * sim.volume, rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(x[:, km.volume_index], sim.volume, rtol=1e-12, atol=1e-12)
+
+
+def test_radau_start_solves_the_collocation_equations_and_tracks_cvodes(tiny_ensemble):
+    """The start of the collocation NLP (the NLP's own Radau scheme integrated element by element)
+    solves every element in the smooth regime and stays within 1 % (rel) of CVODES in n_P and n_X
+    at the batch end (Radau IIA order 2 deg - 1 = 5 on 8 elements of 7.5 min)."""
+    from mpc_bio.codesign.collocation import _radau_start_check
+
+    ens, control, _, _ = tiny_ensemble
+    km = kinetic_control_model(ens, [int(control.model_index[0])])
+    feed = np.array([0.02, 0.02])
+    x_end, n_fail = _radau_start_check(km, SMOOTH, feed)
+    ref = simulate_states(km, SMOOTH, feed, [SMOOTH.batch_time_h])[-1]
+    assert n_fail == 0
+    for i in (km.product_index[0], km.biomass_index[0], km.volume_index):
+        assert x_end[i] == pytest.approx(ref[i], rel=1e-2, abs=1e-9)
+    _, tc = collocation_times(SMOOTH)
+    assert tc.shape == (8, 3) and tc[-1, -1] == pytest.approx(1.0, rel=0, abs=1e-12)
+
+
+def test_collocation_result_is_verified_by_simulation_and_never_worse_than_its_start(tiny_ensemble):
+    """Whatever IPOPT returns, the reported objective is the CVODES value of the returned feed
+    (re-simulated here by the independent nomad simulator, rel 1e-4), it is >= the start's
+    objective (rel 1e-9), and the collocation-vs-simulation gap is reported (finite, >= 0)."""
+    ens, control, _, _ = tiny_ensemble
+    m = int(control.model_index[0])
+    km = kinetic_control_model(ens, [m])
+    opt = optimize_feed(km, SMOOTH, strain="reference")
+    assert opt.method == "collocation"
+    sim = simulate_reactor(ens, m, settings=VerificationSettings(t_end_h=1.0, n_points=5), feed=opt.profile())
+    assert opt.objective == pytest.approx(sim.product[-1] * sim.volume[-1], rel=1e-4, abs=1e-9)
+    assert opt.objective >= opt.initial_objective * (1 - 1e-9)
+    assert np.isfinite(opt.simulation_mismatch) and opt.simulation_mismatch >= 0
+    assert np.all(opt.feed >= SMOOTH.feed_min_l_per_h) and np.all(opt.feed <= SMOOTH.feed_max_l_per_h)
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "measured 2026-11-28: collocation stops at max_iter without converging (30 iterations: 0.01467 mmol, "
+    "100 iterations: 0.01463 mmol, 8 elements per interval: 0.01533 mmol) while shooting reaches 0.01582 mmol; "
+    "remove this mark when collocation converges"))
+def test_collocation_and_shooting_agree_on_a_tiny_case(tiny_ensemble):
+    """Both methods on the same tiny problem (1 member, 2 intervals, 1 h): optimal objectives
+    within 2 % (rel) of each other, both re-simulated by CVODES, and both no worse than the
+    shared fill-up feed they start from (rel 1e-9)."""
+    ens, control, _, _ = tiny_ensemble
+    km = kinetic_control_model(ens, [int(control.model_index[0])])
+    co = optimize_feed_collocation(km, SMOOTH)
+    sh = optimize_robust_feed(km, SMOOTH)
+    assert co.objective >= co.initial_objective * (1 - 1e-9)
+    assert sh.objective >= sh.initial_objective * (1 - 1e-9)
+    assert co.objective == pytest.approx(sh.objective, rel=2e-2)
