@@ -123,6 +123,7 @@ def main(argv: list[str] | None = None) -> dict:
         "n_points": len(X),
         "pfba_status_counts": {s: status.count(s) for s in sorted(set(status))},
         "pfba_ms_per_point": pfba_s * 1e3,
+        "pfba_tie_break": solver.settings.tie_break,
         "surrogate_us_single": best_single,
         "surrogate_us_single_numpy": single_numpy * 1e6,
         "surrogate_us_single_torch": single_torch * 1e6,

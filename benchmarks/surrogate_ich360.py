@@ -5,7 +5,7 @@ Writes ``benchmarks/results/surrogate_ich360.json``, the artifact to
 plot to ``benchmarks/results/ich360_surrogate_eval/``. Skips cleanly (json with ``"skipped"``)
 when the iCH360 reference data (../shared/data/iCH360) are absent. Usage::
 
-    python benchmarks/surrogate_ich360.py [--data runs/ich360_grid] [--hidden 64,64] [--epochs 400]
+    python benchmarks/surrogate_ich360.py [--data runs/ich360_grid] [--hidden 64,64] [--epochs 400] [--tie-break l2]
 
 The grid is sampled once with ``sample_pfba`` into ``--data`` (reused when present).
 """
@@ -24,6 +24,7 @@ from mpc_bio.metabolism.dataset import FluxDataset
 from mpc_bio.metabolism.models import find_ich360, load_model
 from mpc_bio.metabolism.pfba import PFBASolver
 from mpc_bio.metabolism.sampling import grid_points, sample_pfba
+from mpc_bio.metabolism.settings import PFBASettings
 from mpc_bio.surrogate import SurrogateSettings, train_surrogate
 from mpc_bio.surrogate.analysis import random_test_points
 from mpc_bio.surrogate.cli import write_report
@@ -44,6 +45,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--n-test", type=int, default=1000)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--progress", action="store_true")
+    ap.add_argument("--tie-break", default="l2", choices=("l2", "none"),
+                    help="pFBA tie-break when the grid is sampled (default l2: a unique map); reused data keep theirs")
     args = ap.parse_args(argv)
     out_json = RESULTS / "surrogate_ich360.json"
     path = find_ich360()
@@ -59,10 +62,11 @@ def main(argv: list[str] | None = None) -> dict:
         ds = FluxDataset.load(data_dir)
         sample_s = None
     else:
-        ds = sample_pfba(model, grid_points({"glucose": (0, 20, 0.1), "oxygen": (0, 20, 0.1)}), n_workers=args.workers,
-                         progress=args.progress)
+        ds = sample_pfba(model, grid_points({"glucose": (0, 20, 0.1), "oxygen": (0, 20, 0.1)}),
+                         PFBASettings(tie_break=args.tie_break), n_workers=args.workers, progress=args.progress)
         sample_s = time.perf_counter() - t0
         ds.save(data_dir)
+    pfba_settings = PFBASettings.from_dict(ds.settings["pfba"])  # the reference solves use the data's rule
     torch.set_num_threads(args.threads)
     settings = SurrogateSettings(
         hidden=tuple(int(h) for h in args.hidden.split(",")),
@@ -77,13 +81,13 @@ def main(argv: list[str] | None = None) -> dict:
     sur = train_surrogate(ds, settings, progress=args.progress)
     art = RESULTS / "ich360_surrogate"
     report = write_report(sur, model, RESULTS / "ich360_surrogate_eval", n_points=args.n_test, seed=1,
-                          pfba_settings=None, n_workers=args.workers, dataset=ds)
+                          pfba_settings=pfba_settings, n_workers=args.workers, dataset=ds)
     sur = sur.with_metrics(test=report["test"])
     sur.save(art)
 
     # timing on the same random points: fast pFBA vs surrogate
     X = random_test_points(sur, 200, seed=5)
-    solver = PFBASolver(model)
+    solver = PFBASolver(model, pfba_settings)
     solver.solve(X[0])
     t = time.perf_counter()
     for x in X:
@@ -101,6 +105,7 @@ def main(argv: list[str] | None = None) -> dict:
         "n_fluxes": len(sur.reaction_ids),
         "n_training_points": ds.n_points,
         "status_counts": ds.status_counts(),
+        "pfba_tie_break": pfba_settings.tie_break,
         "sampling_time_s": sample_s,
         "training_time_s": sur.info["training_time_s"],
         "surrogate": {"hidden": list(spec.hidden), "activation": spec.activation, "n_parameters": spec.n_parameters()},

@@ -143,7 +143,7 @@ def kinetic_control_model(
         suf = "" if nm == 1 else f"_m{k}"
         off = k * (n + 3)
         z = x_all[off:off + n]
-        n_s, n_X, n_P = x_all[off + n], x_all[off + n + 1], x_all[off + n + 2]
+        n_s, n_X = x_all[off + n], x_all[off + n + 1]
         p = p_all[1 + k * n_par: 1 + (k + 1) * n_par]
         x_ref = p[:n]
         xf = p[n:n + net.n_fixed]

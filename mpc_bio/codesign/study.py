@@ -361,9 +361,6 @@ def write_codesign_study(study: CodesignStudy, out_dir: str | Path, figures: boo
     pd.DataFrame(rows).to_csv(files["feeds"], index=False)
     files["codesign_summary"].write_text(json.dumps(study.summary(), indent=2, default=_json_default))
     if figures:
-        import matplotlib
-
-        matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
         from mpc_bio.plotting.codesign import plot_feed_profiles, plot_pareto, plot_time_courses

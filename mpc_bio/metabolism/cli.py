@@ -33,6 +33,7 @@ examples:
   mpc-bio sample e_coli_core --workers 1 --grid glucose=0:20:1 --grid oxygen=0:20:1
   mpc-bio sample iJO1366 --lhs 200 --bounds glucose=0:20 --bounds oxygen=0:20 --seed 1
   mpc-bio sample e_coli_core --scheduler tcp://127.0.0.1:8786    # chunks on a Dask cluster
+  mpc-bio sample e_coli_core --tie-break none      # raw simplex vertex among alternative optima
 """
 
 PFBA_HELP = """\
@@ -72,10 +73,12 @@ def _settings(args: argparse.Namespace):
 
     inputs = {k: v[0] for k, v in _pairs(args.inputs, "--inputs", 1, "EXCHANGE_ID").items()} or dict(DEFAULT_INPUTS)
     maint = None if str(args.maintenance).lower() == "none" else args.maintenance
-    return PFBASettings(inputs=inputs, maintenance_id=maint, relax=not args.no_relax)
+    return PFBASettings(inputs=inputs, maintenance_id=maint, relax=not args.no_relax, tie_break=args.tie_break)
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
+    from mpc_bio.metabolism.settings import TIE_BREAKS, PFBASettings
+
     p.add_argument(
         "model",
         nargs="?",
@@ -99,6 +102,13 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         "--no-relax",
         action="store_true",
         help="no elastic slacks: infeasible points are reported as infeasible (NaN fluxes)",
+    )
+    p.add_argument(
+        "--tie-break",
+        choices=TIE_BREAKS,
+        default=PFBASettings().tie_break,
+        help="among equal-total-flux optima: l2 = the minimum-norm one (unique, continuous in the "
+        "uptakes), none = whichever vertex the simplex returns (faster, may jump) (default: %(default)s)",
     )
 
 
@@ -228,6 +238,7 @@ def run_sample(args: argparse.Namespace) -> int:
         "chunk_size": chunk,
         "wall_time_s": {"load_model": t_load, "sample": t_sample, "save": t_save, "total": time.perf_counter() - t0},
         "ms_per_point": 1e3 * t_sample / data.n_points,
+        "tie_break": settings.tie_break,
         "content_hash": json.loads((out / "dataset.json").read_text())["content_hash"],
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))

@@ -36,6 +36,24 @@ class DatasetError(ValueError):
     """A dataset is inconsistent, incomplete or does not match what it is used with."""
 
 
+def _check_tie_break(meta: dict[str, Any], jpath: Path) -> None:
+    """Check (and complete) the pFBA tie-break rule recorded in a dataset's json.
+
+    Datasets written before ``PFBASettings.tie_break`` existed were solved without a tie-break:
+    they are read as ``"none"``, so a fresh reference solve uses the same rule as the data.
+    """
+    from mpc_bio.metabolism.settings import TIE_BREAKS
+
+    pfba = (meta.get("settings") or {}).get("pfba")
+    if pfba is None:
+        return
+    pfba.setdefault("tie_break", "none")
+    if pfba["tie_break"] not in TIE_BREAKS:
+        raise DatasetError(
+            f"{jpath} records the pFBA tie_break {pfba['tie_break']!r}; expected one of {list(TIE_BREAKS)}."
+        )
+
+
 @dataclass(frozen=True, eq=False)
 class FluxDataset:
     """pFBA solutions over sampled uptake inputs.
@@ -209,6 +227,7 @@ class FluxDataset:
         meta = json.loads(jpath.read_text())
         if meta.get("format") != "mpc_bio.FluxDataset/1":
             raise DatasetError(f"{jpath} is not an mpc_bio FluxDataset (format {meta.get('format')!r}).")
+        _check_tie_break(meta, jpath)
         with np.load(npath) as z:
             arrays = {name: z[name] for name in _ARRAYS}
             S = sp.coo_matrix(

@@ -5,6 +5,15 @@ The LP is built once from the model's sparse stoichiometric matrix (paper 1, Eq.
 bounds change, and each of the three HiGHS instances (slack minimisation, growth maximisation,
 total-flux minimisation) keeps its own simplex basis, so consecutive nearby points are warm-started.
 
+Stage (4), ``PFBASettings.tie_break="l2"``: the total-flux LP (3) can have a whole face of optima
+(e.g. the transhydrogenases NADTRHD/THD2 or a cycle with equal total flux), and the simplex
+vertex returned then depends on the warm start, so the sampled map jumps. The optimal face is
+identified from the LP's basis and reduced costs (complementary slackness: nonbasic columns and
+rows with non-zero reduced cost stay at their bounds on every optimum), its free directions are
+x + D y with one direction per dual-degenerate nonbasic column or row (one sparse LU of the basis),
+and the point of minimum Euclidean norm min ||x + D y||^2 subject to all bounds is a small
+strictly convex QP in y, solved with HiGHS. Most points have 0 to a few such directions.
+
 Variables (columns): ``v+`` (r), ``v-`` (r), then the slacks: for every input j a shortfall
 ``s_short_j`` in [0, u_j] and an excess ``s_exc_j`` >= 0, and a maintenance slack ``s_m`` in
 [0, lb_m] when a maintenance reaction is set.
@@ -384,6 +393,7 @@ class PFBASolver:
             "pfba": np.concatenate([np.ones(2 * r), np.zeros(n_slack)]),
         }
         self._A = A
+        self._A_csr = A.tocsr()
         self._costs = costs
         hp = self._highspy
         self._optimal = hp.HighsModelStatus.kOptimal
@@ -393,6 +403,8 @@ class PFBASolver:
         self._buf_lo = np.zeros(n_slack)
         self._buf_hi = np.zeros(n_slack)
         self._last_relaxed = False
+        self._qp: Any = None  # stage (4) QP instance, built on first use
+        self._tie_break_failures = 0
         self._highs: dict[str, Any] = {}
         self._cold: set[int] = set()  # instances still using presolve for their first solve
         self._slacks_open: dict[int, bool] = {}
@@ -609,6 +621,9 @@ class PFBASolver:
             if not ok:
                 return self._nan_point(u, "failed", t0, f"total-flux LP (stage 3): {self._status_text(hp_, st)}")
         x = np.asarray(hp_.getSolution().col_value)
+        msg = ""
+        if s.tie_break == "l2":
+            x, msg = self._min_norm_on_face(hp_, x, u, relaxed, z_lo, budget)
         r = self._r
         split = np.maximum(x[: 2 * r], 0.0)
         fluxes = split[:r] - split[r:]
@@ -623,9 +638,177 @@ class PFBASolver:
             slacks=slacks,
             total_flux=float(split.sum()),
             solve_time=time.perf_counter() - t0,
+            message=msg,
             reaction_ids=self.reaction_ids,
             slack_names=self.slack_names,
         )
+
+    # ------------------------------------------------------------------ stage (4)
+    def _current_bounds(
+        self, u: np.ndarray, relaxed: bool, z_lo: float, budget: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Column and row bounds of the total-flux LP (3) at this point (as set by :meth:`_set_point`)."""
+        k, r = self._k, self._r
+        lo, hi = self._col_lo.copy(), self._col_hi.copy()
+        lo[2 * r :] = 0.0
+        hi[2 * r :] = 0.0
+        if relaxed:
+            hi[2 * r : 2 * r + 2 * k : 2] = u
+            hi[2 * r + 1 : 2 * r + 2 * k : 2] = _INF
+            if self._n_slack > 2 * k:
+                hi[-1] = self.problem.maintenance_lower_bound
+        rl, rh = self._row_lo.copy(), self._row_hi.copy()
+        rl[self._row_input] = -u
+        rh[self._row_input] = -u
+        rl[self._row_growth] = z_lo
+        rh[self._row_budget] = budget
+        return lo, hi, rl, rh
+
+    def face_directions(
+        self, h: Any, u: np.ndarray, relaxed: bool, z_lo: float, budget: float
+    ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
+        """Free directions of the optimal face of the LP just solved in ``h`` (stage 3).
+
+        A nonbasic column or row whose reduced cost is non-zero stays at its bound on every
+        optimum (complementary slackness); each dual-degenerate one (|reduced cost| <=
+        ``face_tolerance``) gives one direction: move it by one unit and let the basic variables
+        follow (one solve with the LP's factored basis, ``Highs.getBasisSolve``).
+
+        Returns
+        -------
+        x : ndarray, shape (n_col,)
+            The LP's optimal vertex (split fluxes then slacks, mmol/gDW/h).
+        D : ndarray, shape (n_col, d)
+            Every optimum of the LP is x + D y for some y within the bounds; ``d = 0`` means the
+            optimum is unique.
+        bounds : tuple of ndarray
+            ``(col_lo, col_hi, row_lo, row_hi)`` of the LP at this point.
+        """
+        tol = self.settings.face_tolerance
+        sol = h.getSolution()
+        x = np.asarray(sol.col_value, dtype=float)
+        lo, hi, rl, rh = bounds = self._current_bounds(u, relaxed, z_lo, budget)
+        _, bv = h.getBasicVariables()
+        bv = np.asarray(bv, dtype=np.int64)
+        n_col, n_row = len(x), len(rl)
+        if len(bv) != n_row:
+            raise RuntimeError(f"the LP basis has {len(bv)} basic variables for {n_row} rows")
+        is_col = bv >= 0
+        basic_cols = bv[is_col]
+        nonbasic_c = np.ones(n_col, dtype=bool)
+        nonbasic_c[basic_cols] = False
+        nonbasic_r = np.ones(n_row, dtype=bool)
+        nonbasic_r[-1 - bv[~is_col]] = False
+        free_c = np.flatnonzero(nonbasic_c & (np.abs(np.asarray(sol.col_dual)) <= tol) & (hi > lo))
+        free_r = np.flatnonzero(nonbasic_r & (np.abs(np.asarray(sol.row_dual)) <= tol) & (rh > rl))
+        d = len(free_c) + len(free_r)
+        D = np.zeros((n_col, d))
+        if d == 0:
+            return x, D, bounds
+        A = self._A
+        rhs = np.zeros(n_row)
+        for k, j in enumerate(free_c):
+            rhs[:] = 0.0
+            s0, s1 = A.indptr[j], A.indptr[j + 1]
+            rhs[A.indices[s0:s1]] = -A.data[s0:s1]
+            D[basic_cols, k] = np.asarray(h.getBasisSolve(rhs)[1])[is_col]
+            D[j, k] = 1.0
+        for k, i in enumerate(free_r, start=len(free_c)):
+            rhs[:] = 0.0
+            rhs[i] = 1.0  # the row's activity leaves its bound by one unit
+            D[basic_cols, k] = np.asarray(h.getBasisSolve(rhs)[1])[is_col]
+        return x, D, bounds
+
+    def _min_norm_on_face(
+        self, h: Any, x0: np.ndarray, u: np.ndarray, relaxed: bool, z_lo: float, budget: float
+    ) -> tuple[np.ndarray, str]:
+        """Stage (4): the minimum-norm point of the optimal face of (3); the vertex on failure."""
+        try:
+            x, D, (lo, hi, rl, rh) = self.face_directions(h, u, relaxed, z_lo, budget)
+        except Exception as exc:  # numerical trouble: keep the LP vertex, say so
+            self._tie_break_failures += 1
+            return x0, f"tie-break (stage 4) skipped: {type(exc).__name__}: {exc}"
+        d = D.shape[1]
+        if d == 0:
+            return x, ""
+        hp = self._highspy
+        # constraints on y: column bounds of every moving column, row bounds of every moving row
+        AD = self._A_csr @ D
+        ract = self._A_csr @ x
+        scale = 1e-12 * max(1.0, float(np.abs(x).max()))
+        cm = np.flatnonzero(np.abs(D).max(axis=1) > 1e-13)
+        rm = np.flatnonzero((np.abs(AD).max(axis=1) > 1e-13) & ((rl > -_INF) | (rh < _INF)))
+        G = np.vstack([D[cm], AD[rm]])
+        g_lo = np.concatenate([np.minimum(lo[cm] - x[cm], 0.0), np.minimum(rl[rm] - ract[rm], 0.0)])
+        g_hi = np.concatenate([np.maximum(hi[cm] - x[cm], 0.0), np.maximum(rh[rm] - ract[rm], 0.0)])
+        # rows that are tight on both sides (fixed) keep y in their null space exactly
+        g_lo[np.abs(g_lo) < scale] = 0.0
+        g_hi[np.abs(g_hi) < scale] = 0.0
+        keep = (g_lo > -_INF) | (g_hi < _INF)
+        G, g_lo, g_hi = G[keep], g_lo[keep], g_hi[keep]
+        H = D.T @ D  # 1/2 ||x + D y||^2 = 1/2 y'Hy + (D'x)'y + const; H is positive definite
+        c = D.T @ x
+        # constraints tight on both sides (e.g. basic columns fixed at 0) confine y to a subspace N
+        eq = (g_lo == 0.0) & (g_hi == 0.0)
+        N = np.eye(d)
+        if eq.any():
+            Ge = G[eq]
+            _, sv, Vt = np.linalg.svd(Ge, full_matrices=Ge.shape[0] < d)  # Vt is d x d either way
+            rank = int(np.sum(sv > 1e-10 * max(float(sv.max(initial=0.0)), 1.0)))
+            N = Vt[rank:].T
+        if N.shape[1] == 0:
+            return x, ""  # the face is the vertex itself
+        Gi, lo_i, hi_i = G[~eq] @ N, g_lo[~eq], g_hi[~eq]
+        z = np.linalg.solve(N.T @ H @ N, -(N.T @ c))
+        slack = 1e-9 * max(1.0, float(np.abs(x).max()))
+        Gz = Gi @ z
+        if np.all(Gz >= lo_i - slack) and np.all(Gz <= hi_i + slack):
+            return x + D @ (N @ z), ""  # the unconstrained minimiser lies on the face
+        if N.shape[1] == 1:  # one direction: the minimiser of a convex parabola on an interval
+            a = Gi[:, 0]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                up = np.where(a > 0, hi_i / a, np.where(a < 0, lo_i / a, _INF))
+                down = np.where(a > 0, lo_i / a, np.where(a < 0, hi_i / a, -_INF))
+            y_lo, y_hi = float(np.max(down, initial=-_INF)), float(np.min(up, initial=_INF))
+            if not y_lo <= y_hi + 1e-12:
+                self._tie_break_failures += 1
+                return x, "tie-break (stage 4): empty interval on the face; the LP vertex is kept"
+            zz = min(max(float(z[0]), y_lo), y_hi)
+            return x + D @ (N[:, 0] * zz), ""
+        # several directions and a bound in the way: a small dense QP in z (y = N z), solved by HiGHS
+        if self._qp is None:
+            self._qp = _new_highs(hp)
+            self._qp.setOptionValue("presolve", "off")
+        q = self._qp
+        nz, m = N.shape[1], Gi.shape[0]
+        Hz = N.T @ H @ N
+        lp = hp.HighsLp()
+        lp.num_col_ = nz
+        lp.num_row_ = m
+        lp.col_cost_ = N.T @ c
+        lp.col_lower_ = np.full(nz, -_INF)
+        lp.col_upper_ = np.full(nz, _INF)
+        lp.row_lower_ = lo_i
+        lp.row_upper_ = hi_i
+        lp.a_matrix_.format_ = hp.MatrixFormat.kColwise  # dense, column by column
+        lp.a_matrix_.start_ = np.arange(0, m * nz + 1, m, dtype=np.int32)
+        lp.a_matrix_.index_ = np.tile(np.arange(m, dtype=np.int32), nz)
+        lp.a_matrix_.value_ = np.ascontiguousarray(Gi.T).ravel()
+        q.clearModel()
+        q.passModel(lp)
+        rows, cols = np.tril_indices(nz)  # lower triangle, column-wise
+        order = np.lexsort((rows, cols))
+        rows, cols = rows[order], cols[order]
+        q.passHessian(nz, len(rows), hp.HessianFormat.kTriangular,
+                      np.searchsorted(cols, np.arange(nz + 1)).astype(np.int32), rows.astype(np.int32),
+                      Hz[rows, cols].astype(np.float64))
+        q.run()
+        st = q.getModelStatus()
+        if st != self._optimal:
+            self._tie_break_failures += 1
+            return x, f"tie-break (stage 4) QP: {q.modelStatusToString(st)}; the LP vertex is kept"
+        zq = np.asarray(q.getSolution().col_value, dtype=float)
+        return x + D @ (N @ zq), ""
 
     def __repr__(self) -> str:
         return (

@@ -85,3 +85,14 @@ def test_out_of_domain_warns_and_flags(small_surrogate):
 def test_bad_input_shape(small_surrogate):
     with pytest.raises(ValueError, match="glucose"):
         small_surrogate.predict(np.zeros((3, 3)))
+
+
+def test_non_finite_inputs_are_flagged_not_hidden(small_surrogate):
+    """NaN/inf inputs are outside the domain: warned, flagged, and their outputs are not finite
+    numbers that could pass for predictions."""
+    X = np.array([[np.nan, 5.0], [5.0, np.inf], [5.0, 5.0]])
+    with pytest.warns(DomainWarning, match="2 of 3"), np.errstate(invalid="ignore"):
+        v, flags = small_surrogate.predict(X, return_flags=True)
+    assert flags.tolist() == [False, False, True]
+    assert not np.isfinite(v[:2]).all(axis=1).any()
+    assert np.isfinite(v[2]).all()
