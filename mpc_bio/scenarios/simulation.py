@@ -91,6 +91,8 @@ SIMULATION_TABLES = {
 
 
 def resolve_model(path: Path, spec: dict[str, Any]):
+    """The cobra model named by a validated ``[model]`` table (``name`` or ``path``, relative to
+    the scenario file ``path``); iCH360 is looked up in the shared data or ``$MPC_BIO_ICH360``."""
     from mpc_bio.metabolism.models import find_ich360, load_model
 
     if "path" in spec and "name" in spec:
