@@ -138,13 +138,14 @@ def load_or_train_surrogate(path: Path, spec: dict[str, Any], model, reactor, ou
         inputs = ((reactor.glucose_input, reactor.glucose_exchange), (reactor.oxygen_input, reactor.oxygen_exchange))
         hidden = tuple(spec.get("hidden", (64, 64)))
         ss = SurrogateSettings(hidden=hidden, epochs=spec["epochs"], seed=spec["seed"], num_threads=2)
-        key = json.dumps([mh, inputs, spec["grid_step"], spec["grid_max"], hidden, spec["epochs"], spec["seed"]])
+        pfba = PFBASettings(inputs=inputs, relax=True)
+        key = json.dumps([mh, repr(pfba), spec["grid_step"], spec["grid_max"], hidden, spec["epochs"], spec["seed"]])
         cache = _cache_root() / hashlib.sha256(key.encode()).hexdigest()[:16]
         if spec["cache"] and (cache / "surrogate.json").is_file():
             return load_surrogate(cache), f"trained earlier (cache {cache})"
         step, hi = spec["grid_step"], spec["grid_max"]
         pts = grid_points({reactor.glucose_input: (0.0, hi, step), reactor.oxygen_input: (0.0, hi, step)})
-        ds = sample_pfba(model, pts, PFBASettings(inputs=inputs, relax=True), progress=progress)
+        ds = sample_pfba(model, pts, pfba, progress=progress)
         sur = train_surrogate(ds, ss, progress=progress)
         sur.save(out / "surrogate")
         if spec["cache"]:
