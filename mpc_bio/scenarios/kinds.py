@@ -22,7 +22,8 @@ from typing import Any
 
 from mpc_bio.scenarios.schema import Field, KindSchema, Table
 
-__all__ = ["SCENARIO_SCHEMAS", "get_schema", "fields_from_settings", "simulation_schema", "control_schema", "codesign_schema"]
+__all__ = ["SCENARIO_SCHEMAS", "get_schema", "fields_from_settings", "simulation_schema", "control_schema", "codesign_schema",
+           "nomad_table"]
 
 #: kind -> "module:attribute" of its KindSchema (or a zero-argument function returning one).
 SCENARIO_SCHEMAS: dict[str, str] = {
@@ -486,11 +487,11 @@ def _nomad_fields() -> dict[str, Field]:
     sensitivity = fields_from_settings(SensitivitySettings, {"perturbation": {"min": 0.0, "max": 1.0, "min_open": True, "max_open": True, "unit": "-"},
                                                              "n_draws": {"min": 1}})
     design = fields_from_settings(DesignStudySettings, {
-        "max_models": {"types": int, "min": 0, "default": None, "doc": "NRA models = the co-design's ensemble members (the first screened ones); 0 or absent: all"},
+        "max_models": {"types": int, "min": 0, "default": None, "doc": "screened models carried to NRA, the first ones (in co-design also the ensemble members); 0 or absent: all"},
         "baseline_fold": {"min": 1.0, "min_open": True, "unit": "-"}, "baseline_size": {"min": 1}, "n_workers": {"min": 1},
         "nra": {"types": dict, "fields": nra, "doc": "[nomad.design.nra] NRA MILP and enumeration"},
         "ranking": {"types": dict, "fields": ranking, "doc": "[nomad.design.ranking] design ranking over the models"},
-        "verification": {"types": dict, "fields": verification, "doc": "[nomad.design.verification] the reactor of every co-design simulation"},
+        "verification": {"types": dict, "fields": verification, "doc": "[nomad.design.verification] the verification reactor (in co-design, of every simulation)"},
         "sensitivity": {"types": dict, "fields": sensitivity, "doc": "[nomad.design.sensitivity] expression sensitivity (nomad design only)"},
     })
     return {
@@ -502,6 +503,14 @@ def _nomad_fields() -> dict[str, Field]:
         "executor": _sub(executor, "[nomad.executor] local processes or Dask"),
         "design": _sub(design, "[nomad.design] NRA designs, ranking and the verification reactor"),
     }
+
+
+@functools.cache
+def nomad_table() -> Table:
+    """The ``[nomad]`` table (with its ``[nomad.*]`` sub-tables) of ``mpc-bio nomad ensemble/design``
+    configurations and of co-design scenarios; one object, so the reference documents it once."""
+    return Table(_nomad_fields(), "the ensemble and design stages (as in `mpc-bio nomad ensemble/design --config`)",
+                 check=_nomad_table_check)
 
 
 @functools.cache
@@ -582,8 +591,7 @@ def codesign_schema() -> KindSchema:
         "codesign_summary.json (the best strain-plus-feed pair and its margin over the reference strain under the reference feed) "
         "and figures (Pareto titer vs growth, time courses with ensemble bands, feeds).",
         {
-            "nomad": Table(_nomad_fields(), "the ensemble and design stages (as in `mpc-bio nomad ensemble/design --config`)",
-                           check=_nomad_table_check),
+            "nomad": nomad_table(),
             "codesign": Table(_codesign_fields(), "the co-design study", check=_codesign_table_check),
         },
         (_codesign_checks,),

@@ -13,9 +13,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_shipped_config_is_valid_and_resolved_with_defaults():
     resolved = validate_file(REPO / "scenarios" / "nomad_anthranilate.toml")
-    assert resolved["nomad.sampling"]["n_models"] == 2000  # given in the file
-    assert resolved["nomad.design.sensitivity"]["perturbation"] == 0.5  # default of SensitivitySettings
-    assert resolved["nomad.design.nra"]["max_interventions"] == 3
+    nomad = resolved["nomad"]
+    assert nomad["sampling"]["n_models"] == 2000  # given in the file
+    assert nomad["design"]["sensitivity"]["perturbation"] == 0.5  # default of SensitivitySettings
+    assert nomad["design"]["nra"]["max_interventions"] == 3
 
 
 def test_every_problem_reported_at_once(tmp_path):
@@ -48,6 +49,6 @@ def test_schema_covers_every_settings_field():
     from mpc_bio.nomad.nra_settings import NRASettings
     from mpc_bio.nomad.settings import NetworkSettings
 
-    tables = nomad_config_schema().tables
-    assert set(tables["nomad.network"].fields) == {f.name for f in dataclasses.fields(NetworkSettings)}
-    assert set(tables["nomad.design.nra"].fields) == {f.name for f in dataclasses.fields(NRASettings)}
+    nomad = nomad_config_schema().tables["nomad"].fields
+    assert set(nomad["network"].fields) == {f.name for f in dataclasses.fields(NetworkSettings)}
+    assert set(nomad["design"].fields["nra"].fields) == {f.name for f in dataclasses.fields(NRASettings)}
