@@ -105,8 +105,10 @@ def table() -> str:
                      "10 models < 2 min (paper: ~1 h with CPLEX)", "nomad_nra.py"))
     rows.append(_row("NRA best predicted yield gain vs MCA baseline",
                      lambda: f"{100 * nn['best_yield_gain']:.0f} % vs {100 * nn['baseline_yield_gain']:.0f} %", "-", "nomad_nra.py"))
-    rows.append(_row("verified batch titer at reference end: best design / MCA baseline vs reference (models above reference; design above baseline)",
+    rows.append(_row("verified batch titer at reference end, non-viable strains as zero: best design / MCA baseline vs reference "
+                     "(models above reference; design above baseline) [baseline as simulated, viability ignored]",
                      lambda: f"{100 * nn['best_verified_titer_gain_batch']:+.0f} % / {100 * nn['baseline_verified_titer_gain_batch']:+.0f} % "
+                             f"[{100 * nn['verified_titer_gain_batch_as_simulated']['MCA baseline']:+.0f} %] "
                              f"({100 * list(nn['fraction_models_titer_above_reference_batch'].values())[0]:.0f} % / "
                              f"{100 * nn['fraction_models_titer_above_reference_batch']['MCA baseline']:.0f} %; "
                              f"{100 * list(nn['fraction_models_titer_above_baseline_batch'].values())[0]:.0f} %)",

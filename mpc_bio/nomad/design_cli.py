@@ -41,8 +41,12 @@ membership, enforce each in every model and rank by mean predicted yield increas
 the MCA baseline (top yield control coefficients, fixed fold change), verify the top designs in
 nonlinear batch and fed-batch reactor simulations, and perturb their expression levels.
 Batch titers, yields and biomass are compared at the end of each model's reference-strain
-fermentation ([nomad.design.verification] batch_readout); a strain without a stable steady
-state, or whose simulation fails, counts as a failure (a loss) in every comparison.
+fermentation ([nomad.design.verification] batch_readout). A strain is viable in a model when
+its simulation runs and it has a stable steady state at the reference medium whose
+concentrations stay inside the ensemble's physiological range widened by
+viability_concentration_fold (default 3, the NRA bound); a non-viable strain is a loss in every
+comparison and counts as zero titer in the ensemble means (means over viable models and as
+simulated are printed beside them).
 
 Reads the ensemble stage's output ([nomad] output_dir: ensemble/ and control_coefficients/;
 runs `mpc-bio nomad ensemble` first if it is missing). Settings: [nomad.design] and its
@@ -423,7 +427,17 @@ def _design(args: argparse.Namespace) -> int:
               f"(feasible in {r['n_feasible_models']} models)")
     for mode in ("batch", "fed_batch"):
         strains = s[mode]["strains"]
-        print(f"{mode} (read at {s[mode]['readout']}): mean titer gain vs reference over valid models")
+        print(f"{mode} (read at {s[mode]['readout']}): titer / reference, mean over all models with non-viable "
+              f"strains as 0 | over viable models | as simulated (viability ignored); median (non-viable as 0)")
+        for label, v in strains.items():
+            if label == "reference":
+                continue
+            st = v["titer_ratio_vs_reference"]
+            fmt = lambda x: "n/a" if x is None else f"{x:.2f}"
+            print(f"  {label:<36} {fmt(st['failures_as_zero']['mean'])} | {fmt(st['valid']['mean'])} | "
+                  f"{fmt(st['as_simulated']['mean'])}; median {fmt(st['failures_as_zero']['median'])}; "
+                  f"viable in {v['n_valid']}/{v['n_models']}")
+        print(f"{mode}: mean titer gain vs reference over viable models")
         for label, v in strains.items():
             if label == "reference":
                 continue

@@ -280,6 +280,15 @@ class VerificationSettings:
     check_steady_state : bool
         Also solve each strain's nonlinear steady state at the reference medium and its
         linear stability; a strain without a stable steady state counts as a failure.
+    viability_concentration_fold : float or None
+        With ``check_steady_state``, a strain is viable in a model only when every
+        intracellular concentration of its steady state lies between x_min / fold and
+        x_max * fold, with x_min and x_max the smallest and largest reference concentrations of
+        the ensemble, i.e. the bounds the reference states were sampled in (ratio, > 1; None:
+        no range check). Default 3, the NRA bound: an NRA design may move a metabolite 3-fold
+        from a reference anywhere inside the range. Beyond it the kinetic parameters, sampled
+        around the reference states, are extrapolated (the MCA baseline's steady states reach
+        10^3-10^16 mM).
     """
 
     t_end_h: float = 16.0
@@ -295,9 +304,18 @@ class VerificationSettings:
     batch_readout: str = "reference_end"
     glucose_exhausted_fraction: float = 0.01
     check_steady_state: bool = True
+    viability_concentration_fold: float | None = 3.0
 
     def __post_init__(self) -> None:
         owner = "VerificationSettings"
+        fold = self.viability_concentration_fold
+        if fold is not None:
+            _positive("viability_concentration_fold", fold, owner=owner)
+            if fold <= 1.0:
+                raise ValueError(
+                    f"The 'viability_concentration_fold' parameter of {owner} must be > 1 (a fold change) or None. "
+                    f"Got {fold!r} instead."
+                )
         if self.batch_readout not in ("reference_end", "t_end"):
             raise ValueError(
                 f"The 'batch_readout' parameter of {owner} must be 'reference_end' or 't_end'. Got {self.batch_readout!r} instead."

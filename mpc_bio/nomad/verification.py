@@ -24,9 +24,21 @@ paper: titers compared at the end of the fermentation period, slower designs rea
 later). Growth loss feeds back into the titer through the biomass X in dP/dt = v_product X:
 a slower strain has made less product by then. Reading at a late t_end instead (every strain
 has exhausted its glucose) measures the overall yield only. A strain counts as a failure in a
-model when its design is not applicable there, the integration fails, or it has no stable
-steady state at the reference medium (:func:`strain_steady_state`); failures are losses in
-every comparison (:meth:`VerificationResult.compare`), never dropped.
+model when its design is not applicable there, the integration fails, it has no stable
+steady state at the reference medium (:func:`strain_steady_state`), or that steady state has
+an intracellular concentration outside the ensemble's physiological range widened by
+``VerificationSettings.viability_concentration_fold`` (default 3, the NRA bound); failures are
+losses in every comparison (:meth:`VerificationResult.compare`), never dropped, and count as
+zero titer in the ensemble means of :meth:`VerificationResult.titer_statistics`, which gives
+the means over viable models and as simulated beside them.
+
+Why a steady state and not the batch time course: the reactor integrates any strain, also one
+whose intracellular pools grow without bound (no steady state: e.g. EPSP (3psme_c) or DAHP
+(2dda7p_c) rising steadily to 10^4-10^5 mM when DDPA is 5x up and the pathway below it is
+saturated), and such a transient can carry a high titer for
+hours. The reference strain itself leaves the sampled range when glucose runs out, so a bound
+on the whole time course would reject it too; the steady state at the reference medium (the
+exponential phase the models were built for) is the unambiguous test.
 
 Sensitivity: the mean NRA fold changes of a design are perturbed uniformly by +/- a fraction
 (paper: 50%), all member enzymes together and each one alone, ``n_draws`` times per model;
@@ -357,6 +369,12 @@ class StrainSteadyState:
         Every reference flux keeps its sign.
     message : str
         Why the strain is not valid ("" when it is).
+    min_concentration, max_concentration : float
+        Smallest and largest intracellular concentration at the steady state (mM); NaN
+        without one.
+    within_range : bool
+        Every steady-state concentration lies inside the physiological range it was checked
+        against (True when no range was given).
     """
 
     converged: bool
@@ -368,11 +386,14 @@ class StrainSteadyState:
     max_abs_log_concentration_change: float
     directions_kept: bool
     message: str = ""
+    min_concentration: float = math.nan
+    max_concentration: float = math.nan
+    within_range: bool = True
 
     @property
     def valid(self) -> bool:
-        """True when the strain has a stable steady state."""
-        return self.converged and self.stable
+        """True when the strain is viable: a stable steady state inside the physiological range."""
+        return self.converged and self.stable and self.within_range
 
 
 def strain_steady_state(
@@ -381,6 +402,7 @@ def strain_steady_state(
     vmax_fold: np.ndarray | None = None,
     *,
     relax_hours: tuple[float, ...] = (5.0, 50.0),
+    concentration_range: tuple[float, float] | None = None,
 ) -> StrainSteadyState:
     """Steady state and linear stability of model ``model`` with Vmax x ``vmax_fold``.
 
@@ -390,7 +412,15 @@ def strain_steady_state(
     these reaches a steady state (typically metabolites accumulating or draining without
     bound, or the integrator giving up) is reported as having none: a failure for the
     statistics, not an error. Never raises for a failed solve.
+
+    With ``concentration_range`` (low, high) in mM, a steady state with any intracellular
+    concentration outside it is not viable either (``within_range`` False): the kinetic
+    model is then evaluated far outside the concentrations its parameters were sampled at.
     """
+    if concentration_range is not None:
+        lo_c, hi_c = (float(v) for v in concentration_range)
+        if not (0.0 < lo_c < hi_c and math.isfinite(hi_c)):
+            raise ValueError(f"concentration_range must be (low, high) with 0 < low < high (mM). Got {concentration_range!r}.")
     net = ensemble.network
     fold = np.ones(net.n_reactions) if vmax_fold is None else np.asarray(vmax_fold, dtype=float)
     nan = math.nan
@@ -415,8 +445,18 @@ def strain_steady_state(
     kept = bool(np.all(ratio[nz] > 0))
     dlnx = float(np.max(np.abs(np.log(ss.concentrations / x_ref[0]))))
     stable = mr < 0
-    msg = "" if stable else f"unstable steady state (max Re(lambda) = {mr:.3g} 1/h)"
-    return StrainSteadyState(True, stable, mr, float(ratio[g]), float(ratio[p] / ratio[s]), float(ratio[p]), dlnx, kept, msg)
+    x_min, x_max = float(np.min(ss.concentrations)), float(np.max(ss.concentrations))
+    inside = concentration_range is None or (x_min >= lo_c and x_max <= hi_c)
+    msg = ""
+    if not stable:
+        msg = f"unstable steady state (max Re(lambda) = {mr:.3g} 1/h)"
+    elif not inside:
+        out = [(net.metabolite_ids[i], float(c)) for i, c in enumerate(ss.concentrations) if not lo_c <= c <= hi_c]
+        worst = max(out, key=lambda t: abs(math.log(t[1] / (hi_c if t[1] > hi_c else lo_c))))
+        msg = (f"steady state outside the physiological range [{lo_c:.3g}, {hi_c:.3g}] mM: {len(out)} metabolite(s), "
+               f"e.g. {worst[0]} at {worst[1]:.3g} mM")
+    return StrainSteadyState(True, stable, mr, float(ratio[g]), float(ratio[p] / ratio[s]), float(ratio[p]), dlnx, kept, msg,
+                             x_min, x_max, bool(inside))
 
 
 @dataclass(frozen=True, eq=False)
@@ -449,6 +489,9 @@ class VerificationResult:
         strain's batch fermentation, or t_end (see ``VerificationSettings.batch_readout``).
     steady_state : ndarray of object (n_strains, n_models)
         :class:`StrainSteadyState` per strain and model (None where not checked / not applied).
+    physiological_range : (float, float) or None
+        Concentration range (mM) the steady states were checked against (see
+        ``VerificationSettings.viability_concentration_fold``); None when not checked.
     """
 
     mode: str
@@ -467,6 +510,7 @@ class VerificationResult:
     n_simulations: int
     readout_times: np.ndarray | None = None
     steady_state: np.ndarray | None = None
+    physiological_range: tuple[float, float] | None = None
 
     def _at_readout(self, a: np.ndarray) -> np.ndarray:
         t_r = self.readout_times if self.readout_times is not None else np.full(len(self.model_ids), self.times[-1])
@@ -518,7 +562,8 @@ class VerificationResult:
         """Why each strain x model is not a valid comparison ("" when it is), (n_strains, n_models).
 
         A strain fails in a model when it was not applied there (design infeasible), the
-        reactor integration failed, or (when checked) it has no steady state or an unstable one.
+        reactor integration failed, or (when checked) it has no steady state, an unstable one,
+        or one outside :attr:`physiological_range`.
         """
         out = np.full(self.success.shape, "", dtype=object)
         for s in range(self.success.shape[0]):
@@ -590,6 +635,9 @@ class VerificationResult:
                         "steady_state_growth_ratio": ss.growth_ratio if ss is not None else math.nan,
                         "steady_state_yield_ratio": ss.yield_ratio if ss is not None else math.nan,
                         "steady_state_max_real_eigenvalue": ss.max_real_eigenvalue if ss is not None else math.nan,
+                        "steady_state_min_concentration_mM": ss.min_concentration if ss is not None else math.nan,
+                        "steady_state_max_concentration_mM": ss.max_concentration if ss is not None else math.nan,
+                        "steady_state_max_abs_ln_concentration_change": ss.max_abs_log_concentration_change if ss is not None else math.nan,
                         "success": bool(self.success[s, m]),
                         "valid": failure[s, m] == "",
                         "failure": str(failure[s, m]),
@@ -604,7 +652,7 @@ class VerificationResult:
         Titer, yield and biomass are read at each model's readout time. A model counts as a
         win for ``strain`` only when both strains are valid there and ``strain`` is strictly
         better; a model where ``strain`` is invalid (not applied, failed simulation, no stable
-        steady state) counts as a loss, one where only ``other`` is invalid as a win. Ratios
+        steady state inside the physiological range) counts as a loss, one where only ``other`` is invalid as a win. Ratios
         (mean, standard deviation, min, max) are over the models where both are valid.
 
         Returns
@@ -635,6 +683,52 @@ class VerificationResult:
         kept = np.where(both, x[i] >= growth_kept_fraction * x[j], valid[i] & ~valid[j])
         out["fraction_models_growth_kept"] = float(np.mean(kept)) if n else None
         return out
+
+    def titer_statistics(self, strain: str, other: str = "reference") -> dict:
+        """Titer of ``strain`` relative to ``other`` over the models, under three conventions.
+
+        Per model the ratio r_m = titer(strain) / titer(other) at the readout time. Only models
+        where ``other`` is valid enter (the denominator must be a viable strain).
+
+        * ``failures_as_zero``: every such model counts; where ``strain`` is not viable (not
+          applied, failed simulation, no stable steady state, steady state outside the
+          physiological range) r_m = 0, as the paper counts designs that fail to grow or
+          produce.
+        * ``valid``: only models where ``strain`` is viable too.
+        * ``as_simulated``: every model whose simulation ran, viability ignored (what the
+          reactor integrates, including strains without a steady state).
+
+        Returns
+        -------
+        dict
+            For each convention ``mean``, ``median``, ``n`` (ratios); ``wins`` and ``n_models``
+            (models where ``strain`` is viable and beats ``other``, or only ``strain`` is
+            viable), and ``per_model`` {model_id: {"ratio", "valid", "failure"}}.
+        """
+        i, j = self.strains.index(strain), self.strains.index(other)
+        valid, failure, titer = self.valid, self.failure, self.titer
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = titer[i] / titer[j]
+        ok_other = valid[j] & np.isfinite(titer[j]) & (titer[j] > 0)
+
+        def _stats(a):
+            a = a[np.isfinite(a)]
+            return {"mean": float(a.mean()) if a.size else None, "median": float(np.median(a)) if a.size else None,
+                    "n": int(a.size)}
+
+        as_zero = np.where(valid[i], r, 0.0)[ok_other]
+        win = np.where(valid[i] & valid[j], titer[i] > titer[j], valid[i] & ~valid[j])
+        return {
+            "failures_as_zero": _stats(as_zero),
+            "valid": _stats(r[ok_other & valid[i]]),
+            "as_simulated": _stats(r[self.success[i] & self.success[j]]),
+            "wins": int(win.sum()),
+            "n_models": len(self.model_ids),
+            "per_model": {
+                mid: {"ratio": float(r[m]), "valid": bool(valid[i, m]), "failure": str(failure[i, m])}
+                for m, mid in enumerate(self.model_ids)
+            },
+        }
 
     def summary(self, growth_kept_fraction: float = 0.8) -> dict:
         """Per strain: readout titer, yield and biomass over the models, validity and failures.
@@ -668,6 +762,7 @@ class VerificationResult:
                 "mean_final_titer_mM": _stat(self.final_titer[s][v]),
                 "fraction_models_growth_kept": cmp["fraction_models_growth_kept"] if cmp else 1.0,
                 "vs_reference": cmp,
+                "titer_ratio_vs_reference": self.titer_statistics(label, "reference") if label != "reference" else None,
             }
         return out
 
@@ -731,6 +826,11 @@ def verify_strains(
     jobs = [(s, m) for s in range(ns) for m in range(nm)]
     mode = "batch" if feed is None else "fed-batch"
     steady = np.full((ns, nm), None, dtype=object)
+    phys = None
+    if settings.check_steady_state and settings.viability_concentration_fold is not None:
+        f = float(settings.viability_concentration_fold)
+        x_all = np.asarray(ensemble.concentrations, dtype=float)
+        phys = (float(np.min(x_all)) / f, float(np.max(x_all)) * f)
     for s, m in _progress(jobs, show_progress, f"verification ({mode})"):
         fold = np.asarray(strains[labels[s]][m], dtype=float)
         if not np.all(np.isfinite(fold)):
@@ -744,7 +844,7 @@ def verify_strains(
         success[s, m] = sim.success
         messages[s, m] = sim.message
         if settings.check_steady_state:
-            steady[s, m] = strain_steady_state(ensemble, models[m], fold)
+            steady[s, m] = strain_steady_state(ensemble, models[m], fold, concentration_range=phys)
     readout = np.full(nm, float(settings.t_end_h))
     if mode == "batch" and settings.batch_readout == "reference_end":
         ref = labels.index("reference")
@@ -776,6 +876,7 @@ def verify_strains(
         n_simulations=count,
         readout_times=readout,
         steady_state=steady if settings.check_steady_state else None,
+        physiological_range=phys,
     )
 
 

@@ -78,6 +78,10 @@ def plot_design_ranking(ranking, ax=None, top: int = 20):
 def plot_titer_time_courses(verification, ax=None, strains=None):
     """Product titer vs time: mean over models (line) and 10-90% band, per strain.
 
+    Every simulated model is drawn, viable or not; the legend gives each strain's number of
+    viable models (:attr:`~mpc_bio.nomad.verification.VerificationResult.valid`), so a high
+    band carried by strains without a viable steady state is recognisable.
+
     Parameters
     ----------
     verification : mpc_bio.nomad.verification.VerificationResult
@@ -88,12 +92,14 @@ def plot_titer_time_courses(verification, ax=None, strains=None):
     mean, lo, hi = verification.bands("product")
     labels = list(verification.strains) if strains is None else list(strains)
     colors = plt.get_cmap("tab10")
+    valid = verification.valid
+    n_models = len(verification.model_ids)
     for k, label in enumerate(labels):
         s = verification.strains.index(label)
         style = {"color": "k", "lw": 2} if label == "reference" else (
             {"color": "tab:red", "lw": 2, "ls": "--"} if label.startswith("MCA") else {"color": colors(k % 10), "lw": 1.3}
         )
-        ax.plot(verification.times, mean[s], label=label, **style)
+        ax.plot(verification.times, mean[s], label=f"{label} (viable {int(valid[s].sum())}/{n_models})", **style)
         ax.fill_between(verification.times, lo[s], hi[s], color=style["color"], alpha=0.12)
     t_read = getattr(verification, "readout_times", None)
     if t_read is not None and len(t_read) and float(min(t_read)) < float(verification.times[-1]):

@@ -483,6 +483,7 @@ def _nomad_fields() -> dict[str, Field]:
         "feed_times_h": {"types": list, "item": float, "min": 0.0, "min_items": 1, "unit": "h"},
         "feed_rates_l_per_h": {"types": list, "item": float, "min": 0.0, "min_items": 1, "unit": "L/h"},
         "product_mw_g_per_mol": {**_POS, "unit": "g/mol"},
+        "viability_concentration_fold": {"types": float, "min": 1.0, "min_open": True, "unit": "-", "default": 3.0},
     })
     sensitivity = fields_from_settings(SensitivitySettings, {"perturbation": {"min": 0.0, "max": 1.0, "min_open": True, "max_open": True, "unit": "-"},
                                                              "n_draws": {"min": 1}})

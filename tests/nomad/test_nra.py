@@ -19,12 +19,14 @@ from mpc_bio.nomad.nra import (
 from mpc_bio.nomad.nra_settings import NRASettings
 
 
-def _brute_force(problem: NRAProblem, settings: NRASettings, max_size: int) -> float:
-    """Best objective over all enzyme subsets up to ``max_size`` and all direction patterns.
+def _pattern_optima(problem: NRAProblem, settings: NRASettings, max_size: int) -> dict[tuple, float]:
+    """Best objective of every enzyme subset up to ``max_size`` and direction pattern.
 
     Each (subset, directions) pair is an LP in the subset's log changes, solved with scipy's
-    linprog (HiGHS through scipy, not through Pyomo): an independent path to the MILP optimum.
-    Coupled groups act as one unit; excluded enzymes are left out.
+    linprog (HiGHS through scipy, not through Pyomo): an independent path to the MILP.
+    Coupled groups act as one unit; excluded enzymes are left out. Keys are the sorted
+    (enzyme, direction) pairs of the pattern (every member of a coupled group listed);
+    infeasible patterns are left out.
     """
     ne = len(problem.enzyme_ids)
     index = {e: i for i, e in enumerate(problem.enzyme_ids)}
@@ -42,7 +44,7 @@ def _brute_force(problem: NRAProblem, settings: NRASettings, max_size: int) -> f
     t = problem.stoichiometry.T @ problem.concentration_control
     ref = problem.log_displacement
     margin = np.minimum(settings.thermodynamic_margin, np.abs(ref) / 2)
-    best = 0.0  # the empty design (reference strain) is always feasible
+    out: dict[tuple, float] = {}
     for k in range(1, max_size + 1):
         for subset in itertools.combinations(range(len(units)), k):
             cols = np.array([np.sum(np.eye(ne)[:, units[u]], axis=1) for u in subset]).T  # (ne, k)
@@ -64,8 +66,14 @@ def _brute_force(problem: NRAProblem, settings: NRASettings, max_size: int) -> f
                 b_ub.append(-math.log(1 - settings.max_growth_reduction))
                 res = linprog(-(y @ cols), A_ub=np.array(a_ub), b_ub=np.array(b_ub), bounds=bounds, method="highs")
                 if res.status == 0:
-                    best = max(best, -res.fun)
-    return best
+                    key = tuple(sorted((problem.enzyme_ids[j], s) for u, s in zip(subset, signs) for j in units[u]))
+                    out[key] = -res.fun
+    return out
+
+
+def _brute_force(problem: NRAProblem, settings: NRASettings, max_size: int) -> float:
+    """Best objective over all enzyme subsets up to ``max_size`` (the empty design scores 0)."""
+    return max([0.0, *_pattern_optima(problem, settings, max_size).values()])
 
 
 def _independent_violation(problem: NRAProblem, settings: NRASettings, d: np.ndarray) -> float:
@@ -235,3 +243,28 @@ def test_feasible_and_optimal_enumeration_strategies_give_the_same_designs(seed)
         # brute force over subsets of the pattern's enzymes only: the best uses all of them
         assert _brute_force(problem, s, len(d.enzymes)) >= d.objective - 1e-7
         assert check_design(problem, settings, np.asarray(d.log_changes)).ok(tol=1e-7)
+
+
+@pytest.mark.parametrize(
+    "seed, extra",
+    [(1, {}), (4, {"max_concentration_fold": 2.0}), (6, {"coupled_enzymes": (("E1", "E4"),)}),
+     (2, {"max_interventions": 2})],
+)
+def test_enumeration_returns_exactly_the_brute_force_patterns_within_the_threshold(seed, extra):
+    """The enumerated designs are exactly the up/down patterns (<= N enzymes) whose LP optimum
+    lies within the threshold, each pattern solved independently with scipy: same set of
+    patterns, objectives within 1e-7 (ln units). This pins the design set whatever the MILP
+    formulation, cuts (sparse for full-size patterns, dense otherwise) or solver options."""
+    problem = random_nra_problem(8, 5, seed=seed)
+    settings = NRASettings(**{"max_interventions": 3, "enumeration_fraction": 0.3, **extra})
+    result = enumerate_designs(problem, settings)
+    assert result.status == "optimal" and not result.truncated
+    optima = _pattern_optima(problem, settings, settings.max_interventions)
+    assert max(optima.values()) == pytest.approx(result.optimum, rel=1e-7, abs=1e-9)
+    expected = {k: v for k, v in optima.items() if v >= result.threshold + 1e-7}
+    borderline = {k for k, v in optima.items() if abs(v - result.threshold) <= 1e-7}
+    got = {tuple(sorted((e, s) for e, s in zip(d.enzymes, d.directions))): d.objective for d in result.designs}
+    assert len(got) == len(result.designs) >= 3
+    assert set(expected) <= set(got) <= set(expected) | borderline
+    for k, v in got.items():
+        assert v == pytest.approx(optima[k], rel=0, abs=1e-7)

@@ -266,3 +266,80 @@ def test_compare_counts_failures_hand_computed():
     assert s["B"]["n_valid"] == 3 and set(s["B"]["failures"]) == {"m1"}
     assert s["A"]["n_valid"] == 3 and "not applied" in s["A"]["failures"]["m3"]
     assert s["A"]["mean_titer_gain"] == pytest.approx(np.mean([1.0, 2.0, -0.5]))
+
+
+def _hand_made_result():
+    """4 models, strains reference / A / B with readout titers ``final`` (see the compare test);
+    B's steady state in model 1 lies outside the physiological range (a viability failure
+    with a successful simulation), A is not applied in model 3."""
+    from mpc_bio.nomad.verification import StrainSteadyState, VerificationResult
+
+    t = np.array([0.0, 1.0, 2.0])
+    ns, nm = 3, 4
+    final = np.array([[1.0, 2.0, 1.0, 1.0], [2.0, 3.0, 0.5, np.nan], [1.5, 8.0, 0.8, 0.9]])
+    product = final[:, :, None] * t / 2.0
+    success = np.isfinite(final)
+    product[~success] = np.nan
+    ok = StrainSteadyState(True, True, -1.0, 1.0, 1.0, 1.0, 0.0, True, "", 0.01, 5.0, True)
+    far = StrainSteadyState(True, True, -1.0, 1.0, 1.0, 1.0, 9.0, True, "steady state outside the physiological range",
+                            0.01, 4.0e3, False)
+    steady = np.full((ns, nm), ok, dtype=object)
+    steady[2, 1] = far
+    steady[1, 3] = None
+    return VerificationResult(
+        mode="batch", strains=("reference", "A", "B"), model_ids=("m0", "m1", "m2", "m3"), times=t,
+        product=product, biomass=np.ones((ns, nm, 3)), substrate=np.tile(np.array([10.0, 5.0, 0.0]), (ns, nm, 1)),
+        volume=np.ones((ns, nm, 3)), product_yield=np.full((ns, nm), np.nan), success=success,
+        messages=np.where(success, "", "not applied (design infeasible in this model)").astype(object),
+        product_mw_g_per_mol=137.14, seconds=1.0, n_simulations=int(success.sum()),
+        readout_times=np.full(nm, 2.0), steady_state=steady, physiological_range=(3e-4, 30.0),
+    )
+
+
+def test_titer_statistics_three_conventions_hand_computed():
+    """Titer ratios to the reference (readout titers 1, 2, 1, 1): A = 2, 1.5, 0.5, not applied;
+    B = 1.5, 4 (steady state outside the range: not viable), 0.8, 0.9. Means and medians by hand
+    (exact, rel 1e-12)."""
+    res = _hand_made_result()
+    assert not res.valid[2, 1] and res.success[2, 1]
+    assert "physiological range" in res.failure[2, 1]
+    a = res.titer_statistics("A")
+    assert a["failures_as_zero"]["mean"] == pytest.approx((2.0 + 1.5 + 0.5 + 0.0) / 4, rel=1e-12)
+    assert a["failures_as_zero"]["median"] == pytest.approx((0.5 + 1.5) / 2, rel=1e-12)
+    assert a["valid"]["mean"] == pytest.approx((2.0 + 1.5 + 0.5) / 3, rel=1e-12) and a["valid"]["n"] == 3
+    assert a["as_simulated"]["mean"] == pytest.approx((2.0 + 1.5 + 0.5) / 3, rel=1e-12) and a["as_simulated"]["n"] == 3
+    assert a["wins"] == 2 and a["n_models"] == 4
+    b = res.titer_statistics("B")
+    assert b["failures_as_zero"]["mean"] == pytest.approx((1.5 + 0.0 + 0.8 + 0.9) / 4, rel=1e-12)
+    assert b["valid"]["mean"] == pytest.approx((1.5 + 0.8 + 0.9) / 3, rel=1e-12)
+    # as simulated, B's out-of-range strain counts with its ratio 4 and lifts the mean above A's
+    assert b["as_simulated"]["mean"] == pytest.approx((1.5 + 4.0 + 0.8 + 0.9) / 4, rel=1e-12)
+    assert b["as_simulated"]["mean"] > a["as_simulated"]["mean"]
+    assert b["per_model"]["m1"] == {"ratio": pytest.approx(4.0), "valid": False, "failure": res.failure[2, 1]}
+    # A against B: model 0 win (2 > 1.5), model 1 win (B not viable), model 2 loss, model 3 loss
+    assert res.titer_statistics("A", "B")["wins"] == 2
+    assert res.summary()["A"]["titer_ratio_vs_reference"]["failures_as_zero"]["mean"] == pytest.approx(1.0, rel=1e-12)
+
+
+def test_steady_state_outside_physiological_range_is_not_viable(model):
+    """The reference strain's own steady state is viable inside the ensemble's concentration
+    envelope and not viable in a range that excludes its largest concentration; a verified
+    strain's range is the envelope widened by viability_concentration_fold (rel 1e-12)."""
+    from mpc_bio.nomad.verification import strain_steady_state
+
+    ens, i = model
+    x = ens.concentrations[i]
+    inside = strain_steady_state(ens, i, concentration_range=(float(ens.concentrations.min()), float(ens.concentrations.max())))
+    assert inside.valid and inside.within_range
+    assert inside.max_concentration == pytest.approx(float(x.max()), rel=1e-9)
+    assert inside.min_concentration == pytest.approx(float(x.min()), rel=1e-9)
+    outside = strain_steady_state(ens, i, concentration_range=(float(x.min()) / 2, float(x.max()) / 2))
+    assert outside.converged and outside.stable and not outside.within_range and not outside.valid
+    assert "physiological range" in outside.message
+    res = verify_strains(ens, [i], {}, settings=VerificationSettings(t_end_h=2.0, n_points=5, viability_concentration_fold=2.0))
+    assert res.physiological_range == pytest.approx((float(ens.concentrations.min()) / 2, float(ens.concentrations.max()) * 2), rel=1e-12)
+    assert res.valid[0, 0]
+    with pytest.raises(ValueError, match="viability_concentration_fold"):
+        VerificationSettings(viability_concentration_fold=1.0)
+    with pytest.raises(ValueError, match="concentration_range"):
+        strain_steady_state(ens, i, concentration_range=(1.0, 0.5))
