@@ -13,6 +13,7 @@ Typical use::
 from mpc_bio.metabolism.dataset import STATUS_CODES, DatasetError, FluxDataset
 from mpc_bio.metabolism.models import BUNDLED_MODELS, ModelLoadError, find_ich360, load_model, model_hash
 from mpc_bio.metabolism.pfba import STATUS_NAMES, InputError, PFBAPoint, PFBAProblem, PFBASolver, build_problem
+from mpc_bio.metabolism.refinement import RefinementResult, RefineSettings, refine_cells, refine_dataset
 from mpc_bio.metabolism.sampling import (
     DEFAULT_CHUNK_SIZE,
     PAPER_GRID,
@@ -38,6 +39,8 @@ __all__ = [
     "PFBAProblem",
     "PFBASettings",
     "PFBASolver",
+    "RefineSettings",
+    "RefinementResult",
     "STATUS_CODES",
     "STATUS_NAMES",
     "SamplePoints",
@@ -49,6 +52,8 @@ __all__ = [
     "latin_hypercube_points",
     "load_model",
     "model_hash",
+    "refine_cells",
+    "refine_dataset",
     "sample_pfba",
     "serpentine_order",
 ]

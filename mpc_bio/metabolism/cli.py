@@ -34,6 +34,12 @@ examples:
   mpc-bio sample iJO1366 --lhs 200 --bounds glucose=0:20 --bounds oxygen=0:20 --seed 1
   mpc-bio sample e_coli_core --scheduler tcp://127.0.0.1:8786    # chunks on a Dask cluster
   mpc-bio sample e_coli_core --tie-break none      # raw simplex vertex among alternative optima
+  mpc-bio sample e_coli_core --tie-break l2 --refine 0.005 --refine-depth 3   # + points at kinks
+
+--refine TOL adds pFBA points where the grid misses the map: every grid cell whose centre, solved
+fresh, differs from the interpolation of its corners by more than TOL x a reaction's range is split
+in four (a quadtree), down to --refine-depth splits (cell edge step / 2**depth). The added points
+are ordinary pFBA solutions with the same settings, stored after the grid rows in the dataset.
 """
 
 PFBA_HELP = """\
@@ -138,6 +144,18 @@ def register(subparsers: Any) -> None:
     )
     s.add_argument("--scheduler", metavar="ADDRESS", help="Dask distributed scheduler address, e.g. tcp://host:8786")
     s.add_argument("--chunk-size", type=int, default=None, metavar="N", help="points per chunk (default 400)")
+    s.add_argument(
+        "--refine",
+        type=float,
+        default=None,
+        metavar="TOL",
+        help="after the grid, refine cells whose centre differs from the corner interpolation by more than "
+        "TOL x a reaction's range (a fraction, e.g. 0.005; grids only; default: no refinement)",
+    )
+    s.add_argument("--refine-depth", type=int, default=3, metavar="N", help="largest number of cell splits (default 3)")
+    s.add_argument(
+        "--refine-max-points", type=int, default=0, metavar="N", help="at most N added points (default 0 = no bound)"
+    )
     s.add_argument("--out", default="runs/sample", metavar="DIR", help="output directory (default runs/sample)")
     s.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     s.add_argument("--no-figure", action="store_true", help="skip growth_map.png")
@@ -180,9 +198,16 @@ def run_sample(args: argparse.Namespace) -> int:
     settings = _settings(args)
     names = settings.input_names
     workers = _workers(args.workers)
+    refine = None
+    if args.refine is not None:
+        from mpc_bio.metabolism.refinement import RefineSettings
+
+        refine = RefineSettings(tolerance=args.refine, max_depth=args.refine_depth, max_points=args.refine_max_points)
     if args.lhs is not None:
         if args.grid:
             raise CLIError("Give either --grid or --lhs, not both.")
+        if refine is not None:
+            raise CLIError("The option --refine refines a grid; it cannot be combined with --lhs.")
         raw = _pairs(args.bounds, "--bounds", 2, "LOW:HIGH")
         unknown = sorted(set(raw) - set(names))
         if unknown:
@@ -211,6 +236,15 @@ def run_sample(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     t_sample = time.perf_counter() - t1
+    t_refine = 0.0
+    if refine is not None:
+        from mpc_bio.metabolism.refinement import refine_dataset
+
+        t3 = time.perf_counter()
+        data = refine_dataset(
+            model, data, refine, n_workers=workers, scheduler=args.scheduler, chunk_size=chunk, progress=not args.no_progress
+        )
+        t_refine = time.perf_counter() - t3
     out = Path(args.out)
     t2 = time.perf_counter()
     data.save(out)
@@ -236,15 +270,19 @@ def run_sample(args: argparse.Namespace) -> int:
         "workers": "all" if workers is None else workers,
         "scheduler": args.scheduler,
         "chunk_size": chunk,
-        "wall_time_s": {"load_model": t_load, "sample": t_sample, "save": t_save, "total": time.perf_counter() - t0},
-        "ms_per_point": 1e3 * t_sample / data.n_points,
+        "wall_time_s": {"load_model": t_load, "sample": t_sample, "refine": t_refine, "save": t_save,
+                        "total": time.perf_counter() - t0},
+        "ms_per_point": 1e3 * (t_sample + t_refine) / data.n_points,
+        "refinement": (data.settings.get("sampling") or {}).get("refinement"),
         "tie_break": settings.tie_break,
         "content_hash": json.loads((out / "dataset.json").read_text())["content_hash"],
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     c = summary["status_counts"]
     print(
-        f"{data.model_id}: {data.n_points} points in {t_sample:.1f} s ({summary['ms_per_point']:.3f} ms/point); "
+        f"{data.model_id}: {data.n_points} points in {t_sample + t_refine:.1f} s ({summary['ms_per_point']:.3f} ms/point"
+        + (f"; {data.n_points - points.values.shape[0]} added by refinement" if refine is not None else "")
+        + "); "
         f"optimal {c['optimal']}, relaxed {c['relaxed']}, failed {c['failed']}, infeasible {c['infeasible']}; "
         f"written to {out}/"
     )

@@ -357,9 +357,12 @@ def sensitivity_map(
 def interpolation_baseline(dataset, inputs: np.ndarray, reference: np.ndarray, *, range_floor: float = 1e-3) -> dict[str, Any] | None:
     """Errors of piecewise-linear interpolation of the training grid at the test points.
 
+    A refined grid (grid plus points added by :func:`mpc_bio.metabolism.refinement.refine_dataset`)
+    is interpolated linearly on the Delaunay triangulation of all its points (2 or 3 inputs).
+
     The data limit of any surrogate trained on that grid: where the pFBA map has kinks sharper
     than the grid spacing, even exact interpolation of the grid misses the fresh solutions.
-    Returns ``None`` when the dataset is not a complete regular grid with finite fluxes.
+    Returns ``None`` when some flux is not finite, or the points are neither a complete regular grid nor 2-3 inputs.
 
     Returns
     -------
@@ -367,16 +370,21 @@ def interpolation_baseline(dataset, inputs: np.ndarray, reference: np.ndarray, *
         ``growth_max_abs_err_frac``, ``worst_reaction``, ``worst_reaction_max_err_frac``,
         ``median_r2``, ``reactions_within_2pct`` (count), ``worst_reactions`` (5 pairs).
     """
-    from scipy.interpolate import RegularGridInterpolator
+    from scipy.interpolate import LinearNDInterpolator, RegularGridInterpolator
 
     Xd = np.asarray(dataset.inputs, dtype=np.float64)
     axes = [np.unique(Xd[:, j]) for j in range(Xd.shape[1])]
-    if int(np.prod([a.size for a in axes])) != Xd.shape[0] or not np.all(np.isfinite(dataset.fluxes)):
+    if not np.all(np.isfinite(dataset.fluxes)):
         return None
-    pos = [np.searchsorted(a, Xd[:, j]) for j, a in enumerate(axes)]
-    F = np.empty((*[a.size for a in axes], dataset.fluxes.shape[1]))
-    F[tuple(pos)] = dataset.fluxes
-    interp = RegularGridInterpolator(tuple(axes), F)
+    if int(np.prod([a.size for a in axes])) == Xd.shape[0]:
+        pos = [np.searchsorted(a, Xd[:, j]) for j, a in enumerate(axes)]
+        F = np.empty((*[a.size for a in axes], dataset.fluxes.shape[1]))
+        F[tuple(pos)] = dataset.fluxes
+        interp = RegularGridInterpolator(tuple(axes), F)
+    elif 2 <= Xd.shape[1] <= 3:  # a refined grid (extra points): linear interpolation on its Delaunay triangulation
+        interp = LinearNDInterpolator(Xd, dataset.fluxes)
+    else:
+        return None
     X = np.asarray(inputs, dtype=np.float64)
     R = np.asarray(reference, dtype=np.float64)
     ok = np.all(np.isfinite(R), axis=1)

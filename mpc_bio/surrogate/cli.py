@@ -45,7 +45,13 @@ def _hidden(text: str) -> tuple[int, ...]:
 
 def register(subparsers: Any) -> None:
     """Add ``train`` and ``evaluate-surrogate`` to the ``mpc-bio`` subcommands."""
-    from mpc_bio.surrogate.settings import ACTIVATIONS, DEVICES, TARGETS, SurrogateSettings
+    from mpc_bio.surrogate.settings import (
+        ACTIVATIONS,
+        DEVICES,
+        PROJECTION_METRICS,
+        TARGETS,
+        SurrogateSettings,
+    )
 
     d = SurrogateSettings()
     fmt = argparse.RawDescriptionHelpFormatter
@@ -56,6 +62,8 @@ def register(subparsers: Any) -> None:
     t.add_argument("--activation", choices=ACTIVATIONS, default=d.activation, help=f"hidden activation (default {d.activation})")
     t.add_argument("--target", choices=TARGETS, default=d.target, help=f"net or split fluxes (default {d.target})")
     t.add_argument("--no-mass-balance", action="store_true", help="switch the mass-balance projection off")
+    t.add_argument("--projection-metric", choices=PROJECTION_METRICS, default=d.projection_metric,
+                   help=f"metric of the mass-balance projection (default {d.projection_metric})")
     t.add_argument("--epochs", type=int, default=d.epochs, help=f"max Adam epochs (default {d.epochs})")
     t.add_argument("--batch-size", type=int, default=d.batch_size, help=f"points per step (default {d.batch_size})")
     t.add_argument("--lr", type=float, default=d.lr, help=f"initial learning rate (default {d.lr})")
@@ -63,6 +71,14 @@ def register(subparsers: Any) -> None:
     t.add_argument("--val-fraction", type=float, default=d.validation_fraction, help=f"validation fraction (default {d.validation_fraction})")
     t.add_argument("--growth-weight", type=float, default=d.growth_weight, help=f"loss weight of growth (default {d.growth_weight})")
     t.add_argument("--lbfgs-steps", type=int, default=d.lbfgs_steps, help=f"full-batch L-BFGS iterations after Adam (default {d.lbfgs_steps})")
+    t.add_argument("--finetune-epochs", type=int, default=d.finetune_epochs,
+                   help=f"Adam epochs on the L^p loss after the first stage (default {d.finetune_epochs}: off)")
+    t.add_argument("--finetune-power", type=int, default=d.finetune_power,
+                   help=f"even exponent p of the fine-tuning loss; large p targets the worst errors (default {d.finetune_power})")
+    t.add_argument("--finetune-lr-ratio", type=float, default=d.finetune_lr_ratio,
+                   help=f"fine-tuning learning rate as a fraction of --lr (default {d.finetune_lr_ratio})")
+    t.add_argument("--finetune-batch-size", type=int, default=d.finetune_batch_size,
+                   help=f"points per fine-tuning step (default {d.finetune_batch_size})")
     t.add_argument("--seed", type=int, default=d.seed, help=f"seed (default {d.seed})")
     t.add_argument("--device", choices=DEVICES, default=d.device, help="training device (default auto: cuda if available)")
     t.add_argument("--threads", type=int, default=d.num_threads, help="torch CPU threads (default: torch's choice)")
@@ -122,6 +138,7 @@ def run_train(args: argparse.Namespace) -> int:
         activation=args.activation,
         target=args.target,
         mass_balance=not args.no_mass_balance,
+        projection_metric=args.projection_metric,
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
@@ -129,6 +146,10 @@ def run_train(args: argparse.Namespace) -> int:
         validation_fraction=args.val_fraction,
         growth_weight=args.growth_weight,
         lbfgs_steps=args.lbfgs_steps,
+        finetune_epochs=args.finetune_epochs,
+        finetune_power=args.finetune_power,
+        finetune_lr_ratio=args.finetune_lr_ratio,
+        finetune_batch_size=args.finetune_batch_size,
         seed=args.seed,
         device=args.device,
         num_threads=args.threads,

