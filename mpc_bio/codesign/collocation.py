@@ -2,58 +2,65 @@
 
 The feed is piecewise constant on ``n_intervals`` equal intervals; each interval is cut into
 ``elements_per_interval`` finite elements with ``collocation_deg`` Radau points each (Radau IIA
-collocation is L-stable and stiffly accurate, which the kinetic models need: intracellular time
-constants of seconds to minutes in a batch of hours). What makes the NLP solvable:
+collocation is L-stable and stiffly accurate, which the kinetic models need: the fastest
+intracellular modes have time constants of 1e-8 h next to a batch of hours). What makes the NLP
+solvable:
 
-- **state transformation**: the intracellular states z = x / x_ref (-), the substrate amounts
-  n_glc (mmol) and the biomass amounts n_X (gDW) are collocated in logarithms,
-  y = ln x, so they stay positive at every IPOPT iterate (the rate laws divide by substrate
-  concentrations: a negative trial point would be meaningless) and the tiny glucose levels after
-  exhaustion are as well resolved as the large ones; the product amounts n_P (mmol) and the volume
-  V (L) are scaled by their largest value in the initial simulation (y = x / x_nom);
+- **states in linear scale, bounded below by 0**: every state x is collocated as
+  y = x / x_nom, x_nom its largest value over the start simulation (floor 1e-3), with the bound
+  y >= 0 (IPOPT keeps its iterates strictly inside: ``bound_relax_factor = 0``), so the rate
+  laws never see a negative concentration. Logarithmic states (y = ln x), the earlier choice, turn
+  every fast near-equilibrium reaction into an exponential with curvature ~ h * 1e8: IPOPT's
+  Hessian then needs regularisation 1e10-1e18 and it stalls (measured below); in linear scale
+  the mass-action and Michaelis-Menten terms are mildly nonlinear and IPOPT converges;
 - **initial guess from a simulation**: every collocation point starts at the CVODES solution
-  under the initial (shared) feed, so IPOPT starts on the dynamics, not from a flat guess;
+  under the initial feed, polished element by element into a solution of the NLP's own Radau
+  equations where Newton (then IPOPT on the element's square system) succeeds;
 - **worst case by an epigraph variable**: max t subject to t <= n_P,m(T) for every member m
   (``"worst"``); ``"mean"`` maximises the mean of n_P,m(T) directly;
 - **IPOPT options**: exact Hessian, ``mu_strategy = adaptive``, small ``bound_push`` /
   ``bound_frac`` (the feed optimum sits on its bounds), ``max_iter`` from the settings.
 
 Constraints (hard): the glucose concentration n_glc,m / V <= ``glucose_max`` (mM) at every
-collocation point of every member (ln n_glc,m - ln V <= ln glucose_max), V(T) <= ``volume_max``
-(L), feed bounds (L/h). The optimum is then re-simulated with CVODES
-(:func:`~mpc_bio.codesign.feed.simulate_product_amounts`): the reported objective is the
-simulated one, and the relative gap between the collocation objective and the simulation is
-returned as ``FeedOptimum.simulation_mismatch`` (the discretisation error). If the re-simulated
-optimum breaks the glucose limit by more than ``collocation_glucose_tolerance`` or is worse than
-the (feasible) start, the start is kept and the status says so.
+collocation point of every member, V(T) <= ``volume_max`` (L), feed bounds (L/h). The optimum is
+then re-simulated with CVODES (:func:`~mpc_bio.codesign.feed.simulate_product_amounts`): the
+reported objective is the simulated one, and the relative gap between the collocation objective
+and the simulation is returned as ``FeedOptimum.simulation_mismatch`` (the discretisation
+error). If the re-simulated optimum breaks the glucose limit by more than
+``collocation_glucose_tolerance`` or is worse than the (feasible) start, the start is kept and
+the status says so: a run with ``method = "collocation"`` never reports a collocation artefact.
 
-Status (measured 2026-11-28 on the co-design tests' tiny ensemble, one member; shooting stays
-the default of ``FeedSettings.method``):
+Status (measured 2026-11-29 on the shared 2-core machine, load 2-4):
 
-- the start is sound where the dynamics are smooth: on a 1 h batch (2 intervals x 4 elements,
-  Radau 3) every element's equations are solved and n_P, n_X at the batch end are within 1 %
-  of CVODES (test ``test_radau_start_solves_the_collocation_equations_and_tracks_cvodes``);
-- IPOPT does not converge even there: from that feasible start (primal infeasibility 5e-7) the
-  exact-Hessian iterations need regularisation 1e10-1e18 (the Lagrangian Hessian of the
-  exp-transformed stiff kinetics is strongly indefinite) and stop at ``max_iter``
-  (30: 0.01467 mmol, 100: 0.01463 mmol, 8 elements per interval and 60: 0.01541 mmol) while
-  shooting reaches 0.01582 mmol; a limited-memory Hessian takes steps of 1e-3 and gains 0.07 %
-  in 60 iterations;
-- on the 8 h batch with the optimal feed (3 intervals), glucose exhaustion at about 6.3 h moves
-  intracellular concentrations over 6-10 decades (1e-7 to 1e3 of the reference) within
-  minutes: the element containing it has no Radau solution near the trajectory (IPOPT on the
-  element's square system: "Infeasible_Problem_Detected", also with 16 elements per interval),
-  so the NLP starts with primal infeasibility 45, enters restoration at once and does not
-  return in 50 iterations. With 4 elements per interval the collocation value of the same
-  feed differs from CVODES by 10-58 %.
+- smooth regime (the co-design tests' tiny ensemble, 1 h batch, 2 intervals x 4 elements, 1 or
+  2 members, mean and worst case): every element of the start is solved and IPOPT converges
+  ("Solve_Succeeded", 18-25 iterations, 3-11 s) to the single-shooting optimum, verified by
+  CVODES within 2e-6 (rel); shooting itself stops at ``max_iter`` 60 there. The log-state
+  formulation stopped at ``max_iter`` 7 % below it
+  (``test_collocation_and_shooting_agree_on_a_tiny_case``);
+- through glucose exhaustion (tiny ensemble, 8 h, 2 intervals x 4 elements, ``max_iter`` 60):
+  glucose runs out and the intracellular network collapses (concentrations 1e-10 to 2e3 of the
+  reference, fastest modes 2e8 /h, growth stops). The Radau equations of the elements there
+  have no solution near the trajectory (1-6 of 8 elements unsolved in the start), IPOPT stops at
+  ``max_iter``, and the CVODES-verified feed is nevertheless better than single shooting's in
+  the mean (1 member: 3.080 vs 2.090 mmol; 2 members: 2.729 vs 2.164 mmol) and worse in the
+  worst case (1.942 vs 2.090 mmol): the problem has several local optima and the two methods end
+  in different ones; started from the shooting optimum, collocation stays there;
+- the co-design scenario (16 h, 6 intervals x 4 elements, 2 members, reference strain, mean):
+  from the fill-up feed collocation reaches only 2.279 mmol verified in 150 iterations (NLP value
+  2.93: the elements across the collapse are too coarse) against 3.800 mmol for shooting; started
+  from the shooting optimum it improves it to 3.812 mmol (+0.33 %, 100 iterations, 89 s).
+  Resolving the collapse itself would need elements of 1e-3 h (Newton with element halving,
+  log scale: > 1200 elements to reach 7 h; linear scale with y >= 0: IPOPT on an element's square
+  system "Infeasible_Problem_Detected" down to 0.003 h), i.e. NLPs of 1e5-1e6 variables.
 
-The re-simulation guard means a run with ``method = "collocation"`` never reports a collocation
-artefact: it returns the (CVODES-verified) start feed, or a verified improvement.
+Hence :func:`mpc_bio.codesign.feed.optimize_feed` with ``method = "collocation"`` runs, by
+default (``collocation_start = "both"``), single shooting, collocation from the initial feed and
+collocation from the shooting optimum, and keeps the best CVODES-verified feed.
 """
 
 from __future__ import annotations
 
-import math
 import time
 
 import casadi as ca
@@ -81,66 +88,54 @@ def collocation_times(settings: FeedSettings) -> tuple[np.ndarray, np.ndarray]:
     return starts, starts[:, None] + h * tau[None, :]
 
 
-def _log_mask(km: KineticControlModel) -> np.ndarray:
-    """True for the states collocated in logarithms (intracellular z, n_glc, n_X of every member)."""
-    mask = np.zeros(km.model.n_x, dtype=bool)
-    mask[: km.volume_index] = True
-    mask[list(km.product_index)] = False
-    return mask
+def _radau_start(element: ca.Function, y_el: np.ndarray, y0: np.ndarray, settings: FeedSettings, feed: np.ndarray):
+    """A start that satisfies the collocation equations where it can: the NLP's own Radau scheme
+    integrated element by element under ``feed`` (Newton from the CVODES values; if it fails or
+    leaves y >= 0, IPOPT on the same square system with y >= 0). An element neither solves keeps
+    the CVODES values (and the next one starts from CVODES again); their number is returned.
 
-
-def _radau_start(element: ca.Function, to_y, x_el: np.ndarray, km: KineticControlModel, settings: FeedSettings, feed: np.ndarray):
-    """A start that satisfies the collocation equations: the NLP's own Radau scheme integrated
-    element by element under ``feed`` (Newton on the d n_x equations of each element, the CVODES
-    values at the collocation points as first iterate, else the start state held constant; if
-    both fail, IPOPT's filter line search on the same square system). An element none of them
-    solves keeps the CVODES values (and the next starts from CVODES again); their number is
-    returned."""
-    n_el, d1, nx = x_el.shape
+    ``y_el`` (n_el, d + 1, n_x): scaled CVODES states at each element's start and collocation points.
+    """
+    n_el, d1, nx = y_el.shape
     d, M = d1 - 1, settings.elements_per_interval
     yc = ca.SX.sym("yc", nx * d)
     par = ca.SX.sym("par", nx + 1)
     res = element(par[:nx], ca.reshape(yc, nx, d), par[nx])[0]
+    # the stiffest rows carry coefficients h * 1e8: residuals below 1e-7 are at round-off
     rf = ca.rootfinder("radau_step", "newton", ca.Function("radau_residual", [yc, par], [res]),
-                       {"abstol": 1e-9, "max_iter": 60, "error_on_fail": True})
-    # fallback with globalisation: IPOPT (filter line search) on the same square system
+                       {"abstol": 1e-7, "max_iter": 60, "error_on_fail": True})
     fb = ca.nlpsol("radau_step_ipopt", "ipopt", {"x": yc, "p": par, "f": 0, "g": res},
-                   {"ipopt.print_level": 0, "ipopt.sb": "yes", "print_time": 0, "ipopt.max_iter": 200, "ipopt.tol": 1e-10})
-    y_start = to_y(x_el[:, 0, :])
-    y_col = to_y(x_el[:, 1:, :])
-    yk = to_y(km.x0)
+                   {"ipopt.print_level": 0, "ipopt.sb": "yes", "print_time": 0, "ipopt.max_iter": 200, "ipopt.tol": 1e-9,
+                    "ipopt.bound_relax_factor": 0.0, "ipopt.honor_original_bounds": "yes"})
+    y_col = y_el[:, 1:, :].copy()
+    yk = np.asarray(y0, dtype=float)
     n_fail = 0
     for k in range(n_el):
+        p = np.concatenate([yk, [feed[k // M]]])
         sol = None
-        # first iterate: the CVODES values, else the element's start state held constant
-        for guess in (y_col[k], np.tile(yk, (d, 1))):
-            try:
-                sol = np.asarray(rf(guess.reshape(-1), np.concatenate([yk, [feed[k // M]]]))).reshape(d, nx)
-            except RuntimeError:
-                continue
-            if np.all(np.isfinite(sol)):
-                break
-            sol = None
-        if sol is None:
-            r = fb(x0=y_col[k].reshape(-1), p=np.concatenate([yk, [feed[k // M]]]), lbg=0, ubg=0)
-            if fb.stats()["success"]:
-                sol = np.asarray(r["x"]).reshape(d, nx)
+        try:
+            sol = np.asarray(rf(y_col[k].reshape(-1), p)).reshape(d, nx)
+        except RuntimeError:
+            pass
+        if sol is None or not np.all(np.isfinite(sol)) or np.any(sol < 0):
+            r = fb(x0=np.maximum(y_col[k].reshape(-1), 0.0), p=p, lbg=0, ubg=0, lbx=0)
+            sol = np.asarray(r["x"]).reshape(d, nx) if fb.stats()["success"] else None
         if sol is not None:
-            y_start[k], y_col[k] = yk, sol
+            y_col[k] = sol
             yk = sol[-1]
         else:
             n_fail += 1
-            yk = y_start[k + 1] if k + 1 < n_el else y_col[k][-1]
-    return y_start, y_col, n_fail
+            yk = y_el[k + 1, 0] if k + 1 < n_el else y_col[k][-1]
+    return y_col, n_fail
 
 
 def _discretise(km: KineticControlModel, settings: FeedSettings, feed: np.ndarray):
-    """The Radau element function, the state transformation and the Radau start under ``feed``.
+    """The Radau element function, the state scales and the Radau start under ``feed``.
 
-    Returns ``(element, to_y, x_nom, y_start, y_col, n_fail)``: ``element(y0, yc, F)`` gives the
-    collocation residuals (n_x d) and the log glucose margins (n_members d) of one element;
-    ``to_y`` maps states to NLP variables; ``y_start`` (n_el, n_x) and ``y_col`` (n_el, d, n_x)
-    the start; ``n_fail`` the elements whose Newton failed (CVODES values kept there).
+    Returns ``(element, x_nom, y_col, n_fail)``: ``element(y0, yc, F)`` gives the collocation
+    residuals (n_x d) and the scaled glucose margins (n_members d) of one element, in the
+    variables y = x / x_nom; ``y_col`` (n_el, d, n_x) the start at the collocation points;
+    ``n_fail`` the elements whose equations were not solved (CVODES values kept there).
     """
     N, M, d = settings.n_intervals, settings.elements_per_interval, settings.collocation_deg
     T = settings.batch_time_h
@@ -149,55 +144,35 @@ def _discretise(km: KineticControlModel, settings: FeedSettings, feed: np.ndarra
     m = km.model
     nx = m.n_x
     iv, gi = km.volume_index, list(km.glucose_index)
+    gmax, vmax = settings.glucose_max_mmol_per_l, settings.volume_max_l
     starts, tc = collocation_times(settings)
     # CVODES solution under the start feed at every element start and collocation point
     grid = np.concatenate([np.column_stack([starts, tc]).reshape(-1), [T]])
     sim = simulate_states(km, settings, feed, grid)  # (n_grid, nx)
-    x_el = sim[:-1].reshape(n_el, d + 1, nx)
-    logm = _log_mask(km)
-    lin = ~logm
-    floor = 1e-12
-    x_nom = np.ones(nx)
-    x_nom[lin] = np.maximum(np.max(np.abs(sim[:, lin]), axis=0), 1e-3)
-
-    def to_y(x):
-        x = np.asarray(x, dtype=float)
-        y = x / x_nom
-        y[..., logm] = np.log(np.maximum(x[..., logm], floor))
-        return y
-
-    # one element as an SX function: Radau residuals and the log-glucose margin at its points
+    x_nom = np.maximum(np.max(np.abs(sim), axis=0), 1e-3)
+    y_el = (sim[:-1] / x_nom).reshape(n_el, d + 1, nx)
     ys = ca.SX.sym("y0", nx)
     yc = ca.SX.sym("yc", nx, d)
     u = ca.SX.sym("F")
     p = ca.DM(m.param_values)
     C, _, _ = ca.collocation_coeff(ca.collocation_points(d, "radau"))
     Z = ca.horzcat(ys, yc)
+    nom = ca.DM(x_nom)
     res, marg = [], []
     for j in range(d):
-        yj = yc[:, j]
-        xj = ca.vertcat(*[ca.exp(yj[i]) if logm[i] else yj[i] * x_nom[i] for i in range(nx)])
-        f = m.rhs(xj, u, p)
-        dy = ca.vertcat(*[f[i] / xj[i] if logm[i] else f[i] / x_nom[i] for i in range(nx)])
-        res.append(h * dy - Z @ C[:, j])
-        marg.append(ca.vertcat(*[yj[i] for i in gi]) - ca.log(yj[iv] * x_nom[iv]) - math.log(settings.glucose_max_mmol_per_l))
+        xj = yc[:, j] * nom
+        res.append(h * m.rhs(xj, u, p) / nom - Z @ C[:, j])
+        marg.append(ca.vertcat(*[(xj[i] - gmax * xj[iv]) / (gmax * vmax) for i in gi]))
     element = ca.Function("kinetic_radau_element", [ys, yc, u], [ca.vertcat(*res), ca.vertcat(*marg)])
-    y_start, y_col, n_fail = _radau_start(element, to_y, x_el, km, settings, np.broadcast_to(np.asarray(feed, dtype=float), (N,)))
-    return element, to_y, x_nom, y_start, y_col, n_fail
-
-
-def _from_y(y: np.ndarray, km: KineticControlModel, x_nom: np.ndarray) -> np.ndarray:
-    x = np.asarray(y, dtype=float) * x_nom
-    logm = _log_mask(km)
-    x[..., logm] = np.exp(np.asarray(y)[..., logm])
-    return x
+    y_col, n_fail = _radau_start(element, y_el, km.x0 / x_nom, settings, np.broadcast_to(np.asarray(feed, dtype=float), (N,)))
+    return element, x_nom, y_col, n_fail
 
 
 def _radau_start_check(km: KineticControlModel, settings: FeedSettings, feed) -> tuple[np.ndarray, int]:
     """State at the batch end of the Radau integration under ``feed`` (model units) and the
-    number of elements whose Newton failed (for tests of the discretisation)."""
-    _, _, x_nom, _, y_col, n_fail = _discretise(km, settings, feed)
-    return _from_y(y_col[-1][-1], km, x_nom), n_fail
+    number of elements whose equations were not solved (for tests of the discretisation)."""
+    _, x_nom, y_col, n_fail = _discretise(km, settings, feed)
+    return y_col[-1][-1] * x_nom, n_fail
 
 
 def optimize_feed_collocation(
@@ -248,30 +223,27 @@ def optimize_feed_collocation(
     gmax, vmax = settings.glucose_max_mmol_per_l, settings.volume_max_l
     _, tc = collocation_times(settings)
     f0, init_obj, p_init = feasible_start(km, settings, initial_feed, mode)
-    element, to_y, x_nom, y_start, y_col, n_fail = _discretise(km, settings, f0)
+    element, x_nom, y_col, n_fail = _discretise(km, settings, f0)
 
-    # decision variables: feed per interval (scaled by feed_max), element start states, collocation states
+    # decision variables: feed per interval (scaled by feed_max) and the scaled states at every
+    # collocation point; an element starts where the previous one ends (Radau: last point = end)
     Fw = ca.MX.sym("F_scaled", N)
-    Y0 = ca.MX.sym("Y0", nx, n_el)
     Yc = ca.MX.sym("Yc", nx, d * n_el)
+    y_init = ca.DM(km.x0 / x_nom)
+    starts = ca.horzcat(y_init, *[Yc[:, k * d + d - 1] for k in range(n_el - 1)])
     f_el = ca.horzcat(*[Fw[k // M] * fs for k in range(n_el)])
-    fmap = element.map(n_el)
-    R, G = fmap(Y0, Yc, f_el)
-    Yc3 = [Yc[:, k * d:(k + 1) * d] for k in range(n_el)]
-    cont = [Y0[:, k + 1] - Yc3[k][:, d - 1] for k in range(n_el - 1)]
-    y_init = ca.DM(to_y(km.x0))
-    yT = Yc3[-1][:, d - 1]
+    R, G = element.map(n_el)(starts, Yc, f_el)
+    yT = Yc[:, -1]
     nP = ca.vertcat(*[yT[i] * x_nom[i] for i in pi])
     j_scale = max(abs(init_obj), 1e-6)
-    g = [ca.vec(R), ca.vec(Y0[:, 0] - y_init), *cont, ca.vec(G), yT[iv] * x_nom[iv] / vmax]
-    n_eq = R.numel() + nx + nx * (n_el - 1)
-    lbg = [0.0] * n_eq + [-np.inf] * G.numel() + [-np.inf]
-    ubg = [0.0] * n_eq + [0.0] * G.numel() + [1.0]
-    w = [Fw, ca.vec(Y0), ca.vec(Yc)]
-    lbw = [settings.feed_min_l_per_h / fs] * N + [-np.inf] * (nx * n_el * (d + 1))
-    ubw = [1.0] * N + [np.inf] * (nx * n_el * (d + 1))
+    g = [ca.vec(R), ca.vec(G), yT[iv] * x_nom[iv] / vmax]
+    lbg = [0.0] * R.numel() + [-np.inf] * G.numel() + [-np.inf]
+    ubg = [0.0] * R.numel() + [0.0] * G.numel() + [1.0]
+    w = [Fw, ca.vec(Yc)]
+    lbw = [settings.feed_min_l_per_h / fs] * N + [0.0] * (nx * n_el * d)
+    ubw = [1.0] * N + [np.inf] * (nx * n_el * d)
     # column-major vec: element by element, point by point
-    w0 = list(f0 / fs) + list(y_start.reshape(-1)) + list(y_col.reshape(-1))
+    w0 = list(f0 / fs) + list(np.maximum(y_col, 0.0).reshape(-1))
     if mode == "mean":
         obj = -ca.sum1(nP) / nP.numel() / j_scale
     else:
@@ -286,7 +258,8 @@ def optimize_feed_collocation(
         obj = -t
     opts = {
         "ipopt.max_iter": settings.max_iter, "ipopt.tol": settings.tol, "ipopt.print_level": 0, "ipopt.sb": "yes",
-        "print_time": 0, "ipopt.mu_strategy": "adaptive", "ipopt.bound_push": 1e-8, "ipopt.bound_frac": 1e-8,
+        "print_time": 0, "ipopt.mu_strategy": "monotone", "ipopt.bound_push": 1e-8, "ipopt.bound_frac": 1e-8,
+        "ipopt.bound_relax_factor": 0.0, "ipopt.honor_original_bounds": "yes",
         "ipopt.acceptable_tol": max(settings.tol * 100, 1e-4), "ipopt.acceptable_iter": 5, "expand": True,
     }
     solver = ca.nlpsol("codesign_feed_collocation", "ipopt", {"x": ca.vertcat(*w), "f": obj, "g": ca.vertcat(*g)}, opts)
@@ -294,7 +267,7 @@ def optimize_feed_collocation(
     st = solver.stats()
     status = str(st.get("return_status"))
     if n_fail:
-        status += f" [start: {n_fail} of {n_el} elements not solved by Newton, CVODES values used]"
+        status += f" [start: {n_fail} of {n_el} elements not solved, CVODES values used]"
     wopt = np.asarray(sol["x"]).reshape(-1)
     feed = np.clip(wopt[:N] * fs, settings.feed_min_l_per_h, settings.feed_max_l_per_h)
     nlp_products = np.asarray(ca.Function("nP", [ca.vertcat(*w)], [nP])(wopt)).reshape(-1)

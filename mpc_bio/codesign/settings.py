@@ -16,6 +16,7 @@ __all__ = ["FeedSettings", "CodesignSettings"]
 
 ROBUST_MODES = ("mean", "worst")
 METHODS = ("shooting", "collocation")
+COLLOCATION_STARTS = ("initial", "shooting", "both")
 
 
 def _unknown(cls: type, data: Mapping[str, Any], table: str) -> None:
@@ -60,8 +61,8 @@ class FeedSettings:
         Ensemble members stacked in one NLP (the first NRA models in which the strain exists) [-].
     method : str
         How the shared and the strain feeds are optimised: "shooting" (CVODES single shooting,
-        finite-difference derivatives) or "collocation" (Radau direct collocation, log-scaled
-        states, exact Hessian; :mod:`mpc_bio.codesign.collocation`).
+        finite-difference derivatives) or "collocation" (Radau direct collocation, states in
+        linear scale bounded by 0, exact Hessian; :mod:`mpc_bio.codesign.collocation`).
     collocation_deg : int
         Radau points per finite element (``method = "collocation"``) [-].
     elements_per_interval : int
@@ -69,6 +70,12 @@ class FeedSettings:
     collocation_glucose_tolerance : float
         Relative excess of the glucose limit tolerated when the collocation optimum is
         re-simulated by CVODES at the collocation points (-); beyond it the start feed is kept.
+    collocation_start : str
+        Where the collocation NLP starts (``method = "collocation"``): "initial" (the CVODES
+        trajectory of the initial feed), "shooting" (single shooting first, then collocation
+        from the shooting optimum's trajectory; the better CVODES-verified feed is kept) or
+        "both" (shooting, collocation from the initial feed and collocation from the shooting
+        optimum; the best verified feed is kept) [-].
     reoptimize : bool
         Re-optimise the feed for each top design (False: only the shared feed).
     max_iter : int
@@ -98,6 +105,7 @@ class FeedSettings:
     collocation_deg: int = 3
     elements_per_interval: int = 4
     collocation_glucose_tolerance: float = 0.02
+    collocation_start: str = "both"
     reoptimize: bool = True
     max_iter: int = 60
     tol: float = 1e-5
@@ -129,6 +137,9 @@ class FeedSettings:
         _pos(owner, "collocation_glucose_tolerance", self.collocation_glucose_tolerance, zero=True)
         if self.collocation_deg > 5:
             raise ValueError(f"The 'collocation_deg' parameter of {owner} must be in 1..5. Got {self.collocation_deg!r} instead.")
+        if self.collocation_start not in COLLOCATION_STARTS:
+            raise ValueError(
+                f"The 'collocation_start' parameter of {owner} must be one of {COLLOCATION_STARTS}. Got {self.collocation_start!r} instead.")
         if not isinstance(self.reoptimize, bool):
             raise ValueError(f"The 'reoptimize' parameter of {owner} must be true or false. Got {self.reoptimize!r} instead.")
         _int(owner, "max_iter", self.max_iter, 1)

@@ -516,13 +516,13 @@ def nomad_table() -> Table:
 
 @functools.cache
 def _codesign_fields() -> dict[str, Field]:
-    from mpc_bio.codesign.settings import METHODS, ROBUST_MODES, CodesignSettings, FeedSettings
+    from mpc_bio.codesign.settings import COLLOCATION_STARTS, METHODS, ROBUST_MODES, CodesignSettings, FeedSettings
 
     feed = fields_from_settings(FeedSettings, {
         "n_intervals": {"min": 1}, "feed_min_l_per_h": {**_NONNEG}, "feed_max_l_per_h": {**_POS},
         "volume_max_l": {**_POS}, "glucose_max_mmol_per_l": {**_POS}, "constraint_points": {"min": 1},
         "robust": {"choices": ROBUST_MODES}, "n_members": {"min": 1}, "method": {"choices": METHODS, "unit": "-"},
-        "collocation_deg": {"min": 1, "max": 5}, "elements_per_interval": {"min": 1},
+        "collocation_start": {"choices": COLLOCATION_STARTS, "unit": "-"}, "collocation_deg": {"min": 1, "max": 5}, "elements_per_interval": {"min": 1},
         "collocation_glucose_tolerance": {**_NONNEG, "unit": "-"}, "max_iter": {"min": 1},
         "tol": {**_POS}, "reltol": {**_POS}, "abstol": {**_POS}, "fd_step": {**_POS, "unit": "-"},
         "batch_time_h": {"types": float, **_POS, "default": None, "doc": "batch length; default t_end_h of [nomad.design.verification]"},

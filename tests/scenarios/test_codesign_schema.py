@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from mpc_bio.cli import main
+from mpc_bio.codesign.settings import FeedSettings
 from mpc_bio.scenarios import ScenarioError, validate_scenario
 from mpc_bio.scenarios.kinds import get_schema
 from mpc_bio.scenarios.schema import dump_toml, format_reference
@@ -55,7 +56,8 @@ def _problems(tmp_path: Path, text: str):
 def test_shipped_codesign_scenario_is_valid_and_resolved_file_validates_again(tmp_path):
     r = validate_scenario(REPO / "scenarios" / "codesign_anthranilate.toml")
     assert r["codesign"]["feed"]["robust"] == "mean"
-    assert r["codesign"]["feed"]["method"] == "shooting"  # the default, filled in
+    assert (r["codesign"]["feed"]["method"], r["codesign"]["feed"]["collocation_start"]) == ("collocation", "shooting")
+    assert r["codesign"]["feed"]["collocation_deg"] == FeedSettings().collocation_deg  # the default, filled in
     assert r["nomad"]["design"]["verification"]["t_end_h"] == pytest.approx(16.0, rel=0, abs=0)
     assert r["nomad"]["sampling"]["n_models"] == 2000
     # the resolved configuration (every default filled in) is itself a valid codesign file
