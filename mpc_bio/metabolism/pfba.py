@@ -13,6 +13,11 @@ rows with non-zero reduced cost stay at their bounds on every optimum), its free
 x + D y with one direction per dual-degenerate nonbasic column or row (one sparse LU of the basis),
 and the point of minimum Euclidean norm min ||x + D y||^2 subject to all bounds is a small
 strictly convex QP in y, solved with HiGHS. Most points have 0 to a few such directions.
+Three numerical details make the result independent of the warm start (issue #3): entries of D
+and of A D at round-off level are set to zero (kept, a 1e-13 entry on a reaction at its bound 0
+pins the step to zero and the vertex is returned); LP (3) runs with a primal feasibility
+tolerance of 1e-9 under this rule (HiGHS's 1e-7 moves the face's minimum-norm point by ~1e-6);
+and the QP's answer is refined by one exact equality-constrained solve on its active set.
 
 Variables (columns): ``v+`` (r), ``v-`` (r), then the slacks: for every input j a shortfall
 ``s_short_j`` in [0, u_j] and an excess ``s_exc_j`` >= 0, and a maintenance slack ``s_m`` in
@@ -50,6 +55,13 @@ STATUS_NAMES = {"optimal": 0, "relaxed": 1, "failed": 2, "infeasible": 3}
 _INF = math.inf
 #: LPs with more columns than this use presolve for their first (cold) solve.
 _PRESOLVE_COLD_ABOVE = 2000
+#: Stage (4): entries of a face direction (or of its row activities) below this fraction of their
+#: scale are round-off of the basis solve and are set to zero. Kept, such an entry on a column or
+#: row sitting at its bound (e.g. 1e-13 on a blocked reaction at 0) would pin the step to zero.
+_DIRECTION_NOISE = 1e-9
+#: Stage (4): primal feasibility tolerance of the total-flux LP (3) when the tie-break is on
+#: (HiGHS's default is 1e-7).
+_FACE_PRIMAL_TOLERANCE = 1e-9
 
 
 class InputError(ValueError):
@@ -294,6 +306,55 @@ def _new_highs(highspy: Any) -> Any:
     return h
 
 
+def _polish_active_set(
+    H: np.ndarray, c: np.ndarray, G: np.ndarray, lo: np.ndarray, hi: np.ndarray, z: np.ndarray,
+    dual: np.ndarray, slack: float,
+) -> np.ndarray:
+    """Refine a QP solution of min 1/2 z'Hz + c'z s.t. lo <= Gz <= hi to linear-algebra precision.
+
+    The QP solver stops at its own tolerances; near the minimiser the objective is flat (a step of
+    1e-6 changes it by ~1e-12 of ~1e4), so its ``z`` is only good to ~1e-6. The constraints with a
+    non-zero multiplier ``dual`` are held at their nearer bound and the equality-constrained
+    problem is solved exactly (null-space method, rank-revealing). The refined point is returned
+    when it is feasible within ``slack`` and either its multipliers have the signs of an optimum
+    (the KKT conditions, which prove it the minimiser of this convex QP) or its objective is not
+    worse than that of ``z``; otherwise ``z`` itself.
+    """
+    grad_scale = max(1.0, float(np.abs(H @ z + c).max(initial=0.0)))
+    act = np.flatnonzero(np.abs(dual) > 1e-9 * grad_scale)
+    Ga = G[act]
+    b = lo[act]
+    if len(act):
+        gz = Ga @ z
+        upper = np.abs(gz - hi[act]) < np.abs(gz - lo[act])
+        b = np.where(upper, hi[act], lo[act])
+        _, sv, Vt = np.linalg.svd(Ga, full_matrices=True)
+        rank = int(np.sum(sv > 1e-10 * max(float(sv.max(initial=0.0)), 1.0)))
+        zp = np.linalg.lstsq(Ga, b, rcond=None)[0]
+        Na = Vt[rank:].T
+    else:
+        zp, Na = np.zeros_like(z), np.eye(len(z))
+    if Na.shape[1]:
+        zp = zp + Na @ np.linalg.solve(Na.T @ H @ Na, -(Na.T @ (H @ zp + c)))
+    gp = G @ zp
+    if not (np.all(np.isfinite(zp)) and np.all(gp >= lo - slack) and np.all(gp <= hi + slack)):
+        return z
+    if len(act):
+        # stationarity H z + c + Ga' mu = 0: mu >= 0 on rows held at their upper bound, <= 0 at lower
+        mu = np.linalg.lstsq(Ga.T, -(H @ zp + c), rcond=None)[0]
+        stationary = np.abs(H @ zp + c + Ga.T @ mu).max() <= 1e-9 * grad_scale
+        signed = np.where(lo[act] == hi[act], np.abs(mu), np.where(upper, mu, -mu))  # equality: any sign
+        if stationary and np.all(signed >= -1e-9 * grad_scale):
+            return zp
+    else:
+        return zp  # the unconstrained minimiser, feasible
+
+    def f(v: np.ndarray) -> float:
+        return 0.5 * float(v @ H @ v) + float(c @ v)
+
+    return zp if f(zp) <= f(z) + 1e-12 * max(1.0, abs(f(z))) else z
+
+
 class PFBASolver:
     """Lexicographic split-flux pFBA on one model, built once and warm-started between points.
 
@@ -394,6 +455,7 @@ class PFBASolver:
         }
         self._A = A
         self._A_csr = A.tocsr()
+        self._A_abs_csr = abs(self._A_csr)  # scale of row activities in stage (4)
         self._costs = costs
         hp = self._highspy
         self._optimal = hp.HighsModelStatus.kOptimal
@@ -409,9 +471,9 @@ class PFBASolver:
         self._cold: set[int] = set()  # instances still using presolve for their first solve
         self._slacks_open: dict[int, bool] = {}
         for name, cost in costs.items():
-            self._highs[name] = self._make_instance(cost)
+            self._highs[name] = self._make_instance(name, cost)
 
-    def _make_instance(self, cost: np.ndarray) -> Any:
+    def _make_instance(self, name: str, cost: np.ndarray) -> Any:
         hp = self._highspy
         lp = hp.HighsLp()
         A = self._A
@@ -427,6 +489,10 @@ class PFBASolver:
         lp.a_matrix_.index_ = A.indices.astype(np.int32)
         lp.a_matrix_.value_ = A.data.astype(np.float64)
         h = _new_highs(hp)
+        if name == "pfba" and self.settings.tie_break == "l2":
+            # stage (4) starts from this vertex: a vertex off its bounds by up to HiGHS's default
+            # 1e-7 moves the minimum-norm point by ~1e-6 (warm and cold solves then differ by that)
+            h.setOptionValue("primal_feasibility_tolerance", _FACE_PRIMAL_TOLERANCE)
         h.passModel(lp)
         # on genome-scale LPs the first (cold) solve is ~2x faster with presolve; warm solves never use it
         if A.shape[1] > _PRESOLVE_COLD_ABOVE:
@@ -439,7 +505,7 @@ class PFBASolver:
         self._cold.clear()
         self._slacks_open.clear()
         for name, cost in self._costs.items():
-            self._highs[name] = self._make_instance(cost)
+            self._highs[name] = self._make_instance(name, cost)
         self._last_relaxed = False
 
     # ------------------------------------------------------------------ inputs
@@ -717,6 +783,9 @@ class PFBASolver:
             rhs[:] = 0.0
             rhs[i] = 1.0  # the row's activity leaves its bound by one unit
             D[basic_cols, k] = np.asarray(h.getBasisSolve(rhs)[1])[is_col]
+        # round-off of the LU solves (~1e-13 where the exact entry is 0) would otherwise let a
+        # column at its bound block the whole direction
+        D[np.abs(D) <= _DIRECTION_NOISE * np.maximum(np.abs(D).max(axis=0), 1.0)] = 0.0
         return x, D, bounds
 
     def _min_norm_on_face(
@@ -734,10 +803,13 @@ class PFBASolver:
         hp = self._highspy
         # constraints on y: column bounds of every moving column, row bounds of every moving row
         AD = self._A_csr @ D
+        # a row activity that cancels to round-off (e.g. a mass balance, or the growth row fixed
+        # on the face) does not move: zero it rather than let its sign block the step
+        AD[np.abs(AD) <= _DIRECTION_NOISE * (self._A_abs_csr @ np.abs(D))] = 0.0
         ract = self._A_csr @ x
         scale = 1e-12 * max(1.0, float(np.abs(x).max()))
-        cm = np.flatnonzero(np.abs(D).max(axis=1) > 1e-13)
-        rm = np.flatnonzero((np.abs(AD).max(axis=1) > 1e-13) & ((rl > -_INF) | (rh < _INF)))
+        cm = np.flatnonzero(np.abs(D).max(axis=1) > 0.0)
+        rm = np.flatnonzero((np.abs(AD).max(axis=1) > 0.0) & ((rl > -_INF) | (rh < _INF)))
         G = np.vstack([D[cm], AD[rm]])
         g_lo = np.concatenate([np.minimum(lo[cm] - x[cm], 0.0), np.minimum(rl[rm] - ract[rm], 0.0)])
         g_hi = np.concatenate([np.maximum(hi[cm] - x[cm], 0.0), np.maximum(rh[rm] - ract[rm], 0.0)])
@@ -807,7 +879,9 @@ class PFBASolver:
         if st != self._optimal:
             self._tie_break_failures += 1
             return x, f"tie-break (stage 4) QP: {q.modelStatusToString(st)}; the LP vertex is kept"
-        zq = np.asarray(q.getSolution().col_value, dtype=float)
+        sol = q.getSolution()
+        zq = np.asarray(sol.col_value, dtype=float)
+        zq = _polish_active_set(Hz, N.T @ c, Gi, lo_i, hi_i, zq, np.asarray(sol.row_dual, dtype=float), slack)
         return x + D @ (N @ zq), ""
 
     def __repr__(self) -> str:
