@@ -60,20 +60,26 @@ sys.path.insert(0, str(ROOT))
 OUT = ROOT / "benchmarks" / "results" / "nomad_nra.json"
 
 
+def _lp_data(problem, settings):
+    """What the brute-force LPs need: candidate enzymes, yield, thermodynamic and
+    growth control rows, reference log displacements and margins, the concentration limit (ln) and
+    the thermodynamically constrained reactions."""
+    ne = len(problem.enzyme_ids)
+    excluded = {problem.enzyme_ids.index(e) for e in settings.excluded_enzymes}
+    cand = [j for j in range(ne) if j not in excluded]
+    ref = problem.log_displacement
+    margin = np.minimum(settings.thermodynamic_margin, np.abs(ref) / 2)
+    g = problem.flux_control[problem.reaction_ids.index(problem.growth_reaction)]
+    rows = [r for r in range(len(ref)) if np.isfinite(ref[r]) and ref[r] != 0]
+    return (cand, problem.yield_control, problem.thermo_control, ref, margin, g,
+            math.log(settings.max_concentration_fold), rows)
+
+
 def _brute_force_pairs(problem, settings) -> tuple[float, int]:
     """Best objective with <= 2 changed enzymes by enumerating all subsets as scipy LPs."""
     from scipy.optimize import linprog
 
-    ne = len(problem.enzyme_ids)
-    excluded = {problem.enzyme_ids.index(e) for e in settings.excluded_enzymes}
-    cand = [j for j in range(ne) if j not in excluded]
-    y = problem.yield_control
-    t = problem.thermo_control
-    ref = problem.log_displacement
-    margin = np.minimum(settings.thermodynamic_margin, np.abs(ref) / 2)
-    g = problem.flux_control[problem.reaction_ids.index(problem.growth_reaction)]
-    lim = math.log(settings.max_concentration_fold)
-    rows = [r for r in range(len(ref)) if np.isfinite(ref[r]) and ref[r] != 0]
+    cand, y, t, ref, margin, g, lim, rows = _lp_data(problem, settings)
     best, n_lp = 0.0, 0
     for k in (1, 2):
         for sub in itertools.combinations(cand, k):
@@ -104,16 +110,7 @@ def _brute_force_designs(problem, settings, threshold: float) -> tuple[dict, int
     """
     from scipy.optimize import linprog
 
-    ne = len(problem.enzyme_ids)
-    excluded = {problem.enzyme_ids.index(e) for e in settings.excluded_enzymes}
-    cand = [j for j in range(ne) if j not in excluded]
-    y = problem.yield_control
-    t = problem.thermo_control
-    ref = problem.log_displacement
-    margin = np.minimum(settings.thermodynamic_margin, np.abs(ref) / 2)
-    g = problem.flux_control[problem.reaction_ids.index(problem.growth_reaction)]
-    lim = math.log(settings.max_concentration_fold)
-    rows = [r for r in range(len(ref)) if np.isfinite(ref[r]) and ref[r] != 0]
+    cand, y, t, ref, margin, g, lim, rows = _lp_data(problem, settings)
     lo_up, hi_up = settings.min_log_change, settings.log_up_bound
     lo_dn, hi_dn = -settings.log_down_bound, -settings.min_log_change
     best = {(j, 1): max(y[j] * lo_up, y[j] * hi_up) for j in cand}
