@@ -50,7 +50,7 @@ class DistilledCell:
     max_rel_error: np.ndarray
 
 
-def distill_cell_model(cell, *, upper: dict[str, float], fixed: dict[str, float] | None = None, step: float = 0.05) -> DistilledCell:
+def distill_cell_model(cell, *, upper: dict[str, float], fixed: dict[str, float] | None = None, step: float = 0.01) -> DistilledCell:
     """Tabulate ``cell`` on a grid of its varying inputs and fit a cubic B-spline per output.
 
     Parameters
@@ -63,7 +63,9 @@ def distill_cell_model(cell, *, upper: dict[str, float], fixed: dict[str, float]
     fixed : dict of str to float, optional
         Inputs held at a constant value (e.g. ``{"oxygen": 15.0}`` for a fixed oxygen uptake).
     step : float
-        Grid spacing [mmol/gDW/h].
+        Grid spacing [mmol/gDW/h]. The default 0.01 resolves the narrow bends of a sharpened surrogate
+        (fit error ~2e-4 of the range vs 3e-3 at 0.05, e_coli_core with oxygen fixed); with two
+        varying inputs the grid has (upper / step)^2 points: use a coarser step there.
 
     Returns
     -------

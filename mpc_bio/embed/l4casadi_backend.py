@@ -107,9 +107,11 @@ class _FoldedMLP(torch.nn.Module):
             self.linears.append(lin)
         self.act = {"silu": torch.nn.SiLU(), "tanh": torch.nn.Tanh(), "softplus": torch.nn.Softplus()}[spec.activation]
         self.register_buffer("in_t", torch.as_tensor(in_rows.T.copy()))  # (k, r)
+        self.warp = bool(spec.warped)
+        self.register_buffer("knee", torch.as_tensor(spec.warp_knee, dtype=torch.float64))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        h = x
+        h = torch.cat([x, torch.asinh(x / self.knee)], dim=-1) if self.warp else x
         last = len(self.linears) - 1
         for i, lin in enumerate(self.linears):
             h = lin(h)

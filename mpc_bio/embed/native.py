@@ -30,11 +30,13 @@ __all__ = ["casadi_activation", "native_function", "folded_layers"]
 def casadi_activation(name: str):
     """The torch hidden activation ``name`` as a CasADi expression map (exact, smooth).
 
-    ``"silu"``: x * sigmoid(x); ``"tanh"``; ``"softplus"``: torch's beta-1 softplus, linear above 20
+    ``"silu"``: x * sigmoid(x), written as x (1 + tanh(x / 2)) / 2 so that its derivatives stay
+    finite for any x (x / (1 + exp(-x)) gives inf / inf = NaN in the derivative below x ~ -710,
+    which sharpened networks reach); ``"tanh"``; ``"softplus"``: torch's beta-1 softplus, linear above 20
     (implemented with ``if_else`` like torch's threshold, so values match torch to rounding).
     """
     if name == "silu":
-        return lambda a: a / (1 + ca.exp(-a))
+        return lambda a: 0.5 * a * (1 + ca.tanh(0.5 * a))
     if name == "tanh":
         return ca.tanh
     if name == "softplus":
@@ -55,17 +57,16 @@ def folded_layers(spec, rows: Sequence[int]) -> tuple[list[tuple[np.ndarray, np.
     Returns
     -------
     layers : list of (W, b)
-        Dense layers; the first takes raw inputs x (mmol/gDW/h), the last returns the selected
+        Dense layers; the first takes raw inputs x (mmol/gDW/h), followed by asinh(x / knee)
+        when the spec has an input warp (``spec.warped``); the last returns the selected
         net fluxes minus ``in_matrix[rows] @ x``.
     in_matrix : ndarray, shape (len(rows), k)
         The direct input-to-output part of the final affine map.
     """
     rows = list(rows)
     layers = [(np.asarray(W, dtype=np.float64), np.asarray(b, dtype=np.float64)) for W, b in spec.layers]
-    # input scaling z0 = (x - off) / scale folded into the first layer
-    W0, b0 = layers[0]
-    inv = 1.0 / np.asarray(spec.x_scale, dtype=np.float64)
-    layers[0] = (W0 * inv[None, :], b0 - W0 @ (np.asarray(spec.x_offset) * inv))
+    # input (and warp) scaling folded into the first layer, which takes [x, asinh(x / knee)]
+    layers[0] = spec.first_layer()
     # v_sel = M (y_off + y_scale * (W_L h + b_L)) + in x + bias, M = out_matrix[rows]
     M = np.asarray(spec.out_matrix, dtype=np.float64)[rows]
     My = M * np.asarray(spec.y_scale, dtype=np.float64)[None, :]
@@ -108,7 +109,7 @@ def native_function(
     k = int(np.asarray(spec.x_offset).shape[0])
     sym = ca.SX if symbolic == "SX" else ca.MX
     x = sym.sym(input_name, k)
-    h = x
+    h = ca.vertcat(x, ca.asinh(x / ca.DM(spec.warp_knee))) if spec.warped else x
     last = len(layers) - 1
     for i, (W, b) in enumerate(layers):
         h = ca.mtimes(ca.DM(W), h) + ca.DM(b)

@@ -13,7 +13,13 @@ Typical use::
 from mpc_bio.metabolism.dataset import STATUS_CODES, DatasetError, FluxDataset
 from mpc_bio.metabolism.models import BUNDLED_MODELS, ModelLoadError, find_ich360, load_model, model_hash
 from mpc_bio.metabolism.pfba import STATUS_NAMES, InputError, PFBAPoint, PFBAProblem, PFBASolver, build_problem
-from mpc_bio.metabolism.refinement import RefinementResult, RefineSettings, refine_cells, refine_dataset
+from mpc_bio.metabolism.refinement import (
+    RefinementResult,
+    RefineSettings,
+    extend_dataset,
+    refine_cells,
+    refine_dataset,
+)
 from mpc_bio.metabolism.sampling import (
     DEFAULT_CHUNK_SIZE,
     PAPER_GRID,
@@ -47,6 +53,7 @@ __all__ = [
     "SamplingError",
     "SettingsError",
     "build_problem",
+    "extend_dataset",
     "find_ich360",
     "grid_points",
     "latin_hypercube_points",

@@ -18,6 +18,10 @@ and of A D at round-off level are set to zero (kept, a 1e-13 entry on a reaction
 pins the step to zero and the vertex is returned); LP (3) runs with a primal feasibility
 tolerance of 1e-9 under this rule (HiGHS's 1e-7 moves the face's minimum-norm point by ~1e-6);
 and the QP's answer is refined by one exact equality-constrained solve on its active set.
+HiGHS's QP solver can cycle without end on a tiny degenerate face (iCH360 at glucose 0.675,
+oxygen 1.525: 9 directions, 22 rows, 10 of them tight at the vertex); it runs under an iteration
+limit, and a QP it does not solve is solved as a least-distance problem by Lawson and Hanson's
+finite NNLS algorithm (``scipy.optimize.nnls``) instead.
 
 Variables (columns): ``v+`` (r), ``v-`` (r), then the slacks: for every input j a shortfall
 ``s_short_j`` in [0, u_j] and an excess ``s_exc_j`` >= 0, and a maintenance slack ``s_m`` in
@@ -62,6 +66,10 @@ _DIRECTION_NOISE = 1e-9
 #: Stage (4): primal feasibility tolerance of the total-flux LP (3) when the tie-break is on
 #: (HiGHS's default is 1e-7).
 _FACE_PRIMAL_TOLERANCE = 1e-9
+#: Stage (4): iteration limit of HiGHS's QP solver (its default, 2^31 - 1, never stops a cycling
+#: solve). The faces' QPs need tens of iterations; one that hits the limit is solved by
+#: :func:`_least_distance_qp` instead.
+_QP_ITERATION_LIMIT = 2000
 
 
 class InputError(ValueError):
@@ -353,6 +361,59 @@ def _polish_active_set(
         return 0.5 * float(v @ H @ v) + float(c @ v)
 
     return zp if f(zp) <= f(z) + 1e-12 * max(1.0, abs(f(z))) else z
+
+
+def _least_distance_qp(
+    H: np.ndarray, c: np.ndarray, G: np.ndarray, lo: np.ndarray, hi: np.ndarray, slack: float
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Solve min 1/2 z'Hz + c'z s.t. lo <= Gz <= hi (H positive definite) by a finite algorithm.
+
+    With H = R'R and w = Rz + R^-T c the problem is the least-distance problem min ||w|| s.t.
+    E w >= f (one row per finite bound), solved through the non-negative least-squares problem
+    min ||[E'; f'] u - e_(n+1)||, u >= 0 (Lawson and Hanson, "Solving Least Squares Problems",
+    1974, ch. 23; ``scipy.optimize.nnls``). Degenerate and repeated rows do not make it cycle.
+
+    Returns
+    -------
+    (z, dual) or None
+        The minimiser and one multiplier per row of ``G`` (lower-bound minus upper-bound
+        multiplier; non-zero on the rows held at a bound), or None when H is not positive
+        definite, the constraints are infeasible, NNLS does not converge, or the answer violates a
+        bound by more than ``slack``.
+    """
+    from scipy.optimize import nnls
+
+    try:
+        R = np.linalg.cholesky(H).T  # H = R'R
+    except np.linalg.LinAlgError:
+        return None
+    n = len(c)
+    Hc = np.linalg.solve(H, c)
+    GR = np.linalg.solve(R.T, G.T).T  # G R^-1
+    shift = G @ Hc
+    has_lo, has_hi = np.isfinite(lo), np.isfinite(hi)
+    E = np.vstack([GR[has_lo], -GR[has_hi]])
+    f = np.concatenate([lo[has_lo] + shift[has_lo], -hi[has_hi] - shift[has_hi]])
+    M = np.vstack([E.T, f[None, :]])
+    e = np.zeros(n + 1)
+    e[n] = 1.0
+    try:
+        u, _ = nnls(M, e, maxiter=max(100, 10 * M.shape[1]))
+    except RuntimeError:
+        return None
+    res = M @ u - e
+    if not res[n] < -1e-12:  # the residual vanishes only when the constraints are infeasible
+        return None
+    w = -res[:n] / res[n]
+    z = np.linalg.solve(R, w) - Hc
+    gz = G @ z
+    if not (np.all(np.isfinite(z)) and np.all(gz >= lo - slack) and np.all(gz <= hi + slack)):
+        return None
+    lam = u / -res[n]  # multipliers of E w >= f
+    dual = np.zeros(len(lo))
+    dual[has_lo] += lam[: int(has_lo.sum())]
+    dual[has_hi] -= lam[int(has_lo.sum()) :]
+    return z, dual
 
 
 class PFBASolver:
@@ -851,6 +912,7 @@ class PFBASolver:
         if self._qp is None:
             self._qp = _new_highs(hp)
             self._qp.setOptionValue("presolve", "off")
+            self._qp.setOptionValue("qp_iteration_limit", _QP_ITERATION_LIMIT)
         q = self._qp
         nz, m = N.shape[1], Gi.shape[0]
         Hz = N.T @ H @ N
@@ -876,12 +938,20 @@ class PFBASolver:
                       Hz[rows, cols].astype(np.float64))
         q.run()
         st = q.getModelStatus()
-        if st != self._optimal:
-            self._tie_break_failures += 1
-            return x, f"tie-break (stage 4) QP: {q.modelStatusToString(st)}; the LP vertex is kept"
-        sol = q.getSolution()
-        zq = np.asarray(sol.col_value, dtype=float)
-        zq = _polish_active_set(Hz, N.T @ c, Gi, lo_i, hi_i, zq, np.asarray(sol.row_dual, dtype=float), slack)
+        if st == self._optimal:
+            sol = q.getSolution()
+            zq, dual = np.asarray(sol.col_value, dtype=float), np.asarray(sol.row_dual, dtype=float)
+        else:
+            # e.g. HiGHS cycling on a degenerate vertex (iteration limit): the finite NNLS route
+            ld = _least_distance_qp(Hz, N.T @ c, Gi, lo_i, hi_i, slack)
+            if ld is None:
+                self._tie_break_failures += 1
+                return x, (
+                    f"tie-break (stage 4) QP: {q.modelStatusToString(st)}, and the least-distance "
+                    "solve failed; the LP vertex is kept"
+                )
+            zq, dual = ld
+        zq = _polish_active_set(Hz, N.T @ c, Gi, lo_i, hi_i, zq, dual, slack)
         return x + D @ (N @ zq), ""
 
     def __repr__(self) -> str:

@@ -22,7 +22,7 @@ Tables (unknown keys are errors; units as in the settings docstrings):
 ``[control_model]`` ``distill`` (bool, default false): the controller and the estimator use a
                    cubic B-spline fit of the embedded surrogate over the uptake inputs
                    (:mod:`mpc_bio.control.distill`), the plant and the offline optimum keep the
-                   full surrogate; ``step`` (grid, mmol/gDW/h, default 0.05), ``glucose_max``
+                   full surrogate; ``step`` (grid, mmol/gDW/h, default 0.01), ``glucose_max``
                    (grid end, mmol/gDW/h, default 1.3 x glucose Vmax), ``oxygen_max`` (grid end
                    in ``"kla"`` mode, default 20).
 ``[baselines]``    :class:`~mpc_bio.control.BaselineSettings` (``glucose_feed`` defaults to the
@@ -183,7 +183,7 @@ def load_control_setup(path: Path, data: dict[str, Any], out: Path, *, progress:
         else:
             upper[reactor.oxygen_input] = float(cm.get("oxygen_max", 20.0))
         try:
-            d = distill_cell_model(cell, upper=upper, fixed=fixed, step=float(cm.get("step", 0.05)))
+            d = distill_cell_model(cell, upper=upper, fixed=fixed, step=float(cm.get("step", 0.01)))
             control = control_model_from_process(reactor, d.cell)
         except (ProcessSettingsError, ControlError) as exc:
             raise _err(path, exc) from None

@@ -14,7 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from mpc_bio.surrogate.network import FusedForward, MLPSpec, SurrogateModule
+from mpc_bio.surrogate.network import SPEC_BUFFERS, FusedForward, MLPSpec, SurrogateModule, _precision_name
 from mpc_bio.surrogate.settings import SurrogateSettings
 
 __all__ = [
@@ -121,6 +121,16 @@ class Surrogate:
 
     # ------------------------------------------------------------------ views
     @property
+    def pfba_settings(self):
+        """The :class:`~mpc_bio.metabolism.settings.PFBASettings` of the training data (tie-break
+        rule included), recorded at training; the default settings for artifacts that lack them.
+        Reference solves that judge this surrogate should use these."""
+        from mpc_bio.metabolism.settings import PFBASettings
+
+        d = self.info.get("pfba_settings")
+        return PFBASettings.from_dict(d) if d else PFBASettings()
+
+    @property
     def n_inputs(self) -> int:
         """Number of inputs k."""
         return len(self.input_names)
@@ -130,16 +140,27 @@ class Surrogate:
         """Column of the growth reaction in the outputs."""
         return self.reaction_ids.index(self.objective_id)
 
-    def fused(self, dtype: torch.dtype = torch.float64) -> FusedForward:
-        """Inference-only torch module with the scalings folded in (fast batches); cached per dtype.
+    def fused(self, precision: str | torch.dtype = "float64", *, factorise: bool | None = None) -> FusedForward:
+        """Inference-only torch module with the scalings folded in (fast batches); cached per setting.
 
-        float64 keeps the mass balance at ~1e-12; float32 is about twice as fast with balances
-        only to ~1e-5 mmol/gDW/h.
+        Parameters
+        ----------
+        precision : {"float64", "float32", "mixed"} or torch.dtype
+            ``"float64"`` keeps the mass balance at ~1e-12 mmol/gDW/h; ``"mixed"`` (float32 hidden
+            layers, float64 last maps, float64 output) keeps it too and is about twice as fast,
+            deviating from float64 by <= 1e-5 of each reaction's range (e_coli_core);
+            ``"float32"`` is a little faster still, with balances only to ~1e-5 mmol/gDW/h and a
+            float32 output. ``torch.float64`` / ``torch.float32`` are accepted for the first two.
+        factorise : bool, optional
+            Factorised last layer (default: when it saves work, ``MLPSpec.factorised``).
+
+        See :class:`~mpc_bio.surrogate.network.FusedForward`.
         """
         cache = self.__dict__.setdefault("_fused_cache", {})
-        if dtype not in cache:
-            cache[dtype] = FusedForward(self.mlp, dtype).eval()
-        return cache[dtype]
+        key = (_precision_name(precision), factorise)
+        if key not in cache:
+            cache[key] = FusedForward(self.mlp, precision, factorise=factorise).eval()
+        return cache[key]
 
     def spec(self) -> MLPSpec:
         """The :class:`MLPSpec` (float64 numpy arrays) that fully describes the map x -> v."""
@@ -188,7 +209,9 @@ class Surrogate:
             )
         return ok
 
-    def predict(self, x: np.ndarray, *, check_domain: bool = True, return_flags: bool = False):
+    def predict(
+        self, x: np.ndarray, *, check_domain: bool = True, return_flags: bool = False, precision: str = "float64"
+    ):
         """Net fluxes at uptakes ``x``.
 
         Parameters
@@ -199,6 +222,9 @@ class Surrogate:
             Warn (:class:`DomainWarning`) when any point is outside the training box.
         return_flags : bool
             Also return the boolean in-domain flags (n,).
+        precision : {"float64", "mixed", "float32"}
+            Arithmetic of batches above 64 points (see :meth:`fused`); up to 64 points are always
+            evaluated in numpy float64. The result is float64 in every case.
 
         Returns
         -------
@@ -206,13 +232,14 @@ class Surrogate:
             Net fluxes in mmol/gDW/h (growth in 1/h), columns in ``reaction_ids`` order; with
             ``return_flags`` a tuple ``(fluxes, in_domain)``.
         """
+        precision = _precision_name(precision)
         X, single = self._as_inputs(x)
         ok = self._warn_domain(X) if check_domain else self.in_domain(X)
         if X.shape[0] <= 64:  # numpy: no torch dispatch overhead for few points
             v = self.mlp.evaluate(X)
         else:
             with torch.inference_mode():
-                v = self.fused(torch.float64)(torch.as_tensor(X)).numpy()
+                v = self.fused(precision)(torch.as_tensor(X)).numpy().astype(np.float64, copy=False)
         if single:
             v = v[0]
         return (v, ok) if return_flags else v
@@ -254,17 +281,8 @@ class Surrogate:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         s = self.mlp
-        arrays: dict[str, np.ndarray] = {
-            "x_offset": s.x_offset,
-            "x_scale": s.x_scale,
-            "y_offset": s.y_offset,
-            "y_scale": s.y_scale,
-            "out_matrix": s.out_matrix,
-            "in_matrix": s.in_matrix,
-            "out_bias": s.out_bias,
-            "domain_low": self.domain_low,
-            "domain_high": self.domain_high,
-        }
+        arrays: dict[str, np.ndarray] = {name: getattr(s, name) for name in SPEC_BUFFERS if getattr(s, name).size}
+        arrays.update(domain_low=self.domain_low, domain_high=self.domain_high)
         for i, (W, b) in enumerate(s.layers):
             arrays[f"layer{i}_W"] = W
             arrays[f"layer{i}_b"] = b
@@ -281,6 +299,7 @@ class Surrogate:
                 "target": self.settings.target,
                 "mass_balance": self.settings.mass_balance,
                 "n_inputs": s.n_inputs,
+                "input_warp_knees": s.warp_knee.tolist(),
                 "n_raw_outputs": int(s.y_offset.shape[0]),
                 "n_fluxes": s.n_outputs,
                 "n_layers": len(s.layers),
@@ -362,17 +381,9 @@ def load_surrogate(
         with np.load(npath) as z:
             n_layers = int(arch["n_layers"])
             layers = tuple((z[f"layer{i}_W"], z[f"layer{i}_b"]) for i in range(n_layers))
-            spec = MLPSpec(
-                x_offset=z["x_offset"],
-                x_scale=z["x_scale"],
-                layers=layers,
-                activation=arch["activation"],
-                y_offset=z["y_offset"],
-                y_scale=z["y_scale"],
-                out_matrix=z["out_matrix"],
-                in_matrix=z["in_matrix"],
-                out_bias=z["out_bias"],
-            )
+            # the warp arrays are absent when there is no input warp (and in artifacts made before it)
+            fixed = {name: z[name] for name in SPEC_BUFFERS if name in z.files or not name.startswith("warp_")}
+            spec = MLPSpec(layers=layers, activation=arch["activation"], **fixed)
             S = sp.coo_matrix(
                 (z["S_data"], (z["S_row"], z["S_col"])),
                 shape=(int(meta["n_metabolites"]), len(meta["reaction_ids"])),

@@ -43,6 +43,13 @@ def _hidden(text: str) -> tuple[int, ...]:
     return out
 
 
+def _knees(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(p) for p in text.split(",") if p.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--input-knees expects comma-separated numbers like 0.5,0.5; got {text!r}") from None
+
+
 def register(subparsers: Any) -> None:
     """Add ``train`` and ``evaluate-surrogate`` to the ``mpc-bio`` subcommands."""
     from mpc_bio.surrogate.settings import (
@@ -60,6 +67,14 @@ def register(subparsers: Any) -> None:
     t.add_argument("--out", required=True, metavar="DIR", help="artifact directory to write")
     t.add_argument("--hidden", type=_hidden, default=d.hidden, metavar="W,W", help=f"hidden widths (default {','.join(map(str, d.hidden))})")
     t.add_argument("--activation", choices=ACTIVATIONS, default=d.activation, help=f"hidden activation (default {d.activation})")
+    t.add_argument(
+        "--sharpness", type=float, default=d.activation_sharpness,
+        help=f"activation sharpness beta: train with act(beta a)/beta, narrower bends (default {d.activation_sharpness:g})",
+    )
+    t.add_argument(
+        "--input-knees", type=_knees, default=d.input_knees, metavar="K,K",
+        help="input warp: one knee per input in mmol/gDW/h (adds asinh(x/knee) features; default none)",
+    )
     t.add_argument("--target", choices=TARGETS, default=d.target, help=f"net or split fluxes (default {d.target})")
     t.add_argument("--no-mass-balance", action="store_true", help="switch the mass-balance projection off")
     t.add_argument("--projection-metric", choices=PROJECTION_METRICS, default=d.projection_metric,
@@ -136,6 +151,8 @@ def run_train(args: argparse.Namespace) -> int:
     settings = SurrogateSettings(
         hidden=args.hidden,
         activation=args.activation,
+        activation_sharpness=args.sharpness,
+        input_knees=args.input_knees,
         target=args.target,
         mass_balance=not args.no_mass_balance,
         projection_metric=args.projection_metric,

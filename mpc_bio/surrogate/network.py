@@ -2,38 +2,93 @@
 
 The whole map from raw uptakes x (mmol/gDW/h) to net fluxes v (mmol/gDW/h) is
 
-    z0 = (x - x_offset) / x_scale
+    z0 = [(x - x_offset) / x_scale, (asinh(x / warp_knee) - warp_offset) / warp_scale]
     h_i = act(W_i h_{i-1} + b_i)           for every layer but the last
     out = W_L h_{L-1} + b_L
     y = y_offset + y_scale * out            (net fluxes, or split fluxes v+, v-)
     v = out_matrix @ y + in_matrix @ x + out_bias
 
+The second block of z0 (the input warp, optional) stretches the low end of each input: the
+pFBA map has narrow features there (the relaxed region's edge near zero glucose, the anaerobic
+strip near zero oxygen) that a plain linear input scaling compresses into a sliver of [-1, 1].
 The last line absorbs the split -> net conversion and the mass-balance projection, so the
 :class:`MLPSpec` (plain float64 numpy arrays) describes the map completely and can be rebuilt in
 CasADi or numpy without torch.
+
+For evaluation the scalings are folded into the first and last layers (:class:`FusedMaps`).
+With the mass-balance layer on, ``out_matrix`` is a projector onto (part of) the null space of
+S, of rank d much lower than r (e_coli_core: r = 95, d = 9). It is then factorised once as
+``out_matrix = N @ M`` (N: r x d, orthonormal columns, from an SVD), the last layer maps the last
+hidden layer to d values z, and v = N z + in_matrix @ x + c. Because S N ~ 0 to float64 round-off,
+the hidden layers may be computed in float32 and only the cheap last maps (h -> z -> v) in float64,
+and v keeps the float64 mass balance (``FusedForward(spec, "mixed")``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["MLPSpec", "SurrogateModule", "FusedForward", "activation_module", "numpy_activation"]
+__all__ = [
+    "MLPSpec",
+    "FusedMaps",
+    "SurrogateModule",
+    "FusedForward",
+    "PRECISIONS",
+    "FACTOR_RTOL",
+    "FACTOR_MAX_COST",
+    "activation_module",
+    "numpy_activation",
+    "SPEC_BUFFERS",
+]
+
+#: Singular values of ``out_matrix`` at or below this fraction of the largest are dropped in the
+#: factorisation ``out_matrix = N @ M`` (a projector's are 1 or ~1e-15: the cut is far from both).
+FACTOR_RTOL = 1e-10
+#: The factorised last layer is used when it costs at most this fraction of the multiply-adds of the
+#: unfactorised one: d (H + r) <= FACTOR_MAX_COST * H r (H: last hidden width, r: net fluxes).
+FACTOR_MAX_COST = 0.75
+#: Arithmetic of :class:`FusedForward`: all float64, all float32, or float32 hidden layers and float64 after.
+PRECISIONS = ("float64", "float32", "mixed")
 
 
-def activation_module(name: str) -> nn.Module:
-    """The torch module of a smooth activation name (``silu``, ``tanh``, ``softplus``)."""
+class SharpenedActivation(nn.Module):
+    """``act(beta * a) / beta``: a smooth activation whose bend is ``beta`` times narrower.
+
+    Same function class as ``act`` (the factor folds into the weights, see
+    :meth:`SurrogateModule.to_spec`), but the optimiser reaches kinks ``beta`` times sharper with the
+    same weight sizes: the pFBA map is piecewise linear, and its kinks are narrow.
+    """
+
+    def __init__(self, base: nn.Module, sharpness: float) -> None:
+        super().__init__()
+        self.base = base
+        self.sharpness = float(sharpness)
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return self.base(self.sharpness * a) / self.sharpness
+
+
+def activation_module(name: str, sharpness: float = 1.0) -> nn.Module:
+    """The torch module of a smooth activation name (``silu``, ``tanh``, ``softplus``).
+
+    ``sharpness`` (beta > 0, dimensionless) returns ``act(beta * a) / beta`` instead.
+    """
     if name == "silu":
-        return nn.SiLU()
-    if name == "tanh":
-        return nn.Tanh()
-    if name == "softplus":
-        return nn.Softplus()
-    raise ValueError(f"Unknown activation {name!r}; expected 'silu', 'tanh' or 'softplus'.")
+        base: nn.Module = nn.SiLU()
+    elif name == "tanh":
+        base = nn.Tanh()
+    elif name == "softplus":
+        base = nn.Softplus()
+    else:
+        raise ValueError(f"Unknown activation {name!r}; expected 'silu', 'tanh' or 'softplus'.")
+    if not sharpness > 0:
+        raise ValueError(f"The activation sharpness must be a positive number; got {sharpness!r}.")
+    return base if sharpness == 1.0 else SharpenedActivation(base, sharpness)
 
 
 def numpy_activation(name: str):
@@ -51,6 +106,49 @@ def numpy_activation(name: str):
 
 
 @dataclass(frozen=True, eq=False)
+class FusedMaps:
+    """An :class:`MLPSpec` with its scalings folded in: the arrays that are evaluated (float64).
+
+    v = head @ (last @ h) + bias + in_matrix @ x, with ``head`` omitted (identity) when unfactorised
+    and ``in_matrix`` omitted when zero; h is the last hidden layer.
+
+    Attributes
+    ----------
+    hidden : tuple of (W, b)
+        The layers followed by the activation; the input scaling is folded into the first.
+    last : ndarray, shape (d, H) or (r, H)
+        Factorised: M diag(y_scale) W_L, the map to z (d values); else out_matrix diag(y_scale) W_L.
+    head : ndarray, shape (r, d), or None
+        N (orthonormal columns, ``MLPSpec.output_factors``) when factorised, else None.
+    bias : ndarray, shape (r,)
+        out_matrix @ (y_offset + y_scale * b_L) + out_bias (mmol/gDW/h); in range(out_matrix) + out_bias.
+    in_matrix : ndarray, shape (r, k), or None
+        The direct input term G (None when G is exactly zero, so it is skipped).
+    activation : str
+    warp_knee : ndarray, shape (k,), or None
+        With the input warp, the first hidden layer takes [x, asinh(x / warp_knee)] (2 k values).
+    """
+
+    hidden: tuple[tuple[np.ndarray, np.ndarray], ...]
+    last: np.ndarray
+    head: np.ndarray | None
+    bias: np.ndarray
+    in_matrix: np.ndarray | None
+    activation: str
+    warp_knee: np.ndarray | None = None
+
+    @property
+    def factorised(self) -> bool:
+        """Whether the last layer is factorised (``head`` is N)."""
+        return self.head is not None
+
+    @cached_property
+    def act(self):
+        """The numpy activation function."""
+        return numpy_activation(self.activation)
+
+
+@dataclass(frozen=True, eq=False)
 class MLPSpec:
     """Everything needed to rebuild the surrogate's map from raw inputs to net fluxes (float64).
 
@@ -60,6 +158,7 @@ class MLPSpec:
         Input scaling, z0 = (x - x_offset) / x_scale (x in mmol/gDW/h).
     layers : tuple of (W, b)
         Dense layers; W has shape (out, in). ``activation`` follows every layer but the last.
+        The first takes k inputs, or 2 k with the input warp.
     activation : str
         ``"silu"``, ``"tanh"`` or ``"softplus"`` (torch definitions; softplus with beta 1).
     y_offset, y_scale : ndarray, shape (m,)
@@ -68,6 +167,9 @@ class MLPSpec:
     in_matrix : ndarray, shape (r, k)
     out_bias : ndarray, shape (r,)
         Final affine map to net fluxes: v = out_matrix @ y + in_matrix @ x + out_bias.
+    warp_knee, warp_offset, warp_scale : ndarray, shape (k,) or (0,)
+        Input warp: the features (asinh(x / warp_knee) - warp_offset) / warp_scale are appended to
+        z0 (knees in mmol/gDW/h; the rest dimensionless). Empty (the default): no warp.
     """
 
     x_offset: np.ndarray
@@ -79,12 +181,23 @@ class MLPSpec:
     out_matrix: np.ndarray
     in_matrix: np.ndarray
     out_bias: np.ndarray
+    warp_knee: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    warp_offset: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    warp_scale: np.ndarray = field(default_factory=lambda: np.ones(0))
 
     def __post_init__(self) -> None:
         k = self.x_offset.shape[0]
         if self.x_scale.shape != (k,):
             raise ValueError(f"MLPSpec.x_scale must have shape {(k,)}; got {self.x_scale.shape}.")
-        n_in = k
+        w = self.warp_knee.shape[0]
+        if w not in (0, k) or self.warp_offset.shape != (w,) or self.warp_scale.shape != (w,):
+            raise ValueError(
+                f"MLPSpec warp_knee, warp_offset and warp_scale must all have shape (0,) or {(k,)}; got "
+                f"{self.warp_knee.shape}, {self.warp_offset.shape}, {self.warp_scale.shape}."
+            )
+        if w and not (np.all(self.warp_knee > 0) and np.all(self.warp_scale > 0)):
+            raise ValueError(f"MLPSpec warp_knee and warp_scale must be positive; got {self.warp_knee}, {self.warp_scale}.")
+        n_in = k + w
         for i, (W, b) in enumerate(self.layers):
             if W.ndim != 2 or W.shape[1] != n_in or b.shape != (W.shape[0],):
                 raise ValueError(
@@ -107,6 +220,22 @@ class MLPSpec:
         return int(self.x_offset.shape[0])
 
     @property
+    def warped(self) -> bool:
+        """Whether the input warp features are part of the first layer's input."""
+        return self.warp_knee.shape[0] > 0
+
+    def first_layer(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(W0, b0)`` of the first layer acting on the raw features: x (k,), followed by
+        asinh(x / warp_knee) (k,) when :attr:`warped`; the input and warp scalings folded in."""
+        W0, b0 = (np.array(a, dtype=np.float64) for a in self.layers[0])
+        scale, offset = self.x_scale, self.x_offset
+        if self.warped:
+            scale = np.concatenate([scale, self.warp_scale])
+            offset = np.concatenate([offset, self.warp_offset])
+        W0s = W0 / scale[None, :]
+        return W0s, b0 - W0s @ offset
+
+    @property
     def n_outputs(self) -> int:
         """Number of net fluxes r."""
         return int(self.out_matrix.shape[0])
@@ -117,51 +246,100 @@ class MLPSpec:
         return tuple(int(W.shape[0]) for W, _ in self.layers[:-1])
 
     @cached_property
-    def _fused(self) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray, object]:
-        """Layers with the input scaling folded into the first and the output maps into the last."""
+    def output_factors(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(N, M)`` with ``out_matrix = N @ M`` up to round-off: N (r, d) has orthonormal columns.
+
+        From the SVD ``out_matrix = U diag(s) V^T``: N = U[:, :d], M = diag(s[:d]) V^T[:d], with
+        d the number of singular values above ``FACTOR_RTOL`` times the largest (d = 0 for a zero
+        matrix). With the mass-balance layer, range(N) lies in the null space of S.
+        """
+        U, s, Vt = np.linalg.svd(self.out_matrix, full_matrices=False)
+        d = int(np.sum(s > FACTOR_RTOL * s[0])) if s.size and s[0] > 0 else 0
+        return np.ascontiguousarray(U[:, :d]), s[:d, None] * Vt[:d]
+
+    @property
+    def output_rank(self) -> int:
+        """Rank d of ``out_matrix`` (relative cut ``FACTOR_RTOL``): the width of the factorised last layer."""
+        return int(self.output_factors[0].shape[1])
+
+    @property
+    def factorised(self) -> bool:
+        """Whether the fused evaluation uses ``out_matrix = N @ M``: d (H + r) <= FACTOR_MAX_COST * H r."""
+        H = self.layers[-1][0].shape[1]
+        r, d = self.n_outputs, self.output_rank
+        return d * (H + r) <= FACTOR_MAX_COST * H * r
+
+    def fused_maps(self, factorise: bool | None = None) -> "FusedMaps":
+        """The map with the scalings folded in (cached), as used by :meth:`evaluate` and :class:`FusedForward`.
+
+        Parameters
+        ----------
+        factorise : bool, optional
+            Use the factorised last layer; default :attr:`factorised` (only when it saves work).
+        """
+        use = self.factorised if factorise is None else bool(factorise)
+        cache = self.__dict__.setdefault("_fused_maps", {})
+        if use not in cache:
+            cache[use] = self._build_fused(use)
+        return cache[use]
+
+    def _build_fused(self, factorise: bool) -> "FusedMaps":
         layers = [(np.array(W), np.array(b)) for W, b in self.layers]
-        W0, b0 = layers[0]
-        W0s = W0 / self.x_scale[None, :]
-        layers[0] = (W0s, b0 - W0s @ self.x_offset)
-        layers[-1] = (
-            self.out_matrix @ (self.y_scale[:, None] * layers[-1][0]),
-            self.out_matrix @ (self.y_offset + self.y_scale * layers[-1][1]) + self.out_bias,
+        layers[0] = self.first_layer()
+        WL, bL = layers.pop()
+        YW = self.y_scale[:, None] * WL  # (m, H): raw outputs y = YW h + y_offset + y_scale b_L
+        bias = self.out_matrix @ (self.y_offset + self.y_scale * bL) + self.out_bias
+        if factorise:
+            N, M = self.output_factors
+            last, head = M @ YW, N  # v = N (M YW h) + bias + G x
+        else:
+            last, head = self.out_matrix @ YW, None  # v = (out_matrix YW) h + bias + G x
+        G = np.array(self.in_matrix)
+        return FusedMaps(
+            hidden=tuple(layers), last=last, head=head, bias=bias,
+            in_matrix=G if np.any(G) else None, activation=self.activation,
+            warp_knee=np.array(self.warp_knee) if self.warped else None,
         )
-        return layers, self.in_matrix, numpy_activation(self.activation)
 
     def evaluate(self, x: np.ndarray) -> np.ndarray:
         """Net fluxes (n, r) at raw inputs x (n, k), or (r,) for one point x (k,), in numpy float64.
 
-        The fast path (no torch dispatch; scalings folded into the first and last layers); equal
-        to the torch module to ~1e-13 relative.
+        The fast path (no torch dispatch; scalings folded into the first and last layers; the
+        factorised last layer when :attr:`factorised`); equal to the torch module to ~1e-13 relative.
         """
-        layers, G, act = self._fused
+        f = self.fused_maps()
+        act = f.act
         x = np.asarray(x, dtype=np.float64)
-        last = len(layers) - 1
+        h = x if f.warp_knee is None else np.concatenate([x, np.arcsinh(x / f.warp_knee)], axis=-1)
         if x.ndim == 1:
-            h = x
-            for i, (W, b) in enumerate(layers):
-                h = W @ h + b
-                if i < last:
-                    h = act(h)
-            return h + G @ x
-        h = x
-        for i, (W, b) in enumerate(layers):
-            h = h @ W.T + b
-            if i < last:
-                h = act(h)
-        return h + x @ G.T
+            for W, b in f.hidden:
+                h = act(W @ h + b)
+            h = f.last @ h
+            v = (h if f.head is None else f.head @ h) + f.bias
+            return v if f.in_matrix is None else v + f.in_matrix @ x
+        for W, b in f.hidden:
+            h = act(h @ W.T + b)
+        h = h @ f.last.T
+        v = (h if f.head is None else h @ f.head.T) + f.bias
+        return v if f.in_matrix is None else v + x @ f.in_matrix.T
 
     def n_parameters(self) -> int:
         """Number of trainable network parameters (weights and biases)."""
         return int(sum(W.size + b.size for W, b in self.layers))
 
 
+#: The fixed (not trained) arrays shared by :class:`MLPSpec` and :class:`SurrogateModule`.
+SPEC_BUFFERS = (
+    "x_offset", "x_scale", "y_offset", "y_scale", "out_matrix", "in_matrix", "out_bias",
+    "warp_knee", "warp_offset", "warp_scale",
+)
+
+
 class SurrogateModule(nn.Module):
     """torch module of an :class:`MLPSpec`: raw uptakes x (n, k) -> net fluxes (n, r).
 
-    The scaling and the final affine map are buffers (not trained); ``core`` is the MLP.
-    ``forward`` works in whatever dtype the module is in (use ``.double()`` for 1e-9 balances).
+    The scaling and the final affine map are buffers (not trained); ``core`` is the MLP, whose hidden
+    activation is ``act(sharpness * a) / sharpness``. ``forward`` works in whatever dtype the module is in (use ``.double()`` for 1e-9 balances).
     """
 
     def __init__(
@@ -171,18 +349,26 @@ class SurrogateModule(nn.Module):
         n_outputs_raw: int,
         n_fluxes: int,
         activation: str,
+        sharpness: float = 1.0,
+        warp: bool = False,
     ) -> None:
         super().__init__()
         self.activation = activation
-        sizes = [n_inputs, *hidden, n_outputs_raw]
+        self.sharpness = float(sharpness)
+        self.warp = bool(warp)
+        sizes = [n_inputs * (2 if warp else 1), *hidden, n_outputs_raw]
         mods: list[nn.Module] = []
         for i in range(len(sizes) - 1):
             mods.append(nn.Linear(sizes[i], sizes[i + 1]))
             if i < len(sizes) - 2:
-                mods.append(activation_module(activation))
+                mods.append(activation_module(activation, sharpness))
         self.core = nn.Sequential(*mods)
         self.register_buffer("x_offset", torch.zeros(n_inputs))
         self.register_buffer("x_scale", torch.ones(n_inputs))
+        n_warp = n_inputs if warp else 0
+        self.register_buffer("warp_knee", torch.ones(n_warp))
+        self.register_buffer("warp_offset", torch.zeros(n_warp))
+        self.register_buffer("warp_scale", torch.ones(n_warp))
         self.register_buffer("y_offset", torch.zeros(n_outputs_raw))
         self.register_buffer("y_scale", torch.ones(n_outputs_raw))
         self.register_buffer("out_matrix", torch.zeros(n_fluxes, n_outputs_raw))
@@ -191,14 +377,18 @@ class SurrogateModule(nn.Module):
 
     def raw_outputs(self, x: torch.Tensor) -> torch.Tensor:
         """Unscaled network outputs y (n, m) before the final affine map."""
-        return self.y_offset + self.y_scale * self.core((x - self.x_offset) / self.x_scale)
+        z = (x - self.x_offset) / self.x_scale
+        if self.warp:
+            z = torch.cat([z, (torch.asinh(x / self.warp_knee) - self.warp_offset) / self.warp_scale], dim=-1)
+        return self.y_offset + self.y_scale * self.core(z)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         y = self.raw_outputs(x)
         return y @ self.out_matrix.T + x @ self.in_matrix.T + self.out_bias
 
     def to_spec(self) -> MLPSpec:
-        """The float64 numpy :class:`MLPSpec` of this module."""
+        """The float64 numpy :class:`MLPSpec` of this module (the sharpness folded into the weights,
+        so the spec's activation is the plain one)."""
 
         def a(t: torch.Tensor) -> np.ndarray:
             return t.detach().to("cpu", torch.float64).numpy().copy()
@@ -207,67 +397,153 @@ class SurrogateModule(nn.Module):
         return MLPSpec(
             x_offset=a(self.x_offset),
             x_scale=a(self.x_scale),
-            layers=tuple((a(m.weight), a(m.bias)) for m in linears),
+            layers=_fold_sharpness([(a(m.weight), a(m.bias)) for m in linears], self.sharpness),
             activation=self.activation,
             y_offset=a(self.y_offset),
             y_scale=a(self.y_scale),
             out_matrix=a(self.out_matrix),
             in_matrix=a(self.in_matrix),
             out_bias=a(self.out_bias),
+            warp_knee=a(self.warp_knee),
+            warp_offset=a(self.warp_offset),
+            warp_scale=a(self.warp_scale),
         )
 
     @classmethod
     def from_spec(cls, spec: MLPSpec, dtype: torch.dtype = torch.float64) -> "SurrogateModule":
         """Build the module of a spec (float64 by default)."""
-        mod = cls(spec.n_inputs, spec.hidden, spec.y_offset.shape[0], spec.n_outputs, spec.activation)
+        mod = cls(spec.n_inputs, spec.hidden, spec.y_offset.shape[0], spec.n_outputs, spec.activation, warp=spec.warped)
         mod = mod.to(dtype)
         mod.load_spec(spec)
         return mod
 
     def load_spec(self, spec: MLPSpec) -> None:
-        """Copy a spec's arrays into this module's parameters and buffers (in place)."""
+        """Copy a spec's arrays into this module's parameters and buffers (in place; the module's
+        sharpness is taken out of the spec's weights, the inverse of :meth:`to_spec`)."""
         linears = [m for m in self.core if isinstance(m, nn.Linear)]
         if len(linears) != len(spec.layers):
             raise ValueError(f"Spec has {len(spec.layers)} layers; the module has {len(linears)}.")
+        if spec.warped != self.warp:
+            raise ValueError(f"Spec input warp is {spec.warped}; the module's is {self.warp}.")
         with torch.no_grad():
             dt = self.x_offset.dtype
-            for m, (W, b) in zip(linears, spec.layers):
+            for m, (W, b) in zip(linears, _fold_sharpness(list(spec.layers), 1.0 / self.sharpness)):
                 m.weight.copy_(torch.as_tensor(W, dtype=dt))
                 m.bias.copy_(torch.as_tensor(b, dtype=dt))
-            for name in ("x_offset", "x_scale", "y_offset", "y_scale", "out_matrix", "in_matrix", "out_bias"):
+            for name in SPEC_BUFFERS:
                 getattr(self, name).copy_(torch.as_tensor(getattr(spec, name), dtype=dt))
 
 
+def _fold_sharpness(layers: list[tuple[np.ndarray, np.ndarray]], beta: float) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    """Weights of the same map with ``act(beta a) / beta`` replaced by ``act(a)``.
+
+    With h~ = beta h after every hidden layer: the first layer's W and b and every other hidden
+    layer's b are multiplied by beta, the last layer's W is divided by it (exact; ``1 / beta``
+    undoes it).
+    """
+    if beta == 1.0:
+        return tuple(layers)
+    last = len(layers) - 1
+    out = []
+    for i, (W, b) in enumerate(layers):
+        if i < last:
+            out.append((W * beta if i == 0 else W, b * beta))
+        else:
+            out.append((W / beta if i > 0 else W, b))
+    return tuple(out)
+
+
+def _precision_name(precision: str | torch.dtype) -> str:
+    """``"float64"``, ``"float32"`` or ``"mixed"`` from a name or a torch dtype (float64/float32)."""
+    if isinstance(precision, torch.dtype):
+        names = {torch.float64: "float64", torch.float32: "float32"}
+        if precision not in names:
+            raise ValueError(f"The 'precision' parameter must be torch.float64 or torch.float32 as a dtype; got {precision}.")
+        return names[precision]
+    if precision not in PRECISIONS:
+        raise ValueError(f"The 'precision' parameter must be one of {PRECISIONS}; got {precision!r}.")
+    return str(precision)
+
+
 class FusedForward(nn.Module):
-    """Inference-only torch module of an :class:`MLPSpec` with the scalings and the final affine map
-    folded into the first and last layers (fewer operations than :class:`SurrogateModule`, same
-    map up to round-off ~1e-13 relative in float64). Used for fast batched evaluation.
+    """Inference-only torch module of an :class:`MLPSpec` with the scalings folded in (:class:`FusedMaps`).
+
+    Fewer operations than :class:`SurrogateModule`, same map up to round-off (~1e-13 relative in
+    float64). Used for fast batched evaluation, in blocks of :attr:`block_rows` points.
+
+    Parameters
+    ----------
+    spec : MLPSpec
+    precision : {"float64", "float32", "mixed"} or torch.dtype
+        ``"float64"``: all float64 (mass balance ~1e-12 mmol/gDW/h). ``"float32"``: all float32,
+        float32 output (balances only to ~1e-5 mmol/gDW/h). ``"mixed"``: the hidden layers in
+        float32; their last activations h are cast to float64 and the last linear maps, z = Z h
+        and v = N z + bias + G x (or v = W h + bias + G x unfactorised), are float64, float64
+        output. Since S N and S bias vanish to float64 round-off, the mass balance holds as in
+        float64 while most of the work (the H x H layers and the activations) is float32; the fluxes
+        deviate from float64 by the float32 round-off of h (e_coli_core: <= 1e-5 of each
+        reaction's range). The map to z is kept in float64 because it is cheap (d x H) yet, in
+        float32, its accumulation error was the largest single source (2e-5 of NADTRHD's range).
+        ``torch.float64`` / ``torch.float32`` mean ``"float64"`` / ``"float32"``.
+    factorise : bool, optional
+        Use the factorised last layer (default: ``spec.factorised``, i.e. when it saves work).
+
+    Inputs x (n, k) may be of any float dtype (cast as needed); the output is (n, r), float32 for
+    ``"float32"`` and float64 otherwise.
     """
 
-    def __init__(self, spec: MLPSpec, dtype: torch.dtype = torch.float64) -> None:
+    def __init__(
+        self, spec: MLPSpec, precision: str | torch.dtype = "float64", *, factorise: bool | None = None
+    ) -> None:
         super().__init__()
-        layers, G, _ = spec._fused
+        self.precision = _precision_name(precision)
+        f = spec.fused_maps(factorise)
+        body = torch.float64 if self.precision == "float64" else torch.float32
+        out = torch.float32 if self.precision == "float32" else torch.float64
+        self.body_dtype, self.out_dtype = body, out
         self.activation = activation_module(spec.activation)
-        self.n_layers = len(layers)
-        for i, (W, b) in enumerate(layers):
-            self.register_buffer(f"WT{i}", torch.as_tensor(W.T.copy(), dtype=dtype))
-            self.register_buffer(f"b{i}", torch.as_tensor(b, dtype=dtype))
-        self.register_buffer("GT", torch.as_tensor(G.T.copy(), dtype=dtype))
+        self.n_hidden = len(f.hidden)
+        self.factorised = f.factorised
+        if f.warp_knee is None:
+            self.warp_knee = None
+        else:
+            self.register_buffer("warp_knee", torch.as_tensor(f.warp_knee, dtype=body))
+        for i, (W, b) in enumerate(f.hidden):
+            self.register_buffer(f"WT{i}", torch.as_tensor(W.T.copy(), dtype=body))
+            self.register_buffer(f"b{i}", torch.as_tensor(b, dtype=body))
+        if f.factorised:
+            # z = h @ ZT and v = z @ HT + bias (+ x @ GT), both in the output dtype.
+            self.register_buffer("ZT", torch.as_tensor(f.last.T.copy(), dtype=out))
+            self.register_buffer("HT", torch.as_tensor(f.head.T.copy(), dtype=out))
+        else:
+            # The last layer is the head: v = h @ HT + bias, in the output dtype (float64 for "mixed").
+            self.ZT = None
+            self.register_buffer("HT", torch.as_tensor(f.last.T.copy(), dtype=out))
+        self.register_buffer("bias", torch.as_tensor(f.bias, dtype=out))
+        if f.in_matrix is None:
+            self.GT = None
+        else:
+            self.register_buffer("GT", torch.as_tensor(f.in_matrix.T.copy(), dtype=out))
 
     #: rows evaluated at once: blocks of about 1000 points keep the hidden activations in cache
     #: (measured 1.6 us/point unblocked vs 0.9 us/point in blocks of 1024, 2x64 net, float64, 1 thread)
     block_rows = 1024
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        out = x.new_empty((x.shape[0], self.GT.shape[1]))
+        out = x.new_empty((x.shape[0], self.HT.shape[1]), dtype=self.out_dtype)
         for i in range(0, x.shape[0], self.block_rows):
             self._forward_block(x[i : i + self.block_rows], out[i : i + self.block_rows])
         return out
 
     def _forward_block(self, x: torch.Tensor, out: torch.Tensor) -> None:
-        h = x
-        last = self.n_layers - 1
-        for i in range(last):
+        h = x.to(self.body_dtype)
+        if self.warp_knee is not None:
+            h = torch.cat([h, torch.asinh(h / self.warp_knee)], dim=1)
+        for i in range(self.n_hidden):
             h = self.activation(torch.addmm(getattr(self, f"b{i}"), h, getattr(self, f"WT{i}")))
-        bias, weight = getattr(self, f"b{last}"), getattr(self, f"WT{last}")
-        torch.addmm(bias, h, weight, out=out).addmm_(x, self.GT)
+        h = h.to(self.out_dtype)  # "mixed": the float32 -> float64 step
+        if self.ZT is not None:
+            h = torch.mm(h, self.ZT)
+        torch.addmm(self.bias, h, self.HT, out=out)
+        if self.GT is not None:
+            out.addmm_(x.to(self.out_dtype), self.GT)

@@ -31,6 +31,17 @@ class SurrogateSettings:
         Width of each hidden layer (number of neurons); ``(64, 64)`` is two layers of 64.
     activation : str
         Hidden activation, one of :data:`ACTIVATIONS`; all are smooth (C-infinity).
+    activation_sharpness : float
+        beta > 0 (dimensionless): training uses ``act(beta * a) / beta``, whose bend is beta times
+        narrower. The same functions (beta folds into the saved weights, which use the plain
+        activation), but the optimiser reaches the narrow kinks of the pFBA map with ordinary weight
+        sizes. 1 is the plain activation.
+    input_knees : tuple of float
+        Input warp: one knee per input (mmol/gDW/h, > 0), or empty (no warp). The first layer then
+        also sees asinh(x / knee) for every input, scaled to [-1, 1], which stretches the range
+        below about the knee: the narrow features of the pFBA map near zero glucose (edge of the
+        relaxed region) or zero oxygen (anaerobic strip) get as much of the network's input space
+        as the rest of the domain.
     target : str
         ``"net"``: the last layer predicts net fluxes (mmol/gDW/h). ``"split"``: it predicts the
         non-negative parts v+ and v- as in the paper, and v = v+ - v- is formed inside the model.
@@ -83,6 +94,8 @@ class SurrogateSettings:
 
     hidden: tuple[int, ...] = (64, 64)
     activation: str = "silu"
+    activation_sharpness: float = 1.0
+    input_knees: tuple[float, ...] = ()
     target: str = "net"
     mass_balance: bool = True
     projection_metric: str = "euclidean"
@@ -109,6 +122,13 @@ class SurrogateSettings:
         object.__setattr__(self, "hidden", hidden)
         if self.activation not in ACTIVATIONS:
             raise _bad("activation", f"one of {ACTIVATIONS}", self.activation)
+        sh = self.activation_sharpness
+        if isinstance(sh, bool) or not isinstance(sh, (int, float)) or not 0 < sh < 1e4:
+            raise _bad("activation_sharpness", "a number in (0, 1e4) (dimensionless)", sh)
+        knees = tuple(self.input_knees)
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 for v in knees):
+            raise _bad("input_knees", "a tuple of positive numbers (mmol/gDW/h), one per input, or empty", self.input_knees)
+        object.__setattr__(self, "input_knees", tuple(float(v) for v in knees))
         if self.target not in TARGETS:
             raise _bad("target", f"one of {TARGETS}", self.target)
         if not isinstance(self.mass_balance, bool):
@@ -143,6 +163,7 @@ class SurrogateSettings:
         """Json-serialisable dict (tuples become lists)."""
         d = asdict(self)
         d["hidden"] = list(self.hidden)
+        d["input_knees"] = list(self.input_knees)
         return d
 
     @classmethod
@@ -155,4 +176,6 @@ class SurrogateSettings:
         d = dict(data)
         if "hidden" in d:
             d["hidden"] = tuple(int(h) for h in d["hidden"])
+        if "input_knees" in d:
+            d["input_knees"] = tuple(float(v) for v in d["input_knees"])
         return cls(**d)

@@ -108,7 +108,11 @@ def _train(dataset, s: SurrogateSettings, device: torch.device, progress: bool, 
     y_scale = np.where(y_std > 1e-9 * max(float(y_std.max()), 1e-300), y_std, 0.0)  # constants exact
 
     # ---- mass-balance layer
-    info: dict[str, Any] = {"n_train_points_total": int(n), "device": str(device)}
+    info: dict[str, Any] = {
+        "n_train_points_total": int(n),
+        "device": str(device),
+        "pfba_settings": (getattr(dataset, "settings", None) or {}).get("pfba"),
+    }
     if s.mass_balance:
         pinned = np.abs(V[:, in_idx] + X) <= 1e-6 * (1.0 + np.abs(X))
         fix_inputs = bool(np.all(pinned))
@@ -139,19 +143,31 @@ def _train(dataset, s: SurrogateSettings, device: torch.device, progress: bool, 
         in_matrix = np.zeros((r, k))
         out_bias = np.zeros(r)
 
+    # ---- input warp: asinh(x / knee), scaled to [-1, 1] over the data
+    fixed = {
+        "x_offset": x_offset, "x_scale": x_scale, "y_offset": y_offset, "y_scale": y_scale,
+        "out_matrix": out_matrix, "in_matrix": in_matrix, "out_bias": out_bias,
+    }
+    if s.input_knees:
+        if len(s.input_knees) != k:
+            raise ValueError(
+                f"The 'input_knees' parameter of SurrogateSettings needs one knee per input {tuple(dataset.input_names)}; "
+                f"got {s.input_knees}."
+            )
+        knee = np.asarray(s.input_knees, dtype=np.float64)
+        F = np.arcsinh(X / knee)
+        f_lo, f_hi = F.min(axis=0), F.max(axis=0)
+        fixed.update(
+            warp_knee=knee,
+            warp_offset=0.5 * (f_lo + f_hi),
+            warp_scale=np.where(f_hi > f_lo, 0.5 * (f_hi - f_lo), 1.0),
+        )
+
     # ---- module
     torch.manual_seed(s.seed)
-    module = SurrogateModule(k, s.hidden, m, r, s.activation)
+    module = SurrogateModule(k, s.hidden, m, r, s.activation, s.activation_sharpness, warp=bool(s.input_knees))
     with torch.no_grad():
-        for name, arr in (
-            ("x_offset", x_offset),
-            ("x_scale", x_scale),
-            ("y_offset", y_offset),
-            ("y_scale", y_scale),
-            ("out_matrix", out_matrix),
-            ("in_matrix", in_matrix),
-            ("out_bias", out_bias),
-        ):
+        for name, arr in fixed.items():
             getattr(module, name).copy_(torch.as_tensor(arr, dtype=torch.float32))
     module.to(device)
 
@@ -271,15 +287,7 @@ def _train(dataset, s: SurrogateSettings, device: torch.device, progress: bool, 
     # ---- optional full-batch L-BFGS in float64
     module = module.double()
     with torch.no_grad():  # restore the fixed maps at full float64 precision
-        for name, arr in (
-            ("x_offset", x_offset),
-            ("x_scale", x_scale),
-            ("y_offset", y_offset),
-            ("y_scale", y_scale),
-            ("out_matrix", out_matrix),
-            ("in_matrix", in_matrix),
-            ("out_bias", out_bias),
-        ):
+        for name, arr in fixed.items():
             getattr(module, name).copy_(torch.as_tensor(arr, dtype=torch.float64, device=device))
     d64 = tensors(torch.float64)
     if s.lbfgs_steps > 0:

@@ -16,17 +16,22 @@ from mpc_bio.surrogate.artifact import Surrogate
 
 
 def random_surrogate(
-    hidden=(32, 32), activation="silu", n_out=7, seed=0, mass_balance=False, k=2
+    hidden=(32, 32), activation="silu", n_out=7, seed=0, mass_balance=False, k=2, warp=False
 ) -> Surrogate:
-    """A surrogate with random weights, scalings and final affine map (k inputs -> n_out fluxes)."""
+    """A surrogate with random weights, scalings and final affine map (k inputs -> n_out fluxes);
+    ``warp`` adds the input warp features asinh(x / knee) with random knees, offsets and scales."""
     g = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
-    mod = SurrogateModule(k, tuple(hidden), n_out, n_out, activation).double()
+    mod = SurrogateModule(k, tuple(hidden), n_out, n_out, activation, warp=warp).double()
     with torch.no_grad():
         for p in mod.core.parameters():
             p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64) * 0.5)
         mod.x_offset.copy_(torch.as_tensor(rng.uniform(5, 10, k)))
         mod.x_scale.copy_(torch.as_tensor(rng.uniform(5, 10, k)))
+        if warp:
+            mod.warp_knee.copy_(torch.as_tensor(rng.uniform(0.1, 1.0, k)))
+            mod.warp_offset.copy_(torch.as_tensor(rng.uniform(1.0, 3.0, k)))
+            mod.warp_scale.copy_(torch.as_tensor(rng.uniform(1.0, 3.0, k)))
         mod.y_offset.copy_(torch.as_tensor(rng.normal(0, 1, n_out)))
         mod.y_scale.copy_(torch.as_tensor(rng.uniform(0.5, 3, n_out)))
         M = np.eye(n_out) + (0.1 * rng.normal(size=(n_out, n_out)) if mass_balance else 0)

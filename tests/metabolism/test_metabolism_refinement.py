@@ -12,7 +12,12 @@ import numpy as np
 import pytest
 
 from mpc_bio.metabolism import FluxDataset, PFBASettings, PFBASolver
-from mpc_bio.metabolism.refinement import RefineSettings, refine_cells, refine_dataset
+from mpc_bio.metabolism.refinement import (
+    RefineSettings,
+    extend_dataset,
+    refine_cells,
+    refine_dataset,
+)
 from mpc_bio.metabolism.sampling import (
     SamplingError,
     grid_points,
@@ -125,6 +130,38 @@ def test_refine_dataset_refuses_wrong_model_and_refined_input(refined_small):
     other.reactions.ATPM.lower_bound = 3.0
     with pytest.raises(SamplingError, match="hash"):
         refine_dataset(other, grid, progress=False)
+
+
+def test_extend_dataset_appends_fresh_pfba_solutions_once(refined_small, tmp_path):
+    """A finer oxygen axis over the grid (glucose 0-3 step 0.5, oxygen 0-1 step 0.25): 7 x 5 = 35
+    points, of which the 14 at oxygen 0 and 1 are grid points, so 21 are added; each is an
+    ordinary pFBA solution (a cold solver gives the same fluxes, abs and rel 1e-6); given again,
+    nothing is added."""
+    grid, ref = refined_small
+    strip = grid_points({"glucose": (0, 3, 0.5), "oxygen": (0, 1, 0.25)})
+    ext = extend_dataset("e_coli_core", grid, strip, progress=False)
+    assert ext.n_points == grid.n_points + 21
+    np.testing.assert_array_equal(ext.fluxes[: grid.n_points], grid.fluxes)
+    new = ext.inputs[grid.n_points :]
+    assert set(np.round(new[:, 1], 9)) == {0.25, 0.5, 0.75}
+    for i in range(grid.n_points, ext.n_points, 4):
+        pt = PFBASolver("e_coli_core", PFBASettings(tie_break="l2")).solve(ext.inputs[i])
+        np.testing.assert_allclose(ext.fluxes[i], pt.fluxes, rtol=1e-6, atol=1e-6)
+    [record] = ext.settings["sampling"]["extensions"]
+    assert record["kind"] == "grid" and record["n_given"] == 35 and record["n_added"] == 21
+    # extending a refined dataset keeps its refinement record; repeated points add nothing
+    again = extend_dataset("e_coli_core", extend_dataset("e_coli_core", ref, strip, progress=False), strip, progress=False)
+    assert again.settings["sampling"]["refinement"] == ref.settings["sampling"]["refinement"]
+    assert [e["n_added"] for e in again.settings["sampling"]["extensions"]][1] == 0
+    back = FluxDataset.load(ext.save(tmp_path / "ext"))
+    assert back.content_hash() == ext.content_hash()
+    assert back.settings["sampling"]["extensions"] == ext.settings["sampling"]["extensions"]
+    with pytest.raises(SamplingError, match="already refined or extended"):
+        refine_dataset("e_coli_core", ext, progress=False)
+    with pytest.raises(SamplingError, match="finite"):
+        extend_dataset("e_coli_core", grid, np.array([[1.0, np.nan]]), progress=False)
+    with pytest.raises(SamplingError, match="columns"):
+        extend_dataset("e_coli_core", grid, np.ones((3, 3)), progress=False)
 
 
 def test_sample_command_refines(tmp_path, capsys):

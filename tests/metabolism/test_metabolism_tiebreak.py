@@ -151,6 +151,45 @@ def test_active_set_polish_against_a_closed_form():
     assert kept is z
 
 
+def test_least_distance_qp_against_a_closed_form_on_a_degenerate_vertex():
+    """The projection of p = (-1, 2, -3) onto {z >= 0} is (0, 2, 0): min 1/2 |z|^2 - p.z with the
+    bound z1 >= 0 given three times and the redundant z1 + z3 >= 0 also tight at the answer (four
+    rows tight in a 2-d corner, the degeneracy on which HiGHS's QP cycled on iCH360), plus an
+    inactive z2 <= 5. The multipliers are -p on the held rows (KKT: z - p = G' mu); an infeasible
+    set of rows gives None."""
+    from mpc_bio.metabolism.pfba import _least_distance_qp
+
+    p = np.array([-1.0, 2.0, -3.0])
+    G = np.array([[1, 0, 0], [1, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 0, 1], [0, 1, 0]], dtype=float)
+    lo = np.array([0, 0, 0, 0, 0, 0, -np.inf])
+    hi = np.array([np.inf] * 6 + [5.0])
+    z, dual = _least_distance_qp(np.eye(3), -p, G, lo, hi, 1e-12)
+    np.testing.assert_allclose(z, [0.0, 2.0, 0.0], rtol=0, atol=1e-14)
+    assert np.all(dual >= -1e-14) and dual[6] == 0.0  # lower-bound multipliers only
+    np.testing.assert_allclose(z - p, G.T @ dual, rtol=0, atol=1e-12)  # stationarity
+    assert dual[3] == pytest.approx(0.0, abs=1e-14)  # z2 = 2 is not at its bound
+    infeasible = _least_distance_qp(np.eye(3), -p, G[:1], np.array([1.0]), np.array([0.5]), 1e-12)
+    assert infeasible is None
+
+
+def test_l2_tie_break_where_the_highs_qp_cycles_on_ich360(ich360):
+    """iCH360 at glucose 0.675, oxygen 1.525 (a centre of the refinement quadtree): the face's QP
+    has 9 directions and 22 rows, 10 tight at the vertex, and HiGHS's QP solver cycled there
+    without end (the refinement of the iCH360 grid never finished). Now the iteration limit stops
+    it and the least-distance solve answers. References: the GLPK certificate LP, and a solve
+    warm-started along a ray."""
+    u = np.array([0.675, 1.525])
+    cold = PFBASolver(ich360, PFBASettings(tie_break="l2"))
+    warm = PFBASolver(ich360, PFBASettings(tie_break="l2"))
+    a = cold.solve(u)
+    for t in np.linspace(0.5, 0.95, 10):
+        warm.solve(t * u)
+    b = warm.solve(u)
+    assert a.status == b.status == "optimal" and a.message == b.message == ""
+    assert _certificate_gap(ich360, cold, a) <= CERT_REL
+    assert np.abs(a.fluxes - b.fluxes).max() <= COLD_WARM_ABS
+
+
 def _cold_warm_difference(model, n: int, seed: int) -> tuple[np.ndarray, list[str]]:
     """Per point max |v_cold - v_sampler| for ``n`` uniform points on [0, 20]^2."""
     settings = PFBASettings(tie_break="l2")

@@ -56,8 +56,12 @@ def test_surrogate_matches_lp_where_feasible(runs, ecoli_surrogate):
     consumed = 20.0 + 1000.0 * (lp.state("V")[ok] - 1.0) - lp.state("n_glc")[ok]
     G_s, G_l = sur.state("n_glc")[idx], lp.state("n_glc")[ok]
     assert np.all(np.abs(G_s - G_l) <= bound * consumed + 1e-6)
-    # and growth itself within eps (plus the same frozen-step allowance)
-    assert np.all(np.abs(sur.output("growth")[idx] - lp.output("growth")[ok]) <= eps + 0.01)
+    # growth itself: the surrogate at the LP run's own uptakes within eps of the LP growth (the runs'
+    # states differ by the bound above, and near glucose exhaustion growth falls by 0.5 /h within
+    # 0.2 h, so comparing the two runs' growth at equal times would measure that state difference)
+    U = np.column_stack([lp.output("q_glc"), lp.output("q_o2")])[ok]
+    mu_sur = ecoli_surrogate.predict_growth(U, check_domain=False)
+    assert np.all(np.abs(mu_sur - lp.output("growth")[ok]) <= eps + 1e-6)
     assert len(t) > 30
 
 
