@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from mpc_bio.metabolism.models import load_model
@@ -31,3 +32,22 @@ def small_dataset():
 def small_surrogate(small_dataset):
     """A small surrogate trained on :func:`small_dataset` (about half a minute on one core)."""
     return train_surrogate(small_dataset, SMALL, progress=False)
+
+
+def reference_fluxes(spec, X: np.ndarray) -> np.ndarray:
+    """v = out_matrix (y_offset + y_scale MLP(z0)) + in_matrix x + out_bias, unfused, float64, with
+    z0 = (x - x_offset) / x_scale, followed by the input warp features when the spec has them.
+
+    An independent numpy forward written from the MLPSpec docstring (SiLU as a (1 + tanh(a/2)) / 2,
+    not the library's expit form), the reference for every evaluation path."""
+    if spec.activation != "silu":
+        raise ValueError(f"reference_fluxes: only silu is written out here; got {spec.activation!r}.")
+    h = (X - spec.x_offset) / spec.x_scale
+    if spec.warped:  # input warp features, as in MLPSpec's docstring
+        h = np.hstack([h, (np.arcsinh(X / spec.warp_knee) - spec.warp_offset) / spec.warp_scale])
+    for i, (W, b) in enumerate(spec.layers):
+        h = h @ W.T + b
+        if i < len(spec.layers) - 1:
+            h = 0.5 * h * (1.0 + np.tanh(0.5 * h))
+    y = spec.y_offset + spec.y_scale * h
+    return y @ spec.out_matrix.T + X @ spec.in_matrix.T + spec.out_bias

@@ -15,24 +15,10 @@ import torch
 from mpc_bio.surrogate import SurrogateModule, default_surrogate, mass_balance_residual
 from mpc_bio.surrogate.network import FACTOR_RTOL, FusedForward, MLPSpec
 
+from .conftest import reference_fluxes
+
 #: Range floor (mmol/gDW/h) below which a reaction's deviation is judged absolutely, as in compute_metrics.
 RANGE_FLOOR = 1e-3
-
-
-def reference_fluxes(spec: MLPSpec, X: np.ndarray) -> np.ndarray:
-    """v = out_matrix (y_offset + y_scale MLP(z0)) + in_matrix x + out_bias, unfused, float64, with
-    z0 = (x - x_offset) / x_scale, followed by the input warp features when the spec has them."""
-    if spec.activation != "silu":
-        raise ValueError(f"reference_fluxes: only silu is written out here; got {spec.activation!r}.")
-    h = (X - spec.x_offset) / spec.x_scale
-    if spec.warped:  # input warp features, as in MLPSpec's docstring
-        h = np.hstack([h, (np.arcsinh(X / spec.warp_knee) - spec.warp_offset) / spec.warp_scale])
-    for i, (W, b) in enumerate(spec.layers):
-        h = h @ W.T + b
-        if i < len(spec.layers) - 1:
-            h = 0.5 * h * (1.0 + np.tanh(0.5 * h))
-    y = spec.y_offset + spec.y_scale * h
-    return y @ spec.out_matrix.T + X @ spec.in_matrix.T + spec.out_bias
 
 
 def run(module: FusedForward, X: np.ndarray) -> np.ndarray:

@@ -13,6 +13,8 @@ from mpc_bio.metabolism.pfba import PFBASolver
 from mpc_bio.surrogate import SurrogateModule, compute_metrics, train_surrogate
 from mpc_bio.surrogate.projection import mass_balance_residual
 
+from .conftest import reference_fluxes
+
 
 @pytest.fixture(scope="module")
 def fresh_reference(small_surrogate):
@@ -66,13 +68,7 @@ def test_autograd_sensitivity_matches_finite_differences(small_surrogate):
 def test_spec_rebuilt_in_numpy_equals_module(small_surrogate):
     spec = small_surrogate.spec()
     X = np.random.default_rng(4).uniform(0, 20, size=(64, 2))
-    # an independent numpy forward written from the MLPSpec docstring
-    h = (X - spec.x_offset) / spec.x_scale
-    for i, (W, b) in enumerate(spec.layers):
-        h = h @ W.T + b
-        if i < len(spec.layers) - 1:
-            h = h / (1.0 + np.exp(-h))  # SiLU
-    v = (spec.y_offset + spec.y_scale * h) @ spec.out_matrix.T + X @ spec.in_matrix.T + spec.out_bias
+    v = reference_fluxes(spec, X)  # independent numpy forward
     with torch.no_grad():
         t = small_surrogate.module(torch.as_tensor(X, dtype=torch.float64)).numpy()
     np.testing.assert_allclose(t, v, rtol=0, atol=1e-12)
@@ -187,12 +183,7 @@ def test_input_warp_training_round_trip(small_dataset, small_settings, tmp_path)
     np.testing.assert_allclose(F.max(axis=0), 1.0, atol=1e-12)
 
     X = np.vstack([[0.0, 0.0], [0.05, 19.0], np.random.default_rng(4).uniform(0, 20, size=(200, 2))])
-    h = np.hstack([(X - spec.x_offset) / spec.x_scale, (np.arcsinh(X / spec.warp_knee) - spec.warp_offset) / spec.warp_scale])
-    for i, (W, b) in enumerate(spec.layers):
-        h = h @ W.T + b
-        if i < len(spec.layers) - 1:
-            h = h / (1.0 + np.exp(-h))  # SiLU
-    ref = (spec.y_offset + spec.y_scale * h) @ spec.out_matrix.T + X @ spec.in_matrix.T + spec.out_bias
+    ref = reference_fluxes(spec, X)
     with torch.no_grad():
         np.testing.assert_allclose(sur.module(torch.as_tensor(X)).numpy(), ref, rtol=0, atol=1e-12)
     np.testing.assert_allclose(spec.evaluate(X), ref, rtol=0, atol=1e-12)
