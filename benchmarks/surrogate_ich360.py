@@ -59,6 +59,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--activation", default="silu")
     ap.add_argument("--sharpness", type=float, default=1.0,
                     help="activation sharpness beta: hidden layers use act(beta a) / beta (SurrogateSettings.activation_sharpness)")
+    ap.add_argument("--input-knees", default="",
+                    help="input warp knees in mmol/gDW/h, one per input, e.g. 0.5,0.05 (SurrogateSettings.input_knees; default none)")
     ap.add_argument("--epochs", type=int, default=400)
     ap.add_argument("--batch-size", type=int, default=512)
     ap.add_argument("--lbfgs-steps", type=int, default=300)
@@ -87,6 +89,7 @@ def main(argv: list[str] | None = None) -> dict:
         hidden=tuple(int(h) for h in args.hidden.split(",")),
         activation=args.activation,
         activation_sharpness=args.sharpness,
+        input_knees=tuple(float(v) for v in args.input_knees.split(",") if v.strip()),
         epochs=args.epochs,
         batch_size=args.batch_size,
         lbfgs_steps=args.lbfgs_steps,
