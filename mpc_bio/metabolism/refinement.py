@@ -28,6 +28,7 @@ from mpc_bio.metabolism.sampling import (
     DEFAULT_CHUNK_SIZE,
     SamplePoints,
     SamplingError,
+    _as_points,
     sample_pfba,
 )
 from mpc_bio.metabolism.settings import PFBASettings, SettingsError
@@ -370,19 +371,7 @@ def extend_dataset(
     if not isinstance(dataset, FluxDataset):
         raise SamplingError(f"The 'dataset' parameter must be a FluxDataset; got {type(dataset).__name__}.")
     problem = _problem_of(model, dataset)
-    names = dataset.input_names
-    if isinstance(points, SamplePoints):
-        if set(points.names) != set(names) or len(points.names) != len(names):
-            raise SamplingError(f"The extra points name the inputs {list(points.names)}; the dataset has {list(names)}.")
-        P = np.asarray(points.values, dtype=np.float64)[:, [points.names.index(n) for n in names]]
-        meta: dict[str, Any] = {"kind": points.kind, "spec": points.spec}
-    else:
-        P = np.asarray(points, dtype=np.float64)
-        meta = {"kind": "given", "spec": {}}
-    if P.ndim != 2 or P.shape[1] != len(names):
-        raise SamplingError(f"The extra points must have shape (n, {len(names)}) with columns {list(names)}; got {P.shape}.")
-    if not np.all(np.isfinite(P)):
-        raise SamplingError("The extra points must be finite uptakes in mmol/gDW/h; got NaN or infinite values.")
+    P, meta = _as_points(points, dataset.input_names)
     n_given = P.shape[0]
     # drop repeats (keep the first) and points the dataset already has
     _, first = np.unique(np.round(P, 9), axis=0, return_index=True)
