@@ -395,18 +395,9 @@ class SurrogateModule(nn.Module):
 
         linears = [m for m in self.core if isinstance(m, nn.Linear)]
         return MLPSpec(
-            x_offset=a(self.x_offset),
-            x_scale=a(self.x_scale),
             layers=_fold_sharpness([(a(m.weight), a(m.bias)) for m in linears], self.sharpness),
             activation=self.activation,
-            y_offset=a(self.y_offset),
-            y_scale=a(self.y_scale),
-            out_matrix=a(self.out_matrix),
-            in_matrix=a(self.in_matrix),
-            out_bias=a(self.out_bias),
-            warp_knee=a(self.warp_knee),
-            warp_offset=a(self.warp_offset),
-            warp_scale=a(self.warp_scale),
+            **{name: a(getattr(self, name)) for name in SPEC_BUFFERS},
         )
 
     @classmethod
