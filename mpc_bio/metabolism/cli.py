@@ -193,7 +193,7 @@ def _workers(value: str) -> int | None:
 def run_sample(args: argparse.Namespace) -> int:
     """Run ``mpc-bio sample``."""
     from mpc_bio.metabolism.models import load_model
-    from mpc_bio.metabolism.sampling import DEFAULT_CHUNK_SIZE, grid_points, latin_hypercube_points, sample_pfba
+    from mpc_bio.metabolism.sampling import DEFAULT_CHUNK_SIZE, SOLVER_NOTES, grid_points, latin_hypercube_points, sample_pfba
 
     settings = _settings(args)
     names = settings.input_names
@@ -275,6 +275,7 @@ def run_sample(args: argparse.Namespace) -> int:
         "ms_per_point": 1e3 * (t_sample + t_refine) / data.n_points,
         "refinement": (data.settings.get("sampling") or {}).get("refinement"),
         "tie_break": settings.tie_break,
+        "solver_fallbacks": {k: (data.settings.get("sampling") or {}).get(k, 0) for k in SOLVER_NOTES},
         "content_hash": json.loads((out / "dataset.json").read_text())["content_hash"],
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
@@ -284,7 +285,8 @@ def run_sample(args: argparse.Namespace) -> int:
         + (f"; {data.n_points - points.values.shape[0]} added by refinement" if refine is not None else "")
         + "); "
         f"optimal {c['optimal']}, relaxed {c['relaxed']}, failed {c['failed']}, infeasible {c['infeasible']}; "
-        f"written to {out}/"
+        + "".join(f"{k} {v}; " for k, v in summary["solver_fallbacks"].items() if v)
+        + f"written to {out}/"
     )
     return 0
 

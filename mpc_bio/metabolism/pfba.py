@@ -521,13 +521,13 @@ class PFBASolver:
         hp = self._highspy
         self._optimal = hp.HighsModelStatus.kOptimal
         self._infeasible = (hp.HighsModelStatus.kInfeasible, hp.HighsModelStatus.kUnboundedOrInfeasible)
+        self._verdicts = (self._optimal, hp.HighsModelStatus.kUnbounded, *self._infeasible)
         self._buf_rlo = np.full(k + 2, -_INF)
         self._buf_rhi = np.full(k + 2, _INF)
         self._buf_lo = np.zeros(n_slack)
         self._buf_hi = np.zeros(n_slack)
         self._last_relaxed = False
         self._qp: Any = None  # stage (4) QP instance, built on first use
-        self._tie_break_failures = 0
         self._highs: dict[str, Any] = {}
         self._cold: set[int] = set()  # instances still using presolve for their first solve
         self._slacks_open: dict[int, bool] = {}
@@ -635,6 +635,12 @@ class PFBASolver:
     def _run(self, h: Any) -> tuple[bool, Any]:
         h.run()
         st = h.getModelStatus()
+        if st not in self._verdicts:
+            # HiGHS can end a warm-started solve without a verdict ("Unknown": iCH360's total-flux
+            # LP at the tight growth fix near glucose 11.35, oxygen 16.5): once more from no basis
+            h.clearSolver()
+            h.run()
+            st = h.getModelStatus()
         if self._cold and id(h) in self._cold and st == self._optimal:
             # a basis exists now: warm starts from here on, without presolve
             h.setOptionValue("presolve", "off")
@@ -740,17 +746,24 @@ class PFBASolver:
         z_lo = z - s.growth_tolerance * abs(z)
         self._set_point(hp_, u, relaxed, z_lo, budget)
         ok, st = self._run(hp_)
+        msg = ""
         if not ok:
-            # numerical trouble with the growth fix: loosen it once
-            z_lo = z - 1e3 * s.growth_tolerance * max(1.0, abs(z))  # also covers z* = 0
+            # numerical trouble with the growth fix: loosen it once. Routine where z* is zero to
+            # round-off (relaxed points without growth: z* ~ 1e-10 from the growth LP, infeasible
+            # under stage 3's tolerance); anywhere else the point says so.
+            first = self._status_text(hp_, st)
+            loosen = 1e3 * s.growth_tolerance * max(1.0, abs(z))
+            z_lo = z - loosen
             self._set_point(hp_, u, relaxed, z_lo, budget)
             ok, st = self._run(hp_)
             if not ok:
                 return self._nan_point(u, "failed", t0, f"total-flux LP (stage 3): {self._status_text(hp_, st)}")
+            if abs(z) > loosen:
+                msg = f"total-flux LP (stage 3): {first} at the growth fix; solved with growth {loosen:.1e} below z*"
         x = np.asarray(hp_.getSolution().col_value)
-        msg = ""
         if s.tie_break == "l2":
-            x, msg = self._min_norm_on_face(hp_, x, u, relaxed, z_lo, budget)
+            x, face_msg = self._min_norm_on_face(hp_, x, u, relaxed, z_lo, budget)
+            msg = "; ".join(m for m in (msg, face_msg) if m)
         r = self._r
         split = np.maximum(x[: 2 * r], 0.0)
         fluxes = split[:r] - split[r:]
@@ -856,7 +869,6 @@ class PFBASolver:
         try:
             x, D, (lo, hi, rl, rh) = self.face_directions(h, u, relaxed, z_lo, budget)
         except Exception as exc:  # numerical trouble: keep the LP vertex, say so
-            self._tie_break_failures += 1
             return x0, f"tie-break (stage 4) skipped: {type(exc).__name__}: {exc}"
         d = D.shape[1]
         if d == 0:
@@ -904,7 +916,6 @@ class PFBASolver:
                 down = np.where(a > 0, lo_i / a, np.where(a < 0, hi_i / a, -_INF))
             y_lo, y_hi = float(np.max(down, initial=-_INF)), float(np.min(up, initial=_INF))
             if not y_lo <= y_hi + 1e-12:
-                self._tie_break_failures += 1
                 return x, "tie-break (stage 4): empty interval on the face; the LP vertex is kept"
             zz = min(max(float(z[0]), y_lo), y_hi)
             return x + D @ (N[:, 0] * zz), ""
@@ -945,7 +956,6 @@ class PFBASolver:
             # e.g. HiGHS cycling on a degenerate vertex (iteration limit): the finite NNLS route
             ld = _least_distance_qp(Hz, N.T @ c, Gi, lo_i, hi_i, slack)
             if ld is None:
-                self._tie_break_failures += 1
                 return x, (
                     f"tie-break (stage 4) QP: {q.modelStatusToString(st)}, and the least-distance "
                     "solve failed; the LP vertex is kept"

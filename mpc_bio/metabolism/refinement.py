@@ -27,6 +27,7 @@ from mpc_bio.metabolism.pfba import PFBAProblem, build_problem
 from mpc_bio.metabolism.sampling import (
     DEFAULT_CHUNK_SIZE,
     SamplePoints,
+    SOLVER_NOTES,
     SamplingError,
     _as_points,
     sample_pfba,
@@ -410,6 +411,10 @@ def _append(dataset: FluxDataset, solved: list[FluxDataset], sampling: dict[str,
     """``dataset`` followed by the rows of ``solved``, with ``settings["sampling"]`` replaced by ``sampling``."""
     parts = [dataset, *solved]
     run = dict(dataset.settings)
+    for note in SOLVER_NOTES:  # fallback counts of all parts (absent in datasets older than the count)
+        counts = [(p.settings.get("sampling") or {}).get(note) for p in parts]
+        if any(c is not None for c in counts):
+            sampling = {**sampling, note: sum(int(c or 0) for c in counts)}
     run["sampling"] = sampling
     return FluxDataset(
         inputs=np.concatenate([p.inputs for p in parts]),

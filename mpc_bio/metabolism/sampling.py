@@ -32,8 +32,12 @@ __all__ = [
     "sample_pfba",
     "DEFAULT_CHUNK_SIZE",
     "PAPER_GRID",
+    "SOLVER_NOTES",
 ]
 
+#: Fallbacks of the pFBA solver counted per dataset (key in ``settings["sampling"]``) and the text
+#: of :attr:`PFBAPoint.message` that marks each.
+SOLVER_NOTES = {"tie_break_vertex_kept": "tie-break (stage 4)", "growth_fix_loosened": "at the growth fix"}
 #: Points per chunk. Fixed (not derived from the number of workers) so results never depend on it.
 DEFAULT_CHUNK_SIZE = 400
 
@@ -243,13 +247,16 @@ def _solve_chunk(problem: PFBAProblem, values: np.ndarray) -> dict[str, np.ndarr
     growth = np.full(c, np.nan)
     status = np.full(c, STATUS_NAMES["failed"], dtype=np.int8)
     slacks = np.full((c, len(problem.slack_names)), np.nan)
+    notes = np.zeros((c, len(SOLVER_NOTES)), dtype=bool)
     for i in range(c):
         pt = solver.solve_validated(values[i])  # points were validated by sample_pfba
         split[i] = pt.split_fluxes
         growth[i] = pt.growth
         status[i] = pt.status_code
         slacks[i] = pt.slacks
-    return {"split": split, "growth": growth, "status": status, "slacks": slacks}
+        for k, marker in enumerate(SOLVER_NOTES.values()):
+            notes[i, k] = marker in pt.message
+    return {"split": split, "growth": growth, "status": status, "slacks": slacks, "notes": notes}
 
 
 _WORKER_PROBLEM: PFBAProblem | None = None
@@ -375,12 +382,14 @@ def sample_pfba(
     growth = np.full(n, np.nan)
     status = np.full(n, STATUS_NAMES["failed"], dtype=np.int8)
     slacks = np.full((n, len(problem.slack_names)), np.nan)
+    notes = np.zeros((n, len(SOLVER_NOTES)), dtype=bool)
 
     def store(idx: np.ndarray, res: dict[str, np.ndarray]) -> None:
         split[idx] = res["split"]
         growth[idx] = res["growth"]
         status[idx] = res["status"]
         slacks[idx] = res["slacks"]
+        notes[idx] = res["notes"]
 
     workers = (os.cpu_count() or 1) if n_workers is None else int(n_workers)
     bar = tqdm(total=n, disable=not progress, unit="pt", desc=f"pFBA {problem.model_id}", smoothing=0.1)
@@ -412,10 +421,19 @@ def sample_pfba(
             except Exception:  # pragma: no cover - the points stay recorded as failed
                 pass
 
+    counts = {name: int(c) for name, c in zip(SOLVER_NOTES, notes.sum(axis=0))}
+    if any(counts.values()):
+        warnings.warn(
+            f"solver fallbacks among {n} points: {counts} (tie_break_vertex_kept: the l2 tie-break failed and "
+            "the total-flux LP's vertex is kept; growth_fix_loosened: the total-flux LP was solved with "
+            "growth 1e3 x growth_tolerance below a non-zero z*); recorded in settings['sampling']",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     fluxes = split[:, :r] - split[:, r:]
     run_settings = {
         "pfba": settings.to_dict(),
-        "sampling": {**meta, "n_points": int(n), "chunk_size": int(chunk_size), "order": "serpentine"},
+        "sampling": {**meta, "n_points": int(n), "chunk_size": int(chunk_size), "order": "serpentine", **counts},
         "solver": {"name": "highs", "highspy": _version("highspy")},
     }
     return FluxDataset(

@@ -14,7 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from mpc_bio.surrogate.network import SPEC_BUFFERS, FusedForward, MLPSpec, SurrogateModule, _precision_name
+from mpc_bio.surrogate.network import SPEC_BUFFERS, FusedForward, MLPSpec, SurrogateModule, precision_name
 from mpc_bio.surrogate.settings import SurrogateSettings
 
 __all__ = [
@@ -157,7 +157,7 @@ class Surrogate:
         See :class:`~mpc_bio.surrogate.network.FusedForward`.
         """
         cache = self.__dict__.setdefault("_fused_cache", {})
-        key = (_precision_name(precision), factorise)
+        key = (precision_name(precision), factorise)
         if key not in cache:
             cache[key] = FusedForward(self.mlp, precision, factorise=factorise).eval()
         return cache[key]
@@ -232,7 +232,7 @@ class Surrogate:
             Net fluxes in mmol/gDW/h (growth in 1/h), columns in ``reaction_ids`` order; with
             ``return_flags`` a tuple ``(fluxes, in_domain)``.
         """
-        precision = _precision_name(precision)
+        precision = precision_name(precision)
         X, single = self._as_inputs(x)
         ok = self._warn_domain(X) if check_domain else self.in_domain(X)
         if X.shape[0] <= 64:  # numpy: no torch dispatch overhead for few points

@@ -44,6 +44,7 @@ __all__ = [
     "activation_module",
     "numpy_activation",
     "SPEC_BUFFERS",
+    "precision_name",
 ]
 
 #: Singular values of ``out_matrix`` at or below this fraction of the largest are dropped in the
@@ -444,7 +445,7 @@ def _fold_sharpness(layers: list[tuple[np.ndarray, np.ndarray]], beta: float) ->
     return tuple(out)
 
 
-def _precision_name(precision: str | torch.dtype) -> str:
+def precision_name(precision: str | torch.dtype) -> str:
     """``"float64"``, ``"float32"`` or ``"mixed"`` from a name or a torch dtype (float64/float32)."""
     if isinstance(precision, torch.dtype):
         names = {torch.float64: "float64", torch.float32: "float32"}
@@ -487,7 +488,7 @@ class FusedForward(nn.Module):
         self, spec: MLPSpec, precision: str | torch.dtype = "float64", *, factorise: bool | None = None
     ) -> None:
         super().__init__()
-        self.precision = _precision_name(precision)
+        self.precision = precision_name(precision)
         f = spec.fused_maps(factorise)
         body = torch.float64 if self.precision == "float64" else torch.float32
         out = torch.float32 if self.precision == "float32" else torch.float64

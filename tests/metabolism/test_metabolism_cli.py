@@ -59,6 +59,7 @@ def test_sample_command_writes_dataset_figure_summary(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_points"] == 25 and summary["content_hash"] == ds.content_hash()
     assert sum(summary["status_counts"].values()) == 25
+    assert summary["solver_fallbacks"] == {"tie_break_vertex_kept": 0, "growth_fix_loosened": 0}
     assert np.isfinite(ds.growth).all()
     assert "25 points" in capsys.readouterr().out
 

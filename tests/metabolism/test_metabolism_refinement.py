@@ -107,6 +107,9 @@ def test_refined_points_are_fresh_pfba_solutions(refined_small, tmp_path):
     # grid rows unchanged and first
     np.testing.assert_array_equal(ref.inputs[:n0], grid.inputs)
     np.testing.assert_array_equal(ref.fluxes[:n0], grid.fluxes)
+    # no point needed a solver fallback (the counts sum the grid's and the added parts')
+    for data in (grid, ref):
+        assert data.settings["sampling"]["tie_break_vertex_kept"] == data.settings["sampling"]["growth_fix_loosened"] == 0
     # added points: a cold solver at each point gives the same fluxes (abs 1e-6 mmol/gDW/h, rel 1e-6)
     rng = np.random.default_rng(0)
     pick = rng.choice(np.arange(n0, ref.n_points), size=min(25, ref.n_points - n0), replace=False)

@@ -10,6 +10,9 @@ solver's history (warm start, order of the points), while the raw simplex vertex
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -195,6 +198,7 @@ def _cold_warm_difference(model, n: int, seed: int) -> tuple[np.ndarray, list[st
     settings = PFBASettings(tie_break="l2")
     pts = np.random.default_rng(seed).uniform(0.0, 20.0, size=(n, 2))
     warm = sample_pfba(model, pts, settings, progress=False, chunk_size=400)
+    assert warm.settings["sampling"]["tie_break_vertex_kept"] == warm.settings["sampling"]["growth_fix_loosened"] == 0
     cold = PFBASolver(model, settings)
     diff, messages = [], []
     for i, u in enumerate(pts):
@@ -248,8 +252,6 @@ def test_tie_break_setting_validation_and_dataset_record(ecoli_core, tmp_path):
     data.save(tmp_path / "d")
     assert FluxDataset.load(tmp_path / "d").settings["pfba"]["tie_break"] == "none"
     meta_path = tmp_path / "d" / "dataset.json"
-    import json
-
     meta = json.loads(meta_path.read_text())
     # a dataset written before the setting existed was solved without a tie-break
     del meta["settings"]["pfba"]["tie_break"]
@@ -264,8 +266,6 @@ def test_tie_break_setting_validation_and_dataset_record(ecoli_core, tmp_path):
 def test_sample_cli_records_the_tie_break(tmp_path):
     """`mpc-bio sample --tie-break l2` writes the rule into dataset.json and summary.json; the
     l2 dataset's growth and total flux equal those of the default (no tie-break) dataset."""
-    import json
-
     from mpc_bio.cli import main
 
     grid = ["--grid", "glucose=2:10:4", "--grid", "oxygen=2:10:4", "--workers", "1", "--no-progress", "--no-figure"]
@@ -276,3 +276,23 @@ def test_sample_cli_records_the_tie_break(tmp_path):
     assert json.loads((tmp_path / "l2" / "summary.json").read_text())["tie_break"] == "l2"
     np.testing.assert_allclose(a.growth, b.growth, rtol=GROWTH_REL, atol=1e-12)
     np.testing.assert_allclose(a.split_fluxes.sum(axis=1), b.split_fluxes.sum(axis=1), rtol=1e-8, atol=1e-9)
+
+
+def test_total_flux_lp_without_verdict_is_solved_again_from_no_basis(ich360):
+    """A path of 189 iCH360 points from one sampling chunk (tests/metabolism/data): warm-started
+    along it, HiGHS ends the total-flux LP at the last point (glucose 11.35, oxygen 16.5) with
+    status Unknown at the growth fix. The solver used to loosen the fix to 1e-6 below z* and
+    return that silently (growth 1e-6 low and a lactate export of 1.03e-4 mmol/gDW/h at 40
+    refined points); it now solves again without a basis first. Reference: a cold solve
+    (growth within GROWTH_REL, fluxes within COLD_WARM_ABS)."""
+    doc = json.loads((Path(__file__).parent / "data" / "ich360_unknown_status_path.json").read_text())
+    path = np.array(doc["points"])
+    settings = PFBASettings(tie_break="l2")
+    warm = PFBASolver(ich360, settings)
+    for u in path:
+        last = warm.solve(u)
+    cold = PFBASolver(ich360, settings).solve(path[-1])
+    assert last.message == cold.message == ""
+    assert last.growth == pytest.approx(cold.growth, rel=GROWTH_REL, abs=0)
+    assert np.abs(last.fluxes - cold.fluxes).max() <= COLD_WARM_ABS
+    assert abs(last.flux("D_LACtex")) <= COLD_WARM_ABS
