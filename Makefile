@@ -39,9 +39,9 @@ bench: install
 # refined where interpolation misses pFBA, then a 3x64 net with sharpened SiLU and an input warp
 # (about 1 min sampling + 20 min training on one core).
 default-surrogate: install
-	$(VENV)/bin/mpc-bio sample e_coli_core --tie-break l2 --refine 0.005 --refine-depth 3 --no-figure --out runs/ecoli_refined
-	$(VENV)/bin/mpc-bio train --data runs/ecoli_refined --out mpc_bio/data/surrogates/e_coli_core \
-	  --hidden 64,64,64 --sharpness 30 --input-knees 0.5,0.5 --epochs 800 --patience 800 --batch-size 1024 \
+	$(VENV)/bin/mpc-bio sample e_coli_core --tie-break l2 --refine 0.005 --refine-depth 4 --no-figure --out runs/ecoli_refined_d4
+	$(VENV)/bin/mpc-bio train --data runs/ecoli_refined_d4 --out mpc_bio/data/surrogates/e_coli_core \
+	  --hidden 64,64,64 --sharpness 30 --input-knees 0.5,0.5 --epochs 1600 --patience 1600 --batch-size 1024 \
 	  --growth-weight 10 --lbfgs-steps 0 --threads 1 --device cpu --evaluate 1000
 
 clean:

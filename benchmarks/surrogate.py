@@ -1,8 +1,10 @@
 """Surrogate vs fast pFBA: time per point (single and batched) and accuracy, same run, same points.
 
-Writes ``benchmarks/results/surrogate.json``. Usage::
+Writes ``benchmarks/results/surrogate.json`` and, after the timings, the paper's figures 2, 4, 6 and
+a test-parity plot with the metrics on 1,000 more fresh points (``mpc-bio evaluate-surrogate``'s
+report) to ``benchmarks/results/surrogate_<model id>_eval/`` (``--no-figures`` skips them). Usage::
 
-    python benchmarks/surrogate.py [--model DIR] [--n-pfba 300] [--threads 1]
+    python benchmarks/surrogate.py [--model DIR] [--n-pfba 300] [--threads 1] [--no-figures]
 
 The pFBA baseline is :class:`mpc_bio.metabolism.pfba.PFBASolver` (HiGHS, warm-started, one
 process, without the tie-break stage: the fastest pFBA) solving each random point in turn; the
@@ -44,6 +46,7 @@ from mpc_bio.metabolism.models import load_model
 from mpc_bio.metabolism.pfba import PFBASolver
 from mpc_bio.surrogate import compute_metrics, default_surrogate, load_surrogate, mass_balance_residual
 from mpc_bio.surrogate.analysis import random_test_points
+from mpc_bio.surrogate.cli import write_report
 from mpc_bio.surrogate.network import FACTOR_RTOL, FusedForward
 
 OUT = Path(__file__).resolve().parent / "results" / "surrogate.json"
@@ -73,6 +76,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1, the fair single-core comparison)")
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--no-figures", action="store_true", help="skip the evaluation report (figures 2, 4, 6)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -205,6 +209,13 @@ def main(argv: list[str] | None = None) -> dict:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if not args.no_figures:  # after every timing: the report solves and plots
+        eval_dir = f"surrogate_{sur.model_id}_eval"
+        report = write_report(sur, model, out.parent / eval_dir, n_points=1000, seed=1, pfba_settings=rule)
+        result["report_test_1000"] = {k: report["test"][k] for k in (
+            "growth_max_abs_err_frac", "worst_reaction", "worst_reaction_max_err_frac", "reactions_within_2pct",
+            "median_r2", "mass_balance_residual")}
+        result["figures"] = {k: f"{eval_dir}/{v}" for k, v in report["figures"].items()}
     out.write_text(json.dumps(result, indent=1))
     print(json.dumps({k: result[k] for k in ("pfba_ms_per_point", "surrogate_us_single", "surrogate_us_per_point_batch",
                                             "surrogate_us_per_point_batch_mixed", "surrogate_us_per_point_batch_float32",

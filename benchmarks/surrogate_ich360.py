@@ -12,6 +12,8 @@ reference data (../shared/data/iCH360) are absent. Usage::
         --extra-grid glucose=0:20:0.1 --extra-grid oxygen=0:0.08:0.0005
         --hidden 128,128,128 --sharpness 30 --epochs 250 --batch-size 1024 --lbfgs-steps 0
         --growth-weight 100 --threads 1 --out runs/candidates/ich360_s30          (one command)
+    python benchmarks/surrogate_ich360.py --data runs/ich360_refined --artifact runs/ich360_sur
+        (evaluate a net trained on --data by `mpc-bio train` instead of training here)
 
 The grid is sampled once with ``sample_pfba`` into ``--grid-data`` (reused when present). Training
 uses ``--data``, reused when present; when it is missing and differs from ``--grid-data``, it is
@@ -37,7 +39,7 @@ from mpc_bio.metabolism.pfba import PFBASolver
 from mpc_bio.metabolism.refinement import RefineSettings, extend_dataset, refine_dataset
 from mpc_bio.metabolism.sampling import grid_points, sample_pfba
 from mpc_bio.metabolism.settings import PFBASettings
-from mpc_bio.surrogate import SurrogateSettings, train_surrogate
+from mpc_bio.surrogate import SurrogateSettings, load_surrogate, train_surrogate
 from mpc_bio.surrogate.analysis import random_test_points
 from mpc_bio.surrogate.cli import write_report
 
@@ -54,6 +56,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--refine-max-points", type=int, default=0)
     ap.add_argument("--extra-grid", action="append", default=None, metavar="NAME=LOW:HIGH:STEP",
                     help="make --data with a fine grid over a strip added (extend_dataset); one per input")
+    ap.add_argument("--artifact", default=None, metavar="DIR",
+                    help="evaluate this artifact, trained on --data (e.g. by `mpc-bio train`), instead of training here")
     ap.add_argument("--out", default=None, help="directory for the json, artifact and figures (default benchmarks/results)")
     ap.add_argument("--hidden", default="64,64")
     ap.add_argument("--activation", default="silu")
@@ -85,19 +89,23 @@ def main(argv: list[str] | None = None) -> dict:
     ds, sample_s, data_s = _training_data(model, args)
     pfba_settings = PFBASettings.from_dict(ds.settings["pfba"])  # the reference solves use the data's rule
     torch.set_num_threads(args.threads)
-    settings = SurrogateSettings(
-        hidden=tuple(int(h) for h in args.hidden.split(",")),
-        activation=args.activation,
-        activation_sharpness=args.sharpness,
-        input_knees=tuple(float(v) for v in args.input_knees.split(",") if v.strip()),
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lbfgs_steps=args.lbfgs_steps,
-        growth_weight=args.growth_weight,
-        patience=args.epochs,
-        num_threads=args.threads,
-    )
-    sur = train_surrogate(ds, settings, progress=args.progress)
+    if args.artifact:
+        sur = load_surrogate(args.artifact, dataset=ds)  # refuses an artifact trained on other data
+        settings = sur.settings
+    else:
+        settings = SurrogateSettings(
+            hidden=tuple(int(h) for h in args.hidden.split(",")),
+            activation=args.activation,
+            activation_sharpness=args.sharpness,
+            input_knees=tuple(float(v) for v in args.input_knees.split(",") if v.strip()),
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lbfgs_steps=args.lbfgs_steps,
+            growth_weight=args.growth_weight,
+            patience=args.epochs,
+            num_threads=args.threads,
+        )
+        sur = train_surrogate(ds, settings, progress=args.progress)
     art = results / "ich360_surrogate"
     report = write_report(sur, model, results / "ich360_surrogate_eval", n_points=args.n_test, seed=1,
                           pfba_settings=pfba_settings, n_workers=args.workers, dataset=ds)

@@ -50,12 +50,15 @@ def test_recorded_metrics_reproduce_on_fresh_points(shipped, fresh):
     assert rec["mass_balance_residual"] <= 1e-9
 
 
-def test_shipped_meets_the_growth_and_r2_targets(shipped, fresh):
-    """Growth within 1% of the maximum growth rate, median R^2 >= 0.999 (issue targets)."""
+def test_shipped_meets_the_accuracy_targets(shipped, fresh):
+    """Issue #3's targets on fresh points: growth within 1% of the maximum growth rate, every
+    reaction within 2% of its range, median R^2 >= 0.999, mass balance <= 1e-9."""
     X, V = fresh
     m = compute_metrics(shipped, X, V)
     assert m.growth_max_abs_err_frac <= 0.01
+    assert m.worst_reaction_max_err_frac <= 0.02, m.worst_reaction
     assert m.median_r2 >= 0.999
+    assert m.mass_balance_residual <= 1e-9
 
 
 def test_small_retrained_surrogate_is_same_kind(shipped, small_surrogate, fresh):
