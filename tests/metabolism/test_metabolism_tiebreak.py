@@ -114,6 +114,15 @@ def _issue3_points() -> np.ndarray:
     return np.random.default_rng(5).uniform(0.0, 20.0, size=(1500, 2))[[463, 510]]
 
 
+def _cold_and_along_a_ray(cold: PFBASolver, warm: PFBASolver, u: np.ndarray):
+    """``u`` solved by ``cold`` from no basis, and by ``warm`` after 10 points on the ray 0.5 u .. 0.95 u."""
+    cold.reset()
+    a = cold.solve(u)
+    for t in np.linspace(0.5, 0.95, 10):
+        warm.solve(t * u)
+    return a, warm.solve(u)
+
+
 def test_cold_l2_solve_moves_off_a_degenerate_vertex(ecoli_core):
     """Issue #3: at these points the cold stage-3 vertex has GLUDy reversed (-2.43 and -0.79) and
     GLUSy at 0. The optimal face holds the direction GLUSy + GLNS up, reverse GLUDy and ATPM down
@@ -125,11 +134,7 @@ def test_cold_l2_solve_moves_off_a_degenerate_vertex(ecoli_core):
     warm = PFBASolver(ecoli_core, PFBASettings(tie_break="l2"))
     gludy = cold.reaction_ids.index("GLUDy")
     for u in _issue3_points():
-        cold.reset()
-        a = cold.solve(u)
-        for t in np.linspace(0.5, 0.95, 10):
-            warm.solve(t * u)
-        b = warm.solve(u)
+        a, b = _cold_and_along_a_ray(cold, warm, u)
         assert a.status == b.status == "optimal" and a.message == b.message == ""
         assert _certificate_gap(ecoli_core, cold, a) <= CERT_REL
         assert _certificate_gap(ecoli_core, warm, b) <= CERT_REL
@@ -181,13 +186,8 @@ def test_l2_tie_break_where_the_highs_qp_cycles_on_ich360(ich360):
     without end (the refinement of the iCH360 grid never finished). Now the iteration limit stops
     it and the least-distance solve answers. References: the GLPK certificate LP, and a solve
     warm-started along a ray."""
-    u = np.array([0.675, 1.525])
     cold = PFBASolver(ich360, PFBASettings(tie_break="l2"))
-    warm = PFBASolver(ich360, PFBASettings(tie_break="l2"))
-    a = cold.solve(u)
-    for t in np.linspace(0.5, 0.95, 10):
-        warm.solve(t * u)
-    b = warm.solve(u)
+    a, b = _cold_and_along_a_ray(cold, PFBASolver(ich360, PFBASettings(tie_break="l2")), np.array([0.675, 1.525]))
     assert a.status == b.status == "optimal" and a.message == b.message == ""
     assert _certificate_gap(ich360, cold, a) <= CERT_REL
     assert np.abs(a.fluxes - b.fluxes).max() <= COLD_WARM_ABS
