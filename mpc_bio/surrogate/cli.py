@@ -65,6 +65,10 @@ def register(subparsers: Any) -> None:
     t = subparsers.add_parser("train", help="train a pFBA surrogate on a FluxDataset", description=TRAIN_HELP, formatter_class=fmt)
     t.add_argument("--data", required=True, metavar="DIR", help="FluxDataset directory (dataset.json + dataset.npz)")
     t.add_argument("--out", required=True, metavar="DIR", help="artifact directory to write")
+    t.add_argument(
+        "--init", default=None, metavar="DIR",
+        help="continue training this artifact (same data and architecture; a warm restart with --lr)",
+    )
     t.add_argument("--hidden", type=_hidden, default=d.hidden, metavar="W,W", help=f"hidden widths (default {','.join(map(str, d.hidden))})")
     t.add_argument("--activation", choices=ACTIVATIONS, default=d.activation, help=f"hidden activation (default {d.activation})")
     t.add_argument(
@@ -145,6 +149,7 @@ def run_train(args: argparse.Namespace) -> int:
     from mpc_bio.metabolism.dataset import FluxDataset
     from mpc_bio.surrogate.analysis import evaluate_surrogate, interpolation_baseline
     from mpc_bio.surrogate.settings import SurrogateSettings
+    from mpc_bio.surrogate.artifact import load_surrogate
     from mpc_bio.surrogate.training import train_surrogate
 
     ds = FluxDataset.load(args.data)
@@ -171,7 +176,8 @@ def run_train(args: argparse.Namespace) -> int:
         device=args.device,
         num_threads=args.threads,
     )
-    sur = train_surrogate(ds, settings, progress=not args.no_progress)
+    init = load_surrogate(args.init, dataset=ds) if args.init else None
+    sur = train_surrogate(ds, settings, init=init, progress=not args.no_progress)
     if args.evaluate:
         model = _cobra_model(ds, args.cobra_model)
         ev = evaluate_surrogate(sur, model, n_points=args.evaluate, seed=settings.seed + 1, pfba_settings=_pfba_settings(ds))

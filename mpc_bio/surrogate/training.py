@@ -37,7 +37,9 @@ def _usable_rows(dataset) -> np.ndarray:
     return ok
 
 
-def train_surrogate(dataset, settings: SurrogateSettings | None = None, *, progress: bool = True) -> Surrogate:
+def train_surrogate(
+    dataset, settings: SurrogateSettings | None = None, *, init: Surrogate | None = None, progress: bool = True
+) -> Surrogate:
     """Train a surrogate of the pFBA map sampled in ``dataset``.
 
     Parameters
@@ -47,6 +49,12 @@ def train_surrogate(dataset, settings: SurrogateSettings | None = None, *, progr
         used, failed/infeasible (NaN) rows are dropped.
     settings : SurrogateSettings, optional
         Architecture and training settings (defaults if omitted).
+    init : Surrogate, optional
+        Continue training this surrogate instead of starting from random weights (a warm
+        restart: the learning-rate schedule of ``settings`` starts again, e.g. with a smaller
+        ``lr``). It must have been trained on the same data (same content hash, so the same
+        scaling and mass-balance map) with the same architecture (hidden widths, activation,
+        input warp, target); keep the same ``seed`` so the validation split stays unseen.
     progress : bool
         Show a tqdm progress bar with the training and validation losses.
 
@@ -68,13 +76,34 @@ def train_surrogate(dataset, settings: SurrogateSettings | None = None, *, progr
     if s.num_threads:
         torch.set_num_threads(s.num_threads)
     try:
-        return _train(dataset, s, device, progress, t0)
+        return _train(dataset, s, device, progress, t0, init)
     finally:
         if s.num_threads:
             torch.set_num_threads(old_threads)
 
 
-def _train(dataset, s: SurrogateSettings, device: torch.device, progress: bool, t0: float) -> Surrogate:
+def _check_init(init: Surrogate, dataset, s: SurrogateSettings) -> None:
+    """Refuse a warm start that would not continue the same function on the same data."""
+    if not isinstance(init, Surrogate):
+        raise TypeError(f"The 'init' parameter of train_surrogate must be a Surrogate; got {type(init).__name__}.")
+    if init.training_data_hash != dataset.content_hash():
+        raise ValueError(
+            f"The 'init' parameter of train_surrogate must be a surrogate trained on this dataset "
+            f"(content hash {dataset.content_hash()}); it was trained on data {init.training_data_hash}."
+        )
+    for name in ("hidden", "activation", "input_knees", "target", "mass_balance", "projection_metric"):
+        want, got = getattr(s, name), getattr(init.settings, name)
+        if want != got:
+            raise ValueError(
+                f"The 'init' parameter of train_surrogate must have the settings' {name} {want!r}; it has {got!r}."
+            )
+
+
+def _train(
+    dataset, s: SurrogateSettings, device: torch.device, progress: bool, t0: float, init: Surrogate | None = None
+) -> Surrogate:
+    if init is not None:
+        _check_init(init, dataset, s)
     rows = _usable_rows(dataset)
     if rows.sum() < 10:
         raise TrainingDataError(
@@ -169,6 +198,11 @@ def _train(dataset, s: SurrogateSettings, device: torch.device, progress: bool, 
     with torch.no_grad():
         for name, arr in fixed.items():
             getattr(module, name).copy_(torch.as_tensor(arr, dtype=torch.float32))
+    if init is not None:  # same data, so the same fixed maps: only the weights differ
+        module.load_spec(init.mlp)
+        info["warm_start"] = {
+            key: init.info.get(key) for key in ("training_time_s", "adam_epochs", "best_epoch", "warm_start")
+        }
     module.to(device)
 
     # ---- split

@@ -39,3 +39,17 @@ def test_evaluate_refuses_other_data(small_dataset, tmp_path, capsys):
     rc = main(["evaluate-surrogate", "--model", str(art), "--data", str(other_dir), "--out", str(tmp_path / "e")])
     assert rc == 2
     assert "trained on data" in capsys.readouterr().err
+
+
+def test_train_continues_an_artifact(small_dataset, tmp_path, capsys):
+    """`--init DIR` continues the artifact's weights (recorded in its info); an artifact of another
+    architecture is refused with exit code 2 and the parameter named."""
+    data = small_dataset.save(tmp_path / "grid")
+    common = ["train", "--data", str(data), "--epochs", "2", "--threads", "1", "--no-progress"]
+    assert main([*common, "--hidden", "8", "--out", str(tmp_path / "a")]) == 0
+    assert main([*common, "--hidden", "8", "--out", str(tmp_path / "b"), "--init", str(tmp_path / "a"), "--lr", "1e-3"]) == 0
+    assert load_surrogate(tmp_path / "b").info["warm_start"]["adam_epochs"] == 2
+    capsys.readouterr()
+    rc = main([*common, "--hidden", "4", "--out", str(tmp_path / "c"), "--init", str(tmp_path / "a")])
+    assert rc == 2
+    assert "'init'" in capsys.readouterr().err

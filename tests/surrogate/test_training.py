@@ -198,3 +198,28 @@ def test_input_warp_training_round_trip(small_dataset, small_settings, tmp_path)
         dataclasses.replace(small_settings, input_knees=(0.5, -1.0))
     with pytest.raises(ValueError, match="input_knees"):
         train_surrogate(small_dataset, dataclasses.replace(small_settings, input_knees=(0.5,), epochs=1), progress=False)
+
+
+def test_warm_start_continues_from_the_given_weights(small_dataset, small_settings):
+    """``init``: one epoch at a vanishing learning rate (1e-12) returns the init's function (its
+    float64 weights pass through float32 training: 1e-5 of the largest flux absolute, rel 0), with
+    sharpness 10 and the input warp so both are unfolded and refolded; 20 more epochs at the normal
+    rate lower the init's validation loss (same seed, same held-out points); an init trained on
+    other data or with another architecture is refused with the parameter named."""
+    s = dataclasses.replace(small_settings, input_knees=(0.5, 0.5), activation_sharpness=10.0, epochs=20, lbfgs_steps=0)
+    first = train_surrogate(small_dataset, s, progress=False)
+    X = np.vstack([[0.05, 19.0], np.random.default_rng(7).uniform(0, 20, size=(100, 2))])
+    ref = first.predict(X, check_domain=False)
+    frozen = train_surrogate(small_dataset, dataclasses.replace(s, epochs=1, lr=1e-12), init=first, progress=False)
+    np.testing.assert_allclose(frozen.predict(X, check_domain=False), ref, rtol=0, atol=1e-5 * np.abs(ref).max())
+    assert frozen.info["warm_start"]["adam_epochs"] == 20
+    more = train_surrogate(small_dataset, s, init=first, progress=False)
+    assert more.info["adam_best_val_loss"] < first.info["adam_best_val_loss"]
+    with pytest.raises(ValueError, match="'init'.*hidden"):
+        train_surrogate(small_dataset, dataclasses.replace(s, hidden=(16, 16)), init=first, progress=False)
+    keep = slice(0, small_dataset.n_points - 1)  # the same grid without its last point
+    other = dataclasses.replace(
+        small_dataset, **{f: getattr(small_dataset, f)[keep] for f in ("inputs", "fluxes", "split_fluxes", "growth", "status", "slacks")}
+    )
+    with pytest.raises(ValueError, match="'init'.*trained on"):
+        train_surrogate(other, s, init=first, progress=False)
