@@ -127,6 +127,7 @@ def main(argv: list[str] | None = None) -> dict:
         spec.evaluate(x)
     single_us = (time.perf_counter() - t) / len(X) * 1e6
     test = report["test"]
+    stages = _training_stages(sur.info)
     res = {
         "model": "iCH360",
         "n_fluxes": len(sur.reaction_ids),
@@ -136,8 +137,8 @@ def main(argv: list[str] | None = None) -> dict:
         "sampling_time_s": sample_s,
         "data": {"dir": str(args.data), "refine_extend_time_s": data_s, **_data_record(ds)},
         "training_time_s": sur.info["training_time_s"],
-        "training_stages": _training_stages(sur.info),
-        "training_time_total_s": sum(t for t, _ in _training_stages(sur.info)),
+        "training_stages": stages,
+        "training_time_total_s": sum(t for t, _ in stages),
         "surrogate": {"hidden": list(spec.hidden), "activation": spec.activation, "n_parameters": spec.n_parameters()},
         "settings": settings.to_dict(),
         "growth_max_abs_err_frac": test["growth_max_abs_err_frac"],
