@@ -176,7 +176,7 @@ def run_train(args: argparse.Namespace) -> int:
         device=args.device,
         num_threads=args.threads,
     )
-    init = load_surrogate(args.init, dataset=ds) if args.init else None
+    init = load_surrogate(args.init) if args.init else None  # train_surrogate checks it was trained on ds
     sur = train_surrogate(ds, settings, init=init, progress=not args.no_progress)
     if args.evaluate:
         model = _cobra_model(ds, args.cobra_model)
