@@ -50,6 +50,16 @@ def _knees(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"--input-knees expects comma-separated numbers like 0.5,0.5; got {text!r}") from None
 
 
+def _reaction_weight(text: str) -> tuple[str, float]:
+    rid, sep, wt = text.partition("=")
+    try:
+        if not (sep and rid.strip()):
+            raise ValueError
+        return rid.strip(), float(wt)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--reaction-weight expects ID=WEIGHT like ASNS1=10; got {text!r}") from None
+
+
 def register(subparsers: Any) -> None:
     """Add ``train`` and ``evaluate-surrogate`` to the ``mpc-bio`` subcommands."""
     from mpc_bio.surrogate.settings import (
@@ -89,6 +99,10 @@ def register(subparsers: Any) -> None:
     t.add_argument("--patience", type=int, default=d.patience, help=f"early-stopping patience in epochs (default {d.patience})")
     t.add_argument("--val-fraction", type=float, default=d.validation_fraction, help=f"validation fraction (default {d.validation_fraction})")
     t.add_argument("--growth-weight", type=float, default=d.growth_weight, help=f"loss weight of growth (default {d.growth_weight})")
+    t.add_argument(
+        "--reaction-weight", type=_reaction_weight, action="append", default=[], metavar="ID=W",
+        help="loss weight of one reaction (default 1; repeat the option for more reactions)",
+    )
     t.add_argument("--lbfgs-steps", type=int, default=d.lbfgs_steps, help=f"full-batch L-BFGS iterations after Adam (default {d.lbfgs_steps})")
     t.add_argument("--finetune-epochs", type=int, default=d.finetune_epochs,
                    help=f"Adam epochs on the L^p loss after the first stage (default {d.finetune_epochs}: off)")
@@ -167,6 +181,7 @@ def run_train(args: argparse.Namespace) -> int:
         patience=args.patience,
         validation_fraction=args.val_fraction,
         growth_weight=args.growth_weight,
+        reaction_weights=tuple(args.reaction_weight),
         lbfgs_steps=args.lbfgs_steps,
         finetune_epochs=args.finetune_epochs,
         finetune_power=args.finetune_power,

@@ -68,6 +68,11 @@ class SurrogateSettings:
     growth_weight : float
         Extra loss weight of the growth (objective) reaction relative to any other reaction
         (dimensionless, >= 1 puts more accuracy on growth).
+    reaction_weights : tuple of (str, float)
+        Loss weights of other named reactions relative to the default 1 (dimensionless, > 0),
+        given as a mapping ``{"ASNS1": 10.0}`` or as pairs; stored as pairs sorted by id. Use it to
+        buy accuracy on reactions whose worst-case error is above target (e.g. a jump between two
+        alternative routes) in a warm restart. The objective is weighted by ``growth_weight``.
     lbfgs_steps : int
         Full-batch L-BFGS iterations after Adam (0 switches it off); run in float64 on the
         fine-tuning loss (the L^p loss when ``finetune_power > 2``).
@@ -106,6 +111,7 @@ class SurrogateSettings:
     patience: int = 400
     validation_fraction: float = 0.1
     growth_weight: float = 4.0
+    reaction_weights: tuple[tuple[str, float], ...] = ()
     lbfgs_steps: int = 0
     finetune_epochs: int = 0
     finetune_power: int = 2
@@ -156,6 +162,15 @@ class SurrogateSettings:
             raise _bad("validation_fraction", "a number in (0, 0.5]", self.validation_fraction)
         if not (isinstance(self.growth_weight, (int, float)) and self.growth_weight > 0):
             raise _bad("growth_weight", "a positive number", self.growth_weight)
+        rw = self.reaction_weights
+        pairs = list(rw.items()) if isinstance(rw, dict) else list(rw)
+        if not all(
+            isinstance(pr, (tuple, list)) and len(pr) == 2 and isinstance(pr[0], str)
+            and isinstance(pr[1], (int, float)) and not isinstance(pr[1], bool) and pr[1] > 0
+            for pr in pairs
+        ) or len({pr[0] for pr in pairs}) != len(pairs):
+            raise _bad("reaction_weights", "a mapping {reaction id: positive weight} with each id once", rw)
+        object.__setattr__(self, "reaction_weights", tuple(sorted((str(i), float(w)) for i, w in pairs)))
         if self.device not in DEVICES:
             raise _bad("device", f"one of {DEVICES}", self.device)
 
@@ -164,6 +179,7 @@ class SurrogateSettings:
         d = asdict(self)
         d["hidden"] = list(self.hidden)
         d["input_knees"] = list(self.input_knees)
+        d["reaction_weights"] = dict(self.reaction_weights)
         return d
 
     @classmethod

@@ -17,6 +17,10 @@ from mpc_bio.surrogate.settings import SurrogateSettings
 
 __all__ = ["train_surrogate", "select_device", "TrainingDataError"]
 
+#: Points per chunk of the full-batch L-BFGS loss and gradient (bounds its memory, ~1 GB in float64
+#: for a 4 x 128 network with 349 fluxes).
+_FULL_BATCH_CHUNK = 16384
+
 
 class TrainingDataError(ValueError):
     """The dataset cannot be used for training (too few usable points, NaNs, ...)."""
@@ -67,7 +71,8 @@ def train_surrogate(
     -----
     The loss is the mean squared error of the *projected* net fluxes, each reaction divided by
     its flux range over the data (so every reaction counts alike; growth is up-weighted by
-    ``settings.growth_weight``), so the network is trained through the mass-balance layer.
+    ``settings.growth_weight``, named reactions by ``settings.reaction_weights``), so the network
+    is trained through the mass-balance layer.
     """
     s = settings or SurrogateSettings()
     t0 = time.perf_counter()
@@ -212,6 +217,17 @@ def _train(
     val_idx, tr_idx = perm[:n_val], perm[n_val:]
     w = np.ones(r)
     w[g_idx] = s.growth_weight
+    if s.reaction_weights:
+        named = dict(s.reaction_weights)
+        unknown = sorted(set(named) - set(rids))
+        if unknown or dataset.objective_id in named:
+            raise ValueError(
+                "The 'reaction_weights' parameter of SurrogateSettings must name reactions of the dataset other "
+                f"than the objective {dataset.objective_id!r} (weighted by growth_weight); got {sorted(named)}, "
+                f"of which not in the dataset: {unknown}."
+            )
+        for rid, wt in named.items():
+            w[rids.index(rid)] = wt
     w = w / w.mean()
 
     def tensors(dtype):
@@ -227,17 +243,44 @@ def _train(
             "w": to(w),
         }
 
-    def loss_fn(mod, Xb, Vb, Tb, d, power=2):
+    def loss_terms(mod, Xb, Vb, Tb, d, power=2):
+        """Batch means of w |e|^p (e: projected flux error / range) and of the split-target term."""
         y = mod.raw_outputs(Xb)
         v = y @ mod.out_matrix.T + Xb @ mod.in_matrix.T + mod.out_bias
         e = (v - Vb) * d["inv_range"]
-        if power == 2:
-            loss = (e**2 * d["w"]).mean()
-        else:  # L^p with p > 2: dominated by the largest errors; the p-th root keeps its scale
-            loss = ((e.abs() ** power * d["w"]).mean()) ** (2.0 / power)
-        if s.target == "split" and Tb is not None:
-            loss = loss + 0.1 * (((y - Tb) / d["Ttr_scale"]) ** 2).mean()
-        return loss
+        fit = (e**2 * d["w"]).mean() if power == 2 else (e.abs() ** power * d["w"]).mean()
+        extra = 0.1 * (((y - Tb) / d["Ttr_scale"]) ** 2).mean() if s.target == "split" and Tb is not None else None
+        return fit, extra
+
+    def loss_fn(mod, Xb, Vb, Tb, d, power=2):
+        # L^p with p > 2 is dominated by the largest errors; the p-th root keeps its scale
+        fit, extra = loss_terms(mod, Xb, Vb, Tb, d, power)
+        loss = fit if power == 2 else fit ** (2.0 / power)
+        return loss if extra is None else loss + extra
+
+    def full_batch_backward(mod, d, power=2):
+        """The loss over all training points, its gradient accumulated chunk by chunk so memory
+        stays bounded (a single float64 graph of 400k points x 349 fluxes does not fit in RAM)."""
+        n = len(d["Xtr"])
+        chunks = [slice(i, min(i + _FULL_BATCH_CHUNK, n)) for i in range(0, n, _FULL_BATCH_CHUNK)]
+        outer, fit_total = 1.0, 0.0
+        if power != 2:  # d(M^(2/p)) = (2/p) M^(2/p - 1) dM, M the mean over all points
+            with torch.no_grad():
+                fit_total = sum(float(loss_terms(mod, d["Xtr"][c], d["Vtr"][c], None, d, power)[0]) * (c.stop - c.start) for c in chunks) / n
+            outer = (2.0 / power) * fit_total ** (2.0 / power - 1.0)
+            fit_total = fit_total ** (2.0 / power)
+        total = 0.0
+        for c in chunks:
+            frac = (c.stop - c.start) / n
+            fit, extra = loss_terms(mod, d["Xtr"][c], d["Vtr"][c], d["Ttr"][c], d, power)
+            part = fit * (frac * outer)
+            if power == 2:
+                total += float(fit.detach()) * frac
+            if extra is not None:
+                part = part + extra * frac
+                total += float(extra.detach()) * frac
+            part.backward()
+        return torch.tensor(total + fit_total)
 
     def val_loss(mod, d, power=2):
         with torch.no_grad():
@@ -334,9 +377,7 @@ def _train(
 
         def closure():
             lb.zero_grad(set_to_none=True)
-            ls = loss_fn(module, d64["Xtr"], d64["Vtr"], d64["Ttr"], d64, p)
-            ls.backward()
-            return ls
+            return full_batch_backward(module, d64, p)
 
         lb.step(closure)
         after = val_loss(module, d64, p)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from mpc_bio.cli import main
 from mpc_bio.surrogate import load_surrogate
 
@@ -53,3 +55,18 @@ def test_train_continues_an_artifact(small_dataset, tmp_path, capsys):
     rc = main([*common, "--hidden", "4", "--out", str(tmp_path / "c"), "--init", str(tmp_path / "a")])
     assert rc == 2
     assert "'init'" in capsys.readouterr().err
+
+
+def test_train_records_reaction_weights(small_dataset, tmp_path, capsys):
+    data = small_dataset.save(tmp_path / "grid")
+    common = ["train", "--data", str(data), "--epochs", "1", "--hidden", "8", "--threads", "1", "--no-progress"]
+    rc = main([*common, "--out", str(tmp_path / "a"), "--reaction-weight", "PGI=3", "--reaction-weight", "ACONTa=2"])
+    assert rc == 0
+    assert load_surrogate(tmp_path / "a").settings.reaction_weights == (("ACONTa", 2.0), ("PGI", 3.0))
+    capsys.readouterr()
+    assert main([*common, "--out", str(tmp_path / "b"), "--reaction-weight", "NOPE=3"]) == 2
+    assert "'reaction_weights'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main([*common, "--out", str(tmp_path / "c"), "--reaction-weight", "PGI"])
+    assert exc.value.code == 2
+    assert "ID=WEIGHT" in capsys.readouterr().err

@@ -40,3 +40,16 @@ def test_invalid_settings_name_the_parameter(kwargs, name):
 def test_unknown_key_rejected():
     with pytest.raises(ValueError, match="Unknown SurrogateSettings keys"):
         SurrogateSettings.from_dict({"epochz": 3})
+
+
+def test_reaction_weights_stored_as_sorted_pairs_and_round_trip():
+    s = SurrogateSettings(reaction_weights={"PGI": 3, "ACONTa": 10.0})
+    assert s.reaction_weights == (("ACONTa", 10.0), ("PGI", 3.0))
+    assert SurrogateSettings.from_dict(s.to_dict()) == s
+    assert SurrogateSettings(reaction_weights=[("PGI", 3.0), ("ACONTa", 10)]) == s
+
+
+@pytest.mark.parametrize("bad", [{"PGI": 0.0}, {"PGI": -1}, {"PGI": True}, [("PGI",)], [(3, 1.0)], [("PGI", 1.0), ("PGI", 2.0)]])
+def test_invalid_reaction_weights_name_the_parameter(bad):
+    with pytest.raises(ValueError, match="'reaction_weights'"):
+        SurrogateSettings(reaction_weights=bad)
