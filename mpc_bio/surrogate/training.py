@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from typing import Any
 
 import numpy as np
@@ -379,8 +380,13 @@ def _train(
             lb.zero_grad(set_to_none=True)
             return full_batch_backward(module, d64, p)
 
-        lb.step(closure)
-        after = val_loss(module, d64, p)
+        try:
+            lb.step(closure)
+            after = val_loss(module, d64, p)
+        except RuntimeError as exc:  # e.g. out of memory on a GPU: keep what Adam trained
+            warnings.warn(f"L-BFGS stopped ({exc}); the surrogate keeps the weights from before it.", RuntimeWarning, stacklevel=3)
+            info["lbfgs_error"] = str(exc)
+            after = math.nan
         if not math.isfinite(after) or after > before:
             module.load_state_dict(state)
             after = before

@@ -151,6 +151,24 @@ def test_chunked_lbfgs_equals_one_graph(small_dataset, small_settings, monkeypat
     np.testing.assert_allclose(out[1], out[0], rtol=0, atol=1e-7 * np.abs(out[0]).max())
 
 
+def test_failed_lbfgs_keeps_the_adam_weights(small_dataset, small_settings, monkeypatch):
+    """An L-BFGS stage that raises (here: its step made to raise RuntimeError, as a GPU out-of-memory
+    does) warns, records the error and returns the Adam result unchanged (1e-12 of the largest flux
+    absolute, rel 0, against the same run without L-BFGS)."""
+    s = dataclasses.replace(small_settings, epochs=10)
+    plain = train_surrogate(small_dataset, dataclasses.replace(s, lbfgs_steps=0), progress=False)
+
+    def out_of_memory(self, closure):
+        raise RuntimeError("CUDA out of memory (raised by the test)")
+
+    monkeypatch.setattr(torch.optim.LBFGS, "step", out_of_memory)
+    with pytest.warns(RuntimeWarning, match="L-BFGS stopped"):
+        kept = train_surrogate(small_dataset, s, progress=False)
+    assert "out of memory" in kept.info["lbfgs_error"]
+    ref = plain.predict(small_dataset.inputs)
+    np.testing.assert_allclose(kept.predict(small_dataset.inputs), ref, rtol=0, atol=1e-12 * np.abs(ref).max())
+
+
 def test_range_metric_projection_balances(small_dataset, small_settings):
     s = dataclasses.replace(small_settings, projection_metric="range", epochs=5, lbfgs_steps=0)
     sur = train_surrogate(small_dataset, s, progress=False)
