@@ -169,6 +169,17 @@ def test_failed_lbfgs_keeps_the_adam_weights(small_dataset, small_settings, monk
     np.testing.assert_allclose(kept.predict(small_dataset.inputs), ref, rtol=0, atol=1e-12 * np.abs(ref).max())
 
 
+def test_training_data_metrics_are_the_errors_on_every_point(small_dataset, small_surrogate):
+    """``metrics["training_data"]``: the worst reaction's max error over all training points in units
+    of its range (floor 1e-3), recomputed here in numpy from the predictions (rel 1e-12, abs 0)."""
+    X, V = small_dataset.inputs, small_dataset.fluxes
+    frac = np.abs(small_surrogate.predict(X) - V).max(axis=0) / np.maximum(V.max(axis=0) - V.min(axis=0), 1e-3)
+    m = small_surrogate.metrics["training_data"]
+    assert m["n_points"] == len(X)
+    assert m["worst_reaction"] == small_dataset.reaction_ids[int(np.argmax(frac))]
+    assert m["worst_reaction_max_err_frac"] == pytest.approx(frac.max(), rel=1e-12, abs=0)
+
+
 def test_range_metric_projection_balances(small_dataset, small_settings):
     s = dataclasses.replace(small_settings, projection_metric="range", epochs=5, lbfgs_steps=0)
     sur = train_surrogate(small_dataset, s, progress=False)
