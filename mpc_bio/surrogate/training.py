@@ -236,10 +236,11 @@ def _train(
 
     def tensors(dtype):
         to = lambda a: torch.as_tensor(a, dtype=dtype, device=device)  # noqa: E731
+        Vtr = to(V[tr_idx])
         return {
             "Xtr": to(X[tr_idx]),
-            "Vtr": to(V[tr_idx]),
-            "Ttr": to(T[tr_idx]),
+            "Vtr": Vtr,
+            "Ttr": to(T[tr_idx]) if s.target == "split" else Vtr,  # net target: no second copy
             "Xva": to(X[val_idx]),
             "Vva": to(V[val_idx]),
             "Ttr_scale": to(np.where(y_scale > 0, y_scale, 1.0)),
@@ -370,6 +371,7 @@ def _train(
     with torch.no_grad():  # restore the fixed maps at full float64 precision
         for name, arr in fixed.items():
             getattr(module, name).copy_(torch.as_tensor(arr, dtype=torch.float64, device=device))
+    d = None  # the float32 copies are not needed any more
     d64 = tensors(torch.float64)
     if s.lbfgs_steps > 0:
         before = val_loss(module, d64, p)
