@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> dict:
         spec.evaluate(x)
     single_us = (time.perf_counter() - t) / len(X) * 1e6
     test = report["test"]
-    stages = _training_stages(sur.info)
+    stages = _training_stages(sur)
     res = {
         "model": "iCH360",
         "n_fluxes": len(sur.reaction_ids),
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> dict:
         "data": {"dir": str(args.data), "refine_extend_time_s": data_s, **_data_record(ds)},
         "training_time_s": sur.info["training_time_s"],
         "training_stages": stages,
-        "training_time_total_s": sum(t for t, _ in stages),
+        "training_time_total_s": sum(st["training_time_s"] for st in stages),
         "surrogate": {"hidden": list(spec.hidden), "activation": spec.activation, "n_parameters": spec.n_parameters()},
         "settings": settings.to_dict(),
         "growth_max_abs_err_frac": test["growth_max_abs_err_frac"],
@@ -165,13 +165,20 @@ def main(argv: list[str] | None = None) -> dict:
     return res
 
 
-def _training_stages(info: dict) -> list[tuple[float, int]]:
-    """(training time in s, Adam epochs) of every stage of a net continued by warm starts
-    (``mpc-bio train --init``), first stage first."""
-    stages = []
+def _training_stages(sur) -> list[dict]:
+    """Every stage of a net continued by warm starts (``mpc-bio train --init``), first stage first:
+    training time (s), Adam epochs, initial learning rate and reaction weights (None where an
+    older artifact did not record its settings)."""
+    stages, info, settings = [], sur.info, sur.settings.to_dict()
     while info:
-        stages.append((float(info.get("training_time_s") or 0.0), int(info.get("adam_epochs") or 0)))
-        info = info.get("warm_start")
+        stages.append({
+            "training_time_s": float(info.get("training_time_s") or 0.0),
+            "adam_epochs": int(info.get("adam_epochs") or 0),
+            "lr": settings.get("lr") if settings else None,
+            "reaction_weights": settings.get("reaction_weights") if settings else None,
+        })
+        ws = info.get("warm_start")
+        info, settings = ws, (ws or {}).get("settings")
     return stages[::-1]
 
 

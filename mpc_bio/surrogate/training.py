@@ -210,7 +210,8 @@ def _train(
     if init is not None:  # same data, so the same fixed maps: only the weights differ
         module.load_spec(init.mlp)
         info["warm_start"] = {
-            key: init.info.get(key) for key in ("training_time_s", "adam_epochs", "best_epoch", "warm_start")
+            **{key: init.info.get(key) for key in ("training_time_s", "adam_epochs", "best_epoch", "warm_start")},
+            "settings": init.settings.to_dict(),
         }
     module.to(device)
 

@@ -275,6 +275,7 @@ def test_warm_start_continues_from_the_given_weights(small_dataset, small_settin
     frozen = train_surrogate(small_dataset, dataclasses.replace(s, epochs=1, lr=1e-12), init=first, progress=False)
     np.testing.assert_allclose(frozen.predict(X, check_domain=False), ref, rtol=0, atol=1e-5 * np.abs(ref).max())
     assert frozen.info["warm_start"]["adam_epochs"] == 20
+    assert frozen.info["warm_start"]["settings"] == s.to_dict()  # the stage it continues, recorded
     more = train_surrogate(small_dataset, s, init=first, progress=False)
     assert more.info["adam_best_val_loss"] < first.info["adam_best_val_loss"]
     with pytest.raises(ValueError, match="'init'.*hidden"):
