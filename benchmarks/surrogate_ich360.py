@@ -40,7 +40,7 @@ from mpc_bio.metabolism.refinement import RefineSettings, extend_dataset, refine
 from mpc_bio.metabolism.sampling import grid_points, sample_pfba
 from mpc_bio.metabolism.settings import PFBASettings
 from mpc_bio.surrogate import SurrogateSettings, load_surrogate, train_surrogate
-from mpc_bio.surrogate.analysis import random_test_points
+from mpc_bio.surrogate.analysis import evaluate_surrogate, random_test_points
 from mpc_bio.surrogate.cli import write_report
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -73,6 +73,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--n-test", type=int, default=1000)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--progress", action="store_true")
+    ap.add_argument("--more-tests", action="append", default=None, metavar="SEED:N",
+                    help="further test sets of N fresh off-grid points drawn with SEED (repeatable; "
+                         "default 2026:3000 and 4242:5000; 0:0 for none)")
     ap.add_argument("--tie-break", default="l2", choices=("l2", "none"),
                     help="pFBA tie-break when the grid is sampled (default l2: a unique map); reused data keep theirs")
     args = ap.parse_args(argv)
@@ -111,6 +114,17 @@ def main(argv: list[str] | None = None) -> dict:
                           pfba_settings=pfba_settings, n_workers=args.workers, dataset=ds)
     sur = sur.with_metrics(test=report["test"])
     sur.save(art)
+
+    more_tests = []
+    for spec_text in args.more_tests or ["2026:3000", "4242:5000"]:
+        seed_text, _, n_text = spec_text.partition(":")
+        seed, n = int(seed_text), int(n_text or 0)
+        if n <= 0:
+            continue
+        m = evaluate_surrogate(sur, model, n_points=n, seed=seed, pfba_settings=pfba_settings, n_workers=args.workers).summary()
+        more_tests.append({"seed": seed, **{k: m[k] for k in (
+            "n_points", "growth_max_abs_err_frac", "worst_reaction", "worst_reaction_max_err_frac",
+            "reactions_within_2pct", "worst_reactions", "median_r2", "mass_balance_residual")}})
 
     # timing on the same random points: fast pFBA vs surrogate
     X = random_test_points(sur, 200, seed=5)
@@ -152,6 +166,7 @@ def main(argv: list[str] | None = None) -> dict:
         "mass_balance_residual_unprojected": test["mass_balance_residual_unprojected"],
         "targets_met": test["targets_met"],
         "grid_interpolation_baseline": report.get("grid_interpolation_baseline"),
+        "more_tests": more_tests,
         "pfba_ms_per_point": pfba_ms,
         "surrogate_us_single": single_us,
         "speedup_single": pfba_ms * 1e3 / single_us,
