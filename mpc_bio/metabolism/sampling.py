@@ -409,9 +409,14 @@ def sample_pfba(
     if failed_chunks:
         # a worker crash (or a broken pool, e.g. a script without an `if __name__ == "__main__":`
         # guard) must not lose points: every chunk starts cold, so solving it here gives the same data
+        hint = (
+            "; worker processes start by re-importing the main script, so a script must call this under "
+            "`if __name__ == \"__main__\":`, or pass n_workers=1"
+            if "BrokenProcessPool" in failed_chunks[0][1] else ""
+        )
         warnings.warn(
             f"{len(failed_chunks)} of {len(chunks)} chunk(s) failed on the workers and are solved in this "
-            f"process instead (first error: {failed_chunks[0][1]})",
+            f"process instead (first error: {failed_chunks[0][1]}){hint}",
             RuntimeWarning,
             stacklevel=2,
         )

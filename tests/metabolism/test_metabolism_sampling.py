@@ -108,6 +108,26 @@ def test_process_pool_equals_serial(serial_dataset, ecoli_core):
     np.testing.assert_array_equal(par.split_fluxes, serial_dataset.split_fluxes)
 
 
+def test_broken_pool_loses_no_points(serial_dataset, tmp_path):
+    """A script without an ``if __name__ == "__main__":`` guard breaks the spawn pool (each worker
+    re-runs the script); the chunks are solved in the calling process instead, with a warning that
+    says why, and the data equal the serial run exactly (same content hash)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "unguarded.py"
+    out = tmp_path / "data"
+    script.write_text(
+        "from mpc_bio.metabolism import grid_points, load_model, sample_pfba\n"
+        f"ds = sample_pfba(load_model('e_coli_core'), grid_points({SMALL_GRID!r}), chunk_size=40, n_workers=2, progress=False)\n"
+        f"ds.save({str(out)!r})\n"
+    )
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert 'under `if __name__ == "__main__":`' in run.stderr and "solved in this process instead" in run.stderr
+    assert FluxDataset.load(out).content_hash() == serial_dataset.content_hash()
+
+
 def test_dask_local_cluster_equals_serial(serial_dataset, ecoli_core):
     from dask.distributed import LocalCluster
 
