@@ -16,6 +16,11 @@ from mpc_bio.surrogate.projection import mass_balance_residual
 from .conftest import reference_fluxes
 
 
+def _flux_range(V: np.ndarray) -> np.ndarray:
+    """Each reaction's range over the points, floored at 1e-3 mmol/gDW/h as in compute_metrics."""
+    return np.maximum(V.max(axis=0) - V.min(axis=0), 1e-3)
+
+
 @pytest.fixture(scope="module")
 def fresh_reference(small_surrogate):
     """pFBA solved fresh at 150 random off-grid points (never training data)."""
@@ -111,7 +116,7 @@ def test_lp_fine_tuning_lowers_the_worst_error(small_dataset, small_settings):
     a = train_surrogate(small_dataset, base, progress=False)
     b = train_surrogate(small_dataset, tuned, progress=False)
     X, V = small_dataset.inputs, small_dataset.fluxes
-    scale = np.maximum(V.max(axis=0) - V.min(axis=0), 1e-3)
+    scale = _flux_range(V)
     worst = lambda s: float((np.abs(s.predict(X) - V) / scale).max())
     assert worst(b) < worst(a)
     assert b.info["finetune_val_loss_after"] <= b.info["finetune_val_loss_before"]
@@ -125,7 +130,7 @@ def test_reaction_weights_buy_accuracy_on_the_named_reaction(small_dataset, smal
     reaction or the objective (which has ``growth_weight``) is refused with the parameter named."""
     base = dataclasses.replace(small_settings, epochs=100, lbfgs_steps=0)
     X, V = small_dataset.inputs, small_dataset.fluxes
-    scale = np.maximum(V.max(axis=0) - V.min(axis=0), 1e-3)
+    scale = _flux_range(V)
     rms = lambda s: np.sqrt((((s.predict(X) - V) / scale) ** 2).mean(axis=0))  # noqa: E731
     plain = rms(train_surrogate(small_dataset, base, progress=False))
     plain[small_dataset.reaction_ids.index(small_dataset.objective_id)] = 0.0
@@ -173,7 +178,7 @@ def test_training_data_metrics_are_the_errors_on_every_point(small_dataset, smal
     """``metrics["training_data"]``: the worst reaction's max error over all training points in units
     of its range (floor 1e-3), recomputed here in numpy from the predictions (rel 1e-12, abs 0)."""
     X, V = small_dataset.inputs, small_dataset.fluxes
-    frac = np.abs(small_surrogate.predict(X) - V).max(axis=0) / np.maximum(V.max(axis=0) - V.min(axis=0), 1e-3)
+    frac = np.abs(small_surrogate.predict(X) - V).max(axis=0) / _flux_range(V)
     m = small_surrogate.metrics["training_data"]
     assert m["n_points"] == len(X)
     assert m["worst_reaction"] == small_dataset.reaction_ids[int(np.argmax(frac))]
