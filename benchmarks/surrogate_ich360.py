@@ -20,7 +20,10 @@ uses ``--data``, reused when present; when it is missing and differs from ``--gr
 made from the grid: refined with ``refine_dataset`` (``--refine TOL``, ``--refine-depth``,
 ``--refine-max-points``), then extended by a fine grid over a strip with ``extend_dataset``
 (``--extra-grid NAME=LOW:HIGH:STEP``, one per input; on iCH360 the succinate export is non-zero
-only below an oxygen uptake of 0.005-0.06 mmol/gDW/h, narrower than the quadtree's finest cell).
+only below an oxygen uptake of 0.005-0.06 mmol/gDW/h, narrower than the quadtree's finest cell)
+and by ``--extra-lhs N`` seeded Latin hypercube points over the whole domain (where the map is
+smooth the refined data keep the 0.1 grid, and a net with sharp activations can ring between its
+points unseen).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from mpc_bio.metabolism.dataset import FluxDataset
 from mpc_bio.metabolism.models import find_ich360, load_model
 from mpc_bio.metabolism.pfba import PFBASolver
 from mpc_bio.metabolism.refinement import RefineSettings, extend_dataset, refine_dataset
-from mpc_bio.metabolism.sampling import grid_points, sample_pfba
+from mpc_bio.metabolism.sampling import grid_points, latin_hypercube_points, sample_pfba
 from mpc_bio.metabolism.settings import PFBASettings
 from mpc_bio.surrogate import SurrogateSettings, load_surrogate, train_surrogate
 from mpc_bio.surrogate.analysis import evaluate_surrogate, random_test_points
@@ -56,6 +59,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--refine-max-points", type=int, default=0)
     ap.add_argument("--extra-grid", action="append", default=None, metavar="NAME=LOW:HIGH:STEP",
                     help="make --data with a fine grid over a strip added (extend_dataset); one per input")
+    ap.add_argument("--extra-lhs", type=int, default=0, metavar="N",
+                    help="make --data with N Latin hypercube points over the whole domain added last (extend_dataset)")
+    ap.add_argument("--extra-lhs-seed", type=int, default=11, help="seed of the --extra-lhs points (default 11)")
     ap.add_argument("--artifact", default=None, metavar="DIR",
                     help="evaluate this artifact, trained on --data (e.g. by `mpc-bio train`), instead of training here")
     ap.add_argument("--out", default=None, help="directory for the json, artifact and figures (default benchmarks/results)")
@@ -182,28 +188,28 @@ def main(argv: list[str] | None = None) -> dict:
 
 def _training_stages(sur) -> list[dict]:
     """Every stage of a net continued by warm starts (``mpc-bio train --init``), first stage first:
-    training time (s), Adam epochs, initial learning rate and reaction weights (None where an
-    older artifact did not record its settings)."""
-    stages, info, settings = [], sur.info, sur.settings.to_dict()
+    training time (s), Adam epochs, hidden widths, initial learning rate, reaction weights and the
+    training data's content hash (None where an older artifact did not record them)."""
+    stages, info, settings, data = [], sur.info, sur.settings.to_dict(), sur.training_data_hash
     while info:
         stages.append({
             "training_time_s": float(info.get("training_time_s") or 0.0),
             "adam_epochs": int(info.get("adam_epochs") or 0),
-            "lr": settings.get("lr") if settings else None,
-            "reaction_weights": settings.get("reaction_weights") if settings else None,
+            **{key: (settings or {}).get(key) for key in ("hidden", "lr", "reaction_weights")},
+            "training_data_hash": data,
         })
         ws = info.get("warm_start")
-        info, settings = ws, (ws or {}).get("settings")
+        info, settings, data = ws, (ws or {}).get("settings"), (ws or {}).get("training_data_hash")
     return stages[::-1]
 
 
 def _training_data(model, args) -> tuple[FluxDataset, float | None, float | None]:
     """The training dataset: ``--data`` if present, else the grid (sampled once into ``--grid-data``,
-    or into ``--data`` without ``--refine``/``--extra-grid``), refined and extended as the options
+    or into ``--data`` without ``--refine``/``--extra-grid``/``--extra-lhs``), refined and extended as the options
     say and saved to ``--data``. Returns it with the grid
     sampling time and the refinement + extension time in seconds (None when reused)."""
     data_dir, grid_dir = Path(args.data), Path(args.grid_data)
-    if args.refine is None and not args.extra_grid:
+    if args.refine is None and not args.extra_grid and not args.extra_lhs:
         grid_dir = data_dir  # the training data are the grid itself
     if (data_dir / "dataset.json").is_file():
         return FluxDataset.load(data_dir), None, None
@@ -232,6 +238,9 @@ def _training_data(model, args) -> tuple[FluxDataset, float | None, float | None
                 raise SystemExit(f"--extra-grid expects NAME=LOW:HIGH:STEP; got {item!r}.")
             axes[name] = tuple(float(v) for v in parts)
         ds = extend_dataset(model, ds, grid_points(axes), n_workers=args.workers, progress=args.progress)
+    if args.extra_lhs:
+        lhs = latin_hypercube_points(args.extra_lhs, {name: (0.0, 20.0) for name in grid.input_names}, seed=args.extra_lhs_seed)
+        ds = extend_dataset(model, ds, lhs, n_workers=args.workers, progress=args.progress)
     data_s = time.perf_counter() - t0
     ds.save(data_dir)
     return ds, sample_s, data_s

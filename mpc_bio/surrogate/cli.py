@@ -77,7 +77,7 @@ def register(subparsers: Any) -> None:
     t.add_argument("--out", required=True, metavar="DIR", help="artifact directory to write")
     t.add_argument(
         "--init", default=None, metavar="DIR",
-        help="continue training this artifact (same data and architecture; a warm restart with --lr)",
+        help="continue training this artifact (a warm restart with --lr): same model and domain, e.g. the same data or these plus new points; same architecture, or wider --hidden to add neurons",
     )
     t.add_argument("--hidden", type=_hidden, default=d.hidden, metavar="W,W", help=f"hidden widths (default {','.join(map(str, d.hidden))})")
     t.add_argument("--activation", choices=ACTIVATIONS, default=d.activation, help=f"hidden activation (default {d.activation})")

@@ -409,19 +409,33 @@ class SurrogateModule(nn.Module):
         mod.load_spec(spec)
         return mod
 
-    def load_spec(self, spec: MLPSpec) -> None:
+    def load_spec(self, spec: MLPSpec, widen: bool = False) -> None:
         """Copy a spec's arrays into this module's parameters and buffers (in place; the module's
-        sharpness is taken out of the spec's weights, the inverse of :meth:`to_spec`)."""
+        sharpness is taken out of the spec's weights, the inverse of :meth:`to_spec`).
+
+        With ``widen=True`` the module's hidden layers may be wider than the spec's (same depth):
+        the spec fills the leading neurons, the extra neurons keep this module's (random) incoming
+        weights and get zero outgoing weights, so the module computes exactly the spec's function
+        and training can use the new neurons (function-preserving widening, as in Net2Net).
+        """
         linears = [m for m in self.core if isinstance(m, nn.Linear)]
         if len(linears) != len(spec.layers):
             raise ValueError(f"Spec has {len(spec.layers)} layers; the module has {len(linears)}.")
         if spec.warped != self.warp:
             raise ValueError(f"Spec input warp is {spec.warped}; the module's is {self.warp}.")
+        hidden = tuple(m.out_features for m in linears[:-1])
+        if hidden != spec.hidden and not (widen and all(h >= g for h, g in zip(hidden, spec.hidden))):
+            raise ValueError(
+                f"Spec hidden widths {spec.hidden} do not fit the module's {hidden} "
+                f"({'each at most the module width' if widen else 'equal widths'} expected)."
+            )
         with torch.no_grad():
             dt = self.x_offset.dtype
             for m, (W, b) in zip(linears, _fold_sharpness(list(spec.layers), 1.0 / self.sharpness)):
-                m.weight.copy_(torch.as_tensor(W, dtype=dt))
-                m.bias.copy_(torch.as_tensor(b, dtype=dt))
+                rows, cols = W.shape
+                m.weight[:rows, cols:] = 0.0  # new neurons below feed the old ones nothing
+                m.weight[:rows, :cols] = torch.as_tensor(W, dtype=dt)
+                m.bias[:rows] = torch.as_tensor(b, dtype=dt)
             for name in SPEC_BUFFERS:
                 getattr(self, name).copy_(torch.as_tensor(getattr(spec, name), dtype=dt))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import warnings
@@ -57,9 +58,14 @@ def train_surrogate(
     init : Surrogate, optional
         Continue training this surrogate instead of starting from random weights (a warm
         restart: the learning-rate schedule of ``settings`` starts again, e.g. with a smaller
-        ``lr``). It must have been trained on the same data (same content hash, so the same
-        scaling and mass-balance map) with the same architecture (hidden widths, activation,
-        input warp, target); keep the same ``seed`` so the validation split stays unseen.
+        ``lr``). It must be a surrogate of the same model, inputs and reactions, trained on data
+        over the same domain with the same mass-balance map (e.g. the same data, or these plus
+        new points: the output scaling of the new data is absorbed into the last layer), with
+        the same architecture (activation, input warp, target, number of hidden layers); keep
+        the same ``seed`` so the validation split stays unseen (on other data the split is new,
+        and points the init trained on may be among the validation points). A wider
+        ``settings.hidden`` widens it without changing its function: the new neurons start from
+        random incoming and zero outgoing weights (more capacity, warm).
     progress : bool
         Show a tqdm progress bar with the training and validation losses.
 
@@ -92,20 +98,57 @@ def train_surrogate(
 
 
 def _check_init(init: Surrogate, dataset, s: SurrogateSettings) -> None:
-    """Refuse a warm start that would not continue the same function on the same data."""
+    """Refuse a warm start from a surrogate of another model or architecture (the fixed maps are
+    compared once they are built, in :func:`_rescaled_init`)."""
     if not isinstance(init, Surrogate):
         raise TypeError(f"The 'init' parameter of train_surrogate must be a Surrogate; got {type(init).__name__}.")
-    if init.training_data_hash != dataset.content_hash():
+    same = (
+        tuple(init.reaction_ids) == tuple(dataset.reaction_ids)
+        and tuple(init.input_names) == tuple(dataset.input_names)
+        and init.model_hash == dataset.model_hash
+    )
+    if not same:
         raise ValueError(
-            f"The 'init' parameter of train_surrogate must be a surrogate trained on this dataset "
-            f"(content hash {dataset.content_hash()}); it was trained on data {init.training_data_hash}."
+            f"The 'init' parameter of train_surrogate must be a surrogate of this dataset's model "
+            f"{dataset.model_id!r} (hash {dataset.model_hash}) with its inputs and reactions; it was trained on "
+            f"model hash {init.model_hash!r}, inputs {tuple(init.input_names)}, {len(init.reaction_ids)} reactions."
         )
-    for name in ("hidden", "activation", "input_knees", "target", "mass_balance", "projection_metric"):
+    want, got = s.hidden, init.settings.hidden
+    if len(want) != len(got) or any(w < g for w, g in zip(want, got)):
+        raise ValueError(
+            f"The 'init' parameter of train_surrogate must have the settings' number of hidden layers and no "
+            f"layer wider than the settings' hidden {want!r} (wider settings widen it); it has {got!r}."
+        )
+    for name in ("activation", "input_knees", "target", "mass_balance", "projection_metric"):
         want, got = getattr(s, name), getattr(init.settings, name)
         if want != got:
             raise ValueError(
                 f"The 'init' parameter of train_surrogate must have the settings' {name} {want!r}; it has {got!r}."
             )
+
+
+def _rescaled_init(init: Surrogate, fixed: dict[str, np.ndarray]):
+    """``init``'s spec with the output scaling of these data (same function).
+
+    Other data (e.g. the training points plus new ones) give another output scaling; the last layer
+    absorbs the change. Every other fixed map (input scaling and warp, i.e. the domain, and the
+    mass-balance map) must be the same, or the function would change: refused, naming the map.
+    """
+    spec = init.mlp
+    for name in ("x_offset", "x_scale", "warp_knee", "warp_offset", "warp_scale", "out_matrix", "in_matrix", "out_bias"):
+        old, new = getattr(spec, name), np.asarray(fixed.get(name, np.zeros(0)))
+        if old.shape != new.shape or not np.allclose(old, new, rtol=1e-9, atol=1e-12 * (1.0 + np.abs(new).max(initial=0.0))):
+            what = "input scaling: the data span another domain" if name.startswith(("x_", "warp")) else "mass-balance map"
+            raise ValueError(
+                f"The 'init' parameter of train_surrogate must share these data's fixed maps; its {name} ({what}) "
+                f"differs from this dataset's."
+            )
+    W, b = spec.layers[-1]
+    y0, ys, y1, ys1 = spec.y_offset, spec.y_scale, fixed["y_offset"], fixed["y_scale"]
+    ratio = np.divide(ys, ys1, out=np.zeros_like(ys), where=ys1 > 0)
+    shift = np.divide(y0 - y1, ys1, out=np.zeros_like(ys), where=ys1 > 0)
+    last = (W * ratio[:, None], b * ratio + shift)
+    return dataclasses.replace(spec, layers=(*spec.layers[:-1], last), y_offset=y1.copy(), y_scale=ys1.copy())
 
 
 def _train(
@@ -207,11 +250,12 @@ def _train(
     with torch.no_grad():
         for name, arr in fixed.items():
             getattr(module, name).copy_(torch.as_tensor(arr, dtype=torch.float32))
-    if init is not None:  # same data, so the same fixed maps: only the weights differ
-        module.load_spec(init.mlp)
+    if init is not None:
+        module.load_spec(_rescaled_init(init, fixed), widen=True)  # new neurons (if wider) keep the seeded random init
         info["warm_start"] = {
             **{key: init.info.get(key) for key in ("training_time_s", "adam_epochs", "best_epoch", "warm_start")},
             "settings": init.settings.to_dict(),
+            "training_data_hash": init.training_data_hash,
         }
     module.to(device)
 

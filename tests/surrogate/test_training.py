@@ -285,9 +285,56 @@ def test_warm_start_continues_from_the_given_weights(small_dataset, small_settin
     assert more.info["adam_best_val_loss"] < first.info["adam_best_val_loss"]
     with pytest.raises(ValueError, match="'init'.*hidden"):
         train_surrogate(small_dataset, dataclasses.replace(s, hidden=(16, 16)), init=first, progress=False)
-    keep = slice(0, small_dataset.n_points - 1)  # the same grid without its last point
-    other = dataclasses.replace(
-        small_dataset, **{f: getattr(small_dataset, f)[keep] for f in ("inputs", "fluxes", "split_fluxes", "growth", "status", "slacks")}
-    )
-    with pytest.raises(ValueError, match="'init'.*trained on"):
-        train_surrogate(other, s, init=first, progress=False)
+    with pytest.raises(ValueError, match="'init'.*reactions"):
+        train_surrogate(dataclasses.replace(small_dataset, model_hash="other"), s, init=first, progress=False)
+
+
+def _rows(dataset, keep):
+    """``dataset`` restricted to the rows ``keep``."""
+    arrays = ("inputs", "fluxes", "split_fluxes", "growth", "status", "slacks")
+    return dataclasses.replace(dataset, **{f: getattr(dataset, f)[keep] for f in arrays})
+
+
+def test_warm_start_on_other_data_of_the_same_domain(small_dataset, small_settings):
+    """``init`` trained on part of the data continues on all of it (other output scaling, absorbed
+    into the last layer): one epoch at a vanishing rate returns the init's function (1e-5 of the
+    largest flux absolute, rel 0) and the init's data hash is recorded; data over another domain
+    (other input scaling) are refused with the map named."""
+    s = dataclasses.replace(small_settings, input_knees=(0.5, 0.5), activation_sharpness=10.0, epochs=20, lbfgs_steps=0)
+    X = small_dataset.inputs
+    part = _rows(small_dataset, (X[:, 0] <= 1) | (X[:, 0] >= 19) | (X[:, 1] % 2 == 0))  # corners kept: same domain
+    first = train_surrogate(part, s, progress=False)
+    assert first.training_data_hash != small_dataset.content_hash()
+    assert not np.allclose(first.spec().y_scale, np.std(small_dataset.fluxes, axis=0))  # scaling does change
+    P = np.random.default_rng(5).uniform(0, 20, size=(100, 2))
+    ref = first.predict(P, check_domain=False)
+    frozen = train_surrogate(small_dataset, dataclasses.replace(s, epochs=1, lr=1e-12), init=first, progress=False)
+    np.testing.assert_allclose(frozen.predict(P, check_domain=False), ref, rtol=0, atol=1e-5 * np.abs(ref).max())
+    assert frozen.info["warm_start"]["training_data_hash"] == first.training_data_hash
+    with pytest.raises(ValueError, match="'init'.*x_offset.*domain"):
+        train_surrogate(_rows(small_dataset, X[:, 0] <= 15), s, init=first, progress=False)
+
+
+def test_wider_hidden_widens_the_init_without_changing_its_function(small_dataset, small_settings):
+    """``init`` with wider ``hidden``: the new neurons get zero outgoing weights, so one epoch at a
+    vanishing rate (1e-12) returns the init's function (1e-5 of the largest flux absolute, rel 0,
+    float32 training) with the extra neurons present (their incoming weights random, not zero);
+    20 epochs at the normal rate then lower the init's validation loss; fewer or more layers, or a
+    narrower layer, are refused with the parameter named."""
+    s = dataclasses.replace(small_settings, hidden=(16, 16), activation_sharpness=10.0, epochs=20, lbfgs_steps=0)
+    first = train_surrogate(small_dataset, s, progress=False)
+    X = np.random.default_rng(3).uniform(0, 20, size=(100, 2))
+    ref = first.predict(X, check_domain=False)
+    wide = dataclasses.replace(s, hidden=(24, 16))
+    frozen = train_surrogate(small_dataset, dataclasses.replace(wide, epochs=1, lr=1e-12), init=first, progress=False)
+    assert frozen.spec().hidden == (24, 16)
+    np.testing.assert_allclose(frozen.predict(X, check_domain=False), ref, rtol=0, atol=1e-5 * np.abs(ref).max())
+    (W1, _), (W2, _), _ = frozen.spec().layers
+    assert np.abs(W1[16:]).min() > 0  # new neurons: random incoming weights
+    np.testing.assert_allclose(W2[:, 16:], 0.0, rtol=0, atol=1e-9)  # ... that nothing reads yet
+    assert frozen.info["warm_start"]["settings"]["hidden"] == [16, 16]
+    more = train_surrogate(small_dataset, wide, init=first, progress=False)
+    assert more.info["adam_best_val_loss"] < first.info["adam_best_val_loss"]
+    for hidden in ((16,), (16, 16, 16), (24, 8)):
+        with pytest.raises(ValueError, match="'init'.*hidden"):
+            train_surrogate(small_dataset, dataclasses.replace(s, hidden=hidden), init=first, progress=False)
