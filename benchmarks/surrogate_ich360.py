@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> dict:
         m = evaluate_surrogate(sur, model, n_points=n, seed=seed, pfba_settings=pfba_settings, n_workers=args.workers).summary()
         more_tests.append({"seed": seed, **{k: m[k] for k in (
             "n_points", "growth_max_abs_err_frac", "worst_reaction", "worst_reaction_max_err_frac",
-            "reactions_within_2pct", "worst_reactions", "median_r2", "mass_balance_residual")}})
+            "reactions_within_2pct", "points_within_2pct", "worst_reactions", "median_r2", "mass_balance_residual")}})
 
     # timing on the same random points: fast pFBA vs surrogate
     X = random_test_points(sur, 200, seed=5)
@@ -166,6 +166,7 @@ def main(argv: list[str] | None = None) -> dict:
         "worst_reaction_max_err_frac": test["worst_reaction_max_err_frac"],
         "median_reaction_max_err_frac": test["median_reaction_max_err_frac"],
         "reactions_within_2pct": test["reactions_within_2pct"],
+        "points_within_2pct": test.get("points_within_2pct"),
         "worst_reactions": test.get("worst_reactions"),
         "median_r2": test["median_r2"],
         "mass_balance_residual": test["mass_balance_residual"],

@@ -34,6 +34,10 @@ class SurrogateMetrics:
         max - min of the reference flux per reaction over the points.
     max_err_frac : ndarray, shape (r,)
         max_abs_err / max(flux_range, range_floor).
+    point_max_err_frac : ndarray, shape (n,)
+        Per point, the largest over reactions of |error| / max(flux_range, range_floor): where in
+        the domain the surrogate is off (``summary()["points_within_2pct"]`` counts the points at
+        or below 0.02, i.e. where every reaction meets the per-reaction target).
     r2 : ndarray, shape (r,)
         Coefficient of determination per reaction (NaN for reactions constant in the reference).
     growth_max_abs_err, max_growth, growth_max_abs_err_frac : float
@@ -56,6 +60,7 @@ class SurrogateMetrics:
     max_abs_err: np.ndarray
     flux_range: np.ndarray
     max_err_frac: np.ndarray
+    point_max_err_frac: np.ndarray
     r2: np.ndarray
     growth_max_abs_err: float
     max_growth: float
@@ -95,6 +100,7 @@ class SurrogateMetrics:
             "median_r2": self.median_r2,
             "reactions_within_2pct": int(np.sum(self.max_err_frac <= 0.02)),
             "n_reactions": len(self.reaction_ids),
+            "points_within_2pct": int(np.sum(self.point_max_err_frac <= 0.02)),
             "min_r2": float(np.nanmin(self.r2)) if np.any(np.isfinite(self.r2)) else float("nan"),
             "mass_balance_residual": self.mass_balance_residual,
             "mass_balance_residual_unprojected": self.mass_balance_residual_unprojected,
@@ -156,7 +162,8 @@ def compute_metrics(
     mae = err.mean(axis=0)
     mx = err.max(axis=0)
     rng = R.max(axis=0) - R.min(axis=0)
-    frac = mx / np.maximum(rng, range_floor)
+    scale = np.maximum(rng, range_floor)
+    frac = mx / scale
     ss_res = ((P - R) ** 2).sum(axis=0)
     ss_tot = ((R - R.mean(axis=0)) ** 2).sum(axis=0)
     nonconst = rng > range_floor
@@ -173,6 +180,7 @@ def compute_metrics(
         max_abs_err=mx,
         flux_range=rng,
         max_err_frac=frac,
+        point_max_err_frac=(err / scale).max(axis=1),
         r2=r2,
         growth_max_abs_err=float(mx[g]),
         max_growth=max_growth,

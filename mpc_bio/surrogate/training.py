@@ -37,6 +37,24 @@ def select_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A detached copy of the module's parameters and buffers (the best weights so far)."""
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _note_interrupt(info: dict[str, Any], stage: str, epoch: int | None, best_epoch: int | None) -> bool:
+    """Record a Ctrl-C in ``info["interrupted"]`` and warn; training then ends with the best weights so far."""
+    info["interrupted"] = {"stage": stage, "epoch": epoch, "best_epoch": best_epoch}
+    warnings.warn(
+        f"Training interrupted during {stage}"
+        + (f" (epoch {epoch}); keeping the best weights so far (epoch {best_epoch})" if epoch is not None else "")
+        + "; the later stages are skipped and the surrogate is finished and returned as usual.",
+        RuntimeWarning,
+        stacklevel=4,
+    )
+    return True
+
+
 def _usable_rows(dataset) -> np.ndarray:
     ok = np.isin(dataset.status, [0, 1])
     ok &= np.all(np.isfinite(dataset.fluxes), axis=1) & np.all(np.isfinite(dataset.inputs), axis=1)
@@ -83,6 +101,11 @@ def train_surrogate(
     its flux range over the data (so every reaction counts alike; growth is up-weighted by
     ``settings.growth_weight``, named reactions by ``settings.reaction_weights``), so the network
     is trained through the mass-balance layer.
+
+    Ctrl-C (KeyboardInterrupt) during training is not lost work: the stage that is running stops,
+    the best weights so far are kept, later stages are skipped, and the surrogate is finished
+    (metrics included) and returned as usual, with ``info["interrupted"]`` naming the stage and
+    epoch and a RuntimeWarning; `mpc-bio train` then saves it.
     """
     s = settings or SurrogateSettings()
     t0 = time.perf_counter()
@@ -351,34 +374,39 @@ def _train(
     history: list[tuple[int, float, float]] = []
     bar = tqdm(range(s.epochs), desc="train surrogate", disable=not progress, leave=False)
     epoch = 0
-    for epoch in bar:
-        module.train()
-        order = torch.randperm(n_tr, generator=gen).to(device)
-        tot = 0.0
-        for b in range(steps_per_epoch):
-            ib = order[b * bs : (b + 1) * bs]
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(module, d["Xtr"][ib], d["Vtr"][ib], d["Ttr"][ib], d)
-            loss.backward()
-            opt.step()
-            sched.step()
-            tot += float(loss.detach()) * len(ib)
-        tl = tot / n_tr
-        vl = val_loss(module, d)
-        history.append((epoch, tl, vl))
-        if vl < best[0]:
-            best = (vl, {kk: vv.detach().clone() for kk, vv in module.state_dict().items()}, epoch)
-        if epoch % 10 == 0:
-            bar.set_postfix(train=f"{tl:.2e}", val=f"{vl:.2e}", best=f"{best[0]:.2e}")
-        if epoch - best[2] > s.patience:
-            break
+    interrupted = False
+    try:
+        for epoch in bar:
+            module.train()
+            order = torch.randperm(n_tr, generator=gen).to(device)
+            tot = 0.0
+            for b in range(steps_per_epoch):
+                ib = order[b * bs : (b + 1) * bs]
+                opt.zero_grad(set_to_none=True)
+                loss = loss_fn(module, d["Xtr"][ib], d["Vtr"][ib], d["Ttr"][ib], d)
+                loss.backward()
+                opt.step()
+                sched.step()
+                tot += float(loss.detach()) * len(ib)
+            tl = tot / n_tr
+            vl = val_loss(module, d)
+            history.append((epoch, tl, vl))
+            if vl < best[0]:
+                best = (vl, _state(module), epoch)
+            if epoch % 10 == 0:
+                bar.set_postfix(train=f"{tl:.2e}", val=f"{vl:.2e}", best=f"{best[0]:.2e}")
+            if epoch - best[2] > s.patience:
+                break
+    except KeyboardInterrupt:
+        interrupted = _note_interrupt(info, "adam", epoch, best[2])
     bar.close()
-    module.load_state_dict(best[1])
+    if best[1] is not None:  # None only when interrupted before the first epoch ended: keep the start
+        module.load_state_dict(best[1])
     info.update(adam_epochs=epoch + 1, best_epoch=best[2], adam_best_val_loss=best[0])
 
     # ---- optional fine-tuning for the worst case: Adam on the L^p loss (p = finetune_power)
     p = s.finetune_power
-    if s.finetune_epochs > 0:
+    if s.finetune_epochs > 0 and not interrupted:
         ft_bs = min(s.finetune_batch_size, n_tr)
         ft_steps = math.ceil(n_tr / ft_bs)
         ft_total = s.finetune_epochs * ft_steps
@@ -386,27 +414,31 @@ def _train(
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda step: s.lr_final_ratio + (1 - s.lr_final_ratio) * 0.5 * (1 + math.cos(math.pi * min(step, ft_total) / ft_total))
         )
-        best_ft = (val_loss(module, d, p), {kk: vv.detach().clone() for kk, vv in module.state_dict().items()}, -1)
+        best_ft = (val_loss(module, d, p), _state(module), -1)
         info["finetune_val_loss_before"] = best_ft[0]
         bar = tqdm(range(s.finetune_epochs), desc=f"fine-tune L^{p}", disable=not progress, leave=False)
-        for ep in bar:
-            module.train()
-            order = torch.randperm(n_tr, generator=gen).to(device)
-            for b in range(ft_steps):
-                ib = order[b * ft_bs : (b + 1) * ft_bs]
-                opt.zero_grad(set_to_none=True)
-                loss = loss_fn(module, d["Xtr"][ib], d["Vtr"][ib], d["Ttr"][ib], d, p)
-                loss.backward()
-                opt.step()
-                sched.step()
-            vl = val_loss(module, d, p)
-            history.append((epoch + 1 + ep, float("nan"), vl))
-            if vl < best_ft[0]:
-                best_ft = (vl, {kk: vv.detach().clone() for kk, vv in module.state_dict().items()}, ep)
-            if ep % 10 == 0:
-                bar.set_postfix(val=f"{vl:.2e}", best=f"{best_ft[0]:.2e}")
-            if ep - best_ft[2] > s.patience:
-                break
+        ep = 0
+        try:
+            for ep in bar:
+                module.train()
+                order = torch.randperm(n_tr, generator=gen).to(device)
+                for b in range(ft_steps):
+                    ib = order[b * ft_bs : (b + 1) * ft_bs]
+                    opt.zero_grad(set_to_none=True)
+                    loss = loss_fn(module, d["Xtr"][ib], d["Vtr"][ib], d["Ttr"][ib], d, p)
+                    loss.backward()
+                    opt.step()
+                    sched.step()
+                vl = val_loss(module, d, p)
+                history.append((epoch + 1 + ep, float("nan"), vl))
+                if vl < best_ft[0]:
+                    best_ft = (vl, _state(module), ep)
+                if ep % 10 == 0:
+                    bar.set_postfix(val=f"{vl:.2e}", best=f"{best_ft[0]:.2e}")
+                if ep - best_ft[2] > s.patience:
+                    break
+        except KeyboardInterrupt:
+            interrupted = _note_interrupt(info, f"fine-tune L^{p}", ep, best_ft[2])
         bar.close()
         module.load_state_dict(best_ft[1])
         info.update(finetune_epochs_run=ep + 1, finetune_best_epoch=best_ft[2], finetune_val_loss_after=best_ft[0])
@@ -418,9 +450,9 @@ def _train(
             getattr(module, name).copy_(torch.as_tensor(arr, dtype=torch.float64, device=device))
     d = None  # the float32 copies are not needed any more
     d64 = tensors(torch.float64)
-    if s.lbfgs_steps > 0:
+    if s.lbfgs_steps > 0 and not interrupted:
         before = val_loss(module, d64, p)
-        state = {kk: vv.detach().clone() for kk, vv in module.state_dict().items()}
+        state = _state(module)
         lb = torch.optim.LBFGS(
             module.core.parameters(), lr=1.0, max_iter=s.lbfgs_steps, history_size=50, line_search_fn="strong_wolfe",
             tolerance_grad=1e-12, tolerance_change=1e-16,
@@ -432,6 +464,9 @@ def _train(
 
         try:
             lb.step(closure)
+            after = val_loss(module, d64, p)
+        except KeyboardInterrupt:  # keep the L-BFGS iterate only if it is better (checked below)
+            _note_interrupt(info, "L-BFGS", None, None)
             after = val_loss(module, d64, p)
         except RuntimeError as exc:  # e.g. out of memory on a GPU: keep what Adam trained
             warnings.warn(f"L-BFGS stopped ({exc}); the surrogate keeps the weights from before it.", RuntimeWarning, stacklevel=3)

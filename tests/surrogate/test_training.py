@@ -39,6 +39,11 @@ def test_small_surrogate_matches_fresh_pfba(small_surrogate, fresh_reference):
     m = compute_metrics(small_surrogate, X, V)
     assert m.growth_max_abs_err_frac <= 0.06
     assert m.median_r2 >= 0.99
+    # per point: the largest error over reactions relative to each reaction's range (exact, rtol 1e-12)
+    per_point = (np.abs(small_surrogate.predict(X) - V) / _flux_range(V)).max(axis=1)
+    np.testing.assert_allclose(m.point_max_err_frac, per_point, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(m.point_max_err_frac.max(), m.worst_reaction_max_err_frac, rtol=1e-12, atol=0)
+    assert m.summary()["points_within_2pct"] == int(np.sum(per_point <= 0.02)) < len(X)
     g = small_surrogate.predict_growth(X)
     np.testing.assert_allclose(g, V[:, small_surrogate.growth_index], rtol=0, atol=0.06 * m.max_growth)
 
@@ -338,3 +343,51 @@ def test_wider_hidden_widens_the_init_without_changing_its_function(small_datase
     for hidden in ((16,), (16, 16, 16), (24, 8)):
         with pytest.raises(ValueError, match="'init'.*hidden"):
             train_surrogate(small_dataset, dataclasses.replace(s, hidden=hidden), init=first, progress=False)
+
+
+def _interrupt_adam_at(monkeypatch, call: int) -> None:
+    """Make the ``call``-th Adam step (1-based, counted over all optimisers) raise KeyboardInterrupt, as Ctrl-C does."""
+    real = torch.optim.Adam.step
+    count = {"n": 0}
+
+    def step(self, *args, **kwargs):
+        count["n"] += 1
+        if count["n"] == call:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", step)
+
+
+def test_ctrl_c_keeps_the_best_weights_so_far(small_dataset, small_settings, monkeypatch):
+    """Ctrl-C in the third Adam epoch: a RuntimeWarning, the fine-tuning and L-BFGS stages skipped,
+    and the surrogate equals a run that ends normally after two epochs (constant learning rate, so
+    both runs take the same steps): 1e-12 of the largest flux absolute, rel 0. Ctrl-C during the
+    fine-tuning keeps the best fine-tuned weights, equal to a run with one fine-tuning epoch."""
+    s = dataclasses.replace(
+        small_settings, epochs=10, patience=10, lr_final_ratio=1.0, finetune_epochs=5, finetune_power=4, lbfgs_steps=20
+    )
+    steps = -(-int(round(0.9 * small_dataset.n_points)) // s.batch_size)  # Adam steps per epoch
+    X = small_dataset.inputs
+    _interrupt_adam_at(monkeypatch, 2 * steps + 3)
+    with pytest.warns(RuntimeWarning, match="interrupted during adam"):
+        cut = train_surrogate(small_dataset, s, progress=False)
+    monkeypatch.undo()
+    assert cut.info["interrupted"] == {"stage": "adam", "epoch": 2, "best_epoch": cut.info["best_epoch"]}
+    assert cut.info["best_epoch"] in (0, 1) and cut.info["adam_epochs"] == 3
+    assert "finetune_val_loss_before" not in cut.info and "lbfgs_val_loss_before" not in cut.info
+    assert cut.metrics["validation"]["n_points"] > 0  # finished as usual
+    two = train_surrogate(small_dataset, dataclasses.replace(s, epochs=2, finetune_epochs=0, lbfgs_steps=0), progress=False)
+    ref = two.predict(X)
+    np.testing.assert_allclose(cut.predict(X), ref, rtol=0, atol=1e-12 * np.abs(ref).max())
+
+    s2 = dataclasses.replace(s, epochs=2, lbfgs_steps=0)
+    ft_steps = -(-int(round(0.9 * small_dataset.n_points)) // min(s.finetune_batch_size, small_dataset.n_points))
+    _interrupt_adam_at(monkeypatch, 2 * steps + ft_steps + 1)  # first step of the second fine-tuning epoch
+    with pytest.warns(RuntimeWarning, match=r"interrupted during fine-tune L\^4"):
+        cut_ft = train_surrogate(small_dataset, s2, progress=False)
+    monkeypatch.undo()
+    assert cut_ft.info["interrupted"]["stage"] == "fine-tune L^4" and cut_ft.info["interrupted"]["epoch"] == 1
+    one_ft = train_surrogate(small_dataset, dataclasses.replace(s2, finetune_epochs=1), progress=False)
+    ref = one_ft.predict(X)
+    np.testing.assert_allclose(cut_ft.predict(X), ref, rtol=0, atol=1e-12 * np.abs(ref).max())
