@@ -206,6 +206,8 @@ def run_train(args: argparse.Namespace) -> int:
         "n_parameters": sur.spec().n_parameters(),
         "metrics": {k: {kk: v[kk] for kk in ("growth_max_abs_err_frac", "worst_reaction", "worst_reaction_max_err_frac", "median_r2", "mass_balance_residual")} for k, v in sur.metrics.items()},
     }
+    if "interrupted" in sur.info:  # Ctrl-C: the best weights so far were saved
+        summary["interrupted"] = sur.info["interrupted"]
     print(json.dumps(summary, indent=1))
     return 0
 
