@@ -184,8 +184,9 @@ def _train(
         raise TrainingDataError(
             f"The dataset has {int(rows.sum())} usable points (status optimal/relaxed, finite); at least 10 are needed."
         )
-    X = np.asarray(dataset.inputs[rows], dtype=np.float64)
-    V = np.asarray(dataset.fluxes[rows], dtype=np.float64)
+    every = bool(rows.all())  # no copies of the (often GB-sized) arrays when every row is usable
+    X = np.asarray(dataset.inputs if every else dataset.inputs[rows], dtype=np.float64)
+    V = np.asarray(dataset.fluxes if every else dataset.fluxes[rows], dtype=np.float64)
     n, k = X.shape
     r = V.shape[1]
     rids = tuple(dataset.reaction_ids)

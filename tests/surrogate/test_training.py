@@ -44,6 +44,15 @@ def test_small_surrogate_matches_fresh_pfba(small_surrogate, fresh_reference):
     np.testing.assert_allclose(m.point_max_err_frac, per_point, rtol=1e-12, atol=0)
     np.testing.assert_allclose(m.point_max_err_frac.max(), m.worst_reaction_max_err_frac, rtol=1e-12, atol=0)
     assert m.summary()["points_within_2pct"] == int(np.sum(per_point <= 0.02)) < len(X)
+    chunked = compute_metrics(small_surrogate, X, V, chunk_size=7)  # 150 points in 22 chunks: same numbers
+    for field in ("mae", "max_abs_err", "max_err_frac", "point_max_err_frac", "r2"):
+        np.testing.assert_allclose(getattr(chunked, field), getattr(m, field), rtol=1e-12, atol=1e-15)
+    # the projected residual is round-off (batch size changes BLAS summation order); the bare net's is O(1)
+    assert max(chunked.mass_balance_residual, m.mass_balance_residual) <= 1e-11
+    np.testing.assert_allclose(chunked.mass_balance_residual_unprojected, m.mass_balance_residual_unprojected, rtol=1e-9, atol=0)
+    np.testing.assert_allclose(m.mae, np.abs(small_surrogate.predict(X) - V).mean(axis=0), rtol=1e-12, atol=1e-15)
+    with pytest.raises(ValueError, match="'chunk_size'"):
+        compute_metrics(small_surrogate, X, V, chunk_size=0)
     g = small_surrogate.predict_growth(X)
     np.testing.assert_allclose(g, V[:, small_surrogate.growth_index], rtol=0, atol=0.06 * m.max_growth)
 
