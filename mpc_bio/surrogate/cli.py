@@ -194,6 +194,7 @@ def run_train(args: argparse.Namespace) -> int:
     init = load_surrogate(args.init) if args.init else None  # train_surrogate checks it was trained on ds
     sur = train_surrogate(ds, settings, init=init, progress=not args.no_progress)
     if args.evaluate:
+        sur.save(args.out)  # the trained weights are safe before the (long) off-grid evaluation
         model = _cobra_model(ds, args.cobra_model)
         ev = evaluate_surrogate(sur, model, n_points=args.evaluate, seed=settings.seed + 1, pfba_settings=_pfba_settings(ds))
         test = ev.summary()
