@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,8 @@ Train a neural surrogate of the pFBA map on a FluxDataset (from `mpc-bio sample`
 The network maps the uptake inputs (mmol/gDW/h) to all net fluxes; a fixed mass-balance layer
 projects its output onto S v = 0 (switch off with --no-mass-balance). Device: cuda when available,
 else cpu (--device). The artifact directory holds weights.npz and surrogate.json.
+Ctrl-C or SIGTERM (kill, a batch scheduler's time limit) stops training with the best weights so
+far, which are saved as usual (info.interrupted in surrogate.json).
 
 example:
   mpc-bio sample e_coli_core --out runs/grid
@@ -158,6 +163,25 @@ def _pfba_settings(dataset):
     return PFBASettings.from_dict(d) if d else None
 
 
+@contextlib.contextmanager
+def _sigterm_stops_training():
+    """SIGTERM acts as Ctrl-C while training (the best weights so far are kept and saved), so
+    `kill PID` or a scheduler's time limit ends a background run without losing it. Background
+    jobs started by a non-interactive shell ignore SIGINT, so SIGTERM is their way to stop."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_train(args: argparse.Namespace) -> int:
     """Train, optionally evaluate off-grid, save the artifact; prints a summary."""
     from mpc_bio.metabolism.dataset import FluxDataset
@@ -192,7 +216,8 @@ def run_train(args: argparse.Namespace) -> int:
         num_threads=args.threads,
     )
     init = load_surrogate(args.init) if args.init else None  # train_surrogate checks it was trained on ds
-    sur = train_surrogate(ds, settings, init=init, progress=not args.no_progress)
+    with _sigterm_stops_training():
+        sur = train_surrogate(ds, settings, init=init, progress=not args.no_progress)
     if args.evaluate:
         sur.save(args.out)  # the trained weights are safe before the (long) off-grid evaluation
         model = _cobra_model(ds, args.cobra_model)

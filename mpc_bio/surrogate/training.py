@@ -459,9 +459,15 @@ def _train(
             tolerance_grad=1e-12, tolerance_change=1e-16,
         )
 
+        # one bar step per loss-and-gradient evaluation (torch's default cap: 5/4 of the iterations)
+        lb_bar = tqdm(total=s.lbfgs_steps * 5 // 4, desc=f"L-BFGS L^{p}", unit="eval", disable=not progress, leave=False)
+
         def closure():
             lb.zero_grad(set_to_none=True)
-            return full_batch_backward(module, d64, p)
+            loss = full_batch_backward(module, d64, p)
+            lb_bar.update(1)
+            lb_bar.set_postfix(train=f"{float(loss):.3e}")
+            return loss
 
         try:
             lb.step(closure)
@@ -473,6 +479,7 @@ def _train(
             warnings.warn(f"L-BFGS stopped ({exc}); the surrogate keeps the weights from before it.", RuntimeWarning, stacklevel=3)
             info["lbfgs_error"] = str(exc)
             after = math.nan
+        lb_bar.close()
         if not math.isfinite(after) or after > before:
             module.load_state_dict(state)
             after = before
