@@ -371,7 +371,7 @@ def _train(
         lambda step: s.lr_final_ratio + (1 - s.lr_final_ratio) * 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps)),
     )
     gen = torch.Generator(device="cpu").manual_seed(s.seed)
-    best = (math.inf, None, -1)
+    best = (math.inf, _state(module), -1)  # the start, kept if interrupted before the first epoch ends
     history: list[tuple[int, float, float]] = []
     bar = tqdm(range(s.epochs), desc="train surrogate", disable=not progress, leave=False)
     epoch = 0
@@ -394,15 +394,15 @@ def _train(
             history.append((epoch, tl, vl))
             if vl < best[0]:
                 best = (vl, _state(module), epoch)
-            if epoch % 10 == 0:
-                bar.set_postfix(train=f"{tl:.2e}", val=f"{vl:.2e}", best=f"{best[0]:.2e}")
+            bar.set_postfix(train=f"{tl:.2e}", val=f"{vl:.2e}", best=f"{best[0]:.2e}")
             if epoch - best[2] > s.patience:
                 break
     except KeyboardInterrupt:
         interrupted = _note_interrupt(info, "adam", epoch, best[2])
     bar.close()
-    if best[1] is not None:  # None only when interrupted before the first epoch ended: keep the start
-        module.load_state_dict(best[1])
+    module.load_state_dict(best[1])
+    if best[2] < 0:  # interrupted in the first epoch: the start is kept, its loss recorded
+        best = (val_loss(module, d), best[1], -1)
     info.update(adam_epochs=epoch + 1, best_epoch=best[2], adam_best_val_loss=best[0])
 
     # ---- optional fine-tuning for the worst case: Adam on the L^p loss (p = finetune_power)
@@ -434,8 +434,7 @@ def _train(
                 history.append((epoch + 1 + ep, float("nan"), vl))
                 if vl < best_ft[0]:
                     best_ft = (vl, _state(module), ep)
-                if ep % 10 == 0:
-                    bar.set_postfix(val=f"{vl:.2e}", best=f"{best_ft[0]:.2e}")
+                bar.set_postfix(val=f"{vl:.2e}", best=f"{best_ft[0]:.2e}")
                 if ep - best_ft[2] > s.patience:
                     break
         except KeyboardInterrupt:

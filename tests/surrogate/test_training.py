@@ -372,7 +372,8 @@ def test_ctrl_c_keeps_the_best_weights_so_far(small_dataset, small_settings, mon
     """Ctrl-C in the third Adam epoch: a RuntimeWarning, the fine-tuning and L-BFGS stages skipped,
     and the surrogate equals a run that ends normally after two epochs (constant learning rate, so
     both runs take the same steps): 1e-12 of the largest flux absolute, rel 0. Ctrl-C during the
-    fine-tuning keeps the best fine-tuned weights, equal to a run with one fine-tuning epoch."""
+    fine-tuning keeps the best fine-tuned weights, equal to a run with one fine-tuning epoch; at the
+    first step of a warm start, the init itself."""
     s = dataclasses.replace(
         small_settings, epochs=10, patience=10, lr_final_ratio=1.0, finetune_epochs=5, finetune_power=4, lbfgs_steps=20
     )
@@ -389,6 +390,14 @@ def test_ctrl_c_keeps_the_best_weights_so_far(small_dataset, small_settings, mon
     two = train_surrogate(small_dataset, dataclasses.replace(s, epochs=2, finetune_epochs=0, lbfgs_steps=0), progress=False)
     ref = two.predict(X)
     np.testing.assert_allclose(cut.predict(X), ref, rtol=0, atol=1e-12 * np.abs(ref).max())
+
+    # Ctrl-C at the very first step of a warm start: the init comes back (through float32: 1e-5 of the largest flux)
+    _interrupt_adam_at(monkeypatch, 1)
+    with pytest.warns(RuntimeWarning, match="interrupted during adam"):
+        start = train_surrogate(small_dataset, s, init=two, progress=False)
+    monkeypatch.undo()
+    assert start.info["best_epoch"] == -1 and np.isfinite(start.info["adam_best_val_loss"])
+    np.testing.assert_allclose(start.predict(X), ref, rtol=0, atol=1e-5 * np.abs(ref).max())
 
     s2 = dataclasses.replace(s, epochs=2, lbfgs_steps=0)
     ft_steps = -(-int(round(0.9 * small_dataset.n_points)) // min(s.finetune_batch_size, small_dataset.n_points))
