@@ -101,8 +101,9 @@ def test_sigterm_stops_training_and_saves_the_best_weights(small_dataset, tmp_pa
     reader.start()
     assert started.wait(timeout=600), "".join(err)[-2000:]  # a hang guard, not a speed limit
     os.kill(proc.pid, signal.SIGTERM)
-    out, _ = proc.communicate(timeout=600)
-    reader.join(timeout=60)
+    out = proc.stdout.read()  # stderr stays with the reader thread until its end
+    proc.wait(timeout=600)
+    reader.join(timeout=600)
     assert proc.returncode == 0, "".join(err)[-2000:]
     summary = json.loads(out)
     assert summary["interrupted"]["stage"] == "adam"
