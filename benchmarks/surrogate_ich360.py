@@ -240,7 +240,8 @@ def _training_data(model, args) -> tuple[FluxDataset, float | None, float | None
             axes[name] = tuple(float(v) for v in parts)
         ds = extend_dataset(model, ds, grid_points(axes), n_workers=args.workers, progress=args.progress)
     if args.extra_lhs:
-        lhs = latin_hypercube_points(args.extra_lhs, {name: (0.0, 20.0) for name in grid.input_names}, seed=args.extra_lhs_seed)
+        box = {name: (float(grid.inputs[:, j].min()), float(grid.inputs[:, j].max())) for j, name in enumerate(grid.input_names)}
+        lhs = latin_hypercube_points(args.extra_lhs, box, seed=args.extra_lhs_seed)  # over the grid's box
         ds = extend_dataset(model, ds, lhs, n_workers=args.workers, progress=args.progress)
     data_s = time.perf_counter() - t0
     ds.save(data_dir)
