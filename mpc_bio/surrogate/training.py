@@ -42,7 +42,7 @@ def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
-def _note_interrupt(info: dict[str, Any], stage: str, epoch: int | None, best_epoch: int | None) -> bool:
+def _note_interrupt(info: dict[str, Any], stage: str, epoch: int | None, best_epoch: int | None) -> None:
     """Record a Ctrl-C in ``info["interrupted"]`` and warn; training then ends with the best weights so far."""
     info["interrupted"] = {"stage": stage, "epoch": epoch, "best_epoch": best_epoch}
     warnings.warn(
@@ -52,7 +52,6 @@ def _note_interrupt(info: dict[str, Any], stage: str, epoch: int | None, best_ep
         RuntimeWarning,
         stacklevel=4,
     )
-    return True
 
 
 def _usable_rows(dataset) -> np.ndarray:
@@ -375,7 +374,6 @@ def _train(
     history: list[tuple[int, float, float]] = []
     bar = tqdm(range(s.epochs), desc="train surrogate", disable=not progress, leave=False)
     epoch = 0
-    interrupted = False
     try:
         for epoch in bar:
             module.train()
@@ -398,7 +396,7 @@ def _train(
             if epoch - best[2] > s.patience:
                 break
     except KeyboardInterrupt:
-        interrupted = _note_interrupt(info, "adam", epoch, best[2])
+        _note_interrupt(info, "adam", epoch, best[2])
     bar.close()
     module.load_state_dict(best[1])
     if best[2] < 0:  # interrupted in the first epoch: the start is kept, its loss recorded
@@ -407,7 +405,7 @@ def _train(
 
     # ---- optional fine-tuning for the worst case: Adam on the L^p loss (p = finetune_power)
     p = s.finetune_power
-    if s.finetune_epochs > 0 and not interrupted:
+    if s.finetune_epochs > 0 and "interrupted" not in info:
         ft_bs = min(s.finetune_batch_size, n_tr)
         ft_steps = math.ceil(n_tr / ft_bs)
         ft_total = s.finetune_epochs * ft_steps
@@ -438,7 +436,7 @@ def _train(
                 if ep - best_ft[2] > s.patience:
                     break
         except KeyboardInterrupt:
-            interrupted = _note_interrupt(info, f"fine-tune L^{p}", ep, best_ft[2])
+            _note_interrupt(info, f"fine-tune L^{p}", ep, best_ft[2])
         bar.close()
         module.load_state_dict(best_ft[1])
         info.update(finetune_epochs_run=ep + 1, finetune_best_epoch=best_ft[2], finetune_val_loss_after=best_ft[0])
@@ -450,7 +448,7 @@ def _train(
             getattr(module, name).copy_(torch.as_tensor(arr, dtype=torch.float64, device=device))
     d = None  # the float32 copies are not needed any more
     d64 = tensors(torch.float64)
-    if s.lbfgs_steps > 0 and not interrupted:
+    if s.lbfgs_steps > 0 and "interrupted" not in info:
         before = val_loss(module, d64, p)
         state = _state(module)
         lb = torch.optim.LBFGS(
