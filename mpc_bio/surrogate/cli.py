@@ -98,7 +98,7 @@ def register(subparsers: Any) -> None:
     t.add_argument("--no-mass-balance", action="store_true", help="switch the mass-balance projection off")
     t.add_argument("--projection-metric", choices=PROJECTION_METRICS, default=d.projection_metric,
                    help=f"metric of the mass-balance projection (default {d.projection_metric})")
-    t.add_argument("--epochs", type=int, default=d.epochs, help=f"max Adam epochs (default {d.epochs})")
+    t.add_argument("--epochs", type=int, default=d.epochs, help=f"max Adam epochs on the mean squared error (default {d.epochs}; 0 skips this stage, e.g. to only fine-tune an --init)")
     t.add_argument("--batch-size", type=int, default=d.batch_size, help=f"points per step (default {d.batch_size})")
     t.add_argument("--lr", type=float, default=d.lr, help=f"initial learning rate (default {d.lr})")
     t.add_argument("--patience", type=int, default=d.patience, help=f"early-stopping patience in epochs (default {d.patience})")

@@ -54,7 +54,9 @@ class SurrogateSettings:
         range over the training data, so small-range reactions absorb little). Either way the
         projected fluxes balance exactly; only the parametrisation the optimiser sees changes.
     epochs : int
-        Maximum number of Adam epochs (passes over the training points).
+        Maximum number of Adam epochs (passes over the training points) on the mean squared error.
+        0 skips this stage: a warm restart (``init``) that only fine-tunes keeps the init's tail
+        accuracy instead of first spending an epoch on the mean (at least one stage must run).
     batch_size : int
         Points per Adam step.
     lr : float
@@ -141,14 +143,16 @@ class SurrogateSettings:
             raise _bad("mass_balance", "a bool", self.mass_balance)
         if self.projection_metric not in PROJECTION_METRICS:
             raise _bad("projection_metric", f"one of {PROJECTION_METRICS}", self.projection_metric)
-        for name in ("epochs", "batch_size", "finetune_batch_size"):
+        for name in ("batch_size", "finetune_batch_size"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise _bad(name, "a positive integer", v)
-        for name in ("patience", "lbfgs_steps", "finetune_epochs", "seed", "num_threads"):
+        for name in ("epochs", "patience", "lbfgs_steps", "finetune_epochs", "seed", "num_threads"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                 raise _bad(name, "a non-negative integer", v)
+        if self.epochs + self.finetune_epochs + self.lbfgs_steps == 0:
+            raise _bad("epochs", "at least 1 when finetune_epochs and lbfgs_steps are 0 (some stage must train)", self.epochs)
         if not (isinstance(self.lr, (int, float)) and self.lr > 0):
             raise _bad("lr", "a positive number (Adam step size)", self.lr)
         if not (isinstance(self.lr_final_ratio, (int, float)) and 0 < self.lr_final_ratio <= 1):

@@ -364,7 +364,7 @@ def _train(
     n_tr = len(tr_idx)
     bs = min(s.batch_size, n_tr)
     steps_per_epoch = math.ceil(n_tr / bs)
-    total_steps = s.epochs * steps_per_epoch
+    total_steps = max(1, s.epochs * steps_per_epoch)  # epochs = 0: no Adam stage (the schedule is never stepped)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt,
         lambda step: s.lr_final_ratio + (1 - s.lr_final_ratio) * 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps)),
@@ -372,8 +372,8 @@ def _train(
     gen = torch.Generator(device="cpu").manual_seed(s.seed)
     best = (math.inf, _state(module), -1)  # the start, kept if interrupted before the first epoch ends
     history: list[tuple[int, float, float]] = []
-    bar = tqdm(range(s.epochs), desc="train surrogate", disable=not progress, leave=False)
-    epoch = 0
+    bar = tqdm(range(s.epochs), desc="train surrogate", disable=not progress or s.epochs == 0, leave=False)
+    epoch = -1
     try:
         for epoch in bar:
             module.train()
@@ -399,7 +399,7 @@ def _train(
         _note_interrupt(info, "adam", epoch, best[2])
     bar.close()
     module.load_state_dict(best[1])
-    if best[2] < 0:  # interrupted in the first epoch: the start is kept, its loss recorded
+    if best[2] < 0:  # no Adam stage, or interrupted in its first epoch: the start is kept, its loss recorded
         best = (val_loss(module, d), best[1], -1)
     info.update(adam_epochs=epoch + 1, best_epoch=best[2], adam_best_val_loss=best[0])
 

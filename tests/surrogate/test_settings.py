@@ -19,7 +19,8 @@ def test_defaults_round_trip():
         ({"target": "both"}, "target"),
         ({"hidden": ()}, "hidden"),
         ({"hidden": (64, 0)}, "hidden"),
-        ({"epochs": 0}, "epochs"),
+        ({"epochs": -1}, "epochs"),
+        ({"epochs": 0}, "epochs"),  # with no fine-tuning or L-BFGS: nothing would train
         ({"lr": -1.0}, "lr"),
         ({"validation_fraction": 0.9}, "validation_fraction"),
         ({"device": "tpu"}, "device"),

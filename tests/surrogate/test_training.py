@@ -285,8 +285,9 @@ def test_warm_start_continues_from_the_given_weights(small_dataset, small_settin
     """``init``: one epoch at a vanishing learning rate (1e-12) returns the init's function (its
     float64 weights pass through float32 training: 1e-5 of the largest flux absolute, rel 0), with
     sharpness 10 and the input warp so both are unfolded and refolded; 20 more epochs at the normal
-    rate lower the init's validation loss (same seed, same held-out points); an init trained on
-    other data or with another architecture is refused with the parameter named."""
+    rate lower the init's validation loss (same seed, same held-out points); with no Adam stage
+    (epochs 0) the fine-tuning starts from the init itself; an init trained on other data or with
+    another architecture is refused with the parameter named."""
     s = dataclasses.replace(small_settings, input_knees=(0.5, 0.5), activation_sharpness=10.0, epochs=20, lbfgs_steps=0)
     first = train_surrogate(small_dataset, s, progress=False)
     X = np.vstack([[0.05, 19.0], np.random.default_rng(7).uniform(0, 20, size=(100, 2))])
@@ -295,6 +296,13 @@ def test_warm_start_continues_from_the_given_weights(small_dataset, small_settin
     np.testing.assert_allclose(frozen.predict(X, check_domain=False), ref, rtol=0, atol=1e-5 * np.abs(ref).max())
     assert frozen.info["warm_start"]["adam_epochs"] == 20
     assert frozen.info["warm_start"]["settings"] == s.to_dict()  # the stage it continues, recorded
+    # epochs = 0: no Adam stage, the fine-tuning starts from the init itself (same tolerance)
+    only_ft = train_surrogate(
+        small_dataset, dataclasses.replace(s, epochs=0, finetune_epochs=1, finetune_power=4, lr=1e-12), init=first, progress=False
+    )
+    np.testing.assert_allclose(only_ft.predict(X, check_domain=False), ref, rtol=0, atol=1e-5 * np.abs(ref).max())
+    assert only_ft.info["adam_epochs"] == 0 and only_ft.info["best_epoch"] == -1
+    assert only_ft.info["finetune_epochs_run"] == 1
     more = train_surrogate(small_dataset, s, init=first, progress=False)
     assert more.info["adam_best_val_loss"] < first.info["adam_best_val_loss"]
     with pytest.raises(ValueError, match="'init'.*hidden"):
