@@ -149,21 +149,31 @@ def _check_init(init: Surrogate, dataset, s: SurrogateSettings) -> None:
             )
 
 
-def _rescaled_init(init: Surrogate, fixed: dict[str, np.ndarray]):
+def _rescaled_init(init: Surrogate, fixed: dict[str, np.ndarray], pinned: list[str]):
     """``init``'s spec with the output scaling of these data (same function).
 
     Other data (e.g. the training points plus new ones) give another output scaling; the last layer
     absorbs the change. Every other fixed map (input scaling and warp, i.e. the domain, and the
-    mass-balance map) must be the same, or the function would change: refused, naming the map.
+    mass-balance map) must be the same, or the function would change: refused, naming the map and,
+    for the mass-balance map, the reactions constant over one dataset but not over the other
+    (``pinned``: these data's constant reactions, pinned by the map).
     """
     spec = init.mlp
     for name in ("x_offset", "x_scale", "warp_knee", "warp_offset", "warp_scale", "out_matrix", "in_matrix", "out_bias"):
         old, new = getattr(spec, name), np.asarray(fixed.get(name, np.zeros(0)))
         if old.shape != new.shape or not np.allclose(old, new, rtol=1e-9, atol=1e-12 * (1.0 + np.abs(new).max(initial=0.0))):
             what = "input scaling: the data span another domain" if name.startswith(("x_", "warp")) else "mass-balance map"
+            old_pinned = init.info.get("pinned_constant_reactions")
+            why = ""
+            if what == "mass-balance map" and old_pinned is not None and set(old_pinned) != set(pinned):
+                why = (
+                    f" Reactions constant (pinned) over the init's data but not over these: "
+                    f"{sorted(set(old_pinned) - set(pinned))}; constant over these only: {sorted(set(pinned) - set(old_pinned))} "
+                    "(e.g. new points with a tiny flux where the init's data had none: drop those points)."
+                )
             raise ValueError(
                 f"The 'init' parameter of train_surrogate must share these data's fixed maps; its {name} ({what}) "
-                f"differs from this dataset's."
+                f"differs from this dataset's.{why}"
             )
     W, b = spec.layers[-1]
     y0, ys, y1, ys1 = spec.y_offset, spec.y_scale, fixed["y_offset"], fixed["y_scale"]
@@ -274,7 +284,7 @@ def _train(
         for name, arr in fixed.items():
             getattr(module, name).copy_(torch.as_tensor(arr, dtype=torch.float32))
     if init is not None:
-        module.load_spec(_rescaled_init(init, fixed), widen=True)  # new neurons (if wider) keep the seeded random init
+        module.load_spec(_rescaled_init(init, fixed, info.get("pinned_constant_reactions", [])), widen=True)  # new neurons (if wider) keep the seeded random init
         info["warm_start"] = {
             **{key: init.info.get(key) for key in ("training_time_s", "adam_epochs", "best_epoch", "warm_start")},
             "settings": init.settings.to_dict(),

@@ -321,7 +321,8 @@ def test_warm_start_on_other_data_of_the_same_domain(small_dataset, small_settin
     """``init`` trained on part of the data continues on all of it (other output scaling, absorbed
     into the last layer): one epoch at a vanishing rate returns the init's function (1e-5 of the
     largest flux absolute, rel 0) and the init's data hash is recorded; data over another domain
-    (other input scaling) are refused with the map named."""
+    (other input scaling), or with flux in a reaction the init's data never used (another
+    mass-balance map), are refused with the map and the reaction named."""
     s = dataclasses.replace(small_settings, input_knees=(0.5, 0.5), activation_sharpness=10.0, epochs=20, lbfgs_steps=0)
     X = small_dataset.inputs
     part = _rows(small_dataset, (X[:, 0] <= 1) | (X[:, 0] >= 19) | (X[:, 1] % 2 == 0))  # corners kept: same domain
@@ -335,6 +336,14 @@ def test_warm_start_on_other_data_of_the_same_domain(small_dataset, small_settin
     assert frozen.info["warm_start"]["training_data_hash"] == first.training_data_hash
     with pytest.raises(ValueError, match="'init'.*x_offset.*domain"):
         train_surrogate(_rows(small_dataset, X[:, 0] <= 15), s, init=first, progress=False)
+    # a reaction constant over the init's data (pinned by its mass-balance map) that is not over the
+    # new data: the other map is refused and the reaction named
+    blocked = "FBP"  # zero on every point; unpinned, it can carry flux in the null space of S (with PFK)
+    assert blocked in first.info["pinned_constant_reactions"]
+    F = small_dataset.fluxes.copy()
+    F[0, small_dataset.reaction_ids.index(blocked)] = 1e-3
+    with pytest.raises(ValueError, match=rf"'init'.*mass-balance map.*not over these: \['{blocked}'\]"):
+        train_surrogate(dataclasses.replace(small_dataset, fluxes=F), s, init=first, progress=False)
 
 
 def test_wider_hidden_widens_the_init_without_changing_its_function(small_dataset, small_settings):
