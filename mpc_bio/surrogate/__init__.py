@@ -34,6 +34,7 @@ _LAZY = {
     "uptake_response": "analysis",
     "compare_fluxes": "analysis",
     "sensitivity_map": "analysis",
+    "bend_points": "bends",
 }
 
 __all__ = ["SurrogateSettings", *_LAZY]
