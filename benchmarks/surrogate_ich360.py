@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--progress", action="store_true")
     ap.add_argument("--more-tests", action="append", default=None, metavar="SEED:N",
                     help="further test sets of N fresh off-grid points drawn with SEED (repeatable; "
-                         "default 2026:3000, 4242:5000, 777:5000 and 9001:5000; 0:0 for none)")
+                         "default 2026:3000 and 4242, 777, 9001, 31337, 2718 with 5000 each; 0:0 for none)")
     ap.add_argument("--tie-break", default="l2", choices=("l2", "none"),
                     help="pFBA tie-break when the grid is sampled (default l2: a unique map); reused data keep theirs")
     args = ap.parse_args(argv)
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> dict:
     sur.save(art)
 
     more_tests = []
-    for spec_text in args.more_tests or ["2026:3000", "4242:5000", "777:5000", "9001:5000"]:
+    for spec_text in args.more_tests or ["2026:3000", "4242:5000", "777:5000", "9001:5000", "31337:5000", "2718:5000"]:
         seed_text, _, n_text = spec_text.partition(":")
         seed, n = int(seed_text), int(n_text or 0)
         if n <= 0:
