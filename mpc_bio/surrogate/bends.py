@@ -80,13 +80,13 @@ def bend_points(
             f"The 'dataset' parameter of bend_points must have the surrogate's inputs {names} and reactions; "
             f"got inputs {tuple(dataset.input_names)}."
         )
-    for name, value, ok, expected in (
+    for name, value, valid, expected in (
         ("spacing", spacing, spacing > 0, "a positive number (mmol/gDW/h)"),
         ("n_points", n_points, isinstance(n_points, int) and n_points >= 1, "a positive integer"),
         ("min_distance", min_distance, min_distance >= 0, "a non-negative number (mmol/gDW/h)"),
         ("range_floor", range_floor, range_floor > 0, "a positive number (mmol/gDW/h)"),
     ):
-        if isinstance(value, bool) or not ok:
+        if isinstance(value, bool) or not valid:
             raise ValueError(f"The {name!r} parameter of bend_points must be {expected}. Got {value!r} instead.")
 
     lo, hi = np.asarray(surrogate.domain_low, float), np.asarray(surrogate.domain_high, float)
@@ -98,8 +98,8 @@ def bend_points(
             f"{lo.tolist()} - {hi.tolist()}; got {spacing!r}."
         )
     fluxes = np.asarray(dataset.fluxes)
-    ok = np.all(np.isfinite(fluxes), axis=1)
-    scale = 1.0 / np.maximum(np.ptp(fluxes[ok], axis=0), range_floor)
+    usable = np.all(np.isfinite(fluxes), axis=1)
+    scale = 1.0 / np.maximum(np.ptp(fluxes[usable], axis=0), range_floor)
     spec = surrogate.spec()
 
     def row(i: int) -> np.ndarray:
@@ -116,7 +116,7 @@ def bend_points(
 
     G0, G1 = np.meshgrid(g0, g1, indexing="ij")
     nodes = np.column_stack([G0.ravel(), G1.ravel()])
-    dist, _ = cKDTree(np.asarray(dataset.inputs)[ok]).query(nodes)
+    dist, _ = cKDTree(np.asarray(dataset.inputs)[usable]).query(nodes)
     score = np.where((dist > min_distance) & (bend.ravel() > 0), bend.ravel(), -np.inf)
     order = np.argsort(-score, kind="stable")[:n_points]
     order = order[np.isfinite(score[order])]

@@ -284,7 +284,8 @@ def _train(
         for name, arr in fixed.items():
             getattr(module, name).copy_(torch.as_tensor(arr, dtype=torch.float32))
     if init is not None:
-        module.load_spec(_rescaled_init(init, fixed, info.get("pinned_constant_reactions", [])), widen=True)  # new neurons (if wider) keep the seeded random init
+        spec = _rescaled_init(init, fixed, info.get("pinned_constant_reactions", []))
+        module.load_spec(spec, widen=True)  # new neurons (if wider) keep the seeded random init
         info["warm_start"] = {
             **{key: init.info.get(key) for key in ("training_time_s", "adam_epochs", "best_epoch", "warm_start")},
             "settings": init.settings.to_dict(),
