@@ -99,7 +99,8 @@ def bend_points(
         )
     fluxes = np.asarray(dataset.fluxes)
     usable = np.all(np.isfinite(fluxes), axis=1)
-    scale = 1.0 / np.maximum(np.ptp(fluxes[usable], axis=0), range_floor)
+    every = bool(usable.all())  # no copy of the (often GB-sized) fluxes when every row is usable
+    scale = 1.0 / np.maximum(np.ptp(fluxes if every else fluxes[usable], axis=0), range_floor)
     spec = surrogate.spec()
 
     def row(i: int) -> np.ndarray:
@@ -116,7 +117,8 @@ def bend_points(
 
     G0, G1 = np.meshgrid(g0, g1, indexing="ij")
     nodes = np.column_stack([G0.ravel(), G1.ravel()])
-    dist, _ = cKDTree(np.asarray(dataset.inputs)[usable]).query(nodes)
+    inputs = np.asarray(dataset.inputs)
+    dist, _ = cKDTree(inputs if every else inputs[usable]).query(nodes)
     score = np.where((dist > min_distance) & (bend.ravel() > 0), bend.ravel(), -np.inf)
     order = np.argsort(-score, kind="stable")[:n_points]
     order = order[np.isfinite(score[order])]
