@@ -58,6 +58,8 @@ from unittest import mock
 import casadi as ca
 import torch
 
+from mpc_bio.surrogate.network import input_features
+
 __all__ = ["L4CASADI_MODES", "l4casadi_function", "default_build_dir"]
 
 #: Modes of the l4casadi backend (see the module docstring).
@@ -107,11 +109,13 @@ class _FoldedMLP(torch.nn.Module):
             self.linears.append(lin)
         self.act = {"silu": torch.nn.SiLU(), "tanh": torch.nn.Tanh(), "softplus": torch.nn.Softplus()}[spec.activation]
         self.register_buffer("in_t", torch.as_tensor(in_rows.T.copy()))  # (k, r)
-        self.warp = bool(spec.warped)
         self.register_buffer("knee", torch.as_tensor(spec.warp_knee, dtype=torch.float64))
+        self.register_buffer("kink_matrix", torch.as_tensor(spec.kink_matrix, dtype=torch.float64))
+        self.register_buffer("kink_bias", torch.as_tensor(spec.kink_bias, dtype=torch.float64))
+        self.register_buffer("kink_ratio", torch.as_tensor(spec.kink_ratio, dtype=torch.float64))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        h = torch.cat([x, torch.asinh(x / self.knee)], dim=-1) if self.warp else x
+        h = input_features(x, self.knee, self.kink_matrix, self.kink_bias, self.kink_ratio)
         last = len(self.linears) - 1
         for i, lin in enumerate(self.linears):
             h = lin(h)

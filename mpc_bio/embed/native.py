@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import casadi as ca
 import numpy as np
 
-__all__ = ["casadi_activation", "native_function", "folded_layers"]
+__all__ = ["casadi_activation", "casadi_features", "native_function", "folded_layers"]
 
 
 def casadi_activation(name: str):
@@ -44,6 +44,28 @@ def casadi_activation(name: str):
     raise ValueError(f"The surrogate activation must be 'silu', 'tanh' or 'softplus' for embedding; got {name!r}.")
 
 
+def casadi_features(spec, x):
+    """The unscaled first-layer features of ``spec.features`` as a CasADi expression of x (k, 1).
+
+    The kink bumps (``mpc_bio.surrogate.network.kink_bump``) are written branch-wise as there:
+    f(u) above zero and f(-u) below, f(v) = log1p(exp(-rho v)) / rho - log1p(exp(-v)), each branch's
+    argument clipped at -1 on the far side (both branches are evaluated: no overflow in the unused
+    one, and no clip is active at u = 0), so values and derivatives are exact and finite for any u.
+    """
+    parts = [x]
+    if spec.warped:
+        parts.append(ca.asinh(x / ca.DM(spec.warp_knee)))
+    if spec.n_kinks:
+        u = ca.mtimes(ca.DM(spec.kink_matrix), x) - ca.DM(spec.kink_bias)
+        rho = ca.DM(spec.kink_ratio)
+
+        def f(v):
+            return ca.log1p(ca.exp(-rho * v)) / rho - ca.log1p(ca.exp(-v))
+
+        parts.append(ca.if_else(u > 0, f(ca.fmax(u, -1)), f(ca.fmax(-u, -1))))
+    return ca.vertcat(*parts)
+
+
 def folded_layers(spec, rows: Sequence[int]) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
     """Fold the scalings and the final map of an ``MLPSpec`` into its dense layers.
 
@@ -57,15 +79,15 @@ def folded_layers(spec, rows: Sequence[int]) -> tuple[list[tuple[np.ndarray, np.
     Returns
     -------
     layers : list of (W, b)
-        Dense layers; the first takes raw inputs x (mmol/gDW/h), followed by asinh(x / knee)
-        when the spec has an input warp (``spec.warped``); the last returns the selected
+        Dense layers; the first takes the unscaled features of ``spec.features``: raw inputs x
+        (mmol/gDW/h), asinh(x / knee) with an input warp, the kink bumps; the last returns the selected
         net fluxes minus ``in_matrix[rows] @ x``.
     in_matrix : ndarray, shape (len(rows), k)
         The direct input-to-output part of the final affine map.
     """
     rows = list(rows)
     layers = [(np.asarray(W, dtype=np.float64), np.asarray(b, dtype=np.float64)) for W, b in spec.layers]
-    # input (and warp) scaling folded into the first layer, which takes [x, asinh(x / knee)]
+    # feature scalings folded into the first layer, which takes [x, asinh(x / knee), kink bumps]
     layers[0] = spec.first_layer()
     # v_sel = M (y_off + y_scale * (W_L h + b_L)) + in x + bias, M = out_matrix[rows]
     M = np.asarray(spec.out_matrix, dtype=np.float64)[rows]
@@ -109,7 +131,7 @@ def native_function(
     k = int(np.asarray(spec.x_offset).shape[0])
     sym = ca.SX if symbolic == "SX" else ca.MX
     x = sym.sym(input_name, k)
-    h = ca.vertcat(x, ca.asinh(x / ca.DM(spec.warp_knee))) if spec.warped else x
+    h = casadi_features(spec, x)
     last = len(layers) - 1
     for i, (W, b) in enumerate(layers):
         h = ca.mtimes(ca.DM(W), h) + ca.DM(b)

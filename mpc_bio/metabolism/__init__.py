@@ -31,6 +31,7 @@ from mpc_bio.metabolism.sampling import (
     serpentine_order,
 )
 from mpc_bio.metabolism.settings import DEFAULT_INPUTS, PFBASettings, SettingsError
+from mpc_bio.metabolism.switches import fit_hyperplane, switch_points
 
 __all__ = [
     "BUNDLED_MODELS",
@@ -55,6 +56,7 @@ __all__ = [
     "build_problem",
     "extend_dataset",
     "find_ich360",
+    "fit_hyperplane",
     "grid_points",
     "latin_hypercube_points",
     "load_model",
@@ -63,4 +65,5 @@ __all__ = [
     "refine_dataset",
     "sample_pfba",
     "serpentine_order",
+    "switch_points",
 ]

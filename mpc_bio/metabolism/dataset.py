@@ -170,6 +170,10 @@ class FluxDataset:
         h.update(json.dumps([self.input_names, self.reaction_ids, self.model_hash]).encode())
         return h.hexdigest()[:16]
 
+    def usable_rows(self) -> np.ndarray:
+        """Boolean mask (n,) of the points to learn from: status optimal or relaxed, finite inputs and fluxes."""
+        return self.mask("optimal", "relaxed") & np.all(np.isfinite(self.fluxes), axis=1) & np.all(np.isfinite(self.inputs), axis=1)
+
     def status_counts(self) -> dict[str, int]:
         """Number of points per status name."""
         return {name: int(np.sum(self.status == code)) for code, name in STATUS_CODES.items()}

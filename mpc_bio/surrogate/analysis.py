@@ -61,43 +61,14 @@ def random_test_points(surrogate, n_points: int, seed: int = 0, *, grid_step: fl
 
 
 def solve_reference(model, points: np.ndarray, pfba_settings=None, *, n_workers: int = 1, progress: bool = False):
-    """Fresh pFBA solutions at ``points`` (n, k) as a FluxDataset (the metabolism layer's fast sampler).
+    """Fresh pFBA solutions at ``points`` (n, k) as a FluxDataset (the metabolism layer's fast sampler,
+    :func:`mpc_bio.metabolism.sampling.sample_pfba`)."""
+    from mpc_bio.metabolism.sampling import sample_pfba
 
-    Uses :func:`mpc_bio.metabolism.sampling.sample_pfba` when available, else a loop over
-    :class:`mpc_bio.metabolism.pfba.PFBASolver` (same LP, one process).
-    """
-    try:
-        from mpc_bio.metabolism.sampling import sample_pfba
-    except ImportError:  # adapter until the sampler lands
-        sample_pfba = None
-    if sample_pfba is not None:
-        kwargs: dict[str, Any] = {"n_workers": n_workers, "progress": progress}
-        if pfba_settings is not None:
-            kwargs["settings"] = pfba_settings
-        return sample_pfba(model, np.asarray(points, dtype=np.float64), **kwargs)
-    from mpc_bio.metabolism.dataset import FluxDataset
-    from mpc_bio.metabolism.pfba import PFBASolver
-
-    sol = PFBASolver(model, pfba_settings)
-    res = [sol.solve(p) for p in np.asarray(points, dtype=np.float64)]
-    return FluxDataset(
-        inputs=np.asarray(points, dtype=np.float64),
-        fluxes=np.array([p.fluxes for p in res]),
-        split_fluxes=np.array([p.split_fluxes for p in res]),
-        growth=np.array([p.growth for p in res]),
-        status=np.array([p.status_code for p in res], dtype=np.int8),
-        slacks=np.array([p.slacks for p in res]).reshape(len(res), -1),
-        input_names=tuple(sol.input_names),
-        input_reactions=tuple(sol.input_reactions),
-        reaction_ids=tuple(sol.reaction_ids),
-        metabolite_ids=tuple(sol.metabolite_ids),
-        slack_names=tuple(sol.slack_names),
-        objective_id=sol.objective_id,
-        stoichiometry=sol.stoichiometry,
-        model_id=sol.model_id,
-        model_hash=sol.model_hash,
-        settings={"pfba": sol.settings.to_dict()},
-    )
+    kwargs: dict[str, Any] = {"n_workers": n_workers, "progress": progress}
+    if pfba_settings is not None:
+        kwargs["settings"] = pfba_settings
+    return sample_pfba(model, np.asarray(points, dtype=np.float64), **kwargs)
 
 
 @dataclass(frozen=True, eq=False)

@@ -300,6 +300,7 @@ class Surrogate:
                 "mass_balance": self.settings.mass_balance,
                 "n_inputs": s.n_inputs,
                 "input_warp_knees": s.warp_knee.tolist(),
+                "n_kink_features": s.n_kinks,
                 "n_raw_outputs": int(s.y_offset.shape[0]),
                 "n_fluxes": s.n_outputs,
                 "n_layers": len(s.layers),
@@ -381,8 +382,9 @@ def load_surrogate(
         with np.load(npath) as z:
             n_layers = int(arch["n_layers"])
             layers = tuple((z[f"layer{i}_W"], z[f"layer{i}_b"]) for i in range(n_layers))
-            # the warp arrays are absent when there is no input warp (and in artifacts made before it)
-            fixed = {name: z[name] for name in SPEC_BUFFERS if name in z.files or not name.startswith("warp_")}
+            # the warp and kink arrays are absent without those features (and in artifacts made before them)
+            optional = ("warp_", "kink_")
+            fixed = {name: z[name] for name in SPEC_BUFFERS if name in z.files or not name.startswith(optional)}
             spec = MLPSpec(layers=layers, activation=arch["activation"], **fixed)
             S = sp.coo_matrix(
                 (z["S_data"], (z["S_row"], z["S_col"])),

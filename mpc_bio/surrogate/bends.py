@@ -98,7 +98,7 @@ def bend_points(
             f"{lo.tolist()} - {hi.tolist()}; got {spacing!r}."
         )
     fluxes = np.asarray(dataset.fluxes)
-    usable = np.all(np.isfinite(fluxes), axis=1)
+    usable = dataset.usable_rows()
     every = bool(usable.all())  # no copy of the (often GB-sized) fluxes when every row is usable
     scale = 1.0 / np.maximum(np.ptp(fluxes if every else fluxes[usable], axis=0), range_floor)
     spec = surrogate.spec()

@@ -55,6 +55,18 @@ def _knees(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"--input-knees expects comma-separated numbers like 0.5,0.5; got {text!r}") from None
 
 
+def _kink_line(text: str) -> tuple[float, ...]:
+    try:
+        out = tuple(float(p) for p in text.split(",") if p.strip())
+    except ValueError:
+        out = ()
+    if len(out) < 2:
+        raise argparse.ArgumentTypeError(
+            f"--kink-line expects comma-separated numbers A1,...,Ak,C for A . x = C, like 2.767,-1,-1.529; got {text!r}"
+        )
+    return out
+
+
 def _reaction_weight(text: str) -> tuple[str, float]:
     rid, sep, wt = text.partition("=")
     try:
@@ -93,6 +105,23 @@ def register(subparsers: Any) -> None:
     t.add_argument(
         "--input-knees", type=_knees, default=d.input_knees, metavar="K,K",
         help="input warp: one knee per input in mmol/gDW/h (adds asinh(x/knee) features; default none)",
+    )
+    t.add_argument(
+        "--kink-line", type=_kink_line, action="append", default=None, metavar="A1,A2,C",
+        help="a known kink line A . x = C of the map (x in mmol/gDW/h, inputs in the data's order); adds a local "
+             "kink feature on it (repeatable; default none; a negative first number needs --kink-line=-1,...)",
+    )
+    t.add_argument(
+        "--kink-width", type=float, default=d.kink_width,
+        help=f"how sharp the kink features make a kink, mmol/gDW/h (default {d.kink_width:g})",
+    )
+    t.add_argument(
+        "--kink-reach", type=float, default=d.kink_reach,
+        help=f"how far from its line a kink feature reaches, mmol/gDW/h (default {d.kink_reach:g})",
+    )
+    t.add_argument(
+        "--kink-gain", type=float, default=d.kink_gain,
+        help=f"peak of the scaled kink features; larger lets their weights grow faster (default {d.kink_gain:g})",
     )
     t.add_argument("--target", choices=TARGETS, default=d.target, help=f"net or split fluxes (default {d.target})")
     t.add_argument("--no-mass-balance", action="store_true", help="switch the mass-balance projection off")
@@ -196,6 +225,10 @@ def run_train(args: argparse.Namespace) -> int:
         activation=args.activation,
         activation_sharpness=args.sharpness,
         input_knees=args.input_knees,
+        kink_lines=tuple(args.kink_line or ()),
+        kink_width=args.kink_width,
+        kink_reach=args.kink_reach,
+        kink_gain=args.kink_gain,
         target=args.target,
         mass_balance=not args.no_mass_balance,
         projection_metric=args.projection_metric,

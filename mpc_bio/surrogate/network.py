@@ -2,7 +2,8 @@
 
 The whole map from raw uptakes x (mmol/gDW/h) to net fluxes v (mmol/gDW/h) is
 
-    z0 = [(x - x_offset) / x_scale, (asinh(x / warp_knee) - warp_offset) / warp_scale]
+    z0 = [(x - x_offset) / x_scale, (asinh(x / warp_knee) - warp_offset) / warp_scale,
+          bump(kink_matrix @ x - kink_bias, kink_ratio) / kink_scale]
     h_i = act(W_i h_{i-1} + b_i)           for every layer but the last
     out = W_L h_{L-1} + b_L
     y = y_offset + y_scale * out            (net fluxes, or split fluxes v+, v-)
@@ -11,6 +12,9 @@ The whole map from raw uptakes x (mmol/gDW/h) to net fluxes v (mmol/gDW/h) is
 The second block of z0 (the input warp, optional) stretches the low end of each input: the
 pFBA map has narrow features there (the relaxed region's edge near zero glucose, the anaerobic
 strip near zero oxygen) that a plain linear input scaling compresses into a sliver of [-1, 1].
+The third block (kink features, optional) holds one local bump per known kink line of the map,
+bump(u, rho) = softplus(rho u) / rho - softplus(u) (u: signed distance over the sharp width, rho: sharp
+over wide width), which sharpens the net's rounded kink there (``SurrogateSettings.kink_lines``).
 The last line absorbs the split -> net conversion and the mass-balance projection, so the
 :class:`MLPSpec` (plain float64 numpy arrays) describes the map completely and can be rebuilt in
 CasADi or numpy without torch.
@@ -45,6 +49,8 @@ __all__ = [
     "numpy_activation",
     "SPEC_BUFFERS",
     "precision_name",
+    "input_features",
+    "kink_bump",
 ]
 
 #: Singular values of ``out_matrix`` at or below this fraction of the largest are dropped in the
@@ -126,8 +132,6 @@ class FusedMaps:
     in_matrix : ndarray, shape (r, k), or None
         The direct input term G (None when G is exactly zero, so it is skipped).
     activation : str
-    warp_knee : ndarray, shape (k,), or None
-        With the input warp, the first hidden layer takes [x, asinh(x / warp_knee)] (2 k values).
     """
 
     hidden: tuple[tuple[np.ndarray, np.ndarray], ...]
@@ -136,7 +140,6 @@ class FusedMaps:
     bias: np.ndarray
     in_matrix: np.ndarray | None
     activation: str
-    warp_knee: np.ndarray | None = None
 
     @property
     def factorised(self) -> bool:
@@ -171,6 +174,14 @@ class MLPSpec:
     warp_knee, warp_offset, warp_scale : ndarray, shape (k,) or (0,)
         Input warp: the features (asinh(x / warp_knee) - warp_offset) / warp_scale are appended to
         z0 (knees in mmol/gDW/h; the rest dimensionless). Empty (the default): no warp.
+    kink_matrix : ndarray, shape (q, k); kink_bias, kink_ratio, kink_scale : ndarray, shape (q,)
+        Kink features, one per known kink line: bump(kink_matrix @ x - kink_bias, kink_ratio) /
+        kink_scale are appended to z0 last (not centred: 0 away from the line), with bump(u, rho) =
+        softplus(rho u) / rho - softplus(u) (:func:`kink_bump`; >= 0, peak (1 / rho - 1) log 2 at
+        u = 0, -> 0 away). Row i
+        of kink_matrix is a_i / (|a_i| w) and kink_bias c_i / (|a_i| w) for the line a_i . x = c_i
+        and the sharp width w (1/(mmol/gDW/h), dimensionless); kink_ratio is w / d, d the wide width
+        (0 < rho < 1). q = 0 (the default): none.
     """
 
     x_offset: np.ndarray
@@ -185,6 +196,10 @@ class MLPSpec:
     warp_knee: np.ndarray = field(default_factory=lambda: np.zeros(0))
     warp_offset: np.ndarray = field(default_factory=lambda: np.zeros(0))
     warp_scale: np.ndarray = field(default_factory=lambda: np.ones(0))
+    kink_matrix: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    kink_bias: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    kink_ratio: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    kink_scale: np.ndarray = field(default_factory=lambda: np.ones(0))
 
     def __post_init__(self) -> None:
         k = self.x_offset.shape[0]
@@ -198,7 +213,18 @@ class MLPSpec:
             )
         if w and not (np.all(self.warp_knee > 0) and np.all(self.warp_scale > 0)):
             raise ValueError(f"MLPSpec warp_knee and warp_scale must be positive; got {self.warp_knee}, {self.warp_scale}.")
-        n_in = k + w
+        q = self.kink_bias.shape[0]
+        if q == 0 and self.kink_matrix.size == 0:
+            object.__setattr__(self, "kink_matrix", np.zeros((0, k)))
+        shapes = [a.shape for a in (self.kink_ratio, self.kink_scale)]
+        if self.kink_matrix.shape != (q, k) or any(sh != (q,) for sh in shapes):
+            raise ValueError(
+                f"MLPSpec kink_matrix must have shape (q, {k}) and kink_bias, kink_ratio, kink_scale (q,); "
+                f"got {self.kink_matrix.shape}, {self.kink_bias.shape}, {shapes}."
+            )
+        if q and not (np.all(self.kink_scale > 0) and np.all((self.kink_ratio > 0) & (self.kink_ratio < 1))):
+            raise ValueError(f"MLPSpec kink_scale must be positive and kink_ratio in (0, 1); got {self.kink_scale}, {self.kink_ratio}.")
+        n_in = k + w + q
         for i, (W, b) in enumerate(self.layers):
             if W.ndim != 2 or W.shape[1] != n_in or b.shape != (W.shape[0],):
                 raise ValueError(
@@ -225,14 +251,28 @@ class MLPSpec:
         """Whether the input warp features are part of the first layer's input."""
         return self.warp_knee.shape[0] > 0
 
-    def first_layer(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(W0, b0)`` of the first layer acting on the raw features: x (k,), followed by
-        asinh(x / warp_knee) (k,) when :attr:`warped`; the input and warp scalings folded in."""
-        W0, b0 = (np.array(a, dtype=np.float64) for a in self.layers[0])
-        scale, offset = self.x_scale, self.x_offset
+    @property
+    def n_kinks(self) -> int:
+        """Number of kink features q."""
+        return int(self.kink_bias.shape[0])
+
+    def features(self, x: np.ndarray) -> np.ndarray:
+        """The first layer's unscaled input features at raw inputs x (..., k) (numpy float64): x,
+        then asinh(x / warp_knee) when :attr:`warped`, then bump(kink_matrix x - kink_bias, kink_ratio)."""
+        x = np.asarray(x, dtype=np.float64)
+        parts = [x]
         if self.warped:
-            scale = np.concatenate([scale, self.warp_scale])
-            offset = np.concatenate([offset, self.warp_offset])
+            parts.append(np.arcsinh(x / self.warp_knee))
+        if self.n_kinks:
+            parts.append(kink_bump(x @ self.kink_matrix.T - self.kink_bias, self.kink_ratio))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
+
+    def first_layer(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(W0, b0)`` of the first layer acting on the unscaled features of :meth:`features`
+        (x; asinh(x / warp_knee) when :attr:`warped`; the kink bumps); their scalings folded in."""
+        W0, b0 = (np.array(a, dtype=np.float64) for a in self.layers[0])
+        scale = np.concatenate([self.x_scale, self.warp_scale, self.kink_scale])
+        offset = np.concatenate([self.x_offset, self.warp_offset, np.zeros(self.n_kinks)])
         W0s = W0 / scale[None, :]
         return W0s, b0 - W0s @ offset
 
@@ -299,7 +339,6 @@ class MLPSpec:
         return FusedMaps(
             hidden=tuple(layers), last=last, head=head, bias=bias,
             in_matrix=G if np.any(G) else None, activation=self.activation,
-            warp_knee=np.array(self.warp_knee) if self.warped else None,
         )
 
     def evaluate(self, x: np.ndarray) -> np.ndarray:
@@ -311,7 +350,7 @@ class MLPSpec:
         f = self.fused_maps()
         act = f.act
         x = np.asarray(x, dtype=np.float64)
-        h = x if f.warp_knee is None else np.concatenate([x, np.arcsinh(x / f.warp_knee)], axis=-1)
+        h = self.features(x)
         if x.ndim == 1:
             for W, b in f.hidden:
                 h = act(W @ h + b)
@@ -332,8 +371,48 @@ class MLPSpec:
 #: The fixed (not trained) arrays shared by :class:`MLPSpec` and :class:`SurrogateModule`.
 SPEC_BUFFERS = (
     "x_offset", "x_scale", "y_offset", "y_scale", "out_matrix", "in_matrix", "out_bias",
-    "warp_knee", "warp_offset", "warp_scale",
+    "warp_knee", "warp_offset", "warp_scale", "kink_matrix", "kink_bias", "kink_ratio", "kink_scale",
 )
+
+
+def kink_bump(u, rho):
+    """bump(u, rho) = softplus(rho u) / rho - softplus(u), elementwise, numpy or torch (0 < rho < 1).
+
+    A wide hinge minus a sharp one: even in u, >= 0, peak (1 / rho - 1) log 2 at u = 0, and
+    exponentially small for |u| >> 1 / rho. The hinges' linear parts cancel exactly, so it is
+    evaluated as f(|u|) with f(v) = log1p(exp(-rho v)) / rho - log1p(exp(-v)), branch-wise
+    (f(u) above zero, f(-u) below, each argument clipped at -1 on the far side so that neither
+    branch overflows and no clip is active at u = 0): no cancellation of large numbers, and
+    first and second derivatives exact everywhere, on the line too.
+    """
+    if isinstance(u, torch.Tensor):
+        def f(v):
+            return torch.log1p(torch.exp(-rho * v)) / rho - torch.log1p(torch.exp(-v))
+
+        return torch.where(u > 0, f(u.clamp(min=-1.0)), f((-u).clamp(min=-1.0)))
+
+    def g(v):
+        return np.log1p(np.exp(-rho * v)) / rho - np.log1p(np.exp(-v))
+
+    return np.where(u > 0, g(np.maximum(u, -1.0)), g(np.maximum(-u, -1.0)))
+
+
+def input_features(
+    x: torch.Tensor,
+    warp_knee: torch.Tensor | None = None,
+    kink_matrix: torch.Tensor | None = None,
+    kink_bias: torch.Tensor | None = None,
+    kink_ratio: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The first layer's unscaled input features in torch (as :meth:`MLPSpec.features`): x (n, k),
+    then asinh(x / warp_knee) unless ``warp_knee`` is None or empty, then kink_bump(x kink_matrix^T -
+    kink_bias, kink_ratio) unless ``kink_matrix`` is None or has no rows."""
+    parts = [x]
+    if warp_knee is not None and warp_knee.numel():
+        parts.append(torch.asinh(x / warp_knee))
+    if kink_matrix is not None and kink_matrix.shape[0]:
+        parts.append(kink_bump(x @ kink_matrix.T - kink_bias, kink_ratio))
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
 
 
 class SurrogateModule(nn.Module):
@@ -352,12 +431,14 @@ class SurrogateModule(nn.Module):
         activation: str,
         sharpness: float = 1.0,
         warp: bool = False,
+        n_kinks: int = 0,
     ) -> None:
         super().__init__()
         self.activation = activation
         self.sharpness = float(sharpness)
         self.warp = bool(warp)
-        sizes = [n_inputs * (2 if warp else 1), *hidden, n_outputs_raw]
+        self.n_kinks = int(n_kinks)
+        sizes = [n_inputs * (2 if warp else 1) + self.n_kinks, *hidden, n_outputs_raw]
         mods: list[nn.Module] = []
         for i in range(len(sizes) - 1):
             mods.append(nn.Linear(sizes[i], sizes[i + 1]))
@@ -370,6 +451,10 @@ class SurrogateModule(nn.Module):
         self.register_buffer("warp_knee", torch.ones(n_warp))
         self.register_buffer("warp_offset", torch.zeros(n_warp))
         self.register_buffer("warp_scale", torch.ones(n_warp))
+        self.register_buffer("kink_matrix", torch.zeros(self.n_kinks, n_inputs))
+        self.register_buffer("kink_bias", torch.zeros(self.n_kinks))
+        self.register_buffer("kink_ratio", torch.full((self.n_kinks,), 0.5))
+        self.register_buffer("kink_scale", torch.ones(self.n_kinks))
         self.register_buffer("y_offset", torch.zeros(n_outputs_raw))
         self.register_buffer("y_scale", torch.ones(n_outputs_raw))
         self.register_buffer("out_matrix", torch.zeros(n_fluxes, n_outputs_raw))
@@ -378,9 +463,10 @@ class SurrogateModule(nn.Module):
 
     def raw_outputs(self, x: torch.Tensor) -> torch.Tensor:
         """Unscaled network outputs y (n, m) before the final affine map."""
-        z = (x - self.x_offset) / self.x_scale
-        if self.warp:
-            z = torch.cat([z, (torch.asinh(x / self.warp_knee) - self.warp_offset) / self.warp_scale], dim=-1)
+        f = input_features(x, self.warp_knee, self.kink_matrix, self.kink_bias, self.kink_ratio)
+        offset = torch.cat([self.x_offset, self.warp_offset, self.kink_scale.new_zeros(self.n_kinks)])
+        scale = torch.cat([self.x_scale, self.warp_scale, self.kink_scale])
+        z = (f - offset) / scale
         return self.y_offset + self.y_scale * self.core(z)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
@@ -404,7 +490,10 @@ class SurrogateModule(nn.Module):
     @classmethod
     def from_spec(cls, spec: MLPSpec, dtype: torch.dtype = torch.float64) -> "SurrogateModule":
         """Build the module of a spec (float64 by default)."""
-        mod = cls(spec.n_inputs, spec.hidden, spec.y_offset.shape[0], spec.n_outputs, spec.activation, warp=spec.warped)
+        mod = cls(
+            spec.n_inputs, spec.hidden, spec.y_offset.shape[0], spec.n_outputs, spec.activation,
+            warp=spec.warped, n_kinks=spec.n_kinks,
+        )
         mod = mod.to(dtype)
         mod.load_spec(spec)
         return mod
@@ -423,6 +512,8 @@ class SurrogateModule(nn.Module):
             raise ValueError(f"Spec has {len(spec.layers)} layers; the module has {len(linears)}.")
         if spec.warped != self.warp:
             raise ValueError(f"Spec input warp is {spec.warped}; the module's is {self.warp}.")
+        if spec.n_kinks != self.n_kinks:
+            raise ValueError(f"Spec has {spec.n_kinks} kink features; the module has {self.n_kinks}.")
         hidden = tuple(m.out_features for m in linears[:-1])
         if hidden != spec.hidden and not (widen and all(h >= g for h, g in zip(hidden, spec.hidden))):
             raise ValueError(
@@ -510,10 +601,10 @@ class FusedForward(nn.Module):
         self.activation = activation_module(spec.activation)
         self.n_hidden = len(f.hidden)
         self.factorised = f.factorised
-        if f.warp_knee is None:
-            self.warp_knee = None
-        else:
-            self.register_buffer("warp_knee", torch.as_tensor(f.warp_knee, dtype=body))
+        self.register_buffer("warp_knee", torch.as_tensor(spec.warp_knee, dtype=body))
+        self.register_buffer("kink_matrix", torch.as_tensor(spec.kink_matrix, dtype=body))
+        self.register_buffer("kink_bias", torch.as_tensor(spec.kink_bias, dtype=body))
+        self.register_buffer("kink_ratio", torch.as_tensor(spec.kink_ratio, dtype=body))
         for i, (W, b) in enumerate(f.hidden):
             self.register_buffer(f"WT{i}", torch.as_tensor(W.T.copy(), dtype=body))
             self.register_buffer(f"b{i}", torch.as_tensor(b, dtype=body))
@@ -542,9 +633,7 @@ class FusedForward(nn.Module):
         return out
 
     def _forward_block(self, x: torch.Tensor, out: torch.Tensor) -> None:
-        h = x.to(self.body_dtype)
-        if self.warp_knee is not None:
-            h = torch.cat([h, torch.asinh(h / self.warp_knee)], dim=1)
+        h = input_features(x.to(self.body_dtype), self.warp_knee, self.kink_matrix, self.kink_bias, self.kink_ratio)
         for i in range(self.n_hidden):
             h = self.activation(torch.addmm(getattr(self, f"b{i}"), h, getattr(self, f"WT{i}")))
         h = h.to(self.out_dtype)  # "mixed": the float32 -> float64 step

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -42,6 +43,29 @@ class SurrogateSettings:
         below about the knee: the narrow features of the pFBA map near zero glucose (edge of the
         relaxed region) or zero oxygen (anaerobic strip) get as much of the network's input space
         as the rest of the domain.
+    kink_lines : tuple of tuple of float
+        Known kink hyperplanes of the pFBA map, each ``(a_1, ..., a_k, c)`` for a . x = c (x in
+        mmol/gDW/h, inputs in the data's order), or empty (none). The first layer then also sees,
+        per hyperplane, the kink feature of the signed distance t = (a . x - c) / |a| (mmol/gDW/h):
+        the difference between a hinge rounded over ``kink_reach`` and a sharp one rounded over
+        ``kink_width``, d log(1 + exp(t / d)) - w log(1 + exp(t / w)), a bump of height
+        (d - w) log 2 on the line that vanishes away from it, scaled to peak ``kink_gain``. A smooth
+        net rounds a kink of the map (a phase boundary, where a reaction switches on) over a few
+        hundredths; adding this bump is what turns its rounded kink into a sharp one, and because
+        the bump is local, learning it leaves the map away from the line alone (iCH360: GLUSy's kink
+        along oxygen = 2.767 glucose + 1.529). Find the lines with
+        :func:`mpc_bio.metabolism.switch_points` and :func:`mpc_bio.metabolism.fit_hyperplane`. A
+        warm start (``init``) without them adds them with zero weights: the init's function is kept.
+    kink_width : float
+        w > 0 (mmol/gDW/h): how sharp the kink features make a kink; about the width of the kinks
+        of the map (their second derivative is then resolved, not smeared).
+    kink_reach : float
+        d > ``kink_width`` (mmol/gDW/h): how far from its line a kink feature reaches; about the
+        width over which the net without it rounds the kink off.
+    kink_gain : float
+        g > 0 (dimensionless): peak of the scaled kink features. Adam moves every weight by about
+        the same step, so a larger g lets the kink weights grow faster (a warm start that adds kink
+        lines at a small learning rate needs g of 10 or so); same function class.
     target : str
         ``"net"``: the last layer predicts net fluxes (mmol/gDW/h). ``"split"``: it predicts the
         non-negative parts v+ and v- as in the paper, and v = v+ - v- is formed inside the model.
@@ -103,6 +127,10 @@ class SurrogateSettings:
     activation: str = "silu"
     activation_sharpness: float = 1.0
     input_knees: tuple[float, ...] = ()
+    kink_lines: tuple[tuple[float, ...], ...] = ()
+    kink_width: float = 0.002
+    kink_reach: float = 0.05
+    kink_gain: float = 1.0
     target: str = "net"
     mass_balance: bool = True
     projection_metric: str = "euclidean"
@@ -137,6 +165,24 @@ class SurrogateSettings:
         if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 for v in knees):
             raise _bad("input_knees", "a tuple of positive numbers (mmol/gDW/h), one per input, or empty", self.input_knees)
         object.__setattr__(self, "input_knees", tuple(float(v) for v in knees))
+        lines = tuple(tuple(row) for row in self.kink_lines)
+        if any(
+            len(row) < 2 or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in row)
+            or not any(row[:-1]) or len(row) != len(lines[0])
+            for row in lines
+        ):
+            raise _bad("kink_lines", "a tuple of (a_1, ..., a_k, c) rows of finite numbers, all of one length, a not all zero",
+                       self.kink_lines)
+        object.__setattr__(self, "kink_lines", tuple(tuple(float(v) for v in row) for row in lines))
+        kw = self.kink_width
+        if isinstance(kw, bool) or not isinstance(kw, (int, float)) or not 0 < kw < 1e3:
+            raise _bad("kink_width", "a number in (0, 1e3) (mmol/gDW/h)", kw)
+        kr = self.kink_reach
+        if isinstance(kr, bool) or not isinstance(kr, (int, float)) or not kw < kr < 1e3:
+            raise _bad("kink_reach", f"a number in (kink_width = {kw!r}, 1e3) (mmol/gDW/h)", kr)
+        kg = self.kink_gain
+        if isinstance(kg, bool) or not isinstance(kg, (int, float)) or not 0 < kg < 1e4:
+            raise _bad("kink_gain", "a number in (0, 1e4) (dimensionless)", kg)
         if self.target not in TARGETS:
             raise _bad("target", f"one of {TARGETS}", self.target)
         if not isinstance(self.mass_balance, bool):
@@ -183,6 +229,7 @@ class SurrogateSettings:
         d = asdict(self)
         d["hidden"] = list(self.hidden)
         d["input_knees"] = list(self.input_knees)
+        d["kink_lines"] = [list(row) for row in self.kink_lines]
         d["reaction_weights"] = dict(self.reaction_weights)
         return d
 
@@ -198,4 +245,6 @@ class SurrogateSettings:
             d["hidden"] = tuple(int(h) for h in d["hidden"])
         if "input_knees" in d:
             d["input_knees"] = tuple(float(v) for v in d["input_knees"])
+        if "kink_lines" in d:
+            d["kink_lines"] = tuple(tuple(float(v) for v in row) for row in d["kink_lines"])
         return cls(**d)

@@ -54,12 +54,6 @@ def _note_interrupt(info: dict[str, Any], stage: str, epoch: int | None, best_ep
     )
 
 
-def _usable_rows(dataset) -> np.ndarray:
-    ok = np.isin(dataset.status, [0, 1])
-    ok &= np.all(np.isfinite(dataset.fluxes), axis=1) & np.all(np.isfinite(dataset.inputs), axis=1)
-    return ok
-
-
 def train_surrogate(
     dataset, settings: SurrogateSettings | None = None, *, init: Surrogate | None = None, progress: bool = True
 ) -> Surrogate:
@@ -147,22 +141,42 @@ def _check_init(init: Surrogate, dataset, s: SurrogateSettings) -> None:
             raise ValueError(
                 f"The 'init' parameter of train_surrogate must have the settings' {name} {want!r}; it has {got!r}."
             )
+    kinks = ("kink_lines", "kink_width", "kink_reach", "kink_gain")
+    differ = [name for name in kinks if getattr(init.settings, name) != getattr(s, name)]
+    if init.settings.kink_lines and differ:
+        raise ValueError(
+            f"The 'init' parameter of train_surrogate must have no kink lines (they are added with zero weights) or "
+            f"the settings' kink lines; its {', '.join(differ)} differ: "
+            + "; ".join(f"{name} {getattr(init.settings, name)!r} instead of {getattr(s, name)!r}" for name in differ)
+            + "."
+        )
 
 
 def _rescaled_init(init: Surrogate, fixed: dict[str, np.ndarray], pinned: list[str]):
     """``init``'s spec with the output scaling of these data (same function).
 
-    Other data (e.g. the training points plus new ones) give another output scaling; the last layer
-    absorbs the change. Every other fixed map (input scaling and warp, i.e. the domain, and the
+    Kink features new to the init (``fixed`` has them, the init none) are added with zero weights
+    in the first layer (same function). Other data (e.g. the training points plus new ones) give
+    another output scaling; the last layer absorbs the change. Every other fixed map (input scaling and warp, i.e. the domain, and the
     mass-balance map) must be the same, or the function would change: refused, naming the map and,
     for the mass-balance map, the reactions constant over one dataset but not over the other
     (``pinned``: these data's constant reactions, pinned by the map).
     """
     spec = init.mlp
-    for name in ("x_offset", "x_scale", "warp_knee", "warp_offset", "warp_scale", "out_matrix", "in_matrix", "out_bias"):
+    kinks = ("kink_matrix", "kink_bias", "kink_ratio", "kink_scale")
+    if spec.n_kinks == 0 and "kink_bias" in fixed:
+        W0, b0 = spec.layers[0]
+        W0 = np.hstack([W0, np.zeros((W0.shape[0], fixed["kink_bias"].shape[0]))])
+        spec = dataclasses.replace(spec, layers=((W0, b0), *spec.layers[1:]), **{name: fixed[name] for name in kinks})
+    for name in ("x_offset", "x_scale", "warp_knee", "warp_offset", "warp_scale", *kinks, "out_matrix", "in_matrix", "out_bias"):
         old, new = getattr(spec, name), np.asarray(fixed.get(name, np.zeros(0)))
+        if old.size == new.size == 0:
+            continue
         if old.shape != new.shape or not np.allclose(old, new, rtol=1e-9, atol=1e-12 * (1.0 + np.abs(new).max(initial=0.0))):
-            what = "input scaling: the data span another domain" if name.startswith(("x_", "warp")) else "mass-balance map"
+            what = (
+                "input scaling: the data span another domain" if name.startswith(("x_", "warp"))
+                else "kink features" if name.startswith("kink") else "mass-balance map"
+            )
             old_pinned = init.info.get("pinned_constant_reactions")
             why = ""
             if what == "mass-balance map" and old_pinned is not None and set(old_pinned) != set(pinned):
@@ -188,7 +202,7 @@ def _train(
 ) -> Surrogate:
     if init is not None:
         _check_init(init, dataset, s)
-    rows = _usable_rows(dataset)
+    rows = dataset.usable_rows()
     if rows.sum() < 10:
         raise TrainingDataError(
             f"The dataset has {int(rows.sum())} usable points (status optimal/relaxed, finite); at least 10 are needed."
@@ -277,9 +291,26 @@ def _train(
             warp_scale=np.where(f_hi > f_lo, 0.5 * (f_hi - f_lo), 1.0),
         )
 
+    # ---- kink features: bumps of u = signed distance / kink_width, peak scaled to kink_gain, 0 away from the line
+    if s.kink_lines:
+        lines = np.asarray(s.kink_lines, dtype=np.float64)
+        if lines.shape[1] != k + 1:
+            raise ValueError(
+                f"The 'kink_lines' parameter of SurrogateSettings needs rows (a_1, ..., a_{k}, c) for the inputs "
+                f"{tuple(dataset.input_names)}; got rows of {lines.shape[1]} numbers."
+            )
+        norm = np.linalg.norm(lines[:, :k], axis=1) * s.kink_width
+        rho = np.full(len(lines), s.kink_width / s.kink_reach)
+        fixed.update(
+            kink_matrix=lines[:, :k] / norm[:, None], kink_bias=lines[:, k] / norm, kink_ratio=rho,
+            kink_scale=(1.0 / rho - 1.0) * np.log(2.0) / s.kink_gain,
+        )
+
     # ---- module
     torch.manual_seed(s.seed)
-    module = SurrogateModule(k, s.hidden, m, r, s.activation, s.activation_sharpness, warp=bool(s.input_knees))
+    module = SurrogateModule(
+        k, s.hidden, m, r, s.activation, s.activation_sharpness, warp=bool(s.input_knees), n_kinks=len(s.kink_lines)
+    )
     with torch.no_grad():
         for name, arr in fixed.items():
             getattr(module, name).copy_(torch.as_tensor(arr, dtype=torch.float32))

@@ -16,13 +16,14 @@ from mpc_bio.surrogate.artifact import Surrogate
 
 
 def random_surrogate(
-    hidden=(32, 32), activation="silu", n_out=7, seed=0, mass_balance=False, k=2, warp=False
+    hidden=(32, 32), activation="silu", n_out=7, seed=0, mass_balance=False, k=2, warp=False, kinks=0
 ) -> Surrogate:
     """A surrogate with random weights, scalings and final affine map (k inputs -> n_out fluxes);
-    ``warp`` adds the input warp features asinh(x / knee) with random knees, offsets and scales."""
+    ``warp`` adds the input warp features asinh(x / knee) with random knees, offsets and scales;
+    ``kinks`` adds that many kink bumps on random lines through the domain (sharp width 0.05)."""
     g = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
-    mod = SurrogateModule(k, tuple(hidden), n_out, n_out, activation, warp=warp).double()
+    mod = SurrogateModule(k, tuple(hidden), n_out, n_out, activation, warp=warp, n_kinks=kinks).double()
     with torch.no_grad():
         for p in mod.core.parameters():
             p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64) * 0.5)
@@ -32,6 +33,13 @@ def random_surrogate(
             mod.warp_knee.copy_(torch.as_tensor(rng.uniform(0.1, 1.0, k)))
             mod.warp_offset.copy_(torch.as_tensor(rng.uniform(1.0, 3.0, k)))
             mod.warp_scale.copy_(torch.as_tensor(rng.uniform(1.0, 3.0, k)))
+        if kinks:
+            normal = rng.normal(size=(kinks, k))
+            normal /= np.linalg.norm(normal, axis=1, keepdims=True)
+            mod.kink_matrix.copy_(torch.as_tensor(normal / 0.05))
+            mod.kink_bias.copy_(torch.as_tensor(normal @ rng.uniform(2, 18, k) / 0.05))
+            mod.kink_ratio.copy_(torch.as_tensor(rng.uniform(0.05, 0.5, kinks)))
+            mod.kink_scale.copy_(torch.as_tensor(rng.uniform(0.5, 3, kinks)))
         mod.y_offset.copy_(torch.as_tensor(rng.normal(0, 1, n_out)))
         mod.y_scale.copy_(torch.as_tensor(rng.uniform(0.5, 3, n_out)))
         M = np.eye(n_out) + (0.1 * rng.normal(size=(n_out, n_out)) if mass_balance else 0)

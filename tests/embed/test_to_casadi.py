@@ -34,18 +34,37 @@ def test_native_matches_torch_values_and_jacobians(activation, symbolic):
         assert J.ravel() == pytest.approx(J0.ravel(), rel=1e-8, abs=1e-12)
 
 
+def _on_kinks(spec) -> np.ndarray:
+    """Points exactly on each kink line of a spec, and 1e-3, 30 and 1e4 sharp widths to either side
+    (where an exponent overflows without care)."""
+    pts = []
+    for a, c in zip(spec.kink_matrix, spec.kink_bias):
+        base = a * c / (a @ a)  # on the line a . x = c
+        for t in (0.0, 1e-3, -1e-3, 30.0, -30.0, 1e4, -1e4):
+            pts.append(base + t * a / (a @ a))
+    return np.array(pts)
+
+
 @pytest.mark.parametrize("symbolic", ["SX", "MX"])
-def test_native_with_input_warp_matches_torch(symbolic):
-    """Input warp asinh(x / knee) in the CasADi graph: values and Jacobians equal torch's autograd
-    (rel 1e-8, abs 1e-12), also at x = 0 and near it, where the warp is steepest."""
-    sur = random_surrogate(activation="silu", mass_balance=True, seed=11, warp=True)
-    assert sur.spec().warped
+def test_native_with_input_warp_and_kinks_matches_torch(symbolic):
+    """Input warp asinh(x / knee) and kink bumps in the CasADi graph: values
+    and Jacobians equal torch's autograd (rel 1e-8, abs 1e-12), also at x = 0 and near it, where the
+    warp is steepest, and on and around each kink line, far out on both sides included; the
+    Hessian of the first flux too on and next to the lines (rel 1e-8, abs 1e-10)."""
+    sur = random_surrogate(activation="silu", mass_balance=True, seed=11, warp=True, kinks=3)
+    assert sur.spec().warped and sur.spec().n_kinks == 3
     f = to_casadi(sur, "native", symbolic=symbolic)
-    for x in np.vstack([RNG_POINTS, [[0.0, 0.0], [0.01, 0.3]]]):
+    on = _on_kinks(sur.spec())
+    for x in np.vstack([RNG_POINTS, [[0.0, 0.0], [0.01, 0.3]], on]):
         v0, J0 = torch_value_and_jacobian(sur, x)
         v, J = _value_jac(f, x)
         assert v == pytest.approx(v0, rel=1e-8, abs=1e-12)
         assert J.ravel() == pytest.approx(J0.ravel(), rel=1e-8, abs=1e-12)
+    xs = ca.MX.sym("x", 2)
+    hess = ca.Function("H", [xs], [ca.hessian(f(xs)[0], xs)[0]])
+    for x in on[np.abs(on).max(axis=1) < 100]:
+        H0 = torch.autograd.functional.hessian(lambda u: sur.module(u[None, :])[0, 0], torch.as_tensor(x)).numpy()
+        assert np.array(hess(x)).ravel() == pytest.approx(H0.ravel(), rel=1e-8, abs=1e-10)
 
 
 def test_native_hessian_matches_torch():
@@ -84,7 +103,8 @@ def test_bad_requests_raise_clear_errors():
 
 @pytest.mark.parametrize(("mode", "warp"), [("exact", False), ("jac_jac", False), ("exact", True)])
 def test_l4casadi_matches_torch(mode, warp, tmp_path_factory):
-    sur = random_surrogate(activation="silu", mass_balance=True, seed=5, warp=warp)
+    """With ``warp`` also two kink bumps."""
+    sur = random_surrogate(activation="silu", mass_balance=True, seed=5, warp=warp, kinks=2 if warp else 0)
     f = to_casadi(sur, "l4casadi", l4casadi_mode=mode, name=f"t_{mode}{'_warp' if warp else ''}")
     for x in RNG_POINTS:
         v0, J0 = torch_value_and_jacobian(sur, x)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -154,6 +155,14 @@ def test_failed_points_never_stop_a_run(ecoli_core):
     c = ds.status_counts()
     assert c["infeasible"] > 0 and c["optimal"] > 0 and c["infeasible"] + c["optimal"] == 9
     assert np.isnan(ds.growth[ds.mask("infeasible")]).all()
+    # the rows to learn from: optimal or relaxed and finite, nothing else
+    np.testing.assert_array_equal(ds.usable_rows(), ds.mask("optimal"))
+    with_nan = ds.fluxes.copy()
+    first = int(np.flatnonzero(ds.mask("optimal"))[0])
+    with_nan[first, 0] = np.nan
+    mask = ds.mask("optimal")
+    mask[first] = False
+    np.testing.assert_array_equal(dataclasses.replace(ds, fluxes=with_nan).usable_rows(), mask)
 
 
 def test_sampling_input_errors(ecoli_core):

@@ -36,7 +36,7 @@ def small_surrogate(small_dataset):
 
 def reference_fluxes(spec, X: np.ndarray) -> np.ndarray:
     """v = out_matrix (y_offset + y_scale MLP(z0)) + in_matrix x + out_bias, unfused, float64, with
-    z0 = (x - x_offset) / x_scale, followed by the input warp features when the spec has them.
+    z0 = (x - x_offset) / x_scale, followed by the input warp and kink features when the spec has them.
 
     An independent numpy forward written from the MLPSpec docstring (SiLU as a (1 + tanh(a/2)) / 2,
     not the library's expit form), the reference for every evaluation path."""
@@ -45,6 +45,10 @@ def reference_fluxes(spec, X: np.ndarray) -> np.ndarray:
     h = (X - spec.x_offset) / spec.x_scale
     if spec.warped:  # input warp features, as in MLPSpec's docstring
         h = np.hstack([h, (np.arcsinh(X / spec.warp_knee) - spec.warp_offset) / spec.warp_scale])
+    if spec.n_kinks:  # kink bumps softplus(rho u) / rho - softplus(u), written directly (not branch-wise)
+        u, rho = X @ spec.kink_matrix.T - spec.kink_bias, spec.kink_ratio
+        bump = np.logaddexp(rho * u, 0.0) / rho - np.logaddexp(u, 0.0)
+        h = np.hstack([h, bump / spec.kink_scale])
     for i, (W, b) in enumerate(spec.layers):
         h = h @ W.T + b
         if i < len(spec.layers) - 1:

@@ -72,6 +72,25 @@ def test_train_records_reaction_weights(small_dataset, tmp_path, capsys):
     assert "ID=WEIGHT" in capsys.readouterr().err
 
 
+def test_train_with_kink_lines(small_dataset, tmp_path, capsys):
+    """`--kink-line A1,A2,C` (repeatable, a leading minus with `=`), `--kink-width` and `--kink-gain` reach the
+    settings and the artifact; a malformed line exits with code 2 naming the expected form."""
+    data = small_dataset.save(tmp_path / "grid")
+    common = ["train", "--data", str(data), "--epochs", "1", "--hidden", "8", "--threads", "1", "--no-progress"]
+    rc = main([*common, "--out", str(tmp_path / "a"), "--kink-line", "1,-1,0", "--kink-line=-0.5,1,2", "--kink-width", "0.01",
+               "--kink-gain", "30"])
+    assert rc == 0
+    sur = load_surrogate(tmp_path / "a")
+    assert sur.settings.kink_lines == ((1.0, -1.0, 0.0), (-0.5, 1.0, 2.0)) and sur.settings.kink_width == 0.01
+    assert sur.settings.kink_gain == 30.0
+    assert sur.spec().n_kinks == 2
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main([*common, "--out", str(tmp_path / "b"), "--kink-line", "1"])
+    assert exc.value.code == 2
+    assert "A1,...,Ak,C" in capsys.readouterr().err
+
+
 def test_sigterm_stops_training_and_saves_the_best_weights(small_dataset, tmp_path):
     """`kill PID` (SIGTERM) during a long `mpc-bio train` in a subprocess: exit code 0 and the
     artifact saved with the best weights so far, its json naming the interrupted stage; the

@@ -426,3 +426,63 @@ def test_ctrl_c_keeps_the_best_weights_so_far(small_dataset, small_settings, mon
     one_ft = train_surrogate(small_dataset, dataclasses.replace(s2, finetune_epochs=1), progress=False)
     ref = one_ft.predict(X)
     np.testing.assert_allclose(cut_ft.predict(X), ref, rtol=0, atol=1e-12 * np.abs(ref).max())
+
+
+def test_kink_features(small_dataset, small_settings, tmp_path):
+    """``kink_lines``: the first layer also sees, per line a . x = c, the bump d softplus(t / d) - w
+    softplus(t / w) of the signed distance t = (a . x - c) / |a| (w = kink_width, d = kink_reach),
+    scaled to peak kink_gain g on the line (checked against that formula written out, 1e-12 abs;
+    below 1e-9 g 25 reaches away: it decays as exp(-|t| / d)); every evaluation path equals the independent numpy forward
+    (1e-12 abs; mixed precision 1e-5 of the largest flux), also after a save/load round trip. A warm
+    start from a net without kink features adds them with zero weights: one epoch at a vanishing rate
+    (1e-12) returns the init's function (1e-5 of the largest flux, rel 0). Bad lines, lines of the
+    wrong length and an init with other kink settings are refused, naming the parameter."""
+    from mpc_bio.surrogate import load_surrogate
+
+    lines, w, d, g = ((1.0, -1.0, 0.0), (0.0, 2.0, 3.0)), 0.05, 0.5, 3.0  # glucose = oxygen; oxygen = 1.5
+    s0 = dataclasses.replace(small_settings, input_knees=(0.5, 0.5), activation_sharpness=10.0, epochs=20, lbfgs_steps=0)
+    s = dataclasses.replace(s0, kink_lines=lines, kink_width=w, kink_reach=d, kink_gain=g)
+    X = np.vstack([[0.0, 0.0], [3.0, 3.0], [0.05, 1.5], [10.0, 1.5 + 25 * d], np.random.default_rng(4).uniform(0, 20, size=(200, 2))])
+    t = np.column_stack([(X[:, 0] - X[:, 1]) / np.sqrt(2.0), X[:, 1] - 1.5])  # signed distances (mmol/gDW/h)
+
+    sur = train_surrogate(small_dataset, dataclasses.replace(s, epochs=5), progress=False)
+    spec = sur.spec()
+    assert spec.n_kinks == 2 and spec.layers[0][0].shape[1] == 6
+    bump = d * np.log1p(np.exp(t / d)) - w * np.log1p(np.exp(t / w))  # mmol/gDW/h
+    np.testing.assert_allclose(spec.features(X)[:, 4:] * w, bump, rtol=0, atol=1e-12)
+    scaled = spec.features(X)[:, 4:] / spec.kink_scale
+    assert scaled[1, 0] == pytest.approx(g, abs=1e-12) and scaled[2, 1] == pytest.approx(g, abs=1e-12)  # on the lines
+    assert 0.0 <= scaled.min() and scaled.max() <= g + 1e-12 and scaled[3, 1] <= 1e-9 * g  # 25 reaches away
+    ref = reference_fluxes(spec, X)
+    big = np.abs(ref).max()
+    with torch.no_grad():
+        np.testing.assert_allclose(sur.module(torch.as_tensor(X)).numpy(), ref, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(spec.evaluate(X), ref, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(spec.evaluate(X[2]), ref[2], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(sur.predict(X, check_domain=False, precision="mixed"), ref, rtol=0, atol=1e-5 * big)
+    loaded = load_surrogate(sur.save(tmp_path / "kinks"))
+    assert loaded.settings.kink_lines == lines
+    np.testing.assert_allclose(loaded.predict(X, check_domain=False), ref, rtol=0, atol=1e-12)
+
+    first = train_surrogate(small_dataset, s0, progress=False)
+    ref0 = first.predict(X, check_domain=False)
+    added = train_surrogate(
+        small_dataset, dataclasses.replace(s, epochs=0, finetune_epochs=1, finetune_power=4, lr=1e-12), init=first, progress=False
+    )
+    np.testing.assert_allclose(added.predict(X, check_domain=False), ref0, rtol=0, atol=1e-5 * np.abs(ref0).max())
+    assert added.spec().n_kinks == 2
+    assert np.abs(added.spec().layers[0][0][:, 4:]).max() <= 1e-6  # zero-initialised, moved by ~lr only
+    with pytest.raises(ValueError, match="'init'.*kink_lines"):
+        train_surrogate(small_dataset, dataclasses.replace(s, kink_lines=lines[:1]), init=added, progress=False)
+    with pytest.raises(ValueError, match="'init'.*kink_gain"):
+        train_surrogate(small_dataset, dataclasses.replace(s, kink_gain=1.0), init=added, progress=False)
+    with pytest.raises(ValueError, match="kink_lines"):
+        dataclasses.replace(small_settings, kink_lines=((0.0, 0.0, 1.0),))
+    with pytest.raises(ValueError, match="kink_width"):
+        dataclasses.replace(small_settings, kink_lines=lines, kink_width=0.0)
+    with pytest.raises(ValueError, match="kink_reach"):
+        dataclasses.replace(small_settings, kink_width=0.1, kink_reach=0.05)
+    with pytest.raises(ValueError, match="kink_gain"):
+        dataclasses.replace(small_settings, kink_gain=-1.0)
+    with pytest.raises(ValueError, match="kink_lines"):
+        train_surrogate(small_dataset, dataclasses.replace(s0, kink_lines=((1.0, 2.0),), epochs=1), progress=False)
