@@ -35,6 +35,7 @@ _LAZY = {
     "compare_fluxes": "analysis",
     "sensitivity_map": "analysis",
     "bend_points": "bends",
+    "miss_points": "misses",
 }
 
 __all__ = ["SurrogateSettings", *_LAZY]
