@@ -64,8 +64,9 @@ class SurrogateSettings:
         width over which the net without it rounds the kink off.
     kink_gain : float
         g > 0 (dimensionless): peak of the scaled kink features. Adam moves every weight by about
-        the same step, so a larger g lets the kink weights grow faster (a warm start that adds kink
-        lines at a small learning rate needs g of 10 or so); same function class.
+        the same step, so a larger g lets the kink weights grow faster, and makes their first steps
+        larger (added to a trained iCH360 net at g 10-50, they raised the L^8 loss at once); same
+        function class.
     target : str
         ``"net"``: the last layer predicts net fluxes (mmol/gDW/h). ``"split"``: it predicts the
         non-negative parts v+ and v- as in the paper, and v = v+ - v- is formed inside the model.
