@@ -174,6 +174,11 @@ class FluxDataset:
         """Boolean mask (n,) of the points to learn from: status optimal or relaxed, finite inputs and fluxes."""
         return self.mask("optimal", "relaxed") & np.all(np.isfinite(self.fluxes), axis=1) & np.all(np.isfinite(self.inputs), axis=1)
 
+    def flux_ranges(self) -> np.ndarray:
+        """Range (max - min) of each reaction's net flux over the usable rows, shape (r,), mmol/gDW/h."""
+        usable = self.usable_rows()
+        return np.ptp(self.fluxes if usable.all() else self.fluxes[usable], axis=0)  # no copy when all are usable
+
     def status_counts(self) -> dict[str, int]:
         """Number of points per status name."""
         return {name: int(np.sum(self.status == code)) for code, name in STATUS_CODES.items()}

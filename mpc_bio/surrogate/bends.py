@@ -97,10 +97,9 @@ def bend_points(
             f"The 'spacing' parameter of bend_points must leave at least 3 grid nodes per input over the domain "
             f"{lo.tolist()} - {hi.tolist()}; got {spacing!r}."
         )
-    fluxes = np.asarray(dataset.fluxes)
     usable = dataset.usable_rows()
-    every = bool(usable.all())  # no copy of the (often GB-sized) fluxes when every row is usable
-    scale = 1.0 / np.maximum(np.ptp(fluxes if every else fluxes[usable], axis=0), range_floor)
+    every = bool(usable.all())  # no copy of the (often GB-sized) inputs when every row is usable
+    scale = 1.0 / np.maximum(dataset.flux_ranges(), range_floor)
     spec = surrogate.spec()
 
     def row(i: int) -> np.ndarray:

@@ -89,9 +89,7 @@ def miss_points(
     candidates = latin_hypercube_points(n_candidates, box, seed=seed)
     ref = sample_pfba(model, candidates, pfba_settings, n_workers=n_workers, progress=progress)
     ok = ref.usable_rows()
-    usable = dataset.usable_rows()
-    fluxes = np.asarray(dataset.fluxes)
-    scale = 1.0 / np.maximum(np.ptp(fluxes if usable.all() else fluxes[usable], axis=0), range_floor)
+    scale = 1.0 / np.maximum(dataset.flux_ranges(), range_floor)
     X = np.asarray(ref.inputs)[ok]
     miss = (np.abs(surrogate.predict(X, check_domain=False) - np.asarray(ref.fluxes)[ok]) * scale).max(axis=1)
     return SamplePoints(

@@ -163,6 +163,7 @@ def test_failed_points_never_stop_a_run(ecoli_core):
     mask = ds.mask("optimal")
     mask[first] = False
     np.testing.assert_array_equal(dataclasses.replace(ds, fluxes=with_nan).usable_rows(), mask)
+    np.testing.assert_array_equal(dataclasses.replace(ds, fluxes=with_nan).flux_ranges(), np.ptp(ds.fluxes[mask], axis=0))
 
 
 def test_sampling_input_errors(ecoli_core):
