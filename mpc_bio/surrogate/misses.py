@@ -83,7 +83,13 @@ def miss_points(
             f"{tuple(surrogate.input_names)} and {len(surrogate.reaction_ids)}."
         )
     if pfba_settings is None:
-        pfba_settings = PFBASettings.from_dict(dataset.settings["pfba"])
+        recorded = (getattr(dataset, "settings", None) or {}).get("pfba")
+        if recorded is None:
+            raise ValueError(
+                "The 'pfba_settings' parameter of miss_points is needed: the dataset records no pFBA settings "
+                "(pass those its fluxes were solved with)."
+            )
+        pfba_settings = PFBASettings.from_dict(recorded)
     names = tuple(surrogate.input_names)
     box = {n: (float(lo), float(hi)) for n, lo, hi in zip(names, surrogate.domain_low, surrogate.domain_high)}
     candidates = latin_hypercube_points(n_candidates, box, seed=seed)

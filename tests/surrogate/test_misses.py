@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -34,3 +36,5 @@ def test_miss_points_bad_input(small_surrogate, small_dataset):
                          ({"range_floor": -1.0}, "range_floor")):
         with pytest.raises(ValueError, match=f"'{name}'"):
             miss_points(small_surrogate, model, small_dataset, progress=False, **kwargs)
+    with pytest.raises(ValueError, match="'pfba_settings'"):
+        miss_points(small_surrogate, model, dataclasses.replace(small_dataset, settings={}), progress=False)
