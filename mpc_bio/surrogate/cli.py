@@ -130,6 +130,10 @@ def register(subparsers: Any) -> None:
     t.add_argument("--epochs", type=int, default=d.epochs, help=f"max Adam epochs on the mean squared error (default {d.epochs}; 0 skips this stage, e.g. to only fine-tune an --init)")
     t.add_argument("--batch-size", type=int, default=d.batch_size, help=f"points per step (default {d.batch_size})")
     t.add_argument("--lr", type=float, default=d.lr, help=f"initial learning rate (default {d.lr})")
+    t.add_argument(
+        "--lr-final-ratio", type=float, default=d.lr_final_ratio,
+        help=f"each stage's learning rate decays by cosine to lr times this (default {d.lr_final_ratio:g}; 1: constant)",
+    )
     t.add_argument("--patience", type=int, default=d.patience, help=f"early-stopping patience in epochs (default {d.patience})")
     t.add_argument("--val-fraction", type=float, default=d.validation_fraction, help=f"validation fraction (default {d.validation_fraction})")
     t.add_argument("--growth-weight", type=float, default=d.growth_weight, help=f"loss weight of growth (default {d.growth_weight})")
@@ -235,6 +239,7 @@ def run_train(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
+        lr_final_ratio=args.lr_final_ratio,
         patience=args.patience,
         validation_fraction=args.val_fraction,
         growth_weight=args.growth_weight,

@@ -60,9 +60,11 @@ def test_train_continues_an_artifact(small_dataset, tmp_path, capsys):
 def test_train_records_reaction_weights(small_dataset, tmp_path, capsys):
     data = small_dataset.save(tmp_path / "grid")
     common = ["train", "--data", str(data), "--epochs", "1", "--hidden", "8", "--threads", "1", "--no-progress"]
-    rc = main([*common, "--out", str(tmp_path / "a"), "--reaction-weight", "PGI=3", "--reaction-weight", "ACONTa=2"])
+    rc = main([*common, "--out", str(tmp_path / "a"), "--reaction-weight", "PGI=3", "--reaction-weight", "ACONTa=2",
+               "--lr-final-ratio", "1"])
     assert rc == 0
     assert load_surrogate(tmp_path / "a").settings.reaction_weights == (("ACONTa", 2.0), ("PGI", 3.0))
+    assert load_surrogate(tmp_path / "a").settings.lr_final_ratio == 1.0
     capsys.readouterr()
     assert main([*common, "--out", str(tmp_path / "b"), "--reaction-weight", "NOPE=3"]) == 2
     assert "'reaction_weights'" in capsys.readouterr().err
@@ -82,7 +84,7 @@ def test_train_with_kink_lines(small_dataset, tmp_path, capsys):
     assert rc == 0
     sur = load_surrogate(tmp_path / "a")
     assert sur.settings.kink_lines == ((1.0, -1.0, 0.0), (-0.5, 1.0, 2.0)) and sur.settings.kink_width == 0.01
-    assert sur.settings.kink_gain == 30.0
+    assert sur.settings.kink_gain == 30.0 and sur.settings.lr_final_ratio == 1e-3  # the default
     assert sur.spec().n_kinks == 2
     capsys.readouterr()
     with pytest.raises(SystemExit) as exc:
