@@ -44,7 +44,7 @@ def switch_points(
     Parameters
     ----------
     model : cobra.Model or PFBASolver
-        The model (a solver is built with ``settings``) or a ready solver.
+        The model (a solver is built with ``settings``) or a ready solver (then no ``settings``).
     reaction : str
         Reaction id whose switch is located.
     along : str
@@ -67,6 +67,11 @@ def switch_points(
     ndarray, shape (n, k)
         The switch points (mmol/gDW/h), NaN rows where the bracket holds no switch.
     """
+    if isinstance(model, PFBASolver) and settings is not None:
+        raise ValueError(
+            "The 'settings' parameter of switch_points applies only to a cobra model; a PFBASolver brings its own "
+            f"({model.problem.settings!r}). Pass one or the other."
+        )
     solver = model if isinstance(model, PFBASolver) else PFBASolver(model, settings)
     names = tuple(solver.input_names)
     if along not in names:

@@ -34,7 +34,7 @@ def test_switch_points_match_a_fine_scan(solver):
 
 
 def test_switch_points_without_a_switch_and_bad_input(solver):
-    """A bracket with no switch gives a NaN row; bad input names the parameter."""
+    """A bracket with no switch gives a NaN row; bad input (settings beside a ready solver too) names the parameter."""
     P = switch_points(solver, "EX_ac_e", "oxygen", [[5.0, 0.0], [5.0, 0.0]], 25.0, 30.0)
     assert np.all(np.isnan(P))
     with pytest.raises(ValueError, match="'along'"):
@@ -43,6 +43,8 @@ def test_switch_points_without_a_switch_and_bad_input(solver):
         switch_points(solver, "NOPE", "oxygen", [[5.0, 0.0]], 5.0, 30.0)
     with pytest.raises(ValueError, match="'low' and 'high'"):
         switch_points(solver, "EX_ac_e", "oxygen", [[5.0, 0.0]], 30.0, 5.0)
+    with pytest.raises(ValueError, match="'settings'"):
+        switch_points(solver, "EX_ac_e", "oxygen", [[5.0, 0.0]], 5.0, 30.0, settings=solver.problem.settings)
     with pytest.raises(ValueError, match="'points'"):
         switch_points(solver, "EX_ac_e", "oxygen", [[5.0, 0.0, 1.0]], 5.0, 30.0)
 
