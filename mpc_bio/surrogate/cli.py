@@ -150,6 +150,11 @@ def register(subparsers: Any) -> None:
                    help=f"fine-tuning learning rate as a fraction of --lr (default {d.finetune_lr_ratio})")
     t.add_argument("--finetune-batch-size", type=int, default=d.finetune_batch_size,
                    help=f"points per fine-tuning step (default {d.finetune_batch_size})")
+    t.add_argument(
+        "--freeze-init", action="store_true",
+        help="with --init and every --hidden layer wider than the init's: train only the added neurons, as a "
+             "branch beside the init's network fitted to its residual; the init's weights stay as they are",
+    )
     t.add_argument("--seed", type=int, default=d.seed, help=f"seed (default {d.seed})")
     t.add_argument("--device", choices=DEVICES, default=d.device, help="training device (default auto: cuda if available)")
     t.add_argument("--threads", type=int, default=d.num_threads, help="torch CPU threads (default: torch's choice)")
@@ -249,6 +254,7 @@ def run_train(args: argparse.Namespace) -> int:
         finetune_power=args.finetune_power,
         finetune_lr_ratio=args.finetune_lr_ratio,
         finetune_batch_size=args.finetune_batch_size,
+        freeze_init=args.freeze_init,
         seed=args.seed,
         device=args.device,
         num_threads=args.threads,

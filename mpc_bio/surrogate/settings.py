@@ -116,6 +116,14 @@ class SurrogateSettings:
         by cosine to ``lr * lr_final_ratio``.
     finetune_batch_size : int
         Points per Adam step of the fine-tuning stage (larger batches see more of the rare large errors).
+    freeze_init : bool
+        Only with a warm start (``init``) and every hidden layer wider than the init's: train only
+        the added neurons, as a branch beside the init's network (block diagonal: the branch's
+        neurons read the input features and each other, never the init's neurons, nor they the
+        branch's), whose output adds to the init's. The init's weights are kept exactly, so its
+        accuracy cannot be lost; the branch is fitted to the init's residual, at the cost of a
+        network of the branch's width. For a trained net that misses near known kinks: add
+        ``kink_lines`` and a narrow branch (iCH360: 4 x 64 beside 4 x 192).
     seed : int
         Seed of the weight initialisation, the validation split and the batch order.
     device : str
@@ -148,6 +156,7 @@ class SurrogateSettings:
     finetune_power: int = 2
     finetune_lr_ratio: float = 0.1
     finetune_batch_size: int = 2048
+    freeze_init: bool = False
     seed: int = 0
     device: str = "auto"
     num_threads: int = 0
@@ -222,6 +231,8 @@ class SurrogateSettings:
         ) or len({pr[0] for pr in pairs}) != len(pairs):
             raise _bad("reaction_weights", "a mapping {reaction id: positive weight} with each id once", rw)
         object.__setattr__(self, "reaction_weights", tuple(sorted((str(i), float(w)) for i, w in pairs)))
+        if not isinstance(self.freeze_init, bool):
+            raise _bad("freeze_init", "a bool", self.freeze_init)
         if self.device not in DEVICES:
             raise _bad("device", f"one of {DEVICES}", self.device)
 

@@ -13,7 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mpc_bio.surrogate.artifact import Surrogate
-from mpc_bio.surrogate.network import SurrogateModule
+from mpc_bio.surrogate.network import FACTOR_RTOL, MLPSpec, SurrogateModule
 from mpc_bio.surrogate.projection import build_projection
 from mpc_bio.surrogate.settings import SurrogateSettings
 
@@ -76,7 +76,9 @@ def train_surrogate(
         the same ``seed`` so the validation split stays unseen (on other data the split is new,
         and points the init trained on may be among the validation points). A wider
         ``settings.hidden`` widens it without changing its function: the new neurons start from
-        random incoming and zero outgoing weights (more capacity, warm).
+        random incoming and zero outgoing weights (more capacity, warm). With
+        ``settings.freeze_init`` only the new neurons are trained, as a branch whose output adds to
+        the init's unchanged network (every layer must then be wider than the init's).
     progress : bool
         Show a tqdm progress bar with the training and validation losses.
 
@@ -101,6 +103,11 @@ def train_surrogate(
     epoch and a RuntimeWarning; `mpc-bio train` then saves it.
     """
     s = settings or SurrogateSettings()
+    if s.freeze_init and init is None:
+        raise ValueError(
+            "SurrogateSettings.freeze_init trains a branch beside a trained surrogate: pass that surrogate as "
+            "the 'init' parameter of train_surrogate (got init=None), or set freeze_init=False."
+        )
     t0 = time.perf_counter()
     device = select_device(s.device)
     old_threads = torch.get_num_threads()
@@ -134,6 +141,11 @@ def _check_init(init: Surrogate, dataset, s: SurrogateSettings) -> None:
         raise ValueError(
             f"The 'init' parameter of train_surrogate must have the settings' number of hidden layers and no "
             f"layer wider than the settings' hidden {want!r} (wider settings widen it); it has {got!r}."
+        )
+    if s.freeze_init and any(w <= g for w, g in zip(want, got)):
+        raise ValueError(
+            f"With freeze_init, every hidden layer of the settings must be wider than the 'init' parameter's (the "
+            f"added neurons are the branch that is trained); the settings' hidden is {want!r}, the init's {got!r}."
         )
     for name in ("activation", "input_knees", "target", "mass_balance", "projection_metric"):
         want, got = getattr(s, name), getattr(init.settings, name)
@@ -195,6 +207,39 @@ def _rescaled_init(init: Surrogate, fixed: dict[str, np.ndarray], pinned: list[s
     shift = np.divide(y0 - y1, ys1, out=np.zeros_like(ys), where=ys1 > 0)
     last = (W * ratio[:, None], b * ratio + shift)
     return dataclasses.replace(spec, layers=(*spec.layers[:-1], last), y_offset=y1.copy(), y_scale=ys1.copy())
+
+
+def _branch_output_maps(spec: MLPSpec) -> tuple[np.ndarray, np.ndarray]:
+    """``(U, M)`` for a branch beside ``spec``: from the SVD out_matrix diag(y_scale) = U S V^T
+    (rank d, relative cut ``FACTOR_RTOL``), the branch's last layer predicts d values z that add
+    U z to the net fluxes (so they keep the mass balance), and M = V S^-1 (m, d) maps z into the
+    spec's last-layer outputs: out_matrix diag(y_scale) M = U."""
+    U, S, Vt = np.linalg.svd(spec.out_matrix * spec.y_scale[None, :], full_matrices=False)
+    d = int(np.sum(S > FACTOR_RTOL * S[0])) if S.size and S[0] > 0 else 0
+    if d == 0:
+        raise TrainingDataError("freeze_init: the init's output map is zero (every flux pinned); a branch could change nothing.")
+    return np.ascontiguousarray(U[:, :d]), Vt[:d].T / S[:d]
+
+
+def _merge_branch(base: MLPSpec, branch: MLPSpec, M: np.ndarray) -> MLPSpec:
+    """One :class:`MLPSpec` computing base(x) + U z_branch(x) (see :func:`_branch_output_maps`).
+
+    The hidden layers are put side by side, block diagonal (the branch's neurons after the
+    base's, neither reading the other); the last layers are joined, the branch's mapped by M.
+    Both specs must share the input features (scaling, warp, kink features) and the activation;
+    their sharpness is folded into the weights, so it may differ.
+    """
+    layers = []
+    last = len(base.layers) - 1
+    for i, ((Wa, ba), (Wb, bb)) in enumerate(zip(base.layers, branch.layers)):
+        if i == 0:
+            layers.append((np.vstack([Wa, Wb]), np.concatenate([ba, bb])))
+        elif i < last:
+            W = np.block([[Wa, np.zeros((Wa.shape[0], Wb.shape[1]))], [np.zeros((Wb.shape[0], Wa.shape[1])), Wb]])
+            layers.append((W, np.concatenate([ba, bb])))
+        else:
+            layers.append((np.hstack([Wa, M @ Wb]), ba + M @ bb))
+    return dataclasses.replace(base, layers=tuple(layers))
 
 
 def _train(
@@ -306,17 +351,33 @@ def _train(
             kink_scale=(1.0 / rho - 1.0) * np.log(2.0) / s.kink_gain,
         )
 
-    # ---- module
+    # ---- module; with freeze_init it is the branch alone, fitted to the init's residual V - init(X)
+    base = _rescaled_init(init, fixed, info.get("pinned_constant_reactions", [])) if init is not None else None
+    hidden, n_raw, V_fit = s.hidden, m, V
+    if s.freeze_init:
+        U, M_branch = _branch_output_maps(base)
+        hidden, n_raw = tuple(w - g for w, g in zip(s.hidden, base.hidden)), U.shape[1]
+        features = ("x_offset", "x_scale", "warp_knee", "warp_offset", "warp_scale", "kink_matrix", "kink_bias", "kink_ratio", "kink_scale")
+        fixed = {
+            **{name: getattr(base, name) for name in features if getattr(base, name).size},  # the init's, exactly
+            "y_offset": np.zeros(n_raw), "y_scale": np.ones(n_raw), "out_matrix": U, "in_matrix": np.zeros((r, k)), "out_bias": np.zeros(r),
+        }
+        V_fit = base.evaluate(X)
+        np.subtract(V, V_fit, out=V_fit)
+        info["freeze_init"] = {"init_hidden": list(base.hidden), "branch_hidden": list(hidden), "branch_outputs": int(n_raw)}
     torch.manual_seed(s.seed)
     module = SurrogateModule(
-        k, s.hidden, m, r, s.activation, s.activation_sharpness, warp=bool(s.input_knees), n_kinks=len(s.kink_lines)
+        k, hidden, n_raw, r, s.activation, s.activation_sharpness, warp=bool(s.input_knees), n_kinks=len(s.kink_lines)
     )
     with torch.no_grad():
         for name, arr in fixed.items():
             getattr(module, name).copy_(torch.as_tensor(arr, dtype=torch.float32))
+        if s.freeze_init:  # a zero last layer: training starts from the init's function
+            module.core[-1].weight.zero_()
+            module.core[-1].bias.zero_()
     if init is not None:
-        spec = _rescaled_init(init, fixed, info.get("pinned_constant_reactions", []))
-        module.load_spec(spec, widen=True)  # new neurons (if wider) keep the seeded random init
+        if not s.freeze_init:
+            module.load_spec(base, widen=True)  # new neurons (if wider) keep the seeded random init
         info["warm_start"] = {
             **{key: init.info.get(key) for key in ("training_time_s", "adam_epochs", "best_epoch", "warm_start")},
             "settings": init.settings.to_dict(),
@@ -344,15 +405,17 @@ def _train(
             w[rids.index(rid)] = wt
     w = w / w.mean()
 
+    split_term = s.target == "split" and not s.freeze_init  # a branch's raw outputs are not the split fluxes
+
     def tensors(dtype):
         to = lambda a: torch.as_tensor(a, dtype=dtype, device=device)  # noqa: E731
-        Vtr = to(V[tr_idx])
+        Vtr = to(V_fit[tr_idx])
         return {
             "Xtr": to(X[tr_idx]),
             "Vtr": Vtr,
-            "Ttr": to(T[tr_idx]) if s.target == "split" else Vtr,  # net target: no second copy
+            "Ttr": to(T[tr_idx]) if split_term else Vtr,  # net target: no second copy
             "Xva": to(X[val_idx]),
-            "Vva": to(V[val_idx]),
+            "Vva": to(V_fit[val_idx]),
             "Ttr_scale": to(np.where(y_scale > 0, y_scale, 1.0)),
             "inv_range": to(1.0 / range_floor),
             "w": to(w),
@@ -364,7 +427,7 @@ def _train(
         v = y @ mod.out_matrix.T + Xb @ mod.in_matrix.T + mod.out_bias
         e = (v - Vb) * d["inv_range"]
         fit = (e**2 * d["w"]).mean() if power == 2 else (e.abs() ** power * d["w"]).mean()
-        extra = 0.1 * (((y - Tb) / d["Ttr_scale"]) ** 2).mean() if s.target == "split" and Tb is not None else None
+        extra = 0.1 * (((y - Tb) / d["Ttr_scale"]) ** 2).mean() if split_term and Tb is not None else None
         return fit, extra
 
     def loss_fn(mod, Xb, Vb, Tb, d, power=2):
@@ -526,6 +589,8 @@ def _train(
 
     module = module.cpu()
     spec = module.to_spec()
+    if s.freeze_init:
+        spec = _merge_branch(base, spec, M_branch)
     info["training_time_s"] = time.perf_counter() - t0
     info["history_every_10"] = [list(h) for h in history[::10]]
     sur = Surrogate(

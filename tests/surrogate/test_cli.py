@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from mpc_bio.cli import main
@@ -91,6 +92,18 @@ def test_train_with_kink_lines(small_dataset, tmp_path, capsys):
         main([*common, "--out", str(tmp_path / "b"), "--kink-line", "1"])
     assert exc.value.code == 2
     assert "A1,...,Ak,C" in capsys.readouterr().err
+
+
+def test_train_freeze_init(small_dataset, tmp_path):
+    """`--freeze-init` with `--init` and a wider `--hidden` trains a branch beside the init: the artifact has the
+    summed widths, the init's first-layer weights unchanged (exactly) and freeze_init recorded."""
+    data = small_dataset.save(tmp_path / "grid")
+    common = ["train", "--data", str(data), "--epochs", "2", "--threads", "1", "--no-progress"]
+    assert main([*common, "--hidden", "8", "--out", str(tmp_path / "a")]) == 0
+    assert main([*common, "--hidden", "12", "--init", str(tmp_path / "a"), "--freeze-init", "--out", str(tmp_path / "b")]) == 0
+    a, b = load_surrogate(tmp_path / "a"), load_surrogate(tmp_path / "b")
+    assert b.settings.freeze_init and b.spec().hidden == (12,) and b.info["freeze_init"]["branch_hidden"] == [4]
+    np.testing.assert_array_equal(b.spec().layers[0][0][:8], a.spec().layers[0][0])
 
 
 def test_sigterm_stops_training_and_saves_the_best_weights(small_dataset, tmp_path):

@@ -31,6 +31,7 @@ def test_defaults_round_trip():
         ({"finetune_lr_ratio": 0.0}, "finetune_lr_ratio"),
         ({"finetune_batch_size": 0}, "finetune_batch_size"),
         ({"projection_metric": "l1"}, "projection_metric"),
+        ({"freeze_init": 1}, "freeze_init"),
     ],
 )
 def test_invalid_settings_name_the_parameter(kwargs, name):

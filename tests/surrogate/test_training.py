@@ -486,3 +486,57 @@ def test_kink_features(small_dataset, small_settings, tmp_path):
         dataclasses.replace(small_settings, kink_gain=-1.0)
     with pytest.raises(ValueError, match="kink_lines"):
         train_surrogate(small_dataset, dataclasses.replace(s0, kink_lines=((1.0, 2.0),), epochs=1), progress=False)
+
+
+def test_frozen_init_trains_a_branch_beside_the_init(small_dataset, small_settings):
+    """``freeze_init``: the init's neurons are kept exactly (its layers are the leading blocks, the
+    off-diagonal blocks zero), so with the branch's last-layer columns zeroed the net is the init's
+    function (1e-12 of the largest flux, rel 0); the branch, with kink lines the init lacks, lowers
+    the init's validation loss and keeps the mass balance (1e-9); no init, a layer not wider than
+    the init's are refused with the parameter named."""
+    s = dataclasses.replace(small_settings, hidden=(16, 16), input_knees=(0.5, 0.5), activation_sharpness=10.0, epochs=20, lbfgs_steps=0)
+    first = train_surrogate(small_dataset, s, progress=False)
+    wide = dataclasses.replace(s, hidden=(24, 20), freeze_init=True, kink_lines=((1.0, -1.0, 0.0),), epochs=30, lr=3e-3)
+    sur = train_surrogate(small_dataset, wide, init=first, progress=False)
+    spec, old = sur.spec(), first.spec()
+    assert spec.hidden == (24, 20) and sur.info["freeze_init"]["branch_hidden"] == [8, 4]
+    (W0, b0), (W1, b1), (W2, b2) = spec.layers
+    np.testing.assert_array_equal(W0[:16, :4], old.layers[0][0])
+    np.testing.assert_array_equal(W0[:16, 4:], 0.0)  # the init never reads the new kink feature
+    np.testing.assert_array_equal(W1[:16, :16], old.layers[1][0])
+    np.testing.assert_array_equal(W1[:16, 16:], 0.0)
+    np.testing.assert_array_equal(W1[16:, :16], 0.0)
+    X = np.random.default_rng(3).uniform(0, 20, size=(200, 2))
+    ref = first.predict(X, check_domain=False)
+    cut = dataclasses.replace(spec, layers=((W0, b0), (W1, b1), (np.hstack([W2[:, :16], 0 * W2[:, 16:]]), old.layers[2][1])))
+    np.testing.assert_allclose(cut.evaluate(X), ref, rtol=0, atol=1e-12 * np.abs(ref).max())
+    assert np.abs(sur.predict(X, check_domain=False) - ref).max() > 1e-4  # the branch does something
+    assert sur.info["adam_best_val_loss"] < 0.9 * first.info["adam_best_val_loss"]
+    assert mass_balance_residual(small_dataset.stoichiometry, sur.predict(X, check_domain=False)) <= 1e-9
+    with pytest.raises(ValueError, match="'init'"):
+        train_surrogate(small_dataset, wide, progress=False)
+    with pytest.raises(ValueError, match="hidden.*wider"):
+        train_surrogate(small_dataset, dataclasses.replace(wide, hidden=(24, 16)), init=first, progress=False)
+
+
+def test_merged_branch_equals_init_plus_branch(small_surrogate):
+    """The merged spec of :func:`training._merge_branch` equals the init's numpy forward plus an
+    independent torch forward of a random branch module (float64, 1e-12 of the largest flux)."""
+    base = small_surrogate.spec()
+    U, M = training._branch_output_maps(base)
+    torch.manual_seed(0)
+    branch = SurrogateModule(2, (5, 3), U.shape[1], base.n_outputs, base.activation, 10.0, warp=base.warped).double()
+    with torch.no_grad():
+        for name in ("x_offset", "x_scale", "warp_knee", "warp_offset", "warp_scale"):
+            getattr(branch, name).copy_(torch.as_tensor(getattr(base, name)))
+        branch.y_scale.fill_(1.0)
+        branch.out_matrix.copy_(torch.as_tensor(U))
+        for p in branch.core.parameters():
+            p.mul_(3.0)  # a branch of the size of the fluxes
+    assert len(base.layers) == 3
+    merged = training._merge_branch(base, branch.to_spec(), M)
+    X = np.random.default_rng(1).uniform(0, 20, size=(100, 2))
+    with torch.no_grad():
+        want = base.evaluate(X) + branch(torch.as_tensor(X)).numpy()
+    assert np.abs(want - base.evaluate(X)).max() > 1e-2 * np.abs(want).max()
+    np.testing.assert_allclose(merged.evaluate(X), want, rtol=0, atol=1e-12 * np.abs(want).max())
