@@ -123,7 +123,8 @@ class SurrogateSettings:
         branch's), whose output adds to the init's. The init's weights are kept exactly, so its
         accuracy cannot be lost; the branch is fitted to the init's residual, at the cost of a
         network of the branch's width. For a trained net that misses near known kinks: add
-        ``kink_lines`` and a narrow branch (iCH360: 4 x 64 beside 4 x 192).
+        ``kink_lines`` and a narrow branch (iCH360: 4 x 64 beside 4 x 192). The outcome depends on
+        the branch's random start (``seed``; iCH360: 3 of 5 seeds helped): try a few.
     seed : int
         Seed of the weight initialisation, the validation split and the batch order.
     device : str
