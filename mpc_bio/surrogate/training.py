@@ -22,6 +22,8 @@ __all__ = ["train_surrogate", "select_device", "TrainingDataError"]
 #: Points per chunk of the full-batch L-BFGS loss and gradient (bounds its memory, ~1 GB in float64
 #: for a 4 x 128 network with 349 fluxes).
 _FULL_BATCH_CHUNK = 16384
+#: The fixed maps that make the first layer's input features (scaling, input warp, kink features).
+_FEATURE_MAPS = ("x_offset", "x_scale", "warp_knee", "warp_offset", "warp_scale", "kink_matrix", "kink_bias", "kink_ratio", "kink_scale")
 
 
 class TrainingDataError(ValueError):
@@ -180,7 +182,7 @@ def _rescaled_init(init: Surrogate, fixed: dict[str, np.ndarray], pinned: list[s
         W0, b0 = spec.layers[0]
         W0 = np.hstack([W0, np.zeros((W0.shape[0], fixed["kink_bias"].shape[0]))])
         spec = dataclasses.replace(spec, layers=((W0, b0), *spec.layers[1:]), **{name: fixed[name] for name in kinks})
-    for name in ("x_offset", "x_scale", "warp_knee", "warp_offset", "warp_scale", *kinks, "out_matrix", "in_matrix", "out_bias"):
+    for name in (*_FEATURE_MAPS, "out_matrix", "in_matrix", "out_bias"):
         old, new = getattr(spec, name), np.asarray(fixed.get(name, np.zeros(0)))
         if old.size == new.size == 0:
             continue
@@ -357,9 +359,8 @@ def _train(
     if s.freeze_init:
         U, M_branch = _branch_output_maps(base)
         hidden, n_raw = tuple(w - g for w, g in zip(s.hidden, base.hidden)), U.shape[1]
-        features = ("x_offset", "x_scale", "warp_knee", "warp_offset", "warp_scale", "kink_matrix", "kink_bias", "kink_ratio", "kink_scale")
         fixed = {
-            **{name: getattr(base, name) for name in features if getattr(base, name).size},  # the init's, exactly
+            **{name: getattr(base, name) for name in _FEATURE_MAPS if getattr(base, name).size},  # the init's, exactly
             "y_offset": np.zeros(n_raw), "y_scale": np.ones(n_raw), "out_matrix": U, "in_matrix": np.zeros((r, k)), "out_bias": np.zeros(r),
         }
         V_fit = base.evaluate(X)
