@@ -55,7 +55,8 @@ class SurrogateSettings:
         the bump is local, learning it leaves the map away from the line alone (iCH360: GLUSy's kink
         along oxygen = 2.767 glucose + 1.529). Find the lines with
         :func:`mpc_bio.metabolism.switch_points` and :func:`mpc_bio.metabolism.fit_hyperplane`. A
-        warm start (``init``) without them adds them with zero weights: the init's function is kept.
+        warm start (``init``) without them, or with only the leading ones of them, adds the others
+        with zero weights: the init's function is kept.
     kink_width : float
         w > 0 (mmol/gDW/h): how sharp the kink features make a kink; about the width of the kinks
         of the map (their second derivative is then resolved, not smeared).

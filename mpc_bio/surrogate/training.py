@@ -155,22 +155,25 @@ def _check_init(init: Surrogate, dataset, s: SurrogateSettings) -> None:
             raise ValueError(
                 f"The 'init' parameter of train_surrogate must have the settings' {name} {want!r}; it has {got!r}."
             )
-    kinks = ("kink_lines", "kink_width", "kink_reach", "kink_gain")
-    differ = [name for name in kinks if getattr(init.settings, name) != getattr(s, name)]
-    if init.settings.kink_lines and differ:
-        raise ValueError(
-            f"The 'init' parameter of train_surrogate must have no kink lines (they are added with zero weights) or "
-            f"the settings' kink lines; its {', '.join(differ)} differ: "
-            + "; ".join(f"{name} {getattr(init.settings, name)!r} instead of {getattr(s, name)!r}" for name in differ)
-            + "."
-        )
+    have = tuple(tuple(line) for line in init.settings.kink_lines)
+    if have:
+        differ = [name for name in ("kink_width", "kink_reach", "kink_gain") if getattr(init.settings, name) != getattr(s, name)]
+        if tuple(tuple(line) for line in s.kink_lines[: len(have)]) != have:
+            differ.insert(0, "kink_lines")
+        if differ:
+            raise ValueError(
+                f"The 'init' parameter of train_surrogate must have no kink lines, or the settings' leading kink lines "
+                f"(the settings' further lines are added with zero weights); its {', '.join(differ)} differ: "
+                + "; ".join(f"{name} {getattr(init.settings, name)!r} instead of {getattr(s, name)!r}" for name in differ)
+                + "."
+            )
 
 
 def _rescaled_init(init: Surrogate, fixed: dict[str, np.ndarray], pinned: list[str]):
     """``init``'s spec with the output scaling of these data (same function).
 
-    Kink features new to the init (``fixed`` has them, the init none) are added with zero weights
-    in the first layer (same function). Other data (e.g. the training points plus new ones) give
+    Kink features new to the init (``fixed`` has more lines than the init, whose lines lead) are
+    added with zero weights in the first layer (same function). Other data (e.g. the training points plus new ones) give
     another output scaling; the last layer absorbs the change. Every other fixed map (input scaling and warp, i.e. the domain, and the
     mass-balance map) must be the same, or the function would change: refused, naming the map and,
     for the mass-balance map, the reactions constant over one dataset but not over the other
@@ -178,10 +181,12 @@ def _rescaled_init(init: Surrogate, fixed: dict[str, np.ndarray], pinned: list[s
     """
     spec = init.mlp
     kinks = ("kink_matrix", "kink_bias", "kink_ratio", "kink_scale")
-    if spec.n_kinks == 0 and "kink_bias" in fixed:
+    q0, q = spec.n_kinks, int(fixed["kink_bias"].shape[0]) if "kink_bias" in fixed else 0
+    if q > q0:  # the leading q0 lines are checked against the init's below
         W0, b0 = spec.layers[0]
-        W0 = np.hstack([W0, np.zeros((W0.shape[0], fixed["kink_bias"].shape[0]))])
-        spec = dataclasses.replace(spec, layers=((W0, b0), *spec.layers[1:]), **{name: fixed[name] for name in kinks})
+        W0 = np.hstack([W0, np.zeros((W0.shape[0], q - q0))])
+        new = {name: np.concatenate([getattr(spec, name), fixed[name][q0:]]) for name in kinks}
+        spec = dataclasses.replace(spec, layers=((W0, b0), *spec.layers[1:]), **new)
     for name in (*_FEATURE_MAPS, "out_matrix", "in_matrix", "out_bias"):
         old, new = getattr(spec, name), np.asarray(fixed.get(name, np.zeros(0)))
         if old.size == new.size == 0:

@@ -434,8 +434,9 @@ def test_kink_features(small_dataset, small_settings, tmp_path):
     scaled to peak kink_gain g on the line (checked against that formula written out, 1e-12 abs;
     below 1e-9 g 25 reaches away: it decays as exp(-|t| / d)); every evaluation path equals the independent numpy forward
     (1e-12 abs; mixed precision 1e-5 of the largest flux), also after a save/load round trip. A warm
-    start from a net without kink features adds them with zero weights: one epoch at a vanishing rate
-    (1e-12) returns the init's function (1e-5 of the largest flux, rel 0). Bad lines, lines of the
+    start from a net without kink features, or with the leading one of them, adds the others with zero
+    weights: one epoch at a vanishing rate (1e-12) returns the init's function (1e-5 of the largest
+    flux, rel 0). Bad lines, lines of the
     wrong length and an init with other kink settings are refused, naming the parameter."""
     from mpc_bio.surrogate import load_surrogate
 
@@ -474,6 +475,16 @@ def test_kink_features(small_dataset, small_settings, tmp_path):
     assert np.abs(added.spec().layers[0][0][:, 4:]).max() <= 1e-6  # zero-initialised, moved by ~lr only
     with pytest.raises(ValueError, match="'init'.*kink_lines"):
         train_surrogate(small_dataset, dataclasses.replace(s, kink_lines=lines[:1]), init=added, progress=False)
+    one = train_surrogate(small_dataset, dataclasses.replace(s, kink_lines=lines[:1], epochs=3), progress=False)
+    ref1 = one.predict(X, check_domain=False)
+    more = train_surrogate(  # the init's line leads the settings' lines: the second is added with zero weights
+        small_dataset, dataclasses.replace(s, epochs=0, finetune_epochs=1, finetune_power=4, lr=1e-12), init=one, progress=False
+    )
+    np.testing.assert_allclose(more.predict(X, check_domain=False), ref1, rtol=0, atol=1e-5 * np.abs(ref1).max())
+    np.testing.assert_array_equal(more.spec().kink_matrix[:1], one.spec().kink_matrix)
+    assert more.spec().n_kinks == 2 and np.abs(more.spec().layers[0][0][:, 5]).max() <= 1e-6
+    with pytest.raises(ValueError, match="'init'.*kink_lines"):
+        train_surrogate(small_dataset, dataclasses.replace(s, kink_lines=lines[::-1]), init=one, progress=False)
     with pytest.raises(ValueError, match="'init'.*kink_gain"):
         train_surrogate(small_dataset, dataclasses.replace(s, kink_gain=1.0), init=added, progress=False)
     with pytest.raises(ValueError, match="kink_lines"):
