@@ -134,7 +134,8 @@ def native_function(
     h = casadi_features(spec, x)
     last = len(layers) - 1
     for i, (W, b) in enumerate(layers):
-        h = ca.mtimes(ca.DM(W), h) + ca.DM(b)
+        # exact zeros (the blocks between a merged net's independent sub-networks) stay out of the graph
+        h = ca.mtimes(ca.sparsify(ca.DM(W)), h) + ca.DM(b)
         if i < last:
             h = act(h)
     if np.any(in_rows != 0.0):

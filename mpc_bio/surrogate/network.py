@@ -30,6 +30,7 @@ and v keeps the float64 mass balance (``FusedForward(spec, "mixed")``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -112,6 +113,57 @@ def numpy_activation(name: str):
     raise ValueError(f"Unknown activation {name!r}; expected 'silu', 'tanh' or 'softplus'.")
 
 
+def hidden_blocks(layers: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[tuple[np.ndarray, ...], ...] | None:
+    """Independent sub-networks of an MLP's hidden layers, or None when there is only one.
+
+    Hidden neurons of consecutive layers are coupled where their weight is non-zero; a block is a
+    connected set of neurons (connected blocks that do not reach through every hidden layer are
+    joined into the largest one, so every block is a chain from the inputs to the last layer).
+    The first layer reads the shared inputs, the last layer sums the blocks: a net merged from a
+    trained net and a branch beside it (``SurrogateSettings.freeze_init``) has two blocks.
+
+    Parameters
+    ----------
+    layers : sequence of (W, b)
+        All layers, the last one included (it is not used).
+
+    Returns
+    -------
+    tuple of tuple of ndarray, or None
+        Per block, its neuron indices in each hidden layer (sorted).
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    widths = [W.shape[0] for W, _ in layers[:-1]]
+    if len(widths) < 2:
+        return None  # one hidden layer: every neuron is its own chain; nothing is skipped by splitting
+    start = np.concatenate([[0], np.cumsum(widths)])
+    rows, cols = [], []
+    for i in range(1, len(widths)):
+        r, c = np.nonzero(layers[i][0])
+        rows.append(r + start[i])
+        cols.append(c + start[i - 1])
+    rows, cols = np.concatenate(rows), np.concatenate(cols)
+    n = int(start[-1])
+    graph = coo_matrix((np.ones(rows.size), (rows, cols)), shape=(n, n))
+    n_comp, label = connected_components(graph, directed=False)
+    if n_comp == 1:
+        return None
+    layer_of = np.repeat(np.arange(len(widths)), widths)
+    spans = [np.unique(layer_of[label == c]).size == len(widths) for c in range(n_comp)]
+    sizes = np.bincount(label, minlength=n_comp)
+    keep = [c for c in range(n_comp) if spans[c]]
+    if not keep:
+        return None
+    main = max(keep, key=lambda c: sizes[c])
+    label = np.where(np.isin(label, keep), label, main)
+    if len(keep) == 1:
+        return None
+    local = np.arange(n) - start[layer_of]
+    return tuple(tuple(np.sort(local[(label == c) & (layer_of == i)]) for i in range(len(widths))) for c in keep)
+
+
 @dataclass(frozen=True, eq=False)
 class FusedMaps:
     """An :class:`MLPSpec` with its scalings folded in: the arrays that are evaluated (float64).
@@ -132,6 +184,12 @@ class FusedMaps:
     in_matrix : ndarray, shape (r, k), or None
         The direct input term G (None when G is exactly zero, so it is skipped).
     activation : str
+    chains : tuple of (layers, last), or None
+        When the hidden layers fall apart into independent sub-networks (:func:`hidden_blocks`,
+        e.g. a net merged from a trained net and a branch beside it): per sub-network its hidden
+        layers (the rows and columns of ``hidden`` of its neurons; the first reads every input
+        feature) and its columns of ``last``; ``last @ h`` is the sum over the chains. None for
+        one sub-network. The numpy :meth:`MLPSpec.evaluate` skips the zero blocks this way.
     """
 
     hidden: tuple[tuple[np.ndarray, np.ndarray], ...]
@@ -140,6 +198,7 @@ class FusedMaps:
     bias: np.ndarray
     in_matrix: np.ndarray | None
     activation: str
+    chains: tuple[tuple[tuple[tuple[np.ndarray, np.ndarray], ...], np.ndarray], ...] | None = None
 
     @property
     def factorised(self) -> bool:
@@ -336,31 +395,47 @@ class MLPSpec:
         else:
             last, head = self.out_matrix @ YW, None  # v = (out_matrix YW) h + bias + G x
         G = np.array(self.in_matrix)
+        blocks = hidden_blocks(self.layers)
+        chains = None if blocks is None else tuple(
+            (
+                tuple(
+                    (W[np.ix_(idx[i], idx[i - 1])] if i else W[idx[0]], b[idx[i]]) for i, (W, b) in enumerate(layers)
+                ),
+                last[:, idx[-1]],
+            )
+            for idx in blocks
+        )
         return FusedMaps(
             hidden=tuple(layers), last=last, head=head, bias=bias,
-            in_matrix=G if np.any(G) else None, activation=self.activation,
+            in_matrix=G if np.any(G) else None, activation=self.activation, chains=chains,
         )
 
     def evaluate(self, x: np.ndarray) -> np.ndarray:
         """Net fluxes (n, r) at raw inputs x (n, k), or (r,) for one point x (k,), in numpy float64.
 
         The fast path (no torch dispatch; scalings folded into the first and last layers; the
-        factorised last layer when :attr:`factorised`); equal to the torch module to ~1e-13 relative.
+        factorised last layer when :attr:`factorised`; independent sub-networks evaluated apart,
+        skipping the zero blocks between them: :func:`hidden_blocks`); equal to the torch module to ~1e-13 relative.
         """
         f = self.fused_maps()
         act = f.act
         x = np.asarray(x, dtype=np.float64)
-        h = self.features(x)
+        features = self.features(x)
+        z = 0.0
+        for hidden, last in f.chains or ((f.hidden, f.last),):  # independent sub-networks add up
+            h = features
+            if x.ndim == 1:
+                for W, b in hidden:
+                    h = act(W @ h + b)
+                z = z + last @ h
+            else:
+                for W, b in hidden:
+                    h = act(h @ W.T + b)
+                z = z + h @ last.T
         if x.ndim == 1:
-            for W, b in f.hidden:
-                h = act(W @ h + b)
-            h = f.last @ h
-            v = (h if f.head is None else f.head @ h) + f.bias
+            v = (z if f.head is None else f.head @ z) + f.bias
             return v if f.in_matrix is None else v + f.in_matrix @ x
-        for W, b in f.hidden:
-            h = act(h @ W.T + b)
-        h = h @ f.last.T
-        v = (h if f.head is None else h @ f.head.T) + f.bias
+        v = (z if f.head is None else z @ f.head.T) + f.bias
         return v if f.in_matrix is None else v + x @ f.in_matrix.T
 
     def n_parameters(self) -> int:
@@ -391,10 +466,8 @@ def kink_bump(u, rho):
 
         return torch.where(u > 0, f(u.clamp(min=-1.0)), f((-u).clamp(min=-1.0)))
 
-    def g(v):
-        return np.log1p(np.exp(-rho * v)) / rho - np.log1p(np.exp(-v))
-
-    return np.where(u > 0, g(np.maximum(u, -1.0)), g(np.maximum(-u, -1.0)))
+    v = np.abs(u)  # numpy needs values only: f(|u|) equals both branches, at half their cost
+    return np.log1p(np.exp(-rho * v)) / rho - np.log1p(np.exp(-v))
 
 
 def input_features(

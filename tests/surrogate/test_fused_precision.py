@@ -190,3 +190,54 @@ def test_synthetic_factorised_with_input_term(target):
     np.testing.assert_allclose(vm, ref, rtol=0, atol=1e-5 * scale)
     v32 = run(FusedForward(spec, "float32"), X.astype(np.float32))
     np.testing.assert_allclose(v32, ref, rtol=0, atol=1e-5 * scale)
+
+
+# ---------------------------------------------------------------- independent sub-networks (a merged branch)
+
+
+def test_hidden_blocks_evaluated_apart():
+    """A net whose hidden layers are two sub-networks side by side (block diagonal after the first
+    layer, as a merged ``freeze_init`` branch) plus one neuron cut off in the middle layer: the blocks
+    are found (the cut-off neuron joins the larger one), and the numpy evaluation over them equals the
+    independent dense reference (1e-12 of the largest flux, rel 0), one point and many. One non-zero
+    weight between the sub-networks makes them one block again (same values)."""
+    from mpc_bio.surrogate.network import hidden_blocks
+
+    rng = np.random.default_rng(11)
+    k, r, a, b = 2, 7, (6, 5, 4), (3, 3, 2)  # widths of the two sub-networks per hidden layer
+    widths = [p + q for p, q in zip(a, b)]
+
+    def block_diag(rows_a, cols_a, rows_b, cols_b):
+        W = np.zeros((rows_a + rows_b, cols_a + cols_b))
+        W[:rows_a, :cols_a] = rng.normal(size=(rows_a, cols_a))
+        W[rows_a:, cols_a:] = rng.normal(size=(rows_b, cols_b))
+        return W
+
+    layers = [(rng.normal(size=(widths[0], k)), rng.normal(size=widths[0]))]
+    for i in (1, 2):
+        layers.append((block_diag(a[i], a[i - 1], b[i], b[i - 1]), rng.normal(size=widths[i])))
+    layers.append((rng.normal(size=(r, widths[-1])), rng.normal(size=r)))
+    cut = 2  # neuron 2 of the middle layer: nothing in, nothing out
+    layers[1][0][cut] = 0.0
+    layers[2][0][:, cut] = 0.0
+    spec = MLPSpec(
+        x_offset=np.array([0.5, -1.0]), x_scale=np.array([2.0, 3.0]), layers=tuple(layers), activation="silu",
+        y_offset=rng.normal(size=r), y_scale=rng.uniform(0.5, 2.0, size=r), out_matrix=np.eye(r),
+        in_matrix=np.zeros((r, k)), out_bias=np.zeros(r),
+    )
+    blocks = hidden_blocks(spec.layers)
+    assert [[list(i) for i in blk] for blk in blocks] == [
+        [[0, 1, 2, 3, 4, 5], [0, 1, 2, 3, 4], [0, 1, 2, 3]], [[6, 7, 8], [5, 6, 7], [4, 5]]
+    ]
+    assert spec.fused_maps().chains is not None
+    X = rng.uniform(-4.0, 4.0, size=(300, k))
+    ref = reference_fluxes(spec, X)
+    scale = np.abs(ref).max()
+    np.testing.assert_allclose(spec.evaluate(X), ref, rtol=0, atol=1e-12 * scale)
+    np.testing.assert_allclose(spec.evaluate(X[5]), ref[5], rtol=0, atol=1e-12 * scale)
+
+    joined = [(W.copy(), bias) for W, bias in layers]
+    joined[3 - 1][0][0, a[1]] = 1e-3  # layer 2, neuron 0 (first block) reads neuron a[1] of layer 1 (second block)
+    one = dataclasses.replace(spec, layers=tuple(joined))
+    assert hidden_blocks(one.layers) is None and one.fused_maps().chains is None
+    np.testing.assert_allclose(one.evaluate(X), reference_fluxes(one, X), rtol=0, atol=1e-12 * scale)
