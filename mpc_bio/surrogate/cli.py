@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -20,7 +21,8 @@ The network maps the uptake inputs (mmol/gDW/h) to all net fluxes; a fixed mass-
 projects its output onto S v = 0 (switch off with --no-mass-balance). Device: cuda when available,
 else cpu (--device). The artifact directory holds weights.npz and surrogate.json.
 Ctrl-C or SIGTERM (kill, a batch scheduler's time limit) stops training with the best weights so
-far, which are saved as usual (info.interrupted in surrogate.json).
+far, which are saved as usual (info.interrupted in surrogate.json); a second SIGTERM while they
+are saved is ignored.
 
 example:
   mpc-bio sample e_coli_core --out runs/grid
@@ -205,12 +207,19 @@ def _pfba_settings(dataset):
 def _sigterm_stops_training():
     """SIGTERM acts as Ctrl-C while training (the best weights so far are kept and saved), so
     `kill PID` or a scheduler's time limit ends a background run without losing it. Background
-    jobs started by a non-interactive shell ignore SIGINT, so SIGTERM is their way to stop."""
+    jobs started by a non-interactive shell ignore SIGINT, so SIGTERM is their way to stop.
+    Only the first SIGTERM stops: later ones, until the block ends (the artifact is saved), are
+    reported on stderr and ignored, so a repeated `kill` cannot abort the saving of the weights."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    stopping = []
 
     def interrupt(signum, frame):
+        if stopping:
+            print("mpc-bio train: already stopping; the best weights so far are being saved.", file=sys.stderr, flush=True)
+            return
+        stopping.append(signum)
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, interrupt)
@@ -262,14 +271,14 @@ def run_train(args: argparse.Namespace) -> int:
     init = load_surrogate(args.init) if args.init else None  # train_surrogate checks it was trained on ds
     with _sigterm_stops_training():
         sur = train_surrogate(ds, settings, init=init, progress=not args.no_progress)
+        out = sur.save(args.out)  # the trained weights are safe before anything else (e.g. the off-grid evaluation)
     if args.evaluate:
-        sur.save(args.out)  # the trained weights are safe before the (long) off-grid evaluation
         model = _cobra_model(ds, args.cobra_model)
         ev = evaluate_surrogate(sur, model, n_points=args.evaluate, seed=settings.seed + 1, pfba_settings=_pfba_settings(ds))
         test = ev.summary()
         test["grid_interpolation_baseline"] = interpolation_baseline(ds, ev.inputs, ev.reference)
         sur = sur.with_metrics(test=test)
-    out = sur.save(args.out)
+        out = sur.save(args.out)
     summary = {
         "artifact": str(out),
         "training_time_s": round(sur.info["training_time_s"], 2),

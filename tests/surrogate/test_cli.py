@@ -144,3 +144,20 @@ def test_sigterm_stops_training_and_saves_the_best_weights(small_dataset, tmp_pa
     sur = load_surrogate(art, dataset=small_dataset)
     assert sur.info["interrupted"]["stage"] == "adam" and sur.info["adam_epochs"] < 100000
     assert "Training interrupted during adam" in "".join(err)
+
+
+def test_only_the_first_sigterm_stops(capsys):
+    """Inside the training block the first SIGTERM raises KeyboardInterrupt (training stops with the
+    best weights); a second one, while those are finished and saved, is reported on stderr and
+    ignored; after the block the previous handler is back."""
+    import signal
+
+    from mpc_bio.surrogate.cli import _sigterm_stops_training
+
+    before = signal.getsignal(signal.SIGTERM)
+    with _sigterm_stops_training():
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGTERM)
+        signal.raise_signal(signal.SIGTERM)  # would raise again without the one-shot rule
+    assert "already stopping" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is before
