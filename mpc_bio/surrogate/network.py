@@ -154,12 +154,10 @@ def hidden_blocks(layers: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[tupl
     spans = [np.unique(layer_of[label == c]).size == len(widths) for c in range(n_comp)]
     sizes = np.bincount(label, minlength=n_comp)
     keep = [c for c in range(n_comp) if spans[c]]
-    if not keep:
+    if len(keep) < 2:
         return None
     main = max(keep, key=lambda c: sizes[c])
     label = np.where(np.isin(label, keep), label, main)
-    if len(keep) == 1:
-        return None
     local = np.arange(n) - start[layer_of]
     return tuple(tuple(np.sort(local[(label == c) & (layer_of == i)]) for i in range(len(widths))) for c in keep)
 
@@ -455,10 +453,11 @@ def kink_bump(u, rho):
 
     A wide hinge minus a sharp one: even in u, >= 0, peak (1 / rho - 1) log 2 at u = 0, and
     exponentially small for |u| >> 1 / rho. The hinges' linear parts cancel exactly, so it is
-    evaluated as f(|u|) with f(v) = log1p(exp(-rho v)) / rho - log1p(exp(-v)), branch-wise
-    (f(u) above zero, f(-u) below, each argument clipped at -1 on the far side so that neither
-    branch overflows and no clip is active at u = 0): no cancellation of large numbers, and
-    first and second derivatives exact everywhere, on the line too.
+    evaluated as f(|u|) with f(v) = log1p(exp(-rho v)) / rho - log1p(exp(-v)): no cancellation of
+    large numbers. torch evaluates it branch-wise (f(u) above zero, f(-u) below, each argument
+    clipped at -1 on the far side so that neither branch overflows and no clip is active at u = 0),
+    so autograd's first and second derivatives are exact everywhere, on the line too; numpy, values
+    only, takes |u| directly (the same numbers).
     """
     if isinstance(u, torch.Tensor):
         def f(v):
@@ -466,7 +465,7 @@ def kink_bump(u, rho):
 
         return torch.where(u > 0, f(u.clamp(min=-1.0)), f((-u).clamp(min=-1.0)))
 
-    v = np.abs(u)  # numpy needs values only: f(|u|) equals both branches, at half their cost
+    v = np.abs(u)  # numpy gives values only: f(|u|) equals the two branches bit for bit, at half their cost
     return np.log1p(np.exp(-rho * v)) / rho - np.log1p(np.exp(-v))
 
 

@@ -173,8 +173,8 @@ def _rescaled_init(init: Surrogate, fixed: dict[str, np.ndarray], pinned: list[s
     """``init``'s spec with the output scaling of these data (same function).
 
     Kink features new to the init (``fixed`` has more lines than the init, whose lines lead) are
-    added with zero weights in the first layer (same function). Other data (e.g. the training points plus new ones) give
-    another output scaling; the last layer absorbs the change. Every other fixed map (input scaling and warp, i.e. the domain, and the
+    added with zero weights in the first layer (same function). Other data (e.g. the training
+    points plus new ones) give another output scaling; the last layer absorbs the change. Every other fixed map (input scaling and warp, i.e. the domain, and the
     mass-balance map) must be the same, or the function would change: refused, naming the map and,
     for the mass-balance map, the reactions constant over one dataset but not over the other
     (``pinned``: these data's constant reactions, pinned by the map).
@@ -185,8 +185,8 @@ def _rescaled_init(init: Surrogate, fixed: dict[str, np.ndarray], pinned: list[s
     if q > q0:  # the leading q0 lines are checked against the init's below
         W0, b0 = spec.layers[0]
         W0 = np.hstack([W0, np.zeros((W0.shape[0], q - q0))])
-        new = {name: np.concatenate([getattr(spec, name), fixed[name][q0:]]) for name in kinks}
-        spec = dataclasses.replace(spec, layers=((W0, b0), *spec.layers[1:]), **new)
+        added = {name: np.concatenate([getattr(spec, name), fixed[name][q0:]]) for name in kinks}
+        spec = dataclasses.replace(spec, layers=((W0, b0), *spec.layers[1:]), **added)
     for name in (*_FEATURE_MAPS, "out_matrix", "in_matrix", "out_bias"):
         old, new = getattr(spec, name), np.asarray(fixed.get(name, np.zeros(0)))
         if old.size == new.size == 0:
