@@ -201,21 +201,17 @@ def test_hidden_blocks_evaluated_apart():
     are found (the cut-off neuron joins the larger one), and the numpy evaluation over them equals the
     independent dense reference (1e-12 of the largest flux, rel 0), one point and many. One non-zero
     weight between the sub-networks makes them one block again (same values)."""
+    from scipy.linalg import block_diag
+
     from mpc_bio.surrogate.network import hidden_blocks
 
     rng = np.random.default_rng(11)
     k, r, a, b = 2, 7, (6, 5, 4), (3, 3, 2)  # widths of the two sub-networks per hidden layer
     widths = [p + q for p, q in zip(a, b)]
-
-    def block_diag(rows_a, cols_a, rows_b, cols_b):
-        W = np.zeros((rows_a + rows_b, cols_a + cols_b))
-        W[:rows_a, :cols_a] = rng.normal(size=(rows_a, cols_a))
-        W[rows_a:, cols_a:] = rng.normal(size=(rows_b, cols_b))
-        return W
-
     layers = [(rng.normal(size=(widths[0], k)), rng.normal(size=widths[0]))]
     for i in (1, 2):
-        layers.append((block_diag(a[i], a[i - 1], b[i], b[i - 1]), rng.normal(size=widths[i])))
+        W = block_diag(rng.normal(size=(a[i], a[i - 1])), rng.normal(size=(b[i], b[i - 1])))
+        layers.append((W, rng.normal(size=widths[i])))
     layers.append((rng.normal(size=(r, widths[-1])), rng.normal(size=r)))
     cut = 2  # neuron 2 of the middle layer: nothing in, nothing out
     layers[1][0][cut] = 0.0
