@@ -50,11 +50,16 @@ def _hidden(text: str) -> tuple[int, ...]:
     return out
 
 
-def _knees(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(p) for p in text.split(",") if p.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--input-knees expects comma-separated numbers like 0.5,0.5; got {text!r}") from None
+def _numbers(flag: str, example: str):
+    """argparse type: comma-separated numbers, the error naming ``flag``."""
+
+    def parse(text: str) -> tuple[float, ...]:
+        try:
+            return tuple(float(p) for p in text.split(",") if p.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} expects comma-separated numbers like {example}; got {text!r}") from None
+
+    return parse
 
 
 def _kink_line(text: str) -> tuple[float, ...]:
@@ -105,7 +110,7 @@ def register(subparsers: Any) -> None:
         help=f"activation sharpness beta: train with act(beta a)/beta, narrower bends (default {d.activation_sharpness:g})",
     )
     t.add_argument(
-        "--input-knees", type=_knees, default=d.input_knees, metavar="K,K",
+        "--input-knees", type=_numbers("--input-knees", "0.5,0.5"), default=d.input_knees, metavar="K,K",
         help="input warp: one knee per input in mmol/gDW/h (adds asinh(x/knee) features; default none)",
     )
     t.add_argument(
@@ -120,6 +125,11 @@ def register(subparsers: Any) -> None:
     t.add_argument(
         "--kink-reach", type=float, default=d.kink_reach,
         help=f"how far from its line a kink feature reaches, mmol/gDW/h (default {d.kink_reach:g})",
+    )
+    t.add_argument(
+        "--kink-extra-reaches", type=_numbers("--kink-extra-reaches", "0.01,0.2"), default=d.kink_extra_reaches, metavar="D,D",
+        help="further reaches, mmol/gDW/h: one more kink feature per line and reach, rounded over each "
+             "(default none)",
     )
     t.add_argument(
         "--kink-gain", type=float, default=d.kink_gain,
@@ -246,6 +256,7 @@ def run_train(args: argparse.Namespace) -> int:
         kink_lines=tuple(args.kink_line or ()),
         kink_width=args.kink_width,
         kink_reach=args.kink_reach,
+        kink_extra_reaches=args.kink_extra_reaches,
         kink_gain=args.kink_gain,
         target=args.target,
         mass_balance=not args.no_mass_balance,

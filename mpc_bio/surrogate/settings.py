@@ -69,6 +69,14 @@ class SurrogateSettings:
     kink_reach : float
         d > ``kink_width`` (mmol/gDW/h): how far from its line a kink feature reaches; about the
         width over which the net without it rounds the kink off.
+    kink_extra_reaches : tuple of float
+        Further reaches d_2, d_3, ... (mmol/gDW/h, each > ``kink_width``, all reaches different):
+        every kink line then gets one feature per reach (per line: ``kink_reach`` first, then
+        these), the same sharp hinge minus hinges rounded over different widths. Their weighted
+        sums can take the shape of whatever rounding the rest of the net has learnt across the
+        line, so a branch beside a trained net (``freeze_init``) can cancel that rounding near
+        the line instead of leaving a ringing of a few hundredths. Empty (the default): one feature
+        per line.
     kink_gain : float
         g > 0 (dimensionless): peak of the scaled kink features. Adam moves every weight by about
         the same step, so a larger g lets the kink weights grow faster, and makes their first steps
@@ -147,6 +155,7 @@ class SurrogateSettings:
     kink_lines: tuple[tuple[float, ...], ...] = ()
     kink_width: float = 2e-4
     kink_reach: float = 0.05
+    kink_extra_reaches: tuple[float, ...] = ()
     kink_gain: float = 1.0
     target: str = "net"
     mass_balance: bool = True
@@ -198,6 +207,17 @@ class SurrogateSettings:
         kr = self.kink_reach
         if isinstance(kr, bool) or not isinstance(kr, (int, float)) or not kw < kr < 1e3:
             raise _bad("kink_reach", f"a number in (kink_width = {kw!r}, 1e3) (mmol/gDW/h)", kr)
+        extra = tuple(self.kink_extra_reaches)
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not kw < v < 1e3 for v in extra) or len(
+            {float(kr), *map(float, extra)}
+        ) != len(extra) + 1:
+            raise _bad(
+                "kink_extra_reaches",
+                f"a tuple of numbers in (kink_width = {kw!r}, 1e3) (mmol/gDW/h), all different from each other and "
+                f"from kink_reach = {kr!r}, or empty",
+                self.kink_extra_reaches,
+            )
+        object.__setattr__(self, "kink_extra_reaches", tuple(float(v) for v in extra))
         kg = self.kink_gain
         if isinstance(kg, bool) or not isinstance(kg, (int, float)) or not 0 < kg < 1e4:
             raise _bad("kink_gain", "a number in (0, 1e4) (dimensionless)", kg)
@@ -250,6 +270,7 @@ class SurrogateSettings:
         d["hidden"] = list(self.hidden)
         d["input_knees"] = list(self.input_knees)
         d["kink_lines"] = [list(row) for row in self.kink_lines]
+        d["kink_extra_reaches"] = list(self.kink_extra_reaches)
         d["reaction_weights"] = dict(self.reaction_weights)
         return d
 
@@ -267,4 +288,6 @@ class SurrogateSettings:
             d["input_knees"] = tuple(float(v) for v in d["input_knees"])
         if "kink_lines" in d:
             d["kink_lines"] = tuple(tuple(float(v) for v in row) for row in d["kink_lines"])
+        if "kink_extra_reaches" in d:
+            d["kink_extra_reaches"] = tuple(float(v) for v in d["kink_extra_reaches"])
         return cls(**d)

@@ -157,7 +157,7 @@ def _check_init(init: Surrogate, dataset, s: SurrogateSettings) -> None:
             )
     have = tuple(tuple(line) for line in init.settings.kink_lines)
     if have:
-        differ = [name for name in ("kink_width", "kink_reach", "kink_gain") if getattr(init.settings, name) != getattr(s, name)]
+        differ = [name for name in ("kink_width", "kink_reach", "kink_extra_reaches", "kink_gain") if getattr(init.settings, name) != getattr(s, name)]
         if tuple(tuple(line) for line in s.kink_lines[: len(have)]) != have:
             differ.insert(0, "kink_lines")
         if differ:
@@ -351,8 +351,10 @@ def _train(
                 f"The 'kink_lines' parameter of SurrogateSettings needs rows (a_1, ..., a_{k}, c) for the inputs "
                 f"{tuple(dataset.input_names)}; got rows of {lines.shape[1]} numbers."
             )
+        reaches = np.array([s.kink_reach, *s.kink_extra_reaches])
+        lines = np.repeat(lines, len(reaches), axis=0)  # per line, one feature per reach
         norm = np.linalg.norm(lines[:, :k], axis=1) * s.kink_width
-        rho = np.full(len(lines), s.kink_width / s.kink_reach)
+        rho = np.tile(s.kink_width / reaches, len(s.kink_lines))
         fixed.update(
             kink_matrix=lines[:, :k] / norm[:, None], kink_bias=lines[:, k] / norm, kink_ratio=rho,
             kink_scale=(1.0 / rho - 1.0) * np.log(2.0) / s.kink_gain,
@@ -373,7 +375,8 @@ def _train(
         info["freeze_init"] = {"init_hidden": list(base.hidden), "branch_hidden": list(hidden), "branch_outputs": int(n_raw)}
     torch.manual_seed(s.seed)
     module = SurrogateModule(
-        k, hidden, n_raw, r, s.activation, s.activation_sharpness, warp=bool(s.input_knees), n_kinks=len(s.kink_lines)
+        k, hidden, n_raw, r, s.activation, s.activation_sharpness, warp=bool(s.input_knees),
+        n_kinks=len(s.kink_lines) * (1 + len(s.kink_extra_reaches)),
     )
     with torch.no_grad():
         for name, arr in fixed.items():

@@ -76,22 +76,28 @@ def test_train_records_reaction_weights(small_dataset, tmp_path, capsys):
 
 
 def test_train_with_kink_lines(small_dataset, tmp_path, capsys):
-    """`--kink-line A1,A2,C` (repeatable, a leading minus with `=`), `--kink-width` and `--kink-gain` reach the
-    settings and the artifact; a malformed line exits with code 2 naming the expected form."""
+    """`--kink-line A1,A2,C` (repeatable, a leading minus with `=`), `--kink-width`, `--kink-extra-reaches` and
+    `--kink-gain` reach the settings and the artifact; a malformed line or reach list exits with code 2 naming the
+    expected form."""
     data = small_dataset.save(tmp_path / "grid")
     common = ["train", "--data", str(data), "--epochs", "1", "--hidden", "8", "--threads", "1", "--no-progress"]
     rc = main([*common, "--out", str(tmp_path / "a"), "--kink-line", "1,-1,0", "--kink-line=-0.5,1,2", "--kink-width", "0.01",
-               "--kink-gain", "30"])
+               "--kink-gain", "30", "--kink-extra-reaches", "0.02,0.3"])
     assert rc == 0
     sur = load_surrogate(tmp_path / "a")
     assert sur.settings.kink_lines == ((1.0, -1.0, 0.0), (-0.5, 1.0, 2.0)) and sur.settings.kink_width == 0.01
     assert sur.settings.kink_gain == 30.0 and sur.settings.lr_final_ratio == 1e-3  # the default
-    assert sur.spec().n_kinks == 2
+    assert sur.settings.kink_extra_reaches == (0.02, 0.3) and sur.settings.kink_reach == 0.05  # the default
+    assert sur.spec().n_kinks == 6  # two lines, three reaches each
     capsys.readouterr()
     with pytest.raises(SystemExit) as exc:
         main([*common, "--out", str(tmp_path / "b"), "--kink-line", "1"])
     assert exc.value.code == 2
     assert "A1,...,Ak,C" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main([*common, "--out", str(tmp_path / "c"), "--kink-line", "1,-1,0", "--kink-extra-reaches", "0.02,x"])
+    assert exc.value.code == 2
+    assert "--kink-extra-reaches expects comma-separated numbers" in capsys.readouterr().err
 
 
 def test_train_freeze_init(small_dataset, tmp_path):

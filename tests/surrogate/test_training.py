@@ -499,6 +499,48 @@ def test_kink_features(small_dataset, small_settings, tmp_path):
         train_surrogate(small_dataset, dataclasses.replace(s0, kink_lines=((1.0, 2.0),), epochs=1), progress=False)
 
 
+def test_kink_extra_reaches(small_dataset, small_settings, tmp_path):
+    """``kink_extra_reaches``: per line, one feature per reach (``kink_reach`` first), each d softplus(t / d)
+    - w softplus(t / w) for its own d (the formula written out, 1e-12 abs), scaled to peak kink_gain on the
+    line (1e-12 abs); the torch module and the fused numpy path equal the independent forward (1e-12 abs),
+    also after a save/load round trip (settings included). An init with other extra reaches, reaches not
+    above kink_width and repeated reaches are refused, naming the parameter."""
+    from mpc_bio.surrogate import load_surrogate
+
+    lines, w, reaches, g = ((1.0, -1.0, 0.0), (0.0, 2.0, 3.0)), 0.05, (0.5, 0.2, 2.0), 3.0
+    s = dataclasses.replace(
+        small_settings, input_knees=(0.5, 0.5), kink_lines=lines, kink_width=w, kink_reach=reaches[0],
+        kink_extra_reaches=reaches[1:], kink_gain=g, epochs=3, lbfgs_steps=0,
+    )
+    X = np.vstack([[3.0, 3.0], [0.05, 1.5], np.random.default_rng(5).uniform(0, 20, size=(100, 2))])
+    t = np.column_stack([(X[:, 0] - X[:, 1]) / np.sqrt(2.0), X[:, 1] - 1.5])  # signed distances (mmol/gDW/h)
+    sur = train_surrogate(small_dataset, s, progress=False)
+    spec = sur.spec()
+    assert spec.n_kinks == 6 and spec.layers[0][0].shape[1] == 10
+    for col in range(6):
+        line, d = divmod(col, 3)
+        d = reaches[d]
+        bump = d * np.log1p(np.exp(t[:, line] / d)) - w * np.log1p(np.exp(t[:, line] / w))  # mmol/gDW/h
+        np.testing.assert_allclose(spec.features(X)[:, 4 + col] * w, bump, rtol=0, atol=1e-12)
+    scaled = spec.features(X)[:, 4:] / spec.kink_scale
+    np.testing.assert_allclose(scaled[0, :3], g, rtol=0, atol=1e-12)  # on line 1, all three reaches peak at g
+    np.testing.assert_allclose(scaled[1, 3:], g, rtol=0, atol=1e-12)
+    ref = reference_fluxes(spec, X)
+    with torch.no_grad():
+        np.testing.assert_allclose(sur.module(torch.as_tensor(X)).numpy(), ref, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(spec.evaluate(X), ref, rtol=0, atol=1e-12)
+    loaded = load_surrogate(sur.save(tmp_path / "reaches"))
+    assert loaded.settings.kink_extra_reaches == reaches[1:]
+    np.testing.assert_allclose(loaded.predict(X, check_domain=False), ref, rtol=0, atol=1e-12)
+
+    with pytest.raises(ValueError, match="'init'.*kink_extra_reaches"):
+        train_surrogate(small_dataset, dataclasses.replace(s, kink_extra_reaches=(0.2,)), init=sur, progress=False)
+    with pytest.raises(ValueError, match="kink_extra_reaches"):
+        dataclasses.replace(s, kink_extra_reaches=(0.04,))  # not above kink_width
+    with pytest.raises(ValueError, match="kink_extra_reaches"):
+        dataclasses.replace(s, kink_extra_reaches=(0.2, 0.5))  # 0.5 is kink_reach
+
+
 def test_frozen_init_trains_a_branch_beside_the_init(small_dataset, small_settings):
     """``freeze_init``: the init's neurons are kept exactly (its layers are the leading blocks, the
     off-diagonal blocks zero), so with the branch's last-layer columns zeroed the net is the init's
