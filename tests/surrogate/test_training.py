@@ -518,8 +518,8 @@ def test_kink_extra_reaches(small_dataset, small_settings, tmp_path):
     spec = sur.spec()
     assert spec.n_kinks == 6 and spec.layers[0][0].shape[1] == 10
     for col in range(6):
-        line, d = divmod(col, 3)
-        d = reaches[d]
+        line, j = divmod(col, 3)
+        d = reaches[j]
         bump = d * np.log1p(np.exp(t[:, line] / d)) - w * np.log1p(np.exp(t[:, line] / w))  # mmol/gDW/h
         np.testing.assert_allclose(spec.features(X)[:, 4 + col] * w, bump, rtol=0, atol=1e-12)
     scaled = spec.features(X)[:, 4:] / spec.kink_scale
