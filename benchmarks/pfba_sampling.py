@@ -35,7 +35,6 @@ sys.path.insert(0, str(ROOT))
 
 from mpc_bio.metabolism import (  # noqa: E402
     PAPER_GRID,
-    find_ich360,
     grid_points,
     load_model,
     sample_pfba,
@@ -196,9 +195,7 @@ def main() -> int:
     # COBRApy on an evenly spaced subset of it; iJO1366: a coarse 9 x 6 grid for both
     paper = PAPER_GRID if not args.quick else {"glucose": (0, 20, 0.4), "oxygen": (0, 20, 0.4)}
     cases = [("e_coli_core", "e_coli_core", paper, int(400 * q))]
-    ich = find_ich360(ROOT)
-    if ich is not None:
-        cases.append(("iCH360", ich, paper, int(200 * q)))
+    cases.append(("iCH360", "iCH360", paper, int(200 * q)))
     cases.append(("iJO1366", "iJO1366", {"glucose": (0, 20, 2.5), "oxygen": (0, 20, 4.0)}, int(54 * q) or 1))
     results = []
     for label, src, axes, n_cobra in cases:
@@ -207,8 +204,7 @@ def main() -> int:
     full = []
     if not args.no_full_grid:
         full.append(full_grid_cli("e_coli_core", "e_coli_core"))
-        if ich is not None:
-            full.append(full_grid_cli(ich, "iCH360"))
+        full.append(full_grid_cli("iCH360", "iCH360"))
     try:
         load = os.getloadavg()
     except OSError:  # pragma: no cover
@@ -227,8 +223,6 @@ def main() -> int:
         "targets": {"speedup_e_coli_core": 20, "speedup_iCH360": 20, "speedup_iJO1366": 10, "max_rel_err": 1e-6,
                     "iCH360_full_grid_wall_s": 60},
     }
-    if ich is None:
-        payload["skipped"] = ["iCH360 (../shared/data/iCH360 not found)"]
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(payload, indent=1))
     print(f"wrote {OUT}")

@@ -1,11 +1,11 @@
 """The paper's case: a surrogate of iCH360 (349 fluxes) on the full 40,401-point glucose x oxygen grid
 (optionally refined where the grid misses the map).
 
-Writes ``benchmarks/results/surrogate_ich360.json``, the artifact to
-``benchmarks/results/ich360_surrogate/`` (not shipped) and figures 2, 4, 6 plus a test-parity
-plot to ``benchmarks/results/ich360_surrogate_eval/`` (``--out DIR`` writes the three there
-instead, e.g. for a candidate). Skips cleanly (json with ``"skipped"``) when the iCH360
-reference data (../shared/data/iCH360) are absent. Usage::
+Writes ``benchmarks/results/surrogate_ich360.json``, the evaluated artifact (with its test
+metrics) to ``benchmarks/results/ich360_surrogate/`` (copy it to ``mpc_bio/data/surrogates/iCH360``
+to ship it) and figures 2, 4, 6 plus a test-parity plot to
+``benchmarks/results/ich360_surrogate_eval/`` (``--out DIR`` writes the three there instead, e.g.
+for a candidate). Usage::
 
     python benchmarks/surrogate_ich360.py [--data runs/ich360_grid] [--hidden 64,64] [--epochs 400] [--tie-break l2]
     python benchmarks/surrogate_ich360.py --data runs/ich360_refined --refine 0.005 --refine-depth 3
@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from mpc_bio.metabolism.dataset import FluxDataset
-from mpc_bio.metabolism.models import find_ich360, load_model
+from mpc_bio.metabolism.models import load_model
 from mpc_bio.metabolism.pfba import PFBASolver
 from mpc_bio.metabolism.refinement import RefineSettings, extend_dataset, refine_dataset
 from mpc_bio.metabolism.sampling import grid_points, latin_hypercube_points, sample_pfba
@@ -92,13 +92,7 @@ def main(argv: list[str] | None = None) -> dict:
     results = Path(args.out) if args.out else RESULTS
     results.mkdir(parents=True, exist_ok=True)
     out_json = results / "surrogate_ich360.json"
-    path = find_ich360()
-    if path is None:
-        res = {"skipped": "iCH360 reference data (../shared/data/iCH360) not available"}
-        out_json.write_text(json.dumps(res, indent=1))
-        print(res)
-        return res
-    model = load_model(path)
+    model = load_model("iCH360")
     ds, sample_s, data_s = _training_data(model, args)
     pfba_settings = PFBASettings.from_dict(ds.settings["pfba"])  # the reference solves use the data's rule
     torch.set_num_threads(args.threads)

@@ -35,11 +35,8 @@ def ijo1366(_ijo1366_session):
 
 @pytest.fixture(scope="session")
 def ich360_path() -> Path:
-    """Path of the iCH360 JSON model in ../shared/data; skips the test when absent."""
-    path = find_ich360(REPO)
-    if path is None:
-        pytest.skip("iCH360 reference data (../shared/data/iCH360) is not available")
-    return path
+    """Path of the iCH360 JSON model shipped with the package."""
+    return find_ich360()
 
 
 @pytest.fixture(scope="session")
@@ -49,5 +46,5 @@ def _ich360_session(ich360_path):
 
 @pytest.fixture()
 def ich360(_ich360_session):
-    """A fresh copy of the iCH360 model (skips when the reference data are absent)."""
+    """A fresh copy of the shipped iCH360 model."""
     return _ich360_session.copy()

@@ -11,7 +11,15 @@ Typical use::
 """
 
 from mpc_bio.metabolism.dataset import STATUS_CODES, DatasetError, FluxDataset
-from mpc_bio.metabolism.models import BUNDLED_MODELS, ModelLoadError, find_ich360, load_model, model_hash
+from mpc_bio.metabolism.models import (
+    BUNDLED_MODELS,
+    ICH360_DIR,
+    ModelLoadError,
+    find_ich360,
+    ich360_gibbs_energy_files,
+    load_model,
+    model_hash,
+)
 from mpc_bio.metabolism.pfba import STATUS_NAMES, InputError, PFBAPoint, PFBAProblem, PFBASolver, build_problem
 from mpc_bio.metabolism.refinement import (
     RefinementResult,
@@ -56,6 +64,8 @@ __all__ = [
     "build_problem",
     "extend_dataset",
     "find_ich360",
+    "ich360_gibbs_energy_files",
+    "ICH360_DIR",
     "fit_hyperplane",
     "grid_points",
     "latin_hypercube_points",

@@ -22,14 +22,14 @@ Sample the lexicographic split-flux pFBA (elastic slacks, max growth, min total 
 or a Latin hypercube of uptake rates and write a FluxDataset (dataset.npz + dataset.json), a
 growth-map figure (growth_map.png) and summary.json into --out.
 
-MODEL is a bundled model name (e_coli_core, iJO1366) or a path to an SBML/JSON/MAT file
-(e.g. the paper's iCH360: ../shared/data/iCH360/Escherichia_coli_iCH360.json).
+MODEL is a shipped model name (e_coli_core, iJO1366, or iCH360, the paper's model) or a path to
+an SBML/JSON/MAT file.
 Uptakes are in mmol/gDW/h and fixed as equalities (exchange flux = -uptake).
 
 examples:
   mpc-bio sample                                   # e_coli_core, paper grid 0-20 step 0.1 (40,401 points)
   mpc-bio sample e_coli_core --grid glucose=0:20:0.5 --grid oxygen=0:20:0.5 --out runs/coarse
-  mpc-bio sample path/to/Escherichia_coli_iCH360.json --out runs/ich360      # all cores
+  mpc-bio sample iCH360 --out runs/ich360      # all cores
   mpc-bio sample e_coli_core --workers 1 --grid glucose=0:20:1 --grid oxygen=0:20:1
   mpc-bio sample iJO1366 --lhs 200 --bounds glucose=0:20 --bounds oxygen=0:20 --seed 1
   mpc-bio sample e_coli_core --scheduler tcp://127.0.0.1:8786    # chunks on a Dask cluster

@@ -1,6 +1,7 @@
-"""Loading cobra models: COBRApy's bundled models by name, or a user's SBML/JSON/MAT file.
+"""Loading cobra models: shipped models by name, or a user's SBML/JSON/MAT file.
 
-Nothing is downloaded: names resolve to files shipped inside COBRApy (``cobra/data``).
+Nothing is downloaded: names resolve to files shipped inside COBRApy (``cobra/data``) or inside
+this package (``mpc_bio/data/models``: iCH360, Corrao et al. 2025, MIT licence).
 """
 
 from __future__ import annotations
@@ -16,7 +17,15 @@ import numpy as np
 if TYPE_CHECKING:  # cobra is imported lazily: `import mpc_bio` and pFBA workers stay light
     import cobra
 
-__all__ = ["BUNDLED_MODELS", "ModelLoadError", "load_model", "model_hash", "find_ich360"]
+__all__ = [
+    "BUNDLED_MODELS",
+    "ICH360_DIR",
+    "ModelLoadError",
+    "load_model",
+    "model_hash",
+    "find_ich360",
+    "ich360_gibbs_energy_files",
+]
 
 
 class ModelLoadError(ValueError):
@@ -36,6 +45,12 @@ BUNDLED_MODELS: dict[str, str] = {
     "iJO1366": "iJO1366.xml.gz",
     "salmonella": "salmonella.xml.gz",
 }
+
+#: Folder of the shipped iCH360 model: the COBRApy JSON model, its MIT ``LICENSE``, ``CITATION.md``
+#: and the component-contribution estimates of the reactions' standard Gibbs energies
+#: (``drg0_prime_mean.csv``, ``drg0_cov_sqrt.csv``; kJ/mol).
+ICH360_DIR = Path(__file__).resolve().parents[1] / "data" / "models" / "iCH360"
+_ICH360_JSON = "Escherichia_coli_iCH360.json"
 
 #: Model file extension -> name of the COBRApy reader in ``cobra.io``.
 _READERS = {
@@ -62,7 +77,8 @@ def load_model(name_or_path: str | Path) -> cobra.Model:
     ----------
     name_or_path
         One of :data:`BUNDLED_MODELS` (``"e_coli_core"`` is the default model of the toolkit,
-        ``"iJO1366"`` the genome-scale case), or a path to an SBML (``.xml``, ``.xml.gz``,
+        ``"iJO1366"`` the genome-scale case), ``"iCH360"`` (the paper's model, shipped with this
+        package; ``$MPC_BIO_ICH360`` may point at another copy), or a path to an SBML (``.xml``, ``.xml.gz``,
         ``.sbml``), JSON, MAT or YAML model file.
 
     Returns
@@ -82,12 +98,14 @@ def load_model(name_or_path: str | Path) -> cobra.Model:
     key = str(name_or_path)
     if key in BUNDLED_MODELS:
         path = _cobra_data_dir() / BUNDLED_MODELS[key]
+    elif key.lower() == "ich360":
+        path = find_ich360()
     else:
         path = Path(key).expanduser()
         if not path.exists():
             raise ModelLoadError(
                 f"The model {key!r} is neither a bundled model nor an existing file. "
-                f"Bundled models: {sorted(BUNDLED_MODELS)}; or give a path to an SBML "
+                f"Shipped models: {sorted(BUNDLED_MODELS) + ['iCH360']}; or give a path to an SBML "
                 f"(.xml, .xml.gz), JSON or MAT file."
             )
     suffix = _suffix(path)
@@ -133,23 +151,40 @@ def model_hash(model: cobra.Model) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def find_ich360(root: str | Path | None = None) -> Path | None:
-    """Path of the iCH360 JSON model in the shared reference data, or ``None`` if absent.
+def find_ich360() -> Path:
+    """Path of the iCH360 JSON model: ``$MPC_BIO_ICH360`` (the file or its folder) if set, else the shipped copy.
 
-    Looks in ``$MPC_BIO_ICH360`` (a file or its folder) first, then in
-    ``<root>/../shared/data/iCH360/`` where ``root`` defaults to the repository checkout.
-    iCH360 is not shipped with mpc_bio: get it from the iCH360 repository (Corrao et al. 2025).
+    Raises
+    ------
+    ModelLoadError
+        If ``$MPC_BIO_ICH360`` is set but names no iCH360 JSON file.
     """
     import os
 
-    candidates: list[Path] = []
     env = os.environ.get("MPC_BIO_ICH360")
-    if env:
-        p = Path(env)
-        candidates.append(p if p.suffix else p / "Escherichia_coli_iCH360.json")
-    base = Path(root) if root is not None else Path(__file__).resolve().parents[2]
-    candidates.append(base.parent / "shared" / "data" / "iCH360" / "Escherichia_coli_iCH360.json")
-    for c in candidates:
-        if c.is_file():
-            return c
-    return None
+    if not env:
+        return ICH360_DIR / _ICH360_JSON
+    p = Path(env).expanduser()
+    path = p / _ICH360_JSON if p.is_dir() else p
+    if not path.is_file():
+        raise ModelLoadError(
+            f"$MPC_BIO_ICH360 is {env!r}, which is neither the iCH360 JSON file nor a folder holding "
+            f"{_ICH360_JSON}; unset it to use the copy shipped with mpc_bio."
+        )
+    return path
+
+
+def ich360_gibbs_energy_files() -> tuple[Path, Path]:
+    """The shipped iCH360 standard reaction Gibbs energies: ``(mean_csv, cov_sqrt_csv)``.
+
+    ``drg0_prime_mean.csv`` holds the mean transformed standard Gibbs energy of each reaction
+    (kJ/mol, first column the reaction id), ``drg0_cov_sqrt.csv`` a square root Q of their
+    covariance (dG ~ N(mean, Q Q^T); reactions without an estimate have variance 1e10). Taken
+    from the folder of :func:`find_ich360`, so ``$MPC_BIO_ICH360`` moves both together.
+    """
+    folder = find_ich360().parent
+    files = (folder / "drg0_prime_mean.csv", folder / "drg0_cov_sqrt.csv")
+    for f in files:
+        if not f.is_file():
+            raise ModelLoadError(f"The iCH360 Gibbs-energy estimates are missing: no {f.name} in {str(folder)!r}.")
+    return files

@@ -207,16 +207,13 @@ def anthranilate_model() -> cobra.Model:
 
 
 def ich360_anthranilate_model(path=None) -> cobra.Model:
-    """iCH360 (shared reference data) with an anthranilate export and a tryptophan supplement.
+    """iCH360 (shipped with mpc_bio, or ``path``) with an anthranilate export and a tryptophan supplement.
 
     ANPRT is removed by the knockouts (``NetworkSettings.knockouts``); the trpD9923 strain is then
     a tryptophan auxotroph, so the medium supplies L-tryptophan (``TRPt``: trp__L_e -> trp__L_c,
     ``EX_trp__L_e`` open for uptake), as in the experiments of the paper.
     """
-    path = path or find_ich360()
-    if path is None:
-        raise NetworkError("iCH360 is not available (../shared/data/iCH360); set $MPC_BIO_ICH360 or give a path.")
-    model = load_model(path)
+    model = load_model(path or find_ich360())
     if "ANTHt" not in model.reactions:
         _add_anthranilate_export(model)
     if "trp__L_c" in model.metabolites and "EX_trp__L_e" not in model.reactions:

@@ -81,7 +81,7 @@ class NetworkSettings:
     ----------
     model : str
         ``"anthranilate"`` (default: COBRApy's e_coli_core + the shikimate branch of iJO1366,
-        anthranilate export, no ANPRT), ``"ich360"`` (the iCH360 model from the shared data,
+        anthranilate export, no ANPRT), ``"ich360"`` (the iCH360 model shipped with mpc_bio,
         same knock-out and export), a bundled model name or a model file path.
     reactions : tuple of str or None
         Reactions of the kinetic network. ``None`` keeps every non-exchange reaction that

@@ -25,7 +25,7 @@ examples:
   mpc-bio run scenarios/paper_fig3.toml --out runs/fig3
   mpc-bio run scenarios/paper_fig3.toml --out runs/fig3 --overwrite
   mpc-bio run scenarios/closed_loop_mpc.toml            # -> runs/closed_loop_mpc-20260101-120000
-  mpc-bio run scenarios/paper_fig3_ich360.toml          # needs ../shared/data/iCH360 or $MPC_BIO_ICH360
+  mpc-bio run scenarios/paper_fig3_ich360.toml          # figure 3 on iCH360, the paper's model
 """
 
 VALIDATE_HELP = """\

@@ -160,7 +160,7 @@ def _process_tables() -> dict[str, Table]:
         "path": Field(str, is_path=True, doc="path of an SBML/JSON/MAT model file (relative to the scenario file); instead of name"),
     }
     surrogate = {
-        "artifact": Field(str, default="default", is_path=True, doc='"default" (shipped e_coli_core surrogate), a surrogate directory, or "train" (sample pFBA on a grid and train in the run; cached)'),
+        "artifact": Field(str, default="default", is_path=True, doc='"default" (the surrogate shipped for the model), a shipped name ("e_coli_core", "iCH360"), a surrogate directory, or "train" (sample pFBA on a grid and train in the run; cached)'),
         "backend": Field(str, default="native", choices=("native", "l4casadi"), doc="how the network enters CasADi"),
         "symbolic": Field(str, default="SX", choices=("SX", "MX"), doc="CasADi symbolic type of the embedded graph"),
         "l4casadi_mode": Field(str, default="exact", doc="l4casadi evaluation mode (backend l4casadi only)"),

@@ -92,8 +92,8 @@ SIMULATION_TABLES = {
 
 def resolve_model(path: Path, spec: dict[str, Any]):
     """The cobra model named by a validated ``[model]`` table (``name`` or ``path``, relative to
-    the scenario file ``path``); iCH360 is looked up in the shared data or ``$MPC_BIO_ICH360``."""
-    from mpc_bio.metabolism.models import find_ich360, load_model
+    the scenario file ``path``); ``"iCH360"`` is the copy shipped with mpc_bio."""
+    from mpc_bio.metabolism.models import load_model
 
     if "path" in spec and "name" in spec:
         raise ScenarioError(f"{path}: give either [model].name or [model].path, not both.")
@@ -102,17 +102,7 @@ def resolve_model(path: Path, spec: dict[str, Any]):
         if not p.is_absolute():
             p = (path.parent / p).resolve() if (path.parent / p).exists() else p
         return load_model(p)
-    name = spec.get("name", "e_coli_core")
-    if name.lower() == "ich360":
-        p = find_ich360()
-        if p is None:
-            raise ScenarioError(
-                f"{path}: [model].name = 'iCH360' needs the iCH360 model: put it in ../shared/data/iCH360/, set "
-                "$MPC_BIO_ICH360 to the JSON file (or its folder), or give [model].path. It is not shipped with "
-                "mpc_bio (get it from the iCH360 repository, Corrao et al. 2025)."
-            )
-        return load_model(p)
-    return load_model(name)
+    return load_model(spec.get("name", "e_coli_core"))
 
 
 def _cache_root() -> Path:
@@ -123,13 +113,22 @@ def _cache_root() -> Path:
 def load_or_train_surrogate(path: Path, spec: dict[str, Any], model, reactor, out: Path, progress: bool):
     """Load or train the surrogate named by the [surrogate] table; returns (surrogate, how)."""
     from mpc_bio.metabolism.models import model_hash
-    from mpc_bio.surrogate import default_surrogate, load_surrogate
+    from mpc_bio.surrogate import SHIPPED_SURROGATES, default_surrogate, load_surrogate
 
     art = spec["artifact"]
     mh = model_hash(model)
+    shipped = {name.lower(): name for name in SHIPPED_SURROGATES}
     if art == "default":
-        sur = default_surrogate()
-        how = "default artifact"
+        art = shipped.get(str(model.id).lower(), "")
+        if not art:
+            raise ScenarioError(
+                f"{path}: [surrogate].artifact = 'default' is the shipped surrogate of the scenario's model, but "
+                f"none ships for model {model.id!r} (shipped: {sorted(SHIPPED_SURROGATES)}). Give a surrogate "
+                "directory, or 'train' to train one in this run."
+            )
+    if art.lower() in shipped:
+        sur = default_surrogate(shipped[art.lower()])
+        how = f"shipped {shipped[art.lower()]} artifact"
     elif art == "train":
         from mpc_bio.metabolism.sampling import grid_points, sample_pfba
         from mpc_bio.metabolism.settings import PFBASettings

@@ -21,6 +21,7 @@ _LAZY = {
     "load_surrogate": "artifact",
     "default_surrogate": "artifact",
     "DEFAULT_ARTIFACT": "artifact",
+    "SHIPPED_SURROGATES": "artifact",
     "MLPSpec": "network",
     "SurrogateModule": "network",
     "MassBalanceProjection": "projection",

@@ -24,12 +24,19 @@ __all__ = [
     "load_surrogate",
     "default_surrogate",
     "DEFAULT_ARTIFACT",
+    "SHIPPED_SURROGATES",
     "FORMAT",
 ]
 
 FORMAT = "mpc_bio.Surrogate/1"
 #: Directory of the shipped default surrogate (e_coli_core, glucose x oxygen 0-20 mmol/gDW/h).
 DEFAULT_ARTIFACT = Path(__file__).resolve().parents[1] / "data" / "surrogates" / "e_coli_core"
+#: Shipped surrogates by model name -> artifact directory (each over glucose x oxygen uptakes
+#: 0-20 mmol/gDW/h; the json of each records its training-data hash, metrics and settings).
+SHIPPED_SURROGATES: dict[str, Path] = {
+    "e_coli_core": DEFAULT_ARTIFACT,
+    "iCH360": DEFAULT_ARTIFACT.parent / "iCH360",
+}
 _JSON, _NPZ = "surrogate.json", "weights.npz"
 
 
@@ -436,11 +443,30 @@ def load_surrogate(
     return sur
 
 
-def default_surrogate() -> Surrogate:
-    """The shipped e_coli_core surrogate (glucose, oxygen uptakes 0-20 mmol/gDW/h -> 95 net fluxes)."""
-    if not (DEFAULT_ARTIFACT / _JSON).is_file():
+def default_surrogate(model: str = "e_coli_core") -> Surrogate:
+    """A surrogate shipped with the package.
+
+    Parameters
+    ----------
+    model : str
+        ``"e_coli_core"`` (default: 95 net fluxes, 3x64 net) or ``"iCH360"`` (the paper's model:
+        349 net fluxes, a 4x256 net with kink features); both take glucose and oxygen uptakes
+        in 0-20 mmol/gDW/h.
+
+    Raises
+    ------
+    ArtifactError
+        If ``model`` names no shipped surrogate, or its files are missing or corrupted.
+    """
+    key = {name.lower(): name for name in SHIPPED_SURROGATES}.get(str(model).lower())
+    if key is None:
         raise ArtifactError(
-            f"The default surrogate is missing from {DEFAULT_ARTIFACT}; rebuild it with `mpc-bio train` "
-            f"(see the surrogate section of the README)."
+            f"The 'model' parameter of default_surrogate must be one of {sorted(SHIPPED_SURROGATES)}; got {model!r}."
         )
-    return load_surrogate(DEFAULT_ARTIFACT)
+    path = SHIPPED_SURROGATES[key]
+    if not (path / _JSON).is_file():
+        raise ArtifactError(
+            f"The shipped {key} surrogate is missing from {path}; reinstall mpc_bio or rebuild it "
+            f"(the command is in docs/surrogate.md)."
+        )
+    return load_surrogate(path)

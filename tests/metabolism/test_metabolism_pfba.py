@@ -194,7 +194,7 @@ def test_unknown_reaction_ids(ecoli_core):
 
 
 def test_unknown_model():
-    with pytest.raises(ModelLoadError, match="Bundled models"):
+    with pytest.raises(ModelLoadError, match="Shipped models"):
         load_model("no_such_model")
     with pytest.raises(ModelLoadError):
         PFBASolver("no_such_model")

@@ -1,4 +1,4 @@
-"""The iCH360 case: reference states consistent with component-contribution Delta_r G'0 (skips without data)."""
+"""The iCH360 case: reference states consistent with component-contribution Delta_r G'0 (the shipped model and estimates)."""
 
 from __future__ import annotations
 
