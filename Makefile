@@ -26,6 +26,7 @@ run: install
 	$(VENV)/bin/mpc-bio run scenarios/closed_loop_mpc.toml --out runs/main --overwrite
 
 test: install
+	$(VENV)/bin/ruff check mpc_bio tests benchmarks
 	$(PY) -m pytest -q
 
 test-slow: install
