@@ -18,6 +18,7 @@ _LAZY = {
     "Surrogate": "artifact",
     "DomainWarning": "artifact",
     "ArtifactError": "artifact",
+    "ArtifactIntegrityWarning": "artifact",
     "load_surrogate": "artifact",
     "default_surrogate": "artifact",
     "DEFAULT_ARTIFACT": "artifact",

@@ -21,6 +21,8 @@ __all__ = [
     "Surrogate",
     "DomainWarning",
     "ArtifactError",
+    "ArtifactIntegrityWarning",
+    "content_digest",
     "load_surrogate",
     "default_surrogate",
     "DEFAULT_ARTIFACT",
@@ -46,6 +48,19 @@ class DomainWarning(UserWarning):
 
 class ArtifactError(ValueError):
     """A surrogate artifact is missing, corrupted, or does not match what it is used with."""
+
+
+class ArtifactIntegrityWarning(UserWarning):
+    """An artifact written before content hashes: only its weights can be verified."""
+
+
+def content_digest(meta: dict) -> str:
+    """SHA-256 of an artifact json's whole content (ids, domain, scalings, settings, metrics and
+    the weights' own SHA-256), without its ``content_sha256`` entry: any edit of the json or the
+    weights changes it. Canonical form: sorted keys, no whitespace (floats round-trip exactly)."""
+    body = {k: v for k, v in meta.items() if k != "content_sha256"}
+    blob = json.dumps(body, sort_keys=True, separators=(",", ":"), default=_json_default).encode()
+    return hashlib.sha256(blob).hexdigest()
 
 
 def _sha256(path: Path) -> str:
@@ -327,6 +342,8 @@ class Surrogate:
             "info": self.info,
             "weights_sha256": _sha256(out / _NPZ),
         }
+        meta = json.loads(json.dumps(meta, default=_json_default))  # the form a reader sees
+        meta["content_sha256"] = content_digest(meta)
         tmp_json = out / "surrogate.tmp.json"
         tmp_json.write_text(json.dumps(meta, indent=1, default=_json_default))
         tmp_json.replace(out / _JSON)
@@ -378,6 +395,19 @@ def load_surrogate(
         raise ArtifactError(f"{jpath} is not valid json ({exc}); the artifact is corrupted.") from exc
     if meta.get("format") != FORMAT:
         raise ArtifactError(f"{jpath} is not an mpc_bio surrogate (format {meta.get('format')!r}, expected {FORMAT!r}).")
+    if "content_sha256" not in meta:
+        warnings.warn(
+            f"{jpath} has no content hash (written by an older mpc_bio): only its weights are verified, "
+            "not its ids, domain or scaling. Load and save it again to seal it.",
+            ArtifactIntegrityWarning,
+            stacklevel=2,
+        )
+    elif content_digest(meta) != meta["content_sha256"]:
+        raise ArtifactError(
+            f"The content of {jpath} does not match its recorded SHA-256: the json was edited after it was "
+            "written (reaction ids, inputs, domain, scaling, settings or metrics). Re-train, or restore the "
+            "original file."
+        )
     digest = _sha256(npath)
     if digest != meta.get("weights_sha256"):
         raise ArtifactError(

@@ -56,6 +56,54 @@ def test_mixed_artifact_refused(small_surrogate, tmp_path):
         load_surrogate(d)
 
 
+@pytest.mark.parametrize(
+    "edit",
+    [
+        "swap_reaction_ids",   # e.g. EX_ac_e <-> EX_etoh_e: same shapes, other meaning
+        "widen_domain",        # would switch the out-of-domain guard off
+        "edit_metrics",
+        "swap_input_reactions",
+    ],
+)
+def test_any_edit_of_the_json_is_refused(small_surrogate, tmp_path, edit):
+    d = small_surrogate.save(tmp_path / "a")
+    meta = json.loads((d / "surrogate.json").read_text())
+    if edit == "swap_reaction_ids":
+        ids = meta["reaction_ids"]
+        i, j = ids.index("EX_ac_e"), ids.index("EX_etoh_e")
+        ids[i], ids[j] = ids[j], ids[i]
+    elif edit == "widen_domain":
+        meta["domain"]["high"] = [200.0, 200.0]
+    elif edit == "edit_metrics":
+        meta["metrics"]["validation"]["n_points"] += 1
+    else:
+        meta["input_reactions"] = meta["input_reactions"][::-1]
+    (d / "surrogate.json").write_text(json.dumps(meta, indent=1))
+    with pytest.raises(ArtifactError, match="was edited after it was written"):
+        load_surrogate(d)
+
+
+def test_reformatting_the_json_keeps_it_valid(small_surrogate, tmp_path):
+    """The content hash is over the content, not the layout: re-indenting or reordering keys is fine."""
+    d = small_surrogate.save(tmp_path / "a")
+    meta = json.loads((d / "surrogate.json").read_text())
+    (d / "surrogate.json").write_text(json.dumps(dict(reversed(list(meta.items())))))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_surrogate(d)
+
+
+def test_artifact_without_content_hash_warns(small_surrogate, tmp_path):
+    from mpc_bio.surrogate import ArtifactIntegrityWarning
+
+    d = small_surrogate.save(tmp_path / "a")
+    meta = json.loads((d / "surrogate.json").read_text())
+    del meta["content_sha256"]
+    (d / "surrogate.json").write_text(json.dumps(meta))
+    with pytest.warns(ArtifactIntegrityWarning, match="only its weights are verified"):
+        load_surrogate(d)
+
+
 def test_missing_files_refused(small_surrogate, tmp_path):
     d = small_surrogate.save(tmp_path / "a")
     shutil.copytree(d, tmp_path / "b")
