@@ -146,7 +146,7 @@ def test_active_set_polish_against_a_closed_form():
     """min 1/2 |z|^2 - 2 z1 - z2 s.t. z1 + z2 <= 1, z1 - z2 >= -5: the minimiser is (1, 0) with the
     first row active (multiplier 1); a QP answer off by 1e-6 is refined to it, and a wrong
     active set (the second row) is rejected, returning the input unchanged."""
-    from mpc_bio.metabolism.pfba import _polish_active_set
+    from mpc_bio.metabolism.tiebreak import _polish_active_set
 
     H, c = np.eye(2), np.array([-2.0, -1.0])
     G = np.array([[1.0, 1.0], [1.0, -1.0]])
@@ -165,7 +165,7 @@ def test_least_distance_qp_against_a_closed_form_on_a_degenerate_vertex():
     rows tight in a 2-d corner, the degeneracy on which HiGHS's QP cycled on iCH360), plus an
     inactive z2 <= 5. The multipliers are -p on the held rows (KKT: z - p = G' mu); an infeasible
     set of rows gives None."""
-    from mpc_bio.metabolism.pfba import _least_distance_qp
+    from mpc_bio.metabolism.tiebreak import _least_distance_qp
 
     p = np.array([-1.0, 2.0, -3.0])
     G = np.array([[1, 0, 0], [1, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 0, 1], [0, 1, 0]], dtype=float)
