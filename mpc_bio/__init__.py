@@ -6,9 +6,10 @@ Heavy dependencies (torch, l4casadi, do-mpc, pyomo) are imported only inside the
 need them, so ``import mpc_bio`` stays light.
 """
 
+from mpc_bio.errors import MpcBioError
 from mpc_bio.metabolism.dataset import FluxDataset
 from mpc_bio.metabolism.models import load_model, model_hash
 
 __version__ = "0.1.0"
 
-__all__ = ["FluxDataset", "load_model", "model_hash", "__version__"]
+__all__ = ["FluxDataset", "MpcBioError", "load_model", "model_hash", "__version__"]

@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from mpc_bio.errors import MpcBioError
+
 __all__ = [
     "ControlError",
     "ReactorRoles",
@@ -29,7 +31,7 @@ OBJECTIVES = ("biomass", "product", "productivity")
 MEASURABLE = ("volume", "biomass", "glucose", "acetate", "product")
 
 
-class ControlError(ValueError):
+class ControlError(MpcBioError):
     """A control setting or model is inconsistent with what the control stage needs."""
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import casadi as ca
 
+from mpc_bio.errors import MpcBioError
 from mpc_bio.embed.l4casadi_backend import L4CASADI_MODES, l4casadi_function
 from mpc_bio.embed.native import native_function
 
@@ -24,7 +25,7 @@ BACKENDS = ("native", "l4casadi")
 DEFAULT_BACKEND = "native"
 
 
-class EmbeddingError(ValueError):
+class EmbeddingError(MpcBioError):
     """A surrogate cannot be embedded as asked (unknown outputs, backend or symbol type)."""
 
 

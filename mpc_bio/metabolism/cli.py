@@ -10,10 +10,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mpc_bio.errors import MpcBioError
+
 __all__ = ["register", "CLIError"]
 
 
-class CLIError(ValueError):
+class CLIError(MpcBioError):
     """A command-line value has the wrong form."""
 
 

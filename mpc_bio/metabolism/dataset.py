@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from mpc_bio.errors import MpcBioError
+
 __all__ = ["FluxDataset", "DatasetError", "STATUS_CODES"]
 
 #: Integer status code per point -> name.
@@ -32,7 +34,7 @@ def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
                 np.lib.format.write_array(f, np.asanyarray(arr), allow_pickle=False)
 
 
-class DatasetError(ValueError):
+class DatasetError(MpcBioError):
     """A dataset is inconsistent, incomplete or does not match what it is used with."""
 
 

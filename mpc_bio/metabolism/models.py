@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mpc_bio.errors import MpcBioError
+
 if TYPE_CHECKING:  # cobra is imported lazily: `import mpc_bio` and pFBA workers stay light
     import cobra
 
@@ -28,7 +30,7 @@ __all__ = [
 ]
 
 
-class ModelLoadError(ValueError):
+class ModelLoadError(MpcBioError):
     """A model name is unknown or a model file cannot be read."""
 
 

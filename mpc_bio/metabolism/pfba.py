@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from mpc_bio.errors import MpcBioError
 from mpc_bio.metabolism.settings import PFBASettings
 from mpc_bio.metabolism.tiebreak import FACE_PRIMAL_TOLERANCE, QP_ITERATION_LIMIT, face_directions, min_norm_on_face
 
@@ -47,7 +48,7 @@ _INF = math.inf
 _PRESOLVE_COLD_ABOVE = 2000
 
 
-class InputError(ValueError):
+class InputError(MpcBioError):
     """An uptake input or a reaction id given to the pFBA solver is invalid."""
 
 

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from mpc_bio.errors import MpcBioError
+
 __all__ = ["PFBASettings", "SettingsError", "DEFAULT_INPUTS", "TIE_BREAKS"]
 
 #: Tie-break rules among the alternative optima of the total-flux stage (3): ``"l2"`` the point of
@@ -18,7 +20,7 @@ TIE_BREAKS = ("l2", "none")
 DEFAULT_INPUTS: tuple[tuple[str, str], ...] = (("glucose", "EX_glc__D_e"), ("oxygen", "EX_o2_e"))
 
 
-class SettingsError(ValueError):
+class SettingsError(MpcBioError):
     """A settings value has the wrong type or lies outside its allowed range."""
 
 

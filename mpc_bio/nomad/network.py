@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import cobra
 import numpy as np
 
+from mpc_bio.errors import MpcBioError
 from mpc_bio.metabolism.models import find_ich360, load_model
 from mpc_bio.nomad.settings import NetworkSettings
 
@@ -34,7 +35,7 @@ SHIKIMATE_BRANCH: tuple[str, ...] = ("DDPA", "DHQS", "DHQTi", "SHK3Dr", "SHKK", 
 RATE_LAWS = ("convenience", "mass_action", "growth")
 
 
-class NetworkError(ValueError):
+class NetworkError(MpcBioError):
     """The kinetic network cannot be built from the given model and settings."""
 
 

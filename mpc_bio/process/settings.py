@@ -12,10 +12,12 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from mpc_bio.errors import MpcBioError
+
 __all__ = ["ProcessSettingsError", "UptakeKinetics", "FeedProfile", "FedBatchSettings"]
 
 
-class ProcessSettingsError(ValueError):
+class ProcessSettingsError(MpcBioError):
     """A process setting has the wrong type, lies outside its range, or names a missing species."""
 
 

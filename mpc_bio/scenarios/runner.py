@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mpc_bio.errors import MpcBioError
 from mpc_bio.scenarios.schema import Problem, ScenarioError, dump_toml, validate_with_schema
 
 __all__ = [
@@ -66,7 +67,7 @@ MAIN_DEPENDENCIES = (
 )
 
 
-class RunExistsError(RuntimeError):
+class RunExistsError(MpcBioError):
     """The output directory already holds a complete run (pass ``overwrite=True`` to replace it)."""
 
 

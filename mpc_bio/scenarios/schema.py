@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mpc_bio.errors import MpcBioError
+
 __all__ = [
     "ScenarioError",
     "Problem",
@@ -82,7 +84,7 @@ class Problem:
         return f"{self.file}: {self.sentence()}"
 
 
-class ScenarioError(ValueError):
+class ScenarioError(MpcBioError):
     """A scenario file is malformed; ``problems`` lists every problem found (possibly empty when
     the error came from a kind's runner as a plain message)."""
 

@@ -14,6 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from mpc_bio.errors import MpcBioError
 from mpc_bio.surrogate.network import SPEC_BUFFERS, FusedForward, MLPSpec, SurrogateModule, precision_name
 from mpc_bio.surrogate.settings import SurrogateSettings
 
@@ -46,7 +47,7 @@ class DomainWarning(UserWarning):
     """Inputs outside the surrogate's training domain: its predictions there are not valid."""
 
 
-class ArtifactError(ValueError):
+class ArtifactError(MpcBioError):
     """A surrogate artifact is missing, corrupted, or does not match what it is used with."""
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from mpc_bio.errors import MpcBioError
 from mpc_bio.surrogate.artifact import Surrogate
 from mpc_bio.surrogate.network import FACTOR_RTOL, MLPSpec, SurrogateModule
 from mpc_bio.surrogate.projection import build_projection
@@ -26,7 +27,7 @@ _FULL_BATCH_CHUNK = 16384
 _FEATURE_MAPS = ("x_offset", "x_scale", "warp_knee", "warp_offset", "warp_scale", "kink_matrix", "kink_bias", "kink_ratio", "kink_scale")
 
 
-class TrainingDataError(ValueError):
+class TrainingDataError(MpcBioError):
     """The dataset cannot be used for training (too few usable points, NaNs, ...)."""
 
 
