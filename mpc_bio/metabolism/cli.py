@@ -159,6 +159,7 @@ def register(subparsers: Any) -> None:
         "--refine-max-points", type=int, default=0, metavar="N", help="at most N added points (default 0 = no bound)"
     )
     s.add_argument("--out", default="runs/sample", metavar="DIR", help="output directory (default runs/sample)")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty --out folder")
     s.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     s.add_argument("--no-figure", action="store_true", help="skip growth_map.png")
     s.set_defaults(func=run_sample)
@@ -193,9 +194,43 @@ def _workers(value: str) -> int | None:
 
 
 def run_sample(args: argparse.Namespace) -> int:
-    """Run ``mpc-bio sample``."""
-    from mpc_bio.metabolism.models import load_model
-    from mpc_bio.metabolism.sampling import DEFAULT_CHUNK_SIZE, SOLVER_NOTES, grid_points, latin_hypercube_points, sample_pfba
+    """Run ``mpc-bio sample``: checks the output folder first, keeps every solved chunk of the
+    grid in a hidden folder beside it (an interrupted run resumes from there when started again),
+    and writes the dataset through a hidden folder renamed on completion."""
+    import signal
+
+    from mpc_bio.outputs import check_output_dir, staged_output
+
+    job = _sample_job(args)  # bad options fail here, before anything is touched
+    out = check_output_dir(args.out, overwrite=args.overwrite)
+    chunks = out.parent / f".{out.name}.chunks"
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # `kill PID` stops like Ctrl-C
+    try:
+        with staged_output(out, overwrite=args.overwrite) as tmp:
+            _sample_into(args, job, tmp, out, chunks)
+    except KeyboardInterrupt:
+        kept = len(list(chunks.glob("chunk-*.npz"))) if chunks.is_dir() else 0
+        print(
+            f"mpc-bio sample: interrupted; {out} was not written. {kept} solved chunk(s) kept in {chunks}/: "
+            "run the same command again to resume.",
+            file=sys.stderr,
+        )
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    import shutil
+
+    shutil.rmtree(chunks, ignore_errors=True)
+    return 0
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _sample_job(args: argparse.Namespace) -> tuple[Any, Any, Any, int | None]:
+    """``(settings, points, refine settings or None, workers)`` from the options of ``sample``."""
+    from mpc_bio.metabolism.sampling import grid_points, latin_hypercube_points
 
     settings = _settings(args)
     names = settings.input_names
@@ -223,6 +258,15 @@ def run_sample(args: argparse.Namespace) -> int:
             raise CLIError(f"The option --grid names unknown inputs {unknown}; the inputs are {list(names)}.")
         axes = {n: _floats(raw[n], "--grid", n) if n in raw else [0.0, 20.0, 0.1] for n in names}
         points = grid_points(axes)
+    return settings, points, refine, workers
+
+
+def _sample_into(args: argparse.Namespace, job: tuple, tmp: Path, out: Path, chunks: Path) -> None:
+    """The work of ``mpc-bio sample``, written into ``tmp`` (renamed to ``out`` by the caller)."""
+    from mpc_bio.metabolism.models import load_model
+    from mpc_bio.metabolism.sampling import DEFAULT_CHUNK_SIZE, SOLVER_NOTES, sample_pfba
+
+    settings, points, refine, workers = job
     t0 = time.perf_counter()
     model = load_model(args.model)
     t_load = time.perf_counter() - t0
@@ -236,6 +280,7 @@ def run_sample(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         chunk_size=chunk,
         progress=not args.no_progress,
+        checkpoint=chunks,
     )
     t_sample = time.perf_counter() - t1
     t_refine = 0.0
@@ -247,15 +292,14 @@ def run_sample(args: argparse.Namespace) -> int:
             model, data, refine, n_workers=workers, scheduler=args.scheduler, chunk_size=chunk, progress=not args.no_progress
         )
         t_refine = time.perf_counter() - t3
-    out = Path(args.out)
     t2 = time.perf_counter()
-    data.save(out)
+    data.save(tmp)
     t_save = time.perf_counter() - t2
     if not args.no_figure:
         from mpc_bio.plotting.metabolism import plot_growth_map
 
         fig = plot_growth_map(data)
-        fig.savefig(out / "growth_map.png", dpi=130)
+        fig.savefig(tmp / "growth_map.png", dpi=130)
         import matplotlib.pyplot as plt
 
         plt.close(fig)
@@ -278,9 +322,9 @@ def run_sample(args: argparse.Namespace) -> int:
         "refinement": (data.settings.get("sampling") or {}).get("refinement"),
         "tie_break": settings.tie_break,
         "solver_fallbacks": {k: (data.settings.get("sampling") or {}).get(k, 0) for k in SOLVER_NOTES},
-        "content_hash": json.loads((out / "dataset.json").read_text())["content_hash"],
+        "content_hash": json.loads((tmp / "dataset.json").read_text())["content_hash"],
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    (tmp / "summary.json").write_text(json.dumps(summary, indent=1))
     c = summary["status_counts"]
     print(
         f"{data.model_id}: {data.n_points} points in {t_sample + t_refine:.1f} s ({summary['ms_per_point']:.3f} ms/point"
@@ -290,7 +334,6 @@ def run_sample(args: argparse.Namespace) -> int:
         + "".join(f"{k} {v}; " for k, v in summary["solver_fallbacks"].items() if v)
         + f"written to {out}/"
     )
-    return 0
 
 
 def _exchange_mask(stoichiometry: Any) -> Any:

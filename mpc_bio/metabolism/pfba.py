@@ -137,8 +137,8 @@ def build_problem(model: Any, settings: PFBASettings | None = None) -> PFBAProbl
     Raises
     ------
     InputError
-        An input or maintenance reaction id is not in the model, or the objective is not a single
-        maximised reaction.
+        An input or maintenance reaction id is not in the model, an input is not an exchange
+        reaction, or the objective is not a single maximised reaction.
     """
     from mpc_bio.metabolism.models import load_model, model_hash
 
@@ -180,6 +180,12 @@ def build_problem(model: Any, settings: PFBASettings | None = None) -> PFBAProbl
     for name, rid in settings.inputs:
         if rid not in rindex:
             raise _unknown_reaction(f"exchange reaction of input {name!r}", rid, rids)
+        n_mets = len(reactions[rindex[rid]].metabolites)
+        if n_mets != 1:
+            raise InputError(
+                f"The input {name!r} must be an exchange reaction (one metabolite crossing the model's boundary); "
+                f"{rid!r} has {n_mets} metabolites."
+            )
         idx.append(rindex[rid])
     m_idx = None
     if settings.maintenance_id is not None:

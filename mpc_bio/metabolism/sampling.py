@@ -3,11 +3,15 @@
 Points are solved in a serpentine (boustrophedon) order so consecutive points are neighbours and
 the simplex basis of one is a good start for the next. The order is cut into chunks of fixed size;
 every chunk starts from a cold solver, so the data do not depend on how chunks are distributed:
-serial, a local process pool and a Dask cluster give identical datasets.
+serial, a local process pool and a Dask cluster give identical datasets. With a checkpoint
+folder every solved chunk is kept on disk as it arrives, so an interrupted run resumes where it
+stopped and gives the same dataset.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 import threading
@@ -15,6 +19,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -265,6 +270,23 @@ _WORKER_PROBLEM: PFBAProblem | None = None
 def _init_worker(problem: PFBAProblem) -> None:
     global _WORKER_PROBLEM
     _WORKER_PROBLEM = problem
+    _exit_with_parent()
+
+
+def _exit_with_parent(period_s: float = 1.0) -> None:
+    """End this worker process when its parent dies (killed, even by SIGKILL): a daemon thread
+    watches the parent pid, so no orphaned solver keeps running."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        import time
+
+        while True:
+            time.sleep(period_s)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="mpc_bio-parent-watch").start()
 
 
 def _solve_chunk_in_worker(values: np.ndarray) -> dict[str, np.ndarray]:
@@ -334,6 +356,7 @@ def sample_pfba(
     scheduler: str | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     progress: bool = True,
+    checkpoint: str | Path | None = None,
 ) -> FluxDataset:
     """Solve the lexicographic split-flux pFBA at many input points.
 
@@ -355,6 +378,11 @@ def sample_pfba(
         Points per chunk (each chunk starts cold, so the data do not depend on the workers).
     progress : bool
         Show a tqdm progress bar.
+    checkpoint : str or Path, optional
+        Folder where every solved chunk is written as it arrives. A later call with the same
+        model, settings, points and chunk size loads the chunks found there and solves only the
+        others (an interrupted run resumes; the dataset is the same as in one go); chunks of
+        another job in the folder are discarded. The caller removes the folder when done.
 
     Returns
     -------
@@ -391,19 +419,36 @@ def sample_pfba(
         slacks[idx] = res["slacks"]
         notes[idx] = res["notes"]
 
+    pending = list(range(len(chunks)))
+    if checkpoint is not None:
+        saved = _ChunkStore(Path(checkpoint), _job_key(problem, values, chunk_size))
+        for i in saved.done():
+            store(chunks[i], saved.load(i))
+        pending = [i for i in pending if i not in saved.done()]
+        solved = store
+
+        def store(idx: np.ndarray, res: dict[str, np.ndarray]) -> None:  # noqa: F811 - also kept on disk
+            solved(idx, res)
+            saved.save(first_row[int(idx[0])], res)
+
+        first_row = {int(c[0]): i for i, c in enumerate(chunks)}
+    todo = [chunks[i] for i in pending]
     workers = (os.cpu_count() or 1) if n_workers is None else int(n_workers)
-    bar = tqdm(total=n, disable=not progress, unit="pt", desc=f"pFBA {problem.model_id}", smoothing=0.1)
+    bar = tqdm(total=n, initial=n - sum(len(c) for c in todo), disable=not progress, unit="pt",
+               desc=f"pFBA {problem.model_id}", smoothing=0.1)
     failed_chunks: list[tuple[int, str]] = []
     try:
-        if scheduler is not None:
-            _run_dask(scheduler, problem, values, chunks, store, bar, failed_chunks)
-        elif workers <= 1 or len(chunks) == 1:
-            for idx in chunks:
+        if not todo:
+            pass
+        elif scheduler is not None:
+            _run_dask(scheduler, problem, values, todo, store, bar, failed_chunks)
+        elif workers <= 1 or len(todo) == 1:
+            for idx in todo:
                 store(idx, _solve_chunk(problem, values[idx]))
                 bar.update(len(idx))
             _LOCAL.solver = None  # release the HiGHS instances
         else:
-            _run_pool(min(workers, len(chunks)), problem, values, chunks, store, bar, failed_chunks)
+            _run_pool(min(workers, len(todo)), problem, values, todo, store, bar, failed_chunks)
     finally:
         bar.close()
     if failed_chunks:
@@ -415,14 +460,14 @@ def sample_pfba(
             if "BrokenProcessPool" in failed_chunks[0][1] else ""
         )
         warnings.warn(
-            f"{len(failed_chunks)} of {len(chunks)} chunk(s) failed on the workers and are solved in this "
+            f"{len(failed_chunks)} of {len(todo)} chunk(s) failed on the workers and are solved in this "
             f"process instead (first error: {failed_chunks[0][1]}){hint}",
             RuntimeWarning,
             stacklevel=2,
         )
         for i, _ in failed_chunks:
             try:
-                store(chunks[i], _solve_chunk(problem, values[chunks[i]]))
+                store(todo[i], _solve_chunk(problem, values[todo[i]]))
             except Exception:  # pragma: no cover - the points stay recorded as failed
                 pass
 
@@ -461,6 +506,46 @@ def sample_pfba(
     )
 
 
+def _job_key(problem: PFBAProblem, values: np.ndarray, chunk_size: int) -> str:
+    """What makes a sampling job: the model, the pFBA settings, the points and the chunking."""
+    h = hashlib.sha256()
+    h.update(json.dumps([problem.model_hash, problem.settings.to_dict(), int(chunk_size)], sort_keys=True).encode())
+    h.update(np.ascontiguousarray(values, dtype=np.float64).tobytes())
+    return h.hexdigest()[:16]
+
+
+class _ChunkStore:
+    """Solved chunks of one sampling job in a folder: ``job.json`` names the job, ``chunk-<i>.npz``
+    holds chunk i (written to a temporary name, then renamed, so a file is complete or absent)."""
+
+    def __init__(self, folder: Path, key: str) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        meta = folder / "job.json"
+        try:
+            same = json.loads(meta.read_text()).get("key") == key
+        except (OSError, ValueError):
+            same = False
+        if not same:  # another job's chunks (or none): start afresh
+            for f in folder.glob("chunk-*.npz"):
+                f.unlink()
+            meta.write_text(json.dumps({"key": key}))
+        self._done = {int(f.stem.split("-")[1]) for f in folder.glob("chunk-*.npz")}
+
+    def done(self) -> set[int]:
+        return set(self._done)
+
+    def load(self, i: int) -> dict[str, np.ndarray]:
+        with np.load(self.folder / f"chunk-{i:06d}.npz") as z:
+            return {k: z[k] for k in z.files}
+
+    def save(self, i: int, res: dict[str, np.ndarray]) -> None:
+        tmp = self.folder / f"partial-{i:06d}.npz"
+        np.savez(tmp, **res)
+        os.replace(tmp, self.folder / f"chunk-{i:06d}.npz")
+        self._done.add(i)
+
+
 def _version(dist: str) -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -476,7 +561,8 @@ def _run_pool(workers, problem, values, chunks, store, bar, failed_chunks) -> No
 
     # spawn, not fork: HiGHS keeps worker threads that a forked child would inherit broken
     ctx = mp.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(problem,)) as ex:
+    ex = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(problem,))
+    try:
         futs = {ex.submit(_solve_chunk_in_worker, values[idx]): i for i, idx in enumerate(chunks)}
         for fut in as_completed(futs):
             i = futs[fut]
@@ -485,6 +571,12 @@ def _run_pool(workers, problem, values, chunks, store, bar, failed_chunks) -> No
             except Exception as exc:  # a crashed chunk never stops the run
                 failed_chunks.append((i, f"chunk {i}: {type(exc).__name__}: {exc}"))
             bar.update(len(chunks[i]))
+    except BaseException:
+        # interrupted (Ctrl-C, SIGTERM turned into an exception): drop the queued chunks and leave
+        # at once; the workers finish their current chunk and exit (they also end with this process)
+        ex.shutdown(wait=False, cancel_futures=True)
+        raise
+    ex.shutdown(wait=True)
 
 
 def _run_dask(scheduler, problem, values, chunks, store, bar, failed_chunks) -> None:
