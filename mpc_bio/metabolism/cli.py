@@ -197,12 +197,17 @@ def run_sample(args: argparse.Namespace) -> int:
     """Run ``mpc-bio sample``: checks the output folder first, keeps every solved chunk of the
     grid in a hidden folder beside it (an interrupted run resumes from there when started again),
     and writes the dataset through a hidden folder renamed on completion."""
+    import shutil
     import signal
 
     from mpc_bio.outputs import check_output_dir, staged_output
 
     job = _sample_job(args)  # bad options fail here, before anything is touched
     out = check_output_dir(args.out, overwrite=args.overwrite)
+    if args.scheduler:
+        from mpc_bio.cluster import connect_scheduler
+
+        args.scheduler = connect_scheduler(args.scheduler)  # reachable before any work; reused
     chunks = out.parent / f".{out.name}.chunks"
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # `kill PID` stops like Ctrl-C
     try:
@@ -218,8 +223,10 @@ def run_sample(args: argparse.Namespace) -> int:
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
-    import shutil
-
+        if args.scheduler:
+            args.scheduler.close()
+        if chunks.is_dir() and not any(chunks.glob("chunk-*.npz")):
+            shutil.rmtree(chunks, ignore_errors=True)  # nothing solved: nothing to resume from
     shutil.rmtree(chunks, ignore_errors=True)
     return 0
 
@@ -314,7 +321,7 @@ def _sample_into(args: argparse.Namespace, job: tuple, tmp: Path, out: Path, chu
         "status_counts": data.status_counts(),
         "growth_max_per_h": float(np.max(data.growth[ok])) if ok.any() else None,
         "workers": "all" if workers is None else workers,
-        "scheduler": args.scheduler,
+        "scheduler": args.scheduler.scheduler.address if args.scheduler else None,
         "chunk_size": chunk,
         "wall_time_s": {"load_model": t_load, "sample": t_sample, "refine": t_refine, "save": t_save,
                         "total": time.perf_counter() - t0},

@@ -580,9 +580,11 @@ def _run_pool(workers, problem, values, chunks, store, bar, failed_chunks) -> No
 
 
 def _run_dask(scheduler, problem, values, chunks, store, bar, failed_chunks) -> None:
-    from dask.distributed import Client, as_completed
+    from dask.distributed import as_completed
 
-    client = scheduler if isinstance(scheduler, Client) else Client(scheduler, set_as_default=False)
+    from mpc_bio.cluster import connect_scheduler
+
+    client = connect_scheduler(scheduler, option="'scheduler' parameter")
     try:
         [problem_f] = client.scatter([problem], broadcast=True, hash=False)
         futs = [client.submit(_solve_chunk, problem_f, values[idx], pure=False) for idx in chunks]

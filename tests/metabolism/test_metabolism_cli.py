@@ -178,3 +178,16 @@ def test_sigterm_stops_sample_keeps_chunks_and_leaves_no_workers(tmp_path):
     fresh = subprocess.run([*argv, "--workers", "1", "--out", str(tmp_path / "fresh")], capture_output=True, text=True)
     assert fresh.returncode == 0, fresh.stderr
     assert FluxDataset.load(out).content_hash() == FluxDataset.load(tmp_path / "fresh").content_hash()
+
+
+@pytest.mark.parametrize(
+    "address, fragment",
+    [("notaurl", "must look like tcp://HOST:PORT"), ("tcp://127.0.0.1:9", "No Dask scheduler answered at tcp://127.0.0.1:9")],
+)
+def test_unreachable_scheduler_is_one_clear_error(tmp_path, capsys, address, fragment):
+    """A malformed address fails at once; a closed port after the short connect time-out; neither
+    leaves anything behind (Dask's own error after 30-60 s was a 61-line traceback)."""
+    assert main(["sample", *GRID, "--scheduler", address, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mpc-bio sample: error:") and fragment in err and "Traceback" not in err
+    assert not list(tmp_path.iterdir())
