@@ -39,24 +39,48 @@ def build_parser() -> argparse.ArgumentParser:
             "Run `mpc-bio COMMAND --help` for a command's options and examples."
         ),
     )
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return parser
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``mpc-bio``; returns the process exit code."""
+    """Entry point of ``mpc-bio``; returns the process exit code.
+
+    0 success, 1 a result that did not succeed (the command says which), 2 an error (one line:
+    bad input, settings, files, unreachable scheduler, ...; ``--debug`` shows the traceback),
+    130 interrupted (Ctrl-C or SIGTERM, which stops a command like Ctrl-C does).
+    """
+    import signal
+    import threading
+    import zipfile
+
     parser = build_parser()
     args = parser.parse_args(argv)
     import matplotlib
 
     matplotlib.use("Agg")  # the CLI writes figures to files and never opens a window
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+    except KeyboardInterrupt:
+        print(f"mpc-bio {args.command}: interrupted.", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, RuntimeError, zipfile.BadZipFile) as exc:
+        if args.debug:
+            raise
         print(f"mpc-bio {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -235,16 +235,27 @@ class FluxDataset:
         for f in (jpath, npath):
             if not f.is_file():
                 raise DatasetError(f"No dataset at {str(d)!r}: {f.name} is missing.")
-        meta = json.loads(jpath.read_text())
+        try:
+            meta = json.loads(jpath.read_text())
+        except json.JSONDecodeError as exc:
+            raise DatasetError(f"{jpath} is not valid json ({exc}): the dataset is corrupted.") from None
         if meta.get("format") != "mpc_bio.FluxDataset/1":
             raise DatasetError(f"{jpath} is not an mpc_bio FluxDataset (format {meta.get('format')!r}).")
         _check_tie_break(meta, jpath)
-        with np.load(npath) as z:
-            arrays = {name: z[name] for name in _ARRAYS}
-            S = sp.coo_matrix(
-                (z["S_data"], (z["S_row"], z["S_col"])),
-                shape=(len(meta["metabolite_ids"]), len(meta["reaction_ids"])),
-            ).tocsr()
+        import zipfile
+
+        try:
+            with np.load(npath) as z:
+                arrays = {name: z[name] for name in _ARRAYS}
+                S = sp.coo_matrix(
+                    (z["S_data"], (z["S_row"], z["S_col"])),
+                    shape=(len(meta["metabolite_ids"]), len(meta["reaction_ids"])),
+                ).tocsr()
+        except (zipfile.BadZipFile, EOFError, KeyError, ValueError, OSError) as exc:
+            raise DatasetError(
+                f"{npath} cannot be read ({type(exc).__name__}: {exc}): the dataset is truncated or corrupted; "
+                "sample it again."
+            ) from None
         ds = cls(
             **arrays,
             input_names=tuple(meta["input_names"]),
