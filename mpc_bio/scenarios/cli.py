@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["register", "run", "validate", "validate_file"]
+__all__ = ["register", "run", "sweep", "validate", "validate_file"]
 
 RUN_HELP = """\
 Run a scenario file. The file's `kind` picks the runner:
@@ -26,6 +26,21 @@ examples:
   mpc-bio run scenarios/paper_fig3.toml --out runs/fig3 --overwrite
   mpc-bio run scenarios/closed_loop_mpc.toml            # -> runs/closed_loop_mpc-20260101-120000
   mpc-bio run scenarios/paper_fig3_ich360.toml          # figure 3 on iCH360, the paper's model
+"""
+
+SWEEP_HELP = """\
+Run one scenario many times: every combination of --vary values, each with --seeds seed shifts
+(run s adds s to every seed key of the scenario: measurement noise, plant draws). Each run goes
+into OUT/runs/<id>/ like `mpc-bio run`; OUT/sweep_runs.csv has one row per run (the varied values,
+status, error, every numeric result), OUT/sweep_summary.json the counts, the failures and the
+distribution of every result, OUT/sweep.png one histogram per result. Runs go to local worker
+processes, or to a Dask cluster with --scheduler (its workers must see this file system). A sweep
+started again with the same arguments keeps its completed runs and runs the others.
+
+examples:
+  mpc-bio sweep scenarios/closed_loop_mpc.toml --seeds 20 --out runs/noise
+  mpc-bio sweep scenarios/closed_loop_mpc.toml --vary kinetics.glucose_vmax=7,10,13 --seeds 10
+  mpc-bio sweep scenarios/paper_fig3.toml --vary reactor.glucose0=10,20,40 --scheduler tcp://host:8786
 """
 
 VALIDATE_HELP = """\
@@ -71,6 +86,19 @@ def register(subparsers: Any) -> None:
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=run)
 
+    s = subparsers.add_parser("sweep", help="run a scenario over parameter values and seeds (locally or on Dask)",
+                              description=SWEEP_HELP, formatter_class=fmt)
+    s.add_argument("scenario", metavar="SCENARIO.toml", help="scenario file")
+    s.add_argument("--vary", action="append", default=[], metavar="TABLE.KEY=V1,V2,...",
+                   help="values of one key of the resolved scenario (repeatable: all combinations)")
+    s.add_argument("--seeds", type=int, default=1, metavar="N", help="runs per combination, seed keys shifted 0..N-1")
+    s.add_argument("--out", default=None, metavar="DIR", help="sweep folder (default runs/<stem>-sweep-<UTC time>)")
+    s.add_argument("--workers", default="all", metavar="N|all", help="local worker processes (default: all cores)")
+    s.add_argument("--scheduler", metavar="ADDRESS", help="Dask distributed scheduler address, e.g. tcp://host:8786")
+    s.add_argument("--overwrite", action="store_true", help="replace a --out folder that holds another sweep")
+    s.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    s.set_defaults(func=sweep)
+
     v = subparsers.add_parser("validate", help="check scenario files without running them; print the key reference",
                               description=VALIDATE_HELP, formatter_class=fmt)
     v.add_argument("files", nargs="*", metavar="FILE", help="scenario TOML files")
@@ -99,6 +127,32 @@ def run(args: argparse.Namespace) -> int:
         if k not in ("kind", "name", "scenario"):
             print(f"  {k}: {val}")
     return 0
+
+
+def sweep(args: argparse.Namespace) -> int:
+    """Run a sweep; exit 0 when every run completed, 1 when some failed (listed)."""
+    import time
+
+    from mpc_bio.scenarios.sweep import parse_vary, run_sweep
+
+    if str(args.workers).lower() in ("all", "0"):
+        workers = None
+    elif str(args.workers).isdigit():
+        workers = int(args.workers)
+    else:
+        raise ValueError(f"The option --workers expects a positive integer or 'all'; got {args.workers!r}.")
+    out = args.out or f"runs/{Path(args.scenario).stem}-sweep-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+    res = run_sweep(args.scenario, out, vary=parse_vary(args.vary), seeds=args.seeds, n_workers=workers,
+                    scheduler=args.scheduler, overwrite=args.overwrite, progress=not args.no_progress)
+    s = res.summary
+    print(f"sweep of {args.scenario}: {s['runs']} runs, {s['complete']} complete ({s['reused']} kept from before), "
+          f"{s['failed']} failed -> {res.out_dir}")
+    for rid, err in list(s["failures"].items())[:10]:
+        print(f"  failed {rid}: {err[:160]}")
+    for m in res.metrics[:8]:
+        st = s["metrics"][m]
+        print(f"  {m}: median {st['median']:.4g} (p10 {st['p10']:.4g}, p90 {st['p90']:.4g})")
+    return 0 if s["failed"] == 0 else 1
 
 
 def validate_file(path: str | Path) -> dict[str, Any]:
