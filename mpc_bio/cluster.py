@@ -11,7 +11,11 @@ __all__ = ["ClusterError", "connect_scheduler", "CONNECT_TIMEOUT_S"]
 
 #: Seconds to wait for a scheduler before giving up (distributed's own default is 30).
 CONNECT_TIMEOUT_S = 10.0
-_ADDRESS = re.compile(r"^(?:(?:tcp|tls|ws|wss|ucx)://)?[A-Za-z0-9_.\-]+:\d{1,5}$|^(?:tcp|tls)://\[[0-9A-Fa-f:]+\]:\d{1,5}$")
+_ADDRESS = re.compile(
+    r"^(?:(?:tcp|tls|ws|wss|ucx)://)?[A-Za-z0-9_.\-]+:\d{1,5}/?$"  # tcp://host:8786, host:8786
+    r"|^(?:tcp|tls)://\[[0-9A-Fa-f:]+\]:\d{1,5}/?$"  # IPv6
+    r"|^inproc://\S+$"  # a scheduler in this process (distributed.LocalCluster(processes=False))
+)
 
 
 class ClusterError(MpcBioError):

@@ -8,72 +8,64 @@ Typical use::
     point = PFBASolver(model).solve({"glucose": 10.0, "oxygen": 15.0})
     data = sample_pfba(model, grid_points(PAPER_GRID), n_workers=None)
     data.save("runs/sample")
+
+Names are imported when first used, so ``import mpc_bio.metabolism`` (and ``mpc-bio --help``)
+stays light.
 """
 
-from mpc_bio.metabolism.dataset import STATUS_CODES, DatasetError, FluxDataset
-from mpc_bio.metabolism.models import (
-    BUNDLED_MODELS,
-    ICH360_DIR,
-    ModelLoadError,
-    find_ich360,
-    ich360_gibbs_energy_files,
-    load_model,
-    model_hash,
-)
-from mpc_bio.metabolism.pfba import STATUS_NAMES, InputError, PFBAPoint, PFBAProblem, PFBASolver, build_problem
-from mpc_bio.metabolism.refinement import (
-    RefinementResult,
-    RefineSettings,
-    extend_dataset,
-    refine_cells,
-    refine_dataset,
-)
-from mpc_bio.metabolism.sampling import (
-    DEFAULT_CHUNK_SIZE,
-    PAPER_GRID,
-    SamplePoints,
-    SamplingError,
-    grid_points,
-    latin_hypercube_points,
-    sample_pfba,
-    serpentine_order,
-)
-from mpc_bio.metabolism.settings import DEFAULT_INPUTS, PFBASettings, SettingsError
-from mpc_bio.metabolism.switches import fit_hyperplane, switch_points
+from __future__ import annotations
 
-__all__ = [
-    "BUNDLED_MODELS",
-    "DEFAULT_CHUNK_SIZE",
-    "DEFAULT_INPUTS",
-    "DatasetError",
-    "FluxDataset",
-    "InputError",
-    "ModelLoadError",
-    "PAPER_GRID",
-    "PFBAPoint",
-    "PFBAProblem",
-    "PFBASettings",
-    "PFBASolver",
-    "RefineSettings",
-    "RefinementResult",
-    "STATUS_CODES",
-    "STATUS_NAMES",
-    "SamplePoints",
-    "SamplingError",
-    "SettingsError",
-    "build_problem",
-    "extend_dataset",
-    "find_ich360",
-    "ich360_gibbs_energy_files",
-    "ICH360_DIR",
-    "fit_hyperplane",
-    "grid_points",
-    "latin_hypercube_points",
-    "load_model",
-    "model_hash",
-    "refine_cells",
-    "refine_dataset",
-    "sample_pfba",
-    "serpentine_order",
-    "switch_points",
-]
+import importlib
+from typing import Any
+
+_LAZY = {
+    "STATUS_CODES": "dataset",
+    "DatasetError": "dataset",
+    "FluxDataset": "dataset",
+    "BUNDLED_MODELS": "models",
+    "ICH360_DIR": "models",
+    "ModelLoadError": "models",
+    "find_ich360": "models",
+    "ich360_gibbs_energy_files": "models",
+    "load_model": "models",
+    "model_hash": "models",
+    "STATUS_NAMES": "pfba",
+    "InputError": "pfba",
+    "PFBAPoint": "pfba",
+    "PFBAProblem": "pfba",
+    "PFBASolver": "pfba",
+    "build_problem": "pfba",
+    "RefinementResult": "refinement",
+    "RefineSettings": "refinement",
+    "extend_dataset": "refinement",
+    "refine_cells": "refinement",
+    "refine_dataset": "refinement",
+    "DEFAULT_CHUNK_SIZE": "sampling",
+    "PAPER_GRID": "sampling",
+    "SamplePoints": "sampling",
+    "SamplingError": "sampling",
+    "grid_points": "sampling",
+    "latin_hypercube_points": "sampling",
+    "sample_pfba": "sampling",
+    "serpentine_order": "sampling",
+    "DEFAULT_INPUTS": "settings",
+    "PFBASettings": "settings",
+    "SettingsError": "settings",
+    "fit_hyperplane": "switches",
+    "switch_points": "switches",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'mpc_bio.metabolism' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"mpc_bio.metabolism.{mod}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
