@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import casadi as ca
@@ -31,9 +32,13 @@ class CellFluxModel:
     domain_low, domain_high : ndarray, shape (k,)
         Box of inputs where the function is valid (the surrogate's training domain), mmol/gDW/h.
     backend : str
-        How ``function`` was made (``"native"``, ``"l4casadi"`` or ``"custom"``).
+        How ``function`` was made (``"native"``, ``"numpy"``, ``"l4casadi"`` or ``"custom"``).
     symbolic : str
         Symbol types the function accepts: ``"SX"`` (SX and MX) or ``"MX"`` (MX only).
+    batch : callable, optional
+        The same map evaluated at many points at once, ``batch(U[n, k]) -> fluxes[n, r]``
+        (mmol/gDW/h, numpy float64); the simulators use it to record outputs along a trajectory
+        in one call. None: they call ``function`` point by point.
     """
 
     function: ca.Function
@@ -45,6 +50,7 @@ class CellFluxModel:
     domain_high: np.ndarray
     backend: str = "custom"
     symbolic: str = "SX"
+    batch: Callable[[np.ndarray], np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         f = self.function
@@ -106,8 +112,18 @@ def embed_cell_model(
         Trained surrogate.
     settings : FedBatchSettings
         Names of the glucose/oxygen inputs and exchanges and of the tracked products.
-    backend, symbolic, **to_casadi_options
-        Passed to :func:`mpc_bio.embed.to_casadi`.
+    backend : {"native", "l4casadi", "numpy"}
+        ``"native"`` and ``"l4casadi"``: :func:`mpc_bio.embed.to_casadi`. ``"numpy"``: the network's
+        float64 layers evaluated by numpy (BLAS) inside a ``casadi.Callback`` (MX only), with its
+        Jacobian by forward differences of relative step ``fd_step`` (default 1e-8, about the
+        square root of the float64 precision: ~1e-7 relative error in the Jacobian; values exact).
+        For simulation: integrators use the Jacobian only in their Newton iterations, and a wide
+        network evaluates several times faster through BLAS than through CasADi's sparse matrix
+        kernels. Not for optimisation (no second derivatives). Option ``precision="float32"``:
+        hidden layers in single precision (fluxes within ~1e-6 relative of float64; default
+        ``fd_step`` 1e-4), for simulations whose tolerances are looser than that.
+    symbolic, **to_casadi_options
+        Passed to :func:`mpc_bio.embed.to_casadi` (``fd_step``, ``precision`` for ``"numpy"``).
 
     Raises
     ------
@@ -142,7 +158,35 @@ def embed_cell_model(
             f"The surrogate does not predict the reaction(s) {missing} that the reactor needs "
             f"(growth, glucose/oxygen exchange, tracked products {dict(settings.products)})."
         )
-    fun = to_casadi(surrogate, backend=backend, outputs=outs, symbolic=symbolic, **to_casadi_options)
+    rows = [list(surrogate.reaction_ids).index(o) for o in outs]
+    spec = getattr(surrogate, "spec", None)
+    spec = spec() if callable(spec) else spec
+    batch = _BatchNet(spec, rows) if spec is not None and hasattr(spec, "fused_maps") else None
+    if backend == "numpy":
+        if batch is None:
+            raise ProcessSettingsError(
+                "The 'numpy' backend of embed_cell_model needs the surrogate's float64 layers (surrogate.spec); "
+                f"got a {type(surrogate).__name__} without them."
+            )
+        unknown = sorted(set(to_casadi_options) - {"fd_step", "precision", "l4casadi_mode"})
+        if unknown:
+            raise ProcessSettingsError(
+                f"Unknown option(s) {unknown} for the 'numpy' backend; it takes 'fd_step' and 'precision'."
+            )
+        precision = to_casadi_options.get("precision", "float64")
+        if precision not in ("float64", "float32"):
+            raise ProcessSettingsError(
+                f"The 'precision' parameter of the 'numpy' backend must be 'float64' or 'float32'. Got {precision!r} instead."
+            )
+        fd_step = float(to_casadi_options.get("fd_step", 1e-8 if precision == "float64" else 1e-4))
+        if not (np.isfinite(fd_step) and 0 < fd_step < 1e-2):
+            raise ProcessSettingsError(f"The 'fd_step' parameter must be a number in (0, 0.01). Got {fd_step!r} instead.")
+        if precision == "float32":
+            batch = _BatchNet(spec, rows, dtype=np.float32)
+        fun = _BatchNetFunction("surrogate_fluxes_numpy", batch, fd_step)
+        symbolic = "MX"
+    else:
+        fun = to_casadi(surrogate, backend=backend, outputs=outs, symbolic=symbolic, **to_casadi_options)
     return CellFluxModel(
         function=fun,
         input_names=names,
@@ -153,4 +197,149 @@ def embed_cell_model(
         domain_high=surrogate.domain_high,
         backend=backend,
         symbolic="MX" if (backend == "l4casadi" or symbolic == "MX") else "SX",
+        batch=batch,
     )
+
+
+class _BatchNet:
+    """The surrogate's MLP restricted to some output rows, evaluated by numpy (BLAS) in batches.
+
+    ``v = sum_chains last_c @ h_c(features(x)) + bias + in_matrix @ x`` with the factorised head and
+    the row selection folded into each chain's last map (float64, same arithmetic as
+    :meth:`mpc_bio.surrogate.MLPSpec.evaluate` up to summation order). Independent sub-networks
+    (chains) of equal depth are merged into block-diagonal layers when the zero blocks at most
+    double the multiply-adds: one matrix product and one activation call per layer instead of one
+    per chain (for a single point, numpy's per-call cost exceeds that of the extra zeros).
+    ``dtype=float32`` runs the hidden layers in single precision (half the memory traffic of the
+    weights, which bounds a single-point evaluation); features, bias and output stay float64.
+    """
+
+    def __init__(self, spec, rows, dtype=np.float64) -> None:
+        fm = spec.fused_maps()
+        self.dtype = np.dtype(dtype)
+        rows = list(rows)
+        chains = fm.chains or ((fm.hidden, fm.last),)
+        head = None if fm.head is None else np.asarray(fm.head)[rows]
+        parts = []
+        for hidden, last in chains:
+            last_sel = np.asarray(last)[rows] if head is None else head @ np.asarray(last)
+            parts.append(([(np.asarray(W, dtype=np.float64), np.asarray(b, dtype=np.float64)) for W, b in hidden], last_sel))
+        if len(parts) > 1 and len({len(h) for h, _ in parts}) == 1:
+            blocks = sum(W.size for h, _ in parts for W, _ in h[1:])
+            widths = [[W.shape[0] for W, _ in h] for h, _ in parts]
+            dense = sum(sum(w[i] for w in widths) * sum(w[i - 1] for w in widths) for i in range(1, len(widths[0])))
+            if dense <= 2 * blocks:
+                from scipy.linalg import block_diag
+
+                depth = len(parts[0][0])
+                merged = [(np.vstack([h[0][0] for h, _ in parts]), np.concatenate([h[0][1] for h, _ in parts]))]
+                for i in range(1, depth):
+                    merged.append((block_diag(*[h[i][0] for h, _ in parts]), np.concatenate([h[i][1] for h, _ in parts])))
+                parts = [(merged, np.hstack([last for _, last in parts]))]
+        dt = self.dtype
+        self.chains = [
+            ([(np.ascontiguousarray(W.T, dtype=dt), b.astype(dt)) for W, b in h], np.ascontiguousarray(last.T, dtype=dt))
+            for h, last in parts
+        ]
+        self.bias = np.asarray(fm.bias)[rows]
+        self.in_t = None if fm.in_matrix is None else np.ascontiguousarray(np.asarray(fm.in_matrix)[rows].T)
+        self.act = fm.act
+        self.features = spec.features
+        self.n_in, self.n_out = int(spec.n_inputs), len(rows)
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        """Selected net fluxes (n, r), mmol/gDW/h, at uptakes X (n, k), mmol/gDW/h."""
+        Fx = self.features(X)
+        if self.dtype != Fx.dtype:
+            Fx = Fx.astype(self.dtype)
+        v = self.bias + (0.0 if self.in_t is None else X @ self.in_t)
+        for hidden, last_t in self.chains:
+            h = Fx
+            for Wt, b in hidden:
+                h = self.act(h @ Wt + b)
+            v = v + h @ last_t
+        return v.astype(np.float64, copy=False)
+
+
+class _BatchNetJacobian(ca.Callback):
+    """Jacobian (r, k) of a :class:`_BatchNet` by forward differences from the nominal output
+    (CasADi passes it), the k shifted points in one batch; relative step ``step`` x max(1, |x|)."""
+
+    def __init__(self, name: str, net: _BatchNet, step: float) -> None:
+        ca.Callback.__init__(self)
+        self.net, self.step = net, step
+        self.construct(name, {})
+
+    def get_n_in(self):
+        return 2
+
+    def get_n_out(self):
+        return 1
+
+    def get_sparsity_in(self, i):
+        return ca.Sparsity.dense(self.net.n_in, 1) if i == 0 else ca.Sparsity.dense(self.net.n_out, 1)
+
+    def get_sparsity_out(self, i):
+        return ca.Sparsity.dense(self.net.n_out, self.net.n_in)
+
+    def has_eval_buffer(self):
+        return True
+
+    def eval_buffer(self, arg, res):
+        x = np.frombuffer(arg[0], dtype=np.float64, count=self.net.n_in)
+        y = np.frombuffer(arg[1], dtype=np.float64, count=self.net.n_out)
+        J = self._jacobian(x, y)  # (r, k); CasADi's dense (r, k) output is column-major
+        np.frombuffer(res[0], dtype=np.float64, count=J.size)[:] = J.ravel(order="F")
+        return 0
+
+    def eval(self, arg):
+        x = np.asarray(arg[0], dtype=float).ravel()
+        return [self._jacobian(x, np.asarray(arg[1], dtype=float).ravel())]
+
+    def _jacobian(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        k = x.size
+        h = self.step * np.maximum(1.0, np.abs(x))
+        X = np.repeat(x[None, :], k, axis=0)
+        X[np.arange(k), np.arange(k)] += h
+        return ((self.net(X) - y[None, :]) / h[:, None]).T
+
+
+class _BatchNetFunction(ca.Callback):
+    """A :class:`_BatchNet` as a CasADi function of one column of uptakes (value by numpy/BLAS)."""
+
+    def __init__(self, name: str, net: _BatchNet, step: float) -> None:
+        ca.Callback.__init__(self)
+        self.net = net
+        self._jac = _BatchNetJacobian(f"{name}_jac", net, step)
+        self.construct(name, {})
+
+    def get_n_in(self):
+        return 1
+
+    def get_n_out(self):
+        return 1
+
+    def get_sparsity_in(self, i):
+        return ca.Sparsity.dense(self.net.n_in, 1)
+
+    def get_sparsity_out(self, i):
+        return ca.Sparsity.dense(self.net.n_out, 1)
+
+    def eval(self, arg):
+        return [self.net(np.asarray(arg[0], dtype=float).reshape(1, -1))[0]]
+
+    def has_eval_buffer(self):
+        return True
+
+    def eval_buffer(self, arg, res):
+        # zero-copy views of CasADi's input and output buffers (the Python-side conversions of
+        # eval() cost as much as the network itself)
+        x = np.frombuffer(arg[0], dtype=np.float64, count=self.net.n_in)
+        np.frombuffer(res[0], dtype=np.float64, count=self.net.n_out)[:] = self.net(x.reshape(1, -1))[0]
+        return 0
+
+    def has_jacobian(self):
+        return True
+
+    def get_jacobian(self, name, inames, onames, opts):
+        return self._jac

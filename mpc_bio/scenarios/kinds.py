@@ -161,7 +161,7 @@ def _process_tables() -> dict[str, Table]:
     }
     surrogate = {
         "artifact": Field(str, default="default", is_path=True, doc='"default" (the surrogate shipped for the model), a shipped name ("e_coli_core", "iCH360"), a surrogate directory, or "train" (sample pFBA on a grid and train in the run; cached)'),
-        "backend": Field(str, default="native", choices=("native", "l4casadi"), doc="how the network enters CasADi"),
+        "backend": Field(str, default="native", choices=("native", "l4casadi", "numpy"), doc='how the network enters CasADi: "native" (CasADi graph, exact derivatives of any order), "l4casadi" (the torch module), "numpy" (numpy/BLAS callback, finite-difference Jacobian: fastest for simulating large nets, not for optimisation)'),
         "symbolic": Field(str, default="SX", choices=("SX", "MX"), doc="CasADi symbolic type of the embedded graph"),
         "l4casadi_mode": Field(str, default="exact", doc="l4casadi evaluation mode (backend l4casadi only)"),
         "grid_step": Field(float, default=1.0, unit="mmol/gDW/h", **_POS, doc='training grid spacing of both uptakes (artifact "train")'),
@@ -347,6 +347,9 @@ def _control_tables() -> dict[str, Table]:
 
 def _control_checks(resolved: dict[str, Any]):
     yield from _model_checks(resolved)
+    if resolved.get("surrogate", {}).get("backend") == "numpy":
+        yield ("surrogate.backend", '"native" or "l4casadi" (the optimisers need exact second derivatives; '
+               '"numpy" is for simulation)', '"numpy"')
     from mpc_bio.control.settings import BatchProblem, MPCSettings
 
     p, m, r = resolved.get("problem", {}), resolved.get("mpc", {}), resolved.get("reactor", {})

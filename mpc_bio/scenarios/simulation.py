@@ -239,12 +239,37 @@ def run_simulation(path: Path, data: dict[str, Any], out: Path, *, progress: boo
         summary.update(
             {
                 "lp_sim_s": dfba.wall_time,
+                "lp_method": dfba.info.get("dfba_method", ""),
                 "lp_completed": dfba.completed,
                 "lp_stop_time_h": None if stop is None else stop.time,
                 "lp_stop_kind": None if stop is None else stop.kind,
                 "lp_solves": dfba.info["lp_solves"],
+                "surrogate_sim_speedup": dfba.wall_time / res.wall_time if res.wall_time > 0 else None,
+                **_agreement(res, dfba),
             }
         )
     return files, summary
+
+
+def _agreement(sur, lp) -> dict[str, Any]:
+    """How far the surrogate run lies from the LP run where the LP has a solution (output times).
+
+    Biomass relative to the LP's; glucose as a fraction of the initial glucose amount (it goes to zero).
+    """
+    import numpy as np
+
+    ok = np.array([s in ("optimal", "relaxed") for s in lp.status])
+    n = min(len(sur.time), len(lp.time))
+    ok = ok[:n] & np.isclose(sur.time[:n], lp.time[:n], rtol=0, atol=1e-9)
+    if not ok.any():
+        return {}
+    X, Xl = sur.state("n_X")[:n][ok], lp.state("n_X")[:n][ok]
+    G, Gl = sur.state("n_glc")[:n][ok], lp.state("n_glc")[:n][ok]
+    G0 = float(lp.state("n_glc")[0])
+    return {
+        "compared_until_h": float(lp.time[:n][ok][-1]),
+        "surrogate_vs_lp_biomass_max_rel_err": float(np.max(np.abs(X - Xl) / Xl)),
+        "surrogate_vs_lp_glucose_max_err_frac_initial": float(np.max(np.abs(G - Gl)) / G0) if G0 > 0 else None,
+    }
 
 

@@ -41,8 +41,9 @@ def test_surrogate_matches_lp_where_feasible(runs, ecoli_surrogate):
 
     Glucose uptake is the same Michaelis-Menten term in both runs, so the runs differ through the
     growth rate: with |mu_sur - mu_lp| <= eps, biomass differs by at most exp(eps t) - 1
-    relatively, and glucose consumed (= integral of q n_X) by the same factor. The dFBA step
-    (fluxes frozen for 0.005 h) adds O(1e-3) relative; we allow 2e-3 for it.
+    relatively, and glucose consumed (= integral of q n_X) by the same factor. The adaptive
+    LP-in-the-loop run is within 1e-4 of the exact dFBA (tests/process/test_dfba_adaptive.py);
+    1e-4 is allowed for it.
     """
     sur, lp = runs
     eps = growth_error(ecoli_surrogate)
@@ -50,7 +51,7 @@ def test_surrogate_matches_lp_where_feasible(runs, ecoli_surrogate):
     t = lp.time[ok]
     idx = np.searchsorted(sur.time, t)
     assert np.allclose(sur.time[idx], t, atol=1e-9)
-    bound = np.expm1(eps * t) + 2e-3
+    bound = np.expm1(eps * t) + 1e-4
     X_s, X_l = sur.state("n_X")[idx], lp.state("n_X")[ok]
     assert np.all(np.abs(X_s - X_l) <= bound * X_l + 1e-9)
     consumed = 20.0 + 1000.0 * (lp.state("V")[ok] - 1.0) - lp.state("n_glc")[ok]
