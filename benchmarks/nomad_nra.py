@@ -19,9 +19,11 @@ Everything is measured in one run on the default anthranilate network:
 * ranking of the unique designs in every model; MCA baseline (top-3 yield control
   coefficients, 5-fold);
 * nonlinear batch verification of the top-3 designs, the baseline and the reference strain in
-  every model: simulations per second (wall) and the verified titer gains; the reactor is also
-  timed against the ensemble stage's own batch simulator on the same reference-strain runs
-  (CPU time, ``reactor_vs_ensemble_batch_speed_ratio``) and their final titers compared.
+  every model: simulations per second (wall) and the verified titer gains; the verification's
+  reactor runs (one CVODES call per output interval) are also timed against the ensemble
+  stage's batch runs of the same reactor (one call over the whole run) on the same
+  reference-strain runs (CPU time, ``reactor_vs_ensemble_batch_speed_ratio``) and their final
+  titers compared.
   Titers, yields and biomass are read at the end of each model's reference fermentation (the
   paper's fixed-time comparison; ``*_t_end`` keys give the 16 h values for contrast); a strain
   that is not applied, fails to integrate, has no stable steady state, or whose steady state
@@ -147,8 +149,7 @@ def main(argv=None) -> int:
 
     from concurrent.futures import ProcessPoolExecutor
 
-    from mpc_bio.nomad.design_cli import _enumerate_one
-    from mpc_bio.nomad.dynamics import simulate_batch
+    from mpc_bio.nomad.design_study import enumerate_model_designs
     from mpc_bio.nomad.ensemble import sample_ensemble
     from mpc_bio.nomad.mca import compute_control_coefficients, linearize_ensemble
     from mpc_bio.nomad.network import build_network
@@ -167,9 +168,10 @@ def main(argv=None) -> int:
         rank_designs,
         unique_designs,
     )
+    from mpc_bio.nomad.reactor import simulate_batch, simulate_reactor, vmax_fold_from_log_changes
     from mpc_bio.nomad.settings import SamplingSettings
     from mpc_bio.nomad.steady_state import sample_reference_states
-    from mpc_bio.nomad.verification import verify_strains, vmax_fold_from_log_changes
+    from mpc_bio.nomad.verification import verify_strains
 
     result: dict = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                                 "load_average_start": list(os.getloadavg())}}
@@ -211,7 +213,7 @@ def main(argv=None) -> int:
     t = time.perf_counter()
     if args.workers > 1:
         with ProcessPoolExecutor(max_workers=args.workers) as pool:
-            enums = tuple(pool.map(_enumerate_one, [(p, settings) for p in problems]))
+            enums = tuple(pool.map(enumerate_model_designs, [(p, settings) for p in problems]))
     else:
         enums = tuple(enumerate_designs(p, settings) for p in problems)
     enum_s = time.perf_counter() - t
@@ -295,10 +297,8 @@ def main(argv=None) -> int:
     strains["MCA baseline"] = np.array([vmax_fold_from_log_changes(net, p.enzyme_ids, b.log_changes) for p, b in zip(problems, baseline)])
     ver = verify_strains(ens, models, strains, settings=vs)
     ver_t_end = verify_strains(ens, models, strains, settings=dataclasses.replace(vs, batch_readout="t_end", check_steady_state=False))
-    # same reference-strain runs with this stage's reactor and the ensemble stage's batch
-    # simulator (same duration, grid and tolerances; CPU time, robust to the shared machine)
-    from mpc_bio.nomad.verification import simulate_reactor
-
+    # same reference-strain runs as the verification runs them and as the ensemble stage's batch
+    # does (same reactor, duration, grid and tolerances; CPU time, robust to the shared machine)
     simulate_reactor(ens, int(models[0]), settings=vs)
     simulate_batch(ens, int(models[0]), vs.t_end_h, vs.biomass0_gdw_per_l, n_points=vs.n_points)
     c = time.process_time()
@@ -313,9 +313,7 @@ def main(argv=None) -> int:
     sims_per_s = ver_t_end.n_simulations / ver_t_end.seconds  # reactor simulations only (no steady-state checks)
     vsum = ver.summary()
     best_label = list(strains)[0] if ranking.designs else None
-    from mpc_bio.nomad.verification import FeedProfile
-
-    ver_fed = verify_strains(ens, models, strains, settings=vs, feed=FeedProfile.from_settings(vs))
+    ver_fed = verify_strains(ens, models, strains, settings=vs, feed=vs.feed_profile())
 
     def _titer_stats(res):
         """Titer ratio to the reference per strain (three conventions, wins, per model) and vs the baseline."""

@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
             "  mpc-bio pfba e_coli_core -u glucose=10 -u oxygen=15\n"
             "  mpc-bio sample e_coli_core --out runs/sample\n"
             "  mpc-bio train --data runs/sample --out runs/surrogate\n"
+            "  mpc-bio build-surrogate e_coli_core --out runs/auto --time-budget 30\n"
             "  mpc-bio validate scenarios/*.toml\n"
             "  mpc-bio run scenarios/closed_loop_mpc.toml --out runs/main\n"
             "  mpc-bio nomad ensemble --config scenarios/nomad_anthranilate.toml\n\n"
@@ -63,9 +64,9 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    import matplotlib
+    import os
 
-    matplotlib.use("Agg")  # the CLI writes figures to files and never opens a window
+    os.environ.setdefault("MPLBACKEND", "Agg")  # figures go to files, never to a window (no import here)
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None
     try:

@@ -1,4 +1,4 @@
-"""Strain-plus-process co-design (DESIGN.md §7): NRA designs x feed profiles over a kinetic ensemble.
+"""Strain-plus-process co-design: NRA designs x feed profiles over a kinetic ensemble.
 
     study = run_codesign_study(CodesignSettings(), ensemble_settings, design_settings)
     study.table()        # titer, yield, productivity, growth per strain x feed (mean, spread)
@@ -7,28 +7,42 @@
 ``mpc-bio run scenarios/codesign_anthranilate.toml`` runs it from a scenario file.
 """
 
-from mpc_bio.codesign.cache import cached_entry, config_hash
-from mpc_bio.codesign.collocation import collocation_times, optimize_feed_collocation
-from mpc_bio.codesign.designs import TopDesigns, ensemble_key, load_or_run_designs, load_or_run_ensemble
-from mpc_bio.codesign.feed import (
-    FeedOptimum,
-    batch_problem,
-    feasible_start,
-    optimize_feed,
-    optimize_robust_feed,
-    simulate_product_amounts,
-    simulate_states,
-)
-from mpc_bio.codesign.model import KineticControlModel, kinetic_control_model
-from mpc_bio.codesign.settings import CodesignSettings, FeedSettings
-from mpc_bio.codesign.study import (
-    CodesignEvaluation,
-    CodesignStudy,
-    load_codesign_config,
-    run_codesign_scenario,
-    run_codesign_study,
-    write_codesign_study,
-)
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: Public name -> module, imported on first use (CasADi, cobra and Pyomo load only when needed).
+_LAZY = {
+    "cached_entry": "mpc_bio.codesign.cache",
+    "config_hash": "mpc_bio.codesign.cache",
+    "collocation_times": "mpc_bio.codesign.collocation",
+    "optimize_feed_collocation": "mpc_bio.codesign.collocation",
+    "TopDesigns": "mpc_bio.codesign.designs",
+    "ensemble_key": "mpc_bio.codesign.designs",
+    "load_or_run_designs": "mpc_bio.codesign.designs",
+    "load_or_run_ensemble": "mpc_bio.codesign.designs",
+    "batch_problem": "mpc_bio.codesign.feed",
+    "optimize_feed": "mpc_bio.codesign.feed",
+    "KineticControlModel": "mpc_bio.codesign.model",
+    "kinetic_control_model": "mpc_bio.codesign.model",
+    "FeedOptimum": "mpc_bio.codesign.optimum",
+    "interval_profile": "mpc_bio.codesign.optimum",
+    "member_objective": "mpc_bio.codesign.optimum",
+    "CodesignSettings": "mpc_bio.codesign.settings",
+    "FeedSettings": "mpc_bio.codesign.settings",
+    "optimize_robust_feed": "mpc_bio.codesign.shooting",
+    "feasible_start": "mpc_bio.codesign.simulation",
+    "shooting_nodes": "mpc_bio.codesign.simulation",
+    "simulate_product_amounts": "mpc_bio.codesign.simulation",
+    "simulate_states": "mpc_bio.codesign.simulation",
+    "CodesignEvaluation": "mpc_bio.codesign.study",
+    "CodesignStudy": "mpc_bio.codesign.study",
+    "load_codesign_config": "mpc_bio.codesign.study",
+    "run_codesign_scenario": "mpc_bio.codesign.study",
+    "run_codesign_study": "mpc_bio.codesign.study",
+    "write_codesign_study": "mpc_bio.codesign.study",
+}
 
 __all__ = [
     "CodesignEvaluation",
@@ -44,16 +58,32 @@ __all__ = [
     "config_hash",
     "ensemble_key",
     "feasible_start",
+    "interval_profile",
     "kinetic_control_model",
     "load_codesign_config",
     "load_or_run_designs",
     "load_or_run_ensemble",
+    "member_objective",
     "optimize_feed",
     "optimize_feed_collocation",
     "optimize_robust_feed",
     "run_codesign_scenario",
     "run_codesign_study",
+    "shooting_nodes",
     "simulate_product_amounts",
     "simulate_states",
     "write_codesign_study",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mpc_bio.codesign' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

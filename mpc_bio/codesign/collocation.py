@@ -9,53 +9,37 @@ solvable:
 - **states in linear scale, bounded below by 0**: every state x is collocated as
   y = x / x_nom, x_nom its largest value over the start simulation (floor 1e-3), with the bound
   y >= 0 (IPOPT keeps its iterates strictly inside: ``bound_relax_factor = 0``), so the rate
-  laws never see a negative concentration. Logarithmic states (y = ln x), the earlier choice, turn
-  every fast near-equilibrium reaction into an exponential with curvature ~ h * 1e8: IPOPT's
-  Hessian then needs regularisation 1e10-1e18 and it stalls (measured below); in linear scale
-  the mass-action and Michaelis-Menten terms are mildly nonlinear and IPOPT converges;
+  laws never see a negative concentration. Logarithmic states (y = ln x) would turn every fast
+  near-equilibrium reaction into an exponential with curvature ~ h * 1e8, whose Hessian IPOPT
+  can only regularise by 1e10-1e18; in linear scale the mass-action and Michaelis-Menten terms
+  are mildly nonlinear;
 - **initial guess from a simulation**: every collocation point starts at the CVODES solution
   under the initial feed, polished element by element into a solution of the NLP's own Radau
   equations where Newton (then IPOPT on the element's square system) succeeds;
 - **worst case by an epigraph variable**: max t subject to t <= n_P,m(T) for every member m
   (``"worst"``); ``"mean"`` maximises the mean of n_P,m(T) directly;
-- **IPOPT options**: exact Hessian, ``mu_strategy = adaptive``, small ``bound_push`` /
-  ``bound_frac`` (the feed optimum sits on its bounds), ``max_iter`` from the settings.
+- **IPOPT options**: exact Hessian, monotone barrier, small ``bound_push`` / ``bound_frac``
+  (the feed optimum sits on its bounds), ``max_iter`` from the settings.
 
 Constraints (hard): the glucose concentration n_glc,m / V <= ``glucose_max`` (mM) at every
 collocation point of every member, V(T) <= ``volume_max`` (L), feed bounds (L/h). The optimum is
-then re-simulated with CVODES (:func:`~mpc_bio.codesign.feed.simulate_product_amounts`): the
-reported objective is the simulated one, and the relative gap between the collocation objective
-and the simulation is returned as ``FeedOptimum.simulation_mismatch`` (the discretisation
-error). If the re-simulated optimum breaks the glucose limit by more than
+then re-simulated with CVODES (:func:`~mpc_bio.codesign.simulation.simulate_product_amounts`):
+the reported objective is the simulated one, and the relative gap between the collocation
+objective and the simulation is returned as ``FeedOptimum.simulation_mismatch`` (the
+discretisation error). If the re-simulated optimum breaks the glucose limit by more than
 ``collocation_glucose_tolerance`` or is worse than the (feasible) start, the start is kept and
 the status says so: a run with ``method = "collocation"`` never reports a collocation artefact.
 
-Status (measured 2026-11-29 on the shared 2-core machine, load 2-4):
-
-- smooth regime (the co-design tests' tiny ensemble, 1 h batch, 2 intervals x 4 elements, 1 or
-  2 members, mean and worst case): every element of the start is solved and IPOPT converges
-  ("Solve_Succeeded", 18-25 iterations, 3-11 s) to the single-shooting optimum, verified by
-  CVODES within 2e-6 (rel); shooting itself stops at ``max_iter`` 60 there. The log-state
-  formulation stopped at ``max_iter`` 7 % below it
-  (``test_collocation_and_shooting_agree_on_a_tiny_case``);
-- through glucose exhaustion (tiny ensemble, 8 h, 2 intervals x 4 elements, ``max_iter`` 60):
-  glucose runs out and the intracellular network collapses (concentrations 1e-10 to 2e3 of the
-  reference, fastest modes 2e8 /h, growth stops). The Radau equations of the elements there
-  have no solution near the trajectory (1-6 of 8 elements unsolved in the start), IPOPT stops at
-  ``max_iter``, and the CVODES-verified feed is nevertheless better than single shooting's in
-  the mean (1 member: 3.080 vs 2.090 mmol; 2 members: 2.729 vs 2.164 mmol) and worse in the
-  worst case (1.942 vs 2.090 mmol): the problem has several local optima and the two methods end
-  in different ones; started from the shooting optimum, collocation stays there;
-- the co-design scenario (16 h, 6 intervals x 4 elements, 2 members, reference strain, mean):
-  from the fill-up feed collocation reaches only 2.279 mmol verified in 150 iterations (NLP value
-  2.93: the elements across the collapse are too coarse) against 3.800 mmol for shooting; started
-  from the shooting optimum it improves it to 3.812 mmol (+0.33 %, 100 iterations, 89 s).
-  Resolving the collapse itself would need elements of 1e-3 h (Newton with element halving,
-  log scale: > 1200 elements to reach 7 h; linear scale with y >= 0: IPOPT on an element's square
-  system "Infeasible_Problem_Detected" down to 0.003 h), i.e. NLPs of 1e5-1e6 variables.
-
-Hence :func:`mpc_bio.codesign.feed.optimize_feed` with ``method = "collocation"`` runs, by
-default (``collocation_start = "both"``), single shooting, collocation from the initial feed and
+Where it works: in a smooth regime (glucose never exhausted) every element of the start is
+solved and IPOPT converges to the single-shooting optimum, verified by CVODES
+(``test_collocation_and_shooting_agree_on_a_tiny_case``). Through glucose exhaustion the
+intracellular network collapses within minutes (concentrations 1e-10 to 2e3 of the reference,
+fastest modes 2e8 /h); the Radau equations of the elements there have no solution near the
+trajectory on affordable meshes (resolving the collapse needs elements of about 1e-3 h, NLPs of
+1e5-1e6 variables), IPOPT stops at ``max_iter``, and the verified feed can be better or worse
+than single shooting's: the problem has several local optima. Hence
+:func:`mpc_bio.codesign.feed.optimize_feed` with ``method = "collocation"`` runs, by default
+(``collocation_start = "both"``), single shooting, collocation from the initial feed and
 collocation from the shooting optimum, and keeps the best CVODES-verified feed.
 """
 
@@ -66,15 +50,10 @@ import time
 import casadi as ca
 import numpy as np
 
-from mpc_bio.codesign.feed import (
-    FeedOptimum,
-    _aggregate,
-    feasible_start,
-    simulate_product_amounts,
-    simulate_states,
-)
 from mpc_bio.codesign.model import KineticControlModel
+from mpc_bio.codesign.optimum import FeedOptimum, interval_profile, member_objective
 from mpc_bio.codesign.settings import FeedSettings
+from mpc_bio.codesign.simulation import feasible_start, simulate_product_amounts, simulate_states
 
 __all__ = ["collocation_times", "optimize_feed_collocation"]
 
@@ -271,7 +250,7 @@ def optimize_feed_collocation(
     wopt = np.asarray(sol["x"]).reshape(-1)
     feed = np.clip(wopt[:N] * fs, settings.feed_min_l_per_h, settings.feed_max_l_per_h)
     nlp_products = np.asarray(ca.Function("nP", [ca.vertcat(*w)], [nP])(wopt)).reshape(-1)
-    nlp_obj = _aggregate(nlp_products, mode)
+    nlp_obj = member_objective(nlp_products, mode)
     # verify by CVODES: objective, discretisation gap and glucose limit at the collocation points
     try:
         p_opt = simulate_product_amounts(km, settings, feed)
@@ -281,12 +260,12 @@ def optimize_feed_collocation(
         p_opt, glc_ratio = np.full(len(pi), np.nan), np.inf
     mismatch = float(np.max(np.abs(nlp_products - p_opt) / np.maximum(np.abs(p_opt), 1e-9))) if np.all(np.isfinite(p_opt)) else np.inf
     feasible = glc_ratio <= 1.0 + settings.collocation_glucose_tolerance and bool(np.all(np.isfinite(p_opt)))
-    if not feasible or _aggregate(p_opt, mode) < init_obj:
+    if not feasible or member_objective(p_opt, mode) < init_obj:
         why = "infeasible in simulation" if not feasible else "worse than the start in simulation"
         feed, p_opt, status = f0, p_init, f"{status} ({why}: initial guess kept)"
     return FeedOptimum(
-        strain=strain, mode=mode, method="collocation", edges=np.linspace(0.0, T, N + 1), feed=feed,
-        objective=_aggregate(p_opt, mode), member_product_mmol=p_opt, initial_objective=init_obj,
+        strain=strain, mode=mode, method="collocation", profile=interval_profile(T, feed), batch_time_h=T,
+        objective=member_objective(p_opt, mode), member_product_mmol=p_opt, initial_objective=init_obj,
         members=km.members, status=status, success=bool(st.get("success")),
         iterations=int(st.get("iter_count", -1)), solve_time_s=time.perf_counter() - t_start,
         feed_glucose_mmol_per_l=km.feed_glucose_mmol_per_l, nlp_objective=nlp_obj, simulation_mismatch=mismatch,

@@ -18,9 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from mpc_bio.codesign.cache import cached_entry, config_hash
+from mpc_bio.nomad.design_study import design_problems
 from mpc_bio.nomad.ensemble import KineticEnsemble, load_ensemble
 from mpc_bio.nomad.mca import ControlCoefficients, load_control_coefficients
 from mpc_bio.nomad.nra_settings import DesignStudySettings
+from mpc_bio.nomad.reactor import vmax_fold_from_log_changes
 from mpc_bio.nomad.settings import EnsembleStudySettings
 
 __all__ = ["TopDesigns", "ensemble_key", "load_or_run_ensemble", "load_or_run_designs"]
@@ -106,8 +108,6 @@ class TopDesigns:
 
     def vmax_folds(self, ensemble: KineticEnsemble, design: int) -> np.ndarray:
         """Vmax multipliers (n_models, n_rxn) of one design; rows of NaN where infeasible."""
-        from mpc_bio.nomad.verification import vmax_fold_from_log_changes
-
         net = ensemble.network
         out = np.full((self.model_index.size, net.n_reactions), np.nan)
         for m in range(self.model_index.size):
@@ -142,25 +142,10 @@ def load_or_run_designs(
     key = _design_key(ens_key, settings, n_designs)
 
     def build(tmp: Path) -> None:
-        from mpc_bio.nomad.nra import enumerate_designs, nra_problems_from_control_coefficients
+        from mpc_bio.nomad.nra import enumerate_designs
         from mpc_bio.nomad.ranking import rank_designs, unique_designs
 
-        rows = np.arange(control.n_models)
-        if settings.max_models is not None:
-            rows = rows[: settings.max_models]
-        if rows.size == 0:
-            raise ValueError("No screened models: the ensemble stage left no model with control coefficients.")
-        cc = control.select(rows)
-        model_index = np.asarray(cc.model_index, dtype=int)
-        nra = settings.nra
-        extra = [cc.growth_reaction]  # as mpc-bio nomad design: growth and (optionally) transports are no targets
-        if settings.exclude_transport:
-            net = ensemble.network
-            extra += [r for r, law in zip(net.reaction_ids, net.rate_laws) if law == "mass_action"]
-        extra = [e for e in extra if e in cc.enzyme_ids and e not in nra.excluded_enzymes]
-        if extra:
-            nra = dataclasses.replace(nra, excluded_enzymes=nra.excluded_enzymes + tuple(dict.fromkeys(extra)))
-        problems = nra_problems_from_control_coefficients(cc, model_ids=[f"model{i}" for i in model_index])
+        model_index, nra, problems = design_problems(ensemble, control, settings)
         enums = [enumerate_designs(p, nra) for p in problems]
         ranking = rank_designs(problems, unique_designs(enums), nra, settings.ranking)
         top = list(range(min(n_designs, len(ranking.designs))))

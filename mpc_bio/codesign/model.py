@@ -1,9 +1,11 @@
 """The kinetic fed-batch reactor of the NOMAD stage as a control model (CasADi ``rhs(x, u, p)``).
 
-:func:`mpc_bio.nomad.verification.simulate_reactor` integrates each kinetic model in a reactor
-written in concentrations. The control layer (:mod:`mpc_bio.control`) works with amounts
-(L, mmol, gDW) and a feed input F (L/h), so the same equations are rewritten here, for one or
-several ensemble members that share one reactor volume and one feed:
+:mod:`mpc_bio.nomad.reactor` defines the reactor: the cell's rates in its medium
+(:func:`~mpc_bio.nomad.reactor.medium_rates`) and the balances in concentrations that
+:func:`~mpc_bio.nomad.reactor.simulate_reactor` integrates. The control layer
+(:mod:`mpc_bio.control`) works with amounts (L, mmol, gDW) and a feed input F (L/h), so the
+balances are written here in amounts around the same rates, for one or several ensemble members
+that share one reactor volume and one feed:
 
     dz_m/dt   = S v_m(x_ref z_m, s_m) / V_cell / x_ref        intracellular, z = x / x_ref (-)
     dn_s,m/dt = (S_fixed[s] . v_m) n_X,m + F s_in               substrate amount (mmol), s_m = n_s,m / V
@@ -11,7 +13,7 @@ several ensemble members that share one reactor volume and one feed:
     dn_P,m/dt = v_product,m n_X,m                               product amount (mmol)
     dV/dt     = F                                               volume (L)
 
-Dividing by V and using dV/dt = F gives back the concentration form of the verification module
+Dividing by V and using dV/dt = F gives back the concentration form of the reactor module
 (the dilution terms -F/V c), which is what the tests check. Member m's Vmax are multiplied by
 the design's fold changes in that member, so a stacked model is "one strain in M ensemble
 members under one feed".
@@ -26,9 +28,8 @@ import casadi as ca
 import numpy as np
 
 from mpc_bio.control import ControlModel, ReactorRoles
-from mpc_bio.nomad.dynamics import substrate_species
 from mpc_bio.nomad.ensemble import KineticEnsemble
-from mpc_bio.nomad.kinetics import rate_expressions
+from mpc_bio.nomad.reactor import medium_rates, model_parameters, substrate_species
 
 __all__ = ["KineticControlModel", "kinetic_control_model"]
 
@@ -69,13 +70,6 @@ class KineticControlModel:
         return len(self.members)
 
 
-def _member_params(ensemble: KineticEnsemble, i: int, fold) -> np.ndarray:
-    x, xf, K, lk, vm = (np.asarray(a)[0] if np.ndim(a) == 2 else np.asarray(a) for a in ensemble.parameters([i]))
-    if fold is not None:
-        vm = vm * np.asarray(fold, dtype=float)
-    return np.concatenate([x, xf, K, lk, vm])
-
-
 def kinetic_control_model(
     ensemble: KineticEnsemble,
     members: Sequence[int],
@@ -101,7 +95,7 @@ def kinetic_control_model(
         Inoculum (gDW/L).
     glucose0_mmol_per_l : float, optional
         Initial substrate (mM); None uses the reference boundary concentration, as
-        :func:`~mpc_bio.nomad.verification.simulate_reactor` does.
+        :func:`~mpc_bio.nomad.reactor.simulate_reactor` does.
     volume0_l : float
         Initial volume (L).
 
@@ -144,15 +138,7 @@ def kinetic_control_model(
         off = k * (n + 3)
         z = x_all[off:off + n]
         n_s, n_X = x_all[off + n], x_all[off + n + 1]
-        p = p_all[1 + k * n_par: 1 + (k + 1) * n_par]
-        x_ref = p[:n]
-        xf = p[n:n + net.n_fixed]
-        K = p[n + net.n_fixed:n + net.n_fixed + net.n_slots]
-        lk = p[n + net.n_fixed + net.n_slots:n + net.n_fixed + net.n_slots + nr]
-        vm = p[n + net.n_fixed + net.n_slots + nr:]
-        s = n_s / V
-        xf_r = ca.vertcat(*[s if j == s_idx else xf[j] for j in range(net.n_fixed)])
-        v = rate_expressions(net, x_ref * z, xf_r, K, lk, vm)
+        v, x_ref = medium_rates(net, z, n_s / V, p_all[1 + k * n_par: 1 + (k + 1) * n_par], s_idx)
         rhs += [(S @ v) / float(ensemble.cell_volume) / x_ref, (s_row @ v) * n_X + u * s_in, v[g] * n_X, v[pr] * n_X]
         growth.append(v[g])
         names += [f"z_{mid}{suf}" for mid in net.metabolite_ids] + [f"n_glc{suf}", f"n_X{suf}", f"n_P{suf}"]
@@ -160,7 +146,7 @@ def kinetic_control_model(
         bi.append(off + n + 1)
         pi.append(off + n + 2)
         pnames += [f"p{j}{suf}" for j in range(n_par)]
-        pvals.append(_member_params(ensemble, m, None if vmax_folds is None else vmax_folds[k]))
+        pvals.append(model_parameters(ensemble, m, None if vmax_folds is None else vmax_folds[k]))
     rhs.append(u)
     names.append("V")
     f = ca.Function("kinetic_rhs", [x_all, u, p_all], [ca.vertcat(*rhs)], ["x", "u", "p"], ["dxdt"])
@@ -168,10 +154,12 @@ def kinetic_control_model(
     suf0 = "" if nm == 1 else "_m0"
     roles = ReactorRoles(volume="V", glucose=f"n_glc{suf0}", biomass=f"n_X{suf0}", acetate=None,
                          product=f"n_P{suf0}", feed="F", vmax=None)
+    pv = np.concatenate([np.atleast_1d(a) for a in pvals])
+    # the kinetic parameters are constants of each member (ln Keq of either sign), never estimated
     cm = ControlModel(
-        rhs=f, state_names=tuple(names), input_name="F", param_names=tuple(pnames),
-        param_values=np.concatenate([np.atleast_1d(a) for a in pvals]), roles=roles, symvar="SX",
-        aux=aux, aux_names=tuple(f"growth_rate{'' if nm == 1 else f'_m{k}'}" for k in range(nm)),
+        rhs=f, state_names=tuple(names), input_name="F", param_names=tuple(pnames), param_values=pv, roles=roles,
+        symvar="SX", aux=aux, aux_names=tuple(f"growth_rate{'' if nm == 1 else f'_m{k}'}" for k in range(nm)),
+        param_bounds=np.column_stack([np.full(pv.size, -np.inf), np.full(pv.size, np.inf)]),
     )
     s0 = float(ensemble.fixed_concentrations[s_idx]) if glucose0_mmol_per_l is None else float(glucose0_mmol_per_l)
     x0 = np.concatenate([np.concatenate([np.ones(n), [s0 * volume0_l, biomass0_gdw_per_l * volume0_l, 0.0]]) for _ in members] + [[volume0_l]])

@@ -7,7 +7,7 @@ Steps (:func:`run_codesign_study`):
    amount n_P(T), mmol; mean or worst case over the first ``feed.n_members`` models);
 3. each design's own feed: the same optimisation for the design, warm-started at the shared feed;
 4. every strain (reference + designs) x NRA model simulated by the nonlinear simulator
-   :func:`mpc_bio.nomad.verification.simulate_reactor` under: ``batch`` (no feed), ``reference``
+   :func:`mpc_bio.nomad.reactor.simulate_reactor` under: ``batch`` (no feed), ``reference``
    (the piecewise-constant feed of ``[nomad.design.verification]``), ``shared`` and ``own``.
 
 Results: :meth:`CodesignStudy.table` (titer, yield, productivity, final biomass and growth rate
@@ -28,12 +28,16 @@ from typing import Any
 import numpy as np
 
 from mpc_bio.codesign.designs import TopDesigns, load_or_run_designs, load_or_run_ensemble
-from mpc_bio.codesign.feed import FeedOptimum, optimize_feed
+from mpc_bio.codesign.feed import optimize_feed
 from mpc_bio.codesign.model import kinetic_control_model
+from mpc_bio.codesign.optimum import FeedOptimum
 from mpc_bio.codesign.settings import CodesignSettings
+from mpc_bio.feed import FeedProfile
+from mpc_bio.nomad.design_study import json_default
+from mpc_bio.nomad.executor import progress
 from mpc_bio.nomad.nra_settings import DesignStudySettings
+from mpc_bio.nomad.reactor import simulate_reactor
 from mpc_bio.nomad.settings import EnsembleStudySettings
-from mpc_bio.nomad.verification import FeedProfile, simulate_reactor
 
 __all__ = ["CodesignEvaluation", "CodesignStudy", "run_codesign_study", "write_codesign_study", "run_codesign_scenario",
            "load_codesign_config"]
@@ -233,14 +237,6 @@ class CodesignStudy:
         return out
 
 
-def _progress(it, show: bool, desc: str, total: int | None = None):
-    if not show:
-        return it
-    from tqdm.auto import tqdm
-
-    return tqdm(it, desc=desc, total=total, leave=False)
-
-
 def run_codesign_study(
     settings: CodesignSettings,
     ensemble_settings: EnsembleStudySettings,
@@ -290,7 +286,7 @@ def run_codesign_study(
     own: dict[str, FeedOptimum] = {}
     t = time.perf_counter()
     if fset.reoptimize:
-        for label in _progress(designs.labels, show, "design feeds"):
+        for label in progress(designs.labels, show, "design feeds"):
             ok = [i for i in range(models.size) if np.all(np.isfinite(folds[label][i]))][: fset.n_members]
             if not ok:
                 continue
@@ -298,7 +294,7 @@ def run_codesign_study(
             own[label] = optimize_feed(km, fset, strain=label, initial_feed=shared.feed)
     seconds["design_feeds"] = time.perf_counter() - t
 
-    ref_feed = FeedProfile.from_settings(vs)
+    ref_feed = vs.feed_profile()
     strains = tuple(folds)
     nt = vs.n_points
     shape = (len(strains), len(FEEDS), models.size, nt)
@@ -307,7 +303,7 @@ def run_codesign_study(
     success = np.zeros(shape[:3], dtype=bool)
     jobs = [(s, f, m) for s in range(len(strains)) for f in range(len(FEEDS)) for m in range(models.size)]
     t = time.perf_counter()
-    for s, f, m in _progress(jobs, show, "co-design simulations"):
+    for s, f, m in progress(jobs, show, "co-design simulations"):
         fold = folds[strains[s]][m]
         if not np.all(np.isfinite(fold)):
             continue
@@ -317,9 +313,9 @@ def run_codesign_study(
         elif name == "reference":
             feed = ref_feed
         elif name == "shared":
-            feed = shared.profile()
+            feed = shared.profile
         else:
-            feed = (own[strains[s]] if strains[s] in own else shared).profile()
+            feed = (own[strains[s]] if strains[s] in own else shared).profile
         sim = simulate_reactor(ensemble, int(models[m]), vmax_fold=fold, settings=vs, feed=feed)
         for k in arr:
             arr[k][s, f, m] = getattr(sim, k)
@@ -333,14 +329,6 @@ def run_codesign_study(
                          reference_feed=ref_feed, evaluation=ev,
                          sources={"ensemble": ens_source, "ensemble_key": ens_key, "designs": designs.source, "designs_key": designs.key},
                          seconds=seconds)
-
-
-def _json_default(o):
-    if isinstance(o, (np.integer, np.floating)):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
 
 
 def write_codesign_study(study: CodesignStudy, out_dir: str | Path, figures: bool = True) -> dict[str, Path]:
@@ -359,7 +347,7 @@ def write_codesign_study(study: CodesignStudy, out_dir: str | Path, figures: boo
             rows.append({"strain": opt.strain, "feed": "shared" if opt is study.shared_feed else "own",
                          "t_start_h": opt.edges[k], "t_end_h": opt.edges[k + 1], "feed_l_per_h": opt.feed[k]})
     pd.DataFrame(rows).to_csv(files["feeds"], index=False)
-    files["codesign_summary"].write_text(json.dumps(study.summary(), indent=2, default=_json_default))
+    files["codesign_summary"].write_text(json.dumps(study.summary(), indent=2, default=json_default))
     if figures:
         import matplotlib.pyplot as plt
 

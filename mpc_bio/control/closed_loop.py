@@ -130,9 +130,14 @@ class ClosedLoopResult:
         """Wall time of each MPC step [ms]."""
         return np.array([r.wall_time * 1e3 for r in self.mpc_records])
 
+    def step_cpu_times_ms(self) -> np.ndarray:
+        """CPU time of this process over each MPC step [ms] (every thread counted)."""
+        return np.array([getattr(r, "cpu_time", float("nan")) * 1e3 for r in self.mpc_records])
+
     def summary(self, rmse_after: float = 2.0) -> dict:
         """JSON-ready summary: objective, solver statistics, estimation RMSE after ``rmse_after`` h."""
         ms = self.step_times_ms()
+        cpu = self.step_cpu_times_ms()
         rmse = estimation_rmse(self, rmse_after)
         noise = dict(zip(self.measurements.quantities, self.measurements.noise_std.tolist()))
         return {
@@ -143,6 +148,8 @@ class ClosedLoopResult:
             "fallbacks": [r.fallback for r in self.mpc_records if r.fallback],
             "mpc_step_ms_median": float(np.median(ms)) if ms.size else float("nan"),
             "mpc_step_ms_p95": float(np.percentile(ms, 95)) if ms.size else float("nan"),
+            "mpc_step_cpu_ms_median": float(np.nanmedian(cpu)) if np.isfinite(cpu).any() else float("nan"),
+            "mpc_warm_steps": sum(1 for r in self.mpc_records if getattr(r, "warm", False)),
             "mpc_iterations_median": float(np.median([r.iterations for r in self.mpc_records])) if ms.size else float("nan"),
             "estimator_ms_median": float(np.median(self.estimator_times) * 1e3),
             "est_rmse": rmse,
@@ -174,6 +181,19 @@ class ClosedLoopResult:
             fine[n] = self.fine_states[:, i]
         solver = pd.DataFrame([r.__dict__ for r in self.mpc_records])
         return {"trajectory": traj, "fine": fine, "solver": solver}
+
+
+def _estimator_status_summary(est) -> dict:
+    """Solver statuses of an optimisation-based estimator (MHE): counts per IPOPT status, failures."""
+    statuses = list(getattr(est, "statuses", []) or [])
+    if est is None or not hasattr(est, "statuses"):
+        return {"estimator_solves": 0, "estimator_statuses": {}, "estimator_failures": 0}
+    counts: dict[str, int] = {}
+    for st in statuses:
+        counts[st] = counts.get(st, 0) + 1
+    ok = getattr(est, "successes", None)
+    fails = sum(1 for v in ok if not v) if ok is not None else sum(1 for st in statuses if st != "Solve_Succeeded")
+    return {"estimator_solves": len(statuses), "estimator_statuses": counts, "estimator_failures": fails}
 
 
 def estimation_rmse(result: ClosedLoopResult, after: float = 2.0) -> dict:
@@ -315,6 +335,7 @@ def run_closed_loop(
         "n_horizon": mpc_settings.n_horizon,
         "collocation_deg": mpc_settings.collocation_deg,
         "plant_events": list(getattr(plant, "events", [])),
+        **_estimator_status_summary(est),
         "limits": {
             "volume": problem.volume_max,
             "glucose": problem.glucose_max,
@@ -330,6 +351,8 @@ def run_closed_loop(
         iv_p = model.param_index(model.roles.vmax)
         info["vmax_estimate_final"] = float(np.array(pars)[-1, iv_p])
         info["vmax_plant"] = float(getattr(plant, "params", model.param_values)[iv_p]) if hasattr(plant, "params") else None
+        if info["vmax_plant"]:
+            info["vmax_est_rel_err"] = abs(info["vmax_estimate_final"] - info["vmax_plant"]) / info["vmax_plant"]
     return ClosedLoopResult(
         time=np.array(times),
         true_states=trues,

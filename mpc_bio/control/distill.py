@@ -12,6 +12,12 @@ second derivatives, works in SX and MX, and costs a few table look-ups to evalua
 The fit error is measured off the grid (mid-points) and returned, so it is reported, never assumed.
 The plant and the offline optimum keep the full surrogate; only the controller (and estimator) use
 the distilled copy, a small, stated plant-model mismatch.
+
+The grid covers the surrogate's whole input domain by default (both inputs when both move, e.g.
+with a dissolved-oxygen balance). Outside the grid the spline's inputs are clamped to its ends
+(the fluxes are held at the boundary values, never the zeros a B-spline returns beyond its
+knots); :meth:`DistilledCell.out_of_domain` flags such points, and a grid smaller than the
+surrogate's domain is reported by :attr:`DistilledCell.covers_domain`.
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ class DistilledCell:
     max_abs_error, max_rel_error : ndarray, shape (n_outputs,)
         Largest absolute error per output at the grid mid-points (flux units), and relative to
         the larger of the output's range and its largest magnitude over the grid [-].
+    varying : tuple of str
+        The inputs spanned by the grid, in the order of ``grid``.
     """
 
     cell: object
@@ -48,24 +56,72 @@ class DistilledCell:
     fixed: dict
     max_abs_error: np.ndarray
     max_rel_error: np.ndarray
+    varying: tuple = ()
+
+    @property
+    def covers_domain(self) -> bool:
+        """Whether the grid spans the original cell model's whole domain in every varying input."""
+        c = self.cell
+        for n, g in zip(self.varying, self.grid):
+            i = c.input_names.index(n)
+            if g[0] > c.domain_low[i] + 1e-9 or g[-1] < c.domain_high[i] - 1e-9:
+                return False
+        return True
+
+    def out_of_domain(self, uptakes) -> np.ndarray:
+        """Which uptake vectors lie outside the grid (where the spline holds its boundary values).
+
+        Parameters
+        ----------
+        uptakes : array_like, shape (n, k) or (k,)
+            Inputs of the cell model [mmol/gDW/h], in the order of ``cell.input_names``.
+
+        Returns
+        -------
+        ndarray of bool, shape (n,)
+            True where a varying input is outside its grid (beyond 1e-9 of the grid's span), or a
+            fixed input differs from its fixed value.
+        """
+        U = np.atleast_2d(np.asarray(uptakes, dtype=float))
+        names = list(self.cell.input_names)
+        out = np.zeros(U.shape[0], dtype=bool)
+        for n, g in zip(self.varying, self.grid):
+            tol = 1e-9 * (1.0 + g[-1] - g[0])
+            u = U[:, names.index(n)]
+            out |= (u < g[0] - tol) | (u > g[-1] + tol)
+        for n, v in self.fixed.items():
+            out |= np.abs(U[:, names.index(n)] - v) > 1e-9 * (1.0 + abs(v))
+        return out
 
 
-def distill_cell_model(cell, *, upper: dict[str, float], fixed: dict[str, float] | None = None, step: float = 0.01) -> DistilledCell:
+def distill_cell_model(
+    cell,
+    *,
+    upper: dict[str, float | None],
+    fixed: dict[str, float] | None = None,
+    step: float | dict = 0.01,
+    max_check: int = 10000,
+) -> DistilledCell:
     """Tabulate ``cell`` on a grid of its varying inputs and fit a cubic B-spline per output.
 
     Parameters
     ----------
     cell : mpc_bio.process.CellFluxModel
         The embedded surrogate (any CasADi function of the uptakes).
-    upper : dict of str to float
-        Upper end of the grid for each varying input [mmol/gDW/h] (the grid starts at 0); e.g.
-        ``{"glucose": 12.0}`` covers a Michaelis-Menten uptake with Vmax up to 12.
+    upper : dict of str to float or None
+        Upper end of the grid for each varying input [mmol/gDW/h] (the grid starts at the lower
+        end of the cell model's domain, 0 for uptakes); None takes the upper end of the cell
+        model's domain (recommended: the spline then covers every input the surrogate is valid
+        for). With two entries the grid is two-dimensional.
     fixed : dict of str to float, optional
         Inputs held at a constant value (e.g. ``{"oxygen": 15.0}`` for a fixed oxygen uptake).
-    step : float
-        Grid spacing [mmol/gDW/h]. The default 0.01 resolves the narrow bends of a sharpened surrogate
+    step : float or dict of str to float
+        Grid spacing [mmol/gDW/h], one for all varying inputs or one per input. The default 0.01 resolves the narrow bends of a sharpened surrogate
         (fit error ~2e-4 of the range vs 3e-3 at 0.05, e_coli_core with oxygen fixed); with two
         varying inputs the grid has (upper / step)^2 points: use a coarser step there.
+    max_check : int
+        Largest number of grid mid-points (cell centres) at which the fit error is measured; a
+        seeded random subset is used when the grid has more cells.
 
     Returns
     -------
@@ -81,10 +137,21 @@ def distill_cell_model(cell, *, upper: dict[str, float], fixed: dict[str, float]
     missing = [n for n in names if n not in upper and n not in fixed]
     if missing:
         raise ControlError(f"distill_cell_model: input(s) {missing} need a grid end in 'upper' or a value in 'fixed'.")
-    if not step > 0:
-        raise ControlError(f"The 'step' parameter of distill_cell_model must be > 0. Got {step!r} instead.")
     varying = [n for n in names if n in upper]
-    grids = [np.linspace(0.0, float(upper[n]), int(round(float(upper[n]) / step)) + 1) for n in varying]
+    steps = {n: float(step[n] if isinstance(step, dict) else step) for n in varying}
+    for n, st in steps.items():
+        if not st > 0:
+            raise ControlError(f"The 'step' parameter of distill_cell_model must be > 0 for {n!r}. Got {st!r} instead.")
+    grids = []
+    for n in varying:
+        i = names.index(n)
+        lo = float(cell.domain_low[i]) if np.isfinite(cell.domain_low[i]) else 0.0
+        hi = float(cell.domain_high[i]) if upper[n] is None else float(upper[n])
+        if not hi > lo:
+            raise ControlError(
+                f"The grid end of input {n!r} in distill_cell_model must exceed the domain's lower end {lo}. Got {hi!r} instead."
+            )
+        grids.append(np.linspace(lo, hi, int(round((hi - lo) / steps[n])) + 1))
     if any(g.size < 4 for g in grids):
         raise ControlError("distill_cell_model needs at least 4 grid points per varying input; reduce 'step'.")
     mesh = np.meshgrid(*grids, indexing="ij")
@@ -95,7 +162,8 @@ def distill_cell_model(cell, *, upper: dict[str, float], fixed: dict[str, float]
     vals = np.asarray(f_map(pts.T)).T  # (n_points, n_out), first grid dimension fastest
     spline = ca.interpolant("cell_bspline", "bspline", grids, vals.ravel(order="C"))
     u = ca.SX.sym("u", len(names))
-    arg = ca.vertcat(*[u[names.index(n)] for n in varying])
+    # clamp to the grid: a B-spline is zero beyond its knots, a held boundary value is not
+    arg = ca.vertcat(*[ca.fmin(ca.fmax(u[names.index(n)], g[0]), g[-1]) for n, g in zip(varying, grids)])
     fun = ca.Function("cell_distilled", [u], [spline(arg)], ["uptakes"], ["fluxes"])
     # measured error at the cell mid-points (the worst place for an interpolant)
     mids = [0.5 * (g[:-1] + g[1:]) for g in grids]
@@ -103,6 +171,8 @@ def distill_cell_model(cell, *, upper: dict[str, float], fixed: dict[str, float]
     mp = np.zeros((mm[0].size, len(names)))
     for j, n in enumerate(names):
         mp[:, j] = mm[varying.index(n)].ravel() if n in upper else fixed[n]
+    if mp.shape[0] > max_check:  # a seeded random subset of the mid-points
+        mp = mp[np.sort(np.random.default_rng(0).choice(mp.shape[0], max_check, replace=False))]
     ref = np.asarray(cell.function.map(mp.shape[0])(mp.T)).T
     got = np.asarray(fun.map(mp.shape[0])(mp.T)).T
     abs_err = np.max(np.abs(got - ref), axis=0)
@@ -118,4 +188,4 @@ def distill_cell_model(cell, *, upper: dict[str, float], fixed: dict[str, float]
         backend="bspline",
         symbolic="SX",
     )
-    return DistilledCell(distilled, tuple(grids), fixed, abs_err, abs_err / rng)
+    return DistilledCell(distilled, tuple(grids), fixed, abs_err, abs_err / rng, tuple(varying))

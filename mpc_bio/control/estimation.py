@@ -23,7 +23,9 @@ MHE (:class:`MovingHorizonEstimator`)
     the window with the state at the end of the k-th interval; the estimate is the newest node.
 
 Both may estimate the glucose uptake Vmax (``EstimatorSettings.estimate_vmax``) as a constant
-parameter; both clip amounts at zero.
+parameter, kept inside ``ControlModel.param_bounds`` (for the surrogate fed-batch: the range in
+which the glucose uptake stays in the surrogate's domain): the EKF projects its estimate onto the
+range, the MHE has it as bounds of the NLP. Both clip amounts at zero.
 """
 
 from __future__ import annotations
@@ -272,8 +274,9 @@ class ExtendedKalmanFilter:
         z[: self.model.n_x] = np.maximum(z[: self.model.n_x], 0.0)
         iv = self.model.index("volume")
         z[iv] = max(z[iv], 1e-6)
-        if self.ip is not None:
-            z[-1] = max(z[-1], 1e-6)
+        if self.ip is not None:  # projection onto the parameter's validity range
+            lo, hi = self.model.param_bounds[self.ip]
+            z[-1] = min(max(z[-1], lo, 1e-6), hi)
         return z
 
 
@@ -281,6 +284,9 @@ class MovingHorizonEstimator:
     """do-mpc MHE with per-sample measurement weights (missing samples weigh nothing).
 
     Same constructor arguments and :meth:`update` interface as :class:`ExtendedKalmanFilter`.
+    Every solve's IPOPT status is kept in :attr:`statuses`; after a failed solve the estimate is
+    the previous one predicted over the step by the model (CVODES) and the parameter estimate is
+    kept (do-mpc's own warm start and prior keep the failed iterate).
     """
 
     def __init__(self, model: ControlModel, quantities, noise_std, dt: float, settings: EstimatorSettings, x0, x_scale=None):
@@ -333,13 +339,14 @@ class MovingHorizonEstimator:
             vmax0 = model.param_values[self.ip] * (1.0 + settings.vmax_initial_error)
             P_p = np.diag([1.0 / (settings.vmax_rel_std * vmax0) ** 2])
         mhe.set_default_objective(P_x, P_v, P_p, P_w)
-        for role in ("glucose", "biomass", "acetate", "product"):
-            name = getattr(model.roles, role)
-            if name is not None:
-                mhe.bounds["lower", "_x", name] = 0.0
+        for name in model.state_names:  # every state is an amount (L, mmol, gDW): never negative
+            mhe.bounds["lower", "_x", name] = 0.0
         mhe.bounds["lower", "_x", model.roles.volume] = 1e-6
         if self.ip is not None:
-            mhe.bounds["lower", "_p_est", model.roles.vmax] = 1e-3
+            lo, hi = model.param_bounds[self.ip]
+            mhe.bounds["lower", "_p_est", model.roles.vmax] = max(float(lo), 1e-6)
+            if np.isfinite(hi):
+                mhe.bounds["upper", "_p_est", model.roles.vmax] = float(hi)
         p_tmpl = mhe.get_p_template()
         fixed = [n for n in model.param_names if n not in p_est]
         for n in fixed:
@@ -363,7 +370,9 @@ class MovingHorizonEstimator:
         if self.ip is not None:
             self._p[self.ip] = vmax0
         self.used = []
-        self.statuses: list[str] = []
+        self.statuses: list[str] = []  # IPOPT return status of every MHE solve
+        self.successes: list[bool] = []
+        self._predict = None
 
     def _window(self):
         n = len(self._ys)
@@ -413,14 +422,28 @@ class MovingHorizonEstimator:
         self._us.append(float(u_prev) if u_prev is not None else 0.0)  # feed applied before this sample
         y_now = np.r_[np.where(np.isfinite(y), y, 0.0), self._us[-1]]
         xs = np.asarray(self.mhe.make_step(y_now)).reshape(-1)
-        self.statuses.append(str(self.mhe.solver_stats.get("return_status")))
+        stats = self.mhe.solver_stats
+        self.statuses.append(str(stats.get("return_status")))
+        ok = bool(stats.get("success", False)) and np.all(np.isfinite(xs))
+        self.successes.append(ok)
         iv = self.model.index("volume")
+        if not ok:
+            # fallback: the previous estimate predicted over the step with the model (CVODES)
+            if self._predict is None:
+                from mpc_bio.control.model import make_integrator
+
+                self._predict = make_integrator(self.model, self.dt)
+            try:
+                xs = np.asarray(self._predict(x0=self._x, p=np.r_[self._us[-1], self._p])["xf"]).reshape(-1)
+            except RuntimeError:
+                xs = self._x.copy()
         xs = np.maximum(xs, 0.0)
         xs[iv] = max(xs[iv], 1e-6)
         self._x = xs
-        if self.ip is not None:
+        if self.ip is not None and ok:
             pe = float(np.asarray(self.mhe.opt_x_num["_p_est"] * self.mhe._p_est_scaling).reshape(-1)[0])
-            self._p[self.ip] = pe
+            lo, hi = self.model.param_bounds[self.ip]
+            self._p[self.ip] = min(max(pe, lo), hi)
         return self.x
 
 

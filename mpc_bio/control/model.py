@@ -50,6 +50,12 @@ class ControlModel:
         ``"SX"`` or ``"MX"``: symbol type the right-hand side can be called with.
     aux : casadi.Function or None
         Optional ``(x, u, p) -> named auxiliary outputs`` (e.g. growth rate) for plots.
+    aux_names : tuple of str
+        Names of the ``aux`` outputs.
+    param_bounds : ndarray, shape (n_p, 2)
+        Lower and upper bound of each parameter where the model is valid, in the parameter's
+        units (e.g. the glucose Vmax within the surrogate's glucose-uptake domain, mmol/gDW/h);
+        estimators keep their parameter estimates inside. Default ``[0, inf)``.
     """
 
     rhs: ca.Function
@@ -61,6 +67,7 @@ class ControlModel:
     symvar: str = "SX"
     aux: ca.Function | None = None
     aux_names: tuple[str, ...] = field(default_factory=tuple)
+    param_bounds: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         names = set(self.state_names)
@@ -86,6 +93,16 @@ class ControlModel:
                 f"param_values has {pv.size} entries but the model has {len(self.param_names)} parameters {self.param_names}."
             )
         object.__setattr__(self, "param_values", pv)
+        if self.param_bounds is None:
+            pb = np.column_stack([np.zeros(pv.size), np.full(pv.size, np.inf)])
+        else:
+            pb = np.asarray(self.param_bounds, dtype=float).reshape(-1, 2) if pv.size else np.zeros((0, 2))
+        if pb.shape != (pv.size, 2) or np.any(pb[:, 0] > pb[:, 1]) or np.any((pv < pb[:, 0]) | (pv > pb[:, 1])):
+            raise ControlError(
+                f"param_bounds must be one (low, high) pair per parameter {list(self.param_names)} with low <= "
+                f"nominal value <= high. Got {pb.tolist()} for nominal values {pv.tolist()} instead."
+            )
+        object.__setattr__(self, "param_bounds", pb)
 
     @property
     def n_x(self) -> int:
@@ -120,7 +137,7 @@ def _replace_role(roles: ReactorRoles, role: str, value) -> ReactorRoles:
     return ReactorRoles(**data)
 
 
-def control_model_from_do_mpc(model, roles: ReactorRoles | None = None, param_values=None) -> ControlModel:
+def control_model_from_do_mpc(model, roles: ReactorRoles | None = None, param_values=None, param_bounds=None) -> ControlModel:
     """Extract the control view of a continuous, set-up do-mpc model.
 
     Parameters
@@ -133,6 +150,9 @@ def control_model_from_do_mpc(model, roles: ReactorRoles | None = None, param_va
     param_values : dict or sequence, optional
         Nominal values of the model parameters (by name or in order); required when the model
         has parameters.
+    param_bounds : dict of str to (float, float), optional
+        Validity bounds of some parameters (name -> (low, high), parameter units); the others
+        are ``[0, inf)``.
 
     Returns
     -------
@@ -165,7 +185,13 @@ def control_model_from_do_mpc(model, roles: ReactorRoles | None = None, param_va
     aux = None
     if aux_names:
         aux = ca.Function("aux", [x, u, p], [ca.vertcat(*[model.aux[k] for k in aux_names])], ["x", "u", "p"], ["aux"])
+    pb = np.column_stack([np.zeros(len(p_names)), np.full(len(p_names), np.inf)])
+    for name, (lo, hi) in dict(param_bounds or {}).items():
+        if name not in p_names:
+            raise ControlError(f"param_bounds names {name!r}, which is not a model parameter; parameters are {list(p_names)}.")
+        pb[p_names.index(name)] = (float(lo), float(hi))
     return ControlModel(
+        param_bounds=pb,
         rhs=rhs,
         state_names=x_names,
         input_name=u_names[0],

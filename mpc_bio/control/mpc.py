@@ -7,8 +7,16 @@ penalised (do-mpc ``rterm``), the feed is bounded, and the volume, glucose and a
 soft constraints with a stated linear penalty (``MPCSettings.soft_penalty`` per unit of
 violation), so a noisy estimate slightly outside a limit never makes the problem infeasible.
 
-Every step records the IPOPT return status, the iteration count and the wall time. A failed
-solve (IPOPT not successful) applies the **shifted previous plan** (the feed the last successful
+Initial guesses follow do-mpc's storage: the state at the start of interval k is
+``opt_x["_x", k, 0, -1]`` and the collocation points of interval k (Radau times) are
+``opt_x["_x", k + 1, 0, j]``. After a reset or a failed solve the guess is simulated from the
+estimate under the plan and IPOPT starts cold; after a successful solve the solution, its
+soft-constraint slacks and its multipliers are shifted one interval and IPOPT starts warm
+(``MPCSettings.warm_start``; two IPOPT instances on the same NLP hold the cold and warm options).
+
+Every step records the IPOPT return status, the iteration count, wall and CPU time. A failed
+warm-started solve is repeated once, cold, within the step. A step whose solve still fails
+(IPOPT not successful) applies the **shifted previous plan** (the feed the last successful
 solve planned for this time), or ``MPCSettings.safe_feed`` when no plan covers it, and is counted.
 """
 
@@ -20,7 +28,7 @@ from dataclasses import dataclass
 import casadi as ca
 import numpy as np
 
-from mpc_bio.control.model import ControlModel, make_integrator, objective_value
+from mpc_bio.control.model import ControlModel, objective_value
 from mpc_bio.control.settings import BatchProblem, ControlError, MPCSettings
 
 __all__ = ["FeedMPC", "MPCStepRecord", "build_mpc"]
@@ -49,6 +57,16 @@ class MPCStepRecord:
     solver_cpu_time : float
         IPOPT's process (CPU) time ``t_proc_total`` [s]; less sensitive than wall time to other
         processes competing for the cores.
+    cpu_time : float
+        CPU time of this process over the whole step (solve plus do-mpc bookkeeping) [s]; it counts
+        every thread of the process (e.g. libtorch's), so it can exceed the wall time.
+    warm : bool
+        Whether the solve was warm started (shifted previous solution and multipliers, IPOPT
+        warm-start options); otherwise it started cold from a simulated guess.
+    retried : bool
+        Whether a failed warm-started solve was repeated cold (from a guess simulated under the
+        shifted plan) within the step; ``status``, ``success`` and the times then describe the
+        step as a whole (iterations and times summed over both solves).
     fallback : str
         ``""`` when the solution was applied, ``"shifted_plan"`` or ``"safe_feed"`` otherwise.
     predicted_objective : float
@@ -63,6 +81,9 @@ class MPCStepRecord:
     wall_time: float
     solver_time: float
     solver_cpu_time: float
+    cpu_time: float
+    warm: bool
+    retried: bool
     fallback: str
     predicted_objective: float
 
@@ -89,7 +110,9 @@ class FeedMPC:
         self._p_now = model.param_values.copy()
         self._plan: np.ndarray | None = None
         self._plan_time = 0.0
-        self._good_guess = None
+        self._solved = False  # a successful solve to warm start from exists
+        self._S_cold = None  # IPOPT with cold-start options (set by build_mpc)
+        self._S_warm = None  # IPOPT with warm-start options
 
     # do-mpc callbacks
     def _tvp_fun(self, t_now):
@@ -123,39 +146,91 @@ class FeedMPC:
             constant feed that fills the reactor to ``volume_max`` over the batch. A cold start
             with every node at ``x0`` can need hundreds of IPOPT iterations. A given plan is also
             the fallback (``"shifted_plan"``) until the first successful solve.
+
+        Notes
+        -----
+        do-mpc stores the state at the start of interval k (time t_k) as ``opt_x["_x", k, 0, -1]``
+        and the collocation points of interval k (Radau times t_k + tau_j * t_step) as
+        ``opt_x["_x", k + 1, 0, j]``; the simulated guess is written there, so the initial guess
+        satisfies the collocation equations up to the discretisation error. The multipliers
+        start at zero and the first solve uses IPOPT's cold-start options.
         """
         x0 = np.asarray(x0, dtype=float).reshape(-1)
         self.mpc.x0 = x0
         self.mpc.u0 = np.array([u0])
         self.mpc.set_initial_guess()
+        self.mpc.flags["initial_run"] = False  # no multipliers to warm start from
         self.records = []
         self._plan = None
-        N, dt = self.settings.n_horizon, self.settings.t_step
+        self._t_now = 0.0
+        self._p_now = self.model.param_values.copy()
+        self._solved = False
+        N = self.settings.n_horizon
         explicit = guess_feed is not None
         if guess_feed is None:
             iv = self.model.index("volume")
             guess_feed = (self.problem.volume_max - x0[iv]) / self.problem.batch_time
-        g = np.clip(np.broadcast_to(np.asarray(guess_feed, dtype=float).reshape(-1), (N,)) if np.size(guess_feed) in (1, N)
-                    else np.resize(np.asarray(guess_feed, dtype=float), N), self.problem.feed_min, self.problem.feed_max)
-        integ = make_integrator(self.model, dt)
-        xs = self.mpc.opt_x_num
-        scale_x = np.asarray(self.mpc._x_scaling.cat).reshape(-1) if hasattr(self.mpc, "_x_scaling") else np.ones(x0.size)
-        x = x0.copy()
-        for k in range(N):
-            on = self._t_now_for(k) < self.problem.batch_time - 1e-9
-            x_next = np.maximum(np.asarray(integ(x0=x, p=np.r_[g[k], self.model.param_values])["xf"]).reshape(-1), 0.0) if on else x
-            n_c = len(xs["_x", k, 0])
-            for c in range(n_c):
-                xs["_x", k, 0, c] = (x if c == 0 else x_next) / scale_x
-            xs["_u", k, 0] = g[k] / float(np.asarray(self.mpc._u_scaling.cat).reshape(-1)[0])
-            x = x_next
-        for c in range(len(xs["_x", N, 0])):
-            xs["_x", N, 0, c] = x / scale_x
+        g = np.asarray(guess_feed, dtype=float).reshape(-1)
+        g = np.broadcast_to(g, (N,)) if g.size == 1 else np.resize(g, N)
+        g = np.clip(g, self.problem.feed_min, self.problem.feed_max)
+        self._write_simulated_guess(x0, g, 0.0)
         if explicit:  # a given plan (e.g. the offline optimum) is also the fallback of the first steps
             self._plan, self._plan_time = g.copy(), 0.0
 
-    def _t_now_for(self, k: int) -> float:
-        return k * self.settings.t_step
+    def _interval_times(self) -> np.ndarray:
+        """Times of the stored points of one interval, as fractions of ``t_step`` (do-mpc's order)."""
+        tau = [0.0, *ca.collocation_points(self.settings.collocation_deg, "radau")]
+        ni, deg = self.settings.collocation_ni, self.settings.collocation_deg
+        out = [(0 + tau[j]) / ni for j in range(1, deg + 1)]
+        for i in range(1, ni):
+            out.extend((i + tau[j]) / ni for j in range(deg + 1))
+        out.append(1.0)
+        return np.array(out)
+
+    def _guess_integrator(self):
+        if getattr(self, "_guess_integ", None) is None:
+            model = self.model
+            sym = ca.MX if model.symvar == "MX" else ca.SX
+            x = sym.sym("x", model.n_x)
+            u = sym.sym("u", 1)
+            p = sym.sym("p", model.n_p)
+            dae = {"x": x, "p": ca.vertcat(u, p), "ode": model.rhs(x, u, p)}
+            grid = self._interval_times() * self.settings.t_step
+            self._guess_integ = ca.integrator(
+                "mpc_guess", "cvodes", dae, 0.0, list(grid), {"reltol": 1e-6, "abstol": 1e-9, "max_num_steps": 20000}
+            )
+        return self._guess_integ
+
+    def _write_simulated_guess(self, x0: np.ndarray, feeds: np.ndarray, t0: float) -> None:
+        """Write a guess simulated from ``x0`` under ``feeds`` (one per interval) into ``opt_x_num``."""
+        N, dt = self.settings.n_horizon, self.settings.t_step
+        integ = self._guess_integrator()
+        xs = self.mpc.opt_x_num
+        scale_x = np.asarray(self.mpc._x_scaling.cat).reshape(-1)
+        scale_u = float(np.asarray(self.mpc._u_scaling.cat).reshape(-1)[0])
+        n_pts = len(xs["_x", 1, 0])  # 1 + points per interval
+        x = np.maximum(np.asarray(x0, dtype=float).reshape(-1), 0.0)
+        xs["_x", 0, 0, -1] = x / scale_x
+        for c in range(n_pts - 1):  # unused slots of node 0: keep them at x0
+            xs["_x", 0, 0, c] = x / scale_x
+        for k in range(N):
+            on = t0 + k * dt < self.problem.batch_time - 1e-9
+            if on:
+                try:
+                    traj = np.asarray(integ(x0=x, p=np.r_[feeds[k], self._p_now])["xf"]).T
+                    traj = np.maximum(traj, 0.0)
+                except RuntimeError:  # the simulation failed (e.g. a far-off estimate): hold the state
+                    traj = np.repeat(x[None, :], n_pts - 1, axis=0)
+            else:
+                traj = np.repeat(x[None, :], n_pts - 1, axis=0)
+            for c in range(n_pts - 1):
+                xs["_x", k + 1, 0, c] = traj[c] / scale_x
+            xs["_x", k + 1, 0, -1] = traj[-1] / scale_x
+            xs["_u", k, 0] = feeds[k] / scale_u
+            if "_eps" in xs.keys() and k < len(xs["_eps"]):
+                # soft-constraint slacks at the violation of the guess (checked at the interval's start)
+                xs["_eps", k, 0] = self._soft_violation(x)
+            x = traj[-1]
 
     def plan(self) -> np.ndarray:
         """Feed plan of the last successful solve, one value per interval [L/h] (empty before any)."""
@@ -180,22 +255,51 @@ class FeedMPC:
         if params is not None:
             self._p_now = np.asarray(params, dtype=float).reshape(-1)
         mpc = self.mpc
-        if self.settings.warm_start and self._plan is not None and mpc.flags["initial_run"]:
-            self._shift_guess()
-        saved = (ca.DM(mpc.opt_x_num.master), ca.DM(mpc.lam_x_num), ca.DM(mpc.lam_g_num)) if mpc.flags["initial_run"] else None
+        warm = self.settings.warm_start and self._solved
+        if self._solved:
+            self._shift_guess()  # the previous solution, one interval on
+        else:
+            # after a reset or a failed solve: a guess simulated from the estimate under the
+            # shifted plan (or the filling feed)
+            self._write_simulated_guess(x_hat, self._guess_plan(x_hat), self._t_now)
+        if not warm:  # cold start: zero multipliers, IPOPT's default start options
+            mpc.flags["initial_run"] = False
+        mpc.S = self._S_warm if warm else self._S_cold
         tic = time.perf_counter()
+        cpu_tic = time.process_time()
         u0 = mpc.make_step(x_hat)
-        wall = time.perf_counter() - tic
         stats = mpc.solver_stats
         success = bool(stats.get("success", False))
-        status = str(stats.get("return_status", "unknown"))
         iters = int(stats.get("iter_count", -1))
+        solver_time = float(stats.get("t_wall_total", float("nan")))
+        solver_cpu = float(stats.get("t_proc_total", float("nan")))
+        retried = False
+        if warm and not success:
+            # a warm start far from the new optimum (e.g. after a jump of the parameter estimate)
+            # can stall with a tiny barrier parameter: solve again, cold, from a simulated guess
+            retried = True
+            self._write_simulated_guess(x_hat, self._guess_plan(x_hat), self._t_now)
+            mpc.flags["initial_run"] = False
+            mpc.S = self._S_cold
+            mpc.solve()  # same parameters (estimate, previous feed, flags) as the failed solve
+            stats = mpc.solver_stats
+            success = bool(stats.get("success", False))
+            iters += int(stats.get("iter_count", 0))
+            solver_time += float(stats.get("t_wall_total", float("nan")))
+            solver_cpu += float(stats.get("t_proc_total", float("nan")))
+            u0 = np.asarray(mpc.opt_x_num_unscaled["_u", 0, 0]).reshape(-1)
+            mpc.u0 = u0
+            mpc.data._u[-1] = u0
+        wall = time.perf_counter() - tic
+        cpu = time.process_time() - cpu_tic
+        status = str(stats.get("return_status", "unknown"))
         fallback = ""
         if success:
             # IPOPT's interior-point iterate may sit 1e-9 outside a bound: apply the clipped feed
             feed = float(np.clip(np.asarray(u0).reshape(-1)[0], self.problem.feed_min, self.problem.feed_max))
             self._plan = np.array([float(mpc.opt_x_num_unscaled["_u", k, 0][0]) for k in range(self.settings.n_horizon)])
             self._plan_time = self._t_now
+            self._solved = True
             pred = self._objective_from_solution()
         else:
             k = int(round((self._t_now - self._plan_time) / self.settings.t_step)) if self._plan is not None else -1
@@ -204,9 +308,7 @@ class FeedMPC:
             else:
                 feed, fallback = float(self.settings.safe_feed), "safe_feed"
             feed = float(np.clip(feed, self.problem.feed_min, self.problem.feed_max))
-            if saved is not None:  # warm start the next solve from the last good solution, not the failed iterate
-                mpc.opt_x_num.master = saved[0]
-                mpc.lam_x_num, mpc.lam_g_num = saved[1], saved[2]
+            self._solved = False  # the next solve starts cold from a simulated guess, not the failed iterate
             mpc.u0 = np.array([feed])
             mpc.data._u[-1] = feed  # the history shows the applied feed
             pred = float("nan")
@@ -218,29 +320,85 @@ class FeedMPC:
                 success=success,
                 iterations=iters,
                 wall_time=wall,
-                solver_time=float(stats.get("t_wall_total", float("nan"))),
-                solver_cpu_time=float(stats.get("t_proc_total", float("nan"))),
+                solver_time=solver_time,
+                solver_cpu_time=solver_cpu,
+                cpu_time=cpu,
+                warm=warm,
+                retried=retried,
                 fallback=fallback,
                 predicted_objective=pred,
             )
         )
         return feed
 
-    def _shift_guess(self) -> None:
-        """Shift the stored solution one interval forward (the last interval is repeated)."""
-        xs = self.mpc.opt_x_num
+    def _soft_violation(self, x: np.ndarray) -> np.ndarray:
+        """Violation of each soft constraint at state ``x`` (do-mpc's order), >= 0, in constraint units."""
+        m, pb, b = self.model, self.problem, self.settings.backoff
+        vol = max(float(x[m.index("volume")]), 1e-9)
+        viol = [x[m.index("volume")] - pb.volume_max, x[m.index("glucose")] / vol - (1.0 - b) * pb.glucose_max]
+        if m.index("acetate") is not None:
+            viol.append(x[m.index("acetate")] / vol - (1.0 - b) * pb.acetate_max)
+        return np.maximum(np.array(viol, dtype=float), 0.0)
+
+    def _guess_plan(self, x_hat: np.ndarray) -> np.ndarray:
+        """Feed plan [L/h] for a cold guess: the last plan shifted to now, else the filling feed."""
         N = self.settings.n_horizon
-        x_old = [[ca.DM(v) for v in xs["_x", k, 0]] for k in range(N + 1)]
-        u_old = [ca.DM(xs["_u", k, 0]) for k in range(N)]
-        for k in range(N):
-            for c, v in enumerate(x_old[k + 1]):
-                xs["_x", k, 0, c] = v
-            xs["_u", k, 0] = u_old[min(k + 1, N - 1)]
+        if self._plan is not None:
+            k = int(round((self._t_now - self._plan_time) / self.settings.t_step))
+            if 0 <= k < self._plan.size:
+                rest = self._plan[k:]
+                return np.r_[rest, np.repeat(rest[-1], N - rest.size)]
+        iv = self.model.index("volume")
+        x_v = float(x_hat[iv])
+        left = max(self.problem.batch_time - self._t_now, self.settings.t_step)
+        f = np.clip((self.problem.volume_max - x_v) / left, self.problem.feed_min, self.problem.feed_max)
+        return np.full(N, f)
+
+    def _shift_guess(self) -> None:
+        """Shift the stored solution and its multipliers one interval forward (last interval repeated).
+
+        Node k takes node k + 1 (the state at the new t_k), the collocation points of interval k
+        take those of interval k + 1 (same Radau times relative to the interval), and so do the
+        feed, the soft-constraint slacks, the bound multipliers and the constraint multipliers
+        (do-mpc orders its constraints as the initial condition then one equal-sized block per
+        interval).
+        """
+        mpc = self.mpc
+        _shift_struct(mpc.opt_x_num)
+        lam_x = mpc._opt_x(ca.DM(mpc.lam_x_num))
+        _shift_struct(lam_x)
+        mpc.lam_x_num = lam_x.cat
+        lam_g = np.asarray(mpc.lam_g_num).reshape(-1).copy()
+        n_x, N = self.model.n_x, self.settings.n_horizon
+        b, rem = divmod(lam_g.size - n_x, N)
+        if rem == 0 and b > 0:
+            blocks = lam_g[n_x:].reshape(N, b)
+            blocks[:-1] = blocks[1:].copy()
+            lam_g[n_x:] = blocks.reshape(-1)
+            mpc.lam_g_num = ca.DM(lam_g)
+        else:  # unknown layout: start the constraint multipliers at zero
+            mpc.lam_g_num = ca.DM.zeros(lam_g.size)
 
     def _objective_from_solution(self) -> float:
         names = self.model.state_names
         x_end = np.array([float(self.mpc.opt_x_num_unscaled["_x", -1, 0, -1, n][0]) for n in names])
         return objective_value(self.model, self.problem, x_end)
+
+
+def _shift_struct(st) -> None:
+    """Shift every repeated entry of a do-mpc ``opt_x``-shaped struct one stage forward, in place."""
+    for key in st.keys():
+        n = len(st[key])
+        if n < 2:
+            continue
+        old = [ca.DM(st[key, k, 0]) if not isinstance(st[key, k, 0], list) else [ca.DM(v) for v in st[key, k, 0]] for k in range(n)]
+        for k in range(n - 1):
+            src = old[k + 1]
+            if isinstance(src, list):
+                for c, v in enumerate(src):
+                    st[key, k, 0, c] = v
+            else:
+                st[key, k, 0] = src
 
 
 def _do_mpc_model(model: ControlModel, symvar: str):
@@ -313,15 +471,14 @@ def build_mpc(model: ControlModel, problem: BatchProblem, settings: MPCSettings 
         "record_time": True,
         "ipopt.linear_solver": settings.linear_solver,
     }
-    if settings.warm_start:
-        opts.update(
-            {
-                "ipopt.warm_start_init_point": "yes",
-                "ipopt.warm_start_bound_push": 1e-6,
-                "ipopt.warm_start_mult_bound_push": 1e-6,
-                "ipopt.mu_init": 1e-4,
-            }
-        )
+    cold_iter = settings.cold_max_iter if settings.cold_max_iter is not None else 5 * settings.max_iter
+    warm_opts = {
+        **opts,
+        "ipopt.warm_start_init_point": "yes",
+        "ipopt.warm_start_bound_push": 1e-6,
+        "ipopt.warm_start_mult_bound_push": 1e-6,
+        "ipopt.mu_init": 1e-4,
+    }
     mpc.settings.n_horizon = settings.n_horizon
     mpc.settings.t_step = settings.t_step
     mpc.settings.state_discretization = "collocation"
@@ -330,7 +487,7 @@ def build_mpc(model: ControlModel, problem: BatchProblem, settings: MPCSettings 
     mpc.settings.collocation_ni = settings.collocation_ni
     mpc.settings.store_full_solution = False  # the plan is read from opt_x_num directly
     mpc.settings.store_lagr_multiplier = False
-    mpc.settings.nlpsol_opts = opts
+    mpc.settings.nlpsol_opts = {**opts, "ipopt.max_iter": cold_iter}
     mpc.settings.store_solver_stats = []
 
     mterm = -_mayer_term(m, model, problem) / settings.objective_scale
@@ -339,10 +496,8 @@ def build_mpc(model: ControlModel, problem: BatchProblem, settings: MPCSettings 
 
     mpc.bounds["lower", "_u", model.input_name] = problem.feed_min
     mpc.bounds["upper", "_u", model.input_name] = problem.feed_max
-    for role in ("glucose", "biomass", "acetate", "product"):
-        name = getattr(model.roles, role)
-        if name is not None:
-            mpc.bounds["lower", "_x", name] = 0.0
+    for name in model.state_names:  # every state is an amount (L, mmol, gDW): never negative
+        mpc.bounds["lower", "_x", name] = 0.0
     mpc.bounds["lower", "_x", model.roles.volume] = 1e-6
     x = m.x
     pen = settings.soft_penalty / settings.objective_scale
@@ -361,4 +516,8 @@ def build_mpc(model: ControlModel, problem: BatchProblem, settings: MPCSettings 
     mpc.set_p_fun(ctrl._p_fun)
     with quiet_do_mpc():
         mpc.setup()
+    # do-mpc's solver has the cold-start options (first solve, and after a failure); a second
+    # IPOPT instance on the same NLP has the warm-start options for the shifted solutions
+    ctrl._S_cold = mpc.S
+    ctrl._S_warm = ca.nlpsol("S_warm", "ipopt", mpc.nlp, warm_opts) if settings.warm_start else mpc.S
     return ctrl

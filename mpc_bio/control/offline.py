@@ -3,8 +3,14 @@
 The feed is piecewise constant on ``n_intervals`` equal intervals; the states are collocated with
 Radau polynomials of degree ``collocation_deg`` on each interval. The volume, glucose and acetate
 limits are hard path constraints at every collocation point, written linearly in the amounts
-(``n_glc - c_max V <= 0``). The optimum is re-simulated with CVODES under the same piecewise-constant
-feed and its objective reported beside the collocation value. The KKT residuals of the IPOPT
+(``n_glc - (1 - b) c_max V <= 0``, with a backoff b that starts at 0). The optimum is re-simulated
+with CVODES under the same piecewise-constant feed on a fine grid (``OfflineSettings.check_dt``)
+and checked there: between collocation points the true trajectory can cross a limit the
+collocation points respect. While the largest relative violation exceeds
+``OfflineSettings.max_violation``, each violated limit is backed off by the violation found (plus
+a quarter of the tolerance) and the problem solved again from the previous solution (the backoffs
+are parameters of one NLP, built once). The objective and the violation reported are those of
+the re-simulated profile. The KKT residuals of the IPOPT
 solution are recomputed from the returned multipliers (stationarity, primal feasibility,
 complementarity), independently of IPOPT's own termination test.
 """
@@ -16,7 +22,7 @@ from dataclasses import dataclass
 import casadi as ca
 import numpy as np
 
-from mpc_bio.control.model import ControlModel, Trajectory, objective_value, simulate_feed
+from mpc_bio.control.model import ControlModel, Trajectory, constraint_margins, objective_value, simulate_feed
 from mpc_bio.control.settings import BatchProblem, ControlError, OfflineSettings
 
 __all__ = ["OfflineResult", "optimize_feed_profile", "piecewise_feed"]
@@ -47,6 +53,13 @@ class OfflineResult:
     kkt : dict
         ``stationarity`` (inf-norm of the Lagrangian gradient), ``primal_infeasibility``,
         ``complementarity`` (max |lambda * slack|), all in the scaled NLP's units.
+    max_violation_frac : float
+        Largest relative violation of the volume, glucose and acetate limits on the fine check
+        grid (``simulated``) [-]; 0 when every limit holds.
+    backoff : dict
+        Backoff of each limit in the final solve (fraction of the limit) [-].
+    rounds : int
+        Number of NLP solves (1 + backoff re-solves).
     """
 
     interval_edges: np.ndarray
@@ -59,6 +72,9 @@ class OfflineResult:
     iterations: int
     solve_time: float
     kkt: dict
+    max_violation_frac: float = 0.0
+    backoff: dict = None
+    rounds: int = 1
 
 
 def piecewise_feed(edges: np.ndarray, feed: np.ndarray):
@@ -103,7 +119,8 @@ def optimize_feed_profile(
     *,
     params=None,
     initial_feed=None,
-    sim_dt: float = 0.05,
+    sim_dt: float | None = None,
+    check_model: ControlModel | None = None,
 ) -> OfflineResult:
     """Optimise a piecewise-constant feed profile over the whole batch.
 
@@ -120,8 +137,13 @@ def optimize_feed_profile(
     initial_feed : float or array_like, optional
         Initial guess of the feed [L/h]; by default the constant feed that would fill the
         reactor to ``volume_max`` over the batch.
-    sim_dt : float
-        Step of the CVODES re-simulation [h].
+    sim_dt : float, optional
+        Step of the CVODES re-simulation and fine check [h]; default ``settings.check_dt``.
+    check_model : ControlModel, optional
+        Model on which the profile is re-simulated, checked and backed off (same states and
+        parameters as ``model``); by default ``model`` itself. With a cheap distilled ``model``
+        and the full surrogate here, the optimisation is fast and the reported objective and
+        limits are those of the full model.
 
     Returns
     -------
@@ -131,6 +153,12 @@ def optimize_feed_profile(
     x0 = np.asarray(x0, dtype=float).reshape(-1)
     if x0.size != model.n_x:
         raise ControlError(f"x0 has {x0.size} entries, the model has {model.n_x} states.")
+    check = model if check_model is None else check_model
+    if check.state_names != model.state_names or check.n_p != model.n_p:
+        raise ControlError(
+            f"check_model must have the states {list(model.state_names)} and {model.n_p} parameters of the model. "
+            f"Got states {list(check.state_names)} and {check.n_p} parameters instead."
+        )
     params = model.param_values if params is None else np.asarray(params, dtype=float).reshape(-1)
     N, d = settings.n_intervals, settings.collocation_deg
     h = problem.batch_time / N
@@ -150,17 +178,19 @@ def optimize_feed_profile(
     lo_state = np.zeros(model.n_x)
     lo_state[iv] = 1e-6
     p_dm = ca.DM(params)
+    limits = ["volume", "glucose"] + (["acetate"] if ia is not None else [])
+    bo = ca.MX.sym("backoff", len(limits))  # fraction of each limit kept free
 
     def add_path(xk):
-        # xk unscaled: V <= Vmax, n_glc - gmax V <= 0, n_ac - amax V <= 0  (scaled by the limits)
-        g.append(xk[iv] / problem.volume_max)
+        # xk unscaled: V <= (1-b) Vmax, n_glc - (1-b) gmax V <= 0, n_ac - (1-b) amax V <= 0  (scaled)
+        g.append(xk[iv] / problem.volume_max + bo[0])
         lbg.append(-np.inf)
         ubg.append(1.0)
-        g.append((xk[ig] - problem.glucose_max * xk[iv]) / (problem.glucose_max * problem.volume_max))
+        g.append((xk[ig] - (1 - bo[1]) * problem.glucose_max * xk[iv]) / (problem.glucose_max * problem.volume_max))
         lbg.append(-np.inf)
         ubg.append(0.0)
         if ia is not None:
-            g.append((xk[ia] - problem.acetate_max * xk[iv]) / (problem.acetate_max * problem.volume_max))
+            g.append((xk[ia] - (1 - bo[2]) * problem.acetate_max * xk[iv]) / (problem.acetate_max * problem.volume_max))
             lbg.append(-np.inf)
             ubg.append(0.0)
 
@@ -217,7 +247,7 @@ def optimize_feed_profile(
         for k in range(1, N):
             obj = obj + settings.move_penalty * (feeds[k] - feeds[k - 1]) ** 2 / j_scale
 
-    nlp = {"x": ca.vertcat(*w), "f": obj, "g": ca.vertcat(*g)}
+    nlp = {"x": ca.vertcat(*w), "f": obj, "g": ca.vertcat(*g), "p": bo}
     opts = {
         "ipopt.max_iter": settings.max_iter,
         "ipopt.tol": settings.tol,
@@ -229,21 +259,39 @@ def optimize_feed_profile(
     if model.symvar == "SX":
         opts["expand"] = True
     solver = ca.nlpsol("offline_feed", "ipopt", nlp, opts)
-    sol = solver(x0=np.array(w0), lbx=lbw, ubx=ubw, lbg=lbg, ubg=ubg)
-    st = solver.stats()
-    kkt = _kkt(nlp, sol, np.array(lbw), np.array(ubw), np.array(lbg), np.array(ubg))
-
-    wopt = np.asarray(sol["x"]).reshape(-1)
+    dt_check = settings.check_dt if sim_dt is None else float(sim_dt)
     stride = 1 + d * model.n_x + model.n_x
-    feed = np.array([wopt[k * stride] * fs for k in range(N)])
+    backoff = np.zeros(len(limits))
+    start = {"x0": np.array(w0)}
+    total_time, total_iter, rounds = 0.0, 0, 0
+    best = None
+    while True:
+        rounds += 1
+        sol = solver(**start, p=backoff, lbx=lbw, ubx=ubw, lbg=lbg, ubg=ubg)
+        st = solver.stats()
+        total_time += float(st.get("t_wall_total", np.nan))
+        total_iter += int(st.get("iter_count", 0))
+        wopt = np.asarray(sol["x"]).reshape(-1)
+        feed = np.array([wopt[k * stride] * fs for k in range(N)])
+        simulated = simulate_feed(
+            check, problem, x0, piecewise_feed(edges, feed), dt=dt_check, params=params, stop_at_volume_max=False
+        )
+        margins = constraint_margins(check, problem, simulated.states)
+        viol = np.array([max(0.0, -float(np.min(margins[c]))) for c in limits])
+        cand = (sol, st, wopt, feed, simulated, float(viol.max()), backoff.copy())
+        if bool(st.get("success")) or best is None:
+            best = cand
+        if not bool(st.get("success")) or viol.max() <= settings.max_violation or rounds > settings.backoff_rounds:
+            break
+        backoff = np.minimum(backoff + np.where(viol > 0.0, viol + 0.25 * settings.max_violation, 0.0), 0.5)
+        start = {"x0": sol["x"], "lam_x0": sol["lam_x"], "lam_g0": sol["lam_g"]}
+    sol, st, wopt, feed, simulated, vmax_frac, bo_used = best
+    kkt = _kkt(nlp, sol, np.array(lbw), np.array(ubw), np.array(lbg), np.array(ubg), bo_used)
     nodes = [x0]
     for k in range(N):
-        start = k * stride + 1 + d * model.n_x
-        nodes.append(wopt[start:start + model.n_x] * xs)
+        s0 = k * stride + 1 + d * model.n_x
+        nodes.append(wopt[s0:s0 + model.n_x] * xs)
     nodes = np.array(nodes)
-    simulated = simulate_feed(
-        model, problem, x0, piecewise_feed(edges, feed), dt=sim_dt, params=params, stop_at_volume_max=False
-    )
     return OfflineResult(
         interval_edges=edges,
         feed=feed,
@@ -252,18 +300,21 @@ def optimize_feed_profile(
         simulated=simulated,
         status=str(st.get("return_status")),
         success=bool(st.get("success")),
-        iterations=int(st.get("iter_count", -1)),
-        solve_time=float(st.get("t_wall_total", np.nan)),
+        iterations=total_iter,
+        solve_time=total_time,
         kkt=kkt,
+        max_violation_frac=vmax_frac,
+        backoff=dict(zip(limits, bo_used.tolist())),
+        rounds=rounds,
     )
 
 
-def _kkt(nlp, sol, lbx, ubx, lbg, ubg) -> dict:
+def _kkt(nlp, sol, lbx, ubx, lbg, ubg, p) -> dict:
     """KKT residuals of an NLP solution recomputed from the multipliers (CasADi sign convention)."""
     x, f, g = nlp["x"], nlp["f"], nlp["g"]
-    grad = ca.Function("kkt_grad", [x], [ca.gradient(f, x), ca.jacobian(g, x), g])
+    grad = ca.Function("kkt_grad", [x, nlp["p"]], [ca.gradient(f, x), ca.jacobian(g, x), g])
     xs = sol["x"]
-    gf, jg, gv = grad(xs)
+    gf, jg, gv = grad(xs, p)
     lam_g = np.asarray(sol["lam_g"]).reshape(-1)
     lam_x = np.asarray(sol["lam_x"]).reshape(-1)
     stat = np.asarray(gf + jg.T @ sol["lam_g"] + sol["lam_x"]).reshape(-1)

@@ -17,7 +17,7 @@ import numpy as np
 from mpc_bio.control.model import ControlModel, control_model_from_do_mpc
 from mpc_bio.control.settings import ControlError, ReactorRoles
 
-__all__ = ["control_model_from_process", "DfbaPlant", "process_roles"]
+__all__ = ["control_model_from_process", "DfbaPlant", "process_roles", "vmax_bounds"]
 
 
 def process_roles(reactor) -> ReactorRoles:
@@ -51,8 +51,27 @@ def control_model_from_process(reactor, cell, *, symvar: str | None = None, role
 
     model = build_fedbatch_model(reactor, cell, symvar_type=symvar, vmax_as_parameter=True)
     return control_model_from_do_mpc(
-        model, roles or process_roles(reactor), {"vmax_glc": reactor.kinetics.glucose_vmax}
+        model, roles or process_roles(reactor), {"vmax_glc": reactor.kinetics.glucose_vmax},
+        {"vmax_glc": vmax_bounds(reactor, cell)},
     )
+
+
+def vmax_bounds(reactor, cell) -> tuple[float, float]:
+    """Range of the glucose Vmax [mmol/gDW/h] inside which the glucose uptake stays in the cell model's domain.
+
+    The uptake ``vmax c / (km + c)`` approaches Vmax at high glucose, so Vmax may not exceed the
+    upper end of the surrogate's glucose-input domain; the lower end is 1 % of the nominal Vmax
+    (a positive uptake capacity).
+    """
+    i = cell.input_index(reactor.glucose_input)
+    hi = float(cell.domain_high[i])
+    nominal = reactor.kinetics.glucose_vmax
+    if nominal > hi:
+        raise ControlError(
+            f"The glucose Vmax ({nominal} mmol/gDW/h) must not exceed the cell model's glucose-uptake domain "
+            f"(up to {hi} mmol/gDW/h). Got glucose_vmax = {nominal} instead."
+        )
+    return 0.01 * nominal, hi
 
 
 class DfbaPlant:

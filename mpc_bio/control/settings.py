@@ -172,7 +172,12 @@ class MPCSettings:
         Fraction of the glucose and acetate limits the MPC keeps free as a margin for estimation
         error and mismatch: it plans against ``(1 - backoff) * limit`` [-].
     max_iter : int
-        IPOPT iteration limit per step.
+        IPOPT iteration limit per warm-started step.
+    cold_max_iter : int or None
+        IPOPT iteration limit of a cold solve (the first after a reset or a failure, every
+        solve with ``warm_start = false``); default ``5 * max_iter``. From a crude guess (a
+        constant feed) the first solve needs several hundred iterations; from the offline
+        optimum about a hundred.
     tol : float
         IPOPT convergence tolerance.
     safe_feed : float
@@ -183,9 +188,11 @@ class MPCSettings:
     linear_solver : str
         IPOPT linear solver (``"mumps"`` ships with CasADi).
     warm_start : bool
-        Shift the previous solution by one interval as the initial guess and start IPOPT from it
-        with its warm-start options (``warm_start_init_point``, small bound push, small initial
-        barrier parameter).
+        Start IPOPT from the previous solution shifted by one interval, with its multipliers
+        shifted too, and IPOPT's warm-start options (``warm_start_init_point``, small bound push,
+        small initial barrier parameter). Otherwise every solve starts cold (zero multipliers,
+        default options) from the shifted primal solution. The first solve after a reset or a
+        failure always starts cold from a guess simulated under the plan.
     """
 
     t_step: float = 0.5
@@ -197,6 +204,7 @@ class MPCSettings:
     soft_penalty: float = 1e3
     backoff: float = 0.05
     max_iter: int = 200
+    cold_max_iter: int | None = None
     tol: float = 1e-6
     safe_feed: float = 0.0
     symvar: str = "SX"
@@ -223,6 +231,10 @@ class MPCSettings:
             raise ControlError(f"The 'backoff' parameter of MPCSettings must be in [0, 1). Got {self.backoff!r} instead.")
         if not isinstance(self.max_iter, int) or self.max_iter < 0:
             raise ControlError(f"The 'max_iter' parameter of MPCSettings must be an int >= 0. Got {self.max_iter!r} instead.")
+        if self.cold_max_iter is not None and (not isinstance(self.cold_max_iter, int) or self.cold_max_iter < 0):
+            raise ControlError(
+                f"The 'cold_max_iter' parameter of MPCSettings must be an int >= 0 or None. Got {self.cold_max_iter!r} instead."
+            )
         _positive(owner, "tol", self.tol)
         _positive(owner, "safe_feed", self.safe_feed, allow_zero=True)
         _choice(owner, "symvar", self.symvar, ("SX", "MX"))
@@ -380,6 +392,19 @@ class OfflineSettings:
         IPOPT iteration limit.
     tol : float
         IPOPT tolerance.
+    max_violation : float
+        Largest relative violation of the volume, glucose and acetate limits accepted on the fine
+        check grid between collocation points [-]; beyond it the violated limits are backed off
+        by the violation found and the problem is solved again.
+    check_dt : float
+        Step of the fine grid on which the optimum is re-simulated (CVODES) and checked [h].
+    backoff_rounds : int
+        Largest number of re-solves with backed-off limits.
+    model : str
+        Model the scenario runners optimise with: ``"plant"`` (the full surrogate) or
+        ``"control"`` (the controller's model, e.g. the distilled spline: much faster to build
+        and solve). The profile is always re-simulated, checked and backed off on the plant
+        model, and its objective there is the one reported.
     """
 
     n_intervals: int = 20
@@ -387,6 +412,10 @@ class OfflineSettings:
     move_penalty: float = 0.0
     max_iter: int = 1000
     tol: float = 1e-8
+    max_violation: float = 0.005
+    check_dt: float = 0.01
+    backoff_rounds: int = 5
+    model: str = "plant"
 
     def __post_init__(self) -> None:
         owner = "OfflineSettings"
@@ -400,6 +429,13 @@ class OfflineSettings:
         if not isinstance(self.max_iter, int) or self.max_iter < 1:
             raise ControlError(f"The 'max_iter' parameter of OfflineSettings must be an int >= 1. Got {self.max_iter!r} instead.")
         _positive(owner, "tol", self.tol)
+        _positive(owner, "max_violation", self.max_violation, allow_zero=True)
+        _choice(owner, "model", self.model, ("plant", "control"))
+        _positive(owner, "check_dt", self.check_dt)
+        if not isinstance(self.backoff_rounds, int) or self.backoff_rounds < 0:
+            raise ControlError(
+                f"The 'backoff_rounds' parameter of OfflineSettings must be an int >= 0. Got {self.backoff_rounds!r} instead."
+            )
 
 
 @dataclass(frozen=True)

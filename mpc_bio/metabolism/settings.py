@@ -42,7 +42,7 @@ def _positive_finite(name: str, value: Any) -> float:
 class PFBASettings:
     """How each sample point is solved: named uptakes, relaxation and tolerances.
 
-    The solve is lexicographic (DESIGN.md §1): (1) if the fixed uptakes and the maintenance
+    The solve is lexicographic (paper 1, Eq. 3-4): (1) if the fixed uptakes and the maintenance
     demand cannot all be met, minimise the weighted elastic slacks; (2) maximise growth with the
     slacks held at their minimum; (3) hold growth at its maximum and minimise the total split
     flux sum(v+ + v-); (4) with ``tie_break="l2"``, among the optima of (3) take the one of minimum

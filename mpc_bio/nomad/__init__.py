@@ -27,57 +27,69 @@ Data contract for the design stage (NRA): :class:`ControlCoefficients`, stacked 
 
 Saved with ``ControlCoefficients.save(dir)`` / ``load_control_coefficients(dir)``. Nonlinear
 checks use :func:`solve_steady_state` (Vmax fold changes, moieties kept) and
-:func:`simulate_batch` (batch reactor: biomass, substrate, product titer).
+:func:`simulate_batch` (the kinetic reactor of :mod:`mpc_bio.nomad.reactor` without feed: biomass,
+substrate, product titer).
 """
 
-from mpc_bio.nomad.conservation import ConservationAnalysis, analyse_conservation
-from mpc_bio.nomad.dynamics import (
-    BatchSimulation,
-    SteadyStateSolution,
-    simulate_batch,
-    simulate_relaxation,
-    solve_steady_state,
-)
-from mpc_bio.nomad.ensemble import KineticEnsemble, load_ensemble, sample_ensemble
-from mpc_bio.nomad.executor import run_chunks
-from mpc_bio.nomad.kinetics import KineticFunctions, evaluate_rate_jacobian, evaluate_rates, kinetic_functions
-from mpc_bio.nomad.mca import (
-    ControlCoefficients,
-    LinearAnalysis,
-    compute_control_coefficients,
-    compute_control_coefficients_parallel,
-    linearize_ensemble,
-    load_control_coefficients,
-    reduced_jacobian,
-)
-from mpc_bio.nomad.network import (
-    SHIKIMATE_BRANCH,
-    KineticNetwork,
-    NetworkError,
-    anthranilate_model,
-    build_network,
-    ich360_anthranilate_model,
-)
-from mpc_bio.nomad.screening import (
-    ScreeningResult,
-    StageStatistics,
-    screen_ensemble,
-    screen_linear_stability,
-    screen_nonlinear_return,
-    screen_robustness,
-    screen_time_constants,
-)
-from mpc_bio.nomad.settings import (
-    EnsembleStudySettings,
-    ExecutorSettings,
-    NetworkSettings,
-    SamplingSettings,
-    ScreeningSettings,
-    SteadyStateSettings,
-    load_study_settings,
-)
-from mpc_bio.nomad.steady_state import ReferenceStates, ThermodynamicData, load_dg0, sample_reference_states
-from mpc_bio.nomad.study import EnsembleStudy, run_ensemble_study, write_ensemble_study
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: Ensemble-stage names -> module; imported on first access, so ``import mpc_bio.nomad`` (and
+#: ``mpc-bio --help``) stays light.
+_ENSEMBLE_API = {
+    "ConservationAnalysis": "mpc_bio.nomad.conservation",
+    "analyse_conservation": "mpc_bio.nomad.conservation",
+    "SteadyStateSolution": "mpc_bio.nomad.dynamics",
+    "simulate_relaxation": "mpc_bio.nomad.dynamics",
+    "solve_steady_state": "mpc_bio.nomad.dynamics",
+    "KineticEnsemble": "mpc_bio.nomad.ensemble",
+    "load_ensemble": "mpc_bio.nomad.ensemble",
+    "sample_ensemble": "mpc_bio.nomad.ensemble",
+    "run_chunks": "mpc_bio.nomad.executor",
+    "KineticFunctions": "mpc_bio.nomad.kinetics",
+    "evaluate_rate_jacobian": "mpc_bio.nomad.kinetics",
+    "evaluate_rates": "mpc_bio.nomad.kinetics",
+    "kinetic_functions": "mpc_bio.nomad.kinetics",
+    "ControlCoefficients": "mpc_bio.nomad.mca",
+    "LinearAnalysis": "mpc_bio.nomad.mca",
+    "compute_control_coefficients": "mpc_bio.nomad.mca",
+    "compute_control_coefficients_parallel": "mpc_bio.nomad.mca",
+    "linearize_ensemble": "mpc_bio.nomad.mca",
+    "load_control_coefficients": "mpc_bio.nomad.mca",
+    "reduced_jacobian": "mpc_bio.nomad.mca",
+    "SHIKIMATE_BRANCH": "mpc_bio.nomad.network",
+    "KineticNetwork": "mpc_bio.nomad.network",
+    "NetworkError": "mpc_bio.nomad.network",
+    "anthranilate_model": "mpc_bio.nomad.network",
+    "build_network": "mpc_bio.nomad.network",
+    "ich360_anthranilate_model": "mpc_bio.nomad.network",
+    "ReactorSimulation": "mpc_bio.nomad.reactor",
+    "simulate_batch": "mpc_bio.nomad.reactor",
+    "ScreeningResult": "mpc_bio.nomad.screening",
+    "StageStatistics": "mpc_bio.nomad.screening",
+    "screen_ensemble": "mpc_bio.nomad.screening",
+    "screen_linear_stability": "mpc_bio.nomad.screening",
+    "screen_nonlinear_return": "mpc_bio.nomad.screening",
+    "screen_robustness": "mpc_bio.nomad.screening",
+    "screen_time_constants": "mpc_bio.nomad.screening",
+    "EnsembleStudySettings": "mpc_bio.nomad.settings",
+    "ExecutorSettings": "mpc_bio.nomad.settings",
+    "NetworkSettings": "mpc_bio.nomad.settings",
+    "SamplingSettings": "mpc_bio.nomad.settings",
+    "ScreeningSettings": "mpc_bio.nomad.settings",
+    "SteadyStateSettings": "mpc_bio.nomad.settings",
+    "load_study_settings": "mpc_bio.nomad.settings",
+    "ReferenceStates": "mpc_bio.nomad.steady_state",
+    "ThermodynamicData": "mpc_bio.nomad.steady_state",
+    "load_dg0": "mpc_bio.nomad.steady_state",
+    "sample_reference_states": "mpc_bio.nomad.steady_state",
+    "EnsembleStudy": "mpc_bio.nomad.study",
+    "run_ensemble_study": "mpc_bio.nomad.study",
+    "write_ensemble_study": "mpc_bio.nomad.study",
+}
+
 
 #: Design-stage names (NRA, ranking, verification) -> module; imported on first access.
 _DESIGN_API = {
@@ -95,17 +107,17 @@ _DESIGN_API = {
     "enumerate_ensemble_designs": "mpc_bio.nomad.ranking",
     "unique_designs": "mpc_bio.nomad.ranking",
     "mca_baseline": "mpc_bio.nomad.ranking",
-    "FeedProfile": "mpc_bio.nomad.verification",
-    "simulate_reactor": "mpc_bio.nomad.verification",
+    "FeedProfile": "mpc_bio.feed",
+    "simulate_reactor": "mpc_bio.nomad.reactor",
     "verify_strains": "mpc_bio.nomad.verification",
-    "expression_sensitivity": "mpc_bio.nomad.verification",
-    "run_design_study": "mpc_bio.nomad.design_cli",
-    "write_design_study": "mpc_bio.nomad.design_cli",
+    "strain_steady_state": "mpc_bio.nomad.viability",
+    "expression_sensitivity": "mpc_bio.nomad.sensitivity",
+    "run_design_study": "mpc_bio.nomad.design_study",
+    "write_design_study": "mpc_bio.nomad.design_study",
 }
 
 __all__ = [
     "SHIKIMATE_BRANCH",
-    "BatchSimulation",
     "ConservationAnalysis",
     "ControlCoefficients",
     "EnsembleStudy",
@@ -117,6 +129,7 @@ __all__ = [
     "LinearAnalysis",
     "NetworkError",
     "NetworkSettings",
+    "ReactorSimulation",
     "ReferenceStates",
     "SamplingSettings",
     "ScreeningResult",
@@ -158,11 +171,15 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    """Load the design-stage API (Pyomo-based) on first use, so the ensemble stage stays light."""
-    module = _DESIGN_API.get(name)
+def __getattr__(name: str) -> Any:
+    """Import a public name's module on first use (cobra, CasADi and Pyomo load only when needed)."""
+    module = _ENSEMBLE_API.get(name) or _DESIGN_API.get(name)
     if module is None:
         raise AttributeError(f"module 'mpc_bio.nomad' has no attribute {name!r}")
-    import importlib
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
-    return getattr(importlib.import_module(module), name)
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

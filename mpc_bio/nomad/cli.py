@@ -1,24 +1,21 @@
-"""``mpc-bio nomad ...``: kinetic-model ensembles (this module) and design commands (listed modules).
+"""``mpc-bio nomad ...``: the command line of the NOMAD stage.
 
 ``mpc-bio nomad ensemble --config FILE [--out DIR]`` builds the network, samples the ensemble,
-screens it, computes control coefficients and writes tables, a summary json and figures.
-Other NOMAD commands (the design stage) are added by the modules in
-:data:`NOMAD_COMMAND_MODULES`, each providing ``register(nomad_subparsers)``.
+screens it, computes control coefficients and writes tables, a summary json and figures
+(:mod:`mpc_bio.nomad.study`). ``mpc-bio nomad design --config FILE`` runs the design study on
+that output: NRA, ranking, MCA baseline, verification, sensitivity
+(:mod:`mpc_bio.nomad.design_study`). This module only parses arguments and prints.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
 import json
 import time
 from pathlib import Path
 
-__all__ = ["NOMAD_COMMAND_MODULES", "register"]
-
-#: Modules adding ``mpc-bio nomad`` sub-subcommands through ``register(nomad_subparsers)``.
-NOMAD_COMMAND_MODULES: list[str] = ["mpc_bio.nomad.design_cli"]
+__all__ = ["register"]
 
 ENSEMBLE_HELP = """\
 Build the kinetic network (default: e_coli_core + the iJO1366 shikimate branch, anthranilate
@@ -35,6 +32,32 @@ examples:
   mpc-bio nomad ensemble --config scenarios/nomad_anthranilate.toml --n-models 500 --out runs/nomad_small
   mpc-bio nomad ensemble --config scenarios/nomad_anthranilate.toml --workers 2
   mpc-bio nomad ensemble --config scenarios/nomad_anthranilate.toml --scheduler tcp://127.0.0.1:8786
+"""
+
+DESIGN_HELP = """\
+Design strains with Network Response Analysis (NRA) on the screened kinetic models: enumerate
+all designs within a fraction of the optimum per model (integer cuts), keep those unique by
+membership, enforce each in every model and rank by mean predicted yield increase, compare with
+the MCA baseline (top yield control coefficients, fixed fold change), verify the top designs in
+nonlinear batch and fed-batch reactor simulations, and perturb their expression levels.
+Batch titers, yields and biomass are compared at the end of each model's reference-strain
+fermentation ([nomad.design.verification] batch_readout). A strain is viable in a model when
+its simulation runs and it has a stable steady state at the reference medium whose
+concentrations stay inside the ensemble's physiological range widened by
+viability_concentration_fold (default 3, the NRA bound); a non-viable strain is a loss in every
+comparison and counts as zero titer in the ensemble means (means over viable models and as
+simulated are printed beside them).
+
+Reads the ensemble stage's output ([nomad] output_dir: ensemble/ and control_coefficients/;
+runs `mpc-bio nomad ensemble` first if it is missing). Settings: [nomad.design] and its
+sub-tables [nomad.design.nra], [nomad.design.ranking], [nomad.design.verification],
+[nomad.design.sensitivity]. Writes designs.csv, unique_designs.csv, ranking.csv,
+ranking_matrix.csv, baseline.csv, verification.csv, sensitivity.csv, summary.json and figures/.
+
+examples:
+  mpc-bio nomad design --config scenarios/nomad_anthranilate.toml
+  mpc-bio nomad design --config scenarios/nomad_anthranilate.toml --max-models 5 --out runs/nomad_design_small
+  mpc-bio nomad design --config scenarios/nomad_anthranilate.toml --ensemble-dir runs/nomad_anthranilate
 """
 
 
@@ -70,6 +93,82 @@ def _ensemble(args: argparse.Namespace) -> int:
     return 0
 
 
+def _design(args: argparse.Namespace) -> int:
+    from mpc_bio.nomad.design_study import (
+        json_default,
+        load_design_settings,
+        load_or_run_ensemble_output,
+        run_design_study,
+        write_design_study,
+    )
+
+    settings, ens_dir = load_design_settings(args.config)
+    if args.max_models is not None:
+        settings = dataclasses.replace(settings, max_models=args.max_models or None)
+    if args.workers is not None:
+        settings = dataclasses.replace(settings, n_workers=args.workers)
+    if args.no_progress:
+        settings = dataclasses.replace(settings, show_progress=False)
+    ens_dir = Path(args.ensemble_dir or ens_dir)
+    out = Path(args.out or (ens_dir / "design"))
+    t0 = time.perf_counter()
+    ensemble, control = load_or_run_ensemble_output(args.config, ens_dir, settings.show_progress)
+    study = run_design_study(ensemble, control, settings)
+    write_design_study(study, out, figures=not args.no_figures)
+    s = study.summary()
+    print(f"NRA on {s['n_models']} models: {s['nra']['designs_enumerated']} designs "
+          f"({s['nra']['unique_by_membership']} unique by membership), {s['nra']['milp_solves']} MILP solves, "
+          f"median {s['nra']['milp_solve_s_median']:.2f} s, enumeration {s['nra']['enumeration_s']:.1f} s")
+    for r in s["ranking"][:5]:
+        print(f"  #{r['rank']} {r['design']:<32} predicted yield +{100 * r['mean_predicted_yield_gain']:.0f}% "
+              f"(feasible in {r['n_feasible_models']} models)")
+    for mode in ("batch", "fed_batch"):
+        strains = s[mode]["strains"]
+        print(f"{mode} (read at {s[mode]['readout']}): titer / reference, mean over all models with non-viable "
+              f"strains as 0 | over viable models | as simulated (viability ignored); median (non-viable as 0)")
+        for label, v in strains.items():
+            if label == "reference":
+                continue
+            st = v["titer_ratio_vs_reference"]
+            fmt = lambda x: "n/a" if x is None else f"{x:.2f}"
+            print(f"  {label:<36} {fmt(st['failures_as_zero']['mean'])} | {fmt(st['valid']['mean'])} | "
+                  f"{fmt(st['as_simulated']['mean'])}; median {fmt(st['failures_as_zero']['median'])}; "
+                  f"viable in {v['n_valid']}/{v['n_models']}")
+        print(f"{mode}: mean titer gain vs reference over viable models")
+        for label, v in strains.items():
+            if label == "reference":
+                continue
+            g = v["mean_titer_gain"]
+            extra = f", valid in {v['n_valid']}/{v['n_models']}"
+            if v.get("fraction_models_above_reference") is not None:
+                extra += f", above reference in {100 * v['fraction_models_above_reference']:.0f}%"
+            if v.get("fraction_models_above_baseline") is not None:
+                extra += f", above baseline in {100 * v['fraction_models_above_baseline']:.0f}%"
+            if v.get("fraction_models_growth_kept") is not None:
+                extra += f", biomass >= 80% of reference in {100 * v['fraction_models_growth_kept']:.0f}%"
+            print(f"  {label:<36} {'n/a' if g is None else f'{100 * g:+.1f}%'}{extra} of models")
+    print(f"total {time.perf_counter() - t0:.1f} s; results in {out}")
+    if args.json:
+        print(json.dumps(s, indent=1, default=json_default))
+    return 0
+
+
+def _add_design(nomad_subparsers) -> None:
+    d = nomad_subparsers.add_parser(
+        "design", help="NRA strain designs, ranking, MCA baseline, nonlinear verification, sensitivity",
+        description=DESIGN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    d.add_argument("--config", required=True, help="scenario TOML with [nomad] and [nomad.design] tables")
+    d.add_argument("--ensemble-dir", default=None, help="ensemble stage output (default: [nomad] output_dir)")
+    d.add_argument("--out", default=None, help="output directory (default: ENSEMBLE_DIR/design)")
+    d.add_argument("--max-models", type=int, default=None, help="use the first N screened models (0 = all)")
+    d.add_argument("--workers", type=int, default=None, help="processes for the per-model NRA enumeration")
+    d.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    d.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    d.add_argument("--json", action="store_true", help="also print the summary json")
+    d.set_defaults(func=_design)
+
+
 def register(subparsers) -> None:
     """Add ``nomad`` with its sub-subcommands to the ``mpc-bio`` parser."""
     p = subparsers.add_parser(
@@ -95,5 +194,4 @@ def register(subparsers) -> None:
     e.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     e.add_argument("--json", action="store_true", help="also print the summary json")
     e.set_defaults(func=_ensemble)
-    for name in NOMAD_COMMAND_MODULES:
-        importlib.import_module(name).register(nomad_sub)
+    _add_design(nomad_sub)

@@ -15,7 +15,7 @@ import numpy as np
 
 from mpc_bio.nomad.settings import ExecutorSettings
 
-__all__ = ["run_chunks", "chunk_indices"]
+__all__ = ["run_chunks", "chunk_indices", "progress"]
 
 
 def chunk_indices(index: Sequence[int] | np.ndarray, chunk_size: int) -> list[np.ndarray]:
@@ -24,6 +24,15 @@ def chunk_indices(index: Sequence[int] | np.ndarray, chunk_size: int) -> list[np
     if index.size == 0:
         return []
     return [index[k: k + chunk_size] for k in range(0, index.size, chunk_size)]
+
+
+def progress(iterable, show: bool, desc: str, total: int | None = None):
+    """``iterable`` behind a tqdm progress bar labelled ``desc`` when ``show``, else unchanged."""
+    if not show:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=desc, total=total, leave=False)
 
 
 def _progress(total: int, desc: str, enabled: bool):

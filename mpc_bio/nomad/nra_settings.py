@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
+from mpc_bio.feed import FeedProfile
+
 __all__ = [
     "NRASettings",
     "RankingSettings",
@@ -241,8 +243,8 @@ class RankingSettings:
 class VerificationSettings:
     """Settings of the nonlinear batch and fed-batch verification of designs.
 
-    The reactor is the ensemble stage's batch reactor (intracellular kinetics + medium substrate,
-    biomass, product) extended with a volume and a piecewise-constant feed; see
+    The reactor is the kinetic reactor of :mod:`mpc_bio.nomad.reactor` (intracellular kinetics +
+    medium substrate, biomass, product, volume), batch or under a piecewise-constant feed; see
     :mod:`mpc_bio.nomad.verification`.
 
     Attributes
@@ -346,6 +348,10 @@ class VerificationSettings:
             raise ValueError(f"The 'feed_rates_l_per_h' parameter of {owner} must be finite and >= 0. Got {rates!r} instead.")
         object.__setattr__(self, "feed_times_h", times)
         object.__setattr__(self, "feed_rates_l_per_h", rates)
+
+    def feed_profile(self) -> FeedProfile:
+        """The fed-batch feed as a :class:`~mpc_bio.feed.FeedProfile` (h, L/h)."""
+        return FeedProfile(times=self.feed_times_h, rates=self.feed_rates_l_per_h)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "VerificationSettings":

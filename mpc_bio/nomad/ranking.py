@@ -20,6 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
+from mpc_bio.nomad.executor import progress
 from mpc_bio.nomad.nra import (
     NRADesign,
     NRAEnumeration,
@@ -220,14 +221,6 @@ class DesignRanking:
         return pd.DataFrame(self.objective, index=[d.label for d in self.designs], columns=list(self.model_ids))
 
 
-def _progress(iterable, show: bool, desc: str, total: int | None = None):
-    if not show:
-        return iterable
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, desc=desc, total=total, leave=False)
-
-
 def enumerate_ensemble_designs(
     problems: Sequence[NRAProblem],
     settings: NRASettings | None = None,
@@ -250,7 +243,7 @@ def enumerate_ensemble_designs(
     """
     settings = settings or NRASettings()
     t0 = time.perf_counter()
-    enums = tuple(enumerate_designs(p, settings) for p in _progress(problems, show_progress, "NRA per model"))
+    enums = tuple(enumerate_designs(p, settings) for p in progress(problems, show_progress, "NRA per model"))
     return EnsembleDesigns(enums, unique_designs(enums), time.perf_counter() - t0)
 
 
@@ -313,7 +306,7 @@ def rank_designs(
     changes = np.full((nd, nm, ne), np.nan)
     times = np.zeros((nd, nm))
     opt = _solver(nra_settings)
-    for k, problem in enumerate(_progress(problems, show_progress, "ranking per model")):
+    for k, problem in enumerate(progress(problems, show_progress, "ranking per model")):
         m = build_nra_model(problem, nra_settings, min_log_change=settings.min_log_change)
         for i, design in enumerate(designs):
             impose_membership(m, problem, nra_settings, design.membership)

@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mpc_bio.nomad.conservation import analyse_conservation
-from mpc_bio.nomad.dynamics import simulate_batch, simulate_relaxation
+from mpc_bio.nomad.dynamics import simulate_relaxation
 from mpc_bio.nomad.ensemble import KineticEnsemble
 from mpc_bio.nomad.executor import chunk_indices, run_chunks
 from mpc_bio.nomad.mca import LinearAnalysis, linearize_ensemble
+from mpc_bio.nomad.reactor import simulate_batch
 from mpc_bio.nomad.settings import ExecutorSettings, ScreeningSettings
 
 __all__ = [

@@ -1,21 +1,10 @@
-"""Nonlinear verification of strain designs: batch and fed-batch reactors, expression sensitivity.
+"""Nonlinear verification of strain designs in batch and fed-batch reactors.
 
 NOMAD (Methods, "In silico design verification and sensitivity analysis"): NRA predicts with a
 log-linear model around the reference state; here each design is applied to every kinetic
-model as Vmax_j x fold_j and the full nonlinear model is integrated in a reactor.
-
-Reactor (well mixed, volume V in L; all rates from the kinetic model, units mM, gDW/L, h):
-
-    dz/dt = S v(x, s) / V_cell / x_ref                 intracellular, z = x / x_ref
-    ds/dt = S_fixed[s] v X + F/V (s_in - s)             substrate in the medium (mM)
-    dX/dt = v_growth X - F/V X                          biomass (gDW/L)
-    dP/dt = v_product X - F/V P                         product titer (mM)
-    dV/dt = F                                           volume (L)
-
-With F = 0 this is the batch reactor of the ensemble stage
-(:func:`mpc_bio.nomad.dynamics.simulate_batch`); the feed F(t) (L/h) is piecewise constant,
-given as a :class:`FeedProfile` or any callable of time (held over each output interval), so
-optimised feeds from the control layer plug in directly. Other boundary metabolites are fixed.
+model as Vmax_j x fold_j and the full nonlinear model is integrated in the kinetic reactor
+(:func:`mpc_bio.nomad.reactor.simulate_reactor`), batch or fed under a
+:class:`~mpc_bio.feed.FeedProfile` or any callable of time.
 
 Comparison protocol (:func:`verify_strains`): the cells start at the reference steady state
 with the medium's reference glucose; all strains of one model are compared at one fixed time,
@@ -24,439 +13,32 @@ paper: titers compared at the end of the fermentation period, slower designs rea
 later). Growth loss feeds back into the titer through the biomass X in dP/dt = v_product X:
 a slower strain has made less product by then. Reading at a late t_end instead (every strain
 has exhausted its glucose) measures the overall yield only. A strain counts as a failure in a
-model when its design is not applicable there, the integration fails, it has no stable
-steady state at the reference medium (:func:`strain_steady_state`), or that steady state has
-an intracellular concentration outside the ensemble's physiological range widened by
-``VerificationSettings.viability_concentration_fold`` (default 3, the NRA bound); failures are
-losses in every comparison (:meth:`VerificationResult.compare`), never dropped, and count as
-zero titer in the ensemble means of :meth:`VerificationResult.titer_statistics`, which gives
-the means over viable models and as simulated beside them.
-
-Why a steady state and not the batch time course: the reactor integrates any strain, also one
-whose intracellular pools grow without bound (no steady state: e.g. EPSP (3psme_c) or DAHP
-(2dda7p_c) rising steadily to 10^4-10^5 mM when DDPA is 5x up and the pathway below it is
-saturated), and such a transient can carry a high titer for
-hours. The reference strain itself leaves the sampled range when glucose runs out, so a bound
-on the whole time course would reject it too; the steady state at the reference medium (the
-exponential phase the models were built for) is the unambiguous test.
-
-Sensitivity: the mean NRA fold changes of a design are perturbed uniformly by +/- a fraction
-(paper: 50%), all member enzymes together and each one alone, ``n_draws`` times per model;
-titers are read at the batch verification's readout times.
+model when its design is not applicable there, the integration fails, or it is not viable
+(:func:`mpc_bio.nomad.viability.strain_steady_state`: no stable steady state at the reference
+medium, or one with an intracellular concentration outside the ensemble's physiological range
+widened by ``VerificationSettings.viability_concentration_fold``, default 3, the NRA bound);
+failures are losses in every comparison (:meth:`VerificationResult.compare`), never dropped,
+and count as zero titer in the ensemble means of :meth:`VerificationResult.titer_statistics`,
+which gives the means over viable models and as simulated beside them.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Callable, Mapping, Sequence
 
-import casadi as ca
 import numpy as np
 
-from mpc_bio.nomad.dynamics import solve_steady_state, substrate_species
+from mpc_bio.feed import FeedProfile
 from mpc_bio.nomad.ensemble import KineticEnsemble
-from mpc_bio.nomad.kinetics import evaluate_rate_jacobian, rate_expressions
-from mpc_bio.nomad.mca import reduced_jacobian
-from mpc_bio.nomad.network import KineticNetwork
-from mpc_bio.nomad.nra_settings import SensitivitySettings, VerificationSettings
+from mpc_bio.nomad.executor import progress
+from mpc_bio.nomad.nra_settings import VerificationSettings
+from mpc_bio.nomad.reactor import simulate_reactor
+from mpc_bio.nomad.viability import strain_steady_state
 
-__all__ = [
-    "FeedProfile",
-    "ReactorSimulation",
-    "StrainSteadyState",
-    "strain_steady_state",
-    "VerificationResult",
-    "SensitivityResult",
-    "vmax_fold_from_log_changes",
-    "simulate_reactor",
-    "verify_strains",
-    "expression_sensitivity",
-]
-
-_OPTS = {"abstol": 1e-9, "reltol": 1e-7, "max_num_steps": 50000, "disable_internal_warnings": True}
-
-
-@dataclass(frozen=True)
-class FeedProfile:
-    """Piecewise-constant feed: rate ``rates_l_per_h[k]`` from ``times_h[k]`` to the next time.
-
-    Attributes
-    ----------
-    times_h : tuple of float
-        Segment start times (h), increasing, first 0.
-    rates_l_per_h : tuple of float
-        Feed rate per segment (L/h), >= 0.
-    glucose_mmol_per_l : float
-        Substrate concentration of the feed (mM).
-    """
-
-    times_h: tuple[float, ...]
-    rates_l_per_h: tuple[float, ...]
-    glucose_mmol_per_l: float
-
-    def __post_init__(self) -> None:
-        t = tuple(float(v) for v in self.times_h)
-        r = tuple(float(v) for v in self.rates_l_per_h)
-        if not t or len(t) != len(r):
-            raise ValueError(f"FeedProfile needs as many rates as times (>= 1). Got {len(t)} and {len(r)}.")
-        if t[0] != 0.0 or any(b <= a for a, b in zip(t, t[1:])):
-            raise ValueError(f"The 'times_h' of FeedProfile must start at 0 and increase. Got {t!r} instead.")
-        if any(not math.isfinite(v) or v < 0 for v in r):
-            raise ValueError(f"The 'rates_l_per_h' of FeedProfile must be finite and >= 0. Got {r!r} instead.")
-        if not math.isfinite(self.glucose_mmol_per_l) or self.glucose_mmol_per_l < 0:
-            raise ValueError(f"The 'glucose_mmol_per_l' of FeedProfile must be >= 0. Got {self.glucose_mmol_per_l!r} instead.")
-        object.__setattr__(self, "times_h", t)
-        object.__setattr__(self, "rates_l_per_h", r)
-
-    @classmethod
-    def from_settings(cls, settings: VerificationSettings) -> "FeedProfile":
-        """The fed-batch feed of a :class:`VerificationSettings`."""
-        return cls(settings.feed_times_h, settings.feed_rates_l_per_h, settings.feed_glucose_mmol_per_l)
-
-    def rate(self, t: float) -> float:
-        """Feed rate at time ``t`` (L/h)."""
-        k = int(np.searchsorted(np.asarray(self.times_h), t, side="right")) - 1
-        return self.rates_l_per_h[max(k, 0)]
-
-
-@dataclass(frozen=True, eq=False)
-class ReactorSimulation:
-    """Time course of one strain (one model, one set of Vmax folds) in a reactor.
-
-    Attributes
-    ----------
-    times : ndarray (n_t,)
-        h.
-    biomass : ndarray (n_t,)
-        gDW/L.
-    substrate : ndarray (n_t,)
-        Medium substrate (glucose), mM.
-    product : ndarray (n_t,)
-        Product titer, mM.
-    volume : ndarray (n_t,)
-        L.
-    feed : ndarray (n_t,)
-        Feed rate held from each time to the next, L/h.
-    growth_rate : ndarray (n_t,)
-        Specific growth rate, 1/h.
-    substrate_fed_mmol : float
-        Substrate added by the feed, mmol.
-    success : bool
-    message : str
-    """
-
-    times: np.ndarray
-    biomass: np.ndarray
-    substrate: np.ndarray
-    product: np.ndarray
-    volume: np.ndarray
-    feed: np.ndarray
-    growth_rate: np.ndarray
-    substrate_fed_mmol: float
-    success: bool
-    message: str = ""
-
-    @property
-    def final_titer(self) -> float:
-        """Product titer at the end, mM."""
-        return float(self.product[-1])
-
-    @property
-    def product_yield(self) -> float:
-        """Product formed per substrate consumed over the run, mol/mol."""
-        formed = self.product[-1] * self.volume[-1] - self.product[0] * self.volume[0]
-        consumed = self.substrate[0] * self.volume[0] + self.substrate_fed_mmol - self.substrate[-1] * self.volume[-1]
-        return float(formed / consumed) if consumed > 0 else math.nan
-
-
-def vmax_fold_from_log_changes(
-    network: KineticNetwork, enzyme_ids: Sequence[str], log_changes: np.ndarray
-) -> np.ndarray:
-    """Vmax multipliers (n_rxn,) from enzyme log changes (enzyme j scales reaction ``enzyme_ids[j]``)."""
-    fold = np.ones(network.n_reactions)
-    d = np.asarray(log_changes, dtype=float)
-    for j, e in enumerate(enzyme_ids):
-        if d[j] != 0.0:
-            fold[network.reaction_index(e)] = math.exp(d[j])
-    return fold
-
-
-@lru_cache(maxsize=8)
-def _reactor(network_json: str, cell_volume: float):
-    net = KineticNetwork.from_dict(json.loads(network_json))
-    s_idx = substrate_species(net)
-    g = net.reaction_index(net.growth_reaction)
-    pr = net.reaction_index(net.product_reaction)
-    T, F, s_in = ca.SX.sym("T"), ca.SX.sym("F"), ca.SX.sym("s_in")
-    # state scales (as the ensemble stage's batch): s = s_sc s~, X = X_sc X~, P = X_sc P~, V = V_sc V~
-    s_sc, X_sc, V_sc = ca.SX.sym("s_sc"), ca.SX.sym("X_sc"), ca.SX.sym("V_sc")
-    x_ref = ca.SX.sym("x_ref", net.n_metabolites)
-    xf = ca.SX.sym("x_fixed", net.n_fixed)
-    K = ca.SX.sym("K", net.n_slots)
-    lk = ca.SX.sym("ln_keq", net.n_reactions)
-    vm = ca.SX.sym("vmax", net.n_reactions)
-    p = ca.vertcat(T, F, s_in, s_sc, X_sc, V_sc, x_ref, xf, K, lk, vm)
-    z = ca.SX.sym("z", net.n_metabolites)
-    s_t, X_t, P_t, V_t = ca.SX.sym("s"), ca.SX.sym("X"), ca.SX.sym("P"), ca.SX.sym("V")
-    s_med = s_sc * s_t
-    xf_r = ca.vertcat(*[s_med if k == s_idx else xf[k] for k in range(net.n_fixed)])
-    v = rate_expressions(net, x_ref * z, xf_r, K, lk, vm)
-    D = F / (V_sc * V_t)
-    rhs = ca.vertcat(
-        T * (ca.DM(net.stoichiometry) @ v) / cell_volume / x_ref,
-        T * ((ca.DM(net.fixed_stoichiometry[s_idx]).T @ v) * X_sc * X_t + D * (s_in - s_med)) / s_sc,
-        T * (v[g] * X_t - D * X_t),
-        T * (v[pr] * X_t - D * P_t),
-        T * F / V_sc,
-    )
-    state = ca.vertcat(z, s_t, X_t, P_t, V_t)
-    dae = {"x": state, "p": p, "ode": rhs}
-    growth = ca.Function("growth", [state, p], [v[g]])
-
-    @lru_cache(maxsize=32)
-    def integrator(grid: tuple[float, ...]):
-        """CVODES over scaled time [0, 1] with outputs at ``grid`` (fractions of the segment)."""
-        return ca.integrator("reactor", "cvodes", dae, 0.0, list(grid), _OPTS)
-
-    return integrator, growth, s_idx
-
-
-def _model_params(ensemble: KineticEnsemble, i: int, vmax_fold) -> np.ndarray:
-    x, xf, K, lk, vm = (np.asarray(a)[0] if np.ndim(a) == 2 else np.asarray(a) for a in ensemble.parameters([i]))
-    if vmax_fold is not None:
-        vm = vm * np.asarray(vmax_fold, dtype=float)
-    return np.concatenate([x, xf, K, lk, vm])
-
-
-def simulate_reactor(
-    ensemble: KineticEnsemble,
-    model: int,
-    *,
-    vmax_fold: np.ndarray | None = None,
-    settings: VerificationSettings | None = None,
-    feed: FeedProfile | Callable[[float], float] | None = None,
-    feed_glucose_mmol_per_l: float | None = None,
-) -> ReactorSimulation:
-    """Simulate one kinetic model (Vmax x ``vmax_fold``) in a batch or fed-batch reactor.
-
-    Parameters
-    ----------
-    ensemble : KineticEnsemble
-    model : int
-        Index of the model in ``ensemble``.
-    vmax_fold : ndarray (n_rxn,), optional
-        Enzyme activity fold changes (the design); None for the reference strain.
-    settings : VerificationSettings, optional
-        Duration, output grid, initial conditions.
-    feed : FeedProfile or callable or None
-        None: batch. A :class:`FeedProfile`, or a callable t (h) -> F (L/h) held constant over
-        each output interval (zero-order hold at the interval start).
-    feed_glucose_mmol_per_l : float, optional
-        Feed substrate concentration for a callable feed (mM); defaults to the settings'.
-
-    Returns
-    -------
-    ReactorSimulation
-        ``success`` False (with the integrator's message) if CVODES fails; never raises for a
-        failed integration.
-    """
-    settings = settings or VerificationSettings()
-    net = ensemble.network
-    integrator, growth, s_idx = _reactor(json.dumps(net.to_dict(), sort_keys=True), float(ensemble.cell_volume))
-    params = _model_params(ensemble, model, vmax_fold)
-    s0 = (
-        float(ensemble.fixed_concentrations[s_idx])
-        if settings.glucose0_mmol_per_l is None
-        else float(settings.glucose0_mmol_per_l)
-    )
-    if isinstance(feed, FeedProfile):
-        s_in = feed.glucose_mmol_per_l
-        rate_at = feed.rate
-        breaks = feed.times_h
-    elif feed is None:
-        s_in, rate_at, breaks = 0.0, (lambda t: 0.0), (0.0,)
-    elif callable(feed):
-        s_in = settings.feed_glucose_mmol_per_l if feed_glucose_mmol_per_l is None else float(feed_glucose_mmol_per_l)
-        rate_at, breaks = feed, (0.0,)
-    else:
-        raise ValueError(f"feed must be None, a FeedProfile or a callable of time. Got {type(feed).__name__}.")
-    times = np.linspace(0.0, settings.t_end_h, settings.n_points)
-    n = net.n_metabolites
-    scales = np.array([s0 if s0 > 0 else 1.0, settings.biomass0_gdw_per_l, settings.volume0_l])
-    unscale = np.concatenate([np.ones(n), [scales[0], scales[1], scales[1], scales[2]]])
-    state = np.concatenate([np.ones(n), [s0, settings.biomass0_gdw_per_l, settings.product0_mmol_per_l, settings.volume0_l]]) / unscale
-    traj = np.full((times.size, state.size), np.nan)
-    traj[0] = state
-    feed_t = np.full(times.size, np.nan)
-    # segments of constant feed: a new segment starts at every feed break and, for a callable
-    # feed, wherever the held rate changes between output intervals
-    rates = [float(rate_at(float(t))) for t in times[:-1]]
-    cuts = {0.0, float(settings.t_end_h)} | {float(b) for b in breaks if 0.0 < b < settings.t_end_h}
-    if not isinstance(feed, FeedProfile):
-        cuts |= {float(times[k]) for k in range(1, len(rates)) if rates[k] != rates[k - 1]}
-    cuts_sorted = sorted(cuts)
-    fed = 0.0
-    ok, msg = True, ""
-    for a, b in zip(cuts_sorted[:-1], cuts_sorted[1:]):
-        F = float(rate_at(a))
-        if not math.isfinite(F) or F < 0:
-            ok, msg = False, f"feed rate {F!r} L/h at t = {a:.3g} h is not a finite number >= 0"
-            break
-        inside = [k for k in range(times.size) if a < times[k] < b or (times[k] == b)]
-        nodes = [float(times[k]) for k in inside]
-        if not nodes or nodes[-1] != b:
-            nodes.append(b)
-        grid = tuple(round((t - a) / (b - a), 12) for t in nodes)
-        p = np.concatenate([[b - a, F, s_in], scales, params])
-        try:
-            res = np.asarray(integrator(grid)(x0=state, p=p)["xf"])
-        except RuntimeError as exc:
-            ok, msg = False, f"integration failed between t = {a:.3g} h and {b:.3g} h: {str(exc).splitlines()[0][:160]}"
-            break
-        if not np.all(np.isfinite(res)):
-            ok, msg = False, f"non-finite state between t = {a:.3g} h and {b:.3g} h"
-            break
-        for col, t in enumerate(nodes):
-            k = int(np.searchsorted(times, t))
-            if k < times.size and times[k] == t:
-                traj[k] = res[:, col]
-        state = res[:, -1]
-        fed += F * (b - a) * s_in
-        for k in range(times.size - 1):
-            if a <= times[k] < b:
-                feed_t[k] = F
-    feed_t[-1] = feed_t[-2] if times.size > 1 else 0.0
-    p_mu = np.concatenate([[1.0, 0.0, s_in], scales, params])
-    mu = np.array([float(growth(traj[k], p_mu)) if np.all(np.isfinite(traj[k])) else np.nan for k in range(times.size)])
-    traj = traj * unscale
-    return ReactorSimulation(
-        times=times,
-        biomass=traj[:, n + 1],
-        substrate=traj[:, n],
-        product=traj[:, n + 2],
-        volume=traj[:, n + 3],
-        feed=feed_t,
-        growth_rate=mu,
-        substrate_fed_mmol=fed,
-        success=ok,
-        message=msg,
-    )
-
-
-@dataclass(frozen=True)
-class StrainSteadyState:
-    """Nonlinear steady state of one engineered strain at the reference medium.
-
-    Attributes
-    ----------
-    converged : bool
-        Newton (from the reference state, then after a relaxation) found a steady state with
-        positive concentrations and the moiety totals of the reference.
-    stable : bool
-        Every eigenvalue of the reduced Jacobian at that state has a negative real part.
-    max_real_eigenvalue : float
-        Largest real part (1/h); NaN without a steady state.
-    growth_ratio, yield_ratio, product_ratio : float
-        Growth flux, product/substrate flux ratio and product flux relative to the reference
-        steady state (ratios); NaN without a steady state.
-    max_abs_log_concentration_change : float
-        max_i |ln(x_i / x_i,ref)| (ln units).
-    directions_kept : bool
-        Every reference flux keeps its sign.
-    message : str
-        Why the strain is not valid ("" when it is).
-    min_concentration, max_concentration : float
-        Smallest and largest intracellular concentration at the steady state (mM); NaN
-        without one.
-    within_range : bool
-        Every steady-state concentration lies inside the physiological range it was checked
-        against (True when no range was given).
-    """
-
-    converged: bool
-    stable: bool
-    max_real_eigenvalue: float
-    growth_ratio: float
-    yield_ratio: float
-    product_ratio: float
-    max_abs_log_concentration_change: float
-    directions_kept: bool
-    message: str = ""
-    min_concentration: float = math.nan
-    max_concentration: float = math.nan
-    within_range: bool = True
-
-    @property
-    def valid(self) -> bool:
-        """True when the strain is viable: a stable steady state inside the physiological range."""
-        return self.converged and self.stable and self.within_range
-
-
-def strain_steady_state(
-    ensemble: KineticEnsemble,
-    model: int,
-    vmax_fold: np.ndarray | None = None,
-    *,
-    relax_hours: tuple[float, ...] = (5.0, 50.0),
-    concentration_range: tuple[float, float] | None = None,
-) -> StrainSteadyState:
-    """Steady state and linear stability of model ``model`` with Vmax x ``vmax_fold``.
-
-    Newton from the reference state first; if it fails, the intracellular ODE is integrated
-    from the reference state for each of ``relax_hours`` (h) in turn and Newton restarts at its
-    end. The reduced Jacobian at the solution gives the stability. A strain for which none of
-    these reaches a steady state (typically metabolites accumulating or draining without
-    bound, or the integrator giving up) is reported as having none: a failure for the
-    statistics, not an error. Never raises for a failed solve.
-
-    With ``concentration_range`` (low, high) in mM, a steady state with any intracellular
-    concentration outside it is not viable either (``within_range`` False): the kinetic
-    model is then evaluated far outside the concentrations its parameters were sampled at.
-    """
-    if concentration_range is not None:
-        lo_c, hi_c = (float(v) for v in concentration_range)
-        if not (0.0 < lo_c < hi_c and math.isfinite(hi_c)):
-            raise ValueError(f"concentration_range must be (low, high) with 0 < low < high (mM). Got {concentration_range!r}.")
-    net = ensemble.network
-    fold = np.ones(net.n_reactions) if vmax_fold is None else np.asarray(vmax_fold, dtype=float)
-    nan = math.nan
-    ss = solve_steady_state(ensemble, model, vmax_fold=fold)
-    for hours in relax_hours:
-        if ss.converged:
-            break
-        ss = solve_steady_state(ensemble, model, vmax_fold=fold, relax_hours=float(hours))
-    if not ss.converged:
-        reason = ss.message.splitlines()[0][:120] if ss.message else ""
-        return StrainSteadyState(False, False, nan, nan, nan, nan, nan, False,
-                                 f"no steady state reached (Newton from the reference and after {max(relax_hours, default=0):g} h "
-                                 f"relaxation; residual {ss.residual:.3g}; {reason})")
-    x_ref, xf, K, lk, vm = ensemble.parameters([model])
-    E = evaluate_rate_jacobian(net, ss.concentrations[None, :], xf, K, lk, vm * fold[None, :])
-    mr = float(np.linalg.eigvals(reduced_jacobian(ensemble, [model], rate_jacobian=E)[0]).real.max())
-    v0 = net.fluxes
-    g, p, s = (net.reaction_index(r) for r in (net.growth_reaction, net.product_reaction, net.substrate_reaction))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = ss.fluxes / v0
-    nz = v0 != 0
-    kept = bool(np.all(ratio[nz] > 0))
-    dlnx = float(np.max(np.abs(np.log(ss.concentrations / x_ref[0]))))
-    stable = mr < 0
-    x_min, x_max = float(np.min(ss.concentrations)), float(np.max(ss.concentrations))
-    inside = concentration_range is None or (x_min >= lo_c and x_max <= hi_c)
-    msg = ""
-    if not stable:
-        msg = f"unstable steady state (max Re(lambda) = {mr:.3g} 1/h)"
-    elif not inside:
-        out = [(net.metabolite_ids[i], float(c)) for i, c in enumerate(ss.concentrations) if not lo_c <= c <= hi_c]
-        worst = max(out, key=lambda t: abs(math.log(t[1] / (hi_c if t[1] > hi_c else lo_c))))
-        msg = (f"steady state outside the physiological range [{lo_c:.3g}, {hi_c:.3g}] mM: {len(out)} metabolite(s), "
-               f"e.g. {worst[0]} at {worst[1]:.3g} mM")
-    return StrainSteadyState(True, stable, mr, float(ratio[g]), float(ratio[p] / ratio[s]), float(ratio[p]), dlnx, kept, msg,
-                             x_min, x_max, bool(inside))
+__all__ = ["VerificationResult", "verify_strains"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -767,14 +349,6 @@ class VerificationResult:
         return out
 
 
-def _progress(iterable, show: bool, desc: str, total: int | None = None):
-    if not show:
-        return iterable
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, desc=desc, total=total, leave=False)
-
-
 def verify_strains(
     ensemble: KineticEnsemble,
     models: Sequence[int],
@@ -798,6 +372,8 @@ def verify_strains(
         reference strain (all ones) is added first if no strain is called "reference".
     settings : VerificationSettings, optional
     feed : FeedProfile or callable, optional
+        Fed-batch feed rate (h -> L/h); its glucose concentration is
+        ``settings.feed_glucose_mmol_per_l``. None: batch.
     model_ids : sequence of str, optional
     show_progress : bool
 
@@ -831,7 +407,7 @@ def verify_strains(
         f = float(settings.viability_concentration_fold)
         x_all = np.asarray(ensemble.concentrations, dtype=float)
         phys = (float(np.min(x_all)) / f, float(np.max(x_all)) * f)
-    for s, m in _progress(jobs, show_progress, f"verification ({mode})"):
+    for s, m in progress(jobs, show_progress, f"verification ({mode})"):
         fold = np.asarray(strains[labels[s]][m], dtype=float)
         if not np.all(np.isfinite(fold)):
             messages[s, m] = "not applied (design infeasible in this model)"
@@ -877,206 +453,4 @@ def verify_strains(
         readout_times=readout,
         steady_state=steady if settings.check_steady_state else None,
         physiological_range=phys,
-    )
-
-
-@dataclass(frozen=True, eq=False)
-class SensitivityResult:
-    """Expression sensitivity of one design across models.
-
-    Attributes
-    ----------
-    design : str
-        Design label.
-    enzymes : tuple of str
-        Member enzymes.
-    mean_fold : ndarray (n_enzymes,)
-        Mean NRA fold change per member over the models (ratio).
-    modes : tuple of str
-        "all" (every member perturbed together) then each enzyme alone.
-    model_ids : tuple of str
-    folds : ndarray (n_modes, n_models, n_draws, n_enzymes)
-        Applied fold changes.
-    times : ndarray (n_t,)
-        h.
-    product : ndarray (n_modes, n_models, n_draws, n_t)
-        Titer time courses, mM.
-    reference_titer : ndarray (n_models,)
-        Final titer of the reference strain, mM.
-    nominal_titer : ndarray (n_models,)
-        Final titer at the mean fold changes, mM.
-    success : ndarray of bool (n_modes, n_models, n_draws)
-    seconds : float
-    """
-
-    design: str
-    enzymes: tuple[str, ...]
-    mean_fold: np.ndarray
-    modes: tuple[str, ...]
-    model_ids: tuple[str, ...]
-    folds: np.ndarray
-    times: np.ndarray
-    product: np.ndarray
-    reference_titer: np.ndarray
-    nominal_titer: np.ndarray
-    success: np.ndarray
-    seconds: float
-    readout_times: np.ndarray | None = None
-
-    @property
-    def final_titer(self) -> np.ndarray:
-        """Titer at each model's readout time (t_end when none given), (n_modes, n_models, n_draws), mM."""
-        if self.readout_times is None:
-            return self.product[..., -1]
-        out = np.full(self.product.shape[:3], np.nan)
-        for m, t in enumerate(self.readout_times):
-            for k in range(self.product.shape[0]):
-                for d in range(self.product.shape[2]):
-                    if np.all(np.isfinite(self.product[k, m, d])):
-                        out[k, m, d] = float(np.interp(t, self.times, self.product[k, m, d]))
-        return out
-
-    def bands(self, quantiles: tuple[float, float] = (0.05, 0.95)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Mean and quantile band of the titer time course over models x draws, per mode.
-
-        Returns
-        -------
-        mean, low, high : ndarray (n_modes, n_t), mM
-        """
-        a = self.product.reshape(self.product.shape[0], -1, self.product.shape[-1])
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return (np.nanmean(a, axis=1), np.nanquantile(a, quantiles[0], axis=1), np.nanquantile(a, quantiles[1], axis=1))
-
-    def summary(self) -> dict:
-        """Per mode: mean final titer gain over the reference and the fraction of draws above it."""
-        ref = self.reference_titer[None, :, None]
-        gain = self.final_titer / ref - 1.0
-        return {
-            mode: {
-                "mean_titer_gain": float(np.nanmean(gain[k])) if np.any(np.isfinite(gain[k])) else None,
-                "p05_titer_gain": float(np.nanpercentile(gain[k], 5)) if np.any(np.isfinite(gain[k])) else None,
-                "fraction_above_reference": float(np.nanmean(gain[k] > 0)) if np.any(np.isfinite(gain[k])) else None,
-                "n_success": int(self.success[k].sum()),
-            }
-            for k, mode in enumerate(self.modes)
-        }
-
-    def to_frame(self):
-        """One row per mode x model x draw."""
-        import pandas as pd
-
-        rows = []
-        for k, mode in enumerate(self.modes):
-            for m, mid in enumerate(self.model_ids):
-                for d in range(self.folds.shape[2]):
-                    row = {"design": self.design, "mode": mode, "model_id": mid, "draw": d,
-                           "final_titer_mM": float(self.final_titer[k, m, d]),
-                           "reference_titer_mM": float(self.reference_titer[m]), "success": bool(self.success[k, m, d])}
-                    row.update({f"fold_{e}": float(self.folds[k, m, d, j]) for j, e in enumerate(self.enzymes)})
-                    rows.append(row)
-        return pd.DataFrame(rows)
-
-
-def expression_sensitivity(
-    ensemble: KineticEnsemble,
-    models: Sequence[int],
-    design: str,
-    enzymes: Sequence[str],
-    mean_fold: Sequence[float],
-    *,
-    settings: SensitivitySettings | None = None,
-    verification: VerificationSettings | None = None,
-    feed: FeedProfile | Callable[[float], float] | None = None,
-    model_ids: Sequence[str] | None = None,
-    reference_titer: np.ndarray | None = None,
-    readout_times: np.ndarray | None = None,
-    show_progress: bool = False,
-) -> SensitivityResult:
-    """Perturb a design's mean fold changes uniformly and simulate every model.
-
-    Each draw multiplies the mean fold change f_j by U(1 - a, 1 + a) (``a =
-    settings.perturbation``): for mode "all" every member at once, for mode ``e`` only enzyme
-    ``e`` while the others stay at their mean. Seeded (``settings.seed``).
-
-    Parameters
-    ----------
-    ensemble : KineticEnsemble
-    models : sequence of int
-        Model indices into ``ensemble``.
-    design : str
-        Label.
-    enzymes : sequence of str
-        Member enzymes (reaction ids of the network).
-    mean_fold : sequence of float
-        Mean NRA fold change per member (ratio > 0).
-    settings, verification : optional
-    feed : optional
-        Fed-batch feed (None: batch).
-    reference_titer : ndarray (n_models,), optional
-        Reference-strain titers at the readout times (mM); simulated when omitted.
-    readout_times : ndarray (n_models,), optional
-        Time at which each model's titers are read (h), e.g. the batch verification's
-        :attr:`VerificationResult.readout_times`; default the end of the run.
-
-    Returns
-    -------
-    SensitivityResult
-    """
-    settings = settings or SensitivitySettings()
-    verification = verification or VerificationSettings()
-    enzymes = tuple(enzymes)
-    mean_fold = np.asarray(mean_fold, dtype=float)
-    if mean_fold.shape != (len(enzymes),) or np.any(~np.isfinite(mean_fold)) or np.any(mean_fold <= 0):
-        raise ValueError(f"mean_fold must hold one positive fold per enzyme {enzymes}. Got {mean_fold!r}.")
-    net = ensemble.network
-    cols = [net.reaction_index(e) for e in enzymes]
-    models = [int(m) for m in models]
-    modes = ("all",) + enzymes
-    rng = np.random.default_rng(settings.seed)
-    a = settings.perturbation
-    nm, nd, ne, nt = len(models), settings.n_draws, len(enzymes), verification.n_points
-    folds = np.broadcast_to(mean_fold, (len(modes), nm, nd, ne)).copy()
-    u = rng.uniform(1 - a, 1 + a, size=(len(modes), nm, nd, ne))
-    folds[0] *= u[0]
-    for k in range(1, len(modes)):
-        folds[k, :, :, k - 1] *= u[k, :, :, k - 1]
-    product = np.full((len(modes), nm, nd, nt), np.nan)
-    success = np.zeros((len(modes), nm, nd), dtype=bool)
-    t0 = time.perf_counter()
-    ref = np.full(nm, np.nan) if reference_titer is None else np.asarray(reference_titer, dtype=float)
-    nominal = np.full(nm, np.nan)
-    times = np.linspace(0.0, verification.t_end_h, nt)
-    t_read = np.full(nm, float(verification.t_end_h)) if readout_times is None else np.asarray(readout_times, dtype=float)
-    if t_read.shape != (nm,):
-        raise ValueError(f"readout_times must hold one time per model ({nm}). Got shape {t_read.shape}.")
-    for m, model in enumerate(_progress(models, show_progress, f"sensitivity {design}")):
-        if reference_titer is None:
-            ref[m] = np.interp(t_read[m], times, simulate_reactor(ensemble, model, settings=verification, feed=feed).product)
-        base = np.ones(net.n_reactions)
-        base[cols] = mean_fold
-        nominal[m] = np.interp(t_read[m], times, simulate_reactor(ensemble, model, vmax_fold=base, settings=verification, feed=feed).product)
-        for k in range(len(modes)):
-            for d in range(nd):
-                fold = np.ones(net.n_reactions)
-                fold[cols] = folds[k, m, d]
-                sim = simulate_reactor(ensemble, model, vmax_fold=fold, settings=verification, feed=feed)
-                product[k, m, d] = sim.product
-                success[k, m, d] = sim.success
-    return SensitivityResult(
-        design=design,
-        enzymes=enzymes,
-        mean_fold=mean_fold,
-        modes=modes,
-        model_ids=tuple(model_ids) if model_ids is not None else tuple(f"model{m}" for m in models),
-        folds=folds,
-        times=times,
-        product=product,
-        reference_titer=ref,
-        nominal_titer=nominal,
-        success=success,
-        seconds=time.perf_counter() - t0,
-        readout_times=t_read,
     )

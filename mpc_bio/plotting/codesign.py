@@ -77,7 +77,7 @@ def plot_feed_profiles(study, ax=None):
                 label=("shared (reference strain)" if opt is study.shared_feed else f"own: {opt.strain}"))
     ref = study.reference_feed
     t_end = study.evaluation.times[-1]
-    ax.step(list(ref.times_h) + [t_end], list(ref.rates_l_per_h) + [ref.rates_l_per_h[-1]], where="post", color="k",
+    ax.step(list(ref.times) + [t_end], list(ref.rates) + [ref.rates[-1]], where="post", color="k",
             alpha=0.5, label="reference feed")
     ax.set_xlabel("time (h)")
     ax.set_ylabel("feed (L/h)")

@@ -118,7 +118,7 @@ def plot_sensitivity_bands(sensitivity, ax=None):
 
     Parameters
     ----------
-    sensitivity : mpc_bio.nomad.verification.SensitivityResult
+    sensitivity : mpc_bio.nomad.sensitivity.SensitivityResult
     """
     fig, ax = _axes(ax)
     mean, lo, hi = sensitivity.bands()

@@ -12,13 +12,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from mpc_bio.errors import MpcBioError
+from mpc_bio.feed import FeedProfile, ProcessSettingsError
 
 __all__ = ["ProcessSettingsError", "UptakeKinetics", "FeedProfile", "FedBatchSettings"]
-
-
-class ProcessSettingsError(MpcBioError):
-    """A process setting has the wrong type, lies outside its range, or names a missing species."""
 
 
 def _number(owner: str, name: str, value: Any, *, low: float | None = 0.0, strict: bool = False) -> float:
@@ -97,47 +93,6 @@ class UptakeKinetics:
         object.__setattr__(self, "oxygen_uptake", _number(o, "oxygen_uptake", self.oxygen_uptake))
         if self.oxygen not in ("fixed", "kla"):
             raise ProcessSettingsError(f"The 'oxygen' parameter of {o} must be 'fixed' or 'kla'. Got {self.oxygen!r} instead.")
-
-
-@dataclass(frozen=True)
-class FeedProfile:
-    """Piecewise-constant feed rate F(t).
-
-    Attributes
-    ----------
-    times : tuple of float
-        Switching times in h, strictly increasing, the first 0. F = ``rates[i]`` on
-        ``[times[i], times[i+1])``.
-    rates : tuple of float
-        Feed rates in L/h, >= 0, one per switching time.
-    """
-
-    times: tuple[float, ...] = (0.0, 5.0)
-    rates: tuple[float, ...] = (0.001, 0.02)
-
-    def __post_init__(self) -> None:
-        o = "FeedProfile"
-        try:
-            times = tuple(_number(o, "times", t, low=None) for t in self.times)
-            rates = tuple(_number(o, "rates", r) for r in self.rates)
-        except TypeError:
-            raise ProcessSettingsError(f"The 'times' and 'rates' of {o} must be lists of numbers.") from None
-        if not times or len(times) != len(rates):
-            raise ProcessSettingsError(
-                f"The 'times' and 'rates' parameters of {o} must be non-empty and of equal length. "
-                f"Got {len(times)} times and {len(rates)} rates instead."
-            )
-        if times[0] != 0.0 or any(b <= a for a, b in zip(times, times[1:])):
-            raise ProcessSettingsError(
-                f"The 'times' parameter of {o} must start at 0 and increase strictly (h). Got {list(times)} instead."
-            )
-        object.__setattr__(self, "times", times)
-        object.__setattr__(self, "rates", rates)
-
-    def rate(self, t: float) -> float:
-        """Feed rate (L/h) in force at time ``t`` (h)."""
-        i = max(i for i, ti in enumerate(self.times) if ti <= t + 1e-12) if t >= 0 else 0
-        return self.rates[i]
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,12 @@ Tables (unknown keys are errors; units as in the settings docstrings):
 ``[offline]``      :class:`~mpc_bio.control.OfflineSettings` plus ``compare`` (bool).
 ``[control_model]`` ``distill`` (bool, default false): the controller and the estimator use a
                    cubic B-spline fit of the embedded surrogate over the uptake inputs
-                   (:mod:`mpc_bio.control.distill`), the plant and the offline optimum keep the
-                   full surrogate; ``step`` (grid, mmol/gDW/h, default 0.01), ``glucose_max``
-                   (grid end, mmol/gDW/h, default 1.3 x glucose Vmax), ``oxygen_max`` (grid end
-                   in ``"kla"`` mode, default 20).
+                   (:mod:`mpc_bio.control.distill`; a 2-D grid over glucose and oxygen uptake in
+                   ``"kla"`` oxygen mode, where both move), the plant and the offline optimum
+                   keep the full surrogate; ``step`` (grid, mmol/gDW/h, default 0.01),
+                   ``glucose_max`` and ``oxygen_max`` (grid ends, mmol/gDW/h, default: the
+                   surrogate's domain; outside the grid the spline holds its boundary values and
+                   the summary counts such steps).
 ``[baselines]``    :class:`~mpc_bio.control.BaselineSettings` (``glucose_feed`` defaults to the
                    reactor's ``feed_glucose``).
 """
@@ -176,19 +178,25 @@ def load_control_setup(path: Path, data: dict[str, Any], out: Path, *, progress:
         from mpc_bio.control.distill import distill_cell_model
 
         kin = reactor.kinetics
-        upper = {reactor.glucose_input: float(cm.get("glucose_max", 1.3 * kin.glucose_vmax))}
+        upper = {reactor.glucose_input: float(cm["glucose_max"]) if "glucose_max" in cm else None}
         fixed = {}
         if kin.oxygen == "fixed":
             fixed[reactor.oxygen_input] = kin.oxygen_uptake
-        else:
-            upper[reactor.oxygen_input] = float(cm.get("oxygen_max", 20.0))
+        else:  # both inputs move: a 2-D grid
+            upper[reactor.oxygen_input] = float(cm["oxygen_max"]) if "oxygen_max" in cm else None
+        step = float(cm.get("step", 0.01))
         try:
-            d = distill_cell_model(cell, upper=upper, fixed=fixed, step=float(cm.get("step", 0.01)))
+            d = distill_cell_model(cell, upper=upper, fixed=fixed, step=step)
             control = control_model_from_process(reactor, d.cell)
         except (ProcessSettingsError, ControlError) as exc:
             raise _err(path, exc) from None
-        extra["control_model"] = f"B-spline distillation of the surrogate ({cell.backend}), grid step {cm.get('step', 0.05)}"
+        dims = " x ".join(f"{n} {g[0]:g}-{g[-1]:g}" for n, g in zip(d.varying, d.grid))
+        extra["control_model"] = (
+            f"{len(d.grid)}-D B-spline distillation of the surrogate ({cell.backend}) over {dims} mmol/gDW/h, grid step {step}"
+        )
         extra["distill_max_rel_error"] = dict(zip(cell.output_ids, d.max_rel_error.tolist()))
+        extra["distill_covers_domain"] = d.covers_domain
+        extra["distilled"] = d
     if mpc.symvar == "SX" and control.symvar == "MX":
         mpc = dataclasses.replace(mpc, symvar="MX")
     return ControlSetup(model, control, reactor, cobra_model, cell, how, prob, mpc, est, meas, cl, off, base, extra)
@@ -216,19 +224,27 @@ def _write_closed_loop(res, out: Path, stem: str, title: str) -> dict[str, Path]
 
 
 def _offline(setup: ControlSetup, params=None):
+    """The offline optimum; with ``[offline].model = "control"`` solved on the controller's model
+    and checked (fine grid, backoff) on the plant model."""
     from mpc_bio.control.offline import optimize_feed_profile
 
-    return optimize_feed_profile(setup.model, setup.problem, setup.x0, setup.offline, params=params)
+    m = setup.control if setup.offline.model == "control" else setup.model
+    return optimize_feed_profile(m, setup.problem, setup.x0, setup.offline, params=params, check_model=setup.model)
 
 
-def _offline_summary(off) -> dict:
+def _offline_summary(off, setup: ControlSetup) -> dict:
     return {
+        "offline_model": setup.offline.model,
         "offline_objective": off.simulated.objective,
         "offline_collocation_objective": off.objective,
         "offline_status": off.status,
         "offline_iterations": off.iterations,
         "offline_kkt": off.kkt,
         "offline_violation": off.simulated.violation,
+        "offline_max_violation_frac": off.max_violation_frac,
+        "offline_backoff": off.backoff,
+        "offline_rounds": off.rounds,
+        "offline_solve_s": off.solve_time,
         "offline_feed_L_per_h": off.feed.tolist(),
     }
 
@@ -240,17 +256,77 @@ def run_closed_loop_scenario(path: Path, data: dict[str, Any], out: Path, *, pro
     off = _offline(setup) if setup.extra["compare_offline"] else None
     res = setup.run_closed_loop(_make_plant(setup), None if off is None else offline_feed_at_steps(off, setup.mpc))
     files = _write_closed_loop(res, out, "closed_loop", f"{path.stem}: MPC ({setup.estimator.kind}) on {setup.closed_loop.plant} plant")
-    summary = {"surrogate": setup.surrogate_how, "backend": setup.cell.backend, **_extra_summary(setup), **res.summary(setup.extra["rmse_after"])}
+    summary = {
+        "surrogate": setup.surrogate_how,
+        "backend": setup.cell.backend,
+        "oxygen_mode": setup.reactor.kinetics.oxygen,
+        **_extra_summary(setup),
+        **res.summary(setup.extra["rmse_after"]),
+        **uptake_domain_summary(setup, res),
+    }
     if off is not None:
-        summary.update(_offline_summary(off))
-        summary["closed_loop_vs_offline"] = res.objective / off.simulated.objective
+        summary.update(_offline_summary(off, setup))
+        summary["closed_loop_vs_offline"] = _ratio_to_feasible(res.objective, off.simulated.objective, off.max_violation_frac, setup.problem)
     (out / "settings.json").write_text(json.dumps(_settings_dict(setup), indent=2, default=str))
     files["settings"] = out / "settings.json"
     return files, summary
 
 
+def _ratio_to_feasible(objective: float, baseline: float, baseline_violation: float, problem: BatchProblem):
+    """``objective / baseline`` when the baseline respects the limits within the problem's tolerance, else None.
+
+    A baseline that breaks a limit (e.g. a nominal profile applied open loop to a mismatched
+    plant) can score above any feasible feed, so comparing with it says nothing.
+    """
+    if not np.isfinite(baseline) or baseline == 0 or baseline_violation > problem.constraint_tolerance:
+        return None
+    return float(objective / baseline)
+
+
 def _extra_summary(setup: ControlSetup) -> dict:
-    return {k: v for k, v in setup.extra.items() if k in ("control_model", "distill_max_rel_error")}
+    return {k: v for k, v in setup.extra.items() if k in ("control_model", "distill_max_rel_error", "distill_covers_domain")}
+
+
+def uptake_domain_summary(setup: ControlSetup, res) -> dict:
+    """Where the controller's cell model is evaluated outside its domain along a closed loop.
+
+    The uptakes (mmol/gDW/h) of the estimated states (what the MPC and the estimator predict
+    from) and of the true states are checked against the surrogate's training domain and, for a
+    distilled control model, against the spline's grid (outside it the spline holds its boundary
+    values). A warning names the count when any step is outside.
+    """
+    import warnings
+
+    m = setup.control
+    if m.aux is None or not any(n.startswith("q_") for n in m.aux_names):
+        return {}
+    iq = [m.aux_names.index("q_glc"), m.aux_names.index("q_o2")]
+    order = [setup.cell.input_index(setup.reactor.glucose_input), setup.cell.input_index(setup.reactor.oxygen_input)]
+
+    def uptakes(states, params):
+        U = np.zeros((len(states), 2))
+        for k, (x, p) in enumerate(zip(states, params)):
+            a = np.asarray(m.aux(x, 0.0, p)).reshape(-1)
+            U[k, order] = a[iq]
+        return U
+
+    u_est = uptakes(res.estimates, res.estimated_params)
+    cl = setup.closed_loop
+    p_true = setup.model.params_with(cl.plant_parameter_scale) if cl.plant == "perturbed" else setup.model.param_values
+    u_true = uptakes(res.true_states, [p_true] * len(res.true_states))
+    out = {
+        "uptake_est_out_of_surrogate_domain_steps": int((~setup.cell.in_domain(u_est)).sum()),
+        "uptake_true_out_of_surrogate_domain_steps": int((~setup.cell.in_domain(u_true)).sum()),
+        "uptake_range_true": {"q_glc": [float(u_true[:, order[0]].min()), float(u_true[:, order[0]].max())],
+                              "q_o2": [float(u_true[:, order[1]].min()), float(u_true[:, order[1]].max())]},
+    }
+    d = setup.extra.get("distilled")
+    if d is not None:
+        out["uptake_est_out_of_spline_grid_steps"] = int(d.out_of_domain(u_est).sum())
+    bad = {k: v for k, v in out.items() if k.endswith("_steps") and v}
+    if bad:
+        warnings.warn(f"The control model was evaluated outside its domain: {bad}.", stacklevel=2)
+    return out
 
 
 def offline_feed_at_steps(off, mpc: MPCSettings) -> np.ndarray:
@@ -324,8 +400,9 @@ def run_feed_optimization_scenario(path: Path, data: dict[str, Any], out: Path, 
         "surrogate": setup.surrogate_how,
         "backend": setup.cell.backend,
         "objective_kind": setup.problem.objective,
-        **_offline_summary(off),
+        **_offline_summary(off, setup),
         "offline_solve_s": off.solve_time,
+        "oxygen_mode": setup.reactor.kinetics.oxygen,
         "const_feed_objective": const.objective,
         "const_feed_best_L_per_h": const.parameter,
         "exp_feed_objective": expo.objective,
@@ -384,18 +461,25 @@ def run_mpc_mismatch_scenario(path: Path, data: dict[str, Any], out: Path, *, pr
     summary = {
         "surrogate": setup.surrogate_how,
         "backend": setup.cell.backend,
+        "oxygen_mode": setup.reactor.kinetics.oxygen,
         **_extra_summary(setup),
         **res.summary(setup.extra["rmse_after"]),
-        **_offline_summary(off),
+        **uptake_domain_summary(setup, res),
+        **_offline_summary(off, setup),
         "open_loop_offline_on_plant_objective": open_obj,
         "open_loop_offline_on_plant_violation": open_violation,
-        "closed_loop_vs_open_loop": res.objective / open_obj if open_obj else None,
+        "open_loop_offline_on_plant_feasible": open_violation <= setup.problem.constraint_tolerance,
+        # compared only with a baseline that keeps the limits (None otherwise)
+        "closed_loop_vs_open_loop": _ratio_to_feasible(res.objective, open_obj, open_violation, setup.problem),
     }
     if cl.plant == "perturbed":
         # what a controller knowing the plant exactly could reach (offline optimum on the plant)
         oracle = _offline(setup, params=setup.model.params_with(cl.plant_parameter_scale))
         summary["plant_offline_objective"] = oracle.simulated.objective
-        summary["closed_loop_vs_plant_offline"] = res.objective / oracle.simulated.objective
+        summary["plant_offline_max_violation_frac"] = oracle.max_violation_frac
+        summary["closed_loop_vs_plant_offline"] = _ratio_to_feasible(
+            res.objective, oracle.simulated.objective, oracle.max_violation_frac, setup.problem
+        )
     else:
         summary["dfba_lp_solves"] = cl_plant.lp_solves
         summary["dfba_plant_s"] = cl_plant.wall_time
@@ -414,5 +498,5 @@ def _settings_dict(setup: ControlSetup) -> dict:
         "closed_loop": dataclasses.asdict(setup.closed_loop),
         "offline": dataclasses.asdict(setup.offline),
         "baselines": dataclasses.asdict(setup.baselines),
-        "extra": setup.extra,
+        "extra": {k: v for k, v in setup.extra.items() if k != "distilled"},
     }

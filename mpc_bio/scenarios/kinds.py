@@ -330,8 +330,8 @@ def _control_tables() -> dict[str, Table]:
     control_model = {
         "distill": Field(bool, default=False, doc="control and estimate with a cubic B-spline fit of the surrogate (plant keeps the full one)"),
         "step": Field(float, default=0.01, unit="mmol/gDW/h", **_POS, doc="spline grid spacing"),
-        "glucose_max": Field(float, unit="mmol/gDW/h", **_POS, doc="spline grid end; default 1.3 x glucose_vmax"),
-        "oxygen_max": Field(float, default=20.0, unit="mmol/gDW/h", **_POS, doc='spline grid end in "kla" mode'),
+        "glucose_max": Field(float, unit="mmol/gDW/h", **_POS, doc="spline grid end; default the surrogate's domain"),
+        "oxygen_max": Field(float, unit="mmol/gDW/h", **_POS, doc='spline grid end in "kla" mode; default the surrogate\'s domain'),
     }
     return {
         "problem": Table(problem, "the fed-batch optimal-control problem", check=build(BatchProblem, "problem")),

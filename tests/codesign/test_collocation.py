@@ -10,6 +10,7 @@ import pytest
 from mpc_bio.codesign import (
     FeedSettings,
     collocation_times,
+    interval_profile,
     kinetic_control_model,
     optimize_feed,
     optimize_feed_collocation,
@@ -17,7 +18,7 @@ from mpc_bio.codesign import (
     simulate_states,
 )
 from mpc_bio.nomad.nra_settings import VerificationSettings
-from mpc_bio.nomad.verification import simulate_reactor
+from mpc_bio.nomad.reactor import simulate_reactor
 
 # 1 h batch, 2 intervals: the smooth regime (glucose neither exhausted nor at its limit)
 SMOOTH = FeedSettings(n_intervals=2, elements_per_interval=4, n_members=1, max_iter=30, batch_time_h=1.0,
@@ -25,7 +26,7 @@ SMOOTH = FeedSettings(n_intervals=2, elements_per_interval=4, n_members=1, max_i
 
 
 def test_simulate_states_matches_the_nomad_simulator(tiny_ensemble):
-    """simulate_states (amounts, CVODES, time-scaled segments) equals nomad.verification.simulate_reactor
+    """simulate_states (amounts, CVODES, time-scaled segments) equals nomad.reactor.simulate_reactor
     (concentrations, its own CVODES set-up) under the same feed: product amount and biomass at
     every output time, rel 1e-5, abs 1e-9."""
     ens, control, _, _ = tiny_ensemble
@@ -35,11 +36,10 @@ def test_simulate_states_matches_the_nomad_simulator(tiny_ensemble):
     feed = np.array([0.01, 0.04])
     t = np.linspace(0.0, 2.0, 9)
     x = simulate_states(km, fs, feed, t)
-    from mpc_bio.codesign import FeedOptimum
-
-    prof = FeedOptimum("r", "mean", "shooting", np.linspace(0, 2.0, 3), feed, 0.0, np.zeros(1), 0.0, (m,), "", True, 0, 0.0,
-                       km.feed_glucose_mmol_per_l).profile()
-    sim = simulate_reactor(ens, m, settings=VerificationSettings(t_end_h=2.0, n_points=9), feed=prof)
+    prof = interval_profile(2.0, feed)
+    assert prof.times == (0.0, 1.0) and prof.rates == (0.01, 0.04)
+    sim = simulate_reactor(ens, m, settings=VerificationSettings(t_end_h=2.0, n_points=9), feed=prof,
+                           feed_glucose_mmol_per_l=km.feed_glucose_mmol_per_l)
     assert sim.success
     np.testing.assert_allclose(x[:, km.product_index[0]], sim.product * sim.volume, rtol=1e-5, atol=1e-9)
     np.testing.assert_allclose(x[:, km.biomass_index[0]], sim.biomass * sim.volume, rtol=1e-5, atol=1e-9)
@@ -77,7 +77,8 @@ def test_collocation_result_is_verified_by_simulation_and_never_worse_than_its_s
     opt = optimize_feed(km, SMOOTH, strain="reference")
     assert opt.method == "collocation"
     assert opt.status.count("iterations") == 3 and "kept: " in opt.status
-    sim = simulate_reactor(ens, m, settings=VerificationSettings(t_end_h=1.0, n_points=5), feed=opt.profile())
+    sim = simulate_reactor(ens, m, settings=VerificationSettings(t_end_h=1.0, n_points=5), feed=opt.profile,
+                           feed_glucose_mmol_per_l=opt.feed_glucose_mmol_per_l)
     assert opt.objective == pytest.approx(sim.product[-1] * sim.volume[-1], rel=1e-4, abs=1e-9)
     assert opt.objective >= opt.initial_objective * (1 - 1e-9)
     assert opt.objective >= optimize_robust_feed(km, SMOOTH).objective * (1 - 1e-9)
@@ -125,6 +126,7 @@ def test_collocation_through_glucose_exhaustion_is_at_least_as_good_as_shooting(
     settings = dataclasses.replace(SMOOTH, batch_time_h=8.0, max_iter=60)
     co = optimize_feed_collocation(km, settings)
     sh = optimize_robust_feed(km, settings)
-    sim = simulate_reactor(ens, m, settings=VerificationSettings(t_end_h=8.0, n_points=9), feed=co.profile())
+    sim = simulate_reactor(ens, m, settings=VerificationSettings(t_end_h=8.0, n_points=9), feed=co.profile,
+                           feed_glucose_mmol_per_l=co.feed_glucose_mmol_per_l)
     assert co.objective == pytest.approx(sim.product[-1] * sim.volume[-1], rel=1e-4, abs=1e-9)
     assert co.objective >= sh.objective * (1 - 1e-9)

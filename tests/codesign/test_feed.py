@@ -7,14 +7,15 @@ import pytest
 
 from mpc_bio.codesign import FeedSettings, kinetic_control_model, optimize_robust_feed
 from mpc_bio.nomad.nra_settings import VerificationSettings
-from mpc_bio.nomad.verification import simulate_reactor
+from mpc_bio.nomad.reactor import simulate_reactor
 
 SETTINGS = FeedSettings(n_intervals=3, n_members=2, max_iter=8, batch_time_h=8.0, reltol=1e-8, abstol=1e-10, fd_step=1e-4)
 
 
 def _amounts(ens, members, folds, opt):
     vs = VerificationSettings(t_end_h=SETTINGS.batch_time_h, n_points=9)
-    sims = [simulate_reactor(ens, m, vmax_fold=f, settings=vs, feed=opt.profile()) for m, f in zip(members, folds)]
+    sims = [simulate_reactor(ens, m, vmax_fold=f, settings=vs, feed=opt.profile,
+                             feed_glucose_mmol_per_l=opt.feed_glucose_mmol_per_l) for m, f in zip(members, folds)]
     assert all(s.success for s in sims)
     return np.array([s.product[-1] * s.volume[-1] for s in sims])
 
@@ -22,7 +23,7 @@ def _amounts(ens, members, folds, opt):
 def test_robust_mean_feed_beats_shared_feed_for_its_design(tiny_ensemble):
     """The design's mean-robust feed (warm-started at the shared feed) is at least as good as the
     shared feed on the mean final product amount over its members, re-simulated by
-    nomad.verification.simulate_reactor (independent of the NLP's integrator):
+    nomad.reactor.simulate_reactor (independent of the NLP's integrator):
     mean_own >= mean_shared - 1e-6 rel (the shared feed, scaled down if it breaks the design's
     glucose limit, is the start); the NLP's own objective matches the re-simulation (rel 1e-4)."""
     ens, control, _, _ = tiny_ensemble
@@ -43,7 +44,8 @@ def test_robust_mean_feed_beats_shared_feed_for_its_design(tiny_ensemble):
     # times per interval (every 2/3 h), so on the 1 h output grid it may exceed by a little: 5 %
     vs = VerificationSettings(t_end_h=8.0, n_points=9)
     for m, f in zip(members, folds):
-        sim = simulate_reactor(ens, m, vmax_fold=f, settings=vs, feed=own.profile())
+        sim = simulate_reactor(ens, m, vmax_fold=f, settings=vs, feed=own.profile,
+                               feed_glucose_mmol_per_l=own.feed_glucose_mmol_per_l)
         assert sim.volume[-1] <= SETTINGS.volume_max_l * (1 + 1e-9)
         assert np.max(sim.substrate) <= SETTINGS.glucose_max_mmol_per_l * 1.05
     # the optimised feed improves on the constant fill-up feed it starts from (a real optimisation)

@@ -39,3 +39,9 @@ def stable_models(small_ensemble):
     if idx.size < 3:
         pytest.fail("fewer than 3 fast stable models in the seeded test ensemble")
     return idx
+
+
+@pytest.fixture(scope="module")
+def stable_model(small_ensemble, stable_models):
+    """(ensemble, index) of the first fast stable model: the strain of the reactor and verification tests."""
+    return small_ensemble, int(stable_models[0])

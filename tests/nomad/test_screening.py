@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from mpc_bio.nomad.conservation import analyse_conservation
-from mpc_bio.nomad.dynamics import simulate_batch
 from mpc_bio.nomad.mca import linearize_ensemble, reduced_jacobian
 from mpc_bio.nomad.screening import (
     _perturbation,
@@ -88,22 +87,6 @@ def test_nonlinear_stages_are_deterministic(small_ensemble, stable_models):
     q1, g1 = screen_robustness(small_ensemble, idx, settings, QUIET)
     q2, g2 = screen_robustness(small_ensemble, idx, settings, QUIET)
     assert g1 == g2 and all(g1[int(m)] >= 0.5 for m in q1)
-
-
-def test_batch_reference_grows_exponentially(small_ensemble, stable_models):
-    """At the reference steady state, biomass grows as X0 exp(mu t) while substrate is ample."""
-    ens, i = small_ensemble, int(stable_models[0])
-    mu = ens.network.fluxes[ens.network.reaction_index(ens.network.growth_reaction)]
-    x0 = 1e-5  # gDW/L: the medium's glucose hardly changes, so the cells stay at their steady state
-    sim = simulate_batch(ens, i, duration=0.5, initial_biomass=x0, n_points=6)
-    assert sim.success
-    np.testing.assert_allclose(sim.biomass, x0 * np.exp(mu * sim.times), rtol=1e-6)
-    # substrate consumed and product formed = flux x integral of biomass
-    integral = x0 * (np.exp(mu * 0.5) - 1) / mu
-    vs = ens.network.fluxes[ens.network.reaction_index(ens.network.substrate_reaction)]
-    vp = ens.network.fluxes[ens.network.reaction_index(ens.network.product_reaction)]
-    assert sim.substrate[0] - sim.substrate[-1] == pytest.approx(vs * integral, rel=1e-5)
-    assert sim.product[-1] == pytest.approx(vp * integral, rel=1e-5)
 
 
 def test_screen_ensemble_funnel_counts(small_ensemble):

@@ -1,5 +1,5 @@
-"""Nonlinear verification: reactor model vs closed forms and the ensemble stage, log-linear vs
-nonlinear steady state, sensitivity sampling."""
+"""Nonlinear verification: log-linear vs nonlinear steady state, strains x models, the readout
+time, and the statistics that count failures."""
 
 from __future__ import annotations
 
@@ -8,67 +8,16 @@ import math
 import numpy as np
 import pytest
 
-from mpc_bio.nomad.dynamics import simulate_batch, solve_steady_state
+from mpc_bio.nomad.dynamics import solve_steady_state
 from mpc_bio.nomad.mca import compute_control_coefficients
 from mpc_bio.nomad.nra import enumerate_designs, nra_problems_from_control_coefficients
-from mpc_bio.nomad.nra_settings import (
-    NRASettings,
-    SensitivitySettings,
-    VerificationSettings,
-)
-from mpc_bio.nomad.verification import (
-    FeedProfile,
-    expression_sensitivity,
-    simulate_reactor,
-    verify_strains,
-    vmax_fold_from_log_changes,
-)
+from mpc_bio.nomad.nra_settings import NRASettings, VerificationSettings
+from mpc_bio.nomad.reactor import simulate_batch, vmax_fold_from_log_changes
+from mpc_bio.nomad.verification import VerificationResult, verify_strains
+from mpc_bio.nomad.viability import StrainSteadyState
 
 
-@pytest.fixture(scope="module")
-def model(small_ensemble, stable_models):
-    return small_ensemble, int(stable_models[0])
-
-
-def test_batch_matches_ensemble_stage_batch(model):
-    ens, i = model
-    vs = VerificationSettings(t_end_h=3.0, n_points=7)
-    mine = simulate_reactor(ens, i, settings=vs)
-    theirs = simulate_batch(ens, i, 3.0, vs.biomass0_gdw_per_l, n_points=7)
-    assert mine.success and theirs.success
-    assert mine.biomass == pytest.approx(theirs.biomass, rel=1e-4, abs=1e-7)
-    assert mine.product == pytest.approx(theirs.product, rel=1e-4, abs=1e-7)
-    assert mine.substrate == pytest.approx(theirs.substrate, rel=1e-4, abs=1e-6)
-    assert np.all(mine.volume == pytest.approx(1.0, rel=1e-12))
-
-
-def test_fed_batch_mixing_closed_form(model):
-    """With (almost) no cells the feed only mixes: s V = s0 V0 + s_in * integral(F), V = V0 + integral(F)."""
-    ens, i = model
-    vs = VerificationSettings(t_end_h=10.0, n_points=11, biomass0_gdw_per_l=1e-12, feed_glucose_mmol_per_l=500.0)
-    feed = FeedProfile((0.0, 2.5, 6.0), (0.0, 0.05, 0.01), 500.0)
-    sim = simulate_reactor(ens, i, settings=vs, feed=feed)
-    assert sim.success
-    fed_volume = np.array([0.05 * max(0.0, min(t, 6.0) - 2.5) + 0.01 * max(0.0, t - 6.0) for t in sim.times])
-    assert sim.volume == pytest.approx(1.0 + fed_volume, rel=1e-7, abs=1e-9)
-    s0 = sim.substrate[0]
-    assert sim.substrate * sim.volume == pytest.approx(s0 + 500.0 * fed_volume, rel=1e-6, abs=1e-6)
-    assert sim.substrate_fed_mmol == pytest.approx(500.0 * fed_volume[-1], rel=1e-12)
-
-
-def test_callable_feed_equals_profile(model):
-    ens, i = model
-    vs = VerificationSettings(t_end_h=4.0, n_points=9)
-    prof = FeedProfile((0.0, 2.0), (0.0, 0.02), vs.feed_glucose_mmol_per_l)
-    a = simulate_reactor(ens, i, settings=vs, feed=prof)
-    b = simulate_reactor(ens, i, settings=vs, feed=lambda t: 0.02 if t >= 2.0 else 0.0)
-    assert a.product == pytest.approx(b.product, rel=1e-9, abs=1e-12)
-    assert a.volume[-1] == pytest.approx(1.04, rel=1e-9)
-    bad = simulate_reactor(ens, i, settings=vs, feed=lambda t: -1.0)
-    assert not bad.success and "feed rate" in bad.message
-
-
-def test_log_linear_prediction_matches_nonlinear_steady_state(model):
+def test_log_linear_prediction_matches_nonlinear_steady_state(stable_model):
     """An NRA design limited to 1.05-fold changes, applied as Vmax x fold in the nonlinear model.
 
     Stated tolerances (ln units): the yield change and every log flux change within 0.02 of the
@@ -76,7 +25,7 @@ def test_log_linear_prediction_matches_nonlinear_steady_state(model):
     second-order terms are larger (saturated shikimate-pathway enzymes), within 0.05 at half the
     design; and both errors shrink at least 3x when the design is halved again (the log-linear
     error is second order)."""
-    ens, i = model
+    ens, i = stable_model
     cc = compute_control_coefficients(ens, [i])
     problem = nra_problems_from_control_coefficients(cc)[0]
     settings = NRASettings(
@@ -103,8 +52,8 @@ def test_log_linear_prediction_matches_nonlinear_steady_state(model):
     assert conc_err[2] <= conc_err[1] / 3.0
 
 
-def test_verify_strains_reference_first_and_skips_infeasible(model):
-    ens, i = model
+def test_verify_strains_reference_first_and_skips_infeasible(stable_model):
+    ens, i = stable_model
     nr = ens.network.n_reactions
     up = np.ones((1, nr))
     up[0, ens.network.reaction_index(ens.network.product_reaction)] = 1.5
@@ -120,37 +69,13 @@ def test_verify_strains_reference_first_and_skips_infeasible(model):
     assert res.summary()["reference"]["n_success"] == 1
 
 
-def test_expression_sensitivity_draws(model):
-    ens, i = model
-    vs = VerificationSettings(t_end_h=2.0, n_points=3)
-    ss = SensitivitySettings(perturbation=0.5, n_draws=2, seed=4)
-    enzymes = ("DDPA", "PGI")
-    mean = np.array([3.0, 0.5])
-    a = expression_sensitivity(ens, [i], "d", enzymes, mean, settings=ss, verification=vs)
-    b = expression_sensitivity(ens, [i], "d", enzymes, mean, settings=ss, verification=vs)
-    assert np.array_equal(a.folds, b.folds)
-    assert a.modes == ("all", "DDPA", "PGI")
-    lo, hi = mean * 0.5, mean * 1.5
-    assert np.all((a.folds >= lo - 1e-12) & (a.folds <= hi + 1e-12))
-    # one-at-a-time modes keep the other enzyme at its mean
-    assert np.all(a.folds[1, :, :, 1] == mean[1])
-    assert np.all(a.folds[2, :, :, 0] == mean[0])
-    assert np.all(a.success)
-    assert set(a.summary()) == {"all", "DDPA", "PGI"}
-    with pytest.raises(ValueError, match="mean_fold"):
-        expression_sensitivity(ens, [i], "d", enzymes, [1.0], verification=vs)
-
-
-# ----------------------------------------------------------------------------- readout and failures
-
-
-def test_batch_readout_is_the_end_of_the_reference_fermentation(model):
+def test_batch_readout_is_the_end_of_the_reference_fermentation(stable_model):
     """All strains of a model are compared at one fixed time: when the reference strain's
     glucose falls below 1% of the initial. Independent reference: the ensemble stage's batch
     simulator on a 0.004 h grid. Tolerances: crossing time within 0.02 h (linear interpolation
     between 0.1 h output points), titer at that time within 2e-3 relative (the same interpolation
     of a curve that bends as the glucose runs out)."""
-    ens, i = model
+    ens, i = stable_model
     vs = VerificationSettings(t_end_h=16.0, n_points=161)
     res = verify_strains(ens, [i], {}, settings=vs)
     dense = simulate_batch(ens, i, 16.0, vs.biomass0_gdw_per_l, n_points=4001)
@@ -166,68 +91,9 @@ def test_batch_readout_is_the_end_of_the_reference_fermentation(model):
     assert late.titer[0, 0] == pytest.approx(late.final_titer[0, 0], rel=1e-12)
 
 
-def test_strain_steady_state_of_reference_and_small_design(model):
-    """The reference strain is its own steady state (ratios 1 within 1e-9) with the eigenvalue
-    of the linear screen (rel 1e-9); a small design's ratios equal those of an independent
-    Newton solve (solve_steady_state, 1e-9)."""
-    from mpc_bio.nomad.mca import linearize_ensemble
-    from mpc_bio.nomad.verification import strain_steady_state
-
-    ens, i = model
-    ref = strain_steady_state(ens, i)
-    assert ref.valid and ref.directions_kept
-    assert ref.growth_ratio == pytest.approx(1.0, abs=1e-9)
-    assert ref.yield_ratio == pytest.approx(1.0, abs=1e-9)
-    assert ref.max_abs_log_concentration_change == pytest.approx(0.0, abs=1e-9)
-    assert ref.max_real_eigenvalue == pytest.approx(float(linearize_ensemble(ens, [i]).max_real[0]), rel=1e-9)
-    net = ens.network
-    fold = np.ones(net.n_reactions)
-    fold[net.reaction_index("DDPA")] = 1.3
-    fold[net.reaction_index("PGI")] = 0.8
-    s = strain_steady_state(ens, i, fold)
-    direct = solve_steady_state(ens, i, vmax_fold=fold)
-    assert s.valid and direct.converged
-    g, p, u = (net.reaction_index(r) for r in (net.growth_reaction, net.product_reaction, net.substrate_reaction))
-    assert s.growth_ratio == pytest.approx(direct.fluxes[g] / net.fluxes[g], rel=1e-9)
-    assert s.yield_ratio == pytest.approx((direct.fluxes[p] / net.fluxes[p]) / (direct.fluxes[u] / net.fluxes[u]), rel=1e-9)
-
-
-def test_strain_without_steady_state_counts_as_a_failure(model):
-    """50x glucose uptake overruns the downstream enzymes: no steady state (independent witness:
-    the intracellular ODE keeps drifting, max |ln x/x_ref| grows by > 1 between 5 h and 50 h or
-    the integrator gives up). The strain is then invalid and loses against the reference in
-    every statistic, even though its batch simulation ran."""
-    from mpc_bio.nomad.dynamics import simulate_relaxation
-    from mpc_bio.nomad.verification import strain_steady_state
-
-    ens, i = model
-    net = ens.network
-    fold = np.ones(net.n_reactions)
-    fold[net.reaction_index(net.substrate_reaction)] = 50.0
-    s = strain_steady_state(ens, i, fold)
-    assert not s.valid and not s.converged and "no steady state" in s.message
-    x_ref = ens.concentrations[i]
-    x5, ok5, _ = simulate_relaxation(ens, i, x_ref, 5.0, vmax_fold=fold)
-    x50, ok50, _ = simulate_relaxation(ens, i, x_ref, 50.0, vmax_fold=fold)
-    drift = lambda x: float(np.max(np.abs(np.log(x / x_ref))))
-    assert not ok50 or not ok5 or drift(x50) > drift(x5) + 1.0
-    res = verify_strains(ens, [i], {"uptake x50": fold[None, :]}, settings=VerificationSettings(t_end_h=8.0, n_points=33))
-    k = res.strains.index("uptake x50")
-    assert not res.valid[k, 0] and res.valid[0, 0]
-    assert "no steady state" in res.failure[k, 0]
-    cmp = res.compare("uptake x50")
-    assert cmp["n_valid_both"] == 0 and cmp["n_invalid"] == 1
-    assert cmp["fraction_models_titer_higher"] == 0.0 and cmp["fraction_models_growth_kept"] == 0.0
-    summary = res.summary()["uptake x50"]
-    assert summary["n_valid"] == 0 and summary["mean_titer_gain"] is None
-    assert "no steady state" in summary["failures"][res.model_ids[0]]
-
-
 def test_compare_counts_failures_hand_computed():
     """compare() on a hand-made result of 4 models: strain A is better in models 0 and 1, worse
     in model 2, not applied in model 3; the baseline B has no valid state in model 1."""
-    from mpc_bio.nomad.verification import StrainSteadyState, VerificationResult
-
     t = np.array([0.0, 1.0, 2.0])
     ns, nm = 3, 4
     product = np.zeros((ns, nm, 3))
@@ -272,8 +138,6 @@ def _hand_made_result():
     """4 models, strains reference / A / B with readout titers ``final`` (see the compare test);
     B's steady state in model 1 lies outside the physiological range (a viability failure
     with a successful simulation), A is not applied in model 3."""
-    from mpc_bio.nomad.verification import StrainSteadyState, VerificationResult
-
     t = np.array([0.0, 1.0, 2.0])
     ns, nm = 3, 4
     final = np.array([[1.0, 2.0, 1.0, 1.0], [2.0, 3.0, 0.5, np.nan], [1.5, 8.0, 0.8, 0.9]])
@@ -319,27 +183,3 @@ def test_titer_statistics_three_conventions_hand_computed():
     # A against B: model 0 win (2 > 1.5), model 1 win (B not viable), model 2 loss, model 3 loss
     assert res.titer_statistics("A", "B")["wins"] == 2
     assert res.summary()["A"]["titer_ratio_vs_reference"]["failures_as_zero"]["mean"] == pytest.approx(1.0, rel=1e-12)
-
-
-def test_steady_state_outside_physiological_range_is_not_viable(model):
-    """The reference strain's own steady state is viable inside the ensemble's concentration
-    envelope and not viable in a range that excludes its largest concentration; a verified
-    strain's range is the envelope widened by viability_concentration_fold (rel 1e-12)."""
-    from mpc_bio.nomad.verification import strain_steady_state
-
-    ens, i = model
-    x = ens.concentrations[i]
-    inside = strain_steady_state(ens, i, concentration_range=(float(ens.concentrations.min()), float(ens.concentrations.max())))
-    assert inside.valid and inside.within_range
-    assert inside.max_concentration == pytest.approx(float(x.max()), rel=1e-9)
-    assert inside.min_concentration == pytest.approx(float(x.min()), rel=1e-9)
-    outside = strain_steady_state(ens, i, concentration_range=(float(x.min()) / 2, float(x.max()) / 2))
-    assert outside.converged and outside.stable and not outside.within_range and not outside.valid
-    assert "physiological range" in outside.message
-    res = verify_strains(ens, [i], {}, settings=VerificationSettings(t_end_h=2.0, n_points=5, viability_concentration_fold=2.0))
-    assert res.physiological_range == pytest.approx((float(ens.concentrations.min()) / 2, float(ens.concentrations.max()) * 2), rel=1e-12)
-    assert res.valid[0, 0]
-    with pytest.raises(ValueError, match="viability_concentration_fold"):
-        VerificationSettings(viability_concentration_fold=1.0)
-    with pytest.raises(ValueError, match="concentration_range"):
-        strain_steady_state(ens, i, concentration_range=(1.0, 0.5))

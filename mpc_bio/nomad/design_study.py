@@ -1,17 +1,18 @@
-"""``mpc-bio nomad design``: NRA designs over the screened ensemble, ranking, MCA baseline,
+"""The NOMAD design study: NRA designs over the screened ensemble, ranking, MCA baseline,
 nonlinear batch / fed-batch verification and expression sensitivity.
 
-The work is done by :func:`run_design_study` (returns a :class:`DesignStudy`) and written by
-:func:`write_design_study`; the command reads the ensemble stage's output directory
-(``[nomad] output_dir``: ``ensemble/`` and ``control_coefficients/``) and runs the ensemble
-stage first when that output is missing. Settings: the ``[nomad.design]`` table and its
-sub-tables ``[nomad.design.nra]``, ``.ranking``, ``.verification``, ``.sensitivity``
-(see :class:`~mpc_bio.nomad.nra_settings.DesignStudySettings`).
+:func:`run_design_study` does the work on an ensemble and its control coefficients and returns
+a :class:`DesignStudy`; :func:`write_design_study` writes its tables, summary and figures.
+:func:`load_design_settings` reads the ``[nomad.design]`` table and its sub-tables
+``[nomad.design.nra]``, ``.ranking``, ``.verification``, ``.sensitivity`` of a scenario file
+(see :class:`~mpc_bio.nomad.nra_settings.DesignStudySettings`), and
+:func:`load_or_run_ensemble_output` reads the ensemble stage's output directory (``ensemble/``
+and ``control_coefficients/``), running that stage first when the output is missing. The
+command ``mpc-bio nomad design`` (:mod:`mpc_bio.nomad.cli`) chains them.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -24,41 +25,23 @@ from typing import Callable
 
 import numpy as np
 
-from mpc_bio.nomad.nra_settings import DesignStudySettings
+from mpc_bio.feed import FeedProfile
+from mpc_bio.nomad.executor import progress
+from mpc_bio.nomad.nra_settings import DesignStudySettings, NRASettings
+from mpc_bio.nomad.reactor import vmax_fold_from_log_changes
+from mpc_bio.nomad.sensitivity import expression_sensitivity
+from mpc_bio.nomad.verification import verify_strains
 
 __all__ = [
     "DesignStudy",
+    "design_problems",
+    "enumerate_model_designs",
+    "json_default",
     "load_design_settings",
+    "load_or_run_ensemble_output",
     "run_design_study",
     "write_design_study",
-    "register",
 ]
-
-DESIGN_HELP = """\
-Design strains with Network Response Analysis (NRA) on the screened kinetic models: enumerate
-all designs within a fraction of the optimum per model (integer cuts), keep those unique by
-membership, enforce each in every model and rank by mean predicted yield increase, compare with
-the MCA baseline (top yield control coefficients, fixed fold change), verify the top designs in
-nonlinear batch and fed-batch reactor simulations, and perturb their expression levels.
-Batch titers, yields and biomass are compared at the end of each model's reference-strain
-fermentation ([nomad.design.verification] batch_readout). A strain is viable in a model when
-its simulation runs and it has a stable steady state at the reference medium whose
-concentrations stay inside the ensemble's physiological range widened by
-viability_concentration_fold (default 3, the NRA bound); a non-viable strain is a loss in every
-comparison and counts as zero titer in the ensemble means (means over viable models and as
-simulated are printed beside them).
-
-Reads the ensemble stage's output ([nomad] output_dir: ensemble/ and control_coefficients/;
-runs `mpc-bio nomad ensemble` first if it is missing). Settings: [nomad.design] and its
-sub-tables [nomad.design.nra], [nomad.design.ranking], [nomad.design.verification],
-[nomad.design.sensitivity]. Writes designs.csv, unique_designs.csv, ranking.csv,
-ranking_matrix.csv, baseline.csv, verification.csv, sensitivity.csv, summary.json and figures/.
-
-examples:
-  mpc-bio nomad design --config scenarios/nomad_anthranilate.toml
-  mpc-bio nomad design --config scenarios/nomad_anthranilate.toml --max-models 5 --out runs/nomad_design_small
-  mpc-bio nomad design --config scenarios/nomad_anthranilate.toml --ensemble-dir runs/nomad_anthranilate
-"""
 
 
 @dataclass(frozen=True, eq=False)
@@ -165,11 +148,55 @@ class DesignStudy:
         return out
 
 
-def _enumerate_one(args):
+def enumerate_model_designs(task: tuple) -> object:
+    """NRA designs of one model: ``task`` is ``(problem, settings)``; a module-level function
+    so that process pools can pickle it.
+
+    Returns
+    -------
+    DesignEnumeration
+        :func:`mpc_bio.nomad.nra.enumerate_designs` of the problem.
+    """
     from mpc_bio.nomad.nra import enumerate_designs
 
-    problem, settings = args
+    problem, settings = task
     return enumerate_designs(problem, settings)
+
+
+def design_problems(ensemble, control, settings: DesignStudySettings) -> tuple[np.ndarray, NRASettings, list]:
+    """The NRA problems of a design study and the NRA settings to solve them with.
+
+    The first ``settings.max_models`` screened models (all when None) give one problem each
+    (model id ``model<index>``); the lumped growth reaction, and with
+    ``settings.exclude_transport`` every mass-action transport, join the excluded enzymes: they
+    are no engineering targets.
+
+    Returns
+    -------
+    model_index : ndarray of int
+        Ensemble indices of the models used.
+    nra : NRASettings
+        ``settings.nra`` with those exclusions added.
+    problems : list of NRAProblem
+    """
+    from mpc_bio.nomad.nra import nra_problems_from_control_coefficients
+
+    rows = np.arange(control.n_models)
+    if settings.max_models is not None:
+        rows = rows[: settings.max_models]
+    if rows.size == 0:
+        raise ValueError("No screened models: the ensemble stage left no model with control coefficients.")
+    cc = control.select(rows)
+    model_index = np.asarray(cc.model_index, dtype=int)
+    nra = settings.nra
+    extra = [cc.growth_reaction]  # the lumped growth reaction is not an enzyme that can be engineered
+    if settings.exclude_transport:
+        net = ensemble.network
+        extra += [r for r, law in zip(net.reaction_ids, net.rate_laws) if law == "mass_action"]
+    extra = [e for e in extra if e in cc.enzyme_ids and e not in nra.excluded_enzymes]
+    if extra:
+        nra = dataclasses.replace(nra, excluded_enzymes=nra.excluded_enzymes + tuple(dict.fromkeys(extra)))
+    return model_index, nra, nra_problems_from_control_coefficients(cc, model_ids=[f"model{i}" for i in model_index])
 
 
 def run_design_study(
@@ -177,7 +204,7 @@ def run_design_study(
     control,
     settings: DesignStudySettings | None = None,
     *,
-    feed: Callable[[float], float] | None = None,
+    feed: FeedProfile | Callable[[float], float] | None = None,
 ) -> DesignStudy:
     """Run NRA, ranking, baseline, verification and sensitivity on screened models.
 
@@ -189,44 +216,24 @@ def run_design_study(
         Control coefficients of the screened models (``control.model_index`` into ``ensemble``).
     settings : DesignStudySettings, optional
     feed : FeedProfile or callable t (h) -> F (L/h), optional
-        Fed-batch feed; default the piecewise-constant feed of ``settings.verification``.
+        Fed-batch feed; default the piecewise-constant feed of ``settings.verification``, whose
+        ``feed_glucose_mmol_per_l`` is the feed's glucose in either case.
         An optimised feed from the control layer can be passed here.
 
     Returns
     -------
     DesignStudy
     """
-    from mpc_bio.nomad.nra import nra_problems_from_control_coefficients
     from mpc_bio.nomad.ranking import (
         EnsembleDesigns,
         mca_baseline,
         rank_designs,
         unique_designs,
     )
-    from mpc_bio.nomad.verification import (
-        FeedProfile,
-        expression_sensitivity,
-        verify_strains,
-    )
 
     settings = settings or DesignStudySettings()
-    if control.n_models == 0:
-        raise ValueError("No screened models: the ensemble stage left no model with control coefficients.")
-    rows = np.arange(control.n_models)
-    if settings.max_models is not None:
-        rows = rows[: settings.max_models]
-    cc = control.select(rows)
-    model_index = np.asarray(cc.model_index, dtype=int)
+    model_index, nra, problems = design_problems(ensemble, control, settings)
     model_ids = [f"model{i}" for i in model_index]
-    nra = settings.nra
-    extra = [cc.growth_reaction]  # the lumped growth reaction is not an enzyme that can be engineered
-    if settings.exclude_transport:
-        net = ensemble.network
-        extra += [r for r, law in zip(net.reaction_ids, net.rate_laws) if law == "mass_action"]
-    extra = [e for e in extra if e in cc.enzyme_ids and e not in nra.excluded_enzymes]
-    if extra:
-        nra = dataclasses.replace(nra, excluded_enzymes=nra.excluded_enzymes + tuple(dict.fromkeys(extra)))
-    problems = nra_problems_from_control_coefficients(cc, model_ids=model_ids)
     seconds: dict[str, float] = {}
     show = settings.show_progress
 
@@ -234,19 +241,9 @@ def run_design_study(
     args = [(p, nra) for p in problems]
     if settings.n_workers > 1 and len(problems) > 1:
         with ProcessPoolExecutor(max_workers=settings.n_workers) as pool:
-            it = pool.map(_enumerate_one, args)
-            if show:
-                from tqdm.auto import tqdm
-
-                it = tqdm(it, total=len(args), desc="NRA per model", leave=False)
-            enums = tuple(it)
+            enums = tuple(progress(pool.map(enumerate_model_designs, args), show, "NRA per model", total=len(args)))
     else:
-        it = args
-        if show:
-            from tqdm.auto import tqdm
-
-            it = tqdm(args, desc="NRA per model", leave=False)
-        enums = tuple(_enumerate_one(a) for a in it)
+        enums = tuple(enumerate_model_designs(a) for a in progress(args, show, "NRA per model"))
     seconds["enumeration"] = time.perf_counter() - t
     designs = EnsembleDesigns(enums, unique_designs(enums), seconds["enumeration"])
 
@@ -260,8 +257,6 @@ def run_design_study(
         b, v = mca_baseline(p, fold=settings.baseline_fold, size=settings.baseline_size, excluded=tuple(excluded), settings=nra)
         baseline.append(b)
         violations.append(v)
-
-    from mpc_bio.nomad.verification import vmax_fold_from_log_changes
 
     net = ensemble.network
     top = tuple(range(min(settings.ranking.top_n, len(ranking.designs))))
@@ -282,7 +277,7 @@ def run_design_study(
     seconds["verification_batch"] = time.perf_counter() - t
     t = time.perf_counter()
     fed = verify_strains(
-        ensemble, model_index, strains, settings=vs, feed=feed if feed is not None else FeedProfile.from_settings(vs),
+        ensemble, model_index, strains, settings=vs, feed=feed if feed is not None else vs.feed_profile(),
         model_ids=model_ids, show_progress=show,
     )
     seconds["verification_fed_batch"] = time.perf_counter() - t
@@ -328,7 +323,7 @@ def write_design_study(study: DesignStudy, out_dir: str | Path, figures: bool = 
         pd.concat(frames, ignore_index=True).to_csv(out / "verification.csv", index=False)
     if study.sensitivity:
         pd.concat([s.to_frame() for s in study.sensitivity], ignore_index=True).to_csv(out / "sensitivity.csv", index=False)
-    (out / "summary.json").write_text(json.dumps(study.summary(), indent=2, default=_json_default))
+    (out / "summary.json").write_text(json.dumps(study.summary(), indent=2, default=json_default))
     if figures:
         import matplotlib.pyplot as plt
 
@@ -353,7 +348,8 @@ def write_design_study(study: DesignStudy, out_dir: str | Path, figures: bool = 
     return out
 
 
-def _json_default(o):
+def json_default(o):
+    """JSON form of numpy scalars and arrays and of tuples (lists); anything else as its string."""
     if isinstance(o, (np.integer,)):
         return int(o)
     if isinstance(o, (np.floating,)):
@@ -386,7 +382,17 @@ def load_design_settings(path: str | Path) -> tuple[DesignStudySettings, str]:
     return DesignStudySettings.from_dict(design), str(nomad.get("output_dir", "runs/nomad"))
 
 
-def _load_or_run_ensemble(config: str, ensemble_dir: Path, show: bool):
+def load_or_run_ensemble_output(config: str | Path, ensemble_dir: str | Path, show: bool = True):
+    """The ensemble and control coefficients written by the ensemble stage in ``ensemble_dir``.
+
+    When that output is missing, the ensemble stage runs first with the ``[nomad]`` tables of
+    the scenario file ``config`` (progress bars when ``show``) and writes it there.
+
+    Returns
+    -------
+    (KineticEnsemble, ControlCoefficients)
+    """
+    ensemble_dir = Path(ensemble_dir)
     from mpc_bio.nomad.ensemble import load_ensemble
     from mpc_bio.nomad.mca import load_control_coefficients
 
@@ -402,72 +408,3 @@ def _load_or_run_ensemble(config: str, ensemble_dir: Path, show: bool):
     study = run_ensemble_study(ens_settings)
     write_ensemble_study(study, ensemble_dir)
     return study.ensemble, study.control
-
-
-def _design(args: argparse.Namespace) -> int:
-    settings, ens_dir = load_design_settings(args.config)
-    if args.max_models is not None:
-        settings = dataclasses.replace(settings, max_models=args.max_models or None)
-    if args.workers is not None:
-        settings = dataclasses.replace(settings, n_workers=args.workers)
-    if args.no_progress:
-        settings = dataclasses.replace(settings, show_progress=False)
-    ens_dir = Path(args.ensemble_dir or ens_dir)
-    out = Path(args.out or (ens_dir / "design"))
-    t0 = time.perf_counter()
-    ensemble, control = _load_or_run_ensemble(args.config, ens_dir, settings.show_progress)
-    study = run_design_study(ensemble, control, settings)
-    write_design_study(study, out, figures=not args.no_figures)
-    s = study.summary()
-    print(f"NRA on {s['n_models']} models: {s['nra']['designs_enumerated']} designs "
-          f"({s['nra']['unique_by_membership']} unique by membership), {s['nra']['milp_solves']} MILP solves, "
-          f"median {s['nra']['milp_solve_s_median']:.2f} s, enumeration {s['nra']['enumeration_s']:.1f} s")
-    for r in s["ranking"][:5]:
-        print(f"  #{r['rank']} {r['design']:<32} predicted yield +{100 * r['mean_predicted_yield_gain']:.0f}% "
-              f"(feasible in {r['n_feasible_models']} models)")
-    for mode in ("batch", "fed_batch"):
-        strains = s[mode]["strains"]
-        print(f"{mode} (read at {s[mode]['readout']}): titer / reference, mean over all models with non-viable "
-              f"strains as 0 | over viable models | as simulated (viability ignored); median (non-viable as 0)")
-        for label, v in strains.items():
-            if label == "reference":
-                continue
-            st = v["titer_ratio_vs_reference"]
-            fmt = lambda x: "n/a" if x is None else f"{x:.2f}"
-            print(f"  {label:<36} {fmt(st['failures_as_zero']['mean'])} | {fmt(st['valid']['mean'])} | "
-                  f"{fmt(st['as_simulated']['mean'])}; median {fmt(st['failures_as_zero']['median'])}; "
-                  f"viable in {v['n_valid']}/{v['n_models']}")
-        print(f"{mode}: mean titer gain vs reference over viable models")
-        for label, v in strains.items():
-            if label == "reference":
-                continue
-            g = v["mean_titer_gain"]
-            extra = f", valid in {v['n_valid']}/{v['n_models']}"
-            if v.get("fraction_models_above_reference") is not None:
-                extra += f", above reference in {100 * v['fraction_models_above_reference']:.0f}%"
-            if v.get("fraction_models_above_baseline") is not None:
-                extra += f", above baseline in {100 * v['fraction_models_above_baseline']:.0f}%"
-            if v.get("fraction_models_growth_kept") is not None:
-                extra += f", biomass >= 80% of reference in {100 * v['fraction_models_growth_kept']:.0f}%"
-            print(f"  {label:<36} {'n/a' if g is None else f'{100 * g:+.1f}%'}{extra} of models")
-    print(f"total {time.perf_counter() - t0:.1f} s; results in {out}")
-    if args.json:
-        print(json.dumps(s, indent=1, default=_json_default))
-    return 0
-
-
-def register(nomad_subparsers) -> None:
-    """Add ``design`` to the ``mpc-bio nomad`` sub-commands."""
-    d = nomad_subparsers.add_parser(
-        "design", help="NRA strain designs, ranking, MCA baseline, nonlinear verification, sensitivity",
-        description=DESIGN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    d.add_argument("--config", required=True, help="scenario TOML with [nomad] and [nomad.design] tables")
-    d.add_argument("--ensemble-dir", default=None, help="ensemble stage output (default: [nomad] output_dir)")
-    d.add_argument("--out", default=None, help="output directory (default: ENSEMBLE_DIR/design)")
-    d.add_argument("--max-models", type=int, default=None, help="use the first N screened models (0 = all)")
-    d.add_argument("--workers", type=int, default=None, help="processes for the per-model NRA enumeration")
-    d.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    d.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
-    d.add_argument("--json", action="store_true", help="also print the summary json")
-    d.set_defaults(func=_design)

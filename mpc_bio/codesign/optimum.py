@@ -1,0 +1,104 @@
+"""The result of a feed optimisation and the objective it maximises over ensemble members."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mpc_bio.feed import FeedProfile
+
+__all__ = ["FeedOptimum", "interval_profile", "member_objective"]
+
+
+@dataclass(frozen=True, eq=False)
+class FeedOptimum:
+    """An optimised piecewise-constant feed.
+
+    Attributes
+    ----------
+    strain : str
+        Label of the strain it was optimised for.
+    mode : str
+        "mean" or "worst" (over ``members``).
+    method : str
+        "shooting" or "collocation".
+    profile : FeedProfile
+        The feed: rate (L/h) per interval from the interval's start time (h); its glucose
+        concentration is :attr:`feed_glucose_mmol_per_l`, which the reactor settings of the
+        study share (``VerificationSettings.feed_glucose_mmol_per_l``).
+    batch_time_h : float
+        End of the last interval (h).
+    objective : float
+        Mean or worst-case final product amount over the members (mmol), from CVODES.
+    member_product_mmol : ndarray (n_members,)
+        Final product amount per member under this feed (mmol).
+    initial_objective : float
+        The same objective under the initial guess (mmol).
+    members : tuple of int
+        Ensemble indices of the members.
+    status : str
+        IPOPT return status.
+    success : bool
+    iterations : int
+    solve_time_s : float
+        Wall time of the optimisation (s).
+    feed_glucose_mmol_per_l : float
+        Feed substrate concentration (mM).
+    nlp_objective : float
+        The objective as the NLP saw it (mmol): for collocation the discretised value, for
+        shooting the CVODES value (NaN when the start was kept).
+    simulation_mismatch : float
+        Largest relative gap over the members between the NLP's final product amounts and the
+        CVODES re-simulation of the returned feed (-); 0 up to integrator tolerance for shooting.
+    """
+
+    strain: str
+    mode: str
+    method: str
+    profile: FeedProfile
+    batch_time_h: float
+    objective: float
+    member_product_mmol: np.ndarray
+    initial_objective: float
+    members: tuple[int, ...]
+    status: str
+    success: bool
+    iterations: int
+    solve_time_s: float
+    feed_glucose_mmol_per_l: float
+    nlp_objective: float = float("nan")
+    simulation_mismatch: float = float("nan")
+
+    @property
+    def edges(self) -> np.ndarray:
+        """Interval edges (n+1,), h: the profile's switching times and the batch end."""
+        return np.append(self.profile.times, self.batch_time_h)
+
+    @property
+    def feed(self) -> np.ndarray:
+        """Feed rate per interval (n,), L/h."""
+        return np.array(self.profile.rates)
+
+    def to_dict(self) -> dict:
+        """JSON-ready description."""
+        return {
+            "strain": self.strain, "mode": self.mode, "method": self.method,
+            "edges_h": self.edges.tolist(), "feed_l_per_h": self.feed.tolist(),
+            "objective_mmol": self.objective, "initial_objective_mmol": self.initial_objective,
+            "member_product_mmol": self.member_product_mmol.tolist(), "members": list(self.members),
+            "status": self.status, "success": self.success, "iterations": self.iterations,
+            "solve_time_s": self.solve_time_s, "feed_glucose_mmol_per_l": self.feed_glucose_mmol_per_l,
+            "nlp_objective_mmol": self.nlp_objective, "simulation_mismatch": self.simulation_mismatch,
+        }
+
+
+def interval_profile(batch_time_h: float, feed) -> FeedProfile:
+    """The :class:`~mpc_bio.feed.FeedProfile` of rates ``feed`` (L/h) on equal intervals of the batch (h)."""
+    feed = np.asarray(feed, dtype=float)
+    return FeedProfile(times=tuple(np.linspace(0.0, batch_time_h, feed.size + 1)[:-1]), rates=tuple(feed))
+
+
+def member_objective(values: np.ndarray, mode: str) -> float:
+    """The mean (``mode`` "mean") or the smallest ("worst") of the members' final product amounts (mmol)."""
+    return float(np.mean(values)) if mode == "mean" else float(np.min(values))

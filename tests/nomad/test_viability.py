@@ -1,0 +1,88 @@
+"""Viability of engineered strains: steady state, stability and the physiological range."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mpc_bio.nomad.dynamics import simulate_relaxation, solve_steady_state
+from mpc_bio.nomad.mca import linearize_ensemble
+from mpc_bio.nomad.nra_settings import VerificationSettings
+from mpc_bio.nomad.verification import verify_strains
+from mpc_bio.nomad.viability import strain_steady_state
+
+
+def test_strain_steady_state_of_reference_and_small_design(stable_model):
+    """The reference strain is its own steady state (ratios 1 within 1e-9) with the eigenvalue
+    of the linear screen (rel 1e-9); a small design's ratios equal those of an independent
+    Newton solve (solve_steady_state, 1e-9)."""
+
+    ens, i = stable_model
+    ref = strain_steady_state(ens, i)
+    assert ref.valid and ref.directions_kept
+    assert ref.growth_ratio == pytest.approx(1.0, abs=1e-9)
+    assert ref.yield_ratio == pytest.approx(1.0, abs=1e-9)
+    assert ref.max_abs_log_concentration_change == pytest.approx(0.0, abs=1e-9)
+    assert ref.max_real_eigenvalue == pytest.approx(float(linearize_ensemble(ens, [i]).max_real[0]), rel=1e-9)
+    net = ens.network
+    fold = np.ones(net.n_reactions)
+    fold[net.reaction_index("DDPA")] = 1.3
+    fold[net.reaction_index("PGI")] = 0.8
+    s = strain_steady_state(ens, i, fold)
+    direct = solve_steady_state(ens, i, vmax_fold=fold)
+    assert s.valid and direct.converged
+    g, p, u = (net.reaction_index(r) for r in (net.growth_reaction, net.product_reaction, net.substrate_reaction))
+    assert s.growth_ratio == pytest.approx(direct.fluxes[g] / net.fluxes[g], rel=1e-9)
+    assert s.yield_ratio == pytest.approx((direct.fluxes[p] / net.fluxes[p]) / (direct.fluxes[u] / net.fluxes[u]), rel=1e-9)
+
+
+def test_strain_without_steady_state_counts_as_a_failure(stable_model):
+    """50x glucose uptake overruns the downstream enzymes: no steady state (independent witness:
+    the intracellular ODE keeps drifting, max |ln x/x_ref| grows by > 1 between 5 h and 50 h or
+    the integrator gives up). The strain is then invalid and loses against the reference in
+    every statistic, even though its batch simulation ran."""
+
+    ens, i = stable_model
+    net = ens.network
+    fold = np.ones(net.n_reactions)
+    fold[net.reaction_index(net.substrate_reaction)] = 50.0
+    s = strain_steady_state(ens, i, fold)
+    assert not s.valid and not s.converged and "no steady state" in s.message
+    x_ref = ens.concentrations[i]
+    x5, ok5, _ = simulate_relaxation(ens, i, x_ref, 5.0, vmax_fold=fold)
+    x50, ok50, _ = simulate_relaxation(ens, i, x_ref, 50.0, vmax_fold=fold)
+    drift = lambda x: float(np.max(np.abs(np.log(x / x_ref))))
+    assert not ok50 or not ok5 or drift(x50) > drift(x5) + 1.0
+    res = verify_strains(ens, [i], {"uptake x50": fold[None, :]}, settings=VerificationSettings(t_end_h=8.0, n_points=33))
+    k = res.strains.index("uptake x50")
+    assert not res.valid[k, 0] and res.valid[0, 0]
+    assert "no steady state" in res.failure[k, 0]
+    cmp = res.compare("uptake x50")
+    assert cmp["n_valid_both"] == 0 and cmp["n_invalid"] == 1
+    assert cmp["fraction_models_titer_higher"] == 0.0 and cmp["fraction_models_growth_kept"] == 0.0
+    summary = res.summary()["uptake x50"]
+    assert summary["n_valid"] == 0 and summary["mean_titer_gain"] is None
+    assert "no steady state" in summary["failures"][res.model_ids[0]]
+
+
+def test_steady_state_outside_physiological_range_is_not_viable(stable_model):
+    """The reference strain's own steady state is viable inside the ensemble's concentration
+    envelope and not viable in a range that excludes its largest concentration; a verified
+    strain's range is the envelope widened by viability_concentration_fold (rel 1e-12)."""
+
+    ens, i = stable_model
+    x = ens.concentrations[i]
+    inside = strain_steady_state(ens, i, concentration_range=(float(ens.concentrations.min()), float(ens.concentrations.max())))
+    assert inside.valid and inside.within_range
+    assert inside.max_concentration == pytest.approx(float(x.max()), rel=1e-9)
+    assert inside.min_concentration == pytest.approx(float(x.min()), rel=1e-9)
+    outside = strain_steady_state(ens, i, concentration_range=(float(x.min()) / 2, float(x.max()) / 2))
+    assert outside.converged and outside.stable and not outside.within_range and not outside.valid
+    assert "physiological range" in outside.message
+    res = verify_strains(ens, [i], {}, settings=VerificationSettings(t_end_h=2.0, n_points=5, viability_concentration_fold=2.0))
+    assert res.physiological_range == pytest.approx((float(ens.concentrations.min()) / 2, float(ens.concentrations.max()) * 2), rel=1e-12)
+    assert res.valid[0, 0]
+    with pytest.raises(ValueError, match="viability_concentration_fold"):
+        VerificationSettings(viability_concentration_fold=1.0)
+    with pytest.raises(ValueError, match="concentration_range"):
+        strain_steady_state(ens, i, concentration_range=(1.0, 0.5))
