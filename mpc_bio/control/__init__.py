@@ -1,4 +1,4 @@
-"""Feed-rate MPC, state estimation and offline feed optimisation for the fed-batch process (DESIGN.md §5).
+"""Feed-rate MPC, state estimation and offline feed optimisation for the fed-batch process.
 
 do_mpc is imported only when an MPC or MHE is built.
 """

@@ -1,4 +1,4 @@
-"""``to_casadi``: a trained surrogate as a ``casadi.Function`` of the uptakes (DESIGN.md §3)."""
+"""``to_casadi``: a trained surrogate as a ``casadi.Function`` of the uptakes."""
 
 from __future__ import annotations
 

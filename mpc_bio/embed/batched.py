@@ -1,0 +1,495 @@
+"""One batched torch call for many points: values, Jacobians and second derivatives of the surrogate.
+
+Control problems evaluate the network at every collocation point of a horizon (N intervals x d
+points, 40 for the default MPC). Calling torch once per point pays libtorch's dispatch overhead
+and its thread start-up every time; one call for all points costs little more than one point.
+This module provides that call and two ways to use it from CasADi:
+
+* :class:`BatchedNetwork` evaluates the selected outputs of the surrogate and, in the same call,
+  their Jacobians and Hessians with respect to the uptakes, by forward-mode propagation through
+  the layers (k = 2 inputs: two first-order and three second-order tangents, stacked with the
+  value so that each layer is one matrix product for all points). It supplies the
+  per-point Taylor coefficients of :mod:`mpc_bio.control.taylor_mpc` (the pattern of l4casadi's
+  ``RealTimeL4CasADi``, computed in float64: l4casadi 2.0.0 casts the linearisation points to
+  float32).
+* :func:`batched_casadi_function` wraps it as a CasADi function of an (k, n) matrix of uptakes with
+  exact, block-diagonal first and second derivatives (CasADi callbacks), so an NLP built for it
+  (:mod:`mpc_bio.control.batched_nlp`) makes one torch call per derivative order and IPOPT iteration
+  instead of one per point (value, Jacobian and Hessian of the same points share one call).
+  It is the batched-external design of the network in the loop; l4casadi 2.0.0's own ``batched=True``
+  externals hand the network float32 inputs and return float32-accurate derivatives, which is why
+  a CasADi callback around the float64 evaluator is used here.
+
+torch runs on cuda when it is available, else on the cpu, and in float64. Its intra-op threads are
+pinned (default one) around every call by :func:`torch_threads`, which restores the previous
+count: libtorch's own thread pool beside IPOPT cost several times the CPU time of the work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator, Sequence
+
+import casadi as ca
+import numpy as np
+import torch
+
+__all__ = ["BatchedNetwork", "TaylorCoefficients", "batched_casadi_function", "torch_threads", "torch_device"]
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None = 1) -> Iterator[None]:
+    """Run the block with torch's intra-op thread count set to ``n``, then restore it.
+
+    Parameters
+    ----------
+    n : int or None
+        Threads for the block; ``None`` leaves torch's setting alone.
+    """
+    if n is None:
+        yield
+        return
+    if int(n) < 1:
+        raise ValueError(f"The thread count of torch_threads must be a positive integer. Got {n!r} instead.")
+    old = torch.get_num_threads()
+    if old != int(n):
+        torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != old:
+            torch.set_num_threads(old)
+
+
+def torch_device(device: str | torch.device | None = None) -> torch.device:
+    """``device`` as a torch device; by default cuda when available, else cpu."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class TaylorCoefficients:
+    """Values and derivatives of the selected outputs at n points (float64 numpy arrays).
+
+    Attributes
+    ----------
+    points : ndarray, shape (n, k)
+        Uptakes where the network was evaluated [mmol/gDW/h].
+    values : ndarray, shape (n, r)
+        Net fluxes [mmol/gDW/h] (growth in 1/h).
+    jacobians : ndarray, shape (n, r, k)
+        d value / d uptake [-] (growth: gDW/mmol).
+    hessians : ndarray, shape (n, r, k, k) or None
+        Second derivatives, symmetric in the last two axes; ``None`` for a first-order call.
+    """
+
+    __slots__ = ("points", "values", "jacobians", "hessians")
+
+    def __init__(self, points, values, jacobians, hessians=None) -> None:
+        self.points = points
+        self.values = values
+        self.jacobians = jacobians
+        self.hessians = hessians
+
+    def predict(self, q: np.ndarray) -> np.ndarray:
+        """The Taylor model of each point evaluated at uptakes ``q`` (n, k) -> (n, r)."""
+        d = np.asarray(q, dtype=float) - self.points
+        out = self.values + np.einsum("nrk,nk->nr", self.jacobians, d)
+        if self.hessians is not None:
+            out = out + 0.5 * np.einsum("nrkl,nk,nl->nr", self.hessians, d, d)
+        return out
+
+
+def _activation_derivatives(name: str):
+    """(sigma, sigma', sigma'') of a hidden activation as torch maps of the pre-activation."""
+    if name == "silu":
+        def d(a):
+            s = torch.sigmoid(a)
+            return a * s, s * (1 + a * (1 - s)), s * (1 - s) * (2 + a * (1 - 2 * s))
+    elif name == "tanh":
+        def d(a):
+            t = torch.tanh(a)
+            return t, 1 - t * t, -2 * t * (1 - t * t)
+    elif name == "softplus":  # torch's beta-1 softplus, linear above 20
+        def d(a):
+            s = torch.sigmoid(a)
+            big = a > 20.0
+            return (
+                torch.where(big, a, torch.log1p(torch.exp(a.clamp(max=20.0)))),
+                torch.where(big, torch.ones_like(a), s),
+                torch.where(big, torch.zeros_like(a), s * (1 - s)),
+            )
+    else:
+        raise ValueError(f"The surrogate activation must be 'silu', 'tanh' or 'softplus'; got {name!r}.")
+    return d
+
+
+class BatchedNetwork:
+    """The surrogate's selected outputs, evaluated for many points in one torch call.
+
+    Derivatives are propagated forward through the layers with the points as the batch axis
+    (value, k tangents and k x k second-order tangents: a few dense matrix products per layer),
+    which is exact and, for k = 2 inputs, much cheaper than ``torch.func`` transforms of the
+    module (whose per-operation dispatch dominates for small batches; forward-over-forward mode is
+    also not implemented for SiLU in torch).
+
+    Parameters
+    ----------
+    surrogate : mpc_bio.surrogate.Surrogate
+        Trained surrogate (its float64 ``spec``: scalings and the final map folded into the layers,
+        only the selected output rows kept).
+    outputs : sequence of str, optional
+        Reaction ids to return, in this order (default: all).
+    device : str or torch.device, optional
+        Default: cuda when available, else cpu.
+    threads : int or None
+        torch intra-op threads during each call (restored afterwards); ``None`` leaves them.
+
+    Attributes
+    ----------
+    output_ids : tuple of str
+    n_inputs, n_outputs : int
+    calls : int
+        Number of batched torch calls made (any order).
+    wall_time : float
+        Wall time spent in those calls [s].
+    """
+
+    def __init__(self, surrogate, outputs: Sequence[str] | None = None, *, device=None, threads: int | None = 1) -> None:
+        from mpc_bio.embed.native import folded_layers
+        from mpc_bio.embed.to_casadi import select_outputs
+
+        ids, rows = select_outputs(surrogate, outputs)
+        spec = surrogate.spec() if callable(getattr(surrogate, "spec", None)) else surrogate.spec
+        self.output_ids = ids
+        self.rows = rows
+        self.n_inputs = len(surrogate.input_names)
+        self.n_outputs = len(rows)
+        self.input_names = tuple(surrogate.input_names)
+        self.device = dev = torch_device(device)
+        self.threads = threads
+        self.domain_low = np.asarray(surrogate.domain_low, dtype=float)
+        self.domain_high = np.asarray(surrogate.domain_high, dtype=float)
+        layers, in_rows = folded_layers(spec, rows)
+
+        def t(a):
+            return torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float64, device=dev)
+
+        self._W = [t(W) for W, _ in layers]
+        self._WT = [w.T.contiguous() for w in self._W]
+        self._b = [t(b) for _, b in layers]
+        self._in = t(in_rows)  # (r, k)
+        self._act = _activation_derivatives(spec.activation)
+        k = self.n_inputs
+        self._knee = t(spec.warp_knee) if spec.warped else None
+        self._kM = t(spec.kink_matrix) if spec.n_kinks else None
+        self._kb = t(spec.kink_bias) if spec.n_kinks else None
+        self._kr = t(spec.kink_ratio) if spec.n_kinks else None
+        self._eye = torch.eye(k, dtype=torch.float64, device=dev)
+        iu = np.triu_indices(k)
+        self._pairs = (torch.as_tensor(iu[0], device=dev), torch.as_tensor(iu[1], device=dev))
+        self.calls = 0
+        self.wall_time = 0.0
+
+    def _tensor(self, q) -> torch.Tensor:
+        Q = np.atleast_2d(np.asarray(q, dtype=np.float64))
+        if Q.ndim != 2 or Q.shape[1] != self.n_inputs:
+            raise ValueError(f"The uptakes must have {self.n_inputs} columns ({self.input_names}). Got shape {Q.shape} instead.")
+        return torch.as_tensor(Q, dtype=torch.float64, device=self.device)
+
+    def _features(self, x: torch.Tensor, order: int):
+        """Features (n, F) of ``input_features`` and their first (n, F, k) and second (n, F, k, k) derivatives."""
+        from mpc_bio.surrogate.network import kink_bump
+
+        n, k = x.shape
+        vals, d1, d2 = [x], [self._eye.expand(n, k, k)], [x.new_zeros(n, k, k, k)]
+        if self._knee is not None:
+            u = x / self._knee
+            root = torch.sqrt(1 + u * u)
+            vals.append(torch.asinh(u))
+            d1.append(torch.diag_embed(1 / (root * self._knee)))
+            dd = -u / root**3 / self._knee**2  # (n, k)
+            d2.append(torch.diag_embed(torch.diag_embed(dd)))
+        if self._kM is not None:
+            u = x @ self._kM.T - self._kb  # (n, K)
+            if order == 0:
+                vals.append(kink_bump(u, self._kr))
+            else:
+                with torch.enable_grad():
+                    ug = u.detach().requires_grad_(True)
+                    y = kink_bump(ug, self._kr)
+                    g1 = torch.autograd.grad(y.sum(), ug, create_graph=order > 1)[0]
+                    g2 = torch.autograd.grad(g1.sum(), ug)[0] if order > 1 else None
+                vals.append(y.detach())
+                d1.append(g1.detach()[:, :, None] * self._kM[None, :, :])
+                if order > 1:
+                    d2.append(g2[:, :, None, None] * (self._kM[:, :, None] * self._kM[:, None, :])[None])
+        if order == 0:
+            return torch.cat(vals, 1), None, None
+        return torch.cat(vals, 1), torch.cat(d1, 1), (torch.cat(d2, 1) if order > 1 else None)
+
+    def _propagate(self, x: torch.Tensor, order: int):
+        """Value (n, r), Jacobian (n, r, k) and Hessian (n, r, k, k) of the selected outputs.
+
+        The value and its tangents are stacked as (n, T, width) with T = 1 (+ k (+ k (k + 1) / 2):
+        the second-order tangents of the pairs j <= m only), so each layer is one matrix product
+        for all of them.
+        """
+        n, k = x.shape
+        pj, pm = self._pairs
+        h, dh, d2h = self._features(x, order)
+        parts = [h[:, None, :]]
+        if order:
+            parts.append(dh.transpose(1, 2))  # (n, k, F)
+        if order > 1:
+            parts.append(d2h[:, :, pj, pm].transpose(1, 2))  # (n, pairs, F)
+        Z = torch.cat(parts, 1)
+        last = len(self._W) - 1
+        for i, (WT, b) in enumerate(zip(self._WT, self._b)):
+            Z = Z @ WT
+            Z[:, 0] += b
+            if i == last:
+                break
+            s0, s1, s2 = self._act(Z[:, 0])
+            out = torch.empty_like(Z)
+            out[:, 0] = s0
+            if order:
+                da = Z[:, 1 : 1 + k]
+                out[:, 1 : 1 + k] = s1[:, None, :] * da
+            if order > 1:
+                d2a = Z[:, 1 + k :]
+                out[:, 1 + k :] = s2[:, None, :] * (da[:, pj] * da[:, pm]) + s1[:, None, :] * d2a
+            Z = out
+        val = Z[:, 0] + x @ self._in.T
+        jac = (Z[:, 1 : 1 + k].transpose(1, 2) + self._in[None]) if order else None
+        hess = None
+        if order > 1:
+            hess = Z.new_empty(n, Z.shape[2], k, k)
+            hp = Z[:, 1 + k :].transpose(1, 2)  # (n, r, pairs)
+            hess[:, :, pj, pm] = hp
+            hess[:, :, pm, pj] = hp
+        return val, jac, hess
+
+    def values(self, q) -> np.ndarray:
+        """Selected net fluxes (n, r) at uptakes ``q`` (n, k) [mmol/gDW/h]."""
+        X = self._tensor(q)
+        tic = time.perf_counter()
+        with torch_threads(self.threads), torch.no_grad():
+            out, _, _ = self._propagate(X, 0)
+            out = out.cpu().numpy()
+        self.calls += 1
+        self.wall_time += time.perf_counter() - tic
+        return out
+
+    def taylor(self, q, order: int = 2) -> TaylorCoefficients:
+        """Values, Jacobians and (``order`` 2) Hessians at the points ``q`` (n, k), one torch call.
+
+        Parameters
+        ----------
+        q : array_like, shape (n, k)
+            Uptakes [mmol/gDW/h].
+        order : {0, 1, 2}
+            Highest derivative order computed (0: Jacobians returned as zeros).
+        """
+        if order not in (0, 1, 2):
+            raise ValueError(f"The 'order' parameter of BatchedNetwork.taylor must be 0, 1 or 2. Got {order!r} instead.")
+        tic = time.perf_counter()
+        X = self._tensor(q)
+        with torch_threads(self.threads), torch.no_grad():
+            val, jac, hess = self._propagate(X, order)
+            pts = X.cpu().numpy()
+            if order == 0:
+                out = TaylorCoefficients(pts, val.cpu().numpy(), np.zeros((pts.shape[0], self.n_outputs, self.n_inputs)))
+            else:
+                out = TaylorCoefficients(
+                    pts, val.cpu().numpy(), jac.cpu().numpy(), None if hess is None else hess.cpu().numpy()
+                )
+        self.calls += 1
+        self.wall_time += time.perf_counter() - tic
+        return out
+
+    def in_domain(self, q, rtol: float = 1e-9) -> np.ndarray:
+        """Flags (n,) that each row of ``q`` lies in the surrogate's training domain."""
+        Q = np.atleast_2d(np.asarray(q, dtype=float))
+        tol = rtol * (1.0 + np.abs(self.domain_high - self.domain_low))
+        return np.all((Q >= self.domain_low - tol) & (Q <= self.domain_high + tol), axis=1)
+
+
+class _Cache:
+    """The last batched evaluation, shared by the value, Jacobian and Hessian callbacks."""
+
+    def __init__(self, net: BatchedNetwork) -> None:
+        self.net = net
+        self.key: bytes | None = None
+        self.coef: TaylorCoefficients | None = None
+        self.order = -1
+
+    def get(self, Q: np.ndarray, order: int) -> TaylorCoefficients:
+        key = Q.tobytes()
+        if key != self.key or order > self.order:
+            self.coef = self.net.taylor(Q, order)
+            self.key, self.order = key, order
+        return self.coef
+
+
+def _block_sparsity(n: int, r: int, k: int) -> ca.Sparsity:
+    """Pattern of d vec(V) / d vec(Q) for V (r, n), Q (k, n): n dense (r, k) blocks on the diagonal."""
+    rows, cols = [], []
+    for p in range(n):
+        for j in range(k):
+            for i in range(r):
+                rows.append(i + r * p)
+                cols.append(j + k * p)
+    return ca.Sparsity.triplet(r * n, k * n, rows, cols)
+
+
+class _HessianCallback(ca.Callback):
+    """(Q, V, J) -> (d vec(J) / d vec(Q), d vec(J) / d vec(V) = 0)."""
+
+    def __init__(self, name, cache: _Cache, n: int, opts=None) -> None:
+        ca.Callback.__init__(self)
+        self.cache, self.n = cache, n
+        r, k = cache.net.n_outputs, cache.net.n_inputs
+        self.r, self.k = r, k
+        self.jsp = _block_sparsity(n, r, k)
+        # the nonzero (a, b) = (i + r p, j + k p) of J is entry a + (r n) b of vec(J); its
+        # derivative with respect to Q[m, p] (entry m + k p of vec(Q)) is H[p, i, j, m]
+        jr, jc = self.jsp.get_triplet()
+        rows, cols, p_, i_, j_, m_ = [], [], [], [], [], []
+        for a, b in zip(jr, jc):
+            p, i, j = a // r, a % r, b % k
+            for m in range(k):
+                rows.append(a + r * n * b)
+                cols.append(m + k * p)
+                p_.append(p), i_.append(i), j_.append(j), m_.append(m)
+        self._rows, self._cols = rows, cols
+        self._idx = tuple(np.array(v) for v in (p_, i_, j_, m_))
+        self.hsp = ca.Sparsity.triplet(r * n * k * n, k * n, rows, cols)
+        self.construct(name, opts or {})
+
+    def get_n_in(self):
+        return 3
+
+    def get_n_out(self):
+        return 2
+
+    def get_sparsity_in(self, i):
+        return [ca.Sparsity.dense(self.k, self.n), ca.Sparsity.dense(self.r, self.n), self.jsp][i]
+
+    def get_sparsity_out(self, i):
+        return self.hsp if i == 0 else ca.Sparsity(self.r * self.n * self.k * self.n, self.r * self.n)
+
+    def eval(self, args):
+        Q = np.asarray(args[0], dtype=float).T.copy()
+        H = self.cache.get(Q, 2).hessians
+        vals = H[self._idx]
+        out = ca.DM.triplet(self._rows, self._cols, ca.DM(vals), *self.hsp.size())
+        return [out, ca.DM(ca.Sparsity(self.r * self.n * self.k * self.n, self.r * self.n))]
+
+
+class _JacobianCallback(ca.Callback):
+    """(Q, V) -> d vec(V) / d vec(Q), block diagonal."""
+
+    def __init__(self, name, cache: _Cache, n: int, opts=None) -> None:
+        ca.Callback.__init__(self)
+        self.cache, self.n = cache, n
+        self.r, self.k = cache.net.n_outputs, cache.net.n_inputs
+        self.jsp = _block_sparsity(n, self.r, self.k)
+        jr, jc = self.jsp.get_triplet()
+        r, k = self.r, self.k
+        self._rows, self._cols = jr, jc
+        self._src = [(a // r, a % r, b % k) for a, b in zip(jr, jc)]
+        self._p = np.array([s[0] for s in self._src])
+        self._i = np.array([s[1] for s in self._src])
+        self._j = np.array([s[2] for s in self._src])
+        self._hess = None
+        self.construct(name, opts or {})
+
+    def get_n_in(self):
+        return 2
+
+    def get_n_out(self):
+        return 1
+
+    def get_sparsity_in(self, i):
+        return ca.Sparsity.dense(self.k, self.n) if i == 0 else ca.Sparsity.dense(self.r, self.n)
+
+    def get_sparsity_out(self, i):
+        return self.jsp
+
+    def eval(self, args):
+        Q = np.asarray(args[0], dtype=float).T.copy()
+        # second order at once: IPOPT asks for the Hessian at the point of every Jacobian
+        c = self.cache.get(Q, 2)
+        vals = c.jacobians[self._p, self._i, self._j]
+        return [ca.DM.triplet(self._rows, self._cols, ca.DM(vals), self.r * self.n, self.k * self.n)]
+
+    def has_jacobian(self):
+        return True
+
+    def get_jacobian(self, name, inames, onames, opts):
+        self._hess = _HessianCallback(name, self.cache, self.n, opts)
+        return self._hess
+
+
+class _ValueCallback(ca.Callback):
+    """Q (k, n) -> V (r, n): the selected outputs of the network at n points."""
+
+    def __init__(self, name, net: BatchedNetwork, n: int, opts=None) -> None:
+        ca.Callback.__init__(self)
+        self.cache = _Cache(net)
+        self.n, self.r, self.k = n, net.n_outputs, net.n_inputs
+        self._jac = None
+        self.construct(name, opts or {})
+
+    def get_n_in(self):
+        return 1
+
+    def get_n_out(self):
+        return 1
+
+    def get_sparsity_in(self, i):
+        return ca.Sparsity.dense(self.k, self.n)
+
+    def get_sparsity_out(self, i):
+        return ca.Sparsity.dense(self.r, self.n)
+
+    def eval(self, args):
+        Q = np.asarray(args[0], dtype=float).T.copy()
+        key = Q.tobytes()
+        if self.cache.key == key and self.cache.coef is not None:
+            return [ca.DM(self.cache.coef.values.T)]
+        return [ca.DM(self.cache.net.values(Q).T)]
+
+    def has_jacobian(self):
+        return True
+
+    def get_jacobian(self, name, inames, onames, opts):
+        self._jac = _JacobianCallback(name, self.cache, self.n, opts)
+        return self._jac
+
+
+def batched_casadi_function(net: BatchedNetwork, n_points: int, *, name: str = "surrogate_batched") -> ca.Function:
+    """CasADi function ``Q (k, n) -> V (r, n)`` evaluating ``net`` at n points in one torch call.
+
+    Parameters
+    ----------
+    net : BatchedNetwork
+        The batched evaluator (device and thread pinning are its own).
+    n_points : int
+        n, the number of points (columns) per call.
+    name : str
+        Name of the CasADi function.
+
+    Returns
+    -------
+    casadi.Callback
+        Callable with DM or MX arguments (not SX); its Jacobian is block diagonal and exact, and
+        its Jacobian's Jacobian gives exact second derivatives (IPOPT's exact Hessian works). The
+        value, Jacobian and Hessian of the same Q share one torch call (cached). Keep the returned
+        object alive as long as any function built from it is used.
+    """
+    if int(n_points) < 1:
+        raise ValueError(f"The 'n_points' parameter of batched_casadi_function must be positive. Got {n_points!r} instead.")
+    return _ValueCallback(name, net, int(n_points))

@@ -1,0 +1,160 @@
+"""The batched torch evaluation (values, Jacobians, Hessians) against torch autograd and the native CasADi graph.
+
+References: torch autograd on the surrogate's own module (float64, point by point) and the native
+CasADi graph with CasADi's algorithmic differentiation (:mod:`mpc_bio.embed.native`).
+"""
+
+from __future__ import annotations
+
+import casadi as ca
+import numpy as np
+import pytest
+import torch
+
+from mpc_bio.embed import native_function, select_outputs
+from mpc_bio.embed.batched import BatchedNetwork, batched_casadi_function, torch_threads
+from tests.embed.conftest import random_surrogate
+
+OUTS = ["Biomass_Ecoli_core", "EX_glc__D_e", "EX_o2_e", "EX_ac_e"]
+
+
+@pytest.fixture(scope="module")
+def ecoli():
+    from mpc_bio.surrogate import default_surrogate
+
+    return default_surrogate()
+
+
+def _points(n=12, seed=0, lo=0.5, hi=19.5):
+    return np.random.default_rng(seed).uniform(lo, hi, (n, 2))
+
+
+def _autograd(module, rows, Q):
+    """Values, Jacobians and Hessians of the selected outputs by torch autograd, one point at a time."""
+    rows_t = torch.as_tensor(list(rows))
+
+    def f(x):
+        return module(x[None, :])[0].index_select(0, rows_t)
+
+    vals, jacs, hess = [], [], []
+    for q in Q:
+        x = torch.as_tensor(q, dtype=torch.float64)
+        vals.append(f(x).detach().numpy())
+        jacs.append(torch.autograd.functional.jacobian(f, x).numpy())
+        hess.append(np.stack([torch.autograd.functional.hessian(lambda z, i=i: f(z)[i], x).numpy() for i in range(len(rows))]))
+    return np.array(vals), np.array(jacs), np.array(hess)
+
+
+def test_shipped_e_coli_core_matches_autograd_and_native_graph(ecoli):
+    net = BatchedNetwork(ecoli, OUTS, device="cpu")
+    Q = _points()
+    c = net.taylor(Q, order=2)
+    _, rows = select_outputs(ecoli, OUTS)
+    v, J, H = _autograd(ecoli.module.double(), rows, Q)
+    # same float64 arithmetic up to summation order: 1e-12 relative on O(1-20) numbers
+    np.testing.assert_allclose(c.values, v, rtol=1e-10, atol=1e-11)
+    np.testing.assert_allclose(c.jacobians, J, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(c.hessians, H, rtol=1e-8, atol=1e-10)
+    f = native_function(ecoli.spec(), rows, symbolic="SX")
+    x = ca.SX.sym("x", 2)
+    jf = ca.Function("j", [x], [ca.jacobian(f(x), x)])
+    np.testing.assert_allclose(c.values, np.array([np.asarray(f(q)).ravel() for q in Q]), rtol=1e-10, atol=1e-11)
+    np.testing.assert_allclose(c.jacobians, np.array([np.asarray(jf(q)) for q in Q]), rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(net.values(Q), c.values, rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("activation", ["silu", "tanh", "softplus"])
+def test_random_net_with_warp_and_kinks_matches_autograd(activation):
+    sur = random_surrogate(hidden=(24, 16), activation=activation, n_out=5, seed=3, warp=True, kinks=4)
+    rows = (0, 2, 4)
+    net = BatchedNetwork(sur, [sur.reaction_ids[i] for i in rows], device="cpu")
+    Q = _points(10, seed=1, lo=1.0, hi=19.0)
+    c = net.taylor(Q, order=2)
+    v, J, H = _autograd(sur.module.double(), rows, Q)
+    scale = 1.0 + np.abs(v).max()
+    np.testing.assert_allclose(c.values, v, rtol=1e-10, atol=1e-11 * scale)
+    np.testing.assert_allclose(c.jacobians, J, rtol=1e-9, atol=1e-10 * scale)
+    np.testing.assert_allclose(c.hessians, H, rtol=1e-8, atol=1e-9 * scale)
+    c1 = net.taylor(Q, order=1)
+    assert c1.hessians is None
+    np.testing.assert_allclose(c1.jacobians, c.jacobians, rtol=0, atol=1e-13 * scale)
+
+
+def test_taylor_model_error_shrinks_with_its_order(ecoli):
+    """First-order models err O(d^2), second-order O(d^3): halving the offset divides by ~4 and ~8."""
+    net = BatchedNetwork(ecoli, OUTS, device="cpu")
+    Q = _points(6, seed=2, lo=4.0, hi=16.0)
+    c2 = net.taylor(Q, order=2)
+    c1 = net.taylor(Q, order=1)
+    step = np.array([0.02, -0.015])
+    err = {}
+    for h in (1.0, 0.5):
+        exact = net.values(Q + h * step)
+        err[1, h] = np.abs(c1.predict(Q + h * step) - exact).max()
+        err[2, h] = np.abs(c2.predict(Q + h * step) - exact).max()
+    assert err[1, 1.0] / err[1, 0.5] == pytest.approx(4.0, rel=0.15, abs=0)
+    assert err[2, 1.0] / err[2, 0.5] == pytest.approx(8.0, rel=0.25, abs=0)
+    np.testing.assert_allclose(c2.predict(Q), c2.values, rtol=0, atol=0)
+
+
+def test_batched_casadi_function_derivatives_match_native_graph(ecoli):
+    net = BatchedNetwork(ecoli, OUTS, device="cpu")
+    n = 8
+    F = batched_casadi_function(net, n)
+    Q = _points(n, seed=4).T  # (k, n)
+    lam = np.random.default_rng(5).normal(size=(len(OUTS), n))
+    Qs = ca.MX.sym("Q", 2, n)
+    L = ca.sum1(ca.sum2(lam * F(Qs)))
+    H, g = ca.hessian(L, Qs)
+    fun = ca.Function("f", [Qs], [F(Qs), ca.jacobian(ca.vec(F(Qs)), ca.vec(Qs)), H])
+    V, J, Hn = (np.asarray(a) for a in fun(Q))
+    _, rows = select_outputs(ecoli, OUTS)
+    nat = native_function(ecoli.spec(), rows, symbolic="SX")
+    Xs = ca.SX.sym("X", 2, n)
+    Vs = ca.horzcat(*[nat(Xs[:, p]) for p in range(n)])
+    Ls = ca.sum1(ca.sum2(lam * Vs))
+    Hs, _ = ca.hessian(Ls, Xs)
+    ref = ca.Function("r", [Xs], [Vs, ca.jacobian(ca.vec(Vs), ca.vec(Xs)), Hs])
+    Vr, Jr, Hr = (np.asarray(a) for a in ref(Q))
+    np.testing.assert_allclose(V, Vr, rtol=1e-10, atol=1e-11)
+    np.testing.assert_allclose(J, Jr, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(Hn, Hr, rtol=1e-8, atol=1e-10)
+    calls = net.calls
+    fun(Q)  # value, Jacobian and Hessian of the same points: one batched call (cached)
+    assert net.calls - calls <= 1
+
+
+def test_torch_threads_restores_the_thread_count():
+    old = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == old
+    with pytest.raises(ValueError, match="positive"):
+        with torch_threads(0):
+            pass
+
+
+def test_input_checks(ecoli):
+    net = BatchedNetwork(ecoli, OUTS, device="cpu")
+    with pytest.raises(ValueError, match="columns"):
+        net.values(np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="order"):
+        net.taylor(np.zeros((3, 2)), order=3)
+    assert net.in_domain(np.array([[1.0, 1.0], [25.0, 1.0]])).tolist() == [True, False]
+
+
+@pytest.mark.slow
+def test_shipped_ich360_matches_autograd():
+    """The paper's 4x256 net with kink features: values, Jacobians, Hessians at 6 points."""
+    from mpc_bio.surrogate import default_surrogate
+
+    sur = default_surrogate("iCH360")
+    outs = [sur.objective_id, "EX_glc__D_e", "EX_o2_e", "EX_ac_e"]
+    net = BatchedNetwork(sur, outs, device="cpu")
+    Q = _points(6, seed=7)
+    c = net.taylor(Q, order=2)
+    _, rows = select_outputs(sur, outs)
+    v, J, H = _autograd(sur.module.double(), rows, Q)
+    np.testing.assert_allclose(c.values, v, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(c.jacobians, J, rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(c.hessians, H, rtol=1e-8, atol=1e-9)
