@@ -245,7 +245,7 @@ def refine_cells(
                 keep_parents = 0
                 seen: set[tuple[int, ...]] = set()
                 for p in parents:
-                    need = {tuple(int(c) for c in p + half * t) for t in itertools.product((0, 1, 2), repeat=k)}
+                    need = {tuple(int(c) for c in p + half * np.asarray(t)) for t in itertools.product((0, 1, 2), repeat=k)}
                     need = {c for c in need if c not in index and c not in seen}
                     if added + len(seen) + len(need) > s.max_points:
                         break

@@ -5,19 +5,25 @@ boundary of the linear programme), and on genome-scale models such boundaries ar
 lines in the uptake plane (iCH360: sulfate uptake starts along oxygen = 2.7642 glucose + 1.5308,
 glutamate synthase along oxygen = 2.7674 glucose + 1.5293). :func:`switch_points` locates a boundary
 by bisection of fresh pFBA solves along one input; :func:`fit_hyperplane` fits the line (hyperplane)
-through the points, ready for ``SurrogateSettings.kink_lines``.
+through the points, ready for ``SurrogateSettings.kink_lines``. :func:`find_kink_lines` finds
+them all without being told where to look: it reads where the solution's active set changes between
+neighbouring points of a sampled grid, bisects there on fresh solves and keeps the straight
+boundaries.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from mpc_bio.metabolism.pfba import PFBASolver
 from mpc_bio.metabolism.settings import PFBASettings
 
-__all__ = ["switch_points", "fit_hyperplane"]
+__all__ = ["switch_points", "fit_hyperplane", "find_kink_lines", "KinkLine", "KinkSearch"]
 
 
 def switch_points(
@@ -142,3 +148,409 @@ def fit_hyperplane(points: Sequence[Sequence[float]] | np.ndarray) -> tuple[tupl
     normal = normal * np.sign(normal[np.argmax(np.abs(normal))])
     distance = np.abs((P - mean) @ normal)
     return (*map(float, normal), float(normal @ mean)), float(distance.max())
+
+
+# ---------------------------------------------------------------------------------------------
+# Automatic search: every straight phase boundary crossing a sampled grid
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class KinkLine:
+    """One straight phase boundary of the pFBA map, located by bisection of fresh pFBA solves.
+
+    Attributes
+    ----------
+    line : tuple of float
+        ``(a_1, ..., a_k, c)`` of the hyperplane a . x = c (x in mmol/gDW/h, inputs in the solver's
+        order), |a| = 1, the largest |a_i| positive; ready for ``SurrogateSettings.kink_lines``.
+    max_distance : float
+        Largest distance of a located point from the line (mmol/gDW/h): how straight it is.
+    points : ndarray, shape (m, k)
+        The located switch points (mmol/gDW/h), each on a grid edge crossing the boundary.
+    features : tuple of str
+        What changes across the line, e.g. ``"PGI sign"`` (the reaction's flux changes between
+        negative, zero and positive), ``"PFK at upper bound"`` or ``"slack glucose_shortfall"``.
+    n_edges : int
+        Grid edges on which the line was seen (its length in grid cells, summed over features).
+    """
+
+    line: tuple[float, ...]
+    max_distance: float
+    points: np.ndarray
+    features: tuple[str, ...]
+    n_edges: int
+
+    def distance(self, x: np.ndarray) -> np.ndarray:
+        """Signed distance (mmol/gDW/h) of points ``x`` (n, k) from the line."""
+        a = np.asarray(self.line[:-1])
+        return np.asarray(x, dtype=np.float64) @ a - self.line[-1]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Json-serialisable form (points as lists)."""
+        return {
+            "line": list(self.line),
+            "max_distance": self.max_distance,
+            "features": list(self.features),
+            "n_edges": self.n_edges,
+            "points": self.points.tolist(),
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class KinkSearch:
+    """Result of :func:`find_kink_lines`.
+
+    Attributes
+    ----------
+    lines : tuple of KinkLine
+        Straight boundaries, most grid edges first (at most ``max_lines``).
+    curved : list of dict
+        Candidates whose located points are not on one line within the tolerance (feature,
+        number of edges, largest distance in mmol/gDW/h): boundaries that bend, left to the net;
+        and candidates not bisected because the solve or time budget ran out (``"skipped"``).
+    dropped : list of dict
+        Straight lines beyond ``max_lines`` (line, features, number of edges).
+    n_features_switching : int
+        State features (sign, bounds, slacks) that change between some neighbouring grid points.
+    n_solves : int
+        Fresh pFBA solves spent on the bisections.
+    settings : dict
+        The search parameters, resolved (tolerances in mmol/gDW/h).
+    """
+
+    lines: tuple[KinkLine, ...]
+    curved: list[dict[str, Any]]
+    dropped: list[dict[str, Any]]
+    n_features_switching: int
+    n_solves: int
+    settings: dict[str, Any]
+
+    @property
+    def kink_lines(self) -> tuple[tuple[float, ...], ...]:
+        """The lines as ``SurrogateSettings.kink_lines`` rows."""
+        return tuple(k.line for k in self.lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Json-serialisable summary."""
+        return {
+            "lines": [k.to_dict() for k in self.lines],
+            "curved": self.curved,
+            "dropped": self.dropped,
+            "n_features_switching": self.n_features_switching,
+            "n_solves": self.n_solves,
+            "settings": self.settings,
+        }
+
+
+def _state_features(problem, fluxes: np.ndarray, slacks: np.ndarray, tol: float) -> tuple[np.ndarray, list[str]]:
+    """Discrete state of pFBA solutions (n, f) and the feature names: per reaction the sign of its
+    flux (-1, 0, +1 with |v| <= tol counted zero), whether it sits at a finite lower or upper
+    bound, and per slack whether it is active. The input exchanges are fixed by the inputs and
+    left out."""
+    V = np.atleast_2d(fluxes)
+    Z = np.atleast_2d(slacks)
+    keep = np.ones(V.shape[1], dtype=bool)
+    keep[np.asarray(problem.input_index, dtype=int)] = False
+    rids = np.asarray(problem.reaction_ids)
+    lb, ub = np.asarray(problem.lower_bounds), np.asarray(problem.upper_bounds)
+    sign = np.where(V > tol, 1, np.where(V < -tol, -1, 0))[:, keep].astype(np.int8)
+    names = [f"{r} sign" for r in rids[keep]]
+    parts = [sign]
+    for label, bound in (("lower", lb), ("upper", ub)):
+        cols = keep & np.isfinite(bound) & (bound != 0)  # a zero bound is already the sign
+        parts.append((np.abs(V[:, cols] - bound[cols]) <= tol).astype(np.int8))
+        names += [f"{r} at {label} bound" for r in rids[cols]]
+    parts.append((Z > tol).astype(np.int8))
+    names += [f"slack {s}" for s in problem.slack_names]
+    return np.concatenate(parts, axis=1), names
+
+
+def _ransac_lines(P: np.ndarray, tol: float, min_support: int, rng: np.random.Generator, n_trials: int, max_lines: int):
+    """Sequential RANSAC: index sets of points lying within ``tol`` of common hyperplanes."""
+    k = P.shape[1]
+    left = np.arange(P.shape[0])
+    out: list[np.ndarray] = []
+    while left.size >= min_support and len(out) < max_lines:
+        Q = P[left]
+        best, best_count = None, 0
+        for _ in range(n_trials):
+            pick = rng.choice(Q.shape[0], size=k, replace=False)
+            A = Q[pick]
+            normal = np.linalg.svd(A - A.mean(axis=0))[2][-1]
+            count = int(np.sum(np.abs((Q - A[0]) @ normal) <= tol))
+            if count > best_count:
+                best, best_count = (A[0], normal), count
+        if best is None or best_count < min_support:
+            break
+        inl = np.abs((Q - best[0]) @ best[1]) <= tol
+        for _ in range(3):  # refit on the inliers (total least squares), recount
+            mean = Q[inl].mean(axis=0)
+            normal = np.linalg.svd(Q[inl] - mean)[2][-1]
+            new = np.abs((Q - mean) @ normal) <= tol
+            if new.sum() < inl.sum():
+                break
+            inl = new
+        if inl.sum() < min_support:
+            break
+        out.append(left[inl])
+        left = left[~inl]
+    return out
+
+
+def find_kink_lines(
+    model,
+    dataset,
+    *,
+    settings: PFBASettings | None = None,
+    flux_tol: float | None = None,
+    points_per_line: int = 8,
+    min_edges: int = 4,
+    straightness: float = 1e-3,
+    xtol: float = 1e-6,
+    max_lines: int = 16,
+    max_solves: int | None = None,
+    max_seconds: float | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> KinkSearch:
+    """Find the straight phase boundaries (kink lines) of the pFBA map over a sampled grid.
+
+    Between neighbouring grid points the discrete state of the solution changes where a phase
+    boundary crosses the edge: a reaction's flux changes sign or starts or stops (``"R sign"``),
+    a reaction reaches or leaves a finite bound, a slack of the relaxation turns on. For every
+    such state feature, the midpoints of the edges where it changes are grouped into lines by
+    sequential RANSAC (in grid units, tolerance half a cell); on each group, up to
+    ``points_per_line`` edges spread along it are bisected on fresh pFBA solves (the feature's
+    state at the edge's start against its state at the midpoint) down to ``xtol`` grid steps,
+    and the line through the located points is fitted (:func:`fit_hyperplane`). Straight fits are
+    kept; lines found for several features are merged. Nothing depends on the model beyond the
+    grid: every tolerance is a fraction of the grid step or of the largest flux.
+
+    Parameters
+    ----------
+    model : cobra.Model, PFBAProblem, PFBASolver, str or Path
+        The model the grid was sampled from.
+    dataset : FluxDataset
+        A complete regular grid (``sample_pfba`` on ``grid_points``; refined rows after the grid
+        rows are ignored when the dataset records its ``n_grid_points``).
+    settings : PFBASettings, optional
+        Default: the dataset's recorded settings (same tie-break as its fluxes).
+    flux_tol : float, optional
+        |flux| at or below this counts as zero, and a flux this close to a bound counts as at the
+        bound (mmol/gDW/h). Default 1e-6 times the largest |flux| of the grid (at least 1e-9).
+    points_per_line : int
+        Edges bisected per candidate line (>= 2 and >= the number of inputs).
+    min_edges : int
+        Smallest number of grid edges a candidate line must cross (>= 2).
+    straightness : float
+        A candidate is kept when all its located points lie within this many grid steps (the
+        smallest step over the axes) of the fitted line; lines closer than that everywhere in
+        the box are merged.
+    xtol : float
+        Width of the final bisection bracket in grid steps.
+    max_lines : int
+        Largest number of lines returned (the ones crossing most grid edges); 0 for no limit.
+    max_solves : int, optional
+        Stop bisecting new candidates once this many pFBA solves are spent (None: no limit).
+    max_seconds : float, optional
+        Stop bisecting new candidates after this wall time (s; None: no limit). The candidates
+        crossing most grid edges come first, so a cut keeps the longest lines.
+    seed : int
+        Seed of the RANSAC draws.
+    progress : bool
+        Show a progress bar over the candidates.
+
+    Returns
+    -------
+    KinkSearch
+    """
+    from tqdm.auto import tqdm
+
+    from mpc_bio.metabolism.pfba import PFBAProblem, build_problem
+    from mpc_bio.metabolism.refinement import _grid_axes
+
+    for name, value, ok, what in (
+        ("points_per_line", points_per_line, isinstance(points_per_line, int) and points_per_line >= 2, "an integer >= 2"),
+        ("min_edges", min_edges, isinstance(min_edges, int) and min_edges >= 2, "an integer >= 2"),
+        ("straightness", straightness, isinstance(straightness, (int, float)) and straightness > 0, "a positive number (grid steps)"),
+        ("xtol", xtol, isinstance(xtol, (int, float)) and 0 < xtol < 1, "a number in (0, 1) (grid steps)"),
+        ("max_lines", max_lines, isinstance(max_lines, int) and max_lines >= 0, "a non-negative integer"),
+    ):
+        if isinstance(value, bool) or not ok:
+            raise ValueError(f"The {name!r} parameter of find_kink_lines must be {what}. Got {value!r} instead.")
+    if isinstance(model, PFBASolver):
+        if settings is not None:
+            raise ValueError("The 'settings' parameter of find_kink_lines applies only to a cobra model; a PFBASolver brings its own.")
+        solver = model
+    else:
+        if settings is None:
+            recorded = (getattr(dataset, "settings", None) or {}).get("pfba")
+            settings = PFBASettings.from_dict(recorded) if recorded else None
+        solver = PFBASolver(model if isinstance(model, PFBAProblem) else build_problem(model, settings))
+    problem = solver.problem
+    if tuple(dataset.input_names) != tuple(solver.input_names) or tuple(dataset.reaction_ids) != tuple(problem.reaction_ids):
+        raise ValueError(
+            "The 'dataset' parameter of find_kink_lines must be sampled from this model with these inputs; got inputs "
+            f"{tuple(dataset.input_names)} for a solver with {tuple(solver.input_names)}."
+        )
+    n_grid = ((dataset.settings or {}).get("sampling") or {}).get("refinement", {}).get("n_grid_points") or dataset.n_points
+    X = np.asarray(dataset.inputs[:n_grid], dtype=np.float64)
+    V = np.asarray(dataset.fluxes[:n_grid], dtype=np.float64)
+    Z = np.asarray(dataset.slacks[:n_grid], dtype=np.float64)
+    axes = _grid_axes(X)
+    k = X.shape[1]
+    low = np.array([a[0] for a in axes])
+    step = np.array([a[1] - a[0] for a in axes])
+    h = float(step.min())
+    finite = np.isfinite(V)
+    if flux_tol is None:
+        flux_tol = max(1e-6 * float(np.abs(V[finite]).max(initial=0.0)), 1e-9)
+    state, names = _state_features(problem, np.nan_to_num(V), np.nan_to_num(Z), flux_tol)
+    ok_row = np.all(finite, axis=1) & np.all(np.isfinite(Z), axis=1)
+    counts = [a.size for a in axes]
+    idx = np.stack([np.searchsorted(axes[j], X[:, j]) for j in range(k)], axis=1)
+    node = np.full(counts, -1, dtype=np.int64)
+    node[tuple(idx.T)] = np.arange(X.shape[0])
+
+    # edges (start node, axis) where some feature changes, per feature
+    edges: dict[int, list[tuple[int, int]]] = {}
+    for ax in range(k):
+        sl_a = [slice(None)] * k
+        sl_b = [slice(None)] * k
+        sl_a[ax], sl_b[ax] = slice(0, -1), slice(1, None)
+        a, b = node[tuple(sl_a)].ravel(), node[tuple(sl_b)].ravel()
+        both = ok_row[a] & ok_row[b]
+        a, b = a[both], b[both]
+        diff = state[a] != state[b]
+        for e, f in zip(*np.nonzero(diff)):
+            edges.setdefault(int(f), []).append((int(a[e]), ax))
+    rng = np.random.default_rng(seed)
+    n_solves = 0
+    t_start = time.perf_counter()
+
+    def out_of_budget() -> bool:
+        return (max_solves is not None and n_solves >= max_solves) or (
+            max_seconds is not None and time.perf_counter() - t_start >= max_seconds
+        )
+
+    def feature_state(x: np.ndarray, f: int) -> int:
+        nonlocal n_solves
+        n_solves += 1
+        pt = solver.solve_validated(x)
+        if not pt.ok:
+            return -99
+        return int(_state_features(problem, pt.fluxes, pt.slacks, flux_tol)[0][0, f])
+
+    candidates: list[tuple[int, np.ndarray, np.ndarray]] = []
+    for f, lst in sorted(edges.items()):
+        if len(lst) < min_edges:
+            continue
+        start = np.array([e[0] for e in lst])
+        ax = np.array([e[1] for e in lst])
+        mid = (X[start] - low) / step
+        mid[np.arange(len(lst)), ax] += 0.5
+        for group in _ransac_lines(mid, 0.5 + 1e-9, min_edges, rng, 64, 8):
+            candidates.append((f, np.column_stack([start[group], ax[group]]), mid[group]))
+    candidates.sort(key=lambda c: -len(c[1]))
+
+    lines: list[dict[str, Any]] = []
+    curved: list[dict[str, Any]] = []
+    bar = tqdm(candidates, desc="kink lines", unit="cand", disable=not progress, leave=False)
+    for f, group, mid in bar:
+        if out_of_budget():
+            curved.append({"feature": names[f], "n_edges": int(len(group)), "skipped": "solve or time budget reached"})
+            continue
+        # edges spread along the group: sort by position along its main direction
+        direction = np.linalg.svd(mid - mid.mean(axis=0))[2][0]
+        order = np.argsort(mid @ direction)
+
+        def locate(s_node: int, ax: int) -> np.ndarray:
+            lo_x = X[s_node].copy()
+            target = int(state[s_node, f])
+            lo, hi = 0.0, float(step[ax])
+            while hi - lo > xtol * step[ax]:
+                m = 0.5 * (lo + hi)
+                x = lo_x.copy()
+                x[ax] += m
+                if feature_state(x, f) == target:
+                    lo = m
+                else:
+                    hi = m
+            lo_x[ax] += 0.5 * (lo + hi)
+            return lo_x
+
+        # the two ends and the middle first: a piece that bends is split in two halves (a polyline
+        # boundary gives its straight pieces), down to pieces of min_edges edges
+        done: dict[int, np.ndarray] = {}
+
+        def piece(ids: np.ndarray) -> None:
+            ends = np.unique(ids[[0, len(ids) // 2, -1]])
+            for i in ends:
+                if int(i) not in done:
+                    done[int(i)] = locate(*group[i])
+            probe = np.array([done[int(i)] for i in ends])
+            if probe.shape[0] >= k and fit_hyperplane(probe)[1] <= straightness * h:
+                spread = ids[np.unique(np.round(np.linspace(0, len(ids) - 1, min(points_per_line, len(ids)))).astype(int))]
+                for i in spread:
+                    if int(i) not in done:
+                        done[int(i)] = locate(*group[i])
+                pts = np.array([done[int(i)] for i in spread])
+                line, dist = fit_hyperplane(pts)
+                if dist <= straightness * h:
+                    near = np.abs((low + mid[ids] * step) @ np.asarray(line[:-1]) - line[-1]) / np.linalg.norm(np.asarray(line[:-1]) * step)
+                    lines.append({
+                        "line": np.array(line), "points": pts, "features": [names[f]],
+                        "edges": {tuple(e) for e in group[ids][near <= 0.5 + 1e-9].tolist()},
+                    })
+                    return
+            if len(ids) >= 2 * min_edges and not out_of_budget():
+                piece(ids[: len(ids) // 2])
+                piece(ids[len(ids) // 2 :])
+            else:
+                curved.append({"feature": names[f], "n_edges": int(len(ids)), "max_distance": fit_hyperplane(probe)[1] if probe.shape[0] >= k else None})
+
+        piece(order)
+    bar.close()
+
+    # merge lines seen for several features: every point of one within the tolerance of the other
+    merged: list[dict[str, Any]] = []
+    tol = straightness * h
+    for c in lines:
+        for m in merged:
+            a_m, a_c = m["line"], c["line"]
+            if np.all(np.abs(c["points"] @ a_m[:-1] - a_m[-1]) <= tol) and np.all(np.abs(m["points"] @ a_c[:-1] - a_c[-1]) <= tol):
+                m["points"] = np.vstack([m["points"], c["points"]])
+                m["features"] += [x for x in c["features"] if x not in m["features"]]
+                m["edges"] |= c["edges"]
+                m["line"] = np.array(fit_hyperplane(m["points"])[0])
+                break
+        else:
+            merged.append(c)
+    # lines that only touch the box (e.g. along a face) carry no kink inside it
+    corners = low + np.array(list(np.ndindex(*(2,) * k))) * (np.array([a[-1] for a in axes]) - low)
+    inside = []
+    for m in merged:
+        d = corners @ m["line"][:-1] - m["line"][-1]
+        if d.min() < -tol and d.max() > tol:
+            inside.append(m)
+    inside.sort(key=lambda m: (-len(m["edges"]), -len(m["features"])))
+    keep = inside[:max_lines] if max_lines else inside
+    out = []
+    for m in keep:
+        line, dist = fit_hyperplane(m["points"])
+        out.append(KinkLine(line=line, max_distance=dist, points=m["points"], features=tuple(m["features"]), n_edges=len(m["edges"])))
+    dropped = [
+        {"line": [float(v) for v in m["line"]], "features": m["features"], "n_edges": len(m["edges"])}
+        for m in inside[len(keep):]
+    ]
+    return KinkSearch(
+        lines=tuple(out),
+        curved=curved,
+        dropped=dropped,
+        n_features_switching=len(edges),
+        n_solves=n_solves,
+        settings={
+            "flux_tol": float(flux_tol), "points_per_line": points_per_line, "min_edges": min_edges,
+            "straightness_grid_steps": float(straightness), "tolerance": float(tol), "xtol_grid_steps": float(xtol),
+            "max_lines": max_lines, "max_solves": max_solves, "max_seconds": max_seconds, "seed": seed, "grid_step": step.tolist(),
+        },
+    )

@@ -38,6 +38,10 @@ _LAZY = {
     "sensitivity_map": "analysis",
     "bend_points": "bends",
     "miss_points": "misses",
+    "build_surrogate": "build",
+    "BuildSettings": "build",
+    "BuildResult": "build",
+    "fresh_point_errors": "build",
 }
 
 __all__ = ["SurrogateSettings", *_LAZY]

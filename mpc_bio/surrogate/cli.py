@@ -1,4 +1,4 @@
-"""``mpc-bio train`` and ``mpc-bio evaluate-surrogate``."""
+"""``mpc-bio train``, ``mpc-bio evaluate-surrogate`` and ``mpc-bio build-surrogate``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["register", "run_train", "run_evaluate", "write_report"]
+from mpc_bio.outputs import check_output_dir, staged_output
+
+__all__ = ["register", "run_train", "run_evaluate", "run_build", "write_report"]
 
 TRAIN_HELP = """\
 Train a neural surrogate of the pFBA map on a FluxDataset (from `mpc-bio sample`).
@@ -99,6 +101,7 @@ def register(subparsers: Any) -> None:
     t = subparsers.add_parser("train", help="train a pFBA surrogate on a FluxDataset", description=TRAIN_HELP, formatter_class=fmt)
     t.add_argument("--data", required=True, metavar="DIR", help="FluxDataset directory (dataset.json + dataset.npz)")
     t.add_argument("--out", required=True, metavar="DIR", help="artifact directory to write")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty --out folder")
     t.add_argument(
         "--init", default=None, metavar="DIR",
         help="continue training this artifact (a warm restart with --lr): same model and domain, e.g. the same data or these plus new points; same architecture, or wider --hidden to add neurons",
@@ -181,12 +184,14 @@ def register(subparsers: Any) -> None:
     e.add_argument("--model", required=True, metavar="DIR", help="surrogate artifact directory")
     e.add_argument("--data", required=True, metavar="DIR", help="the FluxDataset the surrogate was trained on")
     e.add_argument("--out", required=True, metavar="DIR", help="output directory for metrics.json and figures")
+    e.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty --out folder")
     e.add_argument("--cobra-model", default=None, metavar="NAME|PATH", help="cobra model (default: the dataset's model id)")
     e.add_argument("--n-points", type=int, default=1000, help="random off-grid test points (default 1000)")
     e.add_argument("--seed", type=int, default=1, help="seed of the test points (default 1)")
     e.add_argument("--workers", type=int, default=1, help="pFBA worker processes (default 1)")
     e.add_argument("--no-figures", action="store_true", help="metrics only")
     e.set_defaults(func=run_evaluate)
+    _register_build(subparsers)
 
 
 def _cobra_model(dataset, name: str | None):
@@ -247,6 +252,7 @@ def run_train(args: argparse.Namespace) -> int:
     from mpc_bio.surrogate.artifact import load_surrogate
     from mpc_bio.surrogate.training import train_surrogate
 
+    check_output_dir(args.out, overwrite=args.overwrite)  # before hours of training
     ds = FluxDataset.load(args.data)
     settings = SurrogateSettings(
         hidden=args.hidden,
@@ -282,14 +288,14 @@ def run_train(args: argparse.Namespace) -> int:
     init = load_surrogate(args.init) if args.init else None  # train_surrogate checks it was trained on ds
     with _sigterm_stops_training():
         sur = train_surrogate(ds, settings, init=init, progress=not args.no_progress)
-        out = sur.save(args.out)  # the trained weights are safe before anything else (e.g. the off-grid evaluation)
+        out = _save(sur, args.out)  # the trained weights are safe before anything else (e.g. the off-grid evaluation)
     if args.evaluate:
         model = _cobra_model(ds, args.cobra_model)
         ev = evaluate_surrogate(sur, model, n_points=args.evaluate, seed=settings.seed + 1, pfba_settings=_pfba_settings(ds))
         test = ev.summary()
         test["grid_interpolation_baseline"] = interpolation_baseline(ds, ev.inputs, ev.reference)
         sur = sur.with_metrics(test=test)
-        out = sur.save(args.out)
+        out = _save(sur, args.out)
     summary = {
         "artifact": str(out),
         "training_time_s": round(sur.info["training_time_s"], 2),
@@ -369,18 +375,108 @@ def write_report(surrogate, model, out_dir: str | Path, *, pfba_settings=None, n
     return result
 
 
+def _save(sur, out: str) -> Path:
+    """Save an artifact through a hidden folder renamed whole (the caller checked ``out`` first)."""
+    with staged_output(out, overwrite=True) as tmp:
+        sur.save(tmp)
+    return Path(out)
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a surrogate artifact against fresh pFBA and write metrics + figures."""
     from mpc_bio.metabolism.dataset import FluxDataset
     from mpc_bio.surrogate.artifact import load_surrogate
 
+    check_output_dir(args.out, overwrite=args.overwrite)
     ds = FluxDataset.load(args.data)
     sur = load_surrogate(args.model, dataset=ds)
     model = _cobra_model(ds, args.cobra_model)
-    res = write_report(sur, model, args.out, pfba_settings=_pfba_settings(ds), n_points=args.n_points, seed=args.seed,
-                       n_workers=args.workers, figures=not args.no_figures, dataset=ds)
+    with staged_output(args.out, overwrite=args.overwrite) as tmp:
+        res = write_report(sur, model, tmp, pfba_settings=_pfba_settings(ds), n_points=args.n_points, seed=args.seed,
+                           n_workers=args.workers, figures=not args.no_figures, dataset=ds)
     t = res["test"]
     print(json.dumps({k: t[k] for k in ("n_points", "growth_max_abs_err_frac", "worst_reaction", "worst_reaction_max_err_frac",
                                         "median_r2", "mass_balance_residual", "mass_balance_residual_unprojected", "targets_met")}, indent=1))
     print(f"wrote {Path(args.out) / 'metrics.json'} and figures")
+    return 0
+
+
+BUILD_HELP = """\
+Turn a cobra model into a control-ready surrogate in one command, within a time budget.
+
+Prints the plan and the budget first, then shows one progress display: a pFBA grid over the box
+(as fine as the budget allows, at most 201 values per input), the kink lines of the map found by
+bisection where the solution's active set changes between neighbouring grid points, refinement
+where interpolation misses pFBA, training with those lines as kink features (epochs sized to the
+budget from a measured pilot), and a test on fresh Latin-hypercube pFBA points (another seed).
+Writes the artifact (loads with load_surrogate) and build_report.json into --out. No constant is
+specific to a model: widths are in grid steps, knees a fraction of the box.
+
+examples:
+  mpc-bio build-surrogate e_coli_core --out runs/ecoli_auto --time-budget 30
+  mpc-bio build-surrogate textbook --out runs/tb_nh4 --inputs glucose=EX_glc__D_e \\
+      --inputs ammonium=EX_nh4_e --box glucose=0:20 --box ammonium=0:10 --time-budget 20
+"""
+
+
+def _pair(flag: str, example: str):
+    def parse(text: str) -> tuple[str, str]:
+        name, sep, value = text.partition("=")
+        if not (sep and name.strip() and value.strip()):
+            raise argparse.ArgumentTypeError(f"{flag} expects NAME=VALUE like {example}; got {text!r}")
+        return name.strip(), value.strip()
+
+    return parse
+
+
+def _register_build(subparsers: Any) -> None:
+    from mpc_bio.surrogate.build import BuildSettings
+
+    d = BuildSettings()
+    b = subparsers.add_parser(
+        "build-surrogate", help="one command: model -> sampled, kink-aware, tested surrogate within a time budget",
+        description=BUILD_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    b.add_argument("model", metavar="MODEL", help="bundled model name (e_coli_core, textbook, iJO1366, iCH360) or a model file")
+    b.add_argument("--out", required=True, metavar="DIR", help="directory for the artifact and build_report.json")
+    b.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty --out folder")
+    b.add_argument("--inputs", type=_pair("--inputs", "glucose=EX_glc__D_e"), action="append", default=None, metavar="NAME=EXCHANGE",
+                   help="an uptake input and its exchange reaction (repeatable; default glucose=EX_glc__D_e, oxygen=EX_o2_e)")
+    b.add_argument("--box", type=_pair("--box", "glucose=0:20"), action="append", default=[], metavar="NAME=LOW:HIGH",
+                   help="training range of an input in mmol/gDW/h (repeatable; default 0:20)")
+    b.add_argument("--time-budget", type=float, default=d.time_budget_min, metavar="MIN",
+                   help=f"wall-time budget in minutes; grid, refinement and epochs scale to it (default {d.time_budget_min:g})")
+    b.add_argument("--seed", type=int, default=d.seed, help=f"seed of training and kink search; the test uses seed + 7919 (default {d.seed})")
+    b.add_argument("--hidden", type=_hidden, default=d.hidden, metavar="W,W", help=f"hidden widths (default {','.join(map(str, d.hidden))})")
+    b.add_argument("--fresh-points", type=int, default=d.n_fresh_points, metavar="N", help=f"fresh pFBA test points (default {d.n_fresh_points})")
+    b.add_argument("--workers", type=int, default=d.n_workers, help=f"pFBA worker processes (default {d.n_workers})")
+    b.add_argument("--threads", type=int, default=d.num_threads, help=f"torch CPU threads (default {d.num_threads}; 0: torch's choice)")
+    b.add_argument("--device", choices=("auto", "cpu", "cuda"), default=d.device, help="training device (default auto)")
+    b.add_argument("--no-progress", action="store_true", help="no plan text and no progress display")
+    b.set_defaults(func=run_build)
+
+
+def run_build(args: argparse.Namespace) -> int:
+    """Build a surrogate from a model (see :func:`mpc_bio.surrogate.build.build_surrogate`); prints the report's summary."""
+    from mpc_bio.surrogate.build import BuildSettings, build_surrogate
+
+    inputs = tuple(args.inputs) if args.inputs else BuildSettings().inputs
+    box = []
+    for name, text in args.box:
+        lo, sep, hi = text.partition(":")
+        try:
+            if not sep:
+                raise ValueError
+            box.append((name, float(lo), float(hi)))
+        except ValueError:
+            raise ValueError(f"--box expects NAME=LOW:HIGH in mmol/gDW/h like glucose=0:20; got {name}={text!r}") from None
+    settings = BuildSettings(
+        inputs=inputs, box=tuple(box), time_budget_min=args.time_budget, seed=args.seed, hidden=args.hidden,
+        n_fresh_points=args.fresh_points, n_workers=args.workers, num_threads=args.threads, device=args.device,
+    )
+    res = build_surrogate(args.model, settings, args.out, progress=not args.no_progress, overwrite=args.overwrite)
+    r = res.report
+    keys = ("model", "wall_s", "time_budget_s", "budget_hit", "n_pfba_points", "growth_max_abs_err_frac", "worst_reaction",
+            "worst_reaction_max_err_frac", "frac_points_beyond_2pct", "n_fresh_points", "targets_met")
+    print(json.dumps({**{k: r[k] for k in keys}, "n_kink_lines": len(r["kink_lines"]), "out": str(res.out_dir)}, indent=1))
     return 0

@@ -81,6 +81,12 @@ def test_refinement_respects_the_point_budget():
         _kinked, grid, _kinked(grid), np.ones(2), RefineSettings(tolerance=1e-4, max_depth=4, max_points=150), progress=False
     )
     assert capped.points.shape[0] <= 150 < full.points.shape[0]
+    for budget in range(40, full.points.shape[0], 37):  # caps met inside every level, at any split
+        capped = refine_cells(
+            _kinked, grid, _kinked(grid), np.ones(2), RefineSettings(tolerance=1e-4, max_depth=4, max_points=budget),
+            progress=False,
+        )
+        assert capped.points.shape[0] <= budget
 
 
 def test_refinement_settings_and_inputs_are_checked():

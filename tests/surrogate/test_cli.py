@@ -44,6 +44,27 @@ def test_evaluate_refuses_other_data(small_dataset, tmp_path, capsys):
     assert "trained on data" in capsys.readouterr().err
 
 
+def test_train_refuses_an_existing_artifact_before_training(small_dataset, tmp_path, capsys, monkeypatch):
+    """An existing --out is refused before any training unless --overwrite (which then replaces it
+    whole, with no hidden folder left)."""
+    import mpc_bio.surrogate.training as training
+
+    data = small_dataset.save(tmp_path / "grid")
+    art = tmp_path / "sur"
+    common = ["train", "--data", str(data), "--out", str(art), "--epochs", "1", "--hidden", "8", "--no-progress"]
+    assert main(common) == 0
+    before = (art / "surrogate.json").read_text()
+    real = training.train_surrogate
+    monkeypatch.setattr(training, "train_surrogate", lambda *a, **k: pytest.fail("training started"))
+    assert main(common) == 2
+    assert "exists and is not empty; pass --overwrite" in capsys.readouterr().err
+    assert (art / "surrogate.json").read_text() == before
+    monkeypatch.setattr(training, "train_surrogate", real)
+    assert main([*common, "--seed", "3", "--overwrite"]) == 0
+    assert (art / "surrogate.json").read_text() != before
+    assert not list(tmp_path.glob(".sur.*"))
+
+
 def test_train_continues_an_artifact(small_dataset, tmp_path, capsys):
     """`--init DIR` continues the artifact's weights (recorded in its info); an artifact of another
     architecture is refused with exit code 2 and the parameter named."""

@@ -1,0 +1,632 @@
+"""One call from a cobra model to a control-ready surrogate: sample, find the kinks, train, test.
+
+:func:`build_surrogate` runs the whole recipe within a stated time budget, with nothing typed in for
+a particular model:
+
+1. a pilot of pFBA solves measures the cost of a point; the grid over the box is as fine as the
+   sampling share of the budget allows (at most the paper's 201 values per input);
+2. :func:`mpc_bio.metabolism.switches.find_kink_lines` reads where the solution's active set changes
+   between neighbouring grid points, bisects there on fresh solves and keeps the straight phase
+   boundaries: the kink lines of the map;
+3. the grid is refined where interpolation misses pFBA (the quadtree of
+   :func:`mpc_bio.metabolism.refine_cells`), level by level until the refinement share of the
+   budget is spent;
+4. a network with those lines as kink features (their widths in units of the grid step, the input
+   knees a fraction of the box) is trained for as many epochs as the rest of the budget allows (a
+   pilot of 1 and 4 epochs measures their cost), a mean-squared-error stage and then an L^p stage
+   for the worst case; if the estimate was short, training stops at the budget with the best
+   weights so far;
+5. fresh pFBA solves at Latin-hypercube points off the training data (another seed) judge it.
+
+Every constant is a default of :class:`BuildSettings`, relative to the box, the grid step or the
+flux ranges; nothing is specific to a model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import signal
+import threading
+import time
+import warnings
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mpc_bio.metabolism.settings import DEFAULT_INPUTS, PFBASettings, SettingsError
+
+__all__ = ["BuildSettings", "BuildResult", "build_surrogate", "fresh_point_errors"]
+
+
+def _bad(name: str, expected: str, got: Any) -> SettingsError:
+    return SettingsError(f"The {name!r} parameter of BuildSettings must be {expected}. Got {got!r} instead.")
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    """How :func:`build_surrogate` turns a model into a surrogate (general defaults, no model constants).
+
+    Attributes
+    ----------
+    inputs : tuple of (str, str)
+        Named uptake inputs, ``(name, exchange reaction id)`` pairs (a mapping is accepted).
+    box : tuple of (str, float, float)
+        ``(name, low, high)`` per input: the training domain (mmol/gDW/h, 0 <= low < high). Inputs
+        not named get 0-20 mmol/gDW/h, the paper's box.
+    time_budget_min : float
+        Wall-time budget of the whole build (minutes, > 0). The grid, the refinement points and the
+        epochs are sized to it from measured costs; training is stopped at the budget if the
+        estimate was short (the best weights so far are kept) and the report says so.
+    seed : int
+        Seed of the training (weights, split, batches) and of the kink search; the fresh test points
+        use ``seed + 7919`` (never the training's).
+    tie_break : str
+        pFBA tie-break rule of every solve (``"l2"``: unique, continuous in the inputs).
+    grid_share, kink_share, refine_share, eval_share : float
+        Fractions of the budget for the grid, the kink search, the refinement and the fresh-point
+        test (dimensionless, sum < 1); training gets the rest.
+    grid_max_per_axis, grid_min_per_axis : int
+        Bounds on the grid values per input (the paper's grid has 201).
+    refine_tolerance : float
+        A cell is refined where multilinear interpolation misses pFBA by more than this fraction of
+        a reaction's range (see :class:`~mpc_bio.metabolism.refinement.RefineSettings`).
+    refine_depth : int
+        Largest number of refinement levels.
+    max_kink_lines : int
+        Largest number of kink lines (the ones crossing most grid edges first).
+    kink_width_steps, kink_reach_steps : float
+        ``kink_width`` and ``kink_reach`` of the surrogate in units of the grid step (smallest over
+        the inputs).
+    kink_extra_reach_steps : tuple of float
+        Further kink reaches in grid steps (``SurrogateSettings.kink_extra_reaches``).
+    knee_fraction : float
+        Input knees (``SurrogateSettings.input_knees``) as a fraction of each input's span.
+    hidden : tuple of int
+        Hidden layer widths.
+    activation_sharpness : float
+        ``SurrogateSettings.activation_sharpness``.
+    growth_weight : float
+        Loss weight of growth relative to other reactions.
+    batch_size : int
+        Points per Adam step of the mean-squared-error stage.
+    finetune_share : float
+        Fraction of the training epochs spent in the L^p stage, in [0, 1).
+    finetune_power : int
+        Even exponent p of the fine-tuning loss.
+    n_fresh_points : int
+        Fresh Latin-hypercube pFBA points of the final test.
+    n_workers : int
+        pFBA worker processes.
+    num_threads : int
+        torch CPU threads (0 keeps torch's default).
+    device : str
+        ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    """
+
+    inputs: tuple[tuple[str, str], ...] = DEFAULT_INPUTS
+    box: tuple[tuple[str, float, float], ...] = ()
+    time_budget_min: float = 30.0
+    seed: int = 0
+    tie_break: str = "l2"
+    grid_share: float = 0.1
+    kink_share: float = 0.1
+    refine_share: float = 0.15
+    eval_share: float = 0.05
+    grid_max_per_axis: int = 201
+    grid_min_per_axis: int = 21
+    refine_tolerance: float = 0.005
+    refine_depth: int = 4
+    max_kink_lines: int = 16
+    kink_width_steps: float = 2e-3
+    kink_reach_steps: float = 0.5
+    kink_extra_reach_steps: tuple[float, ...] = (0.05, 0.15, 1.5, 5.0)
+    knee_fraction: float = 0.025
+    hidden: tuple[int, ...] = (64, 64, 64)
+    activation_sharpness: float = 30.0
+    growth_weight: float = 10.0
+    batch_size: int = 1024
+    finetune_share: float = 0.3
+    finetune_power: int = 8
+    n_fresh_points: int = 2000
+    n_workers: int = 1
+    num_threads: int = 1
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        try:
+            pfba = PFBASettings(inputs=self.inputs, tie_break=self.tie_break)
+        except SettingsError as exc:
+            raise SettingsError(f"BuildSettings: {exc}") from None
+        object.__setattr__(self, "inputs", pfba.inputs)
+        names = [n for n, _ in pfba.inputs]
+        rows = list(self.box.items()) if isinstance(self.box, dict) else list(self.box)
+        box = {}
+        for row in rows:
+            if isinstance(self.box, dict):
+                name, (lo, hi) = row[0], row[1]
+            else:
+                if len(row) != 3:
+                    raise _bad("box", "(name, low, high) rows", self.box)
+                name, lo, hi = row
+            if name not in names:
+                raise _bad("box", f"rows naming the inputs {names}", name)
+            if isinstance(lo, bool) or isinstance(hi, bool) or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (lo, hi)):
+                raise _bad("box", f"finite numbers (mmol/gDW/h) for {name!r}", (lo, hi))
+            if not 0 <= lo < hi:
+                raise _bad("box", f"a non-empty range 0 <= low < high (mmol/gDW/h) for {name!r}", (lo, hi))
+            box[name] = (float(lo), float(hi))
+        object.__setattr__(self, "box", tuple((n, *box.get(n, (0.0, 20.0))) for n in names))
+        t = self.time_budget_min
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t < 1e5:
+            raise _bad("time_budget_min", "a positive number of minutes", t)
+        shares = (self.grid_share, self.kink_share, self.refine_share, self.eval_share)
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 for v in shares) or sum(shares) >= 0.9:
+            raise _bad("grid_share, kink_share, refine_share, eval_share", "non-negative fractions summing below 0.9", shares)
+        for name in ("seed", "refine_depth", "max_kink_lines", "grid_max_per_axis", "grid_min_per_axis", "batch_size",
+                     "n_fresh_points", "n_workers", "num_threads", "finetune_power"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise _bad(name, "a non-negative integer", v)
+        if not 2 <= self.grid_min_per_axis <= self.grid_max_per_axis:
+            raise _bad("grid_min_per_axis", f"an integer in [2, grid_max_per_axis = {self.grid_max_per_axis}]", self.grid_min_per_axis)
+        if self.n_fresh_points < 1 or self.batch_size < 1 or self.n_workers < 1:
+            raise _bad("n_fresh_points, batch_size, n_workers", "positive integers",
+                       (self.n_fresh_points, self.batch_size, self.n_workers))
+        if not 0 <= self.finetune_share < 1:
+            raise _bad("finetune_share", "a fraction in [0, 1)", self.finetune_share)
+        for name in ("refine_tolerance", "kink_width_steps", "kink_reach_steps", "knee_fraction", "activation_sharpness", "growth_weight"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+                raise _bad(name, "a positive number", v)
+        if self.kink_reach_steps <= self.kink_width_steps:
+            raise _bad("kink_reach_steps", f"larger than kink_width_steps = {self.kink_width_steps}", self.kink_reach_steps)
+        object.__setattr__(self, "hidden", tuple(self.hidden))
+        object.__setattr__(self, "kink_extra_reach_steps", tuple(float(v) for v in self.kink_extra_reach_steps))
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return tuple(n for n, _ in self.inputs)
+
+    def pfba_settings(self) -> PFBASettings:
+        """The :class:`PFBASettings` of every solve of the build."""
+        return PFBASettings(inputs=self.inputs, tie_break=self.tie_break)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Json-serialisable form (tuples become lists)."""
+        d = asdict(self)
+        d["inputs"] = [list(p) for p in self.inputs]
+        d["box"] = [list(b) for b in self.box]
+        d["hidden"] = list(self.hidden)
+        d["kink_extra_reach_steps"] = list(self.kink_extra_reach_steps)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "BuildSettings":
+        """Inverse of :meth:`to_dict`; unknown keys raise ``SettingsError`` naming them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise SettingsError(f"Unknown BuildSettings keys {unknown}; known keys are {sorted(known)}.")
+        d = dict(data)
+        for key in ("inputs", "box", "hidden", "kink_extra_reach_steps"):
+            if key in d:
+                d[key] = tuple(tuple(v) if isinstance(v, list) else v for v in d[key])
+        return cls(**d)
+
+
+@dataclass(frozen=True, eq=False)
+class BuildResult:
+    """What :func:`build_surrogate` made.
+
+    Attributes
+    ----------
+    surrogate : Surrogate
+        The trained surrogate (also saved in ``out_dir`` when one was given).
+    report : dict
+        Json-serialisable report (also ``build_report.json``): plan, timings, kink lines and the
+        fresh-point errors (fractions of growth's maximum and of each reaction's range).
+    dataset : FluxDataset
+        The training data (grid and refinement).
+    out_dir : Path or None
+    """
+
+    surrogate: Any
+    report: dict[str, Any]
+    dataset: Any
+    out_dir: Path | None = None
+
+
+def fresh_point_errors(surrogate, reference, ranges: np.ndarray, *, range_floor_frac: float = 1e-3) -> dict[str, Any]:
+    """Errors of ``surrogate`` at the points of a fresh pFBA ``reference`` dataset.
+
+    Parameters
+    ----------
+    surrogate : Surrogate
+    reference : FluxDataset
+        Fresh pFBA solves (usable rows are judged).
+    ranges : ndarray, shape (r,)
+        Each reaction's flux range over the training data (mmol/gDW/h); errors are fractions of
+        max(range, range_floor_frac * largest range), as in training.
+    range_floor_frac : float
+        Floor of the ranges as a fraction of the largest range.
+
+    Returns
+    -------
+    dict
+        ``growth_max_abs_err_frac`` (max |growth error| / max training growth),
+        ``worst_reaction``, ``worst_reaction_max_err_frac``, ``frac_points_beyond_2pct``,
+        ``frac_points_beyond_5pct``, ``n_fresh_points``, the ten worst reactions and the
+        worst point.
+    """
+    ok = reference.usable_rows()
+    X = np.asarray(reference.inputs)[ok]
+    V = np.asarray(reference.fluxes)[ok]
+    P = surrogate.predict(X, check_domain=False)
+    scale = np.maximum(ranges, range_floor_frac * float(ranges.max()))
+    E = np.abs(P - V) / scale
+    g = list(surrogate.reaction_ids).index(surrogate.objective_id)
+    gmax = float(ranges[g]) if ranges[g] > 0 else 1.0
+    per_reaction = E.max(axis=0)
+    worst = np.argsort(-per_reaction)[:10]
+    point = E.max(axis=1)
+    i = int(np.argmax(point))
+    rids = surrogate.reaction_ids
+    return {
+        "n_fresh_points": int(ok.sum()),
+        "n_fresh_unusable": int((~ok).sum()),
+        "growth_max_abs_err": float(np.abs(P[:, g] - V[:, g]).max()),
+        "growth_max_abs_err_frac": float(np.abs(P[:, g] - V[:, g]).max() / gmax),
+        "worst_reaction": rids[int(worst[0])],
+        "worst_reaction_max_err_frac": float(per_reaction[worst[0]]),
+        "worst_reactions": {rids[int(j)]: float(per_reaction[j]) for j in worst},
+        "frac_points_beyond_2pct": float(np.mean(point > 0.02)),
+        "frac_points_beyond_5pct": float(np.mean(point > 0.05)),
+        "median_point_max_err_frac": float(np.median(point)),
+        "worst_point": {"inputs": X[i].tolist(), "reaction": rids[int(np.argmax(E[i]))], "err_frac": float(point[i])},
+        "targets_met": {
+            "every_reaction_within_5pct": bool(per_reaction.max() <= 0.05),
+            "growth_within_1pct": bool(np.abs(P[:, g] - V[:, g]).max() / gmax <= 0.01),
+        },
+    }
+
+
+class _Stages:
+    """One progress display for the whole build: a bar over the budget's seconds, one stage at a time."""
+
+    def __init__(self, budget_s: float, progress: bool) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=round(budget_s), unit="s", desc="build-surrogate", disable=not progress,
+                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s budget [{elapsed}] {postfix}")
+        self.t0 = time.perf_counter()
+        self.times: dict[str, float] = {}
+        self._stage: str | None = None
+        self._start = 0.0
+        self._stop = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, daemon=True)
+        self._ticker.start()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(2.0):
+            self.bar.n = min(self.elapsed(), self.bar.total)
+            self.bar.refresh()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def start(self, name: str, note: str = "") -> None:
+        self.end()
+        self._stage, self._start = name, time.perf_counter()
+        self.bar.set_postfix_str(f"{name}{': ' + note if note else ''}")
+
+    def end(self) -> None:
+        if self._stage is not None:
+            self.times[self._stage] = time.perf_counter() - self._start
+            self._stage = None
+
+    def close(self) -> None:
+        self.end()
+        self._stop.set()
+        self.bar.n = min(self.elapsed(), self.bar.total)
+        self.bar.close()
+
+
+def _say(text: str, progress: bool) -> None:
+    if progress:
+        from tqdm.auto import tqdm
+
+        tqdm.write(text)
+
+
+def build_surrogate(model, settings: BuildSettings | None = None, out_dir: str | Path | None = None, *,
+                    progress: bool = True, overwrite: bool = False) -> BuildResult:
+    """Turn a cobra model into a tested surrogate of its pFBA map within a time budget.
+
+    Parameters
+    ----------
+    model : cobra.Model, str or Path
+        The model (never modified), a bundled model name or a model file.
+    settings : BuildSettings, optional
+        Inputs, box, budget and the general defaults of the recipe.
+    out_dir : str or Path, optional
+        Directory for the artifact (``weights.npz``, ``surrogate.json``; loads with
+        :func:`~mpc_bio.surrogate.load_surrogate`) and ``build_report.json``.
+    progress : bool
+        Print the plan and show one progress display over the budget.
+    overwrite : bool
+        Replace an existing, non-empty ``out_dir`` (checked before any work; the files are
+        written through a hidden folder renamed on completion).
+
+    Returns
+    -------
+    BuildResult
+
+    Raises
+    ------
+    mpc_bio.metabolism.InputError
+        An input names a reaction the model does not have, or the model has no single objective.
+    SettingsError
+        Invalid settings (e.g. an empty box).
+    """
+    import torch
+
+    from mpc_bio.metabolism.models import load_model
+    from mpc_bio.metabolism.pfba import build_problem
+    from mpc_bio.metabolism.refinement import RefineSettings
+    from mpc_bio.metabolism.sampling import grid_points, latin_hypercube_points, sample_pfba
+    from mpc_bio.metabolism.switches import find_kink_lines
+    from mpc_bio.surrogate.settings import SurrogateSettings
+    from mpc_bio.outputs import check_output_dir, staged_output
+    from mpc_bio.surrogate.training import train_surrogate
+
+    if out_dir is not None:
+        check_output_dir(out_dir, overwrite=overwrite)
+
+    s = settings or BuildSettings()
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    budget = 60.0 * s.time_budget_min
+    cobra_model = load_model(model) if isinstance(model, (str, Path)) else model
+    problem = build_problem(cobra_model, s.pfba_settings())  # raises on unknown exchanges
+    names = s.input_names
+    lows = np.array([b[1] for b in s.box])
+    highs = np.array([b[2] for b in s.box])
+    span = highs - lows
+    k = len(names)
+    if progress:
+        _say(
+            f"build-surrogate {problem.model_id}: {problem.n_reactions} reactions, inputs "
+            + ", ".join(f"{n} = {r} in [{lo:g}, {hi:g}]" for (n, r), lo, hi in zip(s.inputs, lows, highs))
+            + f" mmol/gDW/h.\nBudget {s.time_budget_min:g} min: grid {s.grid_share:.0%}, kink lines {s.kink_share:.0%}, "
+            f"refinement {s.refine_share:.0%}, fresh-point test {s.eval_share:.0%}, training the rest. "
+            f"Plan: pFBA grid over the box -> kink lines by bisection -> refinement -> {len(s.hidden)}x{max(s.hidden)} "
+            f"net with kink features -> test on {s.n_fresh_points} fresh pFBA points (seed {s.seed + 7919}).",
+            progress,
+        )
+    stages = _Stages(budget, progress)
+    plan: dict[str, Any] = {}
+    report: dict[str, Any] = {"model": problem.model_id, "model_hash": problem.model_hash, "settings": s.to_dict()}
+    old_threads = torch.get_num_threads()
+    try:
+        if s.num_threads:
+            torch.set_num_threads(s.num_threads)
+        # ---- 1. pilot and grid
+        stages.start("pilot", "timing pFBA")
+        pilot = latin_hypercube_points(max(50, 20 * k), dict(zip(names, zip(lows, highs))), seed=s.seed + 104729)
+        t = time.perf_counter()
+        sample_pfba(problem, pilot, n_workers=1, progress=False)
+        t_point = (time.perf_counter() - t) / len(pilot) / max(1, min(s.n_workers, 2))
+        per_axis = int(np.clip(np.floor((s.grid_share * budget / t_point) ** (1.0 / k)), s.grid_min_per_axis, s.grid_max_per_axis))
+        step = span / (per_axis - 1)
+        plan.update(seconds_per_point=t_point, grid_per_axis=per_axis, grid_step=step.tolist())
+        stages.start("grid", f"{per_axis ** k} pFBA points")
+        grid = sample_pfba(problem, grid_points({n: (lo, hi, st) for n, lo, hi, st in zip(names, lows, highs, step)}),
+                           n_workers=s.n_workers, progress=False)
+        h = float(step.min())
+        # the grid's own wall time per point (the machine's load now) sizes the later stages
+        t_point = max(t_point, (time.perf_counter() - stages._start) / grid.n_points)
+        plan["seconds_per_point_grid"] = t_point
+        # ---- 2. kink lines
+        stages.start("kink lines", "bisection on pFBA")
+        max_solves = int(s.kink_share * budget / t_point)
+        kink_s = max(0.5 * s.kink_share * budget, min(s.kink_share * budget, budget * (s.grid_share + s.kink_share) - stages.elapsed()))
+        kinks = find_kink_lines(problem, grid, max_lines=s.max_kink_lines, max_solves=max_solves, max_seconds=kink_s,
+                                seed=s.seed, progress=False)
+        plan.update(kink_max_solves=max_solves, kink_max_seconds=kink_s)
+        # ---- 3. refinement
+        stages.start("refine", "where interpolation misses pFBA")
+        left = budget - stages.elapsed()
+        refine_s = max(0.0, min(s.refine_share * budget, 0.3 * left))
+        data = _refine_within(problem, grid, RefineSettings(tolerance=s.refine_tolerance, max_depth=s.refine_depth),
+                              refine_s, s.n_workers)
+        plan["refine_seconds"] = refine_s
+        # ---- 4. training: epochs from a pilot of the network's cost
+        sur_settings = SurrogateSettings(
+            hidden=s.hidden, activation_sharpness=s.activation_sharpness,
+            input_knees=tuple(float(v) for v in s.knee_fraction * span),
+            kink_lines=kinks.kink_lines, kink_width=s.kink_width_steps * h, kink_reach=s.kink_reach_steps * h,
+            kink_extra_reaches=tuple(v * h for v in s.kink_extra_reach_steps if abs(v - s.kink_reach_steps) > 1e-12 and v > s.kink_width_steps) if kinks.kink_lines else (),
+            growth_weight=s.growth_weight, batch_size=s.batch_size, finetune_power=s.finetune_power,
+            seed=s.seed, device=s.device, num_threads=s.num_threads,
+        )
+        stages.start("training pilot", "timing an epoch")
+        n_data = int(data.usable_rows().sum())
+        t_eval = s.n_fresh_points * t_point * 1.2 + 5.0
+        sub = _subset(data, min(n_data, 8 * s.batch_size), s.seed)
+        timings = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for pilot_epochs in (1, 4):  # the difference leaves out the set-up and the metrics
+                # without the mass-balance map: its set-up (an SVD of S, minutes on genome-scale
+                # models) is paid once by the real run, and an epoch costs the same either way
+                t = time.perf_counter()
+                train_surrogate(sub, _replace(sur_settings, epochs=pilot_epochs, patience=pilot_epochs, mass_balance=False),
+                                progress=False)
+                timings.append(time.perf_counter() - t)
+        t_point_epoch = max(timings[1] - timings[0], 0.25 * timings[1]) / (3 * sub.n_points)
+        n_train = n_data * (1 - sur_settings.validation_fraction)
+        train_s = max(0.0, budget - stages.elapsed() - t_eval - 0.02 * budget)
+        epochs_total = max(4, int(train_s / (t_point_epoch * n_train * 1.1) ))
+        ft = int(round(s.finetune_share * epochs_total))
+        sur_settings = _replace(sur_settings, epochs=epochs_total - ft, patience=epochs_total, finetune_epochs=ft)
+        plan.update(seconds_per_point_epoch=t_point_epoch, training_points=n_data, epochs=epochs_total - ft,
+                    finetune_epochs=ft, training_seconds_planned=train_s)
+        stages.start("training", f"{epochs_total - ft} + {ft} epochs on {n_data} points")
+        deadline = budget - stages.elapsed() - t_eval
+        with _stop_training_at(max(1.0, deadline)), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            sur = train_surrogate(data, sur_settings, progress=False)
+        stopped = sur.info.get("interrupted")
+        # ---- 5. fresh points
+        stages.start("fresh-point test", f"{s.n_fresh_points} pFBA points")
+        fresh = latin_hypercube_points(s.n_fresh_points, dict(zip(names, zip(lows, highs))), seed=s.seed + 7919)
+        ref = sample_pfba(problem, fresh, n_workers=s.n_workers, progress=False)
+        errors = fresh_point_errors(sur, ref, data.flux_ranges())
+        sur = sur.with_metrics(build_fresh_points=errors)
+    finally:
+        stages.close()
+        if s.num_threads:
+            torch.set_num_threads(old_threads)
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    report.update(
+        wall_s=wall,
+        cpu_s=cpu,
+        time_budget_s=budget,
+        budget_hit=bool(wall > budget or stopped),
+        training_stopped_at_budget=stopped,
+        stage_seconds=stages.times,
+        plan=plan,
+        n_pfba_points=int(grid.n_points + (data.n_points - grid.n_points) + kinks.n_solves + len(pilot) + ref.n_points),
+        n_training_points=int(data.n_points),
+        n_grid_points=int(grid.n_points),
+        n_kink_solves=int(kinks.n_solves),
+        kink_lines=[{k_: v for k_, v in line.to_dict().items() if k_ != "points"} for line in kinks.lines],
+        kink_search={k_: v for k_, v in kinks.to_dict().items() if k_ not in ("lines", "curved")}
+        | {"n_curved_candidates": len(kinks.curved)},
+        surrogate_settings=sur.settings.to_dict(),
+        training={k_: sur.info.get(k_) for k_ in ("training_time_s", "adam_epochs", "best_epoch", "finetune_epochs_run", "finetune_best_epoch")},
+        **errors,
+        hand_constants=0,
+    )
+    out = None
+    if out_dir is not None:
+        with staged_output(out_dir, overwrite=overwrite) as tmp:
+            sur.save(tmp)
+            (tmp / "build_report.json").write_text(json.dumps(report, indent=1, default=_json_default))
+        out = Path(out_dir)
+    if progress:
+        _say(
+            f"done in {wall / 60:.1f} min (budget {s.time_budget_min:g}{', hit' if report['budget_hit'] else ''}): "
+            f"{len(kinks.lines)} kink lines, {report['n_pfba_points']} pFBA solves; on {errors['n_fresh_points']} fresh points "
+            f"growth error {errors['growth_max_abs_err_frac']:.2%} of its max, worst reaction {errors['worst_reaction']} "
+            f"{errors['worst_reaction_max_err_frac']:.2%} of its range, {errors['frac_points_beyond_2pct']:.1%} of points beyond 2 %"
+            + (f"; wrote {out}" if out else ""),
+            progress,
+        )
+    return BuildResult(surrogate=sur, report=report, dataset=data, out_dir=out)
+
+
+def _refine_within(problem, grid, settings, seconds: float, n_workers: int):
+    """:func:`~mpc_bio.metabolism.refine_dataset` within a wall-time limit.
+
+    The refinement's levels are solved in chunks; once ``seconds`` have passed, the points still
+    asked for come back as NaN, which the refinement never splits, and they are left out of the
+    data. The cells tested first (the coarse levels) are refined completely.
+    """
+    from mpc_bio.metabolism.refinement import _append, refine_cells
+    from mpc_bio.metabolism.sampling import sample_pfba
+
+    t0 = time.perf_counter()
+    solved = []
+    chunk = 2000
+
+    def solve(points: np.ndarray) -> np.ndarray:
+        out = np.full((points.shape[0], problem.n_reactions), np.nan)
+        for i in range(0, points.shape[0], chunk):
+            if time.perf_counter() - t0 >= seconds:
+                break
+            d = sample_pfba(problem, points[i : i + chunk], n_workers=n_workers, progress=False)
+            solved.append(d)
+            out[i : i + chunk] = d.fluxes
+        return out
+
+    V = grid.fluxes
+    with np.errstate(invalid="ignore"):
+        rng = np.nanmax(V, axis=0) - np.nanmin(V, axis=0)
+    scale = np.maximum(np.nan_to_num(rng, nan=0.0), settings.range_floor)
+    res = refine_cells(solve, grid.inputs, V, scale, settings, progress=False)
+    n_added = sum(d.n_points for d in solved)
+    record = {
+        "settings": settings.to_dict(), "n_grid_points": grid.n_points, "n_added_points": int(n_added),
+        "levels": res.levels, "time_limit_s": float(seconds), "n_asked_after_time_limit": int(res.points.shape[0] - n_added),
+    }
+    sampling = dict(grid.settings.get("sampling") or {})
+    return _append(grid, solved, {**sampling, "refinement": record})
+
+
+#: Frames that run only inside the epoch loops of :func:`~mpc_bio.surrogate.training.train_surrogate`
+#: (optimizer steps, back-propagation, the training loss), where a Ctrl-C keeps the best weights.
+_IN_EPOCH = frozenset({"step", "backward", "loss_fn"})
+
+
+@contextlib.contextmanager
+def _stop_training_at(seconds: float):
+    """Stop :func:`train_surrogate` after ``seconds`` of wall time as a Ctrl-C would (best weights kept).
+
+    A SIGALRM handler raises KeyboardInterrupt only while an epoch loop runs (the training catches
+    it there); elsewhere (set-up, metrics, a validation pass) it waits 0.2 s and looks again. Outside
+    the main thread, or where SIGALRM does not exist, the budget is not enforced (the plan alone
+    holds it).
+    """
+    if not hasattr(signal, "SIGALRM") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        names = set()
+        while frame is not None:
+            names.add(frame.f_code.co_name)
+            frame = frame.f_back
+        if "_train" in names and names & _IN_EPOCH and "val_loss" not in names:
+            raise KeyboardInterrupt
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+
+    previous = signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _replace(settings, **changes):
+    import dataclasses
+
+    return dataclasses.replace(settings, **changes)
+
+
+def _subset(dataset, n: int, seed: int):
+    """A random subset of ``n`` usable rows of ``dataset`` (for the training pilot)."""
+    from mpc_bio.metabolism.dataset import FluxDataset
+
+    rows = np.flatnonzero(dataset.usable_rows())
+    pick = np.sort(np.random.default_rng(seed).choice(rows, size=min(n, rows.size), replace=False))
+    kw = {f: getattr(dataset, f)[pick] for f in ("inputs", "fluxes", "split_fluxes", "growth", "status", "slacks")}
+    return FluxDataset(
+        **kw, input_names=dataset.input_names, input_reactions=dataset.input_reactions, reaction_ids=dataset.reaction_ids,
+        metabolite_ids=dataset.metabolite_ids, slack_names=dataset.slack_names, objective_id=dataset.objective_id,
+        stoichiometry=dataset.stoichiometry, model_id=dataset.model_id, model_hash=dataset.model_hash,
+        settings=dataset.settings,
+    )
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (np.floating, np.integer, np.bool_)):
+        return o.item()
+    raise TypeError(f"Not json-serialisable: {type(o).__name__}")
