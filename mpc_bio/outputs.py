@@ -14,10 +14,11 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from mpc_bio.errors import MpcBioError
 
-__all__ = ["OutputError", "check_output_dir", "staged_output", "replace_dir"]
+__all__ = ["OutputError", "check_output_dir", "staged_output", "replace_dir", "json_default"]
 
 
 class OutputError(MpcBioError):
@@ -107,3 +108,17 @@ def staged_output(out: str | Path, *, overwrite: bool = False, option: str = "--
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     replace_dir(tmp, out)
+
+
+def json_default(o: Any) -> Any:
+    """``json.dumps(..., default=json_default)``: numpy scalars and arrays as numbers and lists,
+    tuples and sets as lists, paths and anything else as their string."""
+    import numpy as np
+
+    if isinstance(o, (np.floating, np.integer, np.bool_)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (tuple, set, frozenset)):
+        return list(o)
+    return str(o)

@@ -33,7 +33,7 @@ from mpc_bio.codesign.model import kinetic_control_model
 from mpc_bio.codesign.optimum import FeedOptimum
 from mpc_bio.codesign.settings import CodesignSettings
 from mpc_bio.feed import FeedProfile
-from mpc_bio.nomad.design_study import json_default
+from mpc_bio.outputs import json_default
 from mpc_bio.nomad.executor import progress
 from mpc_bio.nomad.nra_settings import DesignStudySettings
 from mpc_bio.nomad.reactor import simulate_reactor

@@ -94,8 +94,8 @@ def _ensemble(args: argparse.Namespace) -> int:
 
 
 def _design(args: argparse.Namespace) -> int:
+    from mpc_bio.outputs import json_default
     from mpc_bio.nomad.design_study import (
-        json_default,
         load_design_settings,
         load_or_run_ensemble_output,
         run_design_study,

@@ -26,6 +26,7 @@ from typing import Callable
 import numpy as np
 
 from mpc_bio.feed import FeedProfile
+from mpc_bio.outputs import json_default
 from mpc_bio.nomad.executor import progress
 from mpc_bio.nomad.nra_settings import DesignStudySettings, NRASettings
 from mpc_bio.nomad.reactor import vmax_fold_from_log_changes
@@ -36,7 +37,6 @@ __all__ = [
     "DesignStudy",
     "design_problems",
     "enumerate_model_designs",
-    "json_default",
     "load_design_settings",
     "load_or_run_ensemble_output",
     "run_design_study",
@@ -347,18 +347,6 @@ def write_design_study(study: DesignStudy, out_dir: str | Path, figures: bool = 
             plt.close(fig)
     return out
 
-
-def json_default(o):
-    """JSON form of numpy scalars and arrays and of tuples (lists); anything else as its string."""
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, tuple):
-        return list(o)
-    return str(o)
 
 
 def load_design_settings(path: str | Path) -> tuple[DesignStudySettings, str]:

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from mpc_bio.errors import MpcBioError
+from mpc_bio.outputs import json_default, replace_dir
 from mpc_bio.scenarios.schema import Problem, ScenarioError, dump_toml, validate_with_schema
 
 __all__ = [
@@ -215,7 +216,7 @@ def _utc() -> str:
 
 def _write_json(p: Path, obj: Any) -> None:
     tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=_json_default))
+    tmp.write_text(json.dumps(obj, indent=2, default=json_default))
     os.replace(tmp, p)
 
 
@@ -326,15 +327,7 @@ def run_scenario(
             }
         )
         _write_json(tmp / "run.json", record)
-        old = None
-        if out.exists():
-            old = out.parent / f".{out.name}.replaced-{os.getpid()}"
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(out, old)
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        replace_dir(tmp, out)
         _remove_failed_attempts(out)
     except BaseException as exc:
         record.update({"status": "failed", "finished_utc": _utc(), "error": f"{type(exc).__name__}: {exc}",
@@ -376,14 +369,3 @@ def _relocate(obj: Any, tmp: Path, out: Path) -> Any:
         return obj.replace(str(tmp), str(out))
     return obj
 
-
-def _json_default(o: Any) -> Any:
-    import numpy as np
-
-    if isinstance(o, (np.floating, np.integer, np.bool_)):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    return str(o)

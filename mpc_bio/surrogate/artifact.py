@@ -15,6 +15,7 @@ import scipy.sparse as sp
 import torch
 
 from mpc_bio.errors import MpcBioError
+from mpc_bio.outputs import json_default
 from mpc_bio.surrogate.network import SPEC_BUFFERS, FusedForward, MLPSpec, SurrogateModule, precision_name
 from mpc_bio.surrogate.settings import SurrogateSettings
 
@@ -60,7 +61,7 @@ def content_digest(meta: dict) -> str:
     the weights' own SHA-256), without its ``content_sha256`` entry: any edit of the json or the
     weights changes it. Canonical form: sorted keys, no whitespace (floats round-trip exactly)."""
     body = {k: v for k, v in meta.items() if k != "content_sha256"}
-    blob = json.dumps(body, sort_keys=True, separators=(",", ":"), default=_json_default).encode()
+    blob = json.dumps(body, sort_keys=True, separators=(",", ":"), default=json_default).encode()
     return hashlib.sha256(blob).hexdigest()
 
 
@@ -343,20 +344,13 @@ class Surrogate:
             "info": self.info,
             "weights_sha256": _sha256(out / _NPZ),
         }
-        meta = json.loads(json.dumps(meta, default=_json_default))  # the form a reader sees
+        meta = json.loads(json.dumps(meta, default=json_default))  # the form a reader sees
         meta["content_sha256"] = content_digest(meta)
         tmp_json = out / "surrogate.tmp.json"
-        tmp_json.write_text(json.dumps(meta, indent=1, default=_json_default))
+        tmp_json.write_text(json.dumps(meta, indent=1, default=json_default))
         tmp_json.replace(out / _JSON)
         return out
 
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, (np.floating, np.integer, np.bool_)):
-        return o.item()
-    raise TypeError(f"Not json-serialisable: {type(o).__name__}")
 
 
 def load_surrogate(

@@ -380,7 +380,7 @@ def build_surrogate(model, settings: BuildSettings | None = None, out_dir: str |
     from mpc_bio.metabolism.sampling import grid_points, latin_hypercube_points, sample_pfba
     from mpc_bio.metabolism.switches import find_kink_lines
     from mpc_bio.surrogate.settings import SurrogateSettings
-    from mpc_bio.outputs import check_output_dir, staged_output
+    from mpc_bio.outputs import check_output_dir, json_default, staged_output
     from mpc_bio.surrogate.training import train_surrogate
 
     if out_dir is not None:
@@ -515,7 +515,7 @@ def build_surrogate(model, settings: BuildSettings | None = None, out_dir: str |
     if out_dir is not None:
         with staged_output(out_dir, overwrite=overwrite) as tmp:
             sur.save(tmp)
-            (tmp / "build_report.json").write_text(json.dumps(report, indent=1, default=_json_default))
+            (tmp / "build_report.json").write_text(json.dumps(report, indent=1, default=json_default))
         out = Path(out_dir)
     if progress:
         _say(
@@ -623,10 +623,3 @@ def _subset(dataset, n: int, seed: int):
         settings=dataset.settings,
     )
 
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, (np.floating, np.integer, np.bool_)):
-        return o.item()
-    raise TypeError(f"Not json-serialisable: {type(o).__name__}")
