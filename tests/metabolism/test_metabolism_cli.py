@@ -191,3 +191,17 @@ def test_unreachable_scheduler_is_one_clear_error(tmp_path, capsys, address, fra
     err = capsys.readouterr().err
     assert err.startswith("mpc-bio sample: error:") and fragment in err and "Traceback" not in err
     assert not list(tmp_path.iterdir())
+
+
+def test_sample_on_a_dask_scheduler_equals_local(tmp_path):
+    """`mpc-bio sample --scheduler ADDRESS` on an in-process Dask cluster writes the same dataset (by
+    content hash) as local processes, and records the address."""
+    from dask.distributed import LocalCluster
+
+    local = tmp_path / "local"
+    assert main(["sample", *GRID, "--workers", "1", "--out", str(local)]) == 0
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        assert main(["sample", *GRID, "--scheduler", cluster.scheduler_address, "--out", str(tmp_path / "dask")]) == 0
+        address = cluster.scheduler_address
+    assert FluxDataset.load(tmp_path / "dask").content_hash() == FluxDataset.load(local).content_hash()
+    assert json.loads((tmp_path / "dask" / "summary.json").read_text())["scheduler"] == address
