@@ -156,7 +156,7 @@ def _process_tables() -> dict[str, Table]:
 
     r, k = FedBatchSettings(), UptakeKinetics()
     model = {
-        "name": Field(str, doc='a model bundled with COBRApy ("e_coli_core", "iJO1366", ...) or "iCH360" (shared reference data); default "e_coli_core"'),
+        "name": Field(str, doc='a model bundled with COBRApy ("e_coli_core", "iJO1366", ...) or "iCH360" (shipped with mpc_bio); default "e_coli_core"'),
         "path": Field(str, is_path=True, doc="path of an SBML/JSON/MAT model file (relative to the scenario file); instead of name"),
     }
     surrogate = {
@@ -210,10 +210,49 @@ def _process_tables() -> dict[str, Table]:
 
 
 def _model_checks(resolved: dict[str, Any]):
+    import json
+    from pathlib import Path
+
+    from mpc_bio.metabolism.models import BUNDLED_MODELS
+    from mpc_bio.surrogate.shipped import shipped_artifact
+
     m = resolved.get("model", {})
     if "name" in m and "path" in m:
         yield "[model]", "either name or path, not both", f"name = {m['name']!r} and path = {m['path']!r}"
+    known = [*BUNDLED_MODELS, "iCH360"]
+    name = m.get("name", "e_coli_core")
+    if "name" in m and "path" in m:
+        pass  # reported above
+    elif "path" in m and not Path(m["path"]).expanduser().is_file():
+        yield "model.path", "an existing SBML/JSON/MAT model file", repr(m["path"])
+    elif "path" not in m and name not in BUNDLED_MODELS and name.lower() != "ich360":
+        yield "model.name", f"one of {known} (or [model].path for a model file)", repr(name)
     s = resolved.get("surrogate", {})
+    art = str(s.get("artifact", "default"))
+    artifact_dir = None
+    if art == "default" and "path" not in m:
+        found = shipped_artifact(name)
+        if found is None:
+            yield ("surrogate.artifact", f'a surrogate directory or "train": no surrogate ships for model {name!r} '
+                   '("default" is the shipped one of e_coli_core and iCH360)', '"default"')
+        else:
+            artifact_dir = found[1]
+    elif art != "train" and art != "default":
+        found = shipped_artifact(art)
+        artifact_dir = found[1] if found else Path(art).expanduser()
+        if not (artifact_dir / "surrogate.json").is_file():
+            yield ("surrogate.artifact", '"default", a shipped name ("e_coli_core", "iCH360"), "train", or a directory '
+                   "holding surrogate.json", repr(art))
+            artifact_dir = None
+    if artifact_dir is not None:  # the tracked products must be fluxes the surrogate predicts
+        try:
+            ids = set(json.loads((artifact_dir / "surrogate.json").read_text())["reaction_ids"])
+        except (OSError, ValueError, KeyError):
+            ids = None
+        products = resolved.get("reactor", {}).get("products", {})
+        missing = {k: v for k, v in products.items() if ids is not None and v not in ids}
+        if missing:
+            yield "reactor.products", "exchange reactions the surrogate predicts", f"{missing} (not among its outputs)"
     if s.get("backend") == "l4casadi" and s.get("symbolic") == "SX":
         yield "surrogate.symbolic", 'symbolic = "MX" with backend = "l4casadi" (l4casadi functions are MX externals)', "SX"
 

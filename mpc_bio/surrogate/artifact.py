@@ -18,6 +18,7 @@ from mpc_bio.errors import MpcBioError
 from mpc_bio.outputs import json_default
 from mpc_bio.surrogate.network import SPEC_BUFFERS, FusedForward, MLPSpec, SurrogateModule, precision_name
 from mpc_bio.surrogate.settings import SurrogateSettings
+from mpc_bio.surrogate.shipped import DEFAULT_ARTIFACT, SHIPPED_SURROGATES, shipped_artifact
 
 __all__ = [
     "Surrogate",
@@ -33,14 +34,7 @@ __all__ = [
 ]
 
 FORMAT = "mpc_bio.Surrogate/1"
-#: Directory of the shipped default surrogate (e_coli_core, glucose x oxygen 0-20 mmol/gDW/h).
-DEFAULT_ARTIFACT = Path(__file__).resolve().parents[1] / "data" / "surrogates" / "e_coli_core"
-#: Shipped surrogates by model name -> artifact directory (each over glucose x oxygen uptakes
-#: 0-20 mmol/gDW/h; the json of each records its training-data hash, metrics and settings).
-SHIPPED_SURROGATES: dict[str, Path] = {
-    "e_coli_core": DEFAULT_ARTIFACT,
-    "iCH360": DEFAULT_ARTIFACT.parent / "iCH360",
-}
+
 _JSON, _NPZ = "surrogate.json", "weights.npz"
 
 
@@ -483,12 +477,12 @@ def default_surrogate(model: str = "e_coli_core") -> Surrogate:
     ArtifactError
         If ``model`` names no shipped surrogate, or its files are missing or corrupted.
     """
-    key = {name.lower(): name for name in SHIPPED_SURROGATES}.get(str(model).lower())
-    if key is None:
+    found = shipped_artifact(model)
+    if found is None:
         raise ArtifactError(
             f"The 'model' parameter of default_surrogate must be one of {sorted(SHIPPED_SURROGATES)}; got {model!r}."
         )
-    path = SHIPPED_SURROGATES[key]
+    key, path = found
     if not (path / _JSON).is_file():
         raise ArtifactError(
             f"The shipped {key} surrogate is missing from {path}; reinstall mpc_bio or rebuild it "

@@ -267,3 +267,28 @@ def test_nomad_config_is_checked_by_its_schema(tmp_path):
     with pytest.raises(ScenarioError, match="n_modles") as info:
         validate_file(_write(tmp_path, text))
     assert info.value.problems[0].key == "nomad.sampling.n_modles"
+
+
+@pytest.mark.parametrize(
+    "edit, key, fragment",
+    [
+        (('name = "e_coli_core"', 'name = "no_such_model"'), "model.name", "one of"),
+        (('artifact = "default"', 'artifact = "no/such/dir"'), "surrogate.artifact", "holding surrogate.json"),
+        (('products = { ac = "EX_ac_e" }', 'products = { ac = "EX_acetate_e" }'), "reactor.products",
+         "exchange reactions the surrogate predicts"),
+    ],
+)
+def test_validate_catches_what_would_fail_later(tmp_path, edit, key, fragment):
+    """An unknown model name, a surrogate directory that does not exist and a product the surrogate
+    does not predict are validation errors (they used to pass `validate` and fail the run)."""
+    from pathlib import Path
+
+    from mpc_bio.scenarios import ScenarioError, validate_scenario
+
+    text = (Path(__file__).resolve().parents[2] / "scenarios" / "paper_fig3.toml").read_text()
+    assert edit[0] in text
+    p = tmp_path / "s.toml"
+    p.write_text(text.replace(edit[0], edit[1]))
+    with pytest.raises(ScenarioError, match=fragment) as info:
+        validate_scenario(p)
+    assert key in str(info.value)

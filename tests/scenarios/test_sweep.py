@@ -85,11 +85,15 @@ def test_seed_index_shifts_every_seed_key(scenario):
 
 
 def test_sweep_reports_failed_runs(scenario, tmp_path):
-    """A variant that fails at run time (an artifact path that does not exist) is a failed row with
-    its error, never a crash of the sweep; exit code 1."""
-    res = run_sweep(scenario, tmp_path / "s", vary={"surrogate.artifact": ["default", "no/such/dir"]}, progress=False)
+    """A variant that fails at run time (a corrupted artifact) is a failed row with its error, never
+    a crash of the sweep."""
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "surrogate.json").write_text("{not json")
+    (broken / "weights.npz").write_bytes(b"")
+    res = run_sweep(scenario, tmp_path / "s", vary={"surrogate.artifact": ["default", str(broken)]}, progress=False)
     assert list(res.runs["status"]) == ["complete", "failed"]
-    assert res.summary["failed"] == 1 and "no/such/dir" in res.summary["failures"]["0001"]
+    assert res.summary["failed"] == 1 and "not valid json" in res.summary["failures"]["0001"]
 
 
 def test_sweep_on_a_local_dask_cluster(scenario, tmp_path):
