@@ -9,8 +9,7 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from mpc_bio.lazy import lazy_exports
 
 #: Public name -> module, imported on first use (CasADi, cobra and Pyomo load only when needed).
 _LAZY = {
@@ -75,15 +74,4 @@ __all__ = [
     "write_codesign_study",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mpc_bio.codesign' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -15,57 +15,45 @@ stays light.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from mpc_bio.lazy import lazy_exports
 
 _LAZY = {
-    "STATUS_CODES": "dataset",
-    "DatasetError": "dataset",
-    "FluxDataset": "dataset",
-    "BUNDLED_MODELS": "models",
-    "ICH360_DIR": "models",
-    "ModelLoadError": "models",
-    "find_ich360": "models",
-    "ich360_gibbs_energy_files": "models",
-    "load_model": "models",
-    "model_hash": "models",
-    "STATUS_NAMES": "pfba",
-    "InputError": "pfba",
-    "PFBAPoint": "pfba",
-    "PFBAProblem": "pfba",
-    "PFBASolver": "pfba",
-    "build_problem": "pfba",
-    "RefinementResult": "refinement",
-    "RefineSettings": "refinement",
-    "extend_dataset": "refinement",
-    "refine_cells": "refinement",
-    "refine_dataset": "refinement",
-    "DEFAULT_CHUNK_SIZE": "sampling",
-    "PAPER_GRID": "sampling",
-    "SamplePoints": "sampling",
-    "SamplingError": "sampling",
-    "grid_points": "sampling",
-    "latin_hypercube_points": "sampling",
-    "sample_pfba": "sampling",
-    "serpentine_order": "sampling",
-    "DEFAULT_INPUTS": "settings",
-    "PFBASettings": "settings",
-    "SettingsError": "settings",
-    "fit_hyperplane": "switches",
-    "switch_points": "switches",
+    "STATUS_CODES": ".dataset",
+    "DatasetError": ".dataset",
+    "FluxDataset": ".dataset",
+    "BUNDLED_MODELS": ".models",
+    "ICH360_DIR": ".models",
+    "ModelLoadError": ".models",
+    "find_ich360": ".models",
+    "ich360_gibbs_energy_files": ".models",
+    "load_model": ".models",
+    "model_hash": ".models",
+    "STATUS_NAMES": ".pfba",
+    "InputError": ".pfba",
+    "PFBAPoint": ".pfba",
+    "PFBAProblem": ".pfba",
+    "PFBASolver": ".pfba",
+    "build_problem": ".pfba",
+    "RefinementResult": ".refinement",
+    "RefineSettings": ".refinement",
+    "extend_dataset": ".refinement",
+    "refine_cells": ".refinement",
+    "refine_dataset": ".refinement",
+    "DEFAULT_CHUNK_SIZE": ".sampling",
+    "PAPER_GRID": ".sampling",
+    "SamplePoints": ".sampling",
+    "SamplingError": ".sampling",
+    "grid_points": ".sampling",
+    "latin_hypercube_points": ".sampling",
+    "sample_pfba": ".sampling",
+    "serpentine_order": ".sampling",
+    "DEFAULT_INPUTS": ".settings",
+    "PFBASettings": ".settings",
+    "SettingsError": ".settings",
+    "fit_hyperplane": ".switches",
+    "switch_points": ".switches",
 }
 
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name: str) -> Any:
-    mod = _LAZY.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'mpc_bio.metabolism' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"mpc_bio.metabolism.{mod}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

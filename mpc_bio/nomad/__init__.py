@@ -33,8 +33,7 @@ substrate, product titer).
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from mpc_bio.lazy import lazy_exports
 
 #: Ensemble-stage names -> module; imported on first access, so ``import mpc_bio.nomad`` (and
 #: ``mpc-bio --help``) stays light.
@@ -170,16 +169,4 @@ __all__ = [
     *_DESIGN_API,
 ]
 
-
-def __getattr__(name: str) -> Any:
-    """Import a public name's module on first use (cobra, CasADi and Pyomo load only when needed)."""
-    module = _ENSEMBLE_API.get(name) or _DESIGN_API.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mpc_bio.nomad' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _ENSEMBLE_API | _DESIGN_API)

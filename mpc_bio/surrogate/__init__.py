@@ -6,55 +6,43 @@ torch is imported (here and in mpc_bio.embed) only when a name that needs it is 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from mpc_bio.lazy import lazy_exports
 
 from mpc_bio.surrogate.settings import SurrogateSettings
 
 _LAZY = {
-    "train_surrogate": "training",
-    "select_device": "training",
-    "TrainingDataError": "training",
-    "Surrogate": "artifact",
-    "DomainWarning": "artifact",
-    "ArtifactError": "artifact",
-    "ArtifactIntegrityWarning": "artifact",
-    "load_surrogate": "artifact",
-    "default_surrogate": "artifact",
-    "DEFAULT_ARTIFACT": "shipped",
-    "SHIPPED_SURROGATES": "shipped",
-    "MLPSpec": "network",
-    "SurrogateModule": "network",
-    "MassBalanceProjection": "projection",
-    "build_projection": "projection",
-    "mass_balance_residual": "projection",
-    "SurrogateMetrics": "metrics",
-    "compute_metrics": "metrics",
-    "TARGETS_DEFAULT": "metrics",
-    "SurrogateEvaluation": "analysis",
-    "evaluate_surrogate": "analysis",
-    "uptake_response": "analysis",
-    "compare_fluxes": "analysis",
-    "sensitivity_map": "analysis",
-    "bend_points": "bends",
-    "miss_points": "misses",
-    "build_surrogate": "build",
-    "BuildSettings": "build",
-    "BuildResult": "build",
-    "fresh_point_errors": "build",
+    "train_surrogate": ".training",
+    "select_device": ".training",
+    "TrainingDataError": ".training",
+    "Surrogate": ".artifact",
+    "DomainWarning": ".artifact",
+    "ArtifactError": ".artifact",
+    "ArtifactIntegrityWarning": ".artifact",
+    "load_surrogate": ".artifact",
+    "default_surrogate": ".artifact",
+    "DEFAULT_ARTIFACT": ".shipped",
+    "SHIPPED_SURROGATES": ".shipped",
+    "MLPSpec": ".network",
+    "SurrogateModule": ".network",
+    "MassBalanceProjection": ".projection",
+    "build_projection": ".projection",
+    "mass_balance_residual": ".projection",
+    "SurrogateMetrics": ".metrics",
+    "compute_metrics": ".metrics",
+    "TARGETS_DEFAULT": ".metrics",
+    "SurrogateEvaluation": ".analysis",
+    "evaluate_surrogate": ".analysis",
+    "uptake_response": ".analysis",
+    "compare_fluxes": ".analysis",
+    "sensitivity_map": ".analysis",
+    "bend_points": ".bends",
+    "miss_points": ".misses",
+    "build_surrogate": ".build",
+    "BuildSettings": ".build",
+    "BuildResult": ".build",
+    "fresh_point_errors": ".build",
 }
 
 __all__ = ["SurrogateSettings", *_LAZY]
 
-
-def __getattr__(name: str) -> Any:
-    mod = _LAZY.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'mpc_bio.surrogate' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"mpc_bio.surrogate.{mod}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, eager=("SurrogateSettings",))
