@@ -18,7 +18,7 @@ from typing import Any
 
 from mpc_bio.errors import MpcBioError
 
-__all__ = ["OutputError", "check_output_dir", "staged_output", "replace_dir", "json_default"]
+__all__ = ["OutputError", "check_output_dir", "staged_output", "hidden_sibling", "replace_dir", "json_default"]
 
 
 class OutputError(MpcBioError):
@@ -69,7 +69,9 @@ def check_output_dir(out: str | Path, *, overwrite: bool = False, option: str = 
     return out
 
 
-def _hidden_sibling(out: Path) -> Path:
+def hidden_sibling(out: Path) -> Path:
+    """A new, empty hidden folder ``.NAME.incomplete-PID-N`` beside ``out`` (its parent is created)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
     i = 0
     while True:
         tmp = out.parent / f".{out.name}.incomplete-{os.getpid()}-{i}"
@@ -101,7 +103,7 @@ def staged_output(out: str | Path, *, overwrite: bool = False, option: str = "--
     the temporary folder is removed and ``out`` is left as it was.
     """
     out = check_output_dir(out, overwrite=overwrite, option=option)
-    tmp = _hidden_sibling(out)
+    tmp = hidden_sibling(out)
     try:
         yield tmp
     except BaseException:

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from mpc_bio.errors import MpcBioError
-from mpc_bio.outputs import json_default, replace_dir
+from mpc_bio.outputs import hidden_sibling, json_default, replace_dir
 from mpc_bio.scenarios.schema import Problem, ScenarioError, dump_toml, validate_with_schema
 
 __all__ = [
@@ -220,18 +220,6 @@ def _write_json(p: Path, obj: Any) -> None:
     os.replace(tmp, p)
 
 
-def _temp_dir(out: Path) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    i = 0
-    while True:
-        tmp = out.parent / f".{out.name}.incomplete-{os.getpid()}-{i}"
-        try:
-            tmp.mkdir()
-            return tmp
-        except FileExistsError:
-            i += 1
-
-
 def run_scenario(
     path: str | Path,
     out_dir: str | Path | None = None,
@@ -300,7 +288,7 @@ def run_scenario(
         "platform": platform.platform(),
         "argv": list(sys.argv),
     }
-    tmp = _temp_dir(out)
+    tmp = hidden_sibling(out)
     try:
         (tmp / "scenario.toml").write_bytes(raw)
         (tmp / "resolved.toml").write_text(
