@@ -8,9 +8,10 @@ inputs and box, the time budget, ``wall_s``, ``cpu_s``, ``n_pfba_points``,
 range), ``n_fresh_points``, the kink lines found and ``hand_constants`` (0: the recipe has no
 model-specific constant), plus the machine. Usage::
 
-    python benchmarks/build_surrogate.py                     # the three cases below, their budgets
+    python benchmarks/build_surrogate.py                     # every case below, its budget
     python benchmarks/build_surrogate.py --cases e_coli_core --budget 25
     python benchmarks/build_surrogate.py --from-reports runs/build_ecoli_25 runs/build_textbook_nh4_20
+    python benchmarks/build_surrogate.py --cases iCH360 --budget 95 --merge   # add one case to the file
 
 ``--from-reports`` collects the ``build_report.json`` of builds already made (e.g. by the CLI)
 instead of building again; each record's ``case`` is then the build directory's name. The machine is shared, so the budget is wall time under its load; the
@@ -29,7 +30,8 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 
 #: The cases: e_coli_core on the paper's box, a model the recipe was never tuned on (the textbook
-#: model with glucose and ammonium as inputs, oxygen free) and the paper's iCH360. Budgets in minutes.
+#: model with glucose and ammonium as inputs, oxygen free), the paper's iCH360 and the genome-scale
+#: iJO1366 over a smaller box (2,583 reactions). Budgets in minutes.
 CASES = {
     "e_coli_core": {"model": "e_coli_core", "inputs": {"glucose": "EX_glc__D_e", "oxygen": "EX_o2_e"},
                     "box": {"glucose": (0, 20), "oxygen": (0, 20)}, "budget": 25.0},
@@ -37,6 +39,8 @@ CASES = {
                          "box": {"glucose": (0, 20), "ammonium": (0, 10)}, "budget": 20.0},
     "iCH360": {"model": "iCH360", "inputs": {"glucose": "EX_glc__D_e", "oxygen": "EX_o2_e"},
                "box": {"glucose": (0, 20), "oxygen": (0, 20)}, "budget": 180.0},
+    "iJO1366_small": {"model": "iJO1366", "inputs": {"glucose": "EX_glc__D_e", "oxygen": "EX_o2_e"},
+                      "box": {"glucose": (0, 10), "oxygen": (0, 10)}, "budget": 20.0},
 }
 
 KEYS = ("model", "wall_s", "cpu_s", "time_budget_s", "budget_hit", "n_pfba_points", "n_training_points", "n_grid_points",
@@ -73,6 +77,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--from-reports", nargs="*", default=None, metavar="DIR", help="collect existing build directories instead")
     ap.add_argument("--note", action="append", default=[], metavar="CASE=TEXT", help="a note on one record (repeatable)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the records of other cases already in --out (a record of the same case is replaced)")
     ap.add_argument("--out", default=str(RESULTS / "build_surrogate.json"))
     args = ap.parse_args(argv)
 
@@ -95,6 +101,9 @@ def main(argv: list[str] | None = None) -> dict:
     for r in records:
         if r["case"] in notes:
             r["note"] = notes[r["case"]]
+    if args.merge and Path(args.out).exists():
+        new = {r["case"] for r in records}
+        records = [r for r in json.loads(Path(args.out).read_text()).get("results", []) if r.get("case") not in new] + records
     result = {
         "benchmark": "build_surrogate",
         "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -69,7 +69,7 @@ def main(argv=None) -> dict:
         times = {}
         for method in ("shooting", "collocation"):
             fs = FeedSettings(n_intervals=args.intervals, n_members=len(members), max_iter=args.max_iter,
-                              batch_time_h=args.batch_time, reltol=1e-8, abstol=1e-10, fd_step=1e-4,
+                              batch_time=args.batch_time, reltol=1e-8, abstol=1e-10, fd_step=1e-4,
                               elements_per_interval=args.elements, method=method, robust=mode)
             t0 = time.perf_counter()
             opt = optimize_feed(km, fs)

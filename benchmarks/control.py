@@ -3,9 +3,13 @@
 Writes ``benchmarks/results/control.json``. Usage::
 
     python benchmarks/control.py [--scenario scenarios/closed_loop_mpc.toml] [--surrogate DIR]
-                                 [--backends native_distilled,native,native_mx,l4casadi]
+                                 [--backends native_distilled,native,native_mx,l4casadi,network]
                                  [--steps 20] [--torch-threads 1] [--mismatch 0.75,1.4]
                                  [--estimators ekf,mhe]
+
+The records of other models already in the output file are kept (run it once per scenario, e.g.
+``--scenario scenarios/closed_loop_ich360.toml --backends native_distilled,native_mx,network``);
+each model's run settings are under ``runs[model]``.
 
 Figures (same scenario, same run):
 
@@ -18,15 +22,18 @@ Figures (same scenario, same run):
   every thread counted, libtorch's included, and less disturbed than wall time by other processes
   on the cores; the load average is recorded), IPOPT iterations, solver failures, and
   ``closed_loop_vs_offline`` when the window covers the batch. Backends: ``native_distilled``
-  (the scenario's B-spline distillation of the native graph), ``native`` (full network, SX),
-  ``native_mx`` (full network, MX), ``l4casadi`` (full network, l4casadi external, MX);
+  (do-mpc on the scenario's B-spline distillation of the native graph), ``native`` (do-mpc on the
+  full network, SX graph), ``native_mx`` (full network, MX graph), ``l4casadi`` (full network,
+  l4casadi external, MX), ``network`` (``[mpc] backend = "network"``: the network itself, one
+  batched torch call per NLP evaluation; the estimator keeps the scenario's control model);
 * mismatch records: the default backend with the estimator estimating the glucose Vmax on plants
   whose Vmax is scaled (``--mismatch``), per estimator (``--estimators``): failures,
   ``vmax_est_rel_err`` at the end, and the objective against the offline optimum of the true
   plant (``closed_loop_vs_offline``; None when that optimum breaks a limit).
 
 ``--torch-threads n`` pins torch's intra-op threads (for the l4casadi backend; libtorch's own
-thread pool beside IPOPT costs several times the CPU time of the work).
+thread pool beside IPOPT costs several times the CPU time of the work); the network backend pins
+them itself (``[mpc] torch_threads``, default 1).
 """
 
 from __future__ import annotations
@@ -46,27 +53,31 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "control.json"
 BACKENDS = {
-    # name: (surrogate backend, symbolic, distill)
-    "native_distilled": ("native", "SX", True),
-    "native": ("native", "SX", False),
-    "native_mx": ("native", "MX", False),
-    "l4casadi": ("l4casadi", "MX", False),
+    # name: (surrogate backend, symbolic, distill, MPC backend); None: the scenario's
+    "native_distilled": ("native", "SX", True, "do-mpc"),
+    "native": ("native", "SX", False, "do-mpc"),
+    "native_mx": ("native", "MX", False, "do-mpc"),
+    "l4casadi": ("l4casadi", "MX", False, "do-mpc"),
+    "network": (None, None, None, "network"),
 }
 
 
 def _setup(data, backend: str, surrogate: str | None, out: Path, estimator: dict | None = None):
     from mpc_bio.scenarios.control import load_control_setup
 
-    be, sym, distill = BACKENDS[backend]
+    be, sym, distill, mpc_backend = BACKENDS[backend]
     d = copy.deepcopy(data)
     for k in ("kind", "name", "description"):
         d.pop(k, None)
-    d.setdefault("control_model", {})["distill"] = distill
+    if distill is not None:
+        d.setdefault("control_model", {})["distill"] = distill
     sur = d.setdefault("surrogate", {})
     if surrogate:
         sur["artifact"] = surrogate
-    sur["backend"], sur["symbolic"] = be, sym
-    d.setdefault("mpc", {})["symvar"] = sym
+    if be is not None:
+        sur["backend"], sur["symbolic"] = be, sym
+        d.setdefault("mpc", {})["symvar"] = sym
+    d.setdefault("mpc", {})["backend"] = mpc_backend
     if estimator:
         d.setdefault("estimator", {}).update(estimator)
     return load_control_setup(Path("benchmark"), d, out, progress=False)
@@ -106,7 +117,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scenario", default=str(ROOT / "scenarios" / "closed_loop_mpc.toml"))
     ap.add_argument("--surrogate", default=None, help="surrogate artifact directory (default: the scenario's)")
-    ap.add_argument("--backends", default="native_distilled,native,native_mx,l4casadi")
+    ap.add_argument("--backends", default="native_distilled,native,native_mx,l4casadi,network")
     ap.add_argument("--steps", type=int, default=None, help="MPC steps per backend, the same for all (default: the whole batch)")
     ap.add_argument("--torch-threads", type=int, default=None, help="pin torch's intra-op threads (l4casadi backend)")
     ap.add_argument("--mismatch", default="0.75,1.4", help="plant Vmax scales of the mismatch runs ('' for none)")
@@ -140,7 +151,10 @@ def main(argv=None) -> int:
     unknown = [b for b in backends if b not in BACKENDS]
     if unknown:
         raise SystemExit(f"--backends: unknown backend(s) {unknown}; expected some of {sorted(BACKENDS)}.")
-    default = "native_distilled" if data.get("control_model", {}).get("distill", False) else "native"
+    if data.get("mpc", {}).get("backend") == "network":
+        default = "network"
+    else:
+        default = "native_distilled" if data.get("control_model", {}).get("distill", False) else "native"
     setup = _setup(data, default, args.surrogate, tmp)
     model_name = data.get("model", {}).get("name", "custom")
     oxygen = setup.reactor.kinetics.oxygen
@@ -188,10 +202,12 @@ def main(argv=None) -> int:
     guess = offline_feed_at_steps(off, setup.mpc)
 
     from mpc_bio.control.closed_loop import run_closed_loop
+    from mpc_bio.control.network_mpc import build_network_mpc
 
     def closed_loop(sb, scale=1.0, n=None):
+        mpc = build_network_mpc(sb.reactor, sb.surrogate, sb.problem, sb.mpc) if sb.mpc.backend == "network" else None
         return run_closed_loop(
-            sb.control, sb.problem, sb.x0, mpc_settings=sb.mpc, estimator_settings=sb.estimator,
+            sb.control, sb.problem, sb.x0, mpc=mpc, mpc_settings=sb.mpc, estimator_settings=sb.estimator,
             measurement_settings=sb.measurements, settings=sb.closed_loop, n_steps=n,
             plant=_plant(setup, scale), guess_feed=guess,
         )
@@ -243,16 +259,19 @@ def main(argv=None) -> int:
             records.append(rec)
             print(json.dumps(rec, default=float), flush=True)
 
-    result["records"] = records
     nominal = {r["backend"]: r for r in records if "plant_vmax_scale" not in r and "mpc_step_cpu_ms_median" in r}
     if nominal:
         fastest = min(v["mpc_step_cpu_ms_median"] for v in nominal.values())
         for b, r in nominal.items():
             r["cpu_vs_fastest"] = r["mpc_step_cpu_ms_median"] / fastest
     d = nominal.get(default, {})
+    net = nominal.get("network", {})
+    step_target = {"e_coli_core": 50.0, "iCH360": 200.0}.get(model_name)
     result["load_average_end"] = os.getloadavg()[0]
     result["targets"] = {
-        "e_coli_core_step_cpu_le_50ms": (d.get("mpc_step_cpu_ms_median", np.inf) <= 50.0) if model_name == "e_coli_core" else None,
+        "network_step_cpu_ms_target": step_target,
+        "network_step_cpu_within_target": (net.get("mpc_step_cpu_ms_median", np.inf) <= step_target) if step_target and net else None,
+        "network_within_2x_fastest": (net["cpu_vs_fastest"] <= 2.0) if net else None,
         "closed_loop_vs_offline_ge_0.97": (d.get("closed_loop_vs_offline") or 0.0) >= 0.97,
         "no_solver_failures": all(r.get("solver_failures", 1) == 0 for r in records if "error" not in r),
         "offline_max_violation_le_0.005": off.max_violation_frac <= 0.005,
@@ -261,8 +280,14 @@ def main(argv=None) -> int:
         "l4casadi_within_2x_fastest": (nominal["l4casadi"]["cpu_vs_fastest"] <= 2.0) if "l4casadi" in nominal else None,
         "offline_beats_exp": result["offline_vs_exp_margin"] > 0,
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2, default=float))
+    out = Path(args.out)
+    old = json.loads(out.read_text()) if out.is_file() else {}
+    runs = {**old.get("runs", {}), model_name: result}
+    # top level: the main job's (e_coli_core) run settings, as before; every model's under runs
+    total = {**runs.get("e_coli_core", result), "runs": runs}
+    total["records"] = [r for r in old.get("records", []) if r.get("model") != model_name and r.get("model") in runs] + records
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(total, indent=2, default=float))
     print(json.dumps(result["targets"], indent=2, default=float))
     return 0
 

@@ -47,41 +47,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``mpc-bio``; returns the process exit code.
 
     0 success, 1 a result that did not succeed (the command says which), 2 an error (one line:
     bad input, settings, files, unreachable scheduler, ...; ``--debug`` shows the traceback),
-    130 interrupted (Ctrl-C or SIGTERM, which stops a command like Ctrl-C does).
+    130 interrupted (Ctrl-C or SIGTERM, which stops a command like Ctrl-C does, also inside
+    IPOPT and CVODES: see :mod:`mpc_bio.interrupts`), with one line saying what was kept.
     """
-    import signal
-    import threading
     import zipfile
+
+    from mpc_bio.interrupts import Interrupted, catch_interrupts, interrupted
 
     parser = build_parser()
     args = parser.parse_args(argv)
     import os
 
     os.environ.setdefault("MPLBACKEND", "Agg")  # figures go to files, never to a window (no import here)
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None
-    try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print(f"mpc-bio {args.command}: interrupted.", file=sys.stderr)
-        return 130
-    except (ValueError, OSError, RuntimeError, zipfile.BadZipFile) as exc:
-        if args.debug:
-            raise
-        print(f"mpc-bio {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, previous)
+    with catch_interrupts(getattr(args, "interrupt_grace", None), f"mpc-bio {args.command}"):
+        try:
+            return int(args.func(args) or 0)
+        except KeyboardInterrupt as exc:
+            detail = f": {exc}" if isinstance(exc, Interrupted) and str(exc) else "."
+            print(f"mpc-bio {args.command}: interrupted ({interrupted() or 'SIGINT'}){detail}", file=sys.stderr)
+            return 130
+        except (ValueError, OSError, RuntimeError, zipfile.BadZipFile) as exc:
+            if interrupted():  # a solver turned the interrupt into its own error (e.g. CVODES CV_RHSFUNC_FAIL)
+                print(f"mpc-bio {args.command}: interrupted ({interrupted()}).", file=sys.stderr)
+                return 130
+            if args.debug:
+                raise
+            print(f"mpc-bio {args.command}: error: {exc}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

@@ -7,19 +7,20 @@ by co-design (:attr:`mpc_bio.codesign.FeedOptimum.profile`). The feed's glucose 
 belongs to the reactor settings (``FedBatchSettings.feed_glucose``,
 ``VerificationSettings.feed_glucose_mmol_per_l``), not to the profile.
 
-This module sits at the ground level of the package (it imports only :mod:`mpc_bio.errors`),
-so nomad, which may depend on metabolism only, can use it without importing the process stage.
+This module sits at the ground level of the package (it imports only :mod:`mpc_bio.errors` and
+:mod:`mpc_bio.settings`), so nomad, which may depend on metabolism only, can use it without
+importing the process stage.
 The error of a bad profile is the process stage's settings error, defined here for that reason
 and re-exported by :mod:`mpc_bio.process`.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Any
+from typing import ClassVar
 
 from mpc_bio.errors import MpcBioError
+from mpc_bio.settings import Settings, setting
 
 __all__ = ["ProcessSettingsError", "FeedProfile"]
 
@@ -28,57 +29,22 @@ class ProcessSettingsError(MpcBioError):
     """A process setting has the wrong type, lies outside its range, or names a missing species."""
 
 
-def _numbers(name: str, values: Any, low: float | None) -> tuple[float, ...]:
-    """Finite floats (>= ``low`` when given); the error names the parameter and the bad value."""
-    out = []
-    for v in values:
-        x = math.nan if isinstance(v, bool) else v
-        try:
-            x = float(x)
-        except (TypeError, ValueError):
-            x = math.nan
-        if not math.isfinite(x) or (low is not None and x < low):
-            rel = "" if low is None else f" >= {low}"
-            raise ProcessSettingsError(
-                f"The '{name}' parameter of FeedProfile must be a finite number{rel}. Got {v!r} instead."
-            )
-        out.append(x)
-    return tuple(out)
-
-
 @dataclass(frozen=True)
-class FeedProfile:
-    """Piecewise-constant feed rate F(t): ``rates[i]`` on ``[times[i], times[i+1])``.
+class FeedProfile(Settings):
+    """Piecewise-constant feed rate F(t): ``rates[i]`` on ``[times[i], times[i+1])``."""
 
-    Attributes
-    ----------
-    times : tuple of float
-        Switching times (h), strictly increasing, the first 0.
-    rates : tuple of float
-        Feed rates (L/h), >= 0, one per switching time; the last holds to the end of the run.
-    """
+    error: ClassVar[type] = ProcessSettingsError
 
-    times: tuple[float, ...] = (0.0, 5.0)
-    rates: tuple[float, ...] = (0.001, 0.02)
+    times: tuple[float, ...] = setting((0.0, 5.0), unit="h", low=0.0, min_items=1,
+                                       doc="Switching times, first 0, strictly increasing.")
+    rates: tuple[float, ...] = setting((0.001, 0.02), unit="L/h", low=0.0, min_items=1,
+                                       doc="Feed rate from each switching time on; the last holds to the end of the run.")
 
-    def __post_init__(self) -> None:
-        o = "FeedProfile"
-        try:
-            times = _numbers("times", self.times, None)
-            rates = _numbers("rates", self.rates, 0.0)
-        except TypeError:
-            raise ProcessSettingsError(f"The 'times' and 'rates' of {o} must be lists of numbers.") from None
-        if not times or len(times) != len(rates):
-            raise ProcessSettingsError(
-                f"The 'times' and 'rates' parameters of {o} must be non-empty and of equal length. "
-                f"Got {len(times)} times and {len(rates)} rates instead."
-            )
-        if times[0] != 0.0 or any(b <= a for a, b in zip(times, times[1:])):
-            raise ProcessSettingsError(
-                f"The 'times' parameter of {o} must start at 0 and increase strictly (h). Got {list(times)} instead."
-            )
-        object.__setattr__(self, "times", times)
-        object.__setattr__(self, "rates", rates)
+    def _check(self) -> None:
+        if len(self.times) != len(self.rates):
+            raise self.invalid("rates", f"a list of equal length to times ({len(self.times)} items)", self.rates)
+        if self.times[0] != 0.0 or any(b <= a for a, b in zip(self.times, self.times[1:])):
+            raise self.invalid("times", "a list that starts at 0 and increases strictly (h)", self.times)
 
     def rate(self, t: float) -> float:
         """Feed rate (L/h) in force at time ``t`` (h); a switching time within 1e-12 h counts as reached."""

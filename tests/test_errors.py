@@ -14,6 +14,8 @@ STAGE_ERRORS = [
     ("mpc_bio.metabolism.dataset", "DatasetError"),
     ("mpc_bio.metabolism.cli", "CLIError"),
     ("mpc_bio.surrogate.artifact", "ArtifactError"),
+    ("mpc_bio.surrogate.settings", "SurrogateSettingsError"),
+    ("mpc_bio.codesign.settings", "CodesignError"),
     ("mpc_bio.surrogate.training", "TrainingDataError"),
     ("mpc_bio.embed.to_casadi", "EmbeddingError"),
     ("mpc_bio.process", "ProcessSettingsError"),

@@ -19,14 +19,14 @@ def test_rate_holds_each_segment_from_its_switching_time():
 @pytest.mark.parametrize(
     ("times", "rates", "match"),
     [
-        ((0.0, 5.0, 4.0), (0.0, 0.1, 0.2), "start at 0 and increase"),
-        ((1.0,), (0.1,), "start at 0 and increase"),
-        ((0.0, 5.0), (0.1,), "equal length"),
-        ((), (), "equal length"),
-        ((0.0,), (-0.1,), "'rates' parameter of FeedProfile must be a finite number >= 0.0"),
+        ((0.0, 5.0, 4.0), (0.0, 0.1, 0.2), "'times'.*starts at 0 and increases strictly"),
+        ((1.0,), (0.1,), "'times'.*starts at 0 and increases strictly"),
+        ((0.0, 5.0), (0.1,), "'rates'.*equal length to times"),
+        ((), (), "'times'.*at least 1 item"),
+        ((0.0,), (-0.1,), r"'rates' parameter of FeedProfile must be a list of at least 1 item, each item a finite number >= 0 \(L/h\)"),
         ((0.0,), (float("nan"),), "'rates'"),
         ((0.0, True), (0.1, 0.2), "'times'"),
-        (3.0, (0.1,), "lists of numbers"),
+        (3.0, (0.1,), "'times' parameter of FeedProfile must be a list"),
     ],
 )
 def test_bad_profiles_raise_naming_the_parameter(times, rates, match):

@@ -49,6 +49,7 @@ import time
 
 import casadi as ca
 import numpy as np
+from mpc_bio.interrupts import check_interrupt
 
 from mpc_bio.codesign.model import KineticControlModel
 from mpc_bio.codesign.optimum import FeedOptimum, interval_profile, member_objective
@@ -61,7 +62,7 @@ __all__ = ["collocation_times", "optimize_feed_collocation"]
 def collocation_times(settings: FeedSettings) -> tuple[np.ndarray, np.ndarray]:
     """Element start times (n_el,) and collocation times (n_el, deg) of the batch (h)."""
     n_el = settings.n_intervals * settings.elements_per_interval
-    h = settings.batch_time_h / n_el
+    h = settings.batch_time / n_el
     tau = np.asarray(ca.collocation_points(settings.collocation_deg, "radau"))
     starts = np.arange(n_el) * h
     return starts, starts[:, None] + h * tau[None, :]
@@ -95,9 +96,10 @@ def _radau_start(element: ca.Function, y_el: np.ndarray, y0: np.ndarray, setting
         try:
             sol = np.asarray(rf(y_col[k].reshape(-1), p)).reshape(d, nx)
         except RuntimeError:
-            pass
+            check_interrupt()
         if sol is None or not np.all(np.isfinite(sol)) or np.any(sol < 0):
             r = fb(x0=np.maximum(y_col[k].reshape(-1), 0.0), p=p, lbg=0, ubg=0, lbx=0)
+            check_interrupt()
             sol = np.asarray(r["x"]).reshape(d, nx) if fb.stats()["success"] else None
         if sol is not None:
             y_col[k] = sol
@@ -117,13 +119,13 @@ def _discretise(km: KineticControlModel, settings: FeedSettings, feed: np.ndarra
     ``n_fail`` the elements whose equations were not solved (CVODES values kept there).
     """
     N, M, d = settings.n_intervals, settings.elements_per_interval, settings.collocation_deg
-    T = settings.batch_time_h
+    T = settings.batch_time
     n_el = N * M
     h = T / n_el
     m = km.model
     nx = m.n_x
     iv, gi = km.volume_index, list(km.glucose_index)
-    gmax, vmax = settings.glucose_max_mmol_per_l, settings.volume_max_l
+    gmax, vmax = settings.glucose_max, settings.volume_max
     starts, tc = collocation_times(settings)
     # CVODES solution under the start feed at every element start and collocation point
     grid = np.concatenate([np.column_stack([starts, tc]).reshape(-1), [T]])
@@ -192,14 +194,14 @@ def optimize_feed_collocation(
         raise ValueError(f"The 'mode' parameter of optimize_feed_collocation must be 'mean' or 'worst'. Got {mode!r} instead.")
     t_start = time.perf_counter()
     N, M, d = settings.n_intervals, settings.elements_per_interval, settings.collocation_deg
-    T = settings.batch_time_h
+    T = settings.batch_time
     n_el = N * M
     m = km.model
     nx = m.n_x
     iv = km.volume_index
     gi, pi = list(km.glucose_index), list(km.product_index)
-    fs = settings.feed_max_l_per_h
-    gmax, vmax = settings.glucose_max_mmol_per_l, settings.volume_max_l
+    fs = settings.feed_max
+    gmax, vmax = settings.glucose_max, settings.volume_max
     _, tc = collocation_times(settings)
     f0, init_obj, p_init = feasible_start(km, settings, initial_feed, mode)
     element, x_nom, y_col, n_fail = _discretise(km, settings, f0)
@@ -219,7 +221,7 @@ def optimize_feed_collocation(
     lbg = [0.0] * R.numel() + [-np.inf] * G.numel() + [-np.inf]
     ubg = [0.0] * R.numel() + [0.0] * G.numel() + [1.0]
     w = [Fw, ca.vec(Yc)]
-    lbw = [settings.feed_min_l_per_h / fs] * N + [0.0] * (nx * n_el * d)
+    lbw = [settings.feed_min / fs] * N + [0.0] * (nx * n_el * d)
     ubw = [1.0] * N + [np.inf] * (nx * n_el * d)
     # column-major vec: element by element, point by point
     w0 = list(f0 / fs) + list(np.maximum(y_col, 0.0).reshape(-1))
@@ -243,12 +245,13 @@ def optimize_feed_collocation(
     }
     solver = ca.nlpsol("codesign_feed_collocation", "ipopt", {"x": ca.vertcat(*w), "f": obj, "g": ca.vertcat(*g)}, opts)
     sol = solver(x0=w0, lbx=lbw, ubx=ubw, lbg=lbg, ubg=ubg)
+    check_interrupt()  # IPOPT turns Ctrl-C/SIGTERM into a status
     st = solver.stats()
     status = str(st.get("return_status"))
     if n_fail:
         status += f" [start: {n_fail} of {n_el} elements not solved, CVODES values used]"
     wopt = np.asarray(sol["x"]).reshape(-1)
-    feed = np.clip(wopt[:N] * fs, settings.feed_min_l_per_h, settings.feed_max_l_per_h)
+    feed = np.clip(wopt[:N] * fs, settings.feed_min, settings.feed_max)
     nlp_products = np.asarray(ca.Function("nP", [ca.vertcat(*w)], [nP])(wopt)).reshape(-1)
     nlp_obj = member_objective(nlp_products, mode)
     # verify by CVODES: objective, discretisation gap and glucose limit at the collocation points
@@ -257,6 +260,7 @@ def optimize_feed_collocation(
         xs = simulate_states(km, settings, feed, tc.reshape(-1))
         glc_ratio = float(np.max(xs[:, gi] / xs[:, [iv]])) / gmax
     except RuntimeError:
+        check_interrupt()
         p_opt, glc_ratio = np.full(len(pi), np.nan), np.inf
     mismatch = float(np.max(np.abs(nlp_products - p_opt) / np.maximum(np.abs(p_opt), 1e-9))) if np.all(np.isfinite(p_opt)) else np.inf
     feasible = glc_ratio <= 1.0 + settings.collocation_glucose_tolerance and bool(np.all(np.isfinite(p_opt)))

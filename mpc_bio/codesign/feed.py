@@ -29,8 +29,8 @@ __all__ = ["batch_problem", "optimize_feed"]
 def batch_problem(settings: FeedSettings) -> BatchProblem:
     """The control layer's :class:`BatchProblem` for these feed settings (objective "product")."""
     return BatchProblem(
-        batch_time=settings.batch_time_h, objective="product", feed_min=settings.feed_min_l_per_h,
-        feed_max=settings.feed_max_l_per_h, volume_max=settings.volume_max_l, glucose_max=settings.glucose_max_mmol_per_l,
+        batch_time=settings.batch_time, objective="product", feed_min=settings.feed_min,
+        feed_max=settings.feed_max, volume_max=settings.volume_max, glucose_max=settings.glucose_max,
     )
 
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from mpc_bio.feed import FeedProfile
 
-__all__ = ["FeedOptimum", "interval_profile", "member_objective"]
+__all__ = ["FeedOptimum", "feed_optimum_from_dict", "interval_profile", "member_objective"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -91,6 +91,22 @@ class FeedOptimum:
             "solve_time_s": self.solve_time_s, "feed_glucose_mmol_per_l": self.feed_glucose_mmol_per_l,
             "nlp_objective_mmol": self.nlp_objective, "simulation_mismatch": self.simulation_mismatch,
         }
+
+
+def feed_optimum_from_dict(d: dict) -> FeedOptimum:
+    """The :class:`FeedOptimum` written by :meth:`FeedOptimum.to_dict` (the co-design cache)."""
+    edges = [float(t) for t in d["edges_h"]]
+    return FeedOptimum(
+        strain=d["strain"], mode=d["mode"], method=d["method"],
+        profile=FeedProfile(times=tuple(edges[:-1]), rates=tuple(float(f) for f in d["feed_l_per_h"])),
+        batch_time_h=edges[-1], objective=float(d["objective_mmol"]),
+        member_product_mmol=np.asarray(d["member_product_mmol"], dtype=float), initial_objective=float(d["initial_objective_mmol"]),
+        members=tuple(int(m) for m in d["members"]), status=d["status"], success=bool(d["success"]),
+        iterations=int(d["iterations"]), solve_time_s=float(d["solve_time_s"]),
+        feed_glucose_mmol_per_l=float(d["feed_glucose_mmol_per_l"]),
+        nlp_objective=float("nan") if d["nlp_objective_mmol"] is None else float(d["nlp_objective_mmol"]),
+        simulation_mismatch=float("nan") if d["simulation_mismatch"] is None else float(d["simulation_mismatch"]),
+    )
 
 
 def interval_profile(batch_time_h: float, feed) -> FeedProfile:

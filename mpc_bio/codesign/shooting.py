@@ -23,6 +23,7 @@ import time
 
 import casadi as ca
 import numpy as np
+from mpc_bio.interrupts import check_interrupt
 
 from mpc_bio.codesign.model import KineticControlModel
 from mpc_bio.codesign.optimum import FeedOptimum, interval_profile, member_objective
@@ -134,16 +135,16 @@ def optimize_robust_feed(
     if mode not in ("mean", "worst"):
         raise ValueError(f"The 'mode' parameter of optimize_robust_feed must be 'mean' or 'worst'. Got {mode!r} instead.")
     N = settings.n_intervals
-    T = settings.batch_time_h
+    T = settings.batch_time
     h = T / N
     v0 = float(km.x0[km.volume_index])
-    fs = settings.feed_max_l_per_h
+    fs = settings.feed_max
     t0 = time.perf_counter()
     # start from a feasible guess (the initial feed scaled down until it keeps the glucose limit)
     f0, init_obj, p_init = feasible_start(km, settings, initial_feed, mode)
     w_sim = ca.MX.sym("F_scaled", N)
     nodes = shooting_nodes(km, settings, w_sim * fs)
-    gmax, vmax = settings.glucose_max_mmol_per_l, settings.volume_max_l
+    gmax, vmax = settings.glucose_max, settings.volume_max
     glc = [(x[i] - gmax * x[km.volume_index]) / (gmax * vmax) for x in nodes for i in km.glucose_index]
     n_glc = len(glc)
     # derivatives by forward finite differences of the CVODES simulation (step fd_step in the
@@ -160,6 +161,7 @@ def optimize_robust_feed(
         try:
             return float(np.max(np.asarray(glc_fn(f_scaled)))) <= 0.0
         except RuntimeError:
+            check_interrupt()
             return False
 
     j_scale = max(abs(init_obj), 1e-6)
@@ -170,7 +172,7 @@ def optimize_robust_feed(
     g.append((v0 + h * ca.sum1(w_f * fs)) / vmax)
     lbg.append(-np.inf)
     ubg.append(1.0)
-    lbx = [settings.feed_min_l_per_h / fs] * N
+    lbx = [settings.feed_min / fs] * N
     ubx = [1.0] * N
     x0 = list(f0 / fs)
     # epigraph form for both modes (t <= mean or t <= every member): the objective gradient is
@@ -193,14 +195,16 @@ def optimize_robust_feed(
     g_all = ca.vertcat(*g)
     solver = ca.nlpsol("codesign_feed", "ipopt", {"x": w, "f": obj, "g": g_all}, opts)
     sol = solver(x0=x0, lbx=lbx, ubx=ubx, lbg=lbg, ubg=ubg)
+    check_interrupt()  # IPOPT turns Ctrl-C/SIGTERM into a status
     st = solver.stats()
-    feed = np.clip(np.asarray(sol["x"]).reshape(-1)[:N] * fs, settings.feed_min_l_per_h, settings.feed_max_l_per_h)
+    feed = np.clip(np.asarray(sol["x"]).reshape(-1)[:N] * fs, settings.feed_min, settings.feed_max)
     status = str(st.get("return_status"))
     try:
         p_opt = np.asarray(prod_fn(feed / fs)).reshape(-1)
         path = ca.Function("path", [w_f], [ca.vertcat(*g[: n_glc + 1])])
         viol = float(np.max(np.asarray(path(feed / fs)).reshape(-1) - np.asarray(ubg[: n_glc + 1])))
     except RuntimeError:
+        check_interrupt()
         p_opt, viol = np.full(len(km.product_index), np.nan), np.inf
     # IPOPT can stop early (iteration limit, or CVODES failing inside a trial step): keep the last
     # iterate only if it is feasible and no worse than the (feasible) initial guess
@@ -216,6 +220,7 @@ def optimize_robust_feed(
         p_check = simulate_states(km, settings, feed, [T])[-1][list(km.product_index)]
         mismatch = float(np.max(np.abs(p_check - p_opt) / np.maximum(np.abs(p_check), 1e-9)))
     except RuntimeError:
+        check_interrupt()
         mismatch = float("inf")
     return FeedOptimum(
         strain=strain, mode=mode, method="shooting", profile=interval_profile(T, feed), batch_time_h=T,

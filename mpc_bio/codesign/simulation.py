@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import casadi as ca
 import numpy as np
+from mpc_bio.interrupts import check_interrupt
 
 from mpc_bio.codesign.model import KineticControlModel
 from mpc_bio.codesign.optimum import member_objective
@@ -23,11 +24,11 @@ __all__ = ["feasible_start", "shooting_nodes", "simulate_product_amounts", "simu
 def shooting_nodes(km: KineticControlModel, settings: FeedSettings, feed_sym):
     """Symbolic states (list of MX) at the ``constraint_points`` check times of every interval.
 
-    One CVODES integrator of length batch_time_h / n_intervals / constraint_points (h) is
+    One CVODES integrator of length batch_time / n_intervals / constraint_points (h) is
     chained from the model's initial state under the symbolic feed ``feed_sym``
     (n_intervals, L/h): the single-shooting transcription of the batch.
     """
-    h = settings.batch_time_h / settings.n_intervals / settings.constraint_points
+    h = settings.batch_time / settings.n_intervals / settings.constraint_points
     m = km.model
     x = ca.SX.sym("x", m.n_x)
     u = ca.SX.sym("u")
@@ -66,14 +67,14 @@ def simulate_states(km: KineticControlModel, settings: FeedSettings, feed, times
     feed : float or array_like (n_intervals,)
         Feed rate per interval (L/h).
     times : array_like
-        Output times in [0, batch_time_h] (h), any order.
+        Output times in [0, batch_time] (h), any order.
 
     Returns
     -------
     ndarray (n_times, n_x)
         States in model units (mmol, gDW, L, -). Raises RuntimeError if CVODES fails.
     """
-    T, N = settings.batch_time_h, settings.n_intervals
+    T, N = settings.batch_time, settings.n_intervals
     feed = np.broadcast_to(np.asarray(feed, dtype=float), (N,))
     times = np.round(np.asarray(times, dtype=float).reshape(-1), 12)
     if times.size and (times.min() < 0 or times.max() > T * (1 + 1e-12)):
@@ -114,12 +115,12 @@ def feasible_start(km: KineticControlModel, settings: FeedSettings, initial_feed
     products : ndarray (n_members,)
         mmol.
     """
-    N, T = settings.n_intervals, settings.batch_time_h
+    N, T = settings.n_intervals, settings.batch_time
     v0 = float(km.x0[km.volume_index])
     if initial_feed is None:
-        initial_feed = np.clip((settings.volume_max_l - v0) / T, settings.feed_min_l_per_h, settings.feed_max_l_per_h)
+        initial_feed = np.clip((settings.volume_max - v0) / T, settings.feed_min, settings.feed_max)
     f0 = np.clip(np.broadcast_to(np.asarray(initial_feed, dtype=float), (N,)).copy(),
-                 settings.feed_min_l_per_h, settings.feed_max_l_per_h)
+                 settings.feed_min, settings.feed_max)
     if check_times is None:
         h = T / N / settings.constraint_points
         check_times = h * np.arange(1, N * settings.constraint_points + 1)
@@ -130,8 +131,9 @@ def feasible_start(km: KineticControlModel, settings: FeedSettings, initial_feed
         try:
             xs = simulate_states(km, settings, f, check_times)
         except RuntimeError:
+            check_interrupt()
             return False, None
-        ok = float(np.max(xs[:, gi] / xs[:, [iv]])) <= settings.glucose_max_mmol_per_l
+        ok = float(np.max(xs[:, gi] / xs[:, [iv]])) <= settings.glucose_max
         return ok, xs[-1][list(km.product_index)]
 
     ok, prod = run(f0)
@@ -140,7 +142,7 @@ def feasible_start(km: KineticControlModel, settings: FeedSettings, initial_feed
         for _ in range(12):
             mid = 0.5 * (lo + hi)
             lo, hi = (mid, hi) if run(mid * f0)[0] else (lo, mid)
-        f0 = np.maximum(lo * f0, settings.feed_min_l_per_h)
+        f0 = np.maximum(lo * f0, settings.feed_min)
         ok, prod = run(f0)
         if prod is None:
             raise RuntimeError(f"CVODES failed on the start feed {f0.tolist()} L/h of strain model {km.members}.")

@@ -13,6 +13,11 @@ Steps (:func:`run_codesign_study`):
 Results: :meth:`CodesignStudy.table` (titer, yield, productivity, final biomass and growth rate
 per strain x feed, mean / std / 10-90 % quantiles over the models), the best strain-plus-feed
 pair and its margin over the reference strain under the reference feed (:meth:`CodesignStudy.summary`).
+
+Checkpoints: the ensemble, the designs and every feed optimisation (steps 2-3) are cached under
+``[codesign] cache_dir`` by a hash of everything they depend on, so a study that is killed
+resumes after its last finished stage or feed (``sources`` in the summary says what was reused);
+each stage prints a status line when it starts and ends.
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ import numpy as np
 from mpc_bio.codesign.designs import TopDesigns, load_or_run_designs, load_or_run_ensemble
 from mpc_bio.codesign.feed import optimize_feed
 from mpc_bio.codesign.model import kinetic_control_model
-from mpc_bio.codesign.optimum import FeedOptimum
+from mpc_bio.codesign.cache import cached_entry, config_hash
+from mpc_bio.codesign.optimum import FeedOptimum, feed_optimum_from_dict
 from mpc_bio.codesign.settings import CodesignSettings
 from mpc_bio.feed import FeedProfile
 from mpc_bio.outputs import json_default
@@ -38,6 +44,7 @@ from mpc_bio.nomad.executor import progress
 from mpc_bio.nomad.nra_settings import DesignStudySettings
 from mpc_bio.nomad.reactor import simulate_reactor
 from mpc_bio.nomad.settings import EnsembleStudySettings
+from mpc_bio.status import phase
 
 __all__ = ["CodesignEvaluation", "CodesignStudy", "run_codesign_study", "write_codesign_study", "run_codesign_scenario",
            "load_codesign_config"]
@@ -257,27 +264,37 @@ def run_codesign_study(
     CodesignStudy
     """
     seconds: dict[str, float] = {}
-    show = settings.show_progress
+    show = settings.progress
     t = time.perf_counter()
-    ensemble, control, ens_key, ens_source = load_or_run_ensemble(
-        ensemble_settings, settings.cache_dir, reuse_nomad_output=settings.reuse_nomad_output)
+    with phase("co-design: screened kinetic ensemble (cached by its settings)") as info:
+        ensemble, control, ens_key, ens_source = load_or_run_ensemble(
+            ensemble_settings, settings.cache_dir, reuse_nomad_output=settings.reuse_nomad_output)
+        info["note"] = f"source: {ens_source}"
     seconds["ensemble"] = time.perf_counter() - t
     t = time.perf_counter()
-    designs = load_or_run_designs(ensemble, control, design_settings, settings.n_designs, settings.cache_dir, ens_key)
+    with phase("co-design: NRA designs (cached by their settings)") as info:
+        designs = load_or_run_designs(ensemble, control, design_settings, settings.n_designs, settings.cache_dir, ens_key)
+        info["note"] = f"source: {designs.source}"
     seconds["designs"] = time.perf_counter() - t
 
     vs = design_settings.verification
     fset = settings.feed
-    if fset.batch_time_h is None:
-        fset = dataclasses.replace(fset, batch_time_h=vs.t_end_h)
-    vs = dataclasses.replace(vs, t_end_h=fset.batch_time_h, n_points=settings.n_points)
+    if fset.batch_time is None:
+        fset = dataclasses.replace(fset, batch_time=vs.t_end_h)
+    vs = dataclasses.replace(vs, t_end_h=fset.batch_time, n_points=settings.n_points)
     models = designs.model_index
     kw = dict(feed_glucose_mmol_per_l=vs.feed_glucose_mmol_per_l, biomass0_gdw_per_l=vs.biomass0_gdw_per_l,
               glucose0_mmol_per_l=vs.glucose0_mmol_per_l, volume0_l=vs.volume0_l)
 
     t = time.perf_counter()
     members = [int(m) for m in models[: fset.n_members]]
-    shared = optimize_feed(kinetic_control_model(ensemble, members, **kw), fset, strain="reference")
+    feed_tag = {"ensemble": ens_key, "designs": designs.key, "feed": fset.to_dict(), "reactor": kw}
+    feed_sources: dict[str, str] = {}
+    with phase("co-design: shared feed (IPOPT, reference strain)") as info:
+        shared, feed_sources["reference"] = _cached_feed(
+            settings.cache_dir, {**feed_tag, "strain": "reference", "members": members},
+            lambda: optimize_feed(kinetic_control_model(ensemble, members, **kw), fset, strain="reference"))
+        info["note"] = f"status {shared.status} ({feed_sources['reference']})"
     seconds["shared_feed"] = time.perf_counter() - t
 
     folds = {"reference": np.ones((models.size, ensemble.network.n_reactions))}
@@ -286,12 +303,18 @@ def run_codesign_study(
     own: dict[str, FeedOptimum] = {}
     t = time.perf_counter()
     if fset.reoptimize:
-        for label in progress(designs.labels, show, "design feeds"):
-            ok = [i for i in range(models.size) if np.all(np.isfinite(folds[label][i]))][: fset.n_members]
-            if not ok:
-                continue
-            km = kinetic_control_model(ensemble, [int(models[i]) for i in ok], vmax_folds=folds[label][ok], **kw)
-            own[label] = optimize_feed(km, fset, strain=label, initial_feed=shared.feed)
+        with phase(f"co-design: each design's own feed (IPOPT, {len(designs.labels)} designs)"):
+            for label in progress(designs.labels, show, "design feeds"):
+                ok = [i for i in range(models.size) if np.all(np.isfinite(folds[label][i]))][: fset.n_members]
+                if not ok:
+                    continue
+                tag = {**feed_tag, "strain": label, "members": [int(models[i]) for i in ok], "initial_feed": shared.feed.tolist()}
+
+                def compute(label=label, ok=ok):
+                    km = kinetic_control_model(ensemble, [int(models[i]) for i in ok], vmax_folds=folds[label][ok], **kw)
+                    return optimize_feed(km, fset, strain=label, initial_feed=shared.feed)
+
+                own[label], feed_sources[label] = _cached_feed(settings.cache_dir, tag, compute)
     seconds["design_feeds"] = time.perf_counter() - t
 
     ref_feed = vs.feed_profile()
@@ -303,32 +326,48 @@ def run_codesign_study(
     success = np.zeros(shape[:3], dtype=bool)
     jobs = [(s, f, m) for s in range(len(strains)) for f in range(len(FEEDS)) for m in range(models.size)]
     t = time.perf_counter()
-    for s, f, m in progress(jobs, show, "co-design simulations"):
-        fold = folds[strains[s]][m]
-        if not np.all(np.isfinite(fold)):
-            continue
-        name = FEEDS[f]
-        if name == "batch":
-            feed = None
-        elif name == "reference":
-            feed = ref_feed
-        elif name == "shared":
-            feed = shared.profile
-        else:
-            feed = (own[strains[s]] if strains[s] in own else shared).profile
-        sim = simulate_reactor(ensemble, int(models[m]), vmax_fold=fold, settings=vs, feed=feed)
-        for k in arr:
-            arr[k][s, f, m] = getattr(sim, k)
-        yld[s, f, m] = sim.product_yield if sim.success else np.nan
-        success[s, f, m] = sim.success
+    with phase(f"co-design: {len(jobs)} reactor simulations (strains x feeds x models)"):
+        for s, f, m in progress(jobs, show, "co-design simulations"):
+            fold = folds[strains[s]][m]
+            if not np.all(np.isfinite(fold)):
+                continue
+            name = FEEDS[f]
+            if name == "batch":
+                feed = None
+            elif name == "reference":
+                feed = ref_feed
+            elif name == "shared":
+                feed = shared.profile
+            else:
+                feed = (own[strains[s]] if strains[s] in own else shared).profile
+            sim = simulate_reactor(ensemble, int(models[m]), vmax_fold=fold, settings=vs, feed=feed)
+            for k in arr:
+                arr[k][s, f, m] = getattr(sim, k)
+            yld[s, f, m] = sim.product_yield if sim.success else np.nan
+            success[s, f, m] = sim.success
     seconds["simulations"] = time.perf_counter() - t
     ev = CodesignEvaluation(strains=strains, feeds=FEEDS, model_ids=tuple(f"model{i}" for i in models),
                             times=np.linspace(0.0, vs.t_end_h, nt), product_yield=yld, success=success,
                             product_mw_g_per_mol=vs.product_mw_g_per_mol, **arr)
     return CodesignStudy(settings=dataclasses.replace(settings, feed=fset), designs=designs, shared_feed=shared, own_feeds=own,
                          reference_feed=ref_feed, evaluation=ev,
-                         sources={"ensemble": ens_source, "ensemble_key": ens_key, "designs": designs.source, "designs_key": designs.key},
+                         sources={"ensemble": ens_source, "ensemble_key": ens_key, "designs": designs.source, "designs_key": designs.key,
+                                  "feeds": feed_sources},
                          seconds=seconds)
+
+
+def _cached_feed(cache_dir: str | None, tag: dict[str, Any], compute) -> tuple[FeedOptimum, str]:
+    """``compute()``'s feed optimum, kept in the cache under a hash of ``tag`` (everything it
+    depends on), so a killed study resumes after its last finished optimisation; returns the
+    optimum and ``"cache"`` or ``"computed"``."""
+    if not cache_dir:
+        return compute(), "computed"
+
+    def build(tmp: Path) -> None:
+        (tmp / "feed.json").write_text(json.dumps(compute().to_dict(), default=json_default))
+
+    path, reused = cached_entry(cache_dir, "feed", config_hash(tag), build)
+    return feed_optimum_from_dict(json.loads((path / "feed.json").read_text())), "cache" if reused else "computed"
 
 
 def write_codesign_study(study: CodesignStudy, out_dir: str | Path, figures: bool = True) -> dict[str, Path]:
@@ -384,9 +423,9 @@ def run_codesign_scenario(path: Path, data: dict[str, Any], out_dir: Path, *, pr
     """
     settings, ens, design = load_codesign_config(data)
     if not progress:
-        settings = dataclasses.replace(settings, show_progress=False)
-    ens = dataclasses.replace(ens, executor=dataclasses.replace(ens.executor, progress=settings.show_progress and ens.executor.progress))
-    design = dataclasses.replace(design, show_progress=settings.show_progress)
+        settings = dataclasses.replace(settings, progress=False)
+    ens = dataclasses.replace(ens, executor=dataclasses.replace(ens.executor, progress=settings.progress and ens.executor.progress))
+    design = dataclasses.replace(design, show_progress=settings.progress)
     study = run_codesign_study(settings, ens, design)
     files = write_codesign_study(study, out_dir, figures=settings.figures)
     s = study.summary()

@@ -25,6 +25,7 @@ from mpc_bio.control.model import (
     simulate_feed,
 )
 from mpc_bio.control.mpc import FeedMPC, MPCStepRecord, build_mpc
+from mpc_bio.control.network_mpc import NetworkMPC, build_network_mpc
 from mpc_bio.control.offline import OfflineResult, optimize_feed_profile, piecewise_feed
 from mpc_bio.control.process_adapter import DfbaPlant, control_model_from_process, process_roles
 from mpc_bio.control.settings import (
@@ -48,6 +49,7 @@ __all__ = [
     "DistilledCell",
     "ExtendedKalmanFilter",
     "FeedMPC",
+    "NetworkMPC",
     "IntegratorPlant",
     "MeasurementRecord",
     "MovingHorizonEstimator",
@@ -55,6 +57,7 @@ __all__ = [
     "OfflineResult",
     "build_estimator",
     "build_mpc",
+    "build_network_mpc",
     "control_model_from_process",
     "distill_cell_model",
     "estimation_rmse",

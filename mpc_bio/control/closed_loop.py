@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from mpc_bio.control.estimation import MeasurementRecord, MeasurementSampler, build_estimator, measurement_function
 from mpc_bio.control.model import ControlModel, constraint_margins, make_integrator, objective_value
 from mpc_bio.control.mpc import FeedMPC, MPCStepRecord, build_mpc
+from mpc_bio.interrupts import check_interrupt
 from mpc_bio.control.settings import (
     BatchProblem,
     ClosedLoopSettings,
@@ -265,6 +266,11 @@ def run_closed_loop(
         params = model.params_with(settings.plant_parameter_scale) if settings.plant == "perturbed" else model.param_values
         plant = IntegratorPlant(model, params, dt, settings.plant_substeps)
     if mpc is None:
+        if mpc_settings.backend == "network":
+            raise ControlError(
+                "MPCSettings.backend='network' needs the surrogate and the reactor: pass "
+                "mpc=mpc_bio.control.network_mpc.build_network_mpc(reactor, surrogate, problem, settings)."
+            )
         mpc = build_mpc(model, problem, mpc_settings, x_scale=x_scale)
 
     x_hat0 = x_true * (1.0 + est_settings.initial_error)
@@ -296,12 +302,14 @@ def run_closed_loop(
         else:
             x_hat = est.update(y, u_prev)
             p_hat = est.params
+            check_interrupt()  # a solver may have turned Ctrl-C/SIGTERM into a failed solve
         est_t.append(time.perf_counter() - tic)
         ests.append(x_hat.copy())
         pars.append(p_hat.copy())
         if k == n:
             break
         f = mpc.step(x_hat, t, params=p_hat)
+        check_interrupt()
         sub = plant.step(x_true, f, dt)
         x_true = sub[-1].copy()
         fine_t.extend(t + dt * (np.arange(1, sub.shape[0] + 1) / sub.shape[0]))
@@ -349,6 +357,7 @@ def run_closed_loop(
     }
     if est_settings.estimate_vmax and model.roles.vmax is not None:
         iv_p = model.param_index(model.roles.vmax)
+        info["vmax_index"] = iv_p  # column of estimated_params (the figure draws it)
         info["vmax_estimate_final"] = float(np.array(pars)[-1, iv_p])
         info["vmax_plant"] = float(getattr(plant, "params", model.param_values)[iv_p]) if hasattr(plant, "params") else None
         if info["vmax_plant"]:

@@ -37,6 +37,7 @@ import numpy as np
 
 from mpc_bio.control.model import ControlModel
 from mpc_bio.control.settings import ControlError, EstimatorSettings, MeasurementSettings
+from mpc_bio.interrupts import check_interrupt
 
 __all__ = [
     "MeasurementRecord",
@@ -422,6 +423,7 @@ class MovingHorizonEstimator:
         self._us.append(float(u_prev) if u_prev is not None else 0.0)  # feed applied before this sample
         y_now = np.r_[np.where(np.isfinite(y), y, 0.0), self._us[-1]]
         xs = np.asarray(self.mhe.make_step(y_now)).reshape(-1)
+        check_interrupt()  # IPOPT turned Ctrl-C/SIGTERM into a failed status: stop, no fallback
         stats = self.mhe.solver_stats
         self.statuses.append(str(stats.get("return_status")))
         ok = bool(stats.get("success", False)) and np.all(np.isfinite(xs))
@@ -436,6 +438,7 @@ class MovingHorizonEstimator:
             try:
                 xs = np.asarray(self._predict(x0=self._x, p=np.r_[self._us[-1], self._p])["xf"]).reshape(-1)
             except RuntimeError:
+                check_interrupt()  # CVODES failed because of Ctrl-C/SIGTERM: stop, not a fallback
                 xs = self._x.copy()
         xs = np.maximum(xs, 0.0)
         xs[iv] = max(xs[iv], 1e-6)

@@ -30,8 +30,9 @@ import numpy as np
 
 from mpc_bio.control.model import ControlModel, objective_value
 from mpc_bio.control.settings import BatchProblem, ControlError, MPCSettings
+from mpc_bio.interrupts import check_interrupt
 
-__all__ = ["FeedMPC", "MPCStepRecord", "build_mpc"]
+__all__ = ["FeedMPC", "MPCStepRecord", "build_mpc", "ipopt_options", "soft_violation", "guess_plan", "fallback_feed"]
 
 
 @dataclass(frozen=True)
@@ -268,6 +269,7 @@ class FeedMPC:
         tic = time.perf_counter()
         cpu_tic = time.process_time()
         u0 = mpc.make_step(x_hat)
+        check_interrupt()  # IPOPT turned Ctrl-C/SIGTERM into a failed status: stop, do not retry cold
         stats = mpc.solver_stats
         success = bool(stats.get("success", False))
         iters = int(stats.get("iter_count", -1))
@@ -302,12 +304,7 @@ class FeedMPC:
             self._solved = True
             pred = self._objective_from_solution()
         else:
-            k = int(round((self._t_now - self._plan_time) / self.settings.t_step)) if self._plan is not None else -1
-            if self._plan is not None and 0 <= k < self._plan.size:
-                feed, fallback = float(self._plan[k]), "shifted_plan"
-            else:
-                feed, fallback = float(self.settings.safe_feed), "safe_feed"
-            feed = float(np.clip(feed, self.problem.feed_min, self.problem.feed_max))
+            feed, fallback = fallback_feed(self._plan, self._plan_time, self._t_now, self.problem, self.settings)
             self._solved = False  # the next solve starts cold from a simulated guess, not the failed iterate
             mpc.u0 = np.array([feed])
             mpc.data._u[-1] = feed  # the history shows the applied feed
@@ -333,26 +330,13 @@ class FeedMPC:
 
     def _soft_violation(self, x: np.ndarray) -> np.ndarray:
         """Violation of each soft constraint at state ``x`` (do-mpc's order), >= 0, in constraint units."""
-        m, pb, b = self.model, self.problem, self.settings.backoff
-        vol = max(float(x[m.index("volume")]), 1e-9)
-        viol = [x[m.index("volume")] - pb.volume_max, x[m.index("glucose")] / vol - (1.0 - b) * pb.glucose_max]
-        if m.index("acetate") is not None:
-            viol.append(x[m.index("acetate")] / vol - (1.0 - b) * pb.acetate_max)
-        return np.maximum(np.array(viol, dtype=float), 0.0)
+        m = self.model
+        return soft_violation(x, m.index("volume"), m.index("glucose"), m.index("acetate"), self.problem, self.settings.backoff)
 
     def _guess_plan(self, x_hat: np.ndarray) -> np.ndarray:
         """Feed plan [L/h] for a cold guess: the last plan shifted to now, else the filling feed."""
-        N = self.settings.n_horizon
-        if self._plan is not None:
-            k = int(round((self._t_now - self._plan_time) / self.settings.t_step))
-            if 0 <= k < self._plan.size:
-                rest = self._plan[k:]
-                return np.r_[rest, np.repeat(rest[-1], N - rest.size)]
-        iv = self.model.index("volume")
-        x_v = float(x_hat[iv])
-        left = max(self.problem.batch_time - self._t_now, self.settings.t_step)
-        f = np.clip((self.problem.volume_max - x_v) / left, self.problem.feed_min, self.problem.feed_max)
-        return np.full(N, f)
+        volume = float(x_hat[self.model.index("volume")])
+        return guess_plan(self._plan, self._plan_time, self._t_now, volume, self.problem, self.settings)
 
     def _shift_guess(self) -> None:
         """Shift the stored solution and its multipliers one interval forward (last interval repeated).
@@ -383,6 +367,70 @@ class FeedMPC:
         names = self.model.state_names
         x_end = np.array([float(self.mpc.opt_x_num_unscaled["_x", -1, 0, -1, n][0]) for n in names])
         return objective_value(self.model, self.problem, x_end)
+
+
+def ipopt_options(settings: MPCSettings) -> tuple[dict, dict]:
+    """IPOPT options of the MPC's cold solves and of its warm-started solves.
+
+    Cold: ``cold_max_iter`` iterations (default ``5 * max_iter``), IPOPT's default start. Warm:
+    ``max_iter`` iterations, ``warm_start_init_point`` with small bound pushes and a small initial
+    barrier parameter (the shifted solution and multipliers are near the new optimum).
+    """
+    opts = {
+        "ipopt.max_iter": settings.max_iter,
+        "ipopt.tol": settings.tol,
+        "ipopt.print_level": 0,
+        "ipopt.sb": "yes",
+        "print_time": 0,
+        "record_time": True,
+        "ipopt.linear_solver": settings.linear_solver,
+    }
+    cold_iter = settings.cold_max_iter if settings.cold_max_iter is not None else 5 * settings.max_iter
+    warm = {
+        **opts,
+        "ipopt.warm_start_init_point": "yes",
+        "ipopt.warm_start_bound_push": 1e-6,
+        "ipopt.warm_start_mult_bound_push": 1e-6,
+        "ipopt.mu_init": 1e-4,
+    }
+    return {**opts, "ipopt.max_iter": cold_iter}, warm
+
+
+def soft_violation(x, iv: int, ig: int, ia: int | None, problem: BatchProblem, backoff: float) -> np.ndarray:
+    """Violation (>= 0) of the soft limits at state ``x``: volume [L], glucose and acetate [mmol/L].
+
+    ``iv``, ``ig``, ``ia`` index the volume, glucose and acetate amounts in ``x`` (``ia`` None: no
+    acetate limit); the concentration limits are backed off to ``(1 - backoff) * limit``.
+    """
+    vol = max(float(x[iv]), 1e-9)
+    viol = [float(x[iv]) - problem.volume_max, float(x[ig]) / vol - (1.0 - backoff) * problem.glucose_max]
+    if ia is not None:
+        viol.append(float(x[ia]) / vol - (1.0 - backoff) * problem.acetate_max)
+    return np.maximum(np.array(viol, dtype=float), 0.0)
+
+
+def guess_plan(plan, plan_time: float, t: float, volume: float, problem: BatchProblem, settings: MPCSettings) -> np.ndarray:
+    """Feed plan [L/h] of a cold guess at time ``t``: ``plan`` (made at ``plan_time``) shifted to ``t``
+    and its last value repeated, else the constant feed filling the reactor from ``volume`` [L] by
+    the end of the batch."""
+    N = settings.n_horizon
+    if plan is not None:
+        k = int(round((t - plan_time) / settings.t_step))
+        if 0 <= k < plan.size:
+            rest = plan[k:]
+            return np.r_[rest, np.repeat(rest[-1], N - rest.size)]
+    left = max(problem.batch_time - t, settings.t_step)
+    return np.full(N, np.clip((problem.volume_max - volume) / left, problem.feed_min, problem.feed_max))
+
+
+def fallback_feed(plan, plan_time: float, t: float, problem: BatchProblem, settings: MPCSettings) -> tuple[float, str]:
+    """Feed [L/h] after a failed solve and its kind: the shifted plan's value, else ``safe_feed``."""
+    k = int(round((t - plan_time) / settings.t_step)) if plan is not None else -1
+    if plan is not None and 0 <= k < plan.size:
+        feed, kind = float(plan[k]), "shifted_plan"
+    else:
+        feed, kind = float(settings.safe_feed), "safe_feed"
+    return float(np.clip(feed, problem.feed_min, problem.feed_max)), kind
 
 
 def _shift_struct(st) -> None:
@@ -462,23 +510,7 @@ def build_mpc(model: ControlModel, problem: BatchProblem, settings: MPCSettings 
     symvar = settings.symvar if model.symvar == "SX" else "MX"
     m = _do_mpc_model(model, symvar)
     mpc = do_mpc.controller.MPC(m)
-    opts = {
-        "ipopt.max_iter": settings.max_iter,
-        "ipopt.tol": settings.tol,
-        "ipopt.print_level": 0,
-        "ipopt.sb": "yes",
-        "print_time": 0,
-        "record_time": True,
-        "ipopt.linear_solver": settings.linear_solver,
-    }
-    cold_iter = settings.cold_max_iter if settings.cold_max_iter is not None else 5 * settings.max_iter
-    warm_opts = {
-        **opts,
-        "ipopt.warm_start_init_point": "yes",
-        "ipopt.warm_start_bound_push": 1e-6,
-        "ipopt.warm_start_mult_bound_push": 1e-6,
-        "ipopt.mu_init": 1e-4,
-    }
+    cold_opts, warm_opts = ipopt_options(settings)
     mpc.settings.n_horizon = settings.n_horizon
     mpc.settings.t_step = settings.t_step
     mpc.settings.state_discretization = "collocation"
@@ -487,7 +519,7 @@ def build_mpc(model: ControlModel, problem: BatchProblem, settings: MPCSettings 
     mpc.settings.collocation_ni = settings.collocation_ni
     mpc.settings.store_full_solution = False  # the plan is read from opt_x_num directly
     mpc.settings.store_lagr_multiplier = False
-    mpc.settings.nlpsol_opts = {**opts, "ipopt.max_iter": cold_iter}
+    mpc.settings.nlpsol_opts = cold_opts
     mpc.settings.store_solver_stats = []
 
     mterm = -_mayer_term(m, model, problem) / settings.objective_scale

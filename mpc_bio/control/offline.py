@@ -24,6 +24,8 @@ import numpy as np
 
 from mpc_bio.control.model import ControlModel, Trajectory, constraint_margins, objective_value, simulate_feed
 from mpc_bio.control.settings import BatchProblem, ControlError, OfflineSettings
+from mpc_bio.interrupts import check_interrupt
+from mpc_bio.status import note
 
 __all__ = ["OfflineResult", "optimize_feed_profile", "piecewise_feed"]
 
@@ -267,12 +269,15 @@ def optimize_feed_profile(
     best = None
     while True:
         rounds += 1
+        note(f"offline optimum: IPOPT solve {rounds} ({nlp['x'].numel()} variables)")
         sol = solver(**start, p=backoff, lbx=lbw, ubx=ubw, lbg=lbg, ubg=ubg)
+        check_interrupt()  # IPOPT turns Ctrl-C/SIGTERM into a status: stop here, not with a broken optimum
         st = solver.stats()
         total_time += float(st.get("t_wall_total", np.nan))
         total_iter += int(st.get("iter_count", 0))
         wopt = np.asarray(sol["x"]).reshape(-1)
         feed = np.array([wopt[k * stride] * fs for k in range(N)])
+        note(f"offline optimum: CVODES check of the profile on a {dt_check:g} h grid")
         simulated = simulate_feed(
             check, problem, x0, piecewise_feed(edges, feed), dt=dt_check, params=params, stop_at_volume_max=False
         )

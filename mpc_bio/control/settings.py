@@ -193,6 +193,25 @@ class MPCSettings:
         small initial barrier parameter). Otherwise every solve starts cold (zero multipliers,
         default options) from the shifted primal solution. The first solve after a reset or a
         failure always starts cold from a guess simulated under the plan.
+    backend : str
+        ``"do-mpc"``: do-mpc's collocation NLP with the control model's CasADi graph (a distilled
+        spline or the network as a native graph). ``"network"``: the surrogate network itself in
+        the loop (:mod:`mpc_bio.control.network_mpc`): the same collocation NLP with the network
+        evaluated by one batched torch call for all collocation points per evaluation (value,
+        exact block-diagonal Jacobian and Hessian), everything else compiled as CasADi SX.
+    network_hessian : str
+        ``backend = "network"`` only: the network's part of IPOPT's Hessian of the Lagrangian.
+        ``"exact"``; ``"convexified"``: per collocation point, the network's curvature (its
+        second derivatives weighted by their multipliers, a k x k matrix) with its negative
+        eigenvalues set to zero, so IPOPT needs no large regularisation where the network bends
+        sharply (the KKT conditions, hence the solutions, are unchanged); ``"auto"``:
+        convexified for networks with kink features, exact otherwise.
+    torch_threads : int
+        ``backend = "network"`` only: torch intra-op threads inside the solver loop (restored
+        after every step).
+    device : str
+        ``backend = "network"`` only: torch device, ``"auto"`` (cuda when available, else cpu),
+        ``"cpu"`` or ``"cuda"``.
     """
 
     t_step: float = 0.5
@@ -210,6 +229,10 @@ class MPCSettings:
     symvar: str = "SX"
     linear_solver: str = "mumps"
     warm_start: bool = True
+    backend: str = "do-mpc"
+    network_hessian: str = "auto"
+    torch_threads: int = 1
+    device: str = "auto"
 
     def __post_init__(self) -> None:
         owner = "MPCSettings"
@@ -238,6 +261,11 @@ class MPCSettings:
         _positive(owner, "tol", self.tol)
         _positive(owner, "safe_feed", self.safe_feed, allow_zero=True)
         _choice(owner, "symvar", self.symvar, ("SX", "MX"))
+        _choice(owner, "backend", self.backend, ("do-mpc", "network"))
+        _choice(owner, "network_hessian", self.network_hessian, ("auto", "exact", "convexified"))
+        _choice(owner, "device", self.device, ("auto", "cpu", "cuda"))
+        if not isinstance(self.torch_threads, int) or isinstance(self.torch_threads, bool) or self.torch_threads < 1:
+            raise ControlError(f"The 'torch_threads' parameter of MPCSettings must be an int >= 1. Got {self.torch_threads!r} instead.")
 
 
 @dataclass(frozen=True)

@@ -8,17 +8,15 @@ This module provides that call and two ways to use it from CasADi:
 * :class:`BatchedNetwork` evaluates the selected outputs of the surrogate and, in the same call,
   their Jacobians and Hessians with respect to the uptakes, by forward-mode propagation through
   the layers (k = 2 inputs: two first-order and three second-order tangents, stacked with the
-  value so that each layer is one matrix product for all points). It supplies the
-  per-point Taylor coefficients of :mod:`mpc_bio.control.taylor_mpc` (the pattern of l4casadi's
-  ``RealTimeL4CasADi``, computed in float64: l4casadi 2.0.0 casts the linearisation points to
-  float32).
+  value so that each layer is one matrix product for all points), in float64 (l4casadi 2.0.0
+  casts its linearisation points and batched inputs to float32).
 * :func:`batched_casadi_function` wraps it as a CasADi function of an (k, n) matrix of uptakes with
-  exact, block-diagonal first and second derivatives (CasADi callbacks), so an NLP built for it
-  (:mod:`mpc_bio.control.batched_nlp`) makes one torch call per derivative order and IPOPT iteration
-  instead of one per point (value, Jacobian and Hessian of the same points share one call).
-  It is the batched-external design of the network in the loop; l4casadi 2.0.0's own ``batched=True``
-  externals hand the network float32 inputs and return float32-accurate derivatives, which is why
-  a CasADi callback around the float64 evaluator is used here.
+  exact, block-diagonal first and second derivatives and their exact sparsity (CasADi callbacks),
+  so an NLP built for it (:mod:`mpc_bio.control.network_mpc`) makes one torch call per derivative
+  order and IPOPT iteration instead of one per point (value, Jacobian and Hessian of the same
+  points share one call). It is the batched-external design of the network in the loop; a CasADi
+  callback around the float64 evaluator is used instead of l4casadi's own ``batched=True``
+  externals, which hand the network float32 inputs and return float32-accurate derivatives.
 
 torch runs on cuda when it is available, else on the cpu, and in float64. Its intra-op threads are
 pinned (default one) around every call by :func:`torch_threads`, which restores the previous
@@ -35,7 +33,14 @@ import casadi as ca
 import numpy as np
 import torch
 
-__all__ = ["BatchedNetwork", "TaylorCoefficients", "batched_casadi_function", "torch_threads", "torch_device"]
+__all__ = [
+    "BatchedNetwork",
+    "TaylorCoefficients",
+    "batched_casadi_function",
+    "network_curvature_function",
+    "torch_threads",
+    "torch_device",
+]
 
 
 @contextlib.contextmanager
@@ -150,6 +155,8 @@ class BatchedNetwork:
     ----------
     output_ids : tuple of str
     n_inputs, n_outputs : int
+    n_kinks : int
+        Number of kink features of the network (sharp bends of its outputs).
     calls : int
         Number of batched torch calls made (any order).
     wall_time : float
@@ -186,6 +193,7 @@ class BatchedNetwork:
         self._kM = t(spec.kink_matrix) if spec.n_kinks else None
         self._kb = t(spec.kink_bias) if spec.n_kinks else None
         self._kr = t(spec.kink_ratio) if spec.n_kinks else None
+        self.n_kinks = int(spec.n_kinks)
         self._eye = torch.eye(k, dtype=torch.float64, device=dev)
         iu = np.triu_indices(k)
         self._pairs = (torch.as_tensor(iu[0], device=dev), torch.as_tensor(iu[1], device=dev))
@@ -345,11 +353,11 @@ def _block_sparsity(n: int, r: int, k: int) -> ca.Sparsity:
 
 
 class _HessianCallback(ca.Callback):
-    """(Q, V, J) -> (d vec(J) / d vec(Q), d vec(J) / d vec(V) = 0)."""
+    """(Q, V, J) -> (d vec(J) / d vec(Q), d vec(J) / d vec(V) = 0); structurally zero unless ``exact``."""
 
-    def __init__(self, name, cache: _Cache, n: int, opts=None) -> None:
+    def __init__(self, name, cache: _Cache, n: int, opts=None, exact: bool = True) -> None:
         ca.Callback.__init__(self)
-        self.cache, self.n = cache, n
+        self.cache, self.n, self.exact = cache, n, exact
         r, k = cache.net.n_outputs, cache.net.n_inputs
         self.r, self.k = r, k
         self.jsp = _block_sparsity(n, r, k)
@@ -363,9 +371,9 @@ class _HessianCallback(ca.Callback):
                 rows.append(a + r * n * b)
                 cols.append(m + k * p)
                 p_.append(p), i_.append(i), j_.append(j), m_.append(m)
-        self._rows, self._cols = rows, cols
-        self._idx = tuple(np.array(v) for v in (p_, i_, j_, m_))
-        self.hsp = ca.Sparsity.triplet(r * n * k * n, k * n, rows, cols)
+        order = np.lexsort((rows, cols))  # CasADi's nonzero order (column-major)
+        self._idx = tuple(np.array(v)[order] for v in (p_, i_, j_, m_))
+        self.hsp = ca.Sparsity.triplet(r * n * k * n, k * n, rows, cols) if exact else ca.Sparsity(r * n * k * n, k * n)
         self.construct(name, opts or {})
 
     def get_n_in(self):
@@ -381,19 +389,22 @@ class _HessianCallback(ca.Callback):
         return self.hsp if i == 0 else ca.Sparsity(self.r * self.n * self.k * self.n, self.r * self.n)
 
     def eval(self, args):
+        zero_v = ca.DM(ca.Sparsity(self.r * self.n * self.k * self.n, self.r * self.n))
+        if not self.exact:
+            return [ca.DM(self.hsp), zero_v]
         Q = np.asarray(args[0], dtype=float).T.copy()
         H = self.cache.get(Q, 2).hessians
         vals = H[self._idx]
-        out = ca.DM.triplet(self._rows, self._cols, ca.DM(vals), *self.hsp.size())
-        return [out, ca.DM(ca.Sparsity(self.r * self.n * self.k * self.n, self.r * self.n))]
+        out = ca.DM(self.hsp, vals)
+        return [out, zero_v]
 
 
 class _JacobianCallback(ca.Callback):
     """(Q, V) -> d vec(V) / d vec(Q), block diagonal."""
 
-    def __init__(self, name, cache: _Cache, n: int, opts=None) -> None:
+    def __init__(self, name, cache: _Cache, n: int, opts=None, exact: bool = True) -> None:
         ca.Callback.__init__(self)
-        self.cache, self.n = cache, n
+        self.cache, self.n, self.exact = cache, n, exact
         self.r, self.k = cache.net.n_outputs, cache.net.n_inputs
         self.jsp = _block_sparsity(n, self.r, self.k)
         jr, jc = self.jsp.get_triplet()
@@ -421,24 +432,37 @@ class _JacobianCallback(ca.Callback):
     def eval(self, args):
         Q = np.asarray(args[0], dtype=float).T.copy()
         # second order at once: IPOPT asks for the Hessian at the point of every Jacobian
-        c = self.cache.get(Q, 2)
+        c = self.cache.get(Q, 2 if self.exact else 1)
         vals = c.jacobians[self._p, self._i, self._j]
-        return [ca.DM.triplet(self._rows, self._cols, ca.DM(vals), self.r * self.n, self.k * self.n)]
+        return [ca.DM(self.jsp, vals)]  # the triplets of jsp are in its nonzero order
+
+    def has_jac_sparsity(self, oind, iind):
+        return True
+
+    def get_jac_sparsity(self, oind, iind, symmetric):
+        # nonzero a of J, at (i + r p, j + k p), depends on Q[:, p] only (not on V)
+        if iind == 1 or not self.exact:
+            return ca.Sparsity(self.jsp.nnz(), self.r * self.n if iind == 1 else self.k * self.n)
+        k = self.k
+        rows = [a for a in range(len(self._p)) for _ in range(k)]
+        cols = [m + k * int(p) for p in self._p for m in range(k)]
+        return ca.Sparsity.triplet(self.jsp.nnz(), k * self.n, rows, cols)
 
     def has_jacobian(self):
         return True
 
     def get_jacobian(self, name, inames, onames, opts):
-        self._hess = _HessianCallback(name, self.cache, self.n, opts)
+        self._hess = _HessianCallback(name, self.cache, self.n, opts, self.exact)
         return self._hess
 
 
 class _ValueCallback(ca.Callback):
     """Q (k, n) -> V (r, n): the selected outputs of the network at n points."""
 
-    def __init__(self, name, net: BatchedNetwork, n: int, opts=None) -> None:
+    def __init__(self, name, net: BatchedNetwork, n: int, opts=None, exact_hessian: bool = True, prefetch: bool = False) -> None:
         ca.Callback.__init__(self)
         self.cache = _Cache(net)
+        self.exact, self.prefetch = exact_hessian, prefetch
         self.n, self.r, self.k = n, net.n_outputs, net.n_inputs
         self._jac = None
         self.construct(name, opts or {})
@@ -457,20 +481,31 @@ class _ValueCallback(ca.Callback):
 
     def eval(self, args):
         Q = np.asarray(args[0], dtype=float).T.copy()
+        if self.prefetch:  # the derivatives of an accepted point come in the same call
+            return [ca.DM(self.cache.get(Q, 2 if self.exact else 1).values.T)]
         key = Q.tobytes()
         if self.cache.key == key and self.cache.coef is not None:
             return [ca.DM(self.cache.coef.values.T)]
         return [ca.DM(self.cache.net.values(Q).T)]
 
+    def has_jac_sparsity(self, oind, iind):
+        return True
+
+    def get_jac_sparsity(self, oind, iind, symmetric):
+        return _block_sparsity(self.n, self.r, self.k)  # each point's outputs depend on its inputs only
+
     def has_jacobian(self):
         return True
 
     def get_jacobian(self, name, inames, onames, opts):
-        self._jac = _JacobianCallback(name, self.cache, self.n, opts)
+        self._jac = _JacobianCallback(name, self.cache, self.n, opts, self.exact)
         return self._jac
 
 
-def batched_casadi_function(net: BatchedNetwork, n_points: int, *, name: str = "surrogate_batched") -> ca.Function:
+def batched_casadi_function(
+    net: BatchedNetwork, n_points: int, *, name: str = "surrogate_batched", exact_hessian: bool = True,
+    prefetch: bool = False,
+) -> ca.Function:
     """CasADi function ``Q (k, n) -> V (r, n)`` evaluating ``net`` at n points in one torch call.
 
     Parameters
@@ -481,6 +516,15 @@ def batched_casadi_function(net: BatchedNetwork, n_points: int, *, name: str = "
         n, the number of points (columns) per call.
     name : str
         Name of the CasADi function.
+    exact_hessian : bool
+        Exact second derivatives of the network (one torch call gives value, Jacobian and
+        Hessian). ``False``: the second derivative of the network is structurally zero (a
+        Gauss-Newton-like Hessian of the Lagrangian: the curvature of the rest of the model is
+        kept, the network's is dropped) and the torch calls compute first derivatives only.
+    prefetch : bool
+        Compute the derivatives with every value (one torch call per point set instead of one
+        for the value and one for the derivatives when the point is accepted): cheaper when
+        most evaluated points are also differentiated (an interior-point method's full steps).
 
     Returns
     -------
@@ -492,4 +536,69 @@ def batched_casadi_function(net: BatchedNetwork, n_points: int, *, name: str = "
     """
     if int(n_points) < 1:
         raise ValueError(f"The 'n_points' parameter of batched_casadi_function must be positive. Got {n_points!r} instead.")
-    return _ValueCallback(name, net, int(n_points))
+    return _ValueCallback(name, net, int(n_points), exact_hessian=bool(exact_hessian), prefetch=bool(prefetch))
+
+
+class _CurvatureCallback(ca.Callback):
+    """(Q (k, n), W (r, n)) -> block-diagonal (k n, k n): per point p, sum_i W[i, p] d2 v_i / dq2 (q = Q[:, p])."""
+
+    def __init__(self, name, cache: _Cache, n: int, convexify: bool, opts=None) -> None:
+        ca.Callback.__init__(self)
+        self.cache, self.n, self.convexify = cache, n, convexify
+        self.r, self.k = cache.net.n_outputs, cache.net.n_inputs
+        k = self.k
+        # nonzeros in CasADi's order: block p, column b, row a
+        rows = [a + k * p for p in range(n) for b in range(k) for a in range(k)]
+        cols = [b + k * p for p in range(n) for b in range(k) for a in range(k)]
+        self.sp = ca.Sparsity.triplet(k * n, k * n, rows, cols)
+        self.construct(name, opts or {})
+
+    def get_n_in(self):
+        return 2
+
+    def get_n_out(self):
+        return 1
+
+    def get_sparsity_in(self, i):
+        return ca.Sparsity.dense(self.k if i == 0 else self.r, self.n)
+
+    def get_sparsity_out(self, i):
+        return self.sp
+
+    def eval(self, args):
+        Q = np.asarray(args[0], dtype=float).T.copy()
+        W = np.asarray(args[1], dtype=float).T  # (n, r)
+        M = np.einsum("nr,nrab->nab", W, self.cache.get(Q, 2).hessians)
+        if self.convexify:  # the nearest positive semidefinite matrix (negative eigenvalues set to 0)
+            lam, U = np.linalg.eigh(M)
+            M = np.einsum("nab,nb,ncb->nac", U, np.maximum(lam, 0.0), U)
+        return [ca.DM(self.sp, M.transpose(0, 2, 1).reshape(-1))]
+
+
+def network_curvature_function(fun, *, convexify: bool = False, name: str = "network_curvature") -> ca.Function:
+    """The network's weighted second derivatives at n points: ``(Q, W) -> blockdiag_p(sum_i W[i, p] H_i(Q[:, p]))``.
+
+    For a Hessian of a Lagrangian assembled by hand (e.g. IPOPT's ``hess_lag``): with W the
+    multipliers (adjoints) of the network outputs V = fun(Q), the block diagonal matrix is the
+    network's contribution in the space of its inputs.
+
+    Parameters
+    ----------
+    fun : casadi.Callback
+        A function made by :func:`batched_casadi_function` (its torch calls are shared: the
+        Hessians of the points it has just evaluated come from the same call).
+    convexify : bool
+        Replace each point's (k, k) block by its nearest positive semidefinite matrix (negative
+        eigenvalues set to zero): the network adds no negative curvature, so the interior-point
+        method needs no large Hessian regularisation where the network bends sharply (kink
+        features); the KKT conditions, hence the solutions, are unchanged.
+    name : str
+
+    Returns
+    -------
+    casadi.Callback
+        Callable with DM or MX arguments; keep it alive as long as functions built from it are used.
+    """
+    if not isinstance(fun, _ValueCallback):
+        raise TypeError(f"network_curvature_function needs a function made by batched_casadi_function. Got {type(fun).__name__} instead.")
+    return _CurvatureCallback(name, fun.cache, fun.n, bool(convexify))

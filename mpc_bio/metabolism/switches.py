@@ -296,6 +296,37 @@ def _ransac_lines(P: np.ndarray, tol: float, min_support: int, rng: np.random.Ge
     return out
 
 
+def _joins_found_line(lines, group, order, X, step, locate, tol: float, feature: str) -> bool:
+    """Whether a candidate's edges lie on a line already found; if so it joins that line.
+
+    The line must cross (or pass within ``tol`` of) at least 90 % of the candidate's grid edges,
+    and the candidate's switch, bisected at its two ends and its middle, must lie within ``tol`` of
+    the line (close but distinct boundaries, a fraction of a grid step apart, are told apart here).
+    """
+    if not lines:
+        return False
+    a_pts = X[group[:, 0]]
+    b_pts = a_pts.copy()
+    b_pts[np.arange(len(group)), group[:, 1]] += step[group[:, 1]]
+    pts = None
+    for m in lines:
+        n, c = m["line"][:-1], m["line"][-1]
+        da, db = a_pts @ n - c, b_pts @ n - c
+        crossed = (da * db <= 0) | (np.minimum(np.abs(da), np.abs(db)) <= tol)
+        if crossed.mean() < 0.9:
+            continue
+        if pts is None:  # bisected once, compared with every line that crosses the edges
+            ends = order[np.unique([0, len(order) // 2, len(order) - 1])]
+            pts = np.array([locate(*group[i]) for i in ends])
+        if np.all(np.abs(pts @ n - c) <= tol):
+            m["points"] = np.vstack([m["points"], pts])
+            if feature not in m["features"]:
+                m["features"].append(feature)
+            m["edges"] |= {tuple(e) for e in group[crossed].tolist()}
+            return True
+    return False
+
+
 def find_kink_lines(
     model,
     dataset,
@@ -306,6 +337,7 @@ def find_kink_lines(
     min_edges: int = 4,
     straightness: float = 1e-3,
     xtol: float = 1e-6,
+    max_splits: int = 2,
     max_lines: int = 16,
     max_solves: int | None = None,
     max_seconds: float | None = None,
@@ -347,13 +379,19 @@ def find_kink_lines(
         the box are merged.
     xtol : float
         Width of the final bisection bracket in grid steps.
+    max_splits : int
+        A candidate that is not straight is halved, and each half tried again, at most this many
+        times deep (2: straight pieces of a quarter of it at the least); a boundary still bent
+        then is recorded as curved. A bent boundary split down to the smallest pieces would spend
+        the solve budget that the next candidates need.
     max_lines : int
         Largest number of lines returned (the ones crossing most grid edges); 0 for no limit.
     max_solves : int, optional
         Stop bisecting new candidates once this many pFBA solves are spent (None: no limit).
     max_seconds : float, optional
         Stop bisecting new candidates after this wall time (s; None: no limit). The candidates
-        crossing most grid edges come first, so a cut keeps the longest lines.
+        crossing most grid edges come first, so a cut keeps the longest lines; groups along a face
+        of the box are skipped.
     seed : int
         Seed of the RANSAC draws.
     progress : bool
@@ -374,6 +412,7 @@ def find_kink_lines(
         ("straightness", straightness, isinstance(straightness, (int, float)) and straightness > 0, "a positive number (grid steps)"),
         ("xtol", xtol, isinstance(xtol, (int, float)) and 0 < xtol < 1, "a number in (0, 1) (grid steps)"),
         ("max_lines", max_lines, isinstance(max_lines, int) and max_lines >= 0, "a non-negative integer"),
+        ("max_splits", max_splits, isinstance(max_splits, int) and max_splits >= 0, "a non-negative integer"),
     ):
         if isinstance(value, bool) or not ok:
             raise ValueError(f"The {name!r} parameter of find_kink_lines must be {what}. Got {value!r} instead.")
@@ -450,6 +489,10 @@ def find_kink_lines(
         mid[np.arange(len(lst)), ax] += 0.5
         for group in _ransac_lines(mid, 0.5 + 1e-9, min_edges, rng, 64, 8):
             candidates.append((f, np.column_stack([start[group], ax[group]]), mid[group]))
+    # a group along a face of the box (every edge midpoint within a step of it) is a boundary the
+    # box's own edge carries, dropped below anyway: no solves are spent on it
+    top = np.array([len(a) - 1 for a in axes], dtype=float)
+    candidates = [c for c in candidates if not any(np.all(c[2][:, j] <= 1.0) or np.all(c[2][:, j] >= top[j] - 1.0) for j in range(k))]
     candidates.sort(key=lambda c: -len(c[1]))
 
     lines: list[dict[str, Any]] = []
@@ -482,7 +525,7 @@ def find_kink_lines(
         # boundary gives its straight pieces), down to pieces of min_edges edges
         done: dict[int, np.ndarray] = {}
 
-        def piece(ids: np.ndarray) -> None:
+        def piece(ids: np.ndarray, depth: int = 0) -> None:
             ends = np.unique(ids[[0, len(ids) // 2, -1]])
             for i in ends:
                 if int(i) not in done:
@@ -502,13 +545,16 @@ def find_kink_lines(
                         "edges": {tuple(e) for e in group[ids][near <= 0.5 + 1e-9].tolist()},
                     })
                     return
-            if len(ids) >= 2 * min_edges and not out_of_budget():
-                piece(ids[: len(ids) // 2])
-                piece(ids[len(ids) // 2 :])
+            if len(ids) >= 2 * min_edges and depth < max_splits and not out_of_budget():
+                piece(ids[: len(ids) // 2], depth + 1)
+                piece(ids[len(ids) // 2 :], depth + 1)
             else:
                 curved.append({"feature": names[f], "n_edges": int(len(ids)), "max_distance": fit_hyperplane(probe)[1] if probe.shape[0] >= k else None})
 
-        piece(order)
+        # a boundary already found for another feature (several reactions switch on one line):
+        # three bisections confirm it instead of a new fit, which leaves the budget to other lines
+        if not _joins_found_line(lines, group, order, X, step, locate, straightness * h, names[f]):
+            piece(order)
     bar.close()
 
     # merge lines seen for several features: every point of one within the tolerance of the other
@@ -551,6 +597,7 @@ def find_kink_lines(
         settings={
             "flux_tol": float(flux_tol), "points_per_line": points_per_line, "min_edges": min_edges,
             "straightness_grid_steps": float(straightness), "tolerance": float(tol), "xtol_grid_steps": float(xtol),
+            "max_splits": max_splits,
             "max_lines": max_lines, "max_solves": max_solves, "max_seconds": max_seconds, "seed": seed, "grid_step": step.tolist(),
         },
     )

@@ -2,8 +2,8 @@
 
 Ensemble stage (this part):
 
-    network  = build_network()                       # e_coli_core + shikimate branch, no ANPRT
-    states   = sample_reference_states(network)      # concentrations, displacements, Keq
+    network  = build_network()                       # iCH360 trpD9923: core + shikimate, lumped growth
+    states   = sample_reference_states(network)      # TFA: fluxes, concentrations, dG'0 -> Keq
     ensemble = sample_ensemble(network, states)      # ORACLE: saturations -> Km -> Vmax
     screen   = screen_ensemble(ensemble)             # (i) stability (ii) time constant (iii) return (iv) robustness
     control  = compute_control_coefficients(ensemble, screen.survivors)
@@ -66,6 +66,17 @@ _ENSEMBLE_API = {
     "ich360_anthranilate_model": "mpc_bio.nomad.network",
     "ReactorSimulation": "mpc_bio.nomad.reactor",
     "simulate_batch": "mpc_bio.nomad.reactor",
+    "CORE_SUBSYSTEMS": "mpc_bio.nomad.reduction",
+    "PAPER_TARGETS": "mpc_bio.nomad.reduction",
+    "ReducedNetwork": "mpc_bio.nomad.reduction",
+    "reduce_to_core": "mpc_bio.nomad.reduction",
+    "AROG_FBR": "mpc_bio.nomad.regulation",
+    "AROG_FBR_TKTA": "mpc_bio.nomad.regulation",
+    "CENTRAL_REGULATIONS": "mpc_bio.nomad.regulation",
+    "SHIKIMATE_REGULATIONS": "mpc_bio.nomad.regulation",
+    "STRAINS": "mpc_bio.nomad.regulation",
+    "StrainModification": "mpc_bio.nomad.regulation",
+    "apply_strain": "mpc_bio.nomad.regulation",
     "ScreeningResult": "mpc_bio.nomad.screening",
     "StageStatistics": "mpc_bio.nomad.screening",
     "screen_ensemble": "mpc_bio.nomad.screening",
@@ -83,6 +94,8 @@ _ENSEMBLE_API = {
     "ReferenceStates": "mpc_bio.nomad.steady_state",
     "ThermodynamicData": "mpc_bio.nomad.steady_state",
     "load_dg0": "mpc_bio.nomad.steady_state",
+    "cofactor_ratios": "mpc_bio.nomad.steady_state",
+    "hit_and_run": "mpc_bio.nomad.steady_state",
     "sample_reference_states": "mpc_bio.nomad.steady_state",
     "EnsembleStudy": "mpc_bio.nomad.study",
     "run_ensemble_study": "mpc_bio.nomad.study",
@@ -116,6 +129,19 @@ _DESIGN_API = {
 }
 
 __all__ = [
+    "AROG_FBR",
+    "AROG_FBR_TKTA",
+    "CENTRAL_REGULATIONS",
+    "CORE_SUBSYSTEMS",
+    "PAPER_TARGETS",
+    "SHIKIMATE_REGULATIONS",
+    "STRAINS",
+    "ReducedNetwork",
+    "StrainModification",
+    "apply_strain",
+    "cofactor_ratios",
+    "hit_and_run",
+    "reduce_to_core",
     "SHIKIMATE_BRANCH",
     "ConservationAnalysis",
     "ControlCoefficients",

@@ -82,8 +82,15 @@ def _ensemble(args: argparse.Namespace) -> int:
     study = run_ensemble_study(settings)
     write_ensemble_study(study, out, figures=not args.no_figures)
     summary = study.summary()
-    print(f"network {summary['network']['model_id']}: {summary['network']['n_reactions']} reactions, "
-          f"{summary['network']['n_metabolites']} balanced metabolites; {summary['n_models']} models")
+    nw, rs = summary["network"], summary["reference_states"]
+    print(f"network {nw['model_id']}: {nw['n_reactions']} reactions ({nw['n_transport_reactions']} transports), "
+          f"{nw['n_metabolites']} balanced metabolites in {nw['n_compartments_balanced']} compartments, "
+          f"{nw['n_lumped_reactions']} reactions lumped into growth, {nw['n_regulation_slots']} regulation constants "
+          f"(NOMAD paper: 196 reactions, 81 transports, 159 metabolites, 2 compartments); {summary['n_models']} models")
+    if nw["unapplied_regulations"]:
+        print(f"  regulations not in this network (skipped): {nw['unapplied_regulations']}")
+    ranges = ", ".join(f"{k} {v[0]:.3g}-{v[2]:.3g}" for k, v in rs.items() if isinstance(v, list))
+    print(f"reference states ({rs['method']}, {summary['n_reference_states']} states): {ranges}")
     for s in summary["funnel"]:
         print(f"  {s['name']:<18} {s['n_in']:>7} -> {s['n_out']:>7}  ({s['seconds']:.1f} s)")
     print(f"control coefficients of {study.control.n_models} screened models; "

@@ -2,8 +2,8 @@
 
 Per model: a reference state (concentrations, displacements, Keq) and, per saturation slot,
 sigma ~ U(low, high), Km = x (1 - sigma) / sigma (so sigma = x / (x + Km)); then
-Vmax = v_ref / rate(x_ref; Km, Keq, Vmax = 1). Every model reproduces the reference fluxes at
-the reference concentrations by construction. Saved as ``ensemble.npz`` + ``ensemble.json``.
+Vmax = v_ref / rate(x_ref; Km, Keq, Vmax = 1), with v_ref the fluxes of the model's reference
+state. Every model reproduces its reference fluxes at its reference concentrations by construction. Saved as ``ensemble.npz`` + ``ensemble.json``.
 """
 
 from __future__ import annotations
@@ -63,6 +63,11 @@ class KineticEnsemble:
     def concentrations(self) -> np.ndarray:
         """Reference concentrations per model (N, n_met), mM."""
         return self.states.concentrations[self.state_index]
+
+    @property
+    def fluxes(self) -> np.ndarray:
+        """Reference fluxes per model (N, n_rxn), mmol/gDW/h: those of its reference state."""
+        return self.states.state_fluxes[self.state_index]
 
     @property
     def ln_keq(self) -> np.ndarray:
@@ -164,11 +169,12 @@ def sample_ensemble(network: KineticNetwork, states: ReferenceStates,
     unit = evaluate_rates(network, states.concentrations[state_index], states.fixed_concentrations, km,
                           states.ln_keq[state_index], np.ones((N, network.n_reactions)))
     unit = np.atleast_2d(unit)
-    ratio = states.fluxes[None, :] / unit
+    v_ref = states.state_fluxes[state_index]
+    ratio = v_ref / unit
     if not np.all(np.isfinite(ratio)) or np.any(ratio <= 0):
         bad = np.argwhere(~(np.isfinite(ratio) & (ratio > 0)))[0]
         raise ValueError(
             f"Model {bad[0]}, reaction {network.reaction_ids[bad[1]]!r}: the rate at Vmax = 1 is {unit[tuple(bad)]!r} "
-            f"for a reference flux {states.fluxes[bad[1]]!r}; displacement and flux directions disagree."
+            f"for a reference flux {v_ref[tuple(bad)]!r}; displacement and flux directions disagree."
         )
     return KineticEnsemble(network, states, state_index, sigma, km, ratio, settings.cell_volume, settings.seed)

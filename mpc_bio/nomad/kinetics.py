@@ -7,8 +7,11 @@ Per reaction j with Vmax_j, ln Keq_j and saturation constants K (one per substra
   v = Vmax (1 - Gamma/Keq) prod_s(x_s/K_s) / (prod_s(1 + x_s/K_s) + prod_p(1 + x_p/K_p) - 1)
 - ``mass_action`` (transport): v = Vmax (1 - Gamma/Keq) prod_s x_s^|nu_s|
 - ``growth`` (irreversible lumped growth): v = Vmax prod_s x_s/(K_s + x_s)
-- optional allosteric regulation multiplies any of them by Ki/(Ki + x) (inhibitor) or
-  x/(Ka + x) (activator).
+- allosteric regulation (:mod:`mpc_bio.nomad.regulation`), one saturation constant per modifier:
+  activation multiplies the rate by x/(Ka + x) and noncompetitive inhibition by Ki/(Ki + x) (any
+  rate law); competitive inhibition adds x/Ki to the convenience denominator D and uncompetitive
+  inhibition multiplies its bound-state terms, D -> 1 + (D - 1)(1 + x/Ki) (convenience rate law
+  only); mixed inhibition is one competitive and one uncompetitive modifier of the same species.
 
 Gamma = prod_i x_i^nu_i is the mass-action ratio over every non-excluded species (protons and water
 excluded). The thermodynamic factor makes the sign of v follow Delta_r G' exactly (Haldane
@@ -26,6 +29,7 @@ import casadi as ca
 import numpy as np
 
 from mpc_bio.nomad.network import KineticNetwork
+from mpc_bio.nomad.regulation import ROLE_ACTIVATOR, ROLE_COMPETITIVE, ROLE_NONCOMPETITIVE, ROLE_UNCOMPETITIVE
 
 __all__ = ["KineticFunctions", "kinetic_functions", "evaluate_rates", "evaluate_rate_jacobian", "rate_expressions"]
 
@@ -62,24 +66,26 @@ def rate_expressions(network: KineticNetwork, x, xf, K, ln_keq, vmax):
         slots_by_rxn.setdefault(int(j), []).append((k, int(sp), int(role)))
     out = []
     for j, law in enumerate(network.rate_laws):
-        out.append(_regulation(slots_by_rxn.get(j, []), species, K) * _rate(
-            law, j, S_all[:, j], [s for s in slots_by_rxn.get(j, []) if abs(s[2]) == 1], species, K, ln_keq, vmax))
+        slots = slots_by_rxn.get(j, [])
+        out.append(_regulation(slots, species, K) * _rate(
+            law, j, S_all[:, j], [s for s in slots if abs(s[2]) == 1], species, K, ln_keq, vmax,
+            [s for s in slots if s[2] in (ROLE_COMPETITIVE, ROLE_UNCOMPETITIVE)]))
     return ca.vertcat(*out)
 
 
 def _regulation(slots, species, K):
-    """Product of allosteric factors x/(Ka + x) (role +2) and Ki/(Ki + x) (role -2)."""
+    """Product of the multiplicative modifiers x/(Ka + x) (activation) and Ki/(Ki + x) (noncompetitive)."""
     factor = 1
     for k, sp, role in slots:
-        if role == 2:
+        if role == ROLE_ACTIVATOR:
             factor = factor * species[sp] / (K[k] + species[sp])
-        elif role == -2:
+        elif role == ROLE_NONCOMPETITIVE:
             factor = factor * K[k] / (K[k] + species[sp])
     return factor
 
 
-def _rate(law, j, col, slots, species, K, ln_keq, vmax):
-    """Rate of reaction j without regulation (see the module docstring)."""
+def _rate(law, j, col, slots, species, K, ln_keq, vmax, denominator_slots=()):
+    """Rate of reaction j without multiplicative regulation (see the module docstring)."""
     nz = np.flatnonzero(col)
     if law == "growth":
         sat = 1
@@ -106,7 +112,13 @@ def _rate(law, j, col, slots, species, K, ln_keq, vmax):
             dsub = dsub * (1 + ratio)
         else:
             dprod = dprod * (1 + ratio)
-    return vmax[j] * f_t * num / (dsub + dprod - 1)
+    free, bound = 1, dsub + dprod - 2
+    for k, sp, role in denominator_slots:
+        if role == ROLE_COMPETITIVE:
+            free = free + species[sp] / K[k]
+        else:
+            bound = bound * (1 + species[sp] / K[k])
+    return vmax[j] * f_t * num / (free + bound)
 
 
 @lru_cache(maxsize=8)

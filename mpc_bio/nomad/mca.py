@@ -208,7 +208,7 @@ def compute_control_coefficients(ensemble: KineticEnsemble, index=None,
         E = evaluate_rate_jacobian(net, x, xf, K, lk, vm)
         if E.ndim == 2:
             E = E[None]
-    v = np.broadcast_to(net.fluxes, (idx.size, net.n_reactions))
+    v = ensemble.fluxes[idx]
     Nr, L = cons.reduced_stoichiometry, cons.link
     A = Nr @ E @ L  # (N, r, r)
     B = Nr[None, :, :] * v[:, None, :]  # N_r diag(v): (N, r, n_rxn)

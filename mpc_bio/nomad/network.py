@@ -1,9 +1,18 @@
 """Kinetic networks cut out of cobra models, with their reference fluxes from pFBA.
 
-The default network is the anthranilate case of NOMAD built only from COBRApy's bundled data:
-the e_coli_core reactions, the shikimate branch of iJO1366 (DDPA, DHQS, DHQTi, SHK3Dr, SHKK,
-PSCVT, CHORS, ANS), an anthranilate export (``ANTHt`` and ``EX_anth_e``), no ANPRT (the
-trpD9923 strain) and e_coli_core's lumped growth reaction.
+The default network (``model = "ich360_trpD9923"``) is NOMAD's anthranilate case built from the
+iCH360 model shipped with mpc_bio: an anthranilate export and a tryptophan supplement added,
+ANPRT removed (the trpD9923 strain), then reduced to the core subsystems, the aromatic amino
+acid pathways, glutamine synthesis and the transports between cytosol and periplasm, with every
+other reaction lumped into one growth reaction (:mod:`mpc_bio.nomad.reduction`); NOMAD's design
+targets that pFBA leaves without flux (PPS, ICL, ME2, ...) get a small flux so they stay in the
+network. Allosteric end-product feedback of the shikimate pathway is on by default
+(:mod:`mpc_bio.nomad.regulation`).
+
+The small network (``model = "core_shikimate"``) is built from COBRApy's bundled data only: the
+e_coli_core reactions, the shikimate branch of iJO1366 (DDPA, DHQS, DHQTi, SHK3Dr, SHKK, PSCVT,
+CHORS, ANS), the anthranilate export (``ANTHt`` and ``EX_anth_e``), no ANPRT and e_coli_core's
+growth reaction; it is the fast option for tests.
 """
 
 from __future__ import annotations
@@ -17,7 +26,8 @@ import numpy as np
 
 from mpc_bio.errors import MpcBioError
 from mpc_bio.metabolism.models import find_ich360, load_model
-from mpc_bio.nomad.settings import NetworkSettings
+from mpc_bio.nomad.regulation import KIND_ROLES
+from mpc_bio.nomad.settings import DEFAULT_MODEL, SMALL_MODEL, NetworkSettings
 
 __all__ = [
     "SHIKIMATE_BRANCH",
@@ -27,6 +37,7 @@ __all__ = [
     "ich360_anthranilate_model",
     "build_network",
     "reference_fluxes",
+    "resolve_substrate",
 ]
 
 #: iJO1366 reaction ids of the shikimate branch towards anthranilate.
@@ -69,7 +80,19 @@ class KineticNetwork:
     model_id : str
         Id of the source cobra model.
     dropped_reactions : tuple of str
-        Non-exchange reactions of the model left out (no reference flux or not selected).
+        Non-exchange reactions of the model left out (no reference flux, not selected or lumped).
+    lumped_reactions : tuple of str
+        Reactions of the source model folded into the lumped growth reaction (reduced networks).
+    unapplied_regulations : tuple of (str, str, str)
+        Regulations of the settings skipped because their reaction or metabolite is not in the network.
+    excluded_ids : tuple of str
+        Species left out of the rate laws (``kinetic_exclusions``: protons, water) in the balanced
+        compartments.
+    excluded_stoichiometry : ndarray, shape (n_excluded, n_rxn)
+        Their stoichiometry; rows balanced at the reference (cytosolic protons) constrain flux sampling.
+    flux_bounds : ndarray or None, shape (n_rxn, 2)
+        Lower and upper flux bounds of each reaction in the source model (mmol/gDW/h; the
+        knock-outs and uptakes of the reference applied); ``None`` when unknown.
     """
 
     reaction_ids: tuple[str, ...]
@@ -87,6 +110,11 @@ class KineticNetwork:
     growth_reaction: str
     model_id: str = ""
     dropped_reactions: tuple[str, ...] = ()
+    lumped_reactions: tuple[str, ...] = ()
+    unapplied_regulations: tuple[tuple[str, str, str], ...] = ()
+    excluded_ids: tuple[str, ...] = ()
+    excluded_stoichiometry: np.ndarray | None = None
+    flux_bounds: np.ndarray | None = None
 
     @property
     def n_reactions(self) -> int:
@@ -133,6 +161,12 @@ class KineticNetwork:
             "growth_reaction": self.growth_reaction,
             "model_id": self.model_id,
             "dropped_reactions": list(self.dropped_reactions),
+            "lumped_reactions": list(self.lumped_reactions),
+            "unapplied_regulations": [list(r) for r in self.unapplied_regulations],
+            "excluded_ids": list(self.excluded_ids),
+            "excluded_stoichiometry": None if self.excluded_stoichiometry is None
+            else self.excluded_stoichiometry.tolist(),
+            "flux_bounds": None if self.flux_bounds is None else self.flux_bounds.tolist(),
         }
 
     @classmethod
@@ -154,6 +188,12 @@ class KineticNetwork:
             growth_reaction=d["growth_reaction"],
             model_id=d.get("model_id", ""),
             dropped_reactions=tuple(d.get("dropped_reactions", ())),
+            lumped_reactions=tuple(d.get("lumped_reactions", ())),
+            unapplied_regulations=tuple(tuple(r) for r in d.get("unapplied_regulations", ())),
+            excluded_ids=tuple(d.get("excluded_ids", ())),
+            excluded_stoichiometry=None if d.get("excluded_stoichiometry") is None
+            else np.asarray(d["excluded_stoichiometry"], dtype=float).reshape(len(d.get("excluded_ids", ())), n_rxn),
+            flux_bounds=None if d.get("flux_bounds") is None else np.asarray(d["flux_bounds"], dtype=float),
         )
 
     def digest(self) -> str:
@@ -192,6 +232,7 @@ def anthranilate_model() -> cobra.Model:
     for rid in SHIKIMATE_BRANCH:
         src = ijo.reactions.get_by_id(rid)
         r = cobra.Reaction(rid, name=src.name, lower_bound=src.lower_bound, upper_bound=src.upper_bound)
+        r.subsystem = src.subsystem
         stoich = {}
         for m, c in src.metabolites.items():
             if m.id in core.metabolites:
@@ -231,11 +272,76 @@ def ich360_anthranilate_model(path=None) -> cobra.Model:
 
 
 def _resolve_model(settings: NetworkSettings) -> cobra.Model:
-    if settings.model == "anthranilate":
+    if settings.model in (SMALL_MODEL, "anthranilate"):
         return anthranilate_model()
-    if settings.model.lower() == "ich360":
+    if settings.model.lower() in ("ich360", DEFAULT_MODEL.lower()):
         return ich360_anthranilate_model()
     return load_model(settings.model)
+
+
+def resolve_substrate(model: cobra.Model, settings: NetworkSettings, fluxes: dict[str, float] | None = None) -> str:
+    """The substrate reaction: ``settings.substrate_reaction``, else the non-exchange reaction consuming
+    the extracellular metabolite of the first ``uptake_bounds`` exchange (largest reference flux first).
+
+    Raises
+    ------
+    NetworkError
+        If no such reaction exists.
+    """
+    if settings.substrate_reaction is not None:
+        return settings.substrate_reaction
+    if not settings.uptake_bounds:
+        raise NetworkError("network.substrate_reaction is not set and network.uptake_bounds is empty; set either.")
+    ex_id = settings.uptake_bounds[0][0]
+    if ex_id not in model.reactions:
+        raise NetworkError(f"The uptake reaction {ex_id!r} of network.uptake_bounds is not in model {model.id!r}.")
+    boundary = {r.id for r in model.boundary}
+    cands = []
+    for m in model.reactions.get_by_id(ex_id).metabolites:
+        for r in m.reactions:
+            if r.id in boundary:
+                continue
+            flux = 1.0 if fluxes is None else float(fluxes.get(r.id, 0.0))
+            if r.metabolites[m] * flux < 0:
+                cands.append((abs(flux), r.id))
+    if not cands:
+        raise NetworkError(
+            f"No reaction of model {model.id!r} takes up the metabolite of {ex_id!r}; set network.substrate_reaction."
+        )
+    return max(cands)[1]
+
+
+def _force_targets(model: cobra.Model, settings: NetworkSettings) -> dict[str, float]:
+    """Bound each ``keep_reactions`` reaction pFBA could leave at zero to carry >= min_target_flux
+    (inside the caller's ``with model:``) in the direction the reference constraints allow, forward
+    (as written in the model) when both are; returns the imposed signed minimum per reaction."""
+    eps = settings.min_target_flux
+    imposed = {}
+    for rid in settings.keep_reactions:
+        if rid not in model.reactions or rid in settings.knockouts:
+            continue
+        r = model.reactions.get_by_id(rid)
+        model.objective = r
+        hi = model.slim_optimize(error_value=np.nan)
+        model.objective = {r: -1.0}
+        lo = -model.slim_optimize(error_value=np.nan)
+        if not (np.isfinite(hi) and np.isfinite(lo)):
+            raise NetworkError(f"The reference constraints are infeasible while placing network.keep_reactions {rid!r}.")
+        if lo >= eps or hi <= -eps:
+            continue  # it carries flux in every reference state
+        fwd, rev = hi >= eps, lo <= -eps
+        if not (fwd or rev):
+            raise NetworkError(
+                f"The reaction {rid!r} of network.keep_reactions can carry at most {max(hi, -lo):.3g} mmol/gDW/h at the "
+                f"reference (network.min_target_flux = {eps:g}); lower min_target_flux or drop it from keep_reactions."
+            )
+        sign = 1.0 if fwd else -1.0
+        if sign > 0:
+            r.lower_bound = max(r.lower_bound, eps)
+        else:
+            r.upper_bound = min(r.upper_bound, -eps)
+        imposed[rid] = sign * eps
+    return imposed
 
 
 def _growth_id(model: cobra.Model, settings: NetworkSettings) -> str:
@@ -252,13 +358,16 @@ def _growth_id(model: cobra.Model, settings: NetworkSettings) -> str:
     return objs[0]
 
 
-def reference_fluxes(model: cobra.Model, settings: NetworkSettings) -> tuple[dict[str, float], str]:
+def reference_fluxes(model: cobra.Model, settings: NetworkSettings,
+                     force_targets: bool = False) -> tuple[dict[str, float], str]:
     """Reference fluxes by pFBA with the product branch carrying flux.
 
     Steps (all inside ``with model:``, the caller's model is unchanged): fix the uptakes, knock
     out ``settings.knockouts``, maximise growth (mu*), require growth >= growth_fraction mu*,
-    maximise the product flux (p*), fix the product at product_fraction p*, then
-    ``cobra.flux_analysis.pfba`` on growth.
+    maximise the product flux (p*), fix the product at product_fraction p*; with
+    ``force_targets`` every ``settings.keep_reactions`` reaction that could have zero flux is
+    bounded to carry ``min_target_flux`` (in the direction allowed, forward when both are);
+    then ``cobra.flux_analysis.pfba`` on growth.
 
     Returns
     -------
@@ -273,7 +382,7 @@ def reference_fluxes(model: cobra.Model, settings: NetworkSettings) -> tuple[dic
         If a reaction id is unknown, the model is infeasible or the product cannot carry flux.
     """
     growth = _growth_id(model, settings)
-    for rid in (settings.product_reaction, settings.substrate_reaction):
+    for rid in (settings.product_reaction, resolve_substrate(model, settings)):
         if rid not in model.reactions:
             raise NetworkError(
                 f"The network has no product/substrate reaction {rid!r} (model {model.id!r}); "
@@ -308,6 +417,8 @@ def reference_fluxes(model: cobra.Model, settings: NetworkSettings) -> tuple[dic
                 f"{settings.growth_fraction:.0%} of maximal growth (max {p_max:.3g}); the network has no product."
             )
         prod.bounds = (settings.product_fraction * p_max, settings.product_fraction * p_max)
+        if force_targets:
+            _force_targets(model, settings)
         model.objective = growth
         sol = cobra.flux_analysis.pfba(model, fraction_of_optimum=1.0)
         if sol.status != "optimal":
@@ -327,10 +438,10 @@ def build_network(model: cobra.Model | None = None, settings: NetworkSettings | 
     Parameters
     ----------
     model : cobra.Model, optional
-        Source model; ``None`` resolves ``settings.model`` (default: the anthranilate network).
-        The model is never modified.
+        Source model; ``None`` resolves ``settings.model`` (default: NOMAD's trpD9923 network
+        from iCH360). The model is never modified.
     settings : NetworkSettings, optional
-        Reaction subset, product/substrate/growth ids, uptakes and pFBA fractions.
+        Reaction subset, reduction, product/substrate/growth ids, uptakes, pFBA fractions and regulation.
 
     Returns
     -------
@@ -340,11 +451,25 @@ def build_network(model: cobra.Model | None = None, settings: NetworkSettings | 
     ------
     NetworkError
         A listed reaction is unknown or carries no reference flux, the network has no product,
-        or the chosen subset is not at steady state for its balanced metabolites.
+        the chosen subset is not at steady state for its balanced metabolites, or (with
+        ``strict_regulations``) a regulation does not fit the network.
     """
     settings = settings or NetworkSettings()
+    reduce = settings.reduce if settings.reduce is not None else (model is None and settings.model == DEFAULT_MODEL)
     model = _resolve_model(settings) if model is None else model
-    fluxes, growth = reference_fluxes(model, settings)
+    fluxes, growth = reference_fluxes(model, settings, force_targets=reduce)
+    substrate = resolve_substrate(model, settings, fluxes)
+    lumped: tuple[str, ...] = ()
+    source_reactions = [r.id for r in model.reactions if r not in model.boundary]
+    if reduce:
+        from mpc_bio.nomad.reduction import reduce_to_core
+
+        reduced = reduce_to_core(model, fluxes, growth, subsystems=settings.core_subsystems,
+                                 keep=settings.keep_reactions, flux_tolerance=settings.flux_tolerance,
+                                 min_flux=settings.min_core_flux)
+        model, fluxes, growth, lumped = reduced.model, reduced.fluxes, reduced.growth_reaction, reduced.lumped_reactions
+        if settings.model == DEFAULT_MODEL:
+            model.id = DEFAULT_MODEL
     tol = settings.flux_tolerance
     exchange = {r.id for r in model.boundary}
     knocked = set(settings.knockouts)
@@ -362,7 +487,7 @@ def build_network(model: cobra.Model | None = None, settings: NetworkSettings | 
                     f"<= flux_tolerance {tol:g} mmol/gDW/h); a kinetic model cannot hold it at steady state. "
                     f"Remove it from network.reactions or change the reference conditions."
                 )
-    for rid in (settings.product_reaction, settings.substrate_reaction, growth):
+    for rid in (settings.product_reaction, substrate, growth):
         if rid not in chosen:
             raise NetworkError(f"The reaction {rid!r} (product, substrate or growth) must be in the kinetic network.")
     excluded = set(settings.kinetic_exclusions)
@@ -388,6 +513,10 @@ def build_network(model: cobra.Model | None = None, settings: NetworkSettings | 
     met_index = {m: i for i, m in enumerate(balanced)}
     fix_index = {m: i for i, m in enumerate(fixed)}
     n_rxn = len(chosen)
+    excluded_ids = sorted({m.id for rid in chosen for m in model.reactions.get_by_id(rid).metabolites
+                           if _base_id(m) in excluded and m.compartment not in fixed_comp})
+    S_excl = np.array([[model.reactions.get_by_id(rid).metabolites.get(model.metabolites.get_by_id(mid), 0.0)
+                        for rid in chosen] for mid in excluded_ids], dtype=float).reshape(len(excluded_ids), n_rxn)
     S = np.zeros((len(balanced), n_rxn))
     Sf = np.zeros((len(fixed), n_rxn))
     laws: list[str] = []
@@ -411,8 +540,9 @@ def build_network(model: cobra.Model | None = None, settings: NetworkSettings | 
         if rid == growth:
             law = "growth"
         elif (len({c for _, _, c in reactants + products}) > 1
-              and sorted(b for _, b, _ in reactants) == sorted(b for _, b, _ in products)):
-            law = "mass_action"
+              and sorted(b for _, b, _ in reactants) == sorted(b for _, b, _ in products)
+              and any(c in fixed_comp for _, _, c in reactants + products)):
+            law = "mass_action"  # transport across the outer boundary (NOMAD: periplasm <-> extracellular)
         else:
             law = "convenience"
         if not reactants or (not products and law != "growth"):
@@ -429,16 +559,29 @@ def build_network(model: cobra.Model | None = None, settings: NetworkSettings | 
             for sp, _, _ in products:
                 slot_r.append(j), slot_s.append(sp), slot_role.append(-1)
     sp_index = {m: k for k, m in enumerate(balanced + fixed)}
+    unapplied: list[tuple[str, str, str]] = []
     for rid, mid, kind in settings.regulations:
-        if rid not in chosen:
-            raise NetworkError(f"The regulated reaction {rid!r} of network.regulations is not in the kinetic network.")
-        if mid not in sp_index:
+        if rid not in chosen or mid not in sp_index:
+            if settings.strict_regulations:
+                what = (f"The regulated reaction {rid!r}" if rid not in chosen
+                        else f"The regulator {mid!r} of {rid!r}")
+                raise NetworkError(
+                    f"{what} (network.regulations) is not in the kinetic network; remove the regulation or set "
+                    f"network.strict_regulations = false to skip it."
+                )
+            unapplied.append((rid, mid, kind))
+            continue
+        j = chosen.index(rid)
+        roles = KIND_ROLES[kind]
+        if laws[j] != "convenience" and any(r in (-3, -4) for r in roles):
             raise NetworkError(
-                f"The regulator {mid!r} of {rid!r} (network.regulations) is not a metabolite of the kinetic network."
+                f"The {kind} inhibition of {rid!r} by {mid!r} needs the convenience rate law; {rid!r} has "
+                f"{laws[j]!r} kinetics (use 'noncompetitive' or 'activation')."
             )
-        slot_r.append(chosen.index(rid))
-        slot_s.append(sp_index[mid])
-        slot_role.append(2 if kind == "activation" else -2)
+        for role in roles:
+            slot_r.append(j)
+            slot_s.append(sp_index[mid])
+            slot_role.append(role)
     residual = S @ v
     bad = np.flatnonzero(np.abs(residual) > max(1e-6, 1e3 * tol))
     if bad.size:
@@ -447,7 +590,7 @@ def build_network(model: cobra.Model | None = None, settings: NetworkSettings | 
             f"The chosen reactions are not at steady state: net production (mmol/gDW/h) of {worst}. "
             f"Add the reactions that produce or consume these metabolites to network.reactions."
         )
-    dropped = tuple(r.id for r in model.reactions if r.id not in exchange and r.id not in chosen)
+    dropped = tuple(r for r in source_reactions if r not in chosen)
     return KineticNetwork(
         reaction_ids=tuple(chosen),
         metabolite_ids=tuple(balanced),
@@ -459,9 +602,14 @@ def build_network(model: cobra.Model | None = None, settings: NetworkSettings | 
         slot_species=np.asarray(slot_s, dtype=int),
         slot_role=np.asarray(slot_role, dtype=int),
         fluxes=v,
+        excluded_ids=tuple(excluded_ids),
+        excluded_stoichiometry=S_excl,
+        flux_bounds=np.array([model.reactions.get_by_id(r).bounds for r in chosen], dtype=float),
         product_reaction=settings.product_reaction,
-        substrate_reaction=settings.substrate_reaction,
+        substrate_reaction=substrate,
         growth_reaction=growth,
         model_id=str(model.id),
         dropped_reactions=dropped,
+        lumped_reactions=lumped,
+        unapplied_regulations=tuple(unapplied),
     )

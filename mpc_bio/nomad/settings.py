@@ -13,7 +13,12 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
+from mpc_bio.nomad.reduction import CORE_SUBSYSTEMS, PAPER_TARGETS
+from mpc_bio.nomad.regulation import REGULATION_KINDS, SHIKIMATE_REGULATIONS
+
 __all__ = [
+    "DEFAULT_MODEL",
+    "SMALL_MODEL",
     "NetworkSettings",
     "SteadyStateSettings",
     "SamplingSettings",
@@ -22,6 +27,12 @@ __all__ = [
     "EnsembleStudySettings",
     "load_study_settings",
 ]
+
+
+#: The default network: NOMAD's E. coli W3110 trpD9923 case reduced from the shipped iCH360.
+DEFAULT_MODEL = "ich360_trpD9923"
+#: The small network for fast runs: e_coli_core + the shikimate branch towards anthranilate.
+SMALL_MODEL = "core_shikimate"
 
 
 def _number(owner: str, name: str, value: Any, *, low: float | None = None, high: float | None = None,
@@ -80,19 +91,24 @@ class NetworkSettings:
     Attributes
     ----------
     model : str
-        ``"anthranilate"`` (default: COBRApy's e_coli_core + the shikimate branch of iJO1366,
-        anthranilate export, no ANPRT), ``"ich360"`` (the iCH360 model shipped with mpc_bio,
-        same knock-out and export), a bundled model name or a model file path.
+        ``"ich360_trpD9923"`` (default: NOMAD's anthranilate network from the iCH360 model shipped
+        with mpc_bio: ANPRT removed, core subsystems, shikimate pathway and chorismate branches,
+        glutamine synthesis, transports between cytosol and periplasm, one lumped growth
+        reaction), ``"core_shikimate"`` (small and fast: COBRApy's e_coli_core + the shikimate
+        branch of iJO1366 towards anthranilate; ``"anthranilate"`` is the same), ``"ich360"``
+        (every iCH360 reaction carrying flux, growth unlumped), a bundled model name or a model file path.
     reactions : tuple of str or None
         Reactions of the kinetic network. ``None`` keeps every non-exchange reaction that
-        carries flux in the reference pFBA; an explicit list must contain only reactions with
-        flux (a reaction without flux is an error).
+        carries flux in the reference pFBA (after the reduction, when there is one); an explicit
+        list must contain only reactions with flux (a reaction without flux is an error).
     product_reaction : str
         Reaction whose flux is the product formation (default the anthranilate export ``ANTHt``).
-    substrate_reaction : str
-        Substrate uptake reaction inside the network (default ``GLCpts``; mmol/gDW/h).
+    substrate_reaction : str or None
+        Substrate uptake reaction inside the network (mmol/gDW/h); ``None`` takes the reaction
+        consuming the extracellular metabolite of the first ``uptake_bounds`` exchange
+        (``GLCpts`` in e_coli_core, ``GLCtex_copy1`` in iCH360).
     growth_reaction : str or None
-        Lumped growth reaction; ``None`` uses the model objective.
+        Growth reaction of the source model; ``None`` uses the model objective.
     knockouts : tuple of str
         Reactions removed before anything else (default ``("ANPRT",)``, the trpD9923 strain).
     uptake_bounds : tuple of (str, float)
@@ -103,38 +119,67 @@ class NetworkSettings:
         Product flux fixed at this fraction of its maximum at that growth (0..1]; default 0.3.
     flux_tolerance : float
         Fluxes with |v| below this count as zero (mmol/gDW/h); default 1e-7.
+    reduce : bool or None
+        Keep only ``core_subsystems``, transports and ``keep_reactions``, lumping every other
+        reaction with the biomass reaction into one growth reaction
+        (:mod:`mpc_bio.nomad.reduction`). ``None``: when the source model is resolved from
+        ``model = "ich360_trpD9923"`` (not for a cobra model handed to ``build_network``).
+    core_subsystems : tuple of str
+        Subsystems (iJO1366 names) kept by the reduction.
+    keep_reactions : tuple of str
+        Reactions kept by the reduction even where the reference pFBA gives them no flux (NOMAD's
+        design targets): each then carries at least ``min_target_flux`` in the direction the
+        reference constraints allow (forward, as written in the model, when both are).
+    min_target_flux : float
+        Smallest |flux| given to a ``keep_reactions`` reaction that pFBA leaves at zero (mmol/gDW/h).
+    min_core_flux : float
+        The reduction lumps core and transport reactions carrying less than this into growth
+        (mmol/gDW/h; default 0.01, 0.1 % of the glucose uptake: trace pathways such as formate
+        export would otherwise add pools turning over in hours).
     fixed_compartments : tuple of str
         Compartments whose metabolites are boundary species with fixed concentrations (default ``("e",)``).
     kinetic_exclusions : tuple of str
         Metabolite base ids (without compartment) left out of rate laws and of mass-action ratios,
         as in transformed Gibbs energies (protons at fixed pH, water at unit activity).
     regulations : tuple of (str, str, str)
-        Optional allosteric regulation, (reaction id, metabolite id, ``"inhibition"`` or
-        ``"activation"``): the rate is multiplied by Ki/(Ki + x) or x/(Ka + x) (Ki, Ka in mM,
-        sampled like Km from a saturation). Default none.
+        Allosteric regulation, (reaction id, metabolite id, kind) with kind one of
+        ``"activation"``, ``"noncompetitive"`` (or ``"inhibition"``), ``"competitive"``,
+        ``"uncompetitive"``, ``"mixed"`` (:mod:`mpc_bio.nomad.regulation`; constants in mM,
+        sampled like Km). Default: the end-product feedback of the shikimate pathway
+        (:data:`~mpc_bio.nomad.regulation.SHIKIMATE_REGULATIONS`: DDPA by phenylalanine and
+        tyrosine, ANS by tryptophan, the chorismate mutase branches by their end products).
+    strict_regulations : bool
+        When false (default) a regulation whose reaction or metabolite is not in the network is
+        skipped and listed in ``KineticNetwork.unapplied_regulations``; when true it is an error.
     """
 
-    model: str = "anthranilate"
+    model: str = "ich360_trpD9923"
     reactions: tuple[str, ...] | None = None
     product_reaction: str = "ANTHt"
-    substrate_reaction: str = "GLCpts"
+    substrate_reaction: str | None = None
     growth_reaction: str | None = None
     knockouts: tuple[str, ...] = ("ANPRT",)
     uptake_bounds: tuple[tuple[str, float], ...] = (("EX_glc__D_e", 10.0),)
     growth_fraction: float = 0.9
     product_fraction: float = 0.3
     flux_tolerance: float = 1e-7
+    reduce: bool | None = None
+    core_subsystems: tuple[str, ...] = CORE_SUBSYSTEMS
+    keep_reactions: tuple[str, ...] = PAPER_TARGETS
+    min_target_flux: float = 0.05
+    min_core_flux: float = 0.01
     fixed_compartments: tuple[str, ...] = ("e",)
     kinetic_exclusions: tuple[str, ...] = ("h", "h2o")
-    regulations: tuple[tuple[str, str, str], ...] = ()
+    regulations: tuple[tuple[str, str, str], ...] = SHIKIMATE_REGULATIONS
+    strict_regulations: bool = False
 
     def __post_init__(self) -> None:
         o = "NetworkSettings"
         for item in self.regulations:
-            if len(item) != 3 or item[2] not in ("inhibition", "activation"):
+            if len(item) != 3 or item[2] not in REGULATION_KINDS:
                 raise ValueError(
-                    f"The 'regulations' parameter of {o} must hold (reaction, metabolite, 'inhibition' or "
-                    f"'activation') triples. Got {item!r} instead."
+                    f"The 'regulations' parameter of {o} must hold (reaction, metabolite, kind) triples with "
+                    f"kind one of {list(REGULATION_KINDS)}. Got {item!r} instead."
                 )
         if not isinstance(self.model, str) or not self.model:
             raise ValueError(f"The 'model' parameter of {o} must be a non-empty string. Got {self.model!r} instead.")
@@ -146,6 +191,8 @@ class NetworkSettings:
                 )
         for name in ("product_reaction", "substrate_reaction"):
             v = getattr(self, name)
+            if name == "substrate_reaction" and v is None:
+                continue
             if not isinstance(v, str) or not v:
                 raise ValueError(f"The '{name}' parameter of {o} must be a reaction id. Got {v!r} instead.")
         for rid, val in self.uptake_bounds:
@@ -153,21 +200,33 @@ class NetworkSettings:
         _number(o, "growth_fraction", self.growth_fraction, low=0.0, high=1.0)
         _number(o, "product_fraction", self.product_fraction, low=0.0, high=1.0)
         _number(o, "flux_tolerance", self.flux_tolerance, low=0.0)
+        _number(o, "min_target_flux", self.min_target_flux, low=0.0)
+        _number(o, "min_core_flux", self.min_core_flux, low=0.0, strict_low=False)
+        if self.reduce is not None and not isinstance(self.reduce, bool):
+            raise ValueError(f"The 'reduce' parameter of {o} must be true, false or None. Got {self.reduce!r} instead.")
 
 
 @dataclass(frozen=True)
 class SteadyStateSettings:
-    """Sampling of reference concentrations and thermodynamic displacements.
+    """Sampling of reference fluxes, concentrations and reaction Gibbs energies (:mod:`mpc_bio.nomad.steady_state`).
 
     Attributes
     ----------
+    method : str
+        ``"tfa"`` (concentrations, Delta_r G'0 and fluxes sampled jointly, consistent with
+        component-contribution estimates), ``"displacement"`` (log-uniform concentrations and
+        uniform displacements, reference fluxes; no Gibbs-energy data) or ``"auto"`` (default:
+        ``"tfa"`` when estimates exist, i.e. files are given or the network comes from the
+        shipped iCH360, else ``"displacement"``).
     concentration_bounds : (float, float)
         Physiological bounds of balanced metabolites (mM, both > 0); default (0.001, 10).
     metabolite_bounds : tuple of (str, float, float)
         Per-metabolite bounds overriding the default (id, low mM, high mM).
     fixed_concentrations : tuple of (str, float)
         Concentrations of boundary metabolites (mM); unspecified ones take
-        ``default_fixed_concentration``.
+        ``default_fixed_concentration``. Default: glucose 20, oxygen 0.2 (air-saturated), CO2
+        0.5, the M9 salts (NH4+ 18.7, phosphate 64, sulfate 2), anthranilate 0.05 (start of the
+        batch), a tryptophan supplement of 0.1 (trpD9923 is auxotrophic) and formate 0.01.
     default_fixed_concentration : float
         Concentration of a boundary metabolite not listed (mM); default 1.
     displacement_range : (float, float)
@@ -175,23 +234,36 @@ class SteadyStateSettings:
         >= 0); the sign follows the reference flux. Default (0.1, 5).
     dg0_mean_path, dg0_cov_sqrt_path : str or None
         Component-contribution Delta_r G'0 (kJ/mol) mean vector and covariance square root
-        (CSV files indexed by reaction id). When given, concentrations and displacements are
-        sampled jointly so Delta_r G' = Delta_r G'0 + RT ln Gamma is consistent with them.
+        (CSV files indexed by reaction id); ``None`` uses the estimates shipped with iCH360 for
+        networks built from it.
     dg0_z_bound : float
         Delta_r G'0 is sampled within mean + Q z with |z_k| <= this bound (standard deviations).
     min_driving_force : float
         Smallest |ln(Gamma/Keq)| accepted in the thermodynamic (dG'0) case (dimensionless).
     temperature : float
         Temperature (K), for RT in the dG'0 case; default 310.15.
+    physiological_fold : float
+        In the "tfa" method the measured cofactor concentrations
+        (:data:`~mpc_bio.nomad.steady_state.PHYSIOLOGICAL_CONCENTRATIONS`: ATP, ADP, AMP, NAD(P)(H),
+        acetyl-CoA, CoA, glutamate, glutamine) bound their metabolites within this factor (> 1).
+    flux_fold : float
+        In the "tfa" method each state's |flux| lies within this factor of the reference flux
+        (>= 1; 1 keeps the reference fluxes), with steady state, substrate uptake and product
+        export at the reference.
+    flux_growth_fraction : float
+        In the "tfa" method each state's growth is at least this fraction of the reference growth.
     n_states : int
         Number of distinct reference steady states in the ensemble (models are spread evenly).
     hit_and_run_thinning : int
-        Hit-and-run steps between kept samples in the dG'0 case.
+        Hit-and-run steps between kept samples in the "tfa" method.
     """
 
+    method: str = "auto"
     concentration_bounds: tuple[float, float] = (0.001, 10.0)
     metabolite_bounds: tuple[tuple[str, float, float], ...] = ()
-    fixed_concentrations: tuple[tuple[str, float], ...] = (("glc__D_e", 20.0), ("o2_e", 0.2), ("co2_e", 0.5))
+    fixed_concentrations: tuple[tuple[str, float], ...] = (
+        ("glc__D_e", 20.0), ("o2_e", 0.2), ("co2_e", 0.5), ("nh4_e", 18.7), ("pi_e", 64.0), ("so4_e", 2.0),
+        ("anth_e", 0.05), ("trp__L_e", 0.1), ("for_e", 0.01))
     default_fixed_concentration: float = 1.0
     displacement_range: tuple[float, float] = (0.1, 5.0)
     dg0_mean_path: str | None = None
@@ -199,8 +271,11 @@ class SteadyStateSettings:
     dg0_z_bound: float = 1.96
     min_driving_force: float = 0.05
     temperature: float = 310.15
+    physiological_fold: float = 3.0
+    flux_fold: float = 2.0
+    flux_growth_fraction: float = 0.8
     n_states: int = 20
-    hit_and_run_thinning: int = 20
+    hit_and_run_thinning: int = 50
 
     def __post_init__(self) -> None:
         o = "SteadyStateSettings"
@@ -227,6 +302,12 @@ class SteadyStateSettings:
         _number(o, "dg0_z_bound", self.dg0_z_bound, low=0.0)
         _number(o, "min_driving_force", self.min_driving_force, low=0.0)
         _number(o, "temperature", self.temperature, low=0.0)
+        if self.method not in ("auto", "tfa", "displacement"):
+            raise ValueError(f"The 'method' parameter of {o} must be 'auto', 'tfa' or 'displacement'. "
+                             f"Got {self.method!r} instead.")
+        _number(o, "physiological_fold", self.physiological_fold, low=1.0, strict_low=False)
+        _number(o, "flux_fold", self.flux_fold, low=1.0, strict_low=False)
+        _number(o, "flux_growth_fraction", self.flux_growth_fraction, low=0.0, high=1.0, strict_low=False)
         _integer(o, "n_states", self.n_states)
         _integer(o, "hit_and_run_thinning", self.hit_and_run_thinning)
 

@@ -19,7 +19,12 @@ from mpc_bio.nomad.mca import ControlCoefficients, compute_control_coefficients_
 from mpc_bio.nomad.network import KineticNetwork, build_network
 from mpc_bio.nomad.screening import ScreeningResult, screen_ensemble
 from mpc_bio.nomad.settings import EnsembleStudySettings
-from mpc_bio.nomad.steady_state import ReferenceStates, load_dg0, sample_reference_states
+from mpc_bio.nomad.steady_state import (
+    ReferenceStates,
+    cofactor_ratios,
+    sample_reference_states,
+    thermodynamic_data_for,
+)
 
 __all__ = ["EnsembleStudy", "run_ensemble_study", "write_ensemble_study"]
 
@@ -51,6 +56,17 @@ class EnsembleStudy:
     control: ControlCoefficients
     seconds: dict[str, float] = field(default_factory=dict)
 
+    def state_summary(self) -> dict:
+        """How the reference states were sampled, with the cofactor ratios across them (min, median, max)."""
+        st = self.states
+        out = {"method": "tfa" if st.dg0 is not None else "displacement",
+               "n_reactions_with_dg0": None if st.dg0 is None else int(np.isfinite(st.dg0[0]).sum()),
+               "flux_profiles_sampled": bool(np.asarray(st.fluxes).ndim == 2 and st.n_states > 1
+                                             and np.ptp(st.fluxes, axis=0).max() > 0)}
+        for name, val in cofactor_ratios(self.network, st).items():
+            out[name] = [float(np.min(val)), float(np.median(val)), float(np.max(val))]
+        return out
+
     def summary(self) -> dict:
         """JSON-ready summary: sizes, funnel, times, median yield control coefficients."""
         yc = self.control.yield_control()
@@ -70,7 +86,15 @@ class EnsembleStudy:
                     self.network.growth_reaction)]),
                 "reference_product_flux": float(self.network.fluxes[self.network.reaction_index(
                     self.network.product_reaction)]),
+                "n_compartments_balanced": len({m.rsplit("_", 1)[-1] for m in self.network.metabolite_ids}),
+                "n_transport_reactions": int(sum(
+                    len({m.rsplit("_", 1)[-1] for m, c in zip(self.network.species_ids, col) if c != 0}) > 1
+                    for col in np.vstack([self.network.stoichiometry, self.network.fixed_stoichiometry]).T)),
+                "n_lumped_reactions": len(self.network.lumped_reactions),
+                "n_regulation_slots": int(np.sum(np.abs(self.network.slot_role) >= 2)),
+                "unapplied_regulations": [list(r) for r in self.network.unapplied_regulations],
             },
+            "reference_states": self.state_summary(),
             "n_models": self.ensemble.n_models,
             "n_reference_states": self.states.n_states,
             "doubling_time_h": self.screening.doubling_time,
@@ -107,7 +131,7 @@ def run_ensemble_study(settings: EnsembleStudySettings | None = None, network: K
     seconds["network"] = time.perf_counter() - t
     t = time.perf_counter()
     ss = settings.steady_state
-    thermo = load_dg0(ss.dg0_mean_path, ss.dg0_cov_sqrt_path) if ss.dg0_mean_path else None
+    thermo = thermodynamic_data_for(network, ss)
     states = sample_reference_states(network, ss, seed=settings.sampling.seed, thermodynamics=thermo)
     seconds["reference_states"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -127,7 +151,8 @@ def write_ensemble_study(study: EnsembleStudy, out_dir: str | Path, figures: boo
 
     Layout: ``summary.json``, ``funnel.csv``, ``models.csv``, ``reference_fluxes.csv``,
     ``reference_concentrations.csv``, ``yield_control.csv``, ``flux_control_median.csv``,
-    ``screened_models.json``, ``ensemble/``, ``control_coefficients/``, ``figures/*.png``.
+    ``screened_models.json``, ``ensemble/``, ``control_coefficients/``, ``figures/*.png`` (with
+    ``cofactor_ratios.png`` when the network holds the cofactors).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -152,8 +177,8 @@ def write_ensemble_study(study: EnsembleStudy, out_dir: str | Path, figures: boo
     if figures:
         import matplotlib.pyplot as plt
 
-        from mpc_bio.plotting.nomad import (plot_eigenvalues, plot_screening_funnel, plot_time_constants,
-                                            plot_yield_control_heatmap)
+        from mpc_bio.plotting.nomad import (plot_cofactor_ratios, plot_eigenvalues, plot_screening_funnel,
+                                            plot_time_constants, plot_yield_control_heatmap)
 
         fig_dir = out / "figures"
         fig_dir.mkdir(exist_ok=True)
@@ -163,5 +188,10 @@ def write_ensemble_study(study: EnsembleStudy, out_dir: str | Path, figures: boo
                               ("yield_control_heatmap", plot_yield_control_heatmap, cc)):
             fig = fn(obj)
             fig.savefig(fig_dir / f"{name}.png", dpi=120, bbox_inches="tight")
+            plt.close(fig)
+        ratios = cofactor_ratios(net, study.states)
+        if ratios:
+            fig = plot_cofactor_ratios(ratios)
+            fig.savefig(fig_dir / "cofactor_ratios.png", dpi=120, bbox_inches="tight")
             plt.close(fig)
     return out

@@ -116,7 +116,7 @@ def strain_steady_state(
     x_ref, xf, K, lk, vm = ensemble.parameters([model])
     E = evaluate_rate_jacobian(net, ss.concentrations[None, :], xf, K, lk, vm * fold[None, :])
     mr = float(np.linalg.eigvals(reduced_jacobian(ensemble, [model], rate_jacobian=E)[0]).real.max())
-    v0 = net.fluxes
+    v0 = ensemble.fluxes[model]
     g, p, s = (net.reaction_index(r) for r in (net.growth_reaction, net.product_reaction, net.substrate_reaction))
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = ss.fluxes / v0

@@ -47,14 +47,20 @@ def plot_pareto(evaluation, ax=None):
 
 
 def plot_time_courses(evaluation, quantity: str = "product", ax=None):
-    """Mean and 10-90 % band over models of a time course, one panel per feed, one colour per strain."""
+    """Mean and 10-90 % band over models of a time course, one panel per feed, one colour per strain.
+
+    The product is drawn as a titer in g/L (the evaluation's molar mass), like every titer of the
+    co-design outputs; the other quantities in their model units (gDW/L, mM, L).
+    """
     if ax is None:
         fig, axes = plt.subplots(1, len(evaluation.feeds), figsize=(3.2 * len(evaluation.feeds), 3.2), sharey=True)
         axes = np.atleast_1d(axes)
     else:
         fig, axes = ax.figure, np.atleast_1d(ax)
     mean, lo, hi = evaluation.bands(quantity)
-    unit = {"product": "titer (mM)", "biomass": "biomass (gDW/L)", "substrate": "glucose (mM)", "volume": "volume (L)"}.get(quantity, quantity)
+    if quantity == "product":  # titers in g/L, as in the Pareto plot and the summary (mM x g/mol / 1000)
+        mean, lo, hi = (a * evaluation.product_mw_g_per_mol / 1000.0 for a in (mean, lo, hi))
+    unit = {"product": "titer (g/L)", "biomass": "biomass (gDW/L)", "substrate": "glucose (mM)", "volume": "volume (L)"}.get(quantity, quantity)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for f, feed in enumerate(evaluation.feeds[: len(axes)]):
         a = axes[f]

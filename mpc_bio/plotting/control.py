@@ -19,6 +19,13 @@ _LABELS = {
 }
 
 
+#: Axis labels (with units) of the baselines' tuned parameters.
+_PARAMETER_LABELS = {
+    "feed": "feed rate [L/h]",
+    "mu_set": "set growth rate mu_set [1/h]",
+}
+
+
 def _axes(ax, n: int, shape, figsize):
     if ax is None:
         fig, axs = plt.subplots(*shape, figsize=figsize, constrained_layout=True)
@@ -29,19 +36,29 @@ def _axes(ax, n: int, shape, figsize):
     return axs[0].figure, axs
 
 
-def plot_closed_loop(result, ax=None, *, title: str | None = None):
+def plot_closed_loop(result, ax=None, *, title: str | None = None, offline=None):
     """Closed loop: each measured quantity (true line, estimate dashed, measurements dots, dropped
-    samples as crosses on the axis), acetate (true and estimate) when modelled, the applied feed,
-    and the relative constraint margins.
+    samples as red crosses at the true value they would have measured), acetate (true and
+    estimate) when modelled, the applied feed, the relative constraint margins and, when the
+    estimator estimates the glucose Vmax, its estimate beside the plant's value.
 
     Parameters
     ----------
     result : mpc_bio.control.closed_loop.ClosedLoopResult
-    ax : array of 6 Axes, optional
+    ax : array of 6 Axes (8 when Vmax is estimated), optional
     title : str, optional
+    offline : mpc_bio.control.offline.OfflineResult, optional
+        The offline optimum the closed loop is compared with: its re-simulated trajectory and its
+        feed are drawn grey, and its objective is in the feed panel's legend.
     """
-    fig, axs = _axes(ax, 6, (2, 3), (14, 7.5))
+    vmax_i = result.info.get("vmax_index") if result.info.get("estimate_vmax") else None
+    if vmax_i is None:
+        fig, axs = _axes(ax, 6, (2, 3), (14, 7.5))
+    else:
+        fig, axs = _axes(ax, 8, (2, 4), (18, 7.5))
+        axs[7].axis("off")
     t = result.time
+    sim = None if offline is None else offline.simulated
     limits = result.info.get("limits", {})
     roles = result.info.get("roles", {})
     panels = list(result.quantities)[:3]
@@ -55,11 +72,16 @@ def plot_closed_loop(result, ax=None, *, title: str | None = None):
             a.plot(t, y, "o", color="C0", ms=4, label="measured")
             j = result.quantities.index(q)
             dropped = result.measurements.dropped[:, j]
-            if dropped.any():
-                a.plot(t[dropped], np.zeros(dropped.sum()), "x", color="C3", ms=6, clip_on=False, label="dropped")
+            if dropped.any():  # no value was received: marked at the true value, never at 0
+                a.plot(t[dropped], result.output(q, "true")[dropped], "x", color="C3", ms=7, mew=1.5,
+                       label="dropped sample (at true value)")
+            if sim is not None:
+                a.plot(sim.time, _trajectory_output(sim, q, roles), "-", color="0.6", lw=1.2, zorder=0, label="offline optimum")
         else:
             a.plot(t, result.concentration(roles[q], "true"), "-", color="k", lw=1.5, label="true")
             a.plot(t, result.concentration(roles[q], "estimate"), "--", color="C1", lw=1.5, label="estimate (unmeasured)")
+            if sim is not None and roles[q] in sim.state_names:
+                a.plot(sim.time, sim.concentration(roles[q]), "-", color="0.6", lw=1.2, zorder=0, label="offline optimum")
         if q in limits:
             a.axhline(limits[q], color="C3", ls=":", lw=1, label="limit")
         a.set_xlabel("time [h]")
@@ -68,7 +90,10 @@ def plot_closed_loop(result, ax=None, *, title: str | None = None):
     for a in axs[len(panels):4]:
         a.axis("off")
     a = axs[4]
-    a.step(t, np.r_[result.feed, result.feed[-1:]], where="post", color="C2", lw=1.5, label="applied feed")
+    a.step(t, np.r_[result.feed, result.feed[-1:]], where="post", color="C2", lw=1.5, label=f"applied feed ({result.objective:.4g})")
+    if offline is not None:
+        a.step(offline.interval_edges, np.r_[offline.feed, offline.feed[-1:]], where="post", color="0.6", lw=1.2,
+               label=f"offline optimum ({offline.simulated.objective:.4g})")
     fb = [r.time for r in result.mpc_records if r.fallback]
     if fb:
         fbf = [r.feed for r in result.mpc_records if r.fallback]
@@ -77,7 +102,7 @@ def plot_closed_loop(result, ax=None, *, title: str | None = None):
         a.axhline(limits["feed_max"], color="C3", ls=":", lw=1, label="F max")
     a.set_xlabel("time [h]")
     a.set_ylabel("feed [L/h]")
-    a.legend(fontsize=7)
+    a.legend(fontsize=7, title=f"objective: {_objective_label(result.info.get('objective_kind'))}", title_fontsize=7)
     a = axs[5]
     for k, v in result.margins.items():
         a.plot(t, v, label=k)
@@ -85,9 +110,28 @@ def plot_closed_loop(result, ax=None, *, title: str | None = None):
     a.set_xlabel("time [h]")
     a.set_ylabel("relative margin to limit [-]")
     a.legend(fontsize=7)
+    if vmax_i is not None:
+        a = axs[6]
+        a.step(t, result.estimated_params[:, vmax_i], where="post", color="C1", lw=1.5, label="estimate (used by the MPC)")
+        if result.info.get("vmax_plant"):
+            a.axhline(result.info["vmax_plant"], color="k", lw=1.5, label="plant")
+        a.set_xlabel("time [h]")
+        a.set_ylabel("glucose Vmax [mmol/gDW/h]")
+        a.legend(fontsize=7)
     if title:
         fig.suptitle(title)
     return fig
+
+
+def _objective_label(kind: str | None) -> str:
+    return {"biomass": "final biomass [gDW]", "product": "final product [mmol]"}.get(kind or "", "productivity [gDW/L/h]")
+
+
+def _trajectory_output(tr, quantity: str, roles: dict) -> np.ndarray:
+    """A measured quantity (volume L, or a concentration) along an open-loop trajectory."""
+    if quantity == "volume":
+        return tr.states[:, tr.state_names.index(tr.volume_state)]
+    return tr.concentration(roles[quantity])
 
 
 def plot_solver_stats(result, ax=None):
@@ -115,8 +159,18 @@ def plot_solver_stats(result, ax=None):
     return fig
 
 
-def plot_feed_profiles(trajectories: dict, ax=None, *, limits: dict | None = None, roles: dict | None = None):
-    """Feed, biomass, glucose and acetate of several open-loop feed profiles.
+def plot_feed_profiles(
+    trajectories: dict,
+    ax=None,
+    *,
+    limits: dict | None = None,
+    roles: dict | None = None,
+    tolerance: float = 0.0,
+    failed: tuple[str, ...] = (),
+):
+    """Feed, biomass, glucose and acetate of several open-loop feed profiles; a profile that
+    breaks a limit by more than ``tolerance`` (or whose solve failed) is flagged in the legends
+    and its worst violation marked.
 
     Parameters
     ----------
@@ -127,29 +181,50 @@ def plot_feed_profiles(trajectories: dict, ax=None, *, limits: dict | None = Non
         ``glucose``/``acetate`` limits to draw (mmol/L).
     roles : dict, optional
         State names of ``biomass``, ``glucose``, ``acetate`` (defaults n_X, n_glc, n_ac).
+    tolerance : float
+        Relative violation of a limit tolerated before a profile is flagged [-].
+    failed : tuple of str
+        Labels of profiles whose optimisation failed (flagged "solve failed").
     """
     fig, axs = _axes(ax, 4, (1, 4), (16, 3.6))
     roles = {"biomass": "n_X", "glucose": "n_glc", "acetate": "n_ac", **(roles or {})}
     limits = limits or {}
     for i, (label, tr) in enumerate(trajectories.items()):
         c = f"C{i}"
-        axs[0].step(tr.time, tr.feed, where="post", color=c, label=f"{label} ({tr.objective:.3g})")
-        axs[1].plot(tr.time, tr.states[:, tr.state_names.index(roles["biomass"])], color=c, label=label)
-        axs[2].plot(tr.time, tr.concentration(roles["glucose"]), color=c, label=label)
+        flags = ["solve failed"] if label in failed else []
+        for a, key in ((axs[2], "glucose"), (axs[3], "acetate")):
+            if key not in limits or roles.get(key) not in tr.state_names:
+                continue
+            conc = tr.concentration(roles[key])
+            k = int(np.argmax(conc))
+            over = conc[k] / limits[key] - 1.0
+            if over > tolerance:
+                flags.append(f"{key} +{100 * over:.0f} %")
+                a.plot(tr.time[k], conc[k], "v", color="C3", ms=8, zorder=5)
+                a.annotate(f"+{100 * over:.0f} %", (tr.time[k], conc[k]), textcoords="offset points", xytext=(4, 4),
+                           color="C3", fontsize=8)
+        flag = "".join(f" - {f}" for f in flags if f == "solve failed")
+        over_limit = [f for f in flags if f != "solve failed"]
+        if over_limit:
+            flag += f" - over limit: {', '.join(over_limit)}"
+        axs[0].step(tr.time, tr.feed, where="post", color=c, label=f"{label} ({tr.objective:.3g}){flag}")
+        axs[1].plot(tr.time, tr.states[:, tr.state_names.index(roles["biomass"])], color=c, label=label + (" (!)" if flags else ""))
+        axs[2].plot(tr.time, tr.concentration(roles["glucose"]), color=c, label=label + (" (!)" if flags else ""))
         if roles.get("acetate") in tr.state_names:
-            axs[3].plot(tr.time, tr.concentration(roles["acetate"]), color=c, label=label)
+            axs[3].plot(tr.time, tr.concentration(roles["acetate"]), color=c, label=label + (" (!)" if flags else ""))
     for a, key in ((axs[2], "glucose"), (axs[3], "acetate")):
         if key in limits:
             a.axhline(limits[key], color="C3", ls=":", lw=1, label="limit")
     for a, yl in zip(axs, ("feed [L/h]", "biomass [gDW]", "glucose [mmol/L]", "acetate [mmol/L]")):
         a.set_xlabel("time [h]")
         a.set_ylabel(yl)
-    axs[0].legend(fontsize=7, title="objective")
+    axs[0].legend(fontsize=6, title="objective", title_fontsize=7, loc="upper left")
     axs[2].legend(fontsize=7)
+    axs[3].legend(fontsize=7)
     return fig
 
 
-def plot_baseline_scan(baseline, ax=None, *, offline_objective: float | None = None):
+def plot_baseline_scan(baseline, ax=None, *, offline_objective: float | None = None, objective_unit: str = "objective"):
     """Objective of a tuned baseline over its parameter; infeasible candidates hollow.
 
     Parameters
@@ -158,6 +233,8 @@ def plot_baseline_scan(baseline, ax=None, *, offline_objective: float | None = N
     ax : Axes, optional
     offline_objective : float, optional
         Offline optimum to draw as a reference line.
+    objective_unit : str
+        y-axis label, with the objective's unit (e.g. ``"final biomass [gDW]"``).
     """
     if ax is None:
         fig, ax = plt.subplots(figsize=(5, 3.5), constrained_layout=True)
@@ -170,7 +247,7 @@ def plot_baseline_scan(baseline, ax=None, *, offline_objective: float | None = N
         ax.axvline(baseline.parameter, color="C2", ls="--", lw=1, label="best")
     if offline_objective is not None:
         ax.axhline(offline_objective, color="C3", ls=":", label="offline optimum")
-    ax.set_xlabel(f"{baseline.kind} feed: {baseline.parameter_name}")
-    ax.set_ylabel("objective")
+    ax.set_xlabel(f"{baseline.kind} feed: {_PARAMETER_LABELS.get(baseline.parameter_name, baseline.parameter_name)}")
+    ax.set_ylabel(objective_unit)
     ax.legend(fontsize=7)
     return fig

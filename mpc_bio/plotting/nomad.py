@@ -5,7 +5,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["plot_eigenvalues", "plot_time_constants", "plot_screening_funnel", "plot_yield_control_heatmap"]
+__all__ = ["plot_eigenvalues", "plot_time_constants", "plot_screening_funnel", "plot_yield_control_heatmap",
+           "plot_cofactor_ratios"]
 
 
 def _axes(ax, figsize=(6, 4)):
@@ -66,5 +67,30 @@ def plot_yield_control_heatmap(control, ax=None, max_models: int = 100):
     ax.set_ylabel("model")
     ax.set_title(f"Control coefficients of the {control.product_reaction}/{control.substrate_reaction} yield")
     fig.colorbar(im, ax=ax, label="C (yield, enzyme)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_cofactor_ratios(ratios: dict, fig=None):
+    """Histograms of energy charge and the ATP/ADP, NADH/NAD, NADPH/NADP ratios across reference states.
+
+    Parameters
+    ----------
+    ratios : dict of str to ndarray
+        Per-state values, as :func:`mpc_bio.nomad.steady_state.cofactor_ratios` returns (dimensionless).
+    fig : matplotlib.figure.Figure, optional
+        Figure to draw into (one panel per ratio).
+    """
+    names = list(ratios)
+    fig = fig or plt.figure(figsize=(3.2 * max(1, len(names)), 3.2))
+    labels = {"energy_charge": "energy charge", "atp_adp": "log10 ATP/ADP", "nadh_nad": "log10 NADH/NAD",
+              "nadph_nadp": "log10 NADPH/NADP"}
+    for k, name in enumerate(names):
+        ax = fig.add_subplot(1, len(names), k + 1)
+        val = np.asarray(ratios[name], dtype=float)
+        ax.hist(val if name == "energy_charge" else np.log10(val), bins=20, color="tab:purple", alpha=0.8)
+        ax.set_xlabel(labels.get(name, name))
+        ax.set_ylabel("reference states" if k == 0 else "")
+    fig.suptitle("Cofactor ratios of the reference states")
     fig.tight_layout()
     return fig

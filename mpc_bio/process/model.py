@@ -23,7 +23,7 @@ from mpc_bio.process.cell import CellFluxModel
 from mpc_bio.process.kinetics import gated_rate, glucose_uptake, oxygen_uptake
 from mpc_bio.process.settings import FedBatchSettings, ProcessSettingsError
 
-__all__ = ["FedBatchODE", "fedbatch_ode", "build_fedbatch_model", "OUTPUT_NAMES_BASE"]
+__all__ = ["FedBatchODE", "FedBatchSplit", "fedbatch_ode", "fedbatch_split", "build_fedbatch_model", "OUTPUT_NAMES_BASE"]
 
 #: Algebraic outputs recorded along trajectories (then one ``v_<product>`` per product).
 OUTPUT_NAMES_BASE = ("growth", "q_glc", "q_o2")
@@ -161,6 +161,90 @@ def fedbatch_ode(
         param_values=np.array([settings.kinetics.glucose_vmax] if vmax_as_parameter else []),
         settings=settings,
         cell=cell,
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class FedBatchSplit:
+    """The fed-batch right-hand side split at the cell model: the cell's fluxes become an input.
+
+    For controllers that evaluate the cell model themselves (e.g. one batched call of a network at
+    many points): ``rhs(x, F, p, uptakes_to_fluxes(uptakes(x, p)))`` is the right-hand side of
+    :func:`fedbatch_ode` with ``vmax_as_parameter=True``.
+
+    Attributes
+    ----------
+    uptakes : casadi.Function
+        ``(x[n_x], p[1]) -> q[k]``: the cell model's inputs (uptakes, mmol/gDW/h) at a state, in
+        the order of ``input_names``.
+    rhs : casadi.Function
+        ``(x, F, p, v[r]) -> dx/dt[n_x]`` given the cell model's outputs v (mmol/gDW/h; growth 1/h)
+        in the order of ``output_ids``; states in the units of ``state_names``, feed F in L/h.
+    state_names, param_names, input_names, output_ids : tuple of str
+        ``param_names`` is ``("vmax_glc",)``.
+    param_values : ndarray
+        Nominal glucose Vmax [mmol/gDW/h].
+    """
+
+    uptakes: ca.Function
+    rhs: ca.Function
+    state_names: tuple[str, ...]
+    param_names: tuple[str, ...]
+    param_values: np.ndarray
+    input_names: tuple[str, ...]
+    output_ids: tuple[str, ...]
+
+    @property
+    def n_x(self) -> int:
+        """Number of states."""
+        return len(self.state_names)
+
+
+class _FluxInput:
+    """Stands in for a cell model: its flux function returns a free symbol and records its input."""
+
+    def __init__(self, cell: CellFluxModel, v) -> None:
+        self._cell, self._v, self.q = cell, v, None
+        self.growth_id = cell.growth_id
+
+    def function(self, q):
+        self.q = q
+        return self._v
+
+    def input_index(self, name):
+        return self._cell.input_index(name)
+
+    def output_index(self, rid):
+        return self._cell.output_index(rid)
+
+
+def fedbatch_split(settings: FedBatchSettings, cell: CellFluxModel) -> FedBatchSplit:
+    """The fed-batch model split at the cell model (any backend: the cell's function is not called).
+
+    Parameters
+    ----------
+    settings : FedBatchSettings
+    cell : CellFluxModel
+        Gives the input order, the output ids (the entries of v) and the growth reaction.
+
+    Returns
+    -------
+    FedBatchSplit
+        With the glucose Vmax as the parameter ``vmax_glc``.
+    """
+    _check_cell(settings, cell)
+    nx, r = len(settings.state_names), len(cell.output_ids)
+    x, F, p, v = ca.SX.sym("x", nx), ca.SX.sym("F"), ca.SX.sym("p", 1), ca.SX.sym("v", r)
+    stand_in = _FluxInput(cell, v)
+    dx, _ = _expressions(settings, stand_in, x, F, p[0])
+    return FedBatchSplit(
+        uptakes=ca.Function("uptakes", [x, p], [stand_in.q], ["x", "p"], ["q"]),
+        rhs=ca.Function("rhs_split", [x, F, p, v], [dx], ["x", "F", "p", "v"], ["dxdt"]),
+        state_names=tuple(settings.state_names),
+        param_names=("vmax_glc",),
+        param_values=np.array([settings.kinetics.glucose_vmax], dtype=float),
+        input_names=tuple(cell.input_names),
+        output_ids=tuple(cell.output_ids),
     )
 
 

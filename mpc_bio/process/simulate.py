@@ -15,12 +15,14 @@ import time as _time
 import casadi as ca
 import numpy as np
 
+from mpc_bio.interrupts import check_interrupt
 from mpc_bio.process.cell import CellFluxModel
 from mpc_bio.process.dfba import simulate_dfba
 from mpc_bio.process.kinetics import gated_rate, glucose_uptake, oxygen_uptake
 from mpc_bio.process.model import FedBatchODE, fedbatch_ode
 from mpc_bio.process.result import FedBatchResult, SimulationEvent
 from mpc_bio.process.settings import FedBatchSettings, ProcessSettingsError
+from mpc_bio.status import note
 
 __all__ = ["SurrogateSimulator", "simulate_surrogate", "simulate_dfba", "fedbatch_integrator"]
 
@@ -147,15 +149,18 @@ class SurrogateSimulator:
         completed = True
         for ta, pts, F, integ in self._segments:
             pf = np.concatenate([[F], pval])
+            note(f"surrogate fed-batch: CVODES from {ta:g} h to {pts[-1]:g} h")
             try:
                 xf = np.array(integ(x0=x, p=pf)["xf"])
             except RuntimeError:
+                check_interrupt()
                 # keep what can be integrated: redo the segment interval by interval up to the failure
                 t_prev = ta
                 for tp in pts:
                     try:
                         x = np.array(fedbatch_integrator(ode, t_prev, [tp], rtol=rtol, atol=atol)(x0=x, p=pf)["xf"]).ravel()
                     except RuntimeError as exc:
+                        check_interrupt()  # CVODES failed because of Ctrl-C/SIGTERM: stop, not an event
                         msg = next((ln for ln in str(exc).splitlines() if "error test failed" in ln or "CV_" in ln), "")
                         events.append(
                             SimulationEvent(

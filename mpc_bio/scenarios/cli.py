@@ -60,6 +60,10 @@ examples:
 """
 
 
+#: Seconds `mpc-bio run` has to stop after Ctrl-C/SIGTERM before the process is ended (when a
+#: solver is inside one long compiled call); a second Ctrl-C ends it at once.
+INTERRUPT_GRACE_S = 5.0
+
 #: One line per known kind for the help text (kinds registered later are listed by name).
 KIND_HELP = {
     "simulation": "fed-batch with the surrogate beside the LP-in-the-loop dFBA (paper figure 3)",
@@ -83,8 +87,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("scenario", metavar="SCENARIO.toml", help="scenario file")
     p.add_argument("--out", default=None, metavar="DIR", help="output directory (default runs/<stem>-<UTC time>)")
     p.add_argument("--overwrite", action="store_true", help="replace --out DIR even when it holds a complete run")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    p.set_defaults(func=run)
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars (the status line of each phase stays)")
+    p.set_defaults(func=run, interrupt_grace=INTERRUPT_GRACE_S)
 
     s = subparsers.add_parser("sweep", help="run a scenario over parameter values and seeds (locally or on Dask)",
                               description=SWEEP_HELP, formatter_class=fmt)
@@ -111,21 +115,30 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the scenario and print where the results went."""
+    """Run the scenario and print where the results went; exit 1 when the summary reports failed solves."""
     from mpc_bio.scenarios.runner import RunExistsError, run_scenario
     from mpc_bio.scenarios.schema import ScenarioError
 
     try:
-        res = run_scenario(args.scenario, args.out, progress=not args.no_progress, overwrite=args.overwrite)
+        res = run_scenario(args.scenario, args.out, progress=not args.no_progress, overwrite=args.overwrite, status=True)
     except (ScenarioError, RunExistsError) as exc:
         print(f"mpc-bio run: error: {exc}", file=sys.stderr)
         return 2
+    from mpc_bio.status import format_warnings
+
+    s = res.summary
     print(f"{res.kind} scenario {res.name!r} done in {res.wall_time:.1f} s -> {res.out_dir}")
     for role, f in res.files.items():
         print(f"  {role:13s} {f}")
-    for k, val in res.summary.items():
-        if k not in ("kind", "name", "scenario"):
+    for k, val in s.items():
+        if k not in ("kind", "name", "scenario", "status", "failures", "solver_warnings", "phases_s"):
             print(f"  {k}: {val}")
+    if "solver_warnings" in s:
+        print(format_warnings(s["solver_warnings"]))
+    if s.get("status", "ok") != "ok":
+        print(f"mpc-bio run: result failed ({len(s['failures'])} failed solve(s) recorded in {res.out_dir / 'summary.json'}): "
+              + "; ".join(s["failures"]), file=sys.stderr)
+        return 1
     return 0
 
 

@@ -1,6 +1,7 @@
 """Scenario kinds of the control stage, run by ``mpc-bio run SCENARIO.toml``.
 
-``kind = "closed_loop"``       MPC + estimator on the plant, compared with the offline optimum.
+``kind = "closed_loop"``       MPC + estimator on the plant, compared with the offline optimum (on
+                               the plant's own parameters when ``plant = "perturbed"``).
 ``kind = "feed_optimization"`` offline optimum vs the tuned constant and exponential feeds.
 ``kind = "mpc_mismatch"``      closed loop on a mismatched plant (perturbed kinetics or the
                                LP-in-the-loop dFBA), compared with the offline (nominal) profile
@@ -76,6 +77,7 @@ class ControlSetup:
     offline: OfflineSettings
     baselines: BaselineSettings
     extra: dict
+    surrogate: Any = None  # the trained surrogate (for the MPC's "network" backend)
 
     @property
     def x0(self) -> np.ndarray:
@@ -95,10 +97,16 @@ class ControlSetup:
         """
         from mpc_bio.control.closed_loop import run_closed_loop
 
+        mpc = None
+        if self.mpc.backend == "network":  # the surrogate network itself in the MPC loop
+            from mpc_bio.control.network_mpc import build_network_mpc
+
+            mpc = build_network_mpc(self.reactor, self.surrogate, self.problem, self.mpc)
         return run_closed_loop(
             self.control,
             self.problem,
             self.x0,
+            mpc=mpc,
             mpc_settings=self.mpc,
             estimator_settings=self.estimator,
             measurement_settings=self.measurements,
@@ -186,7 +194,8 @@ def load_control_setup(path: Path, data: dict[str, Any], out: Path, *, progress:
             upper[reactor.oxygen_input] = float(cm["oxygen_max"]) if "oxygen_max" in cm else None
         step = float(cm.get("step", 0.01))
         try:
-            d = distill_cell_model(cell, upper=upper, fixed=fixed, step=step)
+            with _phase("distillation of the surrogate (B-spline over the uptakes)"):
+                d = distill_cell_model(cell, upper=upper, fixed=fixed, step=step)
             control = control_model_from_process(reactor, d.cell)
         except (ProcessSettingsError, ControlError) as exc:
             raise _err(path, exc) from None
@@ -199,7 +208,7 @@ def load_control_setup(path: Path, data: dict[str, Any], out: Path, *, progress:
         extra["distilled"] = d
     if mpc.symvar == "SX" and control.symvar == "MX":
         mpc = dataclasses.replace(mpc, symvar="MX")
-    return ControlSetup(model, control, reactor, cobra_model, cell, how, prob, mpc, est, meas, cl, off, base, extra)
+    return ControlSetup(model, control, reactor, cobra_model, cell, how, prob, mpc, est, meas, cl, off, base, extra, sur)
 
 
 def _save_fig(fig, path: Path) -> Path:
@@ -210,7 +219,7 @@ def _save_fig(fig, path: Path) -> Path:
     return path
 
 
-def _write_closed_loop(res, out: Path, stem: str, title: str) -> dict[str, Path]:
+def _write_closed_loop(res, out: Path, stem: str, title: str, offline=None) -> dict[str, Path]:
     from mpc_bio.plotting.control import plot_closed_loop, plot_solver_stats
 
     frames = res.to_frames()
@@ -218,18 +227,33 @@ def _write_closed_loop(res, out: Path, stem: str, title: str) -> dict[str, Path]
     for key, df in frames.items():
         files[f"{stem}_{key}"] = out / f"{stem}_{key}.csv"
         df.to_csv(files[f"{stem}_{key}"], index=False)
-    files[f"{stem}_figure"] = _save_fig(plot_closed_loop(res, title=title), out / f"{stem}.png")
+    files[f"{stem}_figure"] = _save_fig(plot_closed_loop(res, title=title, offline=offline), out / f"{stem}.png")
     files[f"{stem}_solver_figure"] = _save_fig(plot_solver_stats(res), out / f"{stem}_solver.png")
     return files
 
 
-def _offline(setup: ControlSetup, params=None):
+def _offline(setup: ControlSetup, params=None, label: str = "offline optimum"):
     """The offline optimum; with ``[offline].model = "control"`` solved on the controller's model
     and checked (fine grid, backoff) on the plant model."""
     from mpc_bio.control.offline import optimize_feed_profile
+    from mpc_bio.status import phase
 
     m = setup.control if setup.offline.model == "control" else setup.model
-    return optimize_feed_profile(m, setup.problem, setup.x0, setup.offline, params=params, check_model=setup.model)
+    with phase(f"{label} (IPOPT, whole batch)") as info:
+        off = optimize_feed_profile(m, setup.problem, setup.x0, setup.offline, params=params, check_model=setup.model)
+        info["note"] = f"IPOPT {off.status}, {off.iterations} iterations"
+    return off
+
+
+def _offline_failures(off, label: str = "offline optimum") -> list[str]:
+    """``[message]`` when the offline solve failed (its result then feeds no ratio), else ``[]``."""
+    return [] if off.success else [f"{label}: IPOPT returned {off.status} (not a solution; no ratio computed with it)"]
+
+
+def _phase(name: str):
+    from mpc_bio.status import phase
+
+    return phase(name)
 
 
 def _offline_summary(off, setup: ControlSetup) -> dict:
@@ -238,6 +262,7 @@ def _offline_summary(off, setup: ControlSetup) -> dict:
         "offline_objective": off.simulated.objective,
         "offline_collocation_objective": off.objective,
         "offline_status": off.status,
+        "offline_success": off.success,
         "offline_iterations": off.iterations,
         "offline_kkt": off.kkt,
         "offline_violation": off.simulated.violation,
@@ -252,10 +277,18 @@ def _offline_summary(off, setup: ControlSetup) -> dict:
 def run_closed_loop_scenario(path: Path, data: dict[str, Any], out: Path, *, progress: bool = True):
     """Runner of ``kind = "closed_loop"``; returns (files, summary)."""
 
-    setup = load_control_setup(path, data, out, progress=progress, kind="closed_loop")
+    with _phase("control model (surrogate, embedding)"):
+        setup = load_control_setup(path, data, out, progress=progress, kind="closed_loop")
     off = _offline(setup) if setup.extra["compare_offline"] else None
-    res = setup.run_closed_loop(_make_plant(setup), None if off is None else offline_feed_at_steps(off, setup.mpc))
-    files = _write_closed_loop(res, out, "closed_loop", f"{path.stem}: MPC ({setup.estimator.kind}) on {setup.closed_loop.plant} plant")
+    with _phase("closed loop (MPC + estimator on the plant)"):
+        res = setup.run_closed_loop(_make_plant(setup), None if off is None else offline_feed_at_steps(off, setup.mpc))
+    nominal = off
+    if off is not None and setup.closed_loop.plant == "perturbed":
+        # the closed loop runs on the perturbed plant: compare it with that plant's offline optimum
+        # (the nominal one above only warm-started the first MPC solve)
+        off = _offline(setup, params=setup.model.params_with(setup.closed_loop.plant_parameter_scale), label="plant's offline optimum")
+    files = _write_closed_loop(res, out, "closed_loop", f"{path.stem}: MPC ({setup.estimator.kind}) on {setup.closed_loop.plant} plant",
+                               offline=off if off is not None and off.success else None)
     summary = {
         "surrogate": setup.surrogate_how,
         "backend": setup.cell.backend,
@@ -266,7 +299,13 @@ def run_closed_loop_scenario(path: Path, data: dict[str, Any], out: Path, *, pro
     }
     if off is not None:
         summary.update(_offline_summary(off, setup))
-        summary["closed_loop_vs_offline"] = _ratio_to_feasible(res.objective, off.simulated.objective, off.max_violation_frac, setup.problem)
+        summary["closed_loop_vs_offline"] = (
+            _ratio_to_feasible(res.objective, off.simulated.objective, off.max_violation_frac, setup.problem) if off.success else None
+        )
+        summary["failures"] = _offline_failures(off)
+        summary["offline_params"] = "plant" if off is not nominal else "nominal"
+        if off is not nominal:
+            summary["nominal_offline_objective"] = nominal.simulated.objective
     (out / "settings.json").write_text(json.dumps(_settings_dict(setup), indent=2, default=str))
     files["settings"] = out / "settings.json"
     return files, summary
@@ -357,10 +396,12 @@ def run_feed_optimization_scenario(path: Path, data: dict[str, Any], out: Path, 
     from mpc_bio.control.baselines import tune_constant_feed, tune_exponential_feed
     from mpc_bio.plotting.control import plot_baseline_scan, plot_feed_profiles
 
-    setup = load_control_setup(path, data, out, progress=progress, kind="feed_optimization")
+    with _phase("control model (surrogate, embedding)"):
+        setup = load_control_setup(path, data, out, progress=progress, kind="feed_optimization")
     off = _offline(setup)
-    const = tune_constant_feed(setup.model, setup.problem, setup.x0, setup.baselines)
-    expo = tune_exponential_feed(setup.model, setup.problem, setup.x0, setup.baselines)
+    with _phase("baseline scans (constant and exponential feeds, CVODES)"):
+        const = tune_constant_feed(setup.model, setup.problem, setup.x0, setup.baselines)
+        expo = tune_exponential_feed(setup.model, setup.problem, setup.x0, setup.baselines)
     trajs = {"offline optimum": off.simulated}
     if const.trajectory is not None:
         trajs["best constant"] = const.trajectory
@@ -386,14 +427,16 @@ def run_feed_optimization_scenario(path: Path, data: dict[str, Any], out: Path, 
     scans.to_csv(files["baseline_scans"], index=False)
     roles = {"biomass": setup.model.roles.biomass, "glucose": setup.model.roles.glucose, "acetate": setup.model.roles.acetate}
     files["figure"] = _save_fig(
-        plot_feed_profiles(trajs, limits={"glucose": setup.problem.glucose_max, "acetate": setup.problem.acetate_max}, roles=roles),
+        plot_feed_profiles(trajs, limits={"glucose": setup.problem.glucose_max, "acetate": setup.problem.acetate_max}, roles=roles,
+                           tolerance=setup.problem.constraint_tolerance, failed=() if off.success else ("offline optimum",)),
         out / "feed_profiles.png",
     )
     import matplotlib.pyplot as plt
 
     fig, axs = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
-    plot_baseline_scan(const, axs[0], offline_objective=off.simulated.objective)
-    plot_baseline_scan(expo, axs[1], offline_objective=off.simulated.objective)
+    o_line = off.simulated.objective if off.success else None
+    plot_baseline_scan(const, axs[0], offline_objective=o_line, objective_unit=_objective_unit(setup.problem))
+    plot_baseline_scan(expo, axs[1], offline_objective=o_line, objective_unit=_objective_unit(setup.problem))
     files["baseline_figure"] = _save_fig(fig, out / "baseline_scans.png")
     o = off.simulated.objective
     summary = {
@@ -407,8 +450,9 @@ def run_feed_optimization_scenario(path: Path, data: dict[str, Any], out: Path, 
         "const_feed_best_L_per_h": const.parameter,
         "exp_feed_objective": expo.objective,
         "exp_feed_best_mu_per_h": expo.parameter,
-        "offline_vs_exp_margin": (o - expo.objective) / abs(expo.objective) if np.isfinite(expo.objective) else None,
-        "offline_vs_const_margin": (o - const.objective) / abs(const.objective) if np.isfinite(const.objective) else None,
+        "offline_vs_exp_margin": (o - expo.objective) / abs(expo.objective) if np.isfinite(expo.objective) and off.success else None,
+        "offline_vs_const_margin": (o - const.objective) / abs(const.objective) if np.isfinite(const.objective) and off.success else None,
+        "failures": _offline_failures(off),
     }
     (out / "settings.json").write_text(json.dumps(_settings_dict(setup), indent=2, default=str))
     files["settings"] = out / "settings.json"
@@ -423,7 +467,8 @@ def run_mpc_mismatch_scenario(path: Path, data: dict[str, Any], out: Path, *, pr
     """
     from mpc_bio.control.offline import piecewise_feed
 
-    setup = load_control_setup(path, data, out, progress=progress, kind="mpc_mismatch")
+    with _phase("control model (surrogate, embedding)"):
+        setup = load_control_setup(path, data, out, progress=progress, kind="mpc_mismatch")
     cl = setup.closed_loop
     if cl.plant == "nominal":
         from mpc_bio.scenarios.schema import ScenarioError
@@ -450,8 +495,14 @@ def run_mpc_mismatch_scenario(path: Path, data: dict[str, Any], out: Path, *, pr
     open_obj = objective_value(setup.model, setup.problem, states[-1])
     open_margins = constraint_margins(setup.model, setup.problem, states)
     open_violation = float(max(0.0, max(-np.min(m) for m in open_margins.values())))
-    res = setup.run_closed_loop(cl_plant := make_plant(), offline_feed_at_steps(off, setup.mpc), settings=cl)
-    files = _write_closed_loop(res, out, "closed_loop", f"{path.stem}: MPC ({setup.estimator.kind}) on {cl.plant} plant")
+    with _phase("closed loop (MPC + estimator on the mismatched plant)"):
+        res = setup.run_closed_loop(cl_plant := make_plant(), offline_feed_at_steps(off, setup.mpc), settings=cl)
+    # what a controller knowing the plant exactly could reach (offline optimum on the plant)
+    oracle = None
+    if cl.plant == "perturbed":
+        oracle = _offline(setup, params=setup.model.params_with(cl.plant_parameter_scale), label="plant's offline optimum")
+    files = _write_closed_loop(res, out, "closed_loop", f"{path.stem}: MPC ({setup.estimator.kind}) on {cl.plant} plant",
+                               offline=oracle if oracle is not None and oracle.success else None)
     import pandas as pd
 
     ol = pd.DataFrame(states, columns=list(setup.model.state_names))
@@ -470,22 +521,27 @@ def run_mpc_mismatch_scenario(path: Path, data: dict[str, Any], out: Path, *, pr
         "open_loop_offline_on_plant_violation": open_violation,
         "open_loop_offline_on_plant_feasible": open_violation <= setup.problem.constraint_tolerance,
         # compared only with a baseline that keeps the limits (None otherwise)
-        "closed_loop_vs_open_loop": _ratio_to_feasible(res.objective, open_obj, open_violation, setup.problem),
+        "closed_loop_vs_open_loop": _ratio_to_feasible(res.objective, open_obj, open_violation, setup.problem) if off.success else None,
+        "failures": _offline_failures(off, "offline optimum (nominal model)"),
     }
-    if cl.plant == "perturbed":
-        # what a controller knowing the plant exactly could reach (offline optimum on the plant)
-        oracle = _offline(setup, params=setup.model.params_with(cl.plant_parameter_scale))
+    if oracle is not None:
         summary["plant_offline_objective"] = oracle.simulated.objective
+        summary["plant_offline_status"] = oracle.status
         summary["plant_offline_max_violation_frac"] = oracle.max_violation_frac
         summary["closed_loop_vs_plant_offline"] = _ratio_to_feasible(
             res.objective, oracle.simulated.objective, oracle.max_violation_frac, setup.problem
-        )
+        ) if oracle.success else None
+        summary["failures"] += _offline_failures(oracle, "plant's offline optimum")
     else:
         summary["dfba_lp_solves"] = cl_plant.lp_solves
         summary["dfba_plant_s"] = cl_plant.wall_time
     (out / "settings.json").write_text(json.dumps(_settings_dict(setup), indent=2, default=str))
     files["settings"] = out / "settings.json"
     return files, summary
+
+
+def _objective_unit(problem: BatchProblem) -> str:
+    return {"biomass": "final biomass [gDW]", "product": "final product [mmol]"}.get(problem.objective, "productivity [gDW/L/h]")
 
 
 def _settings_dict(setup: ControlSetup) -> dict:

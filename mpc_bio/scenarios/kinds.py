@@ -5,10 +5,13 @@ function returning one), imported only when needed, like :data:`~mpc_bio.scenari
 A kind without a schema entry is validated by its own runner at run time only.
 
 The schemas of ``simulation``, of the control kinds (``closed_loop``, ``feed_optimization``,
-``mpc_mismatch``) and of ``codesign`` are built here from the stages' frozen settings dataclasses: defaults come from
-the dataclasses (so they never drift), units from their docstrings (``[unit]``) or stated here,
-and each table's settings dataclass is the table's own check (its ``__post_init__`` validation
-plugs in), so a scenario file is checked exactly as its runner will build it.
+``mpc_mismatch``) and of ``codesign`` are built from the stages' frozen settings classes, so a
+scenario file is checked exactly as its runner will build it: type, default, unit, range and doc
+of every key as the class declares it (:mod:`mpc_bio.settings`; the ``[model]``, ``[surrogate]``,
+``[reactor]``, ``[kinetics]``, ``[feed]`` and ``[simulation]`` tables are defined once, in
+:func:`mpc_bio.scenarios.simulation.process_tables`), and each table's settings class is the
+table's own check. The control and nomad settings, not yet on that base, still take units and
+docs from their docstrings and ranges from overrides here.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from mpc_bio.scenarios.schema import Field, KindSchema, Table
+from mpc_bio.scenarios.schema import Field, KindSchema, Table, settings_fields
 
 __all__ = ["SCENARIO_SCHEMAS", "get_schema", "fields_from_settings", "simulation_schema", "control_schema", "codesign_schema",
            "nomad_table"]
@@ -86,8 +89,20 @@ def _first_sentence(text: str) -> str:
 
 
 def fields_from_settings(cls: type, overrides: dict[str, dict[str, Any]] | None = None, skip: Iterable[str] = ()) -> dict[str, Field]:
-    """Fields of a frozen settings dataclass: type and default from the dataclass, unit and doc
-    from its ``Attributes`` docstring (``[unit]``), range and more from ``overrides``."""
+    """Fields of a frozen settings dataclass.
+
+    A :class:`mpc_bio.settings.Settings` class declares everything itself
+    (:func:`~mpc_bio.scenarios.schema.settings_fields`; ``overrides`` must be empty). For the
+    control and nomad settings, not yet on that base, this takes type and default from the
+    dataclass, unit and doc from its ``Attributes`` docstring (``[unit]``) and range and more from
+    ``overrides``: this path and the docstring parsing above go once they are converted.
+    """
+    from mpc_bio.settings import Settings
+
+    if issubclass(cls, Settings):
+        if overrides:
+            raise TypeError(f"{cls.__name__} declares its fields' ranges and docs itself; no overrides.")
+        return settings_fields(cls, skip=skip)
     overrides = overrides or {}
     docs = _attribute_docs(cls)
     out: dict[str, Field] = {}
@@ -150,63 +165,10 @@ _NONNEG = {"min": 0.0}
 
 
 # ---- simulation ---------------------------------------------------------------------------------
-@functools.cache
 def _process_tables() -> dict[str, Table]:
-    from mpc_bio.process import FedBatchSettings, FeedProfile, UptakeKinetics
+    from mpc_bio.scenarios.simulation import process_tables
 
-    r, k = FedBatchSettings(), UptakeKinetics()
-    model = {
-        "name": Field(str, doc='a model bundled with COBRApy ("e_coli_core", "iJO1366", ...) or "iCH360" (shipped with mpc_bio); default "e_coli_core"'),
-        "path": Field(str, is_path=True, doc="path of an SBML/JSON/MAT model file (relative to the scenario file); instead of name"),
-    }
-    surrogate = {
-        "artifact": Field(str, default="default", is_path=True, doc='"default" (the surrogate shipped for the model), a shipped name ("e_coli_core", "iCH360"), a surrogate directory, or "train" (sample pFBA on a grid and train in the run; cached)'),
-        "backend": Field(str, default="native", choices=("native", "l4casadi", "numpy"), doc='how the network enters CasADi: "native" (CasADi graph, exact derivatives of any order), "l4casadi" (the torch module), "numpy" (numpy/BLAS callback, finite-difference Jacobian: fastest for simulating large nets, not for optimisation)'),
-        "symbolic": Field(str, default="SX", choices=("SX", "MX"), doc="CasADi symbolic type of the embedded graph"),
-        "l4casadi_mode": Field(str, default="exact", doc="l4casadi evaluation mode (backend l4casadi only)"),
-        "grid_step": Field(float, default=1.0, unit="mmol/gDW/h", **_POS, doc='training grid spacing of both uptakes (artifact "train")'),
-        "grid_max": Field(float, default=20.0, unit="mmol/gDW/h", **_POS, doc='training grid end (artifact "train")'),
-        "hidden": Field(list, item=int, min=1, min_items=1, doc='hidden layer widths (artifact "train"); default [64, 64]'),
-        "epochs": Field(int, default=3000, min=1, doc='training epochs (artifact "train")'),
-        "seed": Field(int, default=0, min=0, doc="training seed"),
-        "cache": Field(bool, default=True, doc="reuse a surrogate trained earlier on the same inputs ($MPC_BIO_CACHE or the temp dir)"),
-    }
-    reactor = {
-        "volume0": Field(float, default=r.volume0, unit="L", **_POS, doc="initial volume"),
-        "glucose0": Field(float, default=r.glucose0, unit="mmol/L", **_NONNEG, doc="initial glucose concentration"),
-        "biomass0": Field(float, default=r.biomass0, unit="gDW/L", **_POS, doc="initial biomass concentration"),
-        "feed_glucose": Field(float, default=r.feed_glucose, unit="mmol/L", **_NONNEG, doc="glucose concentration of the feed"),
-        "products": Field(dict, values=str, default=dict(r.products), doc="tracked secreted species: state suffix -> exchange id"),
-        "products0": Field(dict, values=float, unit="mmol/L", **_NONNEG, doc="initial product concentrations (missing ones 0)"),
-        "glucose_input": Field(str, default=r.glucose_input, doc="name of the surrogate's glucose input"),
-        "oxygen_input": Field(str, default=r.oxygen_input, doc="name of the surrogate's oxygen input"),
-        "glucose_exchange": Field(str, default=r.glucose_exchange, doc="glucose exchange reaction id"),
-        "oxygen_exchange": Field(str, default=r.oxygen_exchange, doc="oxygen exchange reaction id"),
-        "product_uptake_gate": Field(float, default=r.product_uptake_gate, unit="mmol/L", **_NONNEG, doc="concentration below which product uptake is switched off smoothly (0: off)"),
-        "glucose_rate": Field(str, default=r.glucose_rate, choices=("kinetics", "surrogate"), doc="source of the glucose consumption rate"),
-    }
-    kinetics = {
-        "glucose_vmax": Field(float, default=k.glucose_vmax, unit="mmol/gDW/h", **_POS, doc="maximal specific glucose uptake"),
-        "glucose_km": Field(float, default=k.glucose_km, unit="mmol/L", **_POS, doc="Michaelis constant of glucose uptake"),
-        "oxygen": Field(str, default=k.oxygen, choices=("fixed", "kla"), doc="fixed specific O2 uptake, or a dissolved-O2 state with kLa transfer"),
-        "oxygen_uptake": Field(float, default=k.oxygen_uptake, unit="mmol/gDW/h", **_NONNEG, doc='fixed specific O2 uptake (oxygen = "fixed")'),
-        "oxygen_vmax": Field(float, default=k.oxygen_vmax, unit="mmol/gDW/h", **_POS, doc='maximal specific O2 uptake (oxygen = "kla")'),
-        "oxygen_km": Field(float, default=k.oxygen_km, unit="mmol/L", **_POS, doc='Michaelis constant of O2 uptake (oxygen = "kla")'),
-        "kla": Field(float, default=k.kla, unit="1/h", **_POS, doc='volumetric O2 transfer coefficient (oxygen = "kla")'),
-        "o2_saturation": Field(float, default=k.o2_saturation, unit="mmol/L", **_POS, doc='dissolved O2 saturation (oxygen = "kla")'),
-    }
-    feed = {
-        "times": Field(list, required=True, item=float, unit="h", min=0.0, min_items=1, doc="switching times, first 0, strictly increasing"),
-        "rates": Field(list, required=True, item=float, unit="L/h", min=0.0, min_items=1, doc="feed rate from each switching time on"),
-    }
-    return {
-        "model": Table(model, "which metabolic model"),
-        "surrogate": Table(surrogate, "the neural surrogate of the model's pFBA"),
-        "reactor": Table(reactor, "fed-batch reactor (paper 1, Eq. 2)", check=_check_with(lambda t: FedBatchSettings(**t))),
-        "kinetics": Table(kinetics, "uptake kinetics", check=_check_with(lambda t: UptakeKinetics(**t))),
-        "feed": Table(feed, "piecewise-constant feed profile", required=True,
-                      check=_check_with(lambda t: FeedProfile(times=tuple(t["times"]), rates=tuple(t["rates"])))),
-    }
+    return process_tables()
 
 
 def _model_checks(resolved: dict[str, Any]):
@@ -279,23 +241,11 @@ def _simulation_checks(resolved: dict[str, Any]):
 @functools.cache
 def simulation_schema() -> KindSchema:
     """Schema of ``kind = "simulation"`` (:mod:`mpc_bio.scenarios.simulation`)."""
-    from mpc_bio.process import FedBatchSettings
-
-    d = FedBatchSettings()
-    sim = {
-        "t_end": Field(float, default=d.t_end, unit="h", **_POS, doc="simulated time"),
-        "output_step": Field(float, default=d.output_step, unit="h", **_POS, doc="spacing of the recorded points"),
-        "dfba_step": Field(float, default=d.dfba_step, unit="h", **_POS, doc="step of the LP-in-the-loop dFBA"),
-        "compare_lp": Field(bool, default=True, doc="also run the LP-in-the-loop dFBA"),
-        "relax": Field(bool, default=False, doc="relax infeasible LPs instead of stopping"),
-        "rtol": Field(float, default=1e-8, unit="-", **_POS, doc="CVODES relative tolerance"),
-        "atol": Field(float, default=1e-10, **_POS, doc="CVODES absolute tolerance (state units)"),
-    }
     return KindSchema(
         "simulation",
         "A fed-batch simulated with the embedded surrogate, optionally beside the LP-in-the-loop dFBA (paper 1, figure 3). "
         "Writes figure.png, trajectories.csv, events.json, settings.json.",
-        {**_process_tables(), "simulation": Table(sim, "integration and comparison")},
+        _process_tables(),
         (_simulation_checks,),
     )
 
@@ -423,6 +373,7 @@ def control_schema(kind: str) -> KindSchema:
     }
     p = dict(_process_tables())
     p.pop("feed")
+    p.pop("simulation")
     checks = (_mismatch_checks,) if kind == "mpc_mismatch" else (_control_checks,)
     tables = {**p, **_control_tables()}
     # tables the control stage accepts but this schema does not declare yet: passed through, the
@@ -475,7 +426,10 @@ def _nomad_fields() -> dict[str, Field]:
         "growth_fraction": {"min": 0.0, "min_open": True, "max": 1.0, "unit": "-"},
         "product_fraction": {"min": 0.0, "min_open": True, "max": 1.0, "unit": "-"},
         "flux_tolerance": {**_POS, "unit": "mmol/gDW/h"}, "fixed_compartments": strs, "kinetic_exclusions": strs,
-        "regulations": _pairs("allosteric regulation: [[reaction, metabolite, \"inhibition\" or \"activation\"], ...]"),
+        "regulations": _pairs("allosteric regulation: [[reaction, metabolite, kind], ...], kind activation, noncompetitive, competitive, uncompetitive or mixed"),
+        "substrate_reaction": {"types": str, "default": None}, "reduce": {"types": bool, "default": None},
+        "core_subsystems": strs, "keep_reactions": strs, "min_target_flux": {**_NONNEG, "unit": "mmol/gDW/h"},
+        "min_core_flux": {**_NONNEG, "unit": "mmol/gDW/h"},
     })
     steady = fields_from_settings(SteadyStateSettings, {
         "concentration_bounds": {"types": list, "item": float, "min": 0.0, "min_open": True, "min_items": 2, "unit": "mmol/L"},
@@ -486,6 +440,9 @@ def _nomad_fields() -> dict[str, Field]:
         "dg0_mean_path": {"types": str, "default": None}, "dg0_cov_sqrt_path": {"types": str, "default": None},
         "dg0_z_bound": {**_POS, "unit": "-"}, "min_driving_force": {**_POS, "unit": "-"}, "temperature": {**_POS, "unit": "K"},
         "n_states": {"min": 1}, "hit_and_run_thinning": {"min": 1},
+        "method": {"choices": ("auto", "tfa", "displacement"), "unit": "-"},
+        "physiological_fold": {"min": 1.0, "unit": "-"}, "flux_fold": {"min": 1.0, "unit": "-"},
+        "flux_growth_fraction": {"min": 0.0, "max": 1.0, "unit": "-"},
     })
     sampling = fields_from_settings(SamplingSettings, {
         "n_models": {"min": 1}, "saturation_bounds": {"types": list, "item": float, "min": 0.0, "max": 1.0, "min_open": True, "max_open": True, "min_items": 2, "unit": "-"},
@@ -558,22 +515,9 @@ def nomad_table() -> Table:
 
 @functools.cache
 def _codesign_fields() -> dict[str, Field]:
-    from mpc_bio.codesign.settings import COLLOCATION_STARTS, METHODS, ROBUST_MODES, CodesignSettings, FeedSettings
+    from mpc_bio.codesign.settings import CodesignSettings
 
-    feed = fields_from_settings(FeedSettings, {
-        "n_intervals": {"min": 1}, "feed_min_l_per_h": {**_NONNEG}, "feed_max_l_per_h": {**_POS},
-        "volume_max_l": {**_POS}, "glucose_max_mmol_per_l": {**_POS}, "constraint_points": {"min": 1},
-        "robust": {"choices": ROBUST_MODES}, "n_members": {"min": 1}, "method": {"choices": METHODS, "unit": "-"},
-        "collocation_start": {"choices": COLLOCATION_STARTS, "unit": "-"}, "collocation_deg": {"min": 1, "max": 5}, "elements_per_interval": {"min": 1},
-        "collocation_glucose_tolerance": {**_NONNEG, "unit": "-"}, "max_iter": {"min": 1},
-        "tol": {**_POS}, "reltol": {**_POS}, "abstol": {**_POS}, "fd_step": {**_POS, "unit": "-"},
-        "batch_time_h": {"types": float, **_POS, "default": None, "doc": "batch length; default t_end_h of [nomad.design.verification]"},
-    })
-    return fields_from_settings(CodesignSettings, {
-        "n_designs": {"min": 0}, "n_points": {"min": 2},
-        "cache_dir": {"doc": "cached ensemble and design results, keyed by a hash of their settings (relative to the working directory)"},
-        "feed": {"types": dict, "fields": feed, "doc": "[codesign.feed] shared and strain-specific feed optimisation on the kinetic fed-batch"},
-    })
+    return settings_fields(CodesignSettings)
 
 
 def _codesign_table_check(table: dict[str, Any]) -> None:
@@ -602,14 +546,14 @@ def _codesign_checks(resolved: dict[str, Any]):
     design = nomad.get("design", {})
     ver = design.get("verification", {})
     fd, vd = FeedSettings(), VerificationSettings()
-    t_end = feed.get("batch_time_h") or ver.get("t_end_h", vd.t_end_h)
-    where = "codesign.feed.batch_time_h" if feed.get("batch_time_h") else "nomad.design.verification.t_end_h"
+    t_end = feed.get("batch_time") or ver.get("t_end_h", vd.t_end_h)
+    where = "codesign.feed.batch_time" if feed.get("batch_time") else "nomad.design.verification.t_end_h"
     late = [t for t in ver.get("feed_times_h", vd.feed_times_h) if t >= t_end]
     if late:
         yield "nomad.design.verification.feed_times_h", f"switching times of the reference feed before the batch end {where} = {t_end:g} h", f"{late}"
-    v0, vmax = ver.get("volume0_l", vd.volume0_l), feed.get("volume_max_l", fd.volume_max_l)
+    v0, vmax = ver.get("volume0_l", vd.volume0_l), feed.get("volume_max", fd.volume_max)
     if vmax <= v0:
-        yield "codesign.feed.volume_max_l", f"> nomad.design.verification.volume0_l = {v0:g} L (no room to feed)", f"{vmax:g} L"
+        yield "codesign.feed.volume_max", f"> nomad.design.verification.volume0_l = {v0:g} L (no room to feed)", f"{vmax:g} L"
     n_models = design.get("max_models", DesignStudySettings().max_models)
     n_members = feed.get("n_members", fd.n_members)
     if n_models and n_members > n_models:
@@ -617,9 +561,9 @@ def _codesign_checks(resolved: dict[str, Any]):
     n_int = design.get("nra", {}).get("max_interventions", NRASettings().max_interventions)
     if cd.get("n_designs", 3) > 0 and n_int == 0:
         yield "nomad.design.nra.max_interventions", "an integer >= 1 when codesign.n_designs > 0 (no intervention, no design)", "0"
-    fmin = feed.get("feed_min_l_per_h", fd.feed_min_l_per_h)
+    fmin = feed.get("feed_min", fd.feed_min)
     if vmax > v0 and fmin * t_end + v0 > vmax:
-        yield "codesign.feed.feed_min_l_per_h", f"<= (volume_max_l - volume0_l) / batch time = {(vmax - v0) / t_end:g} L/h (the smallest feed overfills the reactor)", f"{fmin:g} L/h"
+        yield "codesign.feed.feed_min", f"<= (volume_max - volume0_l) / batch time = {(vmax - v0) / t_end:g} L/h (the smallest feed overfills the reactor)", f"{fmin:g} L/h"
 
 
 @functools.cache

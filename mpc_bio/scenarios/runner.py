@@ -12,9 +12,18 @@ Output directory protocol: the run writes into a temporary sibling directory
 kind's function returns are ``summary.json``, ``resolved.toml`` and ``run.json``
 (``"status": "complete"``) written and the directory renamed to its final name. An interrupted
 or failed run therefore never leaves a result under the final name; its temporary directory
-keeps ``run.json`` with ``"status": "failed"`` and the error for inspection (until a later run
-into the same directory completes and removes it). A final directory
+keeps ``run.json`` with ``"status": "interrupted"`` or ``"failed"`` and the error for inspection
+(until a later run into the same directory completes and removes it). A temporary directory
+still marked ``"running"`` whose process is gone (a run killed with SIGKILL, a machine that
+stopped) is reported and removed by the next run into the same parent folder. A final directory
 that holds a complete run is never replaced unless ``overwrite=True``.
+
+Honest outcomes: a kind's summary may list ``failures`` (solves whose failure invalidates a
+reported result, e.g. the offline optimum a closed loop is compared with); the summary's
+``status`` is then ``"failed"`` (else ``"ok"``) and ``mpc-bio run`` exits with code 1. Ctrl-C
+and SIGTERM stop the run even when a solver swallowed them (:mod:`mpc_bio.interrupts`): the run
+is never marked complete after an interrupt. The run's phases print status lines, and the
+warnings CasADi streams are counted per phase into the summary (:mod:`mpc_bio.status`).
 """
 
 from __future__ import annotations
@@ -24,7 +33,9 @@ import importlib
 import json
 import os
 import platform
+import re
 import shutil
+import socket
 import sys
 import time
 import tomllib
@@ -35,8 +46,10 @@ from pathlib import Path
 from typing import Any
 
 from mpc_bio.errors import MpcBioError
+from mpc_bio.interrupts import Interrupted, check_interrupt, interrupted, on_forced_exit
 from mpc_bio.outputs import hidden_sibling, json_default, replace_dir
 from mpc_bio.scenarios.schema import Problem, ScenarioError, dump_toml, validate_with_schema
+from mpc_bio.status import run_log
 
 __all__ = [
     "SCENARIO_KINDS",
@@ -49,6 +62,7 @@ __all__ = [
     "dependency_versions",
     "find_seeds",
     "run_status",
+    "stale_run_folders",
 ]
 
 #: kind -> "module:function" of its runner.
@@ -226,6 +240,7 @@ def run_scenario(
     *,
     progress: bool = True,
     overwrite: bool = False,
+    status: bool | None = None,
 ) -> ScenarioResult:
     """Validate and run one scenario file; write a complete, self-describing output directory.
 
@@ -239,6 +254,9 @@ def run_scenario(
         Show progress bars.
     overwrite : bool
         Replace ``out_dir`` when it already holds a complete run (or any other content).
+    status : bool, optional
+        Print a status line (on stderr) at the start and end of each long phase; default
+        ``progress``.
 
     Returns
     -------
@@ -261,9 +279,9 @@ def run_scenario(
     t0 = time.perf_counter()
     started = _utc()
     path = Path(path)
-    resolved = validate_scenario(path)
+    resolved = validate_scenario(path)  # the file is read and validated once; the kind runs on the resolved tables
     t_valid = time.perf_counter() - t0
-    data = load_scenario(path)
+    data = resolved
     kind = data["kind"]
     name = data.get("name", path.stem)
     out = Path(out_dir) if out_dir is not None else default_out_dir(path)
@@ -274,6 +292,15 @@ def run_scenario(
         if out.is_file() or any(out.iterdir()):
             raise RunExistsError(f"{out} exists and is not empty (run status: {status}); pass --overwrite to replace it, or choose another --out.")
     raw = path.read_bytes()
+    stale = stale_run_folders(out.parent)
+    if stale:
+        for p in stale:
+            shutil.rmtree(p, ignore_errors=True)
+        print(
+            f"mpc-bio run: removed {len(stale)} unfinished run folder(s) of runs whose process is gone "
+            f"(status 'running', killed without clean-up): {', '.join(p.name for p in stale)}",
+            file=sys.stderr,
+        )
     record: dict[str, Any] = {
         "status": "running",
         "kind": kind,
@@ -287,8 +314,11 @@ def run_scenario(
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "argv": list(sys.argv),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
     }
     tmp = hidden_sibling(out)
+    log = None
     try:
         (tmp / "scenario.toml").write_bytes(raw)
         (tmp / "resolved.toml").write_text(
@@ -299,16 +329,31 @@ def run_scenario(
         runner = getattr(importlib.import_module(mod_name), func_name)
         body = {k: v for k, v in data.items() if k not in _TOP_LEVEL}
         t1 = time.perf_counter()
-        files, summary = runner(path, body, tmp, progress=progress)
+        def forced_exit() -> str:
+            # the watchdog ends the process while a solver is stuck in compiled code (mpc_bio.interrupts)
+            _write_json(tmp / "run.json", {**record, "status": "interrupted", "finished_utc": _utc(),
+                                            "error": "forced exit: the interrupt was not handled in time",
+                                            "stopped_in": log.current if log is not None else None})
+            return f"no result under {out}; partial folder {tmp} (run.json status 'interrupted')"
+
+        with run_log(show=progress if status is None else status) as log, on_forced_exit(forced_exit):
+            files, summary = runner(path, body, tmp, progress=progress)
+        check_interrupt()  # a solver may have swallowed Ctrl-C/SIGTERM: never mark such a run complete
         t_run = time.perf_counter() - t1
         wall = time.perf_counter() - t0
-        summary = {"kind": kind, "name": name, "scenario": str(path), "wall_time_s": wall, **summary}
+        failures = [str(f) for f in summary.pop("failures", None) or []]
+        summary = {
+            "kind": kind, "name": name, "scenario": str(path), "status": "failed" if failures else "ok",
+            "failures": failures, "wall_time_s": wall, **summary, **log.summary(),
+        }
         _write_json(tmp / "summary.json", _relocate(summary, tmp, out))
         files = {role: out / Path(f).relative_to(tmp) if _inside(f, tmp) else Path(f) for role, f in files.items()}
         files.update({"summary": out / "summary.json", "scenario": out / "scenario.toml", "resolved": out / "resolved.toml", "run": out / "run.json"})
         record.update(
             {
                 "status": "complete",
+                "result_status": summary["status"],
+                "failures": failures,
                 "finished_utc": _utc(),
                 "timings_s": {"validate": t_valid, "run": t_run, "total": time.perf_counter() - t0},
                 "files": {role: str(f) for role, f in files.items()},
@@ -318,23 +363,72 @@ def run_scenario(
         replace_dir(tmp, out)
         _remove_failed_attempts(out)
     except BaseException as exc:
-        record.update({"status": "failed", "finished_utc": _utc(), "error": f"{type(exc).__name__}: {exc}",
-                       "traceback": traceback.format_exc()})
+        stopped = isinstance(exc, KeyboardInterrupt) or interrupted() is not None
+        record.update({"status": "interrupted" if stopped else "failed", "finished_utc": _utc(),
+                       "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()})
+        if log is not None:
+            record["stopped_in"] = log.stopped_in
+            record["solver_warnings"] = log.summary()["solver_warnings"]  # e.g. IPOPT's KeyboardInterruptException
         try:
             _write_json(tmp / "run.json", record)
         except OSError:
             pass
+        if stopped:
+            where = f" during {log.stopped_in}" if log is not None and log.stopped_in else ""
+            elapsed = time.perf_counter() - t0
+            raise Interrupted(
+                f"run of {name!r} stopped{where} after {elapsed:.0f} s; no result under {out} (unfinished runs keep "
+                f"nothing); its partial folder {tmp} (run.json status 'interrupted') is removed by the next complete run there"
+            ) from exc
         raise
     summary = _relocate(summary, tmp, out)
     return ScenarioResult(kind=kind, name=name, out_dir=out, files=files, summary=summary, wall_time=time.perf_counter() - t0)
 
 
 def _remove_failed_attempts(out: Path) -> None:
-    """Delete the temporary directories of earlier *failed* attempts at ``out`` (status "failed";
-    a directory still "running" may belong to a live process and is left alone)."""
+    """Delete the temporary directories of earlier failed or interrupted attempts at ``out`` (a
+    directory still "running" may belong to a live process and is left alone)."""
     for p in out.parent.glob(f".{out.name}.incomplete-*"):
-        if p.is_dir() and run_status(p) == "failed":
+        if p.is_dir() and run_status(p) in ("failed", "interrupted"):
             shutil.rmtree(p, ignore_errors=True)
+
+
+def _process_gone(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # this process (another run in a thread of it) is alive
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # exists (owned by another user) or cannot tell
+    return False
+
+
+def stale_run_folders(parent: str | Path) -> list[Path]:
+    """Hidden run folders ``.NAME.incomplete-PID-N`` in ``parent`` still marked ``"running"``
+    whose process (on this host) no longer exists: runs killed without clean-up (SIGKILL).
+
+    Folders written on another host (a Dask worker sharing the file system) are never listed.
+    """
+    parent = Path(parent)
+    if not parent.is_dir():
+        return []
+    out = []
+    host = socket.gethostname()
+    for p in sorted(parent.glob(".*.incomplete-*")):
+        m = re.search(r"\.incomplete-(\d+)-\d+$", p.name)
+        if not (p.is_dir() and m and run_status(p) == "running"):
+            continue
+        try:
+            rec = json.loads((p / "run.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if rec.get("host", host) != host:
+            continue
+        if _process_gone(int(rec.get("pid", m.group(1)))):
+            out.append(p)
+    return out
 
 
 def _inside(f: Any, root: Path) -> bool:

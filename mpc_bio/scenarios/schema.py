@@ -12,8 +12,11 @@ unit and default (the README's scenario file reference is generated from it).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import re
+import typing
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +35,7 @@ __all__ = [
     "validate_with_schema",
     "format_reference",
     "dump_toml",
+    "settings_fields",
 ]
 
 
@@ -50,7 +54,7 @@ class Problem:
     got : str
         What the file holds (``"nothing"`` for a missing key).
     what : str
-        The kind of problem: ``"unknown_key"``, ``"unknown_table"``, ``"missing_key"``,
+        The kind of problem: ``"unknown_key"``, ``"renamed_key"``, ``"unknown_table"``, ``"missing_key"``,
         ``"missing_table"``, ``"type"``, ``"range"``, ``"invalid"`` (the stage's own check of a
         table) or ``"infeasible"`` (a combination of keys).
     """
@@ -68,6 +72,8 @@ class Problem:
             table, _, leaf = k.rpartition(".")
             where = f"in [{table}]" if table else "at the top level"
             return f"unknown key(s) [{leaf!r}] {where}; expected some of: {self.expected}"
+        if w == "renamed_key":
+            return f"key '{k}' was renamed: write '{self.expected}' instead"
         if w == "unknown_table":
             return f"unknown table(s) [{k.strip('[]')!r}]; expected some of: {self.expected}"
         if w == "missing_key":
@@ -160,6 +166,8 @@ class Field:
     is_path : bool
         A file or directory path: in the resolved configuration, a relative path that exists
         beside the scenario file is made absolute (so the resolved file runs from anywhere).
+    renamed_to : str, optional
+        The key was renamed: giving it is a problem that names the new key (not a key of the table).
     """
 
     def __init__(
@@ -180,6 +188,7 @@ class Field:
         values=None,
         min_items: int = 0,
         is_path: bool = False,
+        renamed_to: str | None = None,
     ) -> None:
         self.types = types if isinstance(types, tuple) else (types,)
         self.required = required
@@ -193,6 +202,7 @@ class Field:
         self.values = values
         self.min_items = min_items
         self.is_path = is_path
+        self.renamed_to = renamed_to
 
     # ---- descriptions -------------------------------------------------------------------
     def describe(self) -> str:
@@ -298,12 +308,19 @@ def collect_table(path: str | Path, where: str, table: Any, fields: Mapping[str,
     if not isinstance(table, Mapping):
         problems.append(Problem(path, where or "top level", "a table", _fmt(table), "type"))
         return {}
-    for key in sorted(set(table) - set(fields)):
+    live = sorted(k for k, f in fields.items() if f.renamed_to is None)
+    for key in sorted(set(table) - set(live)):
         name = f"{where}.{key}" if where else key
-        problems.append(Problem(path, name, ", ".join(sorted(fields)), _fmt(table[key]), "unknown_key"))
+        f = fields.get(key)
+        if f is not None:
+            problems.append(Problem(path, name, f.renamed_to, _fmt(table[key]), "renamed_key"))
+        else:
+            problems.append(Problem(path, name, ", ".join(live), _fmt(table[key]), "unknown_key"))
     out: dict[str, Any] = {}
     for key, f in fields.items():
         name = f"{where}.{key}" if where else key
+        if f.renamed_to is not None:
+            continue
         if key not in table:
             if f.required:
                 problems.append(Problem(path, name, f.expected(), "nothing (missing)", "missing_key"))
@@ -372,6 +389,69 @@ class Table:
     required: bool = False
     check: Callable[[dict[str, Any]], Any] | None = None
     open: bool = False
+
+
+def _first_sentence(text: str) -> str:
+    m = re.match(r"(.+?\.)(\s+[A-Z(\"]|$)", " ".join(text.split()))
+    return (m.group(1) if m else text).strip()
+
+
+def _setting_field(tp: Any, spec: Any, default: Any, required: bool) -> Field:
+    """The :class:`Field` of one settings field (type from the annotation, the rest from its spec)."""
+    from mpc_bio.settings import Settings, _is_pairs, _optional
+
+    tp = _optional(tp)[0]
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    kw: dict[str, Any] = {"unit": spec.unit, "doc": _first_sentence(spec.doc), "choices": spec.choices, "is_path": spec.is_path,
+                          "min": spec.low, "max": spec.high, "min_open": spec.strict, "max_open": spec.high_strict}
+    if isinstance(tp, type) and issubclass(tp, Settings):
+        return Field(dict, fields=settings_fields(tp), unit=spec.unit, doc=kw["doc"])
+    if _is_pairs(tp):
+        return Field(dict, required, default, values=typing.get_args(args[0])[1], **kw)
+    if origin is dict:
+        return Field(dict, required, default, values=args[1], **kw)
+    if origin is tuple and isinstance(args[0], type) and issubclass(args[0], Settings):  # an array of tables
+        return Field(list, required, default, item=dict, fields=settings_fields(args[0]), min_items=spec.min_items, doc=kw["doc"])
+    if origin is tuple:
+        item = args[0] if args[0] in (bool, int, float, str) else list
+        return Field(list, required, default, item=item, min_items=spec.min_items, **kw)
+    return Field(tp, required, default, **kw)
+
+
+def settings_fields(cls: type, *, skip: Iterable[str] = (), only: Iterable[str] | None = None,
+                    required: Iterable[str] = ()) -> dict[str, Field]:
+    """The keys of a table built by a :class:`mpc_bio.settings.Settings` class: type, default, unit,
+    range, choices and doc of each field, as the class declares them.
+
+    Parameters
+    ----------
+    cls : Settings subclass
+    skip : iterable of str
+        Fields that are not keys of this table (e.g. set from another table).
+    only : iterable of str, optional
+        Take only these fields (in this order).
+    required : iterable of str
+        Fields the table must give although the class has a default.
+    """
+    from mpc_bio.settings import field_types, plain, setting_spec
+
+    hints, skip, required = field_types(cls), set(skip), set(required)
+    by_name = {f.name: f for f in dataclasses.fields(cls)}
+    names = list(only) if only is not None else [n for n in by_name if n not in skip]
+    out = {}
+    for name in names:
+        f = by_name[name]
+        if f.default is not dataclasses.MISSING:
+            default = plain(f.default)
+        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            made = f.default_factory()  # type: ignore[misc]
+            default = None if dataclasses.is_dataclass(made) else plain(made)
+        else:
+            default, required = None, required | {name}
+        out[name] = _setting_field(hints[name], setting_spec(f), None if name in required else default, name in required)
+    for old, new in getattr(cls, "renamed", {}).items():
+        out[old] = Field(object, renamed_to=new, doc=f"renamed to {new!r}")
+    return out
 
 
 #: A file-level check: ``check(resolved) -> iterable of (key, expected, got)`` for infeasible
@@ -492,6 +572,9 @@ def format_reference(schemas: Iterable[KindSchema], *, markdown: bool = True) ->
                 lines.append("| key | type | unit | default | allowed | meaning |")
                 lines.append("|---|---|---|---|---|---|")
             for key, f in _flatten(tab.fields):
+                if f.renamed_to is not None:
+                    lines.append(f"| `{key}` | - | - | - | - | renamed: write `{f.renamed_to}` |" if markdown else f"    {key:26s} renamed: write {f.renamed_to}")
+                    continue
                 default = "required" if f.required else ("-" if f.default is None else _toml_value(f.default))
                 unit = f.unit or "-"
                 if markdown:

@@ -1,108 +1,130 @@
 """``kind = "simulation"``: a fed-batch simulated with the surrogate, optionally beside the
 LP-in-the-loop dFBA (paper 1, figure 3).
 
-Tables of the scenario file (all keys validated; units as in :class:`~mpc_bio.process.FedBatchSettings`):
-
-``[model]``       ``name`` (bundled model, ``"iCH360"`` for the shared reference data) or ``path``.
-``[surrogate]``   ``artifact`` = ``"default"`` (the shipped e_coli_core surrogate), a directory,
-                  or ``"train"`` (sample pFBA on a grid and train here; cached), ``backend``,
-                  ``symbolic``, ``l4casadi_mode``; training: ``grid_step``, ``grid_max``,
-                  ``hidden``, ``epochs``, ``seed``, ``cache``.
-``[reactor]``     :class:`FedBatchSettings` scalars, ``products``, ``products0``.
-``[kinetics]``    :class:`UptakeKinetics`.
-``[feed]``        ``times`` (h), ``rates`` (L/h).
-``[simulation]``  ``t_end``, ``output_step``, ``dfba_step`` (h), ``compare_lp``, ``relax``,
-                  ``rtol``, ``atol``.
+The tables of the file and their keys are defined once, by settings classes (:func:`process_tables`;
+the control kinds share them): ``[model]`` :class:`ModelSource`, ``[surrogate]``
+:class:`SurrogateSource`, ``[reactor]`` the scalars of
+:class:`~mpc_bio.process.FedBatchSettings`, ``[kinetics]`` :class:`~mpc_bio.process.UptakeKinetics`,
+``[feed]`` :class:`~mpc_bio.process.FeedProfile`, ``[simulation]`` the time grid of
+:class:`~mpc_bio.process.FedBatchSettings` and :class:`SimulationOptions`. The runner receives the
+file as validated and resolved (defaults filled in) by :mod:`mpc_bio.scenarios.runner`.
 
 Writes ``figure.png`` (six panels, LP run dashed with its stop event marked),
-``trajectories.csv`` (both runs, tidy, column ``method``), ``events.json``.
+``trajectories.csv`` (both runs, tidy, column ``method``), ``events.json``, ``settings.json``.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from mpc_bio.scenarios.schema import Field, ScenarioError, validate_table
+from mpc_bio.scenarios.schema import ScenarioError, Table, settings_fields
+from mpc_bio.settings import POSITIVE, Settings, setting
 
-__all__ = ["run_simulation", "SIMULATION_TABLES", "resolve_model", "load_or_train_surrogate"]
+__all__ = ["run_simulation", "ModelSource", "SurrogateSource", "SimulationOptions", "process_tables", "resolve_model",
+           "load_or_train_surrogate"]
 
-_REACTOR = {
-    "volume0": Field(float),
-    "glucose0": Field(float),
-    "biomass0": Field(float),
-    "feed_glucose": Field(float),
-    "products": Field(dict),
-    "products0": Field(dict),
-    "glucose_input": Field(str),
-    "oxygen_input": Field(str),
-    "glucose_exchange": Field(str),
-    "oxygen_exchange": Field(str),
-    "product_uptake_gate": Field(float),
-    "glucose_rate": Field(str),
-}
-_KINETICS = {
-    "glucose_vmax": Field(float),
-    "glucose_km": Field(float),
-    "oxygen": Field(str),
-    "oxygen_uptake": Field(float),
-    "oxygen_vmax": Field(float),
-    "oxygen_km": Field(float),
-    "kla": Field(float),
-    "o2_saturation": Field(float),
-}
-_FEED = {"times": Field(list, required=True, item=float), "rates": Field(list, required=True, item=float)}
-_SIMULATION = {
-    "t_end": Field(float),
-    "output_step": Field(float),
-    "dfba_step": Field(float),
-    "compare_lp": Field(bool, default=True),
-    "relax": Field(bool, default=False),
-    "rtol": Field(float, default=1e-8),
-    "atol": Field(float, default=1e-10),
-}
-_MODEL = {"name": Field(str), "path": Field(str)}
-_SURROGATE = {
-    "artifact": Field(str, default="default"),
-    "backend": Field(str, default="native"),
-    "symbolic": Field(str, default="SX"),
-    "l4casadi_mode": Field(str, default="exact"),
-    "grid_step": Field(float, default=1.0),
-    "grid_max": Field(float, default=20.0),
-    "hidden": Field(list, item=int),
-    "epochs": Field(int, default=3000),
-    "seed": Field(int, default=0),
-    "cache": Field(bool, default=True),
-}
-
-#: Table name -> expected keys.
-SIMULATION_TABLES = {
-    "model": _MODEL,
-    "surrogate": _SURROGATE,
-    "reactor": _REACTOR,
-    "kinetics": _KINETICS,
-    "feed": _FEED,
-    "simulation": _SIMULATION,
-}
+#: Fields of FedBatchSettings given in [simulation] (or by the control problem), not in [reactor].
+GRID_FIELDS = ("t_end", "output_step", "dfba_step")
 
 
-def resolve_model(path: Path, spec: dict[str, Any]):
-    """The cobra model named by a validated ``[model]`` table (``name`` or ``path``, relative to
-    the scenario file ``path``); ``"iCH360"`` is the copy shipped with mpc_bio."""
+@dataclass(frozen=True)
+class ModelSource(Settings):
+    """Which metabolic model (``[model]``): a name or a file, not both."""
+
+    error: ClassVar[type] = ScenarioError
+
+    name: str | None = setting(None, doc=(
+        'A model bundled with COBRApy ("e_coli_core", "iJO1366", ...) or "iCH360" (shipped with mpc_bio); default '
+        '"e_coli_core".'))
+    path: str | None = setting(None, is_path=True, doc=(
+        "Path of an SBML/JSON/MAT model file (relative to the scenario file); instead of name."))
+
+
+@dataclass(frozen=True)
+class SurrogateSource(Settings):
+    """The neural surrogate of the model's pFBA (``[surrogate]``): where it comes from and how it
+    enters CasADi."""
+
+    error: ClassVar[type] = ScenarioError
+
+    artifact: str = setting("default", is_path=True, doc=(
+        '"default" (the surrogate shipped for the model), a shipped name ("e_coli_core", "iCH360"), a surrogate '
+        'directory, or "train" (sample pFBA on a grid and train in the run; cached).'))
+    backend: str = setting("native", choices=("native", "l4casadi", "numpy"), doc=(
+        'How the network enters CasADi: "native" (CasADi graph, exact derivatives of any order), "l4casadi" (the '
+        'torch module), "numpy" (numpy/BLAS callback, finite-difference Jacobian: fastest for simulating large nets, '
+        "not for optimisation)."))
+    symbolic: str = setting("SX", choices=("SX", "MX"), doc="CasADi symbolic type of the embedded graph.")
+    l4casadi_mode: str = setting("exact", doc="l4casadi evaluation mode (backend l4casadi only).")
+    grid_step: float = setting(1.0, unit="mmol/gDW/h", **POSITIVE, doc='Training grid spacing of both uptakes (artifact "train").')
+    grid_max: float = setting(20.0, unit="mmol/gDW/h", **POSITIVE, doc='Training grid end (artifact "train").')
+    hidden: tuple[int, ...] = setting((64, 64), low=1, min_items=1, doc='Hidden layer widths (artifact "train").')
+    epochs: int = setting(3000, low=1, doc='Training epochs (artifact "train").')
+    seed: int = setting(0, low=0, doc="Training seed.")
+    cache: bool = setting(True, doc="Reuse a surrogate trained earlier on the same inputs ($MPC_BIO_CACHE or the temp dir).")
+
+
+@dataclass(frozen=True)
+class SimulationOptions(Settings):
+    """How the simulation kind integrates and compares (``[simulation]``, beside the time grid)."""
+
+    error: ClassVar[type] = ScenarioError
+
+    compare_lp: bool = setting(True, doc="Also run the LP-in-the-loop dFBA.")
+    relax: bool = setting(False, doc="Relax infeasible LPs instead of stopping.")
+    rtol: float = setting(1e-8, unit="-", **POSITIVE, doc="CVODES relative tolerance.")
+    atol: float = setting(1e-10, **POSITIVE, doc="CVODES absolute tolerance (state units).")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SIMULATION_TABLES":  # table name -> its fields (kept for callers that validate tables one by one)
+        return {table: tab.fields for table, tab in process_tables().items()}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@functools.cache
+def process_tables() -> dict[str, Table]:
+    """The ``[model]``, ``[surrogate]``, ``[reactor]``, ``[kinetics]``, ``[feed]`` and ``[simulation]``
+    tables, derived from their settings classes (shared by the simulation and control kinds)."""
+    from mpc_bio.process.settings import FedBatchSettings, FeedProfile, UptakeKinetics
+
+    def build(cls):
+        return lambda table: cls.from_dict(table)
+
+    return {
+        "model": Table(settings_fields(ModelSource), "which metabolic model"),
+        "surrogate": Table(settings_fields(SurrogateSource), "the neural surrogate of the model's pFBA", check=build(SurrogateSource)),
+        "reactor": Table(settings_fields(FedBatchSettings, skip=("kinetics", "feed", *GRID_FIELDS)), "fed-batch reactor (paper 1, Eq. 2)",
+                         check=build(FedBatchSettings)),
+        "kinetics": Table(settings_fields(UptakeKinetics), "uptake kinetics", check=build(UptakeKinetics)),
+        "feed": Table(settings_fields(FeedProfile, required=("times", "rates")), "piecewise-constant feed profile", required=True,
+                      check=build(FeedProfile)),
+        "simulation": Table({**settings_fields(FedBatchSettings, only=GRID_FIELDS), **settings_fields(SimulationOptions)},
+                            "integration and comparison"),
+    }
+
+
+def resolve_model(path: Path, spec: dict[str, Any] | ModelSource):
+    """The cobra model named by a ``[model]`` table (``name`` or ``path``, relative to the scenario
+    file ``path``); ``"iCH360"`` is the copy shipped with mpc_bio."""
     from mpc_bio.metabolism.models import load_model
 
-    if "path" in spec and "name" in spec:
+    m = spec if isinstance(spec, ModelSource) else ModelSource.from_dict(spec, "[model]")
+    if m.path is not None and m.name is not None:
         raise ScenarioError(f"{path}: give either [model].name or [model].path, not both.")
-    if "path" in spec:
-        p = Path(os.path.expandvars(spec["path"])).expanduser()
+    if m.path is not None:
+        p = Path(os.path.expandvars(m.path)).expanduser()
         if not p.is_absolute():
             p = (path.parent / p).resolve() if (path.parent / p).exists() else p
         return load_model(p)
-    return load_model(spec.get("name", "e_coli_core"))
+    return load_model(m.name or "e_coli_core")
 
 
 def _cache_root() -> Path:
@@ -110,12 +132,13 @@ def _cache_root() -> Path:
     return Path(root) / "surrogates"
 
 
-def load_or_train_surrogate(path: Path, spec: dict[str, Any], model, reactor, out: Path, progress: bool):
+def load_or_train_surrogate(path: Path, spec: dict[str, Any] | SurrogateSource, model, reactor, out: Path, progress: bool):
     """Load or train the surrogate named by the [surrogate] table; returns (surrogate, how)."""
     from mpc_bio.metabolism.models import model_hash
     from mpc_bio.surrogate import SHIPPED_SURROGATES, default_surrogate, load_surrogate
 
-    art = spec["artifact"]
+    s = spec if isinstance(spec, SurrogateSource) else SurrogateSource.from_dict(spec, "[surrogate]")
+    art = s.artifact
     mh = model_hash(model)
     shipped = {name.lower(): name for name in SHIPPED_SURROGATES}
     if art == "default":
@@ -135,19 +158,18 @@ def load_or_train_surrogate(path: Path, spec: dict[str, Any], model, reactor, ou
         from mpc_bio.surrogate import SurrogateSettings, train_surrogate
 
         inputs = ((reactor.glucose_input, reactor.glucose_exchange), (reactor.oxygen_input, reactor.oxygen_exchange))
-        hidden = tuple(spec.get("hidden", (64, 64)))
-        ss = SurrogateSettings(hidden=hidden, epochs=spec["epochs"], seed=spec["seed"], num_threads=2)
+        ss = SurrogateSettings(hidden=s.hidden, epochs=s.epochs, seed=s.seed, num_threads=2)
         pfba = PFBASettings(inputs=inputs, relax=True)
-        key = json.dumps([mh, repr(pfba), spec["grid_step"], spec["grid_max"], hidden, spec["epochs"], spec["seed"]])
+        key = json.dumps([mh, repr(pfba), s.grid_step, s.grid_max, s.hidden, s.epochs, s.seed])
         cache = _cache_root() / hashlib.sha256(key.encode()).hexdigest()[:16]
-        if spec["cache"] and (cache / "surrogate.json").is_file():
+        if s.cache and (cache / "surrogate.json").is_file():
             return load_surrogate(cache), f"trained earlier (cache {cache})"
-        step, hi = spec["grid_step"], spec["grid_max"]
+        step, hi = s.grid_step, s.grid_max
         pts = grid_points({reactor.glucose_input: (0.0, hi, step), reactor.oxygen_input: (0.0, hi, step)})
         ds = sample_pfba(model, pts, pfba, progress=progress)
         sur = train_surrogate(ds, ss, progress=progress)
         sur.save(out / "surrogate")
-        if spec["cache"]:
+        if s.cache:
             sur.save(cache)
         how = f"trained in this run on a {step} mmol/gDW/h grid ({len(ds.inputs) if hasattr(ds, 'inputs') else 'n'} points)"
     else:
@@ -166,49 +188,30 @@ def load_or_train_surrogate(path: Path, spec: dict[str, Any], model, reactor, ou
 
 
 def run_simulation(path: Path, data: dict[str, Any], out: Path, *, progress: bool = True):
-    """Runner of ``kind = "simulation"`` (see the module docstring); returns (files, summary)."""
+    """Runner of ``kind = "simulation"`` on a validated, resolved file (see the module docstring);
+    returns (files, summary)."""
     from mpc_bio.plotting.process import plot_fedbatch
-    from mpc_bio.process import (
-        FedBatchSettings,
-        FeedProfile,
-        ProcessSettingsError,
-        UptakeKinetics,
-        embed_cell_model,
-        simulate_dfba,
-        simulate_surrogate,
-    )
+    from mpc_bio.process import FedBatchSettings, ProcessSettingsError, embed_cell_model, simulate_dfba, simulate_surrogate
 
-    unknown = sorted(set(data) - set(SIMULATION_TABLES))
-    if unknown:
-        raise ScenarioError(
-            f"{path}: unknown table(s) {unknown} for kind 'simulation'; expected some of "
-            f"{sorted(SIMULATION_TABLES)} plus kind, name, description."
-        )
     if "feed" not in data:
         raise ScenarioError(f"{path}: missing table [feed] (expected times = [...] in h and rates = [...] in L/h).")
-    t = {name: validate_table(path, name, data.get(name, {}), fields) for name, fields in SIMULATION_TABLES.items()}
-    sim = t["simulation"]
+    sim_table = dict(data.get("simulation", {}))
+    grid = {k: sim_table.pop(k) for k in GRID_FIELDS if k in sim_table}
     try:
-        reactor = FedBatchSettings(
-            **t["reactor"],
-            kinetics=UptakeKinetics(**t["kinetics"]),
-            feed=FeedProfile(times=tuple(t["feed"]["times"]), rates=tuple(t["feed"]["rates"])),
-            **{k: sim[k] for k in ("t_end", "output_step", "dfba_step") if k in sim},
-        )
+        sim = SimulationOptions.from_dict(sim_table, "[simulation]")
+        reactor = FedBatchSettings.from_dict({**data.get("reactor", {}), "kinetics": data.get("kinetics", {}), "feed": data["feed"], **grid},
+                                             "[reactor]")
+        s = SurrogateSource.from_dict(data.get("surrogate", {}), "[surrogate]")
+        model = resolve_model(path, data.get("model", {}))
+        sur, how = load_or_train_surrogate(path, s, model, reactor, out, progress)
+        cell = embed_cell_model(sur, reactor, backend=s.backend, symbolic=s.symbolic, l4casadi_mode=s.l4casadi_mode)
     except ProcessSettingsError as exc:
         raise ScenarioError(f"{path}: {exc}") from None
-    model = resolve_model(path, t["model"])
-    sur, how = load_or_train_surrogate(path, t["surrogate"], model, reactor, out, progress)
-    s = t["surrogate"]
-    try:
-        cell = embed_cell_model(sur, reactor, backend=s["backend"], symbolic=s["symbolic"], l4casadi_mode=s["l4casadi_mode"])
-    except ProcessSettingsError as exc:
-        raise ScenarioError(f"{path}: {exc}") from None
-    res = simulate_surrogate(reactor, cell, rtol=sim["rtol"], atol=sim["atol"])
+    res = simulate_surrogate(reactor, cell, rtol=sim.rtol, atol=sim.atol)
     runs = [res]
     dfba = None
-    if sim["compare_lp"]:
-        dfba = simulate_dfba(reactor, model, relax=sim["relax"], progress=progress)
+    if sim.compare_lp:
+        dfba = simulate_dfba(reactor, model, relax=sim.relax, progress=progress)
         runs.append(dfba)
     import pandas as pd
 

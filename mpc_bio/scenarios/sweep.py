@@ -38,8 +38,8 @@ class SweepResult:
     out_dir : Path
         The sweep folder (``runs/<id>/`` per run, ``sweep_runs.csv``, ``sweep_summary.json``).
     runs : pandas.DataFrame
-        One row per run: ``id``, the varied keys, ``seed_index``, ``status`` (``complete`` or
-        ``failed``), ``error``, ``wall_time_s`` and every numeric entry of the run's summary.
+        One row per run: ``id``, the varied keys, ``seed_index``, ``status`` (``complete``, or
+        ``failed`` for a run that raised or whose summary reports failed solves), ``error``, ``wall_time_s`` and every numeric entry of the run's summary.
     metrics : tuple of str
         The numeric summary columns present in every complete run that vary between runs (the
         figure's panels; the constant ones are in ``summary["constant"]``).
@@ -135,10 +135,17 @@ def _run_one(scenario_path: str, out_dir: str) -> dict[str, Any]:
     t0 = time.perf_counter()
     try:
         res = run_scenario(scenario_path, out_dir, progress=False, overwrite=True)
-        return {"status": "complete", "error": "", "wall_time_s": time.perf_counter() - t0, "summary": res.summary}
+        return {**_outcome(res.summary), "wall_time_s": time.perf_counter() - t0, "summary": res.summary}
     except Exception as exc:  # noqa: BLE001 - a failed run is a result of the sweep
         return {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "wall_time_s": time.perf_counter() - t0,
                 "summary": {}}
+
+
+def _outcome(summary: Mapping[str, Any]) -> dict[str, str]:
+    """``status`` and ``error`` of a finished run: "failed" when its summary reports failed solves."""
+    if summary.get("status", "ok") == "ok":
+        return {"status": "complete", "error": ""}
+    return {"status": "failed", "error": "result failed: " + "; ".join(map(str, summary.get("failures", [])))}
 
 
 def _numbers(summary: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
@@ -231,8 +238,7 @@ def run_sweep(
         run_dir = out / "runs" / rid
         if run_status(run_dir) == "complete":
             summary = json.loads((run_dir / "summary.json").read_text())
-            rows[rid] = {"status": "complete", "error": "", "wall_time_s": summary.get("wall_time_s", float("nan")),
-                         "summary": summary}
+            rows[rid] = {**_outcome(summary), "wall_time_s": summary.get("wall_time_s", float("nan")), "summary": summary}
             reused += 1
         else:
             jobs.append((rid, str(vpath), str(run_dir)))

@@ -287,7 +287,8 @@ def run_train(args: argparse.Namespace) -> int:
     )
     init = load_surrogate(args.init) if args.init else None  # train_surrogate checks it was trained on ds
     with _sigterm_stops_training():
-        sur = train_surrogate(ds, settings, init=init, progress=not args.no_progress)
+        sur = train_surrogate(ds, settings, init=init, progress=not args.no_progress,
+                              report=lambda line: print(line, file=sys.stderr, flush=True))
         out = _save(sur, args.out)  # the trained weights are safe before anything else (e.g. the off-grid evaluation)
     if args.evaluate:
         model = _cobra_model(ds, args.cobra_model)

@@ -6,6 +6,7 @@ import dataclasses
 import math
 import time
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,8 @@ __all__ = ["train_surrogate", "select_device", "TrainingDataError"]
 #: for a 4 x 128 network with 349 fluxes).
 _FULL_BATCH_CHUNK = 16384
 #: The fixed maps that make the first layer's input features (scaling, input warp, kink features).
+#: Share of the time left at the start of training kept for the metrics at the end (``time_limit_s``).
+_METRICS_RESERVE = 0.03
 _FEATURE_MAPS = ("x_offset", "x_scale", "warp_knee", "warp_offset", "warp_scale", "kink_matrix", "kink_bias", "kink_ratio", "kink_scale")
 
 
@@ -58,7 +61,8 @@ def _note_interrupt(info: dict[str, Any], stage: str, epoch: int | None, best_ep
 
 
 def train_surrogate(
-    dataset, settings: SurrogateSettings | None = None, *, init: Surrogate | None = None, progress: bool = True
+    dataset, settings: SurrogateSettings | None = None, *, init: Surrogate | None = None, progress: bool = True,
+    time_limit_s: float | None = None, report: Callable[[str], None] | None = None,
 ) -> Surrogate:
     """Train a surrogate of the pFBA map sampled in ``dataset``.
 
@@ -84,6 +88,18 @@ def train_surrogate(
         the init's unchanged network (every layer must then be wider than the init's).
     progress : bool
         Show a tqdm progress bar with the training and validation losses.
+    time_limit_s : float, optional
+        Wall-time limit of the whole call (s, > 0). The time left after the set-up is shared
+        between the Adam stage and the L^p fine-tuning stage in the ratio ``epochs :
+        finetune_epochs``; each stage's cosine learning-rate schedule runs on whichever is further
+        along, its steps or its time, and the stage ends at its epochs or its time. So both
+        stages run, and the learning rate has decayed, when the budget ends (``settings.epochs``
+        is then an upper bound). ``info["time_limit"]`` records the split. Without it the epochs
+        alone decide.
+    report : callable, optional
+        Called once with one line stating the expected training time, measured on the first
+        two Adam epochs (e.g. ``"training: 2,000 epochs, about 1.7 h on this machine (measured on
+        the first epochs)"``); also recorded as ``info["expected_training_s"]``.
 
     Returns
     -------
@@ -116,8 +132,10 @@ def train_surrogate(
     old_threads = torch.get_num_threads()
     if s.num_threads:
         torch.set_num_threads(s.num_threads)
+    if time_limit_s is not None and not (isinstance(time_limit_s, (int, float)) and time_limit_s > 0):
+        raise ValueError(f"The 'time_limit_s' parameter of train_surrogate must be a positive number of seconds or None; got {time_limit_s!r}.")
     try:
-        return _train(dataset, s, device, progress, t0, init)
+        return _train(dataset, s, device, progress, t0, init, time_limit_s, report)
     finally:
         if s.num_threads:
             torch.set_num_threads(old_threads)
@@ -217,6 +235,100 @@ def _rescaled_init(init: Surrogate, fixed: dict[str, np.ndarray], pinned: list[s
     return dataclasses.replace(spec, layers=(*spec.layers[:-1], last), y_offset=y1.copy(), y_scale=ys1.copy())
 
 
+#: Reactions whose range over the data is at most this fraction of the largest range (blocked
+#: reactions and LP round-off) are pinned as constants, unless that contradicts the data.
+_PIN_CANDIDATE_RTOL = 1e-7
+#: Largest change, as a fraction of a reaction's range (floored), that pinning may cause when the
+#: data are projected onto the pinned map: LP round-off moves the others far less, while a tiny
+#: flux tied to a large one (a trace biomass component tied to growth) moves it by its whole range.
+_PIN_DISPLACEMENT_TOL = 1e-3
+#: Points used for the check of the pinned projection against the data.
+_PIN_CHECK_POINTS = 2000
+
+
+def _pin_constant_reactions(S, V, X, in_idx, fix_inputs, v_range, range_floor, weights, rids, old_pinned, seed):
+    """The reactions pinned as constants by the mass-balance map, their values and the map.
+
+    A reaction is pinned when its range over the data is at most ``_PIN_CANDIDATE_RTOL`` of the
+    largest range, the map built, and the data projected onto it: if some reaction moves by more
+    than ``_PIN_DISPLACEMENT_TOL`` of its (floored) range (measured against the unpinned map's
+    projection when the data themselves are off S v = 0), a pinned flux varies for real (on a
+    genome-scale model a trace flux a millionth of growth lies below that threshold, and pinning
+    it pins growth through S v = 0). The threshold then drops to the round-off level of the
+    data's own solutions, twice the largest mass-balance residual max |S v| of the points (a real
+    flux varies above it, LP round-off does not), and failing that, to exact zeros (1e-12 of the
+    largest range); if that still contradicts the data, nothing is pinned. A warm start
+    (``old_pinned``: the init's pinned set) keeps the init's set when it is the first threshold's,
+    so its map is reproduced exactly.
+
+    Returns
+    -------
+    (const, vals, proj, info)
+        Indices, values (mmol/gDW/h), the :class:`MassBalanceProjection` and a json-ready record.
+    """
+    big = max(float(v_range.max()) if v_range.size else 1.0, 1.0)
+    rows = np.sort(np.random.default_rng(seed).choice(V.shape[0], size=min(V.shape[0], _PIN_CHECK_POINTS), replace=False))
+    Vc, Xc = V[rows], X[rows]
+    resid = np.abs(S @ Vc.T).max() if Vc.size else 0.0
+    thresholds = [("range <= 1e-7 of the largest", _PIN_CANDIDATE_RTOL * big),
+                  ("range <= 2 max|S v| (round-off)", min(_PIN_CANDIDATE_RTOL * big, 2.0 * float(resid))),
+                  ("range <= 1e-12 of the largest", 1e-12 * big)]
+    info: dict[str, Any] = {"mass_balance_residual": float(resid), "tried": []}
+    ref = Vc
+    for i, (rule, tol) in enumerate(thresholds):
+        const = np.setdiff1d(np.flatnonzero(v_range <= tol), in_idx if fix_inputs else [])
+        if i and info["tried"] and const.size == info["tried"][-1]["n_pinned"]:
+            continue  # the same set as before
+        vals = V[:, const].mean(axis=0)
+        vals[np.abs(vals) <= tol] = 0.0
+        proj = build_projection(S, in_idx, fix_inputs=fix_inputs, fixed_indices=const, fixed_values=vals, weights=weights)
+        if i == 0 and old_pinned is not None and sorted(old_pinned) == sorted(rids[j] for j in const):
+            info.update(rule=rule, kept_from_init=True)
+            return const, vals, proj, info
+        free = np.setdiff1d(np.arange(V.shape[1]), const)
+        Pc = proj.apply(Vc, Xc)
+        worst = _displacement(Pc, ref, free, range_floor)
+        if worst > _PIN_DISPLACEMENT_TOL and ref is Vc:
+            # measure against the unpinned map's projection of the data, so that points off
+            # S v = 0 (an inconsistent or relaxed solve) count only for what the pins add
+            ref = build_projection(S, in_idx, fix_inputs=fix_inputs, weights=weights).apply(Vc, Xc)
+            worst = _displacement(Pc, ref, free, range_floor)
+        info["tried"].append({"rule": rule, "threshold": float(tol), "n_pinned": int(const.size), "max_displacement_frac": worst})
+        if worst <= _PIN_DISPLACEMENT_TOL:
+            info["rule"] = rule
+            return const, vals, proj, info
+    const = np.zeros(0, dtype=int)
+    info["rule"] = "none pinned (every threshold contradicts the data)"
+    proj = build_projection(S, in_idx, fix_inputs=fix_inputs, weights=weights)
+    return const, np.zeros(0), proj, info
+
+
+def _state_expected_time(info, s, t_epoch, elapsed, time_limit_s, report) -> None:
+    """Record (and pass to ``report``) the expected training time from one measured Adam epoch.
+
+    The second epoch is the measure (the first carries the set-up); a fine-tuning epoch is taken to
+    cost the same (same points, larger batches), an L-BFGS evaluation two epochs (a full batch in
+    float64); a time limit caps the estimate.
+    """
+    total = elapsed + t_epoch * ((s.epochs - 2) + s.finetune_epochs + 2.5 * s.lbfgs_steps)
+    if time_limit_s is not None:
+        total = min(total, time_limit_s)
+    info["expected_training_s"] = total
+    if report is None:
+        return
+    what = f"{s.epochs:,} epochs" + (f" + {s.finetune_epochs:,} L^{s.finetune_power} epochs" if s.finetune_epochs else "") + (
+        f" + {s.lbfgs_steps:,} L-BFGS steps" if s.lbfgs_steps else "")
+    when = f"{total / 3600:.1f} h" if total >= 5400 else f"{total / 60:.0f} min" if total >= 90 else f"{total:.0f} s"
+    cap = f" (time limit {time_limit_s:.0f} s)" if time_limit_s is not None and total >= time_limit_s else ""
+    report(f"training: {what}, about {when} on this machine{cap} (measured on the first epochs; early stopping may end it sooner)")
+
+
+def _displacement(P, ref, free, range_floor) -> float:
+    """Largest |P - ref| over the points and the ``free`` reactions, as a fraction of their ranges."""
+    moved = np.abs(P - ref)[:, free] / range_floor[free]
+    return float(moved.max()) if moved.size else 0.0
+
+
 def _branch_output_maps(spec: MLPSpec) -> tuple[np.ndarray, np.ndarray]:
     """``(U, M)`` for a branch beside ``spec``: from the SVD out_matrix diag(y_scale) = U S V^T
     (rank d, relative cut ``FACTOR_RTOL``), the branch's last layer predicts d values z that add
@@ -251,7 +363,8 @@ def _merge_branch(base: MLPSpec, branch: MLPSpec, M: np.ndarray) -> MLPSpec:
 
 
 def _train(
-    dataset, s: SurrogateSettings, device: torch.device, progress: bool, t0: float, init: Surrogate | None = None
+    dataset, s: SurrogateSettings, device: torch.device, progress: bool, t0: float, init: Surrogate | None = None,
+    time_limit_s: float | None = None, report: Callable[[str], None] | None = None,
 ) -> Surrogate:
     if init is not None:
         _check_init(init, dataset, s)
@@ -302,15 +415,14 @@ def _train(
             # pinning them would contradict the data, so only S v = 0 is enforced.
             info["points_with_relaxed_uptake"] = int((~pinned.all(axis=1)).sum())
         # Reactions constant over all training points (mostly blocked, always zero) are pinned,
-        # so the projection cannot leak corrections into them.
-        const = np.flatnonzero(v_range <= 1e-7 * max(big, 1.0))
-        const = np.setdiff1d(const, in_idx if fix_inputs else [])
-        vals = V[:, const].mean(axis=0)
-        vals[np.abs(vals) <= 1e-7 * max(big, 1.0)] = 0.0
-        proj = build_projection(
-            dataset.stoichiometry, in_idx, fix_inputs=fix_inputs, fixed_indices=const, fixed_values=vals,
-            weights=range_floor if s.projection_metric == "range" else None,
+        # so the projection cannot leak corrections into them; a tiny flux that moves with the
+        # others (e.g. a trace biomass component) is not (see _pin_constant_reactions)
+        weights = range_floor if s.projection_metric == "range" else None
+        old_pinned = init.info.get("pinned_constant_reactions") if init is not None else None
+        const, vals, proj, pin_info = _pin_constant_reactions(
+            dataset.stoichiometry, V, X, in_idx, fix_inputs, v_range, range_floor, weights, rids, old_pinned, s.seed
         )
+        info["pinning"] = pin_info
         out_matrix = proj.N @ C
         in_matrix = proj.G
         out_bias = proj.c
@@ -475,20 +587,36 @@ def _train(
             return float(loss_fn(mod, d["Xva"], d["Vva"], None, d, power))
 
     d = tensors(torch.float32)
+    # ---- stage times under a time limit: what is left now, less a reserve for the metrics at the end
+    stage_s = {"adam": math.inf, "finetune": math.inf}
+    if time_limit_s is not None:
+        left = max(0.0, (time_limit_s - (time.perf_counter() - t0)) * (1.0 - _METRICS_RESERVE))
+        n_ft = s.finetune_epochs if s.finetune_epochs > 0 else 0
+        stage_s["adam"] = left * s.epochs / max(1, s.epochs + n_ft)
+        info["time_limit"] = {"time_limit_s": float(time_limit_s), "adam_s": stage_s["adam"], "finetune_s": left - stage_s["adam"]}
+
+    def cosine(total_steps: int, seconds: float, started: float):
+        """The cosine schedule's factor at a step: steps or time, whichever is further along."""
+
+        def factor(step: int) -> float:
+            frac = min(1.0, max(step / total_steps, (time.perf_counter() - started) / seconds))
+            return s.lr_final_ratio + (1 - s.lr_final_ratio) * 0.5 * (1 + math.cos(math.pi * frac))
+
+        return factor
+
     opt = torch.optim.Adam(module.core.parameters(), lr=s.lr)
     n_tr = len(tr_idx)
     bs = min(s.batch_size, n_tr)
     steps_per_epoch = math.ceil(n_tr / bs)
     total_steps = max(1, s.epochs * steps_per_epoch)  # epochs = 0: no Adam stage (the schedule is never stepped)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt,
-        lambda step: s.lr_final_ratio + (1 - s.lr_final_ratio) * 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps)),
-    )
+    adam_start = time.perf_counter()
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine(total_steps, stage_s["adam"], adam_start))
     gen = torch.Generator(device="cpu").manual_seed(s.seed)
     best = (math.inf, _state(module), -1)  # the start, kept if interrupted before the first epoch ends
     history: list[tuple[int, float, float]] = []
     bar = tqdm(range(s.epochs), desc="train surrogate", disable=not progress or s.epochs == 0, leave=False)
     epoch = -1
+    epoch_ends: list[float] = []
     try:
         for epoch in bar:
             module.train()
@@ -504,11 +632,15 @@ def _train(
                 tot += float(loss.detach()) * len(ib)
             tl = tot / n_tr
             vl = val_loss(module, d)
+            if epoch <= 1:
+                epoch_ends.append(time.perf_counter())
+                if epoch == 1 and s.epochs > 2:
+                    _state_expected_time(info, s, epoch_ends[1] - epoch_ends[0], time.perf_counter() - t0, time_limit_s, report)
             history.append((epoch, tl, vl))
             if vl < best[0]:
                 best = (vl, _state(module), epoch)
             bar.set_postfix(train=f"{tl:.2e}", val=f"{vl:.2e}", best=f"{best[0]:.2e}")
-            if epoch - best[2] > s.patience:
+            if epoch - best[2] > s.patience or time.perf_counter() - adam_start >= stage_s["adam"]:
                 break
     except KeyboardInterrupt:
         _note_interrupt(info, "adam", epoch, best[2])
@@ -525,9 +657,10 @@ def _train(
         ft_steps = math.ceil(n_tr / ft_bs)
         ft_total = s.finetune_epochs * ft_steps
         opt = torch.optim.Adam(module.core.parameters(), lr=s.lr * s.finetune_lr_ratio)
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda step: s.lr_final_ratio + (1 - s.lr_final_ratio) * 0.5 * (1 + math.cos(math.pi * min(step, ft_total) / ft_total))
-        )
+        ft_start = time.perf_counter()
+        if time_limit_s is not None:  # the rest of the limit (an Adam stage that ended early leaves more)
+            stage_s["finetune"] = max(1e-3, (time_limit_s - (ft_start - t0)) * (1.0 - _METRICS_RESERVE))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine(ft_total, stage_s["finetune"], ft_start))
         best_ft = (val_loss(module, d, p), _state(module), -1)
         info["finetune_val_loss_before"] = best_ft[0]
         bar = tqdm(range(s.finetune_epochs), desc=f"fine-tune L^{p}", disable=not progress, leave=False)
@@ -548,7 +681,7 @@ def _train(
                 if vl < best_ft[0]:
                     best_ft = (vl, _state(module), ep)
                 bar.set_postfix(val=f"{vl:.2e}", best=f"{best_ft[0]:.2e}")
-                if ep - best_ft[2] > s.patience:
+                if ep - best_ft[2] > s.patience or time.perf_counter() - ft_start >= stage_s["finetune"]:
                     break
         except KeyboardInterrupt:
             _note_interrupt(info, f"fine-tune L^{p}", ep, best_ft[2])

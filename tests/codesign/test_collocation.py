@@ -21,7 +21,7 @@ from mpc_bio.nomad.nra_settings import VerificationSettings
 from mpc_bio.nomad.reactor import simulate_reactor
 
 # 1 h batch, 2 intervals: the smooth regime (glucose neither exhausted nor at its limit)
-SMOOTH = FeedSettings(n_intervals=2, elements_per_interval=4, n_members=1, max_iter=30, batch_time_h=1.0,
+SMOOTH = FeedSettings(n_intervals=2, elements_per_interval=4, n_members=1, max_iter=30, batch_time=1.0,
                       reltol=1e-8, abstol=1e-10, method="collocation")
 
 
@@ -32,7 +32,7 @@ def test_simulate_states_matches_the_nomad_simulator(tiny_ensemble):
     ens, control, _, _ = tiny_ensemble
     m = int(control.model_index[0])
     km = kinetic_control_model(ens, [m])
-    fs = FeedSettings(n_intervals=2, batch_time_h=2.0, reltol=1e-10, abstol=1e-12)
+    fs = FeedSettings(n_intervals=2, batch_time=2.0, reltol=1e-10, abstol=1e-12)
     feed = np.array([0.01, 0.04])
     t = np.linspace(0.0, 2.0, 9)
     x = simulate_states(km, fs, feed, t)
@@ -56,7 +56,7 @@ def test_radau_start_solves_the_collocation_equations_and_tracks_cvodes(tiny_ens
     km = kinetic_control_model(ens, [int(control.model_index[0])])
     feed = np.array([0.02, 0.02])
     x_end, n_fail = _radau_start_check(km, SMOOTH, feed)
-    ref = simulate_states(km, SMOOTH, feed, [SMOOTH.batch_time_h])[-1]
+    ref = simulate_states(km, SMOOTH, feed, [SMOOTH.batch_time])[-1]
     assert n_fail == 0
     for i in (km.product_index[0], km.biomass_index[0], km.volume_index):
         assert x_end[i] == pytest.approx(ref[i], rel=1e-2, abs=1e-9)
@@ -83,7 +83,7 @@ def test_collocation_result_is_verified_by_simulation_and_never_worse_than_its_s
     assert opt.objective >= opt.initial_objective * (1 - 1e-9)
     assert opt.objective >= optimize_robust_feed(km, SMOOTH).objective * (1 - 1e-9)
     assert np.isfinite(opt.simulation_mismatch) and opt.simulation_mismatch >= 0
-    assert np.all(opt.feed >= SMOOTH.feed_min_l_per_h) and np.all(opt.feed <= SMOOTH.feed_max_l_per_h)
+    assert np.all(opt.feed >= SMOOTH.feed_min) and np.all(opt.feed <= SMOOTH.feed_max)
     with pytest.raises(ValueError, match="'collocation_start'"):
         FeedSettings(collocation_start="warm")
 
@@ -123,7 +123,7 @@ def test_collocation_through_glucose_exhaustion_is_at_least_as_good_as_shooting(
     ens, control, _, _ = tiny_ensemble
     m = int(control.model_index[0])
     km = kinetic_control_model(ens, [m])
-    settings = dataclasses.replace(SMOOTH, batch_time_h=8.0, max_iter=60)
+    settings = dataclasses.replace(SMOOTH, batch_time=8.0, max_iter=60)
     co = optimize_feed_collocation(km, settings)
     sh = optimize_robust_feed(km, settings)
     sim = simulate_reactor(ens, m, settings=VerificationSettings(t_end_h=8.0, n_points=9), feed=co.profile,

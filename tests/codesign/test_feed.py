@@ -9,11 +9,11 @@ from mpc_bio.codesign import FeedSettings, kinetic_control_model, optimize_robus
 from mpc_bio.nomad.nra_settings import VerificationSettings
 from mpc_bio.nomad.reactor import simulate_reactor
 
-SETTINGS = FeedSettings(n_intervals=3, n_members=2, max_iter=8, batch_time_h=8.0, reltol=1e-8, abstol=1e-10, fd_step=1e-4)
+SETTINGS = FeedSettings(n_intervals=3, n_members=2, max_iter=8, batch_time=8.0, reltol=1e-8, abstol=1e-10, fd_step=1e-4)
 
 
 def _amounts(ens, members, folds, opt):
-    vs = VerificationSettings(t_end_h=SETTINGS.batch_time_h, n_points=9)
+    vs = VerificationSettings(t_end_h=SETTINGS.batch_time, n_points=9)
     sims = [simulate_reactor(ens, m, vmax_fold=f, settings=vs, feed=opt.profile,
                              feed_glucose_mmol_per_l=opt.feed_glucose_mmol_per_l) for m, f in zip(members, folds)]
     assert all(s.success for s in sims)
@@ -46,8 +46,8 @@ def test_robust_mean_feed_beats_shared_feed_for_its_design(tiny_ensemble):
     for m, f in zip(members, folds):
         sim = simulate_reactor(ens, m, vmax_fold=f, settings=vs, feed=own.profile,
                                feed_glucose_mmol_per_l=own.feed_glucose_mmol_per_l)
-        assert sim.volume[-1] <= SETTINGS.volume_max_l * (1 + 1e-9)
-        assert np.max(sim.substrate) <= SETTINGS.glucose_max_mmol_per_l * 1.05
+        assert sim.volume[-1] <= SETTINGS.volume_max * (1 + 1e-9)
+        assert np.max(sim.substrate) <= SETTINGS.glucose_max * 1.05
     # the optimised feed improves on the constant fill-up feed it starts from (a real optimisation)
     assert shared.objective > shared.initial_objective * 1.01
 
@@ -65,7 +65,7 @@ def test_worst_case_objective_is_the_smallest_member(tiny_ensemble):
 def test_feed_settings_validation():
     with pytest.raises(ValueError, match="'robust'"):
         FeedSettings(robust="median")
-    with pytest.raises(ValueError, match="'feed_max_l_per_h'"):
-        FeedSettings(feed_min_l_per_h=0.2, feed_max_l_per_h=0.1)
+    with pytest.raises(ValueError, match="'feed_max'"):
+        FeedSettings(feed_min=0.2, feed_max=0.1)
     with pytest.raises(ValueError, match="Unknown key"):
         FeedSettings.from_dict({"n_intervalz": 3})

@@ -24,7 +24,7 @@ def _toml(tmp_path) -> str:
         table("nomad.design", {"max_models": 2}),
         table("nomad.design.nra", {"max_interventions": 2, "max_designs": 5, "excluded_enzymes": ["ATPM"]}),
         table("nomad.design.verification", {"t_end_h": 8.0}),
-        table("codesign", {"n_designs": 2, "n_points": 9, "cache_dir": str(tmp_path / "cache"), "show_progress": False}),
+        table("codesign", {"n_designs": 2, "n_points": 9, "cache_dir": str(tmp_path / "cache"), "progress": False}),
         table("codesign.feed", {"n_intervals": 3, "n_members": 1, "max_iter": 5, "reltol": 1e-8, "abstol": 1e-10, "fd_step": 1e-4}),
     ]
     path = tmp_path / "codesign_tiny.toml"
@@ -68,6 +68,11 @@ def test_codesign_scenario_end_to_end_and_cache_reuse(tmp_path):
     r2 = run_scenario(path, tmp_path / "run2", progress=False)
     assert r2.summary["sources"]["ensemble"] == "cache" and r2.summary["sources"]["designs"] == "cache"
     assert r2.summary["best"]["mean_titer_g_per_l"] == pytest.approx(best["mean_titer_g_per_l"], rel=1e-9)
+    # every feed optimum is a checkpoint too: reused, and the tables are the same bytes
+    assert set(r1.summary["sources"]["feeds"].values()) == {"computed"}
+    assert set(r2.summary["sources"]["feeds"].values()) == {"cache"}
+    for name in ("codesign_runs.csv", "feeds.csv"):
+        assert (r2.out_dir / name).read_bytes() == (out / name).read_bytes(), name
 
     # a changed design setting invalidates the designs only
     text = (tmp_path / "codesign_tiny.toml").read_text().replace('"max_interventions": 2', '"max_interventions": 1')

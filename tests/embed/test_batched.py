@@ -122,6 +122,25 @@ def test_batched_casadi_function_derivatives_match_native_graph(ecoli):
     calls = net.calls
     fun(Q)  # value, Jacobian and Hessian of the same points: one batched call (cached)
     assert net.calls - calls <= 1
+    # exact sparsity: each point's outputs depend on its own inputs only (block diagonal)
+    assert fun.sparsity_out(1).nnz() == len(OUTS) * 2 * n
+    assert fun.sparsity_out(2).nnz() == 2 * 2 * n
+
+
+def test_batched_casadi_function_without_network_hessian(ecoli):
+    net = BatchedNetwork(ecoli, OUTS, device="cpu")
+    n = 5
+    F = batched_casadi_function(net, n, exact_hessian=False)
+    Fe = batched_casadi_function(BatchedNetwork(ecoli, OUTS, device="cpu"), n)
+    Qs = ca.MX.sym("Q", 2, n)
+    lam = np.random.default_rng(6).normal(size=(len(OUTS), n))
+    H, _ = ca.hessian(ca.sum1(ca.sum2(lam * F(Qs))), Qs)
+    fun = ca.Function("f", [Qs], [ca.jacobian(ca.vec(F(Qs)), ca.vec(Qs)), H])
+    ref = ca.Function("r", [Qs], [ca.jacobian(ca.vec(Fe(Qs)), ca.vec(Qs))])
+    Q = _points(n, seed=7).T
+    J, Hn = fun(Q)
+    np.testing.assert_allclose(np.asarray(J), np.asarray(ref(Q)), rtol=1e-12, atol=1e-13)
+    assert fun.sparsity_out(1).nnz() == 0  # the network's second-order term is structurally zero
 
 
 def test_torch_threads_restores_the_thread_count():

@@ -203,13 +203,13 @@ def test_unknown_model():
 @pytest.mark.parametrize(
     "kwargs, fragment",
     [
-        ({"inputs": {}}, "at least one input"),
-        ({"inputs": {"a": "EX_glc__D_e", "b": "EX_glc__D_e"}}, "duplicate input reaction ids"),
+        ({"inputs": {}}, "The 'inputs' parameter of PFBASettings must be a table of at least 1 item {name: a non-empty string}. Got {} instead."),
+        ({"inputs": {"a": "EX_glc__D_e", "b": "EX_glc__D_e"}}, "must be pairs without duplicate input reaction ids. Got ['EX_glc__D_e'] instead."),
         ({"maintenance_weight": -1.0}, "'maintenance_weight'"),
         ({"uptake_excess_weight": float("nan")}, "'uptake_excess_weight'"),
         ({"growth_tolerance": 0.1}, "'growth_tolerance'"),
         ({"relax": "yes"}, "'relax'"),
-        ({"maintenance_id": "EX_o2_e"}, "must not be one of the input reactions"),
+        ({"maintenance_id": "EX_o2_e"}, "'maintenance_id' parameter of PFBASettings must be a reaction other than the input reactions"),
     ],
 )
 def test_settings_validation(kwargs, fragment):
@@ -222,5 +222,5 @@ def test_settings_round_trip():
     s = PFBASettings(inputs={"glucose": "EX_glc__D_e"}, maintenance_weight=2.0)
     assert PFBASettings.from_dict(s.to_dict()) == s
     assert s.inputs == (("glucose", "EX_glc__D_e"),)
-    with pytest.raises(SettingsError, match="Unknown PFBASettings keys"):
+    with pytest.raises(SettingsError, match=r"Unknown key\(s\) \['speed'\] in PFBASettings"):
         PFBASettings.from_dict({"relax": True, "speed": 3})

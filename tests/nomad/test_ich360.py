@@ -9,13 +9,13 @@ from mpc_bio.nomad.ensemble import sample_ensemble
 from mpc_bio.nomad.kinetics import evaluate_rates
 from mpc_bio.nomad.network import build_network, ich360_anthranilate_model
 from mpc_bio.nomad.settings import NetworkSettings, SamplingSettings, SteadyStateSettings
-from mpc_bio.nomad.steady_state import GAS_CONSTANT, load_dg0, sample_reference_states
+from mpc_bio.nomad.steady_state import GAS_CONSTANT, PHYSIOLOGICAL_CONCENTRATIONS, load_dg0, sample_reference_states
 
 
 @pytest.fixture(scope="module")
 def ich360_case(ich360_path):
     model = ich360_anthranilate_model(ich360_path)
-    net = build_network(model, NetworkSettings(model="ich360", substrate_reaction="GLCptspp"))
+    net = build_network(model, NetworkSettings(model="ich360", substrate_reaction="GLCptspp"))  # unreduced
     d = ich360_path.parent
     settings = SteadyStateSettings(dg0_mean_path=str(d / "drg0_prime_mean.csv"),
                                    dg0_cov_sqrt_path=str(d / "drg0_cov_sqrt.csv"), n_states=4)
@@ -38,22 +38,27 @@ def test_ich360_states_agree_with_dg0(ich360_case):
     known = np.isfinite(st.dg0[0])
     assert known.sum() > 0.8 * net.n_reactions
     # every displacement has the sign opposite to its flux, with at least the minimal driving force
-    assert np.all(-np.sign(net.fluxes)[None, :] * st.ln_displacement >= settings.min_driving_force - 1e-9)
+    assert np.all(-np.sign(st.fluxes) * st.ln_displacement >= settings.min_driving_force - 1e-9)
+    assert np.all(np.sign(st.fluxes) == np.sign(net.fluxes))
     # Keq consistent with the sampled dG'0: ln Keq(mM) = -dG'0/RT + sum(nu) ln 1000
     nu_sum = net.stoichiometry.sum(axis=0) + net.fixed_stoichiometry.sum(axis=0)
     expected = -st.dg0[:, known] / rt + nu_sum[known] * np.log(1000.0)
     np.testing.assert_allclose(st.ln_keq[:, known], expected, rtol=1e-9, atol=1e-8)
     # dG'0 within the stated uncertainty: dG0 = mean + Q z with |z| <= z_bound (least-squares z)
     index = {r: i for i, r in enumerate(thermo.reaction_ids)}
-    rows = [index[r] for r, k in zip(net.reaction_ids, known) if k]
-    assert np.all(np.abs(st.dg0[:, known] - thermo.mean[rows]) <=
+    est = np.array([k and r in index for r, k in zip(net.reaction_ids, known)])
+    rows = [index[r] for r, k in zip(net.reaction_ids, est) if k]
+    assert np.all(np.abs(st.dg0[:, est] - thermo.mean[rows]) <=
                   settings.dg0_z_bound * np.abs(thermo.cov_sqrt[rows]).sum(axis=1) + 1e-9)
+    np.testing.assert_array_equal(st.dg0[:, known & ~est], 0.0)  # one-species transports: Delta_r G'0 = 0
     lo, hi = settings.concentration_bounds
-    assert np.all((st.concentrations >= lo * (1 - 1e-9)) & (st.concentrations <= hi * (1 + 1e-9)))
+    free = [i for i, m in enumerate(net.metabolite_ids) if m not in PHYSIOLOGICAL_CONCENTRATIONS]
+    c = st.concentrations[:, free]
+    assert np.all((c >= lo * (1 - 1e-9)) & (c <= hi * (1 + 1e-9)))
 
 
 def test_ich360_models_reproduce_reference_fluxes(ich360_case):
     net, _, _, st = ich360_case
     ens = sample_ensemble(net, st, SamplingSettings(n_models=8, seed=1))
     v = evaluate_rates(net, *ens.parameters())
-    np.testing.assert_allclose(v, np.broadcast_to(net.fluxes, v.shape), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(v, ens.fluxes, rtol=1e-9, atol=1e-12)

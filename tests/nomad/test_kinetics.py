@@ -120,6 +120,11 @@ def test_unknown_regulator_is_a_clear_error(anthranilate_cobra):
     from mpc_bio.nomad.settings import NetworkSettings
 
     with pytest.raises(NetworkError, match="regulator 'trp__L_c'"):
-        build_network(anthranilate_cobra, NetworkSettings(regulations=(("DDPA", "trp__L_c", "inhibition"),)))
+        build_network(anthranilate_cobra, NetworkSettings(regulations=(("DDPA", "trp__L_c", "inhibition"),),
+                                                          strict_regulations=True))
+    # by default a regulation that does not fit is skipped and recorded
+    net = build_network(anthranilate_cobra, NetworkSettings(regulations=(("DDPA", "trp__L_c", "inhibition"),)))
+    assert net.unapplied_regulations == (("DDPA", "trp__L_c", "inhibition"),)
+    assert not np.any(np.abs(net.slot_role) >= 2)
     with pytest.raises(ValueError, match="regulations"):
         NetworkSettings(regulations=(("DDPA", "phe__L_c", "repression"),))

@@ -29,9 +29,9 @@ from .conftest import carbon_numbers
         ({"volume0": -1.0}, "'volume0'.*> 0.*-1.0"),
         ({"biomass0": 0.0}, "'biomass0'"),
         ({"glucose0": float("nan")}, "'glucose0'"),
-        ({"products0": {"lac": 1.0}}, "'lac'.*not among the tracked products"),
-        ({"products": {"glc": "EX_ac_e"}}, "product name 'glc'"),
-        ({"products": {"x": "EX_glc__D_e"}}, "already the glucose or oxygen input"),
+        ({"products0": {"lac": 1.0}}, r"'products0'.*must be a table of the tracked products \['ac'\]. Got \{'lac': 1.0\}"),
+        ({"products": {"glc": "EX_ac_e"}}, "'products'.*identifiers other than 'glc'.*Got {'glc'"),
+        ({"products": {"x": "EX_glc__D_e"}}, "'products'.*other than the glucose and oxygen inputs.*Got {'x'"),
         ({"glucose_rate": "lp"}, "'glucose_rate'"),
         ({"dfba_step": 1.0}, "'dfba_step'"),
         ({"product_uptake_gate": -1e-3}, "'product_uptake_gate'"),
@@ -44,17 +44,17 @@ def test_bad_reactor_settings_raise(kwargs, match):
 
 
 def test_bad_kinetics_and_feed_raise():
-    with pytest.raises(ProcessSettingsError, match="'oxygen'.*'fixed' or 'kla'"):
+    with pytest.raises(ProcessSettingsError, match="'oxygen' parameter of UptakeKinetics must be one of 'fixed', 'kla'. Got 'pure'"):
         UptakeKinetics(oxygen="pure")
     with pytest.raises(ProcessSettingsError, match="'glucose_km'"):
         UptakeKinetics(glucose_km=0.0)
-    with pytest.raises(ProcessSettingsError, match="start at 0 and increase"):
+    with pytest.raises(ProcessSettingsError, match="'times'.*starts at 0 and increases strictly"):
         FeedProfile(times=(0.0, 5.0, 4.0), rates=(0.0, 0.1, 0.2))
-    with pytest.raises(ProcessSettingsError, match="equal length"):
+    with pytest.raises(ProcessSettingsError, match="'rates'.*equal length to times"):
         FeedProfile(times=(0.0, 5.0), rates=(0.1,))
     with pytest.raises(ProcessSettingsError, match="'rates'"):
         FeedProfile(times=(0.0,), rates=(-0.1,))
-    with pytest.raises(ProcessSettingsError, match="Unknown key"):
+    with pytest.raises(ProcessSettingsError, match=r"Unknown key\(s\) \['volume'\] in FedBatchSettings"):
         FedBatchSettings.from_dict({"volume": 1.0})
 
 

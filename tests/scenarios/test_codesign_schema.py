@@ -37,9 +37,9 @@ n_pointz = 5
 [codesign.feed]
 robust = "median"
 n_members = 3
-feed_max_l_per_h = -1
+feed_max = -1
 max_iter = 1.5
-volume_max_l = 1.5
+volume_max = 1.5
 [extra]
 a = 1
 """
@@ -75,12 +75,12 @@ def test_every_problem_of_a_bad_codesign_file_is_reported_at_once(tmp_path):
         ("nomad.sampling.n_models", "range"),
         ("nomad.sampling.seed", "type"),
         ("nomad.design.nra.max_enzyme_fold", "range"),
-        ("codesign.feed.feed_max_l_per_h", "range"),
+        ("codesign.feed.feed_max", "range"),
         ("codesign.feed.robust", "range"),
         ("codesign.feed.max_iter", "type"),
         # infeasible combinations across tables
         ("nomad.design.verification.feed_times_h", "infeasible"),
-        ("codesign.feed.volume_max_l", "infeasible"),
+        ("codesign.feed.volume_max", "infeasible"),
         ("codesign.feed.n_members", "infeasible"),
         ("nomad.design.nra.max_interventions", "infeasible"),
     }
@@ -93,9 +93,9 @@ def test_every_problem_of_a_bad_codesign_file_is_reported_at_once(tmp_path):
 
 def test_settings_check_of_a_table_is_reported_with_its_message(tmp_path):
     """Types and ranges fine, but the settings dataclass rejects the combination inside one table."""
-    found, err = _problems(tmp_path, 'kind = "codesign"\n[codesign.feed]\nfeed_min_l_per_h = 0.02\nfeed_max_l_per_h = 0.01\n')
+    found, err = _problems(tmp_path, 'kind = "codesign"\n[codesign.feed]\nfeed_min = 0.02\nfeed_max = 0.01\n')
     assert found == {("[codesign]", "invalid")}
-    assert "'feed_max_l_per_h' parameter of FeedSettings must exceed feed_min_l_per_h=0.02" in str(err)
+    assert "The 'feed_max' parameter of FeedSettings must be > feed_min = 0.02. Got 0.01 instead." in str(err)
     found, err = _problems(tmp_path, 'kind = "codesign"\n[nomad.design.verification]\nfeed_times_h = [1.0]\nfeed_rates_l_per_h = [0.1]\n')
     assert found == {("[nomad]", "invalid")}
     assert "must start at 0" in str(err)
@@ -109,7 +109,7 @@ def test_missing_tables_take_the_defaults(tmp_path):
     r = validate_scenario(p)
     d = CodesignSettings()
     assert r["codesign"] == {"n_designs": d.n_designs, "n_points": d.n_points, "cache_dir": d.cache_dir,
-                             "reuse_nomad_output": True, "show_progress": True, "figures": True}
+                             "reuse_nomad_output": True, "progress": True, "figures": True}
 
 
 def test_reference_documents_every_codesign_key_with_unit_and_default(capsys):
@@ -122,7 +122,7 @@ def test_reference_documents_every_codesign_key_with_unit_and_default(capsys):
         assert f"| `{f.name}` |" in ref
     for f in fields(FeedSettings):
         assert f"| `feed.{f.name}` |" in ref
-    assert "| `feed.feed_max_l_per_h` | a number | L/h | 0.1 | > 0 |" in ref
+    assert "| `feed.feed_max` | a number | L/h | 0.1 | > 0 |" in ref
     assert "| `design.verification.t_end_h` | a number | h | 16.0 | > 0 |" in ref
     assert main(["validate", "--reference", "--kind", "codesign"]) == 0
     assert "#### `[codesign]`" in capsys.readouterr().out

@@ -106,7 +106,7 @@ def test_interrupted_run_leaves_nothing_that_looks_complete_then_rerun(tmp_path,
     partial = [p for p in out.parent.iterdir() if p.name.startswith(".b.incomplete")]
     assert len(partial) == 1
     rec = json.loads((partial[0] / "run.json").read_text())
-    assert rec["status"] == "failed" and "interrupted at row 3" in rec["error"]
+    assert rec["status"] == "interrupted" and "interrupted at row 3" in rec["error"]
     assert not (partial[0] / "summary.json").exists()
     assert (partial[0] / "rows.csv").read_text().splitlines() == ["0,0", "1,1", "2,4"]
     # the rerun (fixed file) completes into the requested directory
@@ -171,3 +171,33 @@ compare_lp = false
     assert resolved["simulation"]["t_end"] == 2.0 and resolved["reactor"]["volume0"] == 1.0
     again = run_scenario(res.out_dir / "resolved.toml", tmp_path / "sim2", progress=False)
     assert again.summary["final_biomass_gDW"] == pytest.approx(res.summary["final_biomass_gDW"], rel=1e-9, abs=1e-12)
+
+
+def test_stale_running_folder_of_a_killed_run_is_reported_and_removed(tmp_path, steps, capsys):
+    """A hidden run folder still "running" whose process is gone (SIGKILL) is removed by the next
+    run into the same parent folder, with one line; one of a live process (here: this one) stays."""
+    import os
+    import subprocess
+    import sys
+
+    from mpc_bio.scenarios.runner import stale_run_folders
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    runs = tmp_path / "runs"
+    stale = runs / f".old.incomplete-{dead.pid}-0"
+    stale.mkdir(parents=True)
+    (stale / "run.json").write_text(json.dumps({"status": "running", "pid": dead.pid}))
+    alive = runs / f".live.incomplete-{os.getpid()}-0"
+    alive.mkdir()
+    (alive / "run.json").write_text(json.dumps({"status": "running", "pid": os.getpid()}))
+    failed = runs / f".old.incomplete-{dead.pid}-1"
+    failed.mkdir()
+    (failed / "run.json").write_text(json.dumps({"status": "failed", "pid": dead.pid}))
+    assert stale_run_folders(runs) == [stale]
+    capsys.readouterr()
+    run_scenario(_write(tmp_path, STEP_KIND), runs / "new", progress=False)
+    err = capsys.readouterr().err
+    assert "removed 1 unfinished run folder(s)" in err and stale.name in err
+    assert not stale.exists() and alive.exists() and failed.exists()  # a failed one keeps its error for inspection
+    assert stale_run_folders(runs) == []

@@ -173,3 +173,40 @@ def test_build_e_coli_core_short_budget(tmp_path):
     assert res.report["kink_search"]["n_features_switching"] > 0
     assert res.report["growth_max_abs_err_frac"] < 0.1
     assert res.report["n_fresh_points"] == 2000
+
+
+def test_a_candidate_on_a_found_line_joins_it_with_three_bisections():
+    """``_joins_found_line``: a candidate whose grid edges the found line x + y = 5 crosses joins it
+    (feature and edges added) after exactly three bisections (its two ends and its middle), which
+    lie on the line; a candidate switching on the parallel line x + y = 5.3 (0.3 grid steps away,
+    the same grid edges mostly) is told apart by those bisections (distance 0.3 / sqrt 2 >
+    tolerance 1e-3) and fitted on its own. Closed form: ``locate`` returns the crossing of the
+    edge with the candidate's true line."""
+    from mpc_bio.metabolism.switches import _joins_found_line
+
+    X = np.array([[i, j] for i in range(11) for j in range(11)], dtype=float)  # unit grid 0..10
+    step = np.ones(2)
+    # edges along the x axis crossing x + y = 5 (start nodes with x < 5 - y < x + 1)
+    group = np.array([[i * 11 + j, 0] for i in range(11) for j in range(11) if i < 5 - j + 0.25 < i + 1])
+    order = np.arange(len(group))
+    n = np.array([1.0, 1.0]) / np.sqrt(2)
+    found = {"line": np.array([*n, 5.0 / np.sqrt(2)]), "points": np.zeros((0, 2)), "features": ["A sign"], "edges": set()}
+
+    def locator(c):
+        calls = []
+
+        def locate(node, ax):
+            calls.append(node)
+            p = X[node].copy()
+            p[ax] = c - p[1 - ax]  # the crossing of x + y = c on this edge
+            return p
+        return locate, calls
+
+    locate, calls = locator(5.0)
+    assert _joins_found_line([found], group, order, X, step, locate, 1e-3, "B sign")
+    assert len(calls) == 3 and found["features"] == ["A sign", "B sign"] and len(found["edges"]) == len(group)
+    np.testing.assert_allclose(found["points"] @ n, 5.0 / np.sqrt(2), rtol=0, atol=1e-12)
+    locate, calls = locator(5.3)
+    assert not _joins_found_line([found], group, order, X, step, locate, 1e-3, "C sign")
+    assert len(calls) == 3 and "C sign" not in found["features"]
+    assert not _joins_found_line([], group, order, X, step, locate, 1e-3, "C sign")

@@ -40,7 +40,7 @@ def test_invalid_settings_name_the_parameter(kwargs, name):
 
 
 def test_unknown_key_rejected():
-    with pytest.raises(ValueError, match="Unknown SurrogateSettings keys"):
+    with pytest.raises(ValueError, match=r"Unknown key\(s\) \['epochz'\] in SurrogateSettings"):
         SurrogateSettings.from_dict({"epochz": 3})
 
 

@@ -1,0 +1,246 @@
+"""The feed MPC with the network itself in the loop (MPCSettings.backend = "network") against the
+do-mpc MPC with the same network embedded as its native CasADi graph, on the same problem.
+
+Reference: :class:`mpc_bio.control.mpc.FeedMPC` (do-mpc's collocation NLP, the shipped e_coli_core
+surrogate as a native SX graph with CasADi's exact derivatives); the fed-batch has kLa oxygen
+transfer, so both network inputs move. A short horizon keeps the builds quick. The horizon (3 h)
+reaches one interval past the end of the batch (2.5 h), so its last node is frozen at the start of
+a constrained interval: the network MPC's extra soft limits at the last node (tested separately)
+then change nothing and the two NLPs are the same. Tolerances follow
+IPOPT's (tol 1e-8 here): applied feed 1e-6 L/h absolute, predicted objective 1e-6 relative, feed
+plan over the batch 1e-4 L/h absolute (its last move is a flat direction), predicted states 1e-4
+relative (1e-8 absolute).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from mpc_bio.control import BatchProblem, ControlError, MPCSettings
+
+
+@pytest.fixture(scope="module")
+def case():
+    from mpc_bio.control.model import make_integrator
+    from mpc_bio.control.mpc import build_mpc
+    from mpc_bio.control.process_adapter import control_model_from_process
+    from mpc_bio.process import FedBatchSettings, UptakeKinetics, embed_cell_model
+    from mpc_bio.surrogate import default_surrogate
+
+    sur = default_surrogate()
+    reactor = FedBatchSettings(
+        volume0=1.0, glucose0=10.0, biomass0=0.1, feed_glucose=1000.0, products={"ac": "EX_ac_e"},
+        kinetics=UptakeKinetics(oxygen="kla"), t_end=3.0, output_step=0.5,
+    )
+    cell = embed_cell_model(sur, reactor)
+    model = control_model_from_process(reactor, cell)
+    problem = BatchProblem(batch_time=2.5, feed_max=0.1, volume_max=1.5, glucose_max=50.0, acetate_max=40.0)
+    settings = MPCSettings(t_step=0.5, n_horizon=6, collocation_deg=2, move_penalty=0.1, objective_scale=10.0,
+                           max_iter=1000, tol=1e-8)
+    x0 = reactor.initial_state()
+    ref = build_mpc(model, problem, settings)
+    ref.reset(x0)
+    plant = make_integrator(model, settings.t_step)
+    feeds, states = [], [x0]
+    for k in range(2):  # a cold step, then a warm one from the plant's state
+        feeds.append(ref.step(states[-1], k * settings.t_step))
+        states.append(np.asarray(plant(x0=states[-1], p=np.r_[feeds[-1], model.param_values])["xf"]).reshape(-1))
+    return {"sur": sur, "reactor": reactor, "model": model, "problem": problem, "settings": settings,
+            "ref": ref, "feeds": feeds, "states": states}
+
+
+def _network_mpc(case, **changes):
+    from mpc_bio.control.network_mpc import build_network_mpc
+
+    settings = dataclasses.replace(case["settings"], backend="network", device="cpu", **changes)
+    return build_network_mpc(case["reactor"], case["sur"], case["problem"], settings)
+
+
+def test_network_mpc_steps_equal_the_native_graph_mpc(case):
+    ctrl = _network_mpc(case)
+    ctrl.reset(case["states"][0])
+    ref = case["ref"]
+    for k in range(2):
+        calls = ctrl.network.calls
+        feed = ctrl.step(case["states"][k], k * case["settings"].t_step)
+        rec, rrec = ctrl.records[-1], ref.records[k]
+        assert rec.success, rec.status
+        assert rec.warm == (k == 1)
+        assert feed == pytest.approx(case["feeds"][k], abs=1e-6, rel=0)
+        assert rec.predicted_objective == pytest.approx(rrec.predicted_objective, rel=1e-6, abs=0)
+        if k == 1:  # warm: one batched torch call per evaluation of the horizon, a few per IPOPT iteration
+            assert ctrl.network.calls - calls <= 4 * (rec.iterations + 1)
+    # the feeds of the intervals after the batch's end move nothing (only the move penalty weighs
+    # them, a nearly flat direction): the plans are compared over the batch (intervals 0..3 at 0.5 h)
+    np.testing.assert_allclose(ctrl.plan()[:4], ref.plan()[:4], rtol=0, atol=1e-4)
+    nodes = np.array([[float(ref.mpc.opt_x_num_unscaled["_x", k, 0, -1, n][0]) for n in case["model"].state_names]
+                      for k in range(case["settings"].n_horizon + 1)])
+    np.testing.assert_allclose(ctrl.predicted_states(), nodes, rtol=1e-4, atol=1e-8)
+
+
+def test_limits_hold_at_the_last_node(case):
+    from mpc_bio.control.mpc import build_mpc
+
+    problem = dataclasses.replace(case["problem"], batch_time=3.0)  # the horizon ends with the batch
+    ref = build_mpc(case["model"], problem, case["settings"])
+    ctrl = _network_mpc(case)
+    ctrl = type(ctrl)(ctrl.split, ctrl.roles, problem, ctrl.settings, ctrl.network)
+    x0 = case["states"][0]
+    for c in (ref, ctrl):
+        c.reset(x0)
+        c.step(x0, 0.0)
+        assert c.records[-1].success
+    limit = (1 - case["settings"].backoff) * problem.glucose_max
+    names = case["model"].state_names
+    end = ctrl.predicted_states()[-1]
+    assert end[names.index("n_glc")] / end[names.index("V")] <= limit * (1 + 1e-6)
+    # do-mpc checks the limits at the start of each interval only: its plan breaks the glucose
+    # limit in the last interval (a feed dump that later steps have to undo)
+    ref_end = np.array([float(ref.mpc.opt_x_num_unscaled["_x", -1, 0, -1, n][0]) for n in names])
+    assert ref_end[names.index("n_glc")] / ref_end[names.index("V")] > limit * 1.1
+
+
+def test_warm_start_places_node_k_at_t_k_and_shifts_multipliers(case):
+    ctrl = _network_mpc(case)
+    ctrl.reset(case["states"][0])
+    ctrl.step(case["states"][0], 0.0)
+    d, N = case["settings"].collocation_deg, case["settings"].n_horizon
+    Xc, U, _, Xn = ctrl._unpack(ctrl._sol)
+    w0, lam_x, lam_g = ctrl._shift()
+    Xc1, U1, _, Xn1 = ctrl._unpack(w0)
+    # node k of the shifted guess holds the state at the new t_k (the old node k + 1), interval k's
+    # collocation points the old interval k + 1's (same Radau times), the feed plan one on
+    np.testing.assert_array_equal(Xn1[:, :N], Xn[:, 1:])
+    np.testing.assert_array_equal(Xc1[:, : (N - 1) * d], Xc[:, d:])
+    np.testing.assert_array_equal(U1[: N - 1], U[1:])
+    Lc, _, _, Ln = ctrl._unpack(ctrl._lam_x)
+    Lc1, _, _, Ln1 = ctrl._unpack(lam_x)
+    np.testing.assert_array_equal(Ln1[:, :N], Ln[:, 1:])
+    nx, b = ctrl.split.n_x, ctrl._gblock
+    np.testing.assert_array_equal(lam_g[nx : nx + (N - 1) * b], ctrl._lam_g[nx + b : nx + N * b])
+    # the predicted node 1 is (to the collocation error of one 0.5 h interval) the plant's state at t_1
+    np.testing.assert_allclose(Xn1[:, 0], case["states"][1], rtol=2e-2, atol=1e-3)
+
+
+def test_torch_threads_are_pinned_in_the_solver_loop_and_restored(case):
+    import torch
+
+    ctrl = _network_mpc(case, torch_threads=1)
+    seen = []
+    taylor = ctrl.network.taylor
+
+    def spy(q, order=2):
+        seen.append(torch.get_num_threads())
+        return taylor(q, order)
+
+    ctrl.network.taylor = spy
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        ctrl.reset(case["states"][0])
+        ctrl.step(case["states"][0], 0.0)
+        assert seen and set(seen) == {1}
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_settings_and_build_checks(case):
+    from mpc_bio.control.closed_loop import run_closed_loop
+
+    with pytest.raises(ControlError, match="backend"):
+        MPCSettings(backend="l4")
+    with pytest.raises(ControlError, match="torch_threads"):
+        MPCSettings(torch_threads=0)
+    with pytest.raises(ControlError, match="collocation_ni"):
+        _network_mpc(case, collocation_ni=2)
+    with pytest.raises(ControlError, match="build_network_mpc"):
+        run_closed_loop(case["model"], case["problem"], case["states"][0],
+                        mpc_settings=dataclasses.replace(case["settings"], backend="network"), n_steps=1)
+
+
+def test_fedbatch_split_equals_the_process_model(case):
+    from mpc_bio.process.model import fedbatch_ode, fedbatch_split
+
+    reactor, cell = case["reactor"], case["model"]
+    from mpc_bio.process import embed_cell_model
+
+    cell = embed_cell_model(case["sur"], reactor)
+    split = fedbatch_split(reactor, cell)
+    ode = fedbatch_ode(reactor, cell, vmax_as_parameter=True)
+    rng = np.random.default_rng(0)
+    x0 = reactor.initial_state()
+    for _ in range(20):
+        x = x0 * rng.uniform(0.2, 5.0, x0.size)
+        F, p = rng.uniform(0, 0.1), [rng.uniform(5, 12)]
+        v = cell.function(split.uptakes(x, p))
+        np.testing.assert_allclose(np.asarray(split.rhs(x, F, p, v)).ravel(), np.asarray(ode.rhs(x, F, p)).ravel(),
+                                   rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.slow
+def test_ich360_nlp_derivatives_equal_the_native_graph_nlp(monkeypatch):
+    """The network MPC's NLP on iCH360 (4x256 net with kink features) evaluated through the batched
+    torch call equals the same NLP with the net as its native CasADi MX graph: constraints, their
+    Jacobian and the Hessian of the Lagrangian at a simulated guess with random multipliers
+    (relative 1e-9 of the largest entry)."""
+    import casadi as ca
+
+    import mpc_bio.embed.batched as batched
+    from mpc_bio.control.network_mpc import build_network_mpc
+    from mpc_bio.embed import to_casadi
+    from mpc_bio.process import FedBatchSettings, UptakeKinetics
+    from mpc_bio.surrogate import default_surrogate
+
+    sur = default_surrogate("iCH360")
+    reactor = FedBatchSettings(volume0=1.0, glucose0=10.0, biomass0=0.1, feed_glucose=1000.0, products={"ac": "EX_ac_e"},
+                               kinetics=UptakeKinetics(oxygen="kla"), t_end=10.0, output_step=0.5)
+    problem = BatchProblem(batch_time=10.0, feed_max=0.1, volume_max=1.5, glucose_max=50.0, acetate_max=40.0)
+    settings = MPCSettings(t_step=0.5, n_horizon=20, collocation_deg=2, move_penalty=0.1, objective_scale=10.0,
+                           backend="network", device="cpu")
+    ctrl = build_network_mpc(reactor, sur, problem, settings)
+    graph = to_casadi(sur, "native", outputs=ctrl.split.output_ids, symbolic="MX")
+    original = batched.batched_casadi_function
+    monkeypatch.setattr(batched, "batched_casadi_function",
+                        lambda net, n, **kw: graph.map(n) if n > 1 else original(net, n, **kw))
+    ref = build_network_mpc(reactor, sur, problem, settings)
+    x0 = reactor.initial_state()
+    ctrl.reset(x0, guess_feed=0.03)
+    w = ctrl._guess(x0, 0.0)
+    P = np.r_[x0, 0.0, ctrl.split.param_values, np.ones(settings.n_horizon)]
+    lam = np.random.default_rng(0).normal(size=ctrl._lbg.size)
+    for name, args in (("nlp_g", [w, P]), ("nlp_jac_g", [w, P]), ("nlp_hess_l", [w, P, 1.0, lam])):
+        a = ctrl._S_cold.get_function(name)(*args)
+        b = ref._S_cold.get_function(name)(*args)
+        for u, v in zip(a if isinstance(a, (list, tuple)) else [a], b if isinstance(b, (list, tuple)) else [b]):
+            u, v = np.asarray(ca.DM(u)), np.asarray(ca.DM(v))
+            np.testing.assert_allclose(u, v, rtol=0, atol=1e-9 * np.max(np.abs(v)))
+
+
+def test_hand_assembled_hessian_equals_the_exact_one_and_convexified_steps_agree(case):
+    """The Hessian of the Lagrangian assembled by hand (without the projection) equals CasADi's
+    (relative 1e-12 of the largest entry, random multipliers at a simulated guess); with the
+    network's curvature convexified the step reaches the same KKT point (feed 1e-6 L/h, predicted
+    objective 1e-6 relative)."""
+    import casadi as ca
+
+    ctrl = _network_mpc(case, network_hessian="exact")
+    assert not ctrl.convexified
+    x0 = case["states"][0]
+    ctrl.reset(x0, guess_feed=0.03)
+    w = ctrl._guess(x0, 0.0)
+    P = np.r_[x0, 0.0, ctrl.split.param_values, np.ones(case["settings"].n_horizon)]
+    lam = np.random.default_rng(1).normal(size=ctrl._lbg.size)
+    mine = ctrl._hessian_of_lagrangian(*ctrl._funs, convexify=False)(w, P, 0.7, lam)
+    ref = np.asarray(ca.DM(ctrl._S_cold.get_function("nlp_hess_l")(w, P, 0.7, lam)))
+    np.testing.assert_allclose(np.asarray(ca.DM(mine)), ref, rtol=0, atol=1e-12 * np.abs(ref).max())
+    conv = _network_mpc(case, network_hessian="convexified")
+    assert conv.convexified
+    conv.reset(x0)
+    feed = conv.step(x0, 0.0)
+    assert conv.records[-1].success
+    assert feed == pytest.approx(case["feeds"][0], abs=1e-6, rel=0)
+    assert conv.records[-1].predicted_objective == pytest.approx(case["ref"].records[0].predicted_objective, rel=1e-6, abs=0)
