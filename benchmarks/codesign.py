@@ -56,7 +56,7 @@ def main(argv=None) -> dict:
     from tests.codesign.conftest import TINY_NOMAD
 
     tmp = Path(tempfile.gettempdir()) / "mpc_bio_codesign_bench"
-    ens_settings = EnsembleStudySettings.from_mapping({**TINY_NOMAD, "output_dir": str(tmp / "none")})
+    ens_settings = EnsembleStudySettings.from_dict({**TINY_NOMAD, "output_dir": str(tmp / "none")})
     ens, control, _, _ = load_or_run_ensemble(ens_settings, tmp / "cache", reuse_nomad_output=False)
     members = [int(i) for i in control.model_index[: args.members]]
     km = kinetic_control_model(ens, members)

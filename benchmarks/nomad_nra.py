@@ -284,7 +284,7 @@ def main(argv=None) -> int:
     rank_s = time.perf_counter() - t
     baseline = [mca_baseline(p, fold=5.0, size=3, excluded=settings.excluded_enzymes)[0] for p in problems]
 
-    vs = VerificationSettings(t_end_h=16.0, n_points=65)
+    vs = VerificationSettings(batch_time=16.0, n_points=65)
     top = range(min(3, len(ranking.designs)))
     strains = {}
     for k in top:
@@ -300,12 +300,12 @@ def main(argv=None) -> int:
     # same reference-strain runs as the verification runs them and as the ensemble stage's batch
     # does (same reactor, duration, grid and tolerances; CPU time, robust to the shared machine)
     simulate_reactor(ens, int(models[0]), settings=vs)
-    simulate_batch(ens, int(models[0]), vs.t_end_h, vs.biomass0_gdw_per_l, n_points=vs.n_points)
+    simulate_batch(ens, int(models[0]), vs.batch_time, vs.biomass0, n_points=vs.n_points)
     c = time.process_time()
     mine = [simulate_reactor(ens, int(m), settings=vs) for m in models]
     mine_cpu = time.process_time() - c
     c = time.process_time()
-    theirs = [simulate_batch(ens, int(m), vs.t_end_h, vs.biomass0_gdw_per_l, n_points=vs.n_points) for m in models]
+    theirs = [simulate_batch(ens, int(m), vs.batch_time, vs.biomass0, n_points=vs.n_points) for m in models]
     theirs_cpu = time.process_time() - c
     ens_batch_rate = len(models) / theirs_cpu
     reactor_ref_rate = len(models) / mine_cpu

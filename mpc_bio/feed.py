@@ -5,7 +5,7 @@ One :class:`FeedProfile` serves the fed-batch of the process stage
 NOMAD's verification (:func:`mpc_bio.nomad.reactor.simulate_reactor`) and the feeds optimised
 by co-design (:attr:`mpc_bio.codesign.FeedOptimum.profile`). The feed's glucose concentration
 belongs to the reactor settings (``FedBatchSettings.feed_glucose``,
-``VerificationSettings.feed_glucose_mmol_per_l``), not to the profile.
+``VerificationSettings.feed_glucose``), not to the profile.
 
 This module sits at the ground level of the package (it imports only :mod:`mpc_bio.errors` and
 :mod:`mpc_bio.settings`), so nomad, which may depend on metabolism only, can use it without

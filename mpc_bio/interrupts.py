@@ -16,6 +16,10 @@ once on a second signal (more than 0.3 s after the first): it kills the worker p
 this process (:func:`multiprocessing.active_children`), calls the functions registered with
 :func:`on_forced_exit` (e.g. marking a run folder as interrupted), prints their one-line
 messages and exits with code 130.
+
+Worker pools die with their parent: :func:`worker_pool` is a process pool that, when the code
+using it is left by an exception (an interrupt included), cancels what is queued and kills its
+workers at once instead of waiting for their running tasks.
 """
 
 from __future__ import annotations
@@ -29,8 +33,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-__all__ = ["catch_interrupts", "check_interrupt", "interrupted", "on_forced_exit", "Interrupted"]
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
+
+__all__ = ["catch_interrupts", "check_interrupt", "interrupted", "on_forced_exit", "Interrupted", "worker_pool"]
 
 _received: list[int] = []  # signal numbers received while catch_interrupts is active
 _cleanups: list[Callable[[], str | None]] = []
@@ -170,3 +178,44 @@ def catch_interrupts(grace: float | None = None, command: str = "mpc-bio") -> It
         for s, h in previous.items():
             signal.signal(s, h)
         _received.clear()
+
+
+@contextmanager
+def worker_pool(max_workers: int, mp_context=None, **kwargs) -> Iterator[ProcessPoolExecutor]:
+    """A :class:`concurrent.futures.ProcessPoolExecutor` whose workers die with the enclosed code.
+
+    Left normally, the pool shuts down and waits for its workers. Left by an exception
+    (``KeyboardInterrupt`` from Ctrl-C or SIGTERM included) the queued tasks are cancelled and the
+    workers killed at once (their running tasks are lost; the caller keeps what it had stored),
+    and the exception propagates without waiting for them, so no worker outlives the command
+    and the parent never hangs in the pool's shutdown.
+
+    Parameters
+    ----------
+    max_workers : int
+        Number of worker processes.
+    mp_context : multiprocessing context, optional
+        How the workers start (``multiprocessing.get_context("spawn")``, ...).
+    **kwargs
+        Passed to ``ProcessPoolExecutor`` (``initializer``, ``initargs``).
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
+    ex = ProcessPoolExecutor(max_workers=max_workers, mp_context=mp_context, **kwargs)
+    try:
+        yield ex
+    except BaseException:
+        procs = list((getattr(ex, "_processes", None) or {}).values())
+        for proc in procs:
+            try:
+                proc.kill()
+            except (OSError, ValueError, AttributeError):
+                pass
+        ex.shutdown(wait=False, cancel_futures=True)
+        for proc in procs:
+            try:
+                proc.join(timeout=5)
+            except (OSError, ValueError, AssertionError):
+                pass
+        raise
+    ex.shutdown(wait=True)

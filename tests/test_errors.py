@@ -21,6 +21,7 @@ STAGE_ERRORS = [
     ("mpc_bio.process", "ProcessSettingsError"),
     ("mpc_bio.control.settings", "ControlError"),
     ("mpc_bio.nomad.network", "NetworkError"),
+    ("mpc_bio.nomad.settings", "NomadSettingsError"),
     ("mpc_bio.scenarios.schema", "ScenarioError"),
     ("mpc_bio.scenarios.runner", "RunExistsError"),
 ]

@@ -42,5 +42,5 @@ def test_one_class_under_every_name():
 
     assert process.FeedProfile is FeedProfile and nomad.FeedProfile is FeedProfile
     assert process.ProcessSettingsError is ProcessSettingsError and issubclass(ProcessSettingsError, MpcBioError)
-    vs = VerificationSettings(feed_times_h=(0.0, 3.0), feed_rates_l_per_h=(0.0, 0.02))
+    vs = VerificationSettings(feed_times=(0.0, 3.0), feed_rates=(0.0, 0.02))
     assert vs.feed_profile() == FeedProfile(times=(0.0, 3.0), rates=(0.0, 0.02))

@@ -272,5 +272,5 @@ def optimize_feed_collocation(
         objective=member_objective(p_opt, mode), member_product_mmol=p_opt, initial_objective=init_obj,
         members=km.members, status=status, success=bool(st.get("success")),
         iterations=int(st.get("iter_count", -1)), solve_time_s=time.perf_counter() - t_start,
-        feed_glucose_mmol_per_l=km.feed_glucose_mmol_per_l, nlp_objective=nlp_obj, simulation_mismatch=mismatch,
+        feed_glucose=km.feed_glucose, nlp_objective=nlp_obj, simulation_mismatch=mismatch,
     )

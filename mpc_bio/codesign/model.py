@@ -52,7 +52,7 @@ class KineticControlModel:
     x0 : ndarray (n_x,)
         Initial state: intracellular at the reference (z = 1), the given initial concentrations
         times the initial volume.
-    feed_glucose_mmol_per_l : float
+    feed_glucose : float
         Substrate concentration of the feed (mM), a model parameter.
     """
 
@@ -63,7 +63,7 @@ class KineticControlModel:
     product_index: tuple[int, ...]
     volume_index: int
     x0: np.ndarray
-    feed_glucose_mmol_per_l: float
+    feed_glucose: float
 
     @property
     def n_members(self) -> int:
@@ -75,10 +75,10 @@ def kinetic_control_model(
     members: Sequence[int],
     *,
     vmax_folds: np.ndarray | None = None,
-    feed_glucose_mmol_per_l: float = 500.0,
-    biomass0_gdw_per_l: float = 0.05,
-    glucose0_mmol_per_l: float | None = None,
-    volume0_l: float = 1.0,
+    feed_glucose: float = 500.0,
+    biomass0: float = 0.05,
+    glucose0: float | None = None,
+    volume0: float = 1.0,
 ) -> KineticControlModel:
     """Build the stacked kinetic fed-batch model of one strain.
 
@@ -89,14 +89,14 @@ def kinetic_control_model(
         Ensemble indices (>= 1 member).
     vmax_folds : ndarray (n_members, n_rxn), optional
         Vmax multipliers of the strain in each member (None: reference strain).
-    feed_glucose_mmol_per_l : float
+    feed_glucose : float
         Feed substrate concentration (mM).
-    biomass0_gdw_per_l : float
+    biomass0 : float
         Inoculum (gDW/L).
-    glucose0_mmol_per_l : float, optional
+    glucose0 : float, optional
         Initial substrate (mM); None uses the reference boundary concentration, as
         :func:`~mpc_bio.nomad.reactor.simulate_reactor` does.
-    volume0_l : float
+    volume0 : float
         Initial volume (L).
 
     Returns
@@ -114,10 +114,10 @@ def kinetic_control_model(
             raise ValueError(
                 f"The 'vmax_folds' parameter must be a positive finite array of shape {(nm, nr)}. Got shape {vmax_folds.shape}."
             )
-    if feed_glucose_mmol_per_l < 0 or biomass0_gdw_per_l <= 0 or volume0_l <= 0:
+    if feed_glucose < 0 or biomass0 <= 0 or volume0 <= 0:
         raise ValueError(
-            "feed_glucose_mmol_per_l must be >= 0, biomass0_gdw_per_l and volume0_l > 0. "
-            f"Got {feed_glucose_mmol_per_l!r}, {biomass0_gdw_per_l!r}, {volume0_l!r}."
+            "feed_glucose must be >= 0, biomass0 and volume0 > 0. "
+            f"Got {feed_glucose!r}, {biomass0!r}, {volume0!r}."
         )
     s_idx = substrate_species(net)
     g = net.reaction_index(net.growth_reaction)
@@ -132,7 +132,7 @@ def kinetic_control_model(
     s_in = p_all[0]
     rhs, names, pnames, growth = [], [], ["s_in"], []
     gi, bi, pi = [], [], []
-    pvals = [float(feed_glucose_mmol_per_l)]
+    pvals = [float(feed_glucose)]
     for k, m in enumerate(members):
         suf = "" if nm == 1 else f"_m{k}"
         off = k * (n + 3)
@@ -161,6 +161,6 @@ def kinetic_control_model(
         symvar="SX", aux=aux, aux_names=tuple(f"growth_rate{'' if nm == 1 else f'_m{k}'}" for k in range(nm)),
         param_bounds=np.column_stack([np.full(pv.size, -np.inf), np.full(pv.size, np.inf)]),
     )
-    s0 = float(ensemble.fixed_concentrations[s_idx]) if glucose0_mmol_per_l is None else float(glucose0_mmol_per_l)
-    x0 = np.concatenate([np.concatenate([np.ones(n), [s0 * volume0_l, biomass0_gdw_per_l * volume0_l, 0.0]]) for _ in members] + [[volume0_l]])
-    return KineticControlModel(cm, members, tuple(gi), tuple(bi), tuple(pi), len(names) - 1, x0, float(feed_glucose_mmol_per_l))
+    s0 = float(ensemble.fixed_concentrations[s_idx]) if glucose0 is None else float(glucose0)
+    x0 = np.concatenate([np.concatenate([np.ones(n), [s0 * volume0, biomass0 * volume0, 0.0]]) for _ in members] + [[volume0]])
+    return KineticControlModel(cm, members, tuple(gi), tuple(bi), tuple(pi), len(names) - 1, x0, float(feed_glucose))

@@ -25,8 +25,8 @@ class FeedOptimum:
         "shooting" or "collocation".
     profile : FeedProfile
         The feed: rate (L/h) per interval from the interval's start time (h); its glucose
-        concentration is :attr:`feed_glucose_mmol_per_l`, which the reactor settings of the
-        study share (``VerificationSettings.feed_glucose_mmol_per_l``).
+        concentration is :attr:`feed_glucose`, which the reactor settings of the
+        study share (``VerificationSettings.feed_glucose``).
     batch_time_h : float
         End of the last interval (h).
     objective : float
@@ -43,7 +43,7 @@ class FeedOptimum:
     iterations : int
     solve_time_s : float
         Wall time of the optimisation (s).
-    feed_glucose_mmol_per_l : float
+    feed_glucose : float
         Feed substrate concentration (mM).
     nlp_objective : float
         The objective as the NLP saw it (mmol): for collocation the discretised value, for
@@ -66,7 +66,7 @@ class FeedOptimum:
     success: bool
     iterations: int
     solve_time_s: float
-    feed_glucose_mmol_per_l: float
+    feed_glucose: float
     nlp_objective: float = float("nan")
     simulation_mismatch: float = float("nan")
 
@@ -88,7 +88,7 @@ class FeedOptimum:
             "objective_mmol": self.objective, "initial_objective_mmol": self.initial_objective,
             "member_product_mmol": self.member_product_mmol.tolist(), "members": list(self.members),
             "status": self.status, "success": self.success, "iterations": self.iterations,
-            "solve_time_s": self.solve_time_s, "feed_glucose_mmol_per_l": self.feed_glucose_mmol_per_l,
+            "solve_time_s": self.solve_time_s, "feed_glucose": self.feed_glucose,
             "nlp_objective_mmol": self.nlp_objective, "simulation_mismatch": self.simulation_mismatch,
         }
 
@@ -103,7 +103,7 @@ def feed_optimum_from_dict(d: dict) -> FeedOptimum:
         member_product_mmol=np.asarray(d["member_product_mmol"], dtype=float), initial_objective=float(d["initial_objective_mmol"]),
         members=tuple(int(m) for m in d["members"]), status=d["status"], success=bool(d["success"]),
         iterations=int(d["iterations"]), solve_time_s=float(d["solve_time_s"]),
-        feed_glucose_mmol_per_l=float(d["feed_glucose_mmol_per_l"]),
+        feed_glucose=float(d["feed_glucose"]),
         nlp_objective=float("nan") if d["nlp_objective_mmol"] is None else float(d["nlp_objective_mmol"]),
         simulation_mismatch=float("nan") if d["simulation_mismatch"] is None else float(d["simulation_mismatch"]),
     )

@@ -69,7 +69,7 @@ class FeedSettings(Settings):
         "Forward finite-difference step of the objective and constraint derivatives, in the feed scaled by "
         "feed_max."))
     batch_time: float | None = setting(None, **POSITIVE, unit="h", doc=(
-        "Batch length; default t_end_h of [nomad.design.verification]."))
+        "Batch length; default batch_time of [nomad.design.verification]."))
 
     def _check(self) -> None:
         if self.feed_max <= self.feed_min:

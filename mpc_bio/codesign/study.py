@@ -280,11 +280,11 @@ def run_codesign_study(
     vs = design_settings.verification
     fset = settings.feed
     if fset.batch_time is None:
-        fset = dataclasses.replace(fset, batch_time=vs.t_end_h)
-    vs = dataclasses.replace(vs, t_end_h=fset.batch_time, n_points=settings.n_points)
+        fset = dataclasses.replace(fset, batch_time=vs.batch_time)
+    vs = dataclasses.replace(vs, batch_time=fset.batch_time, n_points=settings.n_points)
     models = designs.model_index
-    kw = dict(feed_glucose_mmol_per_l=vs.feed_glucose_mmol_per_l, biomass0_gdw_per_l=vs.biomass0_gdw_per_l,
-              glucose0_mmol_per_l=vs.glucose0_mmol_per_l, volume0_l=vs.volume0_l)
+    kw = dict(feed_glucose=vs.feed_glucose, biomass0=vs.biomass0,
+              glucose0=vs.glucose0, volume0=vs.volume0)
 
     t = time.perf_counter()
     members = [int(m) for m in models[: fset.n_members]]
@@ -347,8 +347,8 @@ def run_codesign_study(
             success[s, f, m] = sim.success
     seconds["simulations"] = time.perf_counter() - t
     ev = CodesignEvaluation(strains=strains, feeds=FEEDS, model_ids=tuple(f"model{i}" for i in models),
-                            times=np.linspace(0.0, vs.t_end_h, nt), product_yield=yld, success=success,
-                            product_mw_g_per_mol=vs.product_mw_g_per_mol, **arr)
+                            times=np.linspace(0.0, vs.batch_time, nt), product_yield=yld, success=success,
+                            product_mw_g_per_mol=vs.product_mw, **arr)
     return CodesignStudy(settings=dataclasses.replace(settings, feed=fset), designs=designs, shared_feed=shared, own_feeds=own,
                          reference_feed=ref_feed, evaluation=ev,
                          sources={"ensemble": ens_source, "ensemble_key": ens_key, "designs": designs.source, "designs_key": designs.key,
@@ -411,7 +411,7 @@ def load_codesign_config(data: dict[str, Any]) -> tuple[CodesignSettings, Ensemb
         raise ValueError(f"Unknown top-level table(s) {extra} in a codesign scenario; expected 'nomad' and 'codesign'.")
     nomad = dict(data.get("nomad", {}))
     design = nomad.pop("design", {})
-    ens = EnsembleStudySettings.from_mapping(nomad)
+    ens = EnsembleStudySettings.from_dict(nomad)
     return CodesignSettings.from_dict(data.get("codesign", {})), ens, DesignStudySettings.from_dict(design)
 
 
@@ -425,7 +425,7 @@ def run_codesign_scenario(path: Path, data: dict[str, Any], out_dir: Path, *, pr
     if not progress:
         settings = dataclasses.replace(settings, progress=False)
     ens = dataclasses.replace(ens, executor=dataclasses.replace(ens.executor, progress=settings.progress and ens.executor.progress))
-    design = dataclasses.replace(design, show_progress=settings.progress)
+    design = dataclasses.replace(design, progress=settings.progress)
     study = run_codesign_study(settings, ens, design)
     files = write_codesign_study(study, out_dir, figures=settings.figures)
     s = study.summary()

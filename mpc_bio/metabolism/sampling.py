@@ -557,12 +557,15 @@ def _version(dist: str) -> str:
 
 def _run_pool(workers, problem, values, chunks, store, bar, failed_chunks) -> None:
     import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import as_completed
 
-    # spawn, not fork: HiGHS keeps worker threads that a forked child would inherit broken
+    from mpc_bio.interrupts import worker_pool
+
+    # spawn, not fork: HiGHS keeps worker threads that a forked child would inherit broken.
+    # Interrupted (Ctrl-C, SIGTERM turned into an exception): the queued chunks are dropped and the
+    # workers killed at once; every chunk stored so far is kept
     ctx = mp.get_context("spawn")
-    ex = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(problem,))
-    try:
+    with worker_pool(workers, mp_context=ctx, initializer=_init_worker, initargs=(problem,)) as ex:
         futs = {ex.submit(_solve_chunk_in_worker, values[idx]): i for i, idx in enumerate(chunks)}
         for fut in as_completed(futs):
             i = futs[fut]
@@ -571,12 +574,6 @@ def _run_pool(workers, problem, values, chunks, store, bar, failed_chunks) -> No
             except Exception as exc:  # a crashed chunk never stops the run
                 failed_chunks.append((i, f"chunk {i}: {type(exc).__name__}: {exc}"))
             bar.update(len(chunks[i]))
-    except BaseException:
-        # interrupted (Ctrl-C, SIGTERM turned into an exception): drop the queued chunks and leave
-        # at once; the workers finish their current chunk and exit (they also end with this process)
-        ex.shutdown(wait=False, cancel_futures=True)
-        raise
-    ex.shutdown(wait=True)
 
 
 def _run_dask(scheduler, problem, values, chunks, store, bar, failed_chunks) -> None:

@@ -5,6 +5,12 @@ screens it, computes control coefficients and writes tables, a summary json and 
 (:mod:`mpc_bio.nomad.study`). ``mpc-bio nomad design --config FILE`` runs the design study on
 that output: NRA, ranking, MCA baseline, verification, sensitivity
 (:mod:`mpc_bio.nomad.design_study`). This module only parses arguments and prints.
+
+Both refuse an existing, non-empty output folder unless ``--overwrite``, check that it can be
+written before any work, and write through a hidden folder renamed on completion
+(:func:`mpc_bio.outputs.staged_output`), so an interrupted or failed run never leaves a folder
+that looks finished. The design stage's checkpoint is the ensemble folder: when missing it is
+computed and written first, and a later run reuses it.
 """
 
 from __future__ import annotations
@@ -13,19 +19,29 @@ import argparse
 import dataclasses
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 __all__ = ["register"]
 
+#: Seconds a computation has to return after Ctrl-C / SIGTERM before the process is ended
+#: (see :mod:`mpc_bio.interrupts`; a CVODES or HiGHS call in this process may hold the signal).
+INTERRUPT_GRACE_S = 5.0
+
 ENSEMBLE_HELP = """\
-Build the kinetic network (default: e_coli_core + the iJO1366 shikimate branch, anthranilate
-export, no ANPRT), sample reference steady states and N kinetic models (ORACLE), screen them
+Build the kinetic network (default: the paper's E. coli W3110 trpD9923 case cut from the shipped
+iCH360 model, ANPRT removed, feedback inhibition of DDPA and ANS; [nomad.network] model =
+"core_shikimate" gives the small e_coli_core + shikimate network), sample thermodynamically
+consistent reference steady states and N kinetic models (ORACLE), screen them
 ((i) linear stability, (ii) time constants, (iii) nonlinear return, (iv) robustness in a batch
 reactor), compute concentration and flux control coefficients of the survivors, and write
 summary.json, CSV tables, the ensemble (npz + json), the control coefficients and figures.
 
 The settings are the [nomad] tables of the TOML file ([nomad.network], [nomad.steady_state],
 [nomad.sampling], [nomad.screening], [nomad.executor]); options given here override them.
+An existing, non-empty --out folder is refused unless --overwrite (which also drops a design/
+made from the old ensemble); results appear there only when the run completed.
 
 examples:
   mpc-bio nomad ensemble --config scenarios/nomad_anthranilate.toml
@@ -49,10 +65,12 @@ comparison and counts as zero titer in the ensemble means (means over viable mod
 simulated are printed beside them).
 
 Reads the ensemble stage's output ([nomad] output_dir: ensemble/ and control_coefficients/;
-runs `mpc-bio nomad ensemble` first if it is missing). Settings: [nomad.design] and its
+runs the ensemble stage first if it is missing, and says so when it was made with other
+[nomad] settings than the config). Settings: [nomad.design] and its
 sub-tables [nomad.design.nra], [nomad.design.ranking], [nomad.design.verification],
 [nomad.design.sensitivity]. Writes designs.csv, unique_designs.csv, ranking.csv,
-ranking_matrix.csv, baseline.csv, verification.csv, sensitivity.csv, summary.json and figures/.
+ranking_matrix.csv, baseline.csv, verification.csv, sensitivity.csv, summary.json and figures/
+(titers in g/L); an existing, non-empty --out folder is refused unless --overwrite.
 
 examples:
   mpc-bio nomad design --config scenarios/nomad_anthranilate.toml
@@ -61,9 +79,25 @@ examples:
 """
 
 
+@contextmanager
+def _interrupt_says(kept: str) -> Iterator[None]:
+    """Turn Ctrl-C / SIGTERM in the enclosed code into :class:`~mpc_bio.interrupts.Interrupted`
+    whose message (printed by ``mpc-bio`` as its one line) says what was kept."""
+    from mpc_bio.interrupts import Interrupted
+
+    try:
+        yield
+    except Interrupted:
+        raise
+    except KeyboardInterrupt:
+        raise Interrupted(kept) from None
+
+
 def _ensemble(args: argparse.Namespace) -> int:
+    from mpc_bio.interrupts import check_interrupt
     from mpc_bio.nomad.settings import load_study_settings
     from mpc_bio.nomad.study import run_ensemble_study, write_ensemble_study
+    from mpc_bio.outputs import check_output_dir, staged_output
 
     settings = load_study_settings(args.config)
     if args.n_models is not None:
@@ -77,10 +111,17 @@ def _ensemble(args: argparse.Namespace) -> int:
     if args.no_progress:
         ex = dataclasses.replace(ex, progress=False)
     settings = dataclasses.replace(settings, executor=ex)
-    out = Path(args.out or settings.output_dir)
+    out = check_output_dir(args.out or settings.output_dir, overwrite=args.overwrite)  # before any work
+    if ex.scheduler:
+        from mpc_bio.cluster import connect_scheduler
+
+        connect_scheduler(ex.scheduler).close()  # reachable, checked with a short time-out
     t0 = time.perf_counter()
-    study = run_ensemble_study(settings)
-    write_ensemble_study(study, out, figures=not args.no_figures)
+    with _interrupt_says(f"{out} was not written (left as it was); the ensemble stage keeps no partial results"):
+        study = run_ensemble_study(settings)
+        check_interrupt()  # a signal a solver turned into a failed model must not end as a complete run
+        with staged_output(out, overwrite=args.overwrite) as tmp:
+            write_ensemble_study(study, tmp, figures=not args.no_figures)
     summary = study.summary()
     nw, rs = summary["network"], summary["reference_states"]
     print(f"network {nw['model_id']}: {nw['n_reactions']} reactions ({nw['n_transport_reactions']} transports), "
@@ -101,7 +142,8 @@ def _ensemble(args: argparse.Namespace) -> int:
 
 
 def _design(args: argparse.Namespace) -> int:
-    from mpc_bio.outputs import json_default
+    from mpc_bio.interrupts import check_interrupt
+    from mpc_bio.outputs import check_output_dir, json_default, staged_output
     from mpc_bio.nomad.design_study import (
         load_design_settings,
         load_or_run_ensemble_output,
@@ -115,13 +157,17 @@ def _design(args: argparse.Namespace) -> int:
     if args.workers is not None:
         settings = dataclasses.replace(settings, n_workers=args.workers)
     if args.no_progress:
-        settings = dataclasses.replace(settings, show_progress=False)
+        settings = dataclasses.replace(settings, progress=False)
     ens_dir = Path(args.ensemble_dir or ens_dir)
-    out = Path(args.out or (ens_dir / "design"))
+    out = check_output_dir(args.out or (ens_dir / "design"), overwrite=args.overwrite)  # before any work
     t0 = time.perf_counter()
-    ensemble, control = load_or_run_ensemble_output(args.config, ens_dir, settings.show_progress)
-    study = run_design_study(ensemble, control, settings)
-    write_design_study(study, out, figures=not args.no_figures)
+    with _interrupt_says(f"{out} was not written; the ensemble output in {ens_dir} is kept (if it was complete) "
+                         "and reused by the next run"):
+        ensemble, control = load_or_run_ensemble_output(args.config, ens_dir, settings.progress)
+        study = run_design_study(ensemble, control, settings)
+        check_interrupt()
+        with staged_output(out, overwrite=args.overwrite) as tmp:
+            write_design_study(study, tmp, figures=not args.no_figures)
     s = study.summary()
     print(f"NRA on {s['n_models']} models: {s['nra']['designs_enumerated']} designs "
           f"({s['nra']['unique_by_membership']} unique by membership), {s['nra']['milp_solves']} MILP solves, "
@@ -168,12 +214,13 @@ def _add_design(nomad_subparsers) -> None:
     d.add_argument("--config", required=True, help="scenario TOML with [nomad] and [nomad.design] tables")
     d.add_argument("--ensemble-dir", default=None, help="ensemble stage output (default: [nomad] output_dir)")
     d.add_argument("--out", default=None, help="output directory (default: ENSEMBLE_DIR/design)")
+    d.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty --out folder")
     d.add_argument("--max-models", type=int, default=None, help="use the first N screened models (0 = all)")
     d.add_argument("--workers", type=int, default=None, help="processes for the per-model NRA enumeration")
     d.add_argument("--no-progress", action="store_true", help="hide progress bars")
     d.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     d.add_argument("--json", action="store_true", help="also print the summary json")
-    d.set_defaults(func=_design)
+    d.set_defaults(func=_design, interrupt_grace=INTERRUPT_GRACE_S)
 
 
 def register(subparsers) -> None:
@@ -194,11 +241,12 @@ def register(subparsers) -> None:
                              description=ENSEMBLE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("--config", required=True, help="scenario TOML with [nomad.*] tables")
     e.add_argument("--out", default=None, help="output directory (default: [nomad] output_dir)")
+    e.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty --out folder")
     e.add_argument("--n-models", type=int, default=None, help="number of kinetic models to sample")
     e.add_argument("--workers", type=int, default=None, help="local worker processes")
     e.add_argument("--scheduler", default=None, help="Dask scheduler address (tcp://host:port)")
     e.add_argument("--no-progress", action="store_true", help="hide progress bars")
     e.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     e.add_argument("--json", action="store_true", help="also print the summary json")
-    e.set_defaults(func=_ensemble)
+    e.set_defaults(func=_ensemble, interrupt_grace=INTERRUPT_GRACE_S)
     _add_design(nomad_sub)

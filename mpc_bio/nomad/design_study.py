@@ -18,7 +18,6 @@ import json
 import math
 import time
 import tomllib
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -38,6 +37,7 @@ __all__ = [
     "design_problems",
     "enumerate_model_designs",
     "load_design_settings",
+    "ensemble_output_note",
     "load_or_run_ensemble_output",
     "run_design_study",
     "write_design_study",
@@ -217,7 +217,7 @@ def run_design_study(
     settings : DesignStudySettings, optional
     feed : FeedProfile or callable t (h) -> F (L/h), optional
         Fed-batch feed; default the piecewise-constant feed of ``settings.verification``, whose
-        ``feed_glucose_mmol_per_l`` is the feed's glucose in either case.
+        ``feed_glucose`` is the feed's glucose in either case.
         An optimised feed from the control layer can be passed here.
 
     Returns
@@ -235,12 +235,14 @@ def run_design_study(
     model_index, nra, problems = design_problems(ensemble, control, settings)
     model_ids = [f"model{i}" for i in model_index]
     seconds: dict[str, float] = {}
-    show = settings.show_progress
+    show = settings.progress
 
     t = time.perf_counter()
     args = [(p, nra) for p in problems]
     if settings.n_workers > 1 and len(problems) > 1:
-        with ProcessPoolExecutor(max_workers=settings.n_workers) as pool:
+        from mpc_bio.interrupts import worker_pool
+
+        with worker_pool(min(settings.n_workers, len(problems))) as pool:
             enums = tuple(progress(pool.map(enumerate_model_designs, args), show, "NRA per model", total=len(args)))
     else:
         enums = tuple(enumerate_model_designs(a) for a in progress(args, show, "NRA per model"))
@@ -338,7 +340,9 @@ def write_design_study(study: DesignStudy, out_dir: str | Path, figures: bool = 
         fig_dir.mkdir(exist_ok=True)
         items = [("design_membership", plot_design_membership, study.designs), ("ranking", plot_design_ranking, study.ranking),
                  ("titer_batch", plot_titer_time_courses, study.batch), ("titer_fed_batch", plot_titer_time_courses, study.fed_batch)]
-        items += [(f"sensitivity_d{k + 1}", plot_sensitivity_bands, s) for k, s in enumerate(study.sensitivity)]
+        mw = study.settings.verification.product_mw  # titers in g/L, as in the co-design figures
+        items += [(f"sensitivity_d{k + 1}", lambda r: plot_sensitivity_bands(r, product_mw_g_per_mol=mw), s)
+                  for k, s in enumerate(study.sensitivity)]
         for name, fn, obj in items:
             if obj is None:
                 continue
@@ -370,29 +374,87 @@ def load_design_settings(path: str | Path) -> tuple[DesignStudySettings, str]:
     return DesignStudySettings.from_dict(design), str(nomad.get("output_dir", "runs/nomad"))
 
 
+def ensemble_output_note(config: str | Path, ensemble_dir: str | Path) -> str | None:
+    """One line saying that the ensemble output in ``ensemble_dir`` is stale, or None.
+
+    Stale: the ``[nomad]`` settings recorded in its ``summary.json`` differ from those of the
+    scenario file ``config`` (output folder and executor aside), e.g. after the config was edited
+    or the ensemble was run with ``--n-models``. The output is still usable: the line names the
+    first differing settings and how to refresh it.
+    """
+    from mpc_bio.nomad.settings import load_study_settings
+
+    ensemble_dir = Path(ensemble_dir)
+    try:
+        recorded = json.loads((ensemble_dir / "summary.json").read_text())["settings"]
+    except (OSError, KeyError, ValueError, TypeError):
+        return (f"note: {ensemble_dir} has no readable summary.json; its ensemble cannot be checked against "
+                f"{config} (run `mpc-bio nomad ensemble --overwrite` to refresh it)")
+
+    def flat(d: dict, pre: str = "") -> dict:
+        out = {}
+        for k, v in d.items():
+            if isinstance(v, dict):
+                out.update(flat(v, f"{pre}{k}."))
+            else:
+                out[f"{pre}{k}"] = json.loads(json.dumps(v, default=str))
+        return out
+
+    skip = ("output_dir", "executor.")
+    mine = {k: v for k, v in flat(load_study_settings(config).to_dict()).items() if not k.startswith(skip)}
+    theirs = {k: v for k, v in flat(recorded).items() if not k.startswith(skip)}
+    diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+    if not diff:
+        return None
+    shown = "; ".join(f"{k} {theirs.get(k)!r} there, {mine.get(k)!r} in the config" for k in diff[:3])
+    more = f" (+{len(diff) - 3} more)" if len(diff) > 3 else ""
+    return (f"note: the ensemble in {ensemble_dir} is stale: made with other [nomad] settings than {config} "
+            f"({shown}{more}); using it as it is (run `mpc-bio nomad ensemble --overwrite` to refresh it)")
+
+
 def load_or_run_ensemble_output(config: str | Path, ensemble_dir: str | Path, show: bool = True):
     """The ensemble and control coefficients written by the ensemble stage in ``ensemble_dir``.
 
     When that output is missing, the ensemble stage runs first with the ``[nomad]`` tables of
-    the scenario file ``config`` (progress bars when ``show``) and writes it there.
+    the scenario file ``config`` (progress bars when ``show``) and writes it there, through a
+    hidden folder renamed on completion: it is the design stage's checkpoint, reused by the next
+    run if this one is stopped later. Either case is said in one printed line (missing; or
+    stale, see :func:`ensemble_output_note`).
 
     Returns
     -------
     (KineticEnsemble, ControlCoefficients)
+
+    Raises
+    ------
+    mpc_bio.outputs.OutputError
+        The output is missing and ``ensemble_dir`` holds something else, or cannot be written.
     """
     ensemble_dir = Path(ensemble_dir)
     from mpc_bio.nomad.ensemble import load_ensemble
     from mpc_bio.nomad.mca import load_control_coefficients
 
     if (ensemble_dir / "ensemble" / "ensemble.json").is_file() and (ensemble_dir / "control_coefficients" / "control_coefficients.json").is_file():
+        note = ensemble_output_note(config, ensemble_dir)
+        if note:
+            print(note)
         return load_ensemble(ensemble_dir / "ensemble"), load_control_coefficients(ensemble_dir / "control_coefficients")
     from mpc_bio.nomad.settings import load_study_settings
     from mpc_bio.nomad.study import run_ensemble_study, write_ensemble_study
+    from mpc_bio.outputs import OutputError, check_output_dir, staged_output
 
-    print(f"no ensemble output in {ensemble_dir}; running the ensemble stage first")
     ens_settings = load_study_settings(config)
+    if ensemble_dir.is_dir() and any(p.name != "design" for p in ensemble_dir.iterdir()):
+        raise OutputError(
+            f"The ensemble folder {str(ensemble_dir)!r} holds no complete ensemble output (ensemble/ensemble.json and "
+            "control_coefficients/control_coefficients.json) but other files; run `mpc-bio nomad ensemble --out "
+            f"{ensemble_dir} --overwrite` first, or choose another --ensemble-dir."
+        )
+    check_output_dir(ensemble_dir, overwrite=True, option="ensemble")  # writable, before the work
+    print(f"no ensemble output in {ensemble_dir}; running the ensemble stage first")
     if not show:
         ens_settings = dataclasses.replace(ens_settings, executor=dataclasses.replace(ens_settings.executor, progress=False))
     study = run_ensemble_study(ens_settings)
-    write_ensemble_study(study, ensemble_dir)
+    with staged_output(ensemble_dir, overwrite=True, option="ensemble") as tmp:  # at most an old design/ there
+        write_ensemble_study(study, tmp)
     return study.ensemble, study.control

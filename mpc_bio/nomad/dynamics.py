@@ -20,6 +20,7 @@ from functools import lru_cache
 import casadi as ca
 import numpy as np
 
+from mpc_bio.interrupts import check_interrupt
 from mpc_bio.nomad.conservation import analyse_conservation
 from mpc_bio.nomad.ensemble import KineticEnsemble
 from mpc_bio.nomad.kinetics import rate_expressions
@@ -125,6 +126,7 @@ def solve_steady_state(ensemble: KineticEnsemble, i: int, vmax_fold=None, x0=Non
         try:
             z0 = np.asarray(relax(x0=z0, p=p)["xf"])[:, -1]
         except RuntimeError as exc:
+            check_interrupt()  # CVODES turns Ctrl-C / SIGTERM into this error: stop, not a failed model
             msg = f"relaxation failed: {exc}"
     xind = (x_ref * z0)[cons.independent]
     if np.any(xind <= 0):
@@ -147,6 +149,7 @@ def simulate_relaxation(ensemble: KineticEnsemble, i: int, x0: np.ndarray, durat
     try:
         zT = np.asarray(relax(x0=np.asarray(x0) / x_ref, p=p)["xf"])[:, -1]
     except RuntimeError as exc:
+        check_interrupt()  # CVODES turns Ctrl-C / SIGTERM into this error: stop, not a failed model
         return np.full_like(x_ref, np.nan), False, str(exc).splitlines()[0][:200]
     ok = bool(np.all(np.isfinite(zT)))
     return zT * x_ref, ok, "" if ok else "non-finite state"

@@ -2,13 +2,14 @@
 
 Local processes are the default for ``n_workers > 1``; when a Dask scheduler address is
 given, chunks are submitted to that cluster instead (``dask.distributed.Client``). The function
-and its arguments must be picklable (module-level functions, small frozen objects).
+and its arguments must be picklable (module-level functions, small frozen objects). Local workers
+die with their parent (:func:`mpc_bio.interrupts.worker_pool`): an interrupt or an error cancels
+the queued chunks and kills the workers instead of waiting for them.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -63,24 +64,31 @@ def run_chunks(func: Callable[[Any], Any], items: Sequence[Any], settings: Execu
         return out
     with _progress(len(items), desc, settings.progress) as bar:
         if settings.scheduler:
-            from dask.distributed import Client, as_completed
+            from dask.distributed import as_completed
 
-            with Client(settings.scheduler) as client:
+            from mpc_bio.cluster import connect_scheduler
+
+            client = connect_scheduler(settings.scheduler, option="[nomad.executor] scheduler")
+            try:
                 futures = client.map(func, items, pure=False)
                 pos = {f.key: k for k, f in enumerate(futures)}
-                for fut in as_completed(futures):
+                for fut in as_completed(futures, loop=client.loop):
                     out[pos[fut.key]] = fut.result()
                     bar.update(1)
+            finally:
+                client.close()
         elif settings.n_workers == 1 or len(items) == 1:
             for k, it in enumerate(items):
                 out[k] = func(it)
                 bar.update(1)
         else:
             ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=min(settings.n_workers, len(items)), mp_context=ctx) as pool:
-                futures = {pool.submit(func, it): k for k, it in enumerate(items)}
-                from concurrent.futures import as_completed as cf_completed
+            from concurrent.futures import as_completed as cf_completed
 
+            from mpc_bio.interrupts import worker_pool
+
+            with worker_pool(min(settings.n_workers, len(items)), mp_context=ctx) as pool:
+                futures = {pool.submit(func, it): k for k, it in enumerate(items)}
                 for fut in cf_completed(futures):
                     out[futures[fut]] = fut.result()
                     bar.update(1)

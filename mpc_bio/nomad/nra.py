@@ -627,7 +627,7 @@ def _solve(opt, m: pyo.ConcreteModel, settings: NRASettings, *, first_feasible: 
     if settings.solver in _HIGHS_SOLVERS:
         kwargs["options"] = {
             "mip_rel_gap": settings.mip_rel_gap,
-            "time_limit": settings.time_limit_s,
+            "time_limit": settings.time_limit,
             "mip_feasibility_tolerance": 1e-9,
             "primal_feasibility_tolerance": 1e-9,
             # HiGHS's sub-MIP and search heuristics (RINS, RENS, root reduced cost, feasibility

@@ -34,6 +34,7 @@ import casadi as ca
 import numpy as np
 
 from mpc_bio.feed import FeedProfile
+from mpc_bio.interrupts import check_interrupt
 from mpc_bio.nomad.ensemble import KineticEnsemble
 from mpc_bio.nomad.kinetics import rate_expressions
 from mpc_bio.nomad.network import KineticNetwork
@@ -220,9 +221,9 @@ def _build(ensemble: KineticEnsemble, fed: bool = True):
     return _reactor(json.dumps(ensemble.network.to_dict(), sort_keys=True), float(ensemble.cell_volume), fed)
 
 
-def _feed_law(feed, settings: VerificationSettings, feed_glucose_mmol_per_l: float | None):
+def _feed_law(feed, settings: VerificationSettings, feed_glucose: float | None):
     """(s_in in mM, rate_at(t) in L/h, feed break times in h) of a feed argument."""
-    s_in = settings.feed_glucose_mmol_per_l if feed_glucose_mmol_per_l is None else float(feed_glucose_mmol_per_l)
+    s_in = settings.feed_glucose if feed_glucose is None else float(feed_glucose)
     if isinstance(feed, FeedProfile):
         return s_in, feed.rate, feed.times
     if feed is None:
@@ -239,7 +240,7 @@ def simulate_reactor(
     vmax_fold: np.ndarray | None = None,
     settings: VerificationSettings | None = None,
     feed: FeedProfile | Callable[[float], float] | None = None,
-    feed_glucose_mmol_per_l: float | None = None,
+    feed_glucose: float | None = None,
 ) -> ReactorSimulation:
     """Simulate one kinetic model (Vmax x ``vmax_fold``) in a batch or fed-batch reactor.
 
@@ -255,8 +256,8 @@ def simulate_reactor(
     feed : FeedProfile or callable or None
         None: batch. A :class:`~mpc_bio.feed.FeedProfile`, or a callable t (h) -> F (L/h) held
         constant over each output interval (zero-order hold at the interval start).
-    feed_glucose_mmol_per_l : float, optional
-        Substrate concentration of the feed (mM); default ``settings.feed_glucose_mmol_per_l``.
+    feed_glucose : float, optional
+        Substrate concentration of the feed (mM); default ``settings.feed_glucose``.
 
     Returns
     -------
@@ -270,22 +271,22 @@ def simulate_reactor(
     params = model_parameters(ensemble, model, vmax_fold)
     s0 = (
         float(ensemble.fixed_concentrations[s_idx])
-        if settings.glucose0_mmol_per_l is None
-        else float(settings.glucose0_mmol_per_l)
+        if settings.glucose0 is None
+        else float(settings.glucose0)
     )
-    s_in, rate_at, breaks = _feed_law(feed, settings, feed_glucose_mmol_per_l)
-    times = np.linspace(0.0, settings.t_end_h, settings.n_points)
+    s_in, rate_at, breaks = _feed_law(feed, settings, feed_glucose)
+    times = np.linspace(0.0, settings.batch_time, settings.n_points)
     n = net.n_metabolites
-    scales = np.array([s0 if s0 > 0 else 1.0, settings.biomass0_gdw_per_l, settings.volume0_l])
+    scales = np.array([s0 if s0 > 0 else 1.0, settings.biomass0, settings.volume0])
     unscale = np.concatenate([np.ones(n), [scales[0], scales[1], scales[1], scales[2]]])
-    state = np.concatenate([np.ones(n), [s0, settings.biomass0_gdw_per_l, settings.product0_mmol_per_l, settings.volume0_l]]) / unscale
+    state = np.concatenate([np.ones(n), [s0, settings.biomass0, settings.product0, settings.volume0]]) / unscale
     traj = np.full((times.size, state.size), np.nan)
     traj[0] = state
     feed_t = np.full(times.size, np.nan)
     # segments of constant feed: a new segment starts at every feed break and, for a callable
     # feed, wherever the held rate changes between output intervals
     rates = [float(rate_at(float(t))) for t in times[:-1]]
-    cuts = {0.0, float(settings.t_end_h)} | {float(b) for b in breaks if 0.0 < b < settings.t_end_h}
+    cuts = {0.0, float(settings.batch_time)} | {float(b) for b in breaks if 0.0 < b < settings.batch_time}
     if not isinstance(feed, FeedProfile):
         cuts |= {float(times[k]) for k in range(1, len(rates)) if rates[k] != rates[k - 1]}
     cuts_sorted = sorted(cuts)
@@ -305,6 +306,7 @@ def simulate_reactor(
         try:
             res = np.asarray(integrator(grid)(x0=state, p=p)["xf"])
         except RuntimeError as exc:
+            check_interrupt()  # CVODES turns Ctrl-C / SIGTERM into this error: stop, not a failed model
             ok, msg = False, f"integration failed between t = {a:.3g} h and {b:.3g} h: {str(exc).splitlines()[0][:160]}"
             break
         if not np.all(np.isfinite(res)):
@@ -339,7 +341,7 @@ def simulate_reactor(
     )
 
 
-def simulate_batch(ensemble: KineticEnsemble, i: int, duration: float, initial_biomass: float = 0.05,
+def simulate_batch(ensemble: KineticEnsemble, i: int, duration: float, biomass0: float = 0.05,
                    vmax_fold=None, initial_substrate: float | None = None, n_points: int = 25,
                    x0: np.ndarray | None = None) -> ReactorSimulation:
     """The reactor without feed, with model ``i`` (Vmax multiplied by ``vmax_fold``), one CVODES run.
@@ -354,7 +356,7 @@ def simulate_batch(ensemble: KineticEnsemble, i: int, duration: float, initial_b
         Model index.
     duration : float
         h.
-    initial_biomass : float
+    biomass0 : float
         gDW/L.
     vmax_fold : array (n_rxn,), optional
         Multiplies Vmax (enzyme activity fold changes).
@@ -375,13 +377,13 @@ def simulate_batch(ensemble: KineticEnsemble, i: int, duration: float, initial_b
     net = ensemble.network
     x_ref = ensemble.concentrations[i]
     s0 = float(ensemble.fixed_concentrations[s_idx] if initial_substrate is None else initial_substrate)
-    if s0 <= 0 or initial_biomass <= 0:
+    if s0 <= 0 or biomass0 <= 0:
         raise ValueError(
             f"simulate_batch needs a positive initial substrate and biomass; "
-            f"got {s0!r} mM and {initial_biomass!r} gDW/L."
+            f"got {s0!r} mM and {biomass0!r} gDW/L."
         )
     params = model_parameters(ensemble, i, vmax_fold)
-    p = np.concatenate([[duration, s0, initial_biomass], params])
+    p = np.concatenate([[duration, s0, biomass0], params])
     z0 = np.ones(net.n_metabolites) if x0 is None else np.asarray(x0) / x_ref
     state0 = np.concatenate([z0, [1.0, 1.0, 0.0]])
     times = np.linspace(0.0, duration, n_points)
@@ -390,12 +392,13 @@ def simulate_batch(ensemble: KineticEnsemble, i: int, duration: float, initial_b
         traj = np.hstack([state0[:, None], np.asarray(integrator(grid)(x0=state0, p=p)["xf"])])
         ok, msg = bool(np.all(np.isfinite(traj))), ""
     except RuntimeError as exc:
+        check_interrupt()  # CVODES turns Ctrl-C / SIGTERM into this error: stop, not a failed model
         traj = np.full((state0.size, n_points), np.nan)
         ok, msg = False, str(exc).splitlines()[0][:200]
     n = net.n_metabolites
     mu = np.array([float(growth(traj[:, k], p)) if ok else np.nan for k in range(n_points)])
     return ReactorSimulation(
-        times=times, biomass=traj[n + 1] * initial_biomass, substrate=traj[n] * s0, product=traj[n + 2] * initial_biomass,
+        times=times, biomass=traj[n + 1] * biomass0, substrate=traj[n] * s0, product=traj[n + 2] * biomass0,
         volume=np.ones(n_points), concentrations=(traj[:n] * x_ref[:, None]).T, feed=np.zeros(n_points), growth_rate=mu,
         substrate_fed_mmol=0.0, success=ok, message=msg,
     )

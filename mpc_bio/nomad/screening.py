@@ -221,7 +221,7 @@ def _robust_chunk(args) -> dict[int, float]:
     n_rxn = sub.network.n_reactions
     for k, gi in enumerate(global_index):
         rng = np.random.default_rng([settings.seed, int(gi), 4])
-        ref = simulate_batch(sub, k, duration, settings.initial_biomass, n_points=2)
+        ref = simulate_batch(sub, k, duration, settings.biomass0, n_points=2)
         gained_ref = ref.biomass[-1] - ref.biomass[0]
         if not ref.success or gained_ref <= 0:
             out[int(gi)] = 0.0
@@ -229,7 +229,7 @@ def _robust_chunk(args) -> dict[int, float]:
         worst = np.inf
         for _ in range(settings.n_robustness):
             fold = np.maximum(rng.normal(1.0, settings.vmax_cv, size=n_rxn), 0.01)
-            sim = simulate_batch(sub, k, duration, settings.initial_biomass, vmax_fold=fold, n_points=2)
+            sim = simulate_batch(sub, k, duration, settings.biomass0, vmax_fold=fold, n_points=2)
             ratio = (sim.biomass[-1] - sim.biomass[0]) / gained_ref if sim.success else 0.0
             worst = min(worst, float(ratio))
             if worst < settings.min_growth_fraction:
@@ -253,7 +253,7 @@ def screen_robustness(ensemble: KineticEnsemble, index, settings: ScreeningSetti
     settings = settings or ScreeningSettings()
     executor = executor or ExecutorSettings()
     t_double = t_double or doubling_time(ensemble, settings)
-    duration = settings.batch_duration or t_double
+    duration = settings.batch_time or t_double
     index = np.asarray(index, dtype=int)
     chunks = chunk_indices(index, max(1, min(executor.chunk_size, -(-index.size // (8 * executor.n_workers)))))
     parts = run_chunks(_robust_chunk, [(ensemble.subset(c), c, settings, duration) for c in chunks], executor,

@@ -156,7 +156,7 @@ def expression_sensitivity(
         Mean NRA fold change per member (ratio > 0).
     settings, verification : optional
     feed : FeedProfile or callable, optional
-        Fed-batch feed rate (h -> L/h), glucose at ``verification.feed_glucose_mmol_per_l``
+        Fed-batch feed rate (h -> L/h), glucose at ``verification.feed_glucose``
         (None: batch).
     reference_titer : ndarray (n_models,), optional
         Reference-strain titers at the readout times (mM); simulated when omitted.
@@ -191,8 +191,8 @@ def expression_sensitivity(
     t0 = time.perf_counter()
     ref = np.full(nm, np.nan) if reference_titer is None else np.asarray(reference_titer, dtype=float)
     nominal = np.full(nm, np.nan)
-    times = np.linspace(0.0, verification.t_end_h, nt)
-    t_read = np.full(nm, float(verification.t_end_h)) if readout_times is None else np.asarray(readout_times, dtype=float)
+    times = np.linspace(0.0, verification.batch_time, nt)
+    t_read = np.full(nm, float(verification.batch_time)) if readout_times is None else np.asarray(readout_times, dtype=float)
     if t_read.shape != (nm,):
         raise ValueError(f"readout_times must hold one time per model ({nm}). Got shape {t_read.shape}.")
     for m, model in enumerate(progress(models, show_progress, f"sensitivity {design}")):

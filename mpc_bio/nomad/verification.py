@@ -373,7 +373,7 @@ def verify_strains(
     settings : VerificationSettings, optional
     feed : FeedProfile or callable, optional
         Fed-batch feed rate (h -> L/h); its glucose concentration is
-        ``settings.feed_glucose_mmol_per_l``. None: batch.
+        ``settings.feed_glucose``. None: batch.
     model_ids : sequence of str, optional
     show_progress : bool
 
@@ -396,7 +396,7 @@ def verify_strains(
     yld = np.full((ns, nm), np.nan)
     success = np.zeros((ns, nm), dtype=bool)
     messages = np.full((ns, nm), "", dtype=object)
-    times = np.linspace(0.0, settings.t_end_h, nt)
+    times = np.linspace(0.0, settings.batch_time, nt)
     t0 = time.perf_counter()
     count = 0
     jobs = [(s, m) for s in range(ns) for m in range(nm)]
@@ -421,7 +421,7 @@ def verify_strains(
         messages[s, m] = sim.message
         if settings.check_steady_state:
             steady[s, m] = strain_steady_state(ensemble, models[m], fold, concentration_range=phys)
-    readout = np.full(nm, float(settings.t_end_h))
+    readout = np.full(nm, float(settings.batch_time))
     if mode == "batch" and settings.batch_readout == "reference_end":
         ref = labels.index("reference")
         for m in range(nm):
@@ -447,7 +447,7 @@ def verify_strains(
         product_yield=yld,
         success=success,
         messages=messages,
-        product_mw_g_per_mol=settings.product_mw_g_per_mol,
+        product_mw_g_per_mol=settings.product_mw,
         seconds=time.perf_counter() - t0,
         n_simulations=count,
         readout_times=readout,

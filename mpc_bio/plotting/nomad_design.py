@@ -75,6 +75,14 @@ def plot_design_ranking(ranking, ax=None, top: int = 20):
     return fig
 
 
+def _g_per_mmol(mw: float) -> float:
+    """g/L per mM of a product with molar mass ``mw`` (g/mol), checked."""
+    mw = float(mw)
+    if not (mw > 0 and np.isfinite(mw)):
+        raise ValueError(f"The product molar mass must be a positive number of g/mol; got {mw!r}.")
+    return mw / 1000.0
+
+
 def plot_titer_time_courses(verification, ax=None, strains=None):
     """Product titer vs time: mean over models (line) and 10-90% band, per strain.
 
@@ -85,11 +93,13 @@ def plot_titer_time_courses(verification, ax=None, strains=None):
     Parameters
     ----------
     verification : mpc_bio.nomad.verification.VerificationResult
+        Titers are drawn in g/L: the simulated mM times the result's ``product_mw_g_per_mol`` / 1000.
     strains : sequence of str, optional
         Strains to draw (default all: reference, designs, MCA baseline).
     """
     fig, ax = _axes(ax)
-    mean, lo, hi = verification.bands("product")
+    g_per_mmol = _g_per_mmol(verification.product_mw_g_per_mol)
+    mean, lo, hi = (g_per_mmol * np.asarray(b, dtype=float) for b in verification.bands("product"))
     labels = list(verification.strains) if strains is None else list(strains)
     colors = plt.get_cmap("tab10")
     valid = verification.valid
@@ -106,30 +116,40 @@ def plot_titer_time_courses(verification, ax=None, strains=None):
         # the comparison times: end of each model's reference fermentation
         ax.axvspan(float(min(t_read)), float(max(t_read)), color="0.5", alpha=0.15, lw=0, label="readout (reference end)")
     ax.set_xlabel("time [h]")
-    ax.set_ylabel("product titer [mM]")
+    ax.set_ylabel("product titer [g/L]")
     ax.set_title(f"{verification.mode}: reference vs designs vs MCA baseline ({len(verification.model_ids)} models)")
     ax.legend(fontsize=6, loc="upper left")
     fig.tight_layout()
     return fig
 
 
-def plot_sensitivity_bands(sensitivity, ax=None):
+def plot_sensitivity_bands(sensitivity, ax=None, product_mw_g_per_mol: float | None = None):
     """Titer time course under +/- expression perturbations: mean and 5-95% band per mode.
 
     Parameters
     ----------
     sensitivity : mpc_bio.nomad.sensitivity.SensitivityResult
+    product_mw_g_per_mol : float, optional
+        Molar mass of the product (g/mol): titers are drawn in g/L (the simulated mM times
+        ``product_mw_g_per_mol / 1000``). Default: the result's own ``product_mw_g_per_mol``;
+        required when the result does not carry one.
     """
+    mw = product_mw_g_per_mol if product_mw_g_per_mol is not None else getattr(sensitivity, "product_mw_g_per_mol", None)
+    if mw is None:
+        raise ValueError("The 'product_mw_g_per_mol' parameter of plot_sensitivity_bands is required (titers are "
+                         "drawn in g/L) when the sensitivity result carries no molar mass; got None.")
+    g_per_mmol = _g_per_mmol(mw)
     fig, ax = _axes(ax)
-    mean, lo, hi = sensitivity.bands()
+    mean, lo, hi = (g_per_mmol * np.asarray(b, dtype=float) for b in sensitivity.bands())
     colors = plt.get_cmap("tab10")
     for k, mode in enumerate(sensitivity.modes):
         label = "all enzymes" if mode == "all" else f"{mode} only"
         ax.plot(sensitivity.times, mean[k], color=colors(k), label=label)
         ax.fill_between(sensitivity.times, lo[k], hi[k], color=colors(k), alpha=0.15)
-    ax.axhline(float(np.nanmean(sensitivity.reference_titer)), color="k", ls=":", label="reference (final, mean)")
+    ax.axhline(g_per_mmol * float(np.nanmean(sensitivity.reference_titer)), color="k", ls=":",
+               label="reference (final, mean)")
     ax.set_xlabel("time [h]")
-    ax.set_ylabel("product titer [mM]")
+    ax.set_ylabel("product titer [g/L]")
     folds = ", ".join(f"{e} x{f:.2f}" for e, f in zip(sensitivity.enzymes, sensitivity.mean_fold))
     ax.set_title(f"{sensitivity.design}: {folds}", fontsize=8)
     ax.legend(fontsize=6, loc="upper left")

@@ -9,9 +9,10 @@ The schemas of ``simulation``, of the control kinds (``closed_loop``, ``feed_opt
 scenario file is checked exactly as its runner will build it: type, default, unit, range and doc
 of every key as the class declares it (:mod:`mpc_bio.settings`; the ``[model]``, ``[surrogate]``,
 ``[reactor]``, ``[kinetics]``, ``[feed]`` and ``[simulation]`` tables are defined once, in
-:func:`mpc_bio.scenarios.simulation.process_tables`), and each table's settings class is the
-table's own check. The control and nomad settings, not yet on that base, still take units and
-docs from their docstrings and ranges from overrides here.
+:func:`mpc_bio.scenarios.simulation.process_tables`; the ``[nomad]`` tables come from the NOMAD
+stages' settings), and each table's settings class is the table's own check. The control
+settings, not yet on that base, still take units and docs from their docstrings and ranges from
+overrides here.
 """
 
 from __future__ import annotations
@@ -93,9 +94,9 @@ def fields_from_settings(cls: type, overrides: dict[str, dict[str, Any]] | None 
 
     A :class:`mpc_bio.settings.Settings` class declares everything itself
     (:func:`~mpc_bio.scenarios.schema.settings_fields`; ``overrides`` must be empty). For the
-    control and nomad settings, not yet on that base, this takes type and default from the
+    control settings, not yet on that base, this takes type and default from the
     dataclass, unit and doc from its ``Attributes`` docstring (``[unit]``) and range and more from
-    ``overrides``: this path and the docstring parsing above go once they are converted.
+    ``overrides``: this path and the docstring parsing above go once the control settings are converted.
     """
     from mpc_bio.settings import Settings
 
@@ -392,117 +393,16 @@ mpc_mismatch_schema = functools.cache(lambda: control_schema("mpc_mismatch"))
 
 
 # ---- codesign -----------------------------------------------------------------------------------
-def _sub(table: dict[str, Field], doc: str) -> Field:
-    """A sub-table (``[a.b]``) as a field of its parent table."""
-    return Field(dict, fields=table, doc=doc)
-
-
-def _pairs(item_doc: str, unit: str = "") -> dict[str, Any]:
-    return {"types": list, "item": list, "unit": unit, "doc": item_doc}
-
-
 @functools.cache
 def _nomad_fields() -> dict[str, Field]:
-    """The ``[nomad]`` tables a co-design file shares with ``mpc-bio nomad ensemble/design``."""
-    from mpc_bio.nomad.nra_settings import (
-        DesignStudySettings,
-        NRASettings,
-        RankingSettings,
-        SensitivitySettings,
-        VerificationSettings,
-    )
-    from mpc_bio.nomad.settings import (
-        ExecutorSettings,
-        NetworkSettings,
-        SamplingSettings,
-        ScreeningSettings,
-        SteadyStateSettings,
-    )
+    """The ``[nomad]`` tables a co-design file shares with ``mpc-bio nomad ensemble/design``: the
+    ensemble stage's settings and, as ``[nomad.design]``, the design stage's."""
+    from mpc_bio.nomad.nra_settings import DesignStudySettings
+    from mpc_bio.nomad.settings import EnsembleStudySettings
 
-    strs = {"types": list, "item": str}
-    network = fields_from_settings(NetworkSettings, {
-        "reactions": {**strs, "default": None}, "growth_reaction": {"types": str, "default": None},
-        "knockouts": strs, "uptake_bounds": _pairs("exchange reactions fixed as uptakes: [[id, rate], ...]", "mmol/gDW/h"),
-        "growth_fraction": {"min": 0.0, "min_open": True, "max": 1.0, "unit": "-"},
-        "product_fraction": {"min": 0.0, "min_open": True, "max": 1.0, "unit": "-"},
-        "flux_tolerance": {**_POS, "unit": "mmol/gDW/h"}, "fixed_compartments": strs, "kinetic_exclusions": strs,
-        "regulations": _pairs("allosteric regulation: [[reaction, metabolite, kind], ...], kind activation, noncompetitive, competitive, uncompetitive or mixed"),
-        "substrate_reaction": {"types": str, "default": None}, "reduce": {"types": bool, "default": None},
-        "core_subsystems": strs, "keep_reactions": strs, "min_target_flux": {**_NONNEG, "unit": "mmol/gDW/h"},
-        "min_core_flux": {**_NONNEG, "unit": "mmol/gDW/h"},
-    })
-    steady = fields_from_settings(SteadyStateSettings, {
-        "concentration_bounds": {"types": list, "item": float, "min": 0.0, "min_open": True, "min_items": 2, "unit": "mmol/L"},
-        "metabolite_bounds": _pairs("per-metabolite bounds: [[id, low, high], ...]", "mmol/L"),
-        "fixed_concentrations": _pairs("boundary metabolite concentrations: [[id, value], ...]", "mmol/L"),
-        "default_fixed_concentration": {**_POS, "unit": "mmol/L"},
-        "displacement_range": {"types": list, "item": float, "min": 0.0, "min_items": 2, "unit": "-"},
-        "dg0_mean_path": {"types": str, "default": None}, "dg0_cov_sqrt_path": {"types": str, "default": None},
-        "dg0_z_bound": {**_POS, "unit": "-"}, "min_driving_force": {**_POS, "unit": "-"}, "temperature": {**_POS, "unit": "K"},
-        "n_states": {"min": 1}, "hit_and_run_thinning": {"min": 1},
-        "method": {"choices": ("auto", "tfa", "displacement"), "unit": "-"},
-        "physiological_fold": {"min": 1.0, "unit": "-"}, "flux_fold": {"min": 1.0, "unit": "-"},
-        "flux_growth_fraction": {"min": 0.0, "max": 1.0, "unit": "-"},
-    })
-    sampling = fields_from_settings(SamplingSettings, {
-        "n_models": {"min": 1}, "saturation_bounds": {"types": list, "item": float, "min": 0.0, "max": 1.0, "min_open": True, "max_open": True, "min_items": 2, "unit": "-"},
-        "cell_volume": {**_POS, "unit": "L/gDW"}, "seed": {"min": 0},
-    })
-    screening = fields_from_settings(ScreeningSettings, {
-        "doubling_time": {"types": float, **_POS, "unit": "h", "default": None},
-        "time_constant_fraction": {**_POS, "unit": "-"}, "perturbation_fold": {"min": 1.0, "min_open": True, "unit": "-"},
-        "n_perturbations": {"min": 0}, "return_tolerance": {**_POS, "unit": "-"}, "vmax_cv": {**_NONNEG, "unit": "-"},
-        "n_robustness": {"min": 0}, "min_growth_fraction": {"min": 0.0, "max": 1.0, "unit": "-"},
-        "batch_duration": {"types": float, **_POS, "unit": "h", "default": None}, "initial_biomass": {**_POS, "unit": "gDW/L"},
-        "max_nonlinear_models": {"types": int, "min": 0, "default": None}, "seed": {"min": 0},
-    })
-    executor = fields_from_settings(ExecutorSettings, {
-        "n_workers": {"types": int, "min": 1, "default": None, "doc": "local worker processes; default every core"},
-        "scheduler": {"types": str, "default": None}, "chunk_size": {"min": 1},
-    })
-    nra = fields_from_settings(NRASettings, {
-        "max_concentration_fold": {"min": 1.0, "min_open": True, "unit": "-"}, "max_enzyme_fold": {"min": 1.0, "min_open": True, "unit": "-"},
-        "max_enzyme_down_fold": {"types": float, "min": 1.0, "min_open": True, "unit": "-", "default": None},
-        "knockout_fold": {"min": 1.0, "min_open": True, "unit": "-"}, "min_log_change": {**_NONNEG, "unit": "-"},
-        "max_interventions": {"min": 0}, "max_growth_reduction": {"min": 0.0, "max": 1.0, "max_open": True, "unit": "-"},
-        "max_flux_fold": {"types": float, "min": 1.0, "min_open": True, "unit": "-", "default": None},
-        "thermodynamic_margin": {**_NONNEG, "unit": "-"}, "enumeration_fraction": {"min": 0.0, "max": 1.0, "max_open": True, "unit": "-"},
-        "max_designs": {"min": 1}, "excluded_enzymes": strs,
-        "coupled_enzymes": {"types": list, "item": list, "doc": "groups of enzymes changed together: [[\"TKT1\", \"TKT2\"], ...]"},
-        "mip_rel_gap": {**_NONNEG, "unit": "-"}, "time_limit_s": {**_POS, "unit": "s"},
-    })
-    ranking = fields_from_settings(RankingSettings, {"min_log_change": {**_NONNEG, "unit": "-"}, "top_n": {"min": 1},
-                                                     "infeasible_gain": {"unit": "-"}})
-    verification = fields_from_settings(VerificationSettings, {
-        "t_end_h": {**_POS, "unit": "h"}, "n_points": {"min": 2}, "biomass0_gdw_per_l": {**_POS, "unit": "gDW/L"},
-        "glucose0_mmol_per_l": {"types": float, **_NONNEG, "unit": "mmol/L", "default": None,
-                                "doc": "initial glucose; default the reference boundary concentration of the substrate"},
-        "product0_mmol_per_l": {**_NONNEG, "unit": "mmol/L"}, "volume0_l": {**_POS, "unit": "L"},
-        "feed_glucose_mmol_per_l": {**_NONNEG, "unit": "mmol/L"},
-        "feed_times_h": {"types": list, "item": float, "min": 0.0, "min_items": 1, "unit": "h"},
-        "feed_rates_l_per_h": {"types": list, "item": float, "min": 0.0, "min_items": 1, "unit": "L/h"},
-        "product_mw_g_per_mol": {**_POS, "unit": "g/mol"},
-        "viability_concentration_fold": {"types": float, "min": 1.0, "min_open": True, "unit": "-", "default": 3.0},
-    })
-    sensitivity = fields_from_settings(SensitivitySettings, {"perturbation": {"min": 0.0, "max": 1.0, "min_open": True, "max_open": True, "unit": "-"},
-                                                             "n_draws": {"min": 1}})
-    design = fields_from_settings(DesignStudySettings, {
-        "max_models": {"types": int, "min": 0, "default": None, "doc": "screened models carried to NRA, the first ones (in co-design also the ensemble members); 0 or absent: all"},
-        "baseline_fold": {"min": 1.0, "min_open": True, "unit": "-"}, "baseline_size": {"min": 1}, "n_workers": {"min": 1},
-        "nra": {"types": dict, "fields": nra, "doc": "[nomad.design.nra] NRA MILP and enumeration"},
-        "ranking": {"types": dict, "fields": ranking, "doc": "[nomad.design.ranking] design ranking over the models"},
-        "verification": {"types": dict, "fields": verification, "doc": "[nomad.design.verification] the verification reactor (in co-design, of every simulation)"},
-        "sensitivity": {"types": dict, "fields": sensitivity, "doc": "[nomad.design.sensitivity] expression sensitivity (nomad design only)"},
-    })
-    return {
-        "output_dir": Field(str, default="runs/nomad", doc="the ensemble stage's output (mpc-bio nomad ensemble), reused when its recorded settings equal these"),
-        "network": _sub(network, "[nomad.network] kinetic network cut from the cobra model"),
-        "steady_state": _sub(steady, "[nomad.steady_state] reference concentrations and displacements"),
-        "sampling": _sub(sampling, "[nomad.sampling] ORACLE parameter sampling"),
-        "screening": _sub(screening, "[nomad.screening] the four NOMAD screening stages"),
-        "executor": _sub(executor, "[nomad.executor] local processes or Dask"),
-        "design": _sub(design, "[nomad.design] NRA designs, ranking and the verification reactor"),
-    }
+    return {**settings_fields(EnsembleStudySettings),
+            "design": Field(dict, fields=settings_fields(DesignStudySettings),
+                            doc="[nomad.design] NRA designs, ranking and the verification reactor")}
 
 
 @functools.cache
@@ -532,8 +432,8 @@ def _nomad_table_check(table: dict[str, Any]) -> None:
 
     t = dict(table)
     design = t.pop("design", {})
-    EnsembleStudySettings.from_mapping(t)
-    DesignStudySettings.from_dict(design)
+    EnsembleStudySettings.from_dict(t, "[nomad]")
+    DesignStudySettings.from_dict(design, "[nomad.design]")
 
 
 def _codesign_checks(resolved: dict[str, Any]):
@@ -546,14 +446,14 @@ def _codesign_checks(resolved: dict[str, Any]):
     design = nomad.get("design", {})
     ver = design.get("verification", {})
     fd, vd = FeedSettings(), VerificationSettings()
-    t_end = feed.get("batch_time") or ver.get("t_end_h", vd.t_end_h)
-    where = "codesign.feed.batch_time" if feed.get("batch_time") else "nomad.design.verification.t_end_h"
-    late = [t for t in ver.get("feed_times_h", vd.feed_times_h) if t >= t_end]
+    t_end = feed.get("batch_time") or ver.get("batch_time", vd.batch_time)
+    where = "codesign.feed.batch_time" if feed.get("batch_time") else "nomad.design.verification.batch_time"
+    late = [t for t in ver.get("feed_times", vd.feed_times) if t >= t_end]
     if late:
-        yield "nomad.design.verification.feed_times_h", f"switching times of the reference feed before the batch end {where} = {t_end:g} h", f"{late}"
-    v0, vmax = ver.get("volume0_l", vd.volume0_l), feed.get("volume_max", fd.volume_max)
+        yield "nomad.design.verification.feed_times", f"switching times of the reference feed before the batch end {where} = {t_end:g} h", f"{late}"
+    v0, vmax = ver.get("volume0", vd.volume0), feed.get("volume_max", fd.volume_max)
     if vmax <= v0:
-        yield "codesign.feed.volume_max", f"> nomad.design.verification.volume0_l = {v0:g} L (no room to feed)", f"{vmax:g} L"
+        yield "codesign.feed.volume_max", f"> nomad.design.verification.volume0 = {v0:g} L (no room to feed)", f"{vmax:g} L"
     n_models = design.get("max_models", DesignStudySettings().max_models)
     n_members = feed.get("n_members", fd.n_members)
     if n_models and n_members > n_models:
@@ -563,7 +463,7 @@ def _codesign_checks(resolved: dict[str, Any]):
         yield "nomad.design.nra.max_interventions", "an integer >= 1 when codesign.n_designs > 0 (no intervention, no design)", "0"
     fmin = feed.get("feed_min", fd.feed_min)
     if vmax > v0 and fmin * t_end + v0 > vmax:
-        yield "codesign.feed.feed_min", f"<= (volume_max - volume0_l) / batch time = {(vmax - v0) / t_end:g} L/h (the smallest feed overfills the reactor)", f"{fmin:g} L/h"
+        yield "codesign.feed.feed_min", f"<= (volume_max - volume0) / batch time = {(vmax - v0) / t_end:g} L/h (the smallest feed overfills the reactor)", f"{fmin:g} L/h"
 
 
 @functools.cache

@@ -406,8 +406,8 @@ def _setting_field(tp: Any, spec: Any, default: Any, required: bool) -> Field:
                           "min": spec.low, "max": spec.high, "min_open": spec.strict, "max_open": spec.high_strict}
     if isinstance(tp, type) and issubclass(tp, Settings):
         return Field(dict, fields=settings_fields(tp), unit=spec.unit, doc=kw["doc"])
-    if _is_pairs(tp):
-        return Field(dict, required, default, values=typing.get_args(args[0])[1], **kw)
+    if _is_pairs(tp):  # the default pairs as the table a file gives (and a resolved file holds)
+        return Field(dict, required, None if default is None else dict(default), values=typing.get_args(args[0])[1], **kw)
     if origin is dict:
         return Field(dict, required, default, values=args[1], **kw)
     if origin is tuple and isinstance(args[0], type) and issubclass(args[0], Settings):  # an array of tables

@@ -42,7 +42,7 @@ def test_designs_reused_when_unchanged_and_recomputed_when_changed(tiny_ensemble
     """Second call with the same settings reads the cache (same arrays); a changed NRA setting
     gives a new key and a fresh computation."""
     ens, control, key, _ = tiny_ensemble
-    base = DesignStudySettings(max_models=2, show_progress=False)
+    base = DesignStudySettings(max_models=2, progress=False)
     base = dataclasses.replace(base, nra=dataclasses.replace(base.nra, max_interventions=2, max_designs=5))
     d1 = load_or_run_designs(ens, control, base, 2, tmp_path, key)
     d2 = load_or_run_designs(ens, control, base, 2, tmp_path, key)

@@ -38,8 +38,8 @@ def test_simulate_states_matches_the_nomad_simulator(tiny_ensemble):
     x = simulate_states(km, fs, feed, t)
     prof = interval_profile(2.0, feed)
     assert prof.times == (0.0, 1.0) and prof.rates == (0.01, 0.04)
-    sim = simulate_reactor(ens, m, settings=VerificationSettings(t_end_h=2.0, n_points=9), feed=prof,
-                           feed_glucose_mmol_per_l=km.feed_glucose_mmol_per_l)
+    sim = simulate_reactor(ens, m, settings=VerificationSettings(batch_time=2.0, n_points=9), feed=prof,
+                           feed_glucose=km.feed_glucose)
     assert sim.success
     np.testing.assert_allclose(x[:, km.product_index[0]], sim.product * sim.volume, rtol=1e-5, atol=1e-9)
     np.testing.assert_allclose(x[:, km.biomass_index[0]], sim.biomass * sim.volume, rtol=1e-5, atol=1e-9)
@@ -77,8 +77,8 @@ def test_collocation_result_is_verified_by_simulation_and_never_worse_than_its_s
     opt = optimize_feed(km, SMOOTH, strain="reference")
     assert opt.method == "collocation"
     assert opt.status.count("iterations") == 3 and "kept: " in opt.status
-    sim = simulate_reactor(ens, m, settings=VerificationSettings(t_end_h=1.0, n_points=5), feed=opt.profile,
-                           feed_glucose_mmol_per_l=opt.feed_glucose_mmol_per_l)
+    sim = simulate_reactor(ens, m, settings=VerificationSettings(batch_time=1.0, n_points=5), feed=opt.profile,
+                           feed_glucose=opt.feed_glucose)
     assert opt.objective == pytest.approx(sim.product[-1] * sim.volume[-1], rel=1e-4, abs=1e-9)
     assert opt.objective >= opt.initial_objective * (1 - 1e-9)
     assert opt.objective >= optimize_robust_feed(km, SMOOTH).objective * (1 - 1e-9)
@@ -126,7 +126,7 @@ def test_collocation_through_glucose_exhaustion_is_at_least_as_good_as_shooting(
     settings = dataclasses.replace(SMOOTH, batch_time=8.0, max_iter=60)
     co = optimize_feed_collocation(km, settings)
     sh = optimize_robust_feed(km, settings)
-    sim = simulate_reactor(ens, m, settings=VerificationSettings(t_end_h=8.0, n_points=9), feed=co.profile,
-                           feed_glucose_mmol_per_l=co.feed_glucose_mmol_per_l)
+    sim = simulate_reactor(ens, m, settings=VerificationSettings(batch_time=8.0, n_points=9), feed=co.profile,
+                           feed_glucose=co.feed_glucose)
     assert co.objective == pytest.approx(sim.product[-1] * sim.volume[-1], rel=1e-4, abs=1e-9)
     assert co.objective >= sh.objective * (1 - 1e-9)

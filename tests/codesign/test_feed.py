@@ -13,9 +13,9 @@ SETTINGS = FeedSettings(n_intervals=3, n_members=2, max_iter=8, batch_time=8.0, 
 
 
 def _amounts(ens, members, folds, opt):
-    vs = VerificationSettings(t_end_h=SETTINGS.batch_time, n_points=9)
+    vs = VerificationSettings(batch_time=SETTINGS.batch_time, n_points=9)
     sims = [simulate_reactor(ens, m, vmax_fold=f, settings=vs, feed=opt.profile,
-                             feed_glucose_mmol_per_l=opt.feed_glucose_mmol_per_l) for m, f in zip(members, folds)]
+                             feed_glucose=opt.feed_glucose) for m, f in zip(members, folds)]
     assert all(s.success for s in sims)
     return np.array([s.product[-1] * s.volume[-1] for s in sims])
 
@@ -42,10 +42,10 @@ def test_robust_mean_feed_beats_shared_feed_for_its_design(tiny_ensemble):
     assert own.objective == pytest.approx(a_own.mean(), rel=1e-4, abs=1e-8)
     # constraints hold in the re-simulation: volume exactly; glucose is constrained at 4 check
     # times per interval (every 2/3 h), so on the 1 h output grid it may exceed by a little: 5 %
-    vs = VerificationSettings(t_end_h=8.0, n_points=9)
+    vs = VerificationSettings(batch_time=8.0, n_points=9)
     for m, f in zip(members, folds):
         sim = simulate_reactor(ens, m, vmax_fold=f, settings=vs, feed=own.profile,
-                               feed_glucose_mmol_per_l=own.feed_glucose_mmol_per_l)
+                               feed_glucose=own.feed_glucose)
         assert sim.volume[-1] <= SETTINGS.volume_max * (1 + 1e-9)
         assert np.max(sim.substrate) <= SETTINGS.glucose_max * 1.05
     # the optimised feed improves on the constant fill-up feed it starts from (a real optimisation)

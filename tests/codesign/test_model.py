@@ -19,10 +19,10 @@ def test_amount_form_matches_verification_reactor(tiny_ensemble):
     m = int(control.model_index[0])
     fold = np.ones(ens.network.n_reactions)
     fold[ens.network.reaction_index("DDPA")] = 3.0
-    km = kinetic_control_model(ens, [m], vmax_folds=fold[None, :], feed_glucose_mmol_per_l=500.0)
-    vs = VerificationSettings(t_end_h=8.0, n_points=9)
+    km = kinetic_control_model(ens, [m], vmax_folds=fold[None, :], feed_glucose=500.0)
+    vs = VerificationSettings(batch_time=8.0, n_points=9)
     ref = simulate_reactor(ens, m, vmax_fold=fold, settings=vs, feed=FeedProfile(times=(0.0, 2.0), rates=(0.0, 0.03)),
-                           feed_glucose_mmol_per_l=500.0)
+                           feed_glucose=500.0)
     problem = BatchProblem(batch_time=8.0, objective="product", feed_max=0.1, volume_max=1.5)
     tr = simulate_feed(km.model, problem, km.x0, piecewise_feed(np.array([0.0, 2.0, 8.0]), np.array([0.0, 0.03])),
                        dt=1.0, stop_at_volume_max=False)

@@ -12,18 +12,18 @@ from tests.codesign.conftest import TINY_NOMAD
 
 
 def _toml(tmp_path) -> str:
+    def value(v):  # TOML: json for scalars and lists, inline tables for dicts
+        return "{ " + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + " }" if isinstance(v, dict) else json.dumps(v)
+
     def table(name, d):
-        lines = [f"[{name}]"]
-        for k, v in d.items():
-            lines.append(f"{k} = {json.dumps(v)}")
-        return "\n".join(lines)
+        return "\n".join([f"[{name}]", *(f"{k} = {value(v)}" for k, v in d.items())])
 
     parts = ['kind = "codesign"', 'name = "tiny_codesign"', "[nomad]", f'output_dir = "{tmp_path / "nomad"}"']
     parts += [table(f"nomad.{k}", v) for k, v in TINY_NOMAD.items()]
     parts += [
         table("nomad.design", {"max_models": 2}),
         table("nomad.design.nra", {"max_interventions": 2, "max_designs": 5, "excluded_enzymes": ["ATPM"]}),
-        table("nomad.design.verification", {"t_end_h": 8.0}),
+        table("nomad.design.verification", {"batch_time": 8.0}),
         table("codesign", {"n_designs": 2, "n_points": 9, "cache_dir": str(tmp_path / "cache"), "progress": False}),
         table("codesign.feed", {"n_intervals": 3, "n_members": 1, "max_iter": 5, "reltol": 1e-8, "abstol": 1e-10, "fd_step": 1e-4}),
     ]

@@ -16,9 +16,9 @@ def test_batch_run_matches_the_segmented_reactor_run(stable_model):
     simulate_reactor without feed (the fed form at F = 0, one call per output interval) agree:
     rel 1e-4, abs 1e-7 (biomass, product) and 1e-6 mM (substrate)."""
     ens, i = stable_model
-    vs = VerificationSettings(t_end_h=3.0, n_points=7)
+    vs = VerificationSettings(batch_time=3.0, n_points=7)
     mine = simulate_reactor(ens, i, settings=vs)
-    theirs = simulate_batch(ens, i, 3.0, vs.biomass0_gdw_per_l, n_points=7)
+    theirs = simulate_batch(ens, i, 3.0, vs.biomass0, n_points=7)
     assert mine.success and theirs.success
     assert mine.biomass == pytest.approx(theirs.biomass, rel=1e-4, abs=1e-7)
     assert mine.product == pytest.approx(theirs.product, rel=1e-4, abs=1e-7)
@@ -29,7 +29,7 @@ def test_batch_run_matches_the_segmented_reactor_run(stable_model):
 def test_fed_batch_mixing_closed_form(stable_model):
     """With (almost) no cells the feed only mixes: s V = s0 V0 + s_in * integral(F), V = V0 + integral(F)."""
     ens, i = stable_model
-    vs = VerificationSettings(t_end_h=10.0, n_points=11, biomass0_gdw_per_l=1e-12, feed_glucose_mmol_per_l=500.0)
+    vs = VerificationSettings(batch_time=10.0, n_points=11, biomass0=1e-12, feed_glucose=500.0)
     feed = FeedProfile(times=(0.0, 2.5, 6.0), rates=(0.0, 0.05, 0.01))
     sim = simulate_reactor(ens, i, settings=vs, feed=feed)
     assert sim.success
@@ -42,7 +42,7 @@ def test_fed_batch_mixing_closed_form(stable_model):
 
 def test_callable_feed_equals_profile(stable_model):
     ens, i = stable_model
-    vs = VerificationSettings(t_end_h=4.0, n_points=9)
+    vs = VerificationSettings(batch_time=4.0, n_points=9)
     prof = FeedProfile(times=(0.0, 2.0), rates=(0.0, 0.02))
     a = simulate_reactor(ens, i, settings=vs, feed=prof)
     b = simulate_reactor(ens, i, settings=vs, feed=lambda t: 0.02 if t >= 2.0 else 0.0)
@@ -59,7 +59,7 @@ def test_batch_reference_grows_exponentially(small_ensemble, stable_models):
     ens, i = small_ensemble, int(stable_models[0])
     mu = ens.network.fluxes[ens.network.reaction_index(ens.network.growth_reaction)]
     x0 = 1e-5  # gDW/L: the medium's glucose hardly changes, so the cells stay at their steady state
-    sim = simulate_batch(ens, i, duration=0.5, initial_biomass=x0, n_points=6)
+    sim = simulate_batch(ens, i, duration=0.5, biomass0=x0, n_points=6)
     assert sim.success
     np.testing.assert_allclose(sim.biomass, x0 * np.exp(mu * sim.times), rtol=1e-6)
     # substrate consumed and product formed = flux x integral of biomass
@@ -82,7 +82,7 @@ def test_fed_batch_matches_an_independent_integration(stable_model):
 
     ens, i = stable_model
     net = ens.network
-    vs = VerificationSettings(t_end_h=3.0, n_points=7, feed_glucose_mmol_per_l=400.0)
+    vs = VerificationSettings(batch_time=3.0, n_points=7, feed_glucose=400.0)
     feed = FeedProfile(times=(0.0, 1.0), rates=(0.0, 0.05))
     sim = simulate_reactor(ens, i, settings=vs, feed=feed)
     assert sim.success
@@ -121,7 +121,7 @@ def test_fed_batch_matches_an_independent_integration(stable_model):
         out[n + 2, n + 2] = -D
         return out
 
-    y0 = np.concatenate([x_ref, [xf[k_s], vs.biomass0_gdw_per_l, 0.0, vs.volume0_l]])
+    y0 = np.concatenate([x_ref, [xf[k_s], vs.biomass0, 0.0, vs.volume0]])
     out = []
     for a, b, y_start in ((0.0, 1.0, y0), (1.0, 3.0, None)):
         sol = solve_ivp(rhs, (a, b), y0 if y_start is not None else out[-1].y[:, -1],

@@ -11,7 +11,7 @@ from mpc_bio.nomad.sensitivity import expression_sensitivity
 
 def test_expression_sensitivity_draws(stable_model):
     ens, i = stable_model
-    vs = VerificationSettings(t_end_h=2.0, n_points=3)
+    vs = VerificationSettings(batch_time=2.0, n_points=3)
     ss = SensitivitySettings(perturbation=0.5, n_draws=2, seed=4)
     enzymes = ("DDPA", "PGI")
     mean = np.array([3.0, 0.5])

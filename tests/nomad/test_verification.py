@@ -58,7 +58,7 @@ def test_verify_strains_reference_first_and_skips_infeasible(stable_model):
     up = np.ones((1, nr))
     up[0, ens.network.reaction_index(ens.network.product_reaction)] = 1.5
     skipped = np.full((1, nr), np.nan)
-    vs = VerificationSettings(t_end_h=3.0, n_points=4)
+    vs = VerificationSettings(batch_time=3.0, n_points=4)
     res = verify_strains(ens, [i], {"export x1.5": up, "infeasible": skipped}, settings=vs)
     assert res.strains == ("reference", "export x1.5", "infeasible")
     assert res.titer_gain[0, 0] == pytest.approx(0.0, abs=1e-12)
@@ -76,9 +76,9 @@ def test_batch_readout_is_the_end_of_the_reference_fermentation(stable_model):
     between 0.1 h output points), titer at that time within 2e-3 relative (the same interpolation
     of a curve that bends as the glucose runs out)."""
     ens, i = stable_model
-    vs = VerificationSettings(t_end_h=16.0, n_points=161)
+    vs = VerificationSettings(batch_time=16.0, n_points=161)
     res = verify_strains(ens, [i], {}, settings=vs)
-    dense = simulate_batch(ens, i, 16.0, vs.biomass0_gdw_per_l, n_points=4001)
+    dense = simulate_batch(ens, i, 16.0, vs.biomass0, n_points=4001)
     level = 0.01 * dense.substrate[0]
     k = int(np.flatnonzero(dense.substrate <= level)[0])
     t_cross = float(np.interp(level, dense.substrate[k:k - 2:-1], dense.times[k:k - 2:-1]))
@@ -86,7 +86,7 @@ def test_batch_readout_is_the_end_of_the_reference_fermentation(stable_model):
     assert res.readout_times[0] < 16.0
     assert res.titer[0, 0] == pytest.approx(float(np.interp(t_cross, dense.times, dense.product)), rel=2e-3)
     # with "t_end" the readout is the last point, i.e. the final titer
-    late = verify_strains(ens, [i], {}, settings=VerificationSettings(t_end_h=16.0, n_points=161, batch_readout="t_end"))
+    late = verify_strains(ens, [i], {}, settings=VerificationSettings(batch_time=16.0, n_points=161, batch_readout="t_end"))
     assert late.readout_times[0] == 16.0
     assert late.titer[0, 0] == pytest.approx(late.final_titer[0, 0], rel=1e-12)
 

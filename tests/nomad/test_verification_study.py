@@ -32,10 +32,10 @@ enumeration_fraction = 0.05
 top_n = 2
 
 [nomad.design.verification]
-t_end_h = 6.0
+batch_time = 6.0
 n_points = 7
-feed_times_h = [0.0, 2.0]
-feed_rates_l_per_h = [0.0, 0.02]
+feed_times = [0.0, 2.0]
+feed_rates = [0.0, 0.02]
 
 [nomad.design.sensitivity]
 n_draws = 1

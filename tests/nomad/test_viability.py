@@ -53,7 +53,7 @@ def test_strain_without_steady_state_counts_as_a_failure(stable_model):
     x50, ok50, _ = simulate_relaxation(ens, i, x_ref, 50.0, vmax_fold=fold)
     drift = lambda x: float(np.max(np.abs(np.log(x / x_ref))))
     assert not ok50 or not ok5 or drift(x50) > drift(x5) + 1.0
-    res = verify_strains(ens, [i], {"uptake x50": fold[None, :]}, settings=VerificationSettings(t_end_h=8.0, n_points=33))
+    res = verify_strains(ens, [i], {"uptake x50": fold[None, :]}, settings=VerificationSettings(batch_time=8.0, n_points=33))
     k = res.strains.index("uptake x50")
     assert not res.valid[k, 0] and res.valid[0, 0]
     assert "no steady state" in res.failure[k, 0]
@@ -79,7 +79,7 @@ def test_steady_state_outside_physiological_range_is_not_viable(stable_model):
     outside = strain_steady_state(ens, i, concentration_range=(float(x.min()) / 2, float(x.max()) / 2))
     assert outside.converged and outside.stable and not outside.within_range and not outside.valid
     assert "physiological range" in outside.message
-    res = verify_strains(ens, [i], {}, settings=VerificationSettings(t_end_h=2.0, n_points=5, viability_concentration_fold=2.0))
+    res = verify_strains(ens, [i], {}, settings=VerificationSettings(batch_time=2.0, n_points=5, viability_concentration_fold=2.0))
     assert res.physiological_range == pytest.approx((float(ens.concentrations.min()) / 2, float(ens.concentrations.max()) * 2), rel=1e-12)
     assert res.valid[0, 0]
     with pytest.raises(ValueError, match="viability_concentration_fold"):

@@ -27,10 +27,10 @@ max_models = 2
 max_interventions = 0
 max_enzyme_fold = 0.5
 [nomad.design.verification]
-t_end_h = 8.0
-feed_times_h = [0.0, 9.0]
-feed_rates_l_per_h = [0.0, 0.02]
-volume0_l = 2.0
+batch_time = 8.0
+feed_times = [0.0, 9.0]
+feed_rates = [0.0, 0.02]
+volume0 = 2.0
 [codesign]
 n_designs = 2
 n_pointz = 5
@@ -58,7 +58,7 @@ def test_shipped_codesign_scenario_is_valid_and_resolved_file_validates_again(tm
     assert r["codesign"]["feed"]["robust"] == "mean"
     assert (r["codesign"]["feed"]["method"], r["codesign"]["feed"]["collocation_start"]) == ("collocation", "shooting")
     assert r["codesign"]["feed"]["collocation_deg"] == FeedSettings().collocation_deg  # the default, filled in
-    assert r["nomad"]["design"]["verification"]["t_end_h"] == pytest.approx(16.0, rel=0, abs=0)
+    assert r["nomad"]["design"]["verification"]["batch_time"] == pytest.approx(16.0, rel=0, abs=0)
     assert r["nomad"]["sampling"]["n_models"] == 2000
     # the resolved configuration (every default filled in) is itself a valid codesign file
     p = tmp_path / "resolved.toml"
@@ -79,7 +79,7 @@ def test_every_problem_of_a_bad_codesign_file_is_reported_at_once(tmp_path):
         ("codesign.feed.robust", "range"),
         ("codesign.feed.max_iter", "type"),
         # infeasible combinations across tables
-        ("nomad.design.verification.feed_times_h", "infeasible"),
+        ("nomad.design.verification.feed_times", "infeasible"),
         ("codesign.feed.volume_max", "infeasible"),
         ("codesign.feed.n_members", "infeasible"),
         ("nomad.design.nra.max_interventions", "infeasible"),
@@ -88,7 +88,7 @@ def test_every_problem_of_a_bad_codesign_file_is_reported_at_once(tmp_path):
     text = str(err)
     assert "bad_codesign.toml" in text
     assert "key 'codesign.feed.robust' must be one of 'mean', 'worst'; got str 'median'" in text
-    assert "> nomad.design.verification.volume0_l = 2 L" in text
+    assert "> nomad.design.verification.volume0 = 2 L" in text
 
 
 def test_settings_check_of_a_table_is_reported_with_its_message(tmp_path):
@@ -96,9 +96,9 @@ def test_settings_check_of_a_table_is_reported_with_its_message(tmp_path):
     found, err = _problems(tmp_path, 'kind = "codesign"\n[codesign.feed]\nfeed_min = 0.02\nfeed_max = 0.01\n')
     assert found == {("[codesign]", "invalid")}
     assert "The 'feed_max' parameter of FeedSettings must be > feed_min = 0.02. Got 0.01 instead." in str(err)
-    found, err = _problems(tmp_path, 'kind = "codesign"\n[nomad.design.verification]\nfeed_times_h = [1.0]\nfeed_rates_l_per_h = [0.1]\n')
+    found, err = _problems(tmp_path, 'kind = "codesign"\n[nomad.design.verification]\nfeed_times = [1.0]\nfeed_rates = [0.1]\n')
     assert found == {("[nomad]", "invalid")}
-    assert "must start at 0" in str(err)
+    assert "The 'feed_times' parameter of VerificationSettings must be a list of times starting at 0 and increasing (h). Got (1.0,) instead." in str(err)
 
 
 def test_missing_tables_take_the_defaults(tmp_path):
@@ -123,7 +123,7 @@ def test_reference_documents_every_codesign_key_with_unit_and_default(capsys):
     for f in fields(FeedSettings):
         assert f"| `feed.{f.name}` |" in ref
     assert "| `feed.feed_max` | a number | L/h | 0.1 | > 0 |" in ref
-    assert "| `design.verification.t_end_h` | a number | h | 16.0 | > 0 |" in ref
+    assert "| `design.verification.batch_time` | a number | h | 16.0 | > 0 |" in ref
     assert main(["validate", "--reference", "--kind", "codesign"]) == 0
     assert "#### `[codesign]`" in capsys.readouterr().out
 

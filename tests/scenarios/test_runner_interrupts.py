@@ -142,17 +142,21 @@ def _partial(out: Path) -> dict:
     return json.loads((hidden[0] / "run.json").read_text())
 
 
-def _assert_honest_interrupt(rc: int, after: list[str], out_stdout: str, out: Path, sig_name: str) -> dict:
+def _assert_honest_interrupt(rc: int, after: list[str], out_stdout: str, out: Path, sig_name: str, strict: bool = True) -> dict:
     from mpc_bio.status import _WARNING
 
     assert rc == 130
     # one line saying what was kept; besides it only the messages CVODES writes to the C-level
-    # stderr itself ("rhs failed: KeyboardInterrupt", "At t = ..., the right-hand side routine failed")
+    # stderr itself ("rhs failed: KeyboardInterrupt", "At t = ..., the right-hand side routine failed").
+    # strict=False: a Python callback inside CVODES (the surrogate network) interrupted mid-call makes
+    # CasADi print the callback's error dump to the C-level stderr too; then only our line is checked.
     lines = [ln for ln in after if ln.strip() and not _WARNING.match(ln)]
-    assert len(lines) == 1, after
+    if not strict:
+        lines = [ln for ln in lines if ln.startswith("mpc-bio")]
+    assert len(lines) == 1 and lines[0] == [ln for ln in after if ln.strip()][-1], after
     assert lines[0].startswith(f"mpc-bio run: interrupted ({sig_name})")
     assert f"no result under {out}" in lines[0]
-    assert "Traceback" not in "\n".join(after)
+    assert not strict or "Traceback" not in "\n".join(after)
     assert "done in" not in out_stdout  # never reported as finished
     assert not out.exists() and run_status(out) is None
     rec = _partial(out)
@@ -204,7 +208,7 @@ def test_sigint_during_the_mpc_steps_stops_the_closed_loop(tmp_path):
         ["run", str(ROOT / "scenarios" / "closed_loop_mpc.toml"), "--out", str(out), "--no-progress"],
         "closed loop (MPC + estimator on the plant) ...", signal.SIGINT, tmp_path, cpu_after=0.5,
     )
-    rec = _assert_honest_interrupt(rc, after, stdout, out, "SIGINT")
+    rec = _assert_honest_interrupt(rc, after, stdout, out, "SIGINT", strict=False)
     assert rec["stopped_in"].startswith("closed loop")
     # the next complete run into the same folder removes the interrupted attempt
     scen = tmp_path / "tiny.toml"
