@@ -50,6 +50,7 @@ import time
 import casadi as ca
 import numpy as np
 from mpc_bio.interrupts import check_interrupt
+from mpc_bio.ipopt_options import ipopt_options
 
 from mpc_bio.codesign.model import KineticControlModel
 from mpc_bio.codesign.optimum import FeedOptimum, interval_profile, member_objective
@@ -85,8 +86,7 @@ def _radau_start(element: ca.Function, y_el: np.ndarray, y0: np.ndarray, setting
     rf = ca.rootfinder("radau_step", "newton", ca.Function("radau_residual", [yc, par], [res]),
                        {"abstol": 1e-7, "max_iter": 60, "error_on_fail": True})
     fb = ca.nlpsol("radau_step_ipopt", "ipopt", {"x": yc, "p": par, "f": 0, "g": res},
-                   {"ipopt.print_level": 0, "ipopt.sb": "yes", "print_time": 0, "ipopt.max_iter": 200, "ipopt.tol": 1e-9,
-                    "ipopt.bound_relax_factor": 0.0, "ipopt.honor_original_bounds": "yes"})
+                   ipopt_options(200, 1e-9, **{"ipopt.bound_relax_factor": 0.0, "ipopt.honor_original_bounds": "yes"}))
     y_col = y_el[:, 1:, :].copy()
     yk = np.asarray(y0, dtype=float)
     n_fail = 0
@@ -238,8 +238,7 @@ def optimize_feed_collocation(
         ubg += [0.0] * len(pi)
         obj = -t
     opts = {
-        "ipopt.max_iter": settings.max_iter, "ipopt.tol": settings.tol, "ipopt.print_level": 0, "ipopt.sb": "yes",
-        "print_time": 0, "ipopt.mu_strategy": "monotone", "ipopt.bound_push": 1e-8, "ipopt.bound_frac": 1e-8,
+        **ipopt_options(settings.max_iter, settings.tol), "ipopt.mu_strategy": "monotone", "ipopt.bound_push": 1e-8, "ipopt.bound_frac": 1e-8,
         "ipopt.bound_relax_factor": 0.0, "ipopt.honor_original_bounds": "yes",
         "ipopt.acceptable_tol": max(settings.tol * 100, 1e-4), "ipopt.acceptable_iter": 5, "expand": True,
     }

@@ -24,6 +24,7 @@ import time
 import casadi as ca
 import numpy as np
 from mpc_bio.interrupts import check_interrupt
+from mpc_bio.ipopt_options import ipopt_options
 
 from mpc_bio.codesign.model import KineticControlModel
 from mpc_bio.codesign.optimum import FeedOptimum, interval_profile, member_objective
@@ -188,10 +189,8 @@ def optimize_robust_feed(
     lbx.append(-np.inf)
     ubx.append(np.inf)
     x0.append(init_obj / j_scale)
-    opts = {
-        "ipopt.max_iter": settings.max_iter, "ipopt.tol": settings.tol, "ipopt.print_level": 0, "ipopt.sb": "yes",
-        "print_time": 0, "ipopt.hessian_approximation": "limited-memory", "calc_lam_p": False, "calc_lam_x": False,
-    }
+    opts = ipopt_options(settings.max_iter, settings.tol, **{"ipopt.hessian_approximation": "limited-memory",
+                                                               "calc_lam_p": False, "calc_lam_x": False})
     g_all = ca.vertcat(*g)
     solver = ca.nlpsol("codesign_feed", "ipopt", {"x": w, "f": obj, "g": g_all}, opts)
     sol = solver(x0=x0, lbx=lbx, ubx=ubx, lbg=lbg, ubg=ubg)

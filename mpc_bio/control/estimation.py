@@ -38,6 +38,7 @@ import numpy as np
 from mpc_bio.control.model import ControlModel
 from mpc_bio.control.settings import ControlError, EstimatorSettings, MeasurementSettings
 from mpc_bio.interrupts import check_interrupt
+from mpc_bio.ipopt_options import ipopt_options
 
 __all__ = [
     "MeasurementRecord",
@@ -329,7 +330,7 @@ class MovingHorizonEstimator:
         mhe.settings.t_step = self.dt
         mhe.settings.collocation_deg = 2
         mhe.settings.nl_cons_check_colloc_points = False
-        mhe.settings.nlpsol_opts = {"ipopt.print_level": 0, "ipopt.sb": "yes", "print_time": 0, "ipopt.max_iter": 200}
+        mhe.settings.nlpsol_opts = ipopt_options(200)
         mhe.settings.store_solver_stats = []
         q_std = settings.process_rel_std * scale + settings.process_abs_std  # state units per sqrt(h)
         P_w = np.diag(1.0 / (q_std**2 / self.dt))

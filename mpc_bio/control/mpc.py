@@ -31,6 +31,7 @@ import numpy as np
 from mpc_bio.control.model import ControlModel, objective_value
 from mpc_bio.control.settings import BatchProblem, ControlError, MPCSettings
 from mpc_bio.interrupts import check_interrupt
+from mpc_bio.ipopt_options import ipopt_options as _ipopt_defaults
 
 __all__ = ["FeedMPC", "MPCStepRecord", "build_mpc", "ipopt_options", "soft_violation", "guess_plan", "fallback_feed"]
 
@@ -376,15 +377,7 @@ def ipopt_options(settings: MPCSettings) -> tuple[dict, dict]:
     ``max_iter`` iterations, ``warm_start_init_point`` with small bound pushes and a small initial
     barrier parameter (the shifted solution and multipliers are near the new optimum).
     """
-    opts = {
-        "ipopt.max_iter": settings.max_iter,
-        "ipopt.tol": settings.tol,
-        "ipopt.print_level": 0,
-        "ipopt.sb": "yes",
-        "print_time": 0,
-        "record_time": True,
-        "ipopt.linear_solver": settings.linear_solver,
-    }
+    opts = _ipopt_defaults(settings.max_iter, settings.tol, **{"ipopt.linear_solver": settings.linear_solver})
     cold_iter = settings.cold_max_iter if settings.cold_max_iter is not None else 5 * settings.max_iter
     warm = {
         **opts,

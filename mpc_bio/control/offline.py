@@ -25,6 +25,7 @@ import numpy as np
 from mpc_bio.control.model import ControlModel, Trajectory, constraint_margins, objective_value, simulate_feed
 from mpc_bio.control.settings import BatchProblem, ControlError, OfflineSettings
 from mpc_bio.interrupts import check_interrupt
+from mpc_bio.ipopt_options import ipopt_options
 from mpc_bio.status import note
 
 __all__ = ["OfflineResult", "optimize_feed_profile", "piecewise_feed"]
@@ -250,14 +251,7 @@ def optimize_feed_profile(
             obj = obj + settings.move_penalty * (feeds[k] - feeds[k - 1]) ** 2 / j_scale
 
     nlp = {"x": ca.vertcat(*w), "f": obj, "g": ca.vertcat(*g), "p": bo}
-    opts = {
-        "ipopt.max_iter": settings.max_iter,
-        "ipopt.tol": settings.tol,
-        "ipopt.print_level": 0,
-        "ipopt.sb": "yes",
-        "print_time": 0,
-        "record_time": True,
-    }
+    opts = ipopt_options(settings.max_iter, settings.tol)
     if model.symvar == "SX":
         opts["expand"] = True
     solver = ca.nlpsol("offline_feed", "ipopt", nlp, opts)

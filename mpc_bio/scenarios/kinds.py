@@ -207,11 +207,18 @@ def _model_checks(resolved: dict[str, Any]):
             yield ("surrogate.artifact", '"default", a shipped name ("e_coli_core", "iCH360"), "train", or a directory '
                    "holding surrogate.json", repr(art))
             artifact_dir = None
-    if artifact_dir is not None:  # the tracked products must be fluxes the surrogate predicts
+    if artifact_dir is not None:  # intact, and the tracked products must be fluxes the surrogate predicts
+        from mpc_bio.surrogate.integrity import JSON_NAME, NPZ_NAME, integrity_problem
+
+        jpath, npath = artifact_dir / JSON_NAME, artifact_dir / NPZ_NAME
         try:
-            ids = set(json.loads((artifact_dir / "surrogate.json").read_text())["reaction_ids"])
-        except (OSError, ValueError, KeyError):
-            ids = None
+            meta = json.loads(jpath.read_text())
+            ids = set(meta["reaction_ids"])
+            problem = integrity_problem(meta, jpath, npath)
+        except (OSError, ValueError, KeyError):  # unreadable: the loader names what is wrong at run time
+            ids, problem = None, None
+        if problem is not None:
+            yield "surrogate.artifact", "an intact artifact (its json and weights match their recorded SHA-256)", problem
         products = resolved.get("reactor", {}).get("products", {})
         missing = {k: v for k, v in products.items() if ids is not None and v not in ids}
         if missing:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import warnings
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ import torch
 from mpc_bio.errors import MpcBioError
 from mpc_bio.outputs import json_default
 from mpc_bio.surrogate.network import SPEC_BUFFERS, FusedForward, MLPSpec, SurrogateModule, precision_name
+from mpc_bio.surrogate.integrity import JSON_NAME, NPZ_NAME, content_digest, file_sha256, integrity_problem
 from mpc_bio.surrogate.settings import SurrogateSettings
 from mpc_bio.surrogate.shipped import DEFAULT_ARTIFACT, SHIPPED_SURROGATES, shipped_artifact
 
@@ -35,7 +35,7 @@ __all__ = [
 
 FORMAT = "mpc_bio.Surrogate/1"
 
-_JSON, _NPZ = "surrogate.json", "weights.npz"
+_JSON, _NPZ = JSON_NAME, NPZ_NAME
 
 
 class DomainWarning(UserWarning):
@@ -48,23 +48,6 @@ class ArtifactError(MpcBioError):
 
 class ArtifactIntegrityWarning(UserWarning):
     """An artifact written before content hashes: only its weights can be verified."""
-
-
-def content_digest(meta: dict) -> str:
-    """SHA-256 of an artifact json's whole content (ids, domain, scalings, settings, metrics and
-    the weights' own SHA-256), without its ``content_sha256`` entry: any edit of the json or the
-    weights changes it. Canonical form: sorted keys, no whitespace (floats round-trip exactly)."""
-    body = {k: v for k, v in meta.items() if k != "content_sha256"}
-    blob = json.dumps(body, sort_keys=True, separators=(",", ":"), default=json_default).encode()
-    return hashlib.sha256(blob).hexdigest()
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True, eq=False)
@@ -336,7 +319,7 @@ class Surrogate:
             "settings": self.settings.to_dict(),
             "metrics": self.metrics,
             "info": self.info,
-            "weights_sha256": _sha256(out / _NPZ),
+            "weights_sha256": file_sha256(out / _NPZ),
         }
         meta = json.loads(json.dumps(meta, default=json_default))  # the form a reader sees
         meta["content_sha256"] = content_digest(meta)
@@ -391,18 +374,9 @@ def load_surrogate(
             ArtifactIntegrityWarning,
             stacklevel=2,
         )
-    elif content_digest(meta) != meta["content_sha256"]:
-        raise ArtifactError(
-            f"The content of {jpath} does not match its recorded SHA-256: the json was edited after it was "
-            "written (reaction ids, inputs, domain, scaling, settings or metrics). Re-train, or restore the "
-            "original file."
-        )
-    digest = _sha256(npath)
-    if digest != meta.get("weights_sha256"):
-        raise ArtifactError(
-            f"The weights in {npath} do not match the SHA-256 recorded in {jpath} "
-            f"({digest[:16]}... != {str(meta.get('weights_sha256'))[:16]}...): the artifact is corrupted or mixed."
-        )
+    problem = integrity_problem(meta, jpath, npath)
+    if problem is not None:
+        raise ArtifactError(problem)
     arch = meta["architecture"]
     try:
         with np.load(npath) as z:

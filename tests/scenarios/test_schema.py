@@ -292,3 +292,39 @@ def test_validate_catches_what_would_fail_later(tmp_path, edit, key, fragment):
     with pytest.raises(ScenarioError, match=fragment) as info:
         validate_scenario(p)
     assert key in str(info.value)
+
+
+@pytest.mark.parametrize("edit", ["json", "weights"])
+def test_validate_refuses_an_edited_artifact(tmp_path, edit):
+    """A copy of the shipped artifact with its json edited (acetate and ethanol swapped) or its
+    weights replaced fails `validate` (no torch needed), as it fails loading."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    import numpy as np
+
+    from mpc_bio.scenarios import ScenarioError, validate_scenario
+    from mpc_bio.surrogate.shipped import shipped_artifact
+
+    art = tmp_path / "art"
+    shutil.copytree(shipped_artifact("e_coli_core")[1], art)
+    if edit == "json":
+        meta = json.loads((art / "surrogate.json").read_text())
+        ids = meta["reaction_ids"]
+        i, j = ids.index("EX_ac_e"), ids.index("EX_etoh_e")
+        ids[i], ids[j] = ids[j], ids[i]
+        (art / "surrogate.json").write_text(json.dumps(meta))
+        fragment = "content of .* does not match its recorded SHA-256"
+    else:
+        with np.load(art / "weights.npz") as z:
+            arrays = {k: z[k] * (1.0 + 1e-6) for k in z.files}
+        np.savez(art / "weights.npz", **arrays)
+        fragment = "weights in .* do not match the SHA-256"
+    text = (Path(__file__).resolve().parents[2] / "scenarios" / "paper_fig3.toml").read_text()
+    assert 'artifact = "default"' in text
+    p = tmp_path / "s.toml"
+    p.write_text(text.replace('artifact = "default"', f'artifact = "{art}"'))
+    with pytest.raises(ScenarioError, match=fragment) as info:
+        validate_scenario(p)
+    assert "surrogate.artifact" in str(info.value)
