@@ -27,6 +27,7 @@ run: install
 
 test: install
 	$(VENV)/bin/ruff check mpc_bio tests benchmarks
+	$(VENV)/bin/ruff format --check mpc_bio tests benchmarks
 	$(PY) -m pytest -q
 
 test-slow: install

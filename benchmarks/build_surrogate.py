@@ -33,19 +33,50 @@ RESULTS = Path(__file__).resolve().parent / "results"
 #: model with glucose and ammonium as inputs, oxygen free), the paper's iCH360 and the genome-scale
 #: iJO1366 over a smaller box (2,583 reactions). Budgets in minutes.
 CASES = {
-    "e_coli_core": {"model": "e_coli_core", "inputs": {"glucose": "EX_glc__D_e", "oxygen": "EX_o2_e"},
-                    "box": {"glucose": (0, 20), "oxygen": (0, 20)}, "budget": 25.0},
-    "textbook_glc_nh4": {"model": "textbook", "inputs": {"glucose": "EX_glc__D_e", "ammonium": "EX_nh4_e"},
-                         "box": {"glucose": (0, 20), "ammonium": (0, 10)}, "budget": 20.0},
-    "iCH360": {"model": "iCH360", "inputs": {"glucose": "EX_glc__D_e", "oxygen": "EX_o2_e"},
-               "box": {"glucose": (0, 20), "oxygen": (0, 20)}, "budget": 180.0},
-    "iJO1366_small": {"model": "iJO1366", "inputs": {"glucose": "EX_glc__D_e", "oxygen": "EX_o2_e"},
-                      "box": {"glucose": (0, 10), "oxygen": (0, 10)}, "budget": 20.0},
+    "e_coli_core": {
+        "model": "e_coli_core",
+        "inputs": {"glucose": "EX_glc__D_e", "oxygen": "EX_o2_e"},
+        "box": {"glucose": (0, 20), "oxygen": (0, 20)},
+        "budget": 25.0,
+    },
+    "textbook_glc_nh4": {
+        "model": "textbook",
+        "inputs": {"glucose": "EX_glc__D_e", "ammonium": "EX_nh4_e"},
+        "box": {"glucose": (0, 20), "ammonium": (0, 10)},
+        "budget": 20.0,
+    },
+    "iCH360": {
+        "model": "iCH360",
+        "inputs": {"glucose": "EX_glc__D_e", "oxygen": "EX_o2_e"},
+        "box": {"glucose": (0, 20), "oxygen": (0, 20)},
+        "budget": 180.0,
+    },
+    "iJO1366_small": {
+        "model": "iJO1366",
+        "inputs": {"glucose": "EX_glc__D_e", "oxygen": "EX_o2_e"},
+        "box": {"glucose": (0, 10), "oxygen": (0, 10)},
+        "budget": 20.0,
+    },
 }
 
-KEYS = ("model", "wall_s", "cpu_s", "time_budget_s", "budget_hit", "n_pfba_points", "n_training_points", "n_grid_points",
-        "growth_max_abs_err_frac", "worst_reaction", "worst_reaction_max_err_frac", "frac_points_beyond_2pct",
-        "frac_points_beyond_5pct", "n_fresh_points", "targets_met", "hand_constants")
+KEYS = (
+    "model",
+    "wall_s",
+    "cpu_s",
+    "time_budget_s",
+    "budget_hit",
+    "n_pfba_points",
+    "n_training_points",
+    "n_grid_points",
+    "growth_max_abs_err_frac",
+    "worst_reaction",
+    "worst_reaction_max_err_frac",
+    "frac_points_beyond_2pct",
+    "frac_points_beyond_5pct",
+    "n_fresh_points",
+    "targets_met",
+    "hand_constants",
+)
 
 
 def record(report: dict, case: str | None = None, out_dir: str | None = None) -> dict:
@@ -77,8 +108,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--from-reports", nargs="*", default=None, metavar="DIR", help="collect existing build directories instead")
     ap.add_argument("--note", action="append", default=[], metavar="CASE=TEXT", help="a note on one record (repeatable)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    ap.add_argument("--merge", action="store_true",
-                    help="keep the records of other cases already in --out (a record of the same case is replaced)")
+    ap.add_argument(
+        "--merge", action="store_true", help="keep the records of other cases already in --out (a record of the same case is replaced)"
+    )
     ap.add_argument("--out", default=str(RESULTS / "build_surrogate.json"))
     args = ap.parse_args(argv)
 
@@ -92,8 +124,12 @@ def main(argv: list[str] | None = None) -> dict:
 
         for case in args.cases:
             c = CASES[case]
-            settings = BuildSettings(inputs=c["inputs"], box=tuple((n, *b) for n, b in c["box"].items()),
-                                     time_budget_min=args.budget or c["budget"], num_threads=args.threads)
+            settings = BuildSettings(
+                inputs=c["inputs"],
+                box=tuple((n, *b) for n, b in c["box"].items()),
+                time_budget_min=args.budget or c["budget"],
+                num_threads=args.threads,
+            )
             out = Path(args.runs) / case
             res = build_surrogate(c["model"], settings, out, progress=True)
             records.append(record(res.report, case, str(out)))
@@ -107,19 +143,44 @@ def main(argv: list[str] | None = None) -> dict:
     result = {
         "benchmark": "build_surrogate",
         "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "loadavg_at_end": list(os.getloadavg())},
-        "note": ("`mpc-bio build-surrogate MODEL --out DIR --time-budget MIN`: grid, automatic kink lines, refinement, "
-                 "training, fresh Latin-hypercube test (seed + 7919), one worker and one torch thread on a shared 2-core "
-                 "machine. Errors are fractions of growth's maximum and of each reaction's range over the training data "
-                 "(floor 1e-3 of the largest range). Targets (issue 25): every reaction within 5 %, growth within 1 %."),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "loadavg_at_end": list(os.getloadavg()),
+        },
+        "note": (
+            "`mpc-bio build-surrogate MODEL --out DIR --time-budget MIN`: grid, automatic kink lines, refinement, "
+            "training, fresh Latin-hypercube test (seed + 7919), one worker and one torch thread on a shared 2-core "
+            "machine. Errors are fractions of growth's maximum and of each reaction's range over the training data "
+            "(floor 1e-3 of the largest range). Targets (issue 25): every reaction within 5 %, growth within 1 %."
+        ),
         "targets": {"worst_reaction_max_err_frac": 0.05, "growth_max_abs_err_frac": 0.01},
         "results": records,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1, default=float))
-    print(json.dumps([{k: r[k] for k in ("case", "wall_s", "cpu_s", "time_budget_min", "budget_hit", "growth_max_abs_err_frac",
-                                          "worst_reaction_max_err_frac", "frac_points_beyond_2pct")} for r in records], indent=1))
+    print(
+        json.dumps(
+            [
+                {
+                    k: r[k]
+                    for k in (
+                        "case",
+                        "wall_s",
+                        "cpu_s",
+                        "time_budget_min",
+                        "budget_hit",
+                        "growth_max_abs_err_frac",
+                        "worst_reaction_max_err_frac",
+                        "frac_points_beyond_2pct",
+                    )
+                }
+                for r in records
+            ],
+            indent=1,
+        )
+    )
     return result
 
 

@@ -61,27 +61,48 @@ def main(argv=None) -> dict:
     members = [int(i) for i in control.model_index[: args.members]]
     km = kinetic_control_model(ens, members)
     out: dict = {
-        "load_average": os.getloadavg(), "platform": platform.platform(), "members": members,
-        "n_intervals": args.intervals, "batch_time_h": args.batch_time, "elements_per_interval": args.elements,
-        "max_iter": args.max_iter, "feed": {},
+        "load_average": os.getloadavg(),
+        "platform": platform.platform(),
+        "members": members,
+        "n_intervals": args.intervals,
+        "batch_time_h": args.batch_time,
+        "elements_per_interval": args.elements,
+        "max_iter": args.max_iter,
+        "feed": {},
     }
     for mode in ("mean", "worst"):
         times = {}
         for method in ("shooting", "collocation"):
-            fs = FeedSettings(n_intervals=args.intervals, n_members=len(members), max_iter=args.max_iter,
-                              batch_time=args.batch_time, reltol=1e-8, abstol=1e-10, fd_step=1e-4,
-                              elements_per_interval=args.elements, method=method, robust=mode)
+            fs = FeedSettings(
+                n_intervals=args.intervals,
+                n_members=len(members),
+                max_iter=args.max_iter,
+                batch_time=args.batch_time,
+                reltol=1e-8,
+                abstol=1e-10,
+                fd_step=1e-4,
+                elements_per_interval=args.elements,
+                method=method,
+                robust=mode,
+            )
             t0 = time.perf_counter()
             opt = optimize_feed(km, fs)
             times[method] = time.perf_counter() - t0
             out["feed"][f"{method}_{mode}"] = {
-                "wall_s": times[method], "status": opt.status, "iterations": opt.iterations,
-                "objective_mmol": opt.objective, "start_objective_mmol": opt.initial_objective,
-                "nlp_objective_mmol": opt.nlp_objective, "simulation_mismatch": opt.simulation_mismatch,
+                "wall_s": times[method],
+                "status": opt.status,
+                "iterations": opt.iterations,
+                "objective_mmol": opt.objective,
+                "start_objective_mmol": opt.initial_objective,
+                "nlp_objective_mmol": opt.nlp_objective,
+                "simulation_mismatch": opt.simulation_mismatch,
                 "feed_l_per_h": opt.feed.tolist(),
             }
-            print(f"{method:12s} {mode:6s} {times[method]:7.1f} s  J={opt.objective:.4g} (start {opt.initial_objective:.4g}) "
-                  f"gap={opt.simulation_mismatch:.3g}  {opt.status}", flush=True)
+            print(
+                f"{method:12s} {mode:6s} {times[method]:7.1f} s  J={opt.objective:.4g} (start {opt.initial_objective:.4g}) "
+                f"gap={opt.simulation_mismatch:.3g}  {opt.status}",
+                flush=True,
+            )
         out[f"collocation_over_shooting_time_{mode}"] = times["collocation"] / times["shooting"]
         a, b = out["feed"][f"collocation_{mode}"], out["feed"][f"shooting_{mode}"]
         out[f"collocation_vs_shooting_objective_{mode}"] = a["objective_mmol"] / b["objective_mmol"] - 1.0
@@ -89,10 +110,14 @@ def main(argv=None) -> dict:
         s = json.loads((Path(args.study) / "codesign_summary.json").read_text())
         run = json.loads((Path(args.study) / "run.json").read_text())
         out["study"] = {
-            "seconds_by_stage": s["seconds"], "total_s": run.get("timings_s", {}).get("total"),
-            "feed_optimisation_s": {"shared": s["shared_feed"]["solve_time_s"],
-                                    **{k: v["solve_time_s"] for k, v in s["own_feeds"].items()}},
-            "feed_method": s["shared_feed"]["method"], "sources": s["sources"],
+            "seconds_by_stage": s["seconds"],
+            "total_s": run.get("timings_s", {}).get("total"),
+            "feed_optimisation_s": {
+                "shared": s["shared_feed"]["solve_time_s"],
+                **{k: v["solve_time_s"] for k, v in s["own_feeds"].items()},
+            },
+            "feed_method": s["shared_feed"]["method"],
+            "sources": s["sources"],
         }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2, default=float))

@@ -207,9 +207,17 @@ def main(argv=None) -> int:
     def closed_loop(sb, scale=1.0, n=None):
         mpc = build_network_mpc(sb.reactor, sb.surrogate, sb.problem, sb.mpc) if sb.mpc.backend == "network" else None
         return run_closed_loop(
-            sb.control, sb.problem, sb.x0, mpc=mpc, mpc_settings=sb.mpc, estimator_settings=sb.estimator,
-            measurement_settings=sb.measurements, settings=sb.closed_loop, n_steps=n,
-            plant=_plant(setup, scale), guess_feed=guess,
+            sb.control,
+            sb.problem,
+            sb.x0,
+            mpc=mpc,
+            mpc_settings=sb.mpc,
+            estimator_settings=sb.estimator,
+            measurement_settings=sb.measurements,
+            settings=sb.closed_loop,
+            n_steps=n,
+            plant=_plant(setup, scale),
+            guess_feed=guess,
         )
 
     records = []
@@ -275,8 +283,13 @@ def main(argv=None) -> int:
         "closed_loop_vs_offline_ge_0.97": (d.get("closed_loop_vs_offline") or 0.0) >= 0.97,
         "no_solver_failures": all(r.get("solver_failures", 1) == 0 for r in records if "error" not in r),
         "offline_max_violation_le_0.005": off.max_violation_frac <= 0.005,
-        "vmax_est_within_5pct": all((r.get("vmax_est_rel_err") if r.get("vmax_est_rel_err") is not None else 1.0) <= 0.05
-                                    for r in records if "plant_vmax_scale" in r) if scales else None,
+        "vmax_est_within_5pct": all(
+            (r.get("vmax_est_rel_err") if r.get("vmax_est_rel_err") is not None else 1.0) <= 0.05
+            for r in records
+            if "plant_vmax_scale" in r
+        )
+        if scales
+        else None,
         "l4casadi_within_2x_fastest": (nominal["l4casadi"]["cpu_vs_fastest"] <= 2.0) if "l4casadi" in nominal else None,
         "offline_beats_exp": result["offline_vs_exp_margin"] > 0,
     }

@@ -123,8 +123,7 @@ def main(argv=None) -> int:
     sub = stable[: args.baseline_models]
     maxre_loop, t_lin_loop, t_mca_loop = _per_model_loop(ens, sub)
     pos = {m: k for k, m in enumerate(lin.model_index)}
-    lin_agree = float(np.abs(maxre_loop - lin.max_real[[pos[m] for m in sub]]).max()
-                      / np.abs(lin.max_real[[pos[m] for m in sub]]).max())
+    lin_agree = float(np.abs(maxre_loop - lin.max_real[[pos[m] for m in sub]]).max() / np.abs(lin.max_real[[pos[m] for m in sub]]).max())
     t0 = time.perf_counter()
     _ = compute_control_coefficients(ens, sub)
     t_mca_batched_sub = time.perf_counter() - t0
@@ -152,8 +151,12 @@ def main(argv=None) -> int:
         "n_stable": int(stable.size),
         "n_time_constant_pass": int(fast.size),
         "seconds": {
-            "network": t_network, "sampling": t_sampling, "linear_screen_one_core": t_lin_one,
-            "linear_screen_all_cores": t_lin_all, "mca_one_core": t_mca_one, "mca_all_cores": t_mca_all,
+            "network": t_network,
+            "sampling": t_sampling,
+            "linear_screen_one_core": t_lin_one,
+            "linear_screen_all_cores": t_lin_all,
+            "mca_one_core": t_mca_one,
+            "mca_all_cores": t_mca_all,
         },
         "target_sample_screen_mca_seconds_all_cores": target_s,
         "target_met_10k_in_600s": bool(args.n_models >= 10000 and target_s < 600),

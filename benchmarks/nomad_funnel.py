@@ -75,9 +75,13 @@ class _Clock:
 
 
 def _rate(n: int, clock: _Clock) -> dict:
-    return {"n_models": int(n), "wall_s": clock.wall, "cpu_s": clock.cpu,
-            "models_per_s_wall": n / clock.wall if clock.wall > 0 and n else None,
-            "models_per_s_cpu": n / clock.cpu if clock.cpu > 0 and n else None}
+    return {
+        "n_models": int(n),
+        "wall_s": clock.wall,
+        "cpu_s": clock.cpu,
+        "models_per_s_wall": n / clock.wall if clock.wall > 0 and n else None,
+        "models_per_s_cpu": n / clock.cpu if clock.cpu > 0 and n else None,
+    }
 
 
 def run_network(model: str, n_states: int, n_models: int, stage_models: int, seed: int) -> dict:
@@ -124,8 +128,12 @@ def run_network(model: str, n_states: int, n_models: int, stage_models: int, see
         "reference_states_method": "tfa" if states.dg0 is not None else "displacement",
         "cofactor_ratios_min_median_max": ratios,
         "network_build": {"wall_s": c_net.wall, "cpu_s": c_net.cpu},
-        "reference_states": {"n_states": n_states, "wall_s": c_states.wall, "cpu_s": c_states.cpu,
-                             "states_per_s_cpu": n_states / c_states.cpu if c_states.cpu > 0 else None},
+        "reference_states": {
+            "n_states": n_states,
+            "wall_s": c_states.wall,
+            "cpu_s": c_states.cpu,
+            "states_per_s_cpu": n_states / c_states.cpu if c_states.cpu > 0 else None,
+        },
         "sampling": _rate(n_models, c_samp),
         "linear_screen": _rate(n_models, c_lin),
         "stable_fraction": float(stable.size / n_models),
@@ -133,8 +141,11 @@ def run_network(model: str, n_states: int, n_models: int, stage_models: int, see
         "doubling_time_h": doubling_time(ens),
         "time_constant_h_of_stable_median": float(np.median(tau)),
         "nonlinear_return": {**_rate(sub.size, c_ret), "n_passed": int(ret_pass.size)},
-        "robustness_50_draws": {**_rate(sub.size, c_rob), "n_passed": int(rob_pass.size),
-                                "note": "loop stops at the first draw below the growth fraction"},
+        "robustness_50_draws": {
+            **_rate(sub.size, c_rob),
+            "n_passed": int(rob_pass.size),
+            "note": "loop stops at the first draw below the growth fraction",
+        },
         "nonlinear_return_every_perturbation": _rate(sub.size, c_ret_full),
         "robustness_every_draw": _rate(sub.size, c_rob_full),
         "control_coefficients": _rate(sub.size, c_mca),
@@ -153,18 +164,33 @@ def main(argv=None) -> int:
     results = {m: run_network(m, args.n_states, args.n_models, args.stage_models, args.seed) for m in args.models}
     out = {
         "benchmark": "nomad_funnel",
-        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "load_avg_before": load_before,
-                    "load_avg_after": os.getloadavg(), "threads": 1},
+        "machine": {
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "load_avg_before": load_before,
+            "load_avg_after": os.getloadavg(),
+            "threads": 1,
+        },
         "settings": vars(args),
         "networks": results,
     }
     if DEFAULT_MODEL in results and SMALL_MODEL in results:
         big, small = results[DEFAULT_MODEL], results[SMALL_MODEL]
         out["rate_ratio_default_over_small_cpu"] = {
-            stage: (big[stage]["models_per_s_cpu"] / small[stage]["models_per_s_cpu"]
-                    if big[stage]["models_per_s_cpu"] and small[stage]["models_per_s_cpu"] else None)
-            for stage in ("sampling", "linear_screen", "nonlinear_return", "robustness_50_draws",
-                          "nonlinear_return_every_perturbation", "robustness_every_draw", "control_coefficients")
+            stage: (
+                big[stage]["models_per_s_cpu"] / small[stage]["models_per_s_cpu"]
+                if big[stage]["models_per_s_cpu"] and small[stage]["models_per_s_cpu"]
+                else None
+            )
+            for stage in (
+                "sampling",
+                "linear_screen",
+                "nonlinear_return",
+                "robustness_50_draws",
+                "nonlinear_return_every_perturbation",
+                "robustness_every_draw",
+                "control_coefficients",
+            )
         }
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(out, indent=1))

@@ -220,8 +220,13 @@ def main() -> int:
         ),
         "results": results,
         "paper_grid_cli": full,
-        "targets": {"speedup_e_coli_core": 20, "speedup_iCH360": 20, "speedup_iJO1366": 10, "max_rel_err": 1e-6,
-                    "iCH360_full_grid_wall_s": 60},
+        "targets": {
+            "speedup_e_coli_core": 20,
+            "speedup_iCH360": 20,
+            "speedup_iJO1366": 10,
+            "max_rel_err": 1e-6,
+            "iCH360_full_grid_wall_s": 60,
+        },
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(payload, indent=1))

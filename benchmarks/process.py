@@ -99,7 +99,9 @@ def _ipopt_seconds(f: ca.Function, repeats: int = 3) -> tuple[float, str]:
     target = np.array(f([7.3, 12.1])).ravel()
     scale = np.maximum(np.abs(target), 1.0)
     solver = ca.nlpsol(
-        "fit", "ipopt", {"x": x, "f": ca.sumsqr((f(x) - target) / scale)},
+        "fit",
+        "ipopt",
+        {"x": x, "f": ca.sumsqr((f(x) - target) / scale)},
         {"ipopt.print_level": 0, "print_time": 0, "ipopt.tol": 1e-10},
     )
     ts = []
@@ -160,8 +162,13 @@ def _simulation_record(model_name: str, sur, origin: str) -> dict:
     settings = FedBatchSettings()
     G0 = settings.glucose0 * settings.volume0
     model = load_model(model_name)
-    rec: dict = {"model": model_name, "surrogate": origin, "t_end_h": settings.t_end, "matched_accuracy": MATCHED_ACCURACY,
-                 "error_measure": "max over output times of |dX|/X_ref and |dG|/G(0)"}
+    rec: dict = {
+        "model": model_name,
+        "surrogate": origin,
+        "t_end_h": settings.t_end,
+        "matched_accuracy": MATCHED_ACCURACY,
+        "error_measure": "max over output times of |dX|/X_ref and |dG|/G(0)",
+    }
     cells = {
         "numpy": embed_cell_model(sur, settings, backend="numpy"),
         "numpy_float32": embed_cell_model(sur, settings, backend="numpy", precision="float32"),
@@ -203,7 +210,9 @@ def _simulation_record(model_name: str, sur, origin: str) -> dict:
         for name, sim in sims.items():
             w, c, runs[name] = _timed(sim.run, 5)
             best[name] = [min(best[name][0], w), min(best[name][1], c)]
-        w, c, runs["lp"] = _timed(lambda: simulate_dfba(settings, solver, relax=True, method="adaptive", rtol=tol_lp, atol=1e-2 * tol_lp), 1)
+        w, c, runs["lp"] = _timed(
+            lambda: simulate_dfba(settings, solver, relax=True, method="adaptive", rtol=tol_lp, atol=1e-2 * tol_lp), 1
+        )
         best["lp"] = [min(best["lp"][0], w), min(best["lp"][1], c)]
     w, c, runs["fixed"] = _timed(lambda: simulate_dfba(settings, solver, relax=True, method="fixed_step"), 2)
     best["fixed"] = [w, c]
@@ -310,7 +319,9 @@ def main() -> dict:
     res["sim_surrogate_jit_setup_s"] = time.perf_counter() - t0
     res["sim_surrogate_jit_s"] = min(sim_jit.run().wall_time for _ in range(5))
     res["sim_speedup_jit"] = res["sim_lp_s"] / res["sim_surrogate_jit_s"]
-    l4sim = SurrogateSimulator(settings, embed_cell_model(sur, settings, backend="l4casadi"), rtol=rec["surrogate_rtol"], atol=rec["surrogate_atol"])
+    l4sim = SurrogateSimulator(
+        settings, embed_cell_model(sur, settings, backend="l4casadi"), rtol=rec["surrogate_rtol"], atol=rec["surrogate_atol"]
+    )
     res["sim_surrogate_l4casadi_s"] = statistics.median([l4sim.run().wall_time for _ in range(3)])
     res["target_sim_speedup"] = 50.0
     out = ROOT / "benchmarks" / "results" / "process.json"

@@ -135,8 +135,9 @@ def _children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def cli(args: list[str], cwd: Path, *, marker: str | None = None, sig: int = signal.SIGINT, cpu_after: float = 0.0,
-        timeout: float = 900.0) -> dict:
+def cli(
+    args: list[str], cwd: Path, *, marker: str | None = None, sig: int = signal.SIGINT, cpu_after: float = 0.0, timeout: float = 900.0
+) -> dict:
     """Run ``mpc-bio ARGS``; with ``marker``, send ``sig`` once a stderr line (or progress text)
     contains it and the process has used ``cpu_after`` more CPU seconds."""
     t0, c0 = time.perf_counter(), _children_cpu()
@@ -168,8 +169,12 @@ def cli(args: list[str], cwd: Path, *, marker: str | None = None, sig: int = sig
     rc = p.wait()
     lines = [ln for ln in err if ln.strip() and "%|" not in ln]
     return {
-        "rc": rc, "stderr_lines": lines, "stdout": out, "signal_sent": sent if marker else None,
-        "wall_s": time.perf_counter() - t0, "cpu_s": _children_cpu() - c0,
+        "rc": rc,
+        "stderr_lines": lines,
+        "stdout": out,
+        "signal_sent": sent if marker else None,
+        "wall_s": time.perf_counter() - t0,
+        "cpu_s": _children_cpu() - c0,
         "last_line": lines[-1] if lines else "",
     }
 
@@ -201,11 +206,21 @@ def _hidden(out: Path) -> list[Path]:
 
 
 def _record(name: str, r: dict, clear: bool, lost: bool, false_complete: bool, **extra) -> dict:
-    return {"name": name, "clear_error": bool(clear), "lost_work": bool(lost), "false_complete": bool(false_complete),
-            "exit_code": r["rc"], "message": r["last_line"][:400], "wall_s": r["wall_s"], "cpu_s": r["cpu_s"], **extra}
+    return {
+        "name": name,
+        "clear_error": bool(clear),
+        "lost_work": bool(lost),
+        "false_complete": bool(false_complete),
+        "exit_code": r["rc"],
+        "message": r["last_line"][:400],
+        "wall_s": r["wall_s"],
+        "cpu_s": r["cpu_s"],
+        **extra,
+    }
 
 
 # ---------------------------------------------------------------------------------------- cases
+
 
 def case_run_sigint_in_ipopt(tmp: Path) -> dict:
     """Ctrl-C inside IPOPT (offline optimum) of the main job run with --overwrite over an earlier
@@ -215,62 +230,106 @@ def case_run_sigint_in_ipopt(tmp: Path) -> dict:
     out = tmp / "main"
     first = cli(["run", str(scen), "--out", str(out), "--no-progress"], tmp)
     before = _tree_hash(out)
-    r = cli(["run", str(ROOT / "scenarios/closed_loop_mpc.toml"), "--out", str(out), "--overwrite", "--no-progress"], tmp,
-            marker="offline optimum: IPOPT solve 1", cpu_after=0.3)
+    r = cli(
+        ["run", str(ROOT / "scenarios/closed_loop_mpc.toml"), "--out", str(out), "--overwrite", "--no-progress"],
+        tmp,
+        marker="offline optimum: IPOPT solve 1",
+        cpu_after=0.3,
+    )
     hidden = _hidden(out)
-    return _record("run: Ctrl-C inside IPOPT (offline optimum of the main job, --overwrite)", r,
-                   r["rc"] == 130 and _one_line_error(r, "run"),
-                   first["rc"] != 0 or _tree_hash(out) != before,
-                   r["rc"] == 0 or "done in" in r["stdout"] or any(_status(h) == "complete" for h in hidden),
-                   partial_status=[_status(h) for h in hidden])
+    return _record(
+        "run: Ctrl-C inside IPOPT (offline optimum of the main job, --overwrite)",
+        r,
+        r["rc"] == 130 and _one_line_error(r, "run"),
+        first["rc"] != 0 or _tree_hash(out) != before,
+        r["rc"] == 0 or "done in" in r["stdout"] or any(_status(h) == "complete" for h in hidden),
+        partial_status=[_status(h) for h in hidden],
+    )
 
 
 def case_feed_optimization_sigint_in_ipopt(tmp: Path) -> dict:
     out = tmp / "feed"
-    r = cli(["run", str(ROOT / "scenarios/feed_optimization.toml"), "--out", str(out), "--no-progress"], tmp,
-            marker="offline optimum: IPOPT solve 1", cpu_after=0.3)
-    return _record("run: Ctrl-C inside IPOPT (feed_optimization)", r, r["rc"] == 130 and _one_line_error(r, "run"), False,
-                   r["rc"] == 0 or out.exists())
+    r = cli(
+        ["run", str(ROOT / "scenarios/feed_optimization.toml"), "--out", str(out), "--no-progress"],
+        tmp,
+        marker="offline optimum: IPOPT solve 1",
+        cpu_after=0.3,
+    )
+    return _record(
+        "run: Ctrl-C inside IPOPT (feed_optimization)", r, r["rc"] == 130 and _one_line_error(r, "run"), False, r["rc"] == 0 or out.exists()
+    )
 
 
 def case_run_sigterm_in_cvodes(tmp: Path) -> dict:
     scen = tmp / "sim.toml"
-    scen.write_text(SIMULATION.format(model="e_coli_core", artifact="default", backend="l4casadi", products='ac = "EX_ac_e"',
-                                      t_end=48.0, rtol=1e-13))
+    scen.write_text(
+        SIMULATION.format(model="e_coli_core", artifact="default", backend="l4casadi", products='ac = "EX_ac_e"', t_end=48.0, rtol=1e-13)
+    )
     out = tmp / "sim"
-    r = cli(["run", str(scen), "--out", str(out), "--no-progress"], tmp, marker="surrogate fed-batch: CVODES from",
-            sig=signal.SIGTERM, cpu_after=0.1)
+    r = cli(
+        ["run", str(scen), "--out", str(out), "--no-progress"],
+        tmp,
+        marker="surrogate fed-batch: CVODES from",
+        sig=signal.SIGTERM,
+        cpu_after=0.1,
+    )
     text = "\n".join(r["stderr_lines"])
-    return _record("run: SIGTERM inside CVODES (surrogate fed-batch)", r,
-                   r["rc"] == 130 and _one_line_error(r, "run") and "CV_RHSFUNC_FAIL" not in text, False,
-                   r["rc"] == 0 or out.exists(), cvodes_own_lines=[ln for ln in r["stderr_lines"][:-1] if "At t" in ln or "rhs" in ln])
+    return _record(
+        "run: SIGTERM inside CVODES (surrogate fed-batch)",
+        r,
+        r["rc"] == 130 and _one_line_error(r, "run") and "CV_RHSFUNC_FAIL" not in text,
+        False,
+        r["rc"] == 0 or out.exists(),
+        cvodes_own_lines=[ln for ln in r["stderr_lines"][:-1] if "At t" in ln or "rhs" in ln],
+    )
 
 
 def case_run_sigint_in_mpc_steps(tmp: Path) -> dict:
     out = tmp / "main"
-    r = cli(["run", str(ROOT / "scenarios/closed_loop_mpc.toml"), "--out", str(out), "--no-progress"], tmp,
-            marker="closed loop (MPC + estimator on the plant) ...", cpu_after=0.5)
-    return _record("run: Ctrl-C during the MPC steps of the main job", r, r["rc"] == 130 and _one_line_error(r, "run"), False,
-                   r["rc"] == 0 or out.exists())
+    r = cli(
+        ["run", str(ROOT / "scenarios/closed_loop_mpc.toml"), "--out", str(out), "--no-progress"],
+        tmp,
+        marker="closed loop (MPC + estimator on the plant) ...",
+        cpu_after=0.5,
+    )
+    return _record(
+        "run: Ctrl-C during the MPC steps of the main job",
+        r,
+        r["rc"] == 130 and _one_line_error(r, "run"),
+        False,
+        r["rc"] == 0 or out.exists(),
+    )
 
 
 def case_run_sigkill_stale_folder(tmp: Path) -> dict:
     """SIGKILL (no clean-up possible) leaves a hidden folder "running"; the next run reports and
     removes it."""
     scen = tmp / "sim.toml"
-    scen.write_text(SIMULATION.format(model="e_coli_core", artifact="default", backend="l4casadi", products='ac = "EX_ac_e"',
-                                      t_end=48.0, rtol=1e-13))
+    scen.write_text(
+        SIMULATION.format(model="e_coli_core", artifact="default", backend="l4casadi", products='ac = "EX_ac_e"', t_end=48.0, rtol=1e-13)
+    )
     runs = tmp / "runs"
-    k = cli(["run", str(scen), "--out", str(runs / "killed"), "--no-progress"], tmp, marker="surrogate fed-batch: CVODES from",
-            sig=signal.SIGKILL, cpu_after=0.1)
+    k = cli(
+        ["run", str(scen), "--out", str(runs / "killed"), "--no-progress"],
+        tmp,
+        marker="surrogate fed-batch: CVODES from",
+        sig=signal.SIGKILL,
+        cpu_after=0.1,
+    )
     stale = _hidden(runs / "killed")
     tiny = tmp / "tiny.toml"
     tiny.write_text(TINY_CLOSED_LOOP)
     r = cli(["run", str(tiny), "--out", str(runs / "next"), "--no-progress"], tmp)
     reported = any("unfinished run folder" in ln for ln in r["stderr_lines"])
-    return _record("run: SIGKILL leaves a 'running' hidden folder; the next run reports and removes it", r,
-                   r["rc"] == 0 and reported and not any(p.exists() for p in stale), False,
-                   any(_status(p) == "complete" for p in stale), killed_exit_code=k["rc"], stale_folders=len(stale))
+    return _record(
+        "run: SIGKILL leaves a 'running' hidden folder; the next run reports and removes it",
+        r,
+        r["rc"] == 0 and reported and not any(p.exists() for p in stale),
+        False,
+        any(_status(p) == "complete" for p in stale),
+        killed_exit_code=k["rc"],
+        stale_folders=len(stale),
+    )
 
 
 def case_run_failed_offline(tmp: Path) -> dict:
@@ -279,25 +338,48 @@ def case_run_failed_offline(tmp: Path) -> dict:
     out = tmp / "tiny"
     r = cli(["run", str(scen), "--out", str(out), "--no-progress"], tmp)
     s = json.loads((out / "summary.json").read_text()) if (out / "summary.json").exists() else {}
-    return _record("run: offline solve fails (IPOPT Maximum_Iterations_Exceeded)", r,
-                   r["rc"] == 1 and _one_line_error(r, "run"), False,
-                   r["rc"] == 0 or s.get("status") != "failed" or s.get("closed_loop_vs_offline") is not None,
-                   summary_status=s.get("status"))
+    return _record(
+        "run: offline solve fails (IPOPT Maximum_Iterations_Exceeded)",
+        r,
+        r["rc"] == 1 and _one_line_error(r, "run"),
+        False,
+        r["rc"] == 0 or s.get("status") != "failed" or s.get("closed_loop_vs_offline") is not None,
+        summary_status=s.get("status"),
+    )
 
 
 def _sample(tmp: Path, out: Path, *extra: str, step: str = "1", **kw) -> dict:
-    return cli(["sample", "e_coli_core", "--grid", f"glucose=0:10:{step}", "--grid", f"oxygen=0:10:{step}", "--workers", "1",
-                "--no-figure", "--out", str(out), *extra], tmp, **kw)
+    return cli(
+        [
+            "sample",
+            "e_coli_core",
+            "--grid",
+            f"glucose=0:10:{step}",
+            "--grid",
+            f"oxygen=0:10:{step}",
+            "--workers",
+            "1",
+            "--no-figure",
+            "--out",
+            str(out),
+            *extra,
+        ],
+        tmp,
+        **kw,
+    )
 
 
 def case_sample_overwrite(tmp: Path) -> dict:
     out = tmp / "ds"
     _sample(tmp, out)
     before = _tree_hash(out)
-    r = cli(["sample", "e_coli_core", "--grid", "glucose=0:2:1", "--grid", "oxygen=0:2:1", "--workers", "1", "--no-figure",
-             "--out", str(out)], tmp)
-    return _record("sample: --out an existing dataset (no --overwrite)", r, _one_line_error(r, "sample"),
-                   _tree_hash(out) != before, r["rc"] == 0)
+    r = cli(
+        ["sample", "e_coli_core", "--grid", "glucose=0:2:1", "--grid", "oxygen=0:2:1", "--workers", "1", "--no-figure", "--out", str(out)],
+        tmp,
+    )
+    return _record(
+        "sample: --out an existing dataset (no --overwrite)", r, _one_line_error(r, "sample"), _tree_hash(out) != before, r["rc"] == 0
+    )
 
 
 def case_sample_sigint_resume(tmp: Path) -> dict:
@@ -307,11 +389,21 @@ def case_sample_sigint_resume(tmp: Path) -> dict:
     out = tmp / "ds"
     r = _sample(tmp, out, "--chunk-size", "25", step="0.25", marker="pFBA e_coli_core:  2", cpu_after=0.0)
     again = _sample(tmp, out, "--chunk-size", "25", step="0.25")
-    same = (json.loads((out / "dataset.json").read_text())["content_hash"] == json.loads((ref / "dataset.json").read_text())["content_hash"]
-            if (out / "dataset.json").exists() else False)
+    same = (
+        json.loads((out / "dataset.json").read_text())["content_hash"] == json.loads((ref / "dataset.json").read_text())["content_hash"]
+        if (out / "dataset.json").exists()
+        else False
+    )
     kept = [ln for ln in again["stderr_lines"] + again["stdout"].splitlines() if "kept" in ln or "resum" in ln]
-    return _record("sample: Ctrl-C mid-way, then the same command resumes", r, r["rc"] == 130 and _one_line_error(r, "sample"),
-                   not same, r["rc"] == 0, resumed_same_hash=same, resume_note=kept[:1])
+    return _record(
+        "sample: Ctrl-C mid-way, then the same command resumes",
+        r,
+        r["rc"] == 130 and _one_line_error(r, "sample"),
+        not same,
+        r["rc"] == 0,
+        resumed_same_hash=same,
+        resume_note=kept[:1],
+    )
 
 
 def case_train_overwrite(tmp: Path) -> dict:
@@ -321,16 +413,18 @@ def case_train_overwrite(tmp: Path) -> dict:
     out.mkdir()
     (out / "notes.txt").write_text("keep")
     r = cli(["train", "--data", str(data), "--out", str(out), "--epochs", "1"], tmp)
-    return _record("train: --out an existing folder (no --overwrite)", r, _one_line_error(r, "train"),
-                   not (out / "notes.txt").exists(), r["rc"] == 0)
+    return _record(
+        "train: --out an existing folder (no --overwrite)", r, _one_line_error(r, "train"), not (out / "notes.txt").exists(), r["rc"] == 0
+    )
 
 
 def case_unwritable_out(tmp: Path) -> dict:
     blocker = tmp / "file"
     blocker.write_text("x")
     r = _sample(tmp, blocker / "ds")
-    return _record("sample: --out under a path that cannot be created (before any work)", r, _one_line_error(r, "sample"),
-                   False, r["rc"] == 0)
+    return _record(
+        "sample: --out under a path that cannot be created (before any work)", r, _one_line_error(r, "sample"), False, r["rc"] == 0
+    )
 
 
 def case_truncated_dataset(tmp: Path) -> dict:
@@ -358,26 +452,42 @@ def _validate_case(tmp: Path, name: str, text: str) -> dict:
     r = cli(["validate", str(scen)], tmp)
     lines = r["stderr_lines"]
     ok = r["rc"] == 2 and "Traceback" not in "\n".join(lines) and any("INVALID" in ln for ln in lines)
-    return {"name": name, "clear_error": ok, "lost_work": False, "false_complete": r["rc"] == 0, "exit_code": r["rc"],
-            "message": " | ".join(lines[:3])[:400], "wall_s": r["wall_s"], "cpu_s": r["cpu_s"]}
+    return {
+        "name": name,
+        "clear_error": ok,
+        "lost_work": False,
+        "false_complete": r["rc"] == 0,
+        "exit_code": r["rc"],
+        "message": " | ".join(lines[:3])[:400],
+        "wall_s": r["wall_s"],
+        "cpu_s": r["cpu_s"],
+    }
 
 
 def case_validate_missing_surrogate(tmp: Path) -> dict:
-    return _validate_case(tmp, "validate: surrogate artifact path that does not exist",
-                          SIMULATION.format(model="e_coli_core", artifact=str(tmp / "nowhere"), backend="native",
-                                            products='ac = "EX_ac_e"', t_end=2.0, rtol=1e-8))
+    return _validate_case(
+        tmp,
+        "validate: surrogate artifact path that does not exist",
+        SIMULATION.format(
+            model="e_coli_core", artifact=str(tmp / "nowhere"), backend="native", products='ac = "EX_ac_e"', t_end=2.0, rtol=1e-8
+        ),
+    )
 
 
 def case_validate_unknown_model(tmp: Path) -> dict:
-    return _validate_case(tmp, "validate: unknown model name",
-                          SIMULATION.format(model="e_coli_cor", artifact="default", backend="native", products='ac = "EX_ac_e"',
-                                            t_end=2.0, rtol=1e-8))
+    return _validate_case(
+        tmp,
+        "validate: unknown model name",
+        SIMULATION.format(model="e_coli_cor", artifact="default", backend="native", products='ac = "EX_ac_e"', t_end=2.0, rtol=1e-8),
+    )
 
 
 def case_validate_unknown_product(tmp: Path) -> dict:
-    return _validate_case(tmp, "validate: product exchange the model/surrogate does not have",
-                          SIMULATION.format(model="e_coli_core", artifact="default", backend="native",
-                                            products='xx = "EX_nothing_e"', t_end=2.0, rtol=1e-8))
+    return _validate_case(
+        tmp,
+        "validate: product exchange the model/surrogate does not have",
+        SIMULATION.format(model="e_coli_core", artifact="default", backend="native", products='xx = "EX_nothing_e"', t_end=2.0, rtol=1e-8),
+    )
 
 
 def case_pfba_internal_input(tmp: Path) -> dict:
@@ -395,8 +505,9 @@ def _edited_artifact(tmp: Path, edit: Callable[[dict], None], name: str) -> dict
     edit(meta)
     (art / "surrogate.json").write_text(json.dumps(meta, indent=1))
     scen = tmp / "sim.toml"
-    scen.write_text(SIMULATION.format(model="e_coli_core", artifact=str(art), backend="native", products='ac = "EX_ac_e"',
-                                      t_end=2.0, rtol=1e-8))
+    scen.write_text(
+        SIMULATION.format(model="e_coli_core", artifact=str(art), backend="native", products='ac = "EX_ac_e"', t_end=2.0, rtol=1e-8)
+    )
     r = cli(["run", str(scen), "--out", str(tmp / "out"), "--no-progress"], tmp)
     return _record(name, r, _one_line_error(r, "run"), False, r["rc"] == 0)
 
@@ -448,14 +559,29 @@ def case_nomad_ensemble_overwrite(tmp: Path) -> dict:
     out = tmp / "ens"
     out.mkdir()
     (out / "notes.txt").write_text("keep")
-    r = cli(["nomad", "ensemble", "--config", str(ROOT / "scenarios/nomad_anthranilate.toml"), "--out", str(out),
-             "--n-models", "4", "--no-progress", "--no-figures"], tmp, timeout=600)
-    return _record("nomad ensemble: --out an existing folder", r, _one_line_error(r, "nomad"),
-                   not (out / "notes.txt").exists(), r["rc"] == 0)
+    r = cli(
+        [
+            "nomad",
+            "ensemble",
+            "--config",
+            str(ROOT / "scenarios/nomad_anthranilate.toml"),
+            "--out",
+            str(out),
+            "--n-models",
+            "4",
+            "--no-progress",
+            "--no-figures",
+        ],
+        tmp,
+        timeout=600,
+    )
+    return _record(
+        "nomad ensemble: --out an existing folder", r, _one_line_error(r, "nomad"), not (out / "notes.txt").exists(), r["rc"] == 0
+    )
 
 
 CASES: dict[str, Callable[[Path], dict]] = {
-    name[len("case_"):]: f for name, f in sorted(globals().items()) if name.startswith("case_") and callable(f)
+    name[len("case_") :]: f for name, f in sorted(globals().items()) if name.startswith("case_") and callable(f)
 }
 
 
@@ -467,8 +593,23 @@ def sweep(n_runs: int, workers: int, tmp: Path) -> dict:
     scen.write_text(text)
     seeds = max(1, math.ceil(n_runs / 3))
     out = tmp / "sweep"
-    r = cli(["sweep", str(scen), "--vary", "closed_loop.plant_parameter_scale={ vmax_glc = 0.7 },{ vmax_glc = 1.0 },{ vmax_glc = 1.3 }",
-             "--seeds", str(seeds), "--workers", str(workers), "--out", str(out), "--no-progress"], tmp, timeout=36000)
+    r = cli(
+        [
+            "sweep",
+            str(scen),
+            "--vary",
+            "closed_loop.plant_parameter_scale={ vmax_glc = 0.7 },{ vmax_glc = 1.0 },{ vmax_glc = 1.3 }",
+            "--seeds",
+            str(seeds),
+            "--workers",
+            str(workers),
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
+        tmp,
+        timeout=36000,
+    )
     s = json.loads((out / "sweep_summary.json").read_text()) if (out / "sweep_summary.json").exists() else {}
     runs_csv = out / "sweep_runs.csv"
     per_run = []
@@ -480,17 +621,27 @@ def sweep(n_runs: int, workers: int, tmp: Path) -> dict:
         by_scale = {}
         for _, row in df.iterrows():
             key = str(row.get("closed_loop.plant_parameter_scale"))
-            by_scale.setdefault(key, []).append({k: row.get(k) for k in ("status", "objective", "closed_loop_vs_offline",
-                                                                              "constraint_violation", "solver_failures")})
+            by_scale.setdefault(key, []).append(
+                {k: row.get(k) for k in ("status", "objective", "closed_loop_vs_offline", "constraint_violation", "solver_failures")}
+            )
     else:
         by_scale = {}
     return {
-        "sweep_runs": s.get("runs", 0), "sweep_failures": s.get("failed", None), "sweep_complete": s.get("complete", 0),
-        "sweep_failure_messages": s.get("failures", {}), "sweep_exit_code": r["rc"], "sweep_wall_s": r["wall_s"],
-        "sweep_cpu_s": r["cpu_s"], "sweep_workers": workers, "sweep_run_wall_s": per_run,
+        "sweep_runs": s.get("runs", 0),
+        "sweep_failures": s.get("failed", None),
+        "sweep_complete": s.get("complete", 0),
+        "sweep_failure_messages": s.get("failures", {}),
+        "sweep_exit_code": r["rc"],
+        "sweep_wall_s": r["wall_s"],
+        "sweep_cpu_s": r["cpu_s"],
+        "sweep_workers": workers,
+        "sweep_run_wall_s": per_run,
         "sweep_run_wall_s_median": sorted(per_run)[len(per_run) // 2] if per_run else None,
-        "sweep_metrics": {k: v for k, v in s.get("metrics", {}).items() if k in (
-            "objective", "closed_loop_vs_offline", "constraint_violation", "solver_failures", "mpc_step_cpu_ms_median")},
+        "sweep_metrics": {
+            k: v
+            for k, v in s.get("metrics", {}).items()
+            if k in ("objective", "closed_loop_vs_offline", "constraint_violation", "solver_failures", "mpc_step_cpu_ms_median")
+        },
         "sweep_by_vmax_scale": by_scale,
     }
 
@@ -504,8 +655,11 @@ def main() -> None:
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args()
     result: dict = {
-        "python": sys.version.split()[0], "platform": platform.platform(), "cpus": os.cpu_count(),
-        "load_avg_start": os.getloadavg(), "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "load_avg_start": os.getloadavg(),
+        "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mpc_bio_reliability_") as d:
@@ -525,12 +679,20 @@ def main() -> None:
             try:
                 rec = fn(case_dir)
             except Exception as exc:  # noqa: BLE001 - a case that cannot be measured is recorded, not fatal
-                rec = {"name": name, "clear_error": False, "lost_work": None, "false_complete": None,
-                       "harness_error": f"{type(exc).__name__}: {exc}"}
+                rec = {
+                    "name": name,
+                    "clear_error": False,
+                    "lost_work": None,
+                    "false_complete": None,
+                    "harness_error": f"{type(exc).__name__}: {exc}",
+                }
             rec["case"] = name
             cases.append(rec)
-            print(f"{name}: clear_error={rec['clear_error']} lost_work={rec['lost_work']} false_complete={rec['false_complete']} "
-                  f"({rec.get('wall_s', float('nan')):.1f} s) {rec.get('message', rec.get('harness_error', ''))[:150]}", flush=True)
+            print(
+                f"{name}: clear_error={rec['clear_error']} lost_work={rec['lost_work']} false_complete={rec['false_complete']} "
+                f"({rec.get('wall_s', float('nan')):.1f} s) {rec.get('message', rec.get('harness_error', ''))[:150]}",
+                flush=True,
+            )
         result["cases"] = cases
         result["cases_ok"] = sum(1 for c in cases if c["clear_error"] and c["lost_work"] is False and c["false_complete"] is False)
         result["cases_total"] = len(cases)
@@ -540,8 +702,11 @@ def main() -> None:
         ]
         if not args.no_sweep:
             result.update(sweep(args.sweep_runs, args.workers, tmp))
-            print(f"sweep: {result['sweep_runs']} runs, {result['sweep_failures']} failed, median run "
-                  f"{result['sweep_run_wall_s_median']} s wall", flush=True)
+            print(
+                f"sweep: {result['sweep_runs']} runs, {result['sweep_failures']} failed, median run "
+                f"{result['sweep_run_wall_s_median']} s wall",
+                flush=True,
+            )
     result["wall_s"] = time.perf_counter() - t0
     result["load_avg_end"] = os.getloadavg()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

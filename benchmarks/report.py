@@ -59,84 +59,199 @@ def table() -> str:
     rows = ["| figure | measured | target / paper | reproduce |", "|---|---|---|---|"]
     for model, target in (("e_coli_core", "≥ 20×"), ("iCH360", "≥ 20×"), ("iJO1366", "≥ 10×")):
         r = _pfba(model)
-        rows.append(_row(
-            f"pFBA sampling speedup vs COBRApy `pfba` loop, {model} (1 process)",
-            lambda r=r: f"{r['speedup']:.1f}× ({r['mpc_bio_ms_per_point']:.3g} vs {r['cobra_ms_per_point']:.3g} ms/point; "
-                        f"max rel. disagreement {r['max_rel_err']:.1g})",
-            target, "pfba_sampling.py"))
+        rows.append(
+            _row(
+                f"pFBA sampling speedup vs COBRApy `pfba` loop, {model} (1 process)",
+                lambda r=r: (
+                    f"{r['speedup']:.1f}× ({r['mpc_bio_ms_per_point']:.3g} vs {r['cobra_ms_per_point']:.3g} ms/point; "
+                    f"max rel. disagreement {r['max_rel_err']:.1g})"
+                ),
+                target,
+                "pfba_sampling.py",
+            )
+        )
     grid = _load("pfba_sampling").get("paper_grid_cli", [])
-    rows.append(_row("`mpc-bio sample` on the paper's 40,401-point grid, 2 cores (sampling / wall)",
-                     lambda: "; ".join(f"{g['model']} {g['sample_time_s']:.1f} / {g['wall_time_s']:.1f} s "
-                                       f"(load {g['loadavg_1min_after']:.1f})" for g in grid),
-                     "iCH360 < 60 s", "pfba_sampling.py"))
-    rows.append(_row("surrogate single point vs fast pFBA (e_coli_core)",
-                     lambda: f"{s['speedup_single']:.0f}× ({s['surrogate_us_single']:.1f} µs vs {s['pfba_ms_per_point']:.3g} ms)",
-                     "≥ 39× (paper: 60 µs, 39×)", "surrogate.py"))
-    rows.append(_row("surrogate batch of 10,000 vs fast pFBA (float64 / mixed / float32; mass balance of mixed)",
-                     lambda: f"{s['speedup_batch']['10000']:.0f}× / {s['speedup_batch_mixed']['10000']:.0f}× / "
-                             f"{s['speedup_batch_float32']['10000']:.0f}×; {s['mass_balance_residual_mixed']:.1e}",
-                     "≥ 1000×", "surrogate.py"))
+    rows.append(
+        _row(
+            "`mpc-bio sample` on the paper's 40,401-point grid, 2 cores (sampling / wall)",
+            lambda: "; ".join(
+                f"{g['model']} {g['sample_time_s']:.1f} / {g['wall_time_s']:.1f} s (load {g['loadavg_1min_after']:.1f})" for g in grid
+            ),
+            "iCH360 < 60 s",
+            "pfba_sampling.py",
+        )
+    )
+    rows.append(
+        _row(
+            "surrogate single point vs fast pFBA (e_coli_core)",
+            lambda: f"{s['speedup_single']:.0f}× ({s['surrogate_us_single']:.1f} µs vs {s['pfba_ms_per_point']:.3g} ms)",
+            "≥ 39× (paper: 60 µs, 39×)",
+            "surrogate.py",
+        )
+    )
+    rows.append(
+        _row(
+            "surrogate batch of 10,000 vs fast pFBA (float64 / mixed / float32; mass balance of mixed)",
+            lambda: (
+                f"{s['speedup_batch']['10000']:.0f}× / {s['speedup_batch_mixed']['10000']:.0f}× / "
+                f"{s['speedup_batch_float32']['10000']:.0f}×; {s['mass_balance_residual_mixed']:.1e}"
+            ),
+            "≥ 1000×",
+            "surrogate.py",
+        )
+    )
     for name, d, script in (("e_coli_core", s, "surrogate.py"), ("iCH360", si, "surrogate_ich360.py")):
-        rows.append(_row(f"surrogate accuracy, {name} (fresh off-grid pFBA points)",
-                         lambda d=d: f"growth {100 * d['growth_max_abs_err_frac']:.2f} %; worst reaction {d['worst_reaction']} "
-                                     f"{100 * d['worst_reaction_max_err_frac']:.2f} %; median R² {d['median_r2']:.5f}; "
-                                     f"mass balance {d['mass_balance_residual']:.1e}",
-                         "growth ≤ 1 %, every reaction ≤ 2 % of range, R² ≥ 0.999, ≤ 1e-9", script))
-    rows.append(_row("embedded value + Jacobian (native SX / native MX / l4casadi)",
-                     lambda: f"{p['casadi_eval_jac_us_native']:.0f} / {p['casadi_eval_jac_us_native_mx']:.0f} / "
-                             f"{p['casadi_eval_jac_us_l4casadi']:.0f} µs", "-", "process.py"))
+        rows.append(
+            _row(
+                f"surrogate accuracy, {name} (fresh off-grid pFBA points)",
+                lambda d=d: (
+                    f"growth {100 * d['growth_max_abs_err_frac']:.2f} %; worst reaction {d['worst_reaction']} "
+                    f"{100 * d['worst_reaction_max_err_frac']:.2f} %; median R² {d['median_r2']:.5f}; "
+                    f"mass balance {d['mass_balance_residual']:.1e}"
+                ),
+                "growth ≤ 1 %, every reaction ≤ 2 % of range, R² ≥ 0.999, ≤ 1e-9",
+                script,
+            )
+        )
+    rows.append(
+        _row(
+            "embedded value + Jacobian (native SX / native MX / l4casadi)",
+            lambda: (
+                f"{p['casadi_eval_jac_us_native']:.0f} / {p['casadi_eval_jac_us_native_mx']:.0f} / "
+                f"{p['casadi_eval_jac_us_l4casadi']:.0f} µs"
+            ),
+            "-",
+            "process.py",
+        )
+    )
     for r in p.get("records", []):
-        rows.append(_row(f"24 h figure-3 simulation, {r['model']}: surrogate vs the accurate LP reference, both within "
-                         f"{r['matched_accuracy']:g} of a tight run (wall / CPU)",
-                         lambda r=r: f"{r['sim_speedup']:.0f}× / {r['sim_speedup_cpu']:.0f}× ({1e3 * r['sim_surrogate_cpu_s']:.0f} ms "
-                                     f"vs {r['sim_lp_cpu_s']:.2f} s CPU; {r['surrogate_backend']}); fixed-step LP "
-                                     f"{r['sim_speedup_vs_fixed_step']:.0f}× slower than the surrogate",
-                         "≥ 50×", "process.py"))
-    recs = {(r["backend"], r["estimator"], r.get("plant_vmax_scale")): r for r in c.get("records", [])
-            if r.get("model", "e_coli_core") == "e_coli_core"}
+        rows.append(
+            _row(
+                f"24 h figure-3 simulation, {r['model']}: surrogate vs the accurate LP reference, both within "
+                f"{r['matched_accuracy']:g} of a tight run (wall / CPU)",
+                lambda r=r: (
+                    f"{r['sim_speedup']:.0f}× / {r['sim_speedup_cpu']:.0f}× ({1e3 * r['sim_surrogate_cpu_s']:.0f} ms "
+                    f"vs {r['sim_lp_cpu_s']:.2f} s CPU; {r['surrogate_backend']}); fixed-step LP "
+                    f"{r['sim_speedup_vs_fixed_step']:.0f}× slower than the surrogate"
+                ),
+                "≥ 50×",
+                "process.py",
+            )
+        )
+    recs = {
+        (r["backend"], r["estimator"], r.get("plant_vmax_scale")): r
+        for r in c.get("records", [])
+        if r.get("model", "e_coli_core") == "e_coli_core"
+    }
     dflt = c.get("default_backend", "native_distilled")
     main = recs.get(("native_distilled", "ekf", None), {})
-    rows.append(_row("MPC step CPU median (wall p95), main job (kLa oxygen), same 20 steps per backend",
-                     lambda: f"2-D spline {main['mpc_step_cpu_ms_median']:.0f} ms ({main['mpc_step_ms_p95']:.0f} ms); full network: "
-                             + ", ".join(f"{name} {recs[(b, 'ekf', None)]['mpc_step_cpu_ms_median']:.0f} ms"
-                                         for b, name in (("native", "native SX"), ("native_mx", "native MX"), ("l4casadi", "l4casadi"),
-                                                         ("network", "network (batched torch)"))),
-                     "e_coli_core ≤ 50 ms", "control.py"))
-    rows.append(_row("closed loop / offline optimum; offline limit violation on a 0.01 h grid; offline vs exponential / constant feed",
-                     lambda: f"{main['closed_loop_vs_offline']:.3f} ({main['solver_failures']} failures); "
-                             f"{100 * c['offline_max_violation_frac']:.2f} %; +{100 * c['offline_vs_exp_margin']:.0f} % / "
-                             f"+{100 * c['offline_vs_const_margin']:.0f} %",
-                     "≥ 0.97, 0 failures; ≤ 0.5 %", "control.py"))
-    rows.append(_row("EKF RMSE biomass [gDW/L] / glucose [mmol/L], main job",
-                     lambda: f"{main['est_rmse']['biomass']:.3f} / {main['est_rmse']['glucose']:.2f}",
-                     "below the noise std (0.1 / 0.5)", "control.py"))
-    rows.append(_row(f"perturbed plant (Vmax ×k), {dflt} MPC: failures, closed loop / the plant's offline optimum, Vmax estimate error",
-                     lambda: "; ".join(
-                         f"{est.upper()} ×{k}: {r['solver_failures']}, {r['closed_loop_vs_offline']:.3f}, {100 * r['vmax_est_rel_err']:.1f} %"
-                         for est in ("ekf", "mhe") for k in (0.75, 1.4) if (dflt, est, k) in recs for r in [recs[(dflt, est, k)]]),
-                     "0, ≥ 0.97, ≤ 5 %", "control.py"))
-    rows.append(_row("kinetic models sampled + linearly screened + MCA",
-                     lambda: f"{ne['n_models']:,} models in {ne['target_sample_screen_mca_seconds_all_cores']:.1f} s "
-                             f"({ne['models_per_s_sampling']:.0f} / {ne['models_per_s_linear_screen']:.0f} / {ne['models_per_s_mca']:.0f} per s)",
-                     "10,000 in < 10 min", "nomad_ensemble.py"))
-    rows.append(_row("NRA: MILP median; all designs within 5 % for the models",
-                     lambda: f"{nn['milp_solve_s_median']:.2f} s; {nn['designs_enumerated']} designs in {nn['enumeration_s']:.0f} s",
-                     "10 models < 2 min (paper: ~1 h with CPLEX)", "nomad_nra.py"))
-    rows.append(_row("NRA best predicted yield gain vs MCA baseline",
-                     lambda: f"{100 * nn['best_yield_gain']:.0f} % vs {100 * nn['baseline_yield_gain']:.0f} %", "-", "nomad_nra.py"))
-    rows.append(_row("verified batch titer at reference end, non-viable strains as zero: best design / MCA baseline vs reference "
-                     "(models above reference; design above baseline) [baseline as simulated, viability ignored]",
-                     lambda: f"{100 * nn['best_verified_titer_gain_batch']:+.0f} % / {100 * nn['baseline_verified_titer_gain_batch']:+.0f} % "
-                             f"[{100 * nn['verified_titer_gain_batch_as_simulated']['MCA baseline']:+.0f} %] "
-                             f"({100 * list(nn['fraction_models_titer_above_reference_batch'].values())[0]:.0f} % / "
-                             f"{100 * nn['fraction_models_titer_above_reference_batch']['MCA baseline']:.0f} %; "
-                             f"{100 * list(nn['fraction_models_titer_above_baseline_batch'].values())[0]:.0f} %)",
-                     "beat reference and baseline", "nomad_nra.py"))
+    rows.append(
+        _row(
+            "MPC step CPU median (wall p95), main job (kLa oxygen), same 20 steps per backend",
+            lambda: (
+                f"2-D spline {main['mpc_step_cpu_ms_median']:.0f} ms ({main['mpc_step_ms_p95']:.0f} ms); full network: "
+                + ", ".join(
+                    f"{name} {recs[(b, 'ekf', None)]['mpc_step_cpu_ms_median']:.0f} ms"
+                    for b, name in (
+                        ("native", "native SX"),
+                        ("native_mx", "native MX"),
+                        ("l4casadi", "l4casadi"),
+                        ("network", "network (batched torch)"),
+                    )
+                )
+            ),
+            "e_coli_core ≤ 50 ms",
+            "control.py",
+        )
+    )
+    rows.append(
+        _row(
+            "closed loop / offline optimum; offline limit violation on a 0.01 h grid; offline vs exponential / constant feed",
+            lambda: (
+                f"{main['closed_loop_vs_offline']:.3f} ({main['solver_failures']} failures); "
+                f"{100 * c['offline_max_violation_frac']:.2f} %; +{100 * c['offline_vs_exp_margin']:.0f} % / "
+                f"+{100 * c['offline_vs_const_margin']:.0f} %"
+            ),
+            "≥ 0.97, 0 failures; ≤ 0.5 %",
+            "control.py",
+        )
+    )
+    rows.append(
+        _row(
+            "EKF RMSE biomass [gDW/L] / glucose [mmol/L], main job",
+            lambda: f"{main['est_rmse']['biomass']:.3f} / {main['est_rmse']['glucose']:.2f}",
+            "below the noise std (0.1 / 0.5)",
+            "control.py",
+        )
+    )
+    rows.append(
+        _row(
+            f"perturbed plant (Vmax ×k), {dflt} MPC: failures, closed loop / the plant's offline optimum, Vmax estimate error",
+            lambda: "; ".join(
+                f"{est.upper()} ×{k}: {r['solver_failures']}, {r['closed_loop_vs_offline']:.3f}, {100 * r['vmax_est_rel_err']:.1f} %"
+                for est in ("ekf", "mhe")
+                for k in (0.75, 1.4)
+                if (dflt, est, k) in recs
+                for r in [recs[(dflt, est, k)]]
+            ),
+            "0, ≥ 0.97, ≤ 5 %",
+            "control.py",
+        )
+    )
+    rows.append(
+        _row(
+            "kinetic models sampled + linearly screened + MCA",
+            lambda: (
+                f"{ne['n_models']:,} models in {ne['target_sample_screen_mca_seconds_all_cores']:.1f} s "
+                f"({ne['models_per_s_sampling']:.0f} / {ne['models_per_s_linear_screen']:.0f} / {ne['models_per_s_mca']:.0f} per s)"
+            ),
+            "10,000 in < 10 min",
+            "nomad_ensemble.py",
+        )
+    )
+    rows.append(
+        _row(
+            "NRA: MILP median; all designs within 5 % for the models",
+            lambda: f"{nn['milp_solve_s_median']:.2f} s; {nn['designs_enumerated']} designs in {nn['enumeration_s']:.0f} s",
+            "10 models < 2 min (paper: ~1 h with CPLEX)",
+            "nomad_nra.py",
+        )
+    )
+    rows.append(
+        _row(
+            "NRA best predicted yield gain vs MCA baseline",
+            lambda: f"{100 * nn['best_yield_gain']:.0f} % vs {100 * nn['baseline_yield_gain']:.0f} %",
+            "-",
+            "nomad_nra.py",
+        )
+    )
+    rows.append(
+        _row(
+            "verified batch titer at reference end, non-viable strains as zero: best design / MCA baseline vs reference "
+            "(models above reference; design above baseline) [baseline as simulated, viability ignored]",
+            lambda: (
+                f"{100 * nn['best_verified_titer_gain_batch']:+.0f} % / {100 * nn['baseline_verified_titer_gain_batch']:+.0f} % "
+                f"[{100 * nn['verified_titer_gain_batch_as_simulated']['MCA baseline']:+.0f} %] "
+                f"({100 * list(nn['fraction_models_titer_above_reference_batch'].values())[0]:.0f} % / "
+                f"{100 * nn['fraction_models_titer_above_reference_batch']['MCA baseline']:.0f} %; "
+                f"{100 * list(nn['fraction_models_titer_above_baseline_batch'].values())[0]:.0f} %)"
+            ),
+            "beat reference and baseline",
+            "nomad_nra.py",
+        )
+    )
     cd = _load("codesign")
-    rows.append(_row("co-design feed optimisation (mean over 2 models): shooting vs collocation",
-                     lambda: f"{cd['feed']['shooting_mean']['wall_s']:.0f} s, {cd['feed']['shooting_mean']['objective_mmol']:.2f} mmol vs "
-                             f"{cd['feed']['collocation_mean']['wall_s']:.0f} s, {cd['feed']['collocation_mean']['objective_mmol']:.2f} mmol",
-                     "-", "codesign.py"))
+    rows.append(
+        _row(
+            "co-design feed optimisation (mean over 2 models): shooting vs collocation",
+            lambda: (
+                f"{cd['feed']['shooting_mean']['wall_s']:.0f} s, {cd['feed']['shooting_mean']['objective_mmol']:.2f} mmol vs "
+                f"{cd['feed']['collocation_mean']['wall_s']:.0f} s, {cd['feed']['collocation_mean']['objective_mmol']:.2f} mmol"
+            ),
+            "-",
+            "codesign.py",
+        )
+    )
     rows.append(_row("co-design study with the ensemble reused", lambda: f"{cd['study']['total_s']:.0f} s", "-", "codesign.py"))
     return "\n".join(rows)
 

@@ -160,9 +160,16 @@ def main(argv: list[str] | None = None) -> dict:
     batch, batch_mixed, batch32 = times["float64"], times["mixed"], times["float32"]
     result = {
         "model": sur.model_id,
-        "surrogate": {"hidden": list(spec.hidden), "activation": spec.activation, "n_parameters": spec.n_parameters(),
-                      "n_fluxes": spec.n_outputs, "mass_balance": sur.settings.mass_balance,
-                      "output_rank": spec.output_rank, "factorised": spec.factorised, "factor_rtol": FACTOR_RTOL},
+        "surrogate": {
+            "hidden": list(spec.hidden),
+            "activation": spec.activation,
+            "n_parameters": spec.n_parameters(),
+            "n_fluxes": spec.n_outputs,
+            "mass_balance": sur.settings.mass_balance,
+            "output_rank": spec.output_rank,
+            "factorised": spec.factorised,
+            "factor_rtol": FACTOR_RTOL,
+        },
         "n_points": len(X),
         "pfba_status_counts": {s: status.count(s) for s in sorted(set(status))},
         "pfba_ms_per_point": pfba_s * 1e3,
@@ -187,8 +194,11 @@ def main(argv: list[str] | None = None) -> dict:
         "max_dev_frac_mixed": dev("mixed"),
         "max_dev_frac_float32": dev("float32"),
         "max_dev_frac_unfactorised": dev("unfactorised"),
-        "throughput_points_per_s": {"pfba": 1.0 / pfba_s, **{f"surrogate_batch_{k}": 1e6 / v for k, v in batch.items()},
-                                    **{f"surrogate_batch_{k}_mixed": 1e6 / v for k, v in batch_mixed.items()}},
+        "throughput_points_per_s": {
+            "pfba": 1.0 / pfba_s,
+            **{f"surrogate_batch_{k}": 1e6 / v for k, v in batch.items()},
+            **{f"surrogate_batch_{k}_mixed": 1e6 / v for k, v in batch_mixed.items()},
+        },
         "speedup_single": pfba_us / best_single,
         "speedup_batch": {k: pfba_us / v for k, v in batch.items()},
         "speedup_batch_mixed": {k: pfba_us / v for k, v in batch_mixed.items()},
@@ -212,18 +222,48 @@ def main(argv: list[str] | None = None) -> dict:
     if not args.no_figures:  # after every timing: the report solves and plots
         eval_dir = f"surrogate_{sur.model_id}_eval"
         report = write_report(sur, model, out.parent / eval_dir, n_points=1000, seed=1, pfba_settings=rule)
-        result["report_test_1000"] = {k: report["test"][k] for k in (
-            "growth_max_abs_err_frac", "worst_reaction", "worst_reaction_max_err_frac", "reactions_within_2pct",
-            "points_within_2pct", "median_r2", "mass_balance_residual")}
+        result["report_test_1000"] = {
+            k: report["test"][k]
+            for k in (
+                "growth_max_abs_err_frac",
+                "worst_reaction",
+                "worst_reaction_max_err_frac",
+                "reactions_within_2pct",
+                "points_within_2pct",
+                "median_r2",
+                "mass_balance_residual",
+            )
+        }
         result["figures"] = {k: f"{eval_dir}/{v}" for k, v in report["figures"].items()}
     out.write_text(json.dumps(result, indent=1))
-    print(json.dumps({k: result[k] for k in ("pfba_ms_per_point", "surrogate_us_single", "surrogate_us_per_point_batch",
-                                            "surrogate_us_per_point_batch_mixed", "surrogate_us_per_point_batch_float32",
-                                            "surrogate_us_per_point_batch_unfactorised", "speedup_single", "speedup_batch",
-                                            "speedup_batch_mixed", "speedup_batch_float32", "mass_balance_residual_mixed",
-                                            "mass_balance_residual_float32", "max_dev_frac_mixed", "max_dev_frac_float32",
-                                            "growth_max_abs_err_frac", "worst_reaction_max_err_frac",
-                                            "mass_balance_residual", "load_average")}, indent=1))
+    print(
+        json.dumps(
+            {
+                k: result[k]
+                for k in (
+                    "pfba_ms_per_point",
+                    "surrogate_us_single",
+                    "surrogate_us_per_point_batch",
+                    "surrogate_us_per_point_batch_mixed",
+                    "surrogate_us_per_point_batch_float32",
+                    "surrogate_us_per_point_batch_unfactorised",
+                    "speedup_single",
+                    "speedup_batch",
+                    "speedup_batch_mixed",
+                    "speedup_batch_float32",
+                    "mass_balance_residual_mixed",
+                    "mass_balance_residual_float32",
+                    "max_dev_frac_mixed",
+                    "max_dev_frac_float32",
+                    "growth_max_abs_err_frac",
+                    "worst_reaction_max_err_frac",
+                    "mass_balance_residual",
+                    "load_average",
+                )
+            },
+            indent=1,
+        )
+    )
     return result
 
 

@@ -57,24 +57,46 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="runs/ich360_grid", help="training dataset dir (made if missing)")
     ap.add_argument("--grid-data", default="runs/ich360_grid", help="the 0.1 grid dataset dir (sampled if missing)")
-    ap.add_argument("--refine", type=float, default=None, metavar="TOL",
-                    help="make --data by refining the grid (refine_dataset tolerance, e.g. 0.005)")
+    ap.add_argument(
+        "--refine", type=float, default=None, metavar="TOL", help="make --data by refining the grid (refine_dataset tolerance, e.g. 0.005)"
+    )
     ap.add_argument("--refine-depth", type=int, default=3)
     ap.add_argument("--refine-max-points", type=int, default=0)
-    ap.add_argument("--extra-grid", action="append", default=None, metavar="NAME=LOW:HIGH:STEP",
-                    help="make --data with a fine grid over a strip added (extend_dataset); one per input")
-    ap.add_argument("--extra-lhs", type=int, default=0, metavar="N",
-                    help="make --data with N Latin hypercube points over the whole domain added last (extend_dataset)")
+    ap.add_argument(
+        "--extra-grid",
+        action="append",
+        default=None,
+        metavar="NAME=LOW:HIGH:STEP",
+        help="make --data with a fine grid over a strip added (extend_dataset); one per input",
+    )
+    ap.add_argument(
+        "--extra-lhs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="make --data with N Latin hypercube points over the whole domain added last (extend_dataset)",
+    )
     ap.add_argument("--extra-lhs-seed", type=int, default=11, help="seed of the --extra-lhs points (default 11)")
-    ap.add_argument("--artifact", default=None, metavar="DIR",
-                    help="evaluate this artifact, trained on --data (e.g. by `mpc-bio train`), instead of training here")
+    ap.add_argument(
+        "--artifact",
+        default=None,
+        metavar="DIR",
+        help="evaluate this artifact, trained on --data (e.g. by `mpc-bio train`), instead of training here",
+    )
     ap.add_argument("--out", default=None, help="directory for the json, artifact and figures (default benchmarks/results)")
     ap.add_argument("--hidden", default="64,64")
     ap.add_argument("--activation", default="silu")
-    ap.add_argument("--sharpness", type=float, default=1.0,
-                    help="activation sharpness beta: hidden layers use act(beta a) / beta (SurrogateSettings.activation_sharpness)")
-    ap.add_argument("--input-knees", default="",
-                    help="input warp knees in mmol/gDW/h, one per input, e.g. 0.5,0.05 (SurrogateSettings.input_knees; default none)")
+    ap.add_argument(
+        "--sharpness",
+        type=float,
+        default=1.0,
+        help="activation sharpness beta: hidden layers use act(beta a) / beta (SurrogateSettings.activation_sharpness)",
+    )
+    ap.add_argument(
+        "--input-knees",
+        default="",
+        help="input warp knees in mmol/gDW/h, one per input, e.g. 0.5,0.05 (SurrogateSettings.input_knees; default none)",
+    )
     ap.add_argument("--epochs", type=int, default=400)
     ap.add_argument("--batch-size", type=int, default=512)
     ap.add_argument("--lbfgs-steps", type=int, default=300)
@@ -83,11 +105,20 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--n-test", type=int, default=1000)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--progress", action="store_true")
-    ap.add_argument("--more-tests", action="append", default=None, metavar="SEED:N",
-                    help="further test sets of N fresh off-grid points drawn with SEED (repeatable; default "
-                         "2026:3000 and 5000 each with the seeds of MORE_TESTS; 0:0 for none)")
-    ap.add_argument("--tie-break", default="l2", choices=("l2", "none"),
-                    help="pFBA tie-break when the grid is sampled (default l2: a unique map); reused data keep theirs")
+    ap.add_argument(
+        "--more-tests",
+        action="append",
+        default=None,
+        metavar="SEED:N",
+        help="further test sets of N fresh off-grid points drawn with SEED (repeatable; default "
+        "2026:3000 and 5000 each with the seeds of MORE_TESTS; 0:0 for none)",
+    )
+    ap.add_argument(
+        "--tie-break",
+        default="l2",
+        choices=("l2", "none"),
+        help="pFBA tie-break when the grid is sampled (default l2: a unique map); reused data keep theirs",
+    )
     args = ap.parse_args(argv)
     results = Path(args.out) if args.out else RESULTS
     results.mkdir(parents=True, exist_ok=True)
@@ -114,8 +145,16 @@ def main(argv: list[str] | None = None) -> dict:
         )
         sur = train_surrogate(ds, settings, progress=args.progress)
     art = results / "ich360_surrogate"
-    report = write_report(sur, model, results / "ich360_surrogate_eval", n_points=args.n_test, seed=1,
-                          pfba_settings=pfba_settings, n_workers=args.workers, dataset=ds)
+    report = write_report(
+        sur,
+        model,
+        results / "ich360_surrogate_eval",
+        n_points=args.n_test,
+        seed=1,
+        pfba_settings=pfba_settings,
+        n_workers=args.workers,
+        dataset=ds,
+    )
     sur = sur.with_metrics(test=report["test"])
     sur.save(art)
 
@@ -126,9 +165,25 @@ def main(argv: list[str] | None = None) -> dict:
         if n <= 0:
             continue
         m = evaluate_surrogate(sur, model, n_points=n, seed=seed, pfba_settings=pfba_settings, n_workers=args.workers).summary()
-        more_tests.append({"seed": seed, **{k: m[k] for k in (
-            "n_points", "growth_max_abs_err_frac", "worst_reaction", "worst_reaction_max_err_frac",
-            "reactions_within_2pct", "points_within_2pct", "worst_reactions", "median_r2", "mass_balance_residual")}})
+        more_tests.append(
+            {
+                "seed": seed,
+                **{
+                    k: m[k]
+                    for k in (
+                        "n_points",
+                        "growth_max_abs_err_frac",
+                        "worst_reaction",
+                        "worst_reaction_max_err_frac",
+                        "reactions_within_2pct",
+                        "points_within_2pct",
+                        "worst_reactions",
+                        "median_r2",
+                        "mass_balance_residual",
+                    )
+                },
+            }
+        )
 
     # timing on the same random points: fast pFBA vs surrogate
     X = random_test_points(sur, 200, seed=5)
@@ -179,9 +234,24 @@ def main(argv: list[str] | None = None) -> dict:
         "figures": {k: str(Path("ich360_surrogate_eval") / v) for k, v in report.get("figures", {}).items()},
     }
     out_json.write_text(json.dumps(res, indent=1, default=float))
-    print(json.dumps({k: res[k] for k in ("training_time_total_s", "growth_max_abs_err_frac", "worst_reaction_max_err_frac",
-                                          "reactions_within_2pct", "worst_reactions", "median_r2",
-                                          "mass_balance_residual", "speedup_single")}, indent=1))
+    print(
+        json.dumps(
+            {
+                k: res[k]
+                for k in (
+                    "training_time_total_s",
+                    "growth_max_abs_err_frac",
+                    "worst_reaction_max_err_frac",
+                    "reactions_within_2pct",
+                    "worst_reactions",
+                    "median_r2",
+                    "mass_balance_residual",
+                    "speedup_single",
+                )
+            },
+            indent=1,
+        )
+    )
     return res
 
 
@@ -191,12 +261,14 @@ def _training_stages(sur) -> list[dict]:
     training data's content hash (None where an older artifact did not record them)."""
     stages, info, settings, data = [], sur.info, sur.settings.to_dict(), sur.training_data_hash
     while info:
-        stages.append({
-            "training_time_s": float(info.get("training_time_s") or 0.0),
-            "adam_epochs": int(info.get("adam_epochs") or 0),
-            **{key: (settings or {}).get(key) for key in ("hidden", "lr", "reaction_weights")},
-            "training_data_hash": data,
-        })
+        stages.append(
+            {
+                "training_time_s": float(info.get("training_time_s") or 0.0),
+                "adam_epochs": int(info.get("adam_epochs") or 0),
+                **{key: (settings or {}).get(key) for key in ("hidden", "lr", "reaction_weights")},
+                "training_data_hash": data,
+            }
+        )
         ws = info.get("warm_start")
         info, settings, data = ws, (ws or {}).get("settings"), (ws or {}).get("training_data_hash")
     return stages[::-1]
@@ -217,8 +289,13 @@ def _training_data(model, args) -> tuple[FluxDataset, float | None, float | None
         grid = FluxDataset.load(grid_dir)
     else:
         t0 = time.perf_counter()
-        grid = sample_pfba(model, grid_points({"glucose": (0, 20, 0.1), "oxygen": (0, 20, 0.1)}),
-                           PFBASettings(tie_break=args.tie_break), n_workers=args.workers, progress=args.progress)
+        grid = sample_pfba(
+            model,
+            grid_points({"glucose": (0, 20, 0.1), "oxygen": (0, 20, 0.1)}),
+            PFBASettings(tie_break=args.tie_break),
+            n_workers=args.workers,
+            progress=args.progress,
+        )
         sample_s = time.perf_counter() - t0
         grid.save(grid_dir)
     if data_dir.resolve() == grid_dir.resolve():

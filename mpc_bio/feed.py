@@ -35,10 +35,10 @@ class FeedProfile(Settings):
 
     error: ClassVar[type] = ProcessSettingsError
 
-    times: tuple[float, ...] = setting((0.0, 5.0), unit="h", low=0.0, min_items=1,
-                                       doc="Switching times, first 0, strictly increasing.")
-    rates: tuple[float, ...] = setting((0.001, 0.02), unit="L/h", low=0.0, min_items=1,
-                                       doc="Feed rate from each switching time on; the last holds to the end of the run.")
+    times: tuple[float, ...] = setting((0.0, 5.0), unit="h", low=0.0, min_items=1, doc="Switching times, first 0, strictly increasing.")
+    rates: tuple[float, ...] = setting(
+        (0.001, 0.02), unit="L/h", low=0.0, min_items=1, doc="Feed rate from each switching time on; the last holds to the end of the run."
+    )
 
     def _check(self) -> None:
         if len(self.times) != len(self.rates):

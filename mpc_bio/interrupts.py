@@ -102,7 +102,11 @@ def _force_exit(why: str, command: str, signum: int) -> None:
             lines.append(msg)
     err = sys.__stderr__
     if err is not None:
-        err.write(f"{command}: interrupted ({interrupted() or signal.Signals(signum).name}): {why}; stopped now" + "".join(f"; {m}" for m in lines) + "\n")
+        err.write(
+            f"{command}: interrupted ({interrupted() or signal.Signals(signum).name}): {why}; stopped now"
+            + "".join(f"; {m}" for m in lines)
+            + "\n"
+        )
         err.flush()
     os._exit(130)
 
@@ -165,8 +169,9 @@ def catch_interrupts(grace: float | None = None, command: str = "mpc-bio") -> It
             pair[0].setblocking(False)
             pair[1].setblocking(False)
             old_fd = signal.set_wakeup_fd(pair[1].fileno(), warn_on_full_buffer=False)
-            threading.Thread(target=_watch, args=(pair[0], float(grace), stop, command), daemon=True,
-                             name="mpc-bio-interrupt-watchdog").start()
+            threading.Thread(
+                target=_watch, args=(pair[0], float(grace), stop, command), daemon=True, name="mpc-bio-interrupt-watchdog"
+            ).start()
     try:
         yield
     finally:

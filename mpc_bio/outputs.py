@@ -53,8 +53,7 @@ def check_output_dir(out: str | Path, *, overwrite: bool = False, option: str = 
         raise OutputError(f"The {option} path {str(out)!r} is a file; expected a folder (new, empty, or with --overwrite).")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise OutputError(
-            f"The {option} folder {str(out)!r} exists and is not empty; pass --overwrite to replace it, "
-            "or choose another folder."
+            f"The {option} folder {str(out)!r} exists and is not empty; pass --overwrite to replace it, or choose another folder."
         )
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -109,8 +109,9 @@ def setting(
     """
     if isinstance(default, (dict, list)):
         default, factory = dataclasses.MISSING, functools.partial(type(default), default)
-    spec = Spec(unit, doc, low, high, strict, high_strict, None if choices is None else tuple(choices), min_items, finite,
-                expected, is_path)
+    spec = Spec(
+        unit, doc, low, high, strict, high_strict, None if choices is None else tuple(choices), min_items, finite, expected, is_path
+    )
     return dataclasses.field(default=default, default_factory=factory, metadata={"setting": spec})
 
 
@@ -187,6 +188,7 @@ def _converter(tp: Any, s: Spec, where: str) -> Any:
     elif tp is bool:
         conv = lambda v: done(v) if isinstance(v, bool) else _fail(v)  # noqa: E731
     elif tp in (int, float):
+
         def conv(v: Any) -> Any:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or (tp is int and not isinstance(v, int)):
                 raise _Invalid
@@ -195,6 +197,7 @@ def _converter(tp: Any, s: Spec, where: str) -> Any:
     elif tp is str:
         conv = lambda v: done(v) if isinstance(v, str) and v else _fail(v)  # noqa: E731
     elif isinstance(tp, type) and issubclass(tp, Settings):
+
         def conv(v: Any) -> Any:
             if isinstance(v, Mapping):
                 return tp.from_dict(v, where)
@@ -354,4 +357,3 @@ class Settings:
                 continue
             out[f.name] = {k: plain(x) for k, x in v} if v is not None and _is_pairs(_optional(hints[f.name])[0]) else plain(v)
         return out
-

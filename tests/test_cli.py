@@ -18,8 +18,7 @@ def test_error_is_one_line_and_debug_shows_the_traceback(capsys):
 
 def test_truncated_dataset_is_one_clear_error(tmp_path, capsys):
     out = tmp_path / "data"
-    assert main(["sample", "--grid", "glucose=0:4:2", "--grid", "oxygen=0:4:2", "--no-progress", "--no-figure",
-                 "--out", str(out)]) == 0
+    assert main(["sample", "--grid", "glucose=0:4:2", "--grid", "oxygen=0:4:2", "--no-progress", "--no-figure", "--out", str(out)]) == 0
     raw = (out / "dataset.npz").read_bytes()
     (out / "dataset.npz").write_bytes(raw[: len(raw) // 2])
     assert main(["train", "--data", str(out), "--out", str(tmp_path / "sur"), "--epochs", "1"]) == 2
@@ -33,10 +32,12 @@ def test_help_and_validate_import_no_heavy_library():
     import subprocess
     import sys
 
-    code = ("import sys; from mpc_bio.cli import build_parser, main; build_parser(); "
-            "main(['validate', 'scenarios/closed_loop_mpc.toml', 'scenarios/codesign_anthranilate.toml']); "
-            "heavy = [m for m in ('cobra', 'torch', 'do_mpc', 'pyomo', 'l4casadi', 'matplotlib', 'pandas') if m in sys.modules]; "
-            "print('HEAVY', heavy)")
+    code = (
+        "import sys; from mpc_bio.cli import build_parser, main; build_parser(); "
+        "main(['validate', 'scenarios/closed_loop_mpc.toml', 'scenarios/codesign_anthranilate.toml']); "
+        "heavy = [m for m in ('cobra', 'torch', 'do_mpc', 'pyomo', 'l4casadi', 'matplotlib', 'pandas') if m in sys.modules]; "
+        "print('HEAVY', heavy)"
+    )
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]

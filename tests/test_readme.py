@@ -30,8 +30,9 @@ def scenario_reference() -> str:
 def write_scenario_reference() -> None:
     """Rewrite docs/scenarios.md's scenario reference (``python tests/test_readme.py``)."""
     text = SCENARIOS_DOC.read_text()
-    new = re.sub(re.escape(REF_BEGIN) + r".*?" + re.escape(REF_END),
-                 lambda _: f"{REF_BEGIN}\n{scenario_reference()}\n{REF_END}", text, flags=re.S)
+    new = re.sub(
+        re.escape(REF_BEGIN) + r".*?" + re.escape(REF_END), lambda _: f"{REF_BEGIN}\n{scenario_reference()}\n{REF_END}", text, flags=re.S
+    )
     SCENARIOS_DOC.write_text(new)
 
 
@@ -44,13 +45,15 @@ def _report_module():
 
 def test_scenario_reference_is_current():
     assert _between(SCENARIOS_DOC.read_text(), REF_BEGIN, REF_END) == scenario_reference(), (
-        "docs/scenarios.md is stale: run `python tests/test_readme.py`")
+        "docs/scenarios.md is stale: run `python tests/test_readme.py`"
+    )
 
 
 def test_benchmark_table_is_current():
     report = _report_module()
     assert _between(README.read_text(), report.BEGIN, report.END) == report.table().strip(), (
-        "README.md's benchmark table is stale: run `python benchmarks/report.py --readme`")
+        "README.md's benchmark table is stale: run `python benchmarks/report.py --readme`"
+    )
 
 
 def test_readme_is_short():
@@ -62,9 +65,16 @@ def test_nothing_refers_outside_the_repository():
     """No file of the package, tests, scenarios, notebooks, docs or Makefile reads a folder beside
     the checkout (the shipped data make every run self-contained)."""
     outside = re.compile(r"\.\./shared|shared/data|DESIGN\.md")
-    files = [ROOT / "Makefile", README, *(ROOT / "docs").glob("*.md"), *(ROOT / "scenarios").glob("*.toml"),
-             *(ROOT / "notebooks").glob("*.ipynb"), *(ROOT / "mpc_bio").rglob("*.py"), *(ROOT / "benchmarks").glob("*.py"),
-             *(p for p in (ROOT / "tests").rglob("*.py") if p.name != "test_readme.py")]
+    files = [
+        ROOT / "Makefile",
+        README,
+        *(ROOT / "docs").glob("*.md"),
+        *(ROOT / "scenarios").glob("*.toml"),
+        *(ROOT / "notebooks").glob("*.ipynb"),
+        *(ROOT / "mpc_bio").rglob("*.py"),
+        *(ROOT / "benchmarks").glob("*.py"),
+        *(p for p in (ROOT / "tests").rglob("*.py") if p.name != "test_readme.py"),
+    ]
     hits = [str(f.relative_to(ROOT)) for f in files if outside.search(f.read_text(errors="replace"))]
     assert not hits, hits
 

@@ -19,8 +19,18 @@ from mpc_bio.scenarios.simulation import ModelSource, SimulationOptions, Surroga
 from mpc_bio.settings import Settings, setting
 from mpc_bio.surrogate.settings import SurrogateSettings
 
-CONVERTED = [PFBASettings, SurrogateSettings, FeedProfile, UptakeKinetics, FedBatchSettings, FeedSettings, CodesignSettings,
-             ModelSource, SurrogateSource, SimulationOptions]
+CONVERTED = [
+    PFBASettings,
+    SurrogateSettings,
+    FeedProfile,
+    UptakeKinetics,
+    FedBatchSettings,
+    FeedSettings,
+    CodesignSettings,
+    ModelSource,
+    SurrogateSource,
+    SimulationOptions,
+]
 
 
 class DemoError(MpcBioError):
@@ -67,7 +77,10 @@ def test_values_are_converted_once_on_creation():
         ({"count": 2.0}, "The 'count' parameter of Demo must be an integer >= 1 and <= 5. Got 2.0 instead."),
         ({"mode": "c"}, "The 'mode' parameter of Demo must be one of 'a', 'b'. Got 'c' instead."),
         ({"widths": ()}, "The 'widths' parameter of Demo must be a list of at least 1 item, each item an integer >= 1. Got () instead."),
-        ({"widths": "44"}, "The 'widths' parameter of Demo must be a list of at least 1 item, each item an integer >= 1. Got '44' instead."),
+        (
+            {"widths": "44"},
+            "The 'widths' parameter of Demo must be a list of at least 1 item, each item an integer >= 1. Got '44' instead.",
+        ),
         ({"weights": {"a": -1.0}}, "The 'weights' parameter of Demo must be a table {name: a finite number > 0}. Got {'a': -1.0} instead."),
         ({"table": {"x": "1"}}, "The 'table' parameter of Demo must be a table of a finite number >= 0 values. Got {'x': '1'} instead."),
         ({"limit": -1.0}, "The 'limit' parameter of Demo must be a finite number >= 0 or None. Got -1.0 instead."),
@@ -123,7 +136,12 @@ def test_schema_fields_come_from_the_declarations():
     vol = tables["reactor"].fields["volume0"]
     assert (vol.unit, vol.min, vol.min_open, vol.default) == ("L", 0.0, True, FedBatchSettings().volume0)
     assert set(tables["reactor"].fields) == {f.name for f in dataclasses.fields(FedBatchSettings)} - {
-        "kinetics", "feed", "t_end", "output_step", "dfba_step"}
+        "kinetics",
+        "feed",
+        "t_end",
+        "output_step",
+        "dfba_step",
+    }
     assert set(tables["simulation"].fields) == {"t_end", "output_step", "dfba_step", "compare_lp", "relax", "rtol", "atol"}
     assert set(tables["surrogate"].fields) == {f.name for f in dataclasses.fields(SurrogateSource)}
     assert tables["feed"].fields["times"].required and tables["feed"].fields["rates"].unit == "L/h"
@@ -138,8 +156,11 @@ def test_renamed_scenario_key_names_the_new_key(tmp_path):
     with pytest.raises(ScenarioError) as err:
         validate_scenario(p)
     found = {(q.key, q.what, q.expected) for q in err.value.problems}
-    assert found == {("codesign.show_progress", "renamed_key", "progress"), ("codesign.feed.feed_max_l_per_h", "renamed_key", "feed_max"),
-                     ("codesign.feed.batch_time_h", "renamed_key", "batch_time")}
+    assert found == {
+        ("codesign.show_progress", "renamed_key", "progress"),
+        ("codesign.feed.feed_max_l_per_h", "renamed_key", "feed_max"),
+        ("codesign.feed.batch_time_h", "renamed_key", "batch_time"),
+    }
     assert "key 'codesign.show_progress' was renamed: write 'progress' instead" in str(err.value)
     assert main(["validate", str(p)]) == 2
     with pytest.raises(CodesignError, match="'show_progress' is now 'progress'"):

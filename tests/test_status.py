@@ -9,7 +9,9 @@ import pytest
 
 from mpc_bio.status import format_warnings, note, phase, run_log
 
-NAN = 'CasADi - 2026-12-07 09:34:31 WARNING("s:nlp_f failed: NaN detected for output f, at (row {r}, col 0).") [.../oracle_function.cpp:411]'
+NAN = (
+    'CasADi - 2026-12-07 09:34:31 WARNING("s:nlp_f failed: NaN detected for output f, at (row {r}, col 0).") [.../oracle_function.cpp:411]'
+)
 
 
 def test_casadi_and_cvodes_messages_are_counted_per_phase_and_the_rest_passes(monkeypatch):

@@ -83,10 +83,15 @@ def _radau_start(element: ca.Function, y_el: np.ndarray, y0: np.ndarray, setting
     par = ca.SX.sym("par", nx + 1)
     res = element(par[:nx], ca.reshape(yc, nx, d), par[nx])[0]
     # the stiffest rows carry coefficients h * 1e8: residuals below 1e-7 are at round-off
-    rf = ca.rootfinder("radau_step", "newton", ca.Function("radau_residual", [yc, par], [res]),
-                       {"abstol": 1e-7, "max_iter": 60, "error_on_fail": True})
-    fb = ca.nlpsol("radau_step_ipopt", "ipopt", {"x": yc, "p": par, "f": 0, "g": res},
-                   ipopt_options(200, 1e-9, **{"ipopt.bound_relax_factor": 0.0, "ipopt.honor_original_bounds": "yes"}))
+    rf = ca.rootfinder(
+        "radau_step", "newton", ca.Function("radau_residual", [yc, par], [res]), {"abstol": 1e-7, "max_iter": 60, "error_on_fail": True}
+    )
+    fb = ca.nlpsol(
+        "radau_step_ipopt",
+        "ipopt",
+        {"x": yc, "p": par, "f": 0, "g": res},
+        ipopt_options(200, 1e-9, **{"ipopt.bound_relax_factor": 0.0, "ipopt.honor_original_bounds": "yes"}),
+    )
     y_col = y_el[:, 1:, :].copy()
     yk = np.asarray(y0, dtype=float)
     n_fail = 0
@@ -238,9 +243,15 @@ def optimize_feed_collocation(
         ubg += [0.0] * len(pi)
         obj = -t
     opts = {
-        **ipopt_options(settings.max_iter, settings.tol), "ipopt.mu_strategy": "monotone", "ipopt.bound_push": 1e-8, "ipopt.bound_frac": 1e-8,
-        "ipopt.bound_relax_factor": 0.0, "ipopt.honor_original_bounds": "yes",
-        "ipopt.acceptable_tol": max(settings.tol * 100, 1e-4), "ipopt.acceptable_iter": 5, "expand": True,
+        **ipopt_options(settings.max_iter, settings.tol),
+        "ipopt.mu_strategy": "monotone",
+        "ipopt.bound_push": 1e-8,
+        "ipopt.bound_frac": 1e-8,
+        "ipopt.bound_relax_factor": 0.0,
+        "ipopt.honor_original_bounds": "yes",
+        "ipopt.acceptable_tol": max(settings.tol * 100, 1e-4),
+        "ipopt.acceptable_iter": 5,
+        "expand": True,
     }
     solver = ca.nlpsol("codesign_feed_collocation", "ipopt", {"x": ca.vertcat(*w), "f": obj, "g": ca.vertcat(*g)}, opts)
     sol = solver(x0=w0, lbx=lbw, ubx=ubw, lbg=lbg, ubg=ubg)
@@ -267,9 +278,20 @@ def optimize_feed_collocation(
         why = "infeasible in simulation" if not feasible else "worse than the start in simulation"
         feed, p_opt, status = f0, p_init, f"{status} ({why}: initial guess kept)"
     return FeedOptimum(
-        strain=strain, mode=mode, method="collocation", profile=interval_profile(T, feed), batch_time_h=T,
-        objective=member_objective(p_opt, mode), member_product_mmol=p_opt, initial_objective=init_obj,
-        members=km.members, status=status, success=bool(st.get("success")),
-        iterations=int(st.get("iter_count", -1)), solve_time_s=time.perf_counter() - t_start,
-        feed_glucose=km.feed_glucose, nlp_objective=nlp_obj, simulation_mismatch=mismatch,
+        strain=strain,
+        mode=mode,
+        method="collocation",
+        profile=interval_profile(T, feed),
+        batch_time_h=T,
+        objective=member_objective(p_opt, mode),
+        member_product_mmol=p_opt,
+        initial_objective=init_obj,
+        members=km.members,
+        status=status,
+        success=bool(st.get("success")),
+        iterations=int(st.get("iter_count", -1)),
+        solve_time_s=time.perf_counter() - t_start,
+        feed_glucose=km.feed_glucose,
+        nlp_objective=nlp_obj,
+        simulation_mismatch=mismatch,
     )

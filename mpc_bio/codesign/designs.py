@@ -58,8 +58,12 @@ def load_or_run_ensemble(
     """
     key = ensemble_key(settings)
     out = Path(settings.output_dir)
-    if reuse_nomad_output and (out / "ensemble" / "ensemble.json").is_file() and \
-            (out / "control_coefficients" / "control_coefficients.json").is_file() and _same_ensemble(out / "summary.json", settings):
+    if (
+        reuse_nomad_output
+        and (out / "ensemble" / "ensemble.json").is_file()
+        and (out / "control_coefficients" / "control_coefficients.json").is_file()
+        and _same_ensemble(out / "summary.json", settings)
+    ):
         return load_ensemble(out / "ensemble"), load_control_coefficients(out / "control_coefficients"), key, "nomad_output"
 
     def build(tmp: Path) -> None:
@@ -68,8 +72,12 @@ def load_or_run_ensemble(
         write_ensemble_study(run_ensemble_study(settings), tmp, figures=False)
 
     path, reused = cached_entry(cache_dir, "ensemble", key, build)
-    return (load_ensemble(path / "ensemble"), load_control_coefficients(path / "control_coefficients"), key,
-            "cache" if reused else "computed")
+    return (
+        load_ensemble(path / "ensemble"),
+        load_control_coefficients(path / "control_coefficients"),
+        key,
+        "cache" if reused else "computed",
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -126,8 +134,16 @@ class TopDesigns:
 
 
 def _design_key(ens_key: str, settings: DesignStudySettings, n_designs: int) -> str:
-    return config_hash({"ensemble": ens_key, "max_models": settings.max_models, "exclude_transport": settings.exclude_transport,
-                        "nra": dataclasses.asdict(settings.nra), "ranking": dataclasses.asdict(settings.ranking), "n_designs": n_designs})
+    return config_hash(
+        {
+            "ensemble": ens_key,
+            "max_models": settings.max_models,
+            "exclude_transport": settings.exclude_transport,
+            "nra": dataclasses.asdict(settings.nra),
+            "ranking": dataclasses.asdict(settings.ranking),
+            "n_designs": n_designs,
+        }
+    )
 
 
 def load_or_run_designs(
@@ -149,8 +165,11 @@ def load_or_run_designs(
         enums = [enumerate_designs(p, nra) for p in problems]
         ranking = rank_designs(problems, unique_designs(enums), nra, settings.ranking)
         top = list(range(min(n_designs, len(ranking.designs))))
-        np.savez(tmp / "designs.npz", model_index=model_index,
-                 log_changes=ranking.log_changes[top] if top else np.zeros((0, len(problems), len(ranking.enzyme_ids))))
+        np.savez(
+            tmp / "designs.npz",
+            model_index=model_index,
+            log_changes=ranking.log_changes[top] if top else np.zeros((0, len(problems), len(ranking.enzyme_ids))),
+        )
         meta = {
             "labels": [f"d-{k + 1} {ranking.designs[i].label}" for k, i in enumerate(top)],
             "memberships": [list(ranking.designs[i].membership) for i in top],
@@ -165,8 +184,13 @@ def load_or_run_designs(
     meta = json.loads((path / "designs.json").read_text())
     arr = np.load(path / "designs.npz")
     return TopDesigns(
-        labels=tuple(meta["labels"]), memberships=tuple(tuple(m) for m in meta["memberships"]),
-        model_index=np.asarray(arr["model_index"], dtype=int), log_changes=np.asarray(arr["log_changes"], dtype=float),
-        enzyme_ids=tuple(meta["enzyme_ids"]), predicted_yield_gain=np.asarray(meta["predicted_yield_gain"], dtype=float),
-        n_feasible=np.asarray(meta["n_feasible"], dtype=int), key=key, source="cache" if reused else "computed",
+        labels=tuple(meta["labels"]),
+        memberships=tuple(tuple(m) for m in meta["memberships"]),
+        model_index=np.asarray(arr["model_index"], dtype=int),
+        log_changes=np.asarray(arr["log_changes"], dtype=float),
+        enzyme_ids=tuple(meta["enzyme_ids"]),
+        predicted_yield_gain=np.asarray(meta["predicted_yield_gain"], dtype=float),
+        n_feasible=np.asarray(meta["n_feasible"], dtype=int),
+        key=key,
+        source="cache" if reused else "computed",
     )

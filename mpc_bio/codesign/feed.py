@@ -29,8 +29,12 @@ __all__ = ["batch_problem", "optimize_feed"]
 def batch_problem(settings: FeedSettings) -> BatchProblem:
     """The control layer's :class:`BatchProblem` for these feed settings (objective "product")."""
     return BatchProblem(
-        batch_time=settings.batch_time, objective="product", feed_min=settings.feed_min,
-        feed_max=settings.feed_max, volume_max=settings.volume_max, glucose_max=settings.glucose_max,
+        batch_time=settings.batch_time,
+        objective="product",
+        feed_min=settings.feed_min,
+        feed_max=settings.feed_max,
+        volume_max=settings.volume_max,
+        glucose_max=settings.glucose_max,
     )
 
 
@@ -61,13 +65,19 @@ def optimize_feed(
     runs = {"shooting": optimize_robust_feed(km, settings, strain=strain, mode=mode, initial_feed=initial_feed)}
     if settings.collocation_start == "both":
         runs["collocation from the initial feed"] = optimize_feed_collocation(
-            km, settings, strain=strain, mode=mode, initial_feed=initial_feed)
+            km, settings, strain=strain, mode=mode, initial_feed=initial_feed
+        )
     runs["collocation from the shooting optimum"] = optimize_feed_collocation(
-        km, settings, strain=strain, mode=mode, initial_feed=runs["shooting"].feed)
+        km, settings, strain=strain, mode=mode, initial_feed=runs["shooting"].feed
+    )
     kept = max(runs, key=lambda k: runs[k].objective)
     best = runs[kept]
     status = "; ".join(f"{k}: {r.status}, {r.iterations} iterations, {r.objective:.6g} mmol" for k, r in runs.items())
     return dataclasses.replace(
-        best, method="collocation", status=f"{status}; kept: {kept}", initial_objective=runs["shooting"].initial_objective,
-        iterations=sum(r.iterations for r in runs.values()), solve_time_s=sum(r.solve_time_s for r in runs.values()),
+        best,
+        method="collocation",
+        status=f"{status}; kept: {kept}",
+        initial_objective=runs["shooting"].initial_objective,
+        iterations=sum(r.iterations for r in runs.values()),
+        solve_time_s=sum(r.solve_time_s for r in runs.values()),
     )

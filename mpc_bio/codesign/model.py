@@ -115,10 +115,7 @@ def kinetic_control_model(
                 f"The 'vmax_folds' parameter must be a positive finite array of shape {(nm, nr)}. Got shape {vmax_folds.shape}."
             )
     if feed_glucose < 0 or biomass0 <= 0 or volume0 <= 0:
-        raise ValueError(
-            "feed_glucose must be >= 0, biomass0 and volume0 > 0. "
-            f"Got {feed_glucose!r}, {biomass0!r}, {volume0!r}."
-        )
+        raise ValueError(f"feed_glucose must be >= 0, biomass0 and volume0 > 0. Got {feed_glucose!r}, {biomass0!r}, {volume0!r}.")
     s_idx = substrate_species(net)
     g = net.reaction_index(net.growth_reaction)
     pr = net.reaction_index(net.product_reaction)
@@ -136,9 +133,9 @@ def kinetic_control_model(
     for k, m in enumerate(members):
         suf = "" if nm == 1 else f"_m{k}"
         off = k * (n + 3)
-        z = x_all[off:off + n]
+        z = x_all[off : off + n]
         n_s, n_X = x_all[off + n], x_all[off + n + 1]
-        v, x_ref = medium_rates(net, z, n_s / V, p_all[1 + k * n_par: 1 + (k + 1) * n_par], s_idx)
+        v, x_ref = medium_rates(net, z, n_s / V, p_all[1 + k * n_par : 1 + (k + 1) * n_par], s_idx)
         rhs += [(S @ v) / float(ensemble.cell_volume) / x_ref, (s_row @ v) * n_X + u * s_in, v[g] * n_X, v[pr] * n_X]
         growth.append(v[g])
         names += [f"z_{mid}{suf}" for mid in net.metabolite_ids] + [f"n_glc{suf}", f"n_X{suf}", f"n_P{suf}"]
@@ -152,13 +149,19 @@ def kinetic_control_model(
     f = ca.Function("kinetic_rhs", [x_all, u, p_all], [ca.vertcat(*rhs)], ["x", "u", "p"], ["dxdt"])
     aux = ca.Function("kinetic_aux", [x_all, u, p_all], [ca.vertcat(*growth)], ["x", "u", "p"], ["aux"])
     suf0 = "" if nm == 1 else "_m0"
-    roles = ReactorRoles(volume="V", glucose=f"n_glc{suf0}", biomass=f"n_X{suf0}", acetate=None,
-                         product=f"n_P{suf0}", feed="F", vmax=None)
+    roles = ReactorRoles(volume="V", glucose=f"n_glc{suf0}", biomass=f"n_X{suf0}", acetate=None, product=f"n_P{suf0}", feed="F", vmax=None)
     pv = np.concatenate([np.atleast_1d(a) for a in pvals])
     # the kinetic parameters are constants of each member (ln Keq of either sign), never estimated
     cm = ControlModel(
-        rhs=f, state_names=tuple(names), input_name="F", param_names=tuple(pnames), param_values=pv, roles=roles,
-        symvar="SX", aux=aux, aux_names=tuple(f"growth_rate{'' if nm == 1 else f'_m{k}'}" for k in range(nm)),
+        rhs=f,
+        state_names=tuple(names),
+        input_name="F",
+        param_names=tuple(pnames),
+        param_values=pv,
+        roles=roles,
+        symvar="SX",
+        aux=aux,
+        aux_names=tuple(f"growth_rate{'' if nm == 1 else f'_m{k}'}" for k in range(nm)),
         param_bounds=np.column_stack([np.full(pv.size, -np.inf), np.full(pv.size, np.inf)]),
     )
     s0 = float(ensemble.fixed_concentrations[s_idx]) if glucose0 is None else float(glucose0)

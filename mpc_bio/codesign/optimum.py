@@ -83,13 +83,22 @@ class FeedOptimum:
     def to_dict(self) -> dict:
         """JSON-ready description."""
         return {
-            "strain": self.strain, "mode": self.mode, "method": self.method,
-            "edges_h": self.edges.tolist(), "feed_l_per_h": self.feed.tolist(),
-            "objective_mmol": self.objective, "initial_objective_mmol": self.initial_objective,
-            "member_product_mmol": self.member_product_mmol.tolist(), "members": list(self.members),
-            "status": self.status, "success": self.success, "iterations": self.iterations,
-            "solve_time_s": self.solve_time_s, "feed_glucose": self.feed_glucose,
-            "nlp_objective_mmol": self.nlp_objective, "simulation_mismatch": self.simulation_mismatch,
+            "strain": self.strain,
+            "mode": self.mode,
+            "method": self.method,
+            "edges_h": self.edges.tolist(),
+            "feed_l_per_h": self.feed.tolist(),
+            "objective_mmol": self.objective,
+            "initial_objective_mmol": self.initial_objective,
+            "member_product_mmol": self.member_product_mmol.tolist(),
+            "members": list(self.members),
+            "status": self.status,
+            "success": self.success,
+            "iterations": self.iterations,
+            "solve_time_s": self.solve_time_s,
+            "feed_glucose": self.feed_glucose,
+            "nlp_objective_mmol": self.nlp_objective,
+            "simulation_mismatch": self.simulation_mismatch,
         }
 
 
@@ -97,12 +106,19 @@ def feed_optimum_from_dict(d: dict) -> FeedOptimum:
     """The :class:`FeedOptimum` written by :meth:`FeedOptimum.to_dict` (the co-design cache)."""
     edges = [float(t) for t in d["edges_h"]]
     return FeedOptimum(
-        strain=d["strain"], mode=d["mode"], method=d["method"],
+        strain=d["strain"],
+        mode=d["mode"],
+        method=d["method"],
         profile=FeedProfile(times=tuple(edges[:-1]), rates=tuple(float(f) for f in d["feed_l_per_h"])),
-        batch_time_h=edges[-1], objective=float(d["objective_mmol"]),
-        member_product_mmol=np.asarray(d["member_product_mmol"], dtype=float), initial_objective=float(d["initial_objective_mmol"]),
-        members=tuple(int(m) for m in d["members"]), status=d["status"], success=bool(d["success"]),
-        iterations=int(d["iterations"]), solve_time_s=float(d["solve_time_s"]),
+        batch_time_h=edges[-1],
+        objective=float(d["objective_mmol"]),
+        member_product_mmol=np.asarray(d["member_product_mmol"], dtype=float),
+        initial_objective=float(d["initial_objective_mmol"]),
+        members=tuple(int(m) for m in d["members"]),
+        status=d["status"],
+        success=bool(d["success"]),
+        iterations=int(d["iterations"]),
+        solve_time_s=float(d["solve_time_s"]),
         feed_glucose=float(d["feed_glucose"]),
         nlp_objective=float("nan") if d["nlp_objective_mmol"] is None else float(d["nlp_objective_mmol"]),
         simulation_mismatch=float("nan") if d["simulation_mismatch"] is None else float(d["simulation_mismatch"]),

@@ -189,8 +189,9 @@ def optimize_robust_feed(
     lbx.append(-np.inf)
     ubx.append(np.inf)
     x0.append(init_obj / j_scale)
-    opts = ipopt_options(settings.max_iter, settings.tol, **{"ipopt.hessian_approximation": "limited-memory",
-                                                               "calc_lam_p": False, "calc_lam_x": False})
+    opts = ipopt_options(
+        settings.max_iter, settings.tol, **{"ipopt.hessian_approximation": "limited-memory", "calc_lam_p": False, "calc_lam_x": False}
+    )
     g_all = ca.vertcat(*g)
     solver = ca.nlpsol("codesign_feed", "ipopt", {"x": w, "f": obj, "g": g_all}, opts)
     sol = solver(x0=x0, lbx=lbx, ubx=ubx, lbg=lbg, ubg=ubg)
@@ -222,9 +223,20 @@ def optimize_robust_feed(
         check_interrupt()
         mismatch = float("inf")
     return FeedOptimum(
-        strain=strain, mode=mode, method="shooting", profile=interval_profile(T, feed), batch_time_h=T,
-        objective=member_objective(p_opt, mode), member_product_mmol=p_opt, initial_objective=init_obj,
-        members=km.members, status=status, success=bool(st.get("success")),
-        iterations=int(st.get("iter_count", -1)), solve_time_s=time.perf_counter() - t0,
-        feed_glucose=km.feed_glucose, nlp_objective=nlp_obj, simulation_mismatch=mismatch,
+        strain=strain,
+        mode=mode,
+        method="shooting",
+        profile=interval_profile(T, feed),
+        batch_time_h=T,
+        objective=member_objective(p_opt, mode),
+        member_product_mmol=p_opt,
+        initial_objective=init_obj,
+        members=km.members,
+        status=status,
+        success=bool(st.get("success")),
+        iterations=int(st.get("iter_count", -1)),
+        solve_time_s=time.perf_counter() - t0,
+        feed_glucose=km.feed_glucose,
+        nlp_objective=nlp_obj,
+        simulation_mismatch=mismatch,
     )

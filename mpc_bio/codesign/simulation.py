@@ -85,8 +85,14 @@ def simulate_states(km: KineticControlModel, settings: FeedSettings, feed, times
     x = ca.SX.sym("x", m.n_x)
     q = ca.SX.sym("q", 2 + m.n_p)  # feed (L/h), segment length (h), model parameters
     # time scaled to s in [0, 1] so one integrator serves every segment length
-    integ = ca.integrator("kinetic_segment", "cvodes", {"x": x, "p": q, "ode": q[1] * m.rhs(x, q[0], q[2:])}, 0.0, 1.0,
-                          {"reltol": settings.reltol, "abstol": settings.abstol, "max_num_steps": 100000})
+    integ = ca.integrator(
+        "kinetic_segment",
+        "cvodes",
+        {"x": x, "p": q, "ode": q[1] * m.rhs(x, q[0], q[2:])},
+        0.0,
+        1.0,
+        {"reltol": settings.reltol, "abstol": settings.abstol, "max_num_steps": 100000},
+    )
     par = np.asarray(m.param_values, dtype=float)
     out = np.empty((pts.size, m.n_x))
     xk = np.asarray(km.x0, dtype=float)
@@ -119,8 +125,7 @@ def feasible_start(km: KineticControlModel, settings: FeedSettings, initial_feed
     v0 = float(km.x0[km.volume_index])
     if initial_feed is None:
         initial_feed = np.clip((settings.volume_max - v0) / T, settings.feed_min, settings.feed_max)
-    f0 = np.clip(np.broadcast_to(np.asarray(initial_feed, dtype=float), (N,)).copy(),
-                 settings.feed_min, settings.feed_max)
+    f0 = np.clip(np.broadcast_to(np.asarray(initial_feed, dtype=float), (N,)).copy(), settings.feed_min, settings.feed_max)
     if check_times is None:
         h = T / N / settings.constraint_points
         check_times = h * np.arange(1, N * settings.constraint_points + 1)

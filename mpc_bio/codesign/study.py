@@ -46,8 +46,14 @@ from mpc_bio.nomad.reactor import simulate_reactor
 from mpc_bio.nomad.settings import EnsembleStudySettings
 from mpc_bio.status import phase
 
-__all__ = ["CodesignEvaluation", "CodesignStudy", "run_codesign_study", "write_codesign_study", "run_codesign_scenario",
-           "load_codesign_config"]
+__all__ = [
+    "CodesignEvaluation",
+    "CodesignStudy",
+    "run_codesign_study",
+    "write_codesign_study",
+    "run_codesign_scenario",
+    "load_codesign_config",
+]
 
 FEEDS = ("batch", "reference", "shared", "own")
 METRICS = {
@@ -205,12 +211,18 @@ class CodesignStudy:
         best = max(cand, key=lambda sf: mean[sf]) if cand else None
         out: dict[str, Any] = {
             "objective_of_feed_optimisation": "final product amount n_P(T) in mmol, "
-                                              f"{self.settings.feed.robust} over the first {self.settings.feed.n_members} models",
+            f"{self.settings.feed.robust} over the first {self.settings.feed.n_members} models",
             "feed_method": self.settings.feed.method,
             "sources": self.sources,
-            "designs": [{"label": l, "predicted_yield_gain": float(g), "n_feasible_models": int(n),
-                         "mean_fold_changes": self.designs.mean_fold_changes(k)}
-                        for k, (l, g, n) in enumerate(zip(self.designs.labels, self.designs.predicted_yield_gain, self.designs.n_feasible))],
+            "designs": [
+                {
+                    "label": l,
+                    "predicted_yield_gain": float(g),
+                    "n_feasible_models": int(n),
+                    "mean_fold_changes": self.designs.mean_fold_changes(k),
+                }
+                for k, (l, g, n) in enumerate(zip(self.designs.labels, self.designs.predicted_yield_gain, self.designs.n_feasible))
+            ],
             "reference": {"strain": "reference", "feed": "reference", "mean_titer_g_per_l": float(mean[ref])},
             "shared_feed": self.shared_feed.to_dict(),
             "own_feeds": {k: v.to_dict() for k, v in self.own_feeds.items()},
@@ -222,7 +234,9 @@ class CodesignStudy:
             paired = titer[s, f] / titer[ref[0], ref[1]] - 1.0
             ok = np.isfinite(paired)
             out["best"] = {
-                "strain": ev.strains[s], "feed": ev.feeds[f], "mean_titer_g_per_l": float(mean[s, f]),
+                "strain": ev.strains[s],
+                "feed": ev.feeds[f],
+                "mean_titer_g_per_l": float(mean[s, f]),
                 "margin_over_reference": float(mean[s, f] / mean[ref] - 1.0) if mean[ref] > 0 else None,
                 "paired_margin_mean": float(np.mean(paired[ok])) if ok.any() else None,
                 "paired_margin_p10": float(np.quantile(paired[ok], 0.1)) if ok.any() else None,
@@ -237,8 +251,12 @@ class CodesignStudy:
                 gains[strain] = {
                     "own_minus_shared_titer_g_per_l_mean": float(np.mean(a[ok] - b[ok])) if ok.any() else None,
                     "own_over_shared_titer_mean": float(np.mean(a[ok] / b[ok] - 1.0)) if ok.any() else None,
-                    "optimised_objective_own_mmol": self.own_feeds[strain].objective if strain in self.own_feeds else self.shared_feed.objective,
-                    "initial_guess_objective_mmol": self.own_feeds[strain].initial_objective if strain in self.own_feeds else self.shared_feed.initial_objective,
+                    "optimised_objective_own_mmol": self.own_feeds[strain].objective
+                    if strain in self.own_feeds
+                    else self.shared_feed.objective,
+                    "initial_guess_objective_mmol": self.own_feeds[strain].initial_objective
+                    if strain in self.own_feeds
+                    else self.shared_feed.initial_objective,
                 }
         out["strain_specific_feed_gain"] = gains
         return out
@@ -268,7 +286,8 @@ def run_codesign_study(
     t = time.perf_counter()
     with phase("co-design: screened kinetic ensemble (cached by its settings)") as info:
         ensemble, control, ens_key, ens_source = load_or_run_ensemble(
-            ensemble_settings, settings.cache_dir, reuse_nomad_output=settings.reuse_nomad_output)
+            ensemble_settings, settings.cache_dir, reuse_nomad_output=settings.reuse_nomad_output
+        )
         info["note"] = f"source: {ens_source}"
     seconds["ensemble"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -283,8 +302,7 @@ def run_codesign_study(
         fset = dataclasses.replace(fset, batch_time=vs.batch_time)
     vs = dataclasses.replace(vs, batch_time=fset.batch_time, n_points=settings.n_points)
     models = designs.model_index
-    kw = dict(feed_glucose=vs.feed_glucose, biomass0=vs.biomass0,
-              glucose0=vs.glucose0, volume0=vs.volume0)
+    kw = dict(feed_glucose=vs.feed_glucose, biomass0=vs.biomass0, glucose0=vs.glucose0, volume0=vs.volume0)
 
     t = time.perf_counter()
     members = [int(m) for m in models[: fset.n_members]]
@@ -292,8 +310,10 @@ def run_codesign_study(
     feed_sources: dict[str, str] = {}
     with phase("co-design: shared feed (IPOPT, reference strain)") as info:
         shared, feed_sources["reference"] = _cached_feed(
-            settings.cache_dir, {**feed_tag, "strain": "reference", "members": members},
-            lambda: optimize_feed(kinetic_control_model(ensemble, members, **kw), fset, strain="reference"))
+            settings.cache_dir,
+            {**feed_tag, "strain": "reference", "members": members},
+            lambda: optimize_feed(kinetic_control_model(ensemble, members, **kw), fset, strain="reference"),
+        )
         info["note"] = f"status {shared.status} ({feed_sources['reference']})"
     seconds["shared_feed"] = time.perf_counter() - t
 
@@ -346,14 +366,32 @@ def run_codesign_study(
             yld[s, f, m] = sim.product_yield if sim.success else np.nan
             success[s, f, m] = sim.success
     seconds["simulations"] = time.perf_counter() - t
-    ev = CodesignEvaluation(strains=strains, feeds=FEEDS, model_ids=tuple(f"model{i}" for i in models),
-                            times=np.linspace(0.0, vs.batch_time, nt), product_yield=yld, success=success,
-                            product_mw_g_per_mol=vs.product_mw, **arr)
-    return CodesignStudy(settings=dataclasses.replace(settings, feed=fset), designs=designs, shared_feed=shared, own_feeds=own,
-                         reference_feed=ref_feed, evaluation=ev,
-                         sources={"ensemble": ens_source, "ensemble_key": ens_key, "designs": designs.source, "designs_key": designs.key,
-                                  "feeds": feed_sources},
-                         seconds=seconds)
+    ev = CodesignEvaluation(
+        strains=strains,
+        feeds=FEEDS,
+        model_ids=tuple(f"model{i}" for i in models),
+        times=np.linspace(0.0, vs.batch_time, nt),
+        product_yield=yld,
+        success=success,
+        product_mw_g_per_mol=vs.product_mw,
+        **arr,
+    )
+    return CodesignStudy(
+        settings=dataclasses.replace(settings, feed=fset),
+        designs=designs,
+        shared_feed=shared,
+        own_feeds=own,
+        reference_feed=ref_feed,
+        evaluation=ev,
+        sources={
+            "ensemble": ens_source,
+            "ensemble_key": ens_key,
+            "designs": designs.source,
+            "designs_key": designs.key,
+            "feeds": feed_sources,
+        },
+        seconds=seconds,
+    )
 
 
 def _cached_feed(cache_dir: str | None, tag: dict[str, Any], compute) -> tuple[FeedOptimum, str]:
@@ -376,15 +414,26 @@ def write_codesign_study(study: CodesignStudy, out_dir: str | Path, figures: boo
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    files = {"table": out / "codesign_table.csv", "runs": out / "codesign_runs.csv", "feeds": out / "feeds.csv",
-             "codesign_summary": out / "codesign_summary.json"}
+    files = {
+        "table": out / "codesign_table.csv",
+        "runs": out / "codesign_runs.csv",
+        "feeds": out / "feeds.csv",
+        "codesign_summary": out / "codesign_summary.json",
+    }
     study.table().to_csv(files["table"], index=False)
     study.evaluation.to_frame().to_csv(files["runs"], index=False)
     rows = []
     for opt in [study.shared_feed, *study.own_feeds.values()]:
         for k in range(opt.feed.size):
-            rows.append({"strain": opt.strain, "feed": "shared" if opt is study.shared_feed else "own",
-                         "t_start_h": opt.edges[k], "t_end_h": opt.edges[k + 1], "feed_l_per_h": opt.feed[k]})
+            rows.append(
+                {
+                    "strain": opt.strain,
+                    "feed": "shared" if opt is study.shared_feed else "own",
+                    "t_start_h": opt.edges[k],
+                    "t_end_h": opt.edges[k + 1],
+                    "feed_l_per_h": opt.feed[k],
+                }
+            )
     pd.DataFrame(rows).to_csv(files["feeds"], index=False)
     files["codesign_summary"].write_text(json.dumps(study.summary(), indent=2, default=json_default))
     if figures:
@@ -394,9 +443,12 @@ def write_codesign_study(study: CodesignStudy, out_dir: str | Path, figures: boo
 
         fig_dir = out / "figures"
         fig_dir.mkdir(exist_ok=True)
-        for name, fig in (("pareto", plot_pareto(study.evaluation)), ("titer_time_courses", plot_time_courses(study.evaluation)),
-                          ("biomass_time_courses", plot_time_courses(study.evaluation, quantity="biomass")),
-                          ("feeds", plot_feed_profiles(study))):
+        for name, fig in (
+            ("pareto", plot_pareto(study.evaluation)),
+            ("titer_time_courses", plot_time_courses(study.evaluation)),
+            ("biomass_time_courses", plot_time_courses(study.evaluation, quantity="biomass")),
+            ("feeds", plot_feed_profiles(study)),
+        ):
             path = fig_dir / f"{name}.png"
             fig.savefig(path, dpi=110, bbox_inches="tight")
             plt.close(fig)

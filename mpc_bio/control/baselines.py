@@ -74,9 +74,7 @@ def _select(kind, pname, values, trajs, problem) -> BaselineResult:
     if not ok.any():
         return BaselineResult(kind, pname, float("nan"), float("nan"), None, values, obj, vio, problem.constraint_tolerance)
     best = int(np.argmax(np.where(ok, obj, -np.inf)))
-    return BaselineResult(
-        kind, pname, float(values[best]), float(obj[best]), trajs[best], values, obj, vio, problem.constraint_tolerance
-    )
+    return BaselineResult(kind, pname, float(values[best]), float(obj[best]), trajs[best], values, obj, vio, problem.constraint_tolerance)
 
 
 def tune_constant_feed(
@@ -97,8 +95,5 @@ def tune_exponential_feed(
     x0 = np.asarray(x0, dtype=float).reshape(-1)
     xb = float(x0[model.index("biomass")])
     values = np.linspace(settings.mu_min, settings.mu_max, settings.n_grid)
-    trajs = [
-        simulate_feed(model, problem, x0, exponential_feed_law(mu, xb, settings), dt=settings.sim_dt, params=params)
-        for mu in values
-    ]
+    trajs = [simulate_feed(model, problem, x0, exponential_feed_law(mu, xb, settings), dt=settings.sim_dt, params=params) for mu in values]
     return _select("exponential", "mu_set", values, trajs, problem)

@@ -139,8 +139,7 @@ def _aug_param(model: ControlModel, settings: EstimatorSettings) -> int | None:
         return None
     if model.roles.vmax is None:
         raise ControlError(
-            "estimate_vmax=True needs ReactorRoles.vmax to name a parameter of the model; "
-            f"parameters are {list(model.param_names)}."
+            f"estimate_vmax=True needs ReactorRoles.vmax to name a parameter of the model; parameters are {list(model.param_names)}."
         )
     return model.param_index(model.roles.vmax)
 
@@ -201,7 +200,11 @@ class ExtendedKalmanFilter:
             uu = ca.MX.sym("uu")
             pp = ca.MX.sym("pp", model.n_p)
             integ = ca.integrator(
-                "ekf_step", "cvodes", {"x": zz, "p": ca.vertcat(uu, pp), "ode": ode(zz, uu, pp)}, 0.0, self.dt,
+                "ekf_step",
+                "cvodes",
+                {"x": zz, "p": ca.vertcat(uu, pp), "ode": ode(zz, uu, pp)},
+                0.0,
+                self.dt,
                 {"reltol": 1e-8, "abstol": 1e-10, "max_num_steps": 20000},
             )
             zf = integ(x0=zz, p=ca.vertcat(uu, pp))["xf"]

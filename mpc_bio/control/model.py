@@ -78,13 +78,10 @@ class ControlModel:
                     object.__setattr__(self, "roles", _replace_role(self.roles, role, None))
                     continue
                 raise ControlError(
-                    f"The {role} state {name!r} named in ReactorRoles is not a state of the model; "
-                    f"states are {list(self.state_names)}."
+                    f"The {role} state {name!r} named in ReactorRoles is not a state of the model; states are {list(self.state_names)}."
                 )
         if self.roles.feed != self.input_name:
-            raise ControlError(
-                f"The feed input {self.roles.feed!r} named in ReactorRoles is not the model's input {self.input_name!r}."
-            )
+            raise ControlError(f"The feed input {self.roles.feed!r} named in ReactorRoles is not the model's input {self.input_name!r}.")
         if self.roles.vmax is not None and self.roles.vmax not in self.param_names:
             object.__setattr__(self, "roles", _replace_role(self.roles, "vmax", None))
         pv = np.asarray(self.param_values, dtype=float).reshape(-1)

@@ -527,9 +527,17 @@ def build_mpc(model: ControlModel, problem: BatchProblem, settings: MPCSettings 
     x = m.x
     pen = settings.soft_penalty / settings.objective_scale
     mpc.set_nl_cons("volume_max", x[model.roles.volume], ub=problem.volume_max, soft_constraint=True, penalty_term_cons=pen)
-    mpc.set_nl_cons("glucose_max", m.aux["c_glucose"], ub=(1.0 - settings.backoff) * problem.glucose_max, soft_constraint=True, penalty_term_cons=pen)
+    mpc.set_nl_cons(
+        "glucose_max", m.aux["c_glucose"], ub=(1.0 - settings.backoff) * problem.glucose_max, soft_constraint=True, penalty_term_cons=pen
+    )
     if model.index("acetate") is not None:
-        mpc.set_nl_cons("acetate_max", m.aux["c_acetate"], ub=(1.0 - settings.backoff) * problem.acetate_max, soft_constraint=True, penalty_term_cons=pen)
+        mpc.set_nl_cons(
+            "acetate_max",
+            m.aux["c_acetate"],
+            ub=(1.0 - settings.backoff) * problem.acetate_max,
+            soft_constraint=True,
+            penalty_term_cons=pen,
+        )
     if x_scale is not None:
         for n, s in zip(model.state_names, np.asarray(x_scale, dtype=float)):
             mpc.scaling["_x", n] = float(s)

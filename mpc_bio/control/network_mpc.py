@@ -160,8 +160,9 @@ class NetworkMPC:
         lbx_n = np.full((N + 1, nx), -np.inf)
         lbx_n[1:] = lo
         self._lbx = np.concatenate([lbx_c.reshape(-1), np.full(N, problem.feed_min), np.zeros(n_soft * (N + 1)), lbx_n.reshape(-1)])
-        self._ubx = np.concatenate([np.full(nx * N * d, np.inf), np.full(N, problem.feed_max), np.full(n_soft * (N + 1), np.inf),
-                                    np.full(nx * (N + 1), np.inf)])
+        self._ubx = np.concatenate(
+            [np.full(nx * N * d, np.inf), np.full(N, problem.feed_max), np.full(n_soft * (N + 1), np.inf), np.full(nx * (N + 1), np.inf)]
+        )
         self.nlp = nlp  # the NLP (x: w, p: P) for custom solvers or inspection
         self._funs = (q_fun, g_fun, f_fun)
         mode = settings.network_hessian
@@ -196,11 +197,15 @@ class NetworkMPC:
         ws, Ps, Vs, lfs, lgs = ca.SX.sym("w", nw), ca.SX.sym("P", nP), ca.SX.sym("V", r, n), ca.SX.sym("lam_f"), ca.SX.sym("lam_g", ng)
         L = lfs * f_fun(ws, Ps) + ca.dot(lgs, g_fun(ws, Ps, Vs))
         gw = ca.gradient(L, ws)
-        pieces = ca.Function("lagrangian_pieces", [ws, Ps, Vs, lfs, lgs],
-                             [ca.jacobian(gw, ws), ca.jacobian(gw, ca.vec(Vs)), ca.reshape(ca.gradient(L, ca.vec(Vs)), r, n)])
+        pieces = ca.Function(
+            "lagrangian_pieces",
+            [ws, Ps, Vs, lfs, lgs],
+            [ca.jacobian(gw, ws), ca.jacobian(gw, ca.vec(Vs)), ca.reshape(ca.gradient(L, ca.vec(Vs)), r, n)],
+        )
         Qs, Qbar_s = q_fun(ws, Ps), ca.SX.sym("Qbar", k * n)
-        uptake = ca.Function("uptake_pieces", [ws, Ps, Qbar_s],
-                             [ca.jacobian(ca.vec(Qs), ws), ca.hessian(ca.dot(Qbar_s, ca.vec(Qs)), ws)[0]])
+        uptake = ca.Function(
+            "uptake_pieces", [ws, Ps, Qbar_s], [ca.jacobian(ca.vec(Qs), ws), ca.hessian(ca.dot(Qbar_s, ca.vec(Qs)), ws)[0]]
+        )
         Qm = ca.MX.sym("Q", k, n)
         net_jac = ca.Function("network_jacobian", [Qm], [ca.jacobian(ca.vec(self._net_fun(Qm)), ca.vec(Qm))])
         self._curvature = curv = network_curvature_function(self._net_fun, convexify=convexify)
@@ -219,13 +224,18 @@ class NetworkMPC:
         a, b, c, _ = self._sizes
         Xc = ca.reshape(w[:a], nx, N * d) if isinstance(w, ca.SX) else w[:a].reshape(N * d, nx).T
         U = w[a : a + b]
-        E = ca.reshape(w[a + b : a + b + c], self._n_soft, N + 1) if isinstance(w, ca.SX) else w[a + b : a + b + c].reshape(N + 1, self._n_soft).T
+        E = (
+            ca.reshape(w[a + b : a + b + c], self._n_soft, N + 1)
+            if isinstance(w, ca.SX)
+            else w[a + b : a + b + c].reshape(N + 1, self._n_soft).T
+        )
         Xn = ca.reshape(w[a + b + c :], nx, N + 1) if isinstance(w, ca.SX) else w[a + b + c :].reshape(N + 1, nx).T
         return Xc, U, E, Xn
 
     def _pack(self, Xc, U, E, Xn) -> np.ndarray:
-        return np.concatenate([np.asarray(Xc).T.reshape(-1), np.asarray(U).reshape(-1), np.asarray(E).T.reshape(-1),
-                               np.asarray(Xn).T.reshape(-1)])
+        return np.concatenate(
+            [np.asarray(Xc).T.reshape(-1), np.asarray(U).reshape(-1), np.asarray(E).T.reshape(-1), np.asarray(Xn).T.reshape(-1)]
+        )
 
     def _soft(self, node):
         vol = node[self._iv]
@@ -291,7 +301,11 @@ class NetworkMPC:
             ode = sp.rhs(x, u, p, self._net1(sp.uptakes(x, p)))
             grid = [float(s) * self.settings.t_step for s in self._tau]
             self._guess_integ = ca.integrator(
-                "network_guess", "cvodes", {"x": x, "p": ca.vertcat(u, p), "ode": ode}, 0.0, grid,
+                "network_guess",
+                "cvodes",
+                {"x": x, "p": ca.vertcat(u, p), "ode": ode},
+                0.0,
+                grid,
                 {"reltol": 1e-6, "abstol": 1e-9, "max_num_steps": 20000},
             )
         return self._guess_integ
@@ -327,8 +341,12 @@ class NetworkMPC:
 
         def sh(v):
             Xc, U, E, Xn = self._unpack(v)
-            return self._pack(np.concatenate([Xc[:, d:], Xc[:, -d:]], axis=1), np.r_[U[1:], U[-1]],
-                              np.concatenate([E[:, 1:], E[:, -1:]], axis=1), np.concatenate([Xn[:, 1:], Xn[:, -1:]], axis=1))
+            return self._pack(
+                np.concatenate([Xc[:, d:], Xc[:, -d:]], axis=1),
+                np.r_[U[1:], U[-1]],
+                np.concatenate([E[:, 1:], E[:, -1:]], axis=1),
+                np.concatenate([Xn[:, 1:], Xn[:, -1:]], axis=1),
+            )
 
         nx, lg = self.split.n_x, self._lam_g
         G = lg[nx : nx + N * self._gblock].reshape(N, self._gblock)  # then the last node's limits
@@ -375,7 +393,11 @@ class NetworkMPC:
                 sol, st = self._solve(self._S_cold, P, x0=self._shift()[0])
             else:
                 sol, st = self._solve(self._S_cold, P, x0=self._guess(x_hat, t))
-            iters, t_wall, t_cpu = int(st.get("iter_count", 0)), float(st.get("t_wall_total", np.nan)), float(st.get("t_proc_total", np.nan))
+            iters, t_wall, t_cpu = (
+                int(st.get("iter_count", 0)),
+                float(st.get("t_wall_total", np.nan)),
+                float(st.get("t_proc_total", np.nan)),
+            )
             retried = False
             if shifted and not st.get("success", False):  # repeat cold from a simulated guess
                 retried = True
@@ -399,17 +421,27 @@ class NetworkMPC:
         self._u_prev = feed
         self.records.append(
             MPCStepRecord(
-                time=t, feed=feed, status=str(st.get("return_status", "unknown")), success=success, iterations=iters,
-                wall_time=time.perf_counter() - wall0, solver_time=t_wall, solver_cpu_time=t_cpu,
-                cpu_time=time.process_time() - cpu0, warm=warm, retried=retried, fallback=fallback,
+                time=t,
+                feed=feed,
+                status=str(st.get("return_status", "unknown")),
+                success=success,
+                iterations=iters,
+                wall_time=time.perf_counter() - wall0,
+                solver_time=t_wall,
+                solver_cpu_time=t_cpu,
+                cpu_time=time.process_time() - cpu0,
+                warm=warm,
+                retried=retried,
+                fallback=fallback,
                 predicted_objective=pred,
             )
         )
         return feed
 
 
-def build_network_mpc(reactor, surrogate, problem: BatchProblem, settings: MPCSettings | None = None, *, x_scale=None,
-                      network=None) -> NetworkMPC:
+def build_network_mpc(
+    reactor, surrogate, problem: BatchProblem, settings: MPCSettings | None = None, *, x_scale=None, network=None
+) -> NetworkMPC:
     """Build the feed MPC with the surrogate network itself in the loop.
 
     Parameters

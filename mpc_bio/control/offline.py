@@ -272,9 +272,7 @@ def optimize_feed_profile(
         wopt = np.asarray(sol["x"]).reshape(-1)
         feed = np.array([wopt[k * stride] * fs for k in range(N)])
         note(f"offline optimum: CVODES check of the profile on a {dt_check:g} h grid")
-        simulated = simulate_feed(
-            check, problem, x0, piecewise_feed(edges, feed), dt=dt_check, params=params, stop_at_volume_max=False
-        )
+        simulated = simulate_feed(check, problem, x0, piecewise_feed(edges, feed), dt=dt_check, params=params, stop_at_volume_max=False)
         margins = constraint_margins(check, problem, simulated.states)
         viol = np.array([max(0.0, -float(np.min(margins[c]))) for c in limits])
         cand = (sol, st, wopt, feed, simulated, float(viol.max()), backoff.copy())
@@ -289,7 +287,7 @@ def optimize_feed_profile(
     nodes = [x0]
     for k in range(N):
         s0 = k * stride + 1 + d * model.n_x
-        nodes.append(wopt[s0:s0 + model.n_x] * xs)
+        nodes.append(wopt[s0 : s0 + model.n_x] * xs)
     nodes = np.array(nodes)
     return OfflineResult(
         interval_edges=edges,
@@ -325,6 +323,7 @@ def _kkt(nlp, sol, lbx, ubx, lbg, ubg, p) -> dict:
         float(np.max(np.maximum(0, lbg - gv), initial=0)),
         float(np.max(np.maximum(0, gv - ubg), initial=0)),
     )
+
     # complementarity: lam > 0 pairs with the upper bound, lam < 0 with the lower bound
     def comp(lam, val, lo, hi):
         up = np.where(lam > 0, lam * np.where(np.isfinite(hi), hi - val, np.inf), 0.0)

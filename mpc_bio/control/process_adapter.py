@@ -51,7 +51,9 @@ def control_model_from_process(reactor, cell, *, symvar: str | None = None, role
 
     model = build_fedbatch_model(reactor, cell, symvar_type=symvar, vmax_as_parameter=True)
     return control_model_from_do_mpc(
-        model, roles or process_roles(reactor), {"vmax_glc": reactor.kinetics.glucose_vmax},
+        model,
+        roles or process_roles(reactor),
+        {"vmax_glc": reactor.kinetics.glucose_vmax},
         {"vmax_glc": vmax_bounds(reactor, cell)},
     )
 

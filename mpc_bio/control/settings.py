@@ -84,10 +84,7 @@ class ReactorRoles:
             if f.name in ("acetate", "product", "vmax") and value is None:
                 continue
             if not isinstance(value, str) or not value:
-                raise ControlError(
-                    f"The '{f.name}' parameter of ReactorRoles must be a non-empty state/input name. "
-                    f"Got {value!r} instead."
-                )
+                raise ControlError(f"The '{f.name}' parameter of ReactorRoles must be a non-empty state/input name. Got {value!r} instead.")
 
 
 @dataclass(frozen=True)
@@ -133,8 +130,7 @@ class BatchProblem:
         _positive(owner, "feed_max", self.feed_max)
         if self.feed_max <= self.feed_min:
             raise ControlError(
-                f"The 'feed_max' parameter of BatchProblem must exceed feed_min={self.feed_min}. "
-                f"Got {self.feed_max!r} instead."
+                f"The 'feed_max' parameter of BatchProblem must exceed feed_min={self.feed_min}. Got {self.feed_max!r} instead."
             )
         _positive(owner, "volume_max", self.volume_max)
         _positive(owner, "glucose_max", self.glucose_max)
@@ -244,9 +240,7 @@ class MPCSettings:
                 f"The 'collocation_deg' parameter of MPCSettings must be an int in 1..5. Got {self.collocation_deg!r} instead."
             )
         if not isinstance(self.collocation_ni, int) or self.collocation_ni < 1:
-            raise ControlError(
-                f"The 'collocation_ni' parameter of MPCSettings must be an int >= 1. Got {self.collocation_ni!r} instead."
-            )
+            raise ControlError(f"The 'collocation_ni' parameter of MPCSettings must be an int >= 1. Got {self.collocation_ni!r} instead.")
         _positive(owner, "move_penalty", self.move_penalty, allow_zero=True)
         _positive(owner, "objective_scale", self.objective_scale)
         _positive(owner, "soft_penalty", self.soft_penalty)
@@ -399,8 +393,7 @@ class EstimatorSettings:
         _choice(owner, "ekf_integrator", self.ekf_integrator, ("cvodes", "rk4"))
         if not isinstance(self.integration_substeps, int) or self.integration_substeps < 1:
             raise ControlError(
-                f"The 'integration_substeps' parameter of EstimatorSettings must be an int >= 1. "
-                f"Got {self.integration_substeps!r} instead."
+                f"The 'integration_substeps' parameter of EstimatorSettings must be an int >= 1. Got {self.integration_substeps!r} instead."
             )
 
 
@@ -533,8 +526,7 @@ class ClosedLoopSettings:
         for item in self.plant_parameter_scale:
             if len(item) != 2 or not isinstance(item[0], str) or not (isinstance(item[1], (int, float)) and item[1] > 0):
                 raise ControlError(
-                    "The 'plant_parameter_scale' parameter of ClosedLoopSettings must hold (name, factor > 0) pairs. "
-                    f"Got {item!r} instead."
+                    f"The 'plant_parameter_scale' parameter of ClosedLoopSettings must hold (name, factor > 0) pairs. Got {item!r} instead."
                 )
         if not isinstance(self.plant_substeps, int) or self.plant_substeps < 1:
             raise ControlError(

@@ -109,14 +109,17 @@ class TaylorCoefficients:
 def _activation_derivatives(name: str):
     """(sigma, sigma', sigma'') of a hidden activation as torch maps of the pre-activation."""
     if name == "silu":
+
         def d(a):
             s = torch.sigmoid(a)
             return a * s, s * (1 + a * (1 - s)), s * (1 - s) * (2 + a * (1 - 2 * s))
     elif name == "tanh":
+
         def d(a):
             t = torch.tanh(a)
             return t, 1 - t * t, -2 * t * (1 - t * t)
     elif name == "softplus":  # torch's beta-1 softplus, linear above 20
+
         def d(a):
             s = torch.sigmoid(a)
             big = a > 20.0
@@ -310,9 +313,7 @@ class BatchedNetwork:
             if order == 0:
                 out = TaylorCoefficients(pts, val.cpu().numpy(), np.zeros((pts.shape[0], self.n_outputs, self.n_inputs)))
             else:
-                out = TaylorCoefficients(
-                    pts, val.cpu().numpy(), jac.cpu().numpy(), None if hess is None else hess.cpu().numpy()
-                )
+                out = TaylorCoefficients(pts, val.cpu().numpy(), jac.cpu().numpy(), None if hess is None else hess.cpu().numpy())
         self.calls += 1
         self.wall_time += time.perf_counter() - tic
         return out
@@ -503,7 +504,11 @@ class _ValueCallback(ca.Callback):
 
 
 def batched_casadi_function(
-    net: BatchedNetwork, n_points: int, *, name: str = "surrogate_batched", exact_hessian: bool = True,
+    net: BatchedNetwork,
+    n_points: int,
+    *,
+    name: str = "surrogate_batched",
+    exact_hessian: bool = True,
     prefetch: bool = False,
 ) -> ca.Function:
     """CasADi function ``Q (k, n) -> V (r, n)`` evaluating ``net`` at n points in one torch call.

@@ -250,12 +250,24 @@ def l4casadi_function(
     x = ca.MX.sym(input_name, k)
     if mode == "exact":
         val_lib = _build(
-            _ValueSplit(sel, k), f"{base}_v", bdir, 2 * k,
-            generate_jac=False, generate_adj1=False, generate_jac_adj1=False, generate_jac_jac=False,
+            _ValueSplit(sel, k),
+            f"{base}_v",
+            bdir,
+            2 * k,
+            generate_jac=False,
+            generate_adj1=False,
+            generate_jac_adj1=False,
+            generate_jac_jac=False,
         )
         jac_lib = _build(
-            _JacobianSplit(sel, k), f"{base}_j", bdir, 2 * k,
-            generate_jac=True, generate_adj1=False, generate_jac_adj1=False, generate_jac_jac=False,
+            _JacobianSplit(sel, k),
+            f"{base}_j",
+            bdir,
+            2 * k,
+            generate_jac=True,
+            generate_adj1=False,
+            generate_jac_adj1=False,
+            generate_jac_jac=False,
         )
         ext_v = ca.external(f"{base}_v", str(val_lib))
         ext_j = ca.external(f"{base}_j", str(jac_lib))
@@ -264,15 +276,16 @@ def l4casadi_function(
         jz = ca.reshape(ext_j(z), k, r).T  # torch row-major (r, k) -> CasADi (r, k)
         inner_name = f"{base}_split"
         jac = ca.Function(f"jac_{inner_name}", [z, out], [ca.horzcat(jz, jz)])
-        inner = ca.Function(
-            inner_name, [z], [ext_v(z)], {"custom_jacobian": jac, "jac_penalty": 0, "never_inline": True}
-        )
+        inner = ca.Function(inner_name, [z], [ext_v(z)], {"custom_jacobian": jac, "jac_penalty": 0, "never_inline": True})
         hi = ca.floor(x * _SPLIT) / _SPLIT
         v = inner(ca.vertcat(hi, x - hi))
         return ca.Function(name, [x], [v], [input_name], [output_name])
-    flags = {"generate_jac": True, "generate_adj1": mode == "adjoint", "generate_jac_adj1": mode == "adjoint",
-             "generate_jac_jac": mode == "jac_jac"}
+    flags = {
+        "generate_jac": True,
+        "generate_adj1": mode == "adjoint",
+        "generate_jac_adj1": mode == "adjoint",
+        "generate_jac_jac": mode == "jac_jac",
+    }
     lib = _build(_ValueCast(sel), f"{base}_c", bdir, k, **flags)
     ext = ca.external(f"{base}_c", str(lib))
     return ca.Function(name, [x], [ext(x)], [input_name], [output_name])
-

@@ -102,9 +102,7 @@ def to_casadi(
     if symbolic not in ("SX", "MX"):
         raise EmbeddingError(f"The 'symbolic' parameter of to_casadi must be 'SX' or 'MX'; got {symbolic!r}.")
     if l4casadi_mode not in L4CASADI_MODES:
-        raise EmbeddingError(
-            f"The 'l4casadi_mode' parameter of to_casadi must be one of {L4CASADI_MODES}; got {l4casadi_mode!r}."
-        )
+        raise EmbeddingError(f"The 'l4casadi_mode' parameter of to_casadi must be one of {L4CASADI_MODES}; got {l4casadi_mode!r}.")
     _, rows = select_outputs(surrogate, outputs)
     k = len(surrogate.input_names)
     if backend == "native":

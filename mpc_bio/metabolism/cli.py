@@ -97,8 +97,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         "--inputs",
         action="append",
         metavar="NAME=EXCHANGE_ID",
-        help="named uptake input and its exchange reaction, repeatable "
-        "(default: glucose=EX_glc__D_e oxygen=EX_o2_e)",
+        help="named uptake input and its exchange reaction, repeatable (default: glucose=EX_glc__D_e oxygen=EX_o2_e)",
     )
     p.add_argument(
         "--maintenance",
@@ -141,9 +140,7 @@ def register(subparsers: Any) -> None:
         help="Latin hypercube bounds in mmol/gDW/h, one per input (default 0:20)",
     )
     s.add_argument("--seed", type=int, default=0, help="seed of the Latin hypercube (default 0)")
-    s.add_argument(
-        "--workers", default="all", metavar="N|all", help="local worker processes (default: all cores; 1 = this process)"
-    )
+    s.add_argument("--workers", default="all", metavar="N|all", help="local worker processes (default: all cores; 1 = this process)")
     s.add_argument("--scheduler", metavar="ADDRESS", help="Dask distributed scheduler address, e.g. tcp://host:8786")
     s.add_argument("--chunk-size", type=int, default=None, metavar="N", help="points per chunk (default 400)")
     s.add_argument(
@@ -155,9 +152,7 @@ def register(subparsers: Any) -> None:
         "TOL x a reaction's range (a fraction, e.g. 0.005; grids only; default: no refinement)",
     )
     s.add_argument("--refine-depth", type=int, default=3, metavar="N", help="largest number of cell splits (default 3)")
-    s.add_argument(
-        "--refine-max-points", type=int, default=0, metavar="N", help="at most N added points (default 0 = no bound)"
-    )
+    s.add_argument("--refine-max-points", type=int, default=0, metavar="N", help="at most N added points (default 0 = no bound)")
     s.add_argument("--out", default="runs/sample", metavar="DIR", help="output directory (default runs/sample)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty --out folder")
     s.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -323,8 +318,7 @@ def _sample_into(args: argparse.Namespace, job: tuple, tmp: Path, out: Path, chu
         "workers": "all" if workers is None else workers,
         "scheduler": args.scheduler.scheduler.address if args.scheduler else None,
         "chunk_size": chunk,
-        "wall_time_s": {"load_model": t_load, "sample": t_sample, "refine": t_refine, "save": t_save,
-                        "total": time.perf_counter() - t0},
+        "wall_time_s": {"load_model": t_load, "sample": t_sample, "refine": t_refine, "save": t_save, "total": time.perf_counter() - t0},
         "ms_per_point": 1e3 * (t_sample + t_refine) / data.n_points,
         "refinement": (data.settings.get("sampling") or {}).get("refinement"),
         "tie_break": settings.tie_break,

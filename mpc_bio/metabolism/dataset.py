@@ -51,9 +51,7 @@ def _check_tie_break(meta: dict[str, Any], jpath: Path) -> None:
         return
     pfba.setdefault("tie_break", "none")
     if pfba["tie_break"] not in TIE_BREAKS:
-        raise DatasetError(
-            f"{jpath} records the pFBA tie_break {pfba['tie_break']!r}; expected one of {list(TIE_BREAKS)}."
-        )
+        raise DatasetError(f"{jpath} records the pFBA tie_break {pfba['tie_break']!r}; expected one of {list(TIE_BREAKS)}.")
 
 
 @dataclass(frozen=True, eq=False)
@@ -127,13 +125,11 @@ class FluxDataset:
                 raise DatasetError(f"FluxDataset.{name} must have shape {shape}; got {got}.")
         if len(self.input_reactions) != len(self.input_names):
             raise DatasetError(
-                f"FluxDataset.input_reactions must name one reaction per input "
-                f"({len(self.input_names)}); got {len(self.input_reactions)}."
+                f"FluxDataset.input_reactions must name one reaction per input ({len(self.input_names)}); got {len(self.input_reactions)}."
             )
         if self.stoichiometry.shape != (len(self.metabolite_ids), r):
             raise DatasetError(
-                f"FluxDataset.stoichiometry must have shape {(len(self.metabolite_ids), r)}; "
-                f"got {self.stoichiometry.shape}."
+                f"FluxDataset.stoichiometry must have shape {(len(self.metabolite_ids), r)}; got {self.stoichiometry.shape}."
             )
         missing = [x for x in (*self.input_reactions, self.objective_id) if x not in self.reaction_ids]
         if missing:
@@ -253,8 +249,7 @@ class FluxDataset:
                 ).tocsr()
         except (zipfile.BadZipFile, EOFError, KeyError, ValueError, OSError) as exc:
             raise DatasetError(
-                f"{npath} cannot be read ({type(exc).__name__}: {exc}): the dataset is truncated or corrupted; "
-                "sample it again."
+                f"{npath} cannot be read ({type(exc).__name__}: {exc}): the dataset is truncated or corrupted; sample it again."
             ) from None
         ds = cls(
             **arrays,

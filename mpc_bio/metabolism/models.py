@@ -114,8 +114,7 @@ def load_model(name_or_path: str | Path) -> cobra.Model:
     reader = _READERS.get(suffix)
     if reader is None:
         raise ModelLoadError(
-            f"The model file {str(path)!r} has the extension {suffix!r}; expected one of "
-            f"{sorted(_READERS)} (optionally gzipped)."
+            f"The model file {str(path)!r} has the extension {suffix!r}; expected one of {sorted(_READERS)} (optionally gzipped)."
         )
     try:
         model = getattr(cobra.io, reader)(str(path))

@@ -169,10 +169,7 @@ def build_problem(model: Any, settings: PFBASettings | None = None) -> PFBAProbl
     S = sp.csr_matrix((vals, (rows, cols)), shape=(len(mids), len(rids)))
     nz = np.flatnonzero(c)
     if len(nz) != 1:
-        raise InputError(
-            f"The model {model.id!r} must have exactly one objective (growth) reaction; got "
-            f"{[rids[j] for j in nz]}."
-        )
+        raise InputError(f"The model {model.id!r} must have exactly one objective (growth) reaction; got {[rids[j] for j in nz]}.")
     direction = getattr(model.objective, "direction", "max")
     if direction != "max":
         raise InputError(f"The objective of model {model.id!r} must be maximised; got direction {direction!r}.")
@@ -463,16 +460,12 @@ class PFBASolver:
             unknown = sorted(set(inputs) - set(names))
             missing = [n for n in names if n not in inputs]
             if unknown or missing:
-                raise InputError(
-                    f"The inputs must name exactly {list(names)}; got unknown {unknown} and missing {missing}."
-                )
+                raise InputError(f"The inputs must name exactly {list(names)}; got unknown {unknown} and missing {missing}.")
             vals = [inputs[n] for n in names]
         else:
             vals = list(np.ravel(np.asarray(inputs, dtype=object))) if not isinstance(inputs, str) else [inputs]
             if len(vals) != len(names):
-                raise InputError(
-                    f"The inputs must have one value per input {list(names)} ({len(names)}); got {len(vals)}."
-                )
+                raise InputError(f"The inputs must have one value per input {list(names)} ({len(names)}); got {len(vals)}.")
         out = np.empty(len(names))
         for i, (n, v) in enumerate(zip(names, vals)):
             try:
@@ -483,8 +476,7 @@ class PFBASolver:
                 raise InputError(f"The uptake input {n!r} must be a finite number in mmol/gDW/h; got {v!r}.")
             if x < 0:
                 raise InputError(
-                    f"The uptake input {n!r} must be a non-negative uptake rate in mmol/gDW/h "
-                    f"(exchange flux = -input); got {x!r}."
+                    f"The uptake input {n!r} must be a non-negative uptake rate in mmol/gDW/h (exchange flux = -input); got {x!r}."
                 )
             out[i] = x
         return out
@@ -684,9 +676,7 @@ class PFBASolver:
         rh[self._row_budget] = budget
         return lo, hi, rl, rh
 
-    def _min_norm_on_face(
-        self, h: Any, x0: np.ndarray, u: np.ndarray, relaxed: bool, z_lo: float, budget: float
-    ) -> tuple[np.ndarray, str]:
+    def _min_norm_on_face(self, h: Any, x0: np.ndarray, u: np.ndarray, relaxed: bool, z_lo: float, budget: float) -> tuple[np.ndarray, str]:
         """Stage (4): the minimum-norm point of the optimal face of (3); the vertex on failure."""
         bounds = self._current_bounds(u, relaxed, z_lo, budget)
         try:
@@ -704,7 +694,4 @@ class PFBASolver:
         return self._qp
 
     def __repr__(self) -> str:
-        return (
-            f"PFBASolver(model={self.model_id!r}, reactions={self._r}, inputs={dict(self.settings.inputs)}, "
-            f"relax={self.settings.relax})"
-        )
+        return f"PFBASolver(model={self.model_id!r}, reactions={self._r}, inputs={dict(self.settings.inputs)}, relax={self.settings.relax})"

@@ -98,9 +98,7 @@ def _axis_values(name: str, spec: Any) -> np.ndarray:
     try:
         low, high, step = (float(v) for v in spec)
     except (TypeError, ValueError):
-        raise SamplingError(
-            f"The grid axis {name!r} must be (low, high, step) in mmol/gDW/h; got {spec!r}."
-        ) from None
+        raise SamplingError(f"The grid axis {name!r} must be (low, high, step) in mmol/gDW/h; got {spec!r}.") from None
     if not all(math.isfinite(v) for v in (low, high, step)):
         raise SamplingError(f"The grid axis {name!r} must have finite (low, high, step); got {spec!r}.")
     if low < 0:
@@ -147,9 +145,7 @@ def grid_points(axes: Mapping[str, Sequence[float]]) -> SamplePoints:
     return SamplePoints(names, values, "grid", spec, tuple(len(v) for v in vals))
 
 
-def latin_hypercube_points(
-    n: int, bounds: Mapping[str, Sequence[float]], seed: int = 0
-) -> SamplePoints:
+def latin_hypercube_points(n: int, bounds: Mapping[str, Sequence[float]], seed: int = 0) -> SamplePoints:
     """Latin hypercube sample of ``n`` points inside a box of named inputs.
 
     Parameters
@@ -174,9 +170,7 @@ def latin_hypercube_points(
         except (TypeError, ValueError):
             raise SamplingError(f"The bounds of {name!r} must be (low, high) in mmol/gDW/h; got {b!r}.") from None
         if not (math.isfinite(lo) and math.isfinite(hi)) or lo < 0 or hi < lo:
-            raise SamplingError(
-                f"The bounds of {name!r} must be finite with 0 <= low <= high (mmol/gDW/h); got {b!r}."
-            )
+            raise SamplingError(f"The bounds of {name!r} must be finite with 0 <= low <= high (mmol/gDW/h); got {b!r}.")
         lows.append(lo)
         highs.append(hi)
     sampler = qmc.LatinHypercube(d=len(lows), seed=np.random.default_rng(seed))
@@ -301,9 +295,7 @@ def _solve_chunk_in_worker(values: np.ndarray) -> dict[str, np.ndarray]:
 def _as_points(points: Any, names: tuple[str, ...]) -> tuple[np.ndarray, dict[str, Any]]:
     if isinstance(points, SamplePoints):
         if set(points.names) != set(names) or len(points.names) != len(names):
-            raise SamplingError(
-                f"The sample points name the inputs {list(points.names)}; the settings expect {list(names)}."
-            )
+            raise SamplingError(f"The sample points name the inputs {list(points.names)}; the settings expect {list(names)}.")
         perm = [points.names.index(n) for n in names]
         values = np.asarray(points.values, dtype=float)[:, perm]
         meta = {"kind": points.kind, "spec": points.spec, "shape": list(points.shape) if points.shape else None}
@@ -326,8 +318,7 @@ def _as_points(points: Any, names: tuple[str, ...]) -> tuple[np.ndarray, dict[st
             values = values[:, None]
         if values.ndim != 2 or values.shape[1] != len(names):
             raise SamplingError(
-                f"The sample points must be an array of shape (n, {len(names)}) with columns {list(names)}; "
-                f"got shape {values.shape}."
+                f"The sample points must be an array of shape (n, {len(names)}) with columns {list(names)}; got shape {values.shape}."
             )
         meta = {"kind": "given", "spec": {}, "shape": None}
     if values.shape[0] == 0:
@@ -335,14 +326,11 @@ def _as_points(points: Any, names: tuple[str, ...]) -> tuple[np.ndarray, dict[st
     bad = ~np.isfinite(values)
     if bad.any():
         i, j = np.argwhere(bad)[0]
-        raise SamplingError(
-            f"The sample points must be finite uptakes in mmol/gDW/h; point {int(i)} has {names[j]} = {values[i, j]!r}."
-        )
+        raise SamplingError(f"The sample points must be finite uptakes in mmol/gDW/h; point {int(i)} has {names[j]} = {values[i, j]!r}.")
     if (values < 0).any():
         i, j = np.argwhere(values < 0)[0]
         raise SamplingError(
-            f"The sample points must be non-negative uptakes in mmol/gDW/h; point {int(i)} has "
-            f"{names[j]} = {values[i, j]!r}."
+            f"The sample points must be non-negative uptakes in mmol/gDW/h; point {int(i)} has {names[j]} = {values[i, j]!r}."
         )
     return np.ascontiguousarray(values), meta
 
@@ -434,8 +422,9 @@ def sample_pfba(
         first_row = {int(c[0]): i for i, c in enumerate(chunks)}
     todo = [chunks[i] for i in pending]
     workers = (os.cpu_count() or 1) if n_workers is None else int(n_workers)
-    bar = tqdm(total=n, initial=n - sum(len(c) for c in todo), disable=not progress, unit="pt",
-               desc=f"pFBA {problem.model_id}", smoothing=0.1)
+    bar = tqdm(
+        total=n, initial=n - sum(len(c) for c in todo), disable=not progress, unit="pt", desc=f"pFBA {problem.model_id}", smoothing=0.1
+    )
     failed_chunks: list[tuple[int, str]] = []
     try:
         if not todo:
@@ -456,8 +445,9 @@ def sample_pfba(
         # guard) must not lose points: every chunk starts cold, so solving it here gives the same data
         hint = (
             "; worker processes start by re-importing the main script, so a script must call this under "
-            "`if __name__ == \"__main__\":`, or pass n_workers=1"
-            if "BrokenProcessPool" in failed_chunks[0][1] else ""
+            '`if __name__ == "__main__":`, or pass n_workers=1'
+            if "BrokenProcessPool" in failed_chunks[0][1]
+            else ""
         )
         warnings.warn(
             f"{len(failed_chunks)} of {len(todo)} chunk(s) failed on the workers and are solved in this "

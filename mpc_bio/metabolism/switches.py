@@ -540,16 +540,26 @@ def find_kink_lines(
                 line, dist = fit_hyperplane(pts)
                 if dist <= straightness * h:
                     near = np.abs((low + mid[ids] * step) @ np.asarray(line[:-1]) - line[-1]) / np.linalg.norm(np.asarray(line[:-1]) * step)
-                    lines.append({
-                        "line": np.array(line), "points": pts, "features": [names[f]],
-                        "edges": {tuple(e) for e in group[ids][near <= 0.5 + 1e-9].tolist()},
-                    })
+                    lines.append(
+                        {
+                            "line": np.array(line),
+                            "points": pts,
+                            "features": [names[f]],
+                            "edges": {tuple(e) for e in group[ids][near <= 0.5 + 1e-9].tolist()},
+                        }
+                    )
                     return
             if len(ids) >= 2 * min_edges and depth < max_splits and not out_of_budget():
                 piece(ids[: len(ids) // 2], depth + 1)
                 piece(ids[len(ids) // 2 :], depth + 1)
             else:
-                curved.append({"feature": names[f], "n_edges": int(len(ids)), "max_distance": fit_hyperplane(probe)[1] if probe.shape[0] >= k else None})
+                curved.append(
+                    {
+                        "feature": names[f],
+                        "n_edges": int(len(ids)),
+                        "max_distance": fit_hyperplane(probe)[1] if probe.shape[0] >= k else None,
+                    }
+                )
 
         # a boundary already found for another feature (several reactions switch on one line):
         # three bisections confirm it instead of a new fit, which leaves the budget to other lines
@@ -584,10 +594,7 @@ def find_kink_lines(
     for m in keep:
         line, dist = fit_hyperplane(m["points"])
         out.append(KinkLine(line=line, max_distance=dist, points=m["points"], features=tuple(m["features"]), n_edges=len(m["edges"])))
-    dropped = [
-        {"line": [float(v) for v in m["line"]], "features": m["features"], "n_edges": len(m["edges"])}
-        for m in inside[len(keep):]
-    ]
+    dropped = [{"line": [float(v) for v in m["line"]], "features": m["features"], "n_edges": len(m["edges"])} for m in inside[len(keep) :]]
     return KinkSearch(
         lines=tuple(out),
         curved=curved,
@@ -595,9 +602,17 @@ def find_kink_lines(
         n_features_switching=len(edges),
         n_solves=n_solves,
         settings={
-            "flux_tol": float(flux_tol), "points_per_line": points_per_line, "min_edges": min_edges,
-            "straightness_grid_steps": float(straightness), "tolerance": float(tol), "xtol_grid_steps": float(xtol),
+            "flux_tol": float(flux_tol),
+            "points_per_line": points_per_line,
+            "min_edges": min_edges,
+            "straightness_grid_steps": float(straightness),
+            "tolerance": float(tol),
+            "xtol_grid_steps": float(xtol),
             "max_splits": max_splits,
-            "max_lines": max_lines, "max_solves": max_solves, "max_seconds": max_seconds, "seed": seed, "grid_step": step.tolist(),
+            "max_lines": max_lines,
+            "max_solves": max_solves,
+            "max_seconds": max_seconds,
+            "seed": seed,
+            "grid_step": step.tolist(),
         },
     )

@@ -43,9 +43,7 @@ FACE_PRIMAL_TOLERANCE = 1e-9
 QP_ITERATION_LIMIT = 2000
 
 
-def face_directions(
-    h: Any, A: sp.csc_matrix, bounds: tuple[np.ndarray, ...], face_tolerance: float
-) -> tuple[np.ndarray, np.ndarray]:
+def face_directions(h: Any, A: sp.csc_matrix, bounds: tuple[np.ndarray, ...], face_tolerance: float) -> tuple[np.ndarray, np.ndarray]:
     """Free directions of the optimal face of the LP just solved in ``h`` (stage 3).
 
     A nonbasic column or row whose reduced cost is non-zero stays at its bound on every
@@ -209,9 +207,14 @@ def min_norm_on_face(
     rows, cols = np.tril_indices(nz)  # lower triangle, column-wise
     order = np.lexsort((rows, cols))
     rows, cols = rows[order], cols[order]
-    q.passHessian(nz, len(rows), hp.HessianFormat.kTriangular,
-                  np.searchsorted(cols, np.arange(nz + 1)).astype(np.int32), rows.astype(np.int32),
-                  Hz[rows, cols].astype(np.float64))
+    q.passHessian(
+        nz,
+        len(rows),
+        hp.HessianFormat.kTriangular,
+        np.searchsorted(cols, np.arange(nz + 1)).astype(np.int32),
+        rows.astype(np.int32),
+        Hz[rows, cols].astype(np.float64),
+    )
     q.run()
     st = q.getModelStatus()
     if st == hp.HighsModelStatus.kOptimal:
@@ -221,18 +224,21 @@ def min_norm_on_face(
         # e.g. HiGHS cycling on a degenerate vertex (iteration limit): the finite NNLS route
         ld = _least_distance_qp(Hz, N.T @ c, Gi, lo_i, hi_i, slack)
         if ld is None:
-            return x, (
-                f"tie-break (stage 4) QP: {q.modelStatusToString(st)}, and the least-distance "
-                "solve failed; the LP vertex is kept"
-            )
+            return x, (f"tie-break (stage 4) QP: {q.modelStatusToString(st)}, and the least-distance solve failed; the LP vertex is kept")
         zq, dual = ld
     zq = _polish_active_set(Hz, N.T @ c, Gi, lo_i, hi_i, zq, dual, slack)
     return x + D @ (N @ zq), ""
 
 
 def _polish_active_set(
-    H: np.ndarray, c: np.ndarray, G: np.ndarray, lo: np.ndarray, hi: np.ndarray, z: np.ndarray,
-    dual: np.ndarray, slack: float,
+    H: np.ndarray,
+    c: np.ndarray,
+    G: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    z: np.ndarray,
+    dual: np.ndarray,
+    slack: float,
 ) -> np.ndarray:
     """Refine a QP solution of min 1/2 z'Hz + c'z s.t. lo <= Gz <= hi to linear-algebra precision.
 

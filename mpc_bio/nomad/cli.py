@@ -101,8 +101,7 @@ def _ensemble(args: argparse.Namespace) -> int:
 
     settings = load_study_settings(args.config)
     if args.n_models is not None:
-        settings = dataclasses.replace(settings, sampling=dataclasses.replace(settings.sampling,
-                                                                              n_models=args.n_models))
+        settings = dataclasses.replace(settings, sampling=dataclasses.replace(settings.sampling, n_models=args.n_models))
     ex = settings.executor
     if args.workers is not None:
         ex = dataclasses.replace(ex, n_workers=args.workers)
@@ -124,18 +123,19 @@ def _ensemble(args: argparse.Namespace) -> int:
             write_ensemble_study(study, tmp, figures=not args.no_figures)
     summary = study.summary()
     nw, rs = summary["network"], summary["reference_states"]
-    print(f"network {nw['model_id']}: {nw['n_reactions']} reactions ({nw['n_transport_reactions']} transports), "
-          f"{nw['n_metabolites']} balanced metabolites in {nw['n_compartments_balanced']} compartments, "
-          f"{nw['n_lumped_reactions']} reactions lumped into growth, {nw['n_regulation_slots']} regulation constants "
-          f"(NOMAD paper: 196 reactions, 81 transports, 159 metabolites, 2 compartments); {summary['n_models']} models")
+    print(
+        f"network {nw['model_id']}: {nw['n_reactions']} reactions ({nw['n_transport_reactions']} transports), "
+        f"{nw['n_metabolites']} balanced metabolites in {nw['n_compartments_balanced']} compartments, "
+        f"{nw['n_lumped_reactions']} reactions lumped into growth, {nw['n_regulation_slots']} regulation constants "
+        f"(NOMAD paper: 196 reactions, 81 transports, 159 metabolites, 2 compartments); {summary['n_models']} models"
+    )
     if nw["unapplied_regulations"]:
         print(f"  regulations not in this network (skipped): {nw['unapplied_regulations']}")
     ranges = ", ".join(f"{k} {v[0]:.3g}-{v[2]:.3g}" for k, v in rs.items() if isinstance(v, list))
     print(f"reference states ({rs['method']}, {summary['n_reference_states']} states): {ranges}")
     for s in summary["funnel"]:
         print(f"  {s['name']:<18} {s['n_in']:>7} -> {s['n_out']:>7}  ({s['seconds']:.1f} s)")
-    print(f"control coefficients of {study.control.n_models} screened models; "
-          f"total {time.perf_counter() - t0:.1f} s; results in {out}")
+    print(f"control coefficients of {study.control.n_models} screened models; total {time.perf_counter() - t0:.1f} s; results in {out}")
     if args.json:
         print(json.dumps(summary, indent=1, default=float))
     return 0
@@ -161,32 +161,41 @@ def _design(args: argparse.Namespace) -> int:
     ens_dir = Path(args.ensemble_dir or ens_dir)
     out = check_output_dir(args.out or (ens_dir / "design"), overwrite=args.overwrite)  # before any work
     t0 = time.perf_counter()
-    with _interrupt_says(f"{out} was not written; the ensemble output in {ens_dir} is kept (if it was complete) "
-                         "and reused by the next run"):
+    with _interrupt_says(
+        f"{out} was not written; the ensemble output in {ens_dir} is kept (if it was complete) and reused by the next run"
+    ):
         ensemble, control = load_or_run_ensemble_output(args.config, ens_dir, settings.progress)
         study = run_design_study(ensemble, control, settings)
         check_interrupt()
         with staged_output(out, overwrite=args.overwrite) as tmp:
             write_design_study(study, tmp, figures=not args.no_figures)
     s = study.summary()
-    print(f"NRA on {s['n_models']} models: {s['nra']['designs_enumerated']} designs "
-          f"({s['nra']['unique_by_membership']} unique by membership), {s['nra']['milp_solves']} MILP solves, "
-          f"median {s['nra']['milp_solve_s_median']:.2f} s, enumeration {s['nra']['enumeration_s']:.1f} s")
+    print(
+        f"NRA on {s['n_models']} models: {s['nra']['designs_enumerated']} designs "
+        f"({s['nra']['unique_by_membership']} unique by membership), {s['nra']['milp_solves']} MILP solves, "
+        f"median {s['nra']['milp_solve_s_median']:.2f} s, enumeration {s['nra']['enumeration_s']:.1f} s"
+    )
     for r in s["ranking"][:5]:
-        print(f"  #{r['rank']} {r['design']:<32} predicted yield +{100 * r['mean_predicted_yield_gain']:.0f}% "
-              f"(feasible in {r['n_feasible_models']} models)")
+        print(
+            f"  #{r['rank']} {r['design']:<32} predicted yield +{100 * r['mean_predicted_yield_gain']:.0f}% "
+            f"(feasible in {r['n_feasible_models']} models)"
+        )
     for mode in ("batch", "fed_batch"):
         strains = s[mode]["strains"]
-        print(f"{mode} (read at {s[mode]['readout']}): titer / reference, mean over all models with non-viable "
-              f"strains as 0 | over viable models | as simulated (viability ignored); median (non-viable as 0)")
+        print(
+            f"{mode} (read at {s[mode]['readout']}): titer / reference, mean over all models with non-viable "
+            f"strains as 0 | over viable models | as simulated (viability ignored); median (non-viable as 0)"
+        )
         for label, v in strains.items():
             if label == "reference":
                 continue
             st = v["titer_ratio_vs_reference"]
             fmt = lambda x: "n/a" if x is None else f"{x:.2f}"
-            print(f"  {label:<36} {fmt(st['failures_as_zero']['mean'])} | {fmt(st['valid']['mean'])} | "
-                  f"{fmt(st['as_simulated']['mean'])}; median {fmt(st['failures_as_zero']['median'])}; "
-                  f"viable in {v['n_valid']}/{v['n_models']}")
+            print(
+                f"  {label:<36} {fmt(st['failures_as_zero']['mean'])} | {fmt(st['valid']['mean'])} | "
+                f"{fmt(st['as_simulated']['mean'])}; median {fmt(st['failures_as_zero']['median'])}; "
+                f"viable in {v['n_valid']}/{v['n_models']}"
+            )
         print(f"{mode}: mean titer gain vs reference over viable models")
         for label, v in strains.items():
             if label == "reference":
@@ -208,8 +217,10 @@ def _design(args: argparse.Namespace) -> int:
 
 def _add_design(nomad_subparsers) -> None:
     d = nomad_subparsers.add_parser(
-        "design", help="NRA strain designs, ranking, MCA baseline, nonlinear verification, sensitivity",
-        description=DESIGN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "design",
+        help="NRA strain designs, ranking, MCA baseline, nonlinear verification, sensitivity",
+        description=DESIGN_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     d.add_argument("--config", required=True, help="scenario TOML with [nomad] and [nomad.design] tables")
     d.add_argument("--ensemble-dir", default=None, help="ensemble stage output (default: [nomad] output_dir)")
@@ -226,7 +237,8 @@ def _add_design(nomad_subparsers) -> None:
 def register(subparsers) -> None:
     """Add ``nomad`` with its sub-subcommands to the ``mpc-bio`` parser."""
     p = subparsers.add_parser(
-        "nomad", help="NOMAD: kinetic-model ensembles, screening, MCA (and strain design)",
+        "nomad",
+        help="NOMAD: kinetic-model ensembles, screening, MCA (and strain design)",
         description="NOMAD kinetic-model ensembles and strain design (Paper 2).",
         epilog=(
             "examples:\n"
@@ -237,8 +249,12 @@ def register(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     nomad_sub = p.add_subparsers(dest="nomad_command", metavar="NOMAD_COMMAND", required=True)
-    e = nomad_sub.add_parser("ensemble", help="sample, screen and analyse a kinetic-model ensemble",
-                             description=ENSEMBLE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    e = nomad_sub.add_parser(
+        "ensemble",
+        help="sample, screen and analyse a kinetic-model ensemble",
+        description=ENSEMBLE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     e.add_argument("--config", required=True, help="scenario TOML with [nomad.*] tables")
     e.add_argument("--out", default=None, help="output directory (default: [nomad] output_dir)")
     e.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty --out folder")

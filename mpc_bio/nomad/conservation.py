@@ -56,8 +56,7 @@ class ConservationAnalysis:
         """Human-readable moieties, e.g. ``'nad_c + nadh_c'``."""
         names = []
         for g in self.moieties:
-            parts = [f"{'' if abs(c - 1) < tol else f'{c:.3g} '}{self.metabolite_ids[i]}"
-                     for i, c in enumerate(g) if abs(c) > tol]
+            parts = [f"{'' if abs(c - 1) < tol else f'{c:.3g} '}{self.metabolite_ids[i]}" for i, c in enumerate(g) if abs(c) > tol]
             names.append(" + ".join(parts))
         return names
 

@@ -139,11 +139,16 @@ class DesignStudy:
                     vs_b = res.compare(label, "MCA baseline")
                     per[label]["vs_baseline"] = vs_b
                     per[label]["fraction_models_above_baseline"] = vs_b["fraction_models_titer_higher"]
-            out[name] = {"strains": per, "n_simulations": res.n_simulations, "seconds": res.seconds,
-                         "readout": res.mode == "batch" and self.settings.verification.batch_readout or "t_end",
-                         "readout_times_h": {m: float(t) for m, t in zip(res.model_ids, res.readout_times)}
-                         if res.readout_times is not None else None,
-                         "simulations_per_s": res.n_simulations / res.seconds if res.seconds > 0 else None}
+            out[name] = {
+                "strains": per,
+                "n_simulations": res.n_simulations,
+                "seconds": res.seconds,
+                "readout": res.mode == "batch" and self.settings.verification.batch_readout or "t_end",
+                "readout_times_h": {m: float(t) for m, t in zip(res.model_ids, res.readout_times)}
+                if res.readout_times is not None
+                else None,
+                "simulations_per_s": res.n_simulations / res.seconds if res.seconds > 0 else None,
+            }
         out["sensitivity"] = {s.design: s.summary() for s in self.sensitivity}
         return out
 
@@ -279,8 +284,13 @@ def run_design_study(
     seconds["verification_batch"] = time.perf_counter() - t
     t = time.perf_counter()
     fed = verify_strains(
-        ensemble, model_index, strains, settings=vs, feed=feed if feed is not None else vs.feed_profile(),
-        model_ids=model_ids, show_progress=show,
+        ensemble,
+        model_index,
+        strains,
+        settings=vs,
+        feed=feed if feed is not None else vs.feed_profile(),
+        model_ids=model_ids,
+        show_progress=show,
     )
     seconds["verification_fed_batch"] = time.perf_counter() - t
 
@@ -293,14 +303,23 @@ def run_design_study(
             continue
         sens.append(
             expression_sensitivity(
-                ensemble, model_index, f"d-{k + 1} {ranking.designs[i].label}", tuple(mean), tuple(mean.values()),
-                settings=settings.sensitivity, verification=vs, model_ids=model_ids, reference_titer=ref_titer,
-                readout_times=batch.readout_times, show_progress=show,
+                ensemble,
+                model_index,
+                f"d-{k + 1} {ranking.designs[i].label}",
+                tuple(mean),
+                tuple(mean.values()),
+                settings=settings.sensitivity,
+                verification=vs,
+                model_ids=model_ids,
+                reference_titer=ref_titer,
+                readout_times=batch.readout_times,
+                show_progress=show,
             )
         )
     seconds["sensitivity"] = time.perf_counter() - t
-    return DesignStudy(settings, model_index, tuple(problems), designs, ranking, tuple(baseline), tuple(violations),
-                       top, batch, fed, tuple(sens), seconds)
+    return DesignStudy(
+        settings, model_index, tuple(problems), designs, ranking, tuple(baseline), tuple(violations), top, batch, fed, tuple(sens), seconds
+    )
 
 
 def write_design_study(study: DesignStudy, out_dir: str | Path, figures: bool = True) -> Path:
@@ -311,14 +330,29 @@ def write_design_study(study: DesignStudy, out_dir: str | Path, figures: bool = 
     out.mkdir(parents=True, exist_ok=True)
     study.designs.to_frame().to_csv(out / "designs.csv", index=False)
     pd.DataFrame(
-        [{"design": u.label, "count": u.count, "source_models": " ".join(sorted(set(u.source_models))),
-          "best_objective_ln": u.best_objective, "best_yield_gain": math.expm1(u.best_objective)} for u in study.designs.unique]
+        [
+            {
+                "design": u.label,
+                "count": u.count,
+                "source_models": " ".join(sorted(set(u.source_models))),
+                "best_objective_ln": u.best_objective,
+                "best_yield_gain": math.expm1(u.best_objective),
+            }
+            for u in study.designs.unique
+        ]
     ).to_csv(out / "unique_designs.csv", index=False)
     study.ranking.to_frame().to_csv(out / "ranking.csv", index=False)
     study.ranking.matrix_frame().to_csv(out / "ranking_matrix.csv", index_label="design")
     pd.DataFrame(
-        [{"model_id": b.model_id, "design": b.label, "predicted_yield_gain": b.yield_gain,
-          **{f"violation_{k}_ln": v for k, v in viol.items()}} for b, viol in zip(study.baseline, study.baseline_violations)]
+        [
+            {
+                "model_id": b.model_id,
+                "design": b.label,
+                "predicted_yield_gain": b.yield_gain,
+                **{f"violation_{k}_ln": v for k, v in viol.items()},
+            }
+            for b, viol in zip(study.baseline, study.baseline_violations)
+        ]
     ).to_csv(out / "baseline.csv", index=False)
     frames = [r.to_frame() for r in (study.batch, study.fed_batch) if r is not None]
     if frames:
@@ -338,11 +372,17 @@ def write_design_study(study: DesignStudy, out_dir: str | Path, figures: bool = 
 
         fig_dir = out / "figures"
         fig_dir.mkdir(exist_ok=True)
-        items = [("design_membership", plot_design_membership, study.designs), ("ranking", plot_design_ranking, study.ranking),
-                 ("titer_batch", plot_titer_time_courses, study.batch), ("titer_fed_batch", plot_titer_time_courses, study.fed_batch)]
+        items = [
+            ("design_membership", plot_design_membership, study.designs),
+            ("ranking", plot_design_ranking, study.ranking),
+            ("titer_batch", plot_titer_time_courses, study.batch),
+            ("titer_fed_batch", plot_titer_time_courses, study.fed_batch),
+        ]
         mw = study.settings.verification.product_mw  # titers in g/L, as in the co-design figures
-        items += [(f"sensitivity_d{k + 1}", lambda r: plot_sensitivity_bands(r, product_mw_g_per_mol=mw), s)
-                  for k, s in enumerate(study.sensitivity)]
+        items += [
+            (f"sensitivity_d{k + 1}", lambda r: plot_sensitivity_bands(r, product_mw_g_per_mol=mw), s)
+            for k, s in enumerate(study.sensitivity)
+        ]
         for name, fn, obj in items:
             if obj is None:
                 continue
@@ -350,7 +390,6 @@ def write_design_study(study: DesignStudy, out_dir: str | Path, figures: bool = 
             fig.savefig(fig_dir / f"{name}.png", dpi=120, bbox_inches="tight")
             plt.close(fig)
     return out
-
 
 
 def load_design_settings(path: str | Path) -> tuple[DesignStudySettings, str]:
@@ -388,8 +427,10 @@ def ensemble_output_note(config: str | Path, ensemble_dir: str | Path) -> str | 
     try:
         recorded = json.loads((ensemble_dir / "summary.json").read_text())["settings"]
     except (OSError, KeyError, ValueError, TypeError):
-        return (f"note: {ensemble_dir} has no readable summary.json; its ensemble cannot be checked against "
-                f"{config} (run `mpc-bio nomad ensemble --overwrite` to refresh it)")
+        return (
+            f"note: {ensemble_dir} has no readable summary.json; its ensemble cannot be checked against "
+            f"{config} (run `mpc-bio nomad ensemble --overwrite` to refresh it)"
+        )
 
     def flat(d: dict, pre: str = "") -> dict:
         out = {}
@@ -408,8 +449,10 @@ def ensemble_output_note(config: str | Path, ensemble_dir: str | Path) -> str | 
         return None
     shown = "; ".join(f"{k} {theirs.get(k)!r} there, {mine.get(k)!r} in the config" for k in diff[:3])
     more = f" (+{len(diff) - 3} more)" if len(diff) > 3 else ""
-    return (f"note: the ensemble in {ensemble_dir} is stale: made with other [nomad] settings than {config} "
-            f"({shown}{more}); using it as it is (run `mpc-bio nomad ensemble --overwrite` to refresh it)")
+    return (
+        f"note: the ensemble in {ensemble_dir} is stale: made with other [nomad] settings than {config} "
+        f"({shown}{more}); using it as it is (run `mpc-bio nomad ensemble --overwrite` to refresh it)"
+    )
 
 
 def load_or_run_ensemble_output(config: str | Path, ensemble_dir: str | Path, show: bool = True):
@@ -434,7 +477,9 @@ def load_or_run_ensemble_output(config: str | Path, ensemble_dir: str | Path, sh
     from mpc_bio.nomad.ensemble import load_ensemble
     from mpc_bio.nomad.mca import load_control_coefficients
 
-    if (ensemble_dir / "ensemble" / "ensemble.json").is_file() and (ensemble_dir / "control_coefficients" / "control_coefficients.json").is_file():
+    if (ensemble_dir / "ensemble" / "ensemble.json").is_file() and (
+        ensemble_dir / "control_coefficients" / "control_coefficients.json"
+    ).is_file():
         note = ensemble_output_note(config, ensemble_dir)
         if note:
             print(note)

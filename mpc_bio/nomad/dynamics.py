@@ -86,8 +86,7 @@ def _functions(network_json: str, cell_volume: float):
     res_fun = ca.Function("ss_residual", [y, p], [resid])
     # NaN evaluations far from the reference are expected for bad strains: reported through
     # SteadyStateSolution.converged, not printed
-    root = ca.rootfinder("ss", "newton", res_fun, {"abstol": 1e-11, "max_iter": 60, "error_on_fail": False,
-                                                    "show_eval_warnings": False})
+    root = ca.rootfinder("ss", "newton", res_fun, {"abstol": 1e-11, "max_iter": 60, "error_on_fail": False, "show_eval_warnings": False})
     xv = ca.Function("x_and_v", [y, p], [x_of_y, vss])
     return relax, root, xv, res_fun, cons
 
@@ -100,8 +99,7 @@ def _param_vector(ensemble: KineticEnsemble, i: int, duration: float, vmax_fold=
     return np.concatenate([[duration], model_parameters(ensemble, i, vmax_fold)])
 
 
-def solve_steady_state(ensemble: KineticEnsemble, i: int, vmax_fold=None, x0=None,
-                       relax_hours: float | None = None) -> SteadyStateSolution:
+def solve_steady_state(ensemble: KineticEnsemble, i: int, vmax_fold=None, x0=None, relax_hours: float | None = None) -> SteadyStateSolution:
     """Nonlinear steady state of model ``i`` with Vmax multiplied by ``vmax_fold`` (moieties kept).
 
     Parameters
@@ -130,8 +128,7 @@ def solve_steady_state(ensemble: KineticEnsemble, i: int, vmax_fold=None, x0=Non
             msg = f"relaxation failed: {exc}"
     xind = (x_ref * z0)[cons.independent]
     if np.any(xind <= 0):
-        return SteadyStateSolution(x_ref * z0, np.full(ensemble.network.n_reactions, np.nan), False, np.inf,
-                                   "non-positive initial guess")
+        return SteadyStateSolution(x_ref * z0, np.full(ensemble.network.n_reactions, np.nan), False, np.inf, "non-positive initial guess")
     y = np.asarray(root(np.log(xind), p)).ravel()
     x, v = (np.asarray(a).ravel() for a in xv(y, p))
     r = float(np.abs(np.asarray(res_fun(y, p))).max())
@@ -140,8 +137,7 @@ def solve_steady_state(ensemble: KineticEnsemble, i: int, vmax_fold=None, x0=Non
     return SteadyStateSolution(x, v, ok, r, msg or str(stats.get("return_status", "")))
 
 
-def simulate_relaxation(ensemble: KineticEnsemble, i: int, x0: np.ndarray, duration: float,
-                        vmax_fold=None) -> tuple[np.ndarray, bool, str]:
+def simulate_relaxation(ensemble: KineticEnsemble, i: int, x0: np.ndarray, duration: float, vmax_fold=None) -> tuple[np.ndarray, bool, str]:
     """Integrate model ``i`` from ``x0`` (mM) for ``duration`` h; returns (x_end, success, message)."""
     relax = _funcs(ensemble)[0]
     x_ref = ensemble.concentrations[i]

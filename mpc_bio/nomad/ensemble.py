@@ -84,15 +84,22 @@ class KineticEnsemble:
     def subset(self, index) -> "KineticEnsemble":
         """The models at ``index`` (integer array or boolean mask)."""
         idx = np.arange(self.n_models)[index]
-        return KineticEnsemble(self.network, self.states, self.state_index[idx], self.saturations[idx],
-                               self.km[idx], self.vmax[idx], self.cell_volume, self.seed)
+        return KineticEnsemble(
+            self.network,
+            self.states,
+            self.state_index[idx],
+            self.saturations[idx],
+            self.km[idx],
+            self.vmax[idx],
+            self.cell_volume,
+            self.seed,
+        )
 
     def parameters(self, index=None) -> tuple[np.ndarray, ...]:
         """(x_ref, x_fixed, K, ln_keq, vmax) stacked over models, the inputs of the rate functions."""
         idx = np.arange(self.n_models) if index is None else np.arange(self.n_models)[index]
         s = self.state_index[idx]
-        return (self.states.concentrations[s], self.states.fixed_concentrations, self.km[idx],
-                self.states.ln_keq[s], self.vmax[idx])
+        return (self.states.concentrations[s], self.states.fixed_concentrations, self.km[idx], self.states.ln_keq[s], self.vmax[idx])
 
     def save(self, directory: str | Path) -> Path:
         """Write ``ensemble.npz`` and ``ensemble.json`` into ``directory``; returns the directory."""
@@ -112,8 +119,13 @@ class KineticEnsemble:
         if self.states.dg0 is not None:
             arrays["dg0"] = self.states.dg0
         np.savez_compressed(d / "ensemble.npz", **arrays)
-        meta = {"format": _FORMAT, "cell_volume": self.cell_volume, "seed": self.seed,
-                "n_models": self.n_models, "network": self.network.to_dict()}
+        meta = {
+            "format": _FORMAT,
+            "cell_volume": self.cell_volume,
+            "seed": self.seed,
+            "n_models": self.n_models,
+            "network": self.network.to_dict(),
+        }
         (d / "ensemble.json").write_text(json.dumps(meta, indent=1))
         return d
 
@@ -129,14 +141,20 @@ def load_ensemble(directory: str | Path) -> KineticEnsemble:
         raise ValueError(f"{str(d / 'ensemble.json')!r} has format {meta.get('format')!r}; expected {_FORMAT!r}.")
     with np.load(d / "ensemble.npz") as z:
         a = {k: z[k] for k in z.files}
-    states = ReferenceStates(a["concentrations"], a["fixed_concentrations"], a["ln_displacement"], a["ln_keq"],
-                             a["fluxes"], a.get("dg0"))
-    return KineticEnsemble(KineticNetwork.from_dict(meta["network"]), states, a["state_index"].astype(int),
-                           a["saturations"], a["km"], a["vmax"], float(meta["cell_volume"]), int(meta["seed"]))
+    states = ReferenceStates(a["concentrations"], a["fixed_concentrations"], a["ln_displacement"], a["ln_keq"], a["fluxes"], a.get("dg0"))
+    return KineticEnsemble(
+        KineticNetwork.from_dict(meta["network"]),
+        states,
+        a["state_index"].astype(int),
+        a["saturations"],
+        a["km"],
+        a["vmax"],
+        float(meta["cell_volume"]),
+        int(meta["seed"]),
+    )
 
 
-def sample_ensemble(network: KineticNetwork, states: ReferenceStates,
-                    settings: SamplingSettings | None = None) -> KineticEnsemble:
+def sample_ensemble(network: KineticNetwork, states: ReferenceStates, settings: SamplingSettings | None = None) -> KineticEnsemble:
     """Sample ``settings.n_models`` kinetic models (ORACLE), spread evenly over the reference states.
 
     Parameters
@@ -162,12 +180,17 @@ def sample_ensemble(network: KineticNetwork, states: ReferenceStates,
     state_index = np.arange(N) % states.n_states
     lo, hi = settings.saturation_bounds
     sigma = rng.uniform(lo, hi, size=(N, network.n_slots))
-    species = np.hstack([states.concentrations[state_index],
-                         np.broadcast_to(states.fixed_concentrations, (N, network.n_fixed))])
+    species = np.hstack([states.concentrations[state_index], np.broadcast_to(states.fixed_concentrations, (N, network.n_fixed))])
     x_slot = species[:, network.slot_species]
     km = x_slot * (1.0 - sigma) / sigma
-    unit = evaluate_rates(network, states.concentrations[state_index], states.fixed_concentrations, km,
-                          states.ln_keq[state_index], np.ones((N, network.n_reactions)))
+    unit = evaluate_rates(
+        network,
+        states.concentrations[state_index],
+        states.fixed_concentrations,
+        km,
+        states.ln_keq[state_index],
+        np.ones((N, network.n_reactions)),
+    )
     unit = np.atleast_2d(unit)
     v_ref = states.state_fluxes[state_index]
     ratio = v_ref / unit

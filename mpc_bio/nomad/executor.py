@@ -24,7 +24,7 @@ def chunk_indices(index: Sequence[int] | np.ndarray, chunk_size: int) -> list[np
     index = np.asarray(index, dtype=int)
     if index.size == 0:
         return []
-    return [index[k: k + chunk_size] for k in range(0, index.size, chunk_size)]
+    return [index[k : k + chunk_size] for k in range(0, index.size, chunk_size)]
 
 
 def progress(iterable, show: bool, desc: str, total: int | None = None):
@@ -42,8 +42,9 @@ def _progress(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, disable=not enabled, leave=False)
 
 
-def run_chunks(func: Callable[[Any], Any], items: Sequence[Any], settings: ExecutorSettings | None = None,
-               desc: str = "nomad") -> list[Any]:
+def run_chunks(
+    func: Callable[[Any], Any], items: Sequence[Any], settings: ExecutorSettings | None = None, desc: str = "nomad"
+) -> list[Any]:
     """``[func(item) for item in items]``, in order, possibly in parallel.
 
     Parameters

@@ -67,9 +67,20 @@ def rate_expressions(network: KineticNetwork, x, xf, K, ln_keq, vmax):
     out = []
     for j, law in enumerate(network.rate_laws):
         slots = slots_by_rxn.get(j, [])
-        out.append(_regulation(slots, species, K) * _rate(
-            law, j, S_all[:, j], [s for s in slots if abs(s[2]) == 1], species, K, ln_keq, vmax,
-            [s for s in slots if s[2] in (ROLE_COMPETITIVE, ROLE_UNCOMPETITIVE)]))
+        out.append(
+            _regulation(slots, species, K)
+            * _rate(
+                law,
+                j,
+                S_all[:, j],
+                [s for s in slots if abs(s[2]) == 1],
+                species,
+                K,
+                ln_keq,
+                vmax,
+                [s for s in slots if s[2] in (ROLE_COMPETITIVE, ROLE_UNCOMPETITIVE)],
+            )
+        )
     return ca.vertcat(*out)
 
 

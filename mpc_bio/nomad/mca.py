@@ -56,17 +56,16 @@ class LinearAnalysis:
     time_constant: np.ndarray
 
 
-def reduced_jacobian(ensemble: KineticEnsemble, index=None, conservation: ConservationAnalysis | None = None,
-                     rate_jacobian: np.ndarray | None = None) -> np.ndarray:
+def reduced_jacobian(
+    ensemble: KineticEnsemble, index=None, conservation: ConservationAnalysis | None = None, rate_jacobian: np.ndarray | None = None
+) -> np.ndarray:
     """J_r = N_r (dv/dx) L / V for the models at ``index`` (N, r, r), in 1/h."""
     cons = conservation or analyse_conservation(ensemble.network)
-    E = rate_jacobian if rate_jacobian is not None else evaluate_rate_jacobian(
-        ensemble.network, *ensemble.parameters(index))
+    E = rate_jacobian if rate_jacobian is not None else evaluate_rate_jacobian(ensemble.network, *ensemble.parameters(index))
     return (cons.reduced_stoichiometry @ E @ cons.link) / ensemble.cell_volume
 
 
-def linearize_ensemble(ensemble: KineticEnsemble, index=None,
-                       conservation: ConservationAnalysis | None = None) -> LinearAnalysis:
+def linearize_ensemble(ensemble: KineticEnsemble, index=None, conservation: ConservationAnalysis | None = None) -> LinearAnalysis:
     """Eigenvalues and dominant time constants of the models at ``index`` (all by default)."""
     idx = np.arange(ensemble.n_models) if index is None else np.arange(ensemble.n_models)[index]
     Jr = reduced_jacobian(ensemble, idx, conservation)
@@ -138,9 +137,19 @@ class ControlCoefficients:
         """The models at positions ``rows`` of this result."""
         r = np.arange(self.n_models)[rows]
         return ControlCoefficients(
-            self.model_index[r], self.concentration[r], self.flux[r], self.metabolite_ids, self.reaction_ids,
-            self.enzyme_ids, self.stoichiometry, self.ln_displacement[r], self.reference_fluxes[r],
-            self.reference_concentrations[r], self.product_reaction, self.substrate_reaction, self.growth_reaction,
+            self.model_index[r],
+            self.concentration[r],
+            self.flux[r],
+            self.metabolite_ids,
+            self.reaction_ids,
+            self.enzyme_ids,
+            self.stoichiometry,
+            self.ln_displacement[r],
+            self.reference_fluxes[r],
+            self.reference_concentrations[r],
+            self.product_reaction,
+            self.substrate_reaction,
+            self.growth_reaction,
             None if self.elasticities is None else self.elasticities[r],
         )
 
@@ -148,16 +157,27 @@ class ControlCoefficients:
         """Write ``control_coefficients.npz`` + ``control_coefficients.json`` into ``directory``."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
-        arrays = dict(model_index=self.model_index, concentration=self.concentration, flux=self.flux,
-                      stoichiometry=self.stoichiometry, ln_displacement=self.ln_displacement,
-                      reference_fluxes=self.reference_fluxes, reference_concentrations=self.reference_concentrations)
+        arrays = dict(
+            model_index=self.model_index,
+            concentration=self.concentration,
+            flux=self.flux,
+            stoichiometry=self.stoichiometry,
+            ln_displacement=self.ln_displacement,
+            reference_fluxes=self.reference_fluxes,
+            reference_concentrations=self.reference_concentrations,
+        )
         if self.elasticities is not None:
             arrays["elasticities"] = self.elasticities
         np.savez_compressed(d / "control_coefficients.npz", **arrays)
-        meta = dict(format="mpc_bio.nomad.control_coefficients/1", metabolite_ids=list(self.metabolite_ids),
-                    reaction_ids=list(self.reaction_ids), enzyme_ids=list(self.enzyme_ids),
-                    product_reaction=self.product_reaction, substrate_reaction=self.substrate_reaction,
-                    growth_reaction=self.growth_reaction)
+        meta = dict(
+            format="mpc_bio.nomad.control_coefficients/1",
+            metabolite_ids=list(self.metabolite_ids),
+            reaction_ids=list(self.reaction_ids),
+            enzyme_ids=list(self.enzyme_ids),
+            product_reaction=self.product_reaction,
+            substrate_reaction=self.substrate_reaction,
+            growth_reaction=self.growth_reaction,
+        )
         (d / "control_coefficients.json").write_text(json.dumps(meta, indent=1))
         return d
 
@@ -171,16 +191,26 @@ def load_control_coefficients(directory: str | Path) -> ControlCoefficients:
     with np.load(d / "control_coefficients.npz") as z:
         a = {k: z[k] for k in z.files}
     return ControlCoefficients(
-        a["model_index"].astype(int), a["concentration"], a["flux"], tuple(meta["metabolite_ids"]),
-        tuple(meta["reaction_ids"]), tuple(meta["enzyme_ids"]), a["stoichiometry"], a["ln_displacement"],
-        a["reference_fluxes"], a["reference_concentrations"], meta["product_reaction"], meta["substrate_reaction"],
-        meta["growth_reaction"], a.get("elasticities"),
+        a["model_index"].astype(int),
+        a["concentration"],
+        a["flux"],
+        tuple(meta["metabolite_ids"]),
+        tuple(meta["reaction_ids"]),
+        tuple(meta["enzyme_ids"]),
+        a["stoichiometry"],
+        a["ln_displacement"],
+        a["reference_fluxes"],
+        a["reference_concentrations"],
+        meta["product_reaction"],
+        meta["substrate_reaction"],
+        meta["growth_reaction"],
+        a.get("elasticities"),
     )
 
 
-def compute_control_coefficients(ensemble: KineticEnsemble, index=None,
-                                 conservation: ConservationAnalysis | None = None,
-                                 keep_elasticities: bool = False) -> ControlCoefficients:
+def compute_control_coefficients(
+    ensemble: KineticEnsemble, index=None, conservation: ConservationAnalysis | None = None, keep_elasticities: bool = False
+) -> ControlCoefficients:
     """Concentration and flux control coefficients w.r.t. every enzyme, for the models at ``index``.
 
     Parameters
@@ -218,11 +248,20 @@ def compute_control_coefficients(ensemble: KineticEnsemble, index=None,
     Cv = np.eye(net.n_reactions)[None] + (E @ dx) / v[:, :, None]
     eps = E * x[:, None, :] / v[:, :, None] if keep_elasticities else None
     return ControlCoefficients(
-        model_index=idx, concentration=Cx, flux=Cv, metabolite_ids=net.metabolite_ids,
-        reaction_ids=net.reaction_ids, enzyme_ids=net.reaction_ids, stoichiometry=net.stoichiometry.T.copy(),
-        ln_displacement=ensemble.ln_displacement[idx], reference_fluxes=np.array(v),
-        reference_concentrations=x, product_reaction=net.product_reaction,
-        substrate_reaction=net.substrate_reaction, growth_reaction=net.growth_reaction, elasticities=eps,
+        model_index=idx,
+        concentration=Cx,
+        flux=Cv,
+        metabolite_ids=net.metabolite_ids,
+        reaction_ids=net.reaction_ids,
+        enzyme_ids=net.reaction_ids,
+        stoichiometry=net.stoichiometry.T.copy(),
+        ln_displacement=ensemble.ln_displacement[idx],
+        reference_fluxes=np.array(v),
+        reference_concentrations=x,
+        product_reaction=net.product_reaction,
+        substrate_reaction=net.substrate_reaction,
+        growth_reaction=net.growth_reaction,
+        elasticities=eps,
     )
 
 
@@ -231,8 +270,9 @@ def _cc_chunk(args) -> ControlCoefficients:
     return compute_control_coefficients(sub, keep_elasticities=keep)
 
 
-def compute_control_coefficients_parallel(ensemble: KineticEnsemble, index=None, executor=None,
-                                          keep_elasticities: bool = False) -> ControlCoefficients:
+def compute_control_coefficients_parallel(
+    ensemble: KineticEnsemble, index=None, executor=None, keep_elasticities: bool = False
+) -> ControlCoefficients:
     """:func:`compute_control_coefficients` in chunks on an executor (local processes or Dask).
 
     Parameters
@@ -254,12 +294,15 @@ def compute_control_coefficients_parallel(ensemble: KineticEnsemble, index=None,
         model_index=idx,
         concentration=np.concatenate([p.concentration for p in parts]),
         flux=np.concatenate([p.flux for p in parts]),
-        metabolite_ids=first.metabolite_ids, reaction_ids=first.reaction_ids, enzyme_ids=first.enzyme_ids,
+        metabolite_ids=first.metabolite_ids,
+        reaction_ids=first.reaction_ids,
+        enzyme_ids=first.enzyme_ids,
         stoichiometry=first.stoichiometry,
         ln_displacement=np.concatenate([p.ln_displacement for p in parts]),
         reference_fluxes=np.concatenate([p.reference_fluxes for p in parts]),
         reference_concentrations=np.concatenate([p.reference_concentrations for p in parts]),
-        product_reaction=first.product_reaction, substrate_reaction=first.substrate_reaction,
+        product_reaction=first.product_reaction,
+        substrate_reaction=first.substrate_reaction,
         growth_reaction=first.growth_reaction,
         elasticities=None if not keep_elasticities else np.concatenate([p.elasticities for p in parts]),
     )

@@ -164,8 +164,7 @@ class KineticNetwork:
             "lumped_reactions": list(self.lumped_reactions),
             "unapplied_regulations": [list(r) for r in self.unapplied_regulations],
             "excluded_ids": list(self.excluded_ids),
-            "excluded_stoichiometry": None if self.excluded_stoichiometry is None
-            else self.excluded_stoichiometry.tolist(),
+            "excluded_stoichiometry": None if self.excluded_stoichiometry is None else self.excluded_stoichiometry.tolist(),
             "flux_bounds": None if self.flux_bounds is None else self.flux_bounds.tolist(),
         }
 
@@ -191,7 +190,8 @@ class KineticNetwork:
             lumped_reactions=tuple(d.get("lumped_reactions", ())),
             unapplied_regulations=tuple(tuple(r) for r in d.get("unapplied_regulations", ())),
             excluded_ids=tuple(d.get("excluded_ids", ())),
-            excluded_stoichiometry=None if d.get("excluded_stoichiometry") is None
+            excluded_stoichiometry=None
+            if d.get("excluded_stoichiometry") is None
             else np.asarray(d["excluded_stoichiometry"], dtype=float).reshape(len(d.get("excluded_ids", ())), n_rxn),
             flux_bounds=None if d.get("flux_bounds") is None else np.asarray(d["flux_bounds"], dtype=float),
         )
@@ -208,8 +208,7 @@ def _add_anthranilate_export(model: cobra.Model) -> None:
     if "anth_e" in model.metabolites:
         anth_e = model.metabolites.get_by_id("anth_e")
     else:
-        anth_e = cobra.Metabolite("anth_e", formula=anth_c.formula, name="Anthranilate", compartment="e",
-                                  charge=anth_c.charge)
+        anth_e = cobra.Metabolite("anth_e", formula=anth_c.formula, name="Anthranilate", compartment="e", charge=anth_c.charge)
     t = cobra.Reaction("ANTHt", name="Anthranilate export (diffusion)", lower_bound=-1000.0, upper_bound=1000.0)
     t.add_metabolites({anth_c: -1.0, anth_e: 1.0})
     ex = cobra.Reaction("EX_anth_e", name="Anthranilate exchange", lower_bound=0.0, upper_bound=1000.0)
@@ -238,8 +237,7 @@ def anthranilate_model() -> cobra.Model:
             if m.id in core.metabolites:
                 stoich[core.metabolites.get_by_id(m.id)] = c
             else:
-                stoich[cobra.Metabolite(m.id, formula=m.formula, name=m.name, compartment=m.compartment,
-                                        charge=m.charge)] = c
+                stoich[cobra.Metabolite(m.id, formula=m.formula, name=m.name, compartment=m.compartment, charge=m.charge)] = c
         r.add_metabolites(stoich)
         new.append(r)
     core.add_reactions(new)
@@ -260,8 +258,7 @@ def ich360_anthranilate_model(path=None) -> cobra.Model:
         _add_anthranilate_export(model)
     if "trp__L_c" in model.metabolites and "EX_trp__L_e" not in model.reactions:
         trp_c = model.metabolites.get_by_id("trp__L_c")
-        trp_e = cobra.Metabolite("trp__L_e", formula=trp_c.formula, name="L-Tryptophan", compartment="e",
-                                 charge=trp_c.charge)
+        trp_e = cobra.Metabolite("trp__L_e", formula=trp_c.formula, name="L-Tryptophan", compartment="e", charge=trp_c.charge)
         t = cobra.Reaction("TRPt", name="Tryptophan uptake (supplement)", lower_bound=0.0, upper_bound=1000.0)
         t.add_metabolites({trp_e: -1.0, trp_c: 1.0})
         ex = cobra.Reaction("EX_trp__L_e", name="Tryptophan exchange", lower_bound=-1000.0, upper_bound=1000.0)
@@ -305,9 +302,7 @@ def resolve_substrate(model: cobra.Model, settings: NetworkSettings, fluxes: dic
             if r.metabolites[m] * flux < 0:
                 cands.append((abs(flux), r.id))
     if not cands:
-        raise NetworkError(
-            f"No reaction of model {model.id!r} takes up the metabolite of {ex_id!r}; set network.substrate_reaction."
-        )
+        raise NetworkError(f"No reaction of model {model.id!r} takes up the metabolite of {ex_id!r}; set network.substrate_reaction.")
     return max(cands)[1]
 
 
@@ -352,14 +347,12 @@ def _growth_id(model: cobra.Model, settings: NetworkSettings) -> str:
     objs = [r.id for r in model.reactions if r.objective_coefficient != 0]
     if len(objs) != 1:
         raise NetworkError(
-            f"Cannot infer the growth reaction of model {model.id!r} (objective reactions {objs}); "
-            f"set network.growth_reaction."
+            f"Cannot infer the growth reaction of model {model.id!r} (objective reactions {objs}); set network.growth_reaction."
         )
     return objs[0]
 
 
-def reference_fluxes(model: cobra.Model, settings: NetworkSettings,
-                     force_targets: bool = False) -> tuple[dict[str, float], str]:
+def reference_fluxes(model: cobra.Model, settings: NetworkSettings, force_targets: bool = False) -> tuple[dict[str, float], str]:
     """Reference fluxes by pFBA with the product branch carrying flux.
 
     Steps (all inside ``with model:``, the caller's model is unchanged): fix the uptakes, knock
@@ -391,9 +384,7 @@ def reference_fluxes(model: cobra.Model, settings: NetworkSettings,
     with model:
         for rid, uptake in settings.uptake_bounds:
             if rid not in model.reactions:
-                raise NetworkError(
-                    f"The uptake reaction {rid!r} of network.uptake_bounds is not in model {model.id!r}."
-                )
+                raise NetworkError(f"The uptake reaction {rid!r} of network.uptake_bounds is not in model {model.id!r}.")
             model.reactions.get_by_id(rid).bounds = (-float(uptake), -float(uptake))
         for rid in settings.knockouts:
             if rid in model.reactions:
@@ -464,9 +455,15 @@ def build_network(model: cobra.Model | None = None, settings: NetworkSettings | 
     if reduce:
         from mpc_bio.nomad.reduction import reduce_to_core
 
-        reduced = reduce_to_core(model, fluxes, growth, subsystems=settings.core_subsystems,
-                                 keep=settings.keep_reactions, flux_tolerance=settings.flux_tolerance,
-                                 min_flux=settings.min_core_flux)
+        reduced = reduce_to_core(
+            model,
+            fluxes,
+            growth,
+            subsystems=settings.core_subsystems,
+            keep=settings.keep_reactions,
+            flux_tolerance=settings.flux_tolerance,
+            min_flux=settings.min_core_flux,
+        )
         model, fluxes, growth, lumped = reduced.model, reduced.fluxes, reduced.growth_reaction, reduced.lumped_reactions
         if settings.model == DEFAULT_MODEL:
             model.id = DEFAULT_MODEL
@@ -474,8 +471,7 @@ def build_network(model: cobra.Model | None = None, settings: NetworkSettings | 
     exchange = {r.id for r in model.boundary}
     knocked = set(settings.knockouts)
     if settings.reactions is None:
-        chosen = [r.id for r in model.reactions
-                  if r.id not in exchange and r.id not in knocked and abs(fluxes[r.id]) > tol]
+        chosen = [r.id for r in model.reactions if r.id not in exchange and r.id not in knocked and abs(fluxes[r.id]) > tol]
     else:
         chosen = list(dict.fromkeys(settings.reactions))
         for rid in chosen:
@@ -495,8 +491,9 @@ def build_network(model: cobra.Model | None = None, settings: NetworkSettings | 
 
     def _kinetic_sides(rid: str) -> bool:
         mets = model.reactions.get_by_id(rid).metabolites
-        return (any(c < 0 and _base_id(m) not in excluded for m, c in mets.items())
-                and any(c > 0 and _base_id(m) not in excluded for m, c in mets.items()))
+        return any(c < 0 and _base_id(m) not in excluded for m, c in mets.items()) and any(
+            c > 0 and _base_id(m) not in excluded for m, c in mets.items()
+        )
 
     if settings.reactions is None:
         # Water and proton transport (and similar) has no species left in a rate law: drop it.
@@ -513,10 +510,18 @@ def build_network(model: cobra.Model | None = None, settings: NetworkSettings | 
     met_index = {m: i for i, m in enumerate(balanced)}
     fix_index = {m: i for i, m in enumerate(fixed)}
     n_rxn = len(chosen)
-    excluded_ids = sorted({m.id for rid in chosen for m in model.reactions.get_by_id(rid).metabolites
-                           if _base_id(m) in excluded and m.compartment not in fixed_comp})
-    S_excl = np.array([[model.reactions.get_by_id(rid).metabolites.get(model.metabolites.get_by_id(mid), 0.0)
-                        for rid in chosen] for mid in excluded_ids], dtype=float).reshape(len(excluded_ids), n_rxn)
+    excluded_ids = sorted(
+        {
+            m.id
+            for rid in chosen
+            for m in model.reactions.get_by_id(rid).metabolites
+            if _base_id(m) in excluded and m.compartment not in fixed_comp
+        }
+    )
+    S_excl = np.array(
+        [[model.reactions.get_by_id(rid).metabolites.get(model.metabolites.get_by_id(mid), 0.0) for rid in chosen] for mid in excluded_ids],
+        dtype=float,
+    ).reshape(len(excluded_ids), n_rxn)
     S = np.zeros((len(balanced), n_rxn))
     Sf = np.zeros((len(fixed), n_rxn))
     laws: list[str] = []
@@ -539,9 +544,11 @@ def build_network(model: cobra.Model | None = None, settings: NetworkSettings | 
             (reactants if c < 0 else products).append((sp, _base_id(m), m.compartment))
         if rid == growth:
             law = "growth"
-        elif (len({c for _, _, c in reactants + products}) > 1
-              and sorted(b for _, b, _ in reactants) == sorted(b for _, b, _ in products)
-              and any(c in fixed_comp for _, _, c in reactants + products)):
+        elif (
+            len({c for _, _, c in reactants + products}) > 1
+            and sorted(b for _, b, _ in reactants) == sorted(b for _, b, _ in products)
+            and any(c in fixed_comp for _, _, c in reactants + products)
+        ):
             law = "mass_action"  # transport across the outer boundary (NOMAD: periplasm <-> extracellular)
         else:
             law = "convenience"
@@ -563,8 +570,7 @@ def build_network(model: cobra.Model | None = None, settings: NetworkSettings | 
     for rid, mid, kind in settings.regulations:
         if rid not in chosen or mid not in sp_index:
             if settings.strict_regulations:
-                what = (f"The regulated reaction {rid!r}" if rid not in chosen
-                        else f"The regulator {mid!r} of {rid!r}")
+                what = f"The regulated reaction {rid!r}" if rid not in chosen else f"The regulator {mid!r} of {rid!r}"
                 raise NetworkError(
                     f"{what} (network.regulations) is not in the kinetic network; remove the regulation or set "
                     f"network.strict_regulations = false to skip it."

@@ -143,7 +143,9 @@ class NRAProblem:
             if getattr(self, name) not in self.reaction_ids:
                 raise ValueError(f"The '{name}' of NRAProblem must be one of reaction_ids. Got {getattr(self, name)!r} instead.")
         if self.growth_reaction is not None and self.growth_reaction not in self.reaction_ids:
-            raise ValueError(f"The 'growth_reaction' of NRAProblem must be one of reaction_ids or None. Got {self.growth_reaction!r} instead.")
+            raise ValueError(
+                f"The 'growth_reaction' of NRAProblem must be one of reaction_ids or None. Got {self.growth_reaction!r} instead."
+            )
 
     @property
     def yield_control(self) -> np.ndarray:
@@ -315,8 +317,7 @@ class DesignCheck:
     def ok(self, tol: float = 1e-6) -> bool:
         """True when every violation is within ``tol`` and the intervention count is allowed."""
         return (
-            max(self.enzyme_bounds, self.concentration, self.thermodynamics, self.growth, self.flux, self.excluded, self.coupling)
-            <= tol
+            max(self.enzyme_bounds, self.concentration, self.thermodynamics, self.growth, self.flux, self.excluded, self.coupling) <= tol
             and self.interventions <= 0
         )
 
@@ -578,9 +579,7 @@ def impose_membership(
         if chosen & set(g):
             chosen |= set(g)
     if chosen & excluded:
-        raise ValueError(
-            f"Design enzymes {[problem.enzyme_ids[j] for j in sorted(chosen & excluded)]} are excluded in the settings."
-        )
+        raise ValueError(f"Design enzymes {[problem.enzyme_ids[j] for j in sorted(chosen & excluded)]} are excluded in the settings.")
     for j in range(ne):
         if j in chosen:
             m.use[j].fix(1)
@@ -599,8 +598,7 @@ def _solver(settings: NRASettings):
         raise RuntimeError(f"Pyomo solver {settings.solver!r} is not usable: {exc}") from exc
     if not available:
         raise RuntimeError(
-            f"Pyomo solver {settings.solver!r} is not available; use 'appsi_highs' or 'highs' (highspy) "
-            "or install the solver."
+            f"Pyomo solver {settings.solver!r} is not available; use 'appsi_highs' or 'highs' (highspy) or install the solver."
         )
     if settings.solver == "appsi_highs":
         # The persistent interface re-reads only what NRA changes between solves: fixed binaries
@@ -705,9 +703,7 @@ def _design_from_model(problem: NRAProblem, m: pyo.ConcreteModel, rank: int) -> 
     return design, up, down
 
 
-def _add_cut(
-    m: pyo.ConcreteModel, problem: NRAProblem, settings: NRASettings, up: Iterable[int], down: Iterable[int]
-) -> None:
+def _add_cut(m: pyo.ConcreteModel, problem: NRAProblem, settings: NRASettings, up: Iterable[int], down: Iterable[int]) -> None:
     """Forbid exactly this up/down pattern (same enzymes, same directions).
 
     A pattern that uses all ``max_interventions`` (coupled groups counting once) admits no
@@ -806,16 +802,16 @@ def enumerate_designs(problem: NRAProblem, settings: NRASettings | None = None) 
             if first.status == "infeasible"
             else f"The MILP solver stopped with {first.termination!r}."
         )
-        return NRAEnumeration(problem.model_id, first.status, math.nan, math.nan, (), tuple(solves), False, msg,
-                              time.process_time() - cpu0)
+        return NRAEnumeration(problem.model_id, first.status, math.nan, math.nan, (), tuple(solves), False, msg, time.process_time() - cpu0)
     optimum = first.objective
     threshold = optimum - settings.enumeration_fraction * abs(optimum)
     design, up, down = _design_from_model(problem, m, 0)
     designs.append(design)
     if optimum <= 1e-12:
         msg = "No design improves the yield under these constraints (optimum <= 0); only the optimum is recorded."
-        return NRAEnumeration(problem.model_id, "optimal", optimum, threshold, tuple(designs), tuple(solves), False, msg,
-                              time.process_time() - cpu0)
+        return NRAEnumeration(
+            problem.model_id, "optimal", optimum, threshold, tuple(designs), tuple(solves), False, msg, time.process_time() - cpu0
+        )
     # objective floor: designs below the threshold are not wanted, so let the solver prune them
     m.objective_floor = pyo.Constraint(expr=m.objective.expr >= threshold - 1e-9)
     first_feasible = settings.enumeration_strategy == "feasible" and settings.solver == "appsi_highs"
@@ -852,8 +848,9 @@ def enumerate_designs(problem: NRAProblem, settings: NRASettings | None = None) 
         f"{optimum:.4g} (yield gain {math.expm1(optimum):+.1%}); {len(solves)} MILP solves"
         + ("; truncated at max_designs" if truncated else "")
     )
-    return NRAEnumeration(problem.model_id, "optimal", optimum, threshold, tuple(designs), tuple(solves), truncated, msg,
-                          time.process_time() - cpu0)
+    return NRAEnumeration(
+        problem.model_id, "optimal", optimum, threshold, tuple(designs), tuple(solves), truncated, msg, time.process_time() - cpu0
+    )
 
 
 def random_nra_problem(

@@ -119,9 +119,7 @@ def substrate_species(network: KineticNetwork) -> int:
     return int(cand[0])
 
 
-def vmax_fold_from_log_changes(
-    network: KineticNetwork, enzyme_ids: Sequence[str], log_changes: np.ndarray
-) -> np.ndarray:
+def vmax_fold_from_log_changes(network: KineticNetwork, enzyme_ids: Sequence[str], log_changes: np.ndarray) -> np.ndarray:
     """Vmax multipliers (n_rxn,) from enzyme log changes (enzyme j scales reaction ``enzyme_ids[j]``)."""
     fold = np.ones(network.n_reactions)
     d = np.asarray(log_changes, dtype=float)
@@ -164,8 +162,8 @@ def medium_rates(network: KineticNetwork, z, s_medium, params, s_idx: int | None
     """
     n, nf, ns, nr = network.n_metabolites, network.n_fixed, network.n_slots, network.n_reactions
     s_idx = substrate_species(network) if s_idx is None else s_idx
-    x_ref, xf = params[:n], params[n:n + nf]
-    K, lk, vm = params[n + nf:n + nf + ns], params[n + nf + ns:n + nf + ns + nr], params[n + nf + ns + nr:]
+    x_ref, xf = params[:n], params[n : n + nf]
+    K, lk, vm = params[n + nf : n + nf + ns], params[n + nf + ns : n + nf + ns + nr], params[n + nf + ns + nr :]
     xf_r = ca.vertcat(*[s_medium if k == s_idx else xf[k] for k in range(nf)])
     return rate_expressions(network, x_ref * z, xf_r, K, lk, vm), x_ref
 
@@ -269,11 +267,7 @@ def simulate_reactor(
     net = ensemble.network
     integrator, growth, s_idx = _build(ensemble)
     params = model_parameters(ensemble, model, vmax_fold)
-    s0 = (
-        float(ensemble.fixed_concentrations[s_idx])
-        if settings.glucose0 is None
-        else float(settings.glucose0)
-    )
+    s0 = float(ensemble.fixed_concentrations[s_idx]) if settings.glucose0 is None else float(settings.glucose0)
     s_in, rate_at, breaks = _feed_law(feed, settings, feed_glucose)
     times = np.linspace(0.0, settings.batch_time, settings.n_points)
     n = net.n_metabolites
@@ -341,9 +335,16 @@ def simulate_reactor(
     )
 
 
-def simulate_batch(ensemble: KineticEnsemble, i: int, duration: float, biomass0: float = 0.05,
-                   vmax_fold=None, initial_substrate: float | None = None, n_points: int = 25,
-                   x0: np.ndarray | None = None) -> ReactorSimulation:
+def simulate_batch(
+    ensemble: KineticEnsemble,
+    i: int,
+    duration: float,
+    biomass0: float = 0.05,
+    vmax_fold=None,
+    initial_substrate: float | None = None,
+    n_points: int = 25,
+    x0: np.ndarray | None = None,
+) -> ReactorSimulation:
     """The reactor without feed, with model ``i`` (Vmax multiplied by ``vmax_fold``), one CVODES run.
 
     With F = 0 the volume stays at 1 L and the dilution terms vanish, so they are left out of
@@ -378,10 +379,7 @@ def simulate_batch(ensemble: KineticEnsemble, i: int, duration: float, biomass0:
     x_ref = ensemble.concentrations[i]
     s0 = float(ensemble.fixed_concentrations[s_idx] if initial_substrate is None else initial_substrate)
     if s0 <= 0 or biomass0 <= 0:
-        raise ValueError(
-            f"simulate_batch needs a positive initial substrate and biomass; "
-            f"got {s0!r} mM and {biomass0!r} gDW/L."
-        )
+        raise ValueError(f"simulate_batch needs a positive initial substrate and biomass; got {s0!r} mM and {biomass0!r} gDW/L.")
     params = model_parameters(ensemble, i, vmax_fold)
     p = np.concatenate([[duration, s0, biomass0], params])
     z0 = np.ones(net.n_metabolites) if x0 is None else np.asarray(x0) / x_ref
@@ -398,7 +396,15 @@ def simulate_batch(ensemble: KineticEnsemble, i: int, duration: float, biomass0:
     n = net.n_metabolites
     mu = np.array([float(growth(traj[:, k], p)) if ok else np.nan for k in range(n_points)])
     return ReactorSimulation(
-        times=times, biomass=traj[n + 1] * biomass0, substrate=traj[n] * s0, product=traj[n + 2] * biomass0,
-        volume=np.ones(n_points), concentrations=(traj[:n] * x_ref[:, None]).T, feed=np.zeros(n_points), growth_rate=mu,
-        substrate_fed_mmol=0.0, success=ok, message=msg,
+        times=times,
+        biomass=traj[n + 1] * biomass0,
+        substrate=traj[n] * s0,
+        product=traj[n + 2] * biomass0,
+        volume=np.ones(n_points),
+        concentrations=(traj[:n] * x_ref[:, None]).T,
+        feed=np.zeros(n_points),
+        growth_rate=mu,
+        substrate_fed_mmol=0.0,
+        success=ok,
+        message=msg,
     )

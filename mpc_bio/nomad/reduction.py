@@ -54,8 +54,7 @@ CORE_SUBSYSTEMS: tuple[str, ...] = (
 
 #: Reactions NOMAD's anthranilate designs target (paper, Figure 4 and text): kept even when the
 #: reference pFBA gives them no flux.
-PAPER_TARGETS: tuple[str, ...] = ("PPS", "PYK", "PGI", "TKT1", "TKT2", "TALA", "G6PDH2r", "GLUDy", "GLNS",
-                                  "ICL", "ME2", "ADK1")
+PAPER_TARGETS: tuple[str, ...] = ("PPS", "PYK", "PGI", "TKT1", "TKT2", "TALA", "G6PDH2r", "GLUDy", "GLNS", "ICL", "ME2", "ADK1")
 
 #: Id of the lumped growth reaction.
 LUMPED_GROWTH_ID = "GROWTH_LUMP"
@@ -116,9 +115,16 @@ def is_transport(reaction: cobra.Reaction) -> bool:
     return len({m.compartment for m in reaction.metabolites}) > 1
 
 
-def reduce_to_core(model: cobra.Model, fluxes: dict[str, float], growth: str, *,
-                   subsystems: tuple[str, ...] = CORE_SUBSYSTEMS, keep: tuple[str, ...] = PAPER_TARGETS,
-                   flux_tolerance: float = 1e-7, min_flux: float = 0.0) -> ReducedNetwork:
+def reduce_to_core(
+    model: cobra.Model,
+    fluxes: dict[str, float],
+    growth: str,
+    *,
+    subsystems: tuple[str, ...] = CORE_SUBSYSTEMS,
+    keep: tuple[str, ...] = PAPER_TARGETS,
+    flux_tolerance: float = 1e-7,
+    min_flux: float = 0.0,
+) -> ReducedNetwork:
     """Keep the core subsystems and transports carrying flux (plus ``keep``), lump the rest into growth.
 
     Parameters
@@ -175,8 +181,7 @@ def reduce_to_core(model: cobra.Model, fluxes: dict[str, float], growth: str, *,
     def met(mid: str) -> cobra.Metabolite:
         if mid not in mets:
             src = model.metabolites.get_by_id(mid)
-            mets[mid] = cobra.Metabolite(mid, formula=src.formula, name=src.name, compartment=src.compartment,
-                                         charge=src.charge)
+            mets[mid] = cobra.Metabolite(mid, formula=src.formula, name=src.name, compartment=src.compartment, charge=src.charge)
         return mets[mid]
 
     reactions = []
@@ -186,8 +191,7 @@ def reduce_to_core(model: cobra.Model, fluxes: dict[str, float], growth: str, *,
         r.subsystem = sub[rid]
         r.add_metabolites({met(m.id): c for m, c in src.metabolites.items()})
         reactions.append(r)
-    g = cobra.Reaction(LUMPED_GROWTH_ID, name="Growth (biomass and lumped biosynthesis)", lower_bound=0.0,
-                       upper_bound=1000.0)
+    g = cobra.Reaction(LUMPED_GROWTH_ID, name="Growth (biomass and lumped biosynthesis)", lower_bound=0.0, upper_bound=1000.0)
     g.subsystem = "Biomass and maintenance functions"
     g.add_metabolites({met(mid): c for mid, c in sorted(lump.items())})
     reactions.append(g)

@@ -60,14 +60,16 @@ ROLE_SUBSTRATE, ROLE_PRODUCT = 1, -1
 ROLE_ACTIVATOR, ROLE_NONCOMPETITIVE, ROLE_COMPETITIVE, ROLE_UNCOMPETITIVE = 2, -2, -3, -4
 #: Slot roles per regulation kind (mixed inhibition has a competitive and an uncompetitive constant).
 KIND_ROLES: dict[str, tuple[int, ...]] = {
-    "activation": (ROLE_ACTIVATOR,), "inhibition": (ROLE_NONCOMPETITIVE,), "noncompetitive": (ROLE_NONCOMPETITIVE,),
-    "competitive": (ROLE_COMPETITIVE,), "uncompetitive": (ROLE_UNCOMPETITIVE,),
+    "activation": (ROLE_ACTIVATOR,),
+    "inhibition": (ROLE_NONCOMPETITIVE,),
+    "noncompetitive": (ROLE_NONCOMPETITIVE,),
+    "competitive": (ROLE_COMPETITIVE,),
+    "uncompetitive": (ROLE_UNCOMPETITIVE,),
     "mixed": (ROLE_COMPETITIVE, ROLE_UNCOMPETITIVE),
 }
 
 #: Accepted regulation kinds (``"inhibition"`` is noncompetitive inhibition).
-REGULATION_KINDS: tuple[str, ...] = ("activation", "inhibition", "noncompetitive", "competitive", "uncompetitive",
-                                     "mixed")
+REGULATION_KINDS: tuple[str, ...] = ("activation", "inhibition", "noncompetitive", "competitive", "uncompetitive", "mixed")
 
 #: End-product feedback of the aromatic amino acid pathway (iCH360/BiGG ids). DAHP synthase
 #: (DDPA: aroG, aroF) by phenylalanine and tyrosine, anthranilate synthase (ANS: trpE) by
@@ -135,20 +137,19 @@ class StrainModification:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"The 'name' parameter of StrainModification must be a non-empty string. "
-                             f"Got {self.name!r} instead.")
+            raise ValueError(f"The 'name' parameter of StrainModification must be a non-empty string. Got {self.name!r} instead.")
         for rid, fold in self.vmax_folds:
             if isinstance(fold, bool) or not isinstance(fold, (int, float)) or not fold > 0:
-                raise ValueError(f"The 'vmax_folds' parameter of StrainModification must hold positive folds. "
-                                 f"Got {fold!r} for {rid!r} instead.")
+                raise ValueError(
+                    f"The 'vmax_folds' parameter of StrainModification must hold positive folds. Got {fold!r} for {rid!r} instead."
+                )
 
 
 #: aroG^fbr: DAHP synthase no longer inhibited by phenylalanine (paper: "removing the inhibition of
 #: DDPA by phenylalanine").
 AROG_FBR = StrainModification("aroGfbr", removed_regulations=(("DDPA", "phe__L_c"),))
 #: aroG^fbr + tktA: additionally 5-fold transketolase activity (TKT1 and TKT2).
-AROG_FBR_TKTA = StrainModification("aroGfbr_tktA", vmax_folds=(("TKT1", 5.0), ("TKT2", 5.0)),
-                                   removed_regulations=(("DDPA", "phe__L_c"),))
+AROG_FBR_TKTA = StrainModification("aroGfbr_tktA", vmax_folds=(("TKT1", 5.0), ("TKT2", 5.0)), removed_regulations=(("DDPA", "phe__L_c"),))
 #: Named strains by label.
 STRAINS: dict[str, StrainModification] = {s.name: s for s in (AROG_FBR, AROG_FBR_TKTA)}
 
@@ -171,8 +172,12 @@ def regulation_slots(network: "KineticNetwork", reaction: str, modifier: str | N
         mask &= network.slot_species == network.species_ids.index(modifier)
     idx = np.flatnonzero(mask)
     if idx.size == 0:
-        present = sorted({network.species_ids[int(network.slot_species[k])]
-                          for k in np.flatnonzero((network.slot_reaction == j) & (np.abs(network.slot_role) >= 2))})
+        present = sorted(
+            {
+                network.species_ids[int(network.slot_species[k])]
+                for k in np.flatnonzero((network.slot_reaction == j) & (np.abs(network.slot_role) >= 2))
+            }
+        )
         raise RegulationError(
             f"The reaction {reaction!r} has no allosteric modifier {modifier!r} in the network "
             f"(its modifiers: {present}); check network.regulations."
@@ -180,8 +185,9 @@ def regulation_slots(network: "KineticNetwork", reaction: str, modifier: str | N
     return idx
 
 
-def apply_strain(network: "KineticNetwork", K: np.ndarray, vmax: np.ndarray,
-                 modification: StrainModification) -> tuple[np.ndarray, np.ndarray]:
+def apply_strain(
+    network: "KineticNetwork", K: np.ndarray, vmax: np.ndarray, modification: StrainModification
+) -> tuple[np.ndarray, np.ndarray]:
     """Saturation constants and maximal rates of the modified strain (inputs are not changed).
 
     Parameters
@@ -203,8 +209,7 @@ def apply_strain(network: "KineticNetwork", K: np.ndarray, vmax: np.ndarray,
     vmax = np.array(vmax, dtype=float, copy=True)
     for rid, mid in modification.removed_regulations:
         for k in regulation_slots(network, rid, mid):
-            K[..., k] = (REMOVED_ACTIVATOR_CONSTANT if network.slot_role[k] == ROLE_ACTIVATOR
-                         else REMOVED_INHIBITOR_CONSTANT)
+            K[..., k] = REMOVED_ACTIVATOR_CONSTANT if network.slot_role[k] == ROLE_ACTIVATOR else REMOVED_INHIBITOR_CONSTANT
     for rid, fold in modification.vmax_folds:
         if rid not in network.reaction_ids:
             raise RegulationError(f"The strain {modification.name!r} changes {rid!r}, which is not in the network.")

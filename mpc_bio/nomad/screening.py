@@ -60,8 +60,13 @@ class StageStatistics:
     seconds: float
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "n_in": self.n_in, "n_out": self.n_out, "seconds": self.seconds,
-                "pass_fraction": self.n_out / self.n_in if self.n_in else 0.0}
+        return {
+            "name": self.name,
+            "n_in": self.n_in,
+            "n_out": self.n_out,
+            "seconds": self.seconds,
+            "pass_fraction": self.n_out / self.n_in if self.n_in else 0.0,
+        }
 
 
 @dataclass(frozen=True, eq=False)
@@ -108,8 +113,7 @@ class ScreeningResult:
         import pandas as pd
 
         lin = self.linear
-        df = pd.DataFrame({"model": lin.model_index, "max_real_eigenvalue_per_h": lin.max_real,
-                           "time_constant_h": lin.time_constant})
+        df = pd.DataFrame({"model": lin.model_index, "max_real_eigenvalue_per_h": lin.max_real, "time_constant_h": lin.time_constant})
         for name, idx in self.passed.items():
             df[f"passed_{name}"] = np.isin(lin.model_index, idx)
         df["return_deviation"] = [self.return_deviation.get(int(m), np.nan) for m in lin.model_index]
@@ -155,8 +159,7 @@ def screen_linear_stability(linear: LinearAnalysis, index=None) -> np.ndarray:
 def screen_time_constants(linear: LinearAnalysis, index, max_time_constant: float) -> np.ndarray:
     """Stage (ii): models of ``index`` whose dominant time constant is below ``max_time_constant`` (h)."""
     pos = {m: k for k, m in enumerate(linear.model_index)}
-    return np.array([m for m in np.asarray(index, dtype=int) if linear.time_constant[pos[m]] < max_time_constant],
-                    dtype=int)
+    return np.array([m for m in np.asarray(index, dtype=int) if linear.time_constant[pos[m]] < max_time_constant], dtype=int)
 
 
 def _perturbation(rng, x_ref, cons, fold):
@@ -164,7 +167,7 @@ def _perturbation(rng, x_ref, cons, fold):
     ind = cons.independent
     u = rng.uniform(-1.0, 1.0, size=ind.size)
     for _ in range(30):
-        x_ind = x_ref[ind] * fold ** u
+        x_ind = x_ref[ind] * fold**u
         x = x_ref + cons.link @ (x_ind - x_ref[ind])
         if np.all(x > 0):
             return x
@@ -191,9 +194,13 @@ def _return_chunk(args) -> dict[int, float]:
     return out
 
 
-def screen_nonlinear_return(ensemble: KineticEnsemble, index, settings: ScreeningSettings | None = None,
-                            executor: ExecutorSettings | None = None,
-                            t_double: float | None = None) -> tuple[np.ndarray, dict[int, float]]:
+def screen_nonlinear_return(
+    ensemble: KineticEnsemble,
+    index,
+    settings: ScreeningSettings | None = None,
+    executor: ExecutorSettings | None = None,
+    t_double: float | None = None,
+) -> tuple[np.ndarray, dict[int, float]]:
     """Stage (iii): models of ``index`` that return from every k-fold perturbation within a doubling time.
 
     Returns
@@ -208,8 +215,7 @@ def screen_nonlinear_return(ensemble: KineticEnsemble, index, settings: Screenin
     t_double = t_double or doubling_time(ensemble, settings)
     index = np.asarray(index, dtype=int)
     chunks = chunk_indices(index, max(1, min(executor.chunk_size, -(-index.size // (8 * executor.n_workers)))))
-    parts = run_chunks(_return_chunk, [(ensemble.subset(c), c, settings, t_double) for c in chunks], executor,
-                       desc="stage iii")
+    parts = run_chunks(_return_chunk, [(ensemble.subset(c), c, settings, t_double) for c in chunks], executor, desc="stage iii")
     dev = {k: v for p in parts for k, v in p.items()}
     passed = np.array([i for i in index if dev[int(i)] <= settings.return_tolerance], dtype=int)
     return passed, dev
@@ -238,9 +244,13 @@ def _robust_chunk(args) -> dict[int, float]:
     return out
 
 
-def screen_robustness(ensemble: KineticEnsemble, index, settings: ScreeningSettings | None = None,
-                      executor: ExecutorSettings | None = None,
-                      t_double: float | None = None) -> tuple[np.ndarray, dict[int, float]]:
+def screen_robustness(
+    ensemble: KineticEnsemble,
+    index,
+    settings: ScreeningSettings | None = None,
+    executor: ExecutorSettings | None = None,
+    t_double: float | None = None,
+) -> tuple[np.ndarray, dict[int, float]]:
     """Stage (iv): models of ``index`` whose batch growth stays >= the fraction under Vmax perturbations.
 
     Returns
@@ -256,16 +266,19 @@ def screen_robustness(ensemble: KineticEnsemble, index, settings: ScreeningSetti
     duration = settings.batch_time or t_double
     index = np.asarray(index, dtype=int)
     chunks = chunk_indices(index, max(1, min(executor.chunk_size, -(-index.size // (8 * executor.n_workers)))))
-    parts = run_chunks(_robust_chunk, [(ensemble.subset(c), c, settings, duration) for c in chunks], executor,
-                       desc="stage iv")
+    parts = run_chunks(_robust_chunk, [(ensemble.subset(c), c, settings, duration) for c in chunks], executor, desc="stage iv")
     growth = {k: v for p in parts for k, v in p.items()}
     passed = np.array([i for i in index if growth[int(i)] >= settings.min_growth_fraction], dtype=int)
     return passed, growth
 
 
-def screen_ensemble(ensemble: KineticEnsemble, settings: ScreeningSettings | None = None,
-                    executor: ExecutorSettings | None = None, stages: int = 4,
-                    linear: LinearAnalysis | None = None) -> ScreeningResult:
+def screen_ensemble(
+    ensemble: KineticEnsemble,
+    settings: ScreeningSettings | None = None,
+    executor: ExecutorSettings | None = None,
+    stages: int = 4,
+    linear: LinearAnalysis | None = None,
+) -> ScreeningResult:
     """Run screening stages (i) to ``stages`` (1-4) on every model of ``ensemble``.
 
     Parameters
@@ -315,5 +328,4 @@ def screen_ensemble(ensemble: KineticEnsemble, settings: ScreeningSettings | Non
             current, growth = screen_robustness(ensemble, current, settings, executor, t_double)
         stats.append(StageStatistics(STAGE_NAMES[3], n_in, current.size, time.perf_counter() - t0))
         passed[STAGE_NAMES[3]] = current
-    return ScreeningResult(tuple(stats), passed, linear, t_double, settings.time_constant_fraction * t_double, dev,
-                           growth)
+    return ScreeningResult(tuple(stats), passed, linear, t_double, settings.time_constant_fraction * t_double, dev, growth)

@@ -114,9 +114,15 @@ class SensitivityResult:
         for k, mode in enumerate(self.modes):
             for m, mid in enumerate(self.model_ids):
                 for d in range(self.folds.shape[2]):
-                    row = {"design": self.design, "mode": mode, "model_id": mid, "draw": d,
-                           "final_titer_mM": float(self.final_titer[k, m, d]),
-                           "reference_titer_mM": float(self.reference_titer[m]), "success": bool(self.success[k, m, d])}
+                    row = {
+                        "design": self.design,
+                        "mode": mode,
+                        "model_id": mid,
+                        "draw": d,
+                        "final_titer_mM": float(self.final_titer[k, m, d]),
+                        "reference_titer_mM": float(self.reference_titer[m]),
+                        "success": bool(self.success[k, m, d]),
+                    }
                     row.update({f"fold_{e}": float(self.folds[k, m, d, j]) for j, e in enumerate(self.enzymes)})
                     rows.append(row)
         return pd.DataFrame(rows)
@@ -200,7 +206,9 @@ def expression_sensitivity(
             ref[m] = np.interp(t_read[m], times, simulate_reactor(ensemble, model, settings=verification, feed=feed).product)
         base = np.ones(net.n_reactions)
         base[cols] = mean_fold
-        nominal[m] = np.interp(t_read[m], times, simulate_reactor(ensemble, model, vmax_fold=base, settings=verification, feed=feed).product)
+        nominal[m] = np.interp(
+            t_read[m], times, simulate_reactor(ensemble, model, vmax_fold=base, settings=verification, feed=feed).product
+        )
         for k in range(len(modes)):
             for d in range(nd):
                 fold = np.ones(net.n_reactions)

@@ -58,63 +58,107 @@ class NetworkSettings(Settings):
 
     error: ClassVar[type] = NomadSettingsError
 
-    model: str = setting(DEFAULT_MODEL, doc=(
-        "Source model of the network. \"ich360_trpD9923\" (default: NOMAD's anthranilate network from the iCH360 "
-        "model shipped with mpc_bio: ANPRT removed, core subsystems, shikimate pathway and chorismate branches, "
-        "glutamine synthesis, transports between cytosol and periplasm, one lumped growth reaction), "
-        "\"core_shikimate\" (small and fast: COBRApy's e_coli_core + the shikimate branch of iJO1366 towards "
-        "anthranilate; \"anthranilate\" is the same), \"ich360\" (every iCH360 reaction carrying flux, growth "
-        "unlumped), a bundled model name or a model file path."))
-    reactions: tuple[str, ...] | None = setting(None, min_items=1, doc=(
-        "Reactions of the kinetic network; default every non-exchange reaction carrying flux in the reference "
-        "pFBA (after the reduction, when there is one). An explicit list must contain only reactions with flux."))
+    model: str = setting(
+        DEFAULT_MODEL,
+        doc=(
+            'Source model of the network. "ich360_trpD9923" (default: NOMAD\'s anthranilate network from the iCH360 '
+            "model shipped with mpc_bio: ANPRT removed, core subsystems, shikimate pathway and chorismate branches, "
+            "glutamine synthesis, transports between cytosol and periplasm, one lumped growth reaction), "
+            '"core_shikimate" (small and fast: COBRApy\'s e_coli_core + the shikimate branch of iJO1366 towards '
+            'anthranilate; "anthranilate" is the same), "ich360" (every iCH360 reaction carrying flux, growth '
+            "unlumped), a bundled model name or a model file path."
+        ),
+    )
+    reactions: tuple[str, ...] | None = setting(
+        None,
+        min_items=1,
+        doc=(
+            "Reactions of the kinetic network; default every non-exchange reaction carrying flux in the reference "
+            "pFBA (after the reduction, when there is one). An explicit list must contain only reactions with flux."
+        ),
+    )
     product_reaction: str = setting("ANTHt", doc="Reaction whose flux is the product formation (the anthranilate export).")
-    substrate_reaction: str | None = setting(None, doc=(
-        "Substrate uptake reaction inside the network; default the reaction consuming the extracellular "
-        "metabolite of the first uptake_bounds exchange (GLCpts in e_coli_core, GLCtex_copy1 in iCH360)."))
+    substrate_reaction: str | None = setting(
+        None,
+        doc=(
+            "Substrate uptake reaction inside the network; default the reaction consuming the extracellular "
+            "metabolite of the first uptake_bounds exchange (GLCpts in e_coli_core, GLCtex_copy1 in iCH360)."
+        ),
+    )
     growth_reaction: str | None = setting(None, doc="Growth reaction of the source model; default the model objective.")
     knockouts: tuple[str, ...] = setting(("ANPRT",), doc="Reactions removed before anything else (ANPRT: the trpD9923 strain).")
-    uptake_bounds: tuple[tuple[str, float], ...] = setting((("EX_glc__D_e", 10.0),), unit="mmol/gDW/h", low=0.0, doc=(
-        "Exchange reactions fixed as uptakes, {exchange id: rate} (positive = uptake)."))
-    growth_fraction: float = setting(0.9, unit="-", **POSITIVE, high=1.0, doc=(
-        "Reference growth as a fraction of the maximum growth."))
-    product_fraction: float = setting(0.3, unit="-", **POSITIVE, high=1.0, doc=(
-        "Product flux fixed at this fraction of its maximum at the reference growth."))
+    uptake_bounds: tuple[tuple[str, float], ...] = setting(
+        (("EX_glc__D_e", 10.0),),
+        unit="mmol/gDW/h",
+        low=0.0,
+        doc=("Exchange reactions fixed as uptakes, {exchange id: rate} (positive = uptake)."),
+    )
+    growth_fraction: float = setting(0.9, unit="-", **POSITIVE, high=1.0, doc=("Reference growth as a fraction of the maximum growth."))
+    product_fraction: float = setting(
+        0.3, unit="-", **POSITIVE, high=1.0, doc=("Product flux fixed at this fraction of its maximum at the reference growth.")
+    )
     flux_tolerance: float = setting(1e-7, unit="mmol/gDW/h", **POSITIVE, doc="Fluxes with |v| below this count as zero.")
-    reduce: bool | None = setting(None, doc=(
-        "Keep only core_subsystems, transports and keep_reactions, lumping every other reaction with the biomass "
-        "reaction into one growth reaction (mpc_bio.nomad.reduction); default: when the source model is resolved "
-        "from model = \"ich360_trpD9923\" (not for a cobra model handed to build_network)."))
+    reduce: bool | None = setting(
+        None,
+        doc=(
+            "Keep only core_subsystems, transports and keep_reactions, lumping every other reaction with the biomass "
+            "reaction into one growth reaction (mpc_bio.nomad.reduction); default: when the source model is resolved "
+            'from model = "ich360_trpD9923" (not for a cobra model handed to build_network).'
+        ),
+    )
     core_subsystems: tuple[str, ...] = setting(CORE_SUBSYSTEMS, doc="Subsystems (iJO1366 names) kept by the reduction.")
-    keep_reactions: tuple[str, ...] = setting(PAPER_TARGETS, doc=(
-        "Reactions kept by the reduction even where the reference pFBA gives them no flux (NOMAD's design "
-        "targets). Each then carries at least min_target_flux in the direction the reference constraints allow "
-        "(forward, as written in the model, when both are)."))
-    min_target_flux: float = setting(0.05, unit="mmol/gDW/h", **POSITIVE, doc=(
-        "Smallest |flux| given to a keep_reactions reaction that pFBA leaves at zero."))
-    min_core_flux: float = setting(0.01, unit="mmol/gDW/h", low=0.0, doc=(
-        "The reduction lumps core and transport reactions carrying less than this into growth (0.01 is 0.1 % of "
-        "the glucose uptake: trace pathways such as formate export would otherwise add pools turning over in "
-        "hours)."))
-    fixed_compartments: tuple[str, ...] = setting(("e",), doc=(
-        "Compartments whose metabolites are boundary species with fixed concentrations."))
-    kinetic_exclusions: tuple[str, ...] = setting(("h", "h2o"), doc=(
-        "Metabolite base ids (without compartment) left out of rate laws and mass-action ratios, as in "
-        "transformed Gibbs energies (protons at fixed pH, water at unit activity)."))
-    regulations: tuple[tuple[str, str, str], ...] = setting(SHIKIMATE_REGULATIONS, doc=(
-        "Allosteric regulation: [[reaction, metabolite, kind], ...], kind activation, noncompetitive (or "
-        "inhibition), competitive, uncompetitive or mixed (mpc_bio.nomad.regulation; constants in mM, sampled "
-        "like Km). Default: the end-product feedback of the shikimate pathway (DDPA by phenylalanine and "
-        "tyrosine, ANS by tryptophan, the chorismate mutase branches by their end products)."))
-    strict_regulations: bool = setting(False, doc=(
-        "A regulation whose reaction or metabolite is not in the network is an error (true) or skipped and "
-        "listed in KineticNetwork.unapplied_regulations (false)."))
+    keep_reactions: tuple[str, ...] = setting(
+        PAPER_TARGETS,
+        doc=(
+            "Reactions kept by the reduction even where the reference pFBA gives them no flux (NOMAD's design "
+            "targets). Each then carries at least min_target_flux in the direction the reference constraints allow "
+            "(forward, as written in the model, when both are)."
+        ),
+    )
+    min_target_flux: float = setting(
+        0.05, unit="mmol/gDW/h", **POSITIVE, doc=("Smallest |flux| given to a keep_reactions reaction that pFBA leaves at zero.")
+    )
+    min_core_flux: float = setting(
+        0.01,
+        unit="mmol/gDW/h",
+        low=0.0,
+        doc=(
+            "The reduction lumps core and transport reactions carrying less than this into growth (0.01 is 0.1 % of "
+            "the glucose uptake: trace pathways such as formate export would otherwise add pools turning over in "
+            "hours)."
+        ),
+    )
+    fixed_compartments: tuple[str, ...] = setting(
+        ("e",), doc=("Compartments whose metabolites are boundary species with fixed concentrations.")
+    )
+    kinetic_exclusions: tuple[str, ...] = setting(
+        ("h", "h2o"),
+        doc=(
+            "Metabolite base ids (without compartment) left out of rate laws and mass-action ratios, as in "
+            "transformed Gibbs energies (protons at fixed pH, water at unit activity)."
+        ),
+    )
+    regulations: tuple[tuple[str, str, str], ...] = setting(
+        SHIKIMATE_REGULATIONS,
+        doc=(
+            "Allosteric regulation: [[reaction, metabolite, kind], ...], kind activation, noncompetitive (or "
+            "inhibition), competitive, uncompetitive or mixed (mpc_bio.nomad.regulation; constants in mM, sampled "
+            "like Km). Default: the end-product feedback of the shikimate pathway (DDPA by phenylalanine and "
+            "tyrosine, ANS by tryptophan, the chorismate mutase branches by their end products)."
+        ),
+    )
+    strict_regulations: bool = setting(
+        False,
+        doc=(
+            "A regulation whose reaction or metabolite is not in the network is an error (true) or skipped and "
+            "listed in KineticNetwork.unapplied_regulations (false)."
+        ),
+    )
 
     def _check(self) -> None:
         for item in self.regulations:
             if item[2] not in REGULATION_KINDS:
-                raise self.invalid("regulations", f"(reaction, metabolite, kind) triples with kind one of {list(REGULATION_KINDS)}",
-                                   item)
+                raise self.invalid("regulations", f"(reaction, metabolite, kind) triples with kind one of {list(REGULATION_KINDS)}", item)
 
 
 @dataclass(frozen=True)
@@ -123,51 +167,107 @@ class SteadyStateSettings(Settings):
 
     error: ClassVar[type] = NomadSettingsError
 
-    method: str = setting("auto", choices=("auto", "tfa", "displacement"), unit="-", doc=(
-        "How reference states are sampled. \"tfa\": concentrations, Delta_r G'0 and fluxes sampled jointly, "
-        "consistent with component-contribution estimates; \"displacement\": log-uniform concentrations and "
-        "uniform displacements, reference fluxes, no Gibbs-energy data; \"auto\": \"tfa\" when estimates exist "
-        "(files given, or the network comes from the shipped iCH360), else \"displacement\"."))
+    method: str = setting(
+        "auto",
+        choices=("auto", "tfa", "displacement"),
+        unit="-",
+        doc=(
+            'How reference states are sampled. "tfa": concentrations, Delta_r G\'0 and fluxes sampled jointly, '
+            'consistent with component-contribution estimates; "displacement": log-uniform concentrations and '
+            'uniform displacements, reference fluxes, no Gibbs-energy data; "auto": "tfa" when estimates exist '
+            '(files given, or the network comes from the shipped iCH360), else "displacement".'
+        ),
+    )
     concentration_bounds: tuple[float, float] = setting(
-        (0.001, 10.0), unit="mmol/L", **POSITIVE, expected="a pair (low, high) of positive numbers (mmol/L)",
-        doc="Physiological bounds of balanced metabolites.")
+        (0.001, 10.0),
+        unit="mmol/L",
+        **POSITIVE,
+        expected="a pair (low, high) of positive numbers (mmol/L)",
+        doc="Physiological bounds of balanced metabolites.",
+    )
     metabolite_bounds: tuple[tuple[str, float, float], ...] = setting(
-        (), unit="mmol/L", **POSITIVE, expected="(id, low, high) triples with 0 < low <= high (mmol/L)",
-        doc="Per-metabolite bounds overriding concentration_bounds: [[id, low, high], ...].")
+        (),
+        unit="mmol/L",
+        **POSITIVE,
+        expected="(id, low, high) triples with 0 < low <= high (mmol/L)",
+        doc="Per-metabolite bounds overriding concentration_bounds: [[id, low, high], ...].",
+    )
     fixed_concentrations: tuple[tuple[str, float], ...] = setting(
-        (("glc__D_e", 20.0), ("o2_e", 0.2), ("co2_e", 0.5), ("nh4_e", 18.7), ("pi_e", 64.0), ("so4_e", 2.0),
-         ("anth_e", 0.05), ("trp__L_e", 0.1), ("for_e", 0.01)), unit="mmol/L", **POSITIVE, doc=(
+        (
+            ("glc__D_e", 20.0),
+            ("o2_e", 0.2),
+            ("co2_e", 0.5),
+            ("nh4_e", 18.7),
+            ("pi_e", 64.0),
+            ("so4_e", 2.0),
+            ("anth_e", 0.05),
+            ("trp__L_e", 0.1),
+            ("for_e", 0.01),
+        ),
+        unit="mmol/L",
+        **POSITIVE,
+        doc=(
             "Concentrations of boundary metabolites, {id: value}; unlisted ones take "
             "default_fixed_concentration. Default: glucose 20, oxygen 0.2 (air-saturated), CO2 0.5, the M9 salts "
             "(NH4+ 18.7, phosphate 64, sulfate 2), anthranilate 0.05 (start of the batch), a tryptophan "
-            "supplement of 0.1 (trpD9923 is auxotrophic) and formate 0.01."))
-    default_fixed_concentration: float = setting(1.0, unit="mmol/L", **POSITIVE, doc=(
-        "Concentration of a boundary metabolite not listed in fixed_concentrations."))
+            "supplement of 0.1 (trpD9923 is auxotrophic) and formate 0.01."
+        ),
+    )
+    default_fixed_concentration: float = setting(
+        1.0, unit="mmol/L", **POSITIVE, doc=("Concentration of a boundary metabolite not listed in fixed_concentrations.")
+    )
     displacement_range: tuple[float, float] = setting(
-        (0.1, 5.0), unit="-", **POSITIVE, expected="a pair (low, high) of positive numbers (a reaction at equilibrium "
-        "carries no flux)", doc=(
-            "Range of |Delta_r G'/RT| = |ln(Gamma/Keq)| sampled uniformly per reaction; the sign follows the "
-            "reference flux."))
-    dg0_mean_path: str | None = setting(None, is_path=True, doc=(
-        "Component-contribution Delta_r G'0 mean vector (kJ/mol; CSV indexed by reaction id); default the "
-        "estimates shipped with iCH360 for networks built from it."))
-    dg0_cov_sqrt_path: str | None = setting(None, is_path=True, doc=(
-        "Square root of the Delta_r G'0 covariance (CSV indexed by reaction id); give it with dg0_mean_path."))
-    dg0_z_bound: float = setting(1.96, unit="-", **POSITIVE, doc=(
-        "Delta_r G'0 is sampled within mean + Q z with |z_k| <= this bound (standard deviations)."))
-    min_driving_force: float = setting(0.05, unit="-", **POSITIVE, doc=(
-        "Smallest |ln(Gamma/Keq)| accepted in the thermodynamic (dG'0) case."))
+        (0.1, 5.0),
+        unit="-",
+        **POSITIVE,
+        expected="a pair (low, high) of positive numbers (a reaction at equilibrium carries no flux)",
+        doc=("Range of |Delta_r G'/RT| = |ln(Gamma/Keq)| sampled uniformly per reaction; the sign follows the reference flux."),
+    )
+    dg0_mean_path: str | None = setting(
+        None,
+        is_path=True,
+        doc=(
+            "Component-contribution Delta_r G'0 mean vector (kJ/mol; CSV indexed by reaction id); default the "
+            "estimates shipped with iCH360 for networks built from it."
+        ),
+    )
+    dg0_cov_sqrt_path: str | None = setting(
+        None, is_path=True, doc=("Square root of the Delta_r G'0 covariance (CSV indexed by reaction id); give it with dg0_mean_path.")
+    )
+    dg0_z_bound: float = setting(
+        1.96, unit="-", **POSITIVE, doc=("Delta_r G'0 is sampled within mean + Q z with |z_k| <= this bound (standard deviations).")
+    )
+    min_driving_force: float = setting(
+        0.05, unit="-", **POSITIVE, doc=("Smallest |ln(Gamma/Keq)| accepted in the thermodynamic (dG'0) case.")
+    )
     temperature: float = setting(310.15, unit="K", **POSITIVE, doc="Temperature, for RT in the dG'0 case.")
-    physiological_fold: float = setting(3.0, unit="-", low=1.0, doc=(
-        "In the \"tfa\" method the measured cofactor concentrations (ATP, ADP, AMP, NAD(P)(H), acetyl-CoA, CoA, "
-        "glutamate, glutamine) bound their metabolites within this factor."))
-    flux_fold: float = setting(2.0, unit="-", low=1.0, doc=(
-        "In the \"tfa\" method each state's |flux| lies within this factor of the reference flux (1 keeps the "
-        "reference fluxes), with steady state, substrate uptake and product export at the reference."))
-    flux_growth_fraction: float = setting(0.8, unit="-", low=0.0, high=1.0, doc=(
-        "In the \"tfa\" method each state's growth is at least this fraction of the reference growth."))
+    physiological_fold: float = setting(
+        3.0,
+        unit="-",
+        low=1.0,
+        doc=(
+            'In the "tfa" method the measured cofactor concentrations (ATP, ADP, AMP, NAD(P)(H), acetyl-CoA, CoA, '
+            "glutamate, glutamine) bound their metabolites within this factor."
+        ),
+    )
+    flux_fold: float = setting(
+        2.0,
+        unit="-",
+        low=1.0,
+        doc=(
+            'In the "tfa" method each state\'s |flux| lies within this factor of the reference flux (1 keeps the '
+            "reference fluxes), with steady state, substrate uptake and product export at the reference."
+        ),
+    )
+    flux_growth_fraction: float = setting(
+        0.8,
+        unit="-",
+        low=0.0,
+        high=1.0,
+        doc=('In the "tfa" method each state\'s growth is at least this fraction of the reference growth.'),
+    )
     n_states: int = setting(20, low=1, doc="Number of distinct reference steady states (models are spread evenly over them).")
-    hit_and_run_thinning: int = setting(50, low=1, doc="Hit-and-run steps between kept samples in the \"tfa\" method.")
+    hit_and_run_thinning: int = setting(50, low=1, doc='Hit-and-run steps between kept samples in the "tfa" method.')
 
     def _check(self) -> None:
         _ordered_pair(self, "concentration_bounds")
@@ -176,8 +276,7 @@ class SteadyStateSettings(Settings):
             if item[1] > item[2]:
                 raise self.invalid("metabolite_bounds", "(id, low, high) triples with 0 < low <= high (mmol/L)", item)
         if (self.dg0_mean_path is None) != (self.dg0_cov_sqrt_path is None):
-            raise self.invalid("dg0_cov_sqrt_path", "given together with dg0_mean_path (both or neither)",
-                               self.dg0_cov_sqrt_path)
+            raise self.invalid("dg0_cov_sqrt_path", "given together with dg0_mean_path (both or neither)", self.dg0_cov_sqrt_path)
 
 
 @dataclass(frozen=True)
@@ -187,11 +286,17 @@ class SamplingSettings(Settings):
     error: ClassVar[type] = NomadSettingsError
 
     n_models: int = setting(2000, low=1, doc="Number of kinetic models (parameter sets) in the ensemble.")
-    saturation_bounds: tuple[float, float] = setting((0.001, 0.999), unit="-", **POSITIVE, high=1.0, high_strict=True, doc=(
-        "Saturations sigma = x / (x + Km) are drawn uniformly in this interval (0 < low <= high < 1; ORACLE's "
-        "default)."))
-    cell_volume: float = setting(0.0023, unit="L/gDW", **POSITIVE, doc=(
-        "Cell volume per dry weight, converting fluxes to concentration rates."))
+    saturation_bounds: tuple[float, float] = setting(
+        (0.001, 0.999),
+        unit="-",
+        **POSITIVE,
+        high=1.0,
+        high_strict=True,
+        doc=("Saturations sigma = x / (x + Km) are drawn uniformly in this interval (0 < low <= high < 1; ORACLE's default)."),
+    )
+    cell_volume: float = setting(
+        0.0023, unit="L/gDW", **POSITIVE, doc=("Cell volume per dry weight, converting fluxes to concentration rates.")
+    )
     seed: int = setting(0, low=0, doc="Seed of every random draw of the ensemble (steady states and parameters).")
 
     def _check(self) -> None:
@@ -205,23 +310,38 @@ class ScreeningSettings(Settings):
     error: ClassVar[type] = NomadSettingsError
     renamed: ClassVar[dict[str, str]] = {"batch_duration": "batch_time", "initial_biomass": "biomass0"}
 
-    doubling_time: float | None = setting(None, unit="h", **POSITIVE, doc=(
-        "Cell doubling time; default ln 2 / (reference growth flux)."))
-    time_constant_fraction: float = setting(0.2, unit="-", **POSITIVE, doc=(
-        "Stage (ii): the dominant time constant -1/max Re(lambda) must be below this fraction of the doubling time."))
-    perturbation_fold: float = setting(2.0, unit="-", low=1.0, strict=True, doc=(
-        "Stage (iii): concentrations of independent metabolites are multiplied by k^u, u ~ U(-1, 1), with k this fold."))
+    doubling_time: float | None = setting(None, unit="h", **POSITIVE, doc=("Cell doubling time; default ln 2 / (reference growth flux)."))
+    time_constant_fraction: float = setting(
+        0.2,
+        unit="-",
+        **POSITIVE,
+        doc=("Stage (ii): the dominant time constant -1/max Re(lambda) must be below this fraction of the doubling time."),
+    )
+    perturbation_fold: float = setting(
+        2.0,
+        unit="-",
+        low=1.0,
+        strict=True,
+        doc=("Stage (iii): concentrations of independent metabolites are multiplied by k^u, u ~ U(-1, 1), with k this fold."),
+    )
     n_perturbations: int = setting(3, low=0, doc="Stage (iii): random perturbations per model.")
-    return_tolerance: float = setting(0.01, unit="-", **POSITIVE, doc=(
-        "Stage (iii): a model has returned when max |ln(x/x_ref)| <= this at the doubling time."))
+    return_tolerance: float = setting(
+        0.01, unit="-", **POSITIVE, doc=("Stage (iii): a model has returned when max |ln(x/x_ref)| <= this at the doubling time.")
+    )
     vmax_cv: float = setting(0.1, unit="-", low=0.0, doc="Stage (iv): Vmax multiplied by max(N(1, cv), 0.01) per reaction.")
     n_robustness: int = setting(10, low=0, doc="Stage (iv): Vmax perturbations per model (paper: 50).")
-    min_growth_fraction: float = setting(0.5, unit="-", low=0.0, high=1.0, doc=(
-        "Stage (iv): biomass produced in the batch must be >= this fraction of the unperturbed model's."))
+    min_growth_fraction: float = setting(
+        0.5,
+        unit="-",
+        low=0.0,
+        high=1.0,
+        doc=("Stage (iv): biomass produced in the batch must be >= this fraction of the unperturbed model's."),
+    )
     batch_time: float | None = setting(None, unit="h", **POSITIVE, doc="Stage (iv): batch length; default one doubling time.")
     biomass0: float = setting(0.05, unit="gDW/L", **POSITIVE, doc="Stage (iv): inoculum.")
-    max_nonlinear_models: int | None = setting(None, low=0, doc=(
-        "Stages (iii)-(iv) are applied to at most this many models (the first survivors of stage ii); default all."))
+    max_nonlinear_models: int | None = setting(
+        None, low=0, doc=("Stages (iii)-(iv) are applied to at most this many models (the first survivors of stage ii); default all.")
+    )
     seed: int = setting(1, low=0, doc="Seed of the random perturbations.")
 
 
@@ -231,10 +351,10 @@ class ExecutorSettings(Settings):
 
     error: ClassVar[type] = NomadSettingsError
 
-    n_workers: int | None = setting(None, low=1, doc=(
-        "Local worker processes (1 = in this process); default every core (os.cpu_count()), resolved on creation."))
-    scheduler: str | None = setting(None, doc=(
-        "Dask distributed scheduler address (\"tcp://host:8786\"); when given, work goes to Dask."))
+    n_workers: int | None = setting(
+        None, low=1, doc=("Local worker processes (1 = in this process); default every core (os.cpu_count()), resolved on creation.")
+    )
+    scheduler: str | None = setting(None, doc=('Dask distributed scheduler address ("tcp://host:8786"); when given, work goes to Dask.'))
     chunk_size: int = setting(500, low=1, doc="Models per task.")
     progress: bool = setting(True, doc="Show progress bars.")
 
@@ -249,12 +369,14 @@ class EnsembleStudySettings(Settings):
 
     error: ClassVar[type] = NomadSettingsError
 
-    output_dir: str = setting("runs/nomad", doc=(
-        "The ensemble stage's output (mpc-bio nomad ensemble), reused by co-design when its recorded settings "
-        "equal these."))
+    output_dir: str = setting(
+        "runs/nomad",
+        doc=("The ensemble stage's output (mpc-bio nomad ensemble), reused by co-design when its recorded settings equal these."),
+    )
     network: NetworkSettings = setting(factory=NetworkSettings, doc="[nomad.network] kinetic network cut from the cobra model.")
-    steady_state: SteadyStateSettings = setting(factory=SteadyStateSettings, doc=(
-        "[nomad.steady_state] reference concentrations, fluxes and displacements."))
+    steady_state: SteadyStateSettings = setting(
+        factory=SteadyStateSettings, doc=("[nomad.steady_state] reference concentrations, fluxes and displacements.")
+    )
     sampling: SamplingSettings = setting(factory=SamplingSettings, doc="[nomad.sampling] ORACLE parameter sampling.")
     screening: ScreeningSettings = setting(factory=ScreeningSettings, doc="[nomad.screening] the four NOMAD screening stages.")
     executor: ExecutorSettings = setting(factory=ExecutorSettings, doc="[nomad.executor] local processes or Dask.")

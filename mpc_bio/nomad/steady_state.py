@@ -60,9 +60,17 @@ GROWTH_LN_DISPLACEMENT = -100.0
 #: Nat Chem Biol 5:593, absolute metabolite concentrations); the "tfa" method bounds these
 #: metabolites within a factor ``physiological_fold`` of them.
 PHYSIOLOGICAL_CONCENTRATIONS: dict[str, float] = {
-    "atp_c": 9.63, "adp_c": 0.555, "amp_c": 0.281,
-    "nad_c": 2.55, "nadh_c": 0.0836, "nadp_c": 0.00208, "nadph_c": 0.121,
-    "accoa_c": 0.606, "coa_c": 1.37, "glu__L_c": 96.0, "gln__L_c": 3.81,
+    "atp_c": 9.63,
+    "adp_c": 0.555,
+    "amp_c": 0.281,
+    "nad_c": 2.55,
+    "nadh_c": 0.0836,
+    "nadp_c": 0.00208,
+    "nadph_c": 0.121,
+    "accoa_c": 0.606,
+    "coa_c": 1.37,
+    "glu__L_c": 96.0,
+    "gln__L_c": 3.81,
 }
 
 
@@ -147,8 +155,7 @@ class ReferenceStates:
         return np.broadcast_to(f, (self.n_states, f.shape[-1])) if f.ndim == 1 else f
 
 
-def _bounds(network: KineticNetwork, settings: SteadyStateSettings,
-            physiological: bool) -> tuple[np.ndarray, np.ndarray]:
+def _bounds(network: KineticNetwork, settings: SteadyStateSettings, physiological: bool) -> tuple[np.ndarray, np.ndarray]:
     lo = np.full(network.n_metabolites, settings.concentration_bounds[0])
     hi = np.full(network.n_metabolites, settings.concentration_bounds[1])
     idx = {m: i for i, m in enumerate(network.metabolite_ids)}
@@ -186,15 +193,15 @@ def cofactor_ratios(network: KineticNetwork, states: ReferenceStates) -> dict[st
     out: dict[str, np.ndarray] = {}
     if {"atp_c", "adp_c", "amp_c"} <= idx.keys():
         out["energy_charge"] = (c("atp_c") + 0.5 * c("adp_c")) / (c("atp_c") + c("adp_c") + c("amp_c"))
-    for name, a, b in (("atp_adp", "atp_c", "adp_c"), ("nadh_nad", "nadh_c", "nad_c"),
-                       ("nadph_nadp", "nadph_c", "nadp_c")):
+    for name, a, b in (("atp_adp", "atp_c", "adp_c"), ("nadh_nad", "nadh_c", "nad_c"), ("nadph_nadp", "nadph_c", "nadp_c")):
         if a in idx and b in idx:
             out[name] = c(a) / c(b)
     return out
 
 
-def hit_and_run(G: np.ndarray, h: np.ndarray, y0: np.ndarray, n: int, thinning: int,
-                rng: np.random.Generator, burn_in: int | None = None, rounding=True) -> np.ndarray:
+def hit_and_run(
+    G: np.ndarray, h: np.ndarray, y0: np.ndarray, n: int, thinning: int, rng: np.random.Generator, burn_in: int | None = None, rounding=True
+) -> np.ndarray:
     """Uniform samples of the polytope {y : G y <= h} by hit-and-run from the interior point ``y0``.
 
     Each step draws a direction uniformly on the sphere and a point uniformly on the chord through
@@ -256,8 +263,7 @@ def _extreme_points(G: np.ndarray, h: np.ndarray, coords) -> list[np.ndarray]:
     return out
 
 
-def _chain(G: np.ndarray, h: np.ndarray, y: np.ndarray, n_steps: int, thinning: int,
-           rng: np.random.Generator, burn: int) -> np.ndarray:
+def _chain(G: np.ndarray, h: np.ndarray, y: np.ndarray, n_steps: int, thinning: int, rng: np.random.Generator, burn: int) -> np.ndarray:
     """Hit-and-run chain in {G y <= h}: every ``thinning``-th point after ``burn`` steps."""
     y = y.copy()
     out = np.empty((n_steps // thinning, y.size))
@@ -289,8 +295,7 @@ def _chebyshev_centre(G: np.ndarray, h: np.ndarray, what: str) -> tuple[np.ndarr
     norms = np.linalg.norm(G, axis=1)
     c = np.zeros(G.shape[1] + 1)
     c[-1] = -1.0
-    res = linprog(c, A_ub=np.hstack([G, norms[:, None]]), b_ub=h,
-                  bounds=[(None, None)] * G.shape[1] + [(0.0, 1.0)], method="highs")
+    res = linprog(c, A_ub=np.hstack([G, norms[:, None]]), b_ub=h, bounds=[(None, None)] * G.shape[1] + [(0.0, 1.0)], method="highs")
     if res.status != 0 or res.x[-1] <= 1e-9:
         raise NetworkError(
             f"The {what} polytope is empty or flat (LP status {res.status}: {res.message}; radius "
@@ -350,8 +355,7 @@ def sample_reference_states(
         ln_disp[:, g] = GROWTH_LN_DISPLACEMENT
         ln_gamma = ln_mass_action_ratio(network, ln_x, ln_fixed)
         return ReferenceStates(np.exp(ln_x), fixed, ln_disp, ln_gamma - ln_disp, network.fluxes.copy(), None)
-    ln_x, dg0, ln_disp, known = _sample_thermodynamic(network, thermodynamics, np.log(lo), np.log(hi), ln_fixed,
-                                                      settings, n, rng)
+    ln_x, dg0, ln_disp, known = _sample_thermodynamic(network, thermodynamics, np.log(lo), np.log(hi), ln_fixed, settings, n, rng)
     # Reactions without an estimate (neither in the data nor a one-species transport) fall back to a
     # sampled displacement; their dG0 stays NaN. The growth reaction is irreversible.
     fallback = ~known
@@ -367,8 +371,7 @@ def sample_reference_states(
     return ReferenceStates(np.exp(ln_x), fixed, ln_disp, ln_keq, fluxes, dg0)
 
 
-def _sample_fluxes(network: KineticNetwork, settings: SteadyStateSettings, n: int,
-                   rng: np.random.Generator) -> np.ndarray:
+def _sample_fluxes(network: KineticNetwork, settings: SteadyStateSettings, n: int, rng: np.random.Generator) -> np.ndarray:
     """Flux profiles of the states: hit-and-run over {S v = 0 (with the balanced proton/water rows),
     v_substrate and v_product at the reference,
     v_growth >= flux_growth_fraction v_ref, |v_j| in [|v_ref_j|/f, f |v_ref_j|] and the model bounds}."""
@@ -421,7 +424,7 @@ def _sample_thermodynamic(network, thermo, ln_lo, ln_hi, ln_fixed, settings, n, 
     """Hit-and-run over (ln x, z) with Delta_r G' sign constraints; returns ln_x, dG0, ln_disp, known mask."""
     rt = GAS_CONSTANT * settings.temperature
     index = {r: i for i, r in enumerate(thermo.reaction_ids)}
-    var = np.sum(thermo.cov_sqrt ** 2, axis=1)
+    var = np.sum(thermo.cov_sqrt**2, axis=1)
     n_rxn = network.n_reactions
     g = network.reaction_ids.index(network.growth_reaction)
     rows, mu, Q = [], [], []

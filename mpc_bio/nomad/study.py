@@ -59,10 +59,11 @@ class EnsembleStudy:
     def state_summary(self) -> dict:
         """How the reference states were sampled, with the cofactor ratios across them (min, median, max)."""
         st = self.states
-        out = {"method": "tfa" if st.dg0 is not None else "displacement",
-               "n_reactions_with_dg0": None if st.dg0 is None else int(np.isfinite(st.dg0[0]).sum()),
-               "flux_profiles_sampled": bool(np.asarray(st.fluxes).ndim == 2 and st.n_states > 1
-                                             and np.ptp(st.fluxes, axis=0).max() > 0)}
+        out = {
+            "method": "tfa" if st.dg0 is not None else "displacement",
+            "n_reactions_with_dg0": None if st.dg0 is None else int(np.isfinite(st.dg0[0]).sum()),
+            "flux_profiles_sampled": bool(np.asarray(st.fluxes).ndim == 2 and st.n_states > 1 and np.ptp(st.fluxes, axis=0).max() > 0),
+        }
         for name, val in cofactor_ratios(self.network, st).items():
             out[name] = [float(np.min(val)), float(np.median(val)), float(np.max(val))]
         return out
@@ -82,14 +83,15 @@ class EnsembleStudy:
                 "product_reaction": self.network.product_reaction,
                 "substrate_reaction": self.network.substrate_reaction,
                 "growth_reaction": self.network.growth_reaction,
-                "reference_growth_per_h": float(self.network.fluxes[self.network.reaction_index(
-                    self.network.growth_reaction)]),
-                "reference_product_flux": float(self.network.fluxes[self.network.reaction_index(
-                    self.network.product_reaction)]),
+                "reference_growth_per_h": float(self.network.fluxes[self.network.reaction_index(self.network.growth_reaction)]),
+                "reference_product_flux": float(self.network.fluxes[self.network.reaction_index(self.network.product_reaction)]),
                 "n_compartments_balanced": len({m.rsplit("_", 1)[-1] for m in self.network.metabolite_ids}),
-                "n_transport_reactions": int(sum(
-                    len({m.rsplit("_", 1)[-1] for m, c in zip(self.network.species_ids, col) if c != 0}) > 1
-                    for col in np.vstack([self.network.stoichiometry, self.network.fixed_stoichiometry]).T)),
+                "n_transport_reactions": int(
+                    sum(
+                        len({m.rsplit("_", 1)[-1] for m, c in zip(self.network.species_ids, col) if c != 0}) > 1
+                        for col in np.vstack([self.network.stoichiometry, self.network.fixed_stoichiometry]).T
+                    )
+                ),
                 "n_lumped_reactions": len(self.network.lumped_reactions),
                 "n_regulation_slots": int(np.sum(np.abs(self.network.slot_role) >= 2)),
                 "unapplied_regulations": [list(r) for r in self.network.unapplied_regulations],
@@ -111,8 +113,7 @@ class EnsembleStudy:
         }
 
 
-def run_ensemble_study(settings: EnsembleStudySettings | None = None, network: KineticNetwork | None = None,
-                       model=None) -> EnsembleStudy:
+def run_ensemble_study(settings: EnsembleStudySettings | None = None, network: KineticNetwork | None = None, model=None) -> EnsembleStudy:
     """Build the network, sample states and models, screen them and compute control coefficients.
 
     Parameters
@@ -160,32 +161,39 @@ def write_ensemble_study(study: EnsembleStudy, out_dir: str | Path, figures: boo
     (out / "summary.json").write_text(json.dumps(study.summary(), indent=2, default=float))
     pd.DataFrame(study.screening.funnel()).to_csv(out / "funnel.csv", index=False)
     study.screening.model_table().to_csv(out / "models.csv", index=False)
-    pd.DataFrame({"reaction": net.reaction_ids, "flux_mmol_per_gDW_h": net.fluxes,
-                  "rate_law": net.rate_laws}).to_csv(out / "reference_fluxes.csv", index=False)
-    pd.DataFrame(study.states.concentrations.T, index=list(net.metabolite_ids),
-                 columns=[f"state_{k}" for k in range(study.states.n_states)]).to_csv(
-        out / "reference_concentrations.csv", index_label="metabolite")
+    pd.DataFrame({"reaction": net.reaction_ids, "flux_mmol_per_gDW_h": net.fluxes, "rate_law": net.rate_laws}).to_csv(
+        out / "reference_fluxes.csv", index=False
+    )
+    pd.DataFrame(
+        study.states.concentrations.T, index=list(net.metabolite_ids), columns=[f"state_{k}" for k in range(study.states.n_states)]
+    ).to_csv(out / "reference_concentrations.csv", index_label="metabolite")
     pd.DataFrame(cc.yield_control(), index=cc.model_index, columns=list(cc.enzyme_ids)).to_csv(
-        out / "yield_control.csv", index_label="model")
+        out / "yield_control.csv", index_label="model"
+    )
     med = np.median(cc.flux, axis=0) if cc.n_models else np.full((net.n_reactions, net.n_reactions), np.nan)
-    pd.DataFrame(med, index=list(cc.reaction_ids), columns=list(cc.enzyme_ids)).to_csv(
-        out / "flux_control_median.csv", index_label="flux")
-    (out / "screened_models.json").write_text(json.dumps(
-        {name: idx.tolist() for name, idx in study.screening.passed.items()}, indent=1))
+    pd.DataFrame(med, index=list(cc.reaction_ids), columns=list(cc.enzyme_ids)).to_csv(out / "flux_control_median.csv", index_label="flux")
+    (out / "screened_models.json").write_text(json.dumps({name: idx.tolist() for name, idx in study.screening.passed.items()}, indent=1))
     study.ensemble.save(out / "ensemble")
     cc.save(out / "control_coefficients")
     if figures:
         import matplotlib.pyplot as plt
 
-        from mpc_bio.plotting.nomad import (plot_cofactor_ratios, plot_eigenvalues, plot_screening_funnel,
-                                            plot_time_constants, plot_yield_control_heatmap)
+        from mpc_bio.plotting.nomad import (
+            plot_cofactor_ratios,
+            plot_eigenvalues,
+            plot_screening_funnel,
+            plot_time_constants,
+            plot_yield_control_heatmap,
+        )
 
         fig_dir = out / "figures"
         fig_dir.mkdir(exist_ok=True)
-        for name, fn, obj in (("eigenvalues", plot_eigenvalues, study.screening),
-                              ("time_constants", plot_time_constants, study.screening),
-                              ("screening_funnel", plot_screening_funnel, study.screening),
-                              ("yield_control_heatmap", plot_yield_control_heatmap, cc)):
+        for name, fn, obj in (
+            ("eigenvalues", plot_eigenvalues, study.screening),
+            ("time_constants", plot_time_constants, study.screening),
+            ("screening_funnel", plot_screening_funnel, study.screening),
+            ("yield_control_heatmap", plot_yield_control_heatmap, cc),
+        ):
             fig = fn(obj)
             fig.savefig(fig_dir / f"{name}.png", dpi=120, bbox_inches="tight")
             plt.close(fig)

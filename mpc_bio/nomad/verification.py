@@ -258,8 +258,15 @@ class VerificationResult:
                 r = a[both] / b[both]
             r = r[np.isfinite(r)]
             out[f"{name}_ratio"] = (
-                {"mean": float(r.mean()), "std": float(r.std()), "min": float(r.min()), "median": float(np.median(r)),
-                 "max": float(r.max())} if r.size else None
+                {
+                    "mean": float(r.mean()),
+                    "std": float(r.std()),
+                    "min": float(r.min()),
+                    "median": float(np.median(r)),
+                    "max": float(r.max()),
+                }
+                if r.size
+                else None
             )
         x = self.biomass_at_readout
         kept = np.where(both, x[i] >= growth_kept_fraction * x[j], valid[i] & ~valid[j])
@@ -295,8 +302,7 @@ class VerificationResult:
 
         def _stats(a):
             a = a[np.isfinite(a)]
-            return {"mean": float(a.mean()) if a.size else None, "median": float(np.median(a)) if a.size else None,
-                    "n": int(a.size)}
+            return {"mean": float(a.mean()) if a.size else None, "median": float(np.median(a)) if a.size else None, "n": int(a.size)}
 
         as_zero = np.where(valid[i], r, 0.0)[ok_other]
         win = np.where(valid[i] & valid[j], titer[i] > titer[j], valid[i] & ~valid[j])

@@ -110,9 +110,18 @@ def strain_steady_state(
         ss = solve_steady_state(ensemble, model, vmax_fold=fold, relax_hours=float(hours))
     if not ss.converged:
         reason = ss.message.splitlines()[0][:120] if ss.message else ""
-        return StrainSteadyState(False, False, nan, nan, nan, nan, nan, False,
-                                 f"no steady state reached (Newton from the reference and after {max(relax_hours, default=0):g} h "
-                                 f"relaxation; residual {ss.residual:.3g}; {reason})")
+        return StrainSteadyState(
+            False,
+            False,
+            nan,
+            nan,
+            nan,
+            nan,
+            nan,
+            False,
+            f"no steady state reached (Newton from the reference and after {max(relax_hours, default=0):g} h "
+            f"relaxation; residual {ss.residual:.3g}; {reason})",
+        )
     x_ref, xf, K, lk, vm = ensemble.parameters([model])
     E = evaluate_rate_jacobian(net, ss.concentrations[None, :], xf, K, lk, vm * fold[None, :])
     mr = float(np.linalg.eigvals(reduced_jacobian(ensemble, [model], rate_jacobian=E)[0]).real.max())
@@ -132,7 +141,10 @@ def strain_steady_state(
     elif not inside:
         out = [(net.metabolite_ids[i], float(c)) for i, c in enumerate(ss.concentrations) if not lo_c <= c <= hi_c]
         worst = max(out, key=lambda t: abs(math.log(t[1] / (hi_c if t[1] > hi_c else lo_c))))
-        msg = (f"steady state outside the physiological range [{lo_c:.3g}, {hi_c:.3g}] mM: {len(out)} metabolite(s), "
-               f"e.g. {worst[0]} at {worst[1]:.3g} mM")
-    return StrainSteadyState(True, stable, mr, float(ratio[g]), float(ratio[p] / ratio[s]), float(ratio[p]), dlnx, kept, msg,
-                             x_min, x_max, bool(inside))
+        msg = (
+            f"steady state outside the physiological range [{lo_c:.3g}, {hi_c:.3g}] mM: {len(out)} metabolite(s), "
+            f"e.g. {worst[0]} at {worst[1]:.3g} mM"
+        )
+    return StrainSteadyState(
+        True, stable, mr, float(ratio[g]), float(ratio[p] / ratio[s]), float(ratio[p]), dlnx, kept, msg, x_min, x_max, bool(inside)
+    )

@@ -37,8 +37,16 @@ def plot_pareto(evaluation, ax=None):
         for f, feed in enumerate(evaluation.feeds):
             if not np.isfinite(mt[s, f]):
                 continue
-            ax.errorbar(mg[s, f], mt[s, f], xerr=sg[s, f], yerr=st[s, f], fmt=_MARKERS.get(feed, "o"),
-                        color=colors[s % len(colors)], capsize=2, label=f"{strain} / {feed}")
+            ax.errorbar(
+                mg[s, f],
+                mt[s, f],
+                xerr=sg[s, f],
+                yerr=st[s, f],
+                fmt=_MARKERS.get(feed, "o"),
+                color=colors[s % len(colors)],
+                capsize=2,
+                label=f"{strain} / {feed}",
+            )
     ax.set_xlabel("final biomass (gDW/L)")
     ax.set_ylabel("final titer (g/L)")
     ax.set_title("co-design: titer vs growth (mean ± std over models)")
@@ -60,7 +68,9 @@ def plot_time_courses(evaluation, quantity: str = "product", ax=None):
     mean, lo, hi = evaluation.bands(quantity)
     if quantity == "product":  # titers in g/L, as in the Pareto plot and the summary (mM x g/mol / 1000)
         mean, lo, hi = (a * evaluation.product_mw_g_per_mol / 1000.0 for a in (mean, lo, hi))
-    unit = {"product": "titer (g/L)", "biomass": "biomass (gDW/L)", "substrate": "glucose (mM)", "volume": "volume (L)"}.get(quantity, quantity)
+    unit = {"product": "titer (g/L)", "biomass": "biomass (gDW/L)", "substrate": "glucose (mM)", "volume": "volume (L)"}.get(
+        quantity, quantity
+    )
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for f, feed in enumerate(evaluation.feeds[: len(axes)]):
         a = axes[f]
@@ -79,12 +89,16 @@ def plot_feed_profiles(study, ax=None):
     """The shared feed and each design's own feed (L/h) over the batch."""
     fig, ax = _axes(ax)
     for opt, style in [(study.shared_feed, "-")] + [(o, "--") for o in study.own_feeds.values()]:
-        ax.step(opt.edges, np.r_[opt.feed, opt.feed[-1]], where="post", linestyle=style,
-                label=("shared (reference strain)" if opt is study.shared_feed else f"own: {opt.strain}"))
+        ax.step(
+            opt.edges,
+            np.r_[opt.feed, opt.feed[-1]],
+            where="post",
+            linestyle=style,
+            label=("shared (reference strain)" if opt is study.shared_feed else f"own: {opt.strain}"),
+        )
     ref = study.reference_feed
     t_end = study.evaluation.times[-1]
-    ax.step(list(ref.times) + [t_end], list(ref.rates) + [ref.rates[-1]], where="post", color="k",
-            alpha=0.5, label="reference feed")
+    ax.step(list(ref.times) + [t_end], list(ref.rates) + [ref.rates[-1]], where="post", color="k", alpha=0.5, label="reference feed")
     ax.set_xlabel("time (h)")
     ax.set_ylabel("feed (L/h)")
     ax.legend(fontsize=6)

@@ -73,8 +73,9 @@ def plot_closed_loop(result, ax=None, *, title: str | None = None, offline=None)
             j = result.quantities.index(q)
             dropped = result.measurements.dropped[:, j]
             if dropped.any():  # no value was received: marked at the true value, never at 0
-                a.plot(t[dropped], result.output(q, "true")[dropped], "x", color="C3", ms=7, mew=1.5,
-                       label="dropped sample (at true value)")
+                a.plot(
+                    t[dropped], result.output(q, "true")[dropped], "x", color="C3", ms=7, mew=1.5, label="dropped sample (at true value)"
+                )
             if sim is not None:
                 a.plot(sim.time, _trajectory_output(sim, q, roles), "-", color="0.6", lw=1.2, zorder=0, label="offline optimum")
         else:
@@ -87,13 +88,19 @@ def plot_closed_loop(result, ax=None, *, title: str | None = None, offline=None)
         a.set_xlabel("time [h]")
         a.set_ylabel(_LABELS.get(q, q))
         a.legend(fontsize=7, loc="best")
-    for a in axs[len(panels):4]:
+    for a in axs[len(panels) : 4]:
         a.axis("off")
     a = axs[4]
     a.step(t, np.r_[result.feed, result.feed[-1:]], where="post", color="C2", lw=1.5, label=f"applied feed ({result.objective:.4g})")
     if offline is not None:
-        a.step(offline.interval_edges, np.r_[offline.feed, offline.feed[-1:]], where="post", color="0.6", lw=1.2,
-               label=f"offline optimum ({offline.simulated.objective:.4g})")
+        a.step(
+            offline.interval_edges,
+            np.r_[offline.feed, offline.feed[-1:]],
+            where="post",
+            color="0.6",
+            lw=1.2,
+            label=f"offline optimum ({offline.simulated.objective:.4g})",
+        )
     fb = [r.time for r in result.mpc_records if r.fallback]
     if fb:
         fbf = [r.feed for r in result.mpc_records if r.fallback]
@@ -201,8 +208,7 @@ def plot_feed_profiles(
             if over > tolerance:
                 flags.append(f"{key} +{100 * over:.0f} %")
                 a.plot(tr.time[k], conc[k], "v", color="C3", ms=8, zorder=5)
-                a.annotate(f"+{100 * over:.0f} %", (tr.time[k], conc[k]), textcoords="offset points", xytext=(4, 4),
-                           color="C3", fontsize=8)
+                a.annotate(f"+{100 * over:.0f} %", (tr.time[k], conc[k]), textcoords="offset points", xytext=(4, 4), color="C3", fontsize=8)
         flag = "".join(f" - {f}" for f in flags if f == "solve failed")
         over_limit = [f for f in flags if f != "solve failed"]
         if over_limit:

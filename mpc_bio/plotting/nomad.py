@@ -5,8 +5,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["plot_eigenvalues", "plot_time_constants", "plot_screening_funnel", "plot_yield_control_heatmap",
-           "plot_cofactor_ratios"]
+__all__ = ["plot_eigenvalues", "plot_time_constants", "plot_screening_funnel", "plot_yield_control_heatmap", "plot_cofactor_ratios"]
 
 
 def _axes(ax, figsize=(6, 4)):
@@ -33,8 +32,12 @@ def plot_time_constants(screening, ax=None):
     tau = screening.linear.time_constant
     tau = tau[np.isfinite(tau)] * 60.0
     ax.hist(np.log10(tau), bins=60, color="tab:green", alpha=0.8)
-    ax.axvline(np.log10(screening.max_time_constant * 60.0), color="tab:red", lw=1.5,
-               label=f"doubling time / {screening.doubling_time / screening.max_time_constant:.0f}")
+    ax.axvline(
+        np.log10(screening.max_time_constant * 60.0),
+        color="tab:red",
+        lw=1.5,
+        label=f"doubling time / {screening.doubling_time / screening.max_time_constant:.0f}",
+    )
     ax.set_xlabel("log10 dominant time constant [min]")
     ax.set_ylabel("stable models")
     ax.legend()
@@ -83,8 +86,7 @@ def plot_cofactor_ratios(ratios: dict, fig=None):
     """
     names = list(ratios)
     fig = fig or plt.figure(figsize=(3.2 * max(1, len(names)), 3.2))
-    labels = {"energy_charge": "energy charge", "atp_adp": "log10 ATP/ADP", "nadh_nad": "log10 NADH/NAD",
-              "nadph_nadp": "log10 NADPH/NADP"}
+    labels = {"energy_charge": "energy charge", "atp_adp": "log10 ATP/ADP", "nadh_nad": "log10 NADH/NAD", "nadph_nadp": "log10 NADPH/NADP"}
     for k, name in enumerate(names):
         ax = fig.add_subplot(1, len(names), k + 1)
         val = np.asarray(ratios[name], dtype=float)

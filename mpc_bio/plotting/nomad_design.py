@@ -106,8 +106,10 @@ def plot_titer_time_courses(verification, ax=None, strains=None):
     n_models = len(verification.model_ids)
     for k, label in enumerate(labels):
         s = verification.strains.index(label)
-        style = {"color": "k", "lw": 2} if label == "reference" else (
-            {"color": "tab:red", "lw": 2, "ls": "--"} if label.startswith("MCA") else {"color": colors(k % 10), "lw": 1.3}
+        style = (
+            {"color": "k", "lw": 2}
+            if label == "reference"
+            else ({"color": "tab:red", "lw": 2, "ls": "--"} if label.startswith("MCA") else {"color": colors(k % 10), "lw": 1.3})
         )
         ax.plot(verification.times, mean[s], label=f"{label} (viable {int(valid[s].sum())}/{n_models})", **style)
         ax.fill_between(verification.times, lo[s], hi[s], color=style["color"], alpha=0.12)
@@ -136,8 +138,10 @@ def plot_sensitivity_bands(sensitivity, ax=None, product_mw_g_per_mol: float | N
     """
     mw = product_mw_g_per_mol if product_mw_g_per_mol is not None else getattr(sensitivity, "product_mw_g_per_mol", None)
     if mw is None:
-        raise ValueError("The 'product_mw_g_per_mol' parameter of plot_sensitivity_bands is required (titers are "
-                         "drawn in g/L) when the sensitivity result carries no molar mass; got None.")
+        raise ValueError(
+            "The 'product_mw_g_per_mol' parameter of plot_sensitivity_bands is required (titers are "
+            "drawn in g/L) when the sensitivity result carries no molar mass; got None."
+        )
     g_per_mmol = _g_per_mmol(mw)
     fig, ax = _axes(ax)
     mean, lo, hi = (g_per_mmol * np.asarray(b, dtype=float) for b in sensitivity.bands())
@@ -146,8 +150,7 @@ def plot_sensitivity_bands(sensitivity, ax=None, product_mw_g_per_mol: float | N
         label = "all enzymes" if mode == "all" else f"{mode} only"
         ax.plot(sensitivity.times, mean[k], color=colors(k), label=label)
         ax.fill_between(sensitivity.times, lo[k], hi[k], color=colors(k), alpha=0.15)
-    ax.axhline(g_per_mmol * float(np.nanmean(sensitivity.reference_titer)), color="k", ls=":",
-               label="reference (final, mean)")
+    ax.axhline(g_per_mmol * float(np.nanmean(sensitivity.reference_titer)), color="k", ls=":", label="reference (final, mean)")
     ax.set_xlabel("time [h]")
     ax.set_ylabel("product titer [g/L]")
     folds = ", ".join(f"{e} x{f:.2f}" for e, f in zip(sensitivity.enzymes, sensitivity.mean_fold))

@@ -77,8 +77,12 @@ def plot_fedbatch(result, dfba=None, axes=None, title: str | None = None):
         if stop is not None:
             axes[2].annotate(
                 f"LP {stop.kind.replace('lp_', '')}\n t = {stop.time:.2f} h",
-                xy=(stop.time, 0.5), xycoords=("data", "axes fraction"), color="C3", fontsize=8,
-                xytext=(4, 0), textcoords="offset points",
+                xy=(stop.time, 0.5),
+                xycoords=("data", "axes fraction"),
+                color="C3",
+                fontsize=8,
+                xytext=(4, 0),
+                textcoords="offset points",
             )
     for ax in axes[3:]:
         ax.set_xlabel("Time [h]")

@@ -34,7 +34,7 @@ def plot_sweep(result, *, metrics: tuple[str, ...] | None = None, max_panels: in
         ax.set_xlabel(name)
         ax.set_ylabel("runs")
         ax.legend(fontsize=7, frameon=False)
-    for ax in list(axes.flat)[len(names):]:
+    for ax in list(axes.flat)[len(names) :]:
         ax.set_visible(False)
     s = result.summary
     fig.suptitle(f"{result.out_dir.name}: {s.get('runs', len(result.runs))} runs, {s.get('failed', result.n_failed)} failed")

@@ -59,8 +59,7 @@ class CellFluxModel:
             raise ProcessSettingsError("CellFluxModel.function must be a casadi.Function with one input and one output.")
         if f.size_in(0) != (k, 1) or f.size_out(0) != (r, 1):
             raise ProcessSettingsError(
-                f"CellFluxModel.function must map ({k}, 1) uptakes to ({r}, 1) fluxes. "
-                f"Got {f.size_in(0)} -> {f.size_out(0)} instead."
+                f"CellFluxModel.function must map ({k}, 1) uptakes to ({r}, 1) fluxes. Got {f.size_in(0)} -> {f.size_out(0)} instead."
             )
         if self.growth_id not in self.output_ids:
             raise ProcessSettingsError(f"The growth reaction {self.growth_id!r} is not among the outputs {list(self.output_ids)}.")
@@ -72,18 +71,14 @@ class CellFluxModel:
         try:
             return self.output_ids.index(reaction_id)
         except ValueError:
-            raise ProcessSettingsError(
-                f"The cell model has no output {reaction_id!r}; its outputs are {list(self.output_ids)}."
-            ) from None
+            raise ProcessSettingsError(f"The cell model has no output {reaction_id!r}; its outputs are {list(self.output_ids)}.") from None
 
     def input_index(self, name: str) -> int:
         """Position of a named input."""
         try:
             return self.input_names.index(name)
         except ValueError:
-            raise ProcessSettingsError(
-                f"The cell model has no input {name!r}; its inputs are {list(self.input_names)}."
-            ) from None
+            raise ProcessSettingsError(f"The cell model has no input {name!r}; its inputs are {list(self.input_names)}.") from None
 
     def in_domain(self, u: np.ndarray, rtol: float = 1e-9) -> np.ndarray:
         """Flags (n,) that each row of uptakes ``u`` (n, k) lies in the validity box."""
@@ -139,8 +134,7 @@ def embed_cell_model(
     ):
         if name not in names:
             raise ProcessSettingsError(
-                f"The surrogate has no {label} input {name!r} (its inputs are {list(names)}); set "
-                f"'{label}_input' in the reactor settings."
+                f"The surrogate has no {label} input {name!r} (its inputs are {list(names)}); set '{label}_input' in the reactor settings."
             )
         if rxns[names.index(name)] != rxn:
             raise ProcessSettingsError(
@@ -170,9 +164,7 @@ def embed_cell_model(
             )
         unknown = sorted(set(to_casadi_options) - {"fd_step", "precision", "l4casadi_mode"})
         if unknown:
-            raise ProcessSettingsError(
-                f"Unknown option(s) {unknown} for the 'numpy' backend; it takes 'fd_step' and 'precision'."
-            )
+            raise ProcessSettingsError(f"Unknown option(s) {unknown} for the 'numpy' backend; it takes 'fd_step' and 'precision'.")
         precision = to_casadi_options.get("precision", "float64")
         if precision not in ("float64", "float32"):
             raise ProcessSettingsError(

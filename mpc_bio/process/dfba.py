@@ -141,7 +141,8 @@ def _simulate_dfba_fixed(settings: FedBatchSettings, solver, *, relax: bool, pro
             kind = "lp_infeasible" if pt.status == "infeasible" else "lp_failed"
             events.append(
                 SimulationEvent(
-                    t, kind,
+                    t,
+                    kind,
                     f"pFBA {pt.status} at uptakes glucose {q:.4g}, oxygen {qo:.4g} mmol/gDW/h "
                     f"(c_glc {max(x[ix['n_glc']], 0) / x[ix['V']]:.4g} mmol/L); the LP-in-the-loop run stops here."
                     + (f" {pt.message}" if pt.message else ""),
@@ -159,7 +160,8 @@ def _simulate_dfba_fixed(settings: FedBatchSettings, solver, *, relax: bool, pro
                     kind = "lp_infeasible" if pt.status == "infeasible" else "lp_failed"
                     events.append(
                         SimulationEvent(
-                            t + j * h, kind,
+                            t + j * h,
+                            kind,
                             f"pFBA {pt.status} at uptakes glucose {q:.4g}, oxygen {qo:.4g} mmol/gDW/h; "
                             "the LP-in-the-loop run stops here." + (f" {pt.message}" if pt.message else ""),
                             _state_dict(names, x),
@@ -179,7 +181,9 @@ def _simulate_dfba_fixed(settings: FedBatchSettings, solver, *, relax: bool, pro
             if limited and not limited_seen:
                 limited_seen = True
                 events.append(
-                    SimulationEvent(t + j * h, "uptake_limited", "glucose uptake limited to the glucose available in the step", _state_dict(names, x))
+                    SimulationEvent(
+                        t + j * h, "uptake_limited", "glucose uptake limited to the glucose available in the step", _state_dict(names, x)
+                    )
                 )
             v = pt.fluxes
             mu = float(v[i_mu])
@@ -227,7 +231,13 @@ def _simulate_dfba_fixed(settings: FedBatchSettings, solver, *, relax: bool, pro
         events=tuple(events),
         completed=completed and time[-1] >= s.t_end - 1e-9,
         wall_time=_time.perf_counter() - t_start,
-        info={"dfba_method": "fixed_step", "step_h": s.dfba_step, "lp_solves": n_lp, "relax": relax, "model_id": getattr(solver, "model_id", "")},
+        info={
+            "dfba_method": "fixed_step",
+            "step_h": s.dfba_step,
+            "lp_solves": n_lp,
+            "relax": relax,
+            "model_id": getattr(solver, "model_id", ""),
+        },
     )
 
 
@@ -358,7 +368,8 @@ def _simulate_dfba_adaptive(
         kind = "lp_infeasible" if pt.status == "infeasible" else "lp_failed"
         events.append(
             SimulationEvent(
-                t, kind,
+                t,
+                kind,
                 f"pFBA {pt.status} at uptakes glucose {exc.q_glc:.6g}, oxygen {exc.q_o2:.6g} mmol/gDW/h "
                 f"(c_glc {max(xs[rhs.iG], 0.0) / xs[rhs.iV]:.6g} mmol/L){bracket}; the LP-in-the-loop run stops here."
                 + (f" {pt.message}" if pt.message else ""),
@@ -442,8 +453,7 @@ def _simulate_dfba_adaptive(
                         probe = rhs.point(x + (t_bad - t + _BOUNDARY_PROBE_H) * f)[0]
                         if probe.status == "infeasible":
                             note += (
-                                f"; the LP there failed ({failed_exc.point.message}), and "
-                                f"{_BOUNDARY_PROBE_H:g} h later it is infeasible"
+                                f"; the LP there failed ({failed_exc.point.message}), and {_BOUNDARY_PROBE_H:g} h later it is infeasible"
                             )
                             failed_exc = _LPStop(probe, failed_exc.q_glc, failed_exc.q_o2)
                     stop_event(t_bad, xs, failed_exc, note)
@@ -455,13 +465,13 @@ def _simulate_dfba_adaptive(
             scale = atol + np.maximum(np.abs(x), np.abs(x_new)) * rtol
             err = np.sqrt(np.mean((h * (K.T @ E) / scale) ** 2))
             if err <= 1.0:
-                factor = 10.0 if err == 0.0 else min(10.0, 0.9 * err ** -0.2)
+                factor = 10.0 if err == 0.0 else min(10.0, 0.9 * err**-0.2)
                 if rejected:
                     factor = min(1.0, factor)
                 break
             n_rejected += 1
             rejected = True
-            h *= max(0.2, 0.9 * err ** -0.2)
+            h *= max(0.2, 0.9 * err**-0.2)
         if f is None:
             break
         n_accepted += 1
@@ -589,6 +599,12 @@ def simulate_dfba(
     if method == "fixed_step":
         return _simulate_dfba_fixed(settings, solver, relax=relax, progress=progress)
     return _simulate_dfba_adaptive(
-        settings, solver, relax=relax, progress=progress, rtol=float(rtol), atol=float(atol),
-        event_tol=float(event_tol), max_steps=max_steps,
+        settings,
+        solver,
+        relax=relax,
+        progress=progress,
+        rtol=float(rtol),
+        atol=float(atol),
+        event_tol=float(event_tol),
+        max_steps=max_steps,
     )

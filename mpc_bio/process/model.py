@@ -284,9 +284,7 @@ def build_fedbatch_model(
     _check_cell(settings, cell)
     sym_name = symvar_type or cell.symbolic
     if sym_name == "SX" and cell.symbolic == "MX":
-        raise ProcessSettingsError(
-            f"The cell model ({cell.backend}) can only be called with MX symbols; use symvar_type='MX'."
-        )
+        raise ProcessSettingsError(f"The cell model ({cell.backend}) can only be called with MX symbols; use symvar_type='MX'.")
     if sym_name not in ("SX", "MX"):
         raise ProcessSettingsError(f"The 'symvar_type' parameter must be 'SX' or 'MX'. Got {sym_name!r} instead.")
     model = do_mpc.model.Model("continuous", sym_name)

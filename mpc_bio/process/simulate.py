@@ -164,7 +164,8 @@ class SurrogateSimulator:
                         msg = next((ln for ln in str(exc).splitlines() if "error test failed" in ln or "CV_" in ln), "")
                         events.append(
                             SimulationEvent(
-                                t_prev, "integrator_failed",
+                                t_prev,
+                                "integrator_failed",
                                 f"CVODES failed between {t_prev:.4g} h and {tp:.4g} h {msg}".strip(),
                                 _state_dict(ode.state_names, x),
                             )
@@ -192,7 +193,8 @@ class SurrogateSimulator:
             i = int(np.argmin(dom))
             events.append(
                 SimulationEvent(
-                    float(time[i]), "out_of_domain",
+                    float(time[i]),
+                    "out_of_domain",
                     f"uptakes {dict(zip(cell.input_names, uptakes[i].round(4).tolist()))} mmol/gDW/h left the "
                     f"surrogate's training box [{cell.domain_low.tolist()}, {cell.domain_high.tolist()}]; "
                     "predictions are extrapolations.",

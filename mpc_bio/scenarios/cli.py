@@ -83,18 +83,26 @@ def _kinds_help() -> str:
 def register(subparsers: Any) -> None:
     """Add ``run`` and ``validate`` to the ``mpc-bio`` subcommands."""
     fmt = argparse.RawDescriptionHelpFormatter
-    p = subparsers.add_parser("run", help="validate and run a scenario TOML file", description=RUN_HELP.format(kinds=_kinds_help()), formatter_class=fmt)
+    p = subparsers.add_parser(
+        "run", help="validate and run a scenario TOML file", description=RUN_HELP.format(kinds=_kinds_help()), formatter_class=fmt
+    )
     p.add_argument("scenario", metavar="SCENARIO.toml", help="scenario file")
     p.add_argument("--out", default=None, metavar="DIR", help="output directory (default runs/<stem>-<UTC time>)")
     p.add_argument("--overwrite", action="store_true", help="replace --out DIR even when it holds a complete run")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars (the status line of each phase stays)")
     p.set_defaults(func=run, interrupt_grace=INTERRUPT_GRACE_S)
 
-    s = subparsers.add_parser("sweep", help="run a scenario over parameter values and seeds (locally or on Dask)",
-                              description=SWEEP_HELP, formatter_class=fmt)
+    s = subparsers.add_parser(
+        "sweep", help="run a scenario over parameter values and seeds (locally or on Dask)", description=SWEEP_HELP, formatter_class=fmt
+    )
     s.add_argument("scenario", metavar="SCENARIO.toml", help="scenario file")
-    s.add_argument("--vary", action="append", default=[], metavar="TABLE.KEY=V1,V2,...",
-                   help="values of one key of the resolved scenario (repeatable: all combinations)")
+    s.add_argument(
+        "--vary",
+        action="append",
+        default=[],
+        metavar="TABLE.KEY=V1,V2,...",
+        help="values of one key of the resolved scenario (repeatable: all combinations)",
+    )
     s.add_argument("--seeds", type=int, default=1, metavar="N", help="runs per combination, seed keys shifted 0..N-1")
     s.add_argument("--out", default=None, metavar="DIR", help="sweep folder (default runs/<stem>-sweep-<UTC time>)")
     s.add_argument("--workers", default="all", metavar="N|all", help="local worker processes (default: all cores)")
@@ -103,12 +111,21 @@ def register(subparsers: Any) -> None:
     s.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     s.set_defaults(func=sweep)
 
-    v = subparsers.add_parser("validate", help="check scenario files without running them; print the key reference",
-                              description=VALIDATE_HELP, formatter_class=fmt)
+    v = subparsers.add_parser(
+        "validate",
+        help="check scenario files without running them; print the key reference",
+        description=VALIDATE_HELP,
+        formatter_class=fmt,
+    )
     v.add_argument("files", nargs="*", metavar="FILE", help="scenario TOML files")
     v.add_argument("--reference", action="store_true", help="print the reference of every kind, table and key")
-    v.add_argument("--kind", action="append", default=None, metavar="KIND",
-                   help="with --reference: only this kind (repeatable; \"nomad\" for the [nomad] configuration)")
+    v.add_argument(
+        "--kind",
+        action="append",
+        default=None,
+        metavar="KIND",
+        help='with --reference: only this kind (repeatable; "nomad" for the [nomad] configuration)',
+    )
     v.add_argument("--text", action="store_true", help="with --reference: plain text instead of markdown")
     v.add_argument("--resolved", action="store_true", help="print each valid file's resolved configuration (TOML)")
     v.set_defaults(func=validate)
@@ -136,8 +153,11 @@ def run(args: argparse.Namespace) -> int:
     if "solver_warnings" in s:
         print(format_warnings(s["solver_warnings"]))
     if s.get("status", "ok") != "ok":
-        print(f"mpc-bio run: result failed ({len(s['failures'])} failed solve(s) recorded in {res.out_dir / 'summary.json'}): "
-              + "; ".join(s["failures"]), file=sys.stderr)
+        print(
+            f"mpc-bio run: result failed ({len(s['failures'])} failed solve(s) recorded in {res.out_dir / 'summary.json'}): "
+            + "; ".join(s["failures"]),
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -155,11 +175,21 @@ def sweep(args: argparse.Namespace) -> int:
     else:
         raise ValueError(f"The option --workers expects a positive integer or 'all'; got {args.workers!r}.")
     out = args.out or f"runs/{Path(args.scenario).stem}-sweep-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
-    res = run_sweep(args.scenario, out, vary=parse_vary(args.vary), seeds=args.seeds, n_workers=workers,
-                    scheduler=args.scheduler, overwrite=args.overwrite, progress=not args.no_progress)
+    res = run_sweep(
+        args.scenario,
+        out,
+        vary=parse_vary(args.vary),
+        seeds=args.seeds,
+        n_workers=workers,
+        scheduler=args.scheduler,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+    )
     s = res.summary
-    print(f"sweep of {args.scenario}: {s['runs']} runs, {s['complete']} complete ({s['reused']} kept from before), "
-          f"{s['failed']} failed -> {res.out_dir}")
+    print(
+        f"sweep of {args.scenario}: {s['runs']} runs, {s['complete']} complete ({s['reused']} kept from before), "
+        f"{s['failed']} failed -> {res.out_dir}"
+    )
     for rid, err in list(s["failures"].items())[:10]:
         print(f"  failed {rid}: {err[:160]}")
     for m in res.metrics[:8]:

@@ -167,7 +167,7 @@ def load_control_setup(path: Path, data: dict[str, Any], out: Path, *, progress:
     if not extra.pop("glucose_feed_given"):
         base = dataclasses.replace(base, glucose_feed=reactor.feed_glucose)
     if "ac" not in reactor.products and "acetate" in [c.quantity for c in meas.channels]:
-        raise ScenarioError(f"{path}: an acetate measurement needs products = {{ ac = \"EX_ac_e\" }} in [reactor].")
+        raise ScenarioError(f'{path}: an acetate measurement needs products = {{ ac = "EX_ac_e" }} in [reactor].')
     cobra_model = resolve_model(path, t["model"])
     sur, how = load_or_train_surrogate(path, t["surrogate"], cobra_model, reactor, out, progress)
     s = t["surrogate"]
@@ -287,8 +287,13 @@ def run_closed_loop_scenario(path: Path, data: dict[str, Any], out: Path, *, pro
         # the closed loop runs on the perturbed plant: compare it with that plant's offline optimum
         # (the nominal one above only warm-started the first MPC solve)
         off = _offline(setup, params=setup.model.params_with(setup.closed_loop.plant_parameter_scale), label="plant's offline optimum")
-    files = _write_closed_loop(res, out, "closed_loop", f"{path.stem}: MPC ({setup.estimator.kind}) on {setup.closed_loop.plant} plant",
-                               offline=off if off is not None and off.success else None)
+    files = _write_closed_loop(
+        res,
+        out,
+        "closed_loop",
+        f"{path.stem}: MPC ({setup.estimator.kind}) on {setup.closed_loop.plant} plant",
+        offline=off if off is not None and off.success else None,
+    )
     summary = {
         "surrogate": setup.surrogate_how,
         "backend": setup.cell.backend,
@@ -356,8 +361,10 @@ def uptake_domain_summary(setup: ControlSetup, res) -> dict:
     out = {
         "uptake_est_out_of_surrogate_domain_steps": int((~setup.cell.in_domain(u_est)).sum()),
         "uptake_true_out_of_surrogate_domain_steps": int((~setup.cell.in_domain(u_true)).sum()),
-        "uptake_range_true": {"q_glc": [float(u_true[:, order[0]].min()), float(u_true[:, order[0]].max())],
-                              "q_o2": [float(u_true[:, order[1]].min()), float(u_true[:, order[1]].max())]},
+        "uptake_range_true": {
+            "q_glc": [float(u_true[:, order[0]].min()), float(u_true[:, order[0]].max())],
+            "q_o2": [float(u_true[:, order[1]].min()), float(u_true[:, order[1]].max())],
+        },
     }
     d = setup.extra.get("distilled")
     if d is not None:
@@ -418,8 +425,15 @@ def run_feed_optimization_scenario(path: Path, data: dict[str, Any], out: Path, 
     pd.concat(rows, ignore_index=True).to_csv(files["profiles"], index=False)
     scans = pd.concat(
         [
-            pd.DataFrame({"baseline": b.kind, "parameter": b.parameter_name, "value": b.scan_parameters,
-                          "objective": b.scan_objectives, "violation": b.scan_violations})
+            pd.DataFrame(
+                {
+                    "baseline": b.kind,
+                    "parameter": b.parameter_name,
+                    "value": b.scan_parameters,
+                    "objective": b.scan_objectives,
+                    "violation": b.scan_violations,
+                }
+            )
             for b in (const, expo)
         ]
     )
@@ -427,8 +441,13 @@ def run_feed_optimization_scenario(path: Path, data: dict[str, Any], out: Path, 
     scans.to_csv(files["baseline_scans"], index=False)
     roles = {"biomass": setup.model.roles.biomass, "glucose": setup.model.roles.glucose, "acetate": setup.model.roles.acetate}
     files["figure"] = _save_fig(
-        plot_feed_profiles(trajs, limits={"glucose": setup.problem.glucose_max, "acetate": setup.problem.acetate_max}, roles=roles,
-                           tolerance=setup.problem.constraint_tolerance, failed=() if off.success else ("offline optimum",)),
+        plot_feed_profiles(
+            trajs,
+            limits={"glucose": setup.problem.glucose_max, "acetate": setup.problem.acetate_max},
+            roles=roles,
+            tolerance=setup.problem.constraint_tolerance,
+            failed=() if off.success else ("offline optimum",),
+        ),
         out / "feed_profiles.png",
     )
     import matplotlib.pyplot as plt
@@ -501,8 +520,13 @@ def run_mpc_mismatch_scenario(path: Path, data: dict[str, Any], out: Path, *, pr
     oracle = None
     if cl.plant == "perturbed":
         oracle = _offline(setup, params=setup.model.params_with(cl.plant_parameter_scale), label="plant's offline optimum")
-    files = _write_closed_loop(res, out, "closed_loop", f"{path.stem}: MPC ({setup.estimator.kind}) on {cl.plant} plant",
-                               offline=oracle if oracle is not None and oracle.success else None)
+    files = _write_closed_loop(
+        res,
+        out,
+        "closed_loop",
+        f"{path.stem}: MPC ({setup.estimator.kind}) on {cl.plant} plant",
+        offline=oracle if oracle is not None and oracle.success else None,
+    )
     import pandas as pd
 
     ol = pd.DataFrame(states, columns=list(setup.model.state_names))
@@ -528,9 +552,11 @@ def run_mpc_mismatch_scenario(path: Path, data: dict[str, Any], out: Path, *, pr
         summary["plant_offline_objective"] = oracle.simulated.objective
         summary["plant_offline_status"] = oracle.status
         summary["plant_offline_max_violation_frac"] = oracle.max_violation_frac
-        summary["closed_loop_vs_plant_offline"] = _ratio_to_feasible(
-            res.objective, oracle.simulated.objective, oracle.max_violation_frac, setup.problem
-        ) if oracle.success else None
+        summary["closed_loop_vs_plant_offline"] = (
+            _ratio_to_feasible(res.objective, oracle.simulated.objective, oracle.max_violation_frac, setup.problem)
+            if oracle.success
+            else None
+        )
         summary["failures"] += _offline_failures(oracle, "plant's offline optimum")
     else:
         summary["dfba_lp_solves"] = cl_plant.lp_solves

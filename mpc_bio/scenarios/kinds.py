@@ -26,8 +26,15 @@ from typing import Any
 
 from mpc_bio.scenarios.schema import Field, KindSchema, Table, settings_fields
 
-__all__ = ["SCENARIO_SCHEMAS", "get_schema", "fields_from_settings", "simulation_schema", "control_schema", "codesign_schema",
-           "nomad_table"]
+__all__ = [
+    "SCENARIO_SCHEMAS",
+    "get_schema",
+    "fields_from_settings",
+    "simulation_schema",
+    "control_schema",
+    "codesign_schema",
+    "nomad_table",
+]
 
 #: kind -> "module:attribute" of its KindSchema (or a zero-argument function returning one).
 SCENARIO_SCHEMAS: dict[str, str] = {
@@ -196,16 +203,23 @@ def _model_checks(resolved: dict[str, Any]):
     if art == "default" and "path" not in m:
         found = shipped_artifact(name)
         if found is None:
-            yield ("surrogate.artifact", f'a surrogate directory or "train": no surrogate ships for model {name!r} '
-                   '("default" is the shipped one of e_coli_core and iCH360)', '"default"')
+            yield (
+                "surrogate.artifact",
+                f'a surrogate directory or "train": no surrogate ships for model {name!r} '
+                '("default" is the shipped one of e_coli_core and iCH360)',
+                '"default"',
+            )
         else:
             artifact_dir = found[1]
     elif art != "train" and art != "default":
         found = shipped_artifact(art)
         artifact_dir = found[1] if found else Path(art).expanduser()
         if not (artifact_dir / "surrogate.json").is_file():
-            yield ("surrogate.artifact", '"default", a shipped name ("e_coli_core", "iCH360"), "train", or a directory '
-                   "holding surrogate.json", repr(art))
+            yield (
+                "surrogate.artifact",
+                '"default", a shipped name ("e_coli_core", "iCH360"), "train", or a directory holding surrogate.json',
+                repr(art),
+            )
             artifact_dir = None
     if artifact_dir is not None:  # intact, and the tracked products must be fluxes the surrogate predicts
         from mpc_bio.surrogate.integrity import JSON_NAME, NPZ_NAME, integrity_problem
@@ -276,56 +290,133 @@ def _control_tables() -> dict[str, Table]:
     def build(cls, name, drop=()):
         return _check_with(lambda t: settings_from_dict(cls, {k: v for k, v in t.items() if k not in drop}, name))
 
-    problem = fields_from_settings(BatchProblem, {
-        "batch_time": {**_POS}, "objective": {"choices": ("biomass", "product", "productivity")},
-        "feed_min": {**_NONNEG, "unit": "L/h"}, "feed_max": {**_POS, "unit": "L/h"},
-        "volume_max": {**_POS}, "glucose_max": {**_POS}, "acetate_max": {**_POS},
-        "constraint_tolerance": {**_NONNEG, "unit": "-"},
-    })
-    mpc = fields_from_settings(MPCSettings, {
-        "t_step": {**_POS}, "n_horizon": {"min": 1}, "collocation_deg": {"min": 1, "max": 5},
-        "collocation_ni": {"min": 1}, "move_penalty": {**_NONNEG}, "objective_scale": {**_POS},
-        "soft_penalty": {**_POS}, "backoff": {"min": 0.0, "max": 1.0, "max_open": True, "unit": "-"},
-        "max_iter": {"min": 0}, "tol": {**_POS}, "safe_feed": {**_NONNEG, "unit": "L/h"},
-        "symvar": {"choices": ("SX", "MX")},
-    })
-    channel = fields_from_settings(MeasurementChannel, {
-        "quantity": {"choices": ("volume", "biomass", "glucose", "acetate", "product"), "unit": "",
-                     "doc": "measured quantity: volume (L), biomass (gDW/L), glucose, acetate or product (mmol/L)"},
-        "period": {**_POS}, "noise_std": {**_POS, "unit": "unit of the quantity"},
-        "dropout": {"min": 0.0, "max": 1.0, "max_open": True, "unit": "-"},
-    })
-    measurements = fields_from_settings(MeasurementSettings, {
-        "channels": {"types": list, "item": dict, "fields": channel, "min_items": 1,
-                     "doc": "[[measurements.channels]]: one table per measured quantity; default volume every 0.5 h, biomass and glucose every 1 h"},
-        "seed": {"min": 0, "doc": "seed of the noise and dropout generator"},
-    })
-    estimator = fields_from_settings(EstimatorSettings, {
-        "kind": {"choices": ("ekf", "mhe", "none")}, "initial_error": {"min": -1.0, "min_open": True},
-        "initial_rel_std": {**_POS}, "process_rel_std": {**_NONNEG}, "process_abs_std": {**_POS, "unit": "state unit/sqrt(h)"},
-        "vmax_rel_std": {**_POS}, "vmax_initial_error": {"min": -1.0, "min_open": True},
-        "mhe_horizon": {"min": 2}, "mhe_arrival_rel_std": {**_POS}, "ekf_integrator": {"choices": ("cvodes", "rk4")},
-        "integration_substeps": {"min": 1},
-    })
-    closed_loop = fields_from_settings(ClosedLoopSettings, {
-        "plant": {"choices": ("nominal", "perturbed", "dfba")},
-        "plant_parameter_scale": {"types": dict, "values": float, **_POS, "unit": "-", "default": None,
-                                  "doc": "multiplicative perturbation of named model parameters in the plant, e.g. { vmax_glc = 0.8 }"},
-        "plant_substeps": {"min": 1},
-        "rmse_after": {"extra": True, "types": float, "default": 2.0, "unit": "h", **_NONNEG, "doc": "estimation RMSE is reported from this time on"},
-        "relax": {"extra": True, "types": bool, "default": True, "doc": 'relax infeasible LPs of the dFBA plant (plant = "dfba")'},
-    }, skip=("progress",))
-    offline = fields_from_settings(OfflineSettings, {
-        "n_intervals": {"min": 1}, "collocation_deg": {"min": 1, "max": 5}, "move_penalty": {**_NONNEG},
-        "max_iter": {"min": 1}, "tol": {**_POS},
-        "compare": {"extra": True, "types": bool, "default": True, "doc": "compare with the offline optimum (closed_loop)"},
-    })
-    baselines = fields_from_settings(BaselineSettings, {
-        "n_grid": {"min": 2}, "mu_min": {**_POS}, "mu_max": {**_POS}, "yield_xs": {**_POS}, "sim_dt": {**_POS},
-        "glucose_feed": {**_POS, "default": None, "doc": "glucose concentration of the feed for the exponential formula; default [reactor].feed_glucose"},
-    })
+    problem = fields_from_settings(
+        BatchProblem,
+        {
+            "batch_time": {**_POS},
+            "objective": {"choices": ("biomass", "product", "productivity")},
+            "feed_min": {**_NONNEG, "unit": "L/h"},
+            "feed_max": {**_POS, "unit": "L/h"},
+            "volume_max": {**_POS},
+            "glucose_max": {**_POS},
+            "acetate_max": {**_POS},
+            "constraint_tolerance": {**_NONNEG, "unit": "-"},
+        },
+    )
+    mpc = fields_from_settings(
+        MPCSettings,
+        {
+            "t_step": {**_POS},
+            "n_horizon": {"min": 1},
+            "collocation_deg": {"min": 1, "max": 5},
+            "collocation_ni": {"min": 1},
+            "move_penalty": {**_NONNEG},
+            "objective_scale": {**_POS},
+            "soft_penalty": {**_POS},
+            "backoff": {"min": 0.0, "max": 1.0, "max_open": True, "unit": "-"},
+            "max_iter": {"min": 0},
+            "tol": {**_POS},
+            "safe_feed": {**_NONNEG, "unit": "L/h"},
+            "symvar": {"choices": ("SX", "MX")},
+        },
+    )
+    channel = fields_from_settings(
+        MeasurementChannel,
+        {
+            "quantity": {
+                "choices": ("volume", "biomass", "glucose", "acetate", "product"),
+                "unit": "",
+                "doc": "measured quantity: volume (L), biomass (gDW/L), glucose, acetate or product (mmol/L)",
+            },
+            "period": {**_POS},
+            "noise_std": {**_POS, "unit": "unit of the quantity"},
+            "dropout": {"min": 0.0, "max": 1.0, "max_open": True, "unit": "-"},
+        },
+    )
+    measurements = fields_from_settings(
+        MeasurementSettings,
+        {
+            "channels": {
+                "types": list,
+                "item": dict,
+                "fields": channel,
+                "min_items": 1,
+                "doc": "[[measurements.channels]]: one table per measured quantity; default volume every 0.5 h, biomass and glucose every 1 h",
+            },
+            "seed": {"min": 0, "doc": "seed of the noise and dropout generator"},
+        },
+    )
+    estimator = fields_from_settings(
+        EstimatorSettings,
+        {
+            "kind": {"choices": ("ekf", "mhe", "none")},
+            "initial_error": {"min": -1.0, "min_open": True},
+            "initial_rel_std": {**_POS},
+            "process_rel_std": {**_NONNEG},
+            "process_abs_std": {**_POS, "unit": "state unit/sqrt(h)"},
+            "vmax_rel_std": {**_POS},
+            "vmax_initial_error": {"min": -1.0, "min_open": True},
+            "mhe_horizon": {"min": 2},
+            "mhe_arrival_rel_std": {**_POS},
+            "ekf_integrator": {"choices": ("cvodes", "rk4")},
+            "integration_substeps": {"min": 1},
+        },
+    )
+    closed_loop = fields_from_settings(
+        ClosedLoopSettings,
+        {
+            "plant": {"choices": ("nominal", "perturbed", "dfba")},
+            "plant_parameter_scale": {
+                "types": dict,
+                "values": float,
+                **_POS,
+                "unit": "-",
+                "default": None,
+                "doc": "multiplicative perturbation of named model parameters in the plant, e.g. { vmax_glc = 0.8 }",
+            },
+            "plant_substeps": {"min": 1},
+            "rmse_after": {
+                "extra": True,
+                "types": float,
+                "default": 2.0,
+                "unit": "h",
+                **_NONNEG,
+                "doc": "estimation RMSE is reported from this time on",
+            },
+            "relax": {"extra": True, "types": bool, "default": True, "doc": 'relax infeasible LPs of the dFBA plant (plant = "dfba")'},
+        },
+        skip=("progress",),
+    )
+    offline = fields_from_settings(
+        OfflineSettings,
+        {
+            "n_intervals": {"min": 1},
+            "collocation_deg": {"min": 1, "max": 5},
+            "move_penalty": {**_NONNEG},
+            "max_iter": {"min": 1},
+            "tol": {**_POS},
+            "compare": {"extra": True, "types": bool, "default": True, "doc": "compare with the offline optimum (closed_loop)"},
+        },
+    )
+    baselines = fields_from_settings(
+        BaselineSettings,
+        {
+            "n_grid": {"min": 2},
+            "mu_min": {**_POS},
+            "mu_max": {**_POS},
+            "yield_xs": {**_POS},
+            "sim_dt": {**_POS},
+            "glucose_feed": {
+                **_POS,
+                "default": None,
+                "doc": "glucose concentration of the feed for the exponential formula; default [reactor].feed_glucose",
+            },
+        },
+    )
     control_model = {
-        "distill": Field(bool, default=False, doc="control and estimate with a cubic B-spline fit of the surrogate (plant keeps the full one)"),
+        "distill": Field(
+            bool, default=False, doc="control and estimate with a cubic B-spline fit of the surrogate (plant keeps the full one)"
+        ),
         "step": Field(float, default=0.01, unit="mmol/gDW/h", **_POS, doc="spline grid spacing"),
         "glucose_max": Field(float, unit="mmol/gDW/h", **_POS, doc="spline grid end; default the surrogate's domain"),
         "oxygen_max": Field(float, unit="mmol/gDW/h", **_POS, doc='spline grid end in "kla" mode; default the surrogate\'s domain'),
@@ -335,7 +426,9 @@ def _control_tables() -> dict[str, Table]:
         "mpc": Table(mpc, "economic feed MPC (do-mpc, collocation)", check=build(MPCSettings, "mpc")),
         "estimator": Table(estimator, "state (and Vmax) estimator", check=build(EstimatorSettings, "estimator")),
         "measurements": Table(measurements, "noisy sampled measurements", check=build(MeasurementSettings, "measurements")),
-        "closed_loop": Table(closed_loop, "the closed-loop experiment", check=build(ClosedLoopSettings, "closed_loop", ("rmse_after", "relax"))),
+        "closed_loop": Table(
+            closed_loop, "the closed-loop experiment", check=build(ClosedLoopSettings, "closed_loop", ("rmse_after", "relax"))
+        ),
         "offline": Table(offline, "offline whole-batch feed optimisation", check=build(OfflineSettings, "offline", ("compare",))),
         "baselines": Table(baselines, "constant and exponential feed baselines", check=build(BaselineSettings, "baselines")),
         "control_model": Table(control_model, "model used by the controller and the estimator"),
@@ -345,8 +438,11 @@ def _control_tables() -> dict[str, Table]:
 def _control_checks(resolved: dict[str, Any]):
     yield from _model_checks(resolved)
     if resolved.get("surrogate", {}).get("backend") == "numpy":
-        yield ("surrogate.backend", '"native" or "l4casadi" (the optimisers need exact second derivatives; '
-               '"numpy" is for simulation)', '"numpy"')
+        yield (
+            "surrogate.backend",
+            '"native" or "l4casadi" (the optimisers need exact second derivatives; "numpy" is for simulation)',
+            '"numpy"',
+        )
     from mpc_bio.control.settings import BatchProblem, MPCSettings
 
     p, m, r = resolved.get("problem", {}), resolved.get("mpc", {}), resolved.get("reactor", {})
@@ -359,7 +455,11 @@ def _control_checks(resolved: dict[str, Any]):
         yield "problem.volume_max", f"> reactor.volume0 = {v0:g} L (the batch starts infeasible)", f"{vmax:g} L"
     chans = resolved.get("measurements", {}).get("channels", [])
     if any(c.get("quantity") == "acetate" for c in chans) and "ac" not in r.get("products", {"ac": "EX_ac_e"}):
-        yield "measurements.channels", 'an acetate channel only with products = { ac = "EX_ac_e" } in [reactor]', f"products = {r.get('products')}"
+        yield (
+            "measurements.channels",
+            'an acetate channel only with products = { ac = "EX_ac_e" } in [reactor]',
+            f"products = {r.get('products')}",
+        )
     cl = resolved.get("closed_loop", {})
     if cl.get("plant", "nominal") == "perturbed" and not cl.get("plant_parameter_scale"):
         yield "closed_loop.plant_parameter_scale", 'at least one parameter factor with plant = "perturbed"', "nothing"
@@ -390,8 +490,7 @@ def control_schema(kind: str) -> KindSchema:
 
     for name in (*getattr(scenario_kinds, "_PROCESS_TABLES", ()), *getattr(scenario_kinds, "_CONTROL_TABLES", ())):
         tables.setdefault(name, Table({}, "(checked by the kind at run time)", open=True))
-    return KindSchema(kind, docs[kind] + " Tables [model], [surrogate], [reactor], [kinetics] as in kind \"simulation\".",
-                      tables, checks)
+    return KindSchema(kind, docs[kind] + ' Tables [model], [surrogate], [reactor], [kinetics] as in kind "simulation".', tables, checks)
 
 
 closed_loop_schema = functools.cache(lambda: control_schema("closed_loop"))
@@ -407,17 +506,21 @@ def _nomad_fields() -> dict[str, Field]:
     from mpc_bio.nomad.nra_settings import DesignStudySettings
     from mpc_bio.nomad.settings import EnsembleStudySettings
 
-    return {**settings_fields(EnsembleStudySettings),
-            "design": Field(dict, fields=settings_fields(DesignStudySettings),
-                            doc="[nomad.design] NRA designs, ranking and the verification reactor")}
+    return {
+        **settings_fields(EnsembleStudySettings),
+        "design": Field(
+            dict, fields=settings_fields(DesignStudySettings), doc="[nomad.design] NRA designs, ranking and the verification reactor"
+        ),
+    }
 
 
 @functools.cache
 def nomad_table() -> Table:
     """The ``[nomad]`` table (with its ``[nomad.*]`` sub-tables) of ``mpc-bio nomad ensemble/design``
     configurations and of co-design scenarios; one object, so the reference documents it once."""
-    return Table(_nomad_fields(), "the ensemble and design stages (as in `mpc-bio nomad ensemble/design --config`)",
-                 check=_nomad_table_check)
+    return Table(
+        _nomad_fields(), "the ensemble and design stages (as in `mpc-bio nomad ensemble/design --config`)", check=_nomad_table_check
+    )
 
 
 @functools.cache
@@ -457,7 +560,11 @@ def _codesign_checks(resolved: dict[str, Any]):
     where = "codesign.feed.batch_time" if feed.get("batch_time") else "nomad.design.verification.batch_time"
     late = [t for t in ver.get("feed_times", vd.feed_times) if t >= t_end]
     if late:
-        yield "nomad.design.verification.feed_times", f"switching times of the reference feed before the batch end {where} = {t_end:g} h", f"{late}"
+        yield (
+            "nomad.design.verification.feed_times",
+            f"switching times of the reference feed before the batch end {where} = {t_end:g} h",
+            f"{late}",
+        )
     v0, vmax = ver.get("volume0", vd.volume0), feed.get("volume_max", fd.volume_max)
     if vmax <= v0:
         yield "codesign.feed.volume_max", f"> nomad.design.verification.volume0 = {v0:g} L (no room to feed)", f"{vmax:g} L"
@@ -470,7 +577,11 @@ def _codesign_checks(resolved: dict[str, Any]):
         yield "nomad.design.nra.max_interventions", "an integer >= 1 when codesign.n_designs > 0 (no intervention, no design)", "0"
     fmin = feed.get("feed_min", fd.feed_min)
     if vmax > v0 and fmin * t_end + v0 > vmax:
-        yield "codesign.feed.feed_min", f"<= (volume_max - volume0) / batch time = {(vmax - v0) / t_end:g} L/h (the smallest feed overfills the reactor)", f"{fmin:g} L/h"
+        yield (
+            "codesign.feed.feed_min",
+            f"<= (volume_max - volume0) / batch time = {(vmax - v0) / t_end:g} L/h (the smallest feed overfills the reactor)",
+            f"{fmin:g} L/h",
+        )
 
 
 @functools.cache

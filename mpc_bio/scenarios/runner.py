@@ -78,7 +78,18 @@ _TOP_LEVEL = ("kind", "name", "description")
 
 #: Distributions whose versions every run records.
 MAIN_DEPENDENCIES = (
-    "mpc_bio", "numpy", "scipy", "pandas", "torch", "casadi", "l4casadi", "do-mpc", "cobra", "highspy", "pyomo", "matplotlib",
+    "mpc_bio",
+    "numpy",
+    "scipy",
+    "pandas",
+    "torch",
+    "casadi",
+    "l4casadi",
+    "do-mpc",
+    "cobra",
+    "highspy",
+    "pyomo",
+    "matplotlib",
 )
 
 
@@ -288,9 +299,13 @@ def run_scenario(
     if out.exists() and not overwrite:
         status = run_status(out)
         if status == "complete":
-            raise RunExistsError(f"{out} already holds a complete run of {name!r}; pass --overwrite (overwrite=True) to replace it, or choose another --out.")
+            raise RunExistsError(
+                f"{out} already holds a complete run of {name!r}; pass --overwrite (overwrite=True) to replace it, or choose another --out."
+            )
         if out.is_file() or any(out.iterdir()):
-            raise RunExistsError(f"{out} exists and is not empty (run status: {status}); pass --overwrite to replace it, or choose another --out.")
+            raise RunExistsError(
+                f"{out} exists and is not empty (run status: {status}); pass --overwrite to replace it, or choose another --out."
+            )
     raw = path.read_bytes()
     stale = stale_run_folders(out.parent)
     if stale:
@@ -329,11 +344,19 @@ def run_scenario(
         runner = getattr(importlib.import_module(mod_name), func_name)
         body = {k: v for k, v in data.items() if k not in _TOP_LEVEL}
         t1 = time.perf_counter()
+
         def forced_exit() -> str:
             # the watchdog ends the process while a solver is stuck in compiled code (mpc_bio.interrupts)
-            _write_json(tmp / "run.json", {**record, "status": "interrupted", "finished_utc": _utc(),
-                                            "error": "forced exit: the interrupt was not handled in time",
-                                            "stopped_in": log.current if log is not None else None})
+            _write_json(
+                tmp / "run.json",
+                {
+                    **record,
+                    "status": "interrupted",
+                    "finished_utc": _utc(),
+                    "error": "forced exit: the interrupt was not handled in time",
+                    "stopped_in": log.current if log is not None else None,
+                },
+            )
             return f"no result under {out}; partial folder {tmp} (run.json status 'interrupted')"
 
         with run_log(show=progress if status is None else status) as log, on_forced_exit(forced_exit):
@@ -343,12 +366,20 @@ def run_scenario(
         wall = time.perf_counter() - t0
         failures = [str(f) for f in summary.pop("failures", None) or []]
         summary = {
-            "kind": kind, "name": name, "scenario": str(path), "status": "failed" if failures else "ok",
-            "failures": failures, "wall_time_s": wall, **summary, **log.summary(),
+            "kind": kind,
+            "name": name,
+            "scenario": str(path),
+            "status": "failed" if failures else "ok",
+            "failures": failures,
+            "wall_time_s": wall,
+            **summary,
+            **log.summary(),
         }
         _write_json(tmp / "summary.json", _relocate(summary, tmp, out))
         files = {role: out / Path(f).relative_to(tmp) if _inside(f, tmp) else Path(f) for role, f in files.items()}
-        files.update({"summary": out / "summary.json", "scenario": out / "scenario.toml", "resolved": out / "resolved.toml", "run": out / "run.json"})
+        files.update(
+            {"summary": out / "summary.json", "scenario": out / "scenario.toml", "resolved": out / "resolved.toml", "run": out / "run.json"}
+        )
         record.update(
             {
                 "status": "complete",
@@ -364,8 +395,14 @@ def run_scenario(
         _remove_failed_attempts(out)
     except BaseException as exc:
         stopped = isinstance(exc, KeyboardInterrupt) or interrupted() is not None
-        record.update({"status": "interrupted" if stopped else "failed", "finished_utc": _utc(),
-                       "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()})
+        record.update(
+            {
+                "status": "interrupted" if stopped else "failed",
+                "finished_utc": _utc(),
+                "error": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc(),
+            }
+        )
         if log is not None:
             record["stopped_in"] = log.stopped_in
             record["solver_warnings"] = log.summary()["solver_warnings"]  # e.g. IPOPT's KeyboardInterruptException
@@ -450,4 +487,3 @@ def _relocate(obj: Any, tmp: Path, out: Path) -> Any:
     if isinstance(obj, str) and str(tmp) in obj:
         return obj.replace(str(tmp), str(out))
     return obj
-

@@ -275,7 +275,15 @@ class Field:
             else:
                 bad = [v for v in value if not self._in_range(v)]
                 if bad:
-                    problems.append(Problem(path, name, f"a list of numbers, every item {self.describe_range() or 'finite'}{f' ({self.unit})' if self.unit and self.unit != '-' else ''}", f"{bad}", "range"))
+                    problems.append(
+                        Problem(
+                            path,
+                            name,
+                            f"a list of numbers, every item {self.describe_range() or 'finite'}{f' ({self.unit})' if self.unit and self.unit != '-' else ''}",
+                            f"{bad}",
+                            "range",
+                        )
+                    )
                 if float in (self.item,) and int not in (self.item,):
                     value = [float(v) for v in value]
         elif isinstance(value, dict):
@@ -286,7 +294,15 @@ class Field:
             elif self.values is not None:
                 bad = {k: v for k, v in value.items() if not self._in_range(v)}
                 if bad:
-                    problems.append(Problem(path, name, f"a table of numbers, every value {self.describe_range() or 'finite'}{f' ({self.unit})' if self.unit and self.unit != '-' else ''}", f"{bad}", "range"))
+                    problems.append(
+                        Problem(
+                            path,
+                            name,
+                            f"a table of numbers, every value {self.describe_range() or 'finite'}{f' ({self.unit})' if self.unit and self.unit != '-' else ''}",
+                            f"{bad}",
+                            "range",
+                        )
+                    )
                 if self.values is float:
                     value = {k: float(v) for k, v in value.items()}
         elif not self._in_range(value):
@@ -402,8 +418,16 @@ def _setting_field(tp: Any, spec: Any, default: Any, required: bool) -> Field:
 
     tp = _optional(tp)[0]
     origin, args = typing.get_origin(tp), typing.get_args(tp)
-    kw: dict[str, Any] = {"unit": spec.unit, "doc": _first_sentence(spec.doc), "choices": spec.choices, "is_path": spec.is_path,
-                          "min": spec.low, "max": spec.high, "min_open": spec.strict, "max_open": spec.high_strict}
+    kw: dict[str, Any] = {
+        "unit": spec.unit,
+        "doc": _first_sentence(spec.doc),
+        "choices": spec.choices,
+        "is_path": spec.is_path,
+        "min": spec.low,
+        "max": spec.high,
+        "min_open": spec.strict,
+        "max_open": spec.high_strict,
+    }
     if isinstance(tp, type) and issubclass(tp, Settings):
         return Field(dict, fields=settings_fields(tp), unit=spec.unit, doc=kw["doc"])
     if _is_pairs(tp):  # the default pairs as the table a file gives (and a resolved file holds)
@@ -418,8 +442,9 @@ def _setting_field(tp: Any, spec: Any, default: Any, required: bool) -> Field:
     return Field(tp, required, default, **kw)
 
 
-def settings_fields(cls: type, *, skip: Iterable[str] = (), only: Iterable[str] | None = None,
-                    required: Iterable[str] = ()) -> dict[str, Field]:
+def settings_fields(
+    cls: type, *, skip: Iterable[str] = (), only: Iterable[str] | None = None, required: Iterable[str] = ()
+) -> dict[str, Field]:
     """The keys of a table built by a :class:`mpc_bio.settings.Settings` class: type, default, unit,
     range, choices and doc of each field, as the class declares them.
 
@@ -498,8 +523,13 @@ def validate_with_schema(path: str | Path, data: Mapping[str, Any], schema: Kind
     resolved: dict[str, Any] = {k: data[k] for k in TOP_LEVEL if k in data}
     for key in sorted(set(data) - set(TOP_LEVEL) - set(schema.tables)):
         problems.append(
-            Problem(path, f"[{key}]", f"{', '.join(schema.tables)} (tables of kind {schema.kind!r}) and kind, name, description",
-                    _fmt(data[key]), "unknown_table")
+            Problem(
+                path,
+                f"[{key}]",
+                f"{', '.join(schema.tables)} (tables of kind {schema.kind!r}) and kind, name, description",
+                _fmt(data[key]),
+                "unknown_table",
+            )
             if isinstance(data[key], dict)
             else Problem(path, key, f"kind, name, description and the tables {', '.join(schema.tables)}", _fmt(data[key]), "unknown_key")
         )
@@ -507,7 +537,15 @@ def validate_with_schema(path: str | Path, data: Mapping[str, Any], schema: Kind
         if name not in data:
             if tab.required:
                 req = [k for k, f in tab.fields.items() if f.required]
-                problems.append(Problem(path, f"[{name}]", f"a table: {tab.doc}; required keys: {', '.join(req) or 'none'}", "nothing (missing table)", "missing_table"))
+                problems.append(
+                    Problem(
+                        path,
+                        f"[{name}]",
+                        f"a table: {tab.doc}; required keys: {', '.join(req) or 'none'}",
+                        "nothing (missing table)",
+                        "missing_table",
+                    )
+                )
                 continue
         n0 = len(problems)
         if tab.open:
@@ -545,23 +583,25 @@ def format_reference(schemas: Iterable[KindSchema], *, markdown: bool = True) ->
         Markdown tables (for the README) or plain text.
     """
     lines: list[str] = []
-    lines.append("Every scenario file has a top-level `kind` (which runner handles it), and optionally `name` "
-                 "and `description`. Units: time h, volume L, feed L/h, concentrations mmol/L (biomass gDW/L), "
-                 "specific rates mmol/gDW/h. A key marked \"required\" must be given; a key with "
-                 "default \"-\" is optional and, when absent, takes the default described in its text.")
+    lines.append(
+        "Every scenario file has a top-level `kind` (which runner handles it), and optionally `name` "
+        "and `description`. Units: time h, volume L, feed L/h, concentrations mmol/L (biomass gDW/L), "
+        'specific rates mmol/gDW/h. A key marked "required" must be given; a key with '
+        'default "-" is optional and, when absent, takes the default described in its text.'
+    )
     lines.append("")
     shared: dict[int, str] = {}
     for s in schemas:
         if lines[-1]:
             lines.append("")
-        lines.append(f"### kind = \"{s.kind}\"" if markdown else f"kind = {s.kind!r}")
+        lines.append(f'### kind = "{s.kind}"' if markdown else f"kind = {s.kind!r}")
         lines.append("")
         lines.append(s.doc)
         lines.append("")
         for tname, tab in s.tables.items():
             head = f"[{tname}]" + (" (required)" if tab.required else "")
             if id(tab) in shared:
-                lines.append(f"- `{head}`: as in kind \"{shared[id(tab)]}\"." if markdown else f"  {head}: as in kind {shared[id(tab)]!r}")
+                lines.append(f'- `{head}`: as in kind "{shared[id(tab)]}".' if markdown else f"  {head}: as in kind {shared[id(tab)]!r}")
                 continue
             shared[id(tab)] = s.kind
             if lines[-1]:
@@ -573,12 +613,18 @@ def format_reference(schemas: Iterable[KindSchema], *, markdown: bool = True) ->
                 lines.append("|---|---|---|---|---|---|")
             for key, f in _flatten(tab.fields):
                 if f.renamed_to is not None:
-                    lines.append(f"| `{key}` | - | - | - | - | renamed: write `{f.renamed_to}` |" if markdown else f"    {key:26s} renamed: write {f.renamed_to}")
+                    lines.append(
+                        f"| `{key}` | - | - | - | - | renamed: write `{f.renamed_to}` |"
+                        if markdown
+                        else f"    {key:26s} renamed: write {f.renamed_to}"
+                    )
                     continue
                 default = "required" if f.required else ("-" if f.default is None else _toml_value(f.default))
                 unit = f.unit or "-"
                 if markdown:
-                    lines.append(f"| `{key}` | {f.describe()} | {unit} | {default} | {f.describe_range() or '-'} | {f.doc} |".replace("\n", " "))
+                    lines.append(
+                        f"| `{key}` | {f.describe()} | {unit} | {default} | {f.describe_range() or '-'} | {f.doc} |".replace("\n", " ")
+                    )
                 else:
                     lines.append(f"    {key:26s} {f.describe():22s} {unit:12s} default {default:10s} {f.describe_range()}  {f.doc}")
             lines.append("")

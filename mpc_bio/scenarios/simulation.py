@@ -27,8 +27,15 @@ from typing import Any, ClassVar
 from mpc_bio.scenarios.schema import ScenarioError, Table, settings_fields
 from mpc_bio.settings import POSITIVE, Settings, setting
 
-__all__ = ["run_simulation", "ModelSource", "SurrogateSource", "SimulationOptions", "process_tables", "resolve_model",
-           "load_or_train_surrogate"]
+__all__ = [
+    "run_simulation",
+    "ModelSource",
+    "SurrogateSource",
+    "SimulationOptions",
+    "process_tables",
+    "resolve_model",
+    "load_or_train_surrogate",
+]
 
 #: Fields of FedBatchSettings given in [simulation] (or by the control problem), not in [reactor].
 GRID_FIELDS = ("t_end", "output_step", "dfba_step")
@@ -40,11 +47,13 @@ class ModelSource(Settings):
 
     error: ClassVar[type] = ScenarioError
 
-    name: str | None = setting(None, doc=(
-        'A model bundled with COBRApy ("e_coli_core", "iJO1366", ...) or "iCH360" (shipped with mpc_bio); default '
-        '"e_coli_core".'))
-    path: str | None = setting(None, is_path=True, doc=(
-        "Path of an SBML/JSON/MAT model file (relative to the scenario file); instead of name."))
+    name: str | None = setting(
+        None,
+        doc=('A model bundled with COBRApy ("e_coli_core", "iJO1366", ...) or "iCH360" (shipped with mpc_bio); default "e_coli_core".'),
+    )
+    path: str | None = setting(
+        None, is_path=True, doc=("Path of an SBML/JSON/MAT model file (relative to the scenario file); instead of name.")
+    )
 
 
 @dataclass(frozen=True)
@@ -54,13 +63,23 @@ class SurrogateSource(Settings):
 
     error: ClassVar[type] = ScenarioError
 
-    artifact: str = setting("default", is_path=True, doc=(
-        '"default" (the surrogate shipped for the model), a shipped name ("e_coli_core", "iCH360"), a surrogate '
-        'directory, or "train" (sample pFBA on a grid and train in the run; cached).'))
-    backend: str = setting("native", choices=("native", "l4casadi", "numpy"), doc=(
-        'How the network enters CasADi: "native" (CasADi graph, exact derivatives of any order), "l4casadi" (the '
-        'torch module), "numpy" (numpy/BLAS callback, finite-difference Jacobian: fastest for simulating large nets, '
-        "not for optimisation)."))
+    artifact: str = setting(
+        "default",
+        is_path=True,
+        doc=(
+            '"default" (the surrogate shipped for the model), a shipped name ("e_coli_core", "iCH360"), a surrogate '
+            'directory, or "train" (sample pFBA on a grid and train in the run; cached).'
+        ),
+    )
+    backend: str = setting(
+        "native",
+        choices=("native", "l4casadi", "numpy"),
+        doc=(
+            'How the network enters CasADi: "native" (CasADi graph, exact derivatives of any order), "l4casadi" (the '
+            'torch module), "numpy" (numpy/BLAS callback, finite-difference Jacobian: fastest for simulating large nets, '
+            "not for optimisation)."
+        ),
+    )
     symbolic: str = setting("SX", choices=("SX", "MX"), doc="CasADi symbolic type of the embedded graph.")
     l4casadi_mode: str = setting("exact", doc="l4casadi evaluation mode (backend l4casadi only).")
     grid_step: float = setting(1.0, unit="mmol/gDW/h", **POSITIVE, doc='Training grid spacing of both uptakes (artifact "train").')
@@ -101,13 +120,21 @@ def process_tables() -> dict[str, Table]:
     return {
         "model": Table(settings_fields(ModelSource), "which metabolic model"),
         "surrogate": Table(settings_fields(SurrogateSource), "the neural surrogate of the model's pFBA", check=build(SurrogateSource)),
-        "reactor": Table(settings_fields(FedBatchSettings, skip=("kinetics", "feed", *GRID_FIELDS)), "fed-batch reactor (paper 1, Eq. 2)",
-                         check=build(FedBatchSettings)),
+        "reactor": Table(
+            settings_fields(FedBatchSettings, skip=("kinetics", "feed", *GRID_FIELDS)),
+            "fed-batch reactor (paper 1, Eq. 2)",
+            check=build(FedBatchSettings),
+        ),
         "kinetics": Table(settings_fields(UptakeKinetics), "uptake kinetics", check=build(UptakeKinetics)),
-        "feed": Table(settings_fields(FeedProfile, required=("times", "rates")), "piecewise-constant feed profile", required=True,
-                      check=build(FeedProfile)),
-        "simulation": Table({**settings_fields(FedBatchSettings, only=GRID_FIELDS), **settings_fields(SimulationOptions)},
-                            "integration and comparison"),
+        "feed": Table(
+            settings_fields(FeedProfile, required=("times", "rates")),
+            "piecewise-constant feed profile",
+            required=True,
+            check=build(FeedProfile),
+        ),
+        "simulation": Table(
+            {**settings_fields(FedBatchSettings, only=GRID_FIELDS), **settings_fields(SimulationOptions)}, "integration and comparison"
+        ),
     }
 
 
@@ -199,8 +226,9 @@ def run_simulation(path: Path, data: dict[str, Any], out: Path, *, progress: boo
     grid = {k: sim_table.pop(k) for k in GRID_FIELDS if k in sim_table}
     try:
         sim = SimulationOptions.from_dict(sim_table, "[simulation]")
-        reactor = FedBatchSettings.from_dict({**data.get("reactor", {}), "kinetics": data.get("kinetics", {}), "feed": data["feed"], **grid},
-                                             "[reactor]")
+        reactor = FedBatchSettings.from_dict(
+            {**data.get("reactor", {}), "kinetics": data.get("kinetics", {}), "feed": data["feed"], **grid}, "[reactor]"
+        )
         s = SurrogateSource.from_dict(data.get("surrogate", {}), "[surrogate]")
         model = resolve_model(path, data.get("model", {}))
         sur, how = load_or_train_surrogate(path, s, model, reactor, out, progress)
@@ -274,5 +302,3 @@ def _agreement(sur, lp) -> dict[str, Any]:
         "surrogate_vs_lp_biomass_max_rel_err": float(np.max(np.abs(X - Xl) / Xl)),
         "surrogate_vs_lp_glucose_max_err_frac_initial": float(np.max(np.abs(G - Gl)) / G0) if G0 > 0 else None,
     }
-
-

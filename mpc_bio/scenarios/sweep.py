@@ -137,8 +137,7 @@ def _run_one(scenario_path: str, out_dir: str) -> dict[str, Any]:
         res = run_scenario(scenario_path, out_dir, progress=False, overwrite=True)
         return {**_outcome(res.summary), "wall_time_s": time.perf_counter() - t0, "summary": res.summary}
     except Exception as exc:  # noqa: BLE001 - a failed run is a result of the sweep
-        return {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "wall_time_s": time.perf_counter() - t0,
-                "summary": {}}
+        return {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "wall_time_s": time.perf_counter() - t0, "summary": {}}
 
 
 def _outcome(summary: Mapping[str, Any]) -> dict[str, str]:
@@ -213,8 +212,12 @@ def run_sweep(
     vary = {k: list(v) for k, v in (vary or {}).items()}
     resolved = validate_scenario(scenario)
     variants = _variants(resolved, vary, seeds, scenario)
-    spec = {"scenario": str(scenario.resolve()), "scenario_sha256": hashlib.sha256(scenario.read_bytes()).hexdigest(),
-            "vary": vary, "seeds": seeds}
+    spec = {
+        "scenario": str(scenario.resolve()),
+        "scenario_sha256": hashlib.sha256(scenario.read_bytes()).hexdigest(),
+        "vary": vary,
+        "seeds": seeds,
+    }
     out = Path(out_dir)
     record = out / "sweep.json"
     same = record.is_file() and json.loads(record.read_text()).get("spec") == spec
@@ -232,8 +235,9 @@ def run_sweep(
     for i, v in enumerate(variants):
         rid = f"{i:04d}"
         vpath = out / "variants" / f"{rid}.toml"
-        vpath.write_text(f"# variant {rid} of the sweep of {scenario}: {v['values']} seed index {v['seed_index']}\n"
-                         + dump_toml(v["config"]))
+        vpath.write_text(
+            f"# variant {rid} of the sweep of {scenario}: {v['values']} seed index {v['seed_index']}\n" + dump_toml(v["config"])
+        )
         validate_scenario(vpath)  # a bad value fails here, before any run
         run_dir = out / "runs" / rid
         if run_status(run_dir) == "complete":
@@ -255,24 +259,45 @@ def run_sweep(
     for i, v in enumerate(variants):
         rid = f"{i:04d}"
         res = rows[rid]
-        table.append({"id": rid, **v["values"], "seed_index": v["seed_index"], "status": res["status"],
-                      "error": res["error"], "wall_time_s": res["wall_time_s"], **_numbers(res["summary"])})
+        table.append(
+            {
+                "id": rid,
+                **v["values"],
+                "seed_index": v["seed_index"],
+                "status": res["status"],
+                "error": res["error"],
+                "wall_time_s": res["wall_time_s"],
+                **_numbers(res["summary"]),
+            }
+        )
     runs = pd.DataFrame(table)
     fixed = {"id", "seed_index", "status", "error", "wall_time_s", *vary}
     done = runs[runs["status"] == "complete"]
-    numeric = [c for c in runs.columns if c not in fixed and len(done) and done[c].notna().all()
-               and pd.api.types.is_numeric_dtype(runs[c])]
+    numeric = [c for c in runs.columns if c not in fixed and len(done) and done[c].notna().all() and pd.api.types.is_numeric_dtype(runs[c])]
     spread = {c: float(done[c].max() - done[c].min()) for c in numeric}
     metrics = tuple(c for c in numeric if spread[c] > 1e-9 * max(1.0, float(done[c].abs().max())))
     constant = {c: float(done[c].iloc[0]) for c in numeric if c not in metrics}
     stats = {}
     for m in metrics:
         col = done[m].astype(float)
-        stats[m] = {"mean": col.mean(), "std": col.std(ddof=0), "min": col.min(), "p10": col.quantile(0.1),
-                    "median": col.median(), "p90": col.quantile(0.9), "max": col.max()}
-    summary = {"runs": len(runs), "complete": int(len(done)), "failed": int(len(runs) - len(done)), "reused": reused,
-               "failures": {r["id"]: r["error"] for r in table if r["status"] != "complete"}, "metrics": stats,
-               "constant": constant}
+        stats[m] = {
+            "mean": col.mean(),
+            "std": col.std(ddof=0),
+            "min": col.min(),
+            "p10": col.quantile(0.1),
+            "median": col.median(),
+            "p90": col.quantile(0.9),
+            "max": col.max(),
+        }
+    summary = {
+        "runs": len(runs),
+        "complete": int(len(done)),
+        "failed": int(len(runs) - len(done)),
+        "reused": reused,
+        "failures": {r["id"]: r["error"] for r in table if r["status"] != "complete"},
+        "metrics": stats,
+        "constant": constant,
+    }
     runs.to_csv(out / "sweep_runs.csv", index=False)
     (out / "sweep_summary.json").write_text(json.dumps(summary, indent=1, default=float))
     result = SweepResult(out_dir=out, runs=runs, metrics=metrics, summary=summary)
@@ -298,8 +323,10 @@ def _execute(jobs: list[tuple[str, str, str]], n_workers: int | None, scheduler:
 
         client = connect_scheduler(scheduler)
         try:
-            futs = {client.submit(_run_one, path, run_dir, pure=False, key=f"sweep-run-{rid}-{time.time_ns()}"): rid
-                    for rid, path, run_dir in jobs}
+            futs = {
+                client.submit(_run_one, path, run_dir, pure=False, key=f"sweep-run-{rid}-{time.time_ns()}"): rid
+                for rid, path, run_dir in jobs
+            }
             for fut in as_completed(futs):
                 yield futs[fut], fut.result()
         finally:

@@ -134,13 +134,17 @@ def evaluate_surrogate(
     ref = solve_reference(model, X, pfba_settings, n_workers=n_workers, progress=progress)
     if tuple(ref.reaction_ids) != tuple(surrogate.reaction_ids):
         raise ValueError(
-            "evaluate_surrogate: the model's reactions differ from the surrogate's outputs; "
-            "pass the model the surrogate was trained on."
+            "evaluate_surrogate: the model's reactions differ from the surrogate's outputs; pass the model the surrogate was trained on."
         )
     P = surrogate.predict(X, check_domain=False)
     m = compute_metrics(surrogate, X, ref.fluxes, predicted=P)
     return SurrogateEvaluation(
-        inputs=X, reference=ref.fluxes, predicted=P, status=ref.status, metrics=m, reaction_ids=tuple(surrogate.reaction_ids),
+        inputs=X,
+        reference=ref.fluxes,
+        predicted=P,
+        status=ref.status,
+        metrics=m,
+        reaction_ids=tuple(surrogate.reaction_ids),
         objective_id=surrogate.objective_id,
     )
 
@@ -298,9 +302,7 @@ class SensitivityMap:
     growth: np.ndarray
 
 
-def sensitivity_map(
-    surrogate, *, n: int = 101, glucose_input: str = "glucose", oxygen_input: str = "oxygen"
-) -> SensitivityMap:
+def sensitivity_map(surrogate, *, n: int = 101, glucose_input: str = "glucose", oxygen_input: str = "oxygen") -> SensitivityMap:
     """Figure-6 maps on an n x n grid spanning the training domain."""
     ig = _index(surrogate.input_names, glucose_input, 0)
     io = _index(surrogate.input_names, oxygen_input, 1)
@@ -311,9 +313,9 @@ def sensitivity_map(
     X[:, ig] = A.ravel()
     X[:, io] = B.ravel()
     if surrogate.n_inputs > 2:
-        X[:, [j for j in range(surrogate.n_inputs) if j not in (ig, io)]] = 0.5 * (
-            surrogate.domain_low + surrogate.domain_high
-        )[[j for j in range(surrogate.n_inputs) if j not in (ig, io)]]
+        X[:, [j for j in range(surrogate.n_inputs) if j not in (ig, io)]] = (
+            0.5 * (surrogate.domain_low + surrogate.domain_high)[[j for j in range(surrogate.n_inputs) if j not in (ig, io)]]
+        )
     G = surrogate.growth_sensitivity(X)
     g = surrogate.predict_growth(X)
     return SensitivityMap(

@@ -210,9 +210,7 @@ class Surrogate:
             )
         return ok
 
-    def predict(
-        self, x: np.ndarray, *, check_domain: bool = True, return_flags: bool = False, precision: str = "float64"
-    ):
+    def predict(self, x: np.ndarray, *, check_domain: bool = True, return_flags: bool = False, precision: str = "float64"):
         """Net fluxes at uptakes ``x``.
 
         Parameters
@@ -329,7 +327,6 @@ class Surrogate:
         return out
 
 
-
 def load_surrogate(
     path: str | Path,
     *,
@@ -425,13 +422,10 @@ def load_surrogate(
             f"expected {len(reaction_ids)} (first differences: {diff or 'same ids, different order'})."
         )
     if input_names is not None and tuple(input_names) != sur.input_names:
-        raise ArtifactError(
-            f"The surrogate at {str(d)!r} takes inputs {list(sur.input_names)}; expected {list(input_names)}."
-        )
+        raise ArtifactError(f"The surrogate at {str(d)!r} takes inputs {list(sur.input_names)}; expected {list(input_names)}.")
     if training_data_hash is not None and training_data_hash != sur.training_data_hash:
         raise ArtifactError(
-            f"The surrogate at {str(d)!r} was trained on data {sur.training_data_hash}, not on the expected "
-            f"data {training_data_hash}."
+            f"The surrogate at {str(d)!r} was trained on data {sur.training_data_hash}, not on the expected data {training_data_hash}."
         )
     return sur
 
@@ -453,13 +447,10 @@ def default_surrogate(model: str = "e_coli_core") -> Surrogate:
     """
     found = shipped_artifact(model)
     if found is None:
-        raise ArtifactError(
-            f"The 'model' parameter of default_surrogate must be one of {sorted(SHIPPED_SURROGATES)}; got {model!r}."
-        )
+        raise ArtifactError(f"The 'model' parameter of default_surrogate must be one of {sorted(SHIPPED_SURROGATES)}; got {model!r}.")
     key, path = found
     if not (path / _JSON).is_file():
         raise ArtifactError(
-            f"The shipped {key} surrogate is missing from {path}; reinstall mpc_bio or rebuild it "
-            f"(the command is in docs/surrogate.md)."
+            f"The shipped {key} surrogate is missing from {path}; reinstall mpc_bio or rebuild it (the command is in docs/surrogate.md)."
         )
     return load_surrogate(path)

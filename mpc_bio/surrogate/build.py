@@ -166,16 +166,25 @@ class BuildSettings:
         shares = (self.grid_share, self.kink_share, self.refine_share, self.eval_share)
         if any(isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 for v in shares) or sum(shares) >= 0.9:
             raise _bad("grid_share, kink_share, refine_share, eval_share", "non-negative fractions summing below 0.9", shares)
-        for name in ("seed", "refine_depth", "max_kink_lines", "grid_max_per_axis", "grid_min_per_axis", "batch_size",
-                     "n_fresh_points", "n_workers", "num_threads", "finetune_power"):
+        for name in (
+            "seed",
+            "refine_depth",
+            "max_kink_lines",
+            "grid_max_per_axis",
+            "grid_min_per_axis",
+            "batch_size",
+            "n_fresh_points",
+            "n_workers",
+            "num_threads",
+            "finetune_power",
+        ):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise _bad(name, "a non-negative integer", v)
         if not 2 <= self.grid_min_per_axis <= self.grid_max_per_axis:
             raise _bad("grid_min_per_axis", f"an integer in [2, grid_max_per_axis = {self.grid_max_per_axis}]", self.grid_min_per_axis)
         if self.n_fresh_points < 1 or self.batch_size < 1 or self.n_workers < 1:
-            raise _bad("n_fresh_points, batch_size, n_workers", "positive integers",
-                       (self.n_fresh_points, self.batch_size, self.n_workers))
+            raise _bad("n_fresh_points, batch_size, n_workers", "positive integers", (self.n_fresh_points, self.batch_size, self.n_workers))
         if not 0 <= self.finetune_share < 1:
             raise _bad("finetune_share", "a fraction in [0, 1)", self.finetune_share)
         for name in ("refine_tolerance", "kink_width_steps", "kink_reach_steps", "knee_fraction", "activation_sharpness", "growth_weight"):
@@ -300,8 +309,13 @@ class _Stages:
     def __init__(self, budget_s: float, progress: bool) -> None:
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=round(budget_s), unit="s", desc="build-surrogate", disable=not progress,
-                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s budget [{elapsed}] {postfix}")
+        self.bar = tqdm(
+            total=round(budget_s),
+            unit="s",
+            desc="build-surrogate",
+            disable=not progress,
+            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s budget [{elapsed}] {postfix}",
+        )
         self.t0 = time.perf_counter()
         self.times: dict[str, float] = {}
         self._stage: str | None = None
@@ -342,8 +356,9 @@ def _say(text: str, progress: bool) -> None:
         tqdm.write(text)
 
 
-def build_surrogate(model, settings: BuildSettings | None = None, out_dir: str | Path | None = None, *,
-                    progress: bool = True, overwrite: bool = False) -> BuildResult:
+def build_surrogate(
+    model, settings: BuildSettings | None = None, out_dir: str | Path | None = None, *, progress: bool = True, overwrite: bool = False
+) -> BuildResult:
     """Turn a cobra model into a tested surrogate of its pFBA map within a time budget.
 
     Parameters
@@ -428,9 +443,13 @@ def build_surrogate(model, settings: BuildSettings | None = None, out_dir: str |
         per_axis = int(np.clip(np.floor((s.grid_share * budget / t_point) ** (1.0 / k)), s.grid_min_per_axis, s.grid_max_per_axis))
         step = span / (per_axis - 1)
         plan.update(seconds_per_point=t_point, grid_per_axis=per_axis, grid_step=step.tolist())
-        stages.start("grid", f"{per_axis ** k} pFBA points")
-        grid = sample_pfba(problem, grid_points({n: (lo, hi, st) for n, lo, hi, st in zip(names, lows, highs, step)}),
-                           n_workers=s.n_workers, progress=False)
+        stages.start("grid", f"{per_axis**k} pFBA points")
+        grid = sample_pfba(
+            problem,
+            grid_points({n: (lo, hi, st) for n, lo, hi, st in zip(names, lows, highs, step)}),
+            n_workers=s.n_workers,
+            progress=False,
+        )
         h = float(step.min())
         # the grid's own wall time per point (the machine's load now) sizes the later stages
         t_point = (time.perf_counter() - stages._start) / grid.n_points
@@ -439,24 +458,35 @@ def build_surrogate(model, settings: BuildSettings | None = None, out_dir: str |
         stages.start("kink lines", "bisection on pFBA")
         max_solves = int(s.kink_share * budget / t_point)
         kink_s = max(0.5 * s.kink_share * budget, min(s.kink_share * budget, budget * (s.grid_share + s.kink_share) - stages.elapsed()))
-        kinks = find_kink_lines(problem, grid, max_lines=s.max_kink_lines, max_solves=max_solves, max_seconds=kink_s,
-                                seed=s.seed, progress=False)
+        kinks = find_kink_lines(
+            problem, grid, max_lines=s.max_kink_lines, max_solves=max_solves, max_seconds=kink_s, seed=s.seed, progress=False
+        )
         plan.update(kink_max_solves=max_solves, kink_max_seconds=kink_s)
         # ---- 3. refinement
         stages.start("refine", "where interpolation misses pFBA")
         left = budget - stages.elapsed()
         refine_s = max(0.0, min(s.refine_share * budget, 0.3 * left))
-        data = _refine_within(problem, grid, RefineSettings(tolerance=s.refine_tolerance, max_depth=s.refine_depth),
-                              refine_s, s.n_workers)
+        data = _refine_within(problem, grid, RefineSettings(tolerance=s.refine_tolerance, max_depth=s.refine_depth), refine_s, s.n_workers)
         plan["refine_seconds"] = refine_s
         # ---- 4. training: epochs from a pilot of the network's cost
         sur_settings = SurrogateSettings(
-            hidden=s.hidden, activation_sharpness=s.activation_sharpness,
+            hidden=s.hidden,
+            activation_sharpness=s.activation_sharpness,
             input_knees=tuple(float(v) for v in s.knee_fraction * span),
-            kink_lines=kinks.kink_lines, kink_width=s.kink_width_steps * h, kink_reach=s.kink_reach_steps * h,
-            kink_extra_reaches=tuple(v * h for v in s.kink_extra_reach_steps if abs(v - s.kink_reach_steps) > 1e-12 and v > s.kink_width_steps) if kinks.kink_lines else (),
-            growth_weight=s.growth_weight, batch_size=s.batch_size, finetune_power=s.finetune_power,
-            seed=s.seed, device=s.device, num_threads=s.num_threads,
+            kink_lines=kinks.kink_lines,
+            kink_width=s.kink_width_steps * h,
+            kink_reach=s.kink_reach_steps * h,
+            kink_extra_reaches=tuple(
+                v * h for v in s.kink_extra_reach_steps if abs(v - s.kink_reach_steps) > 1e-12 and v > s.kink_width_steps
+            )
+            if kinks.kink_lines
+            else (),
+            growth_weight=s.growth_weight,
+            batch_size=s.batch_size,
+            finetune_power=s.finetune_power,
+            seed=s.seed,
+            device=s.device,
+            num_threads=s.num_threads,
         )
         stages.start("training pilot", "timing an epoch")
         n_data = int(data.usable_rows().sum())
@@ -469,8 +499,7 @@ def build_surrogate(model, settings: BuildSettings | None = None, out_dir: str |
                 # without the mass-balance map: its set-up (an SVD of S, minutes on genome-scale
                 # models) is paid once by the real run, and an epoch costs the same either way
                 t = time.perf_counter()
-                train_surrogate(sub, _replace(sur_settings, epochs=pilot_epochs, patience=pilot_epochs, mass_balance=False),
-                                progress=False)
+                train_surrogate(sub, _replace(sur_settings, epochs=pilot_epochs, patience=pilot_epochs, mass_balance=False), progress=False)
                 timings.append(time.perf_counter() - t)
         t_point_epoch = max(timings[1] - timings[0], 0.25 * timings[1]) / (3 * sub.n_points)
         n_train = n_data * (1 - sur_settings.validation_fraction)
@@ -480,8 +509,13 @@ def build_surrogate(model, settings: BuildSettings | None = None, out_dir: str |
         epochs_total = max(4, int(2.0 * train_s / (t_point_epoch * n_train)))
         ft = int(round(s.finetune_share * epochs_total))
         sur_settings = _replace(sur_settings, epochs=epochs_total - ft, patience=epochs_total, finetune_epochs=ft)
-        plan.update(seconds_per_point_epoch=t_point_epoch, training_points=n_data, epochs=epochs_total - ft,
-                    finetune_epochs=ft, training_seconds_planned=train_s)
+        plan.update(
+            seconds_per_point_epoch=t_point_epoch,
+            training_points=n_data,
+            epochs=epochs_total - ft,
+            finetune_epochs=ft,
+            training_seconds_planned=train_s,
+        )
         stages.start("training", f"{epochs_total - ft} + {ft} epochs on {n_data} points")
         deadline = max(1.0, budget - stages.elapsed() - t_eval)
         with _stop_training_at(1.05 * deadline + 10.0), warnings.catch_warnings():  # a safety net only
@@ -515,8 +549,10 @@ def build_surrogate(model, settings: BuildSettings | None = None, out_dir: str |
         kink_search={k_: v for k_, v in kinks.to_dict().items() if k_ not in ("lines", "curved")}
         | {"n_curved_candidates": len(kinks.curved)},
         surrogate_settings=sur.settings.to_dict(),
-        training={k_: sur.info.get(k_) for k_ in ("training_time_s", "adam_epochs", "best_epoch", "finetune_epochs_run", "finetune_best_epoch",
-                                                   "time_limit")}
+        training={
+            k_: sur.info.get(k_)
+            for k_ in ("training_time_s", "adam_epochs", "best_epoch", "finetune_epochs_run", "finetune_best_epoch", "time_limit")
+        }
         | {"n_pinned_constant_reactions": len(sur.info.get("pinned_constant_reactions") or [])},
         **errors,
         hand_constants=0,
@@ -570,8 +606,12 @@ def _refine_within(problem, grid, settings, seconds: float, n_workers: int):
     res = refine_cells(solve, grid.inputs, V, scale, settings, progress=False)
     n_added = sum(d.n_points for d in solved)
     record = {
-        "settings": settings.to_dict(), "n_grid_points": grid.n_points, "n_added_points": int(n_added),
-        "levels": res.levels, "time_limit_s": float(seconds), "n_asked_after_time_limit": int(res.points.shape[0] - n_added),
+        "settings": settings.to_dict(),
+        "n_grid_points": grid.n_points,
+        "n_added_points": int(n_added),
+        "levels": res.levels,
+        "time_limit_s": float(seconds),
+        "n_asked_after_time_limit": int(res.points.shape[0] - n_added),
     }
     sampling = dict(grid.settings.get("sampling") or {})
     return _append(grid, solved, {**sampling, "refinement": record})
@@ -627,9 +667,15 @@ def _subset(dataset, n: int, seed: int):
     pick = np.sort(np.random.default_rng(seed).choice(rows, size=min(n, rows.size), replace=False))
     kw = {f: getattr(dataset, f)[pick] for f in ("inputs", "fluxes", "split_fluxes", "growth", "status", "slacks")}
     return FluxDataset(
-        **kw, input_names=dataset.input_names, input_reactions=dataset.input_reactions, reaction_ids=dataset.reaction_ids,
-        metabolite_ids=dataset.metabolite_ids, slack_names=dataset.slack_names, objective_id=dataset.objective_id,
-        stoichiometry=dataset.stoichiometry, model_id=dataset.model_id, model_hash=dataset.model_hash,
+        **kw,
+        input_names=dataset.input_names,
+        input_reactions=dataset.input_reactions,
+        reaction_ids=dataset.reaction_ids,
+        metabolite_ids=dataset.metabolite_ids,
+        slack_names=dataset.slack_names,
+        objective_id=dataset.objective_id,
+        stoichiometry=dataset.stoichiometry,
+        model_id=dataset.model_id,
+        model_hash=dataset.model_hash,
         settings=dataset.settings,
     )
-

@@ -103,77 +103,136 @@ def register(subparsers: Any) -> None:
     t.add_argument("--out", required=True, metavar="DIR", help="artifact directory to write")
     t.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty --out folder")
     t.add_argument(
-        "--init", default=None, metavar="DIR",
+        "--init",
+        default=None,
+        metavar="DIR",
         help="continue training this artifact (a warm restart with --lr): same model and domain, e.g. the same data or these plus new points; same architecture, or wider --hidden to add neurons",
     )
-    t.add_argument("--hidden", type=_hidden, default=d.hidden, metavar="W,W", help=f"hidden widths (default {','.join(map(str, d.hidden))})")
+    t.add_argument(
+        "--hidden", type=_hidden, default=d.hidden, metavar="W,W", help=f"hidden widths (default {','.join(map(str, d.hidden))})"
+    )
     t.add_argument("--activation", choices=ACTIVATIONS, default=d.activation, help=f"hidden activation (default {d.activation})")
     t.add_argument(
-        "--sharpness", type=float, default=d.activation_sharpness,
+        "--sharpness",
+        type=float,
+        default=d.activation_sharpness,
         help=f"activation sharpness beta: train with act(beta a)/beta, narrower bends (default {d.activation_sharpness:g})",
     )
     t.add_argument(
-        "--input-knees", type=_numbers("--input-knees", "0.5,0.5"), default=d.input_knees, metavar="K,K",
+        "--input-knees",
+        type=_numbers("--input-knees", "0.5,0.5"),
+        default=d.input_knees,
+        metavar="K,K",
         help="input warp: one knee per input in mmol/gDW/h (adds asinh(x/knee) features; default none)",
     )
     t.add_argument(
-        "--kink-line", type=_kink_line, action="append", default=None, metavar="A1,A2,C",
+        "--kink-line",
+        type=_kink_line,
+        action="append",
+        default=None,
+        metavar="A1,A2,C",
         help="a known kink line A . x = C of the map (x in mmol/gDW/h, inputs in the data's order); adds a local "
-             "kink feature on it (repeatable; default none; a negative first number needs --kink-line=-1,...)",
+        "kink feature on it (repeatable; default none; a negative first number needs --kink-line=-1,...)",
     )
     t.add_argument(
-        "--kink-width", type=float, default=d.kink_width,
+        "--kink-width",
+        type=float,
+        default=d.kink_width,
         help=f"how sharp the kink features make a kink, mmol/gDW/h (default {d.kink_width:g})",
     )
     t.add_argument(
-        "--kink-reach", type=float, default=d.kink_reach,
+        "--kink-reach",
+        type=float,
+        default=d.kink_reach,
         help=f"how far from its line a kink feature reaches, mmol/gDW/h (default {d.kink_reach:g})",
     )
     t.add_argument(
-        "--kink-extra-reaches", type=_numbers("--kink-extra-reaches", "0.01,0.2"), default=d.kink_extra_reaches, metavar="D,D",
-        help="further reaches, mmol/gDW/h: one more kink feature per line and reach, rounded over each "
-             "(default none)",
+        "--kink-extra-reaches",
+        type=_numbers("--kink-extra-reaches", "0.01,0.2"),
+        default=d.kink_extra_reaches,
+        metavar="D,D",
+        help="further reaches, mmol/gDW/h: one more kink feature per line and reach, rounded over each (default none)",
     )
     t.add_argument(
-        "--kink-gain", type=float, default=d.kink_gain,
+        "--kink-gain",
+        type=float,
+        default=d.kink_gain,
         help=f"peak of the scaled kink features; larger lets their weights grow faster (default {d.kink_gain:g})",
     )
     t.add_argument("--target", choices=TARGETS, default=d.target, help=f"net or split fluxes (default {d.target})")
     t.add_argument("--no-mass-balance", action="store_true", help="switch the mass-balance projection off")
-    t.add_argument("--projection-metric", choices=PROJECTION_METRICS, default=d.projection_metric,
-                   help=f"metric of the mass-balance projection (default {d.projection_metric})")
-    t.add_argument("--epochs", type=int, default=d.epochs, help=f"max Adam epochs on the mean squared error (default {d.epochs}; 0 skips this stage, e.g. to only fine-tune an --init)")
+    t.add_argument(
+        "--projection-metric",
+        choices=PROJECTION_METRICS,
+        default=d.projection_metric,
+        help=f"metric of the mass-balance projection (default {d.projection_metric})",
+    )
+    t.add_argument(
+        "--epochs",
+        type=int,
+        default=d.epochs,
+        help=f"max Adam epochs on the mean squared error (default {d.epochs}; 0 skips this stage, e.g. to only fine-tune an --init)",
+    )
     t.add_argument("--batch-size", type=int, default=d.batch_size, help=f"points per step (default {d.batch_size})")
     t.add_argument("--lr", type=float, default=d.lr, help=f"initial learning rate (default {d.lr})")
     t.add_argument(
-        "--lr-final-ratio", type=float, default=d.lr_final_ratio,
+        "--lr-final-ratio",
+        type=float,
+        default=d.lr_final_ratio,
         help=f"each stage's learning rate decays by cosine to lr times this (default {d.lr_final_ratio:g}; 1: constant)",
     )
     t.add_argument("--patience", type=int, default=d.patience, help=f"early-stopping patience in epochs (default {d.patience})")
-    t.add_argument("--val-fraction", type=float, default=d.validation_fraction, help=f"validation fraction (default {d.validation_fraction})")
+    t.add_argument(
+        "--val-fraction", type=float, default=d.validation_fraction, help=f"validation fraction (default {d.validation_fraction})"
+    )
     t.add_argument("--growth-weight", type=float, default=d.growth_weight, help=f"loss weight of growth (default {d.growth_weight})")
     t.add_argument(
-        "--reaction-weight", type=_reaction_weight, action="append", default=[], metavar="ID=W",
+        "--reaction-weight",
+        type=_reaction_weight,
+        action="append",
+        default=[],
+        metavar="ID=W",
         help="loss weight of one reaction (default 1; repeat the option for more reactions)",
     )
-    t.add_argument("--lbfgs-steps", type=int, default=d.lbfgs_steps, help=f"full-batch L-BFGS iterations after Adam (default {d.lbfgs_steps})")
-    t.add_argument("--finetune-epochs", type=int, default=d.finetune_epochs,
-                   help=f"Adam epochs on the L^p loss after the first stage (default {d.finetune_epochs}: off)")
-    t.add_argument("--finetune-power", type=int, default=d.finetune_power,
-                   help=f"even exponent p of the fine-tuning loss; large p targets the worst errors (default {d.finetune_power})")
-    t.add_argument("--finetune-lr-ratio", type=float, default=d.finetune_lr_ratio,
-                   help=f"fine-tuning learning rate as a fraction of --lr (default {d.finetune_lr_ratio})")
-    t.add_argument("--finetune-batch-size", type=int, default=d.finetune_batch_size,
-                   help=f"points per fine-tuning step (default {d.finetune_batch_size})")
     t.add_argument(
-        "--freeze-init", action="store_true",
+        "--lbfgs-steps", type=int, default=d.lbfgs_steps, help=f"full-batch L-BFGS iterations after Adam (default {d.lbfgs_steps})"
+    )
+    t.add_argument(
+        "--finetune-epochs",
+        type=int,
+        default=d.finetune_epochs,
+        help=f"Adam epochs on the L^p loss after the first stage (default {d.finetune_epochs}: off)",
+    )
+    t.add_argument(
+        "--finetune-power",
+        type=int,
+        default=d.finetune_power,
+        help=f"even exponent p of the fine-tuning loss; large p targets the worst errors (default {d.finetune_power})",
+    )
+    t.add_argument(
+        "--finetune-lr-ratio",
+        type=float,
+        default=d.finetune_lr_ratio,
+        help=f"fine-tuning learning rate as a fraction of --lr (default {d.finetune_lr_ratio})",
+    )
+    t.add_argument(
+        "--finetune-batch-size",
+        type=int,
+        default=d.finetune_batch_size,
+        help=f"points per fine-tuning step (default {d.finetune_batch_size})",
+    )
+    t.add_argument(
+        "--freeze-init",
+        action="store_true",
         help="with --init and every --hidden layer wider than the init's: train only the added neurons, as a "
-             "branch beside the init's network fitted to its residual; the init's weights stay as they are",
+        "branch beside the init's network fitted to its residual; the init's weights stay as they are",
     )
     t.add_argument("--seed", type=int, default=d.seed, help=f"seed (default {d.seed})")
     t.add_argument("--device", choices=DEVICES, default=d.device, help="training device (default auto: cuda if available)")
     t.add_argument("--threads", type=int, default=d.num_threads, help="torch CPU threads (default: torch's choice)")
-    t.add_argument("--evaluate", type=int, default=0, metavar="N", help="also solve pFBA at N random off-grid points and record test metrics")
+    t.add_argument(
+        "--evaluate", type=int, default=0, metavar="N", help="also solve pFBA at N random off-grid points and record test metrics"
+    )
     t.add_argument("--cobra-model", default=None, metavar="NAME|PATH", help="model for --evaluate (default: the dataset's model id)")
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     t.set_defaults(func=run_train)
@@ -199,9 +258,7 @@ def _cobra_model(dataset, name: str | None):
 
     key = name or dataset.model_id
     if name is None and key not in BUNDLED_MODELS:
-        raise ValueError(
-            f"The dataset's model {key!r} is not a bundled model; give its file with --cobra-model PATH."
-        )
+        raise ValueError(f"The dataset's model {key!r} is not a bundled model; give its file with --cobra-model PATH.")
     model = load_model(key)
     if dataset.model_hash and model_hash(model) != dataset.model_hash:
         raise ValueError(
@@ -287,8 +344,9 @@ def run_train(args: argparse.Namespace) -> int:
     )
     init = load_surrogate(args.init) if args.init else None  # train_surrogate checks it was trained on ds
     with _sigterm_stops_training():
-        sur = train_surrogate(ds, settings, init=init, progress=not args.no_progress,
-                              report=lambda line: print(line, file=sys.stderr, flush=True))
+        sur = train_surrogate(
+            ds, settings, init=init, progress=not args.no_progress, report=lambda line: print(line, file=sys.stderr, flush=True)
+        )
         out = _save(sur, args.out)  # the trained weights are safe before anything else (e.g. the off-grid evaluation)
     if args.evaluate:
         model = _cobra_model(ds, args.cobra_model)
@@ -301,7 +359,13 @@ def run_train(args: argparse.Namespace) -> int:
         "artifact": str(out),
         "training_time_s": round(sur.info["training_time_s"], 2),
         "n_parameters": sur.spec().n_parameters(),
-        "metrics": {k: {kk: v[kk] for kk in ("growth_max_abs_err_frac", "worst_reaction", "worst_reaction_max_err_frac", "median_r2", "mass_balance_residual")} for k, v in sur.metrics.items()},
+        "metrics": {
+            k: {
+                kk: v[kk]
+                for kk in ("growth_max_abs_err_frac", "worst_reaction", "worst_reaction_max_err_frac", "median_r2", "mass_balance_residual")
+            }
+            for k, v in sur.metrics.items()
+        },
     }
     if "interrupted" in sur.info:  # Ctrl-C: the best weights so far were saved
         summary["interrupted"] = sur.info["interrupted"]
@@ -309,8 +373,18 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_report(surrogate, model, out_dir: str | Path, *, pfba_settings=None, n_points: int = 1000, seed: int = 1,
-                 n_workers: int = 1, figures: bool = True, dataset=None) -> dict[str, Any]:
+def write_report(
+    surrogate,
+    model,
+    out_dir: str | Path,
+    *,
+    pfba_settings=None,
+    n_points: int = 1000,
+    seed: int = 1,
+    n_workers: int = 1,
+    figures: bool = True,
+    dataset=None,
+) -> dict[str, Any]:
     """Evaluate off-grid, write ``metrics.json`` and the figures into ``out_dir``; returns the metrics dict.
 
     With the training ``dataset`` (a regular grid), the report also gives the errors of linear
@@ -334,9 +408,13 @@ def write_report(surrogate, model, out_dir: str | Path, *, pfba_settings=None, n
     result: dict[str, Any] = {
         "test": ev.summary(),
         "per_reaction": ev.metrics.per_reaction(),
-        "architecture": {"hidden": list(surrogate.spec().hidden), "activation": surrogate.spec().activation,
-                         "n_parameters": surrogate.spec().n_parameters(), "target": surrogate.settings.target,
-                         "mass_balance": surrogate.settings.mass_balance},
+        "architecture": {
+            "hidden": list(surrogate.spec().hidden),
+            "activation": surrogate.spec().activation,
+            "n_parameters": surrogate.spec().n_parameters(),
+            "target": surrogate.settings.target,
+            "mass_balance": surrogate.settings.mass_balance,
+        },
         "training_time_s": surrogate.info.get("training_time_s"),
         "training_data_hash": surrogate.training_data_hash,
     }
@@ -393,11 +471,36 @@ def run_evaluate(args: argparse.Namespace) -> int:
     sur = load_surrogate(args.model, dataset=ds)
     model = _cobra_model(ds, args.cobra_model)
     with staged_output(args.out, overwrite=args.overwrite) as tmp:
-        res = write_report(sur, model, tmp, pfba_settings=_pfba_settings(ds), n_points=args.n_points, seed=args.seed,
-                           n_workers=args.workers, figures=not args.no_figures, dataset=ds)
+        res = write_report(
+            sur,
+            model,
+            tmp,
+            pfba_settings=_pfba_settings(ds),
+            n_points=args.n_points,
+            seed=args.seed,
+            n_workers=args.workers,
+            figures=not args.no_figures,
+            dataset=ds,
+        )
     t = res["test"]
-    print(json.dumps({k: t[k] for k in ("n_points", "growth_max_abs_err_frac", "worst_reaction", "worst_reaction_max_err_frac",
-                                        "median_r2", "mass_balance_residual", "mass_balance_residual_unprojected", "targets_met")}, indent=1))
+    print(
+        json.dumps(
+            {
+                k: t[k]
+                for k in (
+                    "n_points",
+                    "growth_max_abs_err_frac",
+                    "worst_reaction",
+                    "worst_reaction_max_err_frac",
+                    "median_r2",
+                    "mass_balance_residual",
+                    "mass_balance_residual_unprojected",
+                    "targets_met",
+                )
+            },
+            indent=1,
+        )
+    )
     print(f"wrote {Path(args.out) / 'metrics.json'} and figures")
     return 0
 
@@ -435,21 +538,46 @@ def _register_build(subparsers: Any) -> None:
 
     d = BuildSettings()
     b = subparsers.add_parser(
-        "build-surrogate", help="one command: model -> sampled, kink-aware, tested surrogate within a time budget",
-        description=BUILD_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "build-surrogate",
+        help="one command: model -> sampled, kink-aware, tested surrogate within a time budget",
+        description=BUILD_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     b.add_argument("model", metavar="MODEL", help="bundled model name (e_coli_core, textbook, iJO1366, iCH360) or a model file")
     b.add_argument("--out", required=True, metavar="DIR", help="directory for the artifact and build_report.json")
     b.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty --out folder")
-    b.add_argument("--inputs", type=_pair("--inputs", "glucose=EX_glc__D_e"), action="append", default=None, metavar="NAME=EXCHANGE",
-                   help="an uptake input and its exchange reaction (repeatable; default glucose=EX_glc__D_e, oxygen=EX_o2_e)")
-    b.add_argument("--box", type=_pair("--box", "glucose=0:20"), action="append", default=[], metavar="NAME=LOW:HIGH",
-                   help="training range of an input in mmol/gDW/h (repeatable; default 0:20)")
-    b.add_argument("--time-budget", type=float, default=d.time_budget_min, metavar="MIN",
-                   help=f"wall-time budget in minutes; grid, refinement and epochs scale to it (default {d.time_budget_min:g})")
-    b.add_argument("--seed", type=int, default=d.seed, help=f"seed of training and kink search; the test uses seed + 7919 (default {d.seed})")
-    b.add_argument("--hidden", type=_hidden, default=d.hidden, metavar="W,W", help=f"hidden widths (default {','.join(map(str, d.hidden))})")
-    b.add_argument("--fresh-points", type=int, default=d.n_fresh_points, metavar="N", help=f"fresh pFBA test points (default {d.n_fresh_points})")
+    b.add_argument(
+        "--inputs",
+        type=_pair("--inputs", "glucose=EX_glc__D_e"),
+        action="append",
+        default=None,
+        metavar="NAME=EXCHANGE",
+        help="an uptake input and its exchange reaction (repeatable; default glucose=EX_glc__D_e, oxygen=EX_o2_e)",
+    )
+    b.add_argument(
+        "--box",
+        type=_pair("--box", "glucose=0:20"),
+        action="append",
+        default=[],
+        metavar="NAME=LOW:HIGH",
+        help="training range of an input in mmol/gDW/h (repeatable; default 0:20)",
+    )
+    b.add_argument(
+        "--time-budget",
+        type=float,
+        default=d.time_budget_min,
+        metavar="MIN",
+        help=f"wall-time budget in minutes; grid, refinement and epochs scale to it (default {d.time_budget_min:g})",
+    )
+    b.add_argument(
+        "--seed", type=int, default=d.seed, help=f"seed of training and kink search; the test uses seed + 7919 (default {d.seed})"
+    )
+    b.add_argument(
+        "--hidden", type=_hidden, default=d.hidden, metavar="W,W", help=f"hidden widths (default {','.join(map(str, d.hidden))})"
+    )
+    b.add_argument(
+        "--fresh-points", type=int, default=d.n_fresh_points, metavar="N", help=f"fresh pFBA test points (default {d.n_fresh_points})"
+    )
     b.add_argument("--workers", type=int, default=d.n_workers, help=f"pFBA worker processes (default {d.n_workers})")
     b.add_argument("--threads", type=int, default=d.num_threads, help=f"torch CPU threads (default {d.num_threads}; 0: torch's choice)")
     b.add_argument("--device", choices=("auto", "cpu", "cuda"), default=d.device, help="training device (default auto)")
@@ -472,12 +600,30 @@ def run_build(args: argparse.Namespace) -> int:
         except ValueError:
             raise ValueError(f"--box expects NAME=LOW:HIGH in mmol/gDW/h like glucose=0:20; got {name}={text!r}") from None
     settings = BuildSettings(
-        inputs=inputs, box=tuple(box), time_budget_min=args.time_budget, seed=args.seed, hidden=args.hidden,
-        n_fresh_points=args.fresh_points, n_workers=args.workers, num_threads=args.threads, device=args.device,
+        inputs=inputs,
+        box=tuple(box),
+        time_budget_min=args.time_budget,
+        seed=args.seed,
+        hidden=args.hidden,
+        n_fresh_points=args.fresh_points,
+        n_workers=args.workers,
+        num_threads=args.threads,
+        device=args.device,
     )
     res = build_surrogate(args.model, settings, args.out, progress=not args.no_progress, overwrite=args.overwrite)
     r = res.report
-    keys = ("model", "wall_s", "time_budget_s", "budget_hit", "n_pfba_points", "growth_max_abs_err_frac", "worst_reaction",
-            "worst_reaction_max_err_frac", "frac_points_beyond_2pct", "n_fresh_points", "targets_met")
+    keys = (
+        "model",
+        "wall_s",
+        "time_budget_s",
+        "budget_hit",
+        "n_pfba_points",
+        "growth_max_abs_err_frac",
+        "worst_reaction",
+        "worst_reaction_max_err_frac",
+        "frac_points_beyond_2pct",
+        "n_fresh_points",
+        "targets_met",
+    )
     print(json.dumps({**{k: r[k] for k in keys}, "n_kink_lines": len(r["kink_lines"]), "out": str(res.out_dir)}, indent=1))
     return 0

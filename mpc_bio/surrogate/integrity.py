@@ -44,11 +44,15 @@ def integrity_problem(meta: dict, json_path: Path, npz_path: Path) -> str | None
     warns about it. ``meta`` is the parsed ``json_path``.
     """
     if "content_sha256" in meta and content_digest(meta) != meta["content_sha256"]:
-        return (f"The content of {json_path} does not match its recorded SHA-256: the json was edited after it was "
-                "written (reaction ids, inputs, domain, scaling, settings or metrics). Re-train, or restore the "
-                "original file.")
+        return (
+            f"The content of {json_path} does not match its recorded SHA-256: the json was edited after it was "
+            "written (reaction ids, inputs, domain, scaling, settings or metrics). Re-train, or restore the "
+            "original file."
+        )
     digest = file_sha256(npz_path)
     if digest != meta.get("weights_sha256"):
-        return (f"The weights in {npz_path} do not match the SHA-256 recorded in {json_path} "
-                f"({digest[:16]}... != {str(meta.get('weights_sha256'))[:16]}...): the artifact is corrupted or mixed.")
+        return (
+            f"The weights in {npz_path} do not match the SHA-256 recorded in {json_path} "
+            f"({digest[:16]}... != {str(meta.get('weights_sha256'))[:16]}...): the artifact is corrupted or mixed."
+        )
     return None

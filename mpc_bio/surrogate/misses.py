@@ -69,8 +69,12 @@ def miss_points(
         parameters, the number of usable candidates and the largest miss (fraction of the range).
     """
     for name, value, ok, expected in (
-        ("n_candidates", n_candidates, isinstance(n_candidates, int) and not isinstance(n_candidates, bool) and n_candidates >= 1,
-         "a positive integer"),
+        (
+            "n_candidates",
+            n_candidates,
+            isinstance(n_candidates, int) and not isinstance(n_candidates, bool) and n_candidates >= 1,
+            "a positive integer",
+        ),
         ("threshold", threshold, isinstance(threshold, (int, float)) and threshold > 0, "a positive number (fraction of the range)"),
         ("range_floor", range_floor, isinstance(range_floor, (int, float)) and range_floor > 0, "a positive number (mmol/gDW/h)"),
     ):

@@ -284,9 +284,7 @@ class MLPSpec:
         n_in = k + w + q
         for i, (W, b) in enumerate(self.layers):
             if W.ndim != 2 or W.shape[1] != n_in or b.shape != (W.shape[0],):
-                raise ValueError(
-                    f"MLPSpec layer {i}: W must be (out, {n_in}) and b (out,); got {W.shape}, {b.shape}."
-                )
+                raise ValueError(f"MLPSpec layer {i}: W must be (out, {n_in}) and b (out,); got {W.shape}, {b.shape}.")
             n_in = W.shape[0]
         m = n_in
         if self.y_offset.shape != (m,) or self.y_scale.shape != (m,):
@@ -394,18 +392,25 @@ class MLPSpec:
             last, head = self.out_matrix @ YW, None  # v = (out_matrix YW) h + bias + G x
         G = np.array(self.in_matrix)
         blocks = hidden_blocks(self.layers)
-        chains = None if blocks is None else tuple(
-            (
-                tuple(
-                    (W[np.ix_(idx[i], idx[i - 1])] if i else W[idx[0]], b[idx[i]]) for i, (W, b) in enumerate(layers)
-                ),
-                last[:, idx[-1]],
+        chains = (
+            None
+            if blocks is None
+            else tuple(
+                (
+                    tuple((W[np.ix_(idx[i], idx[i - 1])] if i else W[idx[0]], b[idx[i]]) for i, (W, b) in enumerate(layers)),
+                    last[:, idx[-1]],
+                )
+                for idx in blocks
             )
-            for idx in blocks
         )
         return FusedMaps(
-            hidden=tuple(layers), last=last, head=head, bias=bias,
-            in_matrix=G if np.any(G) else None, activation=self.activation, chains=chains,
+            hidden=tuple(layers),
+            last=last,
+            head=head,
+            bias=bias,
+            in_matrix=G if np.any(G) else None,
+            activation=self.activation,
+            chains=chains,
         )
 
     def evaluate(self, x: np.ndarray) -> np.ndarray:
@@ -443,8 +448,20 @@ class MLPSpec:
 
 #: The fixed (not trained) arrays shared by :class:`MLPSpec` and :class:`SurrogateModule`.
 SPEC_BUFFERS = (
-    "x_offset", "x_scale", "y_offset", "y_scale", "out_matrix", "in_matrix", "out_bias",
-    "warp_knee", "warp_offset", "warp_scale", "kink_matrix", "kink_bias", "kink_ratio", "kink_scale",
+    "x_offset",
+    "x_scale",
+    "y_offset",
+    "y_scale",
+    "out_matrix",
+    "in_matrix",
+    "out_bias",
+    "warp_knee",
+    "warp_offset",
+    "warp_scale",
+    "kink_matrix",
+    "kink_bias",
+    "kink_ratio",
+    "kink_scale",
 )
 
 
@@ -460,6 +477,7 @@ def kink_bump(u, rho):
     only, takes |u| directly (the same numbers).
     """
     if isinstance(u, torch.Tensor):
+
         def f(v):
             return torch.log1p(torch.exp(-rho * v)) / rho - torch.log1p(torch.exp(-v))
 
@@ -563,8 +581,13 @@ class SurrogateModule(nn.Module):
     def from_spec(cls, spec: MLPSpec, dtype: torch.dtype = torch.float64) -> "SurrogateModule":
         """Build the module of a spec (float64 by default)."""
         mod = cls(
-            spec.n_inputs, spec.hidden, spec.y_offset.shape[0], spec.n_outputs, spec.activation,
-            warp=spec.warped, n_kinks=spec.n_kinks,
+            spec.n_inputs,
+            spec.hidden,
+            spec.y_offset.shape[0],
+            spec.n_outputs,
+            spec.activation,
+            warp=spec.warped,
+            n_kinks=spec.n_kinks,
         )
         mod = mod.to(dtype)
         mod.load_spec(spec)
@@ -661,9 +684,7 @@ class FusedForward(nn.Module):
     ``"float32"`` and float64 otherwise.
     """
 
-    def __init__(
-        self, spec: MLPSpec, precision: str | torch.dtype = "float64", *, factorise: bool | None = None
-    ) -> None:
+    def __init__(self, spec: MLPSpec, precision: str | torch.dtype = "float64", *, factorise: bool | None = None) -> None:
         super().__init__()
         self.precision = precision_name(precision)
         f = spec.fused_maps(factorise)

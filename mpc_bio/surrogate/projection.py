@@ -129,9 +129,7 @@ def build_projection(
     pinv = (Vt.T / s[None, :]) @ U.T  # (r, rows)
     G = w[:, None] * (pinv @ B)
     c = w * (pinv @ c0)
-    return MassBalanceProjection(
-        N=N, G=G, c=c, rank=rank, fix_inputs=bool(fix_inputs), fixed_indices=fidx, weights=w
-    )
+    return MassBalanceProjection(N=N, G=G, c=c, rank=rank, fix_inputs=bool(fix_inputs), fixed_indices=fidx, weights=w)
 
 
 def mass_balance_residual(stoichiometry: sp.spmatrix | np.ndarray, fluxes: np.ndarray) -> float:

@@ -61,8 +61,13 @@ def _note_interrupt(info: dict[str, Any], stage: str, epoch: int | None, best_ep
 
 
 def train_surrogate(
-    dataset, settings: SurrogateSettings | None = None, *, init: Surrogate | None = None, progress: bool = True,
-    time_limit_s: float | None = None, report: Callable[[str], None] | None = None,
+    dataset,
+    settings: SurrogateSettings | None = None,
+    *,
+    init: Surrogate | None = None,
+    progress: bool = True,
+    time_limit_s: float | None = None,
+    report: Callable[[str], None] | None = None,
 ) -> Surrogate:
     """Train a surrogate of the pFBA map sampled in ``dataset``.
 
@@ -133,7 +138,9 @@ def train_surrogate(
     if s.num_threads:
         torch.set_num_threads(s.num_threads)
     if time_limit_s is not None and not (isinstance(time_limit_s, (int, float)) and time_limit_s > 0):
-        raise ValueError(f"The 'time_limit_s' parameter of train_surrogate must be a positive number of seconds or None; got {time_limit_s!r}.")
+        raise ValueError(
+            f"The 'time_limit_s' parameter of train_surrogate must be a positive number of seconds or None; got {time_limit_s!r}."
+        )
     try:
         return _train(dataset, s, device, progress, t0, init, time_limit_s, report)
     finally:
@@ -171,12 +178,14 @@ def _check_init(init: Surrogate, dataset, s: SurrogateSettings) -> None:
     for name in ("activation", "input_knees", "target", "mass_balance", "projection_metric"):
         want, got = getattr(s, name), getattr(init.settings, name)
         if want != got:
-            raise ValueError(
-                f"The 'init' parameter of train_surrogate must have the settings' {name} {want!r}; it has {got!r}."
-            )
+            raise ValueError(f"The 'init' parameter of train_surrogate must have the settings' {name} {want!r}; it has {got!r}.")
     have = tuple(tuple(line) for line in init.settings.kink_lines)
     if have:
-        differ = [name for name in ("kink_width", "kink_reach", "kink_extra_reaches", "kink_gain") if getattr(init.settings, name) != getattr(s, name)]
+        differ = [
+            name
+            for name in ("kink_width", "kink_reach", "kink_extra_reaches", "kink_gain")
+            if getattr(init.settings, name) != getattr(s, name)
+        ]
         if tuple(tuple(line) for line in s.kink_lines[: len(have)]) != have:
             differ.insert(0, "kink_lines")
         if differ:
@@ -212,8 +221,11 @@ def _rescaled_init(init: Surrogate, fixed: dict[str, np.ndarray], pinned: list[s
             continue
         if old.shape != new.shape or not np.allclose(old, new, rtol=1e-9, atol=1e-12 * (1.0 + np.abs(new).max(initial=0.0))):
             what = (
-                "input scaling: the data span another domain" if name.startswith(("x_", "warp"))
-                else "kink features" if name.startswith("kink") else "mass-balance map"
+                "input scaling: the data span another domain"
+                if name.startswith(("x_", "warp"))
+                else "kink features"
+                if name.startswith("kink")
+                else "mass-balance map"
             )
             old_pinned = init.info.get("pinned_constant_reactions")
             why = ""
@@ -270,9 +282,11 @@ def _pin_constant_reactions(S, V, X, in_idx, fix_inputs, v_range, range_floor, w
     rows = np.sort(np.random.default_rng(seed).choice(V.shape[0], size=min(V.shape[0], _PIN_CHECK_POINTS), replace=False))
     Vc, Xc = V[rows], X[rows]
     resid = np.abs(S @ Vc.T).max() if Vc.size else 0.0
-    thresholds = [("range <= 1e-7 of the largest", _PIN_CANDIDATE_RTOL * big),
-                  ("range <= 2 max|S v| (round-off)", min(_PIN_CANDIDATE_RTOL * big, 2.0 * float(resid))),
-                  ("range <= 1e-12 of the largest", 1e-12 * big)]
+    thresholds = [
+        ("range <= 1e-7 of the largest", _PIN_CANDIDATE_RTOL * big),
+        ("range <= 2 max|S v| (round-off)", min(_PIN_CANDIDATE_RTOL * big, 2.0 * float(resid))),
+        ("range <= 1e-12 of the largest", 1e-12 * big),
+    ]
     info: dict[str, Any] = {"mass_balance_residual": float(resid), "tried": []}
     ref = Vc
     for i, (rule, tol) in enumerate(thresholds):
@@ -316,8 +330,11 @@ def _state_expected_time(info, s, t_epoch, elapsed, time_limit_s, report) -> Non
     info["expected_training_s"] = total
     if report is None:
         return
-    what = f"{s.epochs:,} epochs" + (f" + {s.finetune_epochs:,} L^{s.finetune_power} epochs" if s.finetune_epochs else "") + (
-        f" + {s.lbfgs_steps:,} L-BFGS steps" if s.lbfgs_steps else "")
+    what = (
+        f"{s.epochs:,} epochs"
+        + (f" + {s.finetune_epochs:,} L^{s.finetune_power} epochs" if s.finetune_epochs else "")
+        + (f" + {s.lbfgs_steps:,} L-BFGS steps" if s.lbfgs_steps else "")
+    )
     when = f"{total / 3600:.1f} h" if total >= 5400 else f"{total / 60:.0f} min" if total >= 90 else f"{total:.0f} s"
     cap = f" (time limit {time_limit_s:.0f} s)" if time_limit_s is not None and total >= time_limit_s else ""
     report(f"training: {what}, about {when} on this machine{cap} (measured on the first epochs; early stopping may end it sooner)")
@@ -363,8 +380,14 @@ def _merge_branch(base: MLPSpec, branch: MLPSpec, M: np.ndarray) -> MLPSpec:
 
 
 def _train(
-    dataset, s: SurrogateSettings, device: torch.device, progress: bool, t0: float, init: Surrogate | None = None,
-    time_limit_s: float | None = None, report: Callable[[str], None] | None = None,
+    dataset,
+    s: SurrogateSettings,
+    device: torch.device,
+    progress: bool,
+    t0: float,
+    init: Surrogate | None = None,
+    time_limit_s: float | None = None,
+    report: Callable[[str], None] | None = None,
 ) -> Surrogate:
     if init is not None:
         _check_init(init, dataset, s)
@@ -438,8 +461,13 @@ def _train(
 
     # ---- input warp: asinh(x / knee), scaled to [-1, 1] over the data
     fixed = {
-        "x_offset": x_offset, "x_scale": x_scale, "y_offset": y_offset, "y_scale": y_scale,
-        "out_matrix": out_matrix, "in_matrix": in_matrix, "out_bias": out_bias,
+        "x_offset": x_offset,
+        "x_scale": x_scale,
+        "y_offset": y_offset,
+        "y_scale": y_scale,
+        "out_matrix": out_matrix,
+        "in_matrix": in_matrix,
+        "out_bias": out_bias,
     }
     if s.input_knees:
         if len(s.input_knees) != k:
@@ -469,7 +497,9 @@ def _train(
         norm = np.linalg.norm(lines[:, :k], axis=1) * s.kink_width
         rho = np.tile(s.kink_width / reaches, len(s.kink_lines))
         fixed.update(
-            kink_matrix=lines[:, :k] / norm[:, None], kink_bias=lines[:, k] / norm, kink_ratio=rho,
+            kink_matrix=lines[:, :k] / norm[:, None],
+            kink_bias=lines[:, k] / norm,
+            kink_ratio=rho,
             kink_scale=(1.0 / rho - 1.0) * np.log(2.0) / s.kink_gain,
         )
 
@@ -481,14 +511,24 @@ def _train(
         hidden, n_raw = tuple(w - g for w, g in zip(s.hidden, base.hidden)), U.shape[1]
         fixed = {
             **{name: getattr(base, name) for name in _FEATURE_MAPS if getattr(base, name).size},  # the init's, exactly
-            "y_offset": np.zeros(n_raw), "y_scale": np.ones(n_raw), "out_matrix": U, "in_matrix": np.zeros((r, k)), "out_bias": np.zeros(r),
+            "y_offset": np.zeros(n_raw),
+            "y_scale": np.ones(n_raw),
+            "out_matrix": U,
+            "in_matrix": np.zeros((r, k)),
+            "out_bias": np.zeros(r),
         }
         V_fit = base.evaluate(X)
         np.subtract(V, V_fit, out=V_fit)
         info["freeze_init"] = {"init_hidden": list(base.hidden), "branch_hidden": list(hidden), "branch_outputs": int(n_raw)}
     torch.manual_seed(s.seed)
     module = SurrogateModule(
-        k, hidden, n_raw, r, s.activation, s.activation_sharpness, warp=bool(s.input_knees),
+        k,
+        hidden,
+        n_raw,
+        r,
+        s.activation,
+        s.activation_sharpness,
+        warp=bool(s.input_knees),
         n_kinks=len(s.kink_lines) * (1 + len(s.kink_extra_reaches)),
     )
     with torch.no_grad():
@@ -566,7 +606,9 @@ def _train(
         outer, fit_total = 1.0, 0.0
         if power != 2:  # d(M^(2/p)) = (2/p) M^(2/p - 1) dM, M the mean over all points
             with torch.no_grad():
-                fit_total = sum(float(loss_terms(mod, d["Xtr"][c], d["Vtr"][c], None, d, power)[0]) * (c.stop - c.start) for c in chunks) / n
+                fit_total = (
+                    sum(float(loss_terms(mod, d["Xtr"][c], d["Vtr"][c], None, d, power)[0]) * (c.stop - c.start) for c in chunks) / n
+                )
             outer = (2.0 / power) * fit_total ** (2.0 / power - 1.0)
             fit_total = fit_total ** (2.0 / power)
         total = 0.0
@@ -700,8 +742,13 @@ def _train(
         before = val_loss(module, d64, p)
         state = _state(module)
         lb = torch.optim.LBFGS(
-            module.core.parameters(), lr=1.0, max_iter=s.lbfgs_steps, history_size=50, line_search_fn="strong_wolfe",
-            tolerance_grad=1e-12, tolerance_change=1e-16,
+            module.core.parameters(),
+            lr=1.0,
+            max_iter=s.lbfgs_steps,
+            history_size=50,
+            line_search_fn="strong_wolfe",
+            tolerance_grad=1e-12,
+            tolerance_change=1e-16,
         )
 
         # one bar step per loss-and-gradient evaluation (torch's default cap: 5/4 of the iterations)

@@ -5,9 +5,15 @@ from __future__ import annotations
 import pytest
 
 TINY_NOMAD = {
-    "network": {"model": "anthranilate", "product_reaction": "ANTHt", "substrate_reaction": "GLCpts",
-                "knockouts": ["ANPRT"], "uptake_bounds": {"EX_glc__D_e": 10.0}, "growth_fraction": 0.9,
-                "product_fraction": 0.3},
+    "network": {
+        "model": "anthranilate",
+        "product_reaction": "ANTHt",
+        "substrate_reaction": "GLCpts",
+        "knockouts": ["ANPRT"],
+        "uptake_bounds": {"EX_glc__D_e": 10.0},
+        "growth_fraction": 0.9,
+        "product_fraction": 0.3,
+    },
     "steady_state": {"fixed_concentrations": {"glc__D_e": 20.0, "o2_e": 0.2, "co2_e": 0.5}, "n_states": 2},
     "sampling": {"n_models": 40, "seed": 0},
     "screening": {"n_perturbations": 1, "n_robustness": 2, "seed": 1},

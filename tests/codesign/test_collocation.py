@@ -21,8 +21,9 @@ from mpc_bio.nomad.nra_settings import VerificationSettings
 from mpc_bio.nomad.reactor import simulate_reactor
 
 # 1 h batch, 2 intervals: the smooth regime (glucose neither exhausted nor at its limit)
-SMOOTH = FeedSettings(n_intervals=2, elements_per_interval=4, n_members=1, max_iter=30, batch_time=1.0,
-                      reltol=1e-8, abstol=1e-10, method="collocation")
+SMOOTH = FeedSettings(
+    n_intervals=2, elements_per_interval=4, n_members=1, max_iter=30, batch_time=1.0, reltol=1e-8, abstol=1e-10, method="collocation"
+)
 
 
 def test_simulate_states_matches_the_nomad_simulator(tiny_ensemble):
@@ -38,8 +39,7 @@ def test_simulate_states_matches_the_nomad_simulator(tiny_ensemble):
     x = simulate_states(km, fs, feed, t)
     prof = interval_profile(2.0, feed)
     assert prof.times == (0.0, 1.0) and prof.rates == (0.01, 0.04)
-    sim = simulate_reactor(ens, m, settings=VerificationSettings(batch_time=2.0, n_points=9), feed=prof,
-                           feed_glucose=km.feed_glucose)
+    sim = simulate_reactor(ens, m, settings=VerificationSettings(batch_time=2.0, n_points=9), feed=prof, feed_glucose=km.feed_glucose)
     assert sim.success
     np.testing.assert_allclose(x[:, km.product_index[0]], sim.product * sim.volume, rtol=1e-5, atol=1e-9)
     np.testing.assert_allclose(x[:, km.biomass_index[0]], sim.biomass * sim.volume, rtol=1e-5, atol=1e-9)
@@ -77,8 +77,9 @@ def test_collocation_result_is_verified_by_simulation_and_never_worse_than_its_s
     opt = optimize_feed(km, SMOOTH, strain="reference")
     assert opt.method == "collocation"
     assert opt.status.count("iterations") == 3 and "kept: " in opt.status
-    sim = simulate_reactor(ens, m, settings=VerificationSettings(batch_time=1.0, n_points=5), feed=opt.profile,
-                           feed_glucose=opt.feed_glucose)
+    sim = simulate_reactor(
+        ens, m, settings=VerificationSettings(batch_time=1.0, n_points=5), feed=opt.profile, feed_glucose=opt.feed_glucose
+    )
     assert opt.objective == pytest.approx(sim.product[-1] * sim.volume[-1], rel=1e-4, abs=1e-9)
     assert opt.objective >= opt.initial_objective * (1 - 1e-9)
     assert opt.objective >= optimize_robust_feed(km, SMOOTH).objective * (1 - 1e-9)
@@ -88,11 +89,14 @@ def test_collocation_result_is_verified_by_simulation_and_never_worse_than_its_s
         FeedSettings(collocation_start="warm")
 
 
-@pytest.mark.parametrize(("n_members", "mode"), [
-    (1, "mean"),
-    pytest.param(2, "mean", marks=pytest.mark.slow),
-    pytest.param(2, "worst", marks=pytest.mark.slow),
-])
+@pytest.mark.parametrize(
+    ("n_members", "mode"),
+    [
+        (1, "mean"),
+        pytest.param(2, "mean", marks=pytest.mark.slow),
+        pytest.param(2, "worst", marks=pytest.mark.slow),
+    ],
+)
 def test_collocation_and_shooting_agree_on_a_tiny_case(tiny_ensemble, n_members, mode):
     """Both methods on the same tiny problem (2 intervals, 1 h, 1 or 2 members, mean and worst
     case): collocation converges (IPOPT "Solve_Succeeded"), and its CVODES-verified objective is
@@ -126,7 +130,6 @@ def test_collocation_through_glucose_exhaustion_is_at_least_as_good_as_shooting(
     settings = dataclasses.replace(SMOOTH, batch_time=8.0, max_iter=60)
     co = optimize_feed_collocation(km, settings)
     sh = optimize_robust_feed(km, settings)
-    sim = simulate_reactor(ens, m, settings=VerificationSettings(batch_time=8.0, n_points=9), feed=co.profile,
-                           feed_glucose=co.feed_glucose)
+    sim = simulate_reactor(ens, m, settings=VerificationSettings(batch_time=8.0, n_points=9), feed=co.profile, feed_glucose=co.feed_glucose)
     assert co.objective == pytest.approx(sim.product[-1] * sim.volume[-1], rel=1e-4, abs=1e-9)
     assert co.objective >= sh.objective * (1 - 1e-9)

@@ -14,8 +14,9 @@ SETTINGS = FeedSettings(n_intervals=3, n_members=2, max_iter=8, batch_time=8.0, 
 
 def _amounts(ens, members, folds, opt):
     vs = VerificationSettings(batch_time=SETTINGS.batch_time, n_points=9)
-    sims = [simulate_reactor(ens, m, vmax_fold=f, settings=vs, feed=opt.profile,
-                             feed_glucose=opt.feed_glucose) for m, f in zip(members, folds)]
+    sims = [
+        simulate_reactor(ens, m, vmax_fold=f, settings=vs, feed=opt.profile, feed_glucose=opt.feed_glucose) for m, f in zip(members, folds)
+    ]
     assert all(s.success for s in sims)
     return np.array([s.product[-1] * s.volume[-1] for s in sims])
 
@@ -34,8 +35,7 @@ def test_robust_mean_feed_beats_shared_feed_for_its_design(tiny_ensemble):
     fold[ens.network.reaction_index("DDPA")] = 4.0
     fold[ens.network.reaction_index("DHQTi")] = 2.0
     folds = np.tile(fold, (2, 1))
-    own = optimize_robust_feed(kinetic_control_model(ens, members, vmax_folds=folds), SETTINGS, strain="design",
-                               initial_feed=shared.feed)
+    own = optimize_robust_feed(kinetic_control_model(ens, members, vmax_folds=folds), SETTINGS, strain="design", initial_feed=shared.feed)
     a_own = _amounts(ens, members, folds, own)
     a_shared = _amounts(ens, members, folds, shared)
     assert a_own.mean() >= a_shared.mean() * (1 - 1e-6)
@@ -44,8 +44,7 @@ def test_robust_mean_feed_beats_shared_feed_for_its_design(tiny_ensemble):
     # times per interval (every 2/3 h), so on the 1 h output grid it may exceed by a little: 5 %
     vs = VerificationSettings(batch_time=8.0, n_points=9)
     for m, f in zip(members, folds):
-        sim = simulate_reactor(ens, m, vmax_fold=f, settings=vs, feed=own.profile,
-                               feed_glucose=own.feed_glucose)
+        sim = simulate_reactor(ens, m, vmax_fold=f, settings=vs, feed=own.profile, feed_glucose=own.feed_glucose)
         assert sim.volume[-1] <= SETTINGS.volume_max * (1 + 1e-9)
         assert np.max(sim.substrate) <= SETTINGS.glucose_max * 1.05
     # the optimised feed improves on the constant fill-up feed it starts from (a real optimisation)

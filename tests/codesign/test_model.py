@@ -21,11 +21,11 @@ def test_amount_form_matches_verification_reactor(tiny_ensemble):
     fold[ens.network.reaction_index("DDPA")] = 3.0
     km = kinetic_control_model(ens, [m], vmax_folds=fold[None, :], feed_glucose=500.0)
     vs = VerificationSettings(batch_time=8.0, n_points=9)
-    ref = simulate_reactor(ens, m, vmax_fold=fold, settings=vs, feed=FeedProfile(times=(0.0, 2.0), rates=(0.0, 0.03)),
-                           feed_glucose=500.0)
+    ref = simulate_reactor(ens, m, vmax_fold=fold, settings=vs, feed=FeedProfile(times=(0.0, 2.0), rates=(0.0, 0.03)), feed_glucose=500.0)
     problem = BatchProblem(batch_time=8.0, objective="product", feed_max=0.1, volume_max=1.5)
-    tr = simulate_feed(km.model, problem, km.x0, piecewise_feed(np.array([0.0, 2.0, 8.0]), np.array([0.0, 0.03])),
-                       dt=1.0, stop_at_volume_max=False)
+    tr = simulate_feed(
+        km.model, problem, km.x0, piecewise_feed(np.array([0.0, 2.0, 8.0]), np.array([0.0, 0.03])), dt=1.0, stop_at_volume_max=False
+    )
     V = tr.states[:, km.volume_index]
     assert ref.success
     assert tr.states[:, km.product_index[0]] / V == pytest.approx(ref.product, rel=1e-5, abs=1e-8)
@@ -44,9 +44,9 @@ def test_stacked_members_are_independent_copies(tiny_ensemble):
     for k, m in enumerate(ms):
         one = kinetic_control_model(ens, [m])
         n = one.model.n_x - 1
-        xk = np.r_[x[k * n:(k + 1) * n], x[-1]]
+        xk = np.r_[x[k * n : (k + 1) * n], x[-1]]
         dk = np.asarray(one.model.rhs(xk, 0.05, one.model.param_values)).reshape(-1)
-        assert dx[k * n:(k + 1) * n] == pytest.approx(dk[:n], rel=1e-12, abs=1e-12)
+        assert dx[k * n : (k + 1) * n] == pytest.approx(dk[:n], rel=1e-12, abs=1e-12)
     assert both.model.roles.product == "n_P_m0"
 
 

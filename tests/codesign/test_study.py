@@ -38,8 +38,15 @@ def test_codesign_scenario_end_to_end_and_cache_reuse(tmp_path):
     path = _toml(tmp_path)
     r1 = run_scenario(path, tmp_path / "run1", progress=False)
     out = r1.out_dir
-    for name in ("codesign_table.csv", "codesign_runs.csv", "feeds.csv", "codesign_summary.json", "figures/pareto.png",
-                 "figures/titer_time_courses.png", "figures/feeds.png"):
+    for name in (
+        "codesign_table.csv",
+        "codesign_runs.csv",
+        "feeds.csv",
+        "codesign_summary.json",
+        "figures/pareto.png",
+        "figures/titer_time_courses.png",
+        "figures/feeds.png",
+    ):
         assert (out / name).is_file(), name
     summary = json.loads((out / "codesign_summary.json").read_text())
     runs = pd.read_csv(out / "codesign_runs.csv")

@@ -105,7 +105,9 @@ def test_mhe_handles_nan_samples(monod_model, x0):
 
 
 def test_sampler_rates_dropouts_and_seed(monod_model, x0):
-    ms = MeasurementSettings(channels=(MeasurementChannel("volume", 0.25, 0.01), MeasurementChannel("glucose", 1.0, 0.5, dropout=0.5)), seed=7)
+    ms = MeasurementSettings(
+        channels=(MeasurementChannel("volume", 0.25, 0.01), MeasurementChannel("glucose", 1.0, 0.5, dropout=0.5)), seed=7
+    )
     states = np.tile(x0, (41, 1))
     a = sample_measurements(monod_model, ms, DT * np.arange(41), states, DT)
     b = sample_measurements(monod_model, ms, DT * np.arange(41), states, DT)

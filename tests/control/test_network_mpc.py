@@ -32,14 +32,19 @@ def case():
 
     sur = default_surrogate()
     reactor = FedBatchSettings(
-        volume0=1.0, glucose0=10.0, biomass0=0.1, feed_glucose=1000.0, products={"ac": "EX_ac_e"},
-        kinetics=UptakeKinetics(oxygen="kla"), t_end=3.0, output_step=0.5,
+        volume0=1.0,
+        glucose0=10.0,
+        biomass0=0.1,
+        feed_glucose=1000.0,
+        products={"ac": "EX_ac_e"},
+        kinetics=UptakeKinetics(oxygen="kla"),
+        t_end=3.0,
+        output_step=0.5,
     )
     cell = embed_cell_model(sur, reactor)
     model = control_model_from_process(reactor, cell)
     problem = BatchProblem(batch_time=2.5, feed_max=0.1, volume_max=1.5, glucose_max=50.0, acetate_max=40.0)
-    settings = MPCSettings(t_step=0.5, n_horizon=6, collocation_deg=2, move_penalty=0.1, objective_scale=10.0,
-                           max_iter=1000, tol=1e-8)
+    settings = MPCSettings(t_step=0.5, n_horizon=6, collocation_deg=2, move_penalty=0.1, objective_scale=10.0, max_iter=1000, tol=1e-8)
     x0 = reactor.initial_state()
     ref = build_mpc(model, problem, settings)
     ref.reset(x0)
@@ -48,8 +53,16 @@ def case():
     for k in range(2):  # a cold step, then a warm one from the plant's state
         feeds.append(ref.step(states[-1], k * settings.t_step))
         states.append(np.asarray(plant(x0=states[-1], p=np.r_[feeds[-1], model.param_values])["xf"]).reshape(-1))
-    return {"sur": sur, "reactor": reactor, "model": model, "problem": problem, "settings": settings,
-            "ref": ref, "feeds": feeds, "states": states}
+    return {
+        "sur": sur,
+        "reactor": reactor,
+        "model": model,
+        "problem": problem,
+        "settings": settings,
+        "ref": ref,
+        "feeds": feeds,
+        "states": states,
+    }
 
 
 def _network_mpc(case, **changes):
@@ -76,8 +89,12 @@ def test_network_mpc_steps_equal_the_native_graph_mpc(case):
     # the feeds of the intervals after the batch's end move nothing (only the move penalty weighs
     # them, a nearly flat direction): the plans are compared over the batch (intervals 0..3 at 0.5 h)
     np.testing.assert_allclose(ctrl.plan()[:4], ref.plan()[:4], rtol=0, atol=1e-4)
-    nodes = np.array([[float(ref.mpc.opt_x_num_unscaled["_x", k, 0, -1, n][0]) for n in case["model"].state_names]
-                      for k in range(case["settings"].n_horizon + 1)])
+    nodes = np.array(
+        [
+            [float(ref.mpc.opt_x_num_unscaled["_x", k, 0, -1, n][0]) for n in case["model"].state_names]
+            for k in range(case["settings"].n_horizon + 1)
+        ]
+    )
     np.testing.assert_allclose(ctrl.predicted_states(), nodes, rtol=1e-4, atol=1e-8)
 
 
@@ -158,8 +175,13 @@ def test_settings_and_build_checks(case):
     with pytest.raises(ControlError, match="collocation_ni"):
         _network_mpc(case, collocation_ni=2)
     with pytest.raises(ControlError, match="build_network_mpc"):
-        run_closed_loop(case["model"], case["problem"], case["states"][0],
-                        mpc_settings=dataclasses.replace(case["settings"], backend="network"), n_steps=1)
+        run_closed_loop(
+            case["model"],
+            case["problem"],
+            case["states"][0],
+            mpc_settings=dataclasses.replace(case["settings"], backend="network"),
+            n_steps=1,
+        )
 
 
 def test_fedbatch_split_equals_the_process_model(case):
@@ -177,8 +199,7 @@ def test_fedbatch_split_equals_the_process_model(case):
         x = x0 * rng.uniform(0.2, 5.0, x0.size)
         F, p = rng.uniform(0, 0.1), [rng.uniform(5, 12)]
         v = cell.function(split.uptakes(x, p))
-        np.testing.assert_allclose(np.asarray(split.rhs(x, F, p, v)).ravel(), np.asarray(ode.rhs(x, F, p)).ravel(),
-                                   rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(np.asarray(split.rhs(x, F, p, v)).ravel(), np.asarray(ode.rhs(x, F, p)).ravel(), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.slow
@@ -196,16 +217,24 @@ def test_ich360_nlp_derivatives_equal_the_native_graph_nlp(monkeypatch):
     from mpc_bio.surrogate import default_surrogate
 
     sur = default_surrogate("iCH360")
-    reactor = FedBatchSettings(volume0=1.0, glucose0=10.0, biomass0=0.1, feed_glucose=1000.0, products={"ac": "EX_ac_e"},
-                               kinetics=UptakeKinetics(oxygen="kla"), t_end=10.0, output_step=0.5)
+    reactor = FedBatchSettings(
+        volume0=1.0,
+        glucose0=10.0,
+        biomass0=0.1,
+        feed_glucose=1000.0,
+        products={"ac": "EX_ac_e"},
+        kinetics=UptakeKinetics(oxygen="kla"),
+        t_end=10.0,
+        output_step=0.5,
+    )
     problem = BatchProblem(batch_time=10.0, feed_max=0.1, volume_max=1.5, glucose_max=50.0, acetate_max=40.0)
-    settings = MPCSettings(t_step=0.5, n_horizon=20, collocation_deg=2, move_penalty=0.1, objective_scale=10.0,
-                           backend="network", device="cpu")
+    settings = MPCSettings(
+        t_step=0.5, n_horizon=20, collocation_deg=2, move_penalty=0.1, objective_scale=10.0, backend="network", device="cpu"
+    )
     ctrl = build_network_mpc(reactor, sur, problem, settings)
     graph = to_casadi(sur, "native", outputs=ctrl.split.output_ids, symbolic="MX")
     original = batched.batched_casadi_function
-    monkeypatch.setattr(batched, "batched_casadi_function",
-                        lambda net, n, **kw: graph.map(n) if n > 1 else original(net, n, **kw))
+    monkeypatch.setattr(batched, "batched_casadi_function", lambda net, n, **kw: graph.map(n) if n > 1 else original(net, n, **kw))
     ref = build_network_mpc(reactor, sur, problem, settings)
     x0 = reactor.initial_state()
     ctrl.reset(x0, guess_feed=0.03)

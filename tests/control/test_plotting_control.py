@@ -12,10 +12,13 @@ from mpc_bio.plotting.control import plot_baseline_scan, plot_closed_loop, plot_
 
 def test_figures(monod_model, monod_problem, x0):
     res = run_closed_loop(
-        monod_model, monod_problem, x0,
+        monod_model,
+        monod_problem,
+        x0,
         mpc_settings=MPCSettings(t_step=0.5, n_horizon=4),
         estimator_settings=EstimatorSettings(kind="ekf"),
-        settings=ClosedLoopSettings(progress=False), n_steps=3,
+        settings=ClosedLoopSettings(progress=False),
+        n_steps=3,
     )
     fig = plot_closed_loop(res, title="t")
     assert len(fig.axes) == 6

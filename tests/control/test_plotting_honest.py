@@ -34,7 +34,9 @@ def loop(monod_model, monod_problem, x0):
         seed=3,
     )
     res = run_closed_loop(
-        monod_model, monod_problem, x0,
+        monod_model,
+        monod_problem,
+        x0,
         mpc_settings=MPCSettings(t_step=0.5, n_horizon=4),
         estimator_settings=EstimatorSettings(kind="ekf", estimate_vmax=True),
         measurement_settings=meas,
@@ -84,8 +86,7 @@ def test_feed_profile_above_the_acetate_limit_is_flagged(monod_model, monod_prob
     tr = simulate_feed(monod_model, monod_problem, x0, lambda t, x: 0.05, dt=0.1)
     peak = float(tr.concentration("n_ac").max())
     limit = 0.5 * peak  # a limit the profile exceeds by 100 %
-    fig = plot_feed_profiles({"optimum": tr, "other": tr}, limits={"acetate": limit, "glucose": 1e6}, tolerance=0.02,
-                             failed=("other",))
+    fig = plot_feed_profiles({"optimum": tr, "other": tr}, limits={"acetate": limit, "glucose": 1e6}, tolerance=0.02, failed=("other",))
     labels = _labels(fig.axes[0])
     assert labels[0].startswith("optimum") and f"over limit: acetate +{100 * (peak / limit - 1):.0f} %" in labels[0]
     assert "solve failed" in labels[1]

@@ -23,11 +23,15 @@ def _reference_states(model, x0, feeds, times):
         x = np.asarray(x0, dtype=float).copy()
         k = 0
         while (k + 1) * DT <= t + 1e-12:
-            x = np.asarray(make_integrator(model, DT, reltol=1e-10, abstol=1e-12)(x0=x, p=np.r_[feeds[k], model.param_values])["xf"]).ravel()
+            x = np.asarray(
+                make_integrator(model, DT, reltol=1e-10, abstol=1e-12)(x0=x, p=np.r_[feeds[k], model.param_values])["xf"]
+            ).ravel()
             k += 1
         rest = t - k * DT
         if rest > 1e-12:
-            x = np.asarray(make_integrator(model, rest, reltol=1e-10, abstol=1e-12)(x0=x, p=np.r_[feeds[k], model.param_values])["xf"]).ravel()
+            x = np.asarray(
+                make_integrator(model, rest, reltol=1e-10, abstol=1e-12)(x0=x, p=np.r_[feeds[k], model.param_values])["xf"]
+            ).ravel()
         out.append(x)
     return np.array(out)
 

@@ -15,9 +15,7 @@ from mpc_bio.surrogate import SurrogateModule, SurrogateSettings
 from mpc_bio.surrogate.artifact import Surrogate
 
 
-def random_surrogate(
-    hidden=(32, 32), activation="silu", n_out=7, seed=0, mass_balance=False, k=2, warp=False, kinks=0
-) -> Surrogate:
+def random_surrogate(hidden=(32, 32), activation="silu", n_out=7, seed=0, mass_balance=False, k=2, warp=False, kinks=0) -> Surrogate:
     """A surrogate with random weights, scalings and final affine map (k inputs -> n_out fluxes);
     ``warp`` adds the input warp features asinh(x / knee) with random knees, offsets and scales;
     ``kinks`` adds that many kink bumps on random lines through the domain (sharp width 0.05)."""

@@ -73,9 +73,7 @@ def test_native_hessian_matches_torch():
     x = ca.SX.sym("x", 2)
     H = ca.Function("H", [x], [ca.hessian(f(x), x)[0]])
     for xv in RNG_POINTS[:3]:
-        H0 = torch.autograd.functional.hessian(
-            lambda u: sur.module(u[None, :])[0, 0], torch.as_tensor(xv)
-        ).numpy()
+        H0 = torch.autograd.functional.hessian(lambda u: sur.module(u[None, :])[0, 0], torch.as_tensor(xv)).numpy()
         assert np.array(H(xv)).ravel() == pytest.approx(H0.ravel(), rel=1e-8, abs=1e-12)
 
 
@@ -122,7 +120,9 @@ def _recover_inputs(f: ca.Function, x_true: np.ndarray, hessian: str = "exact") 
     target = np.array(f(x_true)).ravel()
     obj = ca.sumsqr(f(x) - target)
     solver = ca.nlpsol(
-        "fit", "ipopt", {"x": x, "f": obj},
+        "fit",
+        "ipopt",
+        {"x": x, "f": obj},
         {"ipopt.print_level": 0, "print_time": 0, "ipopt.hessian_approximation": hessian, "ipopt.tol": 1e-12},
     )
     sol = solver(x0=[10.0, 10.0], lbx=0.0, ubx=20.0)
@@ -131,8 +131,12 @@ def _recover_inputs(f: ca.Function, x_true: np.ndarray, hessian: str = "exact") 
 
 @pytest.mark.parametrize(
     ("backend", "opts"),
-    [("native", {"symbolic": "SX"}), ("native", {"symbolic": "MX"}), ("l4casadi", {"l4casadi_mode": "exact"}),
-     ("l4casadi", {"l4casadi_mode": "jac_jac"})],
+    [
+        ("native", {"symbolic": "SX"}),
+        ("native", {"symbolic": "MX"}),
+        ("l4casadi", {"l4casadi_mode": "exact"}),
+        ("l4casadi", {"l4casadi_mode": "jac_jac"}),
+    ],
 )
 def test_ipopt_exact_hessian_solves(backend, opts):
     sur = random_surrogate(hidden=(16, 16), activation="tanh", n_out=6, seed=6)

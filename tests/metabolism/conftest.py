@@ -40,8 +40,6 @@ def _cobra_pfba(model, uptakes, inputs):
         return float(sol.fluxes[objective]), float(sol.objective_value)
 
 
-
-
 def spread(low: float, high: float, n: int, offset: float = 0.0137) -> list[float]:
     """n values in [low, high], nudged off round numbers so no point sits exactly on a boundary."""
     step = (high - low) / (n - 1)

@@ -91,8 +91,7 @@ def test_sample_refuses_an_existing_output_unless_overwrite(tmp_path, capsys):
     assert main(["sample", "--grid", "glucose=0:6:3", "--grid", "oxygen=0:8:4", "--no-progress", "--out", str(out)]) == 2
     assert "exists and is not empty; pass --overwrite" in capsys.readouterr().err
     assert (out / "dataset.npz").read_bytes() == before  # nothing replaced
-    assert main(["sample", "--grid", "glucose=0:6:3", "--grid", "oxygen=0:8:4", "--no-progress", "--out", str(out),
-                 "--overwrite"]) == 0
+    assert main(["sample", "--grid", "glucose=0:6:3", "--grid", "oxygen=0:8:4", "--no-progress", "--out", str(out), "--overwrite"]) == 0
     assert FluxDataset.load(out).n_points == 9
     assert not list(tmp_path.glob(".run.*"))  # no hidden folder left behind
 
@@ -155,8 +154,24 @@ def test_sigterm_stops_sample_keeps_chunks_and_leaves_no_workers(tmp_path):
     import psutil
 
     out = tmp_path / "run"
-    argv = [sys.executable, "-m", "mpc_bio.cli", "sample", "--grid", "glucose=0:20:0.25", "--grid", "oxygen=0:20:0.25",
-            "--tie-break", "l2", "--chunk-size", "50", "--workers", "2", "--no-progress", "--no-figure"]
+    argv = [
+        sys.executable,
+        "-m",
+        "mpc_bio.cli",
+        "sample",
+        "--grid",
+        "glucose=0:20:0.25",
+        "--grid",
+        "oxygen=0:20:0.25",
+        "--tie-break",
+        "l2",
+        "--chunk-size",
+        "50",
+        "--workers",
+        "2",
+        "--no-progress",
+        "--no-figure",
+    ]
     proc = subprocess.Popen([*argv, "--out", str(out)], stderr=subprocess.PIPE, text=True)
     chunks = tmp_path / ".run.chunks"
     deadline = time.monotonic() + 300

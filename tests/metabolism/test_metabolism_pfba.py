@@ -203,8 +203,14 @@ def test_unknown_model():
 @pytest.mark.parametrize(
     "kwargs, fragment",
     [
-        ({"inputs": {}}, "The 'inputs' parameter of PFBASettings must be a table of at least 1 item {name: a non-empty string}. Got {} instead."),
-        ({"inputs": {"a": "EX_glc__D_e", "b": "EX_glc__D_e"}}, "must be pairs without duplicate input reaction ids. Got ['EX_glc__D_e'] instead."),
+        (
+            {"inputs": {}},
+            "The 'inputs' parameter of PFBASettings must be a table of at least 1 item {name: a non-empty string}. Got {} instead.",
+        ),
+        (
+            {"inputs": {"a": "EX_glc__D_e", "b": "EX_glc__D_e"}},
+            "must be pairs without duplicate input reaction ids. Got ['EX_glc__D_e'] instead.",
+        ),
         ({"maintenance_weight": -1.0}, "'maintenance_weight'"),
         ({"uptake_excess_weight": float("nan")}, "'uptake_excess_weight'"),
         ({"growth_tolerance": 0.1}, "'growth_tolerance'"),

@@ -83,7 +83,11 @@ def test_refinement_respects_the_point_budget():
     assert capped.points.shape[0] <= 150 < full.points.shape[0]
     for budget in range(40, full.points.shape[0], 37):  # caps met inside every level, at any split
         capped = refine_cells(
-            _kinked, grid, _kinked(grid), np.ones(2), RefineSettings(tolerance=1e-4, max_depth=4, max_points=budget),
+            _kinked,
+            grid,
+            _kinked(grid),
+            np.ones(2),
+            RefineSettings(tolerance=1e-4, max_depth=4, max_points=budget),
             progress=False,
         )
         assert capped.points.shape[0] <= budget
@@ -177,8 +181,25 @@ def test_sample_command_refines(tmp_path, capsys):
     from mpc_bio.cli import main
 
     out = tmp_path / "refined"
-    argv = ["sample", "e_coli_core", "--tie-break", "l2", "--grid", "glucose=0:2:0.5", "--grid", "oxygen=0:4:1",
-            "--refine", "0.01", "--refine-depth", "2", "--workers", "1", "--out", str(out), "--no-progress"]
+    argv = [
+        "sample",
+        "e_coli_core",
+        "--tie-break",
+        "l2",
+        "--grid",
+        "glucose=0:2:0.5",
+        "--grid",
+        "oxygen=0:4:1",
+        "--refine",
+        "0.01",
+        "--refine-depth",
+        "2",
+        "--workers",
+        "1",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     assert main(argv) == 0
     ds = FluxDataset.load(out)
     info = ds.settings["sampling"]["refinement"]

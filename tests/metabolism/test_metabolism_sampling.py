@@ -133,9 +133,7 @@ def test_dask_local_cluster_equals_serial(serial_dataset, ecoli_core):
     from dask.distributed import LocalCluster
 
     with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
-        par = sample_pfba(
-            ecoli_core, grid_points(SMALL_GRID), chunk_size=40, scheduler=cluster.scheduler_address, progress=False
-        )
+        par = sample_pfba(ecoli_core, grid_points(SMALL_GRID), chunk_size=40, scheduler=cluster.scheduler_address, progress=False)
     assert par.content_hash() == serial_dataset.content_hash()
     np.testing.assert_array_equal(par.status, serial_dataset.status)
 
@@ -149,9 +147,7 @@ def test_failed_points_never_stop_a_run(ecoli_core):
     assert ds.status_counts()["failed"] == ds.n_points == 6
     assert np.isnan(ds.fluxes).all()
     # relaxation off: infeasible and optimal points in one run
-    ds = sample_pfba(
-        ecoli_core, grid_points({"glucose": (0, 10, 5), "oxygen": (0, 10, 5)}), PFBASettings(relax=False), progress=False
-    )
+    ds = sample_pfba(ecoli_core, grid_points({"glucose": (0, 10, 5), "oxygen": (0, 10, 5)}), PFBASettings(relax=False), progress=False)
     c = ds.status_counts()
     assert c["infeasible"] > 0 and c["optimal"] > 0 and c["infeasible"] + c["optimal"] == 9
     assert np.isnan(ds.growth[ds.mask("infeasible")]).all()

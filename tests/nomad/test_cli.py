@@ -43,10 +43,19 @@ def test_nomad_ensemble_command_writes_results(tmp_path, capsys):
     names = [s["name"] for s in summary["funnel"]]
     assert names == ["linear_stability", "time_constant", "nonlinear_return", "robustness"]
     assert summary["funnel"][0]["n_in"] == 60
-    for f in ("funnel.csv", "models.csv", "yield_control.csv", "flux_control_median.csv",
-              "ensemble/ensemble.npz", "control_coefficients/control_coefficients.json",
-              "figures/eigenvalues.png", "figures/time_constants.png", "figures/screening_funnel.png",
-              "figures/yield_control_heatmap.png", "figures/cofactor_ratios.png"):
+    for f in (
+        "funnel.csv",
+        "models.csv",
+        "yield_control.csv",
+        "flux_control_median.csv",
+        "ensemble/ensemble.npz",
+        "control_coefficients/control_coefficients.json",
+        "figures/eigenvalues.png",
+        "figures/time_constants.png",
+        "figures/screening_funnel.png",
+        "figures/yield_control_heatmap.png",
+        "figures/cofactor_ratios.png",
+    ):
         assert (out / f).is_file(), f
     assert summary["reference_states"]["method"] == "displacement"  # no Gibbs-energy data for e_coli_core
     assert len(summary["network"]["unapplied_regulations"]) == 7  # the shikimate feedback needs phe/tyr/trp
@@ -60,8 +69,25 @@ def test_default_config_builds_the_paper_case(tmp_path, capsys):
 
     cfg = Path(__file__).resolve().parents[2] / "scenarios" / "nomad_anthranilate.toml"
     out = tmp_path / "out"
-    assert main(["nomad", "ensemble", "--config", str(cfg), "--out", str(out), "--n-models", "60",
-                 "--workers", "1", "--no-progress", "--no-figures"]) == 0
+    assert (
+        main(
+            [
+                "nomad",
+                "ensemble",
+                "--config",
+                str(cfg),
+                "--out",
+                str(out),
+                "--n-models",
+                "60",
+                "--workers",
+                "1",
+                "--no-progress",
+                "--no-figures",
+            ]
+        )
+        == 0
+    )
     summary = json.loads((out / "summary.json").read_text())
     net = summary["network"]
     assert net["model_id"] == "ich360_trpD9923" and net["growth_reaction"] == "GROWTH_LUMP"

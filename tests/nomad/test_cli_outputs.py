@@ -110,9 +110,26 @@ def test_sigterm_stops_nomad_ensemble_and_its_workers(tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mpc_bio.cli", "nomad", "ensemble", "--config", str(cfg), "--out", str(out),
-         "--workers", "2", "--no-progress", "--no-figures"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "mpc_bio.cli",
+            "nomad",
+            "ensemble",
+            "--config",
+            str(cfg),
+            "--out",
+            str(out),
+            "--workers",
+            "2",
+            "--no-progress",
+            "--no-figures",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env=env,
     )
     workers: dict[int, float] = {}
     # each screening stage forks two workers; wait for a stage whose workers have solved for a while

@@ -17,8 +17,7 @@ def ich360_case(ich360_path):
     model = ich360_anthranilate_model(ich360_path)
     net = build_network(model, NetworkSettings(model="ich360", substrate_reaction="GLCptspp"))  # unreduced
     d = ich360_path.parent
-    settings = SteadyStateSettings(dg0_mean_path=str(d / "drg0_prime_mean.csv"),
-                                   dg0_cov_sqrt_path=str(d / "drg0_cov_sqrt.csv"), n_states=4)
+    settings = SteadyStateSettings(dg0_mean_path=str(d / "drg0_prime_mean.csv"), dg0_cov_sqrt_path=str(d / "drg0_cov_sqrt.csv"), n_states=4)
     thermo = load_dg0(settings.dg0_mean_path, settings.dg0_cov_sqrt_path)
     states = sample_reference_states(net, settings, seed=2, thermodynamics=thermo)
     return net, settings, thermo, states
@@ -48,8 +47,7 @@ def test_ich360_states_agree_with_dg0(ich360_case):
     index = {r: i for i, r in enumerate(thermo.reaction_ids)}
     est = np.array([k and r in index for r, k in zip(net.reaction_ids, known)])
     rows = [index[r] for r, k in zip(net.reaction_ids, est) if k]
-    assert np.all(np.abs(st.dg0[:, est] - thermo.mean[rows]) <=
-                  settings.dg0_z_bound * np.abs(thermo.cov_sqrt[rows]).sum(axis=1) + 1e-9)
+    assert np.all(np.abs(st.dg0[:, est] - thermo.mean[rows]) <= settings.dg0_z_bound * np.abs(thermo.cov_sqrt[rows]).sum(axis=1) + 1e-9)
     np.testing.assert_array_equal(st.dg0[:, known & ~est], 0.0)  # one-species transports: Delta_r G'0 = 0
     lo, hi = settings.concentration_bounds
     free = [i for i, m in enumerate(net.metabolite_ids) if m not in PHYSIOLOGICAL_CONCENTRATIONS]

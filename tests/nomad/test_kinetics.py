@@ -29,9 +29,8 @@ def test_convenience_rate_matches_closed_form(small_ensemble):
     slots = np.flatnonzero(net.slot_reaction == j)
     ks = {int(net.slot_species[k]): ens.km[i, k] for k in slots}
     gamma = x[f6p] / x[g6p]
-    expected = ens.vmax[i, j] * (1 - gamma / np.exp(ens.ln_keq[i, j])) * (x[g6p] / ks[g6p]) / (
-        1 + x[g6p] / ks[g6p] + x[f6p] / ks[f6p])
-    v = evaluate_rates(net, x[: net.n_metabolites], x[net.n_metabolites:], ens.km[i], ens.ln_keq[i], ens.vmax[i])
+    expected = ens.vmax[i, j] * (1 - gamma / np.exp(ens.ln_keq[i, j])) * (x[g6p] / ks[g6p]) / (1 + x[g6p] / ks[g6p] + x[f6p] / ks[f6p])
+    v = evaluate_rates(net, x[: net.n_metabolites], x[net.n_metabolites :], ens.km[i], ens.ln_keq[i], ens.vmax[i])
     assert v[j] == pytest.approx(expected, rel=1e-12, abs=1e-15)
 
 
@@ -43,7 +42,7 @@ def test_mass_action_transport_matches_closed_form(small_ensemble):
     x = _species(ens, i)
     a_c, a_e = x[net.species_ids.index("anth_c")], x[net.species_ids.index("anth_e")]
     expected = ens.vmax[i, j] * (1 - (a_e / a_c) / np.exp(ens.ln_keq[i, j])) * a_c
-    v = evaluate_rates(net, x[: net.n_metabolites], x[net.n_metabolites:], ens.km[i], ens.ln_keq[i], ens.vmax[i])
+    v = evaluate_rates(net, x[: net.n_metabolites], x[net.n_metabolites :], ens.km[i], ens.ln_keq[i], ens.vmax[i])
     assert v[j] == pytest.approx(expected, rel=1e-12, abs=1e-15)
     assert v[j] == pytest.approx(net.fluxes[j], rel=1e-9, abs=1e-12)
 
@@ -64,9 +63,9 @@ def test_rate_jacobian_matches_central_finite_differences(small_ensemble):
         np.testing.assert_allclose(J / scale, fd / scale, rtol=0, atol=1e-6)
     # the batched path gives the same dense Jacobian as the single-model path
     Jb = evaluate_rate_jacobian(net, *ens.parameters([0, 11]))
-    np.testing.assert_allclose(Jb[1], evaluate_rate_jacobian(net, *(a[11] if a.ndim == 2 else a
-                                                                   for a in ens.parameters())),
-                               rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(
+        Jb[1], evaluate_rate_jacobian(net, *(a[11] if a.ndim == 2 else a for a in ens.parameters())), rtol=1e-12, atol=1e-14
+    )
 
 
 REGULATIONS = (("PFK", "pep_c", "inhibition"), ("PFK", "adp_c", "activation"), ("PYK", "fdp_c", "activation"))
@@ -120,8 +119,7 @@ def test_unknown_regulator_is_a_clear_error(anthranilate_cobra):
     from mpc_bio.nomad.settings import NetworkSettings
 
     with pytest.raises(NetworkError, match="regulator 'trp__L_c'"):
-        build_network(anthranilate_cobra, NetworkSettings(regulations=(("DDPA", "trp__L_c", "inhibition"),),
-                                                          strict_regulations=True))
+        build_network(anthranilate_cobra, NetworkSettings(regulations=(("DDPA", "trp__L_c", "inhibition"),), strict_regulations=True))
     # by default a regulation that does not fit is skipped and recorded
     net = build_network(anthranilate_cobra, NetworkSettings(regulations=(("DDPA", "trp__L_c", "inhibition"),)))
     assert net.unapplied_regulations == (("DDPA", "trp__L_c", "inhibition"),)

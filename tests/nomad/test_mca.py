@@ -13,8 +13,7 @@ def test_summation_theorems(small_ensemble, stable_models):
     cc = compute_control_coefficients(small_ensemble, stable_models)
     np.testing.assert_allclose(cc.flux.sum(axis=2), 1.0, rtol=0, atol=1e-7)
     np.testing.assert_allclose(cc.concentration.sum(axis=2), 0.0, rtol=0, atol=1e-7)
-    assert cc.concentration.shape == (stable_models.size, small_ensemble.network.n_metabolites,
-                                      small_ensemble.network.n_reactions)
+    assert cc.concentration.shape == (stable_models.size, small_ensemble.network.n_metabolites, small_ensemble.network.n_reactions)
 
 
 def test_connectivity_theorem(small_ensemble, stable_models):
@@ -69,8 +68,9 @@ def test_control_coefficients_save_load(small_ensemble, stable_models, tmp_path)
     np.testing.assert_array_equal(back.concentration, cc.concentration)
     np.testing.assert_array_equal(back.model_index, cc.model_index)
     assert back.enzyme_ids == cc.enzyme_ids and back.product_reaction == "ANTHt"
-    np.testing.assert_allclose(back.yield_control(), cc.flux[:, cc.reaction_ids.index("ANTHt")]
-                               - cc.flux[:, cc.reaction_ids.index("GLCpts")], rtol=0, atol=0)
+    np.testing.assert_allclose(
+        back.yield_control(), cc.flux[:, cc.reaction_ids.index("ANTHt")] - cc.flux[:, cc.reaction_ids.index("GLCpts")], rtol=0, atol=0
+    )
     # NRA's thermodynamic form: ln displacement changes by stoichiometry @ dlnx
     assert back.stoichiometry.shape == (len(cc.reaction_ids), len(cc.metabolite_ids))
 

@@ -37,9 +37,10 @@ def _pattern_optima(problem: NRAProblem, settings: NRASettings, max_size: int) -
     units = [u for u in units if not (set(u) & excluded)]
     up, down, dmin = settings.log_up_bound, settings.log_down_bound, settings.min_log_change
     lim = math.log(settings.max_concentration_fold)
-    y = problem.flux_control[problem.reaction_ids.index(problem.product_reaction)] - problem.flux_control[
-        problem.reaction_ids.index(problem.substrate_reaction)
-    ]
+    y = (
+        problem.flux_control[problem.reaction_ids.index(problem.product_reaction)]
+        - problem.flux_control[problem.reaction_ids.index(problem.substrate_reaction)]
+    )
     g_row = problem.flux_control[problem.reaction_ids.index(problem.growth_reaction)]
     t = problem.stoichiometry.T @ problem.concentration_control
     ref = problem.log_displacement
@@ -96,8 +97,13 @@ def _independent_violation(problem: NRAProblem, settings: NRASettings, d: np.nda
 
 @pytest.mark.parametrize(
     "seed, extra",
-    [(0, {}), (3, {}), (7, {}), (5, {"allow_knockouts": True, "max_concentration_fold": 10.0}),
-     (9, {"max_enzyme_down_fold": 2.0, "max_growth_reduction": 0.05})],
+    [
+        (0, {}),
+        (3, {}),
+        (7, {}),
+        (5, {"allow_knockouts": True, "max_concentration_fold": 10.0}),
+        (9, {"max_enzyme_down_fold": 2.0, "max_growth_reduction": 0.05}),
+    ],
 )
 def test_milp_optimum_equals_brute_force(seed, extra):
     problem = random_nra_problem(7, 5, seed=seed)
@@ -114,9 +120,7 @@ def test_brute_force_with_exclusions_and_couplings():
     problem = random_nra_problem(7, 5, seed=11)
     free, _ = solve_nra(problem, NRASettings(max_interventions=2))
     # exclude the strongest enzyme of the free optimum and couple two others
-    settings = NRASettings(
-        max_interventions=2, excluded_enzymes=(free.enzymes[0],), coupled_enzymes=(("E5", "E6"),)
-    )
+    settings = NRASettings(max_interventions=2, excluded_enzymes=(free.enzymes[0],), coupled_enzymes=(("E5", "E6"),))
     design, record = solve_nra(problem, settings)
     assert record.status == "optimal"
     assert free.enzymes[0] not in design.enzymes
@@ -146,9 +150,7 @@ def test_enumeration_designs_satisfy_constraints_and_are_unique():
         assert key not in patterns, f"design {pattern} returned twice"
         patterns.add(key)
     objectives = [d.objective for d in result.designs]
-    assert objectives == sorted(objectives, reverse=True) or np.allclose(
-        objectives, sorted(objectives, reverse=True), rtol=0, atol=1e-7
-    )
+    assert objectives == sorted(objectives, reverse=True) or np.allclose(objectives, sorted(objectives, reverse=True), rtol=0, atol=1e-7)
     # the solve after the last recorded design fell below the threshold (or was infeasible)
     last = result.solves[-1]
     assert result.truncated or last.status != "optimal" or last.objective < result.threshold
@@ -198,10 +200,15 @@ def test_unknown_solver_and_bad_inputs_raise_clear_errors():
         NRASettings(max_concentration_fold=0.5)
     with pytest.raises(ValueError, match="shape"):
         NRAProblem(
-            enzyme_ids=("a",), reaction_ids=("r", "s"), metabolite_ids=("m",),
-            concentration_control=np.zeros((2, 1)), flux_control=np.zeros((2, 1)),
-            stoichiometry=np.zeros((1, 2)), log_displacement=np.zeros(2),
-            product_reaction="r", substrate_reaction="s",
+            enzyme_ids=("a",),
+            reaction_ids=("r", "s"),
+            metabolite_ids=("m",),
+            concentration_control=np.zeros((2, 1)),
+            flux_control=np.zeros((2, 1)),
+            stoichiometry=np.zeros((1, 2)),
+            log_displacement=np.zeros(2),
+            product_reaction="r",
+            substrate_reaction="s",
         )
 
 
@@ -247,8 +254,7 @@ def test_feasible_and_optimal_enumeration_strategies_give_the_same_designs(seed)
 
 @pytest.mark.parametrize(
     "seed, extra",
-    [(1, {}), (4, {"max_concentration_fold": 2.0}), (6, {"coupled_enzymes": (("E1", "E4"),)}),
-     (2, {"max_interventions": 2})],
+    [(1, {}), (4, {"max_concentration_fold": 2.0}), (6, {"coupled_enzymes": (("E1", "E4"),)}), (2, {"max_interventions": 2})],
 )
 def test_enumeration_returns_exactly_the_brute_force_patterns_within_the_threshold(seed, extra):
     """The enumerated designs are exactly the up/down patterns (<= N enzymes) whose LP optimum

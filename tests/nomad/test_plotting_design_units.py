@@ -23,9 +23,20 @@ def _verification() -> VerificationResult:
     product = np.array([[[(s + 1) * (m + 1) * t / 5.0 for t in TIMES] for m in range(2)] for s in range(2)])
     ones = np.ones_like(product)
     return VerificationResult(
-        mode="batch", strains=("reference", "d-1 DDPA"), model_ids=("model0", "model1"), times=TIMES, product=product,
-        biomass=ones, substrate=ones, volume=ones, product_yield=np.ones((2, 2)), success=np.ones((2, 2), bool),
-        messages=np.full((2, 2), "", dtype=object), product_mw_g_per_mol=MW, seconds=0.0, n_simulations=4,
+        mode="batch",
+        strains=("reference", "d-1 DDPA"),
+        model_ids=("model0", "model1"),
+        times=TIMES,
+        product=product,
+        biomass=ones,
+        substrate=ones,
+        volume=ones,
+        product_yield=np.ones((2, 2)),
+        success=np.ones((2, 2), bool),
+        messages=np.full((2, 2), "", dtype=object),
+        product_mw_g_per_mol=MW,
+        seconds=0.0,
+        n_simulations=4,
     )
 
 
@@ -46,9 +57,18 @@ def _sensitivity() -> SensitivityResult:
     # 1 mode, 2 models, 1 draw: titer t / 2 mM in model 0 and t mM in model 1
     product = np.array([[[[t / 2.0 for t in TIMES]], [[t for t in TIMES]]]])
     return SensitivityResult(
-        design="d-1 DDPA", enzymes=("DDPA",), mean_fold=np.array([2.0]), modes=("all",), model_ids=("model0", "model1"),
-        folds=np.full((1, 2, 1, 1), 2.0), times=TIMES, product=product, reference_titer=np.array([4.0, 6.0]),
-        nominal_titer=np.array([5.0, 10.0]), success=np.ones((1, 2, 1), bool), seconds=0.0,
+        design="d-1 DDPA",
+        enzymes=("DDPA",),
+        mean_fold=np.array([2.0]),
+        modes=("all",),
+        model_ids=("model0", "model1"),
+        folds=np.full((1, 2, 1, 1), 2.0),
+        times=TIMES,
+        product=product,
+        reference_titer=np.array([4.0, 6.0]),
+        nominal_titer=np.array([5.0, 10.0]),
+        success=np.ones((1, 2, 1), bool),
+        seconds=0.0,
     )
 
 

@@ -98,9 +98,12 @@ def test_fed_batch_matches_an_independent_integration(stable_model):
         v = evaluate_rates(net, x, fixed, K, lk, vm)
         F = feed.rate(t)
         D = F / V
-        return np.concatenate([net.stoichiometry @ v / ens.cell_volume,
-                               [net.fixed_stoichiometry[k_s] @ v * X + D * (400.0 - s), v[g] * X - D * X,
-                                v[p] * X - D * P, F]])
+        return np.concatenate(
+            [
+                net.stoichiometry @ v / ens.cell_volume,
+                [net.fixed_stoichiometry[k_s] @ v * X + D * (400.0 - s), v[g] * X - D * X, v[p] * X - D * P, F],
+            ]
+        )
 
     def jac(t, y):
         """Newton matrix for BDF: exact in x (evaluate_rate_jacobian), a difference in s."""
@@ -113,9 +116,9 @@ def test_fed_batch_matches_an_independent_integration(stable_model):
         E = np.column_stack([evaluate_rate_jacobian(net, x, fixed, K, lk, vm), dv_ds])
         D = feed.rate(t) / V
         out = np.zeros((n + 4, n + 4))
-        out[:n, :n + 1] = net.stoichiometry @ E / ens.cell_volume
-        out[n, :n + 1] = net.fixed_stoichiometry[k_s] @ E * X
-        out[n + 1, :n + 1], out[n + 2, :n + 1] = E[g] * X, E[p] * X
+        out[:n, : n + 1] = net.stoichiometry @ E / ens.cell_volume
+        out[n, : n + 1] = net.fixed_stoichiometry[k_s] @ E * X
+        out[n + 1, : n + 1], out[n + 2, : n + 1] = E[g] * X, E[p] * X
         out[n, n] -= D
         out[n, n + 1], out[n + 1, n + 1], out[n + 2, n + 1] = net.fixed_stoichiometry[k_s] @ v, v[g] - D, v[p]
         out[n + 2, n + 2] = -D
@@ -124,8 +127,16 @@ def test_fed_batch_matches_an_independent_integration(stable_model):
     y0 = np.concatenate([x_ref, [xf[k_s], vs.biomass0, 0.0, vs.volume0]])
     out = []
     for a, b, y_start in ((0.0, 1.0, y0), (1.0, 3.0, None)):
-        sol = solve_ivp(rhs, (a, b), y0 if y_start is not None else out[-1].y[:, -1],
-                        t_eval=sim.times[(sim.times >= a) & (sim.times <= b)], method="BDF", jac=jac, rtol=1e-8, atol=1e-12)
+        sol = solve_ivp(
+            rhs,
+            (a, b),
+            y0 if y_start is not None else out[-1].y[:, -1],
+            t_eval=sim.times[(sim.times >= a) & (sim.times <= b)],
+            method="BDF",
+            jac=jac,
+            rtol=1e-8,
+            atol=1e-12,
+        )
         assert sol.success
         out.append(sol)
     ref = np.hstack([out[0].y, out[1].y[:, 1:]])

@@ -12,8 +12,12 @@ from mpc_bio.nomad.reduction import LUMPED_GROWTH_ID, PAPER_TARGETS, is_transpor
 from mpc_bio.nomad.regulation import SHIKIMATE_REGULATIONS
 from mpc_bio.nomad.settings import NetworkSettings
 
-SUBSYSTEMS = ("Glycolysis/Gluconeogenesis", "Pentose Phosphate Pathway", "Citric Acid Cycle",
-              "Tyrosine, Tryptophan, and Phenylalanine Metabolism")
+SUBSYSTEMS = (
+    "Glycolysis/Gluconeogenesis",
+    "Pentose Phosphate Pathway",
+    "Citric Acid Cycle",
+    "Tyrosine, Tryptophan, and Phenylalanine Metabolism",
+)
 SETTINGS = NetworkSettings(reduce=True, core_subsystems=SUBSYSTEMS, keep_reactions=("PPS", "ME2"))
 
 
@@ -46,8 +50,9 @@ def test_lumped_growth_is_the_net_conversion_of_the_lumped_reactions(anthranilat
     for k, sp in enumerate(net.species_ids):
         assert col[k] == pytest.approx(expected[mid.index(sp)], rel=1e-9, abs=1e-12), sp
     # species touched only by lumped reactions are balanced inside the lump (so they leave the network)
-    kept_species = set(net.species_ids) | {m.id for r in net.reaction_ids if r in model.reactions
-                                           for m in model.reactions.get_by_id(r).metabolites}
+    kept_species = set(net.species_ids) | {
+        m.id for r in net.reaction_ids if r in model.reactions for m in model.reactions.get_by_id(r).metabolites
+    }
     for i, m in enumerate(mid):
         if m not in kept_species and model.metabolites.get_by_id(m).compartment != "e":
             assert expected[i] == pytest.approx(0.0, abs=1e-9), m
@@ -71,8 +76,7 @@ def test_reduction_rule(anthranilate_cobra, reduced):
         assert rid not in SETTINGS.keep_reactions and (not core or abs(fluxes[rid]) < SETTINGS.min_core_flux), rid
         assert rid not in net.reaction_ids
     for r in model.reactions:
-        if (sub[r.id] in SUBSYSTEMS and abs(fluxes[r.id]) >= SETTINGS.min_core_flux and r not in model.boundary
-                and r.id != "ANPRT"):
+        if sub[r.id] in SUBSYSTEMS and abs(fluxes[r.id]) >= SETTINGS.min_core_flux and r not in model.boundary and r.id != "ANPRT":
             assert r.id in net.reaction_ids, r.id
     v = dict(zip(net.reaction_ids, net.fluxes))
     # targets pFBA leaves at zero carry the minimal flux in the direction the model allows (both irreversible)
@@ -106,8 +110,22 @@ def test_default_network_from_ich360(ich360_network):
     assert {m.rsplit("_", 1)[1] for m in net.metabolite_ids} == {"c", "p"}  # cytosol and periplasm balanced
     assert {m.rsplit("_", 1)[1] for m in net.fixed_ids} == {"e"}
     assert "ANPRT" not in net.reaction_ids and "ANPRT" in net.dropped_reactions
-    for rid in PAPER_TARGETS + ("DDPA", "DHQS", "DHQTi", "SHK3Dr", "SHKK", "PSCVT", "CHORS", "ANS", "CHORM",
-                                "PPNDH", "PPND", "ANTHt", "GLCptspp", "GLCtex_copy1"):
+    for rid in PAPER_TARGETS + (
+        "DDPA",
+        "DHQS",
+        "DHQTi",
+        "SHK3Dr",
+        "SHKK",
+        "PSCVT",
+        "CHORS",
+        "ANS",
+        "CHORM",
+        "PPNDH",
+        "PPND",
+        "ANTHt",
+        "GLCptspp",
+        "GLCtex_copy1",
+    ):
         assert rid in net.reaction_ids, rid
     assert net.substrate_reaction == "GLCtex_copy1" and net.growth_reaction == LUMPED_GROWTH_ID
     assert np.abs(net.stoichiometry @ net.fluxes).max() == pytest.approx(0.0, abs=1e-9)

@@ -29,8 +29,7 @@ def regulated(anthranilate_cobra):
     """One small network per kind: DDPA (e4p + pep -> 2dda7p + pi) modified by g6p_c; 4 models each."""
     out = {}
     for kind in KINDS:
-        net = build_network(anthranilate_cobra, NetworkSettings(regulations=(("DDPA", "g6p_c", kind),),
-                                                                strict_regulations=True))
+        net = build_network(anthranilate_cobra, NetworkSettings(regulations=(("DDPA", "g6p_c", kind),), strict_regulations=True))
         st = sample_reference_states(net, n_states=2, seed=5)
         out[kind] = sample_ensemble(net, st, SamplingSettings(n_models=4, seed=5))
     return out
@@ -48,8 +47,7 @@ def _ddpa_closed_form(ens, i, x_all, kind):
     subs = [k for k in slots if net.slot_role[k] == 1]
     prods = [k for k in slots if net.slot_role[k] == -1]
     num = np.prod([x_all[net.slot_species[k]] / K[k] for k in subs])
-    D = np.prod([1 + x_all[net.slot_species[k]] / K[k] for k in subs]) + np.prod(
-        [1 + x_all[net.slot_species[k]] / K[k] for k in prods]) - 1
+    D = np.prod([1 + x_all[net.slot_species[k]] / K[k] for k in subs]) + np.prod([1 + x_all[net.slot_species[k]] / K[k] for k in prods]) - 1
     I = x_all[net.species_ids.index("g6p_c")]
     role = {int(net.slot_role[k]): K[k] for k in slots if abs(net.slot_role[k]) >= 2}
     base = ens.vmax[i, j] * f_t * num
@@ -92,8 +90,7 @@ def test_removing_the_regulation_changes_only_its_reaction(regulated, kind):
     Vmax folds multiply their reactions exactly; every other rate is unchanged (bit for bit)."""
     ens = regulated[kind]
     net = ens.network
-    strain = StrainModification("test", vmax_folds=(("TKT1", 5.0), ("TKT2", 5.0)),
-                                removed_regulations=(("DDPA", None),))
+    strain = StrainModification("test", vmax_folds=(("TKT1", 5.0), ("TKT2", 5.0)), removed_regulations=(("DDPA", None),))
     x, xf, K, lk, vm = ens.parameters()
     K2, vm2 = apply_strain(net, K, vm, strain)
     assert not np.shares_memory(K2, K) and np.array_equal(ens.km, K)  # inputs untouched
@@ -105,8 +102,7 @@ def test_removing_the_regulation_changes_only_its_reaction(regulated, kind):
     factor = (K[:, k] + I) / K[:, k] if kind == "noncompetitive" else (K[:, k] + I) / I
     np.testing.assert_allclose(v1[:, j] / v0[:, j], factor, rtol=1e-12, atol=0)
     for rid in ("TKT1", "TKT2"):
-        np.testing.assert_allclose(v1[:, net.reaction_index(rid)] / v0[:, net.reaction_index(rid)], 5.0,
-                                   rtol=1e-12, atol=0)
+        np.testing.assert_allclose(v1[:, net.reaction_index(rid)] / v0[:, net.reaction_index(rid)], 5.0, rtol=1e-12, atol=0)
     others = [m for m in range(net.n_reactions) if net.reaction_ids[m] not in ("DDPA", "TKT1", "TKT2")]
     np.testing.assert_array_equal(v1[:, others], v0[:, others])
 
@@ -135,9 +131,11 @@ def test_control_coefficients_match_finite_differences_with_regulation_and_tfa_s
     regs = (("DDPA", "g6p_c", "mixed"), ("PFK", "pep_c", "competitive"), ("PYK", "fdp_c", "activation"))
     net = build_network(anthranilate_cobra, NetworkSettings(regulations=regs, strict_regulations=True))
     mean, cov = ich360_gibbs_energy_files()
-    st = sample_reference_states(net, SteadyStateSettings(method="tfa", dg0_mean_path=str(mean),
-                                                          dg0_cov_sqrt_path=str(cov), n_states=4,
-                                                          hit_and_run_thinning=10), seed=3)
+    st = sample_reference_states(
+        net,
+        SteadyStateSettings(method="tfa", dg0_mean_path=str(mean), dg0_cov_sqrt_path=str(cov), n_states=4, hit_and_run_thinning=10),
+        seed=3,
+    )
     ens = sample_ensemble(net, st, SamplingSettings(n_models=80, seed=3))
     lin = linearize_ensemble(ens)
     stable = np.flatnonzero((lin.max_real < 0) & (lin.time_constant < 0.5))

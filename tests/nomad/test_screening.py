@@ -80,8 +80,7 @@ def test_nonlinear_stages_are_deterministic(small_ensemble, stable_models):
     idx = stable_models[:3]
     settings = ScreeningSettings(n_perturbations=2, n_robustness=2)
     p1, dev1 = screen_nonlinear_return(small_ensemble, idx, settings, QUIET)
-    p2, dev2 = screen_nonlinear_return(small_ensemble, idx, settings,
-                                       ExecutorSettings(n_workers=2, chunk_size=1, progress=False))
+    p2, dev2 = screen_nonlinear_return(small_ensemble, idx, settings, ExecutorSettings(n_workers=2, chunk_size=1, progress=False))
     assert dev1 == dev2 and np.array_equal(p1, p2)
     assert all(dev1[int(m)] <= settings.return_tolerance for m in p1)
     q1, g1 = screen_robustness(small_ensemble, idx, settings, QUIET)

@@ -21,8 +21,7 @@ from mpc_bio.nomad.steady_state import (
 
 def _settings(**kw) -> SteadyStateSettings:
     mean, cov = ich360_gibbs_energy_files()
-    return SteadyStateSettings(**{"method": "tfa", "dg0_mean_path": str(mean), "dg0_cov_sqrt_path": str(cov),
-                                  "n_states": 6, **kw})
+    return SteadyStateSettings(**{"method": "tfa", "dg0_mean_path": str(mean), "dg0_cov_sqrt_path": str(cov), "n_states": 6, **kw})
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +50,7 @@ def test_gibbs_energies_close_per_state(tfa_case):
     known = np.isfinite(st.dg0[0])
     g = net.reaction_index(net.growth_reaction)
     assert known.sum() >= net.n_reactions - 6  # e_coli_core ids without an iCH360 estimate: growth, GLCpts, ETC
-    ln_c_molar = np.log(np.hstack([st.concentrations, np.broadcast_to(st.fixed_concentrations,
-                                                                      (st.n_states, net.n_fixed))]) * 1e-3)
+    ln_c_molar = np.log(np.hstack([st.concentrations, np.broadcast_to(st.fixed_concentrations, (st.n_states, net.n_fixed))]) * 1e-3)
     S_all = np.vstack([net.stoichiometry, net.fixed_stoichiometry])
     for k in range(st.n_states):
         dg = st.dg0[k, known] + rt * (ln_c_molar[k] @ S_all[:, known])
@@ -60,8 +58,7 @@ def test_gibbs_energies_close_per_state(tfa_case):
         v = st.fluxes[k]
         assert np.all(-np.sign(v[known]) * dg / rt >= settings.min_driving_force - 1e-9)
         nu = S_all[:, known].sum(axis=0)
-        np.testing.assert_allclose(st.ln_keq[k, known], -st.dg0[k, known] / rt + nu * np.log(1000.0),
-                                   rtol=0, atol=1e-9)
+        np.testing.assert_allclose(st.ln_keq[k, known], -st.dg0[k, known] / rt + nu * np.log(1000.0), rtol=0, atol=1e-9)
     # every displacement (with or without an estimate) is opposite to the flux
     disp = np.delete(st.ln_displacement, g, axis=1)
     flux = np.delete(st.fluxes, g, axis=1)
@@ -153,8 +150,7 @@ def test_default_states_from_ich360():
     r = cofactor_ratios(net, st)
     assert np.all((r["energy_charge"] > 0.5) & (r["energy_charge"] < 1.0))
     P, f = PHYSIOLOGICAL_CONCENTRATIONS, settings.physiological_fold
-    for name, a, b in (("atp_adp", "atp_c", "adp_c"), ("nadh_nad", "nadh_c", "nad_c"),
-                       ("nadph_nadp", "nadph_c", "nadp_c")):
-        assert np.all(r[name] >= P[a] / P[b] / f ** 2 * (1 - 1e-9)) and np.all(r[name] <= P[a] / P[b] * f ** 2 * (1 + 1e-9))
+    for name, a, b in (("atp_adp", "atp_c", "adp_c"), ("nadh_nad", "nadh_c", "nad_c"), ("nadph_nadp", "nadph_c", "nadp_c")):
+        assert np.all(r[name] >= P[a] / P[b] / f**2 * (1 - 1e-9)) and np.all(r[name] <= P[a] / P[b] * f**2 * (1 + 1e-9))
     ens = sample_ensemble(net, st, SamplingSettings(n_models=8, seed=1))
     np.testing.assert_allclose(evaluate_rates(net, *ens.parameters()), ens.fluxes, rtol=1e-9, atol=1e-12)

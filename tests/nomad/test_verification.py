@@ -28,9 +28,7 @@ def test_log_linear_prediction_matches_nonlinear_steady_state(stable_model):
     ens, i = stable_model
     cc = compute_control_coefficients(ens, [i])
     problem = nra_problems_from_control_coefficients(cc)[0]
-    settings = NRASettings(
-        max_enzyme_fold=1.05, min_log_change=0.01, excluded_enzymes=(cc.growth_reaction,), max_designs=1
-    )
+    settings = NRASettings(max_enzyme_fold=1.05, min_log_change=0.01, excluded_enzymes=(cc.growth_reaction,), max_designs=1)
     design = enumerate_designs(problem, settings).designs[0]
     assert design.enzymes
     flux_err, conc_err = [], []
@@ -81,7 +79,7 @@ def test_batch_readout_is_the_end_of_the_reference_fermentation(stable_model):
     dense = simulate_batch(ens, i, 16.0, vs.biomass0, n_points=4001)
     level = 0.01 * dense.substrate[0]
     k = int(np.flatnonzero(dense.substrate <= level)[0])
-    t_cross = float(np.interp(level, dense.substrate[k:k - 2:-1], dense.times[k:k - 2:-1]))
+    t_cross = float(np.interp(level, dense.substrate[k : k - 2 : -1], dense.times[k : k - 2 : -1]))
     assert res.readout_times[0] == pytest.approx(t_cross, abs=0.02)
     assert res.readout_times[0] < 16.0
     assert res.titer[0, 0] == pytest.approx(float(np.interp(t_cross, dense.times, dense.product)), rel=2e-3)
@@ -112,12 +110,22 @@ def test_compare_counts_failures_hand_computed():
     steady[2, 1] = bad
     steady[1, 3] = None
     res = VerificationResult(
-        mode="batch", strains=("reference", "A", "B"), model_ids=("m0", "m1", "m2", "m3"), times=t,
-        product=product, biomass=biomass, substrate=substrate, volume=np.ones((ns, nm, 3)),
-        product_yield=np.full((ns, nm), np.nan), success=success,
+        mode="batch",
+        strains=("reference", "A", "B"),
+        model_ids=("m0", "m1", "m2", "m3"),
+        times=t,
+        product=product,
+        biomass=biomass,
+        substrate=substrate,
+        volume=np.ones((ns, nm, 3)),
+        product_yield=np.full((ns, nm), np.nan),
+        success=success,
         messages=np.where(success, "", "not applied (design infeasible in this model)").astype(object),
-        product_mw_g_per_mol=137.14, seconds=1.0, n_simulations=int(success.sum()),
-        readout_times=np.full(nm, 2.0), steady_state=steady,
+        product_mw_g_per_mol=137.14,
+        seconds=1.0,
+        n_simulations=int(success.sum()),
+        readout_times=np.full(nm, 2.0),
+        steady_state=steady,
     )
     a_ref = res.compare("A", "reference")
     assert a_ref["fraction_models_titer_higher"] == pytest.approx(2 / 4)
@@ -145,18 +153,28 @@ def _hand_made_result():
     success = np.isfinite(final)
     product[~success] = np.nan
     ok = StrainSteadyState(True, True, -1.0, 1.0, 1.0, 1.0, 0.0, True, "", 0.01, 5.0, True)
-    far = StrainSteadyState(True, True, -1.0, 1.0, 1.0, 1.0, 9.0, True, "steady state outside the physiological range",
-                            0.01, 4.0e3, False)
+    far = StrainSteadyState(True, True, -1.0, 1.0, 1.0, 1.0, 9.0, True, "steady state outside the physiological range", 0.01, 4.0e3, False)
     steady = np.full((ns, nm), ok, dtype=object)
     steady[2, 1] = far
     steady[1, 3] = None
     return VerificationResult(
-        mode="batch", strains=("reference", "A", "B"), model_ids=("m0", "m1", "m2", "m3"), times=t,
-        product=product, biomass=np.ones((ns, nm, 3)), substrate=np.tile(np.array([10.0, 5.0, 0.0]), (ns, nm, 1)),
-        volume=np.ones((ns, nm, 3)), product_yield=np.full((ns, nm), np.nan), success=success,
+        mode="batch",
+        strains=("reference", "A", "B"),
+        model_ids=("m0", "m1", "m2", "m3"),
+        times=t,
+        product=product,
+        biomass=np.ones((ns, nm, 3)),
+        substrate=np.tile(np.array([10.0, 5.0, 0.0]), (ns, nm, 1)),
+        volume=np.ones((ns, nm, 3)),
+        product_yield=np.full((ns, nm), np.nan),
+        success=success,
         messages=np.where(success, "", "not applied (design infeasible in this model)").astype(object),
-        product_mw_g_per_mol=137.14, seconds=1.0, n_simulations=int(success.sum()),
-        readout_times=np.full(nm, 2.0), steady_state=steady, physiological_range=(3e-4, 30.0),
+        product_mw_g_per_mol=137.14,
+        seconds=1.0,
+        n_simulations=int(success.sum()),
+        readout_times=np.full(nm, 2.0),
+        steady_state=steady,
+        physiological_range=(3e-4, 30.0),
     )
 
 

@@ -56,8 +56,16 @@ def test_design_command_end_to_end(ensemble_dir, tmp_path):
     cfg.write_text(TOML.format(ens=str(ensemble_dir)))
     out = tmp_path / "design"
     assert main(["nomad", "design", "--config", str(cfg), "--out", str(out), "--no-progress"]) == 0
-    for name in ("designs.csv", "unique_designs.csv", "ranking.csv", "ranking_matrix.csv", "baseline.csv",
-                 "verification.csv", "sensitivity.csv", "summary.json"):
+    for name in (
+        "designs.csv",
+        "unique_designs.csv",
+        "ranking.csv",
+        "ranking_matrix.csv",
+        "baseline.csv",
+        "verification.csv",
+        "sensitivity.csv",
+        "summary.json",
+    ):
         assert (out / name).is_file(), name
     for name in ("design_membership", "ranking", "titer_batch", "titer_fed_batch", "sensitivity_d1"):
         assert (out / "figures" / f"{name}.png").is_file(), name
@@ -88,7 +96,10 @@ def test_design_command_end_to_end(ensemble_dir, tmp_path):
     b = ref[ref["mode"] == "batch"].set_index("model_id")["final_titer_mM"]
     f = ref[ref["mode"] == "fed-batch"].set_index("model_id")["final_titer_mM"]
     assert (f >= b - 1e-6).all()
-    assert summary["batch"]["n_simulations"] == ver[(ver["mode"] == "batch") & ~ver["message"].fillna("").str.startswith("not applied")].shape[0]
+    assert (
+        summary["batch"]["n_simulations"]
+        == ver[(ver["mode"] == "batch") & ~ver["message"].fillna("").str.startswith("not applied")].shape[0]
+    )
     assert math.isfinite(summary["nra"]["milp_solve_s_median"])
 
 

@@ -63,8 +63,14 @@ def _batch_glucose_exact(t, c0, x0, vmax, km):
 def test_adaptive_matches_closed_form_batch():
     kin = UptakeKinetics(glucose_vmax=10.0, glucose_km=1.0, oxygen_uptake=2.0)
     s = FedBatchSettings(
-        volume0=1.5, glucose0=20.0, biomass0=0.1, products={}, kinetics=kin,
-        feed=FeedProfile(times=(0.0,), rates=(0.0,)), t_end=8.0, output_step=0.1,
+        volume0=1.5,
+        glucose0=20.0,
+        biomass0=0.1,
+        products={},
+        kinetics=kin,
+        feed=FeedProfile(times=(0.0,), rates=(0.0,)),
+        t_end=8.0,
+        output_step=0.1,
     )
     pf = PFBASettings(maintenance_id=None, relax=False)
     res = simulate_dfba(s, _linear_model(), pfba_settings=pf, relax=False)

@@ -146,10 +146,7 @@ def test_do_mpc_model_matches_casadi_rhs(fig3_settings, fig3_cell, symvar):
 # ------------------------------------------------------------------ carbon balance
 def test_reactor_conserves_carbon(ecoli_surrogate, ecoli_core):
     """Carbon fed = carbon left as glucose + secreted products + biomass (mass-balanced surrogate)."""
-    ex_c = [
-        r.id for r in ecoli_core.exchanges
-        if r.id not in ("EX_glc__D_e",) and carbon_numbers(ecoli_core, [r.id])[0] > 0
-    ]
+    ex_c = [r.id for r in ecoli_core.exchanges if r.id not in ("EX_glc__D_e",) and carbon_numbers(ecoli_core, [r.id])[0] > 0]
     prods = {rid[3:-2].replace("__", "_"): rid for rid in ex_c}
     # gate off: the reactor must book exactly the cell model's fluxes (some tiny predicted
     # uptakes of absent products then make those amounts slightly negative, which is fine here)
@@ -185,7 +182,7 @@ def test_simulation_derivatives_match_finite_differences(fig3_settings, fig3_cel
     z0 = np.concatenate([x0, p])
 
     def sim(z):
-        return np.array(integ(x0=z[: len(x0)], p=z[len(x0):])["xf"]).ravel()
+        return np.array(integ(x0=z[: len(x0)], p=z[len(x0) :])["xf"]).ravel()
 
     for j in range(len(z0)):
         h = 1e-5 * max(1.0, abs(z0[j]))

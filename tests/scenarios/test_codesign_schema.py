@@ -98,7 +98,10 @@ def test_settings_check_of_a_table_is_reported_with_its_message(tmp_path):
     assert "The 'feed_max' parameter of FeedSettings must be > feed_min = 0.02. Got 0.01 instead." in str(err)
     found, err = _problems(tmp_path, 'kind = "codesign"\n[nomad.design.verification]\nfeed_times = [1.0]\nfeed_rates = [0.1]\n')
     assert found == {("[nomad]", "invalid")}
-    assert "The 'feed_times' parameter of VerificationSettings must be a list of times starting at 0 and increasing (h). Got (1.0,) instead." in str(err)
+    assert (
+        "The 'feed_times' parameter of VerificationSettings must be a list of times starting at 0 and increasing (h). Got (1.0,) instead."
+        in str(err)
+    )
 
 
 def test_missing_tables_take_the_defaults(tmp_path):
@@ -108,8 +111,14 @@ def test_missing_tables_take_the_defaults(tmp_path):
     p.write_text('kind = "codesign"\n')
     r = validate_scenario(p)
     d = CodesignSettings()
-    assert r["codesign"] == {"n_designs": d.n_designs, "n_points": d.n_points, "cache_dir": d.cache_dir,
-                             "reuse_nomad_output": True, "progress": True, "figures": True}
+    assert r["codesign"] == {
+        "n_designs": d.n_designs,
+        "n_points": d.n_points,
+        "cache_dir": d.cache_dir,
+        "reuse_nomad_output": True,
+        "progress": True,
+        "figures": True,
+    }
 
 
 def test_reference_documents_every_codesign_key_with_unit_and_default(capsys):

@@ -23,16 +23,22 @@ def test_every_problem_reported_at_once(tmp_path):
     f = tmp_path / "bad.toml"
     f.write_text(
         '[nomad]\noutput_dir = "x"\nbogus = 1\n'
-        '[nomad.network]\nmodel = 3\n'
+        "[nomad.network]\nmodel = 3\n"
         '[nomad.sampling]\nn_models = "many"\n'
-        '[nomad.design.nra]\nmax_interventions = 2.5\nunknown_key = true\n'
-        '[nomad.extra]\na = 1\n'
+        "[nomad.design.nra]\nmax_interventions = 2.5\nunknown_key = true\n"
+        "[nomad.extra]\na = 1\n"
     )
     with pytest.raises(ScenarioError) as err:
         validate_file(f)
     text = str(err.value)
-    for needle in ("['bogus'] in [nomad]", "['extra'] in [nomad]", "nomad.network.model", "nomad.sampling.n_models",
-                   "nomad.design.nra.max_interventions", "['unknown_key'] in [nomad.design.nra]"):
+    for needle in (
+        "['bogus'] in [nomad]",
+        "['extra'] in [nomad]",
+        "nomad.network.model",
+        "nomad.sampling.n_models",
+        "nomad.design.nra.max_interventions",
+        "['unknown_key'] in [nomad.design.nra]",
+    ):
         assert needle in text, (needle, text)
 
 

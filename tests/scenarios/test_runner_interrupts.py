@@ -173,7 +173,10 @@ def test_sigint_inside_ipopt_of_the_offline_optimum_stops_the_main_job(tmp_path)
     out = tmp_path / "main"
     rc, after, stdout = _interrupt_at(
         ["run", str(ROOT / "scenarios" / "closed_loop_mpc.toml"), "--out", str(out), "--no-progress"],
-        "offline optimum: IPOPT solve 1", signal.SIGINT, tmp_path, cpu_after=0.3,
+        "offline optimum: IPOPT solve 1",
+        signal.SIGINT,
+        tmp_path,
+        cpu_after=0.3,
     )
     rec = _assert_honest_interrupt(rc, after, stdout, out, "SIGINT")
     assert rec["stopped_in"].startswith("offline optimum")
@@ -192,7 +195,10 @@ def test_sigterm_inside_cvodes_stops_the_run_without_a_misleading_solver_error(t
     scen.write_text(LONG_CVODES)
     out = tmp_path / "sim"
     rc, after, stdout = _interrupt_at(
-        ["run", str(scen), "--out", str(out), "--no-progress"], "surrogate fed-batch: CVODES from", signal.SIGTERM, tmp_path,
+        ["run", str(scen), "--out", str(out), "--no-progress"],
+        "surrogate fed-batch: CVODES from",
+        signal.SIGTERM,
+        tmp_path,
         cpu_after=0.1,
     )
     rec = _assert_honest_interrupt(rc, after, stdout, out, "SIGTERM")
@@ -206,7 +212,10 @@ def test_sigint_during_the_mpc_steps_stops_the_closed_loop(tmp_path):
     out = tmp_path / "main"
     rc, after, stdout = _interrupt_at(
         ["run", str(ROOT / "scenarios" / "closed_loop_mpc.toml"), "--out", str(out), "--no-progress"],
-        "closed loop (MPC + estimator on the plant) ...", signal.SIGINT, tmp_path, cpu_after=0.5,
+        "closed loop (MPC + estimator on the plant) ...",
+        signal.SIGINT,
+        tmp_path,
+        cpu_after=0.5,
     )
     rec = _assert_honest_interrupt(rc, after, stdout, out, "SIGINT", strict=False)
     assert rec["stopped_in"].startswith("closed loop")
@@ -274,8 +283,9 @@ def test_interrupt_swallowed_by_ipopt_is_raised_by_check_interrupt():
     x = ca.SX.sym("x", n)
     f = ca.sum1(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)  # Rosenbrock: tens of iterations
     cb = KillAt(n, 0, 3)
-    solver = ca.nlpsol("s", "ipopt", {"x": x, "f": f},
-                       {"iteration_callback": cb, "ipopt.print_level": 0, "print_time": 0, "ipopt.sb": "yes"})
+    solver = ca.nlpsol(
+        "s", "ipopt", {"x": x, "f": f}, {"iteration_callback": cb, "ipopt.print_level": 0, "print_time": 0, "ipopt.sb": "yes"}
+    )
     with catch_interrupts():
         solver(x0=-1.2 * np.ones(n))
         status = solver.stats()["return_status"]
@@ -336,7 +346,7 @@ def test_watchdog_ends_a_run_whose_solver_swallows_the_interrupt(tmp_path, grace
     err = p.stderr.read()
     assert p.wait() == 130
     # the script may be half-way through printing "swallowed" when the process ends
-    last = [ln[ln.index("demo:"):] for ln in err.splitlines() if "demo:" in ln]
+    last = [ln[ln.index("demo:") :] for ln in err.splitlines() if "demo:" in ln]
     assert len(last) == 1, err
     assert last[0].startswith("demo: interrupted (SIGINT)") and last[0].endswith("stopped now; clean-up ran")
     assert ("second signal" in last[0]) == (signals == 2)
@@ -357,8 +367,11 @@ def test_closed_loop_on_a_perturbed_plant_is_compared_with_that_plants_offline_o
     from mpc_bio.scenarios.runner import run_scenario
 
     scen = tmp_path / "tiny.toml"
-    scen.write_text(TINY_FAILING_OFFLINE.replace("max_iter = 2", "max_iter = 200").replace(
-        'plant = "nominal"', 'plant = "perturbed"\nplant_parameter_scale = { vmax_glc = 0.7 }'))
+    scen.write_text(
+        TINY_FAILING_OFFLINE.replace("max_iter = 2", "max_iter = 200").replace(
+            'plant = "nominal"', 'plant = "perturbed"\nplant_parameter_scale = { vmax_glc = 0.7 }'
+        )
+    )
     s = run_scenario(scen, tmp_path / "out", progress=False).summary
     assert s["status"] == "ok" and s["offline_params"] == "plant" and s["offline_success"]
     assert s["offline_objective"] < s["nominal_offline_objective"]  # less glucose uptake, less biomass

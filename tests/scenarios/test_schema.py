@@ -101,7 +101,9 @@ def test_missing_required_key_and_table(tmp_path):
 
 
 def test_wrong_types(tmp_path):
-    text = GOOD_SIM.replace("t_end = 2.0", 't_end = "2 h"') + '[reactor]\nproducts = { ac = 3 }\n[surrogate]\nhidden = [64, 6.5]\ncache = 1\n'
+    text = (
+        GOOD_SIM.replace("t_end = 2.0", 't_end = "2 h"') + "[reactor]\nproducts = { ac = 3 }\n[surrogate]\nhidden = [64, 6.5]\ncache = 1\n"
+    )
     probs, _ = _problems(_write(tmp_path, text))
     got = {p.key: p for p in probs}
     assert set(got) == {"simulation.t_end", "reactor.products", "surrogate.hidden", "surrogate.cache"}
@@ -118,7 +120,7 @@ def test_booleans_are_not_numbers_and_ints_become_floats(tmp_path):
 
 
 def test_out_of_range_values(tmp_path):
-    text = GOOD_SIM + "[kinetics]\nglucose_km = 0.0\noxygen = \"air\"\n[reactor]\nvolume0 = -1.0\n"
+    text = GOOD_SIM + '[kinetics]\nglucose_km = 0.0\noxygen = "air"\n[reactor]\nvolume0 = -1.0\n'
     text = text.replace("rates = [0.001, 0.01]", "rates = [0.001, -0.01]")
     probs, _ = _problems(_write(tmp_path, text))
     got = {p.key: p for p in probs}
@@ -147,7 +149,9 @@ def test_infeasible_combinations(tmp_path):
     probs, _ = _problems(_write(tmp_path, text, "m.toml"))
     assert [p.key for p in probs] == ["closed_loop.plant"]
     # the control dataclass's own cross-field check (feed_max > feed_min)
-    probs, _ = _problems(_write(tmp_path, GOOD_CONTROL.replace("batch_time = 4.0", "batch_time = 4.0\nfeed_min = 0.3\nfeed_max = 0.2"), "d.toml"))
+    probs, _ = _problems(
+        _write(tmp_path, GOOD_CONTROL.replace("batch_time = 4.0", "batch_time = 4.0\nfeed_min = 0.3\nfeed_max = 0.2"), "d.toml")
+    )
     assert [p.key for p in probs] == ["[problem]"] and "feed_max" in probs[0].got
 
 
@@ -171,7 +175,13 @@ bogus = 1
     path = _write(tmp_path, text)
     probs, msg = _problems(path)
     assert {p.key for p in probs} == {
-        "colour", "[model]", "surrogate.backend", "reactor.volume0", "reactor.glucose0", "feed.rates", "simulation.bogus",
+        "colour",
+        "[model]",
+        "surrogate.backend",
+        "reactor.volume0",
+        "reactor.glucose0",
+        "feed.rates",
+        "simulation.bogus",
     }
     assert msg.startswith(f"{path}: 7 problems")
     assert all(p.file == str(path) for p in probs)
@@ -274,8 +284,11 @@ def test_nomad_config_is_checked_by_its_schema(tmp_path):
     [
         (('name = "e_coli_core"', 'name = "no_such_model"'), "model.name", "one of"),
         (('artifact = "default"', 'artifact = "no/such/dir"'), "surrogate.artifact", "holding surrogate.json"),
-        (('products = { ac = "EX_ac_e" }', 'products = { ac = "EX_acetate_e" }'), "reactor.products",
-         "exchange reactions the surrogate predicts"),
+        (
+            ('products = { ac = "EX_ac_e" }', 'products = { ac = "EX_acetate_e" }'),
+            "reactor.products",
+            "exchange reactions the surrogate predicts",
+        ),
     ],
 )
 def test_validate_catches_what_would_fail_later(tmp_path, edit, key, fragment):

@@ -44,7 +44,10 @@ def scenario(tmp_path):
 
 def test_parse_vary_reads_toml_values():
     assert parse_vary(["kinetics.glucose_vmax=7,10.5", "simulation.compare_lp=true,false", "x.y=abc"]) == {
-        "kinetics.glucose_vmax": [7, 10.5], "simulation.compare_lp": [True, False], "x.y": ["abc"]}
+        "kinetics.glucose_vmax": [7, 10.5],
+        "simulation.compare_lp": [True, False],
+        "x.y": ["abc"],
+    }
     with pytest.raises(ScenarioError, match="TABLE.KEY=V1,V2"):
         parse_vary(["kinetics.glucose_vmax"])
 
@@ -54,8 +57,7 @@ def test_sweep_runs_every_combination_and_resumes(scenario, tmp_path, capsys):
     variant (rel 1e-12: the same computation); the run with the larger Vmax grows more; a second
     call keeps the completed runs; a bad key fails before any run."""
     out = tmp_path / "sweep"
-    assert main(["sweep", str(scenario), "--vary", "kinetics.glucose_vmax=6,12", "--workers", "1", "--no-progress",
-                 "--out", str(out)]) == 0
+    assert main(["sweep", str(scenario), "--vary", "kinetics.glucose_vmax=6,12", "--workers", "1", "--no-progress", "--out", str(out)]) == 0
     assert "2 runs, 2 complete" in capsys.readouterr().out
     res = run_sweep(scenario, out, vary={"kinetics.glucose_vmax": [6, 12]}, progress=False)
     assert res.summary["reused"] == 2 and res.n_failed == 0
@@ -78,7 +80,13 @@ def test_seed_index_shifts_every_seed_key(scenario):
     assert base  # [surrogate] seed
     variants = _variants(resolved, {"reactor.glucose0": [5.0, 9.0]}, 3, scenario)
     assert [(v["values"]["reactor.glucose0"], v["seed_index"]) for v in variants] == [
-        (5.0, 0), (5.0, 1), (5.0, 2), (9.0, 0), (9.0, 1), (9.0, 2)]
+        (5.0, 0),
+        (5.0, 1),
+        (5.0, 2),
+        (9.0, 0),
+        (9.0, 1),
+        (9.0, 2),
+    ]
     for v in variants:
         assert find_seeds(v["config"]) == {k: s + v["seed_index"] for k, s in base.items()}
         assert v["config"]["reactor"]["glucose0"] == v["values"]["reactor.glucose0"]
@@ -101,9 +109,7 @@ def test_sweep_on_a_local_dask_cluster(scenario, tmp_path):
     from dask.distributed import Client, LocalCluster
 
     local = run_sweep(scenario, tmp_path / "local", vary={"reactor.glucose0": [10.0, 20.0]}, progress=False)
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
-        dask = run_sweep(scenario, tmp_path / "dask", vary={"reactor.glucose0": [10.0, 20.0]}, scheduler=client,
-                         progress=False)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, Client(cluster) as client:
+        dask = run_sweep(scenario, tmp_path / "dask", vary={"reactor.glucose0": [10.0, 20.0]}, scheduler=client, progress=False)
     assert dask.n_failed == 0
     assert list(dask.runs["final_biomass_gDW"]) == pytest.approx(list(local.runs["final_biomass_gDW"]), rel=1e-12, abs=0)

@@ -10,9 +10,7 @@ from mpc_bio.metabolism.sampling import grid_points, sample_pfba
 from mpc_bio.surrogate import SurrogateSettings, train_surrogate
 
 #: Small, fast settings: a 2 x 32 SiLU net on a 1 mmol/gDW/h grid (441 points), ~15 s on one core.
-SMALL = SurrogateSettings(
-    hidden=(32, 32), epochs=200, batch_size=32, lr=3e-3, patience=200, lbfgs_steps=500, seed=0, num_threads=1
-)
+SMALL = SurrogateSettings(hidden=(32, 32), epochs=200, batch_size=32, lr=3e-3, patience=200, lbfgs_steps=500, seed=0, num_threads=1)
 
 
 @pytest.fixture(scope="session")

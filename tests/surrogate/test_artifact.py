@@ -59,8 +59,8 @@ def test_mixed_artifact_refused(small_surrogate, tmp_path):
 @pytest.mark.parametrize(
     "edit",
     [
-        "swap_reaction_ids",   # e.g. EX_ac_e <-> EX_etoh_e: same shapes, other meaning
-        "widen_domain",        # would switch the out-of-domain guard off
+        "swap_reaction_ids",  # e.g. EX_ac_e <-> EX_etoh_e: same shapes, other meaning
+        "widen_domain",  # would switch the out-of-domain guard off
         "edit_metrics",
         "swap_input_reactions",
     ],

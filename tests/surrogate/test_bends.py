@@ -37,8 +37,15 @@ def test_bend_points_are_the_largest_laplacians_away_from_data(small_surrogate, 
     assert np.all((jit.values >= 0) & (jit.values <= 20)) and not np.array_equal(jit.values, pts.values)
 
 
-@pytest.mark.parametrize("kwargs, name", [({"spacing": 0.0}, "spacing"), ({"n_points": 0}, "n_points"),
-                                          ({"min_distance": -1.0}, "min_distance"), ({"spacing": 15.0}, "spacing")])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"spacing": 0.0}, "spacing"),
+        ({"n_points": 0}, "n_points"),
+        ({"min_distance": -1.0}, "min_distance"),
+        ({"spacing": 15.0}, "spacing"),
+    ],
+)
 def test_bend_points_bad_input_names_the_parameter(small_surrogate, small_dataset, kwargs, name):
     with pytest.raises(ValueError, match=f"'{name}'"):
         bend_points(small_surrogate, small_dataset, progress=False, **kwargs)

@@ -66,8 +66,16 @@ def test_kink_lines_agree_with_independent_bisection(kink_search):
             delta = 0.02
             distances = []
             for reaction in reactions:
-                found = switch_points(solver, reaction, names[along], [p], p[along] - delta, p[along] + delta,
-                                      flux_tol=search.settings["flux_tol"], xtol=1e-10)
+                found = switch_points(
+                    solver,
+                    reaction,
+                    names[along],
+                    [p],
+                    p[along] - delta,
+                    p[along] + delta,
+                    flux_tol=search.settings["flux_tol"],
+                    xtol=1e-10,
+                )
                 if np.all(np.isfinite(found)):
                     distances.append(abs(kl.distance(found)[0]))
             assert distances and min(distances) <= tol, (kl.line, kl.features, p, distances)
@@ -110,8 +118,16 @@ def test_unknown_exchange_is_a_clear_error(ecoli_core):
 
 
 def _tiny(**kw) -> BuildSettings:
-    return BuildSettings(time_budget_min=0.25, hidden=(16, 16), grid_min_per_axis=11, grid_max_per_axis=11,
-                         refine_depth=1, n_fresh_points=100, max_kink_lines=4, **kw)
+    return BuildSettings(
+        time_budget_min=0.25,
+        hidden=(16, 16),
+        grid_min_per_axis=11,
+        grid_max_per_axis=11,
+        refine_depth=1,
+        n_fresh_points=100,
+        max_kink_lines=4,
+        **kw,
+    )
 
 
 def test_build_tiny_leaves_model_unchanged_and_reports(ecoli_core, tmp_path):
@@ -121,8 +137,18 @@ def test_build_tiny_leaves_model_unchanged_and_reports(ecoli_core, tmp_path):
     res = build_surrogate(ecoli_core, _tiny(box=(("glucose", 0, 10), ("oxygen", 0, 10))), tmp_path / "art", progress=False)
     assert [(r.id, r.bounds) for r in ecoli_core.reactions] == bounds
     r = res.report
-    for key in ("wall_s", "cpu_s", "n_pfba_points", "growth_max_abs_err_frac", "worst_reaction_max_err_frac",
-                "frac_points_beyond_2pct", "n_fresh_points", "kink_lines", "budget_hit", "time_budget_s"):
+    for key in (
+        "wall_s",
+        "cpu_s",
+        "n_pfba_points",
+        "growth_max_abs_err_frac",
+        "worst_reaction_max_err_frac",
+        "frac_points_beyond_2pct",
+        "n_fresh_points",
+        "kink_lines",
+        "budget_hit",
+        "time_budget_s",
+    ):
         assert key in r
     assert r["hand_constants"] == 0
     assert r["n_fresh_points"] == 100
@@ -139,9 +165,29 @@ def test_cli_build_surrogate_end_to_end(tmp_path, capsys):
     from mpc_bio.surrogate import load_surrogate
 
     out = tmp_path / "cli"
-    rc = main(["build-surrogate", "textbook", "--out", str(out), "--inputs", "glucose=EX_glc__D_e", "--inputs",
-               "ammonium=EX_nh4_e", "--box", "glucose=0:10", "--box", "ammonium=0:5", "--time-budget", "0.2",
-               "--hidden", "16,16", "--fresh-points", "50", "--no-progress"])
+    rc = main(
+        [
+            "build-surrogate",
+            "textbook",
+            "--out",
+            str(out),
+            "--inputs",
+            "glucose=EX_glc__D_e",
+            "--inputs",
+            "ammonium=EX_nh4_e",
+            "--box",
+            "glucose=0:10",
+            "--box",
+            "ammonium=0:5",
+            "--time-budget",
+            "0.2",
+            "--hidden",
+            "16,16",
+            "--fresh-points",
+            "50",
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["n_fresh_points"] == 50
@@ -200,6 +246,7 @@ def test_a_candidate_on_a_found_line_joins_it_with_three_bisections():
             p = X[node].copy()
             p[ax] = c - p[1 - ax]  # the crossing of x + y = c on this edge
             return p
+
         return locate, calls
 
     locate, calls = locator(5.0)

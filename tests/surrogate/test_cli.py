@@ -14,8 +14,26 @@ from mpc_bio.surrogate import load_surrogate
 def test_train_then_evaluate(small_dataset, tmp_path):
     data = small_dataset.save(tmp_path / "grid")
     art = tmp_path / "sur"
-    rc = main(["train", "--data", str(data), "--out", str(art), "--hidden", "16,16", "--epochs", "5",
-               "--batch-size", "128", "--threads", "1", "--evaluate", "20", "--no-progress"])
+    rc = main(
+        [
+            "train",
+            "--data",
+            str(data),
+            "--out",
+            str(art),
+            "--hidden",
+            "16,16",
+            "--epochs",
+            "5",
+            "--batch-size",
+            "128",
+            "--threads",
+            "1",
+            "--evaluate",
+            "20",
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     sur = load_surrogate(art, dataset=small_dataset)
     assert sur.spec().hidden == (16, 16)
@@ -82,8 +100,9 @@ def test_train_continues_an_artifact(small_dataset, tmp_path, capsys):
 def test_train_records_reaction_weights(small_dataset, tmp_path, capsys):
     data = small_dataset.save(tmp_path / "grid")
     common = ["train", "--data", str(data), "--epochs", "1", "--hidden", "8", "--threads", "1", "--no-progress"]
-    rc = main([*common, "--out", str(tmp_path / "a"), "--reaction-weight", "PGI=3", "--reaction-weight", "ACONTa=2",
-               "--lr-final-ratio", "1"])
+    rc = main(
+        [*common, "--out", str(tmp_path / "a"), "--reaction-weight", "PGI=3", "--reaction-weight", "ACONTa=2", "--lr-final-ratio", "1"]
+    )
     assert rc == 0
     assert load_surrogate(tmp_path / "a").settings.reaction_weights == (("ACONTa", 2.0), ("PGI", 3.0))
     assert load_surrogate(tmp_path / "a").settings.lr_final_ratio == 1.0
@@ -102,8 +121,22 @@ def test_train_with_kink_lines(small_dataset, tmp_path, capsys):
     expected form."""
     data = small_dataset.save(tmp_path / "grid")
     common = ["train", "--data", str(data), "--epochs", "1", "--hidden", "8", "--threads", "1", "--no-progress"]
-    rc = main([*common, "--out", str(tmp_path / "a"), "--kink-line", "1,-1,0", "--kink-line=-0.5,1,2", "--kink-width", "0.01",
-               "--kink-gain", "30", "--kink-extra-reaches", "0.02,0.3"])
+    rc = main(
+        [
+            *common,
+            "--out",
+            str(tmp_path / "a"),
+            "--kink-line",
+            "1,-1,0",
+            "--kink-line=-0.5,1,2",
+            "--kink-width",
+            "0.01",
+            "--kink-gain",
+            "30",
+            "--kink-extra-reaches",
+            "0.02,0.3",
+        ]
+    )
     assert rc == 0
     sur = load_surrogate(tmp_path / "a")
     assert sur.settings.kink_lines == ((1.0, -1.0, 0.0), (-0.5, 1.0, 2.0)) and sur.settings.kink_width == 0.01
@@ -145,9 +178,26 @@ def test_sigterm_stops_training_and_saves_the_best_weights(small_dataset, tmp_pa
 
     data = small_dataset.save(tmp_path / "grid")
     art = tmp_path / "sur"
-    cmd = [sys.executable, "-c", "import sys; from mpc_bio.cli import main; sys.exit(main(sys.argv[1:]))",
-           "train", "--data", str(data), "--out", str(art), "--hidden", "8", "--epochs", "100000",
-           "--patience", "100000", "--batch-size", "64", "--threads", "1"]
+    cmd = [
+        sys.executable,
+        "-c",
+        "import sys; from mpc_bio.cli import main; sys.exit(main(sys.argv[1:]))",
+        "train",
+        "--data",
+        str(data),
+        "--out",
+        str(art),
+        "--hidden",
+        "8",
+        "--epochs",
+        "100000",
+        "--patience",
+        "100000",
+        "--batch-size",
+        "64",
+        "--threads",
+        "1",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     err: list[str] = []
     started = threading.Event()

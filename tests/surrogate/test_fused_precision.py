@@ -132,9 +132,7 @@ def test_surrogate_without_mass_balance(shipped, points, target):
         mod.y_scale.copy_(torch.as_tensor(rng.uniform(0.1, 5.0, size=C.shape[1])))
         mod.out_matrix.copy_(torch.as_tensor(C))
     spec = mod.to_spec()
-    sur = dataclasses.replace(
-        shipped, mlp=spec, settings=dataclasses.replace(shipped.settings, mass_balance=False, target=target)
-    )
+    sur = dataclasses.replace(shipped, mlp=spec, settings=dataclasses.replace(shipped.settings, mass_balance=False, target=target))
     assert spec.output_rank == r and not spec.factorised
     ref = reference_fluxes(spec, points)
     scale = np.max(np.abs(ref))
@@ -217,13 +215,20 @@ def test_hidden_blocks_evaluated_apart():
     layers[1][0][cut] = 0.0
     layers[2][0][:, cut] = 0.0
     spec = MLPSpec(
-        x_offset=np.array([0.5, -1.0]), x_scale=np.array([2.0, 3.0]), layers=tuple(layers), activation="silu",
-        y_offset=rng.normal(size=r), y_scale=rng.uniform(0.5, 2.0, size=r), out_matrix=np.eye(r),
-        in_matrix=np.zeros((r, k)), out_bias=np.zeros(r),
+        x_offset=np.array([0.5, -1.0]),
+        x_scale=np.array([2.0, 3.0]),
+        layers=tuple(layers),
+        activation="silu",
+        y_offset=rng.normal(size=r),
+        y_scale=rng.uniform(0.5, 2.0, size=r),
+        out_matrix=np.eye(r),
+        in_matrix=np.zeros((r, k)),
+        out_bias=np.zeros(r),
     )
     blocks = hidden_blocks(spec.layers)
     assert [[list(i) for i in blk] for blk in blocks] == [
-        [[0, 1, 2, 3, 4, 5], [0, 1, 2, 3, 4], [0, 1, 2, 3]], [[6, 7, 8], [5, 6, 7], [4, 5]]
+        [[0, 1, 2, 3, 4, 5], [0, 1, 2, 3, 4], [0, 1, 2, 3]],
+        [[6, 7, 8], [5, 6, 7], [4, 5]],
     ]
     assert spec.fused_maps().chains is not None
     X = rng.uniform(-4.0, 4.0, size=(300, k))

@@ -32,8 +32,7 @@ def test_miss_points_match_a_by_hand_selection(small_surrogate, small_dataset):
 
 def test_miss_points_bad_input(small_surrogate, small_dataset):
     model = load_model("e_coli_core")
-    for kwargs, name in (({"threshold": 0.0}, "threshold"), ({"n_candidates": 0}, "n_candidates"),
-                         ({"range_floor": -1.0}, "range_floor")):
+    for kwargs, name in (({"threshold": 0.0}, "threshold"), ({"n_candidates": 0}, "n_candidates"), ({"range_floor": -1.0}, "range_floor")):
         with pytest.raises(ValueError, match=f"'{name}'"):
             miss_points(small_surrogate, model, small_dataset, progress=False, **kwargs)
     with pytest.raises(ValueError, match="'pfba_settings'"):

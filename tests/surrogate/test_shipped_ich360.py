@@ -30,8 +30,9 @@ def test_recorded_metrics_reproduce_on_its_test_points(shipped):
     and they meet the targets: growth within 1 % of its maximum, every reaction within 2 % of its
     range at every point, mass balance <= 1e-9 mmol/gDW/h."""
     rec = shipped.metrics["test"]
-    m = evaluate_surrogate(shipped, load_model("iCH360"), n_points=rec["n_points"], seed=1,
-                           pfba_settings=shipped.pfba_settings, n_workers=1).summary()
+    m = evaluate_surrogate(
+        shipped, load_model("iCH360"), n_points=rec["n_points"], seed=1, pfba_settings=shipped.pfba_settings, n_workers=1
+    ).summary()
     for key in ("growth_max_abs_err_frac", "worst_reaction_max_err_frac", "median_r2"):
         assert m[key] == pytest.approx(rec[key], rel=1e-9, abs=1e-12), key
     assert m["worst_reaction"] == rec["worst_reaction"]

@@ -391,9 +391,7 @@ def test_ctrl_c_keeps_the_best_weights_so_far(small_dataset, small_settings, mon
     both runs take the same steps): 1e-12 of the largest flux absolute, rel 0. Ctrl-C during the
     fine-tuning keeps the best fine-tuned weights, equal to a run with one fine-tuning epoch; at the
     first step of a warm start, the init itself."""
-    s = dataclasses.replace(
-        small_settings, epochs=10, patience=10, lr_final_ratio=1.0, finetune_epochs=5, finetune_power=4, lbfgs_steps=20
-    )
+    s = dataclasses.replace(small_settings, epochs=10, patience=10, lr_final_ratio=1.0, finetune_epochs=5, finetune_power=4, lbfgs_steps=20)
     steps = -(-int(round(0.9 * small_dataset.n_points)) // s.batch_size)  # Adam steps per epoch
     X = small_dataset.inputs
     _interrupt_adam_at(monkeypatch, 2 * steps + 3)
@@ -509,8 +507,15 @@ def test_kink_extra_reaches(small_dataset, small_settings, tmp_path):
 
     lines, w, reaches, g = ((1.0, -1.0, 0.0), (0.0, 2.0, 3.0)), 0.05, (0.5, 0.2, 2.0), 3.0
     s = dataclasses.replace(
-        small_settings, input_knees=(0.5, 0.5), kink_lines=lines, kink_width=w, kink_reach=reaches[0],
-        kink_extra_reaches=reaches[1:], kink_gain=g, epochs=3, lbfgs_steps=0,
+        small_settings,
+        input_knees=(0.5, 0.5),
+        kink_lines=lines,
+        kink_width=w,
+        kink_reach=reaches[0],
+        kink_extra_reaches=reaches[1:],
+        kink_gain=g,
+        epochs=3,
+        lbfgs_steps=0,
     )
     X = np.vstack([[3.0, 3.0], [0.05, 1.5], np.random.default_rng(5).uniform(0, 20, size=(100, 2))])
     t = np.column_stack([(X[:, 0] - X[:, 1]) / np.sqrt(2.0), X[:, 1] - 1.5])  # signed distances (mmol/gDW/h)

@@ -18,8 +18,11 @@ def test_train_surrogate_reports_expected_time_once(small_dataset, small_setting
     s = dataclasses.replace(small_settings, epochs=6, finetune_epochs=2, finetune_power=8, lbfgs_steps=0, patience=100)
     sur = train_surrogate(small_dataset, s, progress=False, report=lines.append)
     assert len(lines) == 1
-    assert re.fullmatch(r"training: 6 epochs \+ 2 L\^8 epochs, about [\d.]+ (s|min|h) on this machine \(measured on the first "
-                        r"epochs; early stopping may end it sooner\)", lines[0]), lines[0]
+    assert re.fullmatch(
+        r"training: 6 epochs \+ 2 L\^8 epochs, about [\d.]+ (s|min|h) on this machine \(measured on the first "
+        r"epochs; early stopping may end it sooner\)",
+        lines[0],
+    ), lines[0]
     assert 0 < sur.info["expected_training_s"] <= 10 * sur.info["training_time_s"]
 
 

@@ -24,12 +24,14 @@ EPS = 1e-8
 RIDS = ("EX_A", "BIO", "TR", "BLK", "RP", "EX_P")
 METS = ("A", "C", "D", "P")
 #: columns as RIDS; rows A, C, D, P (exchanges: uptake is a negative flux, secretion positive)
-S = np.array([
-    [-1.0, -1.0, -1.0, -1.0, -1.0, 0.0],
-    [0.0, -EPS, 1.0, 0.0, 0.0, 0.0],
-    [0.0, 0.0, 0.0, 1.0, 0.0, 0.0],
-    [0.0, 0.0, 0.0, 0.0, 1.0, -1.0],
-])
+S = np.array(
+    [
+        [-1.0, -1.0, -1.0, -1.0, -1.0, 0.0],
+        [0.0, -EPS, 1.0, 0.0, 0.0, 0.0],
+        [0.0, 0.0, 0.0, 1.0, 0.0, 0.0],
+        [0.0, 0.0, 0.0, 0.0, 1.0, -1.0],
+    ]
+)
 
 
 def _toy_dataset(n: int = 200, noise: float = 0.0) -> FluxDataset:
@@ -38,10 +40,21 @@ def _toy_dataset(n: int = 200, noise: float = 0.0) -> FluxDataset:
     V = np.column_stack([-x[:, 0], bio, EPS * bio, np.zeros(n), 0.4 * x[:, 0], 0.4 * x[:, 0]])
     V[:, 3] += noise * np.sin(np.arange(n))  # round-off-sized wiggle on the blocked reaction
     return FluxDataset(
-        inputs=x, fluxes=V, split_fluxes=np.hstack([np.maximum(V, 0), np.maximum(-V, 0)]), growth=bio,
-        status=np.zeros(n, dtype=np.int8), slacks=np.zeros((n, 0)), input_names=("a",), input_reactions=("EX_A",),
-        reaction_ids=RIDS, metabolite_ids=METS, slack_names=(), objective_id="BIO", stoichiometry=sp.csr_matrix(S),
-        model_id="toy", model_hash="toy",
+        inputs=x,
+        fluxes=V,
+        split_fluxes=np.hstack([np.maximum(V, 0), np.maximum(-V, 0)]),
+        growth=bio,
+        status=np.zeros(n, dtype=np.int8),
+        slacks=np.zeros((n, 0)),
+        input_names=("a",),
+        input_reactions=("EX_A",),
+        reaction_ids=RIDS,
+        metabolite_ids=METS,
+        slack_names=(),
+        objective_id="BIO",
+        stoichiometry=sp.csr_matrix(S),
+        model_id="toy",
+        model_hash="toy",
     )
 
 
