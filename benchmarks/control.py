@@ -7,27 +7,31 @@ Writes ``benchmarks/results/control.json``. Usage::
                                  [--steps 20] [--torch-threads 1] [--mismatch 0.75,1.4]
                                  [--estimators ekf,mhe]
 
-The records of other models already in the output file are kept (run it once per scenario, e.g.
-``--scenario scenarios/closed_loop_ich360.toml --backends native_distilled,native_mx,network``);
-each model's run settings are under ``runs[model]``.
+Records are merged into the output file: a new record replaces the old one with the same model,
+backend, estimator, plant and kind of run; the others are kept. So one scenario at a time (e.g.
+``--scenario scenarios/closed_loop_ich360.toml --backends native_distilled,network --mismatch ''``),
+or only some cases (``--backends '' --estimators mhe`` reruns the MHE mismatch records). Each
+model's run settings are under ``runs[model]``; its targets are evaluated on its merged records.
 
 Figures (same scenario, same run):
 
 * offline optimum (direct collocation), checked on a fine grid against the limits
   (``offline_max_violation_frac``), and the tuned constant and exponential feeds;
-* one record per (model, backend) in ``records``: the same closed loop (same plant, the full
-  surrogate as a native SX graph; same measurements, same estimator, same initial guess) over the
-  **same number of MPC steps** for every backend (``--steps``, default the whole batch); MPC step
+* one record per (model, backend) in ``records`` (``run = "backends"``): the scenario's closed
+  loop (its plant, with the scenario's Vmax scale when ``[closed_loop] plant = "perturbed"``,
+  recorded as ``plant_vmax_scale``; the full surrogate as a native SX graph; same measurements,
+  same estimator, same initial guess) over the **same number of MPC steps** for every backend (``--steps``, default the whole batch); MPC step
   wall time (median, p95) and CPU time of the process over the step (``mpc_step_cpu_ms_median``:
   every thread counted, libtorch's included, and less disturbed than wall time by other processes
   on the cores; the load average is recorded), IPOPT iterations, solver failures, and
-  ``closed_loop_vs_offline`` when the window covers the batch. Backends: ``native_distilled``
+  ``closed_loop_vs_offline`` (against the plant's offline optimum) when the window covers the
+  batch, the estimator and its solver statuses, ``vmax_est_rel_err`` when it estimates Vmax. Backends: ``native_distilled``
   (do-mpc on the scenario's B-spline distillation of the native graph), ``native`` (do-mpc on the
   full network, SX graph), ``native_mx`` (full network, MX graph), ``l4casadi`` (full network,
   l4casadi external, MX), ``network`` (``[mpc] backend = "network"``: the network itself, one
   batched torch call per NLP evaluation; the estimator keeps the scenario's control model);
-* mismatch records: the default backend with the estimator estimating the glucose Vmax on plants
-  whose Vmax is scaled (``--mismatch``), per estimator (``--estimators``): failures,
+* mismatch records (``run = "mismatch"``): the default backend with the estimator estimating the
+  glucose Vmax on plants whose Vmax is scaled (``--mismatch``), per estimator (``--estimators``): failures,
   ``vmax_est_rel_err`` at the end, and the objective against the offline optimum of the true
   plant (``closed_loop_vs_offline``; None when that optimum breaks a limit).
 
@@ -100,6 +104,27 @@ def _step_stats(res) -> dict:
     }
 
 
+def _record_key(r: dict) -> tuple:
+    """What a record measures: a newer record with the same key replaces it."""
+    run = r.get("run") or ("mismatch" if _old_mismatch(r) else "backends")
+    if run == "backends":  # one per (model, backend): the scenario's closed loop
+        return (r.get("model"), r.get("backend"), run)
+    return (r.get("model"), r.get("backend"), r.get("estimator"), r.get("plant_vmax_scale"), run)
+
+
+def _old_mismatch(r: dict) -> bool:
+    """Records written before ``run`` existed: mismatch records were the ones with a plant scale."""
+    return r.get("plant_vmax_scale") is not None
+
+
+def _scenario_scale(setup) -> float | None:
+    """The scenario plant's Vmax scale (None for the nominal plant)."""
+    cl = setup.closed_loop
+    if cl.plant != "perturbed":
+        return None
+    return float(dict(cl.plant_parameter_scale).get(setup.model.roles.vmax, 1.0))
+
+
 def _plant(setup, scale: float = 1.0):
     from mpc_bio.control.closed_loop import IntegratorPlant
 
@@ -121,7 +146,7 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=None, help="MPC steps per backend, the same for all (default: the whole batch)")
     ap.add_argument("--torch-threads", type=int, default=None, help="pin torch's intra-op threads (l4casadi backend)")
     ap.add_argument("--mismatch", default="0.75,1.4", help="plant Vmax scales of the mismatch runs ('' for none)")
-    ap.add_argument("--estimators", default="ekf", help="estimators of the mismatch runs (ekf, mhe)")
+    ap.add_argument("--estimators", default="ekf,mhe", help="estimators of the mismatch runs (ekf, mhe)")
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args(argv)
 
@@ -200,6 +225,12 @@ def main(argv=None) -> int:
         }
     )
     guess = offline_feed_at_steps(off, setup.mpc)
+    plant_scale = _scenario_scale(setup)  # the scenario's plant (None: nominal)
+    off_plant = off
+    if plant_scale is not None:
+        off_plant = _offline(setup, params=setup.model.params_with({setup.model.roles.vmax: plant_scale}))
+        result["plant_offline_objective"] = off_plant.simulated.objective
+        result["plant_offline_max_violation_frac"] = off_plant.max_violation_frac
 
     from mpc_bio.control.closed_loop import run_closed_loop
     from mpc_bio.control.network_mpc import build_network_mpc
@@ -220,26 +251,44 @@ def main(argv=None) -> int:
             guess_feed=guess,
         )
 
+    def estimator_fields(res, s=None) -> dict:
+        s = s or res.summary(setup.extra["rmse_after"])
+        return {
+            "vmax_est_rel_err": res.info.get("vmax_est_rel_err"),
+            "vmax_estimate_final": res.info.get("vmax_estimate_final"),
+            "vmax_plant": res.info.get("vmax_plant"),
+            "est_rmse": s["est_rmse"],
+            "estimator_solves": s["estimator_solves"],
+            "estimator_statuses": s["estimator_statuses"],
+            "estimator_failures": s["estimator_failures"],
+        }
+
     records = []
     for b in backends:
-        rec = {"model": model_name, "backend": b, "oxygen_mode": oxygen, "estimator": setup.estimator.kind}
+        rec = {
+            "model": model_name,
+            "backend": b,
+            "run": "backends",
+            "oxygen_mode": oxygen,
+            "estimator": setup.estimator.kind,
+            "estimate_vmax": setup.estimator.estimate_vmax,
+            "plant_vmax_scale": plant_scale,
+        }
         try:
             t = time.perf_counter()
             sb = setup if b == default else _setup(data, b, args.surrogate, tmp)
             rec["build_s"] = time.perf_counter() - t
-            res = closed_loop(sb, n=steps)
+            res = closed_loop(sb, plant_scale or 1.0, n=steps)
             rec.update(_step_stats(res))
             rec["closed_loop_objective"] = res.objective if steps == n_batch else None
-            rec["closed_loop_vs_offline"] = _ratio(res.objective, off, setup.problem) if steps == n_batch else None
-            rec["offline_max_violation_frac"] = off.max_violation_frac
-            rec["vmax_est_rel_err"] = res.info.get("vmax_est_rel_err")
-            s = res.summary(setup.extra["rmse_after"])
+            rec["closed_loop_vs_offline"] = _ratio(res.objective, off_plant, setup.problem) if steps == n_batch else None
+            rec["offline_max_violation_frac"] = off_plant.max_violation_frac
             rec["closed_loop_violation"] = res.violation
-            rec["est_rmse"] = s["est_rmse"]
-            rec["estimator_failures"] = s["estimator_failures"]
+            rec.update(estimator_fields(res))
             rec["control_model"] = sb.extra["control_model"]
         except Exception as exc:  # a backend that cannot run here is reported, not hidden
             rec["error"] = f"{type(exc).__name__}: {exc}"[:500]
+        rec["load_average"] = os.getloadavg()[0]
         records.append(rec)
         print(json.dumps(rec, default=float), flush=True)
 
@@ -248,26 +297,38 @@ def main(argv=None) -> int:
     for est in estimators:
         sb = _setup(data, default, args.surrogate, tmp, estimator={"kind": est, "estimate_vmax": True})
         for scale in scales:
-            rec = {"model": model_name, "backend": default, "oxygen_mode": oxygen, "estimator": est, "plant_vmax_scale": scale}
+            rec = {
+                "model": model_name,
+                "backend": default,
+                "run": "mismatch",
+                "oxygen_mode": oxygen,
+                "estimator": est,
+                "estimate_vmax": True,
+                "plant_vmax_scale": scale,
+            }
             try:
                 off_p = _offline(setup, params=setup.model.params_with({setup.model.roles.vmax: scale}))
-                res = closed_loop(sb, scale)
+                res = closed_loop(sb, scale, n=steps)
                 rec.update(_step_stats(res))
-                rec["closed_loop_objective"] = res.objective
-                rec["closed_loop_vs_offline"] = _ratio(res.objective, off_p, setup.problem)
+                rec["closed_loop_objective"] = res.objective if steps == n_batch else None
+                rec["closed_loop_vs_offline"] = _ratio(res.objective, off_p, setup.problem) if steps == n_batch else None
                 rec["offline_max_violation_frac"] = off_p.max_violation_frac
-                rec["vmax_est_rel_err"] = res.info.get("vmax_est_rel_err")
-                rec["vmax_estimate_final"] = res.info.get("vmax_estimate_final")
-                rec["vmax_plant"] = res.info.get("vmax_plant")
                 rec["closed_loop_violation"] = res.violation
-                rec["estimator_statuses"] = res.info.get("estimator_statuses")
-                rec["estimator_failures"] = res.info.get("estimator_failures")
+                rec.update(estimator_fields(res))
             except Exception as exc:
                 rec["error"] = f"{type(exc).__name__}: {exc}"[:500]
+            rec["load_average"] = os.getloadavg()[0]
             records.append(rec)
             print(json.dumps(rec, default=float), flush=True)
 
-    nominal = {r["backend"]: r for r in records if "plant_vmax_scale" not in r and "mpc_step_cpu_ms_median" in r}
+    out = Path(args.out)
+    old = json.loads(out.read_text()) if out.is_file() else {}
+    new_keys = {_record_key(r) for r in records}
+    kept = [r for r in old.get("records", []) if _record_key(r) not in new_keys]
+    for r in kept:  # records written before "run" existed
+        r.setdefault("run", _record_key(r)[-1])
+    mine = [r for r in kept if r.get("model") == model_name] + records  # this model's merged records
+    nominal = {r["backend"]: r for r in mine if r.get("run") == "backends" and "mpc_step_cpu_ms_median" in r}
     if nominal:
         fastest = min(v["mpc_step_cpu_ms_median"] for v in nominal.values())
         for b, r in nominal.items():
@@ -275,30 +336,30 @@ def main(argv=None) -> int:
     d = nominal.get(default, {})
     net = nominal.get("network", {})
     step_target = {"e_coli_core": 50.0, "iCH360": 200.0}.get(model_name)
+    mism = [r for r in mine if r.get("run") == "mismatch"]
     result["load_average_end"] = os.getloadavg()[0]
     result["targets"] = {
         "network_step_cpu_ms_target": step_target,
         "network_step_cpu_within_target": (net.get("mpc_step_cpu_ms_median", np.inf) <= step_target) if step_target and net else None,
         "network_within_2x_fastest": (net["cpu_vs_fastest"] <= 2.0) if net else None,
         "closed_loop_vs_offline_ge_0.97": (d.get("closed_loop_vs_offline") or 0.0) >= 0.97,
-        "no_solver_failures": all(r.get("solver_failures", 1) == 0 for r in records if "error" not in r),
+        "no_solver_failures": all(r.get("solver_failures", 1) == 0 for r in mine if "error" not in r),
         "offline_max_violation_le_0.005": off.max_violation_frac <= 0.005,
         "vmax_est_within_5pct": all(
             (r.get("vmax_est_rel_err") if r.get("vmax_est_rel_err") is not None else 1.0) <= 0.05
-            for r in records
-            if "plant_vmax_scale" in r
+            for r in mine
+            if r.get("run") == "mismatch" or r.get("estimate_vmax")
         )
-        if scales
+        if mism or any(r.get("estimate_vmax") for r in mine)
         else None,
         "l4casadi_within_2x_fastest": (nominal["l4casadi"]["cpu_vs_fastest"] <= 2.0) if "l4casadi" in nominal else None,
         "offline_beats_exp": result["offline_vs_exp_margin"] > 0,
     }
-    out = Path(args.out)
-    old = json.loads(out.read_text()) if out.is_file() else {}
-    runs = {**old.get("runs", {}), model_name: result}
+    runs = {**old.get("runs", {})}
+    runs[model_name] = {**runs.get(model_name, {}), **result}
     # top level: the main job's (e_coli_core) run settings, as before; every model's under runs
     total = {**runs.get("e_coli_core", result), "runs": runs}
-    total["records"] = [r for r in old.get("records", []) if r.get("model") != model_name and r.get("model") in runs] + records
+    total["records"] = [r for r in kept if r.get("model") in runs] + records
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(total, indent=2, default=float))
     print(json.dumps(result["targets"], indent=2, default=float))

@@ -165,7 +165,7 @@ def _simulation_record(model_name: str, sur, origin: str) -> dict:
     rec: dict = {
         "model": model_name,
         "surrogate": origin,
-        "t_end_h": settings.t_end,
+        "batch_time_h": settings.batch_time,
         "matched_accuracy": MATCHED_ACCURACY,
         "error_measure": "max over output times of |dX|/X_ref and |dG|/G(0)",
     }

@@ -114,7 +114,7 @@ oxygen_uptake = 15.0
 times = [0.0]
 rates = [0.002]
 [simulation]
-t_end = {t_end}
+batch_time = {batch_time}
 output_step = 0.1
 compare_lp = false
 rtol = {rtol}
@@ -263,7 +263,9 @@ def case_feed_optimization_sigint_in_ipopt(tmp: Path) -> dict:
 def case_run_sigterm_in_cvodes(tmp: Path) -> dict:
     scen = tmp / "sim.toml"
     scen.write_text(
-        SIMULATION.format(model="e_coli_core", artifact="default", backend="l4casadi", products='ac = "EX_ac_e"', t_end=48.0, rtol=1e-13)
+        SIMULATION.format(
+            model="e_coli_core", artifact="default", backend="l4casadi", products='ac = "EX_ac_e"', batch_time=48.0, rtol=1e-13
+        )
     )
     out = tmp / "sim"
     r = cli(
@@ -306,7 +308,9 @@ def case_run_sigkill_stale_folder(tmp: Path) -> dict:
     removes it."""
     scen = tmp / "sim.toml"
     scen.write_text(
-        SIMULATION.format(model="e_coli_core", artifact="default", backend="l4casadi", products='ac = "EX_ac_e"', t_end=48.0, rtol=1e-13)
+        SIMULATION.format(
+            model="e_coli_core", artifact="default", backend="l4casadi", products='ac = "EX_ac_e"', batch_time=48.0, rtol=1e-13
+        )
     )
     runs = tmp / "runs"
     k = cli(
@@ -469,7 +473,7 @@ def case_validate_missing_surrogate(tmp: Path) -> dict:
         tmp,
         "validate: surrogate artifact path that does not exist",
         SIMULATION.format(
-            model="e_coli_core", artifact=str(tmp / "nowhere"), backend="native", products='ac = "EX_ac_e"', t_end=2.0, rtol=1e-8
+            model="e_coli_core", artifact=str(tmp / "nowhere"), backend="native", products='ac = "EX_ac_e"', batch_time=2.0, rtol=1e-8
         ),
     )
 
@@ -478,7 +482,7 @@ def case_validate_unknown_model(tmp: Path) -> dict:
     return _validate_case(
         tmp,
         "validate: unknown model name",
-        SIMULATION.format(model="e_coli_cor", artifact="default", backend="native", products='ac = "EX_ac_e"', t_end=2.0, rtol=1e-8),
+        SIMULATION.format(model="e_coli_cor", artifact="default", backend="native", products='ac = "EX_ac_e"', batch_time=2.0, rtol=1e-8),
     )
 
 
@@ -486,7 +490,9 @@ def case_validate_unknown_product(tmp: Path) -> dict:
     return _validate_case(
         tmp,
         "validate: product exchange the model/surrogate does not have",
-        SIMULATION.format(model="e_coli_core", artifact="default", backend="native", products='xx = "EX_nothing_e"', t_end=2.0, rtol=1e-8),
+        SIMULATION.format(
+            model="e_coli_core", artifact="default", backend="native", products='xx = "EX_nothing_e"', batch_time=2.0, rtol=1e-8
+        ),
     )
 
 
@@ -506,7 +512,7 @@ def _edited_artifact(tmp: Path, edit: Callable[[dict], None], name: str) -> dict
     (art / "surrogate.json").write_text(json.dumps(meta, indent=1))
     scen = tmp / "sim.toml"
     scen.write_text(
-        SIMULATION.format(model="e_coli_core", artifact=str(art), backend="native", products='ac = "EX_ac_e"', t_end=2.0, rtol=1e-8)
+        SIMULATION.format(model="e_coli_core", artifact=str(art), backend="native", products='ac = "EX_ac_e"', batch_time=2.0, rtol=1e-8)
     )
     r = cli(["run", str(scen), "--out", str(tmp / "out"), "--no-progress"], tmp)
     return _record(name, r, _one_line_error(r, "run"), False, r["rc"] == 0)

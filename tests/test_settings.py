@@ -138,11 +138,12 @@ def test_schema_fields_come_from_the_declarations():
     assert set(tables["reactor"].fields) == {f.name for f in dataclasses.fields(FedBatchSettings)} - {
         "kinetics",
         "feed",
-        "t_end",
+        "batch_time",
         "output_step",
         "dfba_step",
     }
-    assert set(tables["simulation"].fields) == {"t_end", "output_step", "dfba_step", "compare_lp", "relax", "rtol", "atol"}
+    assert set(tables["simulation"].fields) == {"batch_time", "output_step", "dfba_step", "compare_lp", "relax", "rtol", "atol", "t_end"}
+    assert tables["simulation"].fields["t_end"].renamed_to == "batch_time"
     assert set(tables["surrogate"].fields) == {f.name for f in dataclasses.fields(SurrogateSource)}
     assert tables["feed"].fields["times"].required and tables["feed"].fields["rates"].unit == "L/h"
 

@@ -53,6 +53,7 @@ from mpc_bio.interrupts import check_interrupt
 from mpc_bio.ipopt_options import ipopt_options
 
 from mpc_bio.codesign.model import KineticControlModel
+from mpc_bio.collocation import radau_points, radau_residuals
 from mpc_bio.codesign.optimum import FeedOptimum, interval_profile, member_objective
 from mpc_bio.codesign.settings import FeedSettings
 from mpc_bio.codesign.simulation import feasible_start, simulate_product_amounts, simulate_states
@@ -64,7 +65,7 @@ def collocation_times(settings: FeedSettings) -> tuple[np.ndarray, np.ndarray]:
     """Element start times (n_el,) and collocation times (n_el, deg) of the batch (h)."""
     n_el = settings.n_intervals * settings.elements_per_interval
     h = settings.batch_time / n_el
-    tau = np.asarray(ca.collocation_points(settings.collocation_deg, "radau"))
+    tau = radau_points(settings.collocation_deg)
     starts = np.arange(n_el) * h
     return starts, starts[:, None] + h * tau[None, :]
 
@@ -141,13 +142,11 @@ def _discretise(km: KineticControlModel, settings: FeedSettings, feed: np.ndarra
     yc = ca.SX.sym("yc", nx, d)
     u = ca.SX.sym("F")
     p = ca.DM(m.param_values)
-    C, _, _ = ca.collocation_coeff(ca.collocation_points(d, "radau"))
-    Z = ca.horzcat(ys, yc)
     nom = ca.DM(x_nom)
-    res, marg = [], []
+    res = radau_residuals(lambda y, j: m.rhs(y * nom, u, p) / nom, ys, [yc[:, j] for j in range(d)], h)
+    marg = []
     for j in range(d):
         xj = yc[:, j] * nom
-        res.append(h * m.rhs(xj, u, p) / nom - Z @ C[:, j])
         marg.append(ca.vertcat(*[(xj[i] - gmax * xj[iv]) / (gmax * vmax) for i in gi]))
     element = ca.Function("kinetic_radau_element", [ys, yc, u], [ca.vertcat(*res), ca.vertcat(*marg)])
     y_col, n_fail = _radau_start(element, y_el, km.x0 / x_nom, settings, np.broadcast_to(np.asarray(feed, dtype=float), (N,)))
@@ -282,7 +281,7 @@ def optimize_feed_collocation(
         mode=mode,
         method="collocation",
         profile=interval_profile(T, feed),
-        batch_time_h=T,
+        batch_time=T,
         objective=member_objective(p_opt, mode),
         member_product_mmol=p_opt,
         initial_objective=init_obj,

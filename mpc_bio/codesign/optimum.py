@@ -27,7 +27,7 @@ class FeedOptimum:
         The feed: rate (L/h) per interval from the interval's start time (h); its glucose
         concentration is :attr:`feed_glucose`, which the reactor settings of the
         study share (``VerificationSettings.feed_glucose``).
-    batch_time_h : float
+    batch_time : float
         End of the last interval (h).
     objective : float
         Mean or worst-case final product amount over the members (mmol), from CVODES.
@@ -57,7 +57,7 @@ class FeedOptimum:
     mode: str
     method: str
     profile: FeedProfile
-    batch_time_h: float
+    batch_time: float
     objective: float
     member_product_mmol: np.ndarray
     initial_objective: float
@@ -73,7 +73,7 @@ class FeedOptimum:
     @property
     def edges(self) -> np.ndarray:
         """Interval edges (n+1,), h: the profile's switching times and the batch end."""
-        return np.append(self.profile.times, self.batch_time_h)
+        return np.append(self.profile.times, self.batch_time)
 
     @property
     def feed(self) -> np.ndarray:
@@ -110,7 +110,7 @@ def feed_optimum_from_dict(d: dict) -> FeedOptimum:
         mode=d["mode"],
         method=d["method"],
         profile=FeedProfile(times=tuple(edges[:-1]), rates=tuple(float(f) for f in d["feed_l_per_h"])),
-        batch_time_h=edges[-1],
+        batch_time=edges[-1],
         objective=float(d["objective_mmol"]),
         member_product_mmol=np.asarray(d["member_product_mmol"], dtype=float),
         initial_objective=float(d["initial_objective_mmol"]),
@@ -125,10 +125,10 @@ def feed_optimum_from_dict(d: dict) -> FeedOptimum:
     )
 
 
-def interval_profile(batch_time_h: float, feed) -> FeedProfile:
+def interval_profile(batch_time: float, feed) -> FeedProfile:
     """The :class:`~mpc_bio.feed.FeedProfile` of rates ``feed`` (L/h) on equal intervals of the batch (h)."""
     feed = np.asarray(feed, dtype=float)
-    return FeedProfile(times=tuple(np.linspace(0.0, batch_time_h, feed.size + 1)[:-1]), rates=tuple(feed))
+    return FeedProfile(times=tuple(np.linspace(0.0, batch_time, feed.size + 1)[:-1]), rates=tuple(feed))
 
 
 def member_objective(values: np.ndarray, mode: str) -> float:

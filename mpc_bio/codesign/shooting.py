@@ -227,7 +227,7 @@ def optimize_robust_feed(
         mode=mode,
         method="shooting",
         profile=interval_profile(T, feed),
-        batch_time_h=T,
+        batch_time=T,
         objective=member_objective(p_opt, mode),
         member_product_mmol=p_opt,
         initial_objective=init_obj,

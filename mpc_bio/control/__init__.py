@@ -39,7 +39,6 @@ from mpc_bio.control.settings import (
     MPCSettings,
     OfflineSettings,
     ReactorRoles,
-    settings_from_dict,
 )
 
 __all__ = [
@@ -86,6 +85,5 @@ __all__ = [
     "control_model_from_do_mpc",
     "make_integrator",
     "objective_value",
-    "settings_from_dict",
     "simulate_feed",
 ]

@@ -59,7 +59,7 @@ class BaselineResult:
 
 def exponential_feed_law(mu_set: float, x_biomass0: float, settings: BaselineSettings):
     """Feed law ``f(t, x)`` of the classical exponential feed [L/h]."""
-    f0 = mu_set * x_biomass0 / (settings.yield_xs * settings.glucose_feed)
+    f0 = mu_set * x_biomass0 / (settings.yield_xs * settings.feed_glucose)
 
     def law(t, x):
         return f0 * np.exp(mu_set * t)

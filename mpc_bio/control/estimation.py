@@ -21,6 +21,18 @@ MHE (:class:`MovingHorizonEstimator`)
     step (so missing samples carry no weight), and a time-varying "active" flag that freezes the
     dynamics on the padding steps before the first sample. do-mpc pairs the k-th measurement of
     the window with the state at the end of the k-th interval; the estimate is the newest node.
+    The process-noise standard deviation of each state is ``process_rel_std * s +
+    process_abs_std`` per sqrt(h) and the arrival cost's ``mhe_arrival_rel_std * s`` around the
+    prior, with ``s`` the state's magnitude (``x_scale``, else ``|x0|``). When Vmax is estimated,
+    the arrival cost is instead the EKF's: the estimate and inverse covariance (states and Vmax
+    jointly, with their correlations) of an EKF run on the samples that have left the window, so
+    what the early samples told about Vmax is kept and later samples (e.g. biomass) still correct
+    it; with a separate Vmax prior the estimate drifts once the window holds only glucose-limited
+    samples. Each solve starts from the previous solution shifted one interval (node k at the new
+    window's t_k; the new last interval simulated under the latest feed); without Vmax the
+    arrival prior is the previous solution at the new window's start. do-mpc's ``make_step``
+    takes that prior from node 1 of the initial guess (right only for an unshifted guess), so the
+    solve is called here with the parameters ``make_step`` would set.
 
 Both may estimate the glucose uptake Vmax (``EstimatorSettings.estimate_vmax``) as a constant
 parameter, kept inside ``ControlModel.param_bounds`` (for the surrogate fed-batch: the range in
@@ -290,8 +302,8 @@ class MovingHorizonEstimator:
 
     Same constructor arguments and :meth:`update` interface as :class:`ExtendedKalmanFilter`.
     Every solve's IPOPT status is kept in :attr:`statuses`; after a failed solve the estimate is
-    the previous one predicted over the step by the model (CVODES) and the parameter estimate is
-    kept (do-mpc's own warm start and prior keep the failed iterate).
+    the previous one predicted over the step by the model (CVODES), the parameter estimate is
+    kept, and the next solve starts from this step's guess (not from the failed iterate).
     """
 
     def __init__(self, model: ControlModel, quantities, noise_std, dt: float, settings: EstimatorSettings, x0, x_scale=None):
@@ -316,6 +328,12 @@ class MovingHorizonEstimator:
         ps = [m.set_variable("_p", n) for n in model.param_names]
         active = m.set_variable("_tvp", "active")
         masks = [m.set_variable("_tvp", f"w_{q}") for q in self.quantities]
+        # with Vmax estimated: the arrival cost's weight matrix (inverse covariance of the states and
+        # Vmax at the window's start, upper triangle), set before each solve
+        nz = model.n_x + 1
+        w_syms = (
+            {(i, j): m.set_variable("_p", f"arrival_w_{i}_{j}") for i in range(nz) for j in range(i, nz)} if self.ip is not None else {}
+        )
         x = ca.vertcat(*xs)
         p = ca.vertcat(*ps) if ps else (ca.SX(0, 1) if symvar == "SX" else ca.MX(0, 1))
         dx = active * model.rhs(x, u, p)
@@ -333,17 +351,29 @@ class MovingHorizonEstimator:
         mhe.settings.t_step = self.dt
         mhe.settings.collocation_deg = 2
         mhe.settings.nl_cons_check_colloc_points = False
-        mhe.settings.nlpsol_opts = ipopt_options(200)
+        # bounds kept exact, as in the MPC (mpc_bio.control.mpc.ipopt_options): the uptakes have a kink at zero
+        mhe.settings.nlpsol_opts = ipopt_options(200, **{"ipopt.bound_relax_factor": 0.0})
         mhe.settings.store_solver_stats = []
         q_std = settings.process_rel_std * scale + settings.process_abs_std  # state units per sqrt(h)
         P_w = np.diag(1.0 / (q_std**2 / self.dt))
         P_v = ca.diag(ca.vertcat(*[masks[j] / self.std[j] ** 2 for j in range(len(self.quantities))]))
         P_x = np.diag(1.0 / (settings.mhe_arrival_rel_std * scale) ** 2)
-        P_p = None
-        if self.ip is not None:
+        self._arrival_ekf = None
+        if self.ip is None:
+            mhe.set_default_objective(P_x, P_v, None, P_w)
+        else:
             vmax0 = model.param_values[self.ip] * (1.0 + settings.vmax_initial_error)
-            P_p = np.diag([1.0 / (settings.vmax_rel_std * vmax0) ** 2])
-        mhe.set_default_objective(P_x, P_v, P_p, P_w)
+            # the arrival cost: the EKF's estimate and covariance of the states and Vmax at the
+            # window's start (an EKF run on the samples that have left the window), with their
+            # correlations: later samples (e.g. biomass) still correct the Vmax the window's early
+            # samples told about; a separate Vmax prior forgets it once the window holds only
+            # glucose-limited samples
+            self._arrival_ekf = ExtendedKalmanFilter(model, quantities, noise_std, dt, settings, x0)
+            W = ca.vertcat(*[ca.horzcat(*[w_syms[min(i, j), max(i, j)] for j in range(nz)]) for i in range(nz)])
+            v, w = mhe._v.cat, mhe._w.cat
+            stage = v.T @ P_v @ v + w.T @ P_w @ w
+            dz = ca.vertcat(mhe._x.cat - mhe._x_prev.cat, mhe._p_est.cat - mhe._p_est_prev.cat)
+            mhe.set_objective(stage, dz.T @ W @ dz)
         for name in model.state_names:  # every state is an amount (L, mmol, gDW): never negative
             mhe.bounds["lower", "_x", name] = 0.0
         mhe.bounds["lower", "_x", model.roles.volume] = 1e-6
@@ -356,7 +386,9 @@ class MovingHorizonEstimator:
         fixed = [n for n in model.param_names if n not in p_est]
         for n in fixed:
             p_tmpl[n] = model.param_values[model.param_index(n)]
+        self._p_tmpl = p_tmpl
         mhe.set_p_fun(lambda t: p_tmpl)
+        self._ekf_done = 0  # samples the arrival-cost EKF has processed
         self._ys: list[np.ndarray] = []
         self._us: list[float] = []
         self._tvp_tmpl = mhe.get_tvp_template()
@@ -378,6 +410,8 @@ class MovingHorizonEstimator:
         self.statuses: list[str] = []  # IPOPT return status of every MHE solve
         self.successes: list[bool] = []
         self._predict = None
+        self._guess_integ = None
+        self._t = 0.0
 
     def _window(self):
         n = len(self._ys)
@@ -425,13 +459,7 @@ class MovingHorizonEstimator:
         self.used.append(np.isfinite(y))
         self._ys.append(y)
         self._us.append(float(u_prev) if u_prev is not None else 0.0)  # feed applied before this sample
-        y_now = np.r_[np.where(np.isfinite(y), y, 0.0), self._us[-1]]
-        xs = np.asarray(self.mhe.make_step(y_now)).reshape(-1)
-        check_interrupt()  # IPOPT turned Ctrl-C/SIGTERM into a failed status: stop, no fallback
-        stats = self.mhe.solver_stats
-        self.statuses.append(str(stats.get("return_status")))
-        ok = bool(stats.get("success", False)) and np.all(np.isfinite(xs))
-        self.successes.append(ok)
+        xs, ok = self._solve_window(len(self._ys) > 1)
         iv = self.model.index("volume")
         if not ok:
             # fallback: the previous estimate predicted over the step with the model (CVODES)
@@ -452,6 +480,117 @@ class MovingHorizonEstimator:
             lo, hi = self.model.param_bounds[self.ip]
             self._p[self.ip] = min(max(pe, lo), hi)
         return self.x
+
+    def _solve_window(self, shift: bool) -> tuple[np.ndarray, bool]:
+        """One MHE solve on the current window; returns (newest node, success).
+
+        The guess is the last solution (or, after a failure, the last guess) shifted one interval,
+        its new last interval simulated under the latest feed; the arrival prior is that solution
+        at the new window's start, or, with Vmax estimated, the EKF's (:meth:`_arrival_prior`).
+        After a failed solve the guess is kept (not the failed iterate) and the fallback estimate
+        is left to the caller.
+        """
+        mhe = self.mhe
+        sx = np.asarray(mhe._x_scaling.cat).reshape(-1)
+        if shift:
+            self._shift_guess()
+        guess = ca.DM(mhe.opt_x_num.cat)
+        # the arrival prior: the state at the window's start (node 0 of the shifted guess)
+        x_prev = np.asarray(mhe.opt_x_num["_x", 0, -1]).reshape(-1) * sx
+        t0 = self._t
+        if self.ip is not None:
+            x_prev, p_prev = self._arrival_prior()
+            mhe.opt_p_num["_p_est_prev"] = np.array([p_prev])
+        mhe.opt_p_num["_x_prev"] = x_prev
+        mhe.opt_p_num["_p_set"] = mhe.p_fun(t0)
+        mhe.opt_p_num["_tvp"] = mhe.tvp_fun(t0)["_tvp"]
+        mhe.opt_p_num["_y_meas"] = mhe.y_fun(t0)["y_meas"]
+        mhe.solve()
+        check_interrupt()  # IPOPT turned Ctrl-C/SIGTERM into a failed status: stop, no fallback
+        self._t += self.dt
+        stats = mhe.solver_stats
+        self.statuses.append(str(stats.get("return_status")))
+        xs = np.asarray(mhe.opt_x_num["_x", -1, -1]).reshape(-1) * sx
+        ok = bool(stats.get("success", False)) and bool(np.all(np.isfinite(xs)))
+        self.successes.append(ok)
+        if not ok:  # the next solve starts from this step's guess, not from the failed iterate
+            mhe.opt_x_num.master = guess
+        return xs, ok
+
+    def _arrival_prior(self) -> tuple[np.ndarray, float]:
+        """The arrival cost's prior (states, Vmax) at the window's start; sets its weight matrix.
+
+        Node 0 of the window is the state at sample ``n - N - 1`` (``n`` samples so far); the EKF
+        has processed every sample up to it and none of the window's. The weight is the inverse of
+        its covariance (symmetrised, with a floor of ``process_abs_std**2`` on the variances).
+        """
+        ekf = self._arrival_ekf
+        while self._ekf_done < len(self._ys) - self.N:
+            g = self._ekf_done
+            ekf.update(self._ys[g], self._us[g] if g >= 1 else None)
+            self._ekf_done += 1
+        P = 0.5 * (ekf.P + ekf.P.T) + np.eye(ekf.nz) * self.settings.process_abs_std**2
+        W = np.linalg.inv(P)
+        W = 0.5 * (W + W.T)
+        for i in range(ekf.nz):
+            for j in range(i, ekf.nz):
+                self._p_tmpl[f"arrival_w_{i}_{j}"] = float(W[i, j])
+        return ekf.x, float(ekf.z[-1])
+
+    def _shift_guess(self) -> None:
+        """Shift the stored window one interval (node k + 1 -> k) and simulate the new last interval."""
+        mhe = self.mhe
+        xs = mhe.opt_x_num
+        for key in ("_x", "_z", "_u", "_w", "_v"):
+            n = len(xs[key])
+            if n < 2:
+                continue
+            old = [xs[key, k] for k in range(n)]
+            old = [[ca.DM(v) for v in o] if isinstance(o, list) else ca.DM(o) for o in old]
+            for k in range(n - 1):
+                if isinstance(old[k + 1], list):
+                    for c, v in enumerate(old[k + 1]):
+                        xs[key, k, c] = v
+                else:
+                    xs[key, k] = old[k + 1]
+        # the new last interval: from the newest node under the feed applied since the last sample
+        sx = np.asarray(mhe._x_scaling.cat).reshape(-1)
+        su = float(np.asarray(mhe._u_scaling.cat).reshape(-1)[0])
+        N = self.N
+        x = np.asarray(xs["_x", N - 1, -1]).reshape(-1) * sx
+        u = self._us[-1]
+        try:
+            traj = np.maximum(np.asarray(self._interval_integrator()(x0=x, p=np.r_[u, self._p])["xf"]).T, 0.0)
+        except RuntimeError:  # a far-off estimate: hold the state (unless it was Ctrl-C/SIGTERM)
+            check_interrupt()
+            traj = np.repeat(x[None, :], len(xs["_x", N]) - 1, axis=0)
+        for c in range(traj.shape[0]):
+            xs["_x", N, c] = traj[c] / sx
+        xs["_x", N, -1] = traj[-1] / sx
+        xs["_u", N - 1] = u / su
+        for key in ("_w", "_v"):
+            if key in xs.keys():
+                xs[key, N - 1] = 0.0
+
+    def _interval_integrator(self):
+        """CVODES over one interval, output at the stored points of an interval (Radau times, end)."""
+        if self._guess_integ is None:
+            mhe, model = self.mhe, self.model
+            n_pts = len(mhe.opt_x_num["_x", 1]) - 1  # stored points of an interval before its end node
+            tau = [0.0, *[float(v) for v in ca.collocation_points(mhe.settings.collocation_deg, "radau")]]
+            ni, deg = mhe.settings.collocation_ni, mhe.settings.collocation_deg
+            grid = [tau[j] / ni for j in range(1, deg + 1)]  # do-mpc's order (as FeedMPC._interval_times)
+            for i in range(1, ni):
+                grid.extend((i + tau[j]) / ni for j in range(deg + 1))
+            grid.append(1.0)
+            if len(grid) != n_pts:
+                raise ControlError(f"MHE guess: {n_pts} stored points per interval, expected {len(grid)} (collocation settings).")
+            sym = ca.MX if model.symvar == "MX" else ca.SX
+            x, u, p = sym.sym("x", model.n_x), sym.sym("u", 1), sym.sym("p", model.n_p)
+            dae = {"x": x, "p": ca.vertcat(u, p), "ode": model.rhs(x, u, p)}
+            opts = {"reltol": 1e-6, "abstol": 1e-9, "max_num_steps": 20000}
+            self._guess_integ = ca.integrator("mhe_guess", "cvodes", dae, 0.0, [g * self.dt for g in grid], opts)
+        return self._guess_integ
 
 
 def build_estimator(model: ControlModel, settings: EstimatorSettings, measurements: MeasurementSettings, dt: float, x0, x_scale=None):

@@ -6,6 +6,10 @@ state (final biomass or product, or productivity) whenever the horizon reaches i
 penalised (do-mpc ``rterm``), the feed is bounded, and the volume, glucose and acetate limits are
 soft constraints with a stated linear penalty (``MPCSettings.soft_penalty`` per unit of
 violation), so a noisy estimate slightly outside a limit never makes the problem infeasible.
+do-mpc checks them at the start of each interval; the last node of the horizon is constrained
+too (added between do-mpc's ``prepare_nlp`` and ``create_nlp``, sharing the last interval's
+slack), as in :mod:`mpc_bio.control.network_mpc`: otherwise a plan may break a limit in its last
+interval (e.g. a feed dump at the end of the batch), which a later step has to undo.
 
 Initial guesses follow do-mpc's storage: the state at the start of interval k is
 ``opt_x["_x", k, 0, -1]`` and the collocation points of interval k (Radau times) are
@@ -115,6 +119,7 @@ class FeedMPC:
         self._solved = False  # a successful solve to warm start from exists
         self._S_cold = None  # IPOPT with cold-start options (set by build_mpc)
         self._S_warm = None  # IPOPT with warm-start options
+        self._n_terminal = 0  # constraints appended after do-mpc's (the limits at the last node)
 
     # do-mpc callbacks
     def _tvp_fun(self, t_now):
@@ -230,8 +235,12 @@ class FeedMPC:
             xs["_x", k + 1, 0, -1] = traj[-1] / scale_x
             xs["_u", k, 0] = feeds[k] / scale_u
             if "_eps" in xs.keys() and k < len(xs["_eps"]):
-                # soft-constraint slacks at the violation of the guess (checked at the interval's start)
-                xs["_eps", k, 0] = self._soft_violation(x)
+                # soft-constraint slacks at the violation of the guess (checked at the interval's
+                # start; the last interval's slack also covers the last node)
+                eps = self._soft_violation(x)
+                if k == N - 1 and self._n_terminal:
+                    eps = np.maximum(eps, self._soft_violation(traj[-1]))
+                xs["_eps", k, 0] = eps
             x = traj[-1]
 
     def plan(self) -> np.ndarray:
@@ -346,7 +355,7 @@ class FeedMPC:
         take those of interval k + 1 (same Radau times relative to the interval), and so do the
         feed, the soft-constraint slacks, the bound multipliers and the constraint multipliers
         (do-mpc orders its constraints as the initial condition then one equal-sized block per
-        interval).
+        interval; the limits at the last node follow and keep their multipliers).
         """
         mpc = self.mpc
         _shift_struct(mpc.opt_x_num)
@@ -355,11 +364,12 @@ class FeedMPC:
         mpc.lam_x_num = lam_x.cat
         lam_g = np.asarray(mpc.lam_g_num).reshape(-1).copy()
         n_x, N = self.model.n_x, self.settings.n_horizon
-        b, rem = divmod(lam_g.size - n_x, N)
+        end = lam_g.size - self._n_terminal
+        b, rem = divmod(end - n_x, N)
         if rem == 0 and b > 0:
-            blocks = lam_g[n_x:].reshape(N, b)
+            blocks = lam_g[n_x:end].reshape(N, b)
             blocks[:-1] = blocks[1:].copy()
-            lam_g[n_x:] = blocks.reshape(-1)
+            lam_g[n_x:end] = blocks.reshape(-1)
             mpc.lam_g_num = ca.DM(lam_g)
         else:  # unknown layout: start the constraint multipliers at zero
             mpc.lam_g_num = ca.DM.zeros(lam_g.size)
@@ -376,8 +386,16 @@ def ipopt_options(settings: MPCSettings) -> tuple[dict, dict]:
     Cold: ``cold_max_iter`` iterations (default ``5 * max_iter``), IPOPT's default start. Warm:
     ``max_iter`` iterations, ``warm_start_init_point`` with small bound pushes and a small initial
     barrier parameter (the shifted solution and multipliers are near the new optimum).
+
+    Both keep the variable bounds exact (``bound_relax_factor = 0``; IPOPT relaxes them by 1e-8
+    by default): the amounts are bounded at zero, and the uptakes are not smooth there (the
+    distilled spline clamps its inputs at the grid's end, 0; a network may have a kink at zero
+    uptake), so iterates a little below zero glucose or oxygen cross the kink and IPOPT can stall
+    with tiny steps until its iteration limit.
     """
-    opts = _ipopt_defaults(settings.max_iter, settings.tol, **{"ipopt.linear_solver": settings.linear_solver})
+    opts = _ipopt_defaults(
+        settings.max_iter, settings.tol, **{"ipopt.linear_solver": settings.linear_solver, "ipopt.bound_relax_factor": 0.0}
+    )
     cold_iter = settings.cold_max_iter if settings.cold_max_iter is not None else 5 * settings.max_iter
     warm = {
         **opts,
@@ -476,7 +494,44 @@ def _mayer_term(m, model: ControlModel, problem: BatchProblem):
     return x[model.roles.biomass] / x[model.roles.volume] / problem.batch_time
 
 
-def build_mpc(model: ControlModel, problem: BatchProblem, settings: MPCSettings | None = None, *, x_scale=None) -> FeedMPC:
+def _limit_exprs(model: ControlModel, problem: BatchProblem, settings: MPCSettings, x) -> list[tuple[str, object, float]]:
+    """The soft limits as (name, expression of the state ``x``, upper bound): volume [L], glucose
+    and acetate concentrations [mmol/L], the concentrations backed off by ``settings.backoff``."""
+    vol = x[model.index("volume")]
+    out = [
+        ("volume_max", vol, problem.volume_max),
+        ("glucose_max", x[model.index("glucose")] / vol, (1.0 - settings.backoff) * problem.glucose_max),
+    ]
+    if model.index("acetate") is not None:
+        out.append(("acetate_max", x[model.index("acetate")] / vol, (1.0 - settings.backoff) * problem.acetate_max))
+    return out
+
+
+def _add_terminal_limits(mpc, model: ControlModel, problem: BatchProblem, settings: MPCSettings) -> int:
+    """Append the soft limits at the horizon's last node to a prepared do-mpc NLP; returns their number.
+
+    do-mpc (5.1.2) constrains ``set_nl_cons`` expressions at the start of each interval only (its
+    terminal nonlinear constraints are a TODO; ``terminal_bounds`` are hard bounds on states, which
+    a noisy estimate past a limit would make infeasible). Between ``prepare_nlp`` and
+    ``create_nlp`` (do-mpc's route for custom constraints) the limits are added at the last node,
+    softened by the last interval's slacks: its linear penalty then counts the larger of the two
+    violations.
+    """
+    N = settings.n_horizon
+    x_end = mpc.opt_x_unscaled["_x", N, 0, -1]
+    cons, ubs = [], []
+    for name, expr, ub in _limit_exprs(model, problem, settings, x_end):
+        cons.append(expr - mpc.opt_x_unscaled["_eps", N - 1, 0, name])
+        ubs.append(ub)
+    mpc.nlp_cons.append(ca.vertcat(*cons))
+    mpc.nlp_cons_lb.append(np.full((len(cons), 1), -np.inf))
+    mpc.nlp_cons_ub.append(np.array(ubs, dtype=float).reshape(-1, 1))
+    return len(cons)
+
+
+def build_mpc(
+    model: ControlModel, problem: BatchProblem, settings: MPCSettings | None = None, *, x_scale=None, terminal_limits: bool = True
+) -> FeedMPC:
     """Build and set up the economic feed-rate MPC.
 
     Parameters
@@ -489,6 +544,9 @@ def build_mpc(model: ControlModel, problem: BatchProblem, settings: MPCSettings 
         Horizon, collocation, penalties, IPOPT options.
     x_scale : array_like, optional
         Typical magnitude of each state (do-mpc variable scaling); defaults to none.
+    terminal_limits : bool
+        Also soft-limit the volume, glucose and acetate at the horizon's last node (default);
+        ``False`` keeps do-mpc's constraints at the start of each interval only.
 
     Returns
     -------
@@ -524,20 +582,9 @@ def build_mpc(model: ControlModel, problem: BatchProblem, settings: MPCSettings 
     for name in model.state_names:  # every state is an amount (L, mmol, gDW): never negative
         mpc.bounds["lower", "_x", name] = 0.0
     mpc.bounds["lower", "_x", model.roles.volume] = 1e-6
-    x = m.x
     pen = settings.soft_penalty / settings.objective_scale
-    mpc.set_nl_cons("volume_max", x[model.roles.volume], ub=problem.volume_max, soft_constraint=True, penalty_term_cons=pen)
-    mpc.set_nl_cons(
-        "glucose_max", m.aux["c_glucose"], ub=(1.0 - settings.backoff) * problem.glucose_max, soft_constraint=True, penalty_term_cons=pen
-    )
-    if model.index("acetate") is not None:
-        mpc.set_nl_cons(
-            "acetate_max",
-            m.aux["c_acetate"],
-            ub=(1.0 - settings.backoff) * problem.acetate_max,
-            soft_constraint=True,
-            penalty_term_cons=pen,
-        )
+    for name, expr, ub in _limit_exprs(model, problem, settings, m.x.cat):
+        mpc.set_nl_cons(name, expr, ub=ub, soft_constraint=True, penalty_term_cons=pen)
     if x_scale is not None:
         for n, s in zip(model.state_names, np.asarray(x_scale, dtype=float)):
             mpc.scaling["_x", n] = float(s)
@@ -548,7 +595,9 @@ def build_mpc(model: ControlModel, problem: BatchProblem, settings: MPCSettings 
     ctrl._p_template = mpc.get_p_template(1)
     mpc.set_p_fun(ctrl._p_fun)
     with quiet_do_mpc():
-        mpc.setup()
+        mpc.prepare_nlp()
+        ctrl._n_terminal = _add_terminal_limits(mpc, model, problem, settings) if terminal_limits else 0
+        mpc.create_nlp()
     # do-mpc's solver has the cold-start options (first solve, and after a failure); a second
     # IPOPT instance on the same NLP has the warm-start options for the shifted solutions
     ctrl._S_cold = mpc.S

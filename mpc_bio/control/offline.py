@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import casadi as ca
 import numpy as np
 
+from mpc_bio.collocation import radau_residuals
 from mpc_bio.control.model import ControlModel, Trajectory, constraint_margins, objective_value, simulate_feed
 from mpc_bio.control.settings import BatchProblem, ControlError, OfflineSettings
 from mpc_bio.interrupts import check_interrupt
@@ -92,22 +93,6 @@ def piecewise_feed(edges: np.ndarray, feed: np.ndarray):
     return law
 
 
-def _radau(deg: int):
-    tau = np.append(0.0, ca.collocation_points(deg, "radau"))
-    C = np.zeros((deg + 1, deg + 1))
-    D = np.zeros(deg + 1)
-    for j in range(deg + 1):
-        coeff = np.poly1d([1.0])
-        for r in range(deg + 1):
-            if r != j:
-                coeff *= np.poly1d([1.0, -tau[r]]) / (tau[j] - tau[r])
-        D[j] = coeff(1.0)
-        dcoeff = np.polyder(coeff)
-        for r in range(deg + 1):
-            C[j, r] = dcoeff(tau[r])
-    return C, D
-
-
 def _x_scale(model: ControlModel, problem: BatchProblem, x0, guess: Trajectory) -> np.ndarray:
     scale = np.maximum(np.abs(guess.states).max(axis=0), 1e-3)
     scale[model.index("volume")] = problem.volume_max
@@ -174,7 +159,6 @@ def optimize_feed_profile(
     xs = _x_scale(model, problem, x0, guess)
     fs = max(problem.feed_max, 1e-6)
     xsd = ca.DM(xs)
-    C, D = _radau(d)
 
     w, lbw, ubw, w0 = [], [], [], []
     g, lbg, ubg = [], [], []
@@ -216,17 +200,13 @@ def optimize_feed_profile(
             ubw.extend([np.inf] * model.n_x)
             w0.extend(guess.states[k + 1] / xs)
             Xc.append(s * xsd)
-        Xend = D[0] * Xk
-        for j in range(1, d + 1):
-            xp = C[0, j] * Xk
-            for r in range(d):
-                xp = xp + C[r + 1, j] * Xc[r]
-            fj = model.rhs(Xc[j - 1], Fk, p_dm)
-            g.append((h * fj - xp) / xsd)
+        residuals = radau_residuals(lambda x, j: model.rhs(x, Fk, p_dm), Xk, Xc, h)
+        for j in range(d):
+            g.append(residuals[j] / xsd)
             lbg.extend([0.0] * model.n_x)
             ubg.extend([0.0] * model.n_x)
-            add_path(Xc[j - 1])
-            Xend = Xend + D[j] * Xc[j - 1]
+            add_path(Xc[j])
+        Xend = Xc[-1]  # the last Radau point is the element's end
         Xn_s = ca.MX.sym(f"X_{k + 1}", model.n_x)
         w.append(Xn_s)
         lbw.extend(lo_state / xs)

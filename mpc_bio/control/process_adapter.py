@@ -127,7 +127,7 @@ class DfbaPlant:
             biomass0=float(x[ix["n_X"]]) / V,
             products0={p: max(float(x[ix[f"n_{p}"]]), 0.0) / V for p in self.reactor.products},
             feed=FeedProfile(times=(0.0,), rates=(float(feed),)),
-            t_end=dt,
+            batch_time=dt,
             output_step=out_step,
             dfba_step=min(self.reactor.dfba_step, out_step),
         )

@@ -153,6 +153,14 @@ class BatchedNetwork:
         Default: cuda when available, else cpu.
     threads : int or None
         torch intra-op threads during each call (restored afterwards); ``None`` leaves them.
+    kink_width : float or None
+        Smallest width [mmol/gDW/h] of the kink features' bends (``None``: the trained network
+        exactly). A kink feature bump(u) = softplus(rho u) / rho - softplus(u) bends over its sharp
+        width s across its line (the pFBA map's kinks are nearly sharp: s ~ 1e-5 on the shipped
+        iCH360 net); with ``kink_width = w > s`` its sharp hinge is widened to w (softplus(c u) / c,
+        c = s / w) and a bump whose wide hinge is narrower than w (rho >= c) is dropped. The map
+        changes by a fraction of its flux change within w of the lines; its curvature there is
+        bounded by about 1 / w instead of 1 / s, which a Newton-type solver needs.
 
     Attributes
     ----------
@@ -160,13 +168,16 @@ class BatchedNetwork:
     n_inputs, n_outputs : int
     n_kinks : int
         Number of kink features of the network (sharp bends of its outputs).
+    kink_width : float or None
     calls : int
         Number of batched torch calls made (any order).
     wall_time : float
         Wall time spent in those calls [s].
     """
 
-    def __init__(self, surrogate, outputs: Sequence[str] | None = None, *, device=None, threads: int | None = 1) -> None:
+    def __init__(
+        self, surrogate, outputs: Sequence[str] | None = None, *, device=None, threads: int | None = 1, kink_width: float | None = None
+    ) -> None:
         from mpc_bio.embed.native import folded_layers
         from mpc_bio.embed.to_casadi import select_outputs
 
@@ -195,8 +206,21 @@ class BatchedNetwork:
         self._knee = t(spec.warp_knee) if spec.warped else None
         self._kM = t(spec.kink_matrix) if spec.n_kinks else None
         self._kb = t(spec.kink_bias) if spec.n_kinks else None
-        self._kr = t(spec.kink_ratio) if spec.n_kinks else None
         self.n_kinks = int(spec.n_kinks)
+        if kink_width is not None and not float(kink_width) >= 0.0:
+            raise ValueError(f"The 'kink_width' parameter of BatchedNetwork must be >= 0 (mmol/gDW/h) or None. Got {kink_width!r} instead.")
+        self.kink_width = None if kink_width is None else float(kink_width)
+        if spec.n_kinks:
+            # bump(u) = softplus(r u) / r - softplus(c u) / c, as trained c = 1 and r = rho; with a
+            # kink width w, c = min(1, s / w) (s: the trained sharp width in the inputs), so that no
+            # hinge bends over less than w, and r = min(rho, c)
+            sharp = 1.0 / np.linalg.norm(np.asarray(spec.kink_matrix, dtype=float), axis=1)  # mmol/gDW/h
+            c = np.ones_like(sharp) if not self.kink_width else np.minimum(1.0, sharp / self.kink_width)
+            r = np.minimum(np.asarray(spec.kink_ratio, dtype=float), c)
+            self._kc, self._kr = t(c), t(r)
+            self._klive = t((r < c).astype(float))  # 0: the bump is narrower than the width and vanishes
+        else:
+            self._kc = self._kr = self._klive = None
         self._eye = torch.eye(k, dtype=torch.float64, device=dev)
         iu = np.triu_indices(k)
         self._pairs = (torch.as_tensor(iu[0], device=dev), torch.as_tensor(iu[1], device=dev))
@@ -211,8 +235,6 @@ class BatchedNetwork:
 
     def _features(self, x: torch.Tensor, order: int):
         """Features (n, F) of ``input_features`` and their first (n, F, k) and second (n, F, k, k) derivatives."""
-        from mpc_bio.surrogate.network import kink_bump
-
         n, k = x.shape
         vals, d1, d2 = [x], [self._eye.expand(n, k, k)], [x.new_zeros(n, k, k, k)]
         if self._knee is not None:
@@ -224,17 +246,15 @@ class BatchedNetwork:
             d2.append(torch.diag_embed(torch.diag_embed(dd)))
         if self._kM is not None:
             u = x @ self._kM.T - self._kb  # (n, K)
-            if order == 0:
-                vals.append(kink_bump(u, self._kr))
-            else:
-                with torch.enable_grad():
-                    ug = u.detach().requires_grad_(True)
-                    y = kink_bump(ug, self._kr)
-                    g1 = torch.autograd.grad(y.sum(), ug, create_graph=order > 1)[0]
-                    g2 = torch.autograd.grad(g1.sum(), ug)[0] if order > 1 else None
-                vals.append(y.detach())
-                d1.append(g1.detach()[:, :, None] * self._kM[None, :, :])
+            r, c, live = self._kr, self._kc, self._klive
+            # softplus(a u) / a = max(u, 0) + log1p(exp(-a |u|)) / a: the hinges' linear parts cancel
+            v = u.abs()
+            vals.append(live * (torch.log1p(torch.exp(-r * v)) / r - torch.log1p(torch.exp(-c * v)) / c))
+            if order:
+                sr, sc = torch.sigmoid(r * u), torch.sigmoid(c * u)
+                d1.append((live * (sr - sc))[:, :, None] * self._kM[None, :, :])
                 if order > 1:
+                    g2 = live * (r * sr * (1 - sr) - c * sc * (1 - sc))
                     d2.append(g2[:, :, None, None] * (self._kM[:, :, None] * self._kM[:, None, :])[None])
         if order == 0:
             return torch.cat(vals, 1), None, None

@@ -171,6 +171,13 @@ class KinkLine:
         negative, zero and positive), ``"PFK at upper bound"`` or ``"slack glucose_shortfall"``.
     n_edges : int
         Grid edges on which the line was seen (its length in grid cells, summed over features).
+    jump : float
+        How sharp the kink is: the largest change of slope across the line, over the located points
+        and the reactions, times the grid step, as a fraction of the reaction's range over the grid
+        (dimensionless). A smooth fit that rounds the kink over one grid step misses by about an
+        eighth of it; a sign change that passes linearly through zero has none.
+    jump_reaction : str
+        The reaction whose slope changes most.
     """
 
     line: tuple[float, ...]
@@ -178,6 +185,8 @@ class KinkLine:
     points: np.ndarray
     features: tuple[str, ...]
     n_edges: int
+    jump: float = float("nan")
+    jump_reaction: str = ""
 
     def distance(self, x: np.ndarray) -> np.ndarray:
         """Signed distance (mmol/gDW/h) of points ``x`` (n, k) from the line."""
@@ -191,6 +200,8 @@ class KinkLine:
             "max_distance": self.max_distance,
             "features": list(self.features),
             "n_edges": self.n_edges,
+            "jump": self.jump,
+            "jump_reaction": self.jump_reaction,
             "points": self.points.tolist(),
         }
 
@@ -202,13 +213,14 @@ class KinkSearch:
     Attributes
     ----------
     lines : tuple of KinkLine
-        Straight boundaries, most grid edges first (at most ``max_lines``).
+        Straight boundaries with a kink of at least ``min_jump``, sharpest first (at most ``max_lines``).
     curved : list of dict
         Candidates whose located points are not on one line within the tolerance (feature,
         number of edges, largest distance in mmol/gDW/h): boundaries that bend, left to the net;
         and candidates not bisected because the solve or time budget ran out (``"skipped"``).
     dropped : list of dict
-        Straight lines beyond ``max_lines`` (line, features, number of edges).
+        Straight lines left out (line, features, number of edges, jump, and why: beyond
+        ``max_lines`` or a kink below ``min_jump``).
     n_features_switching : int
         State features (sign, bounds, slacks) that change between some neighbouring grid points.
     n_solves : int
@@ -327,6 +339,47 @@ def _joins_found_line(lines, group, order, X, step, locate, tol: float, feature:
     return False
 
 
+def _slope_jumps(solver, lines, low, high, h: float, ranges: np.ndarray, n_points: int) -> list[tuple[float, str, int]]:
+    """Per line ``(jump, reaction, solves)``: the largest change of slope across the line.
+
+    At up to ``n_points`` of its located points x, pFBA is solved at x and x +- eps n (n the unit
+    normal); (v(x + eps n) - 2 v(x) + v(x - eps n)) / eps is the change of slope of every flux when
+    only this line lies within eps, so eps is 0.4 of the distance to the nearest other line there
+    (at most half a grid step, at least 1e-4 of one, and inside the box). The jump is that change
+    times the grid step ``h`` over the reaction's range, largest over the points and reactions.
+    """
+    if not lines:
+        return []
+    A = np.array([np.asarray(line[:-1], dtype=float) for line, _ in lines])
+    C = np.array([float(line[-1]) for line, _ in lines])
+    rids = solver.problem.reaction_ids
+    out = []
+    for i, (line, pts) in enumerate(lines):
+        normal = A[i] / np.linalg.norm(A[i])
+        pick = pts[np.unique(np.round(np.linspace(0, len(pts) - 1, min(n_points, len(pts)))).astype(int))]
+        best, who, n = 0.0, "", 0
+        for x in pick:
+            others = np.abs(A @ x - C)
+            others[i] = np.inf
+            eps = min(0.4 * float(others.min(initial=np.inf)), 1e-2 * h)
+            with np.errstate(divide="ignore", invalid="ignore"):  # room to the faces of the box along the normal
+                room = np.where(normal != 0, np.minimum((high - x) / np.abs(normal), (x - low) / np.abs(normal)), np.inf)
+            eps = min(eps, 0.99 * float(room.min()))
+            if not eps >= 1e-5 * h:
+                continue
+            points = [solver.solve_validated(x + sign * eps * normal) for sign in (-1.0, 0.0, 1.0)]
+            n += 3
+            if not all(p.ok for p in points):
+                continue
+            change = np.abs(points[2].fluxes - 2.0 * points[1].fluxes + points[0].fluxes) / eps * h / ranges
+            change[solver.problem.input_index] = 0.0  # the inputs themselves are linear
+            k = int(np.argmax(change))
+            if change[k] > best:
+                best, who = float(change[k]), rids[k]
+        out.append((best, who, n))
+    return out
+
+
 def find_kink_lines(
     model,
     dataset,
@@ -338,7 +391,8 @@ def find_kink_lines(
     straightness: float = 1e-3,
     xtol: float = 1e-6,
     max_splits: int = 2,
-    max_lines: int = 16,
+    max_lines: int = 32,
+    min_jump: float = 0.01,
     max_solves: int | None = None,
     max_seconds: float | None = None,
     seed: int = 0,
@@ -385,7 +439,14 @@ def find_kink_lines(
         then is recorded as curved. A bent boundary split down to the smallest pieces would spend
         the solve budget that the next candidates need.
     max_lines : int
-        Largest number of lines returned (the ones crossing most grid edges); 0 for no limit.
+        Largest number of lines returned (the sharpest kinks, see ``min_jump``); 0 for no limit.
+    min_jump : float
+        Lines whose kink is weaker than this are dropped (:attr:`KinkLine.jump`: the change of slope
+        across the line times the grid step, as a fraction of a reaction's range; dimensionless,
+        >= 0). The slopes are second differences of fresh pFBA solves on both sides of the located
+        points, closer than any other line found. A feature that only changes sign (a reversible
+        reaction passing linearly through zero) or a bound reached by a reaction that stays
+        straight carries no kink and is dropped here.
     max_solves : int, optional
         Stop bisecting new candidates once this many pFBA solves are spent (None: no limit).
     max_seconds : float, optional
@@ -412,6 +473,7 @@ def find_kink_lines(
         ("straightness", straightness, isinstance(straightness, (int, float)) and straightness > 0, "a positive number (grid steps)"),
         ("xtol", xtol, isinstance(xtol, (int, float)) and 0 < xtol < 1, "a number in (0, 1) (grid steps)"),
         ("max_lines", max_lines, isinstance(max_lines, int) and max_lines >= 0, "a non-negative integer"),
+        ("min_jump", min_jump, isinstance(min_jump, (int, float)) and min_jump >= 0, "a non-negative number"),
         ("max_splits", max_splits, isinstance(max_splits, int) and max_splits >= 0, "a non-negative integer"),
     ):
         if isinstance(value, bool) or not ok:
@@ -588,13 +650,44 @@ def find_kink_lines(
         d = corners @ m["line"][:-1] - m["line"][-1]
         if d.min() < -tol and d.max() > tol:
             inside.append(m)
-    inside.sort(key=lambda m: (-len(m["edges"]), -len(m["features"])))
-    keep = inside[:max_lines] if max_lines else inside
+    ranges = np.ptp(V[ok_row], axis=0) if ok_row.any() else np.zeros(V.shape[1])
+    ranges = np.maximum(ranges, 1e-3 * max(float(ranges.max(initial=0.0)), 1e-9))
+    jumps = _slope_jumps(
+        solver, [(m["line"], m["points"]) for m in inside], low, np.array([a[-1] for a in axes]), h, ranges, points_per_line
+    )
+    n_solves += sum(n for _, _, n in jumps)
+    for m, (jump, rid, _) in zip(inside, jumps):
+        m["jump"], m["jump_reaction"] = jump, rid
+    inside.sort(key=lambda m: (-m["jump"], -len(m["edges"])))
+    sharp = [m for m in inside if m["jump"] >= min_jump]
+    keep = sharp[:max_lines] if max_lines else sharp
     out = []
     for m in keep:
         line, dist = fit_hyperplane(m["points"])
-        out.append(KinkLine(line=line, max_distance=dist, points=m["points"], features=tuple(m["features"]), n_edges=len(m["edges"])))
-    dropped = [{"line": [float(v) for v in m["line"]], "features": m["features"], "n_edges": len(m["edges"])} for m in inside[len(keep) :]]
+        out.append(
+            KinkLine(
+                line=line,
+                max_distance=dist,
+                points=m["points"],
+                features=tuple(m["features"]),
+                n_edges=len(m["edges"]),
+                jump=float(m["jump"]),
+                jump_reaction=m["jump_reaction"],
+            )
+        )
+    kept = {id(m) for m in keep}
+    dropped = [
+        {
+            "line": [float(v) for v in m["line"]],
+            "features": m["features"],
+            "n_edges": len(m["edges"]),
+            "jump": float(m["jump"]),
+            "jump_reaction": m["jump_reaction"],
+            "reason": "beyond max_lines" if m["jump"] >= min_jump else "kink below min_jump",
+        }
+        for m in inside
+        if id(m) not in kept
+    ]
     return KinkSearch(
         lines=tuple(out),
         curved=curved,
@@ -610,6 +703,7 @@ def find_kink_lines(
             "xtol_grid_steps": float(xtol),
             "max_splits": max_splits,
             "max_lines": max_lines,
+            "min_jump": float(min_jump),
             "max_solves": max_solves,
             "max_seconds": max_seconds,
             "seed": seed,

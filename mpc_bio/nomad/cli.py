@@ -4,7 +4,8 @@
 screens it, computes control coefficients and writes tables, a summary json and figures
 (:mod:`mpc_bio.nomad.study`). ``mpc-bio nomad design --config FILE`` runs the design study on
 that output: NRA, ranking, MCA baseline, verification, sensitivity
-(:mod:`mpc_bio.nomad.design_study`). This module only parses arguments and prints.
+(:mod:`mpc_bio.nomad.design_study`). ``mpc-bio nomad experiment NAME CONFIG --out DIR`` runs one of
+the paper's experiments (:mod:`mpc_bio.nomad.experiments`). This module only parses arguments and prints.
 
 Both refuse an existing, non-empty output folder unless ``--overwrite``, check that it can be
 written before any work, and write through a hidden folder renamed on completion
@@ -57,12 +58,13 @@ membership, enforce each in every model and rank by mean predicted yield increas
 the MCA baseline (top yield control coefficients, fixed fold change), verify the top designs in
 nonlinear batch and fed-batch reactor simulations, and perturb their expression levels.
 Batch titers, yields and biomass are compared at the end of each model's reference-strain
-fermentation ([nomad.design.verification] batch_readout). A strain is viable in a model when
-its simulation runs and it has a stable steady state at the reference medium whose
-concentrations stay inside the ensemble's physiological range widened by
-viability_concentration_fold (default 3, the NRA bound); a non-viable strain is a loss in every
-comparison and counts as zero titer in the ensemble means (means over viable models and as
-simulated are printed beside them).
+fermentation ([nomad.design.verification] batch_readout). Every strain - reference, designs,
+MCA baseline, sensitivity draws - is judged by the designs' NRA bounds: viable in a model when
+its simulation runs and it has a stable steady state at the reference medium with every
+intracellular concentration within max_concentration_fold of the model's reference and growth
+>= 1 - max_growth_reduction of the reference; a non-viable strain is a loss in every comparison
+and counts as zero titer in the ensemble means (means over viable models and as simulated are
+printed beside them).
 
 Reads the ensemble stage's output ([nomad] output_dir: ensemble/ and control_coefficients/;
 runs the ensemble stage first if it is missing, and says so when it was made with other
@@ -215,6 +217,133 @@ def _design(args: argparse.Namespace) -> int:
     return 0
 
 
+EXPERIMENT_HELP = """\
+Run one of the NOMAD paper's experiments on the screened ensemble ([nomad] output_dir, run
+first when missing) with the design stage's settings ([nomad.design]: NRA bounds, reactor,
+baseline), and write its JSON result, tables and figures to --out:
+
+  closeness    NRA design groups with 2-, 3-, 10- and 20-fold concentration bounds (paper Fig. 3)
+               and the MCA baseline, verified in batch: mean titer at the end of the reference
+               fermentation, biomass, time to glucose exhaustion, viability per group
+  strains      aroG^fbr (DDPA's feedback inhibition by phenylalanine removed) and aroG^fbr + tktA
+               (TKT1, TKT2 x5) against the top 5 designs (paper Fig. 5): median titers (g/L)
+  sensitivity  +-50 % perturbation of the top designs' mean fold changes, all members together
+               and each alone, 10 draws per model (paper Fig. 7): fraction of draws above the
+               reference strain
+  all          the three, sharing one NRA enumeration and ranking
+
+Every strain - reference, designs, MCA baseline, experimental strains, sensitivity draws - is
+judged by one viability rule: a stable steady state at the reference medium with every
+intracellular concentration within the NRA concentration bound of the model's reference and
+growth >= the NRA growth bound (a closeness group by its own bound). Statistics are given under
+the rule (non-viable strains as zero titer) and as simulated, side by side.
+
+examples:
+  mpc-bio nomad experiment closeness scenarios/nomad_anthranilate.toml --out runs/nomad_closeness
+  mpc-bio nomad experiment strains scenarios/nomad_anthranilate.toml --out runs/nomad_strains
+  mpc-bio nomad experiment sensitivity scenarios/nomad_anthranilate.toml --out runs/nomad_sens --workers 2
+  mpc-bio nomad experiment closeness scenarios/nomad_anthranilate.toml --folds 2 3 10 20 --batch-time 48
+"""
+
+
+def _experiment(args: argparse.Namespace) -> int:
+    from mpc_bio.interrupts import check_interrupt
+    from mpc_bio.nomad.design_study import load_design_settings, load_or_run_ensemble_output
+    from mpc_bio.nomad.experiment_settings import ClosenessSettings, RobustnessSettings, StrainComparisonSettings
+    from mpc_bio.nomad.experiments import EXPERIMENTS, run_experiments, write_experiments
+    from mpc_bio.outputs import check_output_dir, staged_output
+
+    config = args.config_file or args.config
+    if config is None:
+        raise SystemExit("mpc-bio nomad experiment: give the scenario file (CONFIG or --config).")
+    settings, ens_dir = load_design_settings(config)
+    if args.max_models is not None:
+        settings = dataclasses.replace(settings, max_models=args.max_models or None)
+    if args.workers is not None:
+        settings = dataclasses.replace(settings, n_workers=args.workers)
+    if args.no_progress:
+        settings = dataclasses.replace(settings, progress=False)
+    close = ClosenessSettings()
+    if args.folds:
+        close = dataclasses.replace(close, concentration_folds=tuple(args.folds))
+    if args.batch_time is not None:
+        close = dataclasses.replace(close, batch_time=args.batch_time)
+    close = ClosenessSettings.from_dict(close.to_dict())  # checked
+    strains = StrainComparisonSettings(top_n=args.top_n) if args.top_n else StrainComparisonSettings()
+    robust = RobustnessSettings(n_workers=settings.n_workers, **({"top_n": args.top_n} if args.top_n else {}))
+    if args.n_draws is not None:
+        robust = dataclasses.replace(robust, n_draws=args.n_draws)
+        robust = RobustnessSettings.from_dict(robust.to_dict())
+    names = EXPERIMENTS if args.experiment == "all" else (args.experiment,)
+    ens_dir = Path(args.ensemble_dir or ens_dir)
+    out = check_output_dir(args.out or (ens_dir / f"experiment_{args.experiment}"), overwrite=args.overwrite)
+    t0 = time.perf_counter()
+    with _interrupt_says(f"{out} was not written; the ensemble output in {ens_dir} is kept and reused by the next run"):
+        ensemble, control = load_or_run_ensemble_output(config, ens_dir, settings.progress)
+        res = run_experiments(names, ensemble, control, settings, closeness=close, strains=strains, sensitivity=robust)
+        check_interrupt()
+        with staged_output(out, overwrite=args.overwrite) as tmp:
+            write_experiments(res, tmp, figures=not args.no_figures)
+    s = res.summaries()
+    fmt = lambda x: "n/a" if x is None else f"{x:.3f}"
+    if "closeness" in s:
+        c = s["closeness"]
+        print(f"closeness ({c['n_models']} models): reference titer {fmt(c['reference']['mean_titer_g_per_l'])} g/L at the reference end")
+        for g, v in c["groups"].items():
+            print(
+                f"  {g:<8} titer {fmt(v['mean_titer_g_per_l'])} g/L (non-viable as 0) | {fmt(v['mean_titer_g_per_l_as_simulated'])} "
+                f"as simulated; biomass {fmt(v['mean_biomass_gdw_per_l'])} gDW/L; exhaustion {fmt(v['mean_exhaustion_time_h'])} h "
+                f"({v['n_not_exhausted']} not exhausted); viable {v['n_viable']}/{v['n_strains']}"
+            )
+    if "strains" in s:
+        st = s["strains"]
+        for k, why in st["skipped_strains"].items():
+            print(f"  {k} left out: {why}")
+        print("strains: median titer g/L (non-viable as 0 | as simulated), viable models")
+        for k, v in st["strains"].items():
+            print(
+                f"  {k:<36} {fmt(v['median_titer_g_per_l'])} | {fmt(v['median_titer_g_per_l_as_simulated'])}  "
+                f"{v['n_viable']}/{v['n_models']}"
+            )
+    if "sensitivity" in s:
+        se = s["sensitivity"]
+        print(
+            f"sensitivity (+-{100 * se['perturbation']:.0f} %, {se['n_draws']} draws per model): draws whose mean titer beats the reference"
+        )
+        for k, v in se["designs"].items():
+            a = v["modes"]["all"]
+            print(
+                f"  {k:<36} {fmt(a['fraction_draws_mean_above_reference'])} (rule) | "
+                f"{fmt(a['fraction_draws_mean_above_reference_as_simulated'])} (as simulated); robust {v['robust']}"
+            )
+    print(f"total {time.perf_counter() - t0:.1f} s; results in {out}")
+    return 0
+
+
+def _add_experiment(nomad_subparsers) -> None:
+    x = nomad_subparsers.add_parser(
+        "experiment",
+        help="the paper's experiments: closeness groups, experimental strains, +-50 % sensitivity",
+        description=EXPERIMENT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    x.add_argument("experiment", choices=("closeness", "strains", "sensitivity", "all"), help="which experiment")
+    x.add_argument("config_file", nargs="?", default=None, metavar="CONFIG", help="scenario TOML with [nomad] and [nomad.design] tables")
+    x.add_argument("--config", default=None, help="the scenario TOML (instead of CONFIG)")
+    x.add_argument("--ensemble-dir", default=None, help="ensemble stage output (default: [nomad] output_dir)")
+    x.add_argument("--out", default=None, help="output directory (default: ENSEMBLE_DIR/experiment_<name>)")
+    x.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty --out folder")
+    x.add_argument("--max-models", type=int, default=None, help="use the first N screened models (0 = all)")
+    x.add_argument("--workers", type=int, default=None, help="processes for the NRA enumeration and the sensitivity")
+    x.add_argument("--folds", type=float, nargs="+", default=None, help="closeness: concentration bounds (default 2 3 10 20)")
+    x.add_argument("--batch-time", type=float, default=None, help="closeness: simulated batch time in h (default 48)")
+    x.add_argument("--top-n", type=int, default=None, help="strains / sensitivity: number of top designs (default 5)")
+    x.add_argument("--n-draws", type=int, default=None, help="sensitivity: draws per design x model x mode (default 10)")
+    x.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    x.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    x.set_defaults(func=_experiment, interrupt_grace=INTERRUPT_GRACE_S)
+
+
 def _add_design(nomad_subparsers) -> None:
     d = nomad_subparsers.add_parser(
         "design",
@@ -244,6 +373,7 @@ def register(subparsers) -> None:
             "examples:\n"
             "  mpc-bio nomad ensemble --config scenarios/nomad_anthranilate.toml\n"
             "  mpc-bio nomad design --config scenarios/nomad_anthranilate.toml\n"
+            "  mpc-bio nomad experiment closeness scenarios/nomad_anthranilate.toml --out runs/nomad_closeness\n"
             "  mpc-bio validate scenarios/nomad_anthranilate.toml   # check the config without running"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -266,3 +396,4 @@ def register(subparsers) -> None:
     e.add_argument("--json", action="store_true", help="also print the summary json")
     e.set_defaults(func=_ensemble, interrupt_grace=INTERRUPT_GRACE_S)
     _add_design(nomad_sub)
+    _add_experiment(nomad_sub)

@@ -20,7 +20,7 @@ import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -31,10 +31,13 @@ from mpc_bio.nomad.nra_settings import DesignStudySettings, NRASettings
 from mpc_bio.nomad.reactor import vmax_fold_from_log_changes
 from mpc_bio.nomad.sensitivity import expression_sensitivity
 from mpc_bio.nomad.verification import verify_strains
+from mpc_bio.nomad.viability import ViabilityRule
 
 __all__ = [
     "DesignStudy",
     "design_problems",
+    "design_strains",
+    "rank_ensemble_designs",
     "enumerate_model_designs",
     "load_design_settings",
     "ensemble_output_note",
@@ -124,6 +127,7 @@ class DesignStudy:
                 "n_models_violating_nra_constraints": int(sum(1 for v in self.baseline_violations if max(v.values()) > 1e-6)),
             },
             "verified_designs": labels,
+            "viability_rule": dataclasses.asdict(ViabilityRule.from_nra(self.settings.nra)),
             "seconds": self.seconds,
             "settings": dataclasses.asdict(self.settings),
         }
@@ -204,6 +208,58 @@ def design_problems(ensemble, control, settings: DesignStudySettings) -> tuple[n
     return model_index, nra, nra_problems_from_control_coefficients(cc, model_ids=[f"model{i}" for i in model_index])
 
 
+def rank_ensemble_designs(ensemble, control, settings: DesignStudySettings) -> tuple:
+    """NRA enumeration in every model (``settings.n_workers`` processes) and the ranking of the
+    unique designs over all models.
+
+    Returns
+    -------
+    model_index : ndarray of int
+    nra : NRASettings
+        The NRA settings used (exclusions added, see :func:`design_problems`).
+    problems : list of NRAProblem
+    designs : EnsembleDesigns
+    ranking : DesignRanking
+    seconds : dict of str to float
+        Wall time of the enumeration and the ranking (s).
+    """
+    from mpc_bio.nomad.ranking import EnsembleDesigns, rank_designs, unique_designs
+
+    model_index, nra, problems = design_problems(ensemble, control, settings)
+    seconds: dict[str, float] = {}
+    show = settings.progress
+    t = time.perf_counter()
+    args = [(p, nra) for p in problems]
+    if settings.n_workers > 1 and len(problems) > 1:
+        from mpc_bio.interrupts import worker_pool
+
+        with worker_pool(min(settings.n_workers, len(problems))) as pool:
+            enums = tuple(progress(pool.map(enumerate_model_designs, args), show, "NRA per model", total=len(args)))
+    else:
+        enums = tuple(enumerate_model_designs(a) for a in progress(args, show, "NRA per model"))
+    seconds["enumeration"] = time.perf_counter() - t
+    designs = EnsembleDesigns(enums, unique_designs(enums), seconds["enumeration"])
+    t = time.perf_counter()
+    ranking = rank_designs(problems, designs.unique, nra, settings.ranking, show_progress=show)
+    seconds["ranking"] = time.perf_counter() - t
+    return model_index, nra, problems, designs, ranking, seconds
+
+
+def design_strains(network, ranking, n_models: int, top: Sequence[int]) -> dict[str, np.ndarray]:
+    """Vmax fold matrices (n_models, n_rxn) of the ranked designs at positions ``top``, labelled
+    'd-1 DDPA+...', with the model-specific NRA fold changes; NaN rows where a design is
+    infeasible in a model."""
+    strains: dict[str, np.ndarray] = {}
+    for k, i in enumerate(top):
+        fold = np.full((n_models, network.n_reactions), np.nan)
+        for m in range(n_models):
+            d = ranking.log_changes[i, m]
+            if np.all(np.isfinite(d)):
+                fold[m] = vmax_fold_from_log_changes(network, ranking.enzyme_ids, d)
+        strains[f"d-{k + 1} {ranking.designs[i].label}"] = fold
+    return strains
+
+
 def run_design_study(
     ensemble,
     control,
@@ -225,38 +281,21 @@ def run_design_study(
         ``feed_glucose`` is the feed's glucose in either case.
         An optimised feed from the control layer can be passed here.
 
+    Every strain (reference, designs, MCA baseline) is judged by one viability rule, the bounds
+    of the NRA that made the designs (:meth:`ViabilityRule.from_nra`), in the verification and
+    in the sensitivity draws.
+
     Returns
     -------
     DesignStudy
     """
-    from mpc_bio.nomad.ranking import (
-        EnsembleDesigns,
-        mca_baseline,
-        rank_designs,
-        unique_designs,
-    )
+    from mpc_bio.nomad.ranking import mca_baseline
 
     settings = settings or DesignStudySettings()
-    model_index, nra, problems = design_problems(ensemble, control, settings)
+    model_index, nra, problems, designs, ranking, seconds = rank_ensemble_designs(ensemble, control, settings)
     model_ids = [f"model{i}" for i in model_index]
-    seconds: dict[str, float] = {}
     show = settings.progress
-
-    t = time.perf_counter()
-    args = [(p, nra) for p in problems]
-    if settings.n_workers > 1 and len(problems) > 1:
-        from mpc_bio.interrupts import worker_pool
-
-        with worker_pool(min(settings.n_workers, len(problems))) as pool:
-            enums = tuple(progress(pool.map(enumerate_model_designs, args), show, "NRA per model", total=len(args)))
-    else:
-        enums = tuple(enumerate_model_designs(a) for a in progress(args, show, "NRA per model"))
-    seconds["enumeration"] = time.perf_counter() - t
-    designs = EnsembleDesigns(enums, unique_designs(enums), seconds["enumeration"])
-
-    t = time.perf_counter()
-    ranking = rank_designs(problems, designs.unique, nra, settings.ranking, show_progress=show)
-    seconds["ranking"] = time.perf_counter() - t
+    rule = ViabilityRule.from_nra(nra)
 
     excluded = set(nra.excluded_enzymes)
     baseline, violations = [], []
@@ -267,20 +306,15 @@ def run_design_study(
 
     net = ensemble.network
     top = tuple(range(min(settings.ranking.top_n, len(ranking.designs))))
-    strains: dict[str, np.ndarray] = {}
-    for k, i in enumerate(top):
-        label = f"d-{k + 1} {ranking.designs[i].label}"
-        fold = np.full((len(problems), net.n_reactions), np.nan)
-        for m in range(len(problems)):
-            d = ranking.log_changes[i, m]
-            if np.all(np.isfinite(d)):
-                fold[m] = vmax_fold_from_log_changes(net, ranking.enzyme_ids, d)
-        strains[label] = fold
+    strains = design_strains(net, ranking, len(problems), top)
     strains["MCA baseline"] = np.array([vmax_fold_from_log_changes(net, p.enzyme_ids, b.log_changes) for p, b in zip(problems, baseline)])
 
     t = time.perf_counter()
     vs = settings.verification
-    batch = verify_strains(ensemble, model_index, strains, settings=vs, model_ids=model_ids, show_progress=show)
+    nw = settings.n_workers
+    batch = verify_strains(
+        ensemble, model_index, strains, settings=vs, model_ids=model_ids, show_progress=show, viability=rule, n_workers=nw
+    )
     seconds["verification_batch"] = time.perf_counter() - t
     t = time.perf_counter()
     fed = verify_strains(
@@ -291,6 +325,8 @@ def run_design_study(
         feed=feed if feed is not None else vs.feed_profile(),
         model_ids=model_ids,
         show_progress=show,
+        viability=rule,
+        n_workers=nw,
     )
     seconds["verification_fed_batch"] = time.perf_counter() - t
 
@@ -314,6 +350,7 @@ def run_design_study(
                 reference_titer=ref_titer,
                 readout_times=batch.readout_times,
                 show_progress=show,
+                viability=rule,
             )
         )
     seconds["sensitivity"] = time.perf_counter() - t

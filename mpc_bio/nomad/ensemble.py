@@ -154,8 +154,34 @@ def load_ensemble(directory: str | Path) -> KineticEnsemble:
     )
 
 
-def sample_ensemble(network: KineticNetwork, states: ReferenceStates, settings: SamplingSettings | None = None) -> KineticEnsemble:
-    """Sample ``settings.n_models`` kinetic models (ORACLE), spread evenly over the reference states.
+def _saturations(settings: SamplingSettings, n_slots: int, index: np.ndarray) -> np.ndarray:
+    """Saturations of the models numbered ``index``: rows of one seeded (N, n_slots) uniform draw.
+
+    Model m's row is the m-th row of ``default_rng([seed, 7]).uniform(low, high, (N, n_slots))``;
+    each contiguous run of ``index`` advances the generator to its first row (PCG64 draws one
+    64-bit word per double), so any slice of the population is sampled without the rows before it.
+    """
+    lo, hi = settings.saturation_bounds
+    out = np.empty((index.size, n_slots))
+    if index.size == 0:
+        return out
+    breaks = np.flatnonzero(np.diff(index) != 1) + 1
+    for a, b in zip(np.r_[0, breaks], np.r_[breaks, index.size]):
+        rng = np.random.default_rng([settings.seed, 7])
+        if index[a]:
+            rng.bit_generator.advance(int(index[a]) * n_slots)
+        out[a:b] = rng.uniform(lo, hi, size=(b - a, n_slots))
+    return out
+
+
+def sample_ensemble(
+    network: KineticNetwork, states: ReferenceStates, settings: SamplingSettings | None = None, index=None
+) -> KineticEnsemble:
+    """Sample kinetic models (ORACLE), spread evenly over the reference states.
+
+    The population has ``settings.n_models`` models numbered 0..N-1; model m uses reference state
+    m mod n_states and its own row of saturations, so any subset (``index``) is sampled exactly as
+    in the whole population (chunks of a large population are sampled independently, in any order).
 
     Parameters
     ----------
@@ -164,23 +190,36 @@ def sample_ensemble(network: KineticNetwork, states: ReferenceStates, settings: 
         From :func:`~mpc_bio.nomad.steady_state.sample_reference_states`.
     settings : SamplingSettings, optional
         Number of models, saturation bounds, cell volume and seed.
+    index : array of int, optional
+        Model numbers to sample (each in 0..n_models-1, increasing); default all.
 
     Returns
     -------
     KineticEnsemble
+        The models at ``index``, in that order.
 
     Raises
     ------
     ValueError
-        If a unit-Vmax rate has the wrong sign or is zero (inconsistent displacement).
+        If ``index`` leaves 0..n_models-1 or decreases, or a unit-Vmax rate has the wrong sign or
+        is zero (inconsistent displacement).
     """
     settings = settings or SamplingSettings()
-    rng = np.random.default_rng([settings.seed, 7])
     N = settings.n_models
-    state_index = np.arange(N) % states.n_states
-    lo, hi = settings.saturation_bounds
-    sigma = rng.uniform(lo, hi, size=(N, network.n_slots))
-    species = np.hstack([states.concentrations[state_index], np.broadcast_to(states.fixed_concentrations, (N, network.n_fixed))])
+    if index is None:
+        index = np.arange(N)
+    else:
+        index = np.asarray(index, dtype=int).ravel()
+        if index.size and (index.min() < 0 or index.max() >= N or np.any(np.diff(index) <= 0)):
+            raise ValueError(
+                f"The 'index' parameter of sample_ensemble must hold increasing model numbers in 0..{N - 1} "
+                f"(n_models = {N}). Got values from {int(index.min())} to {int(index.max())}"
+                f"{' (not increasing)' if np.any(np.diff(index) <= 0) else ''}."
+            )
+    n = index.size
+    state_index = index % states.n_states
+    sigma = _saturations(settings, network.n_slots, index)
+    species = np.hstack([states.concentrations[state_index], np.broadcast_to(states.fixed_concentrations, (n, network.n_fixed))])
     x_slot = species[:, network.slot_species]
     km = x_slot * (1.0 - sigma) / sigma
     unit = evaluate_rates(
@@ -189,15 +228,16 @@ def sample_ensemble(network: KineticNetwork, states: ReferenceStates, settings: 
         states.fixed_concentrations,
         km,
         states.ln_keq[state_index],
-        np.ones((N, network.n_reactions)),
+        np.ones((n, network.n_reactions)),
     )
     unit = np.atleast_2d(unit)
     v_ref = states.state_fluxes[state_index]
-    ratio = v_ref / unit
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = v_ref / unit
     if not np.all(np.isfinite(ratio)) or np.any(ratio <= 0):
         bad = np.argwhere(~(np.isfinite(ratio) & (ratio > 0)))[0]
         raise ValueError(
-            f"Model {bad[0]}, reaction {network.reaction_ids[bad[1]]!r}: the rate at Vmax = 1 is {unit[tuple(bad)]!r} "
+            f"Model {int(index[bad[0]])}, reaction {network.reaction_ids[bad[1]]!r}: the rate at Vmax = 1 is {unit[tuple(bad)]!r} "
             f"for a reference flux {v_ref[tuple(bad)]!r}; displacement and flux directions disagree."
         )
     return KineticEnsemble(network, states, state_index, sigma, km, ratio, settings.cell_volume, settings.seed)

@@ -43,7 +43,11 @@ def _progress(total: int, desc: str, enabled: bool):
 
 
 def run_chunks(
-    func: Callable[[Any], Any], items: Sequence[Any], settings: ExecutorSettings | None = None, desc: str = "nomad"
+    func: Callable[[Any], Any],
+    items: Sequence[Any],
+    settings: ExecutorSettings | None = None,
+    desc: str = "nomad",
+    on_result: Callable[[int, Any], None] | None = None,
 ) -> list[Any]:
     """``[func(item) for item in items]``, in order, possibly in parallel.
 
@@ -57,6 +61,9 @@ def run_chunks(
         ``scheduler`` (Dask address) wins over ``n_workers`` (local processes); ``n_workers=1`` runs here.
     desc : str
         Progress-bar label.
+    on_result : callable, optional
+        Called in this process as ``on_result(k, result)`` as soon as item k's result arrives (in
+        completion order), e.g. to write it to disk so finished chunks survive a later failure.
     """
     settings = settings or ExecutorSettings()
     items = list(items)
@@ -74,13 +81,18 @@ def run_chunks(
                 futures = client.map(func, items, pure=False)
                 pos = {f.key: k for k, f in enumerate(futures)}
                 for fut in as_completed(futures, loop=client.loop):
-                    out[pos[fut.key]] = fut.result()
+                    k = pos[fut.key]
+                    out[k] = fut.result()
+                    if on_result is not None:
+                        on_result(k, out[k])
                     bar.update(1)
             finally:
                 client.close()
         elif settings.n_workers == 1 or len(items) == 1:
             for k, it in enumerate(items):
                 out[k] = func(it)
+                if on_result is not None:
+                    on_result(k, out[k])
                 bar.update(1)
         else:
             ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context("spawn")
@@ -91,6 +103,9 @@ def run_chunks(
             with worker_pool(min(settings.n_workers, len(items)), mp_context=ctx) as pool:
                 futures = {pool.submit(func, it): k for k, it in enumerate(items)}
                 for fut in cf_completed(futures):
-                    out[futures[fut]] = fut.result()
+                    k = futures[fut]
+                    out[k] = fut.result()
+                    if on_result is not None:
+                        on_result(k, out[k])
                     bar.update(1)
     return out

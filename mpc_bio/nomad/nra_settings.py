@@ -251,11 +251,19 @@ class VerificationSettings(Settings):
         **FOLD,
         doc=(
             "With check_steady_state, a strain is viable in a model only when every intracellular concentration of "
-            "its steady state lies between x_min / fold and x_max fold, x_min and x_max the smallest and largest "
-            "reference concentrations of the ensemble (the bounds the reference states were sampled in; None: no "
-            "range check). 3 is the NRA bound: an NRA design may move a metabolite 3-fold from a reference anywhere "
-            "inside the range; beyond it the kinetic parameters, sampled around the reference states, are "
-            "extrapolated."
+            "its steady state lies within fold of the same model's reference concentration (None: no bound). 3 is the "
+            "NRA bound (max_concentration_fold); the design study and the experiments hold each design to the bound "
+            "of the NRA that made it and every other strain to the same bound (mpc_bio.nomad.viability.ViabilityRule)."
+        ),
+    )
+    viability_min_growth_ratio: float | None = setting(
+        0.8,
+        unit="-",
+        low=0.0,
+        high=1.0,
+        doc=(
+            "With check_steady_state, a strain is viable only when its steady-state growth flux is at least this "
+            "fraction of the reference (the NRA bound 1 - max_growth_reduction; None: no bound)."
         ),
     )
 

@@ -4,11 +4,17 @@ Stages, each a function returning the indices that pass and its statistics:
 
 (i) linear stability: max Re(lambda(J_r)) < 0;
 (ii) dominant time constant -1/max Re(lambda) below ``time_constant_fraction`` x doubling time;
-(iii) nonlinear return: ``n_perturbations`` random k-fold perturbations of the independent
-     concentrations (dependent ones follow the moieties) decay to max |ln(x/x_ref)| <=
-     ``return_tolerance`` within one doubling time;
+(iii) with ``nonlinear_check = "batch_data"`` (the paper's case), reproduction of the reference
+     strain's batch fermentation (:mod:`mpc_bio.nomad.fermentation_data`): inoculated as in the
+     data, the glucose is used up within ``max_fermentation_time`` and the final biomass and
+     product titer lie within ``growth_tolerance`` and ``titer_tolerance`` of the data's (a
+     quantity the data do not give is not compared); with ``"perturbation"``, the nonlinear
+     return: ``n_perturbations`` random k-fold perturbations of the independent concentrations
+     (dependent ones follow the moieties) decay to max |ln(x/x_ref)| <= ``return_tolerance``
+     within one doubling time;
 (iv) robustness: ``n_robustness`` random Vmax perturbations (x max(N(1, cv), 0.01)) in a batch
-     reactor keep the biomass produced >= ``min_growth_fraction`` of the unperturbed model's.
+     reactor keep the biomass produced >= ``min_growth_fraction`` of the reference strain's (the
+     data's final biomass minus the inoculum when the data give it, else the unperturbed model's).
 """
 
 from __future__ import annotations
@@ -22,23 +28,38 @@ from mpc_bio.nomad.conservation import analyse_conservation
 from mpc_bio.nomad.dynamics import simulate_relaxation
 from mpc_bio.nomad.ensemble import KineticEnsemble
 from mpc_bio.nomad.executor import chunk_indices, run_chunks
+from mpc_bio.nomad.fermentation_data import FermentationData, load_fermentation_data
 from mpc_bio.nomad.mca import LinearAnalysis, linearize_ensemble
+from mpc_bio.nomad.network import KineticNetwork
 from mpc_bio.nomad.reactor import simulate_batch
 from mpc_bio.nomad.settings import ExecutorSettings, ScreeningSettings
 
 __all__ = [
     "StageStatistics",
     "ScreeningResult",
+    "BatchTarget",
+    "batch_target",
     "doubling_time",
     "linearize_parallel",
     "screen_linear_stability",
     "screen_time_constants",
     "screen_nonlinear_return",
+    "screen_batch_data",
+    "batch_fit",
     "screen_robustness",
+    "robustness_duration",
+    "stage_names",
     "screen_ensemble",
 ]
 
 STAGE_NAMES = ("linear_stability", "time_constant", "nonlinear_return", "robustness")
+#: Name of stage (iii) per ``ScreeningSettings.nonlinear_check``.
+STAGE3_NAMES = {"batch_data": "batch_data", "perturbation": "nonlinear_return"}
+
+
+def stage_names(settings: ScreeningSettings) -> tuple[str, str, str, str]:
+    """Names of stages (i)-(iv) under ``settings`` (stage iii per ``nonlinear_check``)."""
+    return (STAGE_NAMES[0], STAGE_NAMES[1], STAGE3_NAMES[settings.nonlinear_check], STAGE_NAMES[3])
 
 
 @dataclass(frozen=True)
@@ -88,7 +109,11 @@ class ScreeningResult:
     return_deviation : dict of int to float
         Stage (iii): worst max |ln(x/x_ref)| after one doubling time, per model screened.
     robustness_growth : dict of int to float
-        Stage (iv): smallest biomass produced relative to the unperturbed model, per model screened.
+        Stage (iv): smallest biomass produced relative to the reference strain's, per model screened.
+    batch : dict of int to dict
+        Stage (iii) with batch data: :func:`batch_fit` of each model screened.
+    target : BatchTarget or None
+        What stages (iii)-(iv) compared against (None when they did not run).
     """
 
     stages: tuple[StageStatistics, ...]
@@ -98,6 +123,8 @@ class ScreeningResult:
     max_time_constant: float
     return_deviation: dict[int, float] = field(default_factory=dict)
     robustness_growth: dict[int, float] = field(default_factory=dict)
+    batch: dict[int, dict] = field(default_factory=dict)
+    target: "BatchTarget | None" = None
 
     @property
     def survivors(self) -> np.ndarray:
@@ -117,15 +144,17 @@ class ScreeningResult:
         for name, idx in self.passed.items():
             df[f"passed_{name}"] = np.isin(lin.model_index, idx)
         df["return_deviation"] = [self.return_deviation.get(int(m), np.nan) for m in lin.model_index]
+        for key in ("fermentation_time_h", "final_biomass_gdw_per_l", "final_product_mM", "growth_error", "titer_error"):
+            df[f"batch_{key}"] = [self.batch.get(int(m), {}).get(key, np.nan) for m in lin.model_index]
         df["robustness_growth_fraction"] = [self.robustness_growth.get(int(m), np.nan) for m in lin.model_index]
         return df
 
 
-def doubling_time(ensemble: KineticEnsemble, settings: ScreeningSettings | None = None) -> float:
-    """Doubling time (h): the setting, or ln 2 / reference growth flux."""
+def doubling_time(ensemble: KineticEnsemble | KineticNetwork, settings: ScreeningSettings | None = None) -> float:
+    """Doubling time (h): the setting, or ln 2 / reference growth flux of the ensemble's network (or of a network)."""
     if settings is not None and settings.doubling_time is not None:
         return float(settings.doubling_time)
-    net = ensemble.network
+    net = ensemble if isinstance(ensemble, KineticNetwork) else ensemble.network
     mu = float(net.fluxes[net.reaction_index(net.growth_reaction)])
     if mu <= 0:
         raise ValueError(f"The reference growth flux is {mu}; set screening.doubling_time explicitly.")
@@ -149,17 +178,27 @@ def linearize_parallel(ensemble: KineticEnsemble, executor: ExecutorSettings | N
     )
 
 
+def _positions(linear: LinearAnalysis, index) -> tuple[np.ndarray, np.ndarray]:
+    """(index, positions of index in linear.model_index), vectorised."""
+    mi = np.asarray(linear.model_index, dtype=int)
+    idx = mi if index is None else np.asarray(index, dtype=int)
+    order = np.argsort(mi, kind="stable")
+    pos = order[np.searchsorted(mi, idx, sorter=order)] if idx.size else np.zeros(0, dtype=int)
+    if idx.size and not np.array_equal(mi[pos], idx):
+        raise ValueError("Some models of 'index' were not linearised (not in linear.model_index).")
+    return idx, pos
+
+
 def screen_linear_stability(linear: LinearAnalysis, index=None) -> np.ndarray:
     """Stage (i): models (of ``index``, default all) with max Re(lambda) < 0."""
-    pos = {m: k for k, m in enumerate(linear.model_index)}
-    idx = linear.model_index if index is None else np.asarray(index, dtype=int)
-    return np.array([m for m in idx if linear.max_real[pos[m]] < 0.0], dtype=int)
+    idx, pos = _positions(linear, index)
+    return idx[linear.max_real[pos] < 0.0].astype(int)
 
 
 def screen_time_constants(linear: LinearAnalysis, index, max_time_constant: float) -> np.ndarray:
     """Stage (ii): models of ``index`` whose dominant time constant is below ``max_time_constant`` (h)."""
-    pos = {m: k for k, m in enumerate(linear.model_index)}
-    return np.array([m for m in np.asarray(index, dtype=int) if linear.time_constant[pos[m]] < max_time_constant], dtype=int)
+    idx, pos = _positions(linear, index)
+    return idx[linear.time_constant[pos] < max_time_constant].astype(int)
 
 
 def _perturbation(rng, x_ref, cons, fold):
@@ -221,21 +260,179 @@ def screen_nonlinear_return(
     return passed, dev
 
 
+@dataclass(frozen=True)
+class BatchTarget:
+    """The reference strain's batch fermentation as stages (iii)-(iv) use it.
+
+    Attributes
+    ----------
+    strain : str
+    biomass0 : float
+        Inoculum, gDW/L.
+    glucose0 : float or None
+        Initial glucose, mM (None: the network's boundary concentration).
+    final_biomass : float or None
+        gDW/L (None: not in the data, not compared).
+    final_product : float or None
+        Product titer, mM (None: not in the data, not compared).
+    source : str
+        The data file.
+    """
+
+    strain: str
+    biomass0: float
+    glucose0: float | None
+    final_biomass: float | None
+    final_product: float | None
+    source: str
+
+    def to_dict(self) -> dict:
+        return {
+            "strain": self.strain,
+            "biomass0_gdw_per_l": self.biomass0,
+            "glucose0_mM": self.glucose0,
+            "final_biomass_gdw_per_l": self.final_biomass,
+            "final_product_mM": self.final_product,
+            "source": self.source,
+        }
+
+
+def batch_target(settings: ScreeningSettings | None = None, data: FermentationData | None = None) -> BatchTarget:
+    """The reference strain's inoculum and final values from the fermentation data.
+
+    Parameters
+    ----------
+    settings : ScreeningSettings, optional
+        ``reference_strain``, ``fermentation_data`` (read when ``data`` is None), ``biomass0``
+        (used when the data give no biomass at time 0) and ``product_molar_mass``.
+    data : FermentationData, optional
+    """
+    settings = settings or ScreeningSettings()
+    data = data if data is not None else load_fermentation_data(settings.fermentation_data)
+    s, mw = settings.reference_strain, settings.product_molar_mass
+    x0 = data.value(data.initial(s, "biomass"))
+    return BatchTarget(
+        strain=s,
+        biomass0=float(x0) if x0 else settings.biomass0,
+        glucose0=data.value(data.initial(s, "glucose")),
+        final_biomass=data.value(data.final(s, "biomass")),
+        final_product=data.value(data.final(s, "product"), mw),
+        source=data.path,
+    )
+
+
+def batch_fit(sim, target: BatchTarget, settings: ScreeningSettings) -> dict:
+    """Stage (iii) readout of one batch simulation against ``target``.
+
+    Returns
+    -------
+    dict
+        ``fermentation_time_h`` (first time glucose < ``glucose_exhausted_fraction`` of the initial,
+        linearly interpolated; inf when never), ``final_biomass_gdw_per_l`` and ``final_product_mM``
+        (at the end of the simulation), ``growth_error`` and ``titer_error`` (final / data - 1; NaN
+        when the data lack the quantity) and ``passed``.
+    """
+    if not sim.success:
+        return {
+            "fermentation_time_h": np.inf,
+            "final_biomass_gdw_per_l": np.nan,
+            "final_product_mM": np.nan,
+            "growth_error": np.nan,
+            "titer_error": np.nan,
+            "passed": False,
+        }
+    s, t = np.asarray(sim.substrate), np.asarray(sim.times)
+    limit = settings.glucose_exhausted_fraction * s[0]
+    below = np.flatnonzero(s < limit)
+    if below.size == 0:
+        t_end = np.inf
+    elif below[0] == 0:
+        t_end = 0.0
+    else:
+        k = below[0]
+        t_end = float(t[k - 1] + (t[k] - t[k - 1]) * (s[k - 1] - limit) / (s[k - 1] - s[k]))
+    xf, pf = float(sim.biomass[-1]), float(sim.product[-1])
+    ge = xf / target.final_biomass - 1.0 if target.final_biomass else np.nan
+    te = pf / target.final_product - 1.0 if target.final_product else np.nan
+    ok = bool(t_end < settings.max_fermentation_time)
+    ok &= target.final_biomass is None or abs(ge) <= settings.growth_tolerance
+    ok &= target.final_product is None or abs(te) <= settings.titer_tolerance
+    return {
+        "fermentation_time_h": t_end,
+        "final_biomass_gdw_per_l": xf,
+        "final_product_mM": pf,
+        "growth_error": ge,
+        "titer_error": te,
+        "passed": ok,
+    }
+
+
+def _batch_chunk(args) -> dict[int, dict]:
+    sub, global_index, settings, target = args
+    out = {}
+    for k, gi in enumerate(global_index):
+        sim = simulate_batch(
+            sub, k, settings.max_fermentation_time, target.biomass0, initial_substrate=target.glucose0, n_points=settings.batch_points
+        )
+        out[int(gi)] = batch_fit(sim, target, settings)
+    return out
+
+
+def screen_batch_data(
+    ensemble: KineticEnsemble,
+    index,
+    settings: ScreeningSettings | None = None,
+    executor: ExecutorSettings | None = None,
+    target: BatchTarget | None = None,
+) -> tuple[np.ndarray, dict[int, dict]]:
+    """Stage (iii): models of ``index`` reproducing the reference strain's batch fermentation.
+
+    Parameters
+    ----------
+    ensemble : KineticEnsemble
+    index : array of int
+    settings : ScreeningSettings, optional
+        Tolerances, fermentation time limit, data file.
+    executor : ExecutorSettings, optional
+    target : BatchTarget, optional
+        Default :func:`batch_target` of ``settings``.
+
+    Returns
+    -------
+    passed : ndarray of int
+    fit : dict of int to dict
+        :func:`batch_fit` per model.
+    """
+    settings = settings or ScreeningSettings()
+    executor = executor or ExecutorSettings()
+    target = target or batch_target(settings)
+    index = np.asarray(index, dtype=int)
+    chunks = chunk_indices(index, max(1, min(executor.chunk_size, -(-index.size // (8 * executor.n_workers)))))
+    parts = run_chunks(_batch_chunk, [(ensemble.subset(c), c, settings, target) for c in chunks], executor, desc="stage iii")
+    fit = {k: v for p in parts for k, v in p.items()}
+    passed = np.array([i for i in index if fit[int(i)]["passed"]], dtype=int)
+    return passed, fit
+
+
 def _robust_chunk(args) -> dict[int, float]:
-    sub, global_index, settings, duration = args
+    sub, global_index, settings, duration, target = args
     out = {}
     n_rxn = sub.network.n_reactions
+    x0, s0 = target.biomass0, target.glucose0
     for k, gi in enumerate(global_index):
         rng = np.random.default_rng([settings.seed, int(gi), 4])
-        ref = simulate_batch(sub, k, duration, settings.biomass0, n_points=2)
-        gained_ref = ref.biomass[-1] - ref.biomass[0]
-        if not ref.success or gained_ref <= 0:
+        if target.final_biomass is not None:
+            gained_ref = target.final_biomass - x0
+        else:
+            ref = simulate_batch(sub, k, duration, x0, initial_substrate=s0, n_points=2)
+            gained_ref = ref.biomass[-1] - ref.biomass[0] if ref.success else 0.0
+        if gained_ref <= 0:
             out[int(gi)] = 0.0
             continue
         worst = np.inf
         for _ in range(settings.n_robustness):
             fold = np.maximum(rng.normal(1.0, settings.vmax_cv, size=n_rxn), 0.01)
-            sim = simulate_batch(sub, k, duration, settings.biomass0, vmax_fold=fold, n_points=2)
+            sim = simulate_batch(sub, k, duration, x0, vmax_fold=fold, initial_substrate=s0, n_points=2)
             ratio = (sim.biomass[-1] - sim.biomass[0]) / gained_ref if sim.success else 0.0
             worst = min(worst, float(ratio))
             if worst < settings.min_growth_fraction:
@@ -244,29 +441,55 @@ def _robust_chunk(args) -> dict[int, float]:
     return out
 
 
+def robustness_duration(ensemble, settings: ScreeningSettings) -> float:
+    """Stage (iv) batch length (h): ``batch_time``, else the fermentation limit with batch data, else one doubling time."""
+    if settings.batch_time:
+        return float(settings.batch_time)
+    if settings.nonlinear_check == "batch_data":
+        return float(settings.max_fermentation_time)
+    return doubling_time(ensemble, settings)
+
+
+def _default_target(settings: ScreeningSettings) -> BatchTarget:
+    if settings.nonlinear_check == "batch_data":
+        return batch_target(settings)
+    return BatchTarget(settings.reference_strain, settings.biomass0, None, None, None, "")
+
+
 def screen_robustness(
     ensemble: KineticEnsemble,
     index,
     settings: ScreeningSettings | None = None,
     executor: ExecutorSettings | None = None,
-    t_double: float | None = None,
+    target: BatchTarget | None = None,
 ) -> tuple[np.ndarray, dict[int, float]]:
     """Stage (iv): models of ``index`` whose batch growth stays >= the fraction under Vmax perturbations.
+
+    The batch (:func:`robustness_duration`) starts from ``target``'s
+    inoculum and glucose; the biomass produced is compared with the reference strain's: the
+    data's final biomass minus the inoculum when ``target`` has it, else the unperturbed model's.
+
+    Parameters
+    ----------
+    target : BatchTarget, optional
+        Default :func:`batch_target` of ``settings`` with ``nonlinear_check = "batch_data"``;
+        with ``"perturbation"`` the inoculum ``biomass0``, the network's glucose and the
+        unperturbed model as reference.
 
     Returns
     -------
     passed : ndarray of int
     growth : dict of int to float
-        Smallest biomass produced relative to the unperturbed model per model (the loop stops at
-        the first perturbation below the threshold).
+        Smallest biomass produced relative to the reference strain's per model (the loop stops
+        at the first perturbation below the threshold).
     """
     settings = settings or ScreeningSettings()
     executor = executor or ExecutorSettings()
-    t_double = t_double or doubling_time(ensemble, settings)
-    duration = settings.batch_time or t_double
+    target = target or _default_target(settings)
+    duration = robustness_duration(ensemble, settings)
     index = np.asarray(index, dtype=int)
     chunks = chunk_indices(index, max(1, min(executor.chunk_size, -(-index.size // (8 * executor.n_workers)))))
-    parts = run_chunks(_robust_chunk, [(ensemble.subset(c), c, settings, duration) for c in chunks], executor, desc="stage iv")
+    parts = run_chunks(_robust_chunk, [(ensemble.subset(c), c, settings, duration, target) for c in chunks], executor, desc="stage iv")
     growth = {k: v for p in parts for k, v in p.items()}
     passed = np.array([i for i in index if growth[int(i)] >= settings.min_growth_fraction], dtype=int)
     return passed, growth
@@ -296,6 +519,8 @@ def screen_ensemble(
     if stages not in (1, 2, 3, 4):
         raise ValueError(f"The 'stages' parameter of screen_ensemble must be 1, 2, 3 or 4. Got {stages!r} instead.")
     t_double = doubling_time(ensemble, settings)
+    names = stage_names(settings)
+    target = _default_target(settings) if stages >= 3 else None
     stats: list[StageStatistics] = []
     passed: dict[str, np.ndarray] = {}
     t0 = time.perf_counter()
@@ -306,6 +531,7 @@ def screen_ensemble(
     passed[STAGE_NAMES[0]] = p1
     dev: dict[int, float] = {}
     growth: dict[int, float] = {}
+    fit: dict[int, dict] = {}
     current = p1
     if stages >= 2:
         t0 = time.perf_counter()
@@ -317,15 +543,17 @@ def screen_ensemble(
             current = current[: settings.max_nonlinear_models]
         t0 = time.perf_counter()
         n_in = current.size
-        if settings.n_perturbations > 0:
+        if settings.nonlinear_check == "batch_data":
+            current, fit = screen_batch_data(ensemble, current, settings, executor, target)
+        elif settings.n_perturbations > 0:
             current, dev = screen_nonlinear_return(ensemble, current, settings, executor, t_double)
-        stats.append(StageStatistics(STAGE_NAMES[2], n_in, current.size, time.perf_counter() - t0))
-        passed[STAGE_NAMES[2]] = current
+        stats.append(StageStatistics(names[2], n_in, current.size, time.perf_counter() - t0))
+        passed[names[2]] = current
     if stages >= 4:
         t0 = time.perf_counter()
         n_in = current.size
         if settings.n_robustness > 0:
-            current, growth = screen_robustness(ensemble, current, settings, executor, t_double)
+            current, growth = screen_robustness(ensemble, current, settings, executor, target)
         stats.append(StageStatistics(STAGE_NAMES[3], n_in, current.size, time.perf_counter() - t0))
         passed[STAGE_NAMES[3]] = current
-    return ScreeningResult(tuple(stats), passed, linear, t_double, settings.time_constant_fraction * t_double, dev, growth)
+    return ScreeningResult(tuple(stats), passed, linear, t_double, settings.time_constant_fraction * t_double, dev, growth, fit, target)

@@ -3,10 +3,14 @@
 The mean NRA fold changes of a design are perturbed uniformly by +/- a fraction (paper: 50%),
 all member enzymes together and each one alone, ``n_draws`` times per model; titers are read
 at the batch verification's readout times (:attr:`~mpc_bio.nomad.verification.VerificationResult.readout_times`).
+With a :class:`~mpc_bio.nomad.viability.ViabilityRule` every draw is judged like any verified
+strain (stable steady state within the design's NRA bounds); a non-viable draw counts as zero
+titer, and the statistics as simulated (rule ignored) are given beside.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -18,6 +22,7 @@ from mpc_bio.nomad.ensemble import KineticEnsemble
 from mpc_bio.nomad.executor import progress
 from mpc_bio.nomad.nra_settings import SensitivitySettings, VerificationSettings
 from mpc_bio.nomad.reactor import simulate_reactor
+from mpc_bio.nomad.viability import ViabilityRule, strain_steady_state
 
 __all__ = ["SensitivityResult", "expression_sensitivity"]
 
@@ -49,6 +54,11 @@ class SensitivityResult:
         Final titer at the mean fold changes, mM.
     success : ndarray of bool (n_modes, n_models, n_draws)
     seconds : float
+    readout_times : ndarray (n_models,) or None
+        h.
+    failure : ndarray of str (n_modes, n_models, n_draws) or None
+        Why a draw is not viable under ``viability`` ("" when it is); None when not checked.
+    viability : ViabilityRule or None
     """
 
     design: str
@@ -64,6 +74,16 @@ class SensitivityResult:
     success: np.ndarray
     seconds: float
     readout_times: np.ndarray | None = None
+    failure: np.ndarray | None = None
+    viability: ViabilityRule | None = None
+
+    @property
+    def viable(self) -> np.ndarray:
+        """True where a draw ran and (when checked) is viable (n_modes, n_models, n_draws)."""
+        ok = self.success.copy()
+        if self.failure is not None:
+            ok &= self.failure == ""
+        return ok
 
     @property
     def final_titer(self) -> np.ndarray:
@@ -93,18 +113,38 @@ class SensitivityResult:
             return (np.nanmean(a, axis=1), np.nanquantile(a, quantiles[0], axis=1), np.nanquantile(a, quantiles[1], axis=1))
 
     def summary(self) -> dict:
-        """Per mode: mean final titer gain over the reference and the fraction of draws above it."""
-        ref = self.reference_titer[None, :, None]
-        gain = self.final_titer / ref - 1.0
-        return {
-            mode: {
-                "mean_titer_gain": float(np.nanmean(gain[k])) if np.any(np.isfinite(gain[k])) else None,
-                "p05_titer_gain": float(np.nanpercentile(gain[k], 5)) if np.any(np.isfinite(gain[k])) else None,
-                "fraction_above_reference": float(np.nanmean(gain[k] > 0)) if np.any(np.isfinite(gain[k])) else None,
-                "n_success": int(self.success[k].sum()),
-            }
-            for k, mode in enumerate(self.modes)
-        }
+        """Per mode: titer against the reference strain, under the viability rule and as simulated.
+
+        ``fraction_above_reference``: responses (model x draw) whose titer at the readout beats
+        the reference strain's in the same model, a non-viable or failed draw counted as not
+        above; ``fraction_draws_mean_above_reference``: draws d whose mean titer over the models
+        (non-viable as zero) beats the reference strain's mean titer (the paper's "mean across
+        the responses"); ``*_as_simulated``: the same with the rule ignored (failed
+        integrations still count as not above); ``mean_titer_gain``: mean titer over all
+        responses (non-viable as zero) / mean reference titer - 1.
+        """
+        ref = self.reference_titer
+        titer = self.final_titer
+        out = {}
+        for k, mode in enumerate(self.modes):
+            t_sim = np.where(self.success[k], titer[k], 0.0)
+            t_rule = np.where(self.viable[k], titer[k], 0.0)
+            t_sim, t_rule = np.nan_to_num(t_sim, nan=0.0), np.nan_to_num(t_rule, nan=0.0)
+            ref_mean = float(np.mean(ref)) if ref.size else math.nan
+            res = {}
+            for tag, t in (("", t_rule), ("_as_simulated", t_sim)):
+                res[f"fraction_above_reference{tag}"] = float(np.mean(t > ref[:, None])) if t.size else None
+                res[f"fraction_draws_mean_above_reference{tag}"] = float(np.mean(t.mean(axis=0) > ref_mean)) if t.size else None
+                res[f"mean_titer_gain{tag}"] = float(t.mean() / ref_mean - 1.0) if t.size and ref_mean > 0 else None
+            with np.errstate(divide="ignore", invalid="ignore"):
+                gain = titer[k] / ref[:, None] - 1.0
+            fin = gain[np.isfinite(gain)]
+            res["p05_titer_gain_as_simulated"] = float(np.percentile(fin, 5)) if fin.size else None
+            res["n_success"] = int(self.success[k].sum())
+            res["n_viable"] = int(self.viable[k].sum())
+            res["n_responses"] = int(self.success[k].size)
+            out[mode] = res
+        return out
 
     def to_frame(self):
         """One row per mode x model x draw."""
@@ -122,6 +162,8 @@ class SensitivityResult:
                         "final_titer_mM": float(self.final_titer[k, m, d]),
                         "reference_titer_mM": float(self.reference_titer[m]),
                         "success": bool(self.success[k, m, d]),
+                        "viable": bool(self.viable[k, m, d]),
+                        "failure": "" if self.failure is None else str(self.failure[k, m, d]),
                     }
                     row.update({f"fold_{e}": float(self.folds[k, m, d, j]) for j, e in enumerate(self.enzymes)})
                     rows.append(row)
@@ -142,6 +184,8 @@ def expression_sensitivity(
     reference_titer: np.ndarray | None = None,
     readout_times: np.ndarray | None = None,
     show_progress: bool = False,
+    viability: ViabilityRule | None = None,
+    each_enzyme: bool = True,
 ) -> SensitivityResult:
     """Perturb a design's mean fold changes uniformly and simulate every model.
 
@@ -169,6 +213,11 @@ def expression_sensitivity(
     readout_times : ndarray (n_models,), optional
         Time at which each model's titers are read (h), e.g. the batch verification's
         :attr:`VerificationResult.readout_times`; default the end of the run.
+    viability : ViabilityRule, optional
+        Judge every draw by its steady state (the rule of the design's NRA); None: not checked.
+    each_enzyme : bool
+        Also perturb each member alone (modes named by the enzyme); False: mode "all" only (the
+        draws of mode "all" are the same either way).
 
     Returns
     -------
@@ -183,7 +232,7 @@ def expression_sensitivity(
     net = ensemble.network
     cols = [net.reaction_index(e) for e in enzymes]
     models = [int(m) for m in models]
-    modes = ("all",) + enzymes
+    modes = ("all",) + (enzymes if each_enzyme else ())
     rng = np.random.default_rng(settings.seed)
     a = settings.perturbation
     nm, nd, ne, nt = len(models), settings.n_draws, len(enzymes), verification.n_points
@@ -194,6 +243,7 @@ def expression_sensitivity(
         folds[k, :, :, k - 1] *= u[k, :, :, k - 1]
     product = np.full((len(modes), nm, nd, nt), np.nan)
     success = np.zeros((len(modes), nm, nd), dtype=bool)
+    failure = np.full((len(modes), nm, nd), "", dtype=object) if viability is not None else None
     t0 = time.perf_counter()
     ref = np.full(nm, np.nan) if reference_titer is None else np.asarray(reference_titer, dtype=float)
     nominal = np.full(nm, np.nan)
@@ -216,6 +266,8 @@ def expression_sensitivity(
                 sim = simulate_reactor(ensemble, model, vmax_fold=fold, settings=verification, feed=feed)
                 product[k, m, d] = sim.product
                 success[k, m, d] = sim.success
+                if failure is not None:
+                    failure[k, m, d] = viability.failure(strain_steady_state(ensemble, model, fold))
     return SensitivityResult(
         design=design,
         enzymes=enzymes,
@@ -230,4 +282,6 @@ def expression_sensitivity(
         success=success,
         seconds=time.perf_counter() - t0,
         readout_times=t_read,
+        failure=failure,
+        viability=viability,
     )

@@ -305,10 +305,65 @@ class SamplingSettings(Settings):
 
 @dataclass(frozen=True)
 class ScreeningSettings(Settings):
-    """The four screening stages of NOMAD (Methods, "Screening kinetic models")."""
+    """The four screening stages of NOMAD (Methods, "Screening kinetic models").
+
+    (i) linear stability, (ii) time constants, (iii) the reference strain's batch fermentation
+    data (``nonlinear_check = "batch_data"``, the paper's case) or the return from random
+    concentration perturbations (``"perturbation"``, for when there are no data), (iv) robustness
+    of growth to random Vmax perturbations.
+    """
 
     error: ClassVar[type] = NomadSettingsError
     renamed: ClassVar[dict[str, str]] = {"batch_duration": "batch_time", "initial_biomass": "biomass0"}
+
+    nonlinear_check: str = setting(
+        "perturbation",
+        choices=("batch_data", "perturbation"),
+        unit="-",
+        doc=(
+            'Stage (iii). "batch_data" (the paper\'s screen): each model, inoculated as in fermentation_data, grows '
+            "in batch and must reproduce the reference strain's final biomass (within growth_tolerance) and product "
+            "titer (within titer_tolerance) with its glucose used up within max_fermentation_time; robustness (iv) "
+            'then runs the same batch. "perturbation" (default, for networks not calibrated to fermentation data): '
+            "return from n_perturbations random k-fold concentration perturbations within one doubling time."
+        ),
+    )
+    fermentation_data: str | None = setting(
+        None,
+        is_path=True,
+        doc=(
+            "CSV of batch fermentation data (strain, quantity, time_h, value, unit, source; see "
+            "mpc_bio.nomad.fermentation_data); default the file shipped with mpc_bio holding the values the NOMAD "
+            "paper states for E. coli W3110 trpD9923 and its aroG^fbr / aroG^fbr+tktA strains."
+        ),
+    )
+    reference_strain: str = setting("trpD9923", doc="Strain of the fermentation data that the ensemble models (stages iii and iv).")
+    growth_tolerance: float = setting(
+        0.05, unit="-", **POSITIVE, doc="Stage (iii): |final biomass / data - 1| must be at most this (paper: 5 %)."
+    )
+    titer_tolerance: float = setting(
+        0.10, unit="-", **POSITIVE, doc="Stage (iii): |final product titer / data - 1| must be at most this (paper: 10 %)."
+    )
+    max_fermentation_time: float = setting(
+        20.0,
+        unit="h",
+        **POSITIVE,
+        doc=(
+            "Stage (iii): the glucose must be used up (below glucose_exhausted_fraction of the initial) before this "
+            "time (paper: 20 h); the batch is simulated this long and its final values are read at the end."
+        ),
+    )
+    glucose_exhausted_fraction: float = setting(
+        0.01,
+        unit="-",
+        **POSITIVE,
+        high=1.0,
+        doc="Stage (iii): the fermentation ends when glucose falls below this fraction of the initial.",
+    )
+    product_molar_mass: float = setting(
+        137.14, unit="g/mol", **POSITIVE, doc="Molar mass of the product (anthranilate 137.14), converting titers in g/L to mM."
+    )
+    batch_points: int = setting(81, low=3, doc="Stage (iii): output times of the batch simulation (the exhaustion time is interpolated).")
 
     doubling_time: float | None = setting(None, unit="h", **POSITIVE, doc=("Cell doubling time; default ln 2 / (reference growth flux)."))
     time_constant_fraction: float = setting(
@@ -329,16 +384,30 @@ class ScreeningSettings(Settings):
         0.01, unit="-", **POSITIVE, doc=("Stage (iii): a model has returned when max |ln(x/x_ref)| <= this at the doubling time.")
     )
     vmax_cv: float = setting(0.1, unit="-", low=0.0, doc="Stage (iv): Vmax multiplied by max(N(1, cv), 0.01) per reaction.")
-    n_robustness: int = setting(10, low=0, doc="Stage (iv): Vmax perturbations per model (paper: 50).")
+    n_robustness: int = setting(50, low=0, doc="Stage (iv): Vmax perturbations per model (paper: 50).")
     min_growth_fraction: float = setting(
         0.5,
         unit="-",
         low=0.0,
         high=1.0,
-        doc=("Stage (iv): biomass produced in the batch must be >= this fraction of the unperturbed model's."),
+        doc=(
+            "Stage (iv): biomass produced in the batch must be >= this fraction of the reference strain's: the final "
+            "biomass of the fermentation data minus the inoculum when the data give one (paper), else the "
+            "unperturbed model's."
+        ),
     )
-    batch_time: float | None = setting(None, unit="h", **POSITIVE, doc="Stage (iv): batch length; default one doubling time.")
-    biomass0: float = setting(0.05, unit="gDW/L", **POSITIVE, doc="Stage (iv): inoculum.")
+    batch_time: float | None = setting(
+        None,
+        unit="h",
+        **POSITIVE,
+        doc=(
+            'Stage (iv): batch length; default max_fermentation_time with nonlinear_check = "batch_data" (the '
+            "reference fermentation), else one doubling time."
+        ),
+    )
+    biomass0: float = setting(
+        0.05, unit="gDW/L", **POSITIVE, doc="Stages (iii)-(iv): inoculum, unless the fermentation data give the biomass at time 0."
+    )
     max_nonlinear_models: int | None = setting(
         None, low=0, doc=("Stages (iii)-(iv) are applied to at most this many models (the first survivors of stage ii); default all.")
     )

@@ -14,16 +14,22 @@ later). Growth loss feeds back into the titer through the biomass X in dP/dt = v
 a slower strain has made less product by then. Reading at a late t_end instead (every strain
 has exhausted its glucose) measures the overall yield only. A strain counts as a failure in a
 model when its design is not applicable there, the integration fails, or it is not viable
-(:func:`mpc_bio.nomad.viability.strain_steady_state`: no stable steady state at the reference
-medium, or one with an intracellular concentration outside the ensemble's physiological range
-widened by ``VerificationSettings.viability_concentration_fold``, default 3, the NRA bound);
-failures are losses in every comparison (:meth:`VerificationResult.compare`), never dropped,
-and count as zero titer in the ensemble means of :meth:`VerificationResult.titer_statistics`,
-which gives the means over viable models and as simulated beside them.
+under its :class:`~mpc_bio.nomad.viability.ViabilityRule` (the steady state at the reference
+medium, :func:`~mpc_bio.nomad.viability.strain_steady_state`, must exist, be stable, keep every
+intracellular concentration within the NRA concentration bound of the model's reference and the
+growth at or above the NRA growth bound; every strain is judged, the reference and the designs
+included). Failures are losses in every comparison (:meth:`VerificationResult.compare`), never
+dropped, and count as zero titer in the ensemble means of
+:meth:`VerificationResult.titer_statistics`, which gives the means over viable models and as
+simulated beside them.
+
+Strains may also change kinetic constants (e.g. aroG^fbr: DDPA's feedback inhibition removed):
+``verify_strains(..., modifications={label: StrainModification})``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -36,9 +42,27 @@ from mpc_bio.nomad.ensemble import KineticEnsemble
 from mpc_bio.nomad.executor import progress
 from mpc_bio.nomad.nra_settings import VerificationSettings
 from mpc_bio.nomad.reactor import simulate_reactor
-from mpc_bio.nomad.viability import strain_steady_state
+from mpc_bio.nomad.regulation import StrainModification, apply_strain
+from mpc_bio.nomad.viability import ViabilityRule, strain_steady_state
 
-__all__ = ["VerificationResult", "verify_strains"]
+__all__ = ["VerificationResult", "exhaustion_time", "verify_strains"]
+
+
+def exhaustion_time(times: np.ndarray, substrate: np.ndarray, fraction: float) -> float:
+    """First time (h) the substrate falls to ``fraction`` of its initial value, linearly
+    interpolated between the two output points around the crossing; NaN if it never does or
+    the course is not finite."""
+    sub = np.asarray(substrate, dtype=float)
+    if sub.size == 0 or not np.isfinite(sub[0]):
+        return math.nan
+    level = fraction * sub[0]
+    done = np.flatnonzero(sub <= level)
+    if not len(done):
+        return math.nan
+    k = int(done[0])
+    if k > 0 and sub[k - 1] != sub[k]:
+        return float(times[k - 1] + (times[k] - times[k - 1]) * (sub[k - 1] - level) / (sub[k - 1] - sub[k]))
+    return float(times[k])
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,8 +96,10 @@ class VerificationResult:
     steady_state : ndarray of object (n_strains, n_models)
         :class:`StrainSteadyState` per strain and model (None where not checked / not applied).
     physiological_range : (float, float) or None
-        Concentration range (mM) the steady states were checked against (see
-        ``VerificationSettings.viability_concentration_fold``); None when not checked.
+        Absolute concentration range (mM) the steady states were checked against; None (the
+        rules in ``viability`` apply, relative to each model's reference).
+    viability : tuple of ViabilityRule or None
+        Rule per strain (None entries: the steady state's own ``valid`` flag).
     """
 
     mode: str
@@ -93,6 +119,19 @@ class VerificationResult:
     readout_times: np.ndarray | None = None
     steady_state: np.ndarray | None = None
     physiological_range: tuple[float, float] | None = None
+    viability: tuple | None = None
+    exhausted_fraction: float = 0.01
+
+    @property
+    def exhaustion_times(self) -> np.ndarray:
+        """Time at which each strain's medium glucose first falls below ``exhausted_fraction`` of
+        its initial value (n_strains, n_models), h, linearly interpolated between output points;
+        NaN where it never does within the run or the strain was not simulated."""
+        out = np.full(self.substrate.shape[:2], np.nan)
+        for s in range(out.shape[0]):
+            for m in range(out.shape[1]):
+                out[s, m] = exhaustion_time(self.times, self.substrate[s, m], self.exhausted_fraction)
+        return out
 
     def _at_readout(self, a: np.ndarray) -> np.ndarray:
         t_r = self.readout_times if self.readout_times is not None else np.full(len(self.model_ids), self.times[-1])
@@ -152,8 +191,13 @@ class VerificationResult:
             for m in range(self.success.shape[1]):
                 if not self.success[s, m]:
                     out[s, m] = str(self.messages[s, m]) or "simulation failed"
-                elif self.steady_state is not None and self.steady_state[s, m] is not None and not self.steady_state[s, m].valid:
-                    out[s, m] = self.steady_state[s, m].message
+                elif self.steady_state is not None and self.steady_state[s, m] is not None:
+                    ss = self.steady_state[s, m]
+                    rule = self.viability[s] if self.viability is not None else None
+                    if rule is not None:
+                        out[s, m] = rule.failure(ss)
+                    elif not ss.valid:
+                        out[s, m] = ss.message
         return out
 
     @property
@@ -355,6 +399,15 @@ class VerificationResult:
         return out
 
 
+def _simulate_strain(task: tuple):
+    """Reactor simulation and (when checked) steady state of one strain in one model;
+    ``task`` is (ensemble, model, vmax fold, settings, feed). Module level for process pools."""
+    ens, model, fold, settings, feed = task
+    sim = simulate_reactor(ens, model, vmax_fold=fold, settings=settings, feed=feed)
+    ss = strain_steady_state(ens, model, fold) if settings.check_steady_state else None
+    return sim, ss
+
+
 def verify_strains(
     ensemble: KineticEnsemble,
     models: Sequence[int],
@@ -364,6 +417,9 @@ def verify_strains(
     feed: FeedProfile | Callable[[float], float] | None = None,
     model_ids: Sequence[str] | None = None,
     show_progress: bool = False,
+    viability: ViabilityRule | Mapping[str, ViabilityRule] | None = None,
+    modifications: Mapping[str, StrainModification] | None = None,
+    n_workers: int = 1,
 ) -> VerificationResult:
     """Simulate every strain in every model (batch when ``feed`` is None, else fed-batch).
 
@@ -382,6 +438,16 @@ def verify_strains(
         ``settings.feed_glucose``. None: batch.
     model_ids : sequence of str, optional
     show_progress : bool
+    viability : ViabilityRule or mapping of str to ViabilityRule, optional
+        The rule every strain is judged by (one for all, or one per label; labels not in the
+        mapping get the default). Default: ``settings.viability_concentration_fold`` and
+        ``settings.viability_min_growth_ratio``.
+    modifications : mapping of str to StrainModification, optional
+        Strains whose kinetic constants change too (removed regulation, Vmax folds), applied
+        to every model on top of the strain's Vmax fold matrix.
+    n_workers : int
+        Processes for the simulations (1 = in-process; a feed that is neither None nor a
+        :class:`~mpc_bio.feed.FeedProfile` always runs in-process). Results do not depend on it.
 
     Returns
     -------
@@ -397,6 +463,23 @@ def verify_strains(
         if np.shape(fold) != (nm, nr):
             raise ValueError(f"Strain {label!r} needs a Vmax fold matrix of shape {(nm, nr)}. Got {np.shape(fold)}.")
     labels = tuple(strains)
+    default_rule = ViabilityRule(settings.viability_concentration_fold, settings.viability_min_growth_ratio)
+    if isinstance(viability, ViabilityRule) or viability is None:
+        rules = tuple((viability or default_rule) for _ in labels)
+    else:
+        unknown = sorted(set(viability) - set(labels))
+        if unknown:
+            raise ValueError(f"The 'viability' parameter names strains that are not verified: {unknown}; strains: {list(labels)}.")
+        rules = tuple(viability.get(k, default_rule) for k in labels)
+    modifications = dict(modifications or {})
+    unknown = sorted(set(modifications) - set(labels))
+    if unknown:
+        raise ValueError(f"The 'modifications' parameter names strains that are not verified: {unknown}; strains: {list(labels)}.")
+    used = ensemble.subset(np.asarray(models, dtype=int))  # only the verified models travel to workers
+    strain_ensemble = {}
+    for label, mod in modifications.items():
+        K, vm = apply_strain(used.network, used.km, used.vmax, mod)
+        strain_ensemble[label] = dataclasses.replace(used, km=K, vmax=vm)
     ns, nt = len(labels), settings.n_points
     arr = {k: np.full((ns, nm, nt), np.nan) for k in ("product", "biomass", "substrate", "volume")}
     yld = np.full((ns, nm), np.nan)
@@ -408,39 +491,36 @@ def verify_strains(
     jobs = [(s, m) for s in range(ns) for m in range(nm)]
     mode = "batch" if feed is None else "fed-batch"
     steady = np.full((ns, nm), None, dtype=object)
-    phys = None
-    if settings.check_steady_state and settings.viability_concentration_fold is not None:
-        f = float(settings.viability_concentration_fold)
-        x_all = np.asarray(ensemble.concentrations, dtype=float)
-        phys = (float(np.min(x_all)) / f, float(np.max(x_all)) * f)
-    for s, m in progress(jobs, show_progress, f"verification ({mode})"):
+    tasks, where = [], []
+    for s, m in jobs:
         fold = np.asarray(strains[labels[s]][m], dtype=float)
         if not np.all(np.isfinite(fold)):
             messages[s, m] = "not applied (design infeasible in this model)"
             continue
-        sim = simulate_reactor(ensemble, models[m], vmax_fold=fold, settings=settings, feed=feed)
+        tasks.append((strain_ensemble.get(labels[s], used), m, fold, settings, feed))
+        where.append((s, m))
+    if n_workers > 1 and len(tasks) > 1 and (feed is None or isinstance(feed, FeedProfile)):
+        from mpc_bio.interrupts import worker_pool
+
+        with worker_pool(min(int(n_workers), len(tasks))) as pool:
+            done = list(progress(pool.map(_simulate_strain, tasks), show_progress, f"verification ({mode})", total=len(tasks)))
+    else:
+        done = [_simulate_strain(t) for t in progress(tasks, show_progress, f"verification ({mode})")]
+    for (s, m), (sim, ss) in zip(where, done):
         count += 1
         for k in arr:
             arr[k][s, m] = getattr(sim, k)
         yld[s, m] = sim.product_yield if sim.success else np.nan
         success[s, m] = sim.success
         messages[s, m] = sim.message
-        if settings.check_steady_state:
-            steady[s, m] = strain_steady_state(ensemble, models[m], fold, concentration_range=phys)
+        steady[s, m] = ss
     readout = np.full(nm, float(settings.batch_time))
     if mode == "batch" and settings.batch_readout == "reference_end":
         ref = labels.index("reference")
         for m in range(nm):
-            sub = arr["substrate"][ref, m]
-            done = np.flatnonzero(sub <= settings.glucose_exhausted_fraction * sub[0]) if np.isfinite(sub[0]) else []
-            if len(done):
-                k = int(done[0])
-                # linear interpolation of the crossing between the two output points around it
-                if k > 0 and sub[k - 1] != sub[k]:
-                    level = settings.glucose_exhausted_fraction * sub[0]
-                    readout[m] = float(times[k - 1] + (times[k] - times[k - 1]) * (sub[k - 1] - level) / (sub[k - 1] - sub[k]))
-                else:
-                    readout[m] = float(times[k])
+            t_ex = exhaustion_time(times, arr["substrate"][ref, m], settings.glucose_exhausted_fraction)
+            if math.isfinite(t_ex):
+                readout[m] = t_ex
     return VerificationResult(
         mode=mode,
         strains=labels,
@@ -458,5 +538,7 @@ def verify_strains(
         n_simulations=count,
         readout_times=readout,
         steady_state=steady if settings.check_steady_state else None,
-        physiological_range=phys,
+        physiological_range=None,
+        viability=rules if settings.check_steady_state else None,
+        exhausted_fraction=settings.glucose_exhausted_fraction,
     )

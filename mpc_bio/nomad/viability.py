@@ -6,9 +6,16 @@ is 5x up and the pathway below it is saturated), and such a transient can carry 
 for hours. The reference strain itself leaves the sampled range when glucose runs out, so a
 bound on the whole time course would reject it too; the steady state at the reference medium
 (the exponential phase the models were built for) is the unambiguous test
-(:func:`strain_steady_state`). A strain is viable in a model when that steady state exists, is
-linearly stable and keeps every intracellular concentration inside the physiological range it
-is checked against (:attr:`StrainSteadyState.valid`).
+(:func:`strain_steady_state`).
+
+:class:`ViabilityRule` is the one rule every strain is judged by - reference, designs, the MCA
+baseline, the experimental strains - in verification, sensitivity and the paper's experiments:
+the steady state exists, is linearly stable, keeps every intracellular concentration within
+``concentration_fold`` of the model's reference concentration (the NRA bound
+``max_concentration_fold``) and keeps the growth flux at or above ``min_growth_ratio`` of the
+reference (the NRA bound ``1 - max_growth_reduction``). A design is held to the bounds of the NRA
+that made it (:meth:`ViabilityRule.from_nra`); strains made without NRA are held to the same
+bounds as the designs they are compared with.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from mpc_bio.nomad.ensemble import KineticEnsemble
 from mpc_bio.nomad.kinetics import evaluate_rate_jacobian
 from mpc_bio.nomad.mca import reduced_jacobian
 
-__all__ = ["StrainSteadyState", "strain_steady_state"]
+__all__ = ["StrainSteadyState", "ViabilityRule", "strain_steady_state"]
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,71 @@ class StrainSteadyState:
     def valid(self) -> bool:
         """True when the strain is viable: a stable steady state inside the physiological range."""
         return self.converged and self.stable and self.within_range
+
+
+@dataclass(frozen=True)
+class ViabilityRule:
+    """When a strain's steady state counts as viable.
+
+    Attributes
+    ----------
+    concentration_fold : float or None
+        Every intracellular steady-state concentration must lie within
+        [x_ref / fold, x_ref fold] of the same model's reference concentration (ratio > 1; None:
+        no concentration bound).
+    min_growth_ratio : float or None
+        The steady-state growth flux must be at least this fraction of the reference growth
+        (ratio in [0, 1]; None: no growth bound).
+    """
+
+    concentration_fold: float | None = 3.0
+    min_growth_ratio: float | None = 0.8
+
+    def __post_init__(self) -> None:
+        f, g = self.concentration_fold, self.min_growth_ratio
+        if f is not None and not (isinstance(f, (int, float)) and not isinstance(f, bool) and math.isfinite(f) and f > 1.0):
+            raise ValueError(f"The 'concentration_fold' parameter of ViabilityRule must be a finite number > 1 or None. Got {f!r} instead.")
+        if g is not None and not (isinstance(g, (int, float)) and not isinstance(g, bool) and 0.0 <= g <= 1.0):
+            raise ValueError(f"The 'min_growth_ratio' parameter of ViabilityRule must be a number in [0, 1] or None. Got {g!r} instead.")
+
+    @classmethod
+    def from_nra(cls, nra) -> "ViabilityRule":
+        """The bounds of an NRA (:class:`~mpc_bio.nomad.nra_settings.NRASettings`): its
+        ``max_concentration_fold`` and growth >= 1 - ``max_growth_reduction``."""
+        return cls(float(nra.max_concentration_fold), 1.0 - float(nra.max_growth_reduction))
+
+    def label(self) -> str:
+        """Short description, e.g. "3-fold concentrations, growth >= 0.8"."""
+        parts = [f"{self.concentration_fold:g}-fold concentrations" if self.concentration_fold else "concentrations free"]
+        parts.append(f"growth >= {self.min_growth_ratio:g}" if self.min_growth_ratio is not None else "growth free")
+        return ", ".join(parts)
+
+    def failure(self, steady: "StrainSteadyState | None") -> str:
+        """Why a strain with steady state ``steady`` is not viable under this rule ("" when it is).
+
+        None (not checked) is viable: the rule needs a steady state to judge.
+        """
+        if steady is None:
+            return ""
+        if not steady.converged:
+            return steady.message or "no steady state reached"
+        if not steady.stable:
+            return f"unstable steady state (max Re(lambda) = {steady.max_real_eigenvalue:.3g} 1/h)"
+        f = self.concentration_fold
+        # 1e-9 in ln units: a concentration exactly at the NRA bound counts as inside
+        if f is not None and steady.max_abs_log_concentration_change > math.log(f) + 1e-9:
+            return (
+                f"steady state leaves the {f:g}-fold concentration bound: max |ln(x/x_ref)| = "
+                f"{steady.max_abs_log_concentration_change:.3g} > ln {f:g} = {math.log(f):.3g}"
+            )
+        g = self.min_growth_ratio
+        if g is not None and not steady.growth_ratio >= g - 1e-9:
+            return f"steady-state growth {steady.growth_ratio:.3g} of the reference < {g:g}"
+        return ""
+
+    def viable(self, steady: "StrainSteadyState | None") -> bool:
+        """True when :meth:`failure` is empty."""
+        return self.failure(steady) == ""
 
 
 def strain_steady_state(

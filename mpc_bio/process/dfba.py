@@ -229,7 +229,7 @@ def _simulate_dfba_fixed(settings: FedBatchSettings, solver, *, relax: bool, pro
         in_domain=np.ones(len(time), dtype=bool),
         status=tuple(status),
         events=tuple(events),
-        completed=completed and time[-1] >= s.t_end - 1e-9,
+        completed=completed and time[-1] >= s.batch_time - 1e-9,
         wall_time=_time.perf_counter() - t_start,
         info={
             "dfba_method": "fixed_step",
@@ -340,7 +340,7 @@ def _simulate_dfba_adaptive(
     names = s.state_names
     grid = s.time_grid()
     # feed switching times are step ends (the right-hand side jumps there)
-    ends = sorted({float(t) for t in s.feed.times if 0.0 < t < s.t_end} | {float(s.t_end)})
+    ends = sorted({float(t) for t in s.feed.times if 0.0 < t < s.batch_time} | {float(s.batch_time)})
     x = s.initial_state()
     n = len(x)
     times: list[float] = []
@@ -387,7 +387,7 @@ def _simulate_dfba_adaptive(
         from tqdm.auto import tqdm
     except ImportError:  # pragma: no cover
         tqdm = None
-    bar = tqdm(total=float(s.t_end), desc="dFBA (adaptive)", disable=not progress, unit="h") if tqdm else None
+    bar = tqdm(total=float(s.batch_time), desc="dFBA (adaptive)", disable=not progress, unit="h") if tqdm else None
 
     t = 0.0
     gi = 1  # next output time index
@@ -406,15 +406,15 @@ def _simulate_dfba_adaptive(
     h = None
     t_bad = math.inf  # earliest time known to meet an infeasible LP (a step-length cap)
     steps = 0
-    while f is not None and t < s.t_end - 1e-12:
-        t_end_seg = next(te for te in ends if te > t + 1e-12)
+    while f is not None and t < s.batch_time - 1e-12:
+        t_seg_end = next(te for te in ends if te > t + 1e-12)
         F = s.feed.rate(t)
         if h is None:
             # initial step (Hairer, Norsett & Wanner, II.4): a first-order step of size ~0.01 |x|/|f|
             sc = atol + np.abs(x) * rtol
             d0, d1 = np.sqrt(np.mean((x / sc) ** 2)), np.sqrt(np.mean((f / sc) ** 2))
             h = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / d1
-        h = min(h, t_end_seg - t, t_bad - t)
+        h = min(h, t_seg_end - t, t_bad - t)
         rejected = False
         while True:
             steps += 1
@@ -424,8 +424,8 @@ def _simulate_dfba_adaptive(
                     f"'rtol' ({rtol:g}) / 'atol' ({atol:g}) or raise 'max_steps'."
                 )
             t_new = t + h
-            if abs(t_end_seg - t_new) <= 1e-12 * max(1.0, t_end_seg):
-                t_new = t_end_seg
+            if abs(t_seg_end - t_new) <= 1e-12 * max(1.0, t_seg_end):
+                t_new = t_seg_end
                 h = t_new - t
             pts = [pt] + [None] * 6
             K[0] = f
@@ -493,7 +493,7 @@ def _simulate_dfba_adaptive(
         x, t, f, pt = x_new, t_new, K[6].copy(), pts[6]
         if t >= t_bad - 1e-15:
             t_bad = math.inf  # reached without meeting the infeasible LP again: the cap was a stage artefact
-        if t_end_seg == t and t < s.t_end:
+        if t_seg_end == t and t < s.batch_time:
             f = rhs.derivative(x, s.feed.rate(t), pt, rhs.uptakes(x)[1])  # new feed, same LP point
         h = h_used * factor
     if bar is not None:
@@ -511,7 +511,7 @@ def _simulate_dfba_adaptive(
         in_domain=np.ones(len(time), dtype=bool),
         status=tuple(status),
         events=tuple(events),
-        completed=completed and time[-1] >= s.t_end - 1e-9,
+        completed=completed and time[-1] >= s.batch_time - 1e-9,
         wall_time=_time.perf_counter() - t_start,
         info={
             "dfba_method": "adaptive",

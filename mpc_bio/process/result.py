@@ -65,7 +65,7 @@ class FedBatchResult:
         Per time: ``"ok"`` for the surrogate; the LP status (optimal/relaxed/infeasible/failed) for dFBA.
     events : tuple of SimulationEvent
     completed : bool
-        True when the run reached ``t_end``.
+        True when the run reached ``batch_time``.
     wall_time : float
         Seconds spent simulating.
     info : dict

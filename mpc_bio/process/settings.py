@@ -63,6 +63,7 @@ class FedBatchSettings(Settings):
     """
 
     error: ClassVar[type] = ProcessSettingsError
+    renamed: ClassVar[dict[str, str]] = {"t_end": "batch_time"}
 
     volume0: float = setting(1.0, unit="L", **POSITIVE, doc="Initial volume.")
     glucose0: float = setting(20.0, unit="mmol/L", low=0.0, doc="Initial glucose concentration.")
@@ -102,7 +103,7 @@ class FedBatchSettings(Settings):
     )
     kinetics: UptakeKinetics = setting(factory=UptakeKinetics, doc="Uptake kinetics.")
     feed: FeedProfile = setting(factory=FeedProfile, doc="Feed rate profile.")
-    t_end: float = setting(24.0, unit="h", **POSITIVE, doc="Simulated time.")
+    batch_time: float = setting(24.0, unit="h", **POSITIVE, doc="Simulated time.")
     output_step: float = setting(0.1, unit="h", **POSITIVE, doc="Spacing of the recorded trajectory points.")
     dfba_step: float = setting(0.005, unit="h", **POSITIVE, doc=("Step of the LP-in-the-loop dFBA (fluxes held constant per step)."))
 
@@ -118,8 +119,8 @@ class FedBatchSettings(Settings):
             raise self.invalid("products", f"a table of exchanges other than the glucose and oxygen inputs {inputs}", self.products)
         if set(self.products0) - set(self.products):
             raise self.invalid("products0", f"a table of the tracked products {sorted(self.products)}", self.products0)
-        if self.output_step > self.t_end:
-            raise self.invalid("output_step", f"<= t_end = {self.t_end} h", self.output_step)
+        if self.output_step > self.batch_time:
+            raise self.invalid("output_step", f"<= batch_time = {self.batch_time} h", self.output_step)
         if self.dfba_step > self.output_step:
             raise self.invalid("dfba_step", f"<= output_step = {self.output_step} h", self.dfba_step)
 
@@ -148,11 +149,11 @@ class FedBatchSettings(Settings):
         return np.array(x, dtype=float)
 
     def time_grid(self):
-        """Output times (h): every ``output_step`` up to ``t_end``, plus the feed switching times."""
+        """Output times (h): every ``output_step`` up to ``batch_time``, plus the feed switching times."""
         import numpy as np
 
-        n = int(round(self.t_end / self.output_step))
+        n = int(round(self.batch_time / self.output_step))
         grid = set(np.round(np.linspace(0.0, n * self.output_step, n + 1), 12).tolist())
-        grid |= {t for t in self.feed.times if 0 < t < self.t_end}
-        grid.add(self.t_end)
-        return np.array(sorted(t for t in grid if t <= self.t_end + 1e-12))
+        grid |= {t for t in self.feed.times if 0 < t < self.batch_time}
+        grid.add(self.batch_time)
+        return np.array(sorted(t for t in grid if t <= self.batch_time + 1e-12))

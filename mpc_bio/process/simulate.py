@@ -28,8 +28,8 @@ __all__ = ["SurrogateSimulator", "simulate_surrogate", "simulate_dfba", "fedbatc
 
 
 def _segments(settings: FedBatchSettings, grid: np.ndarray) -> list[tuple[float, float, float]]:
-    """(t_start, t_stop, F) for each constant-feed segment within [0, t_end]."""
-    ts = [t for t in settings.feed.times if t < settings.t_end] + [settings.t_end]
+    """(t_start, t_stop, F) for each constant-feed segment within [0, batch_time]."""
+    ts = [t for t in settings.feed.times if t < settings.batch_time] + [settings.batch_time]
     return [(ts[i], ts[i + 1], settings.feed.rates[i]) for i in range(len(ts) - 1)]
 
 

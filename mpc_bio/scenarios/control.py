@@ -7,7 +7,7 @@
                                LP-in-the-loop dFBA), compared with the offline (nominal) profile
                                applied open loop to the same plant.
 
-Tables (unknown keys are errors; units as in the settings docstrings):
+Tables (unknown keys are errors; units as the settings classes declare them):
 
 ``[model]``, ``[surrogate]``, ``[reactor]``, ``[kinetics]``  as in ``kind = "simulation"``
     (:mod:`mpc_bio.scenarios.simulation`); the reactor's initial state is the batch's start.
@@ -17,19 +17,16 @@ Tables (unknown keys are errors; units as in the settings docstrings):
 ``[estimator]``    :class:`~mpc_bio.control.EstimatorSettings`.
 ``[measurements]`` :class:`~mpc_bio.control.MeasurementSettings` with ``[[measurements.channels]]``.
 ``[closed_loop]``  :class:`~mpc_bio.control.ClosedLoopSettings` (``plant`` = nominal / perturbed /
-                   dfba, ``plant_parameter_scale = { vmax_glc = 0.8 }``), plus ``rmse_after``
-                   (h) and ``relax`` (dFBA plant relaxation, default true).
-``[offline]``      :class:`~mpc_bio.control.OfflineSettings` plus ``compare`` (bool).
-``[control_model]`` ``distill`` (bool, default false): the controller and the estimator use a
-                   cubic B-spline fit of the embedded surrogate over the uptake inputs
-                   (:mod:`mpc_bio.control.distill`; a 2-D grid over glucose and oxygen uptake in
-                   ``"kla"`` oxygen mode, where both move), the plant and the offline optimum
-                   keep the full surrogate; ``step`` (grid, mmol/gDW/h, default 0.01),
-                   ``glucose_max`` and ``oxygen_max`` (grid ends, mmol/gDW/h, default: the
-                   surrogate's domain; outside the grid the spline holds its boundary values and
-                   the summary counts such steps).
-``[baselines]``    :class:`~mpc_bio.control.BaselineSettings` (``glucose_feed`` defaults to the
+                   dfba, ``plant_parameter_scale = { vmax_glc = 0.8 }``) and :class:`LoopOptions`
+                   (``rmse_after``, ``relax``).
+``[offline]``      :class:`~mpc_bio.control.OfflineSettings` and :class:`OfflineOptions` (``compare``).
+``[control_model]`` :class:`ControlModelOptions`: the full surrogate or, with ``distill = true``,
+                   its B-spline fit for the controller and the estimator.
+``[baselines]``    :class:`~mpc_bio.control.BaselineSettings` (``feed_glucose`` defaults to the
                    reactor's ``feed_glucose``).
+
+The scenario schema (:mod:`mpc_bio.scenarios.kinds`) reads the same classes, so a file is checked
+as it is built here.
 """
 
 from __future__ import annotations
@@ -37,7 +34,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -50,13 +47,64 @@ from mpc_bio.control.settings import (
     MeasurementSettings,
     MPCSettings,
     OfflineSettings,
-    settings_from_dict,
 )
+from mpc_bio.settings import POSITIVE, Settings, setting
 
-__all__ = ["run_closed_loop_scenario", "run_feed_optimization_scenario", "run_mpc_mismatch_scenario", "load_control_setup"]
+__all__ = [
+    "run_closed_loop_scenario",
+    "run_feed_optimization_scenario",
+    "run_mpc_mismatch_scenario",
+    "load_control_setup",
+    "LoopOptions",
+    "OfflineOptions",
+    "ControlModelOptions",
+]
 
 _CONTROL_TABLES = ("problem", "mpc", "estimator", "measurements", "closed_loop", "offline", "baselines", "control_model")
 _PROCESS_TABLES = ("model", "surrogate", "reactor", "kinetics")
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopOptions(Settings):
+    """What a control scenario's ``[closed_loop]`` holds beside :class:`~mpc_bio.control.ClosedLoopSettings`."""
+
+    error: ClassVar[type] = ControlError
+
+    rmse_after: float = setting(2.0, unit="h", low=0.0, doc="Estimation RMSE is reported from this time on.")
+    relax: bool = setting(True, doc='Relax infeasible LPs of the dFBA plant (plant = "dfba").')
+
+
+@dataclasses.dataclass(frozen=True)
+class OfflineOptions(Settings):
+    """What a control scenario's ``[offline]`` holds beside :class:`~mpc_bio.control.OfflineSettings`."""
+
+    error: ClassVar[type] = ControlError
+
+    compare: bool = setting(True, doc='Compare with the offline optimum (kind "closed_loop").')
+
+
+@dataclasses.dataclass(frozen=True)
+class ControlModelOptions(Settings):
+    """The model the controller and the estimator use (``[control_model]``): the full surrogate or its
+    B-spline distillation over the uptake inputs (:mod:`mpc_bio.control.distill`; a 2-D grid over glucose
+    and oxygen uptake in ``"kla"`` oxygen mode, where both move). The plant and the offline optimum
+    keep the full surrogate; outside the grid the spline holds its boundary values and the summary
+    counts such steps."""
+
+    error: ClassVar[type] = ControlError
+
+    distill: bool = setting(False, doc="Control and estimate with a cubic B-spline fit of the surrogate (the plant keeps the full one).")
+    step: float = setting(0.01, unit="mmol/gDW/h", **POSITIVE, doc="Spline grid spacing.")
+    glucose_max: float | None = setting(None, unit="mmol/gDW/h", **POSITIVE, doc="Spline grid end; default the surrogate's domain.")
+    oxygen_max: float | None = setting(
+        None, unit="mmol/gDW/h", **POSITIVE, doc='Spline grid end in "kla" mode; default the surrogate\'s domain.'
+    )
+
+
+def _split(table: dict[str, Any] | None, options: type) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the keys of ``table`` that are not fields of ``options``, those that are)."""
+    table, names = dict(table or {}), {f.name for f in dataclasses.fields(options)}
+    return {k: v for k, v in table.items() if k not in names}, {k: v for k, v in table.items() if k in names}
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -138,34 +186,35 @@ def load_control_setup(path: Path, data: dict[str, Any], out: Path, *, progress:
     t = {name: validate_table(path, name, data.get(name, {}), SIMULATION_TABLES[name]) for name in _PROCESS_TABLES}
     extra = {}
     try:
-        prob = settings_from_dict(BatchProblem, data.get("problem"), "problem")
-        mpc = settings_from_dict(MPCSettings, data.get("mpc"), "mpc")
-        est = settings_from_dict(EstimatorSettings, data.get("estimator"), "estimator")
-        meas = settings_from_dict(MeasurementSettings, data.get("measurements"), "measurements")
-        cl_table = dict(data.get("closed_loop") or {})
-        extra["rmse_after"] = float(cl_table.pop("rmse_after", 2.0))
-        extra["relax"] = bool(cl_table.pop("relax", True))
-        cl = settings_from_dict(ClosedLoopSettings, {"progress": progress, **cl_table}, "closed_loop")
-        off_table = dict(data.get("offline") or {})
-        extra["compare_offline"] = bool(off_table.pop("compare", True))
-        off = settings_from_dict(OfflineSettings, off_table, "offline")
+        prob = BatchProblem.from_dict(data.get("problem") or {}, "[problem]")
+        mpc = MPCSettings.from_dict(data.get("mpc") or {}, "[mpc]")
+        est = EstimatorSettings.from_dict(data.get("estimator") or {}, "[estimator]")
+        meas = MeasurementSettings.from_dict(data.get("measurements") or {}, "[measurements]")
+        cl_table, loop_table = _split(data.get("closed_loop"), LoopOptions)
+        loop = LoopOptions.from_dict(loop_table, "[closed_loop]")
+        extra["rmse_after"], extra["relax"] = loop.rmse_after, loop.relax
+        cl = ClosedLoopSettings.from_dict({"progress": progress, **cl_table}, "[closed_loop]")
+        off_table, compare_table = _split(data.get("offline"), OfflineOptions)
+        extra["compare_offline"] = OfflineOptions.from_dict(compare_table, "[offline]").compare
+        off = OfflineSettings.from_dict(off_table, "[offline]")
         base_table = dict(data.get("baselines") or {})
-        extra["glucose_feed_given"] = "glucose_feed" in base_table
-        base = settings_from_dict(BaselineSettings, base_table, "baselines")
+        feed_glucose_given = "feed_glucose" in base_table
+        base = BaselineSettings.from_dict(base_table, "[baselines]")
+        cm = ControlModelOptions.from_dict(data.get("control_model") or {}, "[control_model]")
     except (ControlError, TypeError) as exc:
         raise _err(path, exc) from None
     try:
         reactor = FedBatchSettings(
             **t["reactor"],
             kinetics=UptakeKinetics(**t["kinetics"]),
-            t_end=prob.batch_time,
+            batch_time=prob.batch_time,
             output_step=mpc.t_step,
             dfba_step=min(0.005, mpc.t_step),
         )
     except ProcessSettingsError as exc:
         raise _err(path, exc) from None
-    if not extra.pop("glucose_feed_given"):
-        base = dataclasses.replace(base, glucose_feed=reactor.feed_glucose)
+    if not feed_glucose_given:
+        base = dataclasses.replace(base, feed_glucose=reactor.feed_glucose)
     if "ac" not in reactor.products and "acetate" in [c.quantity for c in meas.channels]:
         raise ScenarioError(f'{path}: an acetate measurement needs products = {{ ac = "EX_ac_e" }} in [reactor].')
     cobra_model = resolve_model(path, t["model"])
@@ -176,23 +225,19 @@ def load_control_setup(path: Path, data: dict[str, Any], out: Path, *, progress:
         model = control_model_from_process(reactor, cell)
     except (ProcessSettingsError, ControlError) as exc:
         raise _err(path, exc) from None
-    cm = dict(data.get("control_model") or {})
-    bad = sorted(set(cm) - {"distill", "step", "glucose_max", "oxygen_max"})
-    if bad:
-        raise ScenarioError(f"{path}: unknown key(s) {bad} in [control_model]; expected distill, step, glucose_max, oxygen_max.")
     control = model
     extra["control_model"] = f"full surrogate ({cell.backend})"
-    if cm.get("distill", False):
+    if cm.distill:
         from mpc_bio.control.distill import distill_cell_model
 
         kin = reactor.kinetics
-        upper = {reactor.glucose_input: float(cm["glucose_max"]) if "glucose_max" in cm else None}
+        upper = {reactor.glucose_input: cm.glucose_max}
         fixed = {}
         if kin.oxygen == "fixed":
             fixed[reactor.oxygen_input] = kin.oxygen_uptake
         else:  # both inputs move: a 2-D grid
-            upper[reactor.oxygen_input] = float(cm["oxygen_max"]) if "oxygen_max" in cm else None
-        step = float(cm.get("step", 0.01))
+            upper[reactor.oxygen_input] = cm.oxygen_max
+        step = cm.step
         try:
             with _phase("distillation of the surrogate (B-spline over the uptakes)"):
                 d = distill_cell_model(cell, upper=upper, fixed=fixed, step=step)

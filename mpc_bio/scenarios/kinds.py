@@ -10,18 +10,15 @@ scenario file is checked exactly as its runner will build it: type, default, uni
 of every key as the class declares it (:mod:`mpc_bio.settings`; the ``[model]``, ``[surrogate]``,
 ``[reactor]``, ``[kinetics]``, ``[feed]`` and ``[simulation]`` tables are defined once, in
 :func:`mpc_bio.scenarios.simulation.process_tables`; the ``[nomad]`` tables come from the NOMAD
-stages' settings), and each table's settings class is the table's own check. The control
-settings, not yet on that base, still take units and docs from their docstrings and ranges from
-overrides here.
+stages' settings; the control tables from :mod:`mpc_bio.control.settings` and the control kinds'
+own options in :mod:`mpc_bio.scenarios.control`), and each table's settings class is the table's
+own check.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import importlib
-import re
-from collections.abc import Iterable
 from typing import Any
 
 from mpc_bio.scenarios.schema import Field, KindSchema, Table, settings_fields
@@ -29,7 +26,6 @@ from mpc_bio.scenarios.schema import Field, KindSchema, Table, settings_fields
 __all__ = [
     "SCENARIO_SCHEMAS",
     "get_schema",
-    "fields_from_settings",
     "simulation_schema",
     "control_schema",
     "codesign_schema",
@@ -54,122 +50,6 @@ def get_schema(kind: str) -> KindSchema | None:
     mod, attr = spec.split(":")
     obj = getattr(importlib.import_module(mod), attr)
     return obj if isinstance(obj, KindSchema) else obj()
-
-
-# ---- dataclass -> fields ------------------------------------------------------------------------
-_ATTR = re.compile(r"^    ([A-Za-z_][\w, ]*?) : (.+)$")
-
-
-def _attribute_docs(cls: type) -> dict[str, str]:
-    """Attribute descriptions of a numpydoc ``Attributes`` section, by name."""
-    doc = cls.__doc__ or ""
-    out: dict[str, str] = {}
-    names: list[str] = []
-    started = False
-    for line in doc.splitlines():
-        if line.strip() == "Attributes":
-            started = True
-            continue
-        if not started or set(line.strip()) == {"-"}:
-            continue
-        m = _ATTR.match(line)
-        if m:
-            names = [n.strip() for n in m.group(1).split(",")]
-            for n in names:
-                out[n] = ""
-        elif line.startswith("        ") and names:
-            for n in names:
-                out[n] = (out[n] + " " + line.strip()).strip()
-        elif line.strip() and not line.startswith(" " * 8):
-            names = []
-    return out
-
-
-def _unit_of(text: str) -> str:
-    m = re.search(r"\[([^\]]+)\]", text)
-    return m.group(1) if m else ""
-
-
-def _first_sentence(text: str) -> str:
-    text = re.sub(r"\s*\[[^\]]+\]", "", text).replace("``", "`")
-    m = re.match(r"(.+?\.)(\s+[A-Z(]|$)", text)
-    return (m.group(1) if m else text).strip()
-
-
-def fields_from_settings(cls: type, overrides: dict[str, dict[str, Any]] | None = None, skip: Iterable[str] = ()) -> dict[str, Field]:
-    """Fields of a frozen settings dataclass.
-
-    A :class:`mpc_bio.settings.Settings` class declares everything itself
-    (:func:`~mpc_bio.scenarios.schema.settings_fields`; ``overrides`` must be empty). For the
-    control settings, not yet on that base, this takes type and default from the
-    dataclass, unit and doc from its ``Attributes`` docstring (``[unit]``) and range and more from
-    ``overrides``: this path and the docstring parsing above go once the control settings are converted.
-    """
-    from mpc_bio.settings import Settings
-
-    if issubclass(cls, Settings):
-        if overrides:
-            raise TypeError(f"{cls.__name__} declares its fields' ranges and docs itself; no overrides.")
-        return settings_fields(cls, skip=skip)
-    overrides = overrides or {}
-    docs = _attribute_docs(cls)
-    out: dict[str, Field] = {}
-    for f in dataclasses.fields(cls):
-        if f.name in skip:
-            continue
-        if f.default is not dataclasses.MISSING:
-            default = f.default
-        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-            default = None
-        else:
-            default = None
-        ann = str(f.type).replace(" | None", "")
-        if isinstance(default, bool) or ann == "bool":
-            types: Any = bool
-        elif isinstance(default, int) or ann == "int":
-            types = int
-        elif isinstance(default, float) or ann == "float":
-            types = float
-        elif isinstance(default, str) or ann.startswith("str"):
-            types = str
-        elif "tuple" in ann or "list" in ann:
-            types = list
-        else:
-            types = (str, float, bool, list, dict)
-        text = docs.get(f.name, "")
-        kw: dict[str, Any] = {"unit": _unit_of(text), "doc": _first_sentence(text)}
-        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
-        kw.update(overrides.get(f.name, {}))
-        types = kw.pop("types", types)
-        default = _as_toml(default)
-        out[f.name] = Field(types, required=kw.pop("required", required), default=kw.pop("default", default), **kw)
-    for name, kw in overrides.items():
-        if name not in out and kw.get("extra"):
-            kw = dict(kw)
-            kw.pop("extra")
-            types = kw.pop("types")
-            out[name] = Field(types, **kw)
-    return out
-
-
-def _as_toml(value: Any) -> Any:
-    """Tuples (dataclass defaults) as lists, as TOML reads them back."""
-    if isinstance(value, (tuple, list)):
-        return [_as_toml(v) for v in value]
-    return value
-
-
-def _check_with(factory):
-    """A table check that builds a settings object (its ``__post_init__`` validates)."""
-
-    def check(table: dict[str, Any]) -> None:
-        factory(table)
-
-    return check
-
-
-_POS = {"min": 0.0, "min_open": True}
-_NONNEG = {"min": 0.0}
 
 
 # ---- simulation ---------------------------------------------------------------------------------
@@ -247,17 +127,17 @@ def _simulation_checks(resolved: dict[str, Any]):
     from mpc_bio.process import FedBatchSettings
 
     d = FedBatchSettings()
-    t_end = sim.get("t_end", d.t_end)
+    batch_time = sim.get("batch_time", d.batch_time)
     out = sim.get("output_step", d.output_step)
     step = sim.get("dfba_step", d.dfba_step)
-    if out > t_end:
-        yield "simulation.output_step", f"<= simulation.t_end = {t_end:g} h", f"{out:g} h"
+    if out > batch_time:
+        yield "simulation.output_step", f"<= simulation.batch_time = {batch_time:g} h", f"{out:g} h"
     if sim.get("compare_lp", True) and step > out:
         yield "simulation.dfba_step", f"<= simulation.output_step = {out:g} h (the LP run records at the output step)", f"{step:g} h"
     times = resolved.get("feed", {}).get("times", [])
-    late = [t for t in times if t >= t_end]
+    late = [t for t in times if t >= batch_time]
     if late:
-        yield "feed.times", f"switching times before simulation.t_end = {t_end:g} h", f"{late}"
+        yield "feed.times", f"switching times before simulation.batch_time = {batch_time:g} h", f"{late}"
 
 
 @functools.cache
@@ -280,158 +160,36 @@ def _control_tables() -> dict[str, Table]:
         BatchProblem,
         ClosedLoopSettings,
         EstimatorSettings,
-        MeasurementChannel,
         MeasurementSettings,
         MPCSettings,
         OfflineSettings,
-        settings_from_dict,
     )
+    from mpc_bio.scenarios.control import ControlModelOptions, LoopOptions, OfflineOptions
 
-    def build(cls, name, drop=()):
-        return _check_with(lambda t: settings_from_dict(cls, {k: v for k, v in t.items() if k not in drop}, name))
+    def table(cls, where, doc, skip=(), options=None):
+        """The table of ``cls`` (plus the keys of the scenario's own ``options`` class), checked by building both."""
+        extra = settings_fields(options) if options is not None else {}
 
-    problem = fields_from_settings(
-        BatchProblem,
-        {
-            "batch_time": {**_POS},
-            "objective": {"choices": ("biomass", "product", "productivity")},
-            "feed_min": {**_NONNEG, "unit": "L/h"},
-            "feed_max": {**_POS, "unit": "L/h"},
-            "volume_max": {**_POS},
-            "glucose_max": {**_POS},
-            "acetate_max": {**_POS},
-            "constraint_tolerance": {**_NONNEG, "unit": "-"},
-        },
-    )
-    mpc = fields_from_settings(
-        MPCSettings,
-        {
-            "t_step": {**_POS},
-            "n_horizon": {"min": 1},
-            "collocation_deg": {"min": 1, "max": 5},
-            "collocation_ni": {"min": 1},
-            "move_penalty": {**_NONNEG},
-            "objective_scale": {**_POS},
-            "soft_penalty": {**_POS},
-            "backoff": {"min": 0.0, "max": 1.0, "max_open": True, "unit": "-"},
-            "max_iter": {"min": 0},
-            "tol": {**_POS},
-            "safe_feed": {**_NONNEG, "unit": "L/h"},
-            "symvar": {"choices": ("SX", "MX")},
-        },
-    )
-    channel = fields_from_settings(
-        MeasurementChannel,
-        {
-            "quantity": {
-                "choices": ("volume", "biomass", "glucose", "acetate", "product"),
-                "unit": "",
-                "doc": "measured quantity: volume (L), biomass (gDW/L), glucose, acetate or product (mmol/L)",
-            },
-            "period": {**_POS},
-            "noise_std": {**_POS, "unit": "unit of the quantity"},
-            "dropout": {"min": 0.0, "max": 1.0, "max_open": True, "unit": "-"},
-        },
-    )
-    measurements = fields_from_settings(
-        MeasurementSettings,
-        {
-            "channels": {
-                "types": list,
-                "item": dict,
-                "fields": channel,
-                "min_items": 1,
-                "doc": "[[measurements.channels]]: one table per measured quantity; default volume every 0.5 h, biomass and glucose every 1 h",
-            },
-            "seed": {"min": 0, "doc": "seed of the noise and dropout generator"},
-        },
-    )
-    estimator = fields_from_settings(
-        EstimatorSettings,
-        {
-            "kind": {"choices": ("ekf", "mhe", "none")},
-            "initial_error": {"min": -1.0, "min_open": True},
-            "initial_rel_std": {**_POS},
-            "process_rel_std": {**_NONNEG},
-            "process_abs_std": {**_POS, "unit": "state unit/sqrt(h)"},
-            "vmax_rel_std": {**_POS},
-            "vmax_initial_error": {"min": -1.0, "min_open": True},
-            "mhe_horizon": {"min": 2},
-            "mhe_arrival_rel_std": {**_POS},
-            "ekf_integrator": {"choices": ("cvodes", "rk4")},
-            "integration_substeps": {"min": 1},
-        },
-    )
-    closed_loop = fields_from_settings(
-        ClosedLoopSettings,
-        {
-            "plant": {"choices": ("nominal", "perturbed", "dfba")},
-            "plant_parameter_scale": {
-                "types": dict,
-                "values": float,
-                **_POS,
-                "unit": "-",
-                "default": None,
-                "doc": "multiplicative perturbation of named model parameters in the plant, e.g. { vmax_glc = 0.8 }",
-            },
-            "plant_substeps": {"min": 1},
-            "rmse_after": {
-                "extra": True,
-                "types": float,
-                "default": 2.0,
-                "unit": "h",
-                **_NONNEG,
-                "doc": "estimation RMSE is reported from this time on",
-            },
-            "relax": {"extra": True, "types": bool, "default": True, "doc": 'relax infeasible LPs of the dFBA plant (plant = "dfba")'},
-        },
-        skip=("progress",),
-    )
-    offline = fields_from_settings(
-        OfflineSettings,
-        {
-            "n_intervals": {"min": 1},
-            "collocation_deg": {"min": 1, "max": 5},
-            "move_penalty": {**_NONNEG},
-            "max_iter": {"min": 1},
-            "tol": {**_POS},
-            "compare": {"extra": True, "types": bool, "default": True, "doc": "compare with the offline optimum (closed_loop)"},
-        },
-    )
-    baselines = fields_from_settings(
-        BaselineSettings,
-        {
-            "n_grid": {"min": 2},
-            "mu_min": {**_POS},
-            "mu_max": {**_POS},
-            "yield_xs": {**_POS},
-            "sim_dt": {**_POS},
-            "glucose_feed": {
-                **_POS,
-                "default": None,
-                "doc": "glucose concentration of the feed for the exponential formula; default [reactor].feed_glucose",
-            },
-        },
-    )
-    control_model = {
-        "distill": Field(
-            bool, default=False, doc="control and estimate with a cubic B-spline fit of the surrogate (plant keeps the full one)"
-        ),
-        "step": Field(float, default=0.01, unit="mmol/gDW/h", **_POS, doc="spline grid spacing"),
-        "glucose_max": Field(float, unit="mmol/gDW/h", **_POS, doc="spline grid end; default the surrogate's domain"),
-        "oxygen_max": Field(float, unit="mmol/gDW/h", **_POS, doc='spline grid end in "kla" mode; default the surrogate\'s domain'),
-    }
+        def check(t: dict[str, Any]) -> None:
+            cls.from_dict({k: v for k, v in t.items() if k not in extra}, where)
+            if options is not None:
+                options.from_dict({k: v for k, v in t.items() if k in extra}, where)
+
+        return Table({**settings_fields(cls, skip=skip), **extra}, doc, check=check)
+
+    baselines = table(BaselineSettings, "[baselines]", "constant and exponential feed baselines")
+    # absent, the kind takes the reactor's feed_glucose (the class default serves code building it directly)
+    f = baselines.fields["feed_glucose"]
+    f.default, f.doc = None, f.doc.rstrip(".") + "; default [reactor].feed_glucose."
     return {
-        "problem": Table(problem, "the fed-batch optimal-control problem", check=build(BatchProblem, "problem")),
-        "mpc": Table(mpc, "economic feed MPC (do-mpc, collocation)", check=build(MPCSettings, "mpc")),
-        "estimator": Table(estimator, "state (and Vmax) estimator", check=build(EstimatorSettings, "estimator")),
-        "measurements": Table(measurements, "noisy sampled measurements", check=build(MeasurementSettings, "measurements")),
-        "closed_loop": Table(
-            closed_loop, "the closed-loop experiment", check=build(ClosedLoopSettings, "closed_loop", ("rmse_after", "relax"))
-        ),
-        "offline": Table(offline, "offline whole-batch feed optimisation", check=build(OfflineSettings, "offline", ("compare",))),
-        "baselines": Table(baselines, "constant and exponential feed baselines", check=build(BaselineSettings, "baselines")),
-        "control_model": Table(control_model, "model used by the controller and the estimator"),
+        "problem": table(BatchProblem, "[problem]", "the fed-batch optimal-control problem"),
+        "mpc": table(MPCSettings, "[mpc]", "economic feed MPC (do-mpc, collocation)"),
+        "estimator": table(EstimatorSettings, "[estimator]", "state (and Vmax) estimator"),
+        "measurements": table(MeasurementSettings, "[measurements]", "noisy sampled measurements"),
+        "closed_loop": table(ClosedLoopSettings, "[closed_loop]", "the closed-loop experiment", skip=("progress",), options=LoopOptions),
+        "offline": table(OfflineSettings, "[offline]", "offline whole-batch feed optimisation", options=OfflineOptions),
+        "baselines": baselines,
+        "control_model": table(ControlModelOptions, "[control_model]", "model used by the controller and the estimator"),
     }
 
 
@@ -484,12 +242,6 @@ def control_schema(kind: str) -> KindSchema:
     p.pop("simulation")
     checks = (_mismatch_checks,) if kind == "mpc_mismatch" else (_control_checks,)
     tables = {**p, **_control_tables()}
-    # tables the control stage accepts but this schema does not declare yet: passed through, the
-    # kind checks them at run time (keeps the schema from rejecting a table added there)
-    from mpc_bio.scenarios import control as scenario_kinds
-
-    for name in (*getattr(scenario_kinds, "_PROCESS_TABLES", ()), *getattr(scenario_kinds, "_CONTROL_TABLES", ())):
-        tables.setdefault(name, Table({}, "(checked by the kind at run time)", open=True))
     return KindSchema(kind, docs[kind] + ' Tables [model], [surrogate], [reactor], [kinetics] as in kind "simulation".', tables, checks)
 
 
@@ -556,13 +308,13 @@ def _codesign_checks(resolved: dict[str, Any]):
     design = nomad.get("design", {})
     ver = design.get("verification", {})
     fd, vd = FeedSettings(), VerificationSettings()
-    t_end = feed.get("batch_time") or ver.get("batch_time", vd.batch_time)
+    batch_end = feed.get("batch_time") or ver.get("batch_time", vd.batch_time)
     where = "codesign.feed.batch_time" if feed.get("batch_time") else "nomad.design.verification.batch_time"
-    late = [t for t in ver.get("feed_times", vd.feed_times) if t >= t_end]
+    late = [t for t in ver.get("feed_times", vd.feed_times) if t >= batch_end]
     if late:
         yield (
             "nomad.design.verification.feed_times",
-            f"switching times of the reference feed before the batch end {where} = {t_end:g} h",
+            f"switching times of the reference feed before the batch end {where} = {batch_end:g} h",
             f"{late}",
         )
     v0, vmax = ver.get("volume0", vd.volume0), feed.get("volume_max", fd.volume_max)
@@ -576,10 +328,10 @@ def _codesign_checks(resolved: dict[str, Any]):
     if cd.get("n_designs", 3) > 0 and n_int == 0:
         yield "nomad.design.nra.max_interventions", "an integer >= 1 when codesign.n_designs > 0 (no intervention, no design)", "0"
     fmin = feed.get("feed_min", fd.feed_min)
-    if vmax > v0 and fmin * t_end + v0 > vmax:
+    if vmax > v0 and fmin * batch_end + v0 > vmax:
         yield (
             "codesign.feed.feed_min",
-            f"<= (volume_max - volume0) / batch time = {(vmax - v0) / t_end:g} L/h (the smallest feed overfills the reactor)",
+            f"<= (volume_max - volume0) / batch time = {(vmax - v0) / batch_end:g} L/h (the smallest feed overfills the reactor)",
             f"{fmin:g} L/h",
         )
 

@@ -395,16 +395,12 @@ class Table:
         The kind's own validation of the resolved table (e.g. building its settings
         dataclass): ``check(table_dict)`` raising ``ValueError`` (or ``TypeError``) with a
         message; called only when the table has no type/range problems.
-    open : bool
-        The keys are not declared here (a table a kind added without a schema entry yet): it is
-        passed through unchecked and its kind validates it at run time.
     """
 
     fields: Mapping[str, Field]
     doc: str = ""
     required: bool = False
     check: Callable[[dict[str, Any]], Any] | None = None
-    open: bool = False
 
 
 def _first_sentence(text: str) -> str:
@@ -475,7 +471,8 @@ def settings_fields(
             default, required = None, required | {name}
         out[name] = _setting_field(hints[name], setting_spec(f), None if name in required else default, name in required)
     for old, new in getattr(cls, "renamed", {}).items():
-        out[old] = Field(object, renamed_to=new, doc=f"renamed to {new!r}")
+        if new in names:
+            out[old] = Field(object, renamed_to=new, doc=f"renamed to {new!r}")
     return out
 
 
@@ -548,9 +545,6 @@ def validate_with_schema(path: str | Path, data: Mapping[str, Any], schema: Kind
                 )
                 continue
         n0 = len(problems)
-        if tab.open:
-            resolved[name] = data.get(name, {})
-            continue
         resolved[name] = collect_table(path, name, data.get(name, {}), tab.fields, problems)
         for key, f in tab.fields.items():
             v = resolved[name].get(key)

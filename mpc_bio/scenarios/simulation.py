@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 #: Fields of FedBatchSettings given in [simulation] (or by the control problem), not in [reactor].
-GRID_FIELDS = ("t_end", "output_step", "dfba_step")
+GRID_FIELDS = ("batch_time", "output_step", "dfba_step")
 
 
 @dataclass(frozen=True)

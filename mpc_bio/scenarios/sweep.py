@@ -339,14 +339,12 @@ def _execute(jobs: list[tuple[str, str, str]], n_workers: int | None, scheduler:
             yield rid, _run_one(path, run_dir)
         return
     import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import as_completed
 
-    ex = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=mp.get_context("spawn"))
-    try:
+    from mpc_bio.interrupts import worker_pool
+
+    # an interrupted or abandoned sweep (Ctrl-C, SIGTERM, the generator closed) kills its workers
+    with worker_pool(min(workers, len(jobs)), mp.get_context("spawn")) as ex:
         futs = {ex.submit(_run_one, path, run_dir): rid for rid, path, run_dir in jobs}
         for fut in as_completed(futs):
             yield futs[fut], fut.result()
-    except BaseException:
-        ex.shutdown(wait=False, cancel_futures=True)
-        raise
-    ex.shutdown(wait=True)

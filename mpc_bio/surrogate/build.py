@@ -77,7 +77,10 @@ class BuildSettings:
     refine_depth : int
         Largest number of refinement levels.
     max_kink_lines : int
-        Largest number of kink lines (the ones crossing most grid edges first).
+        Largest number of kink lines (the sharpest kinks first).
+    min_kink_jump : float
+        Kink lines whose change of slope over one grid step is below this fraction of every
+        reaction's range are left out (``min_jump`` of :func:`~mpc_bio.metabolism.find_kink_lines`).
     kink_width_steps, kink_reach_steps : float
         ``kink_width`` and ``kink_reach`` of the surrogate in units of the grid step (smallest over
         the inputs).
@@ -120,7 +123,8 @@ class BuildSettings:
     grid_min_per_axis: int = 21
     refine_tolerance: float = 0.005
     refine_depth: int = 4
-    max_kink_lines: int = 16
+    max_kink_lines: int = 32
+    min_kink_jump: float = 0.01
     kink_width_steps: float = 2e-3
     kink_reach_steps: float = 0.5
     kink_extra_reach_steps: tuple[float, ...] = (0.05, 0.15, 1.5, 5.0)
@@ -191,6 +195,9 @@ class BuildSettings:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
                 raise _bad(name, "a positive number", v)
+        v = self.min_kink_jump
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
+            raise _bad("min_kink_jump", "a non-negative number", v)
         if self.kink_reach_steps <= self.kink_width_steps:
             raise _bad("kink_reach_steps", f"larger than kink_width_steps = {self.kink_width_steps}", self.kink_reach_steps)
         object.__setattr__(self, "hidden", tuple(self.hidden))
@@ -459,7 +466,14 @@ def build_surrogate(
         max_solves = int(s.kink_share * budget / t_point)
         kink_s = max(0.5 * s.kink_share * budget, min(s.kink_share * budget, budget * (s.grid_share + s.kink_share) - stages.elapsed()))
         kinks = find_kink_lines(
-            problem, grid, max_lines=s.max_kink_lines, max_solves=max_solves, max_seconds=kink_s, seed=s.seed, progress=False
+            problem,
+            grid,
+            max_lines=s.max_kink_lines,
+            min_jump=s.min_kink_jump,
+            max_solves=max_solves,
+            max_seconds=kink_s,
+            seed=s.seed,
+            progress=False,
         )
         plan.update(kink_max_solves=max_solves, kink_max_seconds=kink_s)
         # ---- 3. refinement
@@ -496,17 +510,17 @@ def build_surrogate(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             for pilot_epochs in (1, 4):  # the difference leaves out the set-up and the metrics
-                # without the mass-balance map: its set-up (an SVD of S, minutes on genome-scale
-                # models) is paid once by the real run, and an epoch costs the same either way
+                # without the mass-balance map: its set-up (an SVD of S) is paid once by the real run
                 t = time.perf_counter()
                 train_surrogate(sub, _replace(sur_settings, epochs=pilot_epochs, patience=pilot_epochs, mass_balance=False), progress=False)
                 timings.append(time.perf_counter() - t)
         t_point_epoch = max(timings[1] - timings[0], 0.25 * timings[1]) / (3 * sub.n_points)
         n_train = n_data * (1 - sur_settings.validation_fraction)
         train_s = max(0.0, budget - stages.elapsed() - t_eval - 0.02 * budget)
-        # the epochs are an upper bound (twice the pilot's estimate: the load changes); the time limit
-        # of the training shares the time between the stages and ends them (learning rate decayed)
-        epochs_total = max(4, int(2.0 * train_s / (t_point_epoch * n_train)))
+        # the epochs are an upper bound (four times the pilot's estimate: the load changes, and the
+        # pilot's short runs carry fixed costs); the time limit of the training shares the time
+        # between the stages and ends them (learning rate decayed)
+        epochs_total = max(4, int(4.0 * train_s / (t_point_epoch * n_train)))
         ft = int(round(s.finetune_share * epochs_total))
         sur_settings = _replace(sur_settings, epochs=epochs_total - ft, patience=epochs_total, finetune_epochs=ft)
         plan.update(

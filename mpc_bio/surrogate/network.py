@@ -347,8 +347,16 @@ class MLPSpec:
 
         From the SVD ``out_matrix = U diag(s) V^T``: N = U[:, :d], M = diag(s[:d]) V^T[:d], with
         d the number of singular values above ``FACTOR_RTOL`` times the largest (d = 0 for a zero
-        matrix). With the mass-balance layer, range(N) lies in the null space of S.
+        matrix). With the mass-balance layer, range(N) lies in the null space of S. Without it,
+        ``out_matrix`` is the split -> net conversion I or [I, -I] (full rank r): then N = I and M =
+        ``out_matrix`` exactly, without the SVD (seconds on a genome-scale model).
         """
+        r, m = self.out_matrix.shape
+        eye = np.eye(r)
+        if (m == r and np.array_equal(self.out_matrix, eye)) or (
+            m == 2 * r and np.array_equal(self.out_matrix[:, :r], eye) and np.array_equal(self.out_matrix[:, r:], -eye)
+        ):
+            return eye, np.array(self.out_matrix)
         U, s, Vt = np.linalg.svd(self.out_matrix, full_matrices=False)
         d = int(np.sum(s > FACTOR_RTOL * s[0])) if s.size and s[0] > 0 else 0
         return np.ascontiguousarray(U[:, :d]), s[:d, None] * Vt[:d]
@@ -550,18 +558,85 @@ class SurrogateModule(nn.Module):
         self.register_buffer("out_matrix", torch.zeros(n_fluxes, n_outputs_raw))
         self.register_buffer("in_matrix", torch.zeros(n_fluxes, n_inputs))
         self.register_buffer("out_bias", torch.zeros(n_fluxes))
+        # optional factors out_matrix = out_left @ out_right (set_output_factors); None: dense
+        self.register_buffer("out_left", None)
+        self.register_buffer("out_right", None)
+        self.out_conversion = False  # out_matrix is I or [I, -I], applied without a multiply (set_output_conversion)
 
-    def raw_outputs(self, x: torch.Tensor) -> torch.Tensor:
-        """Unscaled network outputs y (n, m) before the final affine map."""
+    def set_output_factors(self, left: np.ndarray | torch.Tensor | None, right: np.ndarray | torch.Tensor | None = None) -> None:
+        """Evaluate the final map through ``out_matrix = left @ right`` (or densely again with None).
+
+        With the mass-balance layer, ``out_matrix`` has rank d far below r (the projection's
+        ``left`` (r, d) and ``right`` (d, m), e.g. d = 24 for r = 2,583 on iJO1366). :meth:`forward`
+        then folds ``right``, the output scaling and the last layer into one (d, H) map and applies
+        ``left``: about d (H + r) multiply-adds per point instead of H m + r m, with the same
+        function (round-off aside) and the same gradients. The factors must equal ``out_matrix`` (the
+        caller's contract; they are not saved by :meth:`to_spec`, which keeps ``out_matrix``); they
+        follow the module's dtype and device.
+        """
+        self.out_conversion = False
+        if left is None:
+            self.out_left, self.out_right = None, None
+            return
+        dt, dev = self.out_matrix.dtype, self.out_matrix.device
+        L = torch.as_tensor(np.asarray(left) if not isinstance(left, torch.Tensor) else left, dtype=dt, device=dev)
+        R = torch.as_tensor(np.asarray(right) if not isinstance(right, torch.Tensor) else right, dtype=dt, device=dev)
+        r, m = self.out_matrix.shape
+        if L.ndim != 2 or R.ndim != 2 or L.shape[0] != r or R.shape != (L.shape[1], m):
+            raise ValueError(
+                f"The output factors must be left (r, d) = ({r}, d) and right (d, m) = (d, {m}); got {tuple(L.shape)} and {tuple(R.shape)}."
+            )
+        self.out_left, self.out_right = L.contiguous(), R.contiguous()
+
+    def set_output_conversion(self) -> None:
+        """Apply ``out_matrix`` as what it is without the mass-balance layer, the split -> net conversion:
+        y itself (out_matrix = I) or y[:, :r] - y[:, r:] (out_matrix = [I, -I]), exactly, without the r x m
+        multiply (r^2 multiply-adds per point: most of an epoch on a genome-scale model).
+
+        Raises
+        ------
+        ValueError
+            If ``out_matrix`` is neither.
+        """
+        r, m = self.out_matrix.shape
+        eye = torch.eye(r, dtype=self.out_matrix.dtype, device=self.out_matrix.device)
+        conv = eye if m == r else torch.hstack([eye, -eye]) if m == 2 * r else None
+        if conv is None or not torch.equal(self.out_matrix, conv):
+            raise ValueError(f"set_output_conversion: out_matrix {(r, m)} must be the identity or [I, -I] exactly; it is not.")
+        self.set_output_factors(None)
+        self.out_conversion = True
+
+    def _scaled_features(self, x: torch.Tensor) -> torch.Tensor:
         f = input_features(x, self.warp_knee, self.kink_matrix, self.kink_bias, self.kink_ratio)
         offset = torch.cat([self.x_offset, self.warp_offset, self.kink_scale.new_zeros(self.n_kinks)])
         scale = torch.cat([self.x_scale, self.warp_scale, self.kink_scale])
-        z = (f - offset) / scale
-        return self.y_offset + self.y_scale * self.core(z)
+        return (f - offset) / scale
+
+    def raw_outputs(self, x: torch.Tensor) -> torch.Tensor:
+        """Unscaled network outputs y (n, m) before the final affine map."""
+        return self.y_offset + self.y_scale * self.core(self._scaled_features(x))
+
+    def fluxes_and_raw_outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Net fluxes v (n, r) and the raw outputs y (n, m) they come from (the factors, if set, applied to y)."""
+        y = self.raw_outputs(x)
+        if self.out_conversion:
+            r = self.out_matrix.shape[0]
+            Y = y if y.shape[1] == r else y[:, :r] - y[:, r:]
+        elif self.out_left is None:
+            Y = y @ self.out_matrix.T
+        else:
+            Y = (y @ self.out_right.T) @ self.out_left.T
+        return Y + x @ self.in_matrix.T + self.out_bias, y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        y = self.raw_outputs(x)
-        return y @ self.out_matrix.T + x @ self.in_matrix.T + self.out_bias
+        if self.out_left is None:
+            return self.fluxes_and_raw_outputs(x)[0]
+        # z = out_right y without forming y: right, the output scaling and the last layer in one (d, H) map
+        last = self.core[-1]
+        h = self.core[:-1](self._scaled_features(x))
+        Ry = self.out_right * self.y_scale
+        z = torch.addmm(self.out_right @ self.y_offset + Ry @ last.bias, h, (Ry @ last.weight).T)
+        return z @ self.out_left.T + x @ self.in_matrix.T + self.out_bias
 
     def to_spec(self) -> MLPSpec:
         """The float64 numpy :class:`MLPSpec` of this module (the sharpness folded into the weights,

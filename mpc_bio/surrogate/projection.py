@@ -1,15 +1,25 @@
 """The mass-balance layer: a fixed affine projection of predicted fluxes onto S v = 0.
 
 The paper's surrogate does not conserve mass (paper 1, Discussion). Ours projects the predicted
-net fluxes onto the affine set {v : S v = 0, v[input reactions] = -x}, so every intracellular
-balance holds to machine precision whatever the network predicts. The projection is computed
-once, in float64, from a singular value decomposition (a well-conditioned pseudo-inverse that
-also handles the linearly dependent rows every stoichiometric matrix has).
+net fluxes onto the affine set {v : S v = 0, v[input reactions] = -x, v[pinned] = constants}, so
+every intracellular balance holds to machine precision whatever the network predicts.
+
+The projection is built once, in float64, in factored form. The pinned reactions and the inputs
+are set exactly; on the other (free) reactions J the set is {S_J v_J = -S_F v_F}, and the
+projection is v_J = W_J Z Z^T W_J^-1 v_hat_J + a particular solution, where Z is an orthonormal
+basis of the null space of S_J W_J (W: the per-reaction metric, rows scaled to unit norm) and the
+particular solution uses its pseudo-inverse, both from one singular value decomposition (which
+also handles the linearly dependent rows every stoichiometric matrix has). The linear part is
+thus ``left @ right`` with ``left`` (r, d) and ``right`` (d, r), d = dim null(S_J) the degrees of
+freedom left: on genome-scale models with their blocked reactions pinned d is a few dozen while r
+is thousands, so applying the factors costs 2 d r instead of r^2 per point, and the SVD is of
+S_J alone (the pinned columns dropped).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -19,18 +29,23 @@ __all__ = ["MassBalanceProjection", "build_projection", "mass_balance_residual"]
 
 @dataclass(frozen=True, eq=False)
 class MassBalanceProjection:
-    """v_proj = N @ v_hat + G @ x + c: the weighted projection onto {S v = 0, v[inputs] = -x, v[fixed] = values}.
+    """v_proj = left @ right @ v_hat + G @ x + c: the weighted projection onto {S v = 0, v[inputs] = -x, v[fixed] = values}.
 
     Attributes
     ----------
-    N : ndarray, shape (r, r)
-        Linear part applied to the predicted net fluxes (dimensionless).
+    left : ndarray, shape (r, d)
+        W Z: the free directions (mmol/gDW/h per unit of z); zero rows at pinned reactions and,
+        with ``fix_inputs``, at the inputs. d is the dimension of the feasible set's null space.
+    right : ndarray, shape (d, r)
+        Z^T W^-1: the coordinates z of a net flux vector along those directions; zero columns
+        at pinned reactions and fixed inputs.
     G : ndarray, shape (r, k)
         Linear part applied to the raw inputs x (uptakes, mmol/gDW/h), enforcing v[inputs] = -x.
-    rank : int
-        Rank of the constraint matrix [S; E] (E selects the input reactions).
     c : ndarray, shape (r,)
         Constant part (nonzero only when reactions are pinned to nonzero values).
+    rank : int
+        Rank of the constraint matrix [S; E; F] (E selects the fixed inputs, F the pinned
+        reactions): r - d.
     fix_inputs : bool
         Whether the input reactions are pinned to -x (else only S v = 0 is enforced).
     fixed_indices : ndarray of int
@@ -40,7 +55,8 @@ class MassBalanceProjection:
         sum_j ((v_j - v_hat_j) / weights_j)^2, so reactions with a large range absorb more.
     """
 
-    N: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
     G: np.ndarray
     c: np.ndarray
     rank: int
@@ -48,9 +64,19 @@ class MassBalanceProjection:
     fixed_indices: np.ndarray
     weights: np.ndarray
 
+    @property
+    def dim(self) -> int:
+        """d: the number of free directions (columns of :attr:`left`)."""
+        return int(self.left.shape[1])
+
+    @cached_property
+    def N(self) -> np.ndarray:
+        """The linear part as one dense (r, r) matrix, ``left @ right`` (dimensionless; built on first use)."""
+        return self.left @ self.right
+
     def apply(self, v_hat: np.ndarray, x: np.ndarray) -> np.ndarray:
         """Project net fluxes ``v_hat`` (n, r) for inputs ``x`` (n, k); returns (n, r)."""
-        return np.asarray(v_hat) @ self.N.T + np.asarray(x) @ self.G.T + self.c
+        return (np.asarray(v_hat) @ self.right.T) @ self.left.T + np.asarray(x) @ self.G.T + self.c
 
 
 def build_projection(
@@ -76,20 +102,20 @@ def build_projection(
         Also pin the input exchange fluxes (default); False enforces S v = 0 only, with G = 0.
     fixed_indices, fixed_values : sequences, optional
         Reactions pinned to constants (mmol/gDW/h), e.g. fluxes that are zero at every sample
-        point; the constraints must be consistent with S v = 0.
+        point; distinct, and not inputs when ``fix_inputs``. The pins are exact; if they are not
+        quite consistent with S v = 0 (data at the LP tolerance), the balances of the free
+        reactions hold in the least-squares sense.
     weights : ndarray, shape (r,), optional
         Positive per-reaction scales of the projection metric (default all ones: the Euclidean
         projection). Using each reaction's flux range spreads the correction in proportion.
     rtol : float
-        Singular values below ``rtol * largest`` are treated as zero (dependent rows).
+        Singular values of the scaled S_J below ``rtol * largest`` are treated as zero (dependent rows).
 
     Returns
     -------
     MassBalanceProjection
     """
-    S = stoichiometry.toarray() if sp.issparse(stoichiometry) else np.asarray(stoichiometry, dtype=float)
-    S = np.asarray(S, dtype=np.float64)
-    m, r = S.shape
+    m, r = stoichiometry.shape
     idx = np.asarray(input_indices, dtype=int)
     k = idx.size
     fidx = np.asarray([] if fixed_indices is None else fixed_indices, dtype=int)
@@ -99,37 +125,53 @@ def build_projection(
     w = np.ones(r) if weights is None else np.asarray(weights, dtype=np.float64)
     if w.shape != (r,) or not np.all(np.isfinite(w)) or np.any(w <= 0):
         raise ValueError(f"build_projection: weights must be {r} positive finite numbers; got shape {w.shape}.")
-    # Constraint rows A v = B x + c0.
-    blocks_A, blocks_B, blocks_c = [S], [np.zeros((m, k))], [np.zeros(m)]
-    if fix_inputs:
-        E = np.zeros((k, r))
-        E[np.arange(k), idx] = 1.0
-        blocks_A.append(E)
-        blocks_B.append(-np.eye(k))
-        blocks_c.append(np.zeros(k))
-    if fidx.size:
-        F = np.zeros((fidx.size, r))
-        F[np.arange(fidx.size), fidx] = 1.0
-        blocks_A.append(F)
-        blocks_B.append(np.zeros((fidx.size, k)))
-        blocks_c.append(fval)
-    A, B, c0 = np.vstack(blocks_A), np.vstack(blocks_B), np.concatenate(blocks_c)
-    # Weighted projection: with v = W u, minimise ||u - u_hat|| s.t. (A W) u = b; rows scaled to
-    # unit norm for conditioning (the feasible set and the minimum-norm correction are unchanged).
-    AW = A * w[None, :]
-    row_norm = np.linalg.norm(AW, axis=1)
+    for name, ix in (("input_indices", idx), ("fixed_indices", fidx)):
+        if ix.size and (ix.min() < 0 or ix.max() >= r):
+            raise ValueError(f"build_projection: {name} must be column indices in [0, {r}); got {ix.min()}..{ix.max()}.")
+    fixed = np.concatenate([idx, fidx]) if fix_inputs else fidx
+    if np.unique(fixed).size != fixed.size:
+        raise ValueError(
+            "build_projection: fixed_indices must be distinct"
+            + (" and not input_indices (pinned to -x)" if fix_inputs else "")
+            + f"; got {fidx.size} fixed and {k} inputs with {fixed.size - np.unique(fixed).size} repeated."
+        )
+    free = np.setdiff1d(np.arange(r), fixed)
+    S = stoichiometry.tocsc() if sp.issparse(stoichiometry) else np.asarray(stoichiometry, dtype=np.float64)
+
+    def cols(j):
+        block = S[:, j]
+        return np.asarray(block.toarray() if sp.issparse(block) else block, dtype=np.float64)
+
+    # free part with v = W u: S_J W_J u_J = b; rows scaled to unit norm for conditioning (the
+    # feasible set and the minimum-norm correction are unchanged), rows without free entries dropped
+    M = cols(free) * w[free][None, :]
+    row_norm = np.linalg.norm(M, axis=1)
     keep = row_norm > 0
     D = 1.0 / row_norm[keep]
-    AW, B, c0 = AW[keep] * D[:, None], B[keep] * D[:, None], c0[keep] * D
-    U, s, Vt = np.linalg.svd(AW, full_matrices=False)
-    rank = int(np.sum(s > rtol * s[0])) if s.size else 0
-    U, s, Vt = U[:, :rank], s[:rank], Vt[:rank]
-    P_row = Vt.T @ Vt
-    N = np.eye(r) - (w[:, None] * P_row) / w[None, :]
-    pinv = (Vt.T / s[None, :]) @ U.T  # (r, rows)
-    G = w[:, None] * (pinv @ B)
-    c = w * (pinv @ c0)
-    return MassBalanceProjection(N=N, G=G, c=c, rank=rank, fix_inputs=bool(fix_inputs), fixed_indices=fidx, weights=w)
+    M = M[keep] * D[:, None]
+    if M.size:
+        U, s, Vt = np.linalg.svd(M, full_matrices=True)
+        rank_free = int(np.sum(s > rtol * s[0])) if s.size and s[0] > 0 else 0
+    else:  # no free reaction, or none in any balance
+        U, s, Vt = np.zeros((M.shape[0], 0)), np.zeros(0), np.eye(free.size)
+        rank_free = 0
+    Z = Vt[rank_free:].T  # (|J|, d): orthonormal basis of null(M)
+    d = Z.shape[1]
+    left = np.zeros((r, d))
+    left[free] = w[free][:, None] * Z
+    right = np.zeros((d, r))
+    right[:, free] = Z.T / w[free][None, :]
+    # particular solution: u_J = pinv(M) D b with b = -S_F v_F, v_inputs = -x, v_fixed = fixed_values
+    pinv = (Vt[:rank_free].T / s[:rank_free][None, :]) @ U[:, :rank_free].T  # (|J|, rows kept)
+    G = np.zeros((r, k))
+    c = np.zeros(r)
+    if fix_inputs and k:
+        G[free] = w[free][:, None] * (pinv @ (cols(idx)[keep] * D[:, None]))  # b = -S_in (-x) = S_in x
+        G[idx, np.arange(k)] = -1.0
+    if fidx.size:
+        c[free] = w[free] * (pinv @ (-(cols(fidx)[keep] @ fval) * D))
+        c[fidx] = fval
+    return MassBalanceProjection(left=left, right=right, G=G, c=c, rank=r - d, fix_inputs=bool(fix_inputs), fixed_indices=fidx, weights=w)
 
 
 def mass_balance_residual(stoichiometry: sp.spmatrix | np.ndarray, fluxes: np.ndarray) -> float:

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from mpc_bio.errors import MpcBioError
 from mpc_bio.surrogate.artifact import Surrogate
-from mpc_bio.surrogate.network import FACTOR_RTOL, MLPSpec, SurrogateModule
+from mpc_bio.surrogate.network import FACTOR_MAX_COST, FACTOR_RTOL, MLPSpec, SurrogateModule
 from mpc_bio.surrogate.projection import build_projection
 from mpc_bio.surrogate.settings import SurrogateSettings
 
@@ -317,6 +317,17 @@ def _pin_constant_reactions(S, V, X, in_idx, fix_inputs, v_range, range_floor, w
     return const, np.zeros(0), proj, info
 
 
+def _set_output_map(module: SurrogateModule, factors, projected: bool) -> None:
+    """How the module applies its final map: through the projection's factors (when given), as the
+    plain split -> net conversion (no mass-balance layer), or as the dense ``out_matrix``."""
+    if factors is not None:
+        module.set_output_factors(*factors)
+    elif not projected:
+        module.set_output_conversion()
+    else:
+        module.set_output_factors(None)
+
+
 def _state_expected_time(info, s, t_epoch, elapsed, time_limit_s, report) -> None:
     """Record (and pass to ``report``) the expected training time from one measured Adam epoch.
 
@@ -425,6 +436,7 @@ def _train(
     y_scale = np.where(y_std > 1e-9 * max(float(y_std.max()), 1e-300), y_std, 0.0)  # constants exact
 
     # ---- mass-balance layer
+    factors = None  # out_matrix = left @ right, when that is cheaper to apply (SurrogateModule.set_output_factors)
     info: dict[str, Any] = {
         "n_train_points_total": int(n),
         "device": str(device),
@@ -447,6 +459,8 @@ def _train(
         )
         info["pinning"] = pin_info
         out_matrix = proj.N @ C
+        if proj.dim * (m + r) <= FACTOR_MAX_COST * r * m:  # the factors cost d (m + r) per point, the matrix r m
+            factors = (proj.left, proj.right @ C)
         in_matrix = proj.G
         out_bias = proj.c
         info.update(
@@ -517,6 +531,7 @@ def _train(
             "in_matrix": np.zeros((r, k)),
             "out_bias": np.zeros(r),
         }
+        factors = None  # the branch's map U is thin already
         V_fit = base.evaluate(X)
         np.subtract(V, V_fit, out=V_fit)
         info["freeze_init"] = {"init_hidden": list(base.hidden), "branch_hidden": list(hidden), "branch_outputs": int(n_raw)}
@@ -545,6 +560,7 @@ def _train(
             "settings": init.settings.to_dict(),
             "training_data_hash": init.training_data_hash,
         }
+    _set_output_map(module, factors, s.mass_balance or s.freeze_init)
     module.to(device)
 
     # ---- split
@@ -585,8 +601,10 @@ def _train(
 
     def loss_terms(mod, Xb, Vb, Tb, d, power=2):
         """Batch means of w |e|^p (e: projected flux error / range) and of the split-target term."""
-        y = mod.raw_outputs(Xb)
-        v = y @ mod.out_matrix.T + Xb @ mod.in_matrix.T + mod.out_bias
+        if split_term and Tb is not None:
+            v, y = mod.fluxes_and_raw_outputs(Xb)
+        else:  # the raw outputs are not needed: the factored map (if set) never forms them
+            v = mod(Xb)
         e = (v - Vb) * d["inv_range"]
         fit = (e**2 * d["w"]).mean() if power == 2 else (e.abs() ** power * d["w"]).mean()
         extra = 0.1 * (((y - Tb) / d["Ttr_scale"]) ** 2).mean() if split_term and Tb is not None else None
@@ -641,7 +659,8 @@ def _train(
         """The cosine schedule's factor at a step: steps or time, whichever is further along."""
 
         def factor(step: int) -> float:
-            frac = min(1.0, max(step / total_steps, (time.perf_counter() - started) / seconds))
+            used = (time.perf_counter() - started) / seconds if seconds > 0 else 1.0  # no time left: the final rate
+            frac = min(1.0, max(step / total_steps, used))
             return s.lr_final_ratio + (1 - s.lr_final_ratio) * 0.5 * (1 + math.cos(math.pi * frac))
 
         return factor
@@ -736,6 +755,7 @@ def _train(
     with torch.no_grad():  # restore the fixed maps at full float64 precision
         for name, arr in fixed.items():
             getattr(module, name).copy_(torch.as_tensor(arr, dtype=torch.float64, device=device))
+    _set_output_map(module, factors, s.mass_balance or s.freeze_init)  # from the float64 arrays too
     d = None  # the float32 copies are not needed any more
     if s.lbfgs_steps > 0 and "interrupted" not in info:
         d64 = tensors(torch.float64)  # only for L-BFGS: on iCH360's 550,000 points these are 1.5 GB more at the end

@@ -69,3 +69,44 @@ def test_fallback_replays_the_shifted_plan(monod_model, monod_problem, x0):
     assert rec.fallback == "shifted_plan"
     assert f == pytest.approx(plan[1], rel=1e-12, abs=1e-12)
     assert ctrl.failures == 1
+
+
+def _nodes(ctrl, n):
+    xs = ctrl.mpc.opt_x_num_unscaled
+    return np.array([np.asarray(xs["_x", k, 0, -1]).ravel() for k in range(n + 1)])
+
+
+def test_limits_hold_at_the_last_node(monod_model, monod_problem, x0):
+    # horizon = batch (12 x 0.5 h = 6 h): do-mpc alone constrains the start of each interval, so
+    # its plan dumps feed in the last interval and the acetate at the last node breaks the
+    # (backed-off) limit by 41 %; the soft limits added at the last node hold it there. Tolerance:
+    # IPOPT's tol 1e-8 on the scaled constraint, 1e-6 relative (0 absolute).
+    settings = MPCSettings(t_step=0.5, n_horizon=12, tol=1e-8, max_iter=1000)
+    limit = (1 - settings.backoff) * monod_problem.acetate_max
+    ends = {}
+    for term in (True, False):
+        ctrl = build_mpc(monod_model, monod_problem, settings, terminal_limits=term)
+        ctrl.reset(x0)
+        ctrl.step(x0, 0.0)
+        assert ctrl.records[-1].success, ctrl.records[-1].status
+        end = _nodes(ctrl, settings.n_horizon)[-1]
+        ends[term] = end[2] / end[0]
+    assert ends[True] <= limit * (1 + 1e-6)
+    assert ends[False] > limit * 1.1
+
+
+def test_warm_start_shift_keeps_the_last_node_limit_multipliers(monod_model, monod_problem, x0):
+    settings = MPCSettings(t_step=0.5, n_horizon=12, tol=1e-8, max_iter=1000)
+    ctrl = build_mpc(monod_model, monod_problem, settings)
+    ctrl.reset(x0)
+    ctrl.step(x0, 0.0)
+    lam = np.asarray(ctrl.mpc.lam_g_num).ravel().copy()
+    n_x, N, n_t = monod_model.n_x, settings.n_horizon, ctrl._n_terminal
+    assert n_t == 3  # volume, glucose, acetate
+    b = (lam.size - n_x - n_t) // N
+    assert n_x + N * b + n_t == lam.size
+    assert np.abs(lam[-n_t:]).max() > 0  # the acetate limit is active at the last node
+    ctrl._shift_guess()
+    new = np.asarray(ctrl.mpc.lam_g_num).ravel()
+    np.testing.assert_array_equal(new[n_x : n_x + (N - 1) * b], lam[n_x + b : n_x + N * b])
+    np.testing.assert_array_equal(new[-n_t:], lam[-n_t:])

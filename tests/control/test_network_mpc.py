@@ -38,7 +38,7 @@ def case():
         feed_glucose=1000.0,
         products={"ac": "EX_ac_e"},
         kinetics=UptakeKinetics(oxygen="kla"),
-        t_end=3.0,
+        batch_time=3.0,
         output_step=0.5,
     )
     cell = embed_cell_model(sur, reactor)
@@ -102,7 +102,7 @@ def test_limits_hold_at_the_last_node(case):
     from mpc_bio.control.mpc import build_mpc
 
     problem = dataclasses.replace(case["problem"], batch_time=3.0)  # the horizon ends with the batch
-    ref = build_mpc(case["model"], problem, case["settings"])
+    ref = build_mpc(case["model"], problem, case["settings"], terminal_limits=False)
     ctrl = _network_mpc(case)
     ctrl = type(ctrl)(ctrl.split, ctrl.roles, problem, ctrl.settings, ctrl.network)
     x0 = case["states"][0]
@@ -114,8 +114,8 @@ def test_limits_hold_at_the_last_node(case):
     names = case["model"].state_names
     end = ctrl.predicted_states()[-1]
     assert end[names.index("n_glc")] / end[names.index("V")] <= limit * (1 + 1e-6)
-    # do-mpc checks the limits at the start of each interval only: its plan breaks the glucose
-    # limit in the last interval (a feed dump that later steps have to undo)
+    # do-mpc alone (terminal_limits=False) checks the limits at the start of each interval only:
+    # its plan breaks the glucose limit in the last interval (a feed dump later steps have to undo)
     ref_end = np.array([float(ref.mpc.opt_x_num_unscaled["_x", -1, 0, -1, n][0]) for n in names])
     assert ref_end[names.index("n_glc")] / ref_end[names.index("V")] > limit * 1.1
 
@@ -224,12 +224,19 @@ def test_ich360_nlp_derivatives_equal_the_native_graph_nlp(monkeypatch):
         feed_glucose=1000.0,
         products={"ac": "EX_ac_e"},
         kinetics=UptakeKinetics(oxygen="kla"),
-        t_end=10.0,
+        batch_time=10.0,
         output_step=0.5,
     )
     problem = BatchProblem(batch_time=10.0, feed_max=0.1, volume_max=1.5, glucose_max=50.0, acetate_max=40.0)
     settings = MPCSettings(
-        t_step=0.5, n_horizon=20, collocation_deg=2, move_penalty=0.1, objective_scale=10.0, backend="network", device="cpu"
+        t_step=0.5,
+        n_horizon=20,
+        collocation_deg=2,
+        move_penalty=0.1,
+        objective_scale=10.0,
+        backend="network",
+        device="cpu",
+        network_hessian="exact",  # the native graph's Hessian is exact (no convexified curvature to compare with)
     )
     ctrl = build_network_mpc(reactor, sur, problem, settings)
     graph = to_casadi(sur, "native", outputs=ctrl.split.output_ids, symbolic="MX")

@@ -18,7 +18,7 @@ def offline(monod_model, monod_problem, x0):
 
 @pytest.fixture(scope="module")
 def baselines(monod_model, monod_problem, x0):
-    bs = BaselineSettings(n_grid=15, yield_xs=Y_OX, glucose_feed=C_IN, sim_dt=0.1)
+    bs = BaselineSettings(n_grid=15, yield_xs=Y_OX, feed_glucose=C_IN, sim_dt=0.1)
     return tune_constant_feed(monod_model, monod_problem, x0, bs), tune_exponential_feed(monod_model, monod_problem, x0, bs)
 
 
@@ -47,7 +47,7 @@ def test_offline_beats_tuned_baselines(offline, baselines):
 
 
 def test_exponential_feed_formula():
-    bs = BaselineSettings(yield_xs=0.5, glucose_feed=100.0)
+    bs = BaselineSettings(yield_xs=0.5, feed_glucose=100.0)
     law = exponential_feed_law(0.2, 2.0, bs)
     assert law(0.0, None) == pytest.approx(0.2 * 2.0 / (0.5 * 100.0), rel=1e-14, abs=0.0)
     assert law(3.0, None) == pytest.approx(0.2 * 2.0 / (0.5 * 100.0) * np.exp(0.6), rel=1e-14, abs=0.0)

@@ -177,3 +177,42 @@ def test_shipped_ich360_matches_autograd():
     np.testing.assert_allclose(c.values, v, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(c.jacobians, J, rtol=1e-9, atol=1e-10)
     np.testing.assert_allclose(c.hessians, H, rtol=1e-8, atol=1e-9)
+
+
+def test_kink_width_widens_the_bends_as_a_rescaled_module():
+    """kink_width w: each kink feature becomes softplus(r u) / r - softplus(c u) / c with c = s / w
+    (s = 0.05, the sharp width of the random kinks) and r = min(rho, c), which equals
+    bump(c u, r / c) / c: the reference is the surrogate's own torch module with its kink rows
+    scaled by c, ratios r / c and scales kink_scale * c (features with rho >= c: ratio 1, i.e. 0),
+    differentiated by autograd. Same float64 arithmetic: rtol 1e-9 / atol 1e-10 relative to the
+    output size (values), 1e-8 / 1e-9 (Jacobians, Hessians)."""
+    import copy
+
+    sur = random_surrogate(hidden=(24, 16), activation="silu", n_out=5, seed=4, warp=True, kinks=6)
+    rows = (0, 1, 3)
+    ids = [sur.reaction_ids[i] for i in rows]
+    w = 0.2
+    net = BatchedNetwork(sur, ids, device="cpu", kink_width=w)
+    mod = copy.deepcopy(sur.module).double()
+    with torch.no_grad():
+        sharp = 1.0 / torch.linalg.norm(mod.kink_matrix, dim=1)
+        c = torch.clamp(sharp / w, max=1.0)
+        r = torch.minimum(mod.kink_ratio, c)
+        assert 0 < int((r < c).sum()) < 6  # some features kept, some dropped at this width
+        mod.kink_matrix.mul_(c[:, None])
+        mod.kink_bias.mul_(c)
+        mod.kink_ratio.copy_(r / c)
+        mod.kink_scale.mul_(c)
+    Q = _points(10, seed=2, lo=1.0, hi=19.0)
+    c2 = net.taylor(Q, order=2)
+    v, J, H = _autograd(mod, rows, Q)
+    scale = 1.0 + np.abs(v).max()
+    np.testing.assert_allclose(c2.values, v, rtol=1e-9, atol=1e-10 * scale)
+    np.testing.assert_allclose(c2.jacobians, J, rtol=1e-8, atol=1e-9 * scale)
+    np.testing.assert_allclose(c2.hessians, H, rtol=1e-8, atol=1e-9 * scale)
+    # a width below the sharp width changes nothing (bit for bit up to summation order)
+    np.testing.assert_allclose(
+        BatchedNetwork(sur, ids, device="cpu", kink_width=1e-3).values(Q), BatchedNetwork(sur, ids).values(Q), rtol=0, atol=1e-12 * scale
+    )
+    with pytest.raises(ValueError, match="kink_width"):
+        BatchedNetwork(sur, ids, kink_width=-1.0)

@@ -26,5 +26,9 @@ def test_expression_sensitivity_draws(stable_model):
     assert np.all(a.folds[2, :, :, 0] == mean[0])
     assert np.all(a.success)
     assert set(a.summary()) == {"all", "DDPA", "PGI"}
+    c = expression_sensitivity(ens, [i], "d", enzymes, mean, settings=ss, verification=vs, each_enzyme=False)
+    assert c.modes == ("all",)
+    np.testing.assert_array_equal(c.folds[0], a.folds[0])  # the same draws of mode "all"
+    np.testing.assert_allclose(c.product[0], a.product[0], rtol=1e-12, atol=0)
     with pytest.raises(ValueError, match="mean_fold"):
         expression_sensitivity(ens, [i], "d", enzymes, [1.0], verification=vs)

@@ -7,9 +7,9 @@ import pytest
 
 from mpc_bio.nomad.dynamics import simulate_relaxation, solve_steady_state
 from mpc_bio.nomad.mca import linearize_ensemble
-from mpc_bio.nomad.nra_settings import VerificationSettings
+from mpc_bio.nomad.nra_settings import NRASettings, VerificationSettings
 from mpc_bio.nomad.verification import verify_strains
-from mpc_bio.nomad.viability import strain_steady_state
+from mpc_bio.nomad.viability import ViabilityRule, strain_steady_state
 
 
 def test_strain_steady_state_of_reference_and_small_design(stable_model):
@@ -66,9 +66,8 @@ def test_strain_without_steady_state_counts_as_a_failure(stable_model):
 
 
 def test_steady_state_outside_physiological_range_is_not_viable(stable_model):
-    """The reference strain's own steady state is viable inside the ensemble's concentration
-    envelope and not viable in a range that excludes its largest concentration; a verified
-    strain's range is the envelope widened by viability_concentration_fold (rel 1e-12)."""
+    """An absolute concentration range still marks a steady state outside it (the reference
+    inside the ensemble's envelope, outside half of it)."""
 
     ens, i = stable_model
     x = ens.concentrations[i]
@@ -79,10 +78,44 @@ def test_steady_state_outside_physiological_range_is_not_viable(stable_model):
     outside = strain_steady_state(ens, i, concentration_range=(float(x.min()) / 2, float(x.max()) / 2))
     assert outside.converged and outside.stable and not outside.within_range and not outside.valid
     assert "physiological range" in outside.message
-    res = verify_strains(ens, [i], {}, settings=VerificationSettings(batch_time=2.0, n_points=5, viability_concentration_fold=2.0))
-    assert res.physiological_range == pytest.approx((float(ens.concentrations.min()) / 2, float(ens.concentrations.max()) * 2), rel=1e-12)
-    assert res.valid[0, 0]
     with pytest.raises(ValueError, match="viability_concentration_fold"):
         VerificationSettings(viability_concentration_fold=1.0)
     with pytest.raises(ValueError, match="concentration_range"):
         strain_steady_state(ens, i, concentration_range=(1.0, 0.5))
+
+
+def test_viability_rule_is_the_nra_bound_relative_to_each_model(stable_model):
+    """The rule's concentration bound is max |ln(x/x_ref)| against the model's own reference,
+    from an independent Newton solve (rel 1e-9): a rule whose fold is 1 % above the design's
+    largest change passes it, 1 % below fails it; the growth bound likewise around the steady
+    state's growth ratio. verify_strains applies one rule per strain, the reference included."""
+
+    ens, i = stable_model
+    net = ens.network
+    fold = np.ones(net.n_reactions)
+    fold[net.reaction_index("DDPA")] = 1.3
+    fold[net.reaction_index("PGI")] = 0.8
+    s = strain_steady_state(ens, i, fold)
+    direct = solve_steady_state(ens, i, vmax_fold=fold)
+    dln = float(np.max(np.abs(np.log(direct.concentrations / ens.concentrations[i]))))
+    assert s.max_abs_log_concentration_change == pytest.approx(dln, rel=1e-9)
+    assert s.converged and s.stable and dln > 0.01
+    f = float(np.exp(dln))
+    assert ViabilityRule(f * 1.01, None).viable(s)
+    assert "concentration bound" in ViabilityRule(f / 1.01, None).failure(s)
+    g = s.growth_ratio
+    assert ViabilityRule(None, min(1.0, g * 0.99)).viable(s)
+    if g * 1.01 <= 1.0:
+        assert "growth" in ViabilityRule(None, g * 1.01).failure(s)
+    assert ViabilityRule.from_nra(NRASettings(max_concentration_fold=2.0, max_growth_reduction=0.3)) == ViabilityRule(2.0, 0.7)
+    with pytest.raises(ValueError, match="concentration_fold"):
+        ViabilityRule(1.0, 0.8)
+    with pytest.raises(ValueError, match="min_growth_ratio"):
+        ViabilityRule(3.0, 1.5)
+    vs = VerificationSettings(batch_time=2.0, n_points=5)
+    res = verify_strains(ens, [i], {"d": fold[None, :]}, settings=vs, viability={"d": ViabilityRule(f / 1.01, None)})
+    assert res.valid[0, 0] and not res.valid[1, 0] and res.success[1, 0]
+    res = verify_strains(ens, [i], {"d": fold[None, :]}, settings=vs, viability=ViabilityRule(f * 1.01, None))
+    assert res.valid[1, 0] and res.viability == (ViabilityRule(f * 1.01, None),) * 2
+    with pytest.raises(ValueError, match="viability"):
+        verify_strains(ens, [i], {"d": fold[None, :]}, settings=vs, viability={"e": ViabilityRule()})

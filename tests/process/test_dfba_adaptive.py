@@ -69,7 +69,7 @@ def test_adaptive_matches_closed_form_batch():
         products={},
         kinetics=kin,
         feed=FeedProfile(times=(0.0,), rates=(0.0,)),
-        t_end=8.0,
+        batch_time=8.0,
         output_step=0.1,
     )
     pf = PFBASettings(maintenance_id=None, relax=False)
@@ -169,7 +169,7 @@ def test_adaptive_event_brackets_the_infeasible_lp(fig3_runs):
 
 def test_adaptive_relaxed_run_matches_tight_run(ecoli_core):
     """Across the relaxation onset and the feed step: default tolerances against rtol 1e-11."""
-    s = dataclasses.replace(FedBatchSettings(), t_end=8.0)
+    s = dataclasses.replace(FedBatchSettings(), batch_time=8.0)
     solver = PFBASolver(ecoli_core, PFBASettings(relax=True))
     res = simulate_dfba(s, solver, relax=True)
     tight = simulate_dfba(s, solver, relax=True, rtol=1e-11, atol=1e-13)
@@ -181,18 +181,18 @@ def test_adaptive_relaxed_run_matches_tight_run(ecoli_core):
     assert res.states[:, iG] == pytest.approx(tight.states[:, iG], rel=1e-4, abs=1e-4 * G0)
     # the tight run against the independent DOP853 integration on the first (constant-feed) segment
     seg = tight.time <= 4.0 + 1e-9
-    ref = _reference(dataclasses.replace(s, t_end=4.0), solver, tight.time[seg])
+    ref = _reference(dataclasses.replace(s, batch_time=4.0), solver, tight.time[seg])
     assert tight.states[seg, iX] == pytest.approx(ref[:, iX], rel=1e-7, abs=0)
     assert tight.states[seg, iG] == pytest.approx(ref[:, iG], rel=1e-7, abs=1e-7 * G0)
 
 
 def test_method_and_tolerance_checks(ecoli_core):
-    s = FedBatchSettings(t_end=0.2)
+    s = FedBatchSettings(batch_time=0.2)
     with pytest.raises(ProcessSettingsError, match="'method' parameter of simulate_dfba"):
         simulate_dfba(s, ecoli_core, method="rk4")
     with pytest.raises(ProcessSettingsError, match="'rtol' parameter of simulate_dfba"):
         simulate_dfba(s, ecoli_core, rtol=0.0)
     with pytest.raises(ProcessSettingsError, match="max_steps=3"):
         simulate_dfba(s, ecoli_core, max_steps=3)
-    kla = FedBatchSettings(t_end=0.2, kinetics=UptakeKinetics(oxygen="kla"))
+    kla = FedBatchSettings(batch_time=0.2, kinetics=UptakeKinetics(oxygen="kla"))
     assert simulate_dfba(kla, ecoli_core, relax=True).info["dfba_method"] == "fixed_step"

@@ -38,7 +38,7 @@ def test_numpy_cell_values_and_jacobian_match_native(cells):
 
 def test_numpy_backend_simulation_matches_native(cells):
     s, native, fast = cells
-    s = dataclasses.replace(s, t_end=8.0)
+    s = dataclasses.replace(s, batch_time=8.0)
     a = SurrogateSimulator(s, native, rtol=1e-10, atol=1e-12).run()
     b = SurrogateSimulator(s, fast, rtol=1e-10, atol=1e-12).run()
     assert b.states == pytest.approx(a.states, rel=1e-7, abs=1e-9)
@@ -48,7 +48,7 @@ def test_numpy_backend_simulation_matches_native(cells):
 def test_batched_outputs_equal_pointwise_outputs(cells):
     """The simulator's batched outputs against the ODE's CasADi output function, row by row."""
     s, native, _ = cells
-    s = dataclasses.replace(s, t_end=6.0)
+    s = dataclasses.replace(s, batch_time=6.0)
     sim = SurrogateSimulator(s, native)
     res = sim.run()
     n = len(res.time)
@@ -72,7 +72,7 @@ def test_float32_precision_stays_close_to_float64(ecoli_surrogate, cells):
     assert V32.dtype == np.float64
     scale = np.abs(V64).max(axis=0)
     assert V32 == pytest.approx(V64, rel=1e-5, abs=1e-5 * scale.max())
-    s8 = dataclasses.replace(s, t_end=8.0)
+    s8 = dataclasses.replace(s, batch_time=8.0)
     a = SurrogateSimulator(s8, native, rtol=1e-8, atol=1e-10).run()
     b = SurrogateSimulator(s8, f32, rtol=1e-8, atol=1e-10).run()
     assert b.states == pytest.approx(a.states, rel=1e-5, abs=1e-7)

@@ -64,7 +64,7 @@ def test_cli_runs_short_fig3(tmp_path, ecoli_surrogate, capsys):
     """The figure-3 scenario (shortened to 7 h) from the CLI writes figure, table, events, summary."""
     art = tmp_path / "sur"
     ecoli_surrogate.save(art)
-    text = FIG3.read_text().replace('artifact = "default"', f'artifact = "{art}"').replace("t_end = 24.0", "t_end = 7.0")
+    text = FIG3.read_text().replace('artifact = "default"', f'artifact = "{art}"').replace("batch_time = 24.0", "batch_time = 7.0")
     p = _write(tmp_path, text)
     out = tmp_path / "run"
     assert main(["run", str(p), "--out", str(out), "--no-progress"]) == 0

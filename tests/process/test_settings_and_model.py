@@ -114,7 +114,7 @@ def test_kla_mode_oxygen_balance():
 
 
 def test_glucose_never_negative_without_feed():
-    s = FedBatchSettings(feed=FeedProfile(times=(0.0,), rates=(0.0,)), glucose0=5.0, biomass0=1.0, t_end=20.0)
+    s = FedBatchSettings(feed=FeedProfile(times=(0.0,), rates=(0.0,)), glucose0=5.0, biomass0=1.0, batch_time=20.0)
     res = simulate_surrogate(s, _linear_cell(a=0.1))
     # the uptake vanishes at c = 0, so only integrator error (atol 1e-10 mmol per step) can undershoot
     assert res.state("n_glc").min() >= -1e-8
@@ -150,7 +150,7 @@ def test_reactor_conserves_carbon(ecoli_surrogate, ecoli_core):
     prods = {rid[3:-2].replace("__", "_"): rid for rid in ex_c}
     # gate off: the reactor must book exactly the cell model's fluxes (some tiny predicted
     # uptakes of absent products then make those amounts slightly negative, which is fine here)
-    s = FedBatchSettings(products=prods, glucose_rate="surrogate", product_uptake_gate=0.0, t_end=4.0)
+    s = FedBatchSettings(products=prods, glucose_rate="surrogate", product_uptake_gate=0.0, batch_time=4.0)
     cell = embed_cell_model(ecoli_surrogate, s)
     res = simulate_surrogate(s, cell, rtol=1e-11, atol=1e-12)
     bio = ecoli_core.reactions.get_by_id(ecoli_surrogate.objective_id)

@@ -67,7 +67,7 @@ def test_surrogate_matches_lp_where_feasible(runs, ecoli_surrogate):
 
 
 def test_relaxed_lp_run_continues(ecoli_core, fig3_settings):
-    s = dataclasses.replace(fig3_settings, t_end=8.0)
+    s = dataclasses.replace(fig3_settings, batch_time=8.0)
     lp = simulate_dfba(s, ecoli_core, relax=True)
     assert lp.completed and lp.time[-1] == pytest.approx(8.0)
     ev = lp.event("lp_relaxed")
@@ -99,7 +99,7 @@ def test_fig3_qualitative_shape(runs, ecoli_surrogate):
 
 
 def test_backends_agree_in_simulation(ecoli_surrogate):
-    s = FedBatchSettings(t_end=6.0, output_step=0.5)
+    s = FedBatchSettings(batch_time=6.0, output_step=0.5)
     native = simulate_surrogate(s, embed_cell_model(ecoli_surrogate, s, backend="native"), rtol=1e-10, atol=1e-12)
     l4c = simulate_surrogate(s, embed_cell_model(ecoli_surrogate, s, backend="l4casadi"), rtol=1e-10, atol=1e-12)
     assert l4c.states == pytest.approx(native.states, rel=1e-7, abs=1e-9)
@@ -116,7 +116,7 @@ def test_dfba_rejects_mismatched_solver_and_species(ecoli_core, fig3_settings):
 def test_surrogate_simulator_reuse_matches_one_shot(fig3_settings, fig3_cell):
     from mpc_bio.process import SurrogateSimulator
 
-    s = dataclasses.replace(fig3_settings, t_end=6.0)
+    s = dataclasses.replace(fig3_settings, batch_time=6.0)
     sim = SurrogateSimulator(s, fig3_cell)
     a = sim.run()
     b = sim.run(vmax=8.0)

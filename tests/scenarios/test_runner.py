@@ -157,7 +157,7 @@ name = "small_fedbatch"
 times = [0.0, 1.0]
 rates = [0.001, 0.01]
 [simulation]
-t_end = 2.0
+batch_time = 2.0
 output_step = 0.5
 compare_lp = false
 """
@@ -168,7 +168,7 @@ compare_lp = false
     assert res.summary["final_biomass_gDW"] > 0.1
     assert (res.out_dir / "figure.png").stat().st_size > 0
     resolved = validate_scenario(res.out_dir / "resolved.toml")
-    assert resolved["simulation"]["t_end"] == 2.0 and resolved["reactor"]["volume0"] == 1.0
+    assert resolved["simulation"]["batch_time"] == 2.0 and resolved["reactor"]["volume0"] == 1.0
     again = run_scenario(res.out_dir / "resolved.toml", tmp_path / "sim2", progress=False)
     assert again.summary["final_biomass_gDW"] == pytest.approx(res.summary["final_biomass_gDW"], rel=1e-9, abs=1e-12)
 

@@ -97,7 +97,7 @@ oxygen_uptake = 15.0
 times = [0.0]
 rates = [0.002]
 [simulation]
-t_end = 48.0
+batch_time = 48.0
 output_step = 0.1
 compare_lp = false
 rtol = 1e-13

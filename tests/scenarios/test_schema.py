@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import tomllib
@@ -24,7 +25,7 @@ name = "ok"
 times = [0.0, 1.0]
 rates = [0.001, 0.01]
 [simulation]
-t_end = 2.0
+batch_time = 2.0
 compare_lp = false
 """
 
@@ -57,7 +58,7 @@ def _problems(path: Path):
 def test_good_files_validate_and_fill_defaults(tmp_path):
     r = validate_scenario(_write(tmp_path, GOOD_SIM))
     assert r["kind"] == "simulation"
-    assert r["simulation"]["t_end"] == pytest.approx(2.0, rel=0, abs=0)
+    assert r["simulation"]["batch_time"] == pytest.approx(2.0, rel=0, abs=0)
     # defaults come from the process dataclasses
     from mpc_bio.process import FedBatchSettings, UptakeKinetics
 
@@ -93,30 +94,33 @@ def test_unknown_key_and_table(tmp_path):
 
 
 def test_missing_required_key_and_table(tmp_path):
-    probs, _ = _problems(_write(tmp_path, 'kind = "simulation"\n[simulation]\nt_end = 1.0\n'))
+    probs, _ = _problems(_write(tmp_path, 'kind = "simulation"\n[simulation]\nbatch_time = 1.0\n'))
     assert [p.key for p in probs] == ["[feed]"]
     assert "times" in probs[0].expected and probs[0].got.startswith("nothing")
+    probs, _ = _problems(_write(tmp_path, 'kind = "simulation"\n[feed]\ntimes = [0.0]\nrates = [0.0]\n[simulation]\nt_end = 1.0\n'))
+    assert [(p.key, p.expected) for p in probs] == [("simulation.t_end", "batch_time")]
     probs, _ = _problems(_write(tmp_path, 'kind = "simulation"\n[feed]\ntimes = [0.0]\n'))
     assert [(p.key, p.got) for p in probs] == [("feed.rates", "nothing (missing)")]
 
 
 def test_wrong_types(tmp_path):
     text = (
-        GOOD_SIM.replace("t_end = 2.0", 't_end = "2 h"') + "[reactor]\nproducts = { ac = 3 }\n[surrogate]\nhidden = [64, 6.5]\ncache = 1\n"
+        GOOD_SIM.replace("batch_time = 2.0", 'batch_time = "2 h"')
+        + "[reactor]\nproducts = { ac = 3 }\n[surrogate]\nhidden = [64, 6.5]\ncache = 1\n"
     )
     probs, _ = _problems(_write(tmp_path, text))
     got = {p.key: p for p in probs}
-    assert set(got) == {"simulation.t_end", "reactor.products", "surrogate.hidden", "surrogate.cache"}
-    assert got["simulation.t_end"].expected == "a number" and "str" in got["simulation.t_end"].got
+    assert set(got) == {"simulation.batch_time", "reactor.products", "surrogate.hidden", "surrogate.cache"}
+    assert got["simulation.batch_time"].expected == "a number" and "str" in got["simulation.batch_time"].got
     assert got["surrogate.cache"].expected == "a boolean"  # 1 is not a boolean
     assert "a list of integers" in got["surrogate.hidden"].expected
 
 
 def test_booleans_are_not_numbers_and_ints_become_floats(tmp_path):
-    probs, _ = _problems(_write(tmp_path, GOOD_SIM.replace("t_end = 2.0", "t_end = true")))
-    assert [p.key for p in probs] == ["simulation.t_end"]
-    r = validate_scenario(_write(tmp_path, GOOD_SIM.replace("t_end = 2.0", "t_end = 2"), "i.toml"))
-    assert isinstance(r["simulation"]["t_end"], float)
+    probs, _ = _problems(_write(tmp_path, GOOD_SIM.replace("batch_time = 2.0", "batch_time = true")))
+    assert [p.key for p in probs] == ["simulation.batch_time"]
+    r = validate_scenario(_write(tmp_path, GOOD_SIM.replace("batch_time = 2.0", "batch_time = 2"), "i.toml"))
+    assert isinstance(r["simulation"]["batch_time"], float)
 
 
 def test_out_of_range_values(tmp_path):
@@ -139,7 +143,7 @@ def test_infeasible_combinations(tmp_path):
     probs, _ = _problems(_write(tmp_path, GOOD_SIM.replace("times = [0.0, 1.0]", "times = [0.0, 0.0]")))
     assert [p.key for p in probs] == ["[feed]"] and "increase" in probs[0].got
     # across tables
-    text = GOOD_SIM.replace("t_end = 2.0", "t_end = 2.0\noutput_step = 5.0") + '[model]\nname = "e_coli_core"\npath = "m.json"\n'
+    text = GOOD_SIM.replace("batch_time = 2.0", "batch_time = 2.0\noutput_step = 5.0") + '[model]\nname = "e_coli_core"\npath = "m.json"\n'
     probs, _ = _problems(_write(tmp_path, text, "b.toml"))
     assert {p.key for p in probs} == {"simulation.output_step", "[model]"}
     text = GOOD_CONTROL.replace("volume_max = 1.5", "volume_max = 0.9").replace("t_step = 0.5", "t_step = 5.0")
@@ -223,11 +227,11 @@ def test_every_kind_with_a_runner_has_a_schema_and_reference_lists_every_key():
 
 
 def test_cli_validate_exit_codes(tmp_path, capsys):
-    good, bad = _write(tmp_path, GOOD_SIM, "g.toml"), _write(tmp_path, GOOD_SIM.replace("t_end = 2.0", "t_end = -2.0"), "b.toml")
+    good, bad = _write(tmp_path, GOOD_SIM, "g.toml"), _write(tmp_path, GOOD_SIM.replace("batch_time = 2.0", "batch_time = -2.0"), "b.toml")
     assert main(["validate", str(good)]) == 0
     assert main(["validate", str(good), str(bad)]) == 2
     err = capsys.readouterr().err
-    assert "simulation.t_end" in err and "1 of 2 file(s) invalid" in err
+    assert "simulation.batch_time" in err and "1 of 2 file(s) invalid" in err
     assert main(["validate", str(tmp_path / "nope.toml")]) == 2
     assert main(["validate", "--reference", "--kind", "simulation"]) == 0
     assert "[feed]" in capsys.readouterr().out
@@ -341,3 +345,21 @@ def test_validate_refuses_an_edited_artifact(tmp_path, edit):
     with pytest.raises(ScenarioError, match=fragment) as info:
         validate_scenario(p)
     assert "surrogate.artifact" in str(info.value)
+
+
+def test_control_tables_come_from_the_settings_declarations(tmp_path):
+    """The control tables are the control settings' declarations (units, ranges, renamed keys), plus the
+    scenario's own options; an old key names its new one."""
+    from mpc_bio.control.settings import MPCSettings
+    from mpc_bio.settings import setting_spec
+
+    probs, msg = _problems(_write(tmp_path, GOOD_CONTROL + "[baselines]\nglucose_feed = 500.0\n[control_model]\nsteps = 0.1\n", "c.toml"))
+    assert [(p.key, p.what) for p in probs] == [("baselines.glucose_feed", "renamed_key"), ("control_model.steps", "unknown_key")]
+    assert "key 'baselines.glucose_feed' was renamed: write 'feed_glucose' instead" in msg
+    tables = get_schema("closed_loop").tables
+    t_step = next(f for f in dataclasses.fields(MPCSettings) if f.name == "t_step")
+    assert tables["mpc"].fields["t_step"].unit == setting_spec(t_step).unit == "h"
+    assert tables["baselines"].fields["feed_glucose"].default is None  # absent: the reactor's feed_glucose
+    assert {"rmse_after", "relax"} <= set(tables["closed_loop"].fields) and "progress" not in tables["closed_loop"].fields
+    c = validate_scenario(_write(tmp_path, GOOD_CONTROL.replace("t_step = 0.5", "t_step = 0.5\nbackoff = 0.0"), "d.toml"))
+    assert c["mpc"]["backoff"] == 0.0 and "feed_glucose" not in c["baselines"] and c["control_model"]["distill"] is False

@@ -29,7 +29,7 @@ oxygen_uptake = 15.0
 times = [0.0, 2.0]
 rates = [0.001, 0.02]
 [simulation]
-t_end = 3.0
+batch_time = 3.0
 output_step = 0.5
 compare_lp = false
 """
