@@ -15,13 +15,15 @@ from collections.abc import Callable
 import casadi as ca
 import numpy as np
 
+from mpc_bio.errors import MpcBioError
+
 __all__ = ["radau_points", "radau_residuals"]
 
 
 def radau_points(deg: int) -> np.ndarray:
     """Radau points tau_1..tau_deg in (0, 1] of one element (the last is 1), dimensionless."""
     if isinstance(deg, bool) or not isinstance(deg, int) or not 1 <= deg <= 9:
-        raise ValueError(f"The 'deg' parameter of radau_points must be an integer in [1, 9]. Got {deg!r} instead.")
+        raise MpcBioError(f"The 'deg' parameter of radau_points must be an integer in [1, 9]. Got {deg!r} instead.")
     return np.asarray(ca.collocation_points(deg, "radau"), dtype=float)
 
 

@@ -44,29 +44,11 @@ import time
 import casadi as ca
 import numpy as np
 
+from mpc_bio.collocation import radau_points, radau_residuals
 from mpc_bio.control.mpc import MPCStepRecord, fallback_feed, guess_plan, ipopt_options, soft_violation
 from mpc_bio.control.settings import BatchProblem, ControlError, MPCSettings, ReactorRoles
 
-__all__ = ["NetworkMPC", "build_network_mpc", "radau_times", "collocation_derivatives"]
-
-
-def radau_times(deg: int) -> np.ndarray:
-    """The Radau collocation points tau_1..tau_d in (0, 1] (do-mpc's, tau_d = 1)."""
-    return np.array(ca.collocation_points(int(deg), "radau"), dtype=float)
-
-
-def collocation_derivatives(tau: np.ndarray) -> np.ndarray:
-    """C[r, j] = dL_r/dtau at tau_j for the Lagrange basis on the nodes [0, tau_1..tau_d]."""
-    nodes = np.r_[0.0, np.asarray(tau, dtype=float)]
-    n = nodes.size
-    C = np.zeros((n, n))
-    for r in range(n):
-        poly = np.poly1d([1.0])
-        for m in range(n):
-            if m != r:
-                poly *= np.poly1d([1.0, -nodes[m]]) / (nodes[r] - nodes[m])
-        C[r] = np.polyder(poly)(nodes)
-    return C
+__all__ = ["NetworkMPC", "build_network_mpc"]
 
 
 class NetworkMPC:
@@ -102,8 +84,7 @@ class NetworkMPC:
         if xs.size != nx or np.any(xs <= 0):
             raise ControlError(f"x_scale must hold {nx} positive state magnitudes. Got {xs.tolist()} instead.")
         self._xs = xs
-        self._tau = tau = radau_times(d)
-        C = collocation_derivatives(tau)
+        self._tau = radau_points(d)
         self._sizes = (nx * N * d, N, n_soft * (N + 1), nx * (N + 1))
         nw = sum(self._sizes)
         # the symbols: w = [Xc (scaled), U, eps, Xn (scaled)], P = [x0, u_prev, p, in-batch flags]
@@ -130,10 +111,9 @@ class NetworkMPC:
                 ubg.append(np.array(ub_soft))
                 obj += settings.soft_penalty / scale * ca.sum1(E[:, N])
                 break
-            pts = [Xn[:, k]] + [Xc[:, k * d + j] for j in range(d)]
-            for j in range(1, d + 1):
-                xp = sum(C[r, j] * pts[r] for r in range(d + 1))
-                g.append((dt * Fx[:, k * d + j - 1] - xp) / S)
+            points = [Xc[:, k * d + j] for j in range(d)]
+            for residual in radau_residuals(lambda _x, j: Fx[:, k * d + j], Xn[:, k], points, dt):
+                g.append(residual / S)
             g.append((Xn[:, k + 1] - Xc[:, (k + 1) * d - 1]) / S)  # continuity (tau_d = 1)
             lbg += [np.zeros(nx * (d + 1))]
             ubg += [np.zeros(nx * (d + 1))]
