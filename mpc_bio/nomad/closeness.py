@@ -232,7 +232,7 @@ def run_closeness_study(
         strains,
         settings=vs,
         model_ids=model_ids,
-        show_progress=design.progress,
+        progress=design.progress,
         viability=viability,
         n_workers=design.n_workers,
     )

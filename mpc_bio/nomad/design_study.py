@@ -240,7 +240,7 @@ def rank_ensemble_designs(ensemble, control, settings: DesignStudySettings) -> t
     seconds["enumeration"] = time.perf_counter() - t
     designs = EnsembleDesigns(enums, unique_designs(enums), seconds["enumeration"])
     t = time.perf_counter()
-    ranking = rank_designs(problems, designs.unique, nra, settings.ranking, show_progress=show)
+    ranking = rank_designs(problems, designs.unique, nra, settings.ranking, progress=show)
     seconds["ranking"] = time.perf_counter() - t
     return model_index, nra, problems, designs, ranking, seconds
 
@@ -312,9 +312,7 @@ def run_design_study(
     t = time.perf_counter()
     vs = settings.verification
     nw = settings.n_workers
-    batch = verify_strains(
-        ensemble, model_index, strains, settings=vs, model_ids=model_ids, show_progress=show, viability=rule, n_workers=nw
-    )
+    batch = verify_strains(ensemble, model_index, strains, settings=vs, model_ids=model_ids, progress=show, viability=rule, n_workers=nw)
     seconds["verification_batch"] = time.perf_counter() - t
     t = time.perf_counter()
     fed = verify_strains(
@@ -324,7 +322,7 @@ def run_design_study(
         settings=vs,
         feed=feed if feed is not None else vs.feed_profile(),
         model_ids=model_ids,
-        show_progress=show,
+        progress=show,
         viability=rule,
         n_workers=nw,
     )
@@ -349,7 +347,7 @@ def run_design_study(
                 model_ids=model_ids,
                 reference_titer=ref_titer,
                 readout_times=batch.readout_times,
-                show_progress=show,
+                progress=show,
                 viability=rule,
             )
         )

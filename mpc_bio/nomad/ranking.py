@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-from mpc_bio.nomad.executor import progress
+from mpc_bio.nomad.executor import progress as progress_bar
 from mpc_bio.nomad.nra import (
     NRADesign,
     NRAEnumeration,
@@ -225,7 +225,7 @@ def enumerate_ensemble_designs(
     problems: Sequence[NRAProblem],
     settings: NRASettings | None = None,
     *,
-    show_progress: bool = False,
+    progress: bool = False,
 ) -> EnsembleDesigns:
     """Enumerate NRA designs for every model and collect those unique by membership.
 
@@ -234,7 +234,7 @@ def enumerate_ensemble_designs(
     problems : sequence of NRAProblem
         One per screened kinetic model.
     settings : NRASettings, optional
-    show_progress : bool
+    progress : bool
         tqdm progress bar over models.
 
     Returns
@@ -243,7 +243,7 @@ def enumerate_ensemble_designs(
     """
     settings = settings or NRASettings()
     t0 = time.perf_counter()
-    enums = tuple(enumerate_designs(p, settings) for p in progress(problems, show_progress, "NRA per model"))
+    enums = tuple(enumerate_designs(p, settings) for p in progress_bar(problems, progress, "NRA per model"))
     return EnsembleDesigns(enums, unique_designs(enums), time.perf_counter() - t0)
 
 
@@ -268,7 +268,7 @@ def rank_designs(
     nra_settings: NRASettings | None = None,
     settings: RankingSettings | None = None,
     *,
-    show_progress: bool = False,
+    progress: bool = False,
 ) -> DesignRanking:
     """Enforce every design in every model, re-solve the NRA MILP and rank by mean yield gain.
 
@@ -285,7 +285,7 @@ def rank_designs(
         Design constraints (concentration, thermodynamics, growth, ...), as in the enumeration.
     settings : RankingSettings, optional
         Minimal imposed log change (paper: 1e-6) and infeasible handling.
-    show_progress : bool
+    progress : bool
 
     Returns
     -------
@@ -306,7 +306,7 @@ def rank_designs(
     changes = np.full((nd, nm, ne), np.nan)
     times = np.zeros((nd, nm))
     opt = _solver(nra_settings)
-    for k, problem in enumerate(progress(problems, show_progress, "ranking per model")):
+    for k, problem in enumerate(progress_bar(problems, progress, "ranking per model")):
         m = build_nra_model(problem, nra_settings, min_log_change=settings.min_log_change)
         for i, design in enumerate(designs):
             impose_membership(m, problem, nra_settings, design.membership)

@@ -19,7 +19,7 @@ import numpy as np
 
 from mpc_bio.feed import FeedProfile
 from mpc_bio.nomad.ensemble import KineticEnsemble
-from mpc_bio.nomad.executor import progress
+from mpc_bio.nomad.executor import progress as progress_bar
 from mpc_bio.nomad.nra_settings import SensitivitySettings, VerificationSettings
 from mpc_bio.nomad.reactor import simulate_reactor
 from mpc_bio.nomad.viability import ViabilityRule, strain_steady_state
@@ -183,7 +183,7 @@ def expression_sensitivity(
     model_ids: Sequence[str] | None = None,
     reference_titer: np.ndarray | None = None,
     readout_times: np.ndarray | None = None,
-    show_progress: bool = False,
+    progress: bool = False,
     viability: ViabilityRule | None = None,
     each_enzyme: bool = True,
 ) -> SensitivityResult:
@@ -251,7 +251,7 @@ def expression_sensitivity(
     t_read = np.full(nm, float(verification.batch_time)) if readout_times is None else np.asarray(readout_times, dtype=float)
     if t_read.shape != (nm,):
         raise ValueError(f"readout_times must hold one time per model ({nm}). Got shape {t_read.shape}.")
-    for m, model in enumerate(progress(models, show_progress, f"sensitivity {design}")):
+    for m, model in enumerate(progress_bar(models, progress, f"sensitivity {design}")):
         if reference_titer is None:
             ref[m] = np.interp(t_read[m], times, simulate_reactor(ensemble, model, settings=verification, feed=feed).product)
         base = np.ones(net.n_reactions)

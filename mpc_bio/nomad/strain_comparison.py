@@ -177,7 +177,7 @@ def run_strain_comparison(
         strains,
         settings=design.verification,
         model_ids=model_ids,
-        show_progress=design.progress,
+        progress=design.progress,
         viability=rule,
         modifications=mods,
         n_workers=design.n_workers,

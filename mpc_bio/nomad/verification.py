@@ -39,7 +39,7 @@ import numpy as np
 
 from mpc_bio.feed import FeedProfile
 from mpc_bio.nomad.ensemble import KineticEnsemble
-from mpc_bio.nomad.executor import progress
+from mpc_bio.nomad.executor import progress as progress_bar
 from mpc_bio.nomad.nra_settings import VerificationSettings
 from mpc_bio.nomad.reactor import simulate_reactor
 from mpc_bio.nomad.regulation import StrainModification, apply_strain
@@ -416,7 +416,7 @@ def verify_strains(
     settings: VerificationSettings | None = None,
     feed: FeedProfile | Callable[[float], float] | None = None,
     model_ids: Sequence[str] | None = None,
-    show_progress: bool = False,
+    progress: bool = False,
     viability: ViabilityRule | Mapping[str, ViabilityRule] | None = None,
     modifications: Mapping[str, StrainModification] | None = None,
     n_workers: int = 1,
@@ -437,7 +437,7 @@ def verify_strains(
         Fed-batch feed rate (h -> L/h); its glucose concentration is
         ``settings.feed_glucose``. None: batch.
     model_ids : sequence of str, optional
-    show_progress : bool
+    progress : bool
     viability : ViabilityRule or mapping of str to ViabilityRule, optional
         The rule every strain is judged by (one for all, or one per label; labels not in the
         mapping get the default). Default: ``settings.viability_concentration_fold`` and
@@ -503,9 +503,9 @@ def verify_strains(
         from mpc_bio.interrupts import worker_pool
 
         with worker_pool(min(int(n_workers), len(tasks))) as pool:
-            done = list(progress(pool.map(_simulate_strain, tasks), show_progress, f"verification ({mode})", total=len(tasks)))
+            done = list(progress_bar(pool.map(_simulate_strain, tasks), progress, f"verification ({mode})", total=len(tasks)))
     else:
-        done = [_simulate_strain(t) for t in progress(tasks, show_progress, f"verification ({mode})")]
+        done = [_simulate_strain(t) for t in progress_bar(tasks, progress, f"verification ({mode})")]
     for (s, m), (sim, ss) in zip(where, done):
         count += 1
         for k in arr:
