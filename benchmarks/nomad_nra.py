@@ -182,7 +182,6 @@ def main(argv=None) -> int:
         unique_designs,
     )
     from mpc_bio.nomad.reactor import simulate_batch, simulate_reactor, vmax_fold_from_log_changes
-    from mpc_bio.nomad.settings import SamplingSettings
     from mpc_bio.nomad.steady_state import sample_reference_states
     from mpc_bio.nomad.verification import verify_strains
 
@@ -196,8 +195,10 @@ def main(argv=None) -> int:
 
     study = load_study_settings(ROOT / "scenarios" / "nomad_anthranilate.toml")
     net = build_network(None, study.network)
-    states = sample_reference_states(net, study.steady_state, seed=0, thermodynamics=thermodynamic_data_for(net, study.steady_state))
-    ens = sample_ensemble(net, states, SamplingSettings(n_models=args.n_sampled, seed=0))
+    states = sample_reference_states(
+        net, study.steady_state, seed=study.sampling.seed, thermodynamics=thermodynamic_data_for(net, study.steady_state)
+    )
+    ens = sample_ensemble(net, states, dataclasses.replace(study.sampling, n_models=args.n_sampled))
     lin = linearize_ensemble(ens)
     screening = study.screening
     tau_max = doubling_time(net, screening) * screening.time_constant_fraction
@@ -218,6 +219,10 @@ def main(argv=None) -> int:
         if len(passed) >= args.models:
             break
     models = np.array(passed[: args.models], dtype=int)
+    if models.size == 0:
+        raise SystemExit(
+            f"nomad_nra: none of the {survivors.size} linear survivors of {args.n_sampled} passes stages iii-iv; use --n-sampled"
+        )
     cc = compute_control_coefficients(ens, models)
     problems = nra_problems_from_control_coefficients(cc)
     result["ensemble"] = {
