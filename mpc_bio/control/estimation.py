@@ -307,7 +307,7 @@ class MovingHorizonEstimator:
     """
 
     def __init__(self, model: ControlModel, quantities, noise_std, dt: float, settings: EstimatorSettings, x0, x_scale=None):
-        from mpc_bio.process.dompc import import_do_mpc, quiet_do_mpc
+        from mpc_bio.control.dompc import import_do_mpc, quiet_do_mpc
 
         do_mpc = import_do_mpc()
 
@@ -476,7 +476,7 @@ class MovingHorizonEstimator:
         xs[iv] = max(xs[iv], 1e-6)
         self._x = xs
         if self.ip is not None and ok:
-            pe = float(np.asarray(self.mhe.opt_x_num["_p_est"] * self.mhe._p_est_scaling).reshape(-1)[0])
+            pe = float(np.asarray(self.mhe.opt_x_num["_p_est"] * self.mhe.opt_x_scaling["_p_est"]).reshape(-1)[0])
             lo, hi = self.model.param_bounds[self.ip]
             self._p[self.ip] = min(max(pe, lo), hi)
         return self.x
@@ -491,7 +491,7 @@ class MovingHorizonEstimator:
         is left to the caller.
         """
         mhe = self.mhe
-        sx = np.asarray(mhe._x_scaling.cat).reshape(-1)
+        sx = np.asarray(mhe.opt_x_scaling["_x", 0, -1]).reshape(-1)
         if shift:
             self._shift_guess()
         guess = ca.DM(mhe.opt_x_num.cat)
@@ -554,8 +554,8 @@ class MovingHorizonEstimator:
                 else:
                     xs[key, k] = old[k + 1]
         # the new last interval: from the newest node under the feed applied since the last sample
-        sx = np.asarray(mhe._x_scaling.cat).reshape(-1)
-        su = float(np.asarray(mhe._u_scaling.cat).reshape(-1)[0])
+        sx = np.asarray(mhe.opt_x_scaling["_x", 0, -1]).reshape(-1)
+        su = float(np.asarray(mhe.opt_x_scaling["_u", 0]).reshape(-1)[0])
         N = self.N
         x = np.asarray(xs["_x", N - 1, -1]).reshape(-1) * sx
         u = self._us[-1]

@@ -1,9 +1,9 @@
 """The control view of a fed-batch process model: a CasADi right-hand side plus the roles of its variables.
 
-Any continuous do-mpc model (the fed-batch model of :mod:`mpc_bio.process`, or a closed-form
-test system) is turned into a :class:`ControlModel`: ``rhs(x, u, p) -> dx/dt`` as a
-``casadi.Function``, the state, input and parameter names and their roles (volume, glucose,
-biomass, ...). The MPC, the estimators, the offline optimiser and the baselines all build on it,
+A :class:`ControlModel` is ``rhs(x, u, p) -> dx/dt`` as a ``casadi.Function`` with the state,
+input and parameter names and their roles (volume, glucose, biomass, ...): the fed-batch model of
+:mod:`mpc_bio.process` (:func:`mpc_bio.control.control_model_from_process`), the kinetic reactor
+of co-design, or any closed-form system written as a CasADi function. The MPC, the estimators, the offline optimiser and the baselines all build on it,
 so they stay independent of how the process model was made.
 """
 
@@ -18,7 +18,6 @@ from mpc_bio.control.settings import BatchProblem, ControlError, ReactorRoles
 
 __all__ = [
     "ControlModel",
-    "control_model_from_do_mpc",
     "make_integrator",
     "simulate_feed",
     "Trajectory",
@@ -132,73 +131,6 @@ def _replace_role(roles: ReactorRoles, role: str, value) -> ReactorRoles:
     data = {k: getattr(roles, k) for k in roles.__dataclass_fields__}
     data[role] = value
     return ReactorRoles(**data)
-
-
-def control_model_from_do_mpc(model, roles: ReactorRoles | None = None, param_values=None, param_bounds=None) -> ControlModel:
-    """Extract the control view of a continuous, set-up do-mpc model.
-
-    Parameters
-    ----------
-    model : do_mpc.model.Model
-        Continuous model after ``setup()``, with exactly one input (the feed rate, L/h), no
-        algebraic states and no time-varying parameters.
-    roles : ReactorRoles, optional
-        Names of the volume, glucose, biomass, ... states (defaults of :class:`ReactorRoles`).
-    param_values : dict or sequence, optional
-        Nominal values of the model parameters (by name or in order); required when the model
-        has parameters.
-    param_bounds : dict of str to (float, float), optional
-        Validity bounds of some parameters (name -> (low, high), parameter units); the others
-        are ``[0, inf)``.
-
-    Returns
-    -------
-    ControlModel
-    """
-    roles = roles or ReactorRoles()
-    if getattr(model, "model_type", "continuous") != "continuous":
-        raise ControlError(f"The control stage needs a continuous do-mpc model. Got model_type={model.model_type!r} instead.")
-    if model.n_z:
-        raise ControlError("The control stage does not support algebraic states (model.n_z > 0).")
-    if model.n_tvp:
-        raise ControlError("The control stage does not support time-varying parameters in the process model.")
-    u_names = [k for k in model.u.keys() if k != "default"]
-    if len(u_names) != 1:
-        raise ControlError(f"The process model must have exactly one input (the feed rate). Got inputs {u_names}.")
-    x_names = tuple(k for k in model.x.keys() if k != "default")
-    p_names = tuple(k for k in model.p.keys() if k != "default")
-    if p_names and param_values is None:
-        raise ControlError(f"param_values is required: the model has parameters {list(p_names)}.")
-    if isinstance(param_values, dict):
-        missing = [n for n in p_names if n not in param_values]
-        if missing:
-            raise ControlError(f"param_values lacks model parameter(s) {missing}.")
-        pv = np.array([float(param_values[n]) for n in p_names])
-    else:
-        pv = np.asarray(param_values if param_values is not None else [], dtype=float)
-    x, u, p = model["x"], model["u"], model["p"]
-    rhs = ca.Function("rhs", [x, u, p], [model._rhs], ["x", "u", "p"], ["dxdt"])
-    aux_names = tuple(k for k in model.aux.keys() if k != "default")
-    aux = None
-    if aux_names:
-        aux = ca.Function("aux", [x, u, p], [ca.vertcat(*[model.aux[k] for k in aux_names])], ["x", "u", "p"], ["aux"])
-    pb = np.column_stack([np.zeros(len(p_names)), np.full(len(p_names), np.inf)])
-    for name, (lo, hi) in dict(param_bounds or {}).items():
-        if name not in p_names:
-            raise ControlError(f"param_bounds names {name!r}, which is not a model parameter; parameters are {list(p_names)}.")
-        pb[p_names.index(name)] = (float(lo), float(hi))
-    return ControlModel(
-        param_bounds=pb,
-        rhs=rhs,
-        state_names=x_names,
-        input_name=u_names[0],
-        param_names=p_names,
-        param_values=pv,
-        roles=roles,
-        symvar=model.symvar_type,
-        aux=aux,
-        aux_names=aux_names,
-    )
 
 
 def make_integrator(model: ControlModel, dt: float, *, n_out: int = 1, reltol: float = 1e-8, abstol: float = 1e-10):

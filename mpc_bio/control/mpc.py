@@ -213,8 +213,8 @@ class FeedMPC:
         N, dt = self.settings.n_horizon, self.settings.t_step
         integ = self._guess_integrator()
         xs = self.mpc.opt_x_num
-        scale_x = np.asarray(self.mpc._x_scaling.cat).reshape(-1)
-        scale_u = float(np.asarray(self.mpc._u_scaling.cat).reshape(-1)[0])
+        scale_x = np.asarray(self.mpc.opt_x_scaling["_x", 0, 0, -1]).reshape(-1)
+        scale_u = float(np.asarray(self.mpc.opt_x_scaling["_u", 0, 0]).reshape(-1)[0])
         n_pts = len(xs["_x", 1, 0])  # 1 + points per interval
         x = np.maximum(np.asarray(x0, dtype=float).reshape(-1), 0.0)
         xs["_x", 0, 0, -1] = x / scale_x
@@ -359,7 +359,7 @@ class FeedMPC:
         """
         mpc = self.mpc
         _shift_struct(mpc.opt_x_num)
-        lam_x = mpc._opt_x(ca.DM(mpc.lam_x_num))
+        lam_x = mpc.opt_x(ca.DM(mpc.lam_x_num))
         _shift_struct(lam_x)
         mpc.lam_x_num = lam_x.cat
         lam_g = np.asarray(mpc.lam_g_num).reshape(-1).copy()
@@ -461,7 +461,7 @@ def _shift_struct(st) -> None:
 
 
 def _do_mpc_model(model: ControlModel, symvar: str):
-    from mpc_bio.process.dompc import import_do_mpc
+    from mpc_bio.control.dompc import import_do_mpc
 
     do_mpc = import_do_mpc()
 
@@ -553,7 +553,7 @@ def build_mpc(
     FeedMPC
         Call :meth:`FeedMPC.reset` with the initial estimate, then :meth:`FeedMPC.step` each sample.
     """
-    from mpc_bio.process.dompc import import_do_mpc, quiet_do_mpc
+    from mpc_bio.control.dompc import import_do_mpc, quiet_do_mpc
 
     do_mpc = import_do_mpc()
 

@@ -1,6 +1,6 @@
 """Adapters between :mod:`mpc_bio.process` and the control stage.
 
-* :func:`control_model_from_process`: the do-mpc fed-batch model of :mod:`mpc_bio.process`
+* :func:`control_model_from_process`: the CasADi fed-batch model of :mod:`mpc_bio.process`
   (surrogate embedded, glucose Vmax as a parameter) seen as a :class:`ControlModel`.
 * :class:`DfbaPlant`: the LP-in-the-loop dFBA simulator of :mod:`mpc_bio.process` used as the
   plant of a closed loop, one control step at a time (each step is a short
@@ -14,7 +14,7 @@ import dataclasses
 
 import numpy as np
 
-from mpc_bio.control.model import ControlModel, control_model_from_do_mpc
+from mpc_bio.control.model import ControlModel
 from mpc_bio.control.settings import ControlError, ReactorRoles
 
 __all__ = ["control_model_from_process", "DfbaPlant", "process_roles", "vmax_bounds"]
@@ -34,7 +34,7 @@ def process_roles(reactor) -> ReactorRoles:
 
 
 def control_model_from_process(reactor, cell, *, symvar: str | None = None, roles: ReactorRoles | None = None) -> ControlModel:
-    """The fed-batch model of :func:`mpc_bio.process.build_fedbatch_model` as a :class:`ControlModel`.
+    """The fed-batch model of :func:`mpc_bio.process.fedbatch_ode` (glucose Vmax as a parameter) as a :class:`ControlModel`.
 
     Parameters
     ----------
@@ -43,18 +43,30 @@ def control_model_from_process(reactor, cell, *, symvar: str | None = None, role
     cell : mpc_bio.process.CellFluxModel
         The embedded surrogate (keep only the outputs the reactor needs: it shrinks the graph).
     symvar : {"SX", "MX"}, optional
-        do-mpc symbol type (default: SX unless the cell model is MX-only).
+        CasADi symbol type (default: SX unless the cell model is MX-only).
     roles : ReactorRoles, optional
         Defaults to :func:`process_roles`.
-    """
-    from mpc_bio.process import build_fedbatch_model
 
-    model = build_fedbatch_model(reactor, cell, symvar_type=symvar, vmax_as_parameter=True)
-    return control_model_from_do_mpc(
-        model,
-        roles or process_roles(reactor),
-        {"vmax_glc": reactor.kinetics.glucose_vmax},
-        {"vmax_glc": vmax_bounds(reactor, cell)},
+    Returns
+    -------
+    ControlModel
+        Its ``aux`` outputs are the reactor's algebraic outputs (growth [1/h], ``q_glc``, ``q_o2``,
+        ``v_<product>`` and the cell model's inputs ``u_<name>``, mmol/gDW/h).
+    """
+    from mpc_bio.process import fedbatch_ode
+
+    ode = fedbatch_ode(reactor, cell, symbolic=symvar, vmax_as_parameter=True)
+    return ControlModel(
+        rhs=ode.rhs,
+        state_names=tuple(ode.state_names),
+        input_name="F",
+        param_names=ode.param_names,
+        param_values=ode.param_values,
+        roles=roles or process_roles(reactor),
+        symvar=symvar or cell.symbolic,
+        aux=ode.outputs,
+        aux_names=tuple(ode.output_names),
+        param_bounds=np.array([vmax_bounds(reactor, cell)]),
     )
 
 

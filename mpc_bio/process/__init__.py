@@ -1,13 +1,12 @@
-"""The fed-batch process (paper 1, Eq. 2): settings, uptake kinetics, the CasADi/do-mpc model
-with the embedded surrogate, and two simulators (surrogate and LP-in-the-loop dFBA).
+"""The fed-batch process (paper 1, Eq. 2): settings, uptake kinetics, the CasADi model with the
+embedded surrogate, and two simulators (surrogate and LP-in-the-loop dFBA).
 
-do_mpc is imported only inside :func:`build_fedbatch_model`; torch/l4casadi only through
-:func:`embed_cell_model` (via :mod:`mpc_bio.embed`).
+torch/l4casadi are imported only through :func:`embed_cell_model` (via :mod:`mpc_bio.embed`).
 """
 
 from mpc_bio.process.cell import CellFluxModel, embed_cell_model, required_outputs
 from mpc_bio.process.kinetics import gated_rate, glucose_uptake, oxygen_uptake
-from mpc_bio.process.model import FedBatchODE, build_fedbatch_model, fedbatch_ode
+from mpc_bio.process.model import FedBatchODE, fedbatch_ode
 from mpc_bio.process.result import FedBatchResult, SimulationEvent
 from mpc_bio.process.settings import FedBatchSettings, FeedProfile, ProcessSettingsError, UptakeKinetics
 from mpc_bio.process.simulate import SurrogateSimulator, fedbatch_integrator, simulate_dfba, simulate_surrogate
@@ -25,7 +24,6 @@ __all__ = [
     "gated_rate",
     "FedBatchODE",
     "fedbatch_ode",
-    "build_fedbatch_model",
     "fedbatch_integrator",
     "SurrogateSimulator",
     "simulate_surrogate",

@@ -1,4 +1,4 @@
-"""The fed-batch model of paper 1, Eq. 2, as CasADi expressions and as a do-mpc model.
+"""The fed-batch model of paper 1, Eq. 2, as CasADi expressions.
 
     dV/dt      = F                                              [L/h]
     dn_glc/dt  = C_in F - q_glc(c_glc) n_X                      [mmol/h]
@@ -23,7 +23,7 @@ from mpc_bio.process.cell import CellFluxModel
 from mpc_bio.process.kinetics import gated_rate, glucose_uptake, oxygen_uptake
 from mpc_bio.process.settings import FedBatchSettings, ProcessSettingsError
 
-__all__ = ["FedBatchODE", "FedBatchSplit", "fedbatch_ode", "fedbatch_split", "build_fedbatch_model", "OUTPUT_NAMES_BASE"]
+__all__ = ["FedBatchODE", "FedBatchSplit", "fedbatch_ode", "fedbatch_split", "OUTPUT_NAMES_BASE"]
 
 #: Algebraic outputs recorded along trajectories (then one ``v_<product>`` per product).
 OUTPUT_NAMES_BASE = ("growth", "q_glc", "q_o2")
@@ -246,60 +246,3 @@ def fedbatch_split(settings: FedBatchSettings, cell: CellFluxModel) -> FedBatchS
         input_names=tuple(cell.input_names),
         output_ids=tuple(cell.output_ids),
     )
-
-
-def build_fedbatch_model(
-    settings: FedBatchSettings,
-    cell: CellFluxModel,
-    *,
-    symvar_type: str | None = None,
-    vmax_as_parameter: bool = False,
-):
-    """The fed-batch reactor of paper 1, Eq. 2, as a set-up continuous do-mpc model.
-
-    Parameters
-    ----------
-    settings : FedBatchSettings
-        Reactor, products and kinetics (units in its docstring).
-    cell : CellFluxModel
-        The cell model (surrogate embedded by :func:`mpc_bio.process.embed_cell_model`, or any
-        CasADi function wrapped in a :class:`CellFluxModel`).
-    symvar_type : {"SX", "MX"}, optional
-        do-mpc symbol type; default SX unless the cell model is MX-only (l4casadi).
-    vmax_as_parameter : bool
-        Declare the glucose Vmax as an uncertain parameter ``vmax_glc`` (mmol/gDW/h), e.g. for
-        estimation or robust MPC; otherwise it is the constant of ``settings.kinetics``.
-
-    Returns
-    -------
-    do_mpc.model.Model
-        States ``V`` [L], ``n_glc`` [mmol], ``n_<product>`` [mmol], ``n_X`` [gDW] (and ``n_o2``
-        [mmol] in kla mode); input ``F`` [L/h]; expressions ``growth`` [1/h], ``q_glc``, ``q_o2``
-        and ``v_<product>`` [mmol/gDW/h], ``c_glc`` [mmol/L], ``c_X`` [gDW/L].
-    """
-    from mpc_bio.process.dompc import import_do_mpc
-
-    do_mpc = import_do_mpc()
-
-    _check_cell(settings, cell)
-    sym_name = symvar_type or cell.symbolic
-    if sym_name == "SX" and cell.symbolic == "MX":
-        raise ProcessSettingsError(f"The cell model ({cell.backend}) can only be called with MX symbols; use symvar_type='MX'.")
-    if sym_name not in ("SX", "MX"):
-        raise ProcessSettingsError(f"The 'symvar_type' parameter must be 'SX' or 'MX'. Got {sym_name!r} instead.")
-    model = do_mpc.model.Model("continuous", sym_name)
-    xs = [model.set_variable("_x", n) for n in settings.state_names]
-    F = model.set_variable("_u", "F")
-    vmax = model.set_variable("_p", "vmax_glc") if vmax_as_parameter else None
-    x = ca.vertcat(*xs)
-    dx, y = _expressions(settings, cell, x, F, vmax)
-    for i, n in enumerate(settings.state_names):
-        model.set_rhs(n, dx[i])
-    labels = (*OUTPUT_NAMES_BASE, *(f"v_{q}" for q in settings.products))
-    for i, n in enumerate(labels):
-        model.set_expression(n, y[i])
-    V = model.x["V"]
-    model.set_expression("c_glc", model.x["n_glc"] / V)
-    model.set_expression("c_X", model.x["n_X"] / V)
-    model.setup()
-    return model

@@ -1,6 +1,6 @@
 """A closed-form fed-batch test system (Monod/Michaelis-Menten kinetics with overflow) for the control tests.
 
-This is an honest, small do-mpc model written here so the control machinery can be tested
+This is an honest, small CasADi model written here so the control machinery can be tested
 independently of the surrogate; it is not a stand-in for the product's process model.
 
 States: V [L], n_glc [mmol], n_ac [mmol], n_X [gDW]; input F [L/h] of glucose at C_IN mmol/L;
@@ -15,7 +15,7 @@ import casadi as ca
 import numpy as np
 import pytest
 
-from mpc_bio.control import BatchProblem, ReactorRoles, control_model_from_do_mpc
+from mpc_bio.control import BatchProblem, ControlModel, ReactorRoles
 
 C_IN = 500.0  # mmol/L
 KM = 1.0  # mmol/L
@@ -27,33 +27,31 @@ VMAX = 10.0  # mmol/gDW/h
 X0 = np.array([1.0, 10.0, 0.0, 0.1])  # V L, glc mmol, ac mmol, X gDW
 
 
-def monod_do_mpc_model(symvar: str = "SX"):
-    import do_mpc
-
-    m = do_mpc.model.Model("continuous", symvar)
-    V = m.set_variable("_x", "V")
-    G = m.set_variable("_x", "n_glc")
-    m.set_variable("_x", "n_ac")
-    X = m.set_variable("_x", "n_X")
-    F = m.set_variable("_u", "F")
-    vmax = m.set_variable("_p", "vmax_glc")
+def monod_control_model(roles: ReactorRoles | None = None, param_values=(VMAX,)) -> ControlModel:
+    """The closed-form Monod fed-batch as a plain CasADi ControlModel."""
+    x, F, vmax = ca.SX.sym("x", 4), ca.SX.sym("F"), ca.SX.sym("p", 1)
+    V, G, X = x[0], x[1], x[3]
     c = G / V
-    q = vmax * c / (KM + c)
+    q = vmax[0] * c / (KM + c)
     q_ov = SMOOTH * ca.log(1 + ca.exp((q - Q_CRIT) / SMOOTH))
     mu = Y_OX * (q - q_ov) + Y_OV * q_ov
-    m.set_rhs("V", F)
-    m.set_rhs("n_glc", F * C_IN - q * X)
-    m.set_rhs("n_ac", 1.5 * q_ov * X)
-    m.set_rhs("n_X", mu * X)
-    m.set_expression("mu", mu)
-    m.setup()
-    return m
+    dx = ca.vertcat(F, F * C_IN - q * X, 1.5 * q_ov * X, mu * X)
+    return ControlModel(
+        rhs=ca.Function("monod_rhs", [x, F, vmax], [dx], ["x", "u", "p"], ["dxdt"]),
+        state_names=("V", "n_glc", "n_ac", "n_X"),
+        input_name="F",
+        param_names=("vmax_glc",),
+        param_values=np.asarray(param_values, dtype=float),
+        roles=roles or ReactorRoles(),
+        aux=ca.Function("monod_aux", [x, F, vmax], [mu], ["x", "u", "p"], ["aux"]),
+        aux_names=("mu",),
+    )
 
 
 @pytest.fixture(scope="session")
 def monod_model():
     """The closed-form Monod fed-batch as a ControlModel."""
-    return control_model_from_do_mpc(monod_do_mpc_model(), ReactorRoles(), {"vmax_glc": VMAX})
+    return monod_control_model()
 
 
 @pytest.fixture(scope="session")

@@ -1,10 +1,10 @@
-"""The control view of a do-mpc model against closed-form values."""
+"""The control view of a fed-batch model against closed-form values."""
 
 import numpy as np
 import pytest
 
 from .conftest import C_IN, KM, Q_CRIT, SMOOTH, VMAX, Y_OV, Y_OX
-from mpc_bio.control import ControlError, ReactorRoles, constraint_margins, control_model_from_do_mpc, simulate_feed
+from mpc_bio.control import ControlError, ReactorRoles, constraint_margins, simulate_feed
 
 
 def _monod_rhs(x, f, vmax):
@@ -26,12 +26,12 @@ def test_rhs_matches_closed_form(monod_model):
 
 
 def test_roles_are_checked():
-    from .conftest import monod_do_mpc_model
+    from .conftest import monod_control_model
 
     with pytest.raises(ControlError, match="biomass"):
-        control_model_from_do_mpc(monod_do_mpc_model(), ReactorRoles(biomass="X"), {"vmax_glc": 1.0})
+        monod_control_model(ReactorRoles(biomass="X"))
     with pytest.raises(ControlError, match="param_values"):
-        control_model_from_do_mpc(monod_do_mpc_model(), ReactorRoles())
+        monod_control_model(param_values=())
 
 
 def test_simulation_without_uptake_is_exact(monod_model, monod_problem, x0):

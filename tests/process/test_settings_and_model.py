@@ -12,7 +12,6 @@ from mpc_bio.process import (
     FeedProfile,
     ProcessSettingsError,
     UptakeKinetics,
-    build_fedbatch_model,
     embed_cell_model,
     fedbatch_integrator,
     fedbatch_ode,
@@ -130,17 +129,6 @@ def test_mx_only_cell_refuses_sx():
     object.__setattr__(cell, "symbolic", "MX")
     with pytest.raises(ProcessSettingsError, match="MX"):
         fedbatch_ode(FedBatchSettings(), cell, symbolic="SX")
-
-
-# ------------------------------------------------------------------ do-mpc model
-@pytest.mark.parametrize("symvar", ["SX", "MX"])
-def test_do_mpc_model_matches_casadi_rhs(fig3_settings, fig3_cell, symvar):
-    model = build_fedbatch_model(fig3_settings, fig3_cell, symvar_type=symvar, vmax_as_parameter=True)
-    ode = fedbatch_ode(fig3_settings, fig3_cell, vmax_as_parameter=True)
-    assert [k for k in model.x.keys() if k != "default"] == list(fig3_settings.state_names)
-    f = ca.Function("m", [model.x, model.u, model.p], [model._rhs])
-    x = np.array([1.2, 6.0, 3.0, 2.0])
-    assert np.array(f(x, 0.03, 9.0)).ravel() == pytest.approx(np.array(ode.rhs(x, 0.03, 9.0)).ravel(), rel=1e-13, abs=1e-13)
 
 
 # ------------------------------------------------------------------ carbon balance
