@@ -76,6 +76,7 @@ KEYS = (
     "n_fresh_points",
     "targets_met",
     "hand_constants",
+    "machine_load",
 )
 
 

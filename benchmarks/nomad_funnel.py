@@ -4,7 +4,8 @@ Default run: the network and settings of scenarios/nomad_anthranilate.toml (iCH3
 screen (stage iii: the shipped batch fermentation data; robustness with 50 Vmax draws), ``--n-models`` kinetic models sampled and screened by
 mpc_bio.nomad.funnel.run_funnel in chunks of ``--chunk-size`` on ``--workers`` local processes (or the
 Dask scheduler at ``--scheduler``), each chunk written to ``--chunks-dir`` as it finishes (a stopped run
-is resumed by running the same command again; ``--read-only`` summarises the chunks written so far).
+is resumed by running the same command again; ``--read-only`` summarises the chunks written so far;
+the wall time of a resumed run is the sum of its working spans, from the chunks' finishing times).
 Reports the sampled count, the stable fraction, each stage's count, worker seconds and models per second
 (of one worker: a cluster of c cores screens c times as many), the run's wall time, the wall and CPU
 time per sampled model and the extrapolation to 100,000 linearly stable models on 2 cores. A probe
@@ -30,7 +31,6 @@ import dataclasses  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mpc_bio.nomad.ensemble import sample_ensemble  # noqa: E402
-from mpc_bio.nomad.funnel import run_funnel  # noqa: E402
+from mpc_bio.nomad.funnel import Clock, run_funnel  # noqa: E402
 from mpc_bio.nomad.mca import compute_control_coefficients  # noqa: E402
 from mpc_bio.nomad.network import build_network  # noqa: E402
 from mpc_bio.nomad.screening import (  # noqa: E402
@@ -67,18 +67,7 @@ OUT = ROOT / "benchmarks" / "results" / "nomad_funnel.json"
 CONFIG = ROOT / "scenarios" / "nomad_anthranilate.toml"
 
 
-class _Clock:
-    """Wall and CPU time (this process) of a block."""
-
-    def __enter__(self):
-        self.w, self.c = time.perf_counter(), time.process_time()
-        return self
-
-    def __exit__(self, *exc):
-        self.wall, self.cpu = time.perf_counter() - self.w, time.process_time() - self.c
-
-
-def _rate(n: int, clock: _Clock) -> dict:
+def _rate(n: int, clock: Clock) -> dict:
     return {
         "n_models": int(n),
         "wall_s": clock.wall,
@@ -95,29 +84,29 @@ def run_network(model: str, n_states: int, n_models: int, stage_models: int, see
         net_settings, ss = shipped.network, dataclasses.replace(shipped.steady_state, n_states=n_states)
     else:
         net_settings, ss = NetworkSettings(model=model), SteadyStateSettings(n_states=n_states)
-    with _Clock() as c_net:
+    with Clock() as c_net:
         net = build_network(None, net_settings)
-    with _Clock() as c_states:
+    with Clock() as c_states:
         states = sample_reference_states(net, ss, seed=seed)
-    with _Clock() as c_samp:
+    with Clock() as c_samp:
         ens = sample_ensemble(net, states, SamplingSettings(n_models=n_models, seed=seed))
-    with _Clock() as c_lin:
+    with Clock() as c_lin:
         lin = linearize_parallel(ens, one)
         stable = screen_linear_stability(lin)
         fast = screen_time_constants(lin, stable, 0.2 * doubling_time(ens))
     sub = stable[:stage_models]
     screening = ScreeningSettings(n_robustness=50, nonlinear_check="perturbation")
-    with _Clock() as c_ret:
+    with Clock() as c_ret:
         ret_pass, _ = screen_nonlinear_return(ens, sub, screening, one)
-    with _Clock() as c_rob:
+    with Clock() as c_rob:
         rob_pass, growth = screen_robustness(ens, sub, screening, one)
     # the cost of a model that passes: every perturbation and every draw simulated (no early stop)
     full = ScreeningSettings(n_robustness=50, return_tolerance=1e300, min_growth_fraction=0.0, nonlinear_check="perturbation")
-    with _Clock() as c_ret_full:
+    with Clock() as c_ret_full:
         screen_nonlinear_return(ens, sub, full, one)
-    with _Clock() as c_rob_full:
+    with Clock() as c_rob_full:
         screen_robustness(ens, sub, full, one)
-    with _Clock() as c_mca:
+    with Clock() as c_mca:
         compute_control_coefficients(ens, sub)
     tau = lin.time_constant[stable] if stable.size else np.array([np.nan])
     ratios = {k: [float(v.min()), float(np.median(v)), float(v.max())] for k, v in cofactor_ratios(net, states).items()}
@@ -156,24 +145,47 @@ def run_network(model: str, n_states: int, n_models: int, stage_models: int, see
     }
 
 
+def _load_during(res, segments: list[dict], load_log: str | None) -> dict | None:
+    """1-minute load average over the run: from the chunk files, else from ``load_log`` (lines
+    ``unix_time load1 load5 load15 ...``, e.g. ``date +%s`` followed by /proc/loadavg, sampled during the run)."""
+    values = [v[0] for v in res.chunk_load_avg.values()]
+    source = "chunk files (at each chunk's finish)"
+    if load_log and segments:
+        logged = []
+        for line in Path(load_log).read_text().splitlines():
+            parts = line.split()
+            if len(parts) >= 2:
+                t, load1 = float(parts[0]), float(parts[1])
+                if any(seg["start_unix"] <= t <= seg["end_unix"] for seg in segments):
+                    logged.append(load1)
+        if logged:
+            values = values + logged
+            source += f" and {load_log} ({len(logged)} samples)"
+    if not values:
+        return None
+    return {"mean": float(np.mean(values)), "min": float(np.min(values)), "max": float(np.max(values)), "n": len(values), "source": source}
+
+
 def run_scale(args) -> dict:
     """The streamed funnel on the shipped configuration's network, with the rates and the extrapolation."""
     shipped = load_study_settings(CONFIG)
-    with _Clock() as c_net:
+    with Clock() as c_net:
         net = build_network(None, shipped.network)
     ss = dataclasses.replace(shipped.steady_state, n_states=args.n_states)
-    with _Clock() as c_states:
+    with Clock() as c_states:
         states = sample_reference_states(net, ss, seed=args.seed, thermodynamics=thermodynamic_data_for(net, ss))
     sampling = dataclasses.replace(shipped.sampling, n_models=args.n_models, seed=args.seed)
     screening = dataclasses.replace(shipped.screening, n_robustness=50, nonlinear_check="batch_data")
     executor = ExecutorSettings(n_workers=args.workers, chunk_size=args.chunk_size, scheduler=args.scheduler, progress=args.progress)
-    with _Clock() as c_run:
+    with Clock() as c_run:
         res = run_funnel(net, states, sampling, screening, executor, out_dir=args.chunks_dir, read_only=args.read_only)
     funnel = res.funnel()
     n, n_stable = res.n_sampled, res.n_stable
     worker_wall = sum(w for w, _ in res.seconds.values())
     worker_cpu = sum(c for _, c in res.seconds.values())
-    wall = res.span_seconds if args.read_only and res.span_seconds else c_run.wall
+    segments = res.wall_segments() if args.chunks_dir else []
+    # a run written to --chunks-dir may span sessions: its wall time is the sum of its working spans
+    wall = sum(seg["wall_s"] for seg in segments) if segments else c_run.wall
     # stage (iv) on models that pass: every draw simulated, one process
     fast = np.sort(res.survivors.get("time_constant", np.zeros(0, dtype=int)))[: args.stage_models]
     probe = None
@@ -181,7 +193,7 @@ def run_scale(args) -> dict:
         sub = sample_ensemble(net, states, sampling, index=fast)
         every = dataclasses.replace(screening, min_growth_fraction=0.0)
         one = ExecutorSettings(n_workers=1, chunk_size=max(1, fast.size), progress=False)
-        with _Clock() as c_probe:
+        with Clock() as c_probe:
             _, growth = screen_robustness(sub, np.arange(fast.size), every, one)
         probe = {
             **_rate(fast.size, c_probe),
@@ -206,6 +218,10 @@ def run_scale(args) -> dict:
         "n_screened": int(res.final.size),
         "screened_models": [int(m) for m in res.final],
         "sampling_screen_s": wall,
+        "sampling_screen_cpu_s": worker_cpu,
+        "cpu_over_wall": worker_cpu / wall if wall > 0 else None,
+        "wall_segments": segments,
+        "load_avg_1min_during_run": _load_during(res, segments, args.load_log),
         "sampling_screen_cpu_s_this_process": c_run.cpu,
         "worker_seconds": worker_wall,
         "worker_cpu_seconds": worker_cpu,
@@ -239,6 +255,7 @@ def main(argv=None) -> int:
     p.add_argument("--chunks-dir", default=None, help="write each finished chunk here (resumable)")
     p.add_argument("--read-only", action="store_true", help="summarise the chunks already in --chunks-dir")
     p.add_argument("--progress", action="store_true")
+    p.add_argument("--load-log", default=None, help="file of 'unix_time load1 ...' lines sampled during the run (load of older chunks)")
     p.add_argument("--stage-models", type=int, default=10, help="models of the stage (iv) probe")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--stage-rates", action="store_true", help="also the per-network single-core stage timings")

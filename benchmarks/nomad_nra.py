@@ -350,7 +350,7 @@ def main(argv=None) -> int:
         strains[f"d-{k + 1} {ranking.designs[k].label}"] = fold
     strains["MCA baseline"] = np.array([vmax_fold_from_log_changes(net, p.enzyme_ids, b.log_changes) for p, b in zip(problems, baseline)])
     ver = verify_strains(ens, models, strains, settings=vs)
-    ver_t_end = verify_strains(ens, models, strains, settings=dataclasses.replace(vs, batch_readout="t_end", check_steady_state=False))
+    ver_t_end = verify_strains(ens, models, strains, settings=dataclasses.replace(vs, batch_readout="batch_time", check_steady_state=False))
     # same reference-strain runs as the verification runs them and as the ensemble stage's batch
     # does (same reactor, duration, grid and tolerances; CPU time, robust to the shared machine)
     simulate_reactor(ens, int(models[0]), settings=vs)

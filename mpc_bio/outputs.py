@@ -5,10 +5,12 @@ through :func:`staged_output`: an existing, non-empty output is refused unless `
 folder's parent must be writable, checked before the work starts; the files are written into a
 hidden sibling ``.NAME.incomplete-PID-N`` and renamed to ``NAME`` only when everything succeeded,
 so an interrupted or failed command never leaves a folder that looks finished.
+:func:`read_saved` opens such a folder again.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -18,7 +20,7 @@ from typing import Any
 
 from mpc_bio.errors import MpcBioError
 
-__all__ = ["OutputError", "check_output_dir", "staged_output", "hidden_sibling", "replace_dir", "json_default"]
+__all__ = ["OutputError", "check_output_dir", "staged_output", "hidden_sibling", "replace_dir", "json_default", "read_saved"]
 
 
 class OutputError(MpcBioError):
@@ -123,3 +125,22 @@ def json_default(o: Any) -> Any:
     if isinstance(o, (tuple, set, frozenset)):
         return list(o)
     return str(o)
+
+
+def read_saved(path: str | Path, json_name: str, npz_name: str, fmt: str, error: type[Exception], what: str) -> tuple[Path, Path, dict]:
+    """The json and npz files of a saved folder (``path``: the folder or its json file) and the parsed
+    json, whose ``format`` must be ``fmt``; a missing file, invalid json or another format raises
+    ``error`` naming ``what`` the folder should hold."""
+    p = Path(path)
+    d = p.parent if p.suffix == ".json" else p
+    jpath, npath = d / json_name, d / npz_name
+    for f in (jpath, npath):
+        if not f.is_file():
+            raise error(f"No {what} at {str(d)!r}: {f.name} is missing.")
+    try:
+        meta = json.loads(jpath.read_text())
+    except json.JSONDecodeError as exc:
+        raise error(f"{jpath} is not valid json ({exc}): the {what} is corrupted.") from None
+    if meta.get("format") != fmt:
+        raise error(f"{jpath} is not an mpc_bio {what} (format {meta.get('format')!r}, expected {fmt!r}).")
+    return jpath, npath, meta

@@ -41,10 +41,14 @@ from typing import Any, ClassVar
 
 from mpc_bio.errors import MpcBioError
 
-__all__ = ["Settings", "Spec", "setting", "setting_spec", "field_types", "describe", "plain", "POSITIVE"]
+__all__ = ["Settings", "Spec", "setting", "setting_spec", "field_types", "describe", "plain", "POSITIVE", "FRACTION", "FOLD"]
 
 #: ``setting(..., **POSITIVE)``: a number > 0.
 POSITIVE: dict[str, Any] = {"low": 0.0, "strict": True}
+#: ``setting(..., **FRACTION)``: a dimensionless number in [0, 1] (``strict``, ``high_strict`` exclude an end).
+FRACTION: dict[str, Any] = {"unit": "-", "low": 0.0, "high": 1.0}
+#: ``setting(..., **FOLD)``: a fold change, a ratio > 1.
+FOLD: dict[str, Any] = {"unit": "-", "low": 1.0, "strict": True}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +66,7 @@ class Spec:
     finite: bool = True
     expected: str = ""
     is_path: bool = False
+    renamed_choices: tuple[tuple[Any, Any], ...] = ()
 
 
 def setting(
@@ -79,6 +84,7 @@ def setting(
     finite: bool = True,
     expected: str = "",
     is_path: bool = False,
+    renamed_choices: Mapping[Any, Any] | None = None,
 ) -> Any:
     """A settings field: default, unit, allowed range or choices and documentation.
 
@@ -106,11 +112,24 @@ def setting(
         What the field expects, for the class's own checks' messages (default: from type and range).
     is_path : bool
         A file or directory path (made absolute in a resolved scenario when it exists beside the file).
+    renamed_choices : mapping, optional
+        Choices renamed in a release, old -> new: an old value is refused with a message naming the new one.
     """
     if isinstance(default, (dict, list)):
         default, factory = dataclasses.MISSING, functools.partial(type(default), default)
     spec = Spec(
-        unit, doc, low, high, strict, high_strict, None if choices is None else tuple(choices), min_items, finite, expected, is_path
+        unit,
+        doc,
+        low,
+        high,
+        strict,
+        high_strict,
+        None if choices is None else tuple(choices),
+        min_items,
+        finite,
+        expected,
+        is_path,
+        tuple((renamed_choices or {}).items()),
     )
     return dataclasses.field(default=default, default_factory=factory, metadata={"setting": spec})
 
@@ -312,7 +331,11 @@ class Settings:
             try:
                 converted = convert(value)
             except _Invalid:
-                raise self.invalid(name, s.expected or describe(tp, s), value) from None
+                err = self.invalid(name, s.expected or describe(tp, s), value)
+                renamed = dict(s.renamed_choices)
+                if isinstance(value, str) and value in renamed:
+                    err = self.error(f"{err} The value {value!r} was renamed: write {renamed[value]!r} instead.")
+                raise err from None
             object.__setattr__(self, name, converted)
         self._check()
 

@@ -9,7 +9,7 @@ While the log is active, the warnings CasADi writes to ``sys.stderr`` (``CasADi 
 WARNING("...")``, e.g. ``nlp_f failed: NaN detected`` at every IPOPT trial point outside a
 model's domain), and the messages of CVODES (``At t = ..., the right-hand side routine
 failed ...``, ``rhs failed: ...``) are not shown: they are counted per phase and per message
-(numbers replaced by ``#``) and reported by :meth:`RunLog.summary` and :meth:`RunLog.final_line`. Every other
+(numbers replaced by ``#``) and reported by :meth:`RunLog.summary` and :func:`format_warnings`. Every other
 output passes through unchanged.
 """
 
@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
-__all__ = ["RunLog", "run_log", "phase", "note", "current_phase", "format_warnings"]
+__all__ = ["RunLog", "run_log", "phase", "note", "format_warnings"]
 
 _WARNING = re.compile(
     r"^(CasADi - \S+ \S+ WARNING\((?P<msg>.*)\)\s*(\[[^\]]*\])?"  # CasADi's warnings
@@ -157,10 +157,6 @@ class RunLog:
             },
         }
 
-    def final_line(self) -> str:
-        """One line: how many solver warnings were counted, the most frequent message."""
-        return format_warnings(self.summary()["solver_warnings"])
-
 
 def format_warnings(counts: dict[str, Any]) -> str:
     """One line from the ``solver_warnings`` entry of :meth:`RunLog.summary`."""
@@ -205,8 +201,3 @@ def phase(name: str) -> Iterator[dict[str, Any]]:
         return
     with _active[-1].phase(name) as info:
         yield info
-
-
-def current_phase() -> str | None:
-    """The phase running now in the active :class:`RunLog`, or None."""
-    return _active[-1].current if _active else None

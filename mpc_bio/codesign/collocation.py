@@ -54,7 +54,7 @@ from mpc_bio.ipopt_options import ipopt_options
 
 from mpc_bio.codesign.model import KineticControlModel
 from mpc_bio.collocation import radau_points, radau_residuals
-from mpc_bio.codesign.optimum import FeedOptimum, interval_profile, member_objective
+from mpc_bio.codesign.optimum import FeedOptimum, member_objective, robust_mode
 from mpc_bio.codesign.settings import FeedSettings
 from mpc_bio.codesign.simulation import feasible_start, simulate_product_amounts, simulate_states
 
@@ -161,12 +161,7 @@ def _radau_start_check(km: KineticControlModel, settings: FeedSettings, feed) ->
 
 
 def optimize_feed_collocation(
-    km: KineticControlModel,
-    settings: FeedSettings,
-    *,
-    strain: str = "reference",
-    mode: str | None = None,
-    initial_feed=None,
+    km: KineticControlModel, settings: FeedSettings, *, strain: str = "reference", mode: str | None = None, initial_feed=None
 ) -> FeedOptimum:
     """Maximise the mean or worst-case final product amount over the members by direct collocation.
 
@@ -193,12 +188,9 @@ def optimize_feed_collocation(
         re-simulation; ``nlp_objective`` the collocation value; ``simulation_mismatch`` the
         largest relative gap over the members between collocation and simulation (-).
     """
-    mode = settings.robust if mode is None else mode
-    if mode not in ("mean", "worst"):
-        raise ValueError(f"The 'mode' parameter of optimize_feed_collocation must be 'mean' or 'worst'. Got {mode!r} instead.")
+    mode = robust_mode(settings, mode, "optimize_feed_collocation")
     t_start = time.perf_counter()
     N, M, d = settings.n_intervals, settings.elements_per_interval, settings.collocation_deg
-    T = settings.batch_time
     n_el = N * M
     m = km.model
     nx = m.n_x
@@ -276,21 +268,4 @@ def optimize_feed_collocation(
     if not feasible or member_objective(p_opt, mode) < init_obj:
         why = "infeasible in simulation" if not feasible else "worse than the start in simulation"
         feed, p_opt, status = f0, p_init, f"{status} ({why}: initial guess kept)"
-    return FeedOptimum(
-        strain=strain,
-        mode=mode,
-        method="collocation",
-        profile=interval_profile(T, feed),
-        batch_time=T,
-        objective=member_objective(p_opt, mode),
-        member_product_mmol=p_opt,
-        initial_objective=init_obj,
-        members=km.members,
-        status=status,
-        success=bool(st.get("success")),
-        iterations=int(st.get("iter_count", -1)),
-        solve_time_s=time.perf_counter() - t_start,
-        feed_glucose=km.feed_glucose,
-        nlp_objective=nlp_obj,
-        simulation_mismatch=mismatch,
-    )
+    return FeedOptimum.solved(km, settings, "collocation", strain, mode, st, t_start, feed, p_opt, init_obj, status, nlp_obj, mismatch)

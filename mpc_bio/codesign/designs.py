@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from mpc_bio.nomad.design_study import design_problems
 from mpc_bio.nomad.ensemble import KineticEnsemble, load_ensemble
 from mpc_bio.nomad.mca import ControlCoefficients, load_control_coefficients
 from mpc_bio.nomad.nra_settings import DesignStudySettings
+from mpc_bio.nomad.ranking import mean_fold_changes
 from mpc_bio.nomad.reactor import vmax_fold_from_log_changes
 from mpc_bio.nomad.settings import EnsembleStudySettings
 
@@ -126,11 +126,7 @@ class TopDesigns:
 
     def mean_fold_changes(self, design: int) -> dict[str, float]:
         """Mean fold change of each member enzyme over the feasible models (ratio)."""
-        out = {}
-        for e in self.memberships[design]:
-            v = np.exp(self.log_changes[design, :, self.enzyme_ids.index(e)])
-            out[e] = float(np.nanmean(v)) if np.any(np.isfinite(v)) else math.nan
-        return out
+        return mean_fold_changes(self.log_changes[design], self.enzyme_ids, self.memberships[design])
 
 
 def _design_key(ens_key: str, settings: DesignStudySettings, n_designs: int) -> str:

@@ -39,12 +39,7 @@ def batch_problem(settings: FeedSettings) -> BatchProblem:
 
 
 def optimize_feed(
-    km: KineticControlModel,
-    settings: FeedSettings,
-    *,
-    strain: str = "reference",
-    mode: str | None = None,
-    initial_feed=None,
+    km: KineticControlModel, settings: FeedSettings, *, strain: str = "reference", mode: str | None = None, initial_feed=None
 ) -> FeedOptimum:
     """The robust feed optimum by ``settings.method``, same arguments and result.
 

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mpc_bio.feed import FeedProfile
 
-__all__ = ["FeedOptimum", "feed_optimum_from_dict", "interval_profile", "member_objective"]
+if TYPE_CHECKING:
+    from mpc_bio.codesign.model import KineticControlModel
+    from mpc_bio.codesign.settings import FeedSettings
+
+__all__ = ["FeedOptimum", "feed_optimum_from_dict", "interval_profile", "member_objective", "robust_mode"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,6 +75,46 @@ class FeedOptimum:
     feed_glucose: float
     nlp_objective: float = float("nan")
     simulation_mismatch: float = float("nan")
+
+    @classmethod
+    def solved(
+        cls,
+        km: KineticControlModel,
+        settings: FeedSettings,
+        method: str,
+        strain: str,
+        mode: str,
+        stats: dict,
+        started: float,
+        feed: np.ndarray,
+        products: np.ndarray,
+        initial_objective: float,
+        status: str,
+        nlp_objective: float,
+        simulation_mismatch: float,
+    ) -> FeedOptimum:
+        """The optimum of one IPOPT solve (``stats`` its stats, ``started`` the ``time.perf_counter()``
+        of the optimisation's start, s) on ``km``: ``feed`` one rate per interval of the settings'
+        batch (L/h), ``products`` the members' final product amounts under it (mmol); the other
+        arguments are stored as they are."""
+        return cls(
+            strain=strain,
+            mode=mode,
+            method=method,
+            profile=interval_profile(settings.batch_time, feed),
+            batch_time=settings.batch_time,
+            objective=member_objective(products, mode),
+            member_product_mmol=products,
+            initial_objective=initial_objective,
+            members=km.members,
+            status=status,
+            success=bool(stats.get("success")),
+            iterations=int(stats.get("iter_count", -1)),
+            solve_time_s=time.perf_counter() - started,
+            feed_glucose=km.feed_glucose,
+            nlp_objective=nlp_objective,
+            simulation_mismatch=simulation_mismatch,
+        )
 
     @property
     def edges(self) -> np.ndarray:
@@ -134,3 +180,11 @@ def interval_profile(batch_time: float, feed) -> FeedProfile:
 def member_objective(values: np.ndarray, mode: str) -> float:
     """The mean (``mode`` "mean") or the smallest ("worst") of the members' final product amounts (mmol)."""
     return float(np.mean(values)) if mode == "mean" else float(np.min(values))
+
+
+def robust_mode(settings: FeedSettings, mode: str | None, caller: str) -> str:
+    """``mode`` ("mean" or "worst"), default ``settings.robust``; another value raises naming ``caller``."""
+    mode = settings.robust if mode is None else mode
+    if mode not in ("mean", "worst"):
+        raise ValueError(f"The 'mode' parameter of {caller} must be 'mean' or 'worst'. Got {mode!r} instead.")
+    return mode

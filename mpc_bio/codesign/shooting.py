@@ -25,91 +25,42 @@ import casadi as ca
 import numpy as np
 from mpc_bio.interrupts import check_interrupt
 from mpc_bio.ipopt_options import ipopt_options
+from mpc_bio.numeric_function import NumericFunction
 
 from mpc_bio.codesign.model import KineticControlModel
-from mpc_bio.codesign.optimum import FeedOptimum, interval_profile, member_objective
+from mpc_bio.codesign.optimum import FeedOptimum, member_objective, robust_mode
 from mpc_bio.codesign.settings import FeedSettings
 from mpc_bio.codesign.simulation import feasible_start, shooting_nodes, simulate_states
 
 __all__ = ["optimize_robust_feed"]
 
 
-class _JacobianCallback(ca.Callback):
-    """Forward finite-difference Jacobian of a numeric function of the scaled feed (in [0, 1])."""
-
-    def __init__(self, name: str, fn: ca.Function, step: float):
-        ca.Callback.__init__(self)
-        self.fn, self.step = fn, step
-        self.construct(name, {})
-
-    def get_n_in(self):
-        return 2
-
-    def get_n_out(self):
-        return 1
-
-    def get_sparsity_in(self, i):
-        return ca.Sparsity.dense(self.fn.size1_in(0), 1) if i == 0 else ca.Sparsity.dense(self.fn.size1_out(0), 1)
-
-    def get_sparsity_out(self, i):
-        return ca.Sparsity.dense(self.fn.size1_out(0), self.fn.size1_in(0))
-
-    def eval(self, args):
-        w = np.asarray(args[0], dtype=float).reshape(-1)
-        y0 = np.asarray(args[1], dtype=float).reshape(-1)
-        jac = np.zeros((y0.size, w.size))
-        for j in range(w.size):
-            d = self.step if w[j] + self.step <= 1.0 else -self.step
-            wj = w.copy()
-            wj[j] += d
-            jac[:, j] = (np.asarray(self.fn(wj), dtype=float).reshape(-1) - y0) / d
-        return [ca.DM(jac)]
-
-
-class _FiniteDifferenceCallback(ca.Callback):
-    """A CVODES simulation of the scaled feed whose Jacobian is taken by forward finite differences.
+def _finite_difference_function(name: str, fn: ca.Function, step: float) -> NumericFunction:
+    """A CVODES simulation ``fn`` of the scaled feed (in [0, 1]) whose Jacobian is taken by forward
+    finite differences of the simulation (step ``step``, backwards where it would leave [0, 1]).
 
     CVODES forward sensitivities of the stiff kinetic models fail (error-test failures) on some
     feeds, which stops IPOPT; differences of the simulation itself are robust and, with N feed
     intervals, cost N extra simulations per Jacobian.
     """
 
-    def __init__(self, name: str, fn: ca.Function, step: float):
-        ca.Callback.__init__(self)
-        self.fn, self.step = fn, step
-        self._jac = None
-        self.construct(name, {})
+    def value(w: np.ndarray) -> np.ndarray:
+        return np.asarray(fn(w), dtype=float).reshape(-1)
 
-    def get_n_in(self):
-        return 1
+    def jacobian(w: np.ndarray, y0: np.ndarray) -> np.ndarray:
+        jac = np.zeros((y0.size, w.size))
+        for j in range(w.size):
+            d = step if w[j] + step <= 1.0 else -step
+            wj = w.copy()
+            wj[j] += d
+            jac[:, j] = (value(wj) - y0) / d
+        return jac
 
-    def get_n_out(self):
-        return 1
-
-    def get_sparsity_in(self, i):
-        return ca.Sparsity.dense(self.fn.size1_in(0), 1)
-
-    def get_sparsity_out(self, i):
-        return ca.Sparsity.dense(self.fn.size1_out(0), 1)
-
-    def eval(self, args):
-        return [self.fn(args[0])]
-
-    def has_jacobian(self):
-        return True
-
-    def get_jacobian(self, name, inames, onames, opts):
-        self._jac = _JacobianCallback(name, self.fn, self.step)
-        return self._jac
+    return NumericFunction(name, fn.size1_in(0), fn.size1_out(0), value, jacobian, buffered=False)
 
 
 def optimize_robust_feed(
-    km: KineticControlModel,
-    settings: FeedSettings,
-    *,
-    strain: str = "reference",
-    mode: str | None = None,
-    initial_feed=None,
+    km: KineticControlModel, settings: FeedSettings, *, strain: str = "reference", mode: str | None = None, initial_feed=None
 ) -> FeedOptimum:
     """Maximise the mean or worst-case final product amount over the stacked members.
 
@@ -132,9 +83,7 @@ def optimize_robust_feed(
     -------
     FeedOptimum
     """
-    mode = settings.robust if mode is None else mode
-    if mode not in ("mean", "worst"):
-        raise ValueError(f"The 'mode' parameter of optimize_robust_feed must be 'mean' or 'worst'. Got {mode!r} instead.")
+    mode = robust_mode(settings, mode, "optimize_robust_feed")
     N = settings.n_intervals
     T = settings.batch_time
     h = T / N
@@ -151,7 +100,7 @@ def optimize_robust_feed(
     # derivatives by forward finite differences of the CVODES simulation (step fd_step in the
     # scaled feed): CVODES forward sensitivities fail when glucose runs out (stiff collapse)
     plain = ca.Function("kinetic_batch", [w_sim], [ca.vertcat(*glc, *[nodes[-1][i] for i in km.product_index])])
-    sim = _FiniteDifferenceCallback("kinetic_batch_fd", plain, settings.fd_step)
+    sim = _finite_difference_function("kinetic_batch_fd", plain, settings.fd_step)
     w_f = ca.MX.sym("F_scaled", N)
     out = sim(w_f)
     products = out[n_glc:]
@@ -222,21 +171,4 @@ def optimize_robust_feed(
     except RuntimeError:
         check_interrupt()
         mismatch = float("inf")
-    return FeedOptimum(
-        strain=strain,
-        mode=mode,
-        method="shooting",
-        profile=interval_profile(T, feed),
-        batch_time=T,
-        objective=member_objective(p_opt, mode),
-        member_product_mmol=p_opt,
-        initial_objective=init_obj,
-        members=km.members,
-        status=status,
-        success=bool(st.get("success")),
-        iterations=int(st.get("iter_count", -1)),
-        solve_time_s=time.perf_counter() - t0,
-        feed_glucose=km.feed_glucose,
-        nlp_objective=nlp_obj,
-        simulation_mismatch=mismatch,
-    )
+    return FeedOptimum.solved(km, settings, "shooting", strain, mode, st, t0, feed, p_opt, init_obj, status, nlp_obj, mismatch)

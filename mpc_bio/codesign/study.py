@@ -10,9 +10,18 @@ Steps (:func:`run_codesign_study`):
    :func:`mpc_bio.nomad.reactor.simulate_reactor` under: ``batch`` (no feed), ``reference``
    (the piecewise-constant feed of ``[nomad.design.verification]``), ``shared`` and ``own``.
 
+Viability: every strain x model is judged by the rule of the rest of NOMAD
+(:class:`~mpc_bio.nomad.viability.ViabilityRule` from the bounds of the NRA that made the designs:
+a stable steady state at the reference medium with every concentration within the NRA fold of the
+model's reference and growth >= 1 - ``max_growth_reduction``), when
+``[nomad.design.verification] check_steady_state`` is on. A design that breaks it in a model is
+non-viable there, whatever the reactor integrates: its titer counts as zero under the rule.
+
 Results: :meth:`CodesignStudy.table` (titer, yield, productivity, final biomass and growth rate
-per strain x feed, mean / std / 10-90 % quantiles over the models), the best strain-plus-feed
-pair and its margin over the reference strain under the reference feed (:meth:`CodesignStudy.summary`).
+per strain x feed, mean / std / 10-90 % quantiles over the models as simulated; the number of
+viable models and the mean titer under the rule beside them), the best strain-plus-feed pair
+under the rule and its margin over the reference strain under the reference feed, and the best
+pair as simulated (viability ignored) beside it (:meth:`CodesignStudy.summary`).
 
 Checkpoints: the ensemble, the designs and every feed optimisation (steps 2-3) are cached under
 ``[codesign] cache_dir`` by a hash of everything they depend on, so a study that is killed
@@ -44,6 +53,7 @@ from mpc_bio.nomad.executor import progress
 from mpc_bio.nomad.nra_settings import DesignStudySettings
 from mpc_bio.nomad.reactor import simulate_reactor
 from mpc_bio.nomad.settings import EnsembleStudySettings
+from mpc_bio.nomad.viability import ViabilityRule, strain_steady_state
 from mpc_bio.status import phase
 
 __all__ = [
@@ -86,6 +96,11 @@ class CodesignEvaluation:
         mol/mol.
     success : ndarray of bool (n_strains, n_feeds, n_models)
     product_mw_g_per_mol : float
+    viability_failure : ndarray of str (n_strains, n_models), optional
+        Why each strain is not viable in each model under ``viability_rule`` ("" when it is; a
+        design infeasible in a model is not viable there); None when not checked (all viable).
+    viability_rule : ViabilityRule, optional
+        The rule the strains were judged by (None: not checked).
     """
 
     strains: tuple[str, ...]
@@ -101,6 +116,20 @@ class CodesignEvaluation:
     product_yield: np.ndarray
     success: np.ndarray
     product_mw_g_per_mol: float
+    viability_failure: np.ndarray | None = None
+    viability_rule: ViabilityRule | None = None
+
+    @property
+    def viable(self) -> np.ndarray:
+        """True where the strain is viable in the model (n_strains, n_models); all True when not checked."""
+        if self.viability_failure is None:
+            return np.ones(self.success.shape[::2], dtype=bool)
+        return self.viability_failure == ""
+
+    def titer_under_rule(self) -> np.ndarray:
+        """Final titer (g/L) per strain x feed x model with every non-viable strain x model as zero
+        (a failed simulation of a viable strain stays NaN)."""
+        return np.where(self.viable[:, None, :], self.metric("titer_g_per_l"), 0.0)
 
     def metric(self, name: str) -> np.ndarray:
         """Per strain x feed x model values of a metric of :data:`METRICS`."""
@@ -127,15 +156,21 @@ class CodesignEvaluation:
             return np.nanmean(a, axis=2), np.nanquantile(a, quantiles[0], axis=2), np.nanquantile(a, quantiles[1], axis=2)
 
     def table(self):
-        """One row per strain x feed: mean, std, p10, p90 over the models of every metric."""
+        """One row per strain x feed: mean, std, p10, p90 over the models of every metric (as
+        simulated), the number of models where the strain is viable and the mean titer under the
+        viability rule (non-viable models as zero)."""
         import warnings
 
         import pandas as pd
 
         rows = []
+        viable, ruled = self.viable, self.titer_under_rule()
         for s, strain in enumerate(self.strains):
             for f, feed in enumerate(self.feeds):
                 row: dict[str, Any] = {"strain": strain, "feed": feed, "n_models": int(self.success[s, f].sum())}
+                row["n_viable"] = int(viable[s].sum())
+                r = ruled[s, f][np.isfinite(ruled[s, f])]
+                row["titer_g_per_l_mean_rule"] = float(np.mean(r)) if r.size else math.nan
                 for name in METRICS:
                     v = self.metric(name)[s, f]
                     v = v[np.isfinite(v)]
@@ -157,6 +192,8 @@ class CodesignEvaluation:
             for f, feed in enumerate(self.feeds):
                 for m, mid in enumerate(self.model_ids):
                     row = {"strain": strain, "feed": feed, "model_id": mid, "success": bool(self.success[s, f, m])}
+                    row["viable"] = bool(self.viable[s, m])
+                    row["viability_failure"] = "" if self.viability_failure is None else str(self.viability_failure[s, m])
                     row.update({k: float(self.metric(k)[s, f, m]) for k in METRICS})
                     rows.append(row)
         return pd.DataFrame(rows)
@@ -197,18 +234,18 @@ class CodesignStudy:
         return self.evaluation.table()
 
     def summary(self) -> dict:
-        """JSON-ready summary naming the best strain-plus-feed pair and its margin."""
+        """JSON-ready summary naming the best strain-plus-feed pair and its margin.
+
+        ``best``: under the viability rule (the mean titer over the models with every non-viable
+        strain x model as zero); ``best_as_simulated``: viability ignored. Margins are relative
+        to the reference strain under the reference feed.
+        """
         ev = self.evaluation
         titer = ev.metric("titer_g_per_l")
-        with np.errstate(all="ignore"):
-            import warnings
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                mean = np.nanmean(titer, axis=2)
+        ruled = ev.titer_under_rule()
+        viable = ev.viable
         ref = (ev.strains.index("reference"), ev.feeds.index("reference"))
-        cand = [(s, f) for s in range(len(ev.strains)) for f in range(len(ev.feeds)) if np.isfinite(mean[s, f])]
-        best = max(cand, key=lambda sf: mean[sf]) if cand else None
+        rule = ev.viability_rule
         out: dict[str, Any] = {
             "objective_of_feed_optimisation": "final product amount n_P(T) in mmol, "
             f"{self.settings.feed.robust} over the first {self.settings.feed.n_members} models",
@@ -219,29 +256,35 @@ class CodesignStudy:
                     "label": l,
                     "predicted_yield_gain": float(g),
                     "n_feasible_models": int(n),
+                    "n_viable_models": int(viable[ev.strains.index(l)].sum()),
+                    "viability_failures": {
+                        mid: str(ev.viability_failure[ev.strains.index(l), m])
+                        for m, mid in enumerate(ev.model_ids)
+                        if ev.viability_failure is not None and ev.viability_failure[ev.strains.index(l), m]
+                    },
                     "mean_fold_changes": self.designs.mean_fold_changes(k),
                 }
                 for k, (l, g, n) in enumerate(zip(self.designs.labels, self.designs.predicted_yield_gain, self.designs.n_feasible))
             ],
-            "reference": {"strain": "reference", "feed": "reference", "mean_titer_g_per_l": float(mean[ref])},
+            "viability_rule": None
+            if rule is None
+            else {"concentration_fold": rule.concentration_fold, "min_growth_ratio": rule.min_growth_ratio, "label": rule.label()},
+            "reference": {
+                "strain": "reference",
+                "feed": "reference",
+                "mean_titer_g_per_l": _best_pair(ruled, ref, ref, viable)["mean_titer_g_per_l"],
+                "mean_titer_g_per_l_as_simulated": _best_pair(titer, ref, ref, viable)["mean_titer_g_per_l"],
+                "n_viable_models": int(viable[ref[0]].sum()),
+            },
             "shared_feed": self.shared_feed.to_dict(),
             "own_feeds": {k: v.to_dict() for k, v in self.own_feeds.items()},
             "seconds": self.seconds,
             "n_models": len(ev.model_ids),
         }
-        if best is not None:
-            s, f = best
-            paired = titer[s, f] / titer[ref[0], ref[1]] - 1.0
-            ok = np.isfinite(paired)
-            out["best"] = {
-                "strain": ev.strains[s],
-                "feed": ev.feeds[f],
-                "mean_titer_g_per_l": float(mean[s, f]),
-                "margin_over_reference": float(mean[s, f] / mean[ref] - 1.0) if mean[ref] > 0 else None,
-                "paired_margin_mean": float(np.mean(paired[ok])) if ok.any() else None,
-                "paired_margin_p10": float(np.quantile(paired[ok], 0.1)) if ok.any() else None,
-                "fraction_models_above_reference": float(np.mean(paired[ok] > 0)) if ok.any() else None,
-            }
+        for key, values in (("best", ruled), ("best_as_simulated", titer)):
+            pair = _argmax_pair(values)
+            if pair is not None:
+                out[key] = {"strain": ev.strains[pair[0]], "feed": ev.feeds[pair[1]], **_best_pair(values, pair, ref, viable)}
         gains = {}
         fs, fo = ev.feeds.index("shared"), ev.feeds.index("own")
         for s, strain in enumerate(ev.strains):
@@ -260,6 +303,40 @@ class CodesignStudy:
                 }
         out["strain_specific_feed_gain"] = gains
         return out
+
+
+def _mean_over_models(values: np.ndarray) -> np.ndarray:
+    """Mean over the models (last axis) of the finite values; NaN where there are none."""
+    ok = np.isfinite(values)
+    total = np.where(ok, values, 0.0).sum(axis=-1)
+    n = ok.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, total / np.maximum(n, 1), np.nan)
+
+
+def _argmax_pair(values: np.ndarray) -> tuple[int, int] | None:
+    """(strain, feed) with the highest mean over the models; None when no pair has a finite mean."""
+    mean = _mean_over_models(values)
+    cand = [(s, f) for s in range(mean.shape[0]) for f in range(mean.shape[1]) if np.isfinite(mean[s, f])]
+    return max(cand, key=lambda sf: mean[sf]) if cand else None
+
+
+def _best_pair(values: np.ndarray, pair: tuple[int, int], ref: tuple[int, int], viable: np.ndarray) -> dict[str, Any]:
+    """Mean titer of ``pair`` over the models and its margins over ``ref`` (both from ``values``, g/L)."""
+    mean = _mean_over_models(values)
+    a, b = values[pair], values[ref]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        paired = a / b - 1.0
+    ok = np.isfinite(paired)
+    m, r = float(mean[pair]), float(mean[ref])
+    return {
+        "mean_titer_g_per_l": m,
+        "n_viable_models": int(viable[pair[0]].sum()),
+        "margin_over_reference": m / r - 1.0 if r > 0 else None,
+        "paired_margin_mean": float(np.mean(paired[ok])) if ok.any() else None,
+        "paired_margin_p10": float(np.quantile(paired[ok], 0.1)) if ok.any() else None,
+        "fraction_models_above_reference": float(np.mean(paired[ok] > 0)) if ok.any() else None,
+    }
 
 
 def run_codesign_study(
@@ -366,6 +443,20 @@ def run_codesign_study(
             yld[s, f, m] = sim.product_yield if sim.success else np.nan
             success[s, f, m] = sim.success
     seconds["simulations"] = time.perf_counter() - t
+    # the viability rule of the rest of NOMAD: each strain's steady state at the reference medium
+    # within the bounds of the NRA that made the designs (the reference strain is held to them too)
+    rule = ViabilityRule.from_nra(design_settings.nra) if vs.check_steady_state else None
+    failure = np.full((len(strains), models.size), "", dtype=object)
+    t = time.perf_counter()
+    if rule is not None:
+        with phase(f"co-design: viability ({rule.label()}) of {failure.size} strains x models"):
+            for s, m in progress([(s, m) for s in range(len(strains)) for m in range(models.size)], show, "viability"):
+                fold = folds[strains[s]][m]
+                if not np.all(np.isfinite(fold)):
+                    failure[s, m] = "design infeasible in this model (not applied)"
+                    continue
+                failure[s, m] = rule.failure(strain_steady_state(ensemble, int(models[m]), fold))
+    seconds["viability"] = time.perf_counter() - t
     ev = CodesignEvaluation(
         strains=strains,
         feeds=FEEDS,
@@ -374,6 +465,8 @@ def run_codesign_study(
         product_yield=yld,
         success=success,
         product_mw_g_per_mol=vs.product_mw,
+        viability_failure=failure if rule is not None else None,
+        viability_rule=rule,
         **arr,
     )
     return CodesignStudy(
@@ -481,5 +574,6 @@ def run_codesign_scenario(path: Path, data: dict[str, Any], out_dir: Path, *, pr
     study = run_codesign_study(settings, ens, design)
     files = write_codesign_study(study, out_dir, figures=settings.figures)
     s = study.summary()
-    summary = {k: s[k] for k in ("best", "reference", "sources", "seconds", "strain_specific_feed_gain", "n_models") if k in s}
+    keys = ("best", "best_as_simulated", "viability_rule", "reference", "sources", "seconds", "strain_specific_feed_gain", "n_models")
+    summary = {k: s[k] for k in keys if k in s}
     return files, summary

@@ -28,9 +28,16 @@ point projected onto a positive semidefinite matrix: near a kink the network's s
 are large and of either sign, and with them IPOPT regularises the Hessian so strongly that its
 steps stall; the projection changes the path, not the KKT conditions.
 
+The MPC's copy of a network with kink features has their sharp bends widened to
+``MPCSettings.network_kink_width`` (default: the surrogate's kink reach, :func:`kink_width`), so
+the curvature IPOPT meets where the plan rides a kink line is bounded.
+
 Warm starts follow :class:`mpc_bio.control.mpc.FeedMPC`: node k holds the state at t_k, the
 collocation points of interval k their Radau times; after a successful solve the solution, its
-slacks and all multipliers are shifted one interval and IPOPT starts with its warm-start options;
+slacks and all multipliers are shifted one interval, the shifted states are corrected onto the
+new estimate (``MPCSettings.warm_start_correction``: the shifted feeds kept, the states solved
+from the collocation equations by Newton's method, the slacks reset to the violations, so the
+start meets the model equations although the estimate jumped) and IPOPT starts with its warm-start options;
 after a reset or a failure the guess is simulated (CVODES on the network itself) under the plan
 and IPOPT starts cold; a failed warm solve is repeated cold within the step; a step that still
 fails applies the shifted plan (or ``safe_feed``). torch's intra-op threads are pinned to
@@ -48,7 +55,7 @@ from mpc_bio.collocation import radau_points, radau_residuals
 from mpc_bio.control.mpc import MPCStepRecord, fallback_feed, guess_plan, ipopt_options, soft_violation
 from mpc_bio.control.settings import BatchProblem, ControlError, MPCSettings, ReactorRoles
 
-__all__ = ["NetworkMPC", "build_network_mpc"]
+__all__ = ["NetworkMPC", "build_network_mpc", "kink_width"]
 
 
 class NetworkMPC:
@@ -145,6 +152,16 @@ class NetworkMPC:
         )
         self.nlp = nlp  # the NLP (x: w, p: P) for custom solvers or inspection
         self._funs = (q_fun, g_fun, f_fun)
+        # the warm start's correction: the equality constraints (initial state, collocation,
+        # continuity) as functions of the states at fixed feeds, with their Jacobian (first-order
+        # torch calls of the network, value and Jacobian in one)
+        a, bu, c, _ = self._sizes
+        self._eq_rows = np.flatnonzero((self._lbg == 0.0) & (self._ubg == 0.0))
+        self._x_cols = np.r_[np.arange(a), np.arange(a + bu + c, nw)]
+        self._x_lo = np.tile(lo, N * d + N + 1)  # every state is an amount, at every point
+        self._net_fun1 = batched_casadi_function(network, N * d, name="network_horizon_first_order", exact_hessian=False, prefetch=True)
+        g_eq = g_fun(wm, Pm, self._net_fun1(q_fun(wm, Pm)))[self._eq_rows.tolist()]
+        self._eq_fun = ca.Function("state_equations", [wm, Pm], [g_eq, ca.jacobian(g_eq, wm)[:, self._x_cols.tolist()]])
         mode = settings.network_hessian
         #: whether the network's curvature in IPOPT's Hessian is convexified (see MPCSettings.network_hessian)
         self.convexified = mode == "convexified" or (mode == "auto" and getattr(network, "n_kinks", 0) > 0)
@@ -158,6 +175,7 @@ class NetworkMPC:
         self._p_now = np.asarray(split.param_values, dtype=float).copy()
         self._u_prev = 0.0
         self._sol = self._lam_x = self._lam_g = None
+        self._p_solved: np.ndarray | None = None  # the parameters of the last successful solve
         self._plan: np.ndarray | None = None
         self._plan_time = 0.0
 
@@ -261,7 +279,7 @@ class NetworkMPC:
         """
         self.records = []
         self._u_prev = float(u0)
-        self._sol = self._lam_x = self._lam_g = None
+        self._sol = self._lam_x = self._lam_g = self._p_solved = None
         self._plan, self._plan_time = None, 0.0
         self._p_now = np.asarray(self.split.param_values, dtype=float).copy()
         if guess_feed is not None:
@@ -332,6 +350,43 @@ class NetworkMPC:
         G = lg[nx : nx + N * self._gblock].reshape(N, self._gblock)  # then the last node's limits
         return sh(self._sol), sh(self._lam_x), np.r_[lg[:nx], np.concatenate([G[1:], G[-1:]]).reshape(-1), lg[nx + N * self._gblock :]]
 
+    def _corrected(self, w0: np.ndarray, P: np.ndarray) -> np.ndarray | None:
+        """The shifted solution ``w0`` corrected onto the new state estimate and parameters in ``P``.
+
+        The feeds are kept and the states (nodes and collocation points) solved from the NLP's
+        equality constraints (initial state, collocation, continuity) by Newton's method from the
+        shifted states: its first step is the linear correction by the states' sensitivities to
+        the initial state and the parameters, its limit the collocation solution of the shifted
+        plan from the new estimate. Amounts are clipped at their bounds and the soft limits'
+        slacks set to the violations, so IPOPT starts feasible (up to the clipping). ``None``
+        when Newton's method does not converge (``correction_max_iter`` iterations).
+        """
+        from scipy.sparse import csc_matrix
+        from scipy.sparse.linalg import splu
+
+        w = w0.copy()
+        cols = self._x_cols
+        tol = self.settings.correction_tol
+        for _ in range(self.settings.correction_max_iter + 1):
+            G, J = self._eq_fun(w, P)
+            G = np.asarray(G).reshape(-1)
+            if not np.all(np.isfinite(G)):
+                return None
+            if np.max(np.abs(G)) <= tol:
+                break
+            try:  # projected onto the amounts' bounds: a linearisation can take them negative
+                w[cols] = np.maximum(w[cols] - splu(csc_matrix(J.sparse())).solve(G), self._x_lo)
+            except RuntimeError:  # singular: no correction
+                return None
+        else:
+            return None
+        Xc, U, E, Xn = self._unpack(w)
+        X = Xn * self._xs[:, None]
+        E = np.stack(
+            [soft_violation(X[:, k], self._iv, self._ig, self._ia, self.problem, self.settings.backoff) for k in range(X.shape[1])], axis=1
+        )
+        return self._pack(Xc, U, E, Xn)
+
     def _solve(self, solver, P, **start):
         from mpc_bio.interrupts import check_interrupt
 
@@ -368,7 +423,12 @@ class NetworkMPC:
         with torch_threads(self.settings.torch_threads):
             if warm:
                 w0, lx, lg = self._shift()
-                sol, st = self._solve(self._S_warm, P, x0=w0, lam_x0=lx, lam_g0=lg)
+                # a new parameter estimate breaks every collocation equation of the shifted solution
+                # (a new state estimate only the linear initial-state constraint, which IPOPT's first
+                # step meets): then correct it
+                moved = self._p_solved is None or not np.array_equal(self._p_now, self._p_solved)
+                corrected = self._corrected(w0, P) if self.settings.warm_start_correction and moved else None
+                sol, st = self._solve(self._S_warm, P, x0=w0 if corrected is None else corrected, lam_x0=lx, lam_g0=lg)
             elif shifted:  # warm_start = false: the shifted primal solution, cold options
                 sol, st = self._solve(self._S_cold, P, x0=self._shift()[0])
             else:
@@ -393,6 +453,7 @@ class NetworkMPC:
             feed = float(np.clip(U[0], self.problem.feed_min, self.problem.feed_max))
             self._sol, self._lam_x, self._lam_g = w, np.asarray(sol["lam_x"]).reshape(-1), np.asarray(sol["lam_g"]).reshape(-1)
             self._plan, self._plan_time = np.clip(U, self.problem.feed_min, self.problem.feed_max), t
+            self._p_solved = self._p_now.copy()
             pred = float(self._mayer(Xn[:, -1] * self._xs))
         else:
             feed, fallback = fallback_feed(self._plan, self._plan_time, t, self.problem, self.settings)
@@ -417,6 +478,24 @@ class NetworkMPC:
             )
         )
         return feed
+
+
+def kink_width(surrogate, settings: MPCSettings) -> float | None:
+    """Kink width [mmol/gDW/h] of the MPC's copy of ``surrogate`` (``MPCSettings.network_kink_width``).
+
+    The setting itself when given (0: ``None``, the trained network exactly); by default the
+    surrogate's ``kink_reach`` (the width over which a network without kink features rounds a kink
+    off) capped at 1 % of the smallest span of its input domain; ``None`` for a surrogate without
+    kink features.
+    """
+    w = settings.network_kink_width
+    if w is not None:
+        return float(w) if w > 0 else None
+    s = getattr(surrogate, "settings", None)
+    if not getattr(s, "kink_lines", ()):
+        return None
+    span = float(np.min(np.asarray(surrogate.domain_high, dtype=float) - np.asarray(surrogate.domain_low, dtype=float)))
+    return float(min(s.kink_reach, 0.01 * span))
 
 
 def build_network_mpc(
@@ -451,6 +530,19 @@ def build_network_mpc(
 
     settings = settings or MPCSettings()
     split = fedbatch_split(reactor, embed_cell_model(surrogate, reactor, backend="native", symbolic="MX"))
-    if network is None:  # threads pinned by the MPC around each step
-        network = BatchedNetwork(surrogate, split.output_ids, device=None if settings.device == "auto" else settings.device, threads=None)
+    if network is None and settings.network_evaluator == "l4casadi":  # threads pinned by the MPC around each step
+        from mpc_bio.embed.l4casadi_batched import L4CasADiBatchedNetwork
+
+        n_points = settings.n_horizon * settings.collocation_deg
+        network = L4CasADiBatchedNetwork(
+            surrogate, split.output_ids, n_points=n_points, threads=None, kink_width=kink_width(surrogate, settings)
+        ).compile()
+    elif network is None:
+        network = BatchedNetwork(
+            surrogate,
+            split.output_ids,
+            device=None if settings.device == "auto" else settings.device,
+            threads=None,
+            kink_width=kink_width(surrogate, settings),
+        )
     return NetworkMPC(split, process_roles(reactor), problem, settings, network, x_scale=x_scale)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from mpc_bio.errors import MpcBioError
-from mpc_bio.settings import POSITIVE, Settings, setting
+from mpc_bio.settings import FRACTION, POSITIVE, Settings, setting
 
 __all__ = [
     "ControlError",
@@ -126,9 +126,7 @@ class MPCSettings(Settings):
     )
     backoff: float = setting(
         0.05,
-        unit="-",
-        low=0.0,
-        high=1.0,
+        **FRACTION,
         high_strict=True,
         doc=(
             "Fraction of the glucose and acetate limits the MPC keeps free as a margin for estimation error and mismatch: "
@@ -184,6 +182,46 @@ class MPCSettings(Settings):
             'or "auto" (convexified for networks with kink features, exact otherwise).'
         ),
     )
+    network_kink_width: float | None = setting(
+        None,
+        unit="mmol/gDW/h",
+        low=0.0,
+        doc=(
+            'backend = "network" only: smallest width, in uptake units, over which the MPC\'s copy of the network bends '
+            "at its kink features (mpc_bio.embed.batched.BatchedNetwork kink_width). A surrogate with kink features "
+            "bends almost sharply across its kink lines (where a reaction of the pFBA map switches on), and the optimal "
+            "plan rides such a line; its curvature there, about 1 / width, makes IPOPT take many short steps. The MPC's "
+            "model widens every sharper bend to this width (the plant, the estimator and the offline optimum keep the "
+            "trained network), which moves the fluxes only within about one width of a kink line, by about width * "
+            "log 2 times the jump of a flux's slope across it. 0: the trained network exactly; None (default): the "
+            "surrogate's kink_reach, the width over which a network without kink features rounds a kink off (so the "
+            "MPC sees the kinks as a plain smooth network trained on the same grid would; mpc-bio build-surrogate sets "
+            "it to half a step of its training grid), capped at 1 % of the smallest span of its input domain."
+        ),
+    )
+    warm_start_correction: bool = setting(
+        True,
+        doc=(
+            'backend = "network" only: when the model parameters (an estimated Vmax) changed since the last solve, '
+            "correct the shifted solution onto the new state estimate and parameters before a warm start (the feeds "
+            "kept, the predicted states solved from the collocation equations by Newton's method, the slacks of the soft "
+            "limits reset), so IPOPT starts from a point that satisfies the model equations instead of one that breaks "
+            "all of them by the estimate's jump. A new state estimate alone breaks only the initial-state constraint, "
+            "which is linear and met by IPOPT's first step: no correction then."
+        ),
+    )
+    correction_max_iter: int = setting(
+        10, low=1, doc='backend = "network" only: largest number of Newton iterations of the warm start\'s correction.'
+    )
+    correction_tol: float = setting(
+        1e-9,
+        **POSITIVE,
+        doc=(
+            'backend = "network" only: the warm start\'s correction stops when every equality constraint of the NLP '
+            "(scaled states) is met within this; if it is not within correction_max_iter iterations, the uncorrected "
+            "shifted solution is used."
+        ),
+    )
     torch_threads: int = setting(
         1, low=1, doc='backend = "network" only: torch intra-op threads inside the solver loop (restored after every step).'
     )
@@ -191,6 +229,17 @@ class MPCSettings(Settings):
         "auto",
         choices=("auto", "cpu", "cuda"),
         doc='backend = "network" only: torch device, "auto" (cuda when available, else cpu), "cpu" or "cuda".',
+    )
+    network_evaluator: str = setting(
+        "torch",
+        choices=("torch", "l4casadi"),
+        doc=(
+            'backend = "network" only: what makes the batched call of the network at all collocation points, "torch" '
+            '(the forward-mode propagation run by torch from Python, mpc_bio.embed.batched) or "l4casadi" (the same '
+            "propagation traced to TorchScript and compiled by L4CasADi into a CasADi external that libtorch runs from "
+            "C++, mpc_bio.embed.l4casadi_batched; cpu only, compiled once per network and horizon, tens of seconds). "
+            "Both give the same values and derivatives (to about 1e-10)."
+        ),
     )
 
 
@@ -210,9 +259,7 @@ class MeasurementChannel(Settings):
     )
     dropout: float = setting(
         0.0,
-        unit="-",
-        low=0.0,
-        high=1.0,
+        **FRACTION,
         high_strict=True,
         doc="Probability that a scheduled sample is lost (recorded as NaN and flagged).",
     )

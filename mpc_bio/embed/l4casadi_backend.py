@@ -132,24 +132,20 @@ class _ValueSplit(torch.nn.Module):
         self.sel = sel
         self.k = k
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:  # noqa: D102
+    def joined(self, z: torch.Tensor) -> torch.Tensor:
+        """x = hi + lo (k, 1), float64."""
         z = z.to(torch.float64)
-        x = z[: self.k] + z[self.k :]
-        return self.sel(x.T).T
+        return z[: self.k] + z[self.k :]
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return self.sel(self.joined(z).T).T
 
 
-class _JacobianSplit(torch.nn.Module):
+class _JacobianSplit(_ValueSplit):
     """L4CasADi Jacobian model of the "exact" mode: z (2k, 1) -> dv/dx (r * k, 1) float64, row-major."""
 
-    def __init__(self, sel: _Selected, k: int) -> None:
-        super().__init__()
-        self.sel = sel
-        self.k = k
-
     def forward(self, z: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        z = z.to(torch.float64)
-        x = (z[: self.k] + z[self.k :])[:, 0]
-        jac = torch.func.jacrev(lambda u: self.sel(u[None, :])[0])(x)
+        jac = torch.func.jacrev(lambda u: self.sel(u[None, :])[0])(self.joined(z)[:, 0])
         return jac.reshape(-1, 1)
 
 
@@ -173,8 +169,13 @@ def _fingerprint(module: torch.nn.Module, rows: Sequence[int], mode: str, k: int
     return h.hexdigest()[:12]
 
 
-def _build(model: torch.nn.Module, name: str, build_dir: Path, n_in: int, **flags) -> Path:
-    """Trace, generate and compile one L4CasADi library (skipped when already built)."""
+def _build(
+    model: torch.nn.Module, name: str, build_dir: Path, n_in: int, *, jac: bool = True, adj1: bool = True, jac_jac: bool = False
+) -> Path:
+    """Trace, generate and compile one L4CasADi library (skipped when already built), with the
+    Jacobian (``jac``), the adjoint and its Jacobian (``adj1``) and the Hessian (``jac_jac``);
+    the defaults are L4CasADi's."""
+    flags = {"generate_jac": jac, "generate_adj1": adj1, "generate_jac_adj1": adj1, "generate_jac_jac": jac_jac}
     import l4casadi as l4c
 
     lib = build_dir / f"lib{name}.so"
@@ -249,26 +250,8 @@ def l4casadi_function(
     bdir = Path(build_dir) if build_dir is not None else default_build_dir() / base
     x = ca.MX.sym(input_name, k)
     if mode == "exact":
-        val_lib = _build(
-            _ValueSplit(sel, k),
-            f"{base}_v",
-            bdir,
-            2 * k,
-            generate_jac=False,
-            generate_adj1=False,
-            generate_jac_adj1=False,
-            generate_jac_jac=False,
-        )
-        jac_lib = _build(
-            _JacobianSplit(sel, k),
-            f"{base}_j",
-            bdir,
-            2 * k,
-            generate_jac=True,
-            generate_adj1=False,
-            generate_jac_adj1=False,
-            generate_jac_jac=False,
-        )
+        val_lib = _build(_ValueSplit(sel, k), f"{base}_v", bdir, 2 * k, jac=False, adj1=False)
+        jac_lib = _build(_JacobianSplit(sel, k), f"{base}_j", bdir, 2 * k, adj1=False)
         ext_v = ca.external(f"{base}_v", str(val_lib))
         ext_j = ca.external(f"{base}_j", str(jac_lib))
         z = ca.MX.sym("z", 2 * k)
@@ -280,12 +263,6 @@ def l4casadi_function(
         hi = ca.floor(x * _SPLIT) / _SPLIT
         v = inner(ca.vertcat(hi, x - hi))
         return ca.Function(name, [x], [v], [input_name], [output_name])
-    flags = {
-        "generate_jac": True,
-        "generate_adj1": mode == "adjoint",
-        "generate_jac_adj1": mode == "adjoint",
-        "generate_jac_jac": mode == "jac_jac",
-    }
-    lib = _build(_ValueCast(sel), f"{base}_c", bdir, k, **flags)
+    lib = _build(_ValueCast(sel), f"{base}_c", bdir, k, adj1=mode == "adjoint", jac_jac=mode == "jac_jac")
     ext = ca.external(f"{base}_c", str(lib))
     return ca.Function(name, [x], [ext(x)], [input_name], [output_name])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from mpc_bio.errors import MpcBioError
+from mpc_bio.outputs import read_saved
 
 __all__ = ["FluxDataset", "DatasetError", "STATUS_CODES"]
 
@@ -177,6 +178,17 @@ class FluxDataset:
         usable = self.usable_rows()
         return np.ptp(self.fluxes if usable.all() else self.fluxes[usable], axis=0)  # no copy when all are usable
 
+    def rows(self, index) -> FluxDataset:
+        """The points ``index`` (indices or a boolean mask) of this dataset, same model and settings."""
+        return replace(self, **{name: getattr(self, name)[index] for name in _ARRAYS})
+
+    def appended(self, *others: FluxDataset, settings: dict[str, Any] | None = None) -> FluxDataset:
+        """This dataset's points followed by those of ``others`` (of the same model), with ``settings``
+        (default this dataset's)."""
+        parts = (self, *others)
+        arrays = {name: np.concatenate([getattr(p, name) for p in parts]) for name in _ARRAYS}
+        return replace(self, **arrays, settings=self.settings if settings is None else settings)
+
     def status_counts(self) -> dict[str, int]:
         """Number of points per status name."""
         return {name: int(np.sum(self.status == code)) for code, name in STATUS_CODES.items()}
@@ -225,18 +237,7 @@ class FluxDataset:
         DatasetError
             If a file is missing, or the arrays do not match the recorded hash and ids.
         """
-        p = Path(path)
-        d = p.parent if p.suffix == ".json" else p
-        jpath, npath = d / "dataset.json", d / "dataset.npz"
-        for f in (jpath, npath):
-            if not f.is_file():
-                raise DatasetError(f"No dataset at {str(d)!r}: {f.name} is missing.")
-        try:
-            meta = json.loads(jpath.read_text())
-        except json.JSONDecodeError as exc:
-            raise DatasetError(f"{jpath} is not valid json ({exc}): the dataset is corrupted.") from None
-        if meta.get("format") != "mpc_bio.FluxDataset/1":
-            raise DatasetError(f"{jpath} is not an mpc_bio FluxDataset (format {meta.get('format')!r}).")
+        jpath, npath, meta = read_saved(path, "dataset.json", "dataset.npz", "mpc_bio.FluxDataset/1", DatasetError, "FluxDataset")
         _check_tie_break(meta, jpath)
         import zipfile
 

@@ -416,21 +416,4 @@ def _append(dataset: FluxDataset, solved: list[FluxDataset], sampling: dict[str,
         if any(c is not None for c in counts):
             sampling = {**sampling, note: sum(int(c or 0) for c in counts)}
     run["sampling"] = sampling
-    return FluxDataset(
-        inputs=np.concatenate([p.inputs for p in parts]),
-        fluxes=np.concatenate([p.fluxes for p in parts]),
-        split_fluxes=np.concatenate([p.split_fluxes for p in parts]),
-        growth=np.concatenate([p.growth for p in parts]),
-        status=np.concatenate([p.status for p in parts]),
-        slacks=np.concatenate([p.slacks for p in parts]),
-        input_names=dataset.input_names,
-        input_reactions=dataset.input_reactions,
-        reaction_ids=dataset.reaction_ids,
-        metabolite_ids=dataset.metabolite_ids,
-        slack_names=dataset.slack_names,
-        objective_id=dataset.objective_id,
-        stoichiometry=dataset.stoichiometry,
-        model_id=dataset.model_id,
-        model_hash=dataset.model_hash,
-        settings=run,
-    )
+    return dataset.appended(*solved, settings=run)

@@ -339,6 +339,36 @@ def _joins_found_line(lines, group, order, X, step, locate, tol: float, feature:
     return False
 
 
+def _grid_jump(V: np.ndarray, ok: np.ndarray, node: np.ndarray, idx: np.ndarray, group: np.ndarray, ranges: np.ndarray) -> float:
+    """Sharpness of a candidate's kink estimated on the grid, without solves.
+
+    For each edge ``(start node, axis)`` of the group, the slopes on the grid edges just before and
+    just after it along the axis (fluxes at grid indices i - 1, i and i + 1, i + 2) differ by the
+    change of slope across the edge times the grid step; as a fraction of each reaction's range,
+    largest over the reactions (the units of :attr:`KinkLine.jump`). An edge at a face of the box
+    has one neighbour: the slope on the edge itself stands in for the missing side (a kink at a
+    fraction t along the edge then shows t or 1 - t of its size). Median over the edges; 0 when
+    none has a neighbour.
+    """
+    counts = node.shape
+    out = []
+    for s_node, ax in group:
+        i = idx[s_node]
+        ids = {}
+        for d in (-1, 0, 1, 2):
+            j = i.copy()
+            j[ax] += d
+            if 0 <= j[ax] < counts[ax] and node[tuple(j)] >= 0 and ok[node[tuple(j)]]:
+                ids[d] = int(node[tuple(j)])
+        if 0 not in ids or 1 not in ids:
+            continue
+        before = V[ids[0]] - V[ids[-1]] if -1 in ids else V[ids[1]] - V[ids[0]]
+        after = V[ids[2]] - V[ids[1]] if 2 in ids else V[ids[1]] - V[ids[0]]
+        if -1 in ids or 2 in ids:
+            out.append(float(np.max(np.abs(after - before) / ranges)))
+    return float(np.median(out)) if out else 0.0
+
+
 def _slope_jumps(solver, lines, low, high, h: float, ranges: np.ndarray, n_points: int) -> list[tuple[float, str, int]]:
     """Per line ``(jump, reaction, solves)``: the largest change of slope across the line.
 
@@ -451,8 +481,9 @@ def find_kink_lines(
         Stop bisecting new candidates once this many pFBA solves are spent (None: no limit).
     max_seconds : float, optional
         Stop bisecting new candidates after this wall time (s; None: no limit). The candidates
-        crossing most grid edges come first, so a cut keeps the longest lines; groups along a face
-        of the box are skipped.
+        whose kink is sharpest on the grid come first (the change of slope across their edges, from
+        second differences of the grid's fluxes, median over the edges; longer ones first among
+        equals), so a cut keeps the sharpest lines; groups along a face of the box are skipped.
     seed : int
         Seed of the RANSAC draws.
     progress : bool
@@ -555,7 +586,13 @@ def find_kink_lines(
     # box's own edge carries, dropped below anyway: no solves are spent on it
     top = np.array([len(a) - 1 for a in axes], dtype=float)
     candidates = [c for c in candidates if not any(np.all(c[2][:, j] <= 1.0) or np.all(c[2][:, j] >= top[j] - 1.0) for j in range(k))]
-    candidates.sort(key=lambda c: -len(c[1]))
+    # the sharpest kinks first (estimated on the grid, no solves), then the longest: a budget that
+    # runs out leaves the weak kinks, which are dropped below min_jump or beyond max_lines anyway
+    grid_ranges = np.ptp(V[ok_row], axis=0) if ok_row.any() else np.zeros(V.shape[1])
+    grid_ranges = np.maximum(grid_ranges, 1e-3 * max(float(grid_ranges.max(initial=0.0)), 1e-9))
+    sharpness = [_grid_jump(V, ok_row, node, idx, c[1], grid_ranges) for c in candidates]
+    order_c = sorted(range(len(candidates)), key=lambda i: (-sharpness[i], -len(candidates[i][1])))
+    candidates = [candidates[i] for i in order_c]
 
     lines: list[dict[str, Any]] = []
     curved: list[dict[str, Any]] = []

@@ -143,23 +143,25 @@ def _ensemble(args: argparse.Namespace) -> int:
     return 0
 
 
+def _design_settings(args: argparse.Namespace, config: str):
+    """The design settings of ``config`` with the options of ``args`` applied, and the ensemble folder of the config."""
+    from mpc_bio.nomad.design_study import load_design_settings
+
+    settings, ens_dir = load_design_settings(config)
+    changes = {"max_models": args.max_models or None} if args.max_models is not None else {}
+    if args.workers is not None:
+        changes["n_workers"] = args.workers
+    if args.no_progress:
+        changes["progress"] = False
+    return dataclasses.replace(settings, **changes), ens_dir
+
+
 def _design(args: argparse.Namespace) -> int:
     from mpc_bio.interrupts import check_interrupt
     from mpc_bio.outputs import check_output_dir, json_default, staged_output
-    from mpc_bio.nomad.design_study import (
-        load_design_settings,
-        load_or_run_ensemble_output,
-        run_design_study,
-        write_design_study,
-    )
+    from mpc_bio.nomad.design_study import load_or_run_ensemble_output, run_design_study, write_design_study
 
-    settings, ens_dir = load_design_settings(args.config)
-    if args.max_models is not None:
-        settings = dataclasses.replace(settings, max_models=args.max_models or None)
-    if args.workers is not None:
-        settings = dataclasses.replace(settings, n_workers=args.workers)
-    if args.no_progress:
-        settings = dataclasses.replace(settings, progress=False)
+    settings, ens_dir = _design_settings(args, args.config)
     ens_dir = Path(args.ensemble_dir or ens_dir)
     out = check_output_dir(args.out or (ens_dir / "design"), overwrite=args.overwrite)  # before any work
     t0 = time.perf_counter()
@@ -248,7 +250,7 @@ examples:
 
 def _experiment(args: argparse.Namespace) -> int:
     from mpc_bio.interrupts import check_interrupt
-    from mpc_bio.nomad.design_study import load_design_settings, load_or_run_ensemble_output
+    from mpc_bio.nomad.design_study import load_or_run_ensemble_output
     from mpc_bio.nomad.experiment_settings import ClosenessSettings, RobustnessSettings, StrainComparisonSettings
     from mpc_bio.nomad.experiments import EXPERIMENTS, run_experiments, write_experiments
     from mpc_bio.outputs import check_output_dir, staged_output
@@ -256,13 +258,7 @@ def _experiment(args: argparse.Namespace) -> int:
     config = args.config_file or args.config
     if config is None:
         raise SystemExit("mpc-bio nomad experiment: give the scenario file (CONFIG or --config).")
-    settings, ens_dir = load_design_settings(config)
-    if args.max_models is not None:
-        settings = dataclasses.replace(settings, max_models=args.max_models or None)
-    if args.workers is not None:
-        settings = dataclasses.replace(settings, n_workers=args.workers)
-    if args.no_progress:
-        settings = dataclasses.replace(settings, progress=False)
+    settings, ens_dir = _design_settings(args, config)
     close = ClosenessSettings()
     if args.folds:
         close = dataclasses.replace(close, concentration_folds=tuple(args.folds))
@@ -320,47 +316,30 @@ def _experiment(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_experiment(nomad_subparsers) -> None:
-    x = nomad_subparsers.add_parser(
-        "experiment",
-        help="the paper's experiments: closeness groups, experimental strains, +-50 % sensitivity",
-        description=EXPERIMENT_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    x.add_argument("experiment", choices=("closeness", "strains", "sensitivity", "all"), help="which experiment")
-    x.add_argument("config_file", nargs="?", default=None, metavar="CONFIG", help="scenario TOML with [nomad] and [nomad.design] tables")
-    x.add_argument("--config", default=None, help="the scenario TOML (instead of CONFIG)")
-    x.add_argument("--ensemble-dir", default=None, help="ensemble stage output (default: [nomad] output_dir)")
-    x.add_argument("--out", default=None, help="output directory (default: ENSEMBLE_DIR/experiment_<name>)")
-    x.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty --out folder")
-    x.add_argument("--max-models", type=int, default=None, help="use the first N screened models (0 = all)")
-    x.add_argument("--workers", type=int, default=None, help="processes for the NRA enumeration and the sensitivity")
-    x.add_argument("--folds", type=float, nargs="+", default=None, help="closeness: concentration bounds (default 2 3 10 20)")
-    x.add_argument("--batch-time", type=float, default=None, help="closeness: simulated batch time in h (default 48)")
-    x.add_argument("--top-n", type=int, default=None, help="strains / sensitivity: number of top designs (default 5)")
-    x.add_argument("--n-draws", type=int, default=None, help="sensitivity: draws per design x model x mode (default 10)")
-    x.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    x.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
-    x.set_defaults(func=_experiment, interrupt_grace=INTERRUPT_GRACE_S)
+def _parser(subparsers, name: str, help: str, description: str, func) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(name, help=help, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.set_defaults(func=func, interrupt_grace=INTERRUPT_GRACE_S)
+    return p
 
 
-def _add_design(nomad_subparsers) -> None:
-    d = nomad_subparsers.add_parser(
-        "design",
-        help="NRA strain designs, ranking, MCA baseline, nonlinear verification, sensitivity",
-        description=DESIGN_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    d.add_argument("--config", required=True, help="scenario TOML with [nomad] and [nomad.design] tables")
-    d.add_argument("--ensemble-dir", default=None, help="ensemble stage output (default: [nomad] output_dir)")
-    d.add_argument("--out", default=None, help="output directory (default: ENSEMBLE_DIR/design)")
-    d.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty --out folder")
-    d.add_argument("--max-models", type=int, default=None, help="use the first N screened models (0 = all)")
-    d.add_argument("--workers", type=int, default=None, help="processes for the per-model NRA enumeration")
-    d.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    d.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
-    d.add_argument("--json", action="store_true", help="also print the summary json")
-    d.set_defaults(func=_design, interrupt_grace=INTERRUPT_GRACE_S)
+def _output_options(p: argparse.ArgumentParser, out: str) -> None:
+    p.add_argument("--out", default=None, help=f"output directory (default: {out})")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty --out folder")
+
+
+def _design_options(p: argparse.ArgumentParser, out: str, workers: str) -> None:
+    """The ensemble folder, the output and the design settings' options of ``design`` and ``experiment``."""
+    p.add_argument("--ensemble-dir", default=None, help="ensemble stage output (default: [nomad] output_dir)")
+    _output_options(p, out)
+    p.add_argument("--max-models", type=int, default=None, help="use the first N screened models (0 = all)")
+    p.add_argument("--workers", type=int, default=None, help=workers)
+
+
+def _run_options(p: argparse.ArgumentParser, json: bool = True) -> None:
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    if json:
+        p.add_argument("--json", action="store_true", help="also print the summary json")
 
 
 def register(subparsers) -> None:
@@ -378,22 +357,33 @@ def register(subparsers) -> None:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    nomad_sub = p.add_subparsers(dest="nomad_command", metavar="NOMAD_COMMAND", required=True)
-    e = nomad_sub.add_parser(
-        "ensemble",
-        help="sample, screen and analyse a kinetic-model ensemble",
-        description=ENSEMBLE_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    sub = p.add_subparsers(dest="nomad_command", metavar="NOMAD_COMMAND", required=True)
+    e = _parser(sub, "ensemble", "sample, screen and analyse a kinetic-model ensemble", ENSEMBLE_HELP, _ensemble)
     e.add_argument("--config", required=True, help="scenario TOML with [nomad.*] tables")
-    e.add_argument("--out", default=None, help="output directory (default: [nomad] output_dir)")
-    e.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty --out folder")
+    _output_options(e, "[nomad] output_dir")
     e.add_argument("--n-models", type=int, default=None, help="number of kinetic models to sample")
     e.add_argument("--workers", type=int, default=None, help="local worker processes")
     e.add_argument("--scheduler", default=None, help="Dask scheduler address (tcp://host:port)")
-    e.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    e.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
-    e.add_argument("--json", action="store_true", help="also print the summary json")
-    e.set_defaults(func=_ensemble, interrupt_grace=INTERRUPT_GRACE_S)
-    _add_design(nomad_sub)
-    _add_experiment(nomad_sub)
+    _run_options(e)
+
+    d = _parser(sub, "design", "NRA strain designs, ranking, MCA baseline, nonlinear verification, sensitivity", DESIGN_HELP, _design)
+    d.add_argument("--config", required=True, help="scenario TOML with [nomad] and [nomad.design] tables")
+    _design_options(d, "ENSEMBLE_DIR/design", "processes for the per-model NRA enumeration")
+    _run_options(d)
+
+    x = _parser(
+        sub,
+        "experiment",
+        "the paper's experiments: closeness groups, experimental strains, +-50 %% sensitivity",
+        EXPERIMENT_HELP,
+        _experiment,
+    )
+    x.add_argument("experiment", choices=("closeness", "strains", "sensitivity", "all"), help="which experiment")
+    x.add_argument("config_file", nargs="?", default=None, metavar="CONFIG", help="scenario TOML with [nomad] and [nomad.design] tables")
+    x.add_argument("--config", default=None, help="the scenario TOML (instead of CONFIG)")
+    _design_options(x, "ENSEMBLE_DIR/experiment_<name>", "processes for the NRA enumeration and the sensitivity")
+    x.add_argument("--folds", type=float, nargs="+", default=None, help="closeness: concentration bounds (default 2 3 10 20)")
+    x.add_argument("--batch-time", type=float, default=None, help="closeness: simulated batch time in h (default 48)")
+    x.add_argument("--top-n", type=int, default=None, help="strains / sensitivity: number of top designs (default 5)")
+    x.add_argument("--n-draws", type=int, default=None, help="sensitivity: draws per design x model x mode (default 10)")
+    _run_options(x, json=False)

@@ -25,7 +25,7 @@ import numpy as np
 from mpc_bio.nomad.experiment_settings import ClosenessSettings
 from mpc_bio.nomad.nra_settings import DesignStudySettings
 from mpc_bio.nomad.reactor import vmax_fold_from_log_changes
-from mpc_bio.nomad.verification import VerificationResult, verify_strains
+from mpc_bio.nomad.verification import VerificationResult, finite_mean, verify_strains
 from mpc_bio.nomad.viability import ViabilityRule
 
 __all__ = ["ClosenessStudy", "group_label", "run_closeness_study"]
@@ -95,25 +95,21 @@ class ClosenessStudy:
                 out.append(v)
             return np.asarray(out, dtype=float)
 
-        def mean(a):
-            a = a[np.isfinite(a)]
-            return float(a.mean()) if a.size else None
-
         t_all = pick(t_ex, "sim")
         rule = self.rules[name]
         return {
             "viability_rule": dataclasses.asdict(rule),
             "n_strains": len(applied),
             "n_viable": int(sum(bool(res.valid[s, m]) for s, m in applied)),
-            "mean_titer_g_per_l": mean(pick(titer, "rule")),
-            "mean_titer_g_per_l_as_simulated": mean(pick(titer, "sim")),
-            "mean_titer_g_per_l_viable": mean(pick(titer, "viable")),
+            "mean_titer_g_per_l": finite_mean(pick(titer, "rule")),
+            "mean_titer_g_per_l_as_simulated": finite_mean(pick(titer, "sim")),
+            "mean_titer_g_per_l_viable": finite_mean(pick(titer, "viable")),
             "median_titer_g_per_l": float(np.median(pick(titer, "rule"))) if applied else None,
-            "mean_biomass_gdw_per_l": mean(pick(bio, "rule")),
-            "mean_biomass_gdw_per_l_as_simulated": mean(pick(bio, "sim")),
-            "mean_exhaustion_time_h": mean(t_all),
+            "mean_biomass_gdw_per_l": finite_mean(pick(bio, "rule")),
+            "mean_biomass_gdw_per_l_as_simulated": finite_mean(pick(bio, "sim")),
+            "mean_exhaustion_time_h": finite_mean(t_all),
             "n_not_exhausted": int(np.sum(~np.isfinite(t_all))),
-            "mean_steady_state_growth_ratio": mean(pick(growth, "sim")),
+            "mean_steady_state_growth_ratio": finite_mean(pick(growth, "sim")),
             "failures": {f"{res.strains[s]} / {res.model_ids[m]}": str(res.failure[s, m]) for s, m in applied if not res.valid[s, m]},
         }
 

@@ -108,16 +108,7 @@ class DesignStudy:
                 "milp_solve_s_median": float(np.median(solve_times)) if solve_times.size else None,
                 "enumeration_s": float(self.designs.time_s),
             },
-            "ranking": [
-                {
-                    "rank": k + 1,
-                    "design": rk.designs[k].label,
-                    "mean_predicted_yield_gain": float(rk.mean_yield_gain[k]),
-                    "n_feasible_models": int(rk.n_feasible[k]),
-                    "mean_fold_changes": rk.mean_fold_changes(k),
-                }
-                for k in range(min(10, len(rk.designs)))
-            ],
+            "ranking": [{"rank": k + 1, **rk.design_summary(k)} for k in range(min(10, len(rk.designs)))],
             "baseline": {
                 # exp(mean ln yield change) - 1, as the ranking's mean_predicted_yield_gain
                 "mean_predicted_yield_gain": float(np.expm1(np.mean([b.objective for b in self.baseline]))) if self.baseline else None,
@@ -147,7 +138,7 @@ class DesignStudy:
                 "strains": per,
                 "n_simulations": res.n_simulations,
                 "seconds": res.seconds,
-                "readout": res.mode == "batch" and self.settings.verification.batch_readout or "t_end",
+                "readout": res.mode == "batch" and self.settings.verification.batch_readout or "batch_time",
                 "readout_times_h": {m: float(t) for m, t in zip(res.model_ids, res.readout_times)}
                 if res.readout_times is not None
                 else None,

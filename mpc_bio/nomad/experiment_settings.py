@@ -10,20 +10,16 @@ fold (Fig. 3), the experimental strains aroG^fbr and aroG^fbr + tktA against the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
-from mpc_bio.nomad.nra_settings import FOLD
-from mpc_bio.nomad.settings import NomadSettingsError
-from mpc_bio.settings import POSITIVE, Settings, setting
+from mpc_bio.nomad.settings import NomadSettings
+from mpc_bio.settings import FOLD, FRACTION, POSITIVE, setting
 
 __all__ = ["ClosenessSettings", "StrainComparisonSettings", "RobustnessSettings"]
 
 
 @dataclass(frozen=True)
-class ClosenessSettings(Settings):
+class ClosenessSettings(NomadSettings):
     """The phenotype-closeness study: NRA design groups at several concentration bounds."""
-
-    error: ClassVar[type] = NomadSettingsError
 
     concentration_folds: tuple[float, ...] = setting(
         (2.0, 3.0, 10.0, 20.0), **FOLD, min_items=1, doc="Concentration bound of each design group (NRA max_concentration_fold)."
@@ -39,32 +35,26 @@ class ClosenessSettings(Settings):
 
 
 @dataclass(frozen=True)
-class StrainComparisonSettings(Settings):
+class StrainComparisonSettings(NomadSettings):
     """The experimental strains (aroG^fbr, aroG^fbr + tktA) against the top designs."""
-
-    error: ClassVar[type] = NomadSettingsError
 
     top_n: int = setting(5, low=1, doc="Top-ranked designs compared (paper: 5).")
     tkt_fold: float = setting(5.0, **FOLD, doc="Transketolase (TKT1 and TKT2) activity fold of aroG^fbr + tktA (paper: 5).")
 
 
 @dataclass(frozen=True)
-class RobustnessSettings(Settings):
+class RobustnessSettings(NomadSettings):
     """The +-50 % expression sensitivity of the top designs (all members together, each alone)."""
-
-    error: ClassVar[type] = NomadSettingsError
 
     top_n: int = setting(5, low=1, doc="Top-ranked designs perturbed.")
     perturbation: float = setting(
-        0.5, unit="-", **POSITIVE, high=1.0, high_strict=True, doc="Half-width of the uniform relative perturbation (paper: 0.5)."
+        0.5, **FRACTION, strict=True, high_strict=True, doc="Half-width of the uniform relative perturbation (paper: 0.5)."
     )
     n_draws: int = setting(10, low=1, doc="Draws per design x model x mode (paper: 10).")
     seed: int = setting(0, low=0, doc="Seed of the draws.")
     robust_fraction: float = setting(
         0.9,
-        unit="-",
-        low=0.0,
-        high=1.0,
+        **FRACTION,
         doc="A design is robust when its mean titer beats the reference's in at least this fraction of draws.",
     )
     each_enzyme: bool = setting(True, doc="Also perturb each member alone (paper); false: all members together only.")

@@ -117,16 +117,7 @@ def run_experiments(
         n_top = max(strains.top_n if "strains" in names else 0, sensitivity.top_n if "sensitivity" in names else 0)
         top = tuple(range(min(n_top, len(ranking.designs))))
         ranking_summary = {
-            "designs": [
-                {
-                    "rank": k + 1,
-                    "design": ranking.designs[i].label,
-                    "mean_predicted_yield_gain": float(ranking.mean_yield_gain[i]),
-                    "n_feasible_models": int(ranking.n_feasible[i]),
-                    "mean_fold_changes": ranking.mean_fold_changes(i),
-                }
-                for k, i in enumerate(top)
-            ],
+            "designs": [{"rank": k + 1, **ranking.design_summary(i)} for k, i in enumerate(top)],
             "n_unique_designs": len(designs.unique),
             "n_designs_enumerated": int(designs.n_designs),
         }

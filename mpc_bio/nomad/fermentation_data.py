@@ -141,6 +141,13 @@ def _resolve(path: str | Path | None) -> Path:
 def load_fermentation_data(path: str | Path | None = None) -> FermentationData:
     """Read a fermentation data CSV (default: the file shipped with mpc_bio).
 
+    Parameters
+    ----------
+    path : str or Path, optional
+        The file; a relative path is taken from the working directory (a scenario file's
+        ``fermentation_data`` is made absolute relative to the scenario file when the file is read,
+        :func:`mpc_bio.nomad.settings.load_study_settings`).
+
     Raises
     ------
     FermentationDataError

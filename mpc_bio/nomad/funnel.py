@@ -18,13 +18,16 @@ first chunks read back as a smaller run.
 
 Timing: per stage, the worker time spent (wall and CPU, summed over tasks) and models per second
 of worker time (``n_in / seconds``), the rate one core sustains, from which a cluster run is sized:
-``models / (rate x cores)``.
+``models / (rate x cores)``. Every chunk records when it finished and the machine's load average
+then, so the wall time of a run stopped and resumed is the sum of its working spans
+(:meth:`FunnelResult.wall_segments`), the pauses between sessions left out.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +52,7 @@ from mpc_bio.nomad.settings import ExecutorSettings, NomadSettingsError, Samplin
 from mpc_bio.nomad.steady_state import ReferenceStates
 from mpc_bio.outputs import json_default
 
-__all__ = ["FunnelResult", "run_funnel", "FUNNEL_STAGES"]
+__all__ = ["Clock", "FunnelResult", "run_funnel", "FUNNEL_STAGES"]
 
 #: Steps timed per chunk, in order (stage iii is named per ``nonlinear_check``).
 FUNNEL_STAGES = ("sampling", "linear_stability", "time_constant", "stage_iii", "robustness")
@@ -57,13 +60,30 @@ _MANIFEST = "funnel_manifest.json"
 _FORMAT = "mpc_bio.nomad.funnel/1"
 
 
-class _Clock:
-    def __enter__(self):
-        self.w, self.c = time.perf_counter(), time.process_time()
+class Clock:
+    """Wall and CPU time of a ``with`` block, in this process.
+
+    Attributes
+    ----------
+    wall : float
+        Elapsed wall-clock time (s, :func:`time.perf_counter`), set when the block ends.
+    cpu : float
+        CPU time of this process, all threads (s, :func:`time.process_time`), set when the block ends.
+
+    Examples
+    --------
+    >>> with Clock() as c:
+    ...     _ = sum(range(1000))
+    >>> c.wall >= 0.0 and c.cpu >= 0.0
+    True
+    """
+
+    def __enter__(self) -> Clock:
+        self._wall0, self._cpu0 = time.perf_counter(), time.process_time()
         return self
 
-    def __exit__(self, *exc):
-        self.wall, self.cpu = time.perf_counter() - self.w, time.process_time() - self.c
+    def __exit__(self, *exc) -> None:
+        self.wall, self.cpu = time.perf_counter() - self._wall0, time.process_time() - self._cpu0
 
 
 def _chunk_task(args) -> dict:
@@ -72,10 +92,10 @@ def _chunk_task(args) -> dict:
     index = np.asarray(index, dtype=int)
     times: dict[str, tuple[float, float]] = {}
     counts: dict[str, tuple[int, int]] = {}
-    with _Clock() as c:
+    with Clock() as c:
         ens = sample_ensemble(network, states, sampling, index=index)
     times["sampling"], counts["sampling"] = (c.wall, c.cpu), (index.size, index.size)
-    with _Clock() as c:
+    with Clock() as c:
         lin = linearize_ensemble(ens)
         stable = lin.max_real < 0.0
     times["linear_stability"], counts["linear_stability"] = (c.wall, c.cpu), (index.size, int(stable.sum()))
@@ -91,13 +111,13 @@ def _chunk_task(args) -> dict:
     }
     current = np.flatnonzero(stable)
     if stages >= 2:
-        with _Clock() as c:
+        with Clock() as c:
             fast = current[lin.time_constant[current] < screening.time_constant_fraction * t_double]
         times["time_constant"], counts["time_constant"] = (c.wall, c.cpu), (current.size, fast.size)
         current = fast
         out["survivors"]["time_constant"] = index[current]
     if stages >= 3:
-        with _Clock() as c:
+        with Clock() as c:
             n_in = current.size
             if current.size and screening.nonlinear_check == "batch_data":
                 fit = _batch_chunk((ens.subset(current), index[current], screening, target))
@@ -110,7 +130,7 @@ def _chunk_task(args) -> dict:
         times["stage_iii"], counts["stage_iii"] = (c.wall, c.cpu), (n_in, current.size)
         out["survivors"]["stage_iii"] = index[current]
     if stages >= 4:
-        with _Clock() as c:
+        with Clock() as c:
             n_in = current.size
             if current.size and screening.n_robustness > 0:
                 duration = robustness_duration(network, screening)
@@ -155,7 +175,14 @@ class FunnelResult:
         Chunks read from an earlier run's files.
     span_seconds : float or None
         With an output directory: from the run's first start (the manifest) to the last chunk
-        written (s), the wall time of a run that was stopped and resumed or read back.
+        written (s); pauses between a stopped run and its resumption included.
+    started_unix : float or None
+        With an output directory: when the run first started (the manifest; s since the epoch).
+    chunk_finished_unix : dict of int to float
+        First model number of each chunk -> when it finished (s since the epoch).
+    chunk_load_avg : dict of int to tuple of float
+        First model number of each chunk -> the machine's 1-, 5- and 15-minute load average when
+        it finished (chunks written by older versions have none).
     """
 
     network: KineticNetwork
@@ -176,6 +203,9 @@ class FunnelResult:
     robustness_growth: dict[int, float] = field(default_factory=dict)
     n_chunks_resumed: int = 0
     span_seconds: float | None = None
+    started_unix: float | None = None
+    chunk_finished_unix: dict[int, float] = field(default_factory=dict)
+    chunk_load_avg: dict[int, tuple[float, float, float]] = field(default_factory=dict)
 
     @property
     def n_sampled(self) -> int:
@@ -195,6 +225,10 @@ class FunnelResult:
         """The models passing ``stage`` (default the last), sampled again from their numbers."""
         idx = self.final if stage is None else self.survivors[stage]
         return sample_ensemble(self.network, self.states, self.sampling, index=np.sort(idx))
+
+    # per chunk (first model -> value), filled by run_funnel
+    _chunk_wall: dict[int, float] = field(default_factory=dict, repr=False)
+    _chunk_size: dict[int, int] = field(default_factory=dict, repr=False)
 
     def funnel(self) -> list[dict]:
         """One dictionary per step: name, n_in, n_out, worker seconds (wall, CPU) and models per second of worker time."""
@@ -218,6 +252,59 @@ class FunnelResult:
             )
         return rows
 
+    def chunk_worker_seconds(self, start: int) -> float:
+        """Worker wall time (s) of the chunk whose first model is ``start``."""
+        return float(self._chunk_wall.get(start, 0.0))
+
+    def wall_segments(self, max_gap: float = 600.0) -> list[dict]:
+        """The spans in which the run worked, from the chunks' finishing times.
+
+        Chunks finishing within ``max_gap`` s of the previous one belong to one span. The first
+        span starts at :attr:`started_unix` (when known); a later span (a resumed run) starts when
+        its first chunk started (its finishing time less its worker wall time), so the start-up of
+        a resumption (network and reference states, ~15 s) is not counted.
+
+        Parameters
+        ----------
+        max_gap : float
+            s; longer than the slowest chunk takes.
+
+        Returns
+        -------
+        list of dict
+            ``start_unix``, ``end_unix``, ``wall_s``, ``n_chunks``, ``n_models`` and, when the chunks
+            recorded it, ``load_avg_1min`` (mean, min, max over the span's chunks), in time order.
+        """
+        order = sorted(self.chunk_finished_unix.items(), key=lambda kv: kv[1])
+        groups: list[list[tuple[int, float]]] = []
+        for start, t in order:
+            if groups and t - groups[-1][-1][1] <= max_gap:
+                groups[-1].append((start, t))
+            else:
+                groups.append([(start, t)])
+        out = []
+        for g, chunks in enumerate(groups):
+            first_start, first_end = chunks[0]
+            t0 = first_end - self.chunk_worker_seconds(first_start)
+            if g == 0 and self.started_unix is not None:
+                t0 = min(t0, self.started_unix)
+            t1 = chunks[-1][1]
+            load = [self.chunk_load_avg[k][0] for k, _ in chunks if k in self.chunk_load_avg]
+            sizes = self._chunk_size
+            out.append(
+                {
+                    "start_unix": t0,
+                    "end_unix": t1,
+                    "wall_s": t1 - t0,
+                    "n_chunks": len(chunks),
+                    "n_models": int(sum(sizes.get(k, 0) for k, _ in chunks)),
+                    "load_avg_1min": {"mean": float(np.mean(load)), "min": float(min(load)), "max": float(max(load)), "n_chunks": len(load)}
+                    if load
+                    else None,
+                }
+            )
+        return out
+
     def summary(self) -> dict:
         """JSON-ready: sizes, the funnel, the stable fraction, wall time and the reference strain's target."""
         worker = sum(w for w, _ in self.seconds.values())
@@ -238,6 +325,7 @@ class FunnelResult:
             "parallel_efficiency_wall": worker / self.wall_seconds if self.wall_seconds > 0 else None,
             "n_chunks_resumed": self.n_chunks_resumed,
             "span_seconds": self.span_seconds,
+            "wall_segments": self.wall_segments(),
             "target": self.target.to_dict(),
             "screening": self.screening.to_dict(),
             "sampling": self.sampling.to_dict(),
@@ -261,9 +349,8 @@ def _write_chunk(directory: Path, res: dict) -> None:
     stem = directory / f"chunk_{start:010d}"
     tmp = stem.with_suffix(".tmp.npz")
     np.savez(tmp, index=res["index"], max_real=res["max_real"], time_constant=res["time_constant"])
-    meta = {k: res[k] for k in ("counts", "times", "batch", "return_deviation", "robustness_growth", "passed")}
+    meta = {k: res[k] for k in ("counts", "times", "batch", "return_deviation", "robustness_growth", "passed", "finished_unix", "load_avg")}
     meta["survivors"] = {k: [int(i) for i in v] for k, v in res["survivors"].items()}
-    meta["finished_unix"] = time.time()
     stem.with_suffix(".tmp.json").write_text(json.dumps(meta, default=json_default))
     tmp.replace(stem.with_suffix(".npz"))
     stem.with_suffix(".tmp.json").replace(stem.with_suffix(".json"))
@@ -282,6 +369,7 @@ def _read_chunk(directory: Path, start: int) -> dict | None:
     res["robustness_growth"] = {int(k): v for k, v in meta["robustness_growth"].items()}
     res["survivors"] = {k: np.asarray(v, dtype=int) for k, v in meta["survivors"].items()}
     res["finished_unix"] = meta.get("finished_unix")
+    res["load_avg"] = meta.get("load_avg")
     return res
 
 
@@ -372,12 +460,13 @@ def run_funnel(
     todo = [] if read_only else [c for c in chunks if int(c[0]) not in done]
 
     def _save(k: int, res: dict) -> None:
+        res["finished_unix"], res["load_avg"] = time.time(), list(os.getloadavg())
         if directory is not None:
             _write_chunk(directory, res)
 
     items = [(network, states, sampling, screening, t_double, target, c, stages) for c in todo]
     results = run_chunks(_chunk_task, items, executor, desc="funnel", on_result=_save)
-    span = None
+    span = started = None
     if directory is not None:
         started = json.loads((Path(out_dir) / _MANIFEST).read_text()).get("started_unix")
         ends = [r.get("finished_unix") for r in done.values()] + ([time.time()] if results else [])
@@ -425,4 +514,9 @@ def run_funnel(
         robustness_growth=growth,
         n_chunks_resumed=len(done),
         span_seconds=span,
+        started_unix=started,
+        chunk_finished_unix={int(r["index"][0]): float(r["finished_unix"]) for r in all_res if r.get("finished_unix") is not None},
+        chunk_load_avg={int(r["index"][0]): tuple(float(x) for x in r["load_avg"]) for r in all_res if r.get("load_avg") is not None},
+        _chunk_wall={int(r["index"][0]): float(sum(w for w, _ in r["times"].values())) for r in all_res},
+        _chunk_size={int(r["index"][0]): int(len(r["index"])) for r in all_res},
     )

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from mpc_bio.feed import FeedProfile
-from mpc_bio.nomad.settings import NomadSettingsError
-from mpc_bio.settings import POSITIVE, Settings, setting
+from mpc_bio.nomad.settings import NomadSettings
+from mpc_bio.settings import FOLD, FRACTION, POSITIVE, setting
 
 __all__ = [
     "NRASettings",
@@ -25,15 +25,11 @@ __all__ = [
     "DesignStudySettings",
 ]
 
-#: A fold change: a ratio > 1.
-FOLD: dict = {"unit": "-", "low": 1.0, "strict": True}
-
 
 @dataclass(frozen=True)
-class NRASettings(Settings):
+class NRASettings(NomadSettings):
     """Settings of one Network Response Analysis (NRA) MILP and its enumeration."""
 
-    error: ClassVar[type] = NomadSettingsError
     renamed: ClassVar[dict[str, str]] = {"time_limit_s": "time_limit"}
 
     max_concentration_fold: float = setting(
@@ -68,9 +64,7 @@ class NRASettings(Settings):
     max_interventions: int = setting(3, low=0, doc="Largest number of enzymes changed (coupled enzymes count once).")
     max_growth_reduction: float = setting(
         0.2,
-        unit="-",
-        low=0.0,
-        high=1.0,
+        **FRACTION,
         high_strict=True,
         doc=("Largest allowed fractional drop of the growth flux; the MILP imposes dln v_growth >= ln(1 - max_growth_reduction)."),
     )
@@ -87,9 +81,7 @@ class NRASettings(Settings):
     )
     enumeration_fraction: float = setting(
         0.05,
-        unit="-",
-        low=0.0,
-        high=1.0,
+        **FRACTION,
         high_strict=True,
         doc=(
             "Designs are enumerated with integer cuts while their objective stays within this fraction of the "
@@ -151,10 +143,8 @@ class NRASettings(Settings):
 
 
 @dataclass(frozen=True)
-class RankingSettings(Settings):
+class RankingSettings(NomadSettings):
     """Settings of design ranking across the ensemble."""
-
-    error: ClassVar[type] = NomadSettingsError
 
     min_log_change: float = setting(
         1e-6,
@@ -177,7 +167,7 @@ class RankingSettings(Settings):
 
 
 @dataclass(frozen=True)
-class VerificationSettings(Settings):
+class VerificationSettings(NomadSettings):
     """Settings of the nonlinear batch and fed-batch verification of designs.
 
     The reactor is the kinetic reactor of :mod:`mpc_bio.nomad.reactor` (intracellular kinetics +
@@ -185,7 +175,6 @@ class VerificationSettings(Settings):
     :mod:`mpc_bio.nomad.verification`.
     """
 
-    error: ClassVar[type] = NomadSettingsError
     renamed: ClassVar[dict[str, str]] = {
         "t_end_h": "batch_time",
         "biomass0_gdw_per_l": "biomass0",
@@ -222,20 +211,20 @@ class VerificationSettings(Settings):
     )
     batch_readout: str = setting(
         "reference_end",
-        choices=("reference_end", "t_end"),
+        choices=("reference_end", "batch_time"),
+        renamed_choices={"t_end": "batch_time"},
         doc=(
             'When batch titers, yields and biomass are compared. "reference_end" (the paper\'s protocol): all '
             "strains of a model are read at one fixed time, the end of that model's reference-strain fermentation, "
             "i.e. the first time its medium glucose falls below glucose_exhausted_fraction of the initial "
-            '(batch_time if it never does). "t_end": read at batch_time; once every strain has exhausted the '
+            '(batch_time if it never does). "batch_time": read at batch_time; once every strain has exhausted the '
             "glucose this measures the overall yield only, and a slower-growing strain loses nothing for being slow."
         ),
     )
     glucose_exhausted_fraction: float = setting(
         0.01,
-        unit="-",
-        **POSITIVE,
-        high=1.0,
+        **FRACTION,
+        strict=True,
         high_strict=True,
         doc=("Fraction of the initial glucose that marks the end of a batch fermentation."),
     )
@@ -258,9 +247,7 @@ class VerificationSettings(Settings):
     )
     viability_min_growth_ratio: float | None = setting(
         0.8,
-        unit="-",
-        low=0.0,
-        high=1.0,
+        **FRACTION,
         doc=(
             "With check_steady_state, a strain is viable only when its steady-state growth flux is at least this "
             "fraction of the reference (the NRA bound 1 - max_growth_reduction; None: no bound)."
@@ -280,16 +267,13 @@ class VerificationSettings(Settings):
 
 
 @dataclass(frozen=True)
-class SensitivitySettings(Settings):
+class SensitivitySettings(NomadSettings):
     """Settings of the expression sensitivity analysis."""
-
-    error: ClassVar[type] = NomadSettingsError
 
     perturbation: float = setting(
         0.5,
-        unit="-",
-        **POSITIVE,
-        high=1.0,
+        **FRACTION,
+        strict=True,
         high_strict=True,
         doc=("Half-width of the uniform relative perturbation of each mean fold change (0.5 means fold x U(0.5, 1.5))."),
     )
@@ -298,7 +282,7 @@ class SensitivitySettings(Settings):
 
 
 @dataclass(frozen=True)
-class DesignStudySettings(Settings):
+class DesignStudySettings(NomadSettings):
     """All settings of ``mpc-bio nomad design``: one table per step in the scenario TOML.
 
     TOML layout::
@@ -310,7 +294,6 @@ class DesignStudySettings(Settings):
         [nomad.design.sensitivity]   # SensitivitySettings
     """
 
-    error: ClassVar[type] = NomadSettingsError
     renamed: ClassVar[dict[str, str]] = {"show_progress": "progress"}
 
     max_models: int | None = setting(

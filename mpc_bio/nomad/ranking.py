@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -37,6 +37,7 @@ from mpc_bio.nomad.nra import (
 from mpc_bio.nomad.nra_settings import NRASettings, RankingSettings
 
 __all__ = [
+    "mean_fold_changes",
     "UniqueDesign",
     "EnsembleDesigns",
     "DesignRanking",
@@ -135,6 +136,16 @@ class EnsembleDesigns:
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+def mean_fold_changes(log_changes: np.ndarray, enzyme_ids: Sequence[str], members: Sequence[str]) -> dict[str, float]:
+    """Mean over the models, where finite, of the activity fold change of each enzyme of ``members``
+    (ratio; NaN when infeasible everywhere); ``log_changes`` (n_models, n_enzymes), ln units."""
+    out = {}
+    for e in members:
+        vals = np.exp(log_changes[:, enzyme_ids.index(e)])
+        out[e] = float(np.nanmean(vals)) if np.any(np.isfinite(vals)) else math.nan
+    return out
+
+
 @dataclass(frozen=True, eq=False)
 class DesignRanking:
     """Unique designs enforced in every model and ranked by mean predicted yield increase.
@@ -180,23 +191,19 @@ class DesignRanking:
         """exp(mean_objective) - 1 per design (fraction)."""
         return np.expm1(self.mean_objective)
 
-    def fold_changes(self, design: int, model: int) -> dict[str, float]:
-        """Activity fold change per member enzyme of design ``design`` in model ``model``."""
-        d = self.log_changes[design, model]
-        out = {}
-        for e in self.designs[design].membership:
-            j = self.enzyme_ids.index(e)
-            out[e] = float(np.exp(d[j])) if np.isfinite(d[j]) else math.nan
-        return out
+    def design_summary(self, design: int) -> dict[str, Any]:
+        """Json-ready label, mean predicted yield gain (fraction), number of feasible models and mean
+        fold changes of design ``design``."""
+        return {
+            "design": self.designs[design].label,
+            "mean_predicted_yield_gain": float(self.mean_yield_gain[design]),
+            "n_feasible_models": int(self.n_feasible[design]),
+            "mean_fold_changes": self.mean_fold_changes(design),
+        }
 
     def mean_fold_changes(self, design: int) -> dict[str, float]:
         """Mean (over feasible models) activity fold change of each member enzyme."""
-        out = {}
-        for e in self.designs[design].membership:
-            j = self.enzyme_ids.index(e)
-            vals = np.exp(self.log_changes[design, :, j])
-            out[e] = float(np.nanmean(vals)) if np.any(np.isfinite(vals)) else math.nan
-        return out
+        return mean_fold_changes(self.log_changes[design], self.enzyme_ids, self.designs[design].membership)
 
     def to_frame(self):
         """Ranking table: one row per design with its score and feasibility."""

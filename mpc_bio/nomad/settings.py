@@ -17,12 +17,13 @@ from typing import ClassVar
 from mpc_bio.errors import MpcBioError
 from mpc_bio.nomad.reduction import CORE_SUBSYSTEMS, PAPER_TARGETS
 from mpc_bio.nomad.regulation import REGULATION_KINDS, SHIKIMATE_REGULATIONS
-from mpc_bio.settings import POSITIVE, Settings, setting
+from mpc_bio.settings import FOLD, FRACTION, POSITIVE, Settings, setting
 
 __all__ = [
     "DEFAULT_MODEL",
     "SMALL_MODEL",
     "NomadSettingsError",
+    "NomadSettings",
     "NetworkSettings",
     "SteadyStateSettings",
     "SamplingSettings",
@@ -46,6 +47,12 @@ class NomadSettingsError(MpcBioError):
     """A NOMAD setting (ensemble or design stage) has the wrong type or lies outside its range."""
 
 
+class NomadSettings(Settings):
+    """Base of the NOMAD settings classes: a bad value raises :class:`NomadSettingsError`."""
+
+    error: ClassVar[type] = NomadSettingsError
+
+
 def _ordered_pair(self: Settings, name: str) -> None:
     low, high = getattr(self, name)
     if low > high:
@@ -53,10 +60,8 @@ def _ordered_pair(self: Settings, name: str) -> None:
 
 
 @dataclass(frozen=True)
-class NetworkSettings(Settings):
+class NetworkSettings(NomadSettings):
     """How the kinetic network is cut out of a cobra model and its reference fluxes computed."""
-
-    error: ClassVar[type] = NomadSettingsError
 
     model: str = setting(
         DEFAULT_MODEL,
@@ -93,9 +98,9 @@ class NetworkSettings(Settings):
         low=0.0,
         doc=("Exchange reactions fixed as uptakes, {exchange id: rate} (positive = uptake)."),
     )
-    growth_fraction: float = setting(0.9, unit="-", **POSITIVE, high=1.0, doc=("Reference growth as a fraction of the maximum growth."))
+    growth_fraction: float = setting(0.9, **FRACTION, strict=True, doc=("Reference growth as a fraction of the maximum growth."))
     product_fraction: float = setting(
-        0.3, unit="-", **POSITIVE, high=1.0, doc=("Product flux fixed at this fraction of its maximum at the reference growth.")
+        0.3, **FRACTION, strict=True, doc=("Product flux fixed at this fraction of its maximum at the reference growth.")
     )
     flux_tolerance: float = setting(1e-7, unit="mmol/gDW/h", **POSITIVE, doc="Fluxes with |v| below this count as zero.")
     reduce: bool | None = setting(
@@ -162,10 +167,8 @@ class NetworkSettings(Settings):
 
 
 @dataclass(frozen=True)
-class SteadyStateSettings(Settings):
+class SteadyStateSettings(NomadSettings):
     """Sampling of reference fluxes, concentrations and reaction Gibbs energies (:mod:`mpc_bio.nomad.steady_state`)."""
-
-    error: ClassVar[type] = NomadSettingsError
 
     method: str = setting(
         "auto",
@@ -261,9 +264,7 @@ class SteadyStateSettings(Settings):
     )
     flux_growth_fraction: float = setting(
         0.8,
-        unit="-",
-        low=0.0,
-        high=1.0,
+        **FRACTION,
         doc=('In the "tfa" method each state\'s growth is at least this fraction of the reference growth.'),
     )
     n_states: int = setting(20, low=1, doc="Number of distinct reference steady states (models are spread evenly over them).")
@@ -280,17 +281,14 @@ class SteadyStateSettings(Settings):
 
 
 @dataclass(frozen=True)
-class SamplingSettings(Settings):
+class SamplingSettings(NomadSettings):
     """ORACLE-style sampling of kinetic parameters."""
-
-    error: ClassVar[type] = NomadSettingsError
 
     n_models: int = setting(2000, low=1, doc="Number of kinetic models (parameter sets) in the ensemble.")
     saturation_bounds: tuple[float, float] = setting(
         (0.001, 0.999),
-        unit="-",
-        **POSITIVE,
-        high=1.0,
+        **FRACTION,
+        strict=True,
         high_strict=True,
         doc=("Saturations sigma = x / (x + Km) are drawn uniformly in this interval (0 < low <= high < 1; ORACLE's default)."),
     )
@@ -304,7 +302,7 @@ class SamplingSettings(Settings):
 
 
 @dataclass(frozen=True)
-class ScreeningSettings(Settings):
+class ScreeningSettings(NomadSettings):
     """The four screening stages of NOMAD (Methods, "Screening kinetic models").
 
     (i) linear stability, (ii) time constants, (iii) the reference strain's batch fermentation
@@ -313,7 +311,6 @@ class ScreeningSettings(Settings):
     of growth to random Vmax perturbations.
     """
 
-    error: ClassVar[type] = NomadSettingsError
     renamed: ClassVar[dict[str, str]] = {"batch_duration": "batch_time", "initial_biomass": "biomass0"}
 
     nonlinear_check: str = setting(
@@ -333,7 +330,7 @@ class ScreeningSettings(Settings):
         is_path=True,
         doc=(
             "CSV of batch fermentation data (strain, quantity, time_h, value, unit, source; see "
-            "mpc_bio.nomad.fermentation_data); default the file shipped with mpc_bio holding the values the NOMAD "
+            "mpc_bio.nomad.fermentation_data; a relative path is read relative to the scenario file); default the file shipped with mpc_bio holding the values the NOMAD "
             "paper states for E. coli W3110 trpD9923 and its aroG^fbr / aroG^fbr+tktA strains."
         ),
     )
@@ -355,9 +352,8 @@ class ScreeningSettings(Settings):
     )
     glucose_exhausted_fraction: float = setting(
         0.01,
-        unit="-",
-        **POSITIVE,
-        high=1.0,
+        **FRACTION,
+        strict=True,
         doc="Stage (iii): the fermentation ends when glucose falls below this fraction of the initial.",
     )
     product_molar_mass: float = setting(
@@ -374,9 +370,7 @@ class ScreeningSettings(Settings):
     )
     perturbation_fold: float = setting(
         2.0,
-        unit="-",
-        low=1.0,
-        strict=True,
+        **FOLD,
         doc=("Stage (iii): concentrations of independent metabolites are multiplied by k^u, u ~ U(-1, 1), with k this fold."),
     )
     n_perturbations: int = setting(3, low=0, doc="Stage (iii): random perturbations per model.")
@@ -387,9 +381,7 @@ class ScreeningSettings(Settings):
     n_robustness: int = setting(50, low=0, doc="Stage (iv): Vmax perturbations per model (paper: 50).")
     min_growth_fraction: float = setting(
         0.5,
-        unit="-",
-        low=0.0,
-        high=1.0,
+        **FRACTION,
         doc=(
             "Stage (iv): biomass produced in the batch must be >= this fraction of the reference strain's: the final "
             "biomass of the fermentation data minus the inoculum when the data give one (paper), else the "
@@ -415,10 +407,8 @@ class ScreeningSettings(Settings):
 
 
 @dataclass(frozen=True)
-class ExecutorSettings(Settings):
+class ExecutorSettings(NomadSettings):
     """Where batches of models are evaluated."""
-
-    error: ClassVar[type] = NomadSettingsError
 
     n_workers: int | None = setting(
         None, low=1, doc=("Local worker processes (1 = in this process); default every core (os.cpu_count()), resolved on creation.")
@@ -433,10 +423,8 @@ class ExecutorSettings(Settings):
 
 
 @dataclass(frozen=True)
-class EnsembleStudySettings(Settings):
+class EnsembleStudySettings(NomadSettings):
     """All settings of ``mpc-bio nomad ensemble`` (the ``[nomad.*]`` tables of a scenario TOML)."""
-
-    error: ClassVar[type] = NomadSettingsError
 
     output_dir: str = setting(
         "runs/nomad",
@@ -456,8 +444,13 @@ def load_study_settings(path: str | Path) -> EnsembleStudySettings:
 
     Tables other than ``[nomad]`` (for instance the co-design stage's) are ignored here; inside
     ``[nomad]`` the design stage's tables (:data:`DESIGN_TABLES`) are skipped, every other
-    unknown key is an error.
+    unknown key is an error. Relative file paths (``fermentation_data``, ``dg0_mean_path``, ...)
+    are taken relative to the scenario file, as ``mpc-bio validate`` and the scenario runner take
+    them (:func:`mpc_bio.scenarios.schema.resolve_path`).
     """
+    from mpc_bio.scenarios.kinds import nomad_table
+    from mpc_bio.scenarios.schema import resolve_table_paths
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"The scenario file {str(path)!r} does not exist.")
@@ -466,4 +459,5 @@ def load_study_settings(path: str | Path) -> EnsembleStudySettings:
     if "nomad" not in data:
         raise NomadSettingsError(f"The scenario file {str(path)!r} has no [nomad] table.")
     nomad = {k: v for k, v in data["nomad"].items() if k not in DESIGN_TABLES}
+    resolve_table_paths(path, nomad, nomad_table().fields)
     return EnsembleStudySettings.from_dict(nomad, "[nomad]")

@@ -21,7 +21,7 @@ import numpy as np
 from mpc_bio.nomad.experiment_settings import StrainComparisonSettings
 from mpc_bio.nomad.nra_settings import DesignStudySettings
 from mpc_bio.nomad.regulation import AROG_FBR, RegulationError, StrainModification, apply_strain
-from mpc_bio.nomad.verification import VerificationResult, verify_strains
+from mpc_bio.nomad.verification import VerificationResult, finite_mean, finite_median, verify_strains
 from mpc_bio.nomad.viability import ViabilityRule
 
 __all__ = ["StrainComparison", "experimental_strains", "run_strain_comparison"]
@@ -79,21 +79,13 @@ class StrainComparison:
         rule_t, sim_t = self.titers_g_per_l(False), self.titers_g_per_l(True)
         res = self.verification
 
-        def med(a):
-            a = a[np.isfinite(a)]
-            return float(np.median(a)) if a.size else None
-
-        def mean(a):
-            a = a[np.isfinite(a)]
-            return float(a.mean()) if a.size else None
-
         strains = {}
         for s, label in enumerate(res.strains):
             strains[label] = {
-                "median_titer_g_per_l": med(rule_t[label]),
-                "median_titer_g_per_l_as_simulated": med(sim_t[label]),
-                "mean_titer_g_per_l": mean(rule_t[label]),
-                "mean_titer_g_per_l_as_simulated": mean(sim_t[label]),
+                "median_titer_g_per_l": finite_median(rule_t[label]),
+                "median_titer_g_per_l_as_simulated": finite_median(sim_t[label]),
+                "mean_titer_g_per_l": finite_mean(rule_t[label]),
+                "mean_titer_g_per_l_as_simulated": finite_mean(sim_t[label]),
                 "n_models": int(rule_t[label].size),
                 "n_viable": int(res.valid[s].sum()),
                 "failures": {res.model_ids[m]: str(res.failure[s, m]) for m in range(len(res.model_ids)) if not res.valid[s, m]},

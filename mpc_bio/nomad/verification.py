@@ -45,7 +45,19 @@ from mpc_bio.nomad.reactor import simulate_reactor
 from mpc_bio.nomad.regulation import StrainModification, apply_strain
 from mpc_bio.nomad.viability import ViabilityRule, strain_steady_state
 
-__all__ = ["VerificationResult", "exhaustion_time", "verify_strains"]
+__all__ = ["VerificationResult", "exhaustion_time", "verify_strains", "finite_mean", "finite_median"]
+
+
+def finite_mean(a: np.ndarray) -> float | None:
+    """Mean of the finite entries of ``a``; None when there are none."""
+    a = a[np.isfinite(a)]
+    return float(a.mean()) if a.size else None
+
+
+def finite_median(a: np.ndarray) -> float | None:
+    """Median of the finite entries of ``a``; None when there are none."""
+    a = a[np.isfinite(a)]
+    return float(np.median(a)) if a.size else None
 
 
 def exhaustion_time(times: np.ndarray, substrate: np.ndarray, fraction: float) -> float:
@@ -92,7 +104,7 @@ class VerificationResult:
     n_simulations : int
     readout_times : ndarray (n_models,)
         Time at which the strains of each model are compared (h): the end of the reference
-        strain's batch fermentation, or t_end (see ``VerificationSettings.batch_readout``).
+        strain's batch fermentation, or batch_time (see ``VerificationSettings.batch_readout``).
     steady_state : ndarray of object (n_strains, n_models)
         :class:`StrainSteadyState` per strain and model (None where not checked / not applied).
     physiological_range : (float, float) or None
@@ -345,8 +357,7 @@ class VerificationResult:
         ok_other = valid[j] & np.isfinite(titer[j]) & (titer[j] > 0)
 
         def _stats(a):
-            a = a[np.isfinite(a)]
-            return {"mean": float(a.mean()) if a.size else None, "median": float(np.median(a)) if a.size else None, "n": int(a.size)}
+            return {"mean": finite_mean(a), "median": finite_median(a), "n": int(np.isfinite(a).sum())}
 
         as_zero = np.where(valid[i], r, 0.0)[ok_other]
         win = np.where(valid[i] & valid[j], titer[i] > titer[j], valid[i] & ~valid[j])
@@ -374,10 +385,6 @@ class VerificationResult:
         gain = self.titer_gain
         valid, failure = self.valid, self.failure
 
-        def _stat(a):
-            a = a[np.isfinite(a)]
-            return float(a.mean()) if a.size else None
-
         for s, label in enumerate(self.strains):
             v = valid[s]
             cmp = self.compare(label, "reference", growth_kept_fraction) if label != "reference" else None
@@ -386,12 +393,12 @@ class VerificationResult:
                 "n_valid": int(v.sum()),
                 "n_success": int(self.success[s].sum()),
                 "failures": {self.model_ids[m]: str(failure[s, m]) for m in range(len(self.model_ids)) if not v[m]},
-                "mean_titer_mM": _stat(titer[s][v]),
-                "mean_titer_gain": _stat(gain[s][v & valid[0]]),
+                "mean_titer_mM": finite_mean(titer[s][v]),
+                "mean_titer_gain": finite_mean(gain[s][v & valid[0]]),
                 "std_titer_gain": float(np.nanstd(gain[s][v & valid[0]])) if np.any(v & valid[0]) else None,
-                "mean_yield_mol_per_mol": _stat(yld[s][v]),
-                "mean_biomass_gdw_per_l": _stat(bio[s][v]),
-                "mean_final_titer_mM": _stat(self.final_titer[s][v]),
+                "mean_yield_mol_per_mol": finite_mean(yld[s][v]),
+                "mean_biomass_gdw_per_l": finite_mean(bio[s][v]),
+                "mean_final_titer_mM": finite_mean(self.final_titer[s][v]),
                 "fraction_models_growth_kept": cmp["fraction_models_growth_kept"] if cmp else 1.0,
                 "vs_reference": cmp,
                 "titer_ratio_vs_reference": self.titer_statistics(label, "reference") if label != "reference" else None,

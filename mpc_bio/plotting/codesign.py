@@ -9,21 +9,16 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
+from mpc_bio.plotting.axes import figure_axes
+
 __all__ = ["plot_pareto", "plot_time_courses", "plot_feed_profiles"]
 
 _MARKERS = {"batch": "s", "reference": "o", "shared": "^", "own": "D"}
 
 
-def _axes(ax, size=(6.0, 4.5)):
-    if ax is None:
-        fig, ax = plt.subplots(figsize=size)
-        return fig, ax
-    return ax.figure, ax
-
-
 def plot_pareto(evaluation, ax=None):
     """Mean final titer (g/L) vs mean final biomass (gDW/L) per strain x feed, bars = std over models."""
-    fig, ax = _axes(ax)
+    fig, ax = figure_axes(ax, (6.0, 4.5))
     titer = evaluation.metric("titer_g_per_l")
     growth = evaluation.metric("final_biomass_gdw_per_l")
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -87,7 +82,7 @@ def plot_time_courses(evaluation, quantity: str = "product", ax=None):
 
 def plot_feed_profiles(study, ax=None):
     """The shared feed and each design's own feed (L/h) over the batch."""
-    fig, ax = _axes(ax)
+    fig, ax = figure_axes(ax, (6.0, 4.5))
     for opt, style in [(study.shared_feed, "-")] + [(o, "--") for o in study.own_feeds.values()]:
         ax.step(
             opt.edges,

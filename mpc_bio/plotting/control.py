@@ -8,6 +8,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
+from mpc_bio.plotting.axes import figure_axes
+
 __all__ = ["plot_closed_loop", "plot_solver_stats", "plot_feed_profiles", "plot_baseline_scan"]
 
 _LABELS = {
@@ -24,16 +26,6 @@ _PARAMETER_LABELS = {
     "feed": "feed rate [L/h]",
     "mu_set": "set growth rate mu_set [1/h]",
 }
-
-
-def _axes(ax, n: int, shape, figsize):
-    if ax is None:
-        fig, axs = plt.subplots(*shape, figsize=figsize, constrained_layout=True)
-        return fig, np.ravel(axs)
-    axs = np.ravel(np.atleast_1d(ax))
-    if axs.size != n:
-        raise ValueError(f"This figure needs {n} axes; got {axs.size}.")
-    return axs[0].figure, axs
 
 
 def plot_closed_loop(result, ax=None, *, title: str | None = None, offline=None):
@@ -53,9 +45,9 @@ def plot_closed_loop(result, ax=None, *, title: str | None = None, offline=None)
     """
     vmax_i = result.info.get("vmax_index") if result.info.get("estimate_vmax") else None
     if vmax_i is None:
-        fig, axs = _axes(ax, 6, (2, 3), (14, 7.5))
+        fig, axs = figure_axes(ax, (14, 7.5), (2, 3))
     else:
-        fig, axs = _axes(ax, 8, (2, 4), (18, 7.5))
+        fig, axs = figure_axes(ax, (18, 7.5), (2, 4))
         axs[7].axis("off")
     t = result.time
     sim = None if offline is None else offline.simulated
@@ -149,7 +141,7 @@ def plot_solver_stats(result, ax=None):
     result : mpc_bio.control.closed_loop.ClosedLoopResult
     ax : array of 2 Axes, optional
     """
-    fig, axs = _axes(ax, 2, (1, 2), (10, 3.5))
+    fig, axs = figure_axes(ax, (10, 3.5), (1, 2))
     recs = result.mpc_records
     t = np.array([r.time for r in recs])
     ms = result.step_times_ms()
@@ -193,7 +185,7 @@ def plot_feed_profiles(
     failed : tuple of str
         Labels of profiles whose optimisation failed (flagged "solve failed").
     """
-    fig, axs = _axes(ax, 4, (1, 4), (16, 3.6))
+    fig, axs = figure_axes(ax, (16, 3.6), (1, 4))
     roles = {"biomass": "n_X", "glucose": "n_glc", "acetate": "n_ac", **(roles or {})}
     limits = limits or {}
     for i, (label, tr) in enumerate(trajectories.items()):

@@ -5,18 +5,14 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
+from mpc_bio.plotting.axes import figure_axes
+
 __all__ = ["plot_eigenvalues", "plot_time_constants", "plot_screening_funnel", "plot_yield_control_heatmap", "plot_cofactor_ratios"]
-
-
-def _axes(ax, figsize=(6, 4)):
-    if ax is None:
-        fig, ax = plt.subplots(figsize=figsize)
-    return ax.figure, ax
 
 
 def plot_eigenvalues(screening, ax=None):
     """Histogram of the largest real part of the reduced-Jacobian eigenvalues (1/h), symlog axis."""
-    fig, ax = _axes(ax)
+    fig, ax = figure_axes(ax, (6, 4))
     mr = screening.linear.max_real
     ax.hist(np.sign(mr) * np.log10(1 + np.abs(mr)), bins=60, color="tab:blue", alpha=0.8)
     ax.axvline(0.0, color="k", lw=1)
@@ -28,7 +24,7 @@ def plot_eigenvalues(screening, ax=None):
 
 def plot_time_constants(screening, ax=None):
     """Histogram of dominant time constants (min) of stable models with the stage (ii) threshold."""
-    fig, ax = _axes(ax)
+    fig, ax = figure_axes(ax, (6, 4))
     tau = screening.linear.time_constant
     tau = tau[np.isfinite(tau)] * 60.0
     ax.hist(np.log10(tau), bins=60, color="tab:green", alpha=0.8)
@@ -46,7 +42,7 @@ def plot_time_constants(screening, ax=None):
 
 def plot_screening_funnel(screening, ax=None):
     """Models entering the screening and passing each stage."""
-    fig, ax = _axes(ax)
+    fig, ax = figure_axes(ax, (6, 4))
     stages = screening.stages
     labels = ["sampled"] + [s.name.replace("_", "\n") for s in stages]
     counts = [stages[0].n_in] + [s.n_out for s in stages]
@@ -62,7 +58,7 @@ def plot_screening_funnel(screening, ax=None):
 
 def plot_yield_control_heatmap(control, ax=None, max_models: int = 100):
     """Heat map of product-yield control coefficients (models x enzymes) of a ControlCoefficients result."""
-    fig, ax = _axes(ax, figsize=(12, 5))
+    fig, ax = figure_axes(ax, (12, 5))
     data = control.yield_control()[:max_models]
     lim = float(np.nanpercentile(np.abs(data), 98)) if data.size else 1.0
     im = ax.imshow(data, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")

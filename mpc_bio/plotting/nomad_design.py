@@ -9,18 +9,14 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
+from mpc_bio.plotting.axes import figure_axes
+
 __all__ = [
     "plot_design_membership",
     "plot_design_ranking",
     "plot_titer_time_courses",
     "plot_sensitivity_bands",
 ]
-
-
-def _axes(ax, figsize=(7, 4.5)):
-    if ax is None:
-        fig, ax = plt.subplots(figsize=figsize)
-    return ax.figure, ax
 
 
 def plot_design_membership(designs, ax=None):
@@ -33,7 +29,7 @@ def plot_design_membership(designs, ax=None):
     """
     mat, enzymes = designs.membership_matrix()
     n_rows = max(mat.shape[0], 1)
-    fig, ax = _axes(ax, figsize=(max(5, 0.35 * len(enzymes) + 2), max(3, 0.18 * n_rows + 1.5)))
+    fig, ax = figure_axes(ax, (max(5, 0.35 * len(enzymes) + 2), max(3, 0.18 * n_rows + 1.5)))
     if mat.size == 0:
         ax.text(0.5, 0.5, "no designs", ha="center", va="center", transform=ax.transAxes)
         return fig
@@ -59,7 +55,7 @@ def plot_design_ranking(ranking, ax=None, top: int = 20):
         Number of designs shown.
     """
     n = min(top, len(ranking.designs))
-    fig, ax = _axes(ax, figsize=(8, 0.3 * n + 1.8))
+    fig, ax = figure_axes(ax, (8, 0.3 * n + 1.8))
     y = np.arange(n)
     gain = np.expm1(ranking.objective[:n]) * 100.0
     ax.barh(y, ranking.mean_yield_gain[:n] * 100.0, color="tab:blue", alpha=0.6, label="mean (infeasible = 0)")
@@ -97,7 +93,7 @@ def plot_titer_time_courses(verification, ax=None, strains=None):
     strains : sequence of str, optional
         Strains to draw (default all: reference, designs, MCA baseline).
     """
-    fig, ax = _axes(ax)
+    fig, ax = figure_axes(ax, (7, 4.5))
     g_per_mmol = _g_per_mmol(verification.product_mw_g_per_mol)
     mean, lo, hi = (g_per_mmol * np.asarray(b, dtype=float) for b in verification.bands("product"))
     labels = list(verification.strains) if strains is None else list(strains)
@@ -143,7 +139,7 @@ def plot_sensitivity_bands(sensitivity, ax=None, product_mw_g_per_mol: float | N
             "drawn in g/L) when the sensitivity result carries no molar mass; got None."
         )
     g_per_mmol = _g_per_mmol(mw)
-    fig, ax = _axes(ax)
+    fig, ax = figure_axes(ax, (7, 4.5))
     mean, lo, hi = (g_per_mmol * np.asarray(b, dtype=float) for b in sensitivity.bands())
     colors = plt.get_cmap("tab10")
     for k, mode in enumerate(sensitivity.modes):

@@ -9,6 +9,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
+from mpc_bio.plotting.axes import figure_axes
+
 __all__ = [
     "plot_uptake_response",
     "plot_flux_comparison",
@@ -16,16 +18,6 @@ __all__ = [
     "plot_test_parity",
     "plot_training_history",
 ]
-
-
-def _axes(ax, n: int, figsize: tuple[float, float]):
-    if ax is None:
-        fig, axs = plt.subplots(1, n, figsize=figsize, constrained_layout=True)
-        return fig, np.atleast_1d(axs)
-    axs = np.atleast_1d(ax)
-    if axs.size != n:
-        raise ValueError(f"This figure needs {n} axes; got {axs.size}.")
-    return axs[0].figure, axs
 
 
 def plot_uptake_response(response, ax=None, *, fixed_oxygen: float | None = None):
@@ -39,7 +31,7 @@ def plot_uptake_response(response, ax=None, *, fixed_oxygen: float | None = None
     fixed_oxygen : float, optional
         Oxygen uptake (mmol/gDW/h) of panel B; default the largest curve below or at 15.
     """
-    fig, (a, b, c) = _axes(ax, 3, (13.5, 4.0))
+    fig, (a, b, c) = figure_axes(ax, (13.5, 4.0), (1, 3))
     r = response
     colors = plt.cm.viridis(np.linspace(0.1, 0.9, r.oxygen_uptakes.size))
     for i, o in enumerate(r.oxygen_uptakes):
@@ -74,7 +66,7 @@ def plot_uptake_response(response, ax=None, *, fixed_oxygen: float | None = None
 def plot_flux_comparison(comparison, ax=None):
     """Figure 4: (A) total |flux|, (B) total glycolysis |flux|, (C) parity of all reactions,
     (D) parity of the glycolysis reactions, surrogate vs pFBA at one input point."""
-    fig, (a, b, c, d) = _axes(ax, 4, (16.0, 4.0))
+    fig, (a, b, c, d) = figure_axes(ax, (16.0, 4.0), (1, 4))
     cm = comparison
     pt = ", ".join(f"{v:g}" for v in cm.inputs)
     a.bar(["pFBA", "surrogate"], [cm.total_reference, cm.total_predicted], color=["0.5", "C0"])
@@ -104,7 +96,7 @@ def plot_flux_comparison(comparison, ax=None):
 
 def plot_sensitivity_map(smap, ax=None):
     """Figure 6: d(growth)/d(q_glc) and d(growth)/d(q_O2) over the uptake grid (autograd)."""
-    fig, (a, b) = _axes(ax, 2, (11.0, 4.3))
+    fig, (a, b) = figure_axes(ax, (11.0, 4.3), (1, 2))
     ext = [smap.glucose[0], smap.glucose[-1], smap.oxygen[0], smap.oxygen[-1]]
     vmax = float(max(np.abs(smap.d_growth_d_glucose).max(), np.abs(smap.d_growth_d_oxygen).max())) or 1.0
     for axx, data, title in (
@@ -122,7 +114,7 @@ def plot_sensitivity_map(smap, ax=None):
 def plot_test_parity(evaluation, ax=None, *, highlight: tuple[str, ...] = ()):
     """Parity over the random off-grid test set: every reaction, fluxes divided by their range,
     and the growth rate; title gives the worst errors."""
-    fig, (a, b) = _axes(ax, 2, (10.0, 4.3))
+    fig, (a, b) = figure_axes(ax, (10.0, 4.3), (1, 2))
     e = evaluation
     m = e.metrics
     keep = m.flux_range > 1e-3  # reactions that vary over the test points
@@ -160,7 +152,7 @@ def plot_test_parity(evaluation, ax=None, *, highlight: tuple[str, ...] = ()):
 
 def plot_training_history(history, ax=None):
     """Training and validation loss per epoch; ``history`` rows are (epoch, train, validation)."""
-    fig, (a,) = _axes(ax, 1, (5.0, 3.5))
+    fig, (a,) = figure_axes(ax, (5.0, 3.5), (1, 1))
     h = np.asarray(history, dtype=float)
     if h.size:
         a.semilogy(h[:, 0], h[:, 1], label="train")

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import casadi as ca
 import numpy as np
 
+from mpc_bio.numeric_function import NumericFunction
 from mpc_bio.process.settings import FedBatchSettings, ProcessSettingsError
 
 __all__ = ["CellFluxModel", "embed_cell_model", "required_outputs"]
@@ -175,7 +176,7 @@ def embed_cell_model(
             raise ProcessSettingsError(f"The 'fd_step' parameter must be a number in (0, 0.01). Got {fd_step!r} instead.")
         if precision == "float32":
             batch = _BatchNet(spec, rows, dtype=np.float32)
-        fun = _BatchNetFunction("surrogate_fluxes_numpy", batch, fd_step)
+        fun = _batch_net_function("surrogate_fluxes_numpy", batch, fd_step)
         symbolic = "MX"
     else:
         fun = to_casadi(surrogate, backend=backend, outputs=outs, symbolic=symbolic, **to_casadi_options)
@@ -253,85 +254,16 @@ class _BatchNet:
         return v.astype(np.float64, copy=False)
 
 
-class _BatchNetJacobian(ca.Callback):
-    """Jacobian (r, k) of a :class:`_BatchNet` by forward differences from the nominal output
-    (CasADi passes it), the k shifted points in one batch; relative step ``step`` x max(1, |x|)."""
+def _batch_net_function(name: str, net: _BatchNet, step: float) -> NumericFunction:
+    """A :class:`_BatchNet` as a CasADi function of one column of uptakes (value by numpy/BLAS); its
+    Jacobian (r, k) by forward differences from the nominal output (CasADi passes it), the k shifted
+    points in one batch, relative step ``step`` x max(1, |x|)."""
 
-    def __init__(self, name: str, net: _BatchNet, step: float) -> None:
-        ca.Callback.__init__(self)
-        self.net, self.step = net, step
-        self.construct(name, {})
-
-    def get_n_in(self):
-        return 2
-
-    def get_n_out(self):
-        return 1
-
-    def get_sparsity_in(self, i):
-        return ca.Sparsity.dense(self.net.n_in, 1) if i == 0 else ca.Sparsity.dense(self.net.n_out, 1)
-
-    def get_sparsity_out(self, i):
-        return ca.Sparsity.dense(self.net.n_out, self.net.n_in)
-
-    def has_eval_buffer(self):
-        return True
-
-    def eval_buffer(self, arg, res):
-        x = np.frombuffer(arg[0], dtype=np.float64, count=self.net.n_in)
-        y = np.frombuffer(arg[1], dtype=np.float64, count=self.net.n_out)
-        J = self._jacobian(x, y)  # (r, k); CasADi's dense (r, k) output is column-major
-        np.frombuffer(res[0], dtype=np.float64, count=J.size)[:] = J.ravel(order="F")
-        return 0
-
-    def eval(self, arg):
-        x = np.asarray(arg[0], dtype=float).ravel()
-        return [self._jacobian(x, np.asarray(arg[1], dtype=float).ravel())]
-
-    def _jacobian(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def jacobian(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         k = x.size
-        h = self.step * np.maximum(1.0, np.abs(x))
+        h = step * np.maximum(1.0, np.abs(x))
         X = np.repeat(x[None, :], k, axis=0)
         X[np.arange(k), np.arange(k)] += h
-        return ((self.net(X) - y[None, :]) / h[:, None]).T
+        return ((net(X) - y[None, :]) / h[:, None]).T
 
-
-class _BatchNetFunction(ca.Callback):
-    """A :class:`_BatchNet` as a CasADi function of one column of uptakes (value by numpy/BLAS)."""
-
-    def __init__(self, name: str, net: _BatchNet, step: float) -> None:
-        ca.Callback.__init__(self)
-        self.net = net
-        self._jac = _BatchNetJacobian(f"{name}_jac", net, step)
-        self.construct(name, {})
-
-    def get_n_in(self):
-        return 1
-
-    def get_n_out(self):
-        return 1
-
-    def get_sparsity_in(self, i):
-        return ca.Sparsity.dense(self.net.n_in, 1)
-
-    def get_sparsity_out(self, i):
-        return ca.Sparsity.dense(self.net.n_out, 1)
-
-    def eval(self, arg):
-        return [self.net(np.asarray(arg[0], dtype=float).reshape(1, -1))[0]]
-
-    def has_eval_buffer(self):
-        return True
-
-    def eval_buffer(self, arg, res):
-        # zero-copy views of CasADi's input and output buffers (the Python-side conversions of
-        # eval() cost as much as the network itself)
-        x = np.frombuffer(arg[0], dtype=np.float64, count=self.net.n_in)
-        np.frombuffer(res[0], dtype=np.float64, count=self.net.n_out)[:] = self.net(x.reshape(1, -1))[0]
-        return 0
-
-    def has_jacobian(self):
-        return True
-
-    def get_jacobian(self, name, inames, onames, opts):
-        return self._jac
+    return NumericFunction(name, net.n_in, net.n_out, lambda x: net(x.reshape(1, -1))[0], jacobian)

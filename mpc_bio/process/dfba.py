@@ -32,7 +32,7 @@ import numpy as np
 
 from mpc_bio.process.kinetics import gated_rate, glucose_uptake, oxygen_uptake
 from mpc_bio.process.model import OUTPUT_NAMES_BASE
-from mpc_bio.process.result import FedBatchResult, SimulationEvent
+from mpc_bio.process.result import FedBatchResult, SimulationEvent, state_dict
 from mpc_bio.process.settings import FedBatchSettings, ProcessSettingsError
 
 __all__ = ["simulate_dfba", "DFBA_METHODS"]
@@ -43,10 +43,6 @@ DFBA_METHODS = ("auto", "adaptive", "fixed_step")
 #: How far past a located LP failure (h) the adaptive dFBA looks for an infeasible LP, to tell a
 #: numerical failure on the feasibility boundary from one inside the feasible region.
 _BOUNDARY_PROBE_H = 1e-6
-
-
-def _state_dict(names, x) -> dict[str, float]:
-    return {n: float(v) for n, v in zip(names, np.asarray(x, dtype=float))}
 
 
 def _solver(model: Any, relax: bool, settings: FedBatchSettings, pfba_settings=None):
@@ -146,7 +142,7 @@ def _simulate_dfba_fixed(settings: FedBatchSettings, solver, *, relax: bool, pro
                     f"pFBA {pt.status} at uptakes glucose {q:.4g}, oxygen {qo:.4g} mmol/gDW/h "
                     f"(c_glc {max(x[ix['n_glc']], 0) / x[ix['V']]:.4g} mmol/L); the LP-in-the-loop run stops here."
                     + (f" {pt.message}" if pt.message else ""),
-                    _state_dict(names, x),
+                    state_dict(names, x),
                 )
             )
             completed = False
@@ -164,7 +160,7 @@ def _simulate_dfba_fixed(settings: FedBatchSettings, solver, *, relax: bool, pro
                             kind,
                             f"pFBA {pt.status} at uptakes glucose {q:.4g}, oxygen {qo:.4g} mmol/gDW/h; "
                             "the LP-in-the-loop run stops here." + (f" {pt.message}" if pt.message else ""),
-                            _state_dict(names, x),
+                            state_dict(names, x),
                         )
                     )
                     completed = False
@@ -177,12 +173,12 @@ def _simulate_dfba_fixed(settings: FedBatchSettings, solver, *, relax: bool, pro
                     break
             if pt.status == "relaxed" and not relaxed_seen:
                 relaxed_seen = True
-                events.append(SimulationEvent(t + j * h, "lp_relaxed", "first step that needed relaxation slacks", _state_dict(names, x)))
+                events.append(SimulationEvent(t + j * h, "lp_relaxed", "first step that needed relaxation slacks", state_dict(names, x)))
             if limited and not limited_seen:
                 limited_seen = True
                 events.append(
                     SimulationEvent(
-                        t + j * h, "uptake_limited", "glucose uptake limited to the glucose available in the step", _state_dict(names, x)
+                        t + j * h, "uptake_limited", "glucose uptake limited to the glucose available in the step", state_dict(names, x)
                     )
                 )
             v = pt.fluxes
@@ -213,31 +209,29 @@ def _simulate_dfba_fixed(settings: FedBatchSettings, solver, *, relax: bool, pro
             break
     if bar is not None:
         bar.close()
+    info = {"dfba_method": "fixed_step", "step_h": s.dfba_step, "lp_solves": n_lp, "relax": relax}
+    return _result(s, times, X, Y, feeds, status, events, completed, t_start, solver, info)
+
+
+def _result(s: FedBatchSettings, times, X, Y, feeds, status, events, completed: bool, t_start: float, solver, info: dict):
+    """The :class:`FedBatchResult` of a dFBA run from its recorded lists (states, outputs, feeds, LP
+    statuses, events per recorded time); ``info`` gets the model id."""
     time = np.array(times)
-    states = np.array(X)
-    outputs = np.array(Y, dtype=float).reshape(len(time), 3 + len(prods))
-    out_names = (*OUTPUT_NAMES_BASE, *(f"v_{p}" for p, _ in prods))
     return FedBatchResult(
         method="dfba",
         time=time,
-        states=states,
-        state_names=names,
+        states=np.array(X),
+        state_names=s.state_names,
         state_units=s.state_units,
         feed=np.array(feeds),
-        outputs=outputs,
-        output_names=out_names,
+        outputs=np.array(Y, dtype=float).reshape(len(time), len(OUTPUT_NAMES_BASE) + len(s.products)),
+        output_names=(*OUTPUT_NAMES_BASE, *(f"v_{p}" for p in s.products)),
         in_domain=np.ones(len(time), dtype=bool),
         status=tuple(status),
         events=tuple(events),
         completed=completed and time[-1] >= s.batch_time - 1e-9,
         wall_time=_time.perf_counter() - t_start,
-        info={
-            "dfba_method": "fixed_step",
-            "step_h": s.dfba_step,
-            "lp_solves": n_lp,
-            "relax": relax,
-            "model_id": getattr(solver, "model_id", ""),
-        },
+        info={**info, "model_id": getattr(solver, "model_id", "")},
     )
 
 
@@ -373,7 +367,7 @@ def _simulate_dfba_adaptive(
                 f"pFBA {pt.status} at uptakes glucose {exc.q_glc:.6g}, oxygen {exc.q_o2:.6g} mmol/gDW/h "
                 f"(c_glc {max(xs[rhs.iG], 0.0) / xs[rhs.iV]:.6g} mmol/L){bracket}; the LP-in-the-loop run stops here."
                 + (f" {pt.message}" if pt.message else ""),
-                _state_dict(names, xs),
+                state_dict(names, xs),
             )
         )
         times.append(t)
@@ -401,7 +395,7 @@ def _simulate_dfba_adaptive(
         record(0.0, x, pt, *rhs.uptakes(x))
         if pt.status == "relaxed":
             relaxed_seen = True
-            events.append(SimulationEvent(0.0, "lp_relaxed", "first point that needed relaxation slacks", _state_dict(names, x)))
+            events.append(SimulationEvent(0.0, "lp_relaxed", "first point that needed relaxation slacks", state_dict(names, x)))
     K = np.empty((7, n))
     h = None
     t_bad = math.inf  # earliest time known to meet an infeasible LP (a step-length cap)
@@ -486,7 +480,7 @@ def _simulate_dfba_adaptive(
             gi += 1
         if not relaxed_seen and any(p is not None and p.status == "relaxed" for p in pts):
             relaxed_seen = True
-            events.append(SimulationEvent(t, "lp_relaxed", "first step that needed relaxation slacks", _state_dict(names, x)))
+            events.append(SimulationEvent(t, "lp_relaxed", "first step that needed relaxation slacks", state_dict(names, x)))
         if bar is not None:
             bar.update(t_new - t)
         h_used = t_new - t
@@ -498,35 +492,19 @@ def _simulate_dfba_adaptive(
         h = h_used * factor
     if bar is not None:
         bar.close()
-    time = np.array(times)
-    return FedBatchResult(
-        method="dfba",
-        time=time,
-        states=np.array(X),
-        state_names=names,
-        state_units=s.state_units,
-        feed=np.array(feeds),
-        outputs=np.array(Y, dtype=float).reshape(len(time), rhs.n_y),
-        output_names=(*OUTPUT_NAMES_BASE, *(f"v_{p}" for p in s.products)),
-        in_domain=np.ones(len(time), dtype=bool),
-        status=tuple(status),
-        events=tuple(events),
-        completed=completed and time[-1] >= s.batch_time - 1e-9,
-        wall_time=_time.perf_counter() - t_start,
-        info={
-            "dfba_method": "adaptive",
-            "integrator": "dopri5",
-            "rtol": rtol,
-            "atol": atol,
-            "event_tol_h": event_tol,
-            "steps_accepted": n_accepted,
-            "steps_rejected": n_rejected,
-            "event_cuts": n_event_cuts,
-            "lp_solves": rhs.n_lp,
-            "relax": relax,
-            "model_id": getattr(solver, "model_id", ""),
-        },
-    )
+    info = {
+        "dfba_method": "adaptive",
+        "integrator": "dopri5",
+        "rtol": rtol,
+        "atol": atol,
+        "event_tol_h": event_tol,
+        "steps_accepted": n_accepted,
+        "steps_rejected": n_rejected,
+        "event_cuts": n_event_cuts,
+        "lp_solves": rhs.n_lp,
+        "relax": relax,
+    }
+    return _result(s, times, X, Y, feeds, status, events, completed, t_start, solver, info)
 
 
 def simulate_dfba(

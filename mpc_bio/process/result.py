@@ -7,7 +7,12 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SimulationEvent", "FedBatchResult"]
+__all__ = ["SimulationEvent", "FedBatchResult", "state_dict"]
+
+
+def state_dict(names, x) -> dict[str, float]:
+    """The state ``x`` by name (``names``), for :attr:`SimulationEvent.state`."""
+    return {n: float(v) for n, v in zip(names, np.asarray(x, dtype=float))}
 
 
 @dataclass(frozen=True)

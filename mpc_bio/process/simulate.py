@@ -20,7 +20,7 @@ from mpc_bio.process.cell import CellFluxModel
 from mpc_bio.process.dfba import simulate_dfba
 from mpc_bio.process.kinetics import gated_rate, glucose_uptake, oxygen_uptake
 from mpc_bio.process.model import FedBatchODE, fedbatch_ode
-from mpc_bio.process.result import FedBatchResult, SimulationEvent
+from mpc_bio.process.result import FedBatchResult, SimulationEvent, state_dict
 from mpc_bio.process.settings import FedBatchSettings, ProcessSettingsError
 from mpc_bio.status import note
 
@@ -81,10 +81,6 @@ def _outputs_batch(settings: FedBatchSettings, cell: CellFluxModel, states: np.n
         c_p = np.maximum(states[:, ix[f"n_{p}"]], 0.0) / V
         cols.append(gated_rate(v[:, cell.output_index(rid)], c_p, s.product_uptake_gate, np.where))
     return np.column_stack(cols), U
-
-
-def _state_dict(names, x) -> dict[str, float]:
-    return {n: float(v) for n, v in zip(names, np.asarray(x, dtype=float))}
 
 
 class SurrogateSimulator:
@@ -167,7 +163,7 @@ class SurrogateSimulator:
                                 t_prev,
                                 "integrator_failed",
                                 f"CVODES failed between {t_prev:.4g} h and {tp:.4g} h {msg}".strip(),
-                                _state_dict(ode.state_names, x),
+                                state_dict(ode.state_names, x),
                             )
                         )
                         break
@@ -198,7 +194,7 @@ class SurrogateSimulator:
                     f"uptakes {dict(zip(cell.input_names, uptakes[i].round(4).tolist()))} mmol/gDW/h left the "
                     f"surrogate's training box [{cell.domain_low.tolist()}, {cell.domain_high.tolist()}]; "
                     "predictions are extrapolations.",
-                    _state_dict(ode.state_names, states[i]),
+                    state_dict(ode.state_names, states[i]),
                 )
             )
         return FedBatchResult(
@@ -220,32 +216,11 @@ class SurrogateSimulator:
 
 
 def simulate_surrogate(
-    settings: FedBatchSettings,
-    cell: CellFluxModel,
-    *,
-    rtol: float = 1e-8,
-    atol: float = 1e-10,
-    vmax: float | None = None,
+    settings: FedBatchSettings, cell: CellFluxModel, *, rtol: float = 1e-8, atol: float = 1e-10, vmax: float | None = None
 ) -> FedBatchResult:
-    """Simulate the fed-batch with the embedded cell model (surrogate) using CVODES.
-
-    One-shot form of :class:`SurrogateSimulator` (set-up included in ``wall_time``).
-
-    Parameters
-    ----------
-    settings : FedBatchSettings
-        Reactor, feed profile, kinetics and output grid.
-    cell : CellFluxModel
-        Embedded surrogate (:func:`mpc_bio.process.embed_cell_model`).
-    rtol, atol : float
-        CVODES relative and absolute tolerances (states in L, mmol, gDW).
-    vmax : float, optional
-        Glucose Vmax (mmol/gDW/h) overriding ``settings.kinetics.glucose_vmax``.
-
-    Returns
-    -------
-    FedBatchResult
-    """
+    """Simulate the fed-batch with the embedded cell model (surrogate) using CVODES: the one-shot
+    form of :class:`SurrogateSimulator` (same parameters) and its :meth:`~SurrogateSimulator.run`
+    (``vmax``), set-up included in ``wall_time``."""
     sim = SurrogateSimulator(settings, cell, rtol=rtol, atol=atol)
     res = sim.run(vmax=vmax)
     return dataclasses.replace(res, wall_time=res.wall_time + sim.setup_time)

@@ -7,26 +7,14 @@
                                LP-in-the-loop dFBA), compared with the offline (nominal) profile
                                applied open loop to the same plant.
 
-Tables (unknown keys are errors; units as the settings classes declare them):
-
-``[model]``, ``[surrogate]``, ``[reactor]``, ``[kinetics]``  as in ``kind = "simulation"``
-    (:mod:`mpc_bio.scenarios.simulation`); the reactor's initial state is the batch's start.
-``[problem]``      :class:`~mpc_bio.control.BatchProblem` (batch time h, objective, feed bounds
-                   L/h, volume L, glucose/acetate limits mmol/L).
-``[mpc]``          :class:`~mpc_bio.control.MPCSettings`.
-``[estimator]``    :class:`~mpc_bio.control.EstimatorSettings`.
-``[measurements]`` :class:`~mpc_bio.control.MeasurementSettings` with ``[[measurements.channels]]``.
-``[closed_loop]``  :class:`~mpc_bio.control.ClosedLoopSettings` (``plant`` = nominal / perturbed /
-                   dfba, ``plant_parameter_scale = { vmax_glc = 0.8 }``) and :class:`LoopOptions`
-                   (``rmse_after``, ``relax``).
-``[offline]``      :class:`~mpc_bio.control.OfflineSettings` and :class:`OfflineOptions` (``compare``).
-``[control_model]`` :class:`ControlModelOptions`: the full surrogate or, with ``distill = true``,
-                   its B-spline fit for the controller and the estimator.
-``[baselines]``    :class:`~mpc_bio.control.BaselineSettings` (``feed_glucose`` defaults to the
-                   reactor's ``feed_glucose``).
-
-The scenario schema (:mod:`mpc_bio.scenarios.kinds`) reads the same classes, so a file is checked
-as it is built here.
+Tables: ``[model]``, ``[surrogate]``, ``[reactor]``, ``[kinetics]`` as in ``kind = "simulation"``
+(the reactor's initial state is the batch's start); ``[problem]``, ``[mpc]``, ``[estimator]``,
+``[measurements]``, ``[closed_loop]``, ``[offline]``, ``[baselines]`` hold the fields of the
+settings classes of :mod:`mpc_bio.control.settings` (``[closed_loop]`` and ``[offline]`` also
+those of :class:`LoopOptions` and :class:`OfflineOptions`; ``[baselines].feed_glucose`` defaults
+to the reactor's), ``[control_model]`` those of :class:`ControlModelOptions`. The scenario schema
+(:mod:`mpc_bio.scenarios.kinds`) reads the same classes; the runners receive the file as
+validated and resolved by :mod:`mpc_bio.scenarios.runner`.
 """
 
 from __future__ import annotations
@@ -55,6 +43,7 @@ __all__ = [
     "run_feed_optimization_scenario",
     "run_mpc_mismatch_scenario",
     "load_control_setup",
+    "control_setup",
     "LoopOptions",
     "OfflineOptions",
     "ControlModelOptions",
@@ -171,38 +160,34 @@ def _err(path: Path, exc: Exception):
 
 
 def load_control_setup(path: Path, data: dict[str, Any], out: Path, *, progress: bool = True, kind: str = "closed_loop") -> ControlSetup:
-    """Validate the tables of a control scenario and build the surrogate-based control model."""
+    """Validate a control scenario's tables against the schema of ``kind`` (as ``mpc-bio validate``
+    does) and build its setup from the resolved tables (:func:`control_setup`)."""
+    from mpc_bio.scenarios.kinds import control_schema
+    from mpc_bio.scenarios.schema import validate_with_schema
+
+    return control_setup(path, validate_with_schema(path, data, control_schema(kind)), out, progress=progress)
+
+
+def control_setup(path: Path, resolved: dict[str, Any], out: Path, *, progress: bool = True) -> ControlSetup:
+    """The settings and the surrogate-based control model of a validated control scenario: ``resolved``
+    holds every table with its defaults (:func:`~mpc_bio.scenarios.runner.validate_scenario`)."""
     from mpc_bio.control.process_adapter import control_model_from_process
     from mpc_bio.process import FedBatchSettings, ProcessSettingsError, UptakeKinetics, embed_cell_model
-    from mpc_bio.scenarios.schema import ScenarioError, validate_table
-    from mpc_bio.scenarios.simulation import SIMULATION_TABLES, load_or_train_surrogate, resolve_model
+    from mpc_bio.scenarios.simulation import load_or_train_surrogate, resolve_model
 
-    allowed = set(_CONTROL_TABLES) | set(_PROCESS_TABLES)
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise ScenarioError(
-            f"{path}: unknown table(s) {unknown} for kind {kind!r}; expected some of {sorted(allowed)} plus kind, name, description."
-        )
-    t = {name: validate_table(path, name, data.get(name, {}), SIMULATION_TABLES[name]) for name in _PROCESS_TABLES}
-    extra = {}
-    try:
-        prob = BatchProblem.from_dict(data.get("problem") or {}, "[problem]")
-        mpc = MPCSettings.from_dict(data.get("mpc") or {}, "[mpc]")
-        est = EstimatorSettings.from_dict(data.get("estimator") or {}, "[estimator]")
-        meas = MeasurementSettings.from_dict(data.get("measurements") or {}, "[measurements]")
-        cl_table, loop_table = _split(data.get("closed_loop"), LoopOptions)
-        loop = LoopOptions.from_dict(loop_table, "[closed_loop]")
-        extra["rmse_after"], extra["relax"] = loop.rmse_after, loop.relax
-        cl = ClosedLoopSettings.from_dict({"progress": progress, **cl_table}, "[closed_loop]")
-        off_table, compare_table = _split(data.get("offline"), OfflineOptions)
-        extra["compare_offline"] = OfflineOptions.from_dict(compare_table, "[offline]").compare
-        off = OfflineSettings.from_dict(off_table, "[offline]")
-        base_table = dict(data.get("baselines") or {})
-        feed_glucose_given = "feed_glucose" in base_table
-        base = BaselineSettings.from_dict(base_table, "[baselines]")
-        cm = ControlModelOptions.from_dict(data.get("control_model") or {}, "[control_model]")
-    except (ControlError, TypeError) as exc:
-        raise _err(path, exc) from None
+    t = {name: resolved.get(name) or {} for name in (*_PROCESS_TABLES, *_CONTROL_TABLES)}
+    prob, mpc = BatchProblem(**t["problem"]), MPCSettings(**t["mpc"])
+    est, meas = EstimatorSettings(**t["estimator"]), MeasurementSettings(**t["measurements"])
+    cl_table, loop_table = _split(t["closed_loop"], LoopOptions)
+    loop = LoopOptions(**loop_table)
+    extra = {"rmse_after": loop.rmse_after, "relax": loop.relax}
+    cl = ClosedLoopSettings(**{"progress": progress, **cl_table})
+    off_table, compare_table = _split(t["offline"], OfflineOptions)
+    extra["compare_offline"] = OfflineOptions(**compare_table).compare
+    off = OfflineSettings(**off_table)
+    base_table = {k: v for k, v in t["baselines"].items() if v is not None}  # feed_glucose absent: the reactor's
+    base = BaselineSettings(**base_table)
+    cm = ControlModelOptions(**t["control_model"])
     try:
         reactor = FedBatchSettings(
             **t["reactor"],
@@ -213,10 +198,8 @@ def load_control_setup(path: Path, data: dict[str, Any], out: Path, *, progress:
         )
     except ProcessSettingsError as exc:
         raise _err(path, exc) from None
-    if not feed_glucose_given:
+    if "feed_glucose" not in base_table:
         base = dataclasses.replace(base, feed_glucose=reactor.feed_glucose)
-    if "ac" not in reactor.products and "acetate" in [c.quantity for c in meas.channels]:
-        raise ScenarioError(f'{path}: an acetate measurement needs products = {{ ac = "EX_ac_e" }} in [reactor].')
     cobra_model = resolve_model(path, t["model"])
     sur, how = load_or_train_surrogate(path, t["surrogate"], cobra_model, reactor, out, progress)
     s = t["surrogate"]
@@ -264,17 +247,27 @@ def _save_fig(fig, path: Path) -> Path:
     return path
 
 
-def _write_closed_loop(res, out: Path, stem: str, title: str, offline=None) -> dict[str, Path]:
+def _write_closed_loop(res, out: Path, path: Path, setup: ControlSetup, cl: ClosedLoopSettings, offline=None) -> dict[str, Path]:
+    """The closed loop's tables and figures (with ``offline`` when it succeeded)."""
     from mpc_bio.plotting.control import plot_closed_loop, plot_solver_stats
 
-    frames = res.to_frames()
     files = {}
-    for key, df in frames.items():
-        files[f"{stem}_{key}"] = out / f"{stem}_{key}.csv"
-        df.to_csv(files[f"{stem}_{key}"], index=False)
-    files[f"{stem}_figure"] = _save_fig(plot_closed_loop(res, title=title, offline=offline), out / f"{stem}.png")
-    files[f"{stem}_solver_figure"] = _save_fig(plot_solver_stats(res), out / f"{stem}_solver.png")
+    for key, df in res.to_frames().items():
+        files[f"closed_loop_{key}"] = out / f"closed_loop_{key}.csv"
+        df.to_csv(files[f"closed_loop_{key}"], index=False)
+    title = f"{path.stem}: MPC ({setup.estimator.kind}) on {cl.plant} plant"
+    offline = offline if offline is not None and offline.success else None
+    files["closed_loop_figure"] = _save_fig(plot_closed_loop(res, title=title, offline=offline), out / "closed_loop.png")
+    files["closed_loop_solver_figure"] = _save_fig(plot_solver_stats(res), out / "closed_loop_solver.png")
     return files
+
+
+def _plant_optimum(setup: ControlSetup, cl: ClosedLoopSettings):
+    """The offline optimum on the perturbed plant's own parameters (what a controller knowing the
+    plant exactly could reach); None for another plant."""
+    if cl.plant != "perturbed":
+        return None
+    return _offline(setup, params=setup.model.params_with(cl.plant_parameter_scale), label="plant's offline optimum")
 
 
 def _offline(setup: ControlSetup, params=None, label: str = "offline optimum"):
@@ -323,7 +316,7 @@ def run_closed_loop_scenario(path: Path, data: dict[str, Any], out: Path, *, pro
     """Runner of ``kind = "closed_loop"``; returns (files, summary)."""
 
     with _phase("control model (surrogate, embedding)"):
-        setup = load_control_setup(path, data, out, progress=progress, kind="closed_loop")
+        setup = control_setup(path, data, out, progress=progress)
     off = _offline(setup) if setup.extra["compare_offline"] else None
     with _phase("closed loop (MPC + estimator on the plant)"):
         res = setup.run_closed_loop(_make_plant(setup), None if off is None else offline_feed_at_steps(off, setup.mpc))
@@ -331,14 +324,8 @@ def run_closed_loop_scenario(path: Path, data: dict[str, Any], out: Path, *, pro
     if off is not None and setup.closed_loop.plant == "perturbed":
         # the closed loop runs on the perturbed plant: compare it with that plant's offline optimum
         # (the nominal one above only warm-started the first MPC solve)
-        off = _offline(setup, params=setup.model.params_with(setup.closed_loop.plant_parameter_scale), label="plant's offline optimum")
-    files = _write_closed_loop(
-        res,
-        out,
-        "closed_loop",
-        f"{path.stem}: MPC ({setup.estimator.kind}) on {setup.closed_loop.plant} plant",
-        offline=off if off is not None and off.success else None,
-    )
+        off = _plant_optimum(setup, setup.closed_loop)
+    files = _write_closed_loop(res, out, path, setup, setup.closed_loop, off)
     summary = {
         "surrogate": setup.surrogate_how,
         "backend": setup.cell.backend,
@@ -449,7 +436,7 @@ def run_feed_optimization_scenario(path: Path, data: dict[str, Any], out: Path, 
     from mpc_bio.plotting.control import plot_baseline_scan, plot_feed_profiles
 
     with _phase("control model (surrogate, embedding)"):
-        setup = load_control_setup(path, data, out, progress=progress, kind="feed_optimization")
+        setup = control_setup(path, data, out, progress=progress)
     off = _offline(setup)
     with _phase("baseline scans (constant and exponential feeds, CVODES)"):
         const = tune_constant_feed(setup.model, setup.problem, setup.x0, setup.baselines)
@@ -532,7 +519,7 @@ def run_mpc_mismatch_scenario(path: Path, data: dict[str, Any], out: Path, *, pr
     from mpc_bio.control.offline import piecewise_feed
 
     with _phase("control model (surrogate, embedding)"):
-        setup = load_control_setup(path, data, out, progress=progress, kind="mpc_mismatch")
+        setup = control_setup(path, data, out, progress=progress)
     cl = setup.closed_loop
     if cl.plant == "nominal":
         from mpc_bio.scenarios.schema import ScenarioError
@@ -561,17 +548,8 @@ def run_mpc_mismatch_scenario(path: Path, data: dict[str, Any], out: Path, *, pr
     open_violation = float(max(0.0, max(-np.min(m) for m in open_margins.values())))
     with _phase("closed loop (MPC + estimator on the mismatched plant)"):
         res = setup.run_closed_loop(cl_plant := make_plant(), offline_feed_at_steps(off, setup.mpc), settings=cl)
-    # what a controller knowing the plant exactly could reach (offline optimum on the plant)
-    oracle = None
-    if cl.plant == "perturbed":
-        oracle = _offline(setup, params=setup.model.params_with(cl.plant_parameter_scale), label="plant's offline optimum")
-    files = _write_closed_loop(
-        res,
-        out,
-        "closed_loop",
-        f"{path.stem}: MPC ({setup.estimator.kind}) on {cl.plant} plant",
-        offline=oracle if oracle is not None and oracle.success else None,
-    )
+    oracle = _plant_optimum(setup, cl)
+    files = _write_closed_loop(res, out, path, setup, cl, oracle)
     import pandas as pd
 
     ol = pd.DataFrame(states, columns=list(setup.model.state_names))

@@ -32,6 +32,8 @@ __all__ = [
     "KindSchema",
     "validate_table",
     "collect_table",
+    "resolve_path",
+    "resolve_table_paths",
     "validate_with_schema",
     "format_reference",
     "dump_toml",
@@ -54,7 +56,7 @@ class Problem:
     got : str
         What the file holds (``"nothing"`` for a missing key).
     what : str
-        The kind of problem: ``"unknown_key"``, ``"renamed_key"``, ``"unknown_table"``, ``"missing_key"``,
+        The kind of problem: ``"unknown_key"``, ``"renamed_key"``, ``"renamed_value"``, ``"unknown_table"``, ``"missing_key"``,
         ``"missing_table"``, ``"type"``, ``"range"``, ``"invalid"`` (the stage's own check of a
         table) or ``"infeasible"`` (a combination of keys).
     """
@@ -74,6 +76,8 @@ class Problem:
             return f"unknown key(s) [{leaf!r}] {where}; expected some of: {self.expected}"
         if w == "renamed_key":
             return f"key '{k}' was renamed: write '{self.expected}' instead"
+        if w == "renamed_value":
+            return f"key '{k}': the value {self.got} was renamed: write {self.expected} instead"
         if w == "unknown_table":
             return f"unknown table(s) [{k.strip('[]')!r}]; expected some of: {self.expected}"
         if w == "missing_key":
@@ -168,6 +172,8 @@ class Field:
         beside the scenario file is made absolute (so the resolved file runs from anywhere).
     renamed_to : str, optional
         The key was renamed: giving it is a problem that names the new key (not a key of the table).
+    renamed_choices : mapping, optional
+        Choices renamed in a release, old -> new: giving an old one is a problem naming the new one.
     """
 
     def __init__(
@@ -189,6 +195,7 @@ class Field:
         min_items: int = 0,
         is_path: bool = False,
         renamed_to: str | None = None,
+        renamed_choices: Mapping[Any, Any] | None = None,
     ) -> None:
         self.types = types if isinstance(types, tuple) else (types,)
         self.required = required
@@ -203,6 +210,7 @@ class Field:
         self.min_items = min_items
         self.is_path = is_path
         self.renamed_to = renamed_to
+        self.renamed_choices = dict(renamed_choices or {})
 
     # ---- descriptions -------------------------------------------------------------------
     def describe(self) -> str:
@@ -263,7 +271,10 @@ class Field:
             return _MISSING
         n0 = len(problems)
         if self.choices is not None and value not in self.choices:
-            problems.append(Problem(path, name, self.describe_range(), _fmt(value), "range"))
+            if isinstance(value, str) and value in self.renamed_choices:
+                problems.append(Problem(path, name, repr(self.renamed_choices[value]), repr(value), "renamed_value"))
+            else:
+                problems.append(Problem(path, name, self.describe_range(), _fmt(value), "range"))
         if isinstance(value, list):
             if len(value) < self.min_items:
                 problems.append(Problem(path, name, f"a list of at least {self.min_items} item(s)", f"{len(value)} item(s)", "range"))
@@ -349,6 +360,35 @@ def collect_table(path: str | Path, where: str, table: Any, fields: Mapping[str,
     return out
 
 
+def resolve_path(value: Any, scenario: str | Path) -> Any:
+    """A path setting as a scenario file means it: relative to the scenario file's folder.
+
+    A relative path that exists beside ``scenario`` is returned absolute; any other value (an
+    absolute path, a relative path not found there, None) is returned as given, so a missing file
+    is reported with the name the file gives.
+    """
+    if isinstance(value, str) and value and not Path(value).is_absolute() and (Path(scenario).parent / value).exists():
+        return str((Path(scenario).parent / value).resolve())
+    return value
+
+
+def resolve_table_paths(scenario: str | Path, table: dict[str, Any], fields: Mapping[str, Field]) -> dict[str, Any]:
+    """Apply :func:`resolve_path` to every ``is_path`` key of ``table``, in its sub-tables too (in place; returned)."""
+    for key, f in fields.items():
+        if key not in table:
+            continue
+        v = table[key]
+        if f.is_path:
+            table[key] = resolve_path(v, scenario)
+        elif f.fields is not None and isinstance(v, dict):
+            resolve_table_paths(scenario, v, f.fields)
+        elif f.fields is not None and isinstance(v, list):
+            for item in v:
+                if isinstance(item, dict):
+                    resolve_table_paths(scenario, item, f.fields)
+    return table
+
+
 def validate_table(path: str | Path, where: str, table: Any, fields: Mapping[str, Field]) -> dict[str, Any]:
     """Check one table of a scenario file and fill defaults.
 
@@ -418,6 +458,7 @@ def _setting_field(tp: Any, spec: Any, default: Any, required: bool) -> Field:
         "unit": spec.unit,
         "doc": _first_sentence(spec.doc),
         "choices": spec.choices,
+        "renamed_choices": dict(spec.renamed_choices),
         "is_path": spec.is_path,
         "min": spec.low,
         "max": spec.high,
@@ -546,10 +587,7 @@ def validate_with_schema(path: str | Path, data: Mapping[str, Any], schema: Kind
                 continue
         n0 = len(problems)
         resolved[name] = collect_table(path, name, data.get(name, {}), tab.fields, problems)
-        for key, f in tab.fields.items():
-            v = resolved[name].get(key)
-            if f.is_path and isinstance(v, str) and not Path(v).is_absolute() and (Path(path).parent / v).exists():
-                resolved[name][key] = str((Path(path).parent / v).resolve())
+        resolve_table_paths(path, resolved[name], tab.fields)
         if len(problems) == n0 and tab.check is not None:
             try:
                 tab.check(resolved[name])

@@ -102,12 +102,6 @@ class SimulationOptions(Settings):
     atol: float = setting(1e-10, **POSITIVE, doc="CVODES absolute tolerance (state units).")
 
 
-def __getattr__(name: str) -> Any:
-    if name == "SIMULATION_TABLES":  # table name -> its fields (kept for callers that validate tables one by one)
-        return {table: tab.fields for table, tab in process_tables().items()}
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 @functools.cache
 def process_tables() -> dict[str, Table]:
     """The ``[model]``, ``[surrogate]``, ``[reactor]``, ``[kinetics]``, ``[feed]`` and ``[simulation]``

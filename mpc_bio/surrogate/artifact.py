@@ -14,7 +14,7 @@ import scipy.sparse as sp
 import torch
 
 from mpc_bio.errors import MpcBioError
-from mpc_bio.outputs import json_default
+from mpc_bio.outputs import json_default, read_saved
 from mpc_bio.surrogate.network import SPEC_BUFFERS, FusedForward, MLPSpec, SurrogateModule, precision_name
 from mpc_bio.surrogate.integrity import JSON_NAME, NPZ_NAME, content_digest, file_sha256, integrity_problem
 from mpc_bio.surrogate.settings import SurrogateSettings
@@ -352,18 +352,8 @@ def load_surrogate(
         If a file is missing, the weights do not match their recorded SHA-256, the shapes do not
         match the recorded ids and architecture, or an expected id/hash differs.
     """
-    p = Path(path)
-    d = p.parent if p.suffix == ".json" else p
-    jpath, npath = d / _JSON, d / _NPZ
-    for f in (jpath, npath):
-        if not f.is_file():
-            raise ArtifactError(f"No surrogate artifact at {str(d)!r}: {f.name} is missing.")
-    try:
-        meta = json.loads(jpath.read_text())
-    except json.JSONDecodeError as exc:
-        raise ArtifactError(f"{jpath} is not valid json ({exc}); the artifact is corrupted.") from exc
-    if meta.get("format") != FORMAT:
-        raise ArtifactError(f"{jpath} is not an mpc_bio surrogate (format {meta.get('format')!r}, expected {FORMAT!r}).")
+    jpath, npath, meta = read_saved(path, _JSON, _NPZ, FORMAT, ArtifactError, "surrogate artifact")
+    d = jpath.parent
     if "content_sha256" not in meta:
         warnings.warn(
             f"{jpath} has no content hash (written by an older mpc_bio): only its weights are verified, "

@@ -27,181 +27,192 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import signal
 import threading
 import time
 import warnings
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from mpc_bio.metabolism.settings import DEFAULT_INPUTS, PFBASettings, SettingsError
+from mpc_bio.metabolism.settings import DEFAULT_INPUTS, TIE_BREAKS, PFBASettings, SettingsError
+from mpc_bio.settings import POSITIVE, Settings, setting
+from mpc_bio.surrogate.settings import DEVICES
 
-__all__ = ["BuildSettings", "BuildResult", "build_surrogate", "fresh_point_errors"]
+__all__ = ["BuildSettings", "BuildResult", "build_surrogate", "choose_batch_size", "fresh_point_errors"]
 
 
-def _bad(name: str, expected: str, got: Any) -> SettingsError:
-    return SettingsError(f"The {name!r} parameter of BuildSettings must be {expected}. Got {got!r} instead.")
+_BOX_ROWS = "(name, low, high) rows of an input name and two finite numbers >= 0 (mmol/gDW/h)"
+_SHARES = ("grid_share", "kink_share", "refine_share", "eval_share")
+_SHARE = {"unit": "-", "low": 0.0}
 
 
 @dataclass(frozen=True)
-class BuildSettings:
-    """How :func:`build_surrogate` turns a model into a surrogate (general defaults, no model constants).
+class BuildSettings(Settings):
+    """How :func:`build_surrogate` turns a model into a surrogate (general defaults, no model constants);
+    each field is documented where it is declared. ``grid_share + kink_share + refine_share +
+    eval_share`` must stay below 0.9 (training gets the rest of the budget)."""
 
-    Attributes
-    ----------
-    inputs : tuple of (str, str)
-        Named uptake inputs, ``(name, exchange reaction id)`` pairs (a mapping is accepted).
-    box : tuple of (str, float, float)
-        ``(name, low, high)`` per input: the training domain (mmol/gDW/h, 0 <= low < high). Inputs
-        not named get 0-20 mmol/gDW/h, the paper's box.
-    time_budget_min : float
-        Wall-time budget of the whole build (minutes, > 0). The grid and the refinement points are
-        sized to it from measured costs; training runs under a time limit (the rest of the budget
-        less the fresh-point test). The report says whether the budget was exceeded.
-    seed : int
-        Seed of the training (weights, split, batches) and of the kink search; the fresh test points
-        use ``seed + 7919`` (never the training's).
-    tie_break : str
-        pFBA tie-break rule of every solve (``"l2"``: unique, continuous in the inputs).
-    grid_share, kink_share, refine_share, eval_share : float
-        Fractions of the budget for the grid, the kink search, the refinement and the fresh-point
-        test (dimensionless, sum < 1); training gets the rest.
-    grid_max_per_axis, grid_min_per_axis : int
-        Bounds on the grid values per input (the paper's grid has 201).
-    refine_tolerance : float
-        A cell is refined where multilinear interpolation misses pFBA by more than this fraction of
-        a reaction's range (see :class:`~mpc_bio.metabolism.refinement.RefineSettings`).
-    refine_depth : int
-        Largest number of refinement levels.
-    max_kink_lines : int
-        Largest number of kink lines (the sharpest kinks first).
-    min_kink_jump : float
-        Kink lines whose change of slope over one grid step is below this fraction of every
-        reaction's range are left out (``min_jump`` of :func:`~mpc_bio.metabolism.find_kink_lines`).
-    kink_width_steps, kink_reach_steps : float
-        ``kink_width`` and ``kink_reach`` of the surrogate in units of the grid step (smallest over
-        the inputs).
-    kink_extra_reach_steps : tuple of float
-        Further kink reaches in grid steps (``SurrogateSettings.kink_extra_reaches``).
-    knee_fraction : float
-        Input knees (``SurrogateSettings.input_knees``) as a fraction of each input's span.
-    hidden : tuple of int
-        Hidden layer widths.
-    activation_sharpness : float
-        ``SurrogateSettings.activation_sharpness``.
-    growth_weight : float
-        Loss weight of growth relative to other reactions.
-    batch_size : int
-        Points per Adam step of the mean-squared-error stage.
-    finetune_share : float
-        Fraction of the training epochs spent in the L^p stage, in [0, 1).
-    finetune_power : int
-        Even exponent p of the fine-tuning loss.
-    n_fresh_points : int
-        Fresh Latin-hypercube pFBA points of the final test.
-    n_workers : int
-        pFBA worker processes.
-    num_threads : int
-        torch CPU threads (0 keeps torch's default).
-    device : str
-        ``"auto"``, ``"cpu"`` or ``"cuda"``.
-    """
+    error: ClassVar[type] = SettingsError
 
-    inputs: tuple[tuple[str, str], ...] = DEFAULT_INPUTS
-    box: tuple[tuple[str, float, float], ...] = ()
-    time_budget_min: float = 30.0
-    seed: int = 0
-    tie_break: str = "l2"
-    grid_share: float = 0.1
-    kink_share: float = 0.1
-    refine_share: float = 0.15
-    eval_share: float = 0.05
-    grid_max_per_axis: int = 201
-    grid_min_per_axis: int = 21
-    refine_tolerance: float = 0.005
-    refine_depth: int = 4
-    max_kink_lines: int = 32
-    min_kink_jump: float = 0.01
-    kink_width_steps: float = 2e-3
-    kink_reach_steps: float = 0.5
-    kink_extra_reach_steps: tuple[float, ...] = (0.05, 0.15, 1.5, 5.0)
-    knee_fraction: float = 0.025
-    hidden: tuple[int, ...] = (64, 64, 64)
-    activation_sharpness: float = 30.0
-    growth_weight: float = 10.0
-    batch_size: int = 1024
-    finetune_share: float = 0.3
-    finetune_power: int = 8
-    n_fresh_points: int = 2000
-    n_workers: int = 1
-    num_threads: int = 1
-    device: str = "auto"
+    inputs: tuple[tuple[str, str], ...] = setting(
+        DEFAULT_INPUTS, min_items=1, doc="Named uptake inputs, (name, exchange reaction id) pairs (a mapping is accepted)."
+    )
+    box: tuple[tuple[str, float, float], ...] = setting(
+        (),
+        unit="mmol/gDW/h",
+        low=0.0,
+        expected=_BOX_ROWS,
+        doc=(
+            "(name, low, high) per input: the training domain (0 <= low < high; a mapping {name: (low, high)} is "
+            "accepted). Inputs not named get 0-20 mmol/gDW/h, the paper's box."
+        ),
+    )
+    time_budget_min: float = setting(
+        30.0,
+        unit="min",
+        **POSITIVE,
+        high=1e5,
+        high_strict=True,
+        expected="a positive number of minutes",
+        doc=(
+            "Wall-time budget of the whole build. The grid and the refinement points are sized to it from measured "
+            "costs; training runs under a time limit (the rest of the budget less the fresh-point test). The report "
+            "says whether the budget was exceeded."
+        ),
+    )
+    seed: int = setting(
+        0,
+        low=0,
+        doc=(
+            "Seed of the training (weights, split, batches) and of the kink search; the fresh test points use "
+            "seed + 7919 (never the training's)."
+        ),
+    )
+    tie_break: str = setting("l2", choices=TIE_BREAKS, doc='pFBA tie-break rule of every solve ("l2": unique, continuous in the inputs).')
+    grid_share: float = setting(0.1, **_SHARE, doc="Fraction of the budget for the pFBA grid.")
+    kink_share: float = setting(0.1, **_SHARE, doc="Fraction of the budget for the kink search.")
+    refine_share: float = setting(0.15, **_SHARE, doc="Fraction of the budget for the refinement.")
+    eval_share: float = setting(0.05, **_SHARE, doc="Fraction of the budget for the fresh-point test.")
+    grid_max_per_axis: int = setting(201, low=0, doc="Largest number of grid values per input (the paper's grid has 201).")
+    grid_min_per_axis: int = setting(21, low=0, doc="Smallest number of grid values per input (>= 2, <= grid_max_per_axis).")
+    refine_tolerance: float = setting(
+        0.005,
+        unit="-",
+        **POSITIVE,
+        doc=(
+            "A cell is refined where multilinear interpolation misses pFBA by more than this fraction of a reaction's "
+            "range (see RefineSettings)."
+        ),
+    )
+    refine_depth: int = setting(4, low=0, doc="Largest number of refinement levels.")
+    max_kink_lines: int = setting(32, low=0, doc="Largest number of kink lines (the sharpest kinks first).")
+    min_kink_jump: float = setting(
+        0.01,
+        unit="-",
+        low=0.0,
+        doc=(
+            "Kink lines whose change of slope over one grid step is below this fraction of every reaction's range are "
+            "left out (min_jump of find_kink_lines)."
+        ),
+    )
+    kink_width_steps: float = setting(
+        2e-3, unit="grid steps", **POSITIVE, doc="kink_width of the surrogate (in the largest grid step over the inputs)."
+    )
+    kink_reach_steps: float = setting(
+        0.5,
+        unit="grid steps",
+        **POSITIVE,
+        doc=(
+            "kink_reach of the surrogate (> kink_width_steps; in the largest grid step over the inputs: a kink feature "
+            "narrower than the data's spacing across its line is unconstrained between the points and can spike)."
+        ),
+    )
+    kink_extra_reach_steps: tuple[float, ...] = setting(
+        (0.05, 0.15, 1.5, 5.0),
+        unit="grid steps",
+        **POSITIVE,
+        doc="Further kink reaches (SurrogateSettings.kink_extra_reaches); those at most kink_width_steps are left out.",
+    )
+    knee_fraction: float = setting(
+        0.025, unit="-", **POSITIVE, doc="Input knees (SurrogateSettings.input_knees) as a fraction of each input's span."
+    )
+    hidden: tuple[int, ...] = setting((64, 64, 64), low=1, min_items=1, unit="neurons", doc="Hidden layer widths.")
+    activation_sharpness: float = setting(30.0, unit="-", **POSITIVE, doc="SurrogateSettings.activation_sharpness.")
+    growth_weight: float = setting(10.0, unit="-", **POSITIVE, doc="Loss weight of growth relative to other reactions.")
+    batch_size: int = setting(
+        1024,
+        low=1,
+        doc=(
+            "Largest number of points per Adam step of the mean-squared-error stage; the build halves it (see "
+            "choose_batch_size) while an epoch would have fewer than min_steps_per_epoch steps or the training time "
+            "fewer than min_adam_steps steps at the cost per step measured by the training pilot. The fine-tuning "
+            "stage uses twice the chosen batch (at most SurrogateSettings.finetune_batch_size)."
+        ),
+    )
+    min_batch_size: int = setting(32, low=1, doc="Smallest batch the rule of batch_size may choose (<= batch_size).")
+    min_adam_steps: int = setting(
+        20000,
+        low=0,
+        doc=(
+            "Adam steps the mean-squared-error stage should get within its time (an optimisation need independent of "
+            "the model: below a few thousand steps a net has not left its coarse fit)."
+        ),
+    )
+    min_steps_per_epoch: int = setting(
+        16,
+        low=0,
+        doc="Adam steps each epoch should have (few points: smaller batches, so an epoch is not one or two steps of nearly all the data).",
+    )
+    finetune_share: float = setting(
+        0.3, unit="-", low=0.0, high=1.0, high_strict=True, doc="Fraction of the training epochs spent in the L^p stage."
+    )
+    finetune_power: int = setting(8, choices=(2, 4, 6, 8, 10, 12, 14, 16), doc="Even exponent p of the fine-tuning loss.")
+    n_fresh_points: int = setting(2000, low=1, doc="Fresh Latin-hypercube pFBA points of the final test.")
+    n_workers: int = setting(1, low=1, doc="pFBA worker processes.")
+    num_threads: int = setting(1, low=0, doc="torch CPU threads (0 keeps torch's default).")
+    device: str = setting("auto", choices=DEVICES, doc='"auto", "cpu" or "cuda".')
 
     def __post_init__(self) -> None:
+        if isinstance(self.box, Mapping):  # {name: (low, high)} -> (name, low, high) rows
+            rows = []
+            for name, pair in self.box.items():
+                if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+                    raise self.invalid("box", _BOX_ROWS, self.box)
+                rows.append((name, *pair))
+            object.__setattr__(self, "box", tuple(rows))
+        super().__post_init__()
+
+    def _check(self) -> None:
         try:
             pfba = PFBASettings(inputs=self.inputs, tie_break=self.tie_break)
         except SettingsError as exc:
             raise SettingsError(f"BuildSettings: {exc}") from None
-        object.__setattr__(self, "inputs", pfba.inputs)
+        self._set("inputs", pfba.inputs)
         names = [n for n, _ in pfba.inputs]
-        rows = list(self.box.items()) if isinstance(self.box, dict) else list(self.box)
         box = {}
-        for row in rows:
-            if isinstance(self.box, dict):
-                name, (lo, hi) = row[0], row[1]
-            else:
-                if len(row) != 3:
-                    raise _bad("box", "(name, low, high) rows", self.box)
-                name, lo, hi = row
+        for name, lo, hi in self.box:
             if name not in names:
-                raise _bad("box", f"rows naming the inputs {names}", name)
-            if isinstance(lo, bool) or isinstance(hi, bool) or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (lo, hi)):
-                raise _bad("box", f"finite numbers (mmol/gDW/h) for {name!r}", (lo, hi))
-            if not 0 <= lo < hi:
-                raise _bad("box", f"a non-empty range 0 <= low < high (mmol/gDW/h) for {name!r}", (lo, hi))
-            box[name] = (float(lo), float(hi))
-        object.__setattr__(self, "box", tuple((n, *box.get(n, (0.0, 20.0))) for n in names))
-        t = self.time_budget_min
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t < 1e5:
-            raise _bad("time_budget_min", "a positive number of minutes", t)
-        shares = (self.grid_share, self.kink_share, self.refine_share, self.eval_share)
-        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 for v in shares) or sum(shares) >= 0.9:
-            raise _bad("grid_share, kink_share, refine_share, eval_share", "non-negative fractions summing below 0.9", shares)
-        for name in (
-            "seed",
-            "refine_depth",
-            "max_kink_lines",
-            "grid_max_per_axis",
-            "grid_min_per_axis",
-            "batch_size",
-            "n_fresh_points",
-            "n_workers",
-            "num_threads",
-            "finetune_power",
-        ):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise _bad(name, "a non-negative integer", v)
+                raise self.invalid("box", f"rows naming the inputs {names}", name)
+            if not lo < hi:
+                raise self.invalid("box", f"a non-empty range 0 <= low < high (mmol/gDW/h) for {name!r}", (lo, hi))
+            box[name] = (lo, hi)
+        self._set("box", tuple((n, *box.get(n, (0.0, 20.0))) for n in names))
+        shares = tuple(getattr(self, n) for n in _SHARES)
+        if sum(shares) >= 0.9:
+            raise self.invalid(", ".join(_SHARES), "non-negative fractions summing below 0.9", shares)
         if not 2 <= self.grid_min_per_axis <= self.grid_max_per_axis:
-            raise _bad("grid_min_per_axis", f"an integer in [2, grid_max_per_axis = {self.grid_max_per_axis}]", self.grid_min_per_axis)
-        if self.n_fresh_points < 1 or self.batch_size < 1 or self.n_workers < 1:
-            raise _bad("n_fresh_points, batch_size, n_workers", "positive integers", (self.n_fresh_points, self.batch_size, self.n_workers))
-        if not 0 <= self.finetune_share < 1:
-            raise _bad("finetune_share", "a fraction in [0, 1)", self.finetune_share)
-        for name in ("refine_tolerance", "kink_width_steps", "kink_reach_steps", "knee_fraction", "activation_sharpness", "growth_weight"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-                raise _bad(name, "a positive number", v)
-        v = self.min_kink_jump
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
-            raise _bad("min_kink_jump", "a non-negative number", v)
+            raise self.invalid(
+                "grid_min_per_axis", f"an integer in [2, grid_max_per_axis = {self.grid_max_per_axis}]", self.grid_min_per_axis
+            )
+        if self.min_batch_size > self.batch_size:
+            raise self.invalid("min_batch_size", f"an integer in [1, batch_size = {self.batch_size}]", self.min_batch_size)
         if self.kink_reach_steps <= self.kink_width_steps:
-            raise _bad("kink_reach_steps", f"larger than kink_width_steps = {self.kink_width_steps}", self.kink_reach_steps)
-        object.__setattr__(self, "hidden", tuple(self.hidden))
-        object.__setattr__(self, "kink_extra_reach_steps", tuple(float(v) for v in self.kink_extra_reach_steps))
+            raise self.invalid("kink_reach_steps", f"larger than kink_width_steps = {self.kink_width_steps}", self.kink_reach_steps)
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -212,26 +223,11 @@ class BuildSettings:
         return PFBASettings(inputs=self.inputs, tie_break=self.tie_break)
 
     def to_dict(self) -> dict[str, Any]:
-        """Json-serialisable form (tuples become lists)."""
-        d = asdict(self)
+        """Json-serialisable form (tuples become lists; ``inputs`` as ``[name, reaction]`` pairs, as
+        earlier build reports have them); :meth:`from_dict` inverts it."""
+        d = super().to_dict()
         d["inputs"] = [list(p) for p in self.inputs]
-        d["box"] = [list(b) for b in self.box]
-        d["hidden"] = list(self.hidden)
-        d["kink_extra_reach_steps"] = list(self.kink_extra_reach_steps)
         return d
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "BuildSettings":
-        """Inverse of :meth:`to_dict`; unknown keys raise ``SettingsError`` naming them."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise SettingsError(f"Unknown BuildSettings keys {unknown}; known keys are {sorted(known)}.")
-        d = dict(data)
-        for key in ("inputs", "box", "hidden", "kink_extra_reach_steps"):
-            if key in d:
-                d[key] = tuple(tuple(v) if isinstance(v, list) else v for v in d[key])
-        return cls(**d)
 
 
 @dataclass(frozen=True, eq=False)
@@ -324,6 +320,7 @@ class _Stages:
             bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s budget [{elapsed}] {postfix}",
         )
         self.t0 = time.perf_counter()
+        self.load = [os.getloadavg()[0]] if hasattr(os, "getloadavg") else []
         self.times: dict[str, float] = {}
         self._stage: str | None = None
         self._start = 0.0
@@ -332,9 +329,24 @@ class _Stages:
         self._ticker.start()
 
     def _tick(self) -> None:
+        ticks = 0
         while not self._stop.wait(2.0):
             self.bar.n = min(self.elapsed(), self.bar.total)
             self.bar.refresh()
+            ticks += 1
+            if self.load and ticks % 15 == 0:  # the machine's load every 30 s
+                self.load.append(os.getloadavg()[0])
+
+    def machine_load(self) -> dict[str, Any]:
+        """The 1-minute load average sampled every 30 s over the build (mean, max) and the cores."""
+        if not self.load:
+            return {"cpus": os.cpu_count()}
+        return {
+            "cpus": os.cpu_count(),
+            "loadavg_1min_mean": float(np.mean(self.load)),
+            "loadavg_1min_max": float(np.max(self.load)),
+            "n_samples": len(self.load),
+        }
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.t0
@@ -352,6 +364,8 @@ class _Stages:
     def close(self) -> None:
         self.end()
         self._stop.set()
+        if self.load:
+            self.load.append(os.getloadavg()[0])
         self.bar.n = min(self.elapsed(), self.bar.total)
         self.bar.close()
 
@@ -457,7 +471,10 @@ def build_surrogate(
             n_workers=s.n_workers,
             progress=False,
         )
-        h = float(step.min())
+        # the kink features' unit: the largest step, so no feature is narrower than the data's spacing
+        # across its line (on a box with unequal steps a line across the coarse axis sees that axis' step)
+        h = float(step.max())
+        plan["kink_unit_step"] = h
         # the grid's own wall time per point (the machine's load now) sizes the later stages
         t_point = (time.perf_counter() - stages._start) / grid.n_points
         plan["seconds_per_point_grid"] = t_point
@@ -502,29 +519,62 @@ def build_surrogate(
             device=s.device,
             num_threads=s.num_threads,
         )
-        stages.start("training pilot", "timing an epoch")
+        stages.start("training pilot", "timing Adam steps")
         n_data = int(data.usable_rows().sum())
         t_eval = s.n_fresh_points * t_point * 1.2 + 5.0
         sub = _subset(data, min(n_data, 8 * s.batch_size), s.seed)
-        timings = []
+        n_sub_train = max(1, round(sub.n_points * (1 - sur_settings.validation_fraction)))
+        # seconds per Adam step at the largest and the smallest batch: a step costs c0 + c1 * batch
+        # (c0: the optimizer and the per-step overhead, which dominate when the net's outputs are
+        # many), so the choice below can trade steps against points per step
+        step_s = {}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            for pilot_epochs in (1, 4):  # the difference leaves out the set-up and the metrics
-                # without the mass-balance map: its set-up (an SVD of S) is paid once by the real run
-                t = time.perf_counter()
-                train_surrogate(sub, _replace(sur_settings, epochs=pilot_epochs, patience=pilot_epochs, mass_balance=False), progress=False)
-                timings.append(time.perf_counter() - t)
-        t_point_epoch = max(timings[1] - timings[0], 0.25 * timings[1]) / (3 * sub.n_points)
-        n_train = n_data * (1 - sur_settings.validation_fraction)
+            for b in sorted({min(s.batch_size, n_sub_train), min(max(s.min_batch_size, s.batch_size // 16), n_sub_train)}):
+                timings = []
+                for pilot_epochs in (1, 4):  # the difference leaves out the set-up and the metrics
+                    # without the mass-balance map: its set-up (an SVD of S) is paid once by the real run
+                    t = time.perf_counter()
+                    train_surrogate(
+                        sub,
+                        _replace(sur_settings, batch_size=b, epochs=pilot_epochs, patience=pilot_epochs, mass_balance=False),
+                        progress=False,
+                    )
+                    timings.append(time.perf_counter() - t)
+                b_run = min(b, n_sub_train)
+                step_s[b_run] = max(timings[1] - timings[0], 0.25 * timings[1]) / (3 * math.ceil(n_sub_train / b_run))
+        n_train = max(1, int(n_data * (1 - sur_settings.validation_fraction)))
         train_s = max(0.0, budget - stages.elapsed() - t_eval - 0.02 * budget)
+        step_seconds = _step_cost(step_s)
+        bs = choose_batch_size(
+            n_train,
+            (1 - s.finetune_share) * train_s,
+            step_seconds,
+            max_batch=s.batch_size,
+            min_batch=s.min_batch_size,
+            min_steps=s.min_adam_steps,
+            min_steps_per_epoch=s.min_steps_per_epoch,
+        )
+        epoch_s = math.ceil(n_train / min(bs, n_train)) * step_seconds(min(bs, n_train))
         # the epochs are an upper bound (four times the pilot's estimate: the load changes, and the
         # pilot's short runs carry fixed costs); the time limit of the training shares the time
         # between the stages and ends them (learning rate decayed)
-        epochs_total = max(4, int(4.0 * train_s / (t_point_epoch * n_train)))
+        epochs_total = max(4, int(4.0 * train_s / epoch_s))
         ft = int(round(s.finetune_share * epochs_total))
-        sur_settings = _replace(sur_settings, epochs=epochs_total - ft, patience=epochs_total, finetune_epochs=ft)
+        sur_settings = _replace(
+            sur_settings,
+            batch_size=bs,
+            finetune_batch_size=min(sur_settings.finetune_batch_size, 2 * bs),
+            epochs=epochs_total - ft,
+            patience=epochs_total,
+            finetune_epochs=ft,
+        )
         plan.update(
-            seconds_per_point_epoch=t_point_epoch,
+            seconds_per_step={str(b): v for b, v in step_s.items()},
+            seconds_per_point_epoch=epoch_s / n_train,
+            batch_size=bs,
+            finetune_batch_size=sur_settings.finetune_batch_size,
+            adam_steps_planned=int((1 - s.finetune_share) * train_s / step_seconds(min(bs, n_train))),
             training_points=n_data,
             epochs=epochs_total - ft,
             finetune_epochs=ft,
@@ -554,6 +604,7 @@ def build_surrogate(
         budget_hit=bool(wall > budget or stopped),
         training_stopped_at_budget=stopped,
         stage_seconds=stages.times,
+        machine_load=stages.machine_load(),
         plan=plan,
         n_pfba_points=int(grid.n_points + (data.n_points - grid.n_points) + kinks.n_solves + len(pilot) + ref.n_points),
         n_training_points=int(data.n_points),
@@ -587,6 +638,70 @@ def build_surrogate(
             progress,
         )
     return BuildResult(surrogate=sur, report=report, dataset=data, out_dir=out)
+
+
+def choose_batch_size(
+    n_train: int,
+    train_s: float,
+    step_seconds,
+    *,
+    max_batch: int = 1024,
+    min_batch: int = 32,
+    min_steps: int = 20000,
+    min_steps_per_epoch: int = 16,
+) -> int:
+    """Points per Adam step from the data size and the time: the largest of ``max_batch``,
+    ``max_batch / 2``, ``max_batch / 4``, ... (not below ``min_batch``) that gives an epoch at least
+    ``min_steps_per_epoch`` steps and the training at least ``min_steps`` steps.
+
+    Parameters
+    ----------
+    n_train : int
+        Training points (after the validation split).
+    train_s : float
+        Wall time of the Adam stage (s).
+    step_seconds : callable
+        Seconds per Adam step as a function of the batch (measured by a pilot, e.g. the
+        :func:`_step_cost` line through two batch sizes).
+    max_batch, min_batch : int
+        Largest and smallest batch (points).
+    min_steps : int
+        Adam steps wanted within ``train_s``.
+    min_steps_per_epoch : int
+        Adam steps wanted per epoch.
+
+    Returns
+    -------
+    int
+        The batch (points); ``min_batch`` when neither wish can be met (few points, little time).
+
+    Notes
+    -----
+    A smaller batch buys steps at the cost of noisier gradients. The optimisation needs steps (a
+    net of a few thousand parameters needs some ten thousand Adam steps to leave its coarse fit,
+    whatever the data), while a batch beyond a sixteenth of few training points adds little
+    information per step; on many points and cheap steps the largest batch is kept.
+    """
+    if min_batch < 1 or max_batch < min_batch:
+        raise ValueError(f"choose_batch_size needs 1 <= min_batch <= max_batch; got min_batch={min_batch!r}, max_batch={max_batch!r}.")
+    b = max_batch
+    while b > min_batch and (n_train / b < min_steps_per_epoch or train_s / step_seconds(b) < min_steps):
+        b = max(min_batch, b // 2)
+    return b
+
+
+def _step_cost(measured: dict[int, float]):
+    """Seconds per Adam step as a function of the batch: the line c0 + c1 * batch through the
+    measured (batch, seconds) pairs (c0, c1 >= 0; one pair: proportional to the batch)."""
+    (b0, t0), *rest = sorted(measured.items())
+    if not rest:
+        return lambda b: t0 * b / b0
+    b1, t1 = rest[-1]
+    c1 = max(0.0, (t1 - t0) / (b1 - b0))
+    c0 = max(0.0, t0 - c1 * b0)
+    if c0 == 0.0 and c1 == 0.0:
+        c1 = t1 / b1
+    return lambda b: c0 + c1 * b
 
 
 def _refine_within(problem, grid, settings, seconds: float, n_workers: int):
@@ -675,21 +790,5 @@ def _replace(settings, **changes):
 
 def _subset(dataset, n: int, seed: int):
     """A random subset of ``n`` usable rows of ``dataset`` (for the training pilot)."""
-    from mpc_bio.metabolism.dataset import FluxDataset
-
     rows = np.flatnonzero(dataset.usable_rows())
-    pick = np.sort(np.random.default_rng(seed).choice(rows, size=min(n, rows.size), replace=False))
-    kw = {f: getattr(dataset, f)[pick] for f in ("inputs", "fluxes", "split_fluxes", "growth", "status", "slacks")}
-    return FluxDataset(
-        **kw,
-        input_names=dataset.input_names,
-        input_reactions=dataset.input_reactions,
-        reaction_ids=dataset.reaction_ids,
-        metabolite_ids=dataset.metabolite_ids,
-        slack_names=dataset.slack_names,
-        objective_id=dataset.objective_id,
-        stoichiometry=dataset.stoichiometry,
-        model_id=dataset.model_id,
-        model_hash=dataset.model_hash,
-        settings=dataset.settings,
-    )
+    return dataset.rows(np.sort(np.random.default_rng(seed).choice(rows, size=min(n, rows.size), replace=False)))

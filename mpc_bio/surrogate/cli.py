@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import signal
 import sys
@@ -86,169 +87,109 @@ def _reaction_weight(text: str) -> tuple[str, float]:
         raise argparse.ArgumentTypeError(f"--reaction-weight expects ID=WEIGHT like ASNS1=10; got {text!r}") from None
 
 
+def _adder(parser: argparse.ArgumentParser, defaults: Any):
+    """``add(flag, field, help, **kwargs)``: an option of ``parser`` stored as ``field`` (a settings
+    field), its default the field's value in ``defaults``, which ``{}`` in ``help`` shows (with a
+    format spec such as ``{:g}`` too); ``field`` None: an option of the command, not of the settings."""
+
+    def add(flag: str, field: str | None, help: str, **kwargs: Any) -> None:
+        if field is not None:
+            kwargs.setdefault("default", getattr(defaults, field))
+            if kwargs.get("action") not in ("store_true", "append") and "choices" not in kwargs:
+                kwargs.setdefault("metavar", flag[2:].upper().replace("-", "_"))
+            kwargs["dest"] = field
+        default = kwargs.get("default")
+        parser.add_argument(flag, help=help.format(",".join(map(str, default)) if isinstance(default, tuple) else default), **kwargs)
+
+    return add
+
+
+def _output_options(add, what: str) -> None:
+    """``--out`` (``what`` it holds) and ``--overwrite``."""
+    add("--out", None, what, required=True, metavar="DIR")
+    add("--overwrite", None, "replace an existing, non-empty --out folder", action="store_true")
+
+
+def _hidden_option(add) -> None:
+    add("--hidden", "hidden", "hidden widths (default {})", type=_hidden, metavar="W,W")
+
+
 def register(subparsers: Any) -> None:
     """Add ``train`` and ``evaluate-surrogate`` to the ``mpc-bio`` subcommands."""
-    from mpc_bio.surrogate.settings import (
-        ACTIVATIONS,
-        DEVICES,
-        PROJECTION_METRICS,
-        TARGETS,
-        SurrogateSettings,
-    )
+    from mpc_bio.surrogate.settings import ACTIVATIONS, DEVICES, PROJECTION_METRICS, TARGETS, SurrogateSettings
 
-    d = SurrogateSettings()
     fmt = argparse.RawDescriptionHelpFormatter
     t = subparsers.add_parser("train", help="train a pFBA surrogate on a FluxDataset", description=TRAIN_HELP, formatter_class=fmt)
-    t.add_argument("--data", required=True, metavar="DIR", help="FluxDataset directory (dataset.json + dataset.npz)")
-    t.add_argument("--out", required=True, metavar="DIR", help="artifact directory to write")
-    t.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty --out folder")
-    t.add_argument(
-        "--init",
-        default=None,
-        metavar="DIR",
-        help="continue training this artifact (a warm restart with --lr): same model and domain, e.g. the same data or these plus new points; same architecture, or wider --hidden to add neurons",
-    )
-    t.add_argument(
-        "--hidden", type=_hidden, default=d.hidden, metavar="W,W", help=f"hidden widths (default {','.join(map(str, d.hidden))})"
-    )
-    t.add_argument("--activation", choices=ACTIVATIONS, default=d.activation, help=f"hidden activation (default {d.activation})")
-    t.add_argument(
+    add = _adder(t, SurrogateSettings())
+    add("--data", None, "FluxDataset directory (dataset.json + dataset.npz)", required=True, metavar="DIR")
+    _output_options(add, "artifact directory to write")
+    init = "continue training this artifact (a warm restart with --lr): same model and domain, e.g. the same data or these plus new points"
+    add("--init", None, init + "; same architecture, or wider --hidden to add neurons", default=None, metavar="DIR")
+    _hidden_option(add)
+    add("--activation", "activation", "hidden activation (default {})", choices=ACTIVATIONS)
+    add(
         "--sharpness",
+        "activation_sharpness",
+        "activation sharpness beta: train with act(beta a)/beta, narrower bends (default {:g})",
         type=float,
-        default=d.activation_sharpness,
-        help=f"activation sharpness beta: train with act(beta a)/beta, narrower bends (default {d.activation_sharpness:g})",
     )
-    t.add_argument(
-        "--input-knees",
-        type=_numbers("--input-knees", "0.5,0.5"),
-        default=d.input_knees,
-        metavar="K,K",
-        help="input warp: one knee per input in mmol/gDW/h (adds asinh(x/knee) features; default none)",
+    knees = "input warp: one knee per input in mmol/gDW/h (adds asinh(x/knee) features; default none)"
+    add("--input-knees", "input_knees", knees, type=_numbers("--input-knees", "0.5,0.5"), metavar="K,K")
+    kink_line = (
+        "a known kink line A . x = C of the map (x in mmol/gDW/h, inputs in the data's order); adds a local "
+        "kink feature on it (repeatable; default none; a negative first number needs --kink-line=-1,...)"
     )
-    t.add_argument(
-        "--kink-line",
-        type=_kink_line,
-        action="append",
-        default=None,
-        metavar="A1,A2,C",
-        help="a known kink line A . x = C of the map (x in mmol/gDW/h, inputs in the data's order); adds a local "
-        "kink feature on it (repeatable; default none; a negative first number needs --kink-line=-1,...)",
+    add("--kink-line", "kink_lines", kink_line, type=_kink_line, action="append", default=None, metavar="A1,A2,C")
+    add("--kink-width", "kink_width", "how sharp the kink features make a kink, mmol/gDW/h (default {:g})", type=float)
+    add("--kink-reach", "kink_reach", "how far from its line a kink feature reaches, mmol/gDW/h (default {:g})", type=float)
+    reaches = "further reaches, mmol/gDW/h: one more kink feature per line and reach, rounded over each (default none)"
+    add("--kink-extra-reaches", "kink_extra_reaches", reaches, type=_numbers("--kink-extra-reaches", "0.01,0.2"), metavar="D,D")
+    add("--kink-gain", "kink_gain", "peak of the scaled kink features; larger lets their weights grow faster (default {:g})", type=float)
+    add("--target", "target", "net or split fluxes (default {})", choices=TARGETS)
+    add("--no-mass-balance", None, "switch the mass-balance projection off", action="store_true")
+    add("--projection-metric", "projection_metric", "metric of the mass-balance projection (default {})", choices=PROJECTION_METRICS)
+    epochs = "max Adam epochs on the mean squared error (default {}; 0 skips this stage, e.g. to only fine-tune an --init)"
+    add("--epochs", "epochs", epochs, type=int)
+    add("--batch-size", "batch_size", "points per step (default {})", type=int)
+    add("--lr", "lr", "initial learning rate (default {})", type=float)
+    decay = "each stage's learning rate decays by cosine to lr times this (default {:g}; 1: constant)"
+    add("--lr-final-ratio", "lr_final_ratio", decay, type=float)
+    add("--patience", "patience", "early-stopping patience in epochs (default {})", type=int)
+    add("--val-fraction", "validation_fraction", "validation fraction (default {})", type=float)
+    add("--growth-weight", "growth_weight", "loss weight of growth (default {})", type=float)
+    weight = "loss weight of one reaction (default 1; repeat the option for more reactions)"
+    add("--reaction-weight", "reaction_weights", weight, type=_reaction_weight, action="append", default=[], metavar="ID=W")
+    add("--lbfgs-steps", "lbfgs_steps", "full-batch L-BFGS iterations after Adam (default {})", type=int)
+    add("--finetune-epochs", "finetune_epochs", "Adam epochs on the L^p loss after the first stage (default {}: off)", type=int)
+    power = "even exponent p of the fine-tuning loss; large p targets the worst errors (default {})"
+    add("--finetune-power", "finetune_power", power, type=int)
+    add("--finetune-lr-ratio", "finetune_lr_ratio", "fine-tuning learning rate as a fraction of --lr (default {})", type=float)
+    add("--finetune-batch-size", "finetune_batch_size", "points per fine-tuning step (default {})", type=int)
+    freeze = (
+        "with --init and every --hidden layer wider than the init's: train only the added neurons, as a "
+        "branch beside the init's network fitted to its residual; the init's weights stay as they are"
     )
-    t.add_argument(
-        "--kink-width",
-        type=float,
-        default=d.kink_width,
-        help=f"how sharp the kink features make a kink, mmol/gDW/h (default {d.kink_width:g})",
-    )
-    t.add_argument(
-        "--kink-reach",
-        type=float,
-        default=d.kink_reach,
-        help=f"how far from its line a kink feature reaches, mmol/gDW/h (default {d.kink_reach:g})",
-    )
-    t.add_argument(
-        "--kink-extra-reaches",
-        type=_numbers("--kink-extra-reaches", "0.01,0.2"),
-        default=d.kink_extra_reaches,
-        metavar="D,D",
-        help="further reaches, mmol/gDW/h: one more kink feature per line and reach, rounded over each (default none)",
-    )
-    t.add_argument(
-        "--kink-gain",
-        type=float,
-        default=d.kink_gain,
-        help=f"peak of the scaled kink features; larger lets their weights grow faster (default {d.kink_gain:g})",
-    )
-    t.add_argument("--target", choices=TARGETS, default=d.target, help=f"net or split fluxes (default {d.target})")
-    t.add_argument("--no-mass-balance", action="store_true", help="switch the mass-balance projection off")
-    t.add_argument(
-        "--projection-metric",
-        choices=PROJECTION_METRICS,
-        default=d.projection_metric,
-        help=f"metric of the mass-balance projection (default {d.projection_metric})",
-    )
-    t.add_argument(
-        "--epochs",
-        type=int,
-        default=d.epochs,
-        help=f"max Adam epochs on the mean squared error (default {d.epochs}; 0 skips this stage, e.g. to only fine-tune an --init)",
-    )
-    t.add_argument("--batch-size", type=int, default=d.batch_size, help=f"points per step (default {d.batch_size})")
-    t.add_argument("--lr", type=float, default=d.lr, help=f"initial learning rate (default {d.lr})")
-    t.add_argument(
-        "--lr-final-ratio",
-        type=float,
-        default=d.lr_final_ratio,
-        help=f"each stage's learning rate decays by cosine to lr times this (default {d.lr_final_ratio:g}; 1: constant)",
-    )
-    t.add_argument("--patience", type=int, default=d.patience, help=f"early-stopping patience in epochs (default {d.patience})")
-    t.add_argument(
-        "--val-fraction", type=float, default=d.validation_fraction, help=f"validation fraction (default {d.validation_fraction})"
-    )
-    t.add_argument("--growth-weight", type=float, default=d.growth_weight, help=f"loss weight of growth (default {d.growth_weight})")
-    t.add_argument(
-        "--reaction-weight",
-        type=_reaction_weight,
-        action="append",
-        default=[],
-        metavar="ID=W",
-        help="loss weight of one reaction (default 1; repeat the option for more reactions)",
-    )
-    t.add_argument(
-        "--lbfgs-steps", type=int, default=d.lbfgs_steps, help=f"full-batch L-BFGS iterations after Adam (default {d.lbfgs_steps})"
-    )
-    t.add_argument(
-        "--finetune-epochs",
-        type=int,
-        default=d.finetune_epochs,
-        help=f"Adam epochs on the L^p loss after the first stage (default {d.finetune_epochs}: off)",
-    )
-    t.add_argument(
-        "--finetune-power",
-        type=int,
-        default=d.finetune_power,
-        help=f"even exponent p of the fine-tuning loss; large p targets the worst errors (default {d.finetune_power})",
-    )
-    t.add_argument(
-        "--finetune-lr-ratio",
-        type=float,
-        default=d.finetune_lr_ratio,
-        help=f"fine-tuning learning rate as a fraction of --lr (default {d.finetune_lr_ratio})",
-    )
-    t.add_argument(
-        "--finetune-batch-size",
-        type=int,
-        default=d.finetune_batch_size,
-        help=f"points per fine-tuning step (default {d.finetune_batch_size})",
-    )
-    t.add_argument(
-        "--freeze-init",
-        action="store_true",
-        help="with --init and every --hidden layer wider than the init's: train only the added neurons, as a "
-        "branch beside the init's network fitted to its residual; the init's weights stay as they are",
-    )
-    t.add_argument("--seed", type=int, default=d.seed, help=f"seed (default {d.seed})")
-    t.add_argument("--device", choices=DEVICES, default=d.device, help="training device (default auto: cuda if available)")
-    t.add_argument("--threads", type=int, default=d.num_threads, help="torch CPU threads (default: torch's choice)")
-    t.add_argument(
-        "--evaluate", type=int, default=0, metavar="N", help="also solve pFBA at N random off-grid points and record test metrics"
-    )
-    t.add_argument("--cobra-model", default=None, metavar="NAME|PATH", help="model for --evaluate (default: the dataset's model id)")
-    t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add("--freeze-init", "freeze_init", freeze, action="store_true")
+    add("--seed", "seed", "seed (default {})", type=int)
+    add("--device", "device", "training device (default auto: cuda if available)", choices=DEVICES)
+    add("--threads", "num_threads", "torch CPU threads (default: torch's choice)", type=int)
+    add("--evaluate", None, "also solve pFBA at N random off-grid points and record test metrics", type=int, default=0, metavar="N")
+    add("--cobra-model", None, "model for --evaluate (default: the dataset's model id)", default=None, metavar="NAME|PATH")
+    add("--no-progress", None, "hide the progress bar", action="store_true")
     t.set_defaults(func=run_train)
 
     e = subparsers.add_parser(
         "evaluate-surrogate", help="surrogate metrics vs fresh pFBA and paper figures 2, 4, 6", description=EVAL_HELP, formatter_class=fmt
     )
-    e.add_argument("--model", required=True, metavar="DIR", help="surrogate artifact directory")
-    e.add_argument("--data", required=True, metavar="DIR", help="the FluxDataset the surrogate was trained on")
-    e.add_argument("--out", required=True, metavar="DIR", help="output directory for metrics.json and figures")
-    e.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty --out folder")
-    e.add_argument("--cobra-model", default=None, metavar="NAME|PATH", help="cobra model (default: the dataset's model id)")
-    e.add_argument("--n-points", type=int, default=1000, help="random off-grid test points (default 1000)")
-    e.add_argument("--seed", type=int, default=1, help="seed of the test points (default 1)")
-    e.add_argument("--workers", type=int, default=1, help="pFBA worker processes (default 1)")
-    e.add_argument("--no-figures", action="store_true", help="metrics only")
+    add = _adder(e, None)
+    add("--model", None, "surrogate artifact directory", required=True, metavar="DIR")
+    add("--data", None, "the FluxDataset the surrogate was trained on", required=True, metavar="DIR")
+    _output_options(add, "output directory for metrics.json and figures")
+    add("--cobra-model", None, "cobra model (default: the dataset's model id)", default=None, metavar="NAME|PATH")
+    add("--n-points", None, "random off-grid test points (default {})", type=int, default=1000)
+    add("--seed", None, "seed of the test points (default {})", type=int, default=1)
+    add("--workers", None, "pFBA worker processes (default {})", type=int, default=1)
+    add("--no-figures", None, "metrics only", action="store_true")
     e.set_defaults(func=run_evaluate)
     _register_build(subparsers)
 
@@ -311,37 +252,9 @@ def run_train(args: argparse.Namespace) -> int:
 
     check_output_dir(args.out, overwrite=args.overwrite)  # before hours of training
     ds = FluxDataset.load(args.data)
-    settings = SurrogateSettings(
-        hidden=args.hidden,
-        activation=args.activation,
-        activation_sharpness=args.sharpness,
-        input_knees=args.input_knees,
-        kink_lines=tuple(args.kink_line or ()),
-        kink_width=args.kink_width,
-        kink_reach=args.kink_reach,
-        kink_extra_reaches=args.kink_extra_reaches,
-        kink_gain=args.kink_gain,
-        target=args.target,
-        mass_balance=not args.no_mass_balance,
-        projection_metric=args.projection_metric,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        lr_final_ratio=args.lr_final_ratio,
-        patience=args.patience,
-        validation_fraction=args.val_fraction,
-        growth_weight=args.growth_weight,
-        reaction_weights=tuple(args.reaction_weight),
-        lbfgs_steps=args.lbfgs_steps,
-        finetune_epochs=args.finetune_epochs,
-        finetune_power=args.finetune_power,
-        finetune_lr_ratio=args.finetune_lr_ratio,
-        finetune_batch_size=args.finetune_batch_size,
-        freeze_init=args.freeze_init,
-        seed=args.seed,
-        device=args.device,
-        num_threads=args.threads,
-    )
+    fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(SurrogateSettings) if hasattr(args, f.name)}
+    fields.update(kink_lines=tuple(args.kink_lines or ()), reaction_weights=tuple(args.reaction_weights))
+    settings = SurrogateSettings(**fields, mass_balance=not args.no_mass_balance)
     init = load_surrogate(args.init) if args.init else None  # train_surrogate checks it was trained on ds
     with _sigterm_stops_training():
         sur = train_surrogate(
@@ -421,29 +334,21 @@ def write_report(
     if dataset is not None:
         result["grid_interpolation_baseline"] = interpolation_baseline(dataset, ev.inputs, ev.reference)
     if figures:
-        files = {}
         resp = uptake_response(surrogate, model=model, pfba_settings=pfba_settings)
-        fig = plots.plot_uptake_response(resp)
-        files["fig2"] = "fig2_uptake_response.png"
-        fig.savefig(out / files["fig2"], dpi=120)
-        plt.close(fig)
         lo, hi = surrogate.domain_low, surrogate.domain_high
         point = tuple(min(max(10.0, lo[j]), hi[j]) for j in range(surrogate.n_inputs))
         cmp_ = compare_fluxes(surrogate, model, point, pfba_settings=pfba_settings)
-        fig = plots.plot_flux_comparison(cmp_)
-        files["fig4"] = "fig4_flux_comparison.png"
-        fig.savefig(out / files["fig4"], dpi=120)
-        plt.close(fig)
-        smap = sensitivity_map(surrogate)
-        fig = plots.plot_sensitivity_map(smap)
-        files["fig6"] = "fig6_sensitivity.png"
-        fig.savefig(out / files["fig6"], dpi=120)
-        plt.close(fig)
-        fig = plots.plot_test_parity(ev)
-        files["parity"] = "test_parity.png"
-        fig.savefig(out / files["parity"], dpi=120)
-        plt.close(fig)
-        result["figures"] = files
+        figures = {
+            "fig2": ("fig2_uptake_response.png", lambda: plots.plot_uptake_response(resp)),
+            "fig4": ("fig4_flux_comparison.png", lambda: plots.plot_flux_comparison(cmp_)),
+            "fig6": ("fig6_sensitivity.png", lambda: plots.plot_sensitivity_map(sensitivity_map(surrogate))),
+            "parity": ("test_parity.png", lambda: plots.plot_test_parity(ev)),
+        }
+        for file, draw in figures.values():
+            fig = draw()
+            fig.savefig(out / file, dpi=120)
+            plt.close(fig)
+        result["figures"] = {key: file for key, (file, _) in figures.items()}
         result["flux_comparison"] = {
             "point": list(point),
             "total_abs_flux": {"pfba": cmp_.total_reference, "surrogate": cmp_.total_predicted},
@@ -536,52 +441,28 @@ def _pair(flag: str, example: str):
 def _register_build(subparsers: Any) -> None:
     from mpc_bio.surrogate.build import BuildSettings
 
-    d = BuildSettings()
     b = subparsers.add_parser(
         "build-surrogate",
         help="one command: model -> sampled, kink-aware, tested surrogate within a time budget",
         description=BUILD_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    b.add_argument("model", metavar="MODEL", help="bundled model name (e_coli_core, textbook, iJO1366, iCH360) or a model file")
-    b.add_argument("--out", required=True, metavar="DIR", help="directory for the artifact and build_report.json")
-    b.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty --out folder")
-    b.add_argument(
-        "--inputs",
-        type=_pair("--inputs", "glucose=EX_glc__D_e"),
-        action="append",
-        default=None,
-        metavar="NAME=EXCHANGE",
-        help="an uptake input and its exchange reaction (repeatable; default glucose=EX_glc__D_e, oxygen=EX_o2_e)",
-    )
-    b.add_argument(
-        "--box",
-        type=_pair("--box", "glucose=0:20"),
-        action="append",
-        default=[],
-        metavar="NAME=LOW:HIGH",
-        help="training range of an input in mmol/gDW/h (repeatable; default 0:20)",
-    )
-    b.add_argument(
-        "--time-budget",
-        type=float,
-        default=d.time_budget_min,
-        metavar="MIN",
-        help=f"wall-time budget in minutes; grid, refinement and epochs scale to it (default {d.time_budget_min:g})",
-    )
-    b.add_argument(
-        "--seed", type=int, default=d.seed, help=f"seed of training and kink search; the test uses seed + 7919 (default {d.seed})"
-    )
-    b.add_argument(
-        "--hidden", type=_hidden, default=d.hidden, metavar="W,W", help=f"hidden widths (default {','.join(map(str, d.hidden))})"
-    )
-    b.add_argument(
-        "--fresh-points", type=int, default=d.n_fresh_points, metavar="N", help=f"fresh pFBA test points (default {d.n_fresh_points})"
-    )
-    b.add_argument("--workers", type=int, default=d.n_workers, help=f"pFBA worker processes (default {d.n_workers})")
-    b.add_argument("--threads", type=int, default=d.num_threads, help=f"torch CPU threads (default {d.num_threads}; 0: torch's choice)")
-    b.add_argument("--device", choices=("auto", "cpu", "cuda"), default=d.device, help="training device (default auto)")
-    b.add_argument("--no-progress", action="store_true", help="no plan text and no progress display")
+    add = _adder(b, BuildSettings())
+    add("model", None, "bundled model name (e_coli_core, textbook, iJO1366, iCH360) or a model file", metavar="MODEL")
+    _output_options(add, "directory for the artifact and build_report.json")
+    inputs = "an uptake input and its exchange reaction (repeatable; default glucose=EX_glc__D_e, oxygen=EX_o2_e)"
+    add("--inputs", "inputs", inputs, type=_pair("--inputs", "glucose=EX_glc__D_e"), action="append", default=None, metavar="NAME=EXCHANGE")
+    box = "training range of an input in mmol/gDW/h (repeatable; default 0:20)"
+    add("--box", "box", box, type=_pair("--box", "glucose=0:20"), action="append", default=[], metavar="NAME=LOW:HIGH")
+    budget = "wall-time budget in minutes; grid, refinement and epochs scale to it (default {:g})"
+    add("--time-budget", "time_budget_min", budget, type=float, metavar="MIN")
+    add("--seed", "seed", "seed of training and kink search; the test uses seed + 7919 (default {})", type=int)
+    _hidden_option(add)
+    add("--fresh-points", "n_fresh_points", "fresh pFBA test points (default {})", type=int, metavar="N")
+    add("--workers", "n_workers", "pFBA worker processes (default {})", type=int)
+    add("--threads", "num_threads", "torch CPU threads (default {}; 0: torch's choice)", type=int)
+    add("--device", "device", "training device (default auto)", choices=("auto", "cpu", "cuda"))
+    add("--no-progress", None, "no plan text and no progress display", action="store_true")
     b.set_defaults(func=run_build)
 
 
@@ -599,17 +480,8 @@ def run_build(args: argparse.Namespace) -> int:
             box.append((name, float(lo), float(hi)))
         except ValueError:
             raise ValueError(f"--box expects NAME=LOW:HIGH in mmol/gDW/h like glucose=0:20; got {name}={text!r}") from None
-    settings = BuildSettings(
-        inputs=inputs,
-        box=tuple(box),
-        time_budget_min=args.time_budget,
-        seed=args.seed,
-        hidden=args.hidden,
-        n_fresh_points=args.fresh_points,
-        n_workers=args.workers,
-        num_threads=args.threads,
-        device=args.device,
-    )
+    fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(BuildSettings) if hasattr(args, f.name)}
+    settings = BuildSettings(**{**fields, "inputs": inputs, "box": tuple(box)})
     res = build_surrogate(args.model, settings, args.out, progress=not args.no_progress, overwrite=args.overwrite)
     r = res.report
     keys = (

@@ -58,12 +58,26 @@ def test_codesign_scenario_end_to_end_and_cache_reuse(tmp_path):
     for _, row in table.iterrows():
         sub = runs[(runs.strain == row.strain) & (runs.feed == row.feed)]["titer_g_per_l"].dropna()
         assert row.titer_g_per_l_mean == pytest.approx(sub.mean(), rel=1e-12, abs=1e-15)
-    # the best pair is the argmax of mean titer and its margin is recomputed from the runs
+    # as simulated (viability ignored): the best pair is the argmax of mean titer, its margin recomputed from the runs
     means = runs.groupby(["strain", "feed"])["titer_g_per_l"].mean()
-    best = summary["best"]
-    assert (best["strain"], best["feed"]) == means.idxmax()
+    best_sim = summary["best_as_simulated"]
+    assert (best_sim["strain"], best_sim["feed"]) == means.idxmax()
     ref = means[("reference", "reference")]
-    assert best["margin_over_reference"] == pytest.approx(means.max() / ref - 1.0, rel=1e-9, abs=1e-12)
+    assert best_sim["margin_over_reference"] == pytest.approx(means.max() / ref - 1.0, rel=1e-9, abs=1e-12)
+    # under the viability rule: a non-viable strain x model counts as zero titer
+    runs["titer_rule"] = np.where(runs["viable"], runs["titer_g_per_l"], 0.0)
+    rule_means = runs.groupby(["strain", "feed"])["titer_rule"].mean()
+    best = summary["best"]
+    assert (best["strain"], best["feed"]) == rule_means.idxmax()
+    assert best["mean_titer_g_per_l"] == pytest.approx(rule_means.max(), rel=1e-12, abs=1e-15)
+    assert best["margin_over_reference"] == pytest.approx(
+        rule_means.max() / rule_means[("reference", "reference")] - 1.0, rel=1e-9, abs=1e-12
+    )
+    for _, row in table.iterrows():
+        sub = runs[(runs.strain == row.strain) & (runs.feed == row.feed)]
+        assert row.titer_g_per_l_mean_rule == pytest.approx(sub["titer_rule"].mean(), rel=1e-12, abs=1e-15)
+        assert row.n_viable == int(sub["viable"].sum())
+    _check_viability_independently(path, runs, summary)
     # productivity = titer / batch time; the reference strain's own feed is the shared feed
     assert np.allclose(runs["productivity_g_per_l_h"], runs["titer_g_per_l"] / 8.0, rtol=1e-12, equal_nan=True)
     a = runs[(runs.strain == "reference") & (runs.feed == "own")]["titer_g_per_l"].to_numpy()
@@ -87,6 +101,50 @@ def test_codesign_scenario_end_to_end_and_cache_reuse(tmp_path):
     (tmp_path / "codesign_tiny.toml").write_text(text)
     r3 = run_scenario(path, tmp_path / "run3", progress=False)
     assert r3.summary["sources"]["ensemble"] == "cache" and r3.summary["sources"]["designs"] == "computed"
+
+
+def _check_viability_independently(path, runs, summary):
+    """Each strain x model's viability recomputed from its steady state with the NRA's bounds written out
+    (3-fold concentrations: max |ln x/x_ref| <= ln 3 + 1e-9; growth ratio >= 0.8 - 1e-9)."""
+    import math
+    import tomllib
+    from pathlib import Path
+
+    from mpc_bio.codesign import load_or_run_designs, load_or_run_ensemble
+    from mpc_bio.codesign.study import load_codesign_config
+    from mpc_bio.nomad.viability import strain_steady_state
+
+    data = tomllib.loads(Path(path).read_text())
+    settings, ens_settings, design_settings = load_codesign_config({k: data[k] for k in ("nomad", "codesign")})
+    assert design_settings.nra.max_concentration_fold == 3.0 and design_settings.nra.max_growth_reduction == 0.2
+    ensemble, control, key, source = load_or_run_ensemble(ens_settings, settings.cache_dir, reuse_nomad_output=False)
+    designs = load_or_run_designs(ensemble, control, design_settings, settings.n_designs, settings.cache_dir, key)
+    assert source == "cache" and designs.source == "cache"
+    assert summary["viability_rule"] == {
+        "concentration_fold": 3.0,
+        "min_growth_ratio": 0.8,
+        "label": "3-fold concentrations, growth >= 0.8",
+    }
+    n_broken = 0
+    for k, label in enumerate(("reference", *designs.labels)):
+        folds = np.ones((designs.model_index.size, ensemble.network.n_reactions)) if k == 0 else designs.vmax_folds(ensemble, k - 1)
+        for m, model in enumerate(designs.model_index):
+            rows = runs[(runs.strain == label) & (runs.model_id == f"model{model}")]
+            if not np.all(np.isfinite(folds[m])):
+                assert not rows["viable"].any()
+                continue
+            ss = strain_steady_state(ensemble, int(model), folds[m])
+            expected = (
+                ss.converged and ss.stable and ss.max_abs_log_concentration_change <= math.log(3.0) + 1e-9 and ss.growth_ratio >= 0.8 - 1e-9
+            )
+            assert set(rows["viable"]) == {expected}, (label, model)
+            if not expected:
+                n_broken += 1
+                # the reactor still integrates the strain; its titer is reported, and counted as zero under the rule
+                assert (rows["titer_g_per_l"] > 0).all() and (rows["titer_rule"] == 0.0).all()
+                assert summary["designs"][k - 1]["viability_failures"][f"model{model}"] == rows["viability_failure"].iloc[0] != ""
+    # the tiny case: the reference is viable in every model; at least one design breaks the rule in one model
+    assert summary["reference"]["n_viable_models"] == designs.model_index.size and n_broken >= 1
 
 
 def test_codesign_settings_validation():

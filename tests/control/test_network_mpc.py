@@ -237,6 +237,7 @@ def test_ich360_nlp_derivatives_equal_the_native_graph_nlp(monkeypatch):
         backend="network",
         device="cpu",
         network_hessian="exact",  # the native graph's Hessian is exact (no convexified curvature to compare with)
+        network_kink_width=0.0,  # the trained network exactly, as the native graph
     )
     ctrl = build_network_mpc(reactor, sur, problem, settings)
     graph = to_casadi(sur, "native", outputs=ctrl.split.output_ids, symbolic="MX")
@@ -280,3 +281,122 @@ def test_hand_assembled_hessian_equals_the_exact_one_and_convexified_steps_agree
     assert conv.records[-1].success
     assert feed == pytest.approx(case["feeds"][0], abs=1e-6, rel=0)
     assert conv.records[-1].predicted_objective == pytest.approx(case["ref"].records[0].predicted_objective, rel=1e-6, abs=0)
+
+
+@pytest.mark.slow
+def test_l4casadi_evaluator_steps_equal_the_torch_evaluator(case, tmp_path, monkeypatch):
+    """MPCSettings.network_evaluator = "l4casadi": the same NLP with the batched call compiled by L4CasADi.
+
+    Reference: the torch evaluator (tested against do-mpc above). The two calls differ only by
+    L4CasADi's float32 input pairs (~1e-11 in the uptakes), far below IPOPT's tolerance: feeds
+    1e-7 L/h absolute, predicted objective 1e-7 relative.
+    """
+    monkeypatch.setenv("MPC_BIO_CACHE", str(tmp_path))
+    ctrls = [_network_mpc(case, network_evaluator=e) for e in ("torch", "l4casadi")]
+    for ctrl in ctrls:
+        ctrl.reset(case["states"][0])
+        for k in range(2):
+            ctrl.step(case["states"][k], k * case["settings"].t_step)
+    torch_mpc, l4_mpc = ctrls
+    assert l4_mpc.network.l4casadi_calls > 0
+    for a, b in zip(l4_mpc.records, torch_mpc.records):
+        assert a.success and b.success
+        assert a.feed == pytest.approx(b.feed, abs=1e-7, rel=0)
+        assert a.predicted_objective == pytest.approx(b.predicted_objective, rel=1e-7, abs=0)
+    with pytest.raises(Exception, match="network_evaluator"):
+        MPCSettings(network_evaluator="onnx")
+
+
+def test_new_network_settings_are_checked_and_the_kink_width_rule():
+    """MPCSettings.network_kink_width, correction_max_iter and correction_tol name themselves when out
+    of range; the default kink width is the surrogate's kink_reach capped at 1 % of its domain's
+    smallest span, None without kink features (e_coli_core) or when set to 0."""
+    from mpc_bio.control.network_mpc import kink_width
+    from mpc_bio.surrogate import default_surrogate
+
+    for field, bad in (("network_kink_width", -0.1), ("correction_max_iter", 0), ("correction_tol", 0.0)):
+        with pytest.raises(ControlError, match=field):
+            MPCSettings(**{field: bad})
+    sur = default_surrogate()
+    assert sur.settings.kink_lines == ()
+    assert kink_width(sur, MPCSettings()) is None
+    assert kink_width(sur, MPCSettings(network_kink_width=0.3)) == 0.3
+
+    class Fake:  # a surrogate with kink features: only its settings and domain are read
+        def __init__(self, reach, high):
+            self.settings = dataclasses.replace(sur.settings, kink_lines=((1.0, -0.5, 1.0),), kink_reach=reach)
+            self.domain_low, self.domain_high = np.zeros(2), np.array([high, 20.0])
+
+    assert kink_width(Fake(0.05, 20.0), MPCSettings()) == pytest.approx(0.05, rel=1e-15, abs=0)
+    assert kink_width(Fake(0.5, 20.0), MPCSettings()) == pytest.approx(0.2, rel=1e-15, abs=0)  # 1 % of 20
+    assert kink_width(Fake(0.05, 2.0), MPCSettings()) == pytest.approx(0.02, rel=1e-15, abs=0)
+    assert kink_width(Fake(0.05, 20.0), MPCSettings(network_kink_width=0.0)) is None
+
+
+@pytest.mark.parametrize("deg", [2, 4])
+def test_warm_start_correction_equals_a_cvodes_simulation_of_the_shifted_plan(case, deg):
+    """The shifted solution corrected onto a new estimate (states and Vmax off the prediction) is
+    the shifted plan simulated from that estimate. Reference: CVODES (reltol 1e-8) on the process
+    model with the network as its native CasADi graph, under the corrected feeds. The corrected
+    point meets the NLP's equality constraints within correction_tol, its slacks are the soft
+    limits' violations, and its nodes equal CVODES's to the collocation error of a 0.5 h interval
+    (degree 2: rtol 1e-2, degree 4: rtol 1e-4 but 1e-2 for the dissolved oxygen, whose minutes-fast
+    transfer an interval does not resolve; atol 1e-6 in state units)."""
+    from mpc_bio.control.model import make_integrator
+    from mpc_bio.control.mpc import soft_violation
+
+    ctrl = _network_mpc(case, collocation_deg=deg)
+    x0, dt, N = case["states"][0], case["settings"].t_step, case["settings"].n_horizon
+    ctrl.reset(x0)
+    ctrl.step(x0, 0.0)
+    assert ctrl.records[-1].success
+    w0 = ctrl._shift()[0]
+    x_hat = case["states"][1] * np.array([1.0, 1.15, 0.8, 1.1, 0.9])[: case["states"][1].size]
+    p_new = np.asarray(ctrl.split.param_values, dtype=float) * 1.2
+    t = dt
+    flags = np.array([1.0 if t + k * dt < case["problem"].batch_time - 1e-9 else 0.0 for k in range(N)])
+    P = np.r_[x_hat, ctrl._u_prev, p_new, flags]
+    G0 = np.asarray(ctrl._eq_fun(w0, P)[0]).ravel()
+    assert np.max(np.abs(G0)) > 1e-2  # the shifted solution breaks the model equations at the new estimate
+    w = ctrl._corrected(w0, P)
+    assert w is not None
+    G = np.asarray(ctrl._eq_fun(w, P)[0]).ravel()
+    assert np.max(np.abs(G)) <= ctrl.settings.correction_tol
+    _, U, E, Xn = ctrl._unpack(w)
+    np.testing.assert_array_equal(U, ctrl._unpack(w0)[1])  # the feeds are kept
+    X = Xn * ctrl._xs[:, None]
+    model = case["model"]
+    plant = make_integrator(model, dt)
+    x = x_hat.copy()
+    np.testing.assert_allclose(X[:, 0], x_hat, rtol=1e-12, atol=1e-12)
+    rtol = np.full(x.size, 1e-2 if deg == 2 else 1e-4)
+    rtol[list(model.state_names).index("n_o2")] = 1e-2  # dissolved O2 relaxes within minutes (1 / kla): a collocation step sees its level
+    for k in range(N):
+        if flags[k]:
+            x = np.asarray(plant(x0=x, p=np.r_[U[k], p_new])["xf"]).ravel()
+        assert np.all(np.abs(X[:, k + 1] - x) <= rtol * np.abs(x) + 1e-6), f"node {k + 1}: {X[:, k + 1]} vs CVODES {x}"
+    for k in range(N + 1):
+        viol = soft_violation(X[:, k], ctrl._iv, ctrl._ig, ctrl._ia, ctrl.problem, ctrl.settings.backoff)
+        np.testing.assert_allclose(E[:, k], viol, rtol=1e-12, atol=1e-12)
+
+
+def test_warm_start_is_corrected_only_after_a_parameter_change(case):
+    """A new state estimate alone starts IPOPT from the shifted solution (its initial-state constraint
+    is linear); a new Vmax, which breaks every collocation equation, from the corrected one."""
+    ctrl = _network_mpc(case)
+    calls = []
+    corrected = ctrl._corrected
+
+    def spy(w0, P):
+        calls.append(P.copy())
+        return corrected(w0, P)
+
+    ctrl._corrected = spy
+    x0, dt = case["states"][0], case["settings"].t_step
+    p = np.asarray(ctrl.split.param_values, dtype=float)
+    ctrl.reset(x0)
+    ctrl.step(x0, 0.0, params=p)
+    ctrl.step(case["states"][1] * 1.05, dt, params=p)
+    assert ctrl.records[-1].warm and ctrl.records[-1].success and calls == []
+    ctrl.step(case["states"][2], 2 * dt, params=p * 1.1)
+    assert ctrl.records[-1].warm and ctrl.records[-1].success and len(calls) == 1

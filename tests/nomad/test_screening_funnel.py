@@ -101,3 +101,53 @@ def test_funnel_on_a_dask_cluster_writes_the_same_chunks(tmp_path, small_ensembl
     assert "stage_iii" not in res.counts and [r["name"] for r in res.funnel()][-1] == "time_constant"
     np.testing.assert_allclose(res.max_real, streamed.max_real, rtol=1e-12, atol=0.0)
     assert np.array_equal(np.sort(res.final), np.sort(streamed.survivors["time_constant"]))
+
+
+def test_wall_segments_of_a_stopped_and_resumed_run(tmp_path, small_ensemble):
+    """A pause between sessions is left out of the wall time: spans split at gaps > max_gap (s)."""
+    import json
+
+    net, st = small_ensemble.network, small_ensemble.states
+    ex = ExecutorSettings(n_workers=1, chunk_size=40, progress=False)
+    run_funnel(net, st, SAMPLING, SETTINGS, ex, out_dir=tmp_path, stages=2)
+    # the last chunk finished an hour later, as if the run had been stopped and resumed
+    last = tmp_path / "chunks" / "chunk_0000000080.json"
+    meta = json.loads(last.read_text())
+    assert len(meta["load_avg"]) == 3 and min(meta["load_avg"]) >= 0.0
+    meta["finished_unix"] += 3600.0
+    last.write_text(json.dumps(meta))
+    res = run_funnel(net, st, SAMPLING, SETTINGS, ex, out_dir=tmp_path, stages=2, read_only=True)
+    segs = res.wall_segments(max_gap=600.0)
+    assert [s["n_chunks"] for s in segs] == [2, 1] and [s["n_models"] for s in segs] == [80, 40]
+    started = json.loads((tmp_path / "funnel_manifest.json").read_text())["started_unix"]
+    assert segs[0]["start_unix"] == started  # the first span starts with the run (exact)
+    # a resumed span starts when its first chunk started: a one-chunk span lasts its worker wall time
+    chunk_wall = sum(w for w, _ in meta["times"].values())
+    assert segs[1]["wall_s"] == pytest.approx(chunk_wall, rel=1e-9, abs=1e-6)  # unix-time resolution ~2e-7 s
+    assert segs[1]["load_avg_1min"]["n_chunks"] == 1 and segs[1]["load_avg_1min"]["mean"] == meta["load_avg"][0]
+    # span_seconds counts the pause, the spans do not (rel 1e-9, abs 1e-6 s)
+    assert res.span_seconds == pytest.approx(segs[1]["end_unix"] - started, rel=1e-9, abs=1e-6)
+    assert res.span_seconds - sum(s["wall_s"] for s in segs) > 3600.0 - 600.0
+    assert res.summary()["wall_segments"] == segs
+
+
+def test_clock_times_wall_and_cpu():
+    """Sleeping takes wall time and no CPU of this thread; a busy loop in this thread takes both.
+
+    The clock reads the process's CPU time (all threads), so other threads (BLAS, libtorch) may add
+    to it: the reference is this thread's own CPU time, which neither clock can be below.
+    """
+    import time
+
+    from mpc_bio.nomad.funnel import Clock
+
+    with Clock() as idle:
+        time.sleep(0.05)
+    assert idle.wall >= 0.05
+    with Clock() as busy:
+        c0 = time.thread_time()
+        while time.thread_time() - c0 < 0.02:
+            pass
+        spun = time.thread_time() - c0
+    # clock resolutions: abs 1e-3 s
+    assert busy.cpu >= spun - 1e-3 and busy.wall >= spun - 1e-3

@@ -83,8 +83,8 @@ def test_batch_readout_is_the_end_of_the_reference_fermentation(stable_model):
     assert res.readout_times[0] == pytest.approx(t_cross, abs=0.02)
     assert res.readout_times[0] < 16.0
     assert res.titer[0, 0] == pytest.approx(float(np.interp(t_cross, dense.times, dense.product)), rel=2e-3)
-    # with "t_end" the readout is the last point, i.e. the final titer
-    late = verify_strains(ens, [i], {}, settings=VerificationSettings(batch_time=16.0, n_points=161, batch_readout="t_end"))
+    # with "batch_time" the readout is the last point, i.e. the final titer
+    late = verify_strains(ens, [i], {}, settings=VerificationSettings(batch_time=16.0, n_points=161, batch_readout="batch_time"))
     assert late.readout_times[0] == 16.0
     assert late.titer[0, 0] == pytest.approx(late.final_titer[0, 0], rel=1e-12)
 

@@ -23,7 +23,8 @@ def kink_search(_ecoli_core_session):
     settings = PFBASettings(tie_break="l2")
     grid = sample_pfba(_ecoli_core_session, grid_points(AXES), settings, progress=False)
     solver = PFBASolver(_ecoli_core_session, settings)
-    return solver, find_kink_lines(solver, grid, max_lines=8, max_solves=15_000, seed=0)
+    # 16 lines: the sharpest 8 lie in two tight clusters (a ramp and a fan), too close to each other for the bisection check
+    return solver, find_kink_lines(solver, grid, max_lines=16, max_solves=15_000, seed=0)
 
 
 def test_kink_lines_agree_with_independent_bisection(kink_search):
@@ -87,7 +88,7 @@ def test_kink_search_records_what_it_did(kink_search):
     _, search = kink_search
     d = search.to_dict()
     assert d["n_solves"] > 0 and d["n_features_switching"] > 0
-    assert len(search.kink_lines) == len(search.lines) <= 8
+    assert len(search.kink_lines) == len(search.lines) <= 16
     for line in search.kink_lines:
         assert np.linalg.norm(line[:-1]) == pytest.approx(1.0, abs=1e-12, rel=0)
     json.dumps(d)
