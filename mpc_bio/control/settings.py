@@ -242,6 +242,10 @@ class MPCSettings(Settings):
         ),
     )
 
+    def _check(self) -> None:
+        if self.network_evaluator == "l4casadi" and self.device == "cuda":
+            raise self.invalid("device", '"auto" or "cpu" with network_evaluator = "l4casadi" (its library runs on the cpu)', self.device)
+
 
 @dataclass(frozen=True)
 class MeasurementChannel(Settings):

@@ -303,8 +303,6 @@ def test_l4casadi_evaluator_steps_equal_the_torch_evaluator(case, tmp_path, monk
         assert a.success and b.success
         assert a.feed == pytest.approx(b.feed, abs=1e-7, rel=0)
         assert a.predicted_objective == pytest.approx(b.predicted_objective, rel=1e-7, abs=0)
-    with pytest.raises(Exception, match="network_evaluator"):
-        MPCSettings(network_evaluator="onnx")
 
 
 def test_new_network_settings_are_checked_and_the_kink_width_rule():
@@ -317,6 +315,10 @@ def test_new_network_settings_are_checked_and_the_kink_width_rule():
     for field, bad in (("network_kink_width", -0.1), ("correction_max_iter", 0), ("correction_tol", 0.0)):
         with pytest.raises(ControlError, match=field):
             MPCSettings(**{field: bad})
+    with pytest.raises(ControlError, match="network_evaluator"):
+        MPCSettings(network_evaluator="onnx")
+    with pytest.raises(ControlError, match="'device'"):  # the L4CasADi library runs on the cpu
+        MPCSettings(network_evaluator="l4casadi", device="cuda")
     sur = default_surrogate()
     assert sur.settings.kink_lines == ()
     assert kink_width(sur, MPCSettings()) is None

@@ -18,6 +18,7 @@ from mpc_bio.nomad.sensitivity import SensitivityResult
 from mpc_bio.nomad.strain_comparison import StrainComparison, experimental_strains
 from mpc_bio.nomad.verification import VerificationResult, exhaustion_time, verify_strains
 from mpc_bio.nomad.viability import StrainSteadyState, ViabilityRule
+from tests.nomad.conftest import linear_batch_result
 
 
 def test_exhaustion_time_is_the_linear_crossing():
@@ -54,32 +55,8 @@ def _steady(growth: float, dln: float) -> StrainSteadyState:
 
 
 def _result(final: np.ndarray, steady: np.ndarray, strains: tuple, rules: tuple) -> VerificationResult:
-    """A hand-made batch result: titers rise linearly to ``final`` (mM) at t = 2 h, glucose
-    falls to 0 at t = 2 h, readout at 2 h, molar mass 1000 g/mol (1 mM = 1 g/L)."""
-    t = np.array([0.0, 1.0, 2.0])
-    ns, nm = final.shape
-    product = final[:, :, None] * t / 2.0
-    success = np.isfinite(final)
-    product[~success] = np.nan
-    return VerificationResult(
-        mode="batch",
-        strains=strains,
-        model_ids=tuple(f"m{k}" for k in range(nm)),
-        times=t,
-        product=product,
-        biomass=np.ones((ns, nm, 3)),
-        substrate=np.tile(np.array([10.0, 5.0, 0.0]), (ns, nm, 1)),
-        volume=np.ones((ns, nm, 3)),
-        product_yield=np.full((ns, nm), np.nan),
-        success=success,
-        messages=np.where(success, "", "not applied (design infeasible in this model)").astype(object),
-        product_mw_g_per_mol=1000.0,
-        seconds=1.0,
-        n_simulations=int(success.sum()),
-        readout_times=np.full(nm, 2.0),
-        steady_state=steady,
-        viability=rules,
-    )
+    """A hand-made batch result (see ``linear_batch_result``), molar mass 1000 g/mol (1 mM = 1 g/L)."""
+    return linear_batch_result(final, steady, strains, product_mw_g_per_mol=1000.0, viability=rules)
 
 
 def test_closeness_group_statistics_hand_computed():
@@ -198,16 +175,6 @@ top_n = 2
 batch_time = 6.0
 n_points = 7
 """
-
-
-@pytest.fixture(scope="module")
-def ensemble_dir(tmp_path_factory, small_ensemble, stable_models):
-    from mpc_bio.nomad.mca import compute_control_coefficients
-
-    d = tmp_path_factory.mktemp("nomad_ens_exp")
-    small_ensemble.save(d / "ensemble")
-    compute_control_coefficients(small_ensemble, stable_models[:2]).save(d / "control_coefficients")
-    return d
 
 
 @pytest.mark.slow

@@ -13,8 +13,9 @@ from mpc_bio.nomad.mca import compute_control_coefficients
 from mpc_bio.nomad.nra import enumerate_designs, nra_problems_from_control_coefficients
 from mpc_bio.nomad.nra_settings import NRASettings, VerificationSettings
 from mpc_bio.nomad.reactor import simulate_batch, vmax_fold_from_log_changes
-from mpc_bio.nomad.verification import VerificationResult, verify_strains
+from mpc_bio.nomad.verification import verify_strains
 from mpc_bio.nomad.viability import StrainSteadyState
+from tests.nomad.conftest import linear_batch_result
 
 
 def test_log_linear_prediction_matches_nonlinear_steady_state(stable_model):
@@ -92,41 +93,16 @@ def test_batch_readout_is_the_end_of_the_reference_fermentation(stable_model):
 def test_compare_counts_failures_hand_computed():
     """compare() on a hand-made result of 4 models: strain A is better in models 0 and 1, worse
     in model 2, not applied in model 3; the baseline B has no valid state in model 1."""
-    t = np.array([0.0, 1.0, 2.0])
     ns, nm = 3, 4
-    product = np.zeros((ns, nm, 3))
     final = np.array([[1.0, 1.0, 1.0, 1.0], [2.0, 3.0, 0.5, np.nan], [1.5, 4.0, 0.8, 0.9]])
-    for s in range(ns):
-        for m in range(nm):
-            product[s, m] = final[s, m] * t / 2.0
     biomass = np.ones((ns, nm, 3))
     biomass[1, 0] = 0.7  # A keeps < 80% of the reference biomass in model 0
-    substrate = np.tile(np.array([10.0, 5.0, 0.0]), (ns, nm, 1))
-    success = np.isfinite(final)
-    product[~success] = np.nan
     ok = StrainSteadyState(True, True, -1.0, 1.0, 1.0, 1.0, 0.0, True)
     bad = StrainSteadyState(False, False, math.nan, math.nan, math.nan, math.nan, math.nan, False, "no steady state reached")
     steady = np.full((ns, nm), ok, dtype=object)
     steady[2, 1] = bad
     steady[1, 3] = None
-    res = VerificationResult(
-        mode="batch",
-        strains=("reference", "A", "B"),
-        model_ids=("m0", "m1", "m2", "m3"),
-        times=t,
-        product=product,
-        biomass=biomass,
-        substrate=substrate,
-        volume=np.ones((ns, nm, 3)),
-        product_yield=np.full((ns, nm), np.nan),
-        success=success,
-        messages=np.where(success, "", "not applied (design infeasible in this model)").astype(object),
-        product_mw_g_per_mol=137.14,
-        seconds=1.0,
-        n_simulations=int(success.sum()),
-        readout_times=np.full(nm, 2.0),
-        steady_state=steady,
-    )
+    res = linear_batch_result(final, steady, ("reference", "A", "B"), product_mw_g_per_mol=137.14, biomass=biomass)
     a_ref = res.compare("A", "reference")
     assert a_ref["fraction_models_titer_higher"] == pytest.approx(2 / 4)
     assert a_ref["n_valid_both"] == 3 and a_ref["n_invalid"] == 1
@@ -146,36 +122,14 @@ def _hand_made_result():
     """4 models, strains reference / A / B with readout titers ``final`` (see the compare test);
     B's steady state in model 1 lies outside the physiological range (a viability failure
     with a successful simulation), A is not applied in model 3."""
-    t = np.array([0.0, 1.0, 2.0])
     ns, nm = 3, 4
     final = np.array([[1.0, 2.0, 1.0, 1.0], [2.0, 3.0, 0.5, np.nan], [1.5, 8.0, 0.8, 0.9]])
-    product = final[:, :, None] * t / 2.0
-    success = np.isfinite(final)
-    product[~success] = np.nan
     ok = StrainSteadyState(True, True, -1.0, 1.0, 1.0, 1.0, 0.0, True, "", 0.01, 5.0, True)
     far = StrainSteadyState(True, True, -1.0, 1.0, 1.0, 1.0, 9.0, True, "steady state outside the physiological range", 0.01, 4.0e3, False)
     steady = np.full((ns, nm), ok, dtype=object)
     steady[2, 1] = far
     steady[1, 3] = None
-    return VerificationResult(
-        mode="batch",
-        strains=("reference", "A", "B"),
-        model_ids=("m0", "m1", "m2", "m3"),
-        times=t,
-        product=product,
-        biomass=np.ones((ns, nm, 3)),
-        substrate=np.tile(np.array([10.0, 5.0, 0.0]), (ns, nm, 1)),
-        volume=np.ones((ns, nm, 3)),
-        product_yield=np.full((ns, nm), np.nan),
-        success=success,
-        messages=np.where(success, "", "not applied (design infeasible in this model)").astype(object),
-        product_mw_g_per_mol=137.14,
-        seconds=1.0,
-        n_simulations=int(success.sum()),
-        readout_times=np.full(nm, 2.0),
-        steady_state=steady,
-        physiological_range=(3e-4, 30.0),
-    )
+    return linear_batch_result(final, steady, ("reference", "A", "B"), product_mw_g_per_mol=137.14, physiological_range=(3e-4, 30.0))
 
 
 def test_titer_statistics_three_conventions_hand_computed():

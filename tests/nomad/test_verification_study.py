@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 
 from mpc_bio.cli import main
-from mpc_bio.nomad.mca import compute_control_coefficients
 from mpc_bio.nomad.nra_settings import DesignStudySettings
 
 TOML = """
@@ -41,14 +40,6 @@ feed_rates = [0.0, 0.02]
 n_draws = 1
 seed = 3
 """
-
-
-@pytest.fixture(scope="module")
-def ensemble_dir(tmp_path_factory, small_ensemble, stable_models):
-    d = tmp_path_factory.mktemp("nomad_ens")
-    small_ensemble.save(d / "ensemble")
-    compute_control_coefficients(small_ensemble, stable_models[:2]).save(d / "control_coefficients")
-    return d
 
 
 def test_design_command_end_to_end(ensemble_dir, tmp_path):
