@@ -55,7 +55,7 @@ CASES = {
         "model": "iJO1366",
         "inputs": {"glucose": "EX_glc__D_e", "oxygen": "EX_o2_e"},
         "box": {"glucose": (0, 10), "oxygen": (0, 10)},
-        "budget": 20.0,
+        "budget": 25.0,
     },
 }
 

@@ -14,15 +14,20 @@ input, a fault, a signal at a solver call) and records:
 * ``false_complete``: a result that did not succeed looks complete (exit code 0, a run folder
   with status "complete" and an "ok" summary, a ratio computed with a failed solve);
 
-plus the exit code, the last stderr line, wall time and the CPU time of the command (its process
-tree). Signals are sent when the command prints the status line that precedes the solver call and
-has used some CPU time after it (see tests/scenarios/test_runner_interrupts.py).
+plus the exit code, the command's message (its last ``mpc-bio ...`` stderr line with the indented
+lines that continue it, e.g. a list of validation problems), wall time and the CPU time of the
+command (its process tree). Signals are sent when the command prints the status line that
+precedes the solver call and has used some CPU time after it (see
+tests/scenarios/test_runner_interrupts.py); such cases also record ``message_after_signal_s``
+(signal to the command's message) and ``exit_after_signal_s`` (signal to the end of the process,
+which includes the interpreter's clean-up).
 
 Also: ``cli_help_s`` (``mpc-bio --help``, wall), and a sweep of the main job
 (scenarios/closed_loop_mpc.toml on a perturbed plant) over measurement-noise seeds and the plant's
 glucose Vmax x0.7 / 1.0 / 1.3 (``--sweep-runs`` runs in all, a multiple of 3), run with
 ``mpc-bio sweep``: ``sweep_runs``, ``sweep_failures``, the per-run wall time and the metrics'
-spread.
+spread. ``--no-sweep`` keeps the sweep fields of an existing output file (with ``sweep_started_utc``
+and ``sweep_commit`` saying when and on which commit that sweep ran).
 """
 
 from __future__ import annotations
@@ -143,7 +148,9 @@ def cli(
     t0, c0 = time.perf_counter(), _children_cpu()
     p = subprocess.Popen([*MPC_BIO, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     err: list[str] = []
+    times: list[float] = []
     sent = False
+    t_sig = None
     buf = ""
     deadline = time.monotonic() + timeout
     while True:
@@ -153,21 +160,33 @@ def cli(
         buf += ch
         if ch in "\n\r":
             err.append(buf.rstrip("\r\n"))
+            times.append(time.monotonic())
             buf = ""
         if marker is not None and not sent and marker in (buf or (err[-1] if err else "")):
             c = _cpu_of(p.pid)
             while p.poll() is None and _cpu_of(p.pid) - c < cpu_after:  # inf once it ended
                 time.sleep(0.01)
             p.send_signal(sig)
+            t_sig = time.monotonic()
             sent = True
         if time.monotonic() > deadline:
             p.kill()
             break
     if buf:
         err.append(buf)
+        times.append(time.monotonic())
     out = p.stdout.read()
     rc = p.wait()
-    lines = [ln for ln in err if ln.strip() and "%|" not in ln]
+    t_end = time.monotonic()
+    kept = [(t, ln) for t, ln in zip(times, err) if ln.strip() and "%|" not in ln]
+    lines = [ln for _, ln in kept]
+    head = max((i for i, ln in enumerate(lines) if ln.startswith("mpc-bio ")), default=None)
+    message = " | ".join(ln.strip() for ln in lines[head:]) if head is not None else (lines[-1] if lines else "")
+    timing = {}
+    if t_sig is not None:
+        timing["exit_after_signal_s"] = t_end - t_sig
+        if head is not None and kept[head][0] >= t_sig:
+            timing["message_after_signal_s"] = kept[head][0] - t_sig
     return {
         "rc": rc,
         "stderr_lines": lines,
@@ -176,13 +195,17 @@ def cli(
         "wall_s": time.perf_counter() - t0,
         "cpu_s": _children_cpu() - c0,
         "last_line": lines[-1] if lines else "",
+        "message": message,
+        "continued": head is not None and all(ln.startswith((" ", "\t")) for ln in lines[head + 1 :]),
+        **timing,
     }
 
 
 def _one_line_error(r: dict, command: str) -> bool:
-    """Non-zero exit, no traceback, and the last stderr line is the command's own message."""
+    """Non-zero exit, no traceback, and stderr ends with the command's own message (one line, or a
+    line and its indented continuation, e.g. the problems of an invalid scenario file)."""
     text = "\n".join(r["stderr_lines"])
-    return r["rc"] != 0 and "Traceback" not in text and r["last_line"].startswith(f"mpc-bio {command}")
+    return r["rc"] != 0 and "Traceback" not in text and r["message"].startswith(f"mpc-bio {command}") and r["continued"]
 
 
 def _tree_hash(path: Path) -> str | None:
@@ -212,9 +235,10 @@ def _record(name: str, r: dict, clear: bool, lost: bool, false_complete: bool, *
         "lost_work": bool(lost),
         "false_complete": bool(false_complete),
         "exit_code": r["rc"],
-        "message": r["last_line"][:400],
+        "message": r["message"][:400],
         "wall_s": r["wall_s"],
         "cpu_s": r["cpu_s"],
+        **{k: r[k] for k in ("message_after_signal_s", "exit_after_signal_s") if k in r},
         **extra,
     }
 
@@ -486,6 +510,14 @@ def case_validate_unknown_model(tmp: Path) -> dict:
     )
 
 
+def case_validate_other_model_artifact(tmp: Path) -> dict:
+    return _validate_case(
+        tmp,
+        "validate: a surrogate of another model (e_coli_core's on iCH360)",
+        SIMULATION.format(model="iCH360", artifact="e_coli_core", backend="native", products='ac = "EX_ac_e"', batch_time=2.0, rtol=1e-8),
+    )
+
+
 def case_validate_unknown_product(tmp: Path) -> dict:
     return _validate_case(
         tmp,
@@ -652,6 +684,14 @@ def sweep(n_runs: int, workers: int, tmp: Path) -> dict:
     }
 
 
+def _commit() -> str | None:
+    """The git commit of this checkout (None outside a git checkout); uncommitted edits are not seen."""
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sweep-runs", type=int, default=100, help="runs of the main-job sweep (3 Vmax scales x seeds)")
@@ -666,6 +706,7 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "load_avg_start": os.getloadavg(),
         "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "commit": _commit(),
     }
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mpc_bio_reliability_") as d:
@@ -707,6 +748,8 @@ def main() -> None:
             "optimisation are checkpoints (resume tested in tests/codesign/test_resume.py), its final simulations are not",
         ]
         if not args.no_sweep:
+            result["sweep_started_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            result["sweep_commit"] = result["commit"]
             result.update(sweep(args.sweep_runs, args.workers, tmp))
             print(
                 f"sweep: {result['sweep_runs']} runs, {result['sweep_failures']} failed, median run "
@@ -715,6 +758,12 @@ def main() -> None:
             )
     result["wall_s"] = time.perf_counter() - t0
     result["load_avg_end"] = os.getloadavg()
+    if args.no_sweep and Path(args.out).is_file():  # keep the sweep of an earlier run of this benchmark
+        old = json.loads(Path(args.out).read_text())
+        if "sweep_runs" in old:
+            result["sweep_started_utc"] = old.get("sweep_started_utc") or f"in the run started {old.get('started_utc')}"
+            result["sweep_commit"] = old.get("sweep_commit", old.get("commit"))
+            result.update({k: v for k, v in old.items() if k.startswith("sweep_") and k not in result})
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2, default=str))
     print(f"wrote {args.out}")

@@ -60,7 +60,9 @@ def check_output_dir(out: str | Path, *, overwrite: bool = False, option: str = 
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(f"Cannot create the parent of the {option} folder {str(out)!r}: {exc.strerror}.") from None
+        blocker = next((p for p in out.parents if p.is_file()), None)
+        why = f"{str(blocker)!r} is a file, not a folder" if blocker is not None else exc.strerror
+        raise OutputError(f"Cannot create the parent of the {option} folder {str(out)!r}: {why}.") from None
     probe = out.parent / f".{out.name}.write-test-{os.getpid()}"
     try:
         probe.mkdir()

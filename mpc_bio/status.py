@@ -10,7 +10,10 @@ WARNING("...")``, e.g. ``nlp_f failed: NaN detected`` at every IPOPT trial point
 model's domain), and the messages of CVODES (``At t = ..., the right-hand side routine
 failed ...``, ``rhs failed: ...``) are not shown: they are counted per phase and per message
 (numbers replaced by ``#``) and reported by :meth:`RunLog.summary` and :func:`format_warnings`. Every other
-output passes through unchanged.
+output passes through unchanged. CasADi writes a message in pieces (``"rhs failed: "``,
+``"KeyboardInterrupt"``, ``"\\n"``), so text without its newline that could still become a counted
+line is held back until the line is complete; anything else (a progress bar's ``\\r`` update)
+is passed on at once.
 """
 
 from __future__ import annotations
@@ -30,8 +33,15 @@ _WARNING = re.compile(
     r"|(?P<sundials>At t ?= ?\S+,? .*)"  # SUNDIALS (CVODES) error messages
     r"|(?P<callback>(rhs|jtimes|jac|psetup|psolve|lsetup|lsolve)\w* failed: .*))\s*$"  # CasADi's CVODES interface: "rhs failed: ..."
 )
-_PREFIX = "CasADi - "
+#: How the counted lines start: an unfinished line that starts so (or is a start of one of these)
+#: waits for its end before it is counted or passed on.
+_STARTS = ("CasADi - ", "At t", "rhs", "jtimes", "jac", "psetup", "psolve", "lsetup", "lsolve")
 _active: list[RunLog] = []
+
+
+def _may_be_counted(tail: str) -> bool:
+    """True when ``tail`` (text after the last newline) can still become a counted line."""
+    return "\r" not in tail and any(tail.startswith(s) or s.startswith(tail) for s in _STARTS)
 
 
 def _key(msg: str) -> str:
@@ -60,8 +70,8 @@ class _Filter:
             else:
                 self._stream.write(line + "\n")
         tail = lines[-1]
-        if tail and (tail.startswith(_PREFIX) or _PREFIX.startswith(tail)):
-            self._pending = tail  # maybe the start of a warning line: wait for its end
+        if tail and _may_be_counted(tail):
+            self._pending = tail  # maybe the start of a counted line: wait for its end
         elif tail:
             self._stream.write(tail)
         return len(text)

@@ -44,3 +44,41 @@ def test_help_and_validate_import_no_heavy_library():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
     assert out.returncode == 0, out.stderr
     assert "HEAVY []" in out.stdout, out.stdout
+
+
+CHILD = """\
+import atexit, sys
+atexit.register(lambda: print("atexit function ran", file=sys.stderr, flush=True))
+import mpc_bio.scenarios.cli as commands
+
+def stopped(args):
+    print("work written before the interrupt", flush=False)  # buffered: must still reach the pipe
+    raise KeyboardInterrupt
+
+commands.validate = stopped  # `validate` is registered with this function when the parser is built
+sys.argv = ["mpc-bio", "validate", "any.toml"]
+from mpc_bio.cli import main
+sys.exit(main())
+"""
+
+
+def test_an_interrupted_program_ends_after_its_line_with_its_output_and_atexit_functions(monkeypatch, capsys):
+    """Run as a program, an interrupted command prints its one line, flushes its output, runs the
+    atexit functions and ends with 130 (skipping the interpreter's teardown); called in-process
+    with argv it returns 130 and the caller goes on."""
+    import subprocess
+    import sys
+
+    import mpc_bio.scenarios.cli as commands
+
+    out = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True)
+    assert out.returncode == 130, out.stderr
+    assert out.stdout == "work written before the interrupt\n"
+    assert out.stderr.splitlines() == ["mpc-bio validate: interrupted (SIGINT); its output was not written.", "atexit function ran"]
+
+    def stopped(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(commands, "validate", stopped)
+    assert main(["validate", "any.toml"]) == 130
+    assert capsys.readouterr().err == "mpc-bio validate: interrupted (SIGINT); its output was not written.\n"

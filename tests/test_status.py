@@ -55,3 +55,45 @@ def test_a_phase_left_by_an_exception_is_remembered_and_without_log_nothing_happ
         info["note"] = "x"
     note("nothing")
     assert format_warnings({"total": 0}) == "solver warnings: none"
+
+
+def test_messages_written_in_pieces_are_counted(monkeypatch):
+    """CasADi writes "rhs failed: ", "KeyboardInterrupt", "\\n" as three writes; a real CVODES
+    integrator whose right-hand side (a Python callback) raises gives exactly its two messages,
+    counted and not shown; unrelated text without a newline is passed on at once."""
+    import casadi as ca
+
+    class Rhs(ca.Callback):
+        def __init__(self) -> None:
+            ca.Callback.__init__(self)
+            self.construct("rhs_cb", {"enable_fd": True})
+
+        def get_n_in(self) -> int:
+            return 1
+
+        def get_n_out(self) -> int:
+            return 1
+
+        def eval(self, arg):
+            if float(arg[0]) > 1.5:
+                raise KeyboardInterrupt  # what Ctrl-C raises inside the callback; CVODES fails
+            return [ca.DM(1.0)]
+
+    rhs = Rhs()
+    x = ca.MX.sym("x")
+    integrator = ca.integrator("F", "cvodes", {"x": x, "ode": rhs(x)}, 0.0, 2.0)  # x' = 1 reaches 1.5 at t = 0.5
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    with run_log(show=False) as log:
+        with phase("simulation"):
+            for piece in ("rhs failed: ", "KeyboardInterrupt", "\n", "At t = 0.41, the right-hand side", " routine failed.", "\n"):
+                sys.stderr.write(piece)
+            sys.stderr.write("progress 10%")  # not the start of a counted line: passed on at once
+            assert err.getvalue() == "progress 10%"
+            sys.stderr.write("\n")
+            with pytest.raises(RuntimeError):
+                integrator(x0=1.0)
+    assert err.getvalue() == "progress 10%\n"
+    s = log.summary()["solver_warnings"]
+    assert s["total"] == 4 and s["by_phase"] == {"simulation": 4}
+    assert s["by_message"]["rhs failed: KeyboardInterrupt"] == 2

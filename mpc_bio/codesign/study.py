@@ -155,6 +155,23 @@ class CodesignEvaluation:
             warnings.simplefilter("ignore", RuntimeWarning)
             return np.nanmean(a, axis=2), np.nanquantile(a, quantiles[0], axis=2), np.nanquantile(a, quantiles[1], axis=2)
 
+    def pareto_points(self) -> dict[str, np.ndarray]:
+        """The points of the Pareto plot, each (n_strains, n_feeds): mean and std over the models of
+        the final biomass (gDW/L, as simulated), of the final titer as simulated (g/L) and of the
+        final titer under the viability rule (g/L, non-viable strain x model as zero); NaN where no
+        model has a finite value. ``n_viable`` (n_strains,): models where the strain is viable."""
+        import warnings
+
+        biomass, titer, ruled = self.metric("final_biomass_gdw_per_l"), self.metric("titer_g_per_l"), self.titer_under_rule()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN strain x feed -> NaN
+            stats = {
+                f"{name}_{stat}": fn(values, axis=2)
+                for name, values in (("biomass", biomass), ("titer", titer), ("titer_rule", ruled))
+                for stat, fn in (("mean", np.nanmean), ("std", np.nanstd))
+            }
+        return {**stats, "n_viable": self.viable.sum(axis=1)}
+
     def table(self):
         """One row per strain x feed: mean, std, p10, p90 over the models of every metric (as
         simulated), the number of models where the strain is viable and the mean titer under the

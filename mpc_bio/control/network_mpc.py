@@ -16,7 +16,9 @@ has to undo.
 The surrogate network is the only part not compiled: the uptakes at all N d collocation points are
 gathered into one (k, N d) matrix and evaluated by one batched torch call
 (:func:`mpc_bio.embed.batched.batched_casadi_function`: value, exact block-diagonal Jacobian and
-second derivatives of the same points from one call). Everything else (kinetics, balances,
+second derivatives of the same points from one call; the derivatives are computed with the value
+at the first trial point of an IPOPT iteration, the value alone at the further points of a
+backtracking line search, whose derivatives are rarely used). Everything else (kinetics, balances,
 collocation, constraints, objective) is three CasADi SX functions, so an NLP evaluation is a few
 function calls instead of thousands of MX instructions; the callbacks declare their exact
 block-diagonal sparsity. The fed-batch model is split at the network by
@@ -135,7 +137,9 @@ class NetworkMPC:
         q_fun = ca.Function("network_inputs", [w, P], [Q])
         g_fun = ca.Function("collocation_constraints", [w, P, V], [ca.vertcat(*g)])
         f_fun = ca.Function("objective", [w, P], [obj])
-        self._net_fun = batched_casadi_function(network, N * d, name="network_horizon", prefetch=True)
+        # the derivatives come with the value of the first trial point of an IPOPT iteration (most are
+        # accepted), the value alone at the further points of a backtracking line search
+        self._net_fun = batched_casadi_function(network, N * d, name="network_horizon", prefetch="adaptive")
         wm, Pm = ca.MX.sym("w", nw), ca.MX.sym("P", P.numel())
         nlp = {"x": wm, "p": Pm, "f": f_fun(wm, Pm), "g": g_fun(wm, Pm, self._net_fun(q_fun(wm, Pm)))}
         self._lbg, self._ubg = np.concatenate(lbg), np.concatenate(ubg)

@@ -223,7 +223,14 @@ class BatchedNetwork:
             self._kc = self._kr = self._klive = None
         self._eye = torch.eye(k, dtype=torch.float64, device=dev)
         iu = np.triu_indices(k)
-        self._pairs = (torch.as_tensor(iu[0], device=dev), torch.as_tensor(iu[1], device=dev))
+        self._pair_list = [(int(j), int(m)) for j, m in zip(*iu)]  # the input pairs j <= m of second derivatives
+        self._pair_index = [[self._pair_list.index((min(j, m), max(j, m))) for m in range(k)] for j in range(k)]
+        diag = np.zeros((k, len(self._pair_list)))
+        for p_, (j, m) in enumerate(self._pair_list):
+            if j == m:
+                diag[j, p_] = 1.0
+        self._diag_pairs = t(diag)  # (k, pairs): 1 where the pair is (j, j)
+        self._kM_pairs = t(np.asarray(spec.kink_matrix)[:, iu[0]] * np.asarray(spec.kink_matrix)[:, iu[1]]) if spec.n_kinks else None
         self.calls = 0
         self.wall_time = 0.0
 
@@ -234,16 +241,22 @@ class BatchedNetwork:
         return torch.as_tensor(Q, dtype=torch.float64, device=self.device)
 
     def _features(self, x: torch.Tensor, order: int):
-        """Features (n, F) of ``input_features`` and their first (n, F, k) and second (n, F, k, k) derivatives."""
+        """Features (n, F) of ``input_features``, their first (n, F, k) and second derivatives (n, F, P).
+
+        The second derivatives are stored for the P = k (k + 1) / 2 input pairs j <= m only (``_pair_list``).
+        """
         n, k = x.shape
-        vals, d1, d2 = [x], [self._eye.expand(n, k, k)], [x.new_zeros(n, k, k, k)]
+        P = len(self._pair_list)
+        vals, d1, d2 = [x], [self._eye.expand(n, k, k)], [x.new_zeros(n, k, P)]
         if self._knee is not None:
             u = x / self._knee
             root = torch.sqrt(1 + u * u)
             vals.append(torch.asinh(u))
-            d1.append(torch.diag_embed(1 / (root * self._knee)))
-            dd = -u / root**3 / self._knee**2  # (n, k)
-            d2.append(torch.diag_embed(torch.diag_embed(dd)))
+            if order:
+                d1.append(torch.diag_embed(1 / (root * self._knee)))
+            if order > 1:  # d2 asinh(x_j / c_j) / dx_j^2: on the pair (j, j) of feature j only
+                dd = -u / (root * root * root) / (self._knee * self._knee)  # (n, k)
+                d2.append(dd[:, :, None] * self._diag_pairs)
         if self._kM is not None:
             u = x @ self._kM.T - self._kb  # (n, K)
             r, c, live = self._kr, self._kc, self._klive
@@ -255,7 +268,7 @@ class BatchedNetwork:
                 d1.append((live * (sr - sc))[:, :, None] * self._kM[None, :, :])
                 if order > 1:
                     g2 = live * (r * sr * (1 - sr) - c * sc * (1 - sc))
-                    d2.append(g2[:, :, None, None] * (self._kM[:, :, None] * self._kM[:, None, :])[None])
+                    d2.append(g2[:, :, None] * self._kM_pairs[None])
         if order == 0:
             return torch.cat(vals, 1), None, None
         return torch.cat(vals, 1), torch.cat(d1, 1), (torch.cat(d2, 1) if order > 1 else None)
@@ -265,16 +278,16 @@ class BatchedNetwork:
 
         The value and its tangents are stacked as (n, T, width) with T = 1 (+ k (+ k (k + 1) / 2):
         the second-order tangents of the pairs j <= m only), so each layer is one matrix product
-        for all of them.
+        for all of them; the pairs' products of first-order tangents are slices, not gathers.
         """
         n, k = x.shape
-        pj, pm = self._pairs
+        pairs = self._pair_list
         h, dh, d2h = self._features(x, order)
         parts = [h[:, None, :]]
         if order:
             parts.append(dh.transpose(1, 2))  # (n, k, F)
         if order > 1:
-            parts.append(d2h[:, :, pj, pm].transpose(1, 2))  # (n, pairs, F)
+            parts.append(d2h.transpose(1, 2))  # (n, pairs, F)
         Z = torch.cat(parts, 1)
         last = len(self._W) - 1
         for i, (WT, b) in enumerate(zip(self._WT, self._b)):
@@ -283,23 +296,21 @@ class BatchedNetwork:
             if i == last:
                 break
             s0, s1, s2 = self._act(Z[:, 0])
-            out = torch.empty_like(Z)
-            out[:, 0] = s0
-            if order:
-                da = Z[:, 1 : 1 + k]
-                out[:, 1 : 1 + k] = s1[:, None, :] * da
+            if order == 0:
+                Z = s0[:, None]
+                continue
+            da = Z[:, 1 : 1 + k]
+            rows = [s0[:, None], s1[:, None, :] * da]
             if order > 1:
-                d2a = Z[:, 1 + k :]
-                out[:, 1 + k :] = s2[:, None, :] * (da[:, pj] * da[:, pm]) + s1[:, None, :] * d2a
-            Z = out
+                prod = torch.stack([da[:, j] * da[:, m] for j, m in pairs], 1)  # (n, pairs, width)
+                rows.append(s2[:, None, :] * prod + s1[:, None, :] * Z[:, 1 + k :])
+            Z = torch.cat(rows, 1)
         val = Z[:, 0] + x @ self._in.T
         jac = (Z[:, 1 : 1 + k].transpose(1, 2) + self._in[None]) if order else None
         hess = None
         if order > 1:
-            hess = Z.new_empty(n, Z.shape[2], k, k)
             hp = Z[:, 1 + k :].transpose(1, 2)  # (n, r, pairs)
-            hess[:, :, pj, pm] = hp
-            hess[:, :, pm, pj] = hp
+            hess = torch.stack([torch.stack([hp[:, :, self._pair_index[j][m]] for m in range(k)], -1) for j in range(k)], -2)
         return val, jac, hess
 
     def values(self, q) -> np.ndarray:
@@ -353,12 +364,17 @@ class _Cache:
         self.key: bytes | None = None
         self.coef: TaylorCoefficients | None = None
         self.order = -1
+        #: whether derivatives were asked for at the cached point (a value call at a new point resets it)
+        self.differentiated = True
 
-    def get(self, Q: np.ndarray, order: int) -> TaylorCoefficients:
+    def get(self, Q: np.ndarray, order: int, derivative: bool = True) -> TaylorCoefficients:
         key = Q.tobytes()
         if key != self.key or order > self.order:
+            if key != self.key:
+                self.differentiated = False
             self.coef = self.net.taylor(Q, order)
             self.key, self.order = key, order
+        self.differentiated = self.differentiated or derivative
         return self.coef
 
 
@@ -480,7 +496,7 @@ class _JacobianCallback(ca.Callback):
 class _ValueCallback(ca.Callback):
     """Q (k, n) -> V (r, n): the selected outputs of the network at n points."""
 
-    def __init__(self, name, net: BatchedNetwork, n: int, opts=None, exact_hessian: bool = True, prefetch: bool = False) -> None:
+    def __init__(self, name, net: BatchedNetwork, n: int, opts=None, exact_hessian: bool = True, prefetch: bool | str = False) -> None:
         ca.Callback.__init__(self)
         self.cache = _Cache(net)
         self.exact, self.prefetch = exact_hessian, prefetch
@@ -502,8 +518,11 @@ class _ValueCallback(ca.Callback):
 
     def eval(self, args):
         Q = np.asarray(args[0], dtype=float).T.copy()
+        full = 2 if self.exact else 1
+        if self.prefetch == "adaptive":  # derivatives with the value unless the last point went without them
+            return [ca.DM(self.cache.get(Q, full if self.cache.differentiated else 0, derivative=False).values.T)]
         if self.prefetch:  # the derivatives of an accepted point come in the same call
-            return [ca.DM(self.cache.get(Q, 2 if self.exact else 1).values.T)]
+            return [ca.DM(self.cache.get(Q, full, derivative=False).values.T)]
         key = Q.tobytes()
         if self.cache.key == key and self.cache.coef is not None:
             return [ca.DM(self.cache.coef.values.T)]
@@ -529,7 +548,7 @@ def batched_casadi_function(
     *,
     name: str = "surrogate_batched",
     exact_hessian: bool = True,
-    prefetch: bool = False,
+    prefetch: bool | str = False,
 ) -> ca.Function:
     """CasADi function ``Q (k, n) -> V (r, n)`` evaluating ``net`` at n points in one torch call.
 
@@ -546,10 +565,14 @@ def batched_casadi_function(
         Hessian). ``False``: the second derivative of the network is structurally zero (a
         Gauss-Newton-like Hessian of the Lagrangian: the curvature of the rest of the model is
         kept, the network's is dropped) and the torch calls compute first derivatives only.
-    prefetch : bool
-        Compute the derivatives with every value (one torch call per point set instead of one
-        for the value and one for the derivatives when the point is accepted): cheaper when
-        most evaluated points are also differentiated (an interior-point method's full steps).
+    prefetch : bool or "adaptive"
+        ``True``: compute the derivatives with every value (one torch call per point set instead
+        of one for the value and one for the derivatives when the point is accepted): cheaper
+        when most evaluated points are also differentiated (an interior-point method's full
+        steps). ``"adaptive"``: with the value only when the derivatives of the previous point
+        were asked for (the first trial point of an iteration, after an accepted one), the value
+        alone at the next points of a backtracking line search (most of them are rejected, their
+        derivatives would be wasted). ``False``: values alone.
 
     Returns
     -------
@@ -561,7 +584,13 @@ def batched_casadi_function(
     """
     if int(n_points) < 1:
         raise ValueError(f"The 'n_points' parameter of batched_casadi_function must be positive. Got {n_points!r} instead.")
-    return _ValueCallback(name, net, int(n_points), exact_hessian=bool(exact_hessian), prefetch=bool(prefetch))
+    if prefetch not in (True, False, "adaptive"):
+        raise ValueError(
+            f"The 'prefetch' parameter of batched_casadi_function must be True, False or 'adaptive'. Got {prefetch!r} instead."
+        )
+    return _ValueCallback(
+        name, net, int(n_points), exact_hessian=bool(exact_hessian), prefetch=prefetch if prefetch == "adaptive" else bool(prefetch)
+    )
 
 
 class _CurvatureCallback(ca.Callback):

@@ -442,16 +442,24 @@ def load_design_settings(path: str | Path) -> tuple[DesignStudySettings, str]:
 def ensemble_output_note(config: str | Path, ensemble_dir: str | Path) -> str | None:
     """One line saying that the ensemble output in ``ensemble_dir`` is stale, or None.
 
-    Stale: the ``[nomad]`` settings recorded in its ``summary.json`` differ from those of the
-    scenario file ``config`` (output folder and executor aside), e.g. after the config was edited
-    or the ensemble was run with ``--n-models``. The output is still usable: the line names the
-    first differing settings and how to refresh it.
+    Stale: the ``[nomad]`` settings recorded in its ``summary.json`` differ in value from those
+    of the scenario file ``config`` (output folder and executor aside), e.g. after the config was
+    edited or the ensemble was run with ``--n-models``. The record is read through the settings
+    classes first, so a value written in another form (pairs as ``[[key, value], ...]`` as older
+    versions wrote them, not as a table) is not a difference. Settings the record lacks (written
+    by an older mpc_bio that did not have them) and recorded keys that are no settings any more
+    are named as such. The output is still usable: the line names the first differences and how
+    to refresh it.
     """
-    from mpc_bio.nomad.settings import load_study_settings
+    from mpc_bio.errors import MpcBioError
+    from mpc_bio.nomad.settings import EnsembleStudySettings, load_study_settings
+    from mpc_bio.settings import Settings, field_types
 
     ensemble_dir = Path(ensemble_dir)
     try:
         recorded = json.loads((ensemble_dir / "summary.json").read_text())["settings"]
+        if not isinstance(recorded, dict):
+            raise TypeError(type(recorded).__name__)
     except (OSError, KeyError, ValueError, TypeError):
         return (
             f"note: {ensemble_dir} has no readable summary.json; its ensemble cannot be checked against "
@@ -467,17 +475,57 @@ def ensemble_output_note(config: str | Path, ensemble_dir: str | Path) -> str | 
                 out[f"{pre}{k}"] = json.loads(json.dumps(v, default=str))
         return out
 
-    skip = ("output_dir", "executor.")
+    def in_record(key: str) -> bool:  # the setting holding this flattened key is in the record
+        node: object = recorded
+        cls: type = EnsembleStudySettings
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return False
+            tp = field_types(cls).get(part)
+            if not (isinstance(tp, type) and issubclass(tp, Settings)):
+                return True  # a value (a pairs table included): recorded, compared below
+            node, cls = node[part], tp
+        return True
+
+    gone: list[str] = []
+
+    def prune(d: dict, cls: type, pre: str = "") -> dict:  # the record without keys that are no settings any more
+        hints = field_types(cls)
+        out = {}
+        for k, v in d.items():
+            tp = hints.get(k)
+            if tp is None:
+                gone.append(f"{pre}{k}")
+            elif isinstance(v, dict) and isinstance(tp, type) and issubclass(tp, Settings):
+                out[k] = prune(v, tp, f"{pre}{k}.")
+            else:
+                out[k] = v
+        return out
+
+    skip = ("output_dir", "executor")
     mine = {k: v for k, v in flat(load_study_settings(config).to_dict()).items() if not k.startswith(skip)}
-    theirs = {k: v for k, v in flat(recorded).items() if not k.startswith(skip)}
-    diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
-    if not diff:
+    raw = flat(recorded)
+    try:  # the record read as settings: the same value written in another form reads the same
+        known = EnsembleStudySettings.from_dict(prune(recorded, EnsembleStudySettings))
+        theirs = {k: v for k, v in flat(known.to_dict()).items() if not k.startswith(skip)}
+    except (MpcBioError, TypeError):  # a value this version refuses: compare as written
+        theirs = {k: v for k, v in raw.items() if not k.startswith(skip)}
+    gone = [k for k in gone if not k.startswith(skip)]
+    missing = sorted(k for k in mine if not in_record(k))
+    differ = sorted(k for k in set(mine) | set(theirs) if k not in gone and k not in missing and mine.get(k) != theirs.get(k))
+    if not (differ or missing or gone):
         return None
-    shown = "; ".join(f"{k} {theirs.get(k)!r} there, {mine.get(k)!r} in the config" for k in diff[:3])
-    more = f" (+{len(diff) - 3} more)" if len(diff) > 3 else ""
+    parts = [f"{k} {theirs.get(k)!r} there, {mine.get(k)!r} in the config" for k in differ]
+    parts += [f"{k} not recorded there (an older mpc_bio), {mine[k]!r} in the config" for k in missing]
+    parts += [f"{k} {raw.get(k, '(a table)')!r} there, no setting of this version" for k in gone]
+    more = f" (+{len(parts) - 3} more)" if len(parts) > 3 else ""
+    if differ:
+        what = f"is stale: made with other [nomad] settings than {config}"
+    else:
+        what = f"may be stale: every value it records equals {config}'s, but it was written by another mpc_bio version"
     return (
-        f"note: the ensemble in {ensemble_dir} is stale: made with other [nomad] settings than {config} "
-        f"({shown}{more}); using it as it is (run `mpc-bio nomad ensemble --overwrite` to refresh it)"
+        f"note: the ensemble in {ensemble_dir} {what} ({'; '.join(parts[:3])}{more}); using it as it is "
+        "(run `mpc-bio nomad ensemble --overwrite` to refresh it)"
     )
 
 

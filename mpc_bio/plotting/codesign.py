@@ -17,34 +17,43 @@ _MARKERS = {"batch": "s", "reference": "o", "shared": "^", "own": "D"}
 
 
 def plot_pareto(evaluation, ax=None):
-    """Mean final titer (g/L) vs mean final biomass (gDW/L) per strain x feed, bars = std over models."""
+    """Mean final titer (g/L) vs mean final biomass (gDW/L) per strain x feed, bars = std over
+    models, from :meth:`~mpc_bio.codesign.study.CodesignEvaluation.pareto_points`: the titer as
+    simulated (filled markers) and under the viability rule (open markers, non-viable strain x
+    model as zero titer; a dotted line joins the two where they differ). The biomass is as
+    simulated in both."""
     fig, ax = figure_axes(ax, (6.0, 4.5))
-    titer = evaluation.metric("titer_g_per_l")
-    growth = evaluation.metric("final_biomass_gdw_per_l")
+    p = evaluation.pareto_points()
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        mt, st = np.nanmean(titer, axis=2), np.nanstd(titer, axis=2)
-        mg, sg = np.nanmean(growth, axis=2), np.nanstd(growth, axis=2)
+    n_models = len(evaluation.model_ids)
     for s, strain in enumerate(evaluation.strains):
+        c = colors[s % len(colors)]
         for f, feed in enumerate(evaluation.feeds):
-            if not np.isfinite(mt[s, f]):
+            x, y, y_rule = p["biomass_mean"][s, f], p["titer_mean"][s, f], p["titer_rule_mean"][s, f]
+            if not np.isfinite(y):
                 continue
+            marker = _MARKERS.get(feed, "o")
+            ax.errorbar(x, y, xerr=p["biomass_std"][s, f], yerr=p["titer_std"][s, f], fmt=marker, color=c, capsize=2)
             ax.errorbar(
-                mg[s, f],
-                mt[s, f],
-                xerr=sg[s, f],
-                yerr=st[s, f],
-                fmt=_MARKERS.get(feed, "o"),
-                color=colors[s % len(colors)],
+                x,
+                y_rule,
+                yerr=p["titer_rule_std"][s, f],
+                fmt=marker,
+                mfc="none",
+                color=c,
                 capsize=2,
-                label=f"{strain} / {feed}",
+                label=f"{strain} / {feed} ({p['n_viable'][s]}/{n_models} viable)",
             )
-    ax.set_xlabel("final biomass (gDW/L)")
+            if y_rule != y:
+                ax.plot([x, x], [y, y_rule], ":", color=c, linewidth=1)
+    ax.plot([], [], "ok", label="as simulated (filled)")
+    ax.plot([], [], "ok", mfc="none", label="viability rule (open)")
+    ax.set_xlabel("final biomass (gDW/L, as simulated)")
     ax.set_ylabel("final titer (g/L)")
-    ax.set_title("co-design: titer vs growth (mean ± std over models)")
+    rule = evaluation.viability_rule
+    ax.set_title(
+        f"co-design: titer vs growth (mean ± std over models)\nrule: {'not checked' if rule is None else rule.label()}", fontsize=9
+    )
     ax.legend(fontsize=6, ncol=2)
     return fig
 

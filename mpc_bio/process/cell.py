@@ -199,24 +199,48 @@ class _BatchNet:
 
     ``v = sum_chains last_c @ h_c(features(x)) + bias + in_matrix @ x`` with the factorised head and
     the row selection folded into each chain's last map (float64, same arithmetic as
-    :meth:`mpc_bio.surrogate.MLPSpec.evaluate` up to summation order). Independent sub-networks
-    (chains) of equal depth are merged into block-diagonal layers when the zero blocks at most
-    double the multiply-adds: one matrix product and one activation call per layer instead of one
-    per chain (for a single point, numpy's per-call cost exceeds that of the extra zeros).
-    ``dtype=float32`` runs the hidden layers in single precision (half the memory traffic of the
-    weights, which bounds a single-point evaluation); features, bias and output stay float64.
+    :meth:`mpc_bio.surrogate.MLPSpec.evaluate` up to summation order and the kink-bump fold below).
+    Independent sub-networks (chains) of equal depth are merged into block-diagonal layers when the
+    zero blocks at most double the multiply-adds: one matrix product and one activation call per
+    layer instead of one per chain (for a single point, numpy's per-call cost exceeds that of the
+    extra zeros). ``dtype=float32`` runs the hidden layers in single precision (half the memory
+    traffic of the weights, which bounds a single-point evaluation); features, bias and output stay
+    float64.
+
+    The input features (x; asinh(x / warp_knee); the kink bumps, see :class:`mpc_bio.surrogate.MLPSpec`)
+    come from one product ``x @ feature_t - feature_offset`` and a few in-place ufuncs: a bump
+    ``f(|u|) = log1p(exp(-rho |u|)) / rho - log1p(exp(-|u|))`` is two columns ``log1p(exp(-|rho u|))`` and
+    ``log1p(exp(-|u|))`` whose weights ``W / rho`` and ``-W`` are folded into the first layer (both
+    terms are at most log 2 / rho: no cancellation of large numbers). For one point, numpy's
+    per-call cost is most of the work, so fewer calls is what makes it fast.
     """
 
     def __init__(self, spec, rows, dtype=np.float64) -> None:
         fm = spec.fused_maps()
         self.dtype = np.dtype(dtype)
         rows = list(rows)
+        k, n_warp, rho = int(spec.n_inputs), int(spec.warp_knee.shape[0]), np.asarray(spec.kink_ratio, dtype=np.float64)
+        q = rho.shape[0]
+        # features F = [x, asinh(u_warp), log1p(exp(-|u_kink|))] with u = x @ feature_t - feature_offset
+        A, c = np.asarray(spec.kink_matrix, dtype=np.float64), np.asarray(spec.kink_bias, dtype=np.float64)
+        rows_u = [np.diag(1.0 / np.asarray(spec.warp_knee, dtype=np.float64)), rho[:, None] * A, A]
+        self.feature_t = np.ascontiguousarray(np.vstack(rows_u).T) if n_warp or q else None
+        self.feature_offset = np.concatenate([np.zeros(n_warp), rho * c, c])
+        self.n_in, self.n_warp, self.n_features = k, n_warp, k + n_warp + 2 * q
+
+        def first(W):  # columns [x, warp, bump] -> [x, warp, wide hinge, sharp hinge]
+            W = np.asarray(W, dtype=np.float64)
+            Wk = W[:, k + n_warp :]
+            return np.hstack([W[:, : k + n_warp], Wk / rho[None, :], -Wk])
+
         chains = fm.chains or ((fm.hidden, fm.last),)
         head = None if fm.head is None else np.asarray(fm.head)[rows]
         parts = []
         for hidden, last in chains:
             last_sel = np.asarray(last)[rows] if head is None else head @ np.asarray(last)
-            parts.append(([(np.asarray(W, dtype=np.float64), np.asarray(b, dtype=np.float64)) for W, b in hidden], last_sel))
+            layers = [(np.asarray(W, dtype=np.float64), np.asarray(b, dtype=np.float64)) for W, b in hidden]
+            layers[0] = (first(layers[0][0]), layers[0][1])
+            parts.append((layers, last_sel))
         if len(parts) > 1 and len({len(h) for h, _ in parts}) == 1:
             blocks = sum(W.size for h, _ in parts for W, _ in h[1:])
             widths = [[W.shape[0] for W, _ in h] for h, _ in parts]
@@ -237,21 +261,45 @@ class _BatchNet:
         self.bias = np.asarray(fm.bias)[rows]
         self.in_t = None if fm.in_matrix is None else np.ascontiguousarray(np.asarray(fm.in_matrix)[rows].T)
         self.act = fm.act
-        self.features = spec.features
-        self.n_in, self.n_out = int(spec.n_inputs), len(rows)
+        self.n_out = len(rows)
+
+    def features(self, X: np.ndarray) -> np.ndarray:
+        """The first layer's input (n, k + n_warp + 2 q) at uptakes X (n, k), float64."""
+        if self.feature_t is None:
+            return X
+        k, w = self.n_in, self.n_warp
+        U = X @ self.feature_t
+        U -= self.feature_offset
+        F = np.empty((X.shape[0], self.n_features))
+        F[:, :k] = X
+        if w:
+            np.arcsinh(U[:, :w], out=F[:, k : k + w])
+        if self.n_features > k + w:
+            B = F[:, k + w :]
+            np.abs(U[:, w:], out=B)
+            np.negative(B, out=B)
+            np.exp(B, out=B)
+            np.log1p(B, out=B)
+        return F
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
         """Selected net fluxes (n, r), mmol/gDW/h, at uptakes X (n, k), mmol/gDW/h."""
         Fx = self.features(X)
         if self.dtype != Fx.dtype:
             Fx = Fx.astype(self.dtype)
-        v = self.bias + (0.0 if self.in_t is None else X @ self.in_t)
+        v = None
         for hidden, last_t in self.chains:
             h = Fx
             for Wt, b in hidden:
-                h = self.act(h @ Wt + b)
-            v = v + h @ last_t
-        return v.astype(np.float64, copy=False)
+                h = h @ Wt
+                h += b
+                h = self.act(h)
+            v = h @ last_t if v is None else v + h @ last_t
+        v = v.astype(np.float64) if v.dtype != np.float64 else v
+        v += self.bias
+        if self.in_t is not None:
+            v += X @ self.in_t
+        return v
 
 
 def _batch_net_function(name: str, net: _BatchNet, step: float) -> NumericFunction:

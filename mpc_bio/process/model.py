@@ -46,6 +46,8 @@ class FedBatchODE:
         Nominal parameter values.
     settings : FedBatchSettings
     cell : CellFluxModel
+    symbolic : {"SX", "MX"}
+        The CasADi symbol type of ``rhs`` and ``outputs``; call them with symbols of this type.
     """
 
     rhs: ca.Function
@@ -56,6 +58,7 @@ class FedBatchODE:
     param_values: np.ndarray
     settings: FedBatchSettings
     cell: CellFluxModel
+    symbolic: str
 
     @property
     def n_x(self) -> int:
@@ -161,6 +164,7 @@ def fedbatch_ode(
         param_values=np.array([settings.kinetics.glucose_vmax] if vmax_as_parameter else []),
         settings=settings,
         cell=cell,
+        symbolic=sym_name,
     )
 
 
@@ -168,9 +172,9 @@ def fedbatch_ode(
 class FedBatchSplit:
     """The fed-batch right-hand side split at the cell model: the cell's fluxes become an input.
 
-    For controllers that evaluate the cell model themselves (e.g. one batched call of a network at
+    For callers that evaluate the cell model themselves (e.g. one batched call of a network at
     many points): ``rhs(x, F, p, uptakes_to_fluxes(uptakes(x, p)))`` is the right-hand side of
-    :func:`fedbatch_ode` with ``vmax_as_parameter=True``.
+    :func:`fedbatch_ode` with ``vmax_as_parameter=True``, and ``outputs`` likewise its outputs.
 
     Attributes
     ----------
@@ -180,6 +184,8 @@ class FedBatchSplit:
     rhs : casadi.Function
         ``(x, F, p, v[r]) -> dx/dt[n_x]`` given the cell model's outputs v (mmol/gDW/h; growth 1/h)
         in the order of ``output_ids``; states in the units of ``state_names``, feed F in L/h.
+    outputs : casadi.Function
+        ``(x, F, p, v) -> y``: the outputs of :attr:`FedBatchODE.outputs` given v.
     state_names, param_names, input_names, output_ids : tuple of str
         ``param_names`` is ``("vmax_glc",)``.
     param_values : ndarray
@@ -188,6 +194,7 @@ class FedBatchSplit:
 
     uptakes: ca.Function
     rhs: ca.Function
+    outputs: ca.Function
     state_names: tuple[str, ...]
     param_names: tuple[str, ...]
     param_values: np.ndarray
@@ -236,10 +243,11 @@ def fedbatch_split(settings: FedBatchSettings, cell: CellFluxModel) -> FedBatchS
     nx, r = len(settings.state_names), len(cell.output_ids)
     x, F, p, v = ca.SX.sym("x", nx), ca.SX.sym("F"), ca.SX.sym("p", 1), ca.SX.sym("v", r)
     stand_in = _FluxInput(cell, v)
-    dx, _ = _expressions(settings, stand_in, x, F, p[0])
+    dx, y = _expressions(settings, stand_in, x, F, p[0])
     return FedBatchSplit(
         uptakes=ca.Function("uptakes", [x, p], [stand_in.q], ["x", "p"], ["q"]),
         rhs=ca.Function("rhs_split", [x, F, p, v], [dx], ["x", "F", "p", "v"], ["dxdt"]),
+        outputs=ca.Function("outputs_split", [x, F, p, v], [y], ["x", "F", "p", "v"], ["y"]),
         state_names=tuple(settings.state_names),
         param_names=("vmax_glc",),
         param_values=np.array([settings.kinetics.glucose_vmax], dtype=float),

@@ -18,8 +18,7 @@ import numpy as np
 from mpc_bio.interrupts import check_interrupt
 from mpc_bio.process.cell import CellFluxModel
 from mpc_bio.process.dfba import simulate_dfba
-from mpc_bio.process.kinetics import gated_rate, glucose_uptake, oxygen_uptake
-from mpc_bio.process.model import FedBatchODE, fedbatch_ode
+from mpc_bio.process.model import FedBatchODE, fedbatch_ode, fedbatch_split
 from mpc_bio.process.result import FedBatchResult, SimulationEvent, state_dict
 from mpc_bio.process.settings import FedBatchSettings, ProcessSettingsError
 from mpc_bio.status import note
@@ -50,7 +49,7 @@ def fedbatch_integrator(
     to the integrator tolerances. ``jit=True`` compiles the right-hand side and its Jacobian to C
     (CasADi's shell compiler, needs a C compiler): ~15 s once, then 2-3x faster integration.
     """
-    sym = ca.MX if ode.cell.symbolic == "MX" else ca.SX
+    sym = ca.MX if ode.symbolic == "MX" else ca.SX
     x = sym.sym("x", ode.n_x)
     F = sym.sym("F")
     p = sym.sym("p", len(ode.param_names))
@@ -59,28 +58,6 @@ def fedbatch_integrator(
     if jit:
         opts.update({"jit": True, "compiler": "shell", "jit_options": {"flags": ["-O2"], "verbose": False}})
     return ca.integrator(name, "cvodes", dae, float(t0), [float(t) for t in times], opts)
-
-
-def _outputs_batch(settings: FedBatchSettings, cell: CellFluxModel, states: np.ndarray, vmax: float):
-    """Outputs (growth, q_glc, q_o2, gated v_<product>) and uptakes along a trajectory, the cell
-    model evaluated once for all rows by ``cell.batch`` (same expressions as :func:`fedbatch_ode`)."""
-    s, kin = settings, settings.kinetics
-    ix = {n: i for i, n in enumerate(s.state_names)}
-    V = states[:, ix["V"]]
-    q = glucose_uptake(np.maximum(states[:, ix["n_glc"]], 0.0) / V, kin, vmax)
-    if kin.oxygen == "kla":
-        qo = oxygen_uptake(np.maximum(states[:, ix["n_o2"]], 0.0) / V, kin)
-    else:
-        qo = np.full(len(V), float(oxygen_uptake(None, kin)))
-    U = np.empty((len(V), len(cell.input_names)))
-    U[:, cell.input_index(s.glucose_input)] = q
-    U[:, cell.input_index(s.oxygen_input)] = qo
-    v = np.asarray(cell.batch(U), dtype=float)
-    cols = [v[:, cell.output_index(cell.growth_id)], q, qo]
-    for p, rid in s.products.items():
-        c_p = np.maximum(states[:, ix[f"n_{p}"]], 0.0) / V
-        cols.append(gated_rate(v[:, cell.output_index(rid)], c_p, s.product_uptake_gate, np.where))
-    return np.column_stack(cols), U
 
 
 class SurrogateSimulator:
@@ -107,6 +84,7 @@ class SurrogateSimulator:
         t0 = _time.perf_counter()
         self.settings, self.cell, self.rtol, self.atol = settings, cell, rtol, atol
         self.ode = fedbatch_ode(settings, cell, vmax_as_parameter=True)
+        self._split = fedbatch_split(settings, cell) if cell.batch is not None else None  # outputs with one batched cell call
         self.grid = settings.time_grid()
         self._segments = []
         for ta, tb, F in _segments(settings, self.grid):
@@ -179,11 +157,13 @@ class SurrogateSimulator:
         states = np.array(X)
         feed = np.array([settings.feed.rate(t) for t in time])
         k = len(cell.input_names)
-        if cell.batch is not None:
-            outputs, uptakes = _outputs_batch(settings, cell, states, float(pval[0]))
-        else:
-            Y = np.array(ode.outputs.map(n)(states.T, feed[None, :], np.tile(pval[:, None], (1, n)))).T
-            outputs, uptakes = Y[:, :-k], Y[:, -k:]
+        P = np.tile(pval[:, None], (1, n))
+        if self._split is None:
+            Y = np.array(ode.outputs.map(n)(states.T, feed[None, :], P)).T
+        else:  # the cell model evaluated once for all rows by cell.batch
+            U = np.array(self._split.uptakes.map(n)(states.T, P)).T
+            Y = np.array(self._split.outputs.map(n)(states.T, feed[None, :], P, np.asarray(cell.batch(U), dtype=float).T)).T
+        outputs, uptakes = Y[:, :-k], Y[:, -k:]
         dom = cell.in_domain(uptakes)
         if not np.all(dom):
             i = int(np.argmin(dom))

@@ -108,7 +108,7 @@ def register(subparsers: Any) -> None:
     s.add_argument("--workers", default="all", metavar="N|all", help="local worker processes (default: all cores)")
     s.add_argument("--scheduler", metavar="ADDRESS", help="Dask distributed scheduler address, e.g. tcp://host:8786")
     s.add_argument("--overwrite", action="store_true", help="replace a --out folder that holds another sweep")
-    s.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    s.add_argument("--no-progress", action="store_true", help="a status line per finished run instead of the progress bar")
     s.set_defaults(func=sweep)
 
     v = subparsers.add_parser(
@@ -148,17 +148,23 @@ def run(args: argparse.Namespace) -> int:
     for role, f in res.files.items():
         print(f"  {role:13s} {f}")
     for k, val in s.items():
-        if k not in ("kind", "name", "scenario", "status", "failures", "solver_warnings", "phases_s"):
+        if k not in ("kind", "name", "scenario", "status", "failures", "failed_solves", "solver_warnings", "phases_s"):
             print(f"  {k}: {val}")
     if "solver_warnings" in s:
         print(format_warnings(s["solver_warnings"]))
-    if s.get("status", "ok") != "ok":
+    if s.get("status", "ok") == "failed":
         print(
             f"mpc-bio run: result failed ({len(s['failures'])} failed solve(s) recorded in {res.out_dir / 'summary.json'}): "
             + "; ".join(s["failures"]),
             file=sys.stderr,
         )
         return 1
+    if s.get("status", "ok") == "degraded":
+        print(
+            f"mpc-bio run: complete, but solves failed (see {res.out_dir / 'summary.json'}): " + "; ".join(s["failed_solves"]),
+            file=sys.stderr,
+        )
+        return 3
     return 0
 
 
@@ -175,16 +181,27 @@ def sweep(args: argparse.Namespace) -> int:
     else:
         raise ValueError(f"The option --workers expects a positive integer or 'all'; got {args.workers!r}.")
     out = args.out or f"runs/{Path(args.scenario).stem}-sweep-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
-    res = run_sweep(
-        args.scenario,
-        out,
-        vary=parse_vary(args.vary),
-        seeds=args.seeds,
-        n_workers=workers,
-        scheduler=args.scheduler,
-        overwrite=args.overwrite,
-        progress=not args.no_progress,
-    )
+    try:
+        res = run_sweep(
+            args.scenario,
+            out,
+            vary=parse_vary(args.vary),
+            seeds=args.seeds,
+            n_workers=workers,
+            scheduler=args.scheduler,
+            overwrite=args.overwrite,
+            progress=not args.no_progress,
+            status=True,
+        )
+    except KeyboardInterrupt as exc:
+        from mpc_bio.interrupts import Interrupted
+        from mpc_bio.scenarios.runner import run_status
+
+        runs = Path(out) / "runs"
+        kept = sum(1 for d in runs.iterdir() if run_status(d) == "complete") if runs.is_dir() else 0
+        raise Interrupted(
+            f"{kept} complete run(s) kept in {runs}/; the same command resumes the sweep (the other runs start again)"
+        ) from exc
     s = res.summary
     print(
         f"sweep of {args.scenario}: {s['runs']} runs, {s['complete']} complete ({s['reused']} kept from before), "

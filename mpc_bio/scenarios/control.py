@@ -288,6 +288,17 @@ def _offline_failures(off, label: str = "offline optimum") -> list[str]:
     return [] if off.success else [f"{label}: IPOPT returned {off.status} (not a solution; no ratio computed with it)"]
 
 
+def _failed_solves(summary: dict[str, Any]) -> list[str]:
+    """Solves of a closed loop that failed without invalidating its result (the failed MPC step applied
+    the shifted previous plan; a failed estimator solve kept its previous estimate), one line each."""
+    out = []
+    if summary.get("solver_failures"):
+        out.append(f"MPC: {summary['solver_failures']} of {summary['mpc_steps']} steps failed (the shifted previous plan was applied)")
+    if summary.get("estimator_failures"):
+        out.append(f"estimator: {summary['estimator_failures']} of {summary['estimator_solves']} solves failed")
+    return out
+
+
 def _phase(name: str):
     from mpc_bio.status import phase
 
@@ -334,6 +345,7 @@ def run_closed_loop_scenario(path: Path, data: dict[str, Any], out: Path, *, pro
         **res.summary(setup.extra["rmse_after"]),
         **uptake_domain_summary(setup, res),
     }
+    summary["failed_solves"] = _failed_solves(summary)
     if off is not None:
         summary.update(_offline_summary(off, setup))
         summary["closed_loop_vs_offline"] = (
@@ -571,6 +583,7 @@ def run_mpc_mismatch_scenario(path: Path, data: dict[str, Any], out: Path, *, pr
         "closed_loop_vs_open_loop": _ratio_to_feasible(res.objective, open_obj, open_violation, setup.problem) if off.success else None,
         "failures": _offline_failures(off, "offline optimum (nominal model)"),
     }
+    summary["failed_solves"] = _failed_solves(summary)
     if oracle is not None:
         summary["plant_offline_objective"] = oracle.simulated.objective
         summary["plant_offline_status"] = oracle.status

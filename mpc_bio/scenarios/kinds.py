@@ -59,6 +59,31 @@ def _process_tables() -> dict[str, Table]:
     return process_tables()
 
 
+def _known_model_hash(m: dict[str, Any]) -> tuple[str, str] | None:
+    """``(name, hash)`` of the scenario's model when a shipped surrogate records it (the model is
+    one of the bundled names read from the same file as a shipped surrogate's model), without
+    loading the model; None otherwise (a model file, a model no surrogate ships for, or iCH360
+    taken from ``$MPC_BIO_ICH360``). The run itself compares the loaded model's hash."""
+    import json
+    import os
+
+    from mpc_bio.metabolism.models import BUNDLED_MODELS
+    from mpc_bio.surrogate.shipped import SHIPPED_SURROGATES
+
+    if "path" in m:
+        return None
+    name = str(m.get("name", "e_coli_core"))
+    if name.lower() == "ich360" and os.environ.get("MPC_BIO_ICH360"):
+        return None
+    for key, art in SHIPPED_SURROGATES.items():
+        if key.lower() == name.lower() or (name in BUNDLED_MODELS and BUNDLED_MODELS.get(key) == BUNDLED_MODELS[name]):
+            try:
+                return name, str(json.loads((art / "surrogate.json").read_text())["model_hash"])
+            except (OSError, ValueError, KeyError):
+                return None
+    return None
+
+
 def _model_checks(resolved: dict[str, Any]):
     import json
     from pathlib import Path
@@ -110,9 +135,16 @@ def _model_checks(resolved: dict[str, Any]):
             ids = set(meta["reaction_ids"])
             problem = integrity_problem(meta, jpath, npath)
         except (OSError, ValueError, KeyError):  # unreadable: the loader names what is wrong at run time
-            ids, problem = None, None
+            meta, ids, problem = {}, None, None
         if problem is not None:
             yield "surrogate.artifact", "an intact artifact (its json and weights match their recorded SHA-256)", problem
+        known = _known_model_hash(m)
+        if problem is None and known is not None and meta.get("model_hash") and meta["model_hash"] != known[1]:
+            yield (
+                "surrogate.artifact",
+                f"a surrogate of the scenario's model {known[0]!r} (model hash {known[1]})",
+                f"{art!r}, trained on model {meta.get('model_id')!r} (hash {meta['model_hash']})",
+            )
         products = resolved.get("reactor", {}).get("products", {})
         missing = {k: v for k, v in products.items() if ids is not None and v not in ids}
         if missing:

@@ -20,7 +20,9 @@ that holds a complete run is never replaced unless ``overwrite=True``.
 
 Honest outcomes: a kind's summary may list ``failures`` (solves whose failure invalidates a
 reported result, e.g. the offline optimum a closed loop is compared with); the summary's
-``status`` is then ``"failed"`` (else ``"ok"``) and ``mpc-bio run`` exits with code 1. Ctrl-C
+``status`` is then ``"failed"`` and ``mpc-bio run`` exits with code 1. It may list
+``failed_solves`` (solves that failed without invalidating the result, e.g. MPC steps that applied
+the shifted previous plan): ``status`` ``"degraded"``, exit code 3. Else ``"ok"``, 0. Ctrl-C
 and SIGTERM stop the run even when a solver swallowed them (:mod:`mpc_bio.interrupts`): the run
 is never marked complete after an interrupt. The run's phases print status lines, and the
 warnings CasADi streams are counted per phase into the summary (:mod:`mpc_bio.status`).
@@ -47,7 +49,7 @@ from typing import Any
 
 from mpc_bio.errors import MpcBioError
 from mpc_bio.interrupts import Interrupted, check_interrupt, interrupted, on_forced_exit
-from mpc_bio.outputs import hidden_sibling, json_default, replace_dir
+from mpc_bio.outputs import check_output_dir, hidden_sibling, json_default, replace_dir
 from mpc_bio.scenarios.schema import Problem, ScenarioError, dump_toml, validate_with_schema
 from mpc_bio.status import run_log
 
@@ -279,6 +281,8 @@ def run_scenario(
         The file is invalid (every problem listed) or the kind's runner rejected it.
     RunExistsError
         ``out_dir`` exists and is not empty, and ``overwrite`` is False.
+    mpc_bio.outputs.OutputError
+        ``out_dir`` is a file, or its parent cannot be created or written (checked before any work).
 
     Notes
     -----
@@ -296,6 +300,7 @@ def run_scenario(
     kind = data["kind"]
     name = data.get("name", path.stem)
     out = Path(out_dir) if out_dir is not None else default_out_dir(path)
+    check_output_dir(out, overwrite=True)  # a file in the way, an unwritable parent: refused before any work
     if out.exists() and not overwrite:
         status = run_status(out)
         if status == "complete":
@@ -365,12 +370,14 @@ def run_scenario(
         t_run = time.perf_counter() - t1
         wall = time.perf_counter() - t0
         failures = [str(f) for f in summary.pop("failures", None) or []]
+        failed_solves = [str(f) for f in summary.pop("failed_solves", None) or []]
         summary = {
             "kind": kind,
             "name": name,
             "scenario": str(path),
-            "status": "failed" if failures else "ok",
+            "status": "failed" if failures else "degraded" if failed_solves else "ok",
             "failures": failures,
+            "failed_solves": failed_solves,
             "wall_time_s": wall,
             **summary,
             **log.summary(),

@@ -17,6 +17,7 @@ import hashlib
 import itertools
 import json
 import shutil
+import sys
 import time
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -141,8 +142,9 @@ def _run_one(scenario_path: str, out_dir: str) -> dict[str, Any]:
 
 
 def _outcome(summary: Mapping[str, Any]) -> dict[str, str]:
-    """``status`` and ``error`` of a finished run: "failed" when its summary reports failed solves."""
-    if summary.get("status", "ok") == "ok":
+    """``status`` and ``error`` of a finished run: "failed" when its summary reports failed solves that
+    invalidate its result; a "degraded" run (e.g. failed MPC steps) is complete, its failed solves counted."""
+    if summary.get("status", "ok") in ("ok", "degraded"):
         return {"status": "complete", "error": ""}
     return {"status": "failed", "error": "result failed: " + "; ".join(map(str, summary.get("failures", [])))}
 
@@ -170,6 +172,7 @@ def run_sweep(
     scheduler: str | Any | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    status: bool | None = None,
 ) -> SweepResult:
     """Run a scenario for every combination of ``vary`` values and ``seeds`` seed shifts.
 
@@ -191,6 +194,9 @@ def run_sweep(
         Replace a sweep folder that holds another sweep (a folder of the same sweep is resumed).
     progress : bool
         Show a progress bar over the runs.
+    status : bool, optional
+        Without the progress bar, print one status line (on stderr) when the sweep starts and
+        when each run ends; default ``progress``.
 
     Raises
     ------
@@ -247,12 +253,23 @@ def run_sweep(
         else:
             jobs.append((rid, str(vpath), str(run_dir)))
     bar = tqdm(total=len(variants), initial=reused, disable=not progress, unit="run", desc=f"sweep {scenario.stem}")
+    lines = (progress if status is None else status) and not progress
+    t0 = time.perf_counter()
+
+    def say(text: str) -> None:
+        if lines:
+            print(f"[{time.perf_counter() - t0:7.1f} s] sweep {scenario.stem}: {text}", file=sys.stderr, flush=True)
+
+    say(f"{len(jobs)} run(s) to do, {reused} complete from before, {len(variants)} in all")
     try:
         for rid, res in _execute(jobs, n_workers, scheduler):
             rows[rid] = res
             bar.update(1)
-            if res["status"] != "complete":
+            say(f"run {rid} {res['status']} in {res['wall_time_s']:.1f} s ({len(rows)} of {len(variants)} done)")
+            if res["status"] != "complete" and progress:
                 bar.write(f"run {rid} failed: {res['error'][:200]}")
+            elif res["status"] != "complete":
+                say(f"run {rid} failed: {res['error'][:200]}")
     finally:
         bar.close()
     table = []

@@ -39,6 +39,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from mpc_bio.interrupts import check_interrupt
 from mpc_bio.metabolism.settings import DEFAULT_INPUTS, TIE_BREAKS, PFBASettings, SettingsError
 from mpc_bio.settings import POSITIVE, Settings, setting
 from mpc_bio.surrogate.settings import DEVICES
@@ -540,6 +541,7 @@ def build_surrogate(
                         _replace(sur_settings, batch_size=b, epochs=pilot_epochs, patience=pilot_epochs, mass_balance=False),
                         progress=False,
                     )
+                    check_interrupt()  # the training keeps its weights on Ctrl-C; the build stops
                     timings.append(time.perf_counter() - t)
                 b_run = min(b, n_sub_train)
                 step_s[b_run] = max(timings[1] - timings[0], 0.25 * timings[1]) / (3 * math.ceil(n_sub_train / b_run))
@@ -585,6 +587,7 @@ def build_surrogate(
         with _stop_training_at(1.05 * deadline + 10.0), warnings.catch_warnings():  # a safety net only
             warnings.simplefilter("ignore", RuntimeWarning)
             sur = train_surrogate(data, sur_settings, progress=False, time_limit_s=deadline)
+        check_interrupt()  # a Ctrl-C or SIGTERM (not the budget's alarm) stops the build here, nothing written
         stopped = sur.info.get("interrupted")
         # ---- 5. fresh points
         stages.start("fresh-point test", f"{s.n_fresh_points} pFBA points")
@@ -748,7 +751,7 @@ def _refine_within(problem, grid, settings, seconds: float, n_workers: int):
 
 #: Frames that run only inside the epoch loops of :func:`~mpc_bio.surrogate.training.train_surrogate`
 #: (optimizer steps, back-propagation, the training loss), where a Ctrl-C keeps the best weights.
-_IN_EPOCH = frozenset({"step", "backward", "loss_fn"})
+_IN_EPOCH = frozenset({"step", "backward", "batch", "full_batch_backward"})
 
 
 @contextlib.contextmanager
@@ -769,7 +772,7 @@ def _stop_training_at(seconds: float):
         while frame is not None:
             names.add(frame.f_code.co_name)
             frame = frame.f_back
-        if "_train" in names and names & _IN_EPOCH and "val_loss" not in names:
+        if "_train" in names and names & _IN_EPOCH and "validation" not in names:
             raise KeyboardInterrupt
         signal.setitimer(signal.ITIMER_REAL, 0.2)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 import warnings
@@ -24,9 +25,9 @@ __all__ = ["train_surrogate", "select_device", "TrainingDataError"]
 #: Points per chunk of the full-batch L-BFGS loss and gradient (bounds its memory, ~1 GB in float64
 #: for a 4 x 128 network with 349 fluxes).
 _FULL_BATCH_CHUNK = 16384
-#: The fixed maps that make the first layer's input features (scaling, input warp, kink features).
 #: Share of the time left at the start of training kept for the metrics at the end (``time_limit_s``).
 _METRICS_RESERVE = 0.03
+#: The fixed maps that make the first layer's input features (scaling, input warp, kink features).
 _FEATURE_MAPS = ("x_offset", "x_scale", "warp_knee", "warp_offset", "warp_scale", "kink_matrix", "kink_bias", "kink_ratio", "kink_scale")
 
 
@@ -56,7 +57,7 @@ def _note_interrupt(info: dict[str, Any], stage: str, epoch: int | None, best_ep
         + (f" (epoch {epoch}); keeping the best weights so far (epoch {best_epoch})" if epoch is not None else "")
         + "; the later stages are skipped and the surrogate is finished and returned as usual.",
         RuntimeWarning,
-        stacklevel=4,
+        stacklevel=5,
     )
 
 
@@ -132,15 +133,15 @@ def train_surrogate(
             "SurrogateSettings.freeze_init trains a branch beside a trained surrogate: pass that surrogate as "
             "the 'init' parameter of train_surrogate (got init=None), or set freeze_init=False."
         )
+    if time_limit_s is not None and not (isinstance(time_limit_s, (int, float)) and time_limit_s > 0):
+        raise ValueError(
+            f"The 'time_limit_s' parameter of train_surrogate must be a positive number of seconds or None; got {time_limit_s!r}."
+        )
     t0 = time.perf_counter()
     device = select_device(s.device)
     old_threads = torch.get_num_threads()
     if s.num_threads:
         torch.set_num_threads(s.num_threads)
-    if time_limit_s is not None and not (isinstance(time_limit_s, (int, float)) and time_limit_s > 0):
-        raise ValueError(
-            f"The 'time_limit_s' parameter of train_surrogate must be a positive number of seconds or None; got {time_limit_s!r}."
-        )
     try:
         return _train(dataset, s, device, progress, t0, init, time_limit_s, report)
     finally:
@@ -328,14 +329,14 @@ def _set_output_map(module: SurrogateModule, factors, projected: bool) -> None:
         module.set_output_factors(None)
 
 
-def _state_expected_time(info, s, t_epoch, elapsed, time_limit_s, report) -> None:
+def _state_expected_time(t_epoch: float, *, info, s, t0: float, time_limit_s, report) -> None:
     """Record (and pass to ``report``) the expected training time from one measured Adam epoch.
 
     The second epoch is the measure (the first carries the set-up); a fine-tuning epoch is taken to
     cost the same (same points, larger batches), an L-BFGS evaluation two epochs (a full batch in
     float64); a time limit caps the estimate.
     """
-    total = elapsed + t_epoch * ((s.epochs - 2) + s.finetune_epochs + 2.5 * s.lbfgs_steps)
+    total = time.perf_counter() - t0 + t_epoch * ((s.epochs - 2) + s.finetune_epochs + 2.5 * s.lbfgs_steps)
     if time_limit_s is not None:
         total = min(total, time_limit_s)
     info["expected_training_s"] = total
@@ -390,18 +391,72 @@ def _merge_branch(base: MLPSpec, branch: MLPSpec, M: np.ndarray) -> MLPSpec:
     return dataclasses.replace(base, layers=tuple(layers))
 
 
-def _train(
-    dataset,
-    s: SurrogateSettings,
-    device: torch.device,
-    progress: bool,
-    t0: float,
-    init: Surrogate | None = None,
-    time_limit_s: float | None = None,
-    report: Callable[[str], None] | None = None,
-) -> Surrogate:
+def _train(dataset, s: SurrogateSettings, device: torch.device, progress: bool, t0: float, init, time_limit_s, report) -> Surrogate:
+    """The training stages in order: data, fixed maps, network, split, Adam, L^p fine-tuning, L-BFGS, metrics."""
     if init is not None:
         _check_init(init, dataset, s)
+    data = _training_data(dataset, s)
+    info: dict[str, Any] = {
+        "n_train_points_total": int(data.X.shape[0]),
+        "device": str(device),
+        "pfba_settings": (getattr(dataset, "settings", None) or {}).get("pfba"),
+    }
+    fixed, factors = _fixed_maps(dataset, data, s, init, info)
+    net = _network(data, s, fixed, factors, init, info, device)
+    val_idx, tr_idx = _split(data.X.shape[0], s)
+    w = _reaction_weights(dataset, data, s)
+    split_term = s.target == "split" and not s.freeze_init  # a branch's raw outputs are not the split fluxes
+    loss = _Loss(data, net.V_fit, tr_idx, val_idx, fixed["y_scale"], w, split_term, torch.float32, device)
+    history: list[tuple[int, float, float]] = []
+    gen = torch.Generator(device="cpu").manual_seed(s.seed)  # the batch order of both Adam stages
+    on_second_epoch = None
+    if s.epochs > 2:
+        on_second_epoch = functools.partial(_state_expected_time, info=info, s=s, t0=t0, time_limit_s=time_limit_s, report=report)
+    adam = _Stage("adam", "train surrogate", s.epochs, s.batch_size, s.lr, 2, _adam_seconds(s, t0, time_limit_s, info), True)
+    best_loss, best_epoch, last = _adam_stage(net.module, loss, adam, s, gen, math.inf, history, 0, progress, info, on_second_epoch)
+    if best_epoch < 0:  # no Adam stage, or interrupted in its first epoch: the start is kept, its loss recorded
+        best_loss = loss.validation(net.module)
+    info.update(adam_epochs=last + 1, best_epoch=best_epoch, adam_best_val_loss=best_loss)
+
+    p = s.finetune_power
+    if s.finetune_epochs > 0 and "interrupted" not in info:  # Adam on the L^p loss, for the worst case
+        seconds = math.inf
+        if time_limit_s is not None:  # the rest of the limit (an Adam stage that ended early leaves more)
+            seconds = max(1e-3, (time_limit_s - (time.perf_counter() - t0)) * (1.0 - _METRICS_RESERVE))
+        ft = _Stage(
+            f"fine-tune L^{p}", f"fine-tune L^{p}", s.finetune_epochs, s.finetune_batch_size, s.lr * s.finetune_lr_ratio, p, seconds, False
+        )
+        info["finetune_val_loss_before"] = start = loss.validation(net.module, p)
+        best_loss, best_epoch, last_ft = _adam_stage(net.module, loss, ft, s, gen, start, history, last + 1, progress, info)
+        info.update(finetune_epochs_run=last_ft + 1, finetune_best_epoch=best_epoch, finetune_val_loss_after=best_loss)
+
+    module = _to_float64(net, s, device)
+    loss = None  # the float32 copies are not needed any more
+    if s.lbfgs_steps > 0 and "interrupted" not in info:
+        # float64 copies only for L-BFGS: on iCH360's 550,000 points these are 1.5 GB more at the end
+        loss = _Loss(data, net.V_fit, tr_idx, val_idx, fixed["y_scale"], w, split_term, torch.float64, device)
+        _lbfgs_stage(module, loss, s, progress, info)
+    loss = net.V_fit = None  # the training copies go before the metrics (a branch's residual V_fit is as large as V)
+    return _finished(dataset, data, s, module, net, val_idx, history, info, t0)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class _TrainingData:
+    """The usable points of a dataset in float64 (no copies when every point is usable) and their reaction indices."""
+
+    X: np.ndarray  #: inputs (n, k), mmol/gDW/h
+    V: np.ndarray  #: net fluxes (n, r), mmol/gDW/h
+    T: np.ndarray  #: the network's targets (n, m): V, or the split fluxes (forward, backward)
+    C: np.ndarray  #: (r, m) map from targets to net fluxes
+    rids: tuple[str, ...]
+    in_idx: np.ndarray  #: the input exchange reactions' columns (k,)
+    g_idx: int  #: the objective's column
+    v_range: np.ndarray  #: each reaction's range over the data (r,), mmol/gDW/h
+    range_floor: np.ndarray  #: v_range floored at 1e-3 of the largest: the loss and projection scale
+
+
+def _training_data(dataset, s: SurrogateSettings) -> _TrainingData:
+    """The points to learn from (status optimal or relaxed, finite); at least 10."""
     rows = dataset.usable_rows()
     if rows.sum() < 10:
         raise TrainingDataError(
@@ -410,116 +465,123 @@ def _train(
     every = bool(rows.all())  # no copies of the (often GB-sized) arrays when every row is usable
     X = np.asarray(dataset.inputs if every else dataset.inputs[rows], dtype=np.float64)
     V = np.asarray(dataset.fluxes if every else dataset.fluxes[rows], dtype=np.float64)
-    n, k = X.shape
     r = V.shape[1]
     rids = tuple(dataset.reaction_ids)
-    in_idx = np.array([rids.index(x) for x in dataset.input_reactions])
-    g_idx = rids.index(dataset.objective_id)
-
-    # ---- scaling
-    low, high = X.min(axis=0), X.max(axis=0)
-    x_offset = 0.5 * (low + high)
-    x_scale = np.where(high > low, 0.5 * (high - low), 1.0)
     v_range = V.max(axis=0) - V.min(axis=0)
     big = float(v_range.max()) if v_range.size else 1.0
-    range_floor = np.maximum(v_range, 1e-3 * big)  # loss and projection scale per reaction
     if s.target == "net":
-        T = V
-        C = np.eye(r)
+        T, C = V, np.eye(r)
     else:
-        split = np.asarray(dataset.split_fluxes[rows], dtype=np.float64)
-        T = split
-        C = np.hstack([np.eye(r), -np.eye(r)])
-    m = T.shape[1]
-    y_offset = T.mean(axis=0)
-    y_std = T.std(axis=0)
-    y_scale = np.where(y_std > 1e-9 * max(float(y_std.max()), 1e-300), y_std, 0.0)  # constants exact
+        T, C = np.asarray(dataset.split_fluxes[rows], dtype=np.float64), np.hstack([np.eye(r), -np.eye(r)])
+    in_idx = np.array([rids.index(x) for x in dataset.input_reactions])
+    return _TrainingData(X, V, T, C, rids, in_idx, rids.index(dataset.objective_id), v_range, np.maximum(v_range, 1e-3 * big))
 
-    # ---- mass-balance layer
-    factors = None  # out_matrix = left @ right, when that is cheaper to apply (SurrogateModule.set_output_factors)
-    info: dict[str, Any] = {
-        "n_train_points_total": int(n),
-        "device": str(device),
-        "pfba_settings": (getattr(dataset, "settings", None) or {}).get("pfba"),
-    }
-    if s.mass_balance:
-        pinned = np.abs(V[:, in_idx] + X) <= 1e-6 * (1.0 + np.abs(X))
-        fix_inputs = bool(np.all(pinned))
-        if not fix_inputs:
-            # Relaxed points (uptake shortfall slacks) have exchange fluxes that differ from -x;
-            # pinning them would contradict the data, so only S v = 0 is enforced.
-            info["points_with_relaxed_uptake"] = int((~pinned.all(axis=1)).sum())
-        # Reactions constant over all training points (mostly blocked, always zero) are pinned,
-        # so the projection cannot leak corrections into them; a tiny flux that moves with the
-        # others (e.g. a trace biomass component) is not (see _pin_constant_reactions)
-        weights = range_floor if s.projection_metric == "range" else None
-        old_pinned = init.info.get("pinned_constant_reactions") if init is not None else None
-        const, vals, proj, pin_info = _pin_constant_reactions(
-            dataset.stoichiometry, V, X, in_idx, fix_inputs, v_range, range_floor, weights, rids, old_pinned, s.seed
-        )
-        info["pinning"] = pin_info
-        out_matrix = proj.N @ C
-        if proj.dim * (m + r) <= FACTOR_MAX_COST * r * m:  # the factors cost d (m + r) per point, the matrix r m
-            factors = (proj.left, proj.right @ C)
-        in_matrix = proj.G
-        out_bias = proj.c
-        info.update(
-            projection_rank=proj.rank,
-            projection_fixes_inputs=fix_inputs,
-            pinned_constant_reactions=[rids[j] for j in const],
-        )
-    else:
-        out_matrix = C
-        in_matrix = np.zeros((r, k))
-        out_bias = np.zeros(r)
 
-    # ---- input warp: asinh(x / knee), scaled to [-1, 1] over the data
+def _fixed_maps(dataset, data: _TrainingData, s: SurrogateSettings, init: Surrogate | None, info: dict[str, Any]):
+    """The module's fixed maps (input and output scaling, mass-balance map, input warp, kink features)
+    and the mass-balance map's factors when they are cheaper to apply than its matrix (else None)."""
+    low, high = data.X.min(axis=0), data.X.max(axis=0)
+    y_std = data.T.std(axis=0)
     fixed = {
-        "x_offset": x_offset,
-        "x_scale": x_scale,
-        "y_offset": y_offset,
-        "y_scale": y_scale,
-        "out_matrix": out_matrix,
-        "in_matrix": in_matrix,
-        "out_bias": out_bias,
+        "x_offset": 0.5 * (low + high),
+        "x_scale": np.where(high > low, 0.5 * (high - low), 1.0),
+        "y_offset": data.T.mean(axis=0),
+        "y_scale": np.where(y_std > 1e-9 * max(float(y_std.max()), 1e-300), y_std, 0.0),  # constants exact
     }
-    if s.input_knees:
-        if len(s.input_knees) != k:
-            raise ValueError(
-                f"The 'input_knees' parameter of SurrogateSettings needs one knee per input {tuple(dataset.input_names)}; "
-                f"got {s.input_knees}."
-            )
-        knee = np.asarray(s.input_knees, dtype=np.float64)
-        F = np.arcsinh(X / knee)
-        f_lo, f_hi = F.min(axis=0), F.max(axis=0)
-        fixed.update(
-            warp_knee=knee,
-            warp_offset=0.5 * (f_lo + f_hi),
-            warp_scale=np.where(f_hi > f_lo, 0.5 * (f_hi - f_lo), 1.0),
-        )
+    maps, factors = _mass_balance_map(dataset, data, s, init, info)
+    fixed.update(maps)
+    fixed.update(_input_warp(dataset, data.X, s))
+    fixed.update(_kink_features(dataset, data.X.shape[1], s))
+    return fixed, factors
 
-    # ---- kink features: bumps of u = signed distance / kink_width, peak scaled to kink_gain, 0 away from the line
-    if s.kink_lines:
-        lines = np.asarray(s.kink_lines, dtype=np.float64)
-        if lines.shape[1] != k + 1:
-            raise ValueError(
-                f"The 'kink_lines' parameter of SurrogateSettings needs rows (a_1, ..., a_{k}, c) for the inputs "
-                f"{tuple(dataset.input_names)}; got rows of {lines.shape[1]} numbers."
-            )
-        reaches = np.array([s.kink_reach, *s.kink_extra_reaches])
-        lines = np.repeat(lines, len(reaches), axis=0)  # per line, one feature per reach
-        norm = np.linalg.norm(lines[:, :k], axis=1) * s.kink_width
-        rho = np.tile(s.kink_width / reaches, len(s.kink_lines))
-        fixed.update(
-            kink_matrix=lines[:, :k] / norm[:, None],
-            kink_bias=lines[:, k] / norm,
-            kink_ratio=rho,
-            kink_scale=(1.0 / rho - 1.0) * np.log(2.0) / s.kink_gain,
-        )
 
-    # ---- module; with freeze_init it is the branch alone, fitted to the init's residual V - init(X)
+def _mass_balance_map(dataset, data: _TrainingData, s: SurrogateSettings, init: Surrogate | None, info: dict[str, Any]):
+    """``out_matrix``, ``in_matrix``, ``out_bias`` and the factors of out_matrix (or None): the projection
+    onto S v = 0 with the inputs and the constant reactions pinned, or the plain target -> net map."""
+    X, V, C, in_idx = data.X, data.V, data.C, data.in_idx
+    r, k = V.shape[1], X.shape[1]
+    if not s.mass_balance:
+        return {"out_matrix": C, "in_matrix": np.zeros((r, k)), "out_bias": np.zeros(r)}, None
+    pinned = np.abs(V[:, in_idx] + X) <= 1e-6 * (1.0 + np.abs(X))
+    fix_inputs = bool(np.all(pinned))
+    if not fix_inputs:
+        # Relaxed points (uptake shortfall slacks) have exchange fluxes that differ from -x;
+        # pinning them would contradict the data, so only S v = 0 is enforced.
+        info["points_with_relaxed_uptake"] = int((~pinned.all(axis=1)).sum())
+    # Reactions constant over all training points (mostly blocked, always zero) are pinned,
+    # so the projection cannot leak corrections into them; a tiny flux that moves with the
+    # others (e.g. a trace biomass component) is not (see _pin_constant_reactions)
+    weights = data.range_floor if s.projection_metric == "range" else None
+    old_pinned = init.info.get("pinned_constant_reactions") if init is not None else None
+    const, vals, proj, pin_info = _pin_constant_reactions(
+        dataset.stoichiometry, V, X, in_idx, fix_inputs, data.v_range, data.range_floor, weights, data.rids, old_pinned, s.seed
+    )
+    info["pinning"] = pin_info
+    m = C.shape[1]
+    factors = None  # out_matrix = left @ right, when that is cheaper to apply (SurrogateModule.set_output_factors)
+    if proj.dim * (m + r) <= FACTOR_MAX_COST * r * m:  # the factors cost d (m + r) per point, the matrix r m
+        factors = (proj.left, proj.right @ C)
+    info.update(projection_rank=proj.rank, projection_fixes_inputs=fix_inputs, pinned_constant_reactions=[data.rids[j] for j in const])
+    return {"out_matrix": proj.N @ C, "in_matrix": proj.G, "out_bias": proj.c}, factors
+
+
+def _input_warp(dataset, X: np.ndarray, s: SurrogateSettings) -> dict[str, np.ndarray]:
+    """The input warp asinh(x / knee), scaled to [-1, 1] over the data (no maps without ``input_knees``)."""
+    if not s.input_knees:
+        return {}
+    if len(s.input_knees) != X.shape[1]:
+        raise ValueError(
+            f"The 'input_knees' parameter of SurrogateSettings needs one knee per input {tuple(dataset.input_names)}; got {s.input_knees}."
+        )
+    knee = np.asarray(s.input_knees, dtype=np.float64)
+    F = np.arcsinh(X / knee)
+    f_lo, f_hi = F.min(axis=0), F.max(axis=0)
+    return {"warp_knee": knee, "warp_offset": 0.5 * (f_lo + f_hi), "warp_scale": np.where(f_hi > f_lo, 0.5 * (f_hi - f_lo), 1.0)}
+
+
+def _kink_features(dataset, k: int, s: SurrogateSettings) -> dict[str, np.ndarray]:
+    """Kink features: bumps of u = signed distance / kink_width, peak scaled to kink_gain, 0 away from the line
+    (one feature per line and reach; no maps without ``kink_lines``)."""
+    if not s.kink_lines:
+        return {}
+    lines = np.asarray(s.kink_lines, dtype=np.float64)
+    if lines.shape[1] != k + 1:
+        raise ValueError(
+            f"The 'kink_lines' parameter of SurrogateSettings needs rows (a_1, ..., a_{k}, c) for the inputs "
+            f"{tuple(dataset.input_names)}; got rows of {lines.shape[1]} numbers."
+        )
+    reaches = np.array([s.kink_reach, *s.kink_extra_reaches])
+    lines = np.repeat(lines, len(reaches), axis=0)  # per line, one feature per reach
+    norm = np.linalg.norm(lines[:, :k], axis=1) * s.kink_width
+    rho = np.tile(s.kink_width / reaches, len(s.kink_lines))
+    return {
+        "kink_matrix": lines[:, :k] / norm[:, None],
+        "kink_bias": lines[:, k] / norm,
+        "kink_ratio": rho,
+        "kink_scale": (1.0 / rho - 1.0) * np.log(2.0) / s.kink_gain,
+    }
+
+
+@dataclasses.dataclass(eq=False)
+class _Network:
+    """The module being trained and what finishing it needs."""
+
+    module: SurrogateModule
+    fixed: dict[str, np.ndarray]  #: the module's fixed maps (float64)
+    factors: tuple[np.ndarray, np.ndarray] | None  #: factors of out_matrix (see _set_output_map)
+    projected: bool  #: the module ends in a projection (mass balance or a branch's map)
+    V_fit: np.ndarray | None  #: the fluxes it fits: V, or with freeze_init the init's residual V - init(X)
+    base: MLPSpec | None = None  #: with freeze_init, the init's spec the branch adds to
+    M_branch: np.ndarray | None = None  #: with freeze_init, the branch's outputs into base's last layer
+
+
+def _network(data: _TrainingData, s: SurrogateSettings, fixed, factors, init: Surrogate | None, info, device) -> _Network:
+    """The module, seeded, with its fixed maps; a warm start loads the init (widened); with freeze_init
+    the module is the branch alone, fitted to the init's residual V - init(X)."""
+    X, V = data.X, data.V
+    r, k = V.shape[1], X.shape[1]
     base = _rescaled_init(init, fixed, info.get("pinned_constant_reactions", [])) if init is not None else None
-    hidden, n_raw, V_fit = s.hidden, m, V
+    hidden, n_raw, V_fit, M_branch = s.hidden, data.T.shape[1], V, None
     if s.freeze_init:
         U, M_branch = _branch_output_maps(base)
         hidden, n_raw = tuple(w - g for w, g in zip(s.hidden, base.hidden)), U.shape[1]
@@ -536,16 +598,8 @@ def _train(
         np.subtract(V, V_fit, out=V_fit)
         info["freeze_init"] = {"init_hidden": list(base.hidden), "branch_hidden": list(hidden), "branch_outputs": int(n_raw)}
     torch.manual_seed(s.seed)
-    module = SurrogateModule(
-        k,
-        hidden,
-        n_raw,
-        r,
-        s.activation,
-        s.activation_sharpness,
-        warp=bool(s.input_knees),
-        n_kinks=len(s.kink_lines) * (1 + len(s.kink_extra_reaches)),
-    )
+    n_kinks = len(s.kink_lines) * (1 + len(s.kink_extra_reaches))
+    module = SurrogateModule(k, hidden, n_raw, r, s.activation, s.activation_sharpness, warp=bool(s.input_knees), n_kinks=n_kinks)
     with torch.no_grad():
         for name, arr in fixed.items():
             getattr(module, name).copy_(torch.as_tensor(arr, dtype=torch.float32))
@@ -560,19 +614,26 @@ def _train(
             "settings": init.settings.to_dict(),
             "training_data_hash": init.training_data_hash,
         }
-    _set_output_map(module, factors, s.mass_balance or s.freeze_init)
+    projected = s.mass_balance or s.freeze_init
+    _set_output_map(module, factors, projected)
     module.to(device)
+    return _Network(module, fixed, factors, projected, V_fit, base, M_branch)
 
-    # ---- split
-    rng = np.random.default_rng(s.seed)
-    perm = rng.permutation(n)
+
+def _split(n: int, s: SurrogateSettings) -> tuple[np.ndarray, np.ndarray]:
+    """Validation and training point indices: a seeded permutation, ``validation_fraction`` (at least one) held out."""
+    perm = np.random.default_rng(s.seed).permutation(n)
     n_val = max(1, int(round(s.validation_fraction * n)))
-    val_idx, tr_idx = perm[:n_val], perm[n_val:]
-    w = np.ones(r)
-    w[g_idx] = s.growth_weight
+    return perm[:n_val], perm[n_val:]
+
+
+def _reaction_weights(dataset, data: _TrainingData, s: SurrogateSettings) -> np.ndarray:
+    """The loss weight of each reaction (mean 1): growth_weight on the objective, reaction_weights on the named ones."""
+    w = np.ones(len(data.rids))
+    w[data.g_idx] = s.growth_weight
     if s.reaction_weights:
         named = dict(s.reaction_weights)
-        unknown = sorted(set(named) - set(rids))
+        unknown = sorted(set(named) - set(data.rids))
         if unknown or dataset.objective_id in named:
             raise ValueError(
                 "The 'reaction_weights' parameter of SurrogateSettings must name reactions of the dataset other "
@@ -580,59 +641,74 @@ def _train(
                 f"of which not in the dataset: {unknown}."
             )
         for rid, wt in named.items():
-            w[rids.index(rid)] = wt
-    w = w / w.mean()
+            w[data.rids.index(rid)] = wt
+    return w / w.mean()
 
-    split_term = s.target == "split" and not s.freeze_init  # a branch's raw outputs are not the split fluxes
 
-    def tensors(dtype):
-        to = lambda a: torch.as_tensor(a, dtype=dtype, device=device)  # noqa: E731
-        Vtr = to(V_fit[tr_idx])
-        return {
-            "Xtr": to(X[tr_idx]),
-            "Vtr": Vtr,
-            "Ttr": to(T[tr_idx]) if split_term else Vtr,  # net target: no second copy
-            "Xva": to(X[val_idx]),
-            "Vva": to(V_fit[val_idx]),
-            "Ttr_scale": to(np.where(y_scale > 0, y_scale, 1.0)),
-            "inv_range": to(1.0 / range_floor),
-            "w": to(w),
-        }
+class _Loss:
+    """The training loss on one copy of the data as tensors (float32 for Adam, float64 for L-BFGS).
 
-    def loss_terms(mod, Xb, Vb, Tb, d, power=2):
-        """Batch means of w |e|^p (e: projected flux error / range) and of the split-target term."""
-        if split_term and Tb is not None:
+    The loss is the weighted mean of |e|^p, e the projected flux error divided by each reaction's
+    (floored) range; for p > 2 it is raised to 2/p, which keeps the scale of the mean square. With the
+    split target a tenth of the mean squared error of the scaled raw outputs is added.
+    """
+
+    def __init__(self, data: _TrainingData, V_fit, tr_idx, val_idx, y_scale, w, split_term: bool, dtype, device):
+        def to(a):
+            return torch.as_tensor(a, dtype=dtype, device=device)
+
+        self.split_term, self.device = split_term, device
+        self.Xtr, self.Vtr = to(data.X[tr_idx]), to(V_fit[tr_idx])
+        self.Ttr = to(data.T[tr_idx]) if split_term else self.Vtr  # net target: no second copy
+        self.Xva, self.Vva = to(data.X[val_idx]), to(V_fit[val_idx])
+        self.T_scale = to(np.where(y_scale > 0, y_scale, 1.0))
+        self.inv_range, self.w = to(1.0 / data.range_floor), to(w)
+
+    @property
+    def n_train(self) -> int:
+        return len(self.Xtr)
+
+    def terms(self, mod, Xb, Vb, Tb, power=2):
+        """Batch means of w |e|^p (e: projected flux error / range) and of the split-target term (or None)."""
+        if self.split_term and Tb is not None:
             v, y = mod.fluxes_and_raw_outputs(Xb)
         else:  # the raw outputs are not needed: the factored map (if set) never forms them
             v = mod(Xb)
-        e = (v - Vb) * d["inv_range"]
-        fit = (e**2 * d["w"]).mean() if power == 2 else (e.abs() ** power * d["w"]).mean()
-        extra = 0.1 * (((y - Tb) / d["Ttr_scale"]) ** 2).mean() if split_term and Tb is not None else None
+        e = (v - Vb) * self.inv_range
+        fit = (e**2 * self.w).mean() if power == 2 else (e.abs() ** power * self.w).mean()
+        extra = 0.1 * (((y - Tb) / self.T_scale) ** 2).mean() if self.split_term and Tb is not None else None
         return fit, extra
 
-    def loss_fn(mod, Xb, Vb, Tb, d, power=2):
+    def __call__(self, mod, Xb, Vb, Tb, power=2):
         # L^p with p > 2 is dominated by the largest errors; the p-th root keeps its scale
-        fit, extra = loss_terms(mod, Xb, Vb, Tb, d, power)
+        fit, extra = self.terms(mod, Xb, Vb, Tb, power)
         loss = fit if power == 2 else fit ** (2.0 / power)
         return loss if extra is None else loss + extra
 
-    def full_batch_backward(mod, d, power=2):
+    def batch(self, mod, ib, power=2):
+        """The loss on the training points ``ib`` (a tensor of indices)."""
+        return self(mod, self.Xtr[ib], self.Vtr[ib], self.Ttr[ib], power)
+
+    def validation(self, mod, power=2) -> float:
+        """The loss on the validation points (no gradient)."""
+        with torch.no_grad():
+            return float(self(mod, self.Xva, self.Vva, None, power))
+
+    def full_batch_backward(self, mod, power=2):
         """The loss over all training points, its gradient accumulated chunk by chunk so memory
         stays bounded (a single float64 graph of 400k points x 349 fluxes does not fit in RAM)."""
-        n = len(d["Xtr"])
+        n = self.n_train
         chunks = [slice(i, min(i + _FULL_BATCH_CHUNK, n)) for i in range(0, n, _FULL_BATCH_CHUNK)]
         outer, fit_total = 1.0, 0.0
         if power != 2:  # d(M^(2/p)) = (2/p) M^(2/p - 1) dM, M the mean over all points
             with torch.no_grad():
-                fit_total = (
-                    sum(float(loss_terms(mod, d["Xtr"][c], d["Vtr"][c], None, d, power)[0]) * (c.stop - c.start) for c in chunks) / n
-                )
+                fit_total = sum(float(self.terms(mod, self.Xtr[c], self.Vtr[c], None, power)[0]) * (c.stop - c.start) for c in chunks) / n
             outer = (2.0 / power) * fit_total ** (2.0 / power - 1.0)
             fit_total = fit_total ** (2.0 / power)
         total = 0.0
         for c in chunks:
             frac = (c.stop - c.start) / n
-            fit, extra = loss_terms(mod, d["Xtr"][c], d["Vtr"][c], d["Ttr"][c], d, power)
+            fit, extra = self.terms(mod, self.Xtr[c], self.Vtr[c], self.Ttr[c], power)
             part = fit * (frac * outer)
             if power == 2:
                 total += float(fit.detach()) * frac
@@ -642,176 +718,164 @@ def _train(
             part.backward()
         return torch.tensor(total + fit_total)
 
-    def val_loss(mod, d, power=2):
-        with torch.no_grad():
-            return float(loss_fn(mod, d["Xva"], d["Vva"], None, d, power))
 
-    d = tensors(torch.float32)
-    # ---- stage times under a time limit: what is left now, less a reserve for the metrics at the end
-    stage_s = {"adam": math.inf, "finetune": math.inf}
-    if time_limit_s is not None:
-        left = max(0.0, (time_limit_s - (time.perf_counter() - t0)) * (1.0 - _METRICS_RESERVE))
-        n_ft = s.finetune_epochs if s.finetune_epochs > 0 else 0
-        stage_s["adam"] = left * s.epochs / max(1, s.epochs + n_ft)
-        info["time_limit"] = {"time_limit_s": float(time_limit_s), "adam_s": stage_s["adam"], "finetune_s": left - stage_s["adam"]}
+def _adam_seconds(s: SurrogateSettings, t0: float, time_limit_s: float | None, info: dict[str, Any]) -> float:
+    """The Adam stage's share of a time limit (s): what is left now, less a reserve for the metrics at the
+    end, split with the fine-tuning in the ratio of their epochs; recorded in ``info["time_limit"]``."""
+    if time_limit_s is None:
+        return math.inf
+    left = max(0.0, (time_limit_s - (time.perf_counter() - t0)) * (1.0 - _METRICS_RESERVE))
+    n_ft = s.finetune_epochs if s.finetune_epochs > 0 else 0
+    adam_s = left * s.epochs / max(1, s.epochs + n_ft)
+    info["time_limit"] = {"time_limit_s": float(time_limit_s), "adam_s": adam_s, "finetune_s": left - adam_s}
+    return adam_s
 
-    def cosine(total_steps: int, seconds: float, started: float):
-        """The cosine schedule's factor at a step: steps or time, whichever is further along."""
 
-        def factor(step: int) -> float:
-            used = (time.perf_counter() - started) / seconds if seconds > 0 else 1.0  # no time left: the final rate
-            frac = min(1.0, max(step / total_steps, used))
-            return s.lr_final_ratio + (1 - s.lr_final_ratio) * 0.5 * (1 + math.cos(math.pi * frac))
+def _cosine(step: int, *, total_steps: int, seconds: float, started: float, final_ratio: float) -> float:
+    """The cosine schedule's learning-rate factor at a step: steps or time, whichever is further along."""
+    used = (time.perf_counter() - started) / seconds if seconds > 0 else 1.0  # no time left: the final rate
+    frac = min(1.0, max(step / total_steps, used))
+    return final_ratio + (1 - final_ratio) * 0.5 * (1 + math.cos(math.pi * frac))
 
-        return factor
 
-    opt = torch.optim.Adam(module.core.parameters(), lr=s.lr)
-    n_tr = len(tr_idx)
-    bs = min(s.batch_size, n_tr)
+@dataclasses.dataclass(frozen=True)
+class _Stage:
+    """One Adam stage: the Adam stage proper (p = 2) or the L^p fine-tuning."""
+
+    name: str  #: as recorded in ``info["interrupted"]``
+    desc: str  #: the progress bar's label
+    epochs: int
+    batch_size: int
+    lr: float
+    power: int  #: p of the L^p loss
+    seconds: float  #: its share of a time limit (inf: none)
+    train_loss: bool  #: record the training loss in the history (else NaN)
+
+
+def _adam_stage(
+    module, loss: _Loss, stage: _Stage, s: SurrogateSettings, gen, start_loss, history, first_epoch, progress, info, on_second_epoch=None
+):
+    """Adam epochs on shuffled batches under a cosine learning-rate schedule, the best weights on the
+    validation points kept (loaded into ``module`` at the end).
+
+    The stage ends after ``stage.epochs``, after ``s.patience`` epochs without a better validation
+    loss than the best (the start counts as ``start_loss``), when its time is up, or on Ctrl-C
+    (recorded in ``info``). Each epoch appends (epoch, training loss, validation loss) to
+    ``history``, numbered from ``first_epoch``; ``on_second_epoch(seconds)`` gets the second epoch's
+    time. Returns (best validation loss, its epoch or -1 for the start, the last epoch or -1).
+    """
+    n_tr = loss.n_train
+    bs = min(stage.batch_size, n_tr)
     steps_per_epoch = math.ceil(n_tr / bs)
-    total_steps = max(1, s.epochs * steps_per_epoch)  # epochs = 0: no Adam stage (the schedule is never stepped)
-    adam_start = time.perf_counter()
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine(total_steps, stage_s["adam"], adam_start))
-    gen = torch.Generator(device="cpu").manual_seed(s.seed)
-    best = (math.inf, _state(module), -1)  # the start, kept if interrupted before the first epoch ends
-    history: list[tuple[int, float, float]] = []
-    bar = tqdm(range(s.epochs), desc="train surrogate", disable=not progress or s.epochs == 0, leave=False)
+    total_steps = max(1, stage.epochs * steps_per_epoch)  # epochs = 0: no stage (the schedule is never stepped)
+    opt = torch.optim.Adam(module.core.parameters(), lr=stage.lr)
+    started = time.perf_counter()
+    schedule = functools.partial(_cosine, total_steps=total_steps, seconds=stage.seconds, started=started, final_ratio=s.lr_final_ratio)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+    best = (start_loss, _state(module), -1)  # the start, kept if interrupted before the first epoch ends
+    bar = tqdm(range(stage.epochs), desc=stage.desc, disable=not progress or stage.epochs == 0, leave=False)
     epoch = -1
     epoch_ends: list[float] = []
     try:
         for epoch in bar:
             module.train()
-            order = torch.randperm(n_tr, generator=gen).to(device)
+            order = torch.randperm(n_tr, generator=gen).to(loss.device)
             tot = 0.0
             for b in range(steps_per_epoch):
                 ib = order[b * bs : (b + 1) * bs]
                 opt.zero_grad(set_to_none=True)
-                loss = loss_fn(module, d["Xtr"][ib], d["Vtr"][ib], d["Ttr"][ib], d)
-                loss.backward()
+                batch_loss = loss.batch(module, ib, stage.power)
+                batch_loss.backward()
                 opt.step()
                 sched.step()
-                tot += float(loss.detach()) * len(ib)
-            tl = tot / n_tr
-            vl = val_loss(module, d)
+                tot += float(batch_loss.detach()) * len(ib)
+            tl = tot / n_tr if stage.train_loss else float("nan")
+            vl = loss.validation(module, stage.power)
             if epoch <= 1:
                 epoch_ends.append(time.perf_counter())
-                if epoch == 1 and s.epochs > 2:
-                    _state_expected_time(info, s, epoch_ends[1] - epoch_ends[0], time.perf_counter() - t0, time_limit_s, report)
-            history.append((epoch, tl, vl))
+                if epoch == 1 and on_second_epoch is not None:
+                    on_second_epoch(epoch_ends[1] - epoch_ends[0])
+            history.append((first_epoch + epoch, tl, vl))
             if vl < best[0]:
                 best = (vl, _state(module), epoch)
-            bar.set_postfix(train=f"{tl:.2e}", val=f"{vl:.2e}", best=f"{best[0]:.2e}")
-            if epoch - best[2] > s.patience or time.perf_counter() - adam_start >= stage_s["adam"]:
+            bar.set_postfix(**({"train": f"{tl:.2e}"} if stage.train_loss else {}), val=f"{vl:.2e}", best=f"{best[0]:.2e}")
+            if epoch - best[2] > s.patience or time.perf_counter() - started >= stage.seconds:
                 break
     except KeyboardInterrupt:
-        _note_interrupt(info, "adam", epoch, best[2])
+        _note_interrupt(info, stage.name, epoch, best[2])
     bar.close()
     module.load_state_dict(best[1])
-    if best[2] < 0:  # no Adam stage, or interrupted in its first epoch: the start is kept, its loss recorded
-        best = (val_loss(module, d), best[1], -1)
-    info.update(adam_epochs=epoch + 1, best_epoch=best[2], adam_best_val_loss=best[0])
+    return best[0], best[2], epoch
 
-    # ---- optional fine-tuning for the worst case: Adam on the L^p loss (p = finetune_power)
-    p = s.finetune_power
-    if s.finetune_epochs > 0 and "interrupted" not in info:
-        ft_bs = min(s.finetune_batch_size, n_tr)
-        ft_steps = math.ceil(n_tr / ft_bs)
-        ft_total = s.finetune_epochs * ft_steps
-        opt = torch.optim.Adam(module.core.parameters(), lr=s.lr * s.finetune_lr_ratio)
-        ft_start = time.perf_counter()
-        if time_limit_s is not None:  # the rest of the limit (an Adam stage that ended early leaves more)
-            stage_s["finetune"] = max(1e-3, (time_limit_s - (ft_start - t0)) * (1.0 - _METRICS_RESERVE))
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine(ft_total, stage_s["finetune"], ft_start))
-        best_ft = (val_loss(module, d, p), _state(module), -1)
-        info["finetune_val_loss_before"] = best_ft[0]
-        bar = tqdm(range(s.finetune_epochs), desc=f"fine-tune L^{p}", disable=not progress, leave=False)
-        ep = 0
-        try:
-            for ep in bar:
-                module.train()
-                order = torch.randperm(n_tr, generator=gen).to(device)
-                for b in range(ft_steps):
-                    ib = order[b * ft_bs : (b + 1) * ft_bs]
-                    opt.zero_grad(set_to_none=True)
-                    loss = loss_fn(module, d["Xtr"][ib], d["Vtr"][ib], d["Ttr"][ib], d, p)
-                    loss.backward()
-                    opt.step()
-                    sched.step()
-                vl = val_loss(module, d, p)
-                history.append((epoch + 1 + ep, float("nan"), vl))
-                if vl < best_ft[0]:
-                    best_ft = (vl, _state(module), ep)
-                bar.set_postfix(val=f"{vl:.2e}", best=f"{best_ft[0]:.2e}")
-                if ep - best_ft[2] > s.patience or time.perf_counter() - ft_start >= stage_s["finetune"]:
-                    break
-        except KeyboardInterrupt:
-            _note_interrupt(info, f"fine-tune L^{p}", ep, best_ft[2])
-        bar.close()
-        module.load_state_dict(best_ft[1])
-        info.update(finetune_epochs_run=ep + 1, finetune_best_epoch=best_ft[2], finetune_val_loss_after=best_ft[0])
 
-    # ---- optional full-batch L-BFGS in float64
-    module = module.double()
-    with torch.no_grad():  # restore the fixed maps at full float64 precision
-        for name, arr in fixed.items():
+def _to_float64(net: _Network, s: SurrogateSettings, device) -> SurrogateModule:
+    """The module in float64, its fixed maps (and output factors) restored from the float64 arrays."""
+    module = net.module.double()
+    with torch.no_grad():
+        for name, arr in net.fixed.items():
             getattr(module, name).copy_(torch.as_tensor(arr, dtype=torch.float64, device=device))
-    _set_output_map(module, factors, s.mass_balance or s.freeze_init)  # from the float64 arrays too
-    d = None  # the float32 copies are not needed any more
-    if s.lbfgs_steps > 0 and "interrupted" not in info:
-        d64 = tensors(torch.float64)  # only for L-BFGS: on iCH360's 550,000 points these are 1.5 GB more at the end
-        before = val_loss(module, d64, p)
-        state = _state(module)
-        lb = torch.optim.LBFGS(
-            module.core.parameters(),
-            lr=1.0,
-            max_iter=s.lbfgs_steps,
-            history_size=50,
-            line_search_fn="strong_wolfe",
-            tolerance_grad=1e-12,
-            tolerance_change=1e-16,
-        )
+    _set_output_map(module, net.factors, net.projected)
+    return module
 
-        # one bar step per loss-and-gradient evaluation (torch's default cap: 5/4 of the iterations)
-        lb_bar = tqdm(total=s.lbfgs_steps * 5 // 4, desc=f"L-BFGS L^{p}", unit="eval", disable=not progress, leave=False)
 
-        def closure():
-            lb.zero_grad(set_to_none=True)
-            loss = full_batch_backward(module, d64, p)
-            lb_bar.update(1)
-            lb_bar.set_postfix(train=f"{float(loss):.3e}")
-            return loss
+def _lbfgs_stage(module, loss: _Loss, s: SurrogateSettings, progress: bool, info: dict[str, Any]) -> None:
+    """Full-batch L-BFGS on the L^p loss (p = finetune_power); its iterate is kept only if it lowers the
+    validation loss (an error such as a GPU out of memory keeps the weights from before it)."""
+    p = s.finetune_power
+    before = loss.validation(module, p)
+    state = _state(module)
+    lb = torch.optim.LBFGS(
+        module.core.parameters(),
+        lr=1.0,
+        max_iter=s.lbfgs_steps,
+        history_size=50,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=1e-12,
+        tolerance_change=1e-16,
+    )
+    # one bar step per loss-and-gradient evaluation (torch's default cap: 5/4 of the iterations)
+    bar = tqdm(total=s.lbfgs_steps * 5 // 4, desc=f"L-BFGS L^{p}", unit="eval", disable=not progress, leave=False)
 
-        try:
-            lb.step(closure)
-            after = val_loss(module, d64, p)
-        except KeyboardInterrupt:  # keep the L-BFGS iterate only if it is better (checked below)
-            _note_interrupt(info, "L-BFGS", None, None)
-            after = val_loss(module, d64, p)
-        except RuntimeError as exc:  # e.g. out of memory on a GPU: keep what Adam trained
-            warnings.warn(f"L-BFGS stopped ({exc}); the surrogate keeps the weights from before it.", RuntimeWarning, stacklevel=3)
-            info["lbfgs_error"] = str(exc)
-            after = math.nan
-        lb_bar.close()
-        if not math.isfinite(after) or after > before:
-            module.load_state_dict(state)
-            after = before
-        info.update(lbfgs_val_loss_before=before, lbfgs_val_loss_after=after)
-    d64 = V_fit = None  # the training copies go before the metrics (a branch's residual V_fit is as large as V)
+    def closure():
+        lb.zero_grad(set_to_none=True)
+        value = loss.full_batch_backward(module, p)
+        bar.update(1)
+        bar.set_postfix(train=f"{float(value):.3e}")
+        return value
 
-    module = module.cpu()
-    spec = module.to_spec()
+    try:
+        lb.step(closure)
+        after = loss.validation(module, p)
+    except KeyboardInterrupt:  # keep the L-BFGS iterate only if it is better (checked below)
+        _note_interrupt(info, "L-BFGS", None, None)
+        after = loss.validation(module, p)
+    except RuntimeError as exc:  # e.g. out of memory on a GPU: keep what Adam trained
+        warnings.warn(f"L-BFGS stopped ({exc}); the surrogate keeps the weights from before it.", RuntimeWarning, stacklevel=4)
+        info["lbfgs_error"] = str(exc)
+        after = math.nan
+    bar.close()
+    if not math.isfinite(after) or after > before:
+        module.load_state_dict(state)
+        after = before
+    info.update(lbfgs_val_loss_before=before, lbfgs_val_loss_after=after)
+
+
+def _finished(dataset, data: _TrainingData, s: SurrogateSettings, module, net: _Network, val_idx, history, info, t0: float) -> Surrogate:
+    """The float64 surrogate on the cpu (a branch merged with its init), with its training record and metrics."""
+    spec = module.cpu().to_spec()
     if s.freeze_init:
-        spec = _merge_branch(base, spec, M_branch)
+        spec = _merge_branch(net.base, spec, net.M_branch)
     info["training_time_s"] = time.perf_counter() - t0
     info["history_every_10"] = [list(h) for h in history[::10]]
+    X, V = data.X, data.V
     sur = Surrogate(
         mlp=spec,
         input_names=tuple(dataset.input_names),
         input_reactions=tuple(dataset.input_reactions),
-        reaction_ids=rids,
+        reaction_ids=data.rids,
         objective_id=dataset.objective_id,
-        domain_low=low,
-        domain_high=high,
+        domain_low=X.min(axis=0),
+        domain_high=X.max(axis=0),
         training_data_hash=dataset.content_hash(),
         settings=s,
         stoichiometry=dataset.stoichiometry.tocsr(),
@@ -823,8 +887,7 @@ def _train(
 
     # validation: the held-out points; training_data: every usable point, which the refinement
     # concentrates at kinks, so its worst reactions are where the map is hardest to follow
-    sur = sur.with_metrics(
+    return sur.with_metrics(
         validation=compute_metrics(sur, X[val_idx], V[val_idx]).summary(),
         training_data=compute_metrics(sur, X, V).summary(),
     )
-    return sur

@@ -117,3 +117,21 @@ def test_kla_control_model_oxygen_balance_matches_closed_form():
     c_g = 6.0 / 1.2
     q_g = 10.0 * c_g / (1.0 + c_g)
     assert dx[3] == pytest.approx((0.08 * q_g * np.exp(-0.02 * q_g) + 0.001 * q_o2) * 0.6, rel=1e-12, abs=1e-12)
+
+
+def test_tabulating_by_the_batched_network_equals_the_casadi_function():
+    """A surrogate's cell model is tabulated by its batched numpy form; without it (batch=None) by
+    its CasADi function in chunks: the two splines and their measured errors agree to round-off."""
+    import dataclasses
+
+    from mpc_bio.process import FedBatchSettings, embed_cell_model
+    from mpc_bio.surrogate import default_surrogate
+
+    cell = embed_cell_model(default_surrogate("e_coli_core"), FedBatchSettings())
+    assert cell.batch is not None
+    fast = distill_cell_model(cell, upper={"glucose": None, "oxygen": None}, step=0.4)
+    slow = distill_cell_model(dataclasses.replace(cell, batch=None), upper={"glucose": None, "oxygen": None}, step=0.4)
+    assert fast.max_abs_error == pytest.approx(slow.max_abs_error, rel=1e-9, abs=1e-12)
+    for x in np.random.default_rng(2).uniform(0.0, 20.0, (20, 2)):
+        a, b = np.asarray(fast.cell.function(x)).ravel(), np.asarray(slow.cell.function(x)).ravel()
+        assert a == pytest.approx(b, rel=1e-10, abs=1e-12)

@@ -143,6 +143,45 @@ def test_batched_casadi_function_without_network_hessian(ecoli):
     assert fun.sparsity_out(1).nnz() == 0  # the network's second-order term is structurally zero
 
 
+def test_adaptive_prefetch_gives_the_same_numbers_and_skips_derivatives_of_unused_points(ecoli):
+    """prefetch = "adaptive": derivatives with a value only after a point whose derivatives were used.
+
+    Reference: the same function without prefetch (values, Jacobians and Hessians at every point of
+    a sequence that imitates a line search: point A evaluated and differentiated, B and C evaluated
+    only, then C differentiated); equal to rel 1e-13, abs 1e-14. Second-order calls: with the values
+    of A and B (each after a differentiated point: the first trial of an iteration), the value of C
+    alone (after B, which was not differentiated: a backtracking step), and C's derivatives when
+    asked for.
+    """
+    n = 6
+    nets = [BatchedNetwork(ecoli, OUTS, device="cpu") for _ in range(2)]
+    funs = [batched_casadi_function(nets[0], n, prefetch="adaptive"), batched_casadi_function(nets[1], n)]
+    Qs = ca.MX.sym("Q", 2, n)
+    lam = np.random.default_rng(8).normal(size=(len(OUTS), n))
+    out = []
+    for F in funs:
+        H, _ = ca.hessian(ca.sum1(ca.sum2(lam * F(Qs))), Qs)
+        value = ca.Function("v", [Qs], [F(Qs)])
+        derivs = ca.Function("d", [Qs], [ca.jacobian(ca.vec(F(Qs)), ca.vec(Qs)), H])
+        out.append((value, derivs))
+    orders = []
+    taylor = nets[0].taylor
+    nets[0].taylor = lambda q, order=2: (orders.append(order), taylor(q, order))[1]
+    A, B, C = (_points(n, seed=s).T for s in (11, 12, 13))
+    got, ref = [], []
+    for (value, derivs), res in zip(out, (got, ref)):
+        res.append(np.asarray(value(A)))
+        res.extend(np.asarray(a) for a in derivs(A))
+        res.append(np.asarray(value(B)))
+        res.append(np.asarray(value(C)))
+        res.extend(np.asarray(a) for a in derivs(C))
+    for a, b in zip(got, ref):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-14)
+    assert orders == [2, 2, 0, 2]
+    with pytest.raises(ValueError, match="prefetch"):
+        batched_casadi_function(nets[0], n, prefetch="sometimes")
+
+
 def test_torch_threads_restores_the_thread_count():
     old = torch.get_num_threads()
     with torch_threads(1):

@@ -12,7 +12,20 @@ from mpc_bio.nomad.verification import verify_strains
 from mpc_bio.nomad.viability import ViabilityRule, strain_steady_state
 
 
-def test_strain_steady_state_of_reference_and_small_design(stable_model):
+@pytest.fixture(scope="module")
+def small_design(stable_model):
+    """(vmax fold, strain_steady_state, independent solve_steady_state) of the small design
+    DDPA x1.3, PGI x0.8 in the first fast stable model, built once for this module."""
+
+    ens, i = stable_model
+    net = ens.network
+    fold = np.ones(net.n_reactions)
+    fold[net.reaction_index("DDPA")] = 1.3
+    fold[net.reaction_index("PGI")] = 0.8
+    return fold, strain_steady_state(ens, i, fold), solve_steady_state(ens, i, vmax_fold=fold)
+
+
+def test_strain_steady_state_of_reference_and_small_design(stable_model, small_design):
     """The reference strain is its own steady state (ratios 1 within 1e-9) with the eigenvalue
     of the linear screen (rel 1e-9); a small design's ratios equal those of an independent
     Newton solve (solve_steady_state, 1e-9)."""
@@ -25,11 +38,7 @@ def test_strain_steady_state_of_reference_and_small_design(stable_model):
     assert ref.max_abs_log_concentration_change == pytest.approx(0.0, abs=1e-9)
     assert ref.max_real_eigenvalue == pytest.approx(float(linearize_ensemble(ens, [i]).max_real[0]), rel=1e-9)
     net = ens.network
-    fold = np.ones(net.n_reactions)
-    fold[net.reaction_index("DDPA")] = 1.3
-    fold[net.reaction_index("PGI")] = 0.8
-    s = strain_steady_state(ens, i, fold)
-    direct = solve_steady_state(ens, i, vmax_fold=fold)
+    fold, s, direct = small_design
     assert s.valid and direct.converged
     g, p, u = (net.reaction_index(r) for r in (net.growth_reaction, net.product_reaction, net.substrate_reaction))
     assert s.growth_ratio == pytest.approx(direct.fluxes[g] / net.fluxes[g], rel=1e-9)
@@ -84,19 +93,14 @@ def test_steady_state_outside_physiological_range_is_not_viable(stable_model):
         strain_steady_state(ens, i, concentration_range=(1.0, 0.5))
 
 
-def test_viability_rule_is_the_nra_bound_relative_to_each_model(stable_model):
+def test_viability_rule_is_the_nra_bound_relative_to_each_model(stable_model, small_design):
     """The rule's concentration bound is max |ln(x/x_ref)| against the model's own reference,
     from an independent Newton solve (rel 1e-9): a rule whose fold is 1 % above the design's
     largest change passes it, 1 % below fails it; the growth bound likewise around the steady
     state's growth ratio. verify_strains applies one rule per strain, the reference included."""
 
     ens, i = stable_model
-    net = ens.network
-    fold = np.ones(net.n_reactions)
-    fold[net.reaction_index("DDPA")] = 1.3
-    fold[net.reaction_index("PGI")] = 0.8
-    s = strain_steady_state(ens, i, fold)
-    direct = solve_steady_state(ens, i, vmax_fold=fold)
+    fold, s, direct = small_design
     dln = float(np.max(np.abs(np.log(direct.concentrations / ens.concentrations[i]))))
     assert s.max_abs_log_concentration_change == pytest.approx(dln, rel=1e-9)
     assert s.converged and s.stable and dln > 0.01

@@ -78,3 +78,28 @@ def test_float32_precision_stays_close_to_float64(ecoli_surrogate, cells):
     assert b.states == pytest.approx(a.states, rel=1e-5, abs=1e-7)
     with pytest.raises(ProcessSettingsError, match="'precision' parameter"):
         embed_cell_model(ecoli_surrogate, s, backend="numpy", precision="float16")
+
+
+def test_numpy_cell_with_kink_features_matches_spec_evaluate():
+    """The shipped iCH360 net has warped inputs and 35 kink features: the numpy cell's folded kink
+    bumps (two softplus columns, weights W / rho and -W) against MLPSpec.evaluate's kink_bump,
+    at random points and on the kink lines themselves (u = 0, the bump's peak)."""
+    from mpc_bio.surrogate import default_surrogate
+
+    sur = default_surrogate("iCH360")
+    spec = sur.spec()
+    assert spec.n_kinks > 0 and spec.warped
+    s = FedBatchSettings()
+    rng = np.random.default_rng(3)
+    U = rng.uniform(sur.domain_low, sur.domain_high, size=(40, 2))
+    # a point on each kink line a . x = c (kink_matrix row a / (|a| w), bias c / (|a| w))
+    A, c = spec.kink_matrix, spec.kink_bias
+    on_line = [u - (a @ u - ci) * a / (a @ a) for a, ci, u in zip(A, c, rng.uniform(sur.domain_low, sur.domain_high, (len(c), 2)))]
+    U = np.vstack([U, on_line])
+    f64 = embed_cell_model(sur, s, backend="numpy")
+    ref = spec.evaluate(U)[:, [list(sur.reaction_ids).index(o) for o in f64.output_ids]]
+    scale = np.abs(ref).max()
+    assert f64.batch(U) == pytest.approx(ref, rel=1e-12, abs=1e-12 * scale)
+    assert np.array(f64.function(U[0])).ravel() == pytest.approx(ref[0], rel=1e-12, abs=1e-12 * scale)
+    f32 = embed_cell_model(sur, s, backend="numpy", precision="float32")
+    assert f32.batch(U) == pytest.approx(ref, rel=1e-5, abs=1e-5 * scale)

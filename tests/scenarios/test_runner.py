@@ -97,6 +97,30 @@ def test_non_empty_foreign_directory_is_not_overwritten(tmp_path, steps):
     assert (out / "notes.txt").read_text() == "keep" and steps == []
 
 
+@pytest.mark.parametrize("where", ["under_a_file", "a_file", "read_only"])
+def test_unusable_output_is_one_error_before_any_work(tmp_path, steps, capsys, where):
+    """--out under a file, --out a file, or a parent nobody can write: exit 2, one line naming
+    the path, the kind never called and nothing left behind."""
+    import os
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    if where == "read_only" and os.geteuid() != 0:
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+        out, fragment = ro / "run", "Cannot write into"
+    elif where == "a_file":
+        out, fragment = blocker, "is a file"
+    else:  # root ignores permission bits: a file in the way stands for the read-only parent
+        out, fragment = blocker / "run", f"{str(blocker)!r} is a file, not a folder"
+    assert main(["run", str(_write(tmp_path, STEP_KIND)), "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("mpc-bio run: error:") and fragment in err
+    assert steps == [] and blocker.read_text() == "x"
+    assert not [p for p in tmp_path.rglob(".*") if "incomplete" in p.name or "write-test" in p.name]
+
+
 def test_interrupted_run_leaves_nothing_that_looks_complete_then_rerun(tmp_path, steps):
     path = _write(tmp_path, STEP_KIND.replace("n = 5", "n = 5\nfail_at = 3"))
     out = tmp_path / "runs" / "b"

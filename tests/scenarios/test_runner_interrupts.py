@@ -227,6 +227,24 @@ def test_sigint_during_the_mpc_steps_stops_the_closed_loop(tmp_path):
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".main.incomplete-")]
 
 
+def test_failed_mpc_steps_mark_the_run_degraded(tmp_path, capsys):
+    """MPC steps capped at one IPOPT iteration fail (the shifted previous plan is applied): the run
+    completes, but its summary says "degraded" with the failed steps counted, and the exit code is 3."""
+    scen = tmp_path / "tiny.toml"
+    text = TINY_FAILING_OFFLINE.replace("max_iter = 2", "max_iter = 200")
+    scen.write_text(text.replace("collocation_deg = 1\n[estimator]", "collocation_deg = 1\nmax_iter = 1\ncold_max_iter = 1\n[estimator]"))
+    out = tmp_path / "tiny"
+    assert main(["run", str(scen), "--out", str(out), "--no-progress"]) == 3
+    err = capsys.readouterr().err
+    s = json.loads((out / "summary.json").read_text())
+    assert s["status"] == "degraded" and s["failures"] == [] and s["offline_success"]
+    assert s["solver_failures"] > 0
+    assert s["failed_solves"] == [f"MPC: {s['solver_failures']} of {s['mpc_steps']} steps failed (the shifted previous plan was applied)"]
+    assert "complete, but solves failed" in err and s["failed_solves"][0] in err
+    rec = json.loads((out / "run.json").read_text())
+    assert rec["status"] == "complete" and rec["result_status"] == "degraded"
+
+
 def test_failed_offline_solve_fails_the_run_and_feeds_no_ratio(tmp_path, capsys):
     scen = tmp_path / "tiny.toml"
     scen.write_text(TINY_FAILING_OFFLINE)

@@ -293,11 +293,13 @@ def test_nomad_config_is_checked_by_its_schema(tmp_path):
             "reactor.products",
             "exchange reactions the surrogate predicts",
         ),
+        (('artifact = "default"', 'artifact = "iCH360"'), "surrogate.artifact", "a surrogate of the scenario's model 'e_coli_core'"),
     ],
 )
 def test_validate_catches_what_would_fail_later(tmp_path, edit, key, fragment):
-    """An unknown model name, a surrogate directory that does not exist and a product the surrogate
-    does not predict are validation errors (they used to pass `validate` and fail the run)."""
+    """An unknown model name, a surrogate directory that does not exist, a product the surrogate
+    does not predict and a surrogate of another model (iCH360's on e_coli_core) are validation
+    errors (they used to pass `validate` and fail the run)."""
     from pathlib import Path
 
     from mpc_bio.scenarios import ScenarioError, validate_scenario

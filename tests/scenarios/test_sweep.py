@@ -92,16 +92,21 @@ def test_seed_index_shifts_every_seed_key(scenario):
         assert v["config"]["reactor"]["glucose0"] == v["values"]["reactor.glucose0"]
 
 
-def test_sweep_reports_failed_runs(scenario, tmp_path):
+def test_sweep_reports_failed_runs(scenario, tmp_path, capsys):
     """A variant that fails at run time (a corrupted artifact) is a failed row with its error, never
-    a crash of the sweep."""
+    a crash of the sweep; without a progress bar each finished run is a status line."""
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "surrogate.json").write_text("{not json")
     (broken / "weights.npz").write_bytes(b"")
-    res = run_sweep(scenario, tmp_path / "s", vary={"surrogate.artifact": ["default", str(broken)]}, progress=False)
+    res = run_sweep(scenario, tmp_path / "s", vary={"surrogate.artifact": ["default", str(broken)]}, progress=False, status=True)
     assert list(res.runs["status"]) == ["complete", "failed"]
     assert res.summary["failed"] == 1 and "not valid json" in res.summary["failures"]["0001"]
+    lines = [ln.split("] ", 1)[1] for ln in capsys.readouterr().err.splitlines()]
+    assert lines[0] == "sweep sim: 2 run(s) to do, 0 complete from before, 2 in all"
+    assert lines[1].startswith("sweep sim: run 0000 complete in ") and lines[1].endswith("(1 of 2 done)")
+    assert lines[2].startswith("sweep sim: run 0001 failed in ") and lines[2].endswith("(2 of 2 done)")
+    assert lines[3].startswith("sweep sim: run 0001 failed: ") and "not valid json" in lines[3] and len(lines) == 4
 
 
 def test_sweep_on_a_local_dask_cluster(scenario, tmp_path):
@@ -113,3 +118,37 @@ def test_sweep_on_a_local_dask_cluster(scenario, tmp_path):
         dask = run_sweep(scenario, tmp_path / "dask", vary={"reactor.glucose0": [10.0, 20.0]}, scheduler=client, progress=False)
     assert dask.n_failed == 0
     assert list(dask.runs["final_biomass_gDW"]) == pytest.approx(list(local.runs["final_biomass_gDW"]), rel=1e-12, abs=0)
+
+
+def test_interrupted_sweep_says_what_it_kept_and_resumes(scenario, tmp_path, capsys, monkeypatch):
+    """Ctrl-C after the first of three runs: exit 130, one line naming the one complete run kept;
+    the same command then runs only the two others and gives the table of an uninterrupted sweep
+    (same final biomass, rel 1e-12)."""
+    import mpc_bio.scenarios.sweep as sweep_mod
+
+    argv = ["sweep", str(scenario), "--vary", "kinetics.glucose_vmax=6,9,12", "--workers", "1", "--no-progress"]
+    real, calls = sweep_mod._run_one, []
+
+    def stop_at_second(path, run_dir):
+        calls.append(run_dir)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(path, run_dir)
+
+    monkeypatch.setattr(sweep_mod, "_run_one", stop_at_second)
+    out = tmp_path / "s"
+    assert main([*argv, "--out", str(out)]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (
+        f"mpc-bio sweep: interrupted (SIGINT): 1 complete run(s) kept in {out / 'runs'}/; the same command resumes the sweep "
+        "(the other runs start again)"
+    )
+    monkeypatch.setattr(sweep_mod, "_run_one", real)
+    assert main([*argv, "--out", str(out)]) == 0
+    assert "3 runs, 3 complete (1 kept from before), 0 failed" in capsys.readouterr().out
+    assert main([*argv, "--out", str(tmp_path / "whole")]) == 0
+    resumed = [json.loads((out / "runs" / r / "summary.json").read_text())["final_biomass_gDW"] for r in ("0000", "0001", "0002")]
+    whole = [
+        json.loads((tmp_path / "whole" / "runs" / r / "summary.json").read_text())["final_biomass_gDW"] for r in ("0000", "0001", "0002")
+    ]
+    assert resumed == pytest.approx(whole, rel=1e-12, abs=0)

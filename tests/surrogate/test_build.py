@@ -297,3 +297,21 @@ def test_a_candidate_on_a_found_line_joins_it_with_three_bisections():
     assert not _joins_found_line([found], group, order, X, step, locate, 1e-3, "C sign")
     assert len(calls) == 3 and "C sign" not in found["features"]
     assert not _joins_found_line([], group, order, X, step, locate, 1e-3, "C sign")
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_training_stops_the_build(tmp_path):
+    """SIGINT while `mpc-bio build-surrogate` trains: the training keeps its best weights as it does
+    for `train`, but the build stops there (exit 130, one line naming the interrupt) instead of
+    testing and writing an artifact as if nothing had happened; no output folder is left."""
+    import signal
+
+    from tests.signals import signal_when
+
+    out = tmp_path / "art"
+    args = ["build-surrogate", "e_coli_core", "--out", str(out), "--time-budget", "2", "--hidden", "16,16", "--fresh-points", "50"]
+    rc, stdout, err = signal_when(args, "training: ", signal.SIGINT)
+    assert rc == 130, err[-2000:]
+    assert "interrupted (SIGINT)" in err and "its output was not written" in err, err[-2000:]
+    assert "{" not in stdout  # the plan only, no summary of a build that did not finish
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -170,57 +170,20 @@ def test_sigterm_stops_training_and_saves_the_best_weights(small_dataset, tmp_pa
     """`kill PID` (SIGTERM) during a long `mpc-bio train` in a subprocess: exit code 0 and the
     artifact saved with the best weights so far, its json naming the interrupted stage; the
     warning says so on stderr. The signal is sent once the Adam progress bar has started."""
-    import os
     import signal
-    import subprocess
-    import sys
-    import threading
+
+    from tests.signals import signal_when
 
     data = small_dataset.save(tmp_path / "grid")
     art = tmp_path / "sur"
-    cmd = [
-        sys.executable,
-        "-c",
-        "import sys; from mpc_bio.cli import main; sys.exit(main(sys.argv[1:]))",
-        "train",
-        "--data",
-        str(data),
-        "--out",
-        str(art),
-        "--hidden",
-        "8",
-        "--epochs",
-        "100000",
-        "--patience",
-        "100000",
-        "--batch-size",
-        "64",
-        "--threads",
-        "1",
-    ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    err: list[str] = []
-    started = threading.Event()
-
-    def read_stderr():
-        for chunk in iter(lambda: proc.stderr.read(64), ""):
-            err.append(chunk)
-            if "train surrogate" in "".join(err[-3:]):
-                started.set()
-
-    reader = threading.Thread(target=read_stderr, daemon=True)
-    reader.start()
-    assert started.wait(timeout=600), "".join(err)[-2000:]  # a hang guard, not a speed limit
-    os.kill(proc.pid, signal.SIGTERM)
-    out = proc.stdout.read()  # stderr stays with the reader thread until its end
-    proc.wait(timeout=600)
-    reader.join(timeout=600)
-    assert proc.returncode == 0, "".join(err)[-2000:]
+    args = ["train", "--data", str(data), "--out", str(art), "--hidden", "8", "--epochs", "100000", "--patience", "100000"]
+    rc, out, err = signal_when([*args, "--batch-size", "64", "--threads", "1"], "train surrogate", signal.SIGTERM)
+    assert rc == 0, err[-2000:]
     summary = json.loads(out)
     assert summary["interrupted"]["stage"] == "adam"
     sur = load_surrogate(art, dataset=small_dataset)
     assert sur.info["interrupted"]["stage"] == "adam" and sur.info["adam_epochs"] < 100000
-    assert "Training interrupted during adam" in "".join(err)
+    assert "Training interrupted during adam" in err
 
 
 def test_only_the_first_sigterm_stops(capsys):

@@ -1,9 +1,12 @@
-"""`mpc-bio train` states its expected time before the long work (measured on the first epochs)."""
+"""`mpc-bio train` states its expected time before the long work (measured on the first epochs); its set-up checks."""
 
 from __future__ import annotations
 
 import dataclasses
 import re
+
+import pytest
+import torch
 
 from mpc_bio.cli import main
 from mpc_bio.surrogate import train_surrogate
@@ -33,3 +36,13 @@ def test_cli_train_prints_expected_time(small_dataset, tmp_path, capsys):
     assert main(["train", "--data", str(data), "--out", str(art), "--epochs", "4", "--hidden", "8", "--threads", "1", "--no-progress"]) == 0
     err = capsys.readouterr().err
     assert re.search(r"^training: 4 epochs, about [\d.]+ (s|min|h) on this machine", err, re.M), err
+
+
+def test_bad_time_limit_leaves_the_thread_count(small_dataset, small_settings):
+    """A refused ``time_limit_s`` raises before torch's thread count is set (it used to stay at the
+    settings' ``num_threads`` after the error)."""
+    before = torch.get_num_threads()
+    s = dataclasses.replace(small_settings, num_threads=before + 1)
+    with pytest.raises(ValueError, match="'time_limit_s'.*got -1.0"):
+        train_surrogate(small_dataset, s, progress=False, time_limit_s=-1.0)
+    assert torch.get_num_threads() == before
