@@ -5,9 +5,10 @@ every iteration; with a 2x64 SiLU network expanded as an SX graph that Hessian d
 time (about 60 % of IPOPT's time here). The reactor only ever drives the surrogate through its
 uptake inputs, and with a fixed oxygen uptake (paper figure 3) only through the glucose uptake:
 the cell model restricted to the operating set is a smooth function of one or two variables. This
-module samples the embedded surrogate (the network the plant uses, by its batched numpy form when it
-has one) on a grid of the inputs and fits a C2 cubic B-spline (CasADi's ``bspline`` interpolant, which has exact first and
-second derivatives, works in SX and MX, and costs a few table look-ups to evaluate).
+module samples the embedded surrogate (the network the plant uses, by its batched numpy form when
+it has one) on a grid of the inputs and fits a C2 cubic B-spline (CasADi's ``bspline``
+interpolant, which has exact first and second derivatives, works in SX and MX, and costs a few
+table look-ups to evaluate).
 
 The fit error is measured off the grid (mid-points) and returned, so it is reported, never assumed.
 The plant and the offline optimum keep the full surrogate; only the controller (and estimator) use

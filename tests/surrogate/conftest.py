@@ -13,6 +13,23 @@ from mpc_bio.surrogate import SurrogateSettings, train_surrogate
 SMALL = SurrogateSettings(hidden=(32, 32), epochs=200, batch_size=32, lr=3e-3, patience=200, lbfgs_steps=500, seed=0, num_threads=1)
 
 
+def tiny_build_settings(**overrides):
+    """BuildSettings of a quarter-minute build: a 2 x 16 net, an 11 x 11 grid, one refinement level,
+    at most 4 kink lines, 100 fresh points (``overrides`` replace any of them)."""
+    from mpc_bio.surrogate.build import BuildSettings
+
+    base = dict(
+        time_budget_min=0.25,
+        hidden=(16, 16),
+        grid_min_per_axis=11,
+        grid_max_per_axis=11,
+        refine_depth=1,
+        n_fresh_points=100,
+        max_kink_lines=4,
+    )
+    return BuildSettings(**{**base, **overrides})
+
+
 @pytest.fixture(scope="session")
 def small_settings() -> SurrogateSettings:
     """The settings of :func:`small_surrogate`."""

@@ -12,6 +12,7 @@ from mpc_bio.metabolism.sampling import grid_points, sample_pfba
 from mpc_bio.metabolism.settings import PFBASettings, SettingsError
 from mpc_bio.metabolism.switches import find_kink_lines, switch_points
 from mpc_bio.surrogate.build import BuildSettings, build_surrogate
+from tests.surrogate.conftest import tiny_build_settings
 
 #: Grid of the kink-line test: e_coli_core, glucose x oxygen 0-10 step 0.5 (441 points).
 STEP = 0.5
@@ -157,24 +158,11 @@ def test_unknown_exchange_is_a_clear_error(ecoli_core):
         build_surrogate(ecoli_core, BuildSettings(inputs={"glucose": "EX_nothing_e", "oxygen": "EX_o2_e"}), progress=False)
 
 
-def _tiny(**kw) -> BuildSettings:
-    return BuildSettings(
-        time_budget_min=0.25,
-        hidden=(16, 16),
-        grid_min_per_axis=11,
-        grid_max_per_axis=11,
-        refine_depth=1,
-        n_fresh_points=100,
-        max_kink_lines=4,
-        **kw,
-    )
-
-
 def test_build_tiny_leaves_model_unchanged_and_reports(ecoli_core, tmp_path):
     from mpc_bio.surrogate import load_surrogate
 
     bounds = [(r.id, r.bounds) for r in ecoli_core.reactions]
-    res = build_surrogate(ecoli_core, _tiny(box=(("glucose", 0, 10), ("oxygen", 0, 10))), tmp_path / "art", progress=False)
+    res = build_surrogate(ecoli_core, tiny_build_settings(box=(("glucose", 0, 10), ("oxygen", 0, 10))), tmp_path / "art", progress=False)
     assert [(r.id, r.bounds) for r in ecoli_core.reactions] == bounds
     r = res.report
     for key in (

@@ -5,20 +5,12 @@ from __future__ import annotations
 import pytest
 
 from mpc_bio.surrogate.build import BuildSettings, _step_cost, build_surrogate, choose_batch_size
+from tests.surrogate.conftest import tiny_build_settings
 
 
 @pytest.fixture(scope="module")
 def small_build(_ecoli_core_session):
-    settings = BuildSettings(
-        time_budget_min=0.25,
-        hidden=(16, 16),
-        grid_min_per_axis=11,
-        grid_max_per_axis=11,
-        refine_depth=1,
-        n_fresh_points=50,
-        max_kink_lines=4,
-        box=(("glucose", 0, 10), ("oxygen", 0, 5)),
-    )
+    settings = tiny_build_settings(n_fresh_points=50, box=(("glucose", 0, 10), ("oxygen", 0, 5)))
     return build_surrogate(_ecoli_core_session, settings, progress=False)
 
 
