@@ -81,9 +81,17 @@ KEYS = (
 
 
 def record(report: dict, case: str | None = None, out_dir: str | None = None) -> dict:
-    """The benchmark record of one ``build_report.json``."""
+    """The benchmark record of one ``build_report.json``.
+
+    ``model`` is the name the case builds from (``CASES``; e.g. ``textbook``) and ``model_id`` the
+    id of the cobra model the report records: the bundled ``textbook`` is read as ``e_coli_core``
+    (the same file, see :data:`mpc_bio.metabolism.models.BUNDLED_MODELS`), so the report alone
+    cannot tell the two cases apart.
+    """
     s = report["settings"]
     rec = {k: report.get(k) for k in KEYS}
+    rec["model"] = CASES.get(case, {}).get("model", report["model"])
+    rec["model_id"] = report["model"]
     rec.update(
         case=case or report["model"],
         inputs=dict(map(tuple, s["inputs"])),

@@ -2,7 +2,7 @@
 
 Writes ``benchmarks/results/nomad_nra.json``. Usage::
 
-    python benchmarks/nomad_nra.py [--models 10] [--workers 2] [--n-sampled 400]
+    python benchmarks/nomad_nra.py [--models 10] [--workers 2] [--n-sampled 6000]
 
 Everything is measured in one run on the default anthranilate network:
 
@@ -164,13 +164,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", type=int, default=10)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--n-sampled", type=int, default=400)
+    ap.add_argument("--n-sampled", type=int, default=6000, help="models sampled to find --models fully screened ones (default 6000)")
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args(argv)
 
-    from concurrent.futures import ProcessPoolExecutor
-
     from mpc_bio.nomad.design_study import enumerate_model_designs
+    from mpc_bio.nomad.executor import run_chunks
     from mpc_bio.nomad.ensemble import sample_ensemble
     from mpc_bio.nomad.mca import compute_control_coefficients, linearize_ensemble
     from mpc_bio.nomad.network import build_network
@@ -195,6 +194,7 @@ def main(argv=None) -> int:
 
     result: dict = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_average_start": list(os.getloadavg())}}
     result["arguments"] = {"models": args.models, "workers": args.workers, "n_sampled": args.n_sampled}
+    result["command"] = " ".join(["python", "benchmarks/nomad_nra.py", *(argv if argv is not None else sys.argv[1:])])
     t0, c0 = time.perf_counter(), _cpu()
     t = time.perf_counter()
     # the network, reference states and screens of the shipped config (its doubling time: the
@@ -254,11 +254,8 @@ def main(argv=None) -> int:
     excluded = (net.growth_reaction, "ATPM") + tuple(r for r, law in zip(net.reaction_ids, net.rate_laws) if law == "mass_action")
     settings = NRASettings(excluded_enzymes=excluded, max_designs=50)
     t = time.perf_counter()
-    if args.workers > 1:
-        with ProcessPoolExecutor(max_workers=args.workers) as pool:
-            enums = tuple(pool.map(enumerate_model_designs, [(p, settings) for p in problems]))
-    else:
-        enums = tuple(enumerate_designs(p, settings) for p in problems)
+    ex = ExecutorSettings(n_workers=args.workers, progress=False)
+    enums = tuple(run_chunks(enumerate_model_designs, [(p, settings) for p in problems], ex))
     enum_s = time.perf_counter() - t
     designs = EnsembleDesigns(enums, unique_designs(enums), enum_s)
     wall = np.concatenate([e.solve_times_s for e in enums])

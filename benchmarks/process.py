@@ -9,8 +9,9 @@ surrogate of tests/process):
   autograd on the same point as the baseline;
 * an exact-Hessian IPOPT solve per backend (fit the two uptakes to the outputs);
 * the 24 h figure-3 fed-batch on e_coli_core and on iCH360 (one record per model in ``records``):
-  surrogate (CVODES; the numpy/BLAS cell model in float64 and float32, and the native MX graph;
-  the fastest one heads the record, every one is reported) vs the adaptive LP-in-the-loop
+  surrogate (CVODES with its BDF and its Adams method, ``_adams`` in the variant's name; the
+  numpy/BLAS cell model in float64 and float32, and the native MX graph; the fastest variant heads
+  the record, every one is reported) vs the adaptive LP-in-the-loop
   dFBA (pFBA inside an error-controlled Runge-Kutta 5(4) integration, relaxation on so that it
   covers the same 24 h), at matched accuracy: each simulator at the loosest tolerance of a sweep
   that keeps it within 1e-3 of its own tight reference (biomass relative, glucose relative to its
@@ -169,12 +170,14 @@ def _simulation_record(model_name: str, sur, origin: str) -> dict:
         "matched_accuracy": MATCHED_ACCURACY,
         "error_measure": "max over output times of |dX|/X_ref and |dG|/G(0)",
     }
-    cells = {
+    embedded = {
         "numpy": embed_cell_model(sur, settings, backend="numpy"),
         "numpy_float32": embed_cell_model(sur, settings, backend="numpy", precision="float32"),
         "native_mx": embed_cell_model(sur, settings, symbolic="MX"),
     }
-    ref_sur = SurrogateSimulator(settings, cells["native_mx"], rtol=1e-11, atol=1e-13).run()
+    # every cell model with CVODES's BDF and Adams methods: (cell, multistep) per variant
+    cells = {f"{name}{suffix}": (cell, ms) for name, cell in embedded.items() for ms, suffix in (("bdf", ""), ("adams", "_adams"))}
+    ref_sur = SurrogateSimulator(settings, embedded["native_mx"], rtol=1e-11, atol=1e-13).run()
     solver = PFBASolver(model, PFBASettings(relax=True))
     t0 = time.perf_counter()
     ref_lp = simulate_dfba(settings, solver, relax=True, method="adaptive", rtol=1e-10, atol=1e-12)
@@ -193,15 +196,18 @@ def _simulation_record(model_name: str, sur, origin: str) -> dict:
     # tolerance sweeps
     sweeps = {**{name: {} for name in cells}, "lp": {}}
     for tol in TOLERANCES:
-        for name, cell in cells.items():
-            r = SurrogateSimulator(settings, cell, rtol=tol, atol=1e-2 * tol).run()
+        for name, (cell, ms) in cells.items():
+            r = SurrogateSimulator(settings, cell, rtol=tol, atol=1e-2 * tol, multistep=ms).run()
             sweeps[name][tol] = _errors(r, ref_sur, G0)
         r = simulate_dfba(settings, solver, relax=True, method="adaptive", rtol=tol, atol=1e-2 * tol)
         sweeps["lp"][tol] = {**_errors(r, ref_lp, G0), "lp_solves": r.info["lp_solves"]}
     rec["tolerance_sweeps"] = {k: {f"{t:g}": v for t, v in d.items()} for k, d in sweeps.items()}
     tol_s = {name: _loosest_within(sweeps[name]) for name in cells}
     tol_lp = _loosest_within(sweeps["lp"])
-    sims = {name: SurrogateSimulator(settings, cell, rtol=tol_s[name], atol=1e-2 * tol_s[name]) for name, cell in cells.items()}
+    sims = {
+        name: SurrogateSimulator(settings, cell, rtol=tol_s[name], atol=1e-2 * tol_s[name], multistep=ms)
+        for name, (cell, ms) in cells.items()
+    }
     fixed = simulate_dfba(settings, solver, relax=True, method="fixed_step")
     # interleaved timing
     best = {name: [np.inf, np.inf] for name in (*cells, "lp", "fixed")}
@@ -222,6 +228,7 @@ def _simulation_record(model_name: str, sur, origin: str) -> dict:
     rec.update(
         {
             "surrogate_backend": fast,
+            "surrogate_multistep": cells[fast][1],
             "surrogate_rtol": tol_s[fast],
             "surrogate_atol": 1e-2 * tol_s[fast],
             "lp_rtol": tol_lp,

@@ -745,7 +745,8 @@ def main() -> None:
         result["cases_total"] = len(cases)
         result["not_measured"] = [
             "co-design killed mid-way: the full study takes more than 15 min here; its ensemble, designs and every feed "
-            "optimisation are checkpoints (resume tested in tests/codesign/test_resume.py), its final simulations are not",
+            "optimisation and each strain's final simulations and viability checks are checkpoints (resume tested in "
+            "tests/codesign/test_resume.py)",
         ]
         if not args.no_sweep:
             result["sweep_started_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

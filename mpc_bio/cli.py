@@ -12,6 +12,8 @@ import os
 import sys
 from typing import NoReturn
 
+from mpc_bio.errors import MpcBioError
+
 # Modules that provide `register(subparsers)`; each adds its own subcommands.
 COMMAND_MODULES = [
     "mpc_bio.metabolism.cli",
@@ -19,6 +21,25 @@ COMMAND_MODULES = [
     "mpc_bio.nomad.cli",
     "mpc_bio.scenarios.cli",
 ]
+
+
+class CLIError(MpcBioError):
+    """A command-line value has the wrong form."""
+
+
+def add_worker_options(parser: argparse.ArgumentParser, workers_help: str = "local worker processes (default: all cores)") -> None:
+    """``--workers N|all`` (read it with :func:`worker_count`) and ``--scheduler ADDRESS``."""
+    parser.add_argument("--workers", default="all", metavar="N|all", help=workers_help)
+    parser.add_argument("--scheduler", metavar="ADDRESS", help="Dask distributed scheduler address, e.g. tcp://host:8786")
+
+
+def worker_count(value: str) -> int | None:
+    """The ``--workers`` value: None for ``all`` (or 0: every core), else a positive integer."""
+    if str(value).lower() in ("all", "0"):
+        return None
+    if not str(value).isdigit():
+        raise CLIError(f"The option --workers expects a positive integer or 'all'; got {value!r}.")
+    return int(value)
 
 
 def build_parser() -> argparse.ArgumentParser:

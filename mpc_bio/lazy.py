@@ -1,8 +1,8 @@
 """Lazy public names of a package: each imported from its module on first use.
 
-A stage package lists ``name -> module`` and gets the module-level ``__getattr__`` and ``__dir__``
-from :func:`lazy_exports`, so ``import mpc_bio.<stage>`` (and ``mpc-bio --help``) imports no
-heavy library until a name that needs one is used.
+A stage package lists its modules' public names and gets the module-level ``__getattr__`` and
+``__dir__`` from :func:`lazy_exports`, so ``import mpc_bio.<stage>`` (and ``mpc-bio --help``)
+imports no heavy library until a name that needs one is used.
 """
 
 from __future__ import annotations
@@ -25,12 +25,15 @@ def lazy_exports(
     package : str
         The package's ``__name__``.
     exports : mapping
-        Public name -> module path (``"mpc_bio.metabolism.pfba"``, or ``".pfba"`` relative to
-        ``package``).
+        Module path -> tuple of its public names, or public name -> module path (module paths
+        ``"mpc_bio.metabolism.pfba"``, or ``".pfba"`` relative to ``package``).
     eager : iterable of str
         Names the package imports itself (listed by ``__dir__`` too).
+
+    ``__dir__()`` is the package's ``__all__``.
     """
-    full = {name: package + mod if mod.startswith(".") else mod for name, mod in exports.items()}
+    pairs = [(k, v) if isinstance(v, str) else (name, k) for k, v in exports.items() for name in ((v,) if isinstance(v, str) else v)]
+    full = {name: package + mod if mod.startswith(".") else mod for name, mod in pairs}
     names = sorted({*full, *eager})
 
     def __getattr__(name: str) -> Any:

@@ -46,6 +46,24 @@ def test_help_and_validate_import_no_heavy_library():
     assert "HEAVY []" in out.stdout, out.stdout
 
 
+def test_help_and_validating_a_control_scenario_import_no_numpy():
+    """`mpc-bio --help` and `validate` of the process and control scenarios import neither numpy nor
+    CasADi nor tqdm/asyncio (the stage packages export their names lazily)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    scenarios = ["closed_loop_mpc.toml", "closed_loop_ich360.toml", "mpc_mismatch.toml", "feed_optimization.toml", "paper_fig3.toml"]
+    code = (
+        "import sys; from mpc_bio.cli import build_parser, main; build_parser(); "
+        f"assert main(['validate', *{[f'scenarios/{n}' for n in scenarios]}]) == 0; "
+        "print('LOADED', [m for m in ('numpy', 'casadi', 'tqdm', 'asyncio', 'scipy') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr
+    assert "LOADED []" in out.stdout, out.stdout
+
+
 CHILD = """\
 import atexit, sys
 atexit.register(lambda: print("atexit function ran", file=sys.stderr, flush=True))

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from mpc_bio.codesign.cache import cached_entry, config_hash
-from mpc_bio.nomad.design_study import design_problems
+from mpc_bio.nomad.design_study import rank_ensemble_designs
 from mpc_bio.nomad.ensemble import KineticEnsemble, load_ensemble
 from mpc_bio.nomad.mca import ControlCoefficients, load_control_coefficients
 from mpc_bio.nomad.nra_settings import DesignStudySettings
@@ -150,16 +150,12 @@ def load_or_run_designs(
     cache_dir: str | Path,
     ens_key: str,
 ) -> TopDesigns:
-    """Enumerate, rank and keep the ``n_designs`` best NRA designs (cached by their settings)."""
+    """Enumerate, rank (:func:`~mpc_bio.nomad.design_study.rank_ensemble_designs`) and keep the
+    ``n_designs`` best NRA designs (cached by their settings)."""
     key = _design_key(ens_key, settings, n_designs)
 
     def build(tmp: Path) -> None:
-        from mpc_bio.nomad.nra import enumerate_designs
-        from mpc_bio.nomad.ranking import rank_designs, unique_designs
-
-        model_index, nra, problems = design_problems(ensemble, control, settings)
-        enums = [enumerate_designs(p, nra) for p in problems]
-        ranking = rank_designs(problems, unique_designs(enums), nra, settings.ranking)
+        model_index, _, problems, _, ranking, _ = rank_ensemble_designs(ensemble, control, settings)
         top = list(range(min(n_designs, len(ranking.designs))))
         np.savez(
             tmp / "designs.npz",

@@ -23,10 +23,11 @@ viable models and the mean titer under the rule beside them), the best strain-pl
 under the rule and its margin over the reference strain under the reference feed, and the best
 pair as simulated (viability ignored) beside it (:meth:`CodesignStudy.summary`).
 
-Checkpoints: the ensemble, the designs and every feed optimisation (steps 2-3) are cached under
-``[codesign] cache_dir`` by a hash of everything they depend on, so a study that is killed
-resumes after its last finished stage or feed (``sources`` in the summary says what was reused);
-each stage prints a status line when it starts and ends.
+Checkpoints: the ensemble, the designs, every feed optimisation (steps 2-3) and each strain's
+final simulations and viability checks (step 4) are cached under ``[codesign] cache_dir`` by a
+hash of everything they depend on, so a study that is killed resumes after its last finished
+stage, feed or strain (``sources`` in the summary says what was reused); each stage prints a
+status line when it starts and ends.
 """
 
 from __future__ import annotations
@@ -48,7 +49,9 @@ from mpc_bio.codesign.cache import cached_entry, config_hash
 from mpc_bio.codesign.optimum import FeedOptimum, feed_optimum_from_dict
 from mpc_bio.codesign.settings import CodesignSettings
 from mpc_bio.feed import FeedProfile
+from mpc_bio.interrupts import Interrupted, check_interrupt
 from mpc_bio.outputs import json_default
+from mpc_bio.nomad.checkpoint import content_key
 from mpc_bio.nomad.executor import progress
 from mpc_bio.nomad.nra_settings import DesignStudySettings
 from mpc_bio.nomad.reactor import simulate_reactor
@@ -66,6 +69,8 @@ __all__ = [
 ]
 
 FEEDS = ("batch", "reference", "shared", "own")
+#: reactor trajectories kept per strain x feed x model
+_TRAJECTORIES = ("product", "biomass", "substrate", "volume", "feed", "growth_rate")
 METRICS = {
     "titer_g_per_l": "final product titer (g/L)",
     "yield_mol_per_mol": "product per substrate consumed (mol/mol)",
@@ -434,53 +439,47 @@ def run_codesign_study(
     ref_feed = vs.feed_profile()
     strains = tuple(folds)
     nt = vs.n_points
-    shape = (len(strains), len(FEEDS), models.size, nt)
-    arr = {k: np.full(shape, np.nan) for k in ("product", "biomass", "substrate", "volume", "feed", "growth_rate")}
-    yld = np.full(shape[:3], np.nan)
-    success = np.zeros(shape[:3], dtype=bool)
-    jobs = [(s, f, m) for s in range(len(strains)) for f in range(len(FEEDS)) for m in range(models.size)]
+    rule = ViabilityRule.from_nra(design_settings.nra) if vs.check_steady_state else None
+    sim_tag = {"ensemble": ens_key, "designs": designs.key, "verification": vs, "models": models}
+    sim_sources: dict[str, str] = {}
+    blocks = []  # per strain: arrays (feed, model[, time])
     t = time.perf_counter()
-    with phase(f"co-design: {len(jobs)} reactor simulations (strains x feeds x models)"):
-        for s, f, m in progress(jobs, show, "co-design simulations"):
-            fold = folds[strains[s]][m]
-            if not np.all(np.isfinite(fold)):
-                continue
-            name = FEEDS[f]
-            if name == "batch":
-                feed = None
-            elif name == "reference":
-                feed = ref_feed
-            elif name == "shared":
-                feed = shared.profile
-            else:
-                feed = (own[strains[s]] if strains[s] in own else shared).profile
-            sim = simulate_reactor(ensemble, int(models[m]), vmax_fold=fold, settings=vs, feed=feed)
-            for k in arr:
-                arr[k][s, f, m] = getattr(sim, k)
-            yld[s, f, m] = sim.product_yield if sim.success else np.nan
-            success[s, f, m] = sim.success
+    n_jobs = len(strains) * len(FEEDS) * models.size
+    with phase(f"co-design: {n_jobs} reactor simulations (strains x feeds x models, cached per strain)") as info:
+        for label in progress(strains, show, "co-design simulations"):
+            feeds = {name: _strain_feed(name, own.get(label, shared), ref_feed, shared) for name in FEEDS}
+            block, sim_sources[label] = _cached_arrays(
+                settings.cache_dir,
+                "simulations",
+                {**sim_tag, "strain": label, "vmax_folds": folds[label], "feeds": feeds},
+                lambda label=label, feeds=feeds: _simulate_strain(ensemble, models, folds[label], feeds, vs, nt),
+            )
+            blocks.append(block)
+        info["note"] = _sources_note(sim_sources)
+    arr = {k: np.stack([b[k] for b in blocks]) for k in (*_TRAJECTORIES, "product_yield", "success")}
     seconds["simulations"] = time.perf_counter() - t
     # the viability rule of the rest of NOMAD: each strain's steady state at the reference medium
     # within the bounds of the NRA that made the designs (the reference strain is held to them too)
-    rule = ViabilityRule.from_nra(design_settings.nra) if vs.check_steady_state else None
     failure = np.full((len(strains), models.size), "", dtype=object)
+    via_sources: dict[str, str] = {}
     t = time.perf_counter()
     if rule is not None:
-        with phase(f"co-design: viability ({rule.label()}) of {failure.size} strains x models"):
-            for s, m in progress([(s, m) for s in range(len(strains)) for m in range(models.size)], show, "viability"):
-                fold = folds[strains[s]][m]
-                if not np.all(np.isfinite(fold)):
-                    failure[s, m] = "design infeasible in this model (not applied)"
-                    continue
-                failure[s, m] = rule.failure(strain_steady_state(ensemble, int(models[m]), fold))
+        with phase(f"co-design: viability ({rule.label()}) of {failure.size} strains x models (cached per strain)") as info:
+            for s, label in enumerate(progress(strains, show, "viability")):
+                block, via_sources[label] = _cached_arrays(
+                    settings.cache_dir,
+                    "viability",
+                    {**sim_tag, "strain": label, "vmax_folds": folds[label], "rule": rule},
+                    lambda label=label: {"failure": _strain_viability(ensemble, models, folds[label], rule)},
+                )
+                failure[s] = block["failure"]
+            info["note"] = _sources_note(via_sources)
     seconds["viability"] = time.perf_counter() - t
     ev = CodesignEvaluation(
         strains=strains,
         feeds=FEEDS,
         model_ids=tuple(f"model{i}" for i in models),
         times=np.linspace(0.0, vs.batch_time, nt),
-        product_yield=yld,
-        success=success,
         product_mw_g_per_mol=vs.product_mw,
         viability_failure=failure if rule is not None else None,
         viability_rule=rule,
@@ -499,23 +498,93 @@ def run_codesign_study(
             "designs": designs.source,
             "designs_key": designs.key,
             "feeds": feed_sources,
+            "simulations": sim_sources,
+            "viability": via_sources,
         },
         seconds=seconds,
     )
 
 
-def _cached_feed(cache_dir: str | None, tag: dict[str, Any], compute) -> tuple[FeedOptimum, str]:
-    """``compute()``'s feed optimum, kept in the cache under a hash of ``tag`` (everything it
-    depends on), so a killed study resumes after its last finished optimisation; returns the
-    optimum and ``"cache"`` or ``"computed"``."""
+def _strain_feed(name: str, own: FeedOptimum, reference: FeedProfile, shared: FeedOptimum) -> FeedProfile | None:
+    """The feed profile of feed ``name`` (one of ``FEEDS``) for a strain whose own optimum is ``own``."""
+    if name == "batch":
+        return None
+    if name == "reference":
+        return reference
+    return (shared if name == "shared" else own).profile
+
+
+def _simulate_strain(ensemble, models: np.ndarray, folds: np.ndarray, feeds: dict, vs, nt: int) -> dict[str, np.ndarray]:
+    """One strain (Vmax x ``folds[m]`` in model ``models[m]``) under every feed: arrays (feed, model[, time])
+    of the reactor trajectories, the product yield and the success flags; NaN where the design is
+    infeasible in a model (not applied) or the simulation failed (yield)."""
+    shape = (len(FEEDS), models.size, nt)
+    block = {k: np.full(shape, np.nan) for k in _TRAJECTORIES}
+    block["product_yield"] = np.full(shape[:2], np.nan)
+    block["success"] = np.zeros(shape[:2], dtype=bool)
+    for f, name in enumerate(FEEDS):
+        for m in range(models.size):
+            fold = folds[m]
+            if not np.all(np.isfinite(fold)):
+                continue
+            sim = simulate_reactor(ensemble, int(models[m]), vmax_fold=fold, settings=vs, feed=feeds[name])
+            check_interrupt()  # CVODES turns Ctrl-C into a failed simulation: never keep that as a result
+            for k in _TRAJECTORIES:
+                block[k][f, m] = getattr(sim, k)
+            block["product_yield"][f, m] = sim.product_yield if sim.success else np.nan
+            block["success"][f, m] = sim.success
+    return block
+
+
+def _strain_viability(ensemble, models: np.ndarray, folds: np.ndarray, rule: ViabilityRule) -> np.ndarray:
+    """The viability failure of one strain in every model ("" when viable), as an array of str."""
+    out = []
+    for m in range(models.size):
+        fold = folds[m]
+        if not np.all(np.isfinite(fold)):
+            out.append("design infeasible in this model (not applied)")
+        else:
+            out.append(rule.failure(strain_steady_state(ensemble, int(models[m]), fold)))
+            check_interrupt()
+    return np.array(out, dtype=str)
+
+
+def _cached(cache_dir: str | None, stage: str, key: str, compute, write, read) -> tuple[Any, str]:
+    """``compute()``'s result, kept in the cache entry ``<stage>-<key>`` (written by ``write(result,
+    folder)``, read back by ``read(folder)``), so a killed study resumes after its last finished
+    item; returns the result and ``"cache"`` or ``"computed"``."""
     if not cache_dir:
         return compute(), "computed"
+    path, reused = cached_entry(cache_dir, stage, key, lambda tmp: write(compute(), tmp))
+    return read(path), "cache" if reused else "computed"
 
-    def build(tmp: Path) -> None:
-        (tmp / "feed.json").write_text(json.dumps(compute().to_dict(), default=json_default))
 
-    path, reused = cached_entry(cache_dir, "feed", config_hash(tag), build)
-    return feed_optimum_from_dict(json.loads((path / "feed.json").read_text())), "cache" if reused else "computed"
+def _cached_arrays(cache_dir: str | None, stage: str, tag: dict[str, Any], compute) -> tuple[dict[str, np.ndarray], str]:
+    """:func:`_cached` of a dict of arrays (``arrays.npz``, a bit-exact round trip), keyed by :func:`content_key` of ``tag``."""
+
+    def read(path: Path) -> dict[str, np.ndarray]:
+        with np.load(path / "arrays.npz") as z:
+            return {k: z[k] for k in z.files}
+
+    return _cached(cache_dir, stage, content_key(tag), compute, lambda arrays, tmp: np.savez(tmp / "arrays.npz", **arrays), read)
+
+
+def _sources_note(sources: dict[str, str]) -> str:
+    """``"n computed, m from the cache"`` for a phase's status line."""
+    n = list(sources.values()).count("cache")
+    return f"{len(sources) - n} strain(s) computed, {n} from the cache"
+
+
+def _cached_feed(cache_dir: str | None, tag: dict[str, Any], compute) -> tuple[FeedOptimum, str]:
+    """:func:`_cached` of a feed optimum (``feed.json``), keyed by a hash of ``tag`` (everything it depends on)."""
+    return _cached(
+        cache_dir,
+        "feed",
+        config_hash(tag),
+        compute,
+        lambda opt, tmp: (tmp / "feed.json").write_text(json.dumps(opt.to_dict(), default=json_default)),
+        lambda path: feed_optimum_from_dict(json.loads((path / "feed.json").read_text())),
+    )
 
 
 def write_codesign_study(study: CodesignStudy, out_dir: str | Path, figures: bool = True) -> dict[str, Path]:
@@ -577,6 +646,20 @@ def load_codesign_config(data: dict[str, Any]) -> tuple[CodesignSettings, Ensemb
     return CodesignSettings.from_dict(data.get("codesign", {})), ens, DesignStudySettings.from_dict(design)
 
 
+def cache_note(cache_dir: str | Path) -> str:
+    """One clause saying what finished work the co-design cache holds (complete entries per stage)."""
+    root = Path(cache_dir)
+    counts: dict[str, int] = {}
+    for entry in sorted(root.glob("*-*")) if root.is_dir() else []:
+        if (entry / ".complete").is_file():
+            stage = entry.name.rsplit("-", 1)[0]
+            counts[stage] = counts.get(stage, 0) + 1
+    if not counts:
+        return f"the co-design cache {root} holds no finished stage yet"
+    held = ", ".join(f"{stage} {n}" for stage, n in counts.items())
+    return f"the co-design cache {root} keeps its finished work ({held}); the same command resumes there"
+
+
 def run_codesign_scenario(path: Path, data: dict[str, Any], out_dir: Path, *, progress: bool = True):
     """Runner of ``kind = "codesign"`` scenarios (registered in :data:`mpc_bio.scenarios.runner.SCENARIO_KINDS`).
 
@@ -588,7 +671,12 @@ def run_codesign_scenario(path: Path, data: dict[str, Any], out_dir: Path, *, pr
         settings = dataclasses.replace(settings, progress=False)
     ens = dataclasses.replace(ens, executor=dataclasses.replace(ens.executor, progress=settings.progress and ens.executor.progress))
     design = dataclasses.replace(design, progress=settings.progress)
-    study = run_codesign_study(settings, ens, design)
+    try:
+        study = run_codesign_study(settings, ens, design)
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, Interrupted) or not settings.cache_dir:
+            raise
+        raise Interrupted(cache_note(settings.cache_dir)) from exc
     files = write_codesign_study(study, out_dir, figures=settings.figures)
     s = study.summary()
     keys = ("best", "best_as_simulated", "viability_rule", "reference", "sources", "seconds", "strain_specific_feed_gain", "n_models")

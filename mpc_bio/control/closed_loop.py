@@ -266,9 +266,9 @@ def run_closed_loop(
         params = model.params_with(settings.plant_parameter_scale) if settings.plant == "perturbed" else model.param_values
         plant = IntegratorPlant(model, params, dt, settings.plant_substeps)
     if mpc is None:
-        if mpc_settings.backend == "network":
+        if mpc_settings.backend in ("network", "network_taylor"):
             raise ControlError(
-                "MPCSettings.backend='network' needs the surrogate and the reactor: pass "
+                f"MPCSettings.backend={mpc_settings.backend!r} needs the surrogate and the reactor: pass "
                 "mpc=mpc_bio.control.network_mpc.build_network_mpc(reactor, surrogate, problem, settings)."
             )
         mpc = build_mpc(model, problem, mpc_settings, x_scale=x_scale)

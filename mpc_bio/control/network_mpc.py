@@ -22,7 +22,8 @@ backtracking line search, whose derivatives are rarely used). Everything else (k
 collocation, constraints, objective) is three CasADi SX functions, so an NLP evaluation is a few
 function calls instead of thousands of MX instructions; the callbacks declare their exact
 block-diagonal sparsity. The fed-batch model is split at the network by
-:func:`mpc_bio.process.model.fedbatch_split`.
+:func:`mpc_bio.process.model.fedbatch_split`. :mod:`mpc_bio.control.taylor_mpc` solves the same NLP
+with the network replaced by per-point Taylor models (``MPCSettings.backend = "network_taylor"``).
 
 IPOPT's Hessian of the Lagrangian is exact, or (``MPCSettings.network_hessian``, by default for
 networks with kink features) assembled by hand with the network's curvature at each collocation
@@ -137,11 +138,7 @@ class NetworkMPC:
         q_fun = ca.Function("network_inputs", [w, P], [Q])
         g_fun = ca.Function("collocation_constraints", [w, P, V], [ca.vertcat(*g)])
         f_fun = ca.Function("objective", [w, P], [obj])
-        # the derivatives come with the value of the first trial point of an IPOPT iteration (most are
-        # accepted), the value alone at the further points of a backtracking line search
-        self._net_fun = batched_casadi_function(network, N * d, name="network_horizon", prefetch="adaptive")
         wm, Pm = ca.MX.sym("w", nw), ca.MX.sym("P", P.numel())
-        nlp = {"x": wm, "p": Pm, "f": f_fun(wm, Pm), "g": g_fun(wm, Pm, self._net_fun(q_fun(wm, Pm)))}
         self._lbg, self._ubg = np.concatenate(lbg), np.concatenate(ubg)
         lo = np.zeros(nx)  # every state of the fed-batch is an amount
         lo[self._iv] = 1e-6
@@ -154,7 +151,6 @@ class NetworkMPC:
         self._ubx = np.concatenate(
             [np.full(nx * N * d, np.inf), np.full(N, problem.feed_max), np.full(n_soft * (N + 1), np.inf), np.full(nx * (N + 1), np.inf)]
         )
-        self.nlp = nlp  # the NLP (x: w, p: P) for custom solvers or inspection
         self._funs = (q_fun, g_fun, f_fun)
         # the warm start's correction: the equality constraints (initial state, collocation,
         # continuity) as functions of the states at fixed feeds, with their Jacobian (first-order
@@ -166,15 +162,7 @@ class NetworkMPC:
         self._net_fun1 = batched_casadi_function(network, N * d, name="network_horizon_first_order", exact_hessian=False, prefetch=True)
         g_eq = g_fun(wm, Pm, self._net_fun1(q_fun(wm, Pm)))[self._eq_rows.tolist()]
         self._eq_fun = ca.Function("state_equations", [wm, Pm], [g_eq, ca.jacobian(g_eq, wm)[:, self._x_cols.tolist()]])
-        mode = settings.network_hessian
-        #: whether the network's curvature in IPOPT's Hessian is convexified (see MPCSettings.network_hessian)
-        self.convexified = mode == "convexified" or (mode == "auto" and getattr(network, "n_kinks", 0) > 0)
-        cold, warm = ipopt_options(settings)
-        if self.convexified:
-            hess = self._hessian_of_lagrangian(q_fun, g_fun, f_fun)
-            cold, warm = {**cold, "hess_lag": hess}, {**warm, "hess_lag": hess}
-        self._S_cold = ca.nlpsol("network_mpc", "ipopt", nlp, cold)
-        self._S_warm = ca.nlpsol("network_mpc_warm", "ipopt", nlp, warm) if settings.warm_start else self._S_cold
+        self._build_solvers(q_fun, g_fun, f_fun)
         self._guess_integ = None
         self._p_now = np.asarray(split.param_values, dtype=float).copy()
         self._u_prev = 0.0
@@ -182,6 +170,27 @@ class NetworkMPC:
         self._p_solved: np.ndarray | None = None  # the parameters of the last successful solve
         self._plan: np.ndarray | None = None
         self._plan_time = 0.0
+
+    def _build_solvers(self, q_fun, g_fun, f_fun) -> None:
+        """The NLP with the batched network callback (``self.nlp``) and its cold and warm IPOPT solvers."""
+        from mpc_bio.embed.batched import batched_casadi_function
+
+        settings, N, d = self.settings, self.settings.n_horizon, self.settings.collocation_deg
+        # the derivatives come with the value of the first trial point of an IPOPT iteration (most are
+        # accepted), the value alone at the further points of a backtracking line search
+        self._net_fun = batched_casadi_function(self.network, N * d, name="network_horizon", prefetch="adaptive")
+        wm, Pm = ca.MX.sym("w", q_fun.size1_in(0)), ca.MX.sym("P", q_fun.size1_in(1))
+        nlp = {"x": wm, "p": Pm, "f": f_fun(wm, Pm), "g": g_fun(wm, Pm, self._net_fun(q_fun(wm, Pm)))}
+        self.nlp = nlp  # the NLP (x: w, p: P) for custom solvers or inspection
+        mode = settings.network_hessian
+        #: whether the network's curvature in IPOPT's Hessian is convexified (see MPCSettings.network_hessian)
+        self.convexified = mode == "convexified" or (mode == "auto" and getattr(self.network, "n_kinks", 0) > 0)
+        cold, warm = ipopt_options(settings)
+        if self.convexified:
+            hess = self._hessian_of_lagrangian(q_fun, g_fun, f_fun)
+            cold, warm = {**cold, "hess_lag": hess}, {**warm, "hess_lag": hess}
+        self._S_cold = ca.nlpsol("network_mpc", "ipopt", nlp, cold)
+        self._S_warm = ca.nlpsol("network_mpc_warm", "ipopt", nlp, warm) if settings.warm_start else self._S_cold
 
     def _hessian_of_lagrangian(self, q_fun, g_fun, f_fun, convexify: bool = True) -> ca.Function:
         """IPOPT's Hessian of the Lagrangian with the network's curvature convexified per point.
@@ -465,7 +474,7 @@ class NetworkMPC:
             pred = float("nan")
         self._u_prev = feed
         self.records.append(
-            MPCStepRecord(
+            self._record(
                 time=t,
                 feed=feed,
                 status=str(st.get("return_status", "unknown")),
@@ -482,6 +491,10 @@ class NetworkMPC:
             )
         )
         return feed
+
+    def _record(self, **fields) -> MPCStepRecord:
+        """The record of a step (subclasses add their own fields)."""
+        return MPCStepRecord(**fields)
 
 
 def kink_width(surrogate, settings: MPCSettings) -> float | None:
@@ -506,6 +519,10 @@ def build_network_mpc(
     reactor, surrogate, problem: BatchProblem, settings: MPCSettings | None = None, *, x_scale=None, network=None
 ) -> NetworkMPC:
     """Build the feed MPC with the surrogate network itself in the loop.
+
+    ``settings.backend = "network_taylor"`` gives a :class:`mpc_bio.control.taylor_mpc.TaylorMPC`
+    (Taylor models of the network in a compiled NLP, re-linearised), any other backend a
+    :class:`NetworkMPC` (the network called from the NLP).
 
     Parameters
     ----------
@@ -549,4 +566,8 @@ def build_network_mpc(
             threads=None,
             kink_width=kink_width(surrogate, settings),
         )
+    if settings.backend == "network_taylor":
+        from mpc_bio.control.taylor_mpc import TaylorMPC
+
+        return TaylorMPC(split, process_roles(reactor), problem, settings, network, x_scale=x_scale)
     return NetworkMPC(split, process_roles(reactor), problem, settings, network, x_scale=x_scale)

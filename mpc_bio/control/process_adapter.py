@@ -91,6 +91,9 @@ def vmax_bounds(reactor, cell) -> tuple[float, float]:
 class DfbaPlant:
     """LP-in-the-loop dFBA (fast pFBA at every ``dfba_step``) as a closed-loop plant.
 
+    Each step continues from the state it is given (dissolved O2 included), so ``k`` steps give
+    the trajectory of one uninterrupted run at the same feeds.
+
     Parameters
     ----------
     reactor : mpc_bio.process.FedBatchSettings
@@ -103,11 +106,15 @@ class DfbaPlant:
         it an infeasible LP ends the step early and the event is recorded in :attr:`events`.
     substeps : int
         Stored states per control step.
+    method, rtol, atol
+        Integration of each step: see :func:`mpc_bio.process.simulate_dfba`.
     """
 
     name = "dfba"
 
-    def __init__(self, reactor, model, *, relax: bool = True, substeps: int = 5):
+    def __init__(
+        self, reactor, model, *, relax: bool = True, substeps: int = 5, method: str = "auto", rtol: float = 1e-8, atol: float = 1e-10
+    ):
         from mpc_bio.metabolism.pfba import PFBASolver
         from mpc_bio.metabolism.settings import PFBASettings
 
@@ -120,6 +127,7 @@ class DfbaPlant:
         self.solver = PFBASolver(model, ps)
         self.relax = relax
         self.substeps = substeps
+        self.dfba_options = {"method": method, "rtol": rtol, "atol": atol}
         self.events: list[str] = []
         self.lp_solves = 0
         self.wall_time = 0.0
@@ -128,22 +136,16 @@ class DfbaPlant:
         """States at ``substeps`` equally spaced times of one step of ``dt`` h at feed ``feed`` L/h."""
         from mpc_bio.process import FeedProfile, simulate_dfba
 
-        x = np.asarray(x, dtype=float)
-        ix = {n: i for i, n in enumerate(self.names)}
-        V = float(x[ix["V"]])
+        x = np.maximum(np.asarray(x, dtype=float), 0.0)
         out_step = dt / self.substeps
         r = dataclasses.replace(
             self.reactor,
-            volume0=V,
-            glucose0=max(float(x[ix["n_glc"]]), 0.0) / V,
-            biomass0=float(x[ix["n_X"]]) / V,
-            products0={p: max(float(x[ix[f"n_{p}"]]), 0.0) / V for p in self.reactor.products},
             feed=FeedProfile(times=(0.0,), rates=(float(feed),)),
             batch_time=dt,
             output_step=out_step,
             dfba_step=min(self.reactor.dfba_step, out_step),
         )
-        res = simulate_dfba(r, self.solver, relax=self.relax)
+        res = simulate_dfba(r, self.solver, relax=self.relax, x0=x, **self.dfba_options)
         self.lp_solves += int(res.info.get("lp_solves", 0))
         self.wall_time += float(res.wall_time)
         for e in res.events:

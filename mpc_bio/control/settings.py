@@ -162,13 +162,57 @@ class MPCSettings(Settings):
     )
     backend: str = setting(
         "do-mpc",
-        choices=("do-mpc", "network"),
+        choices=("do-mpc", "network", "network_taylor"),
         doc=(
             "How the MPC evaluates the model: \"do-mpc\" (do-mpc's collocation NLP with the control model's CasADi graph, "
-            'a distilled spline or the network as a native graph) or "network" (the surrogate network itself in the loop, '
+            'a distilled spline or the network as a native graph), "network" (the surrogate network itself in the loop, '
             "mpc_bio.control.network_mpc: the same collocation NLP with the network evaluated by one batched torch call "
             "for all collocation points per evaluation, with its value, exact block-diagonal Jacobian and Hessian, and "
-            "everything else compiled as CasADi SX)."
+            'everything else compiled as CasADi SX) or "network_taylor" (the network in the loop through Taylor models, '
+            "mpc_bio.control.taylor_mpc: the same NLP, all CasADi SX, with the network replaced at each collocation point "
+            "by its Taylor model around the previous solution's uptakes, the models' coefficients parameters of the NLP "
+            "from one batched torch call, re-linearised SQP-style within a trust region until the uptakes stop moving)."
+        ),
+    )
+    taylor_order: int = setting(
+        2,
+        choices=(1, 2),
+        doc=(
+            'backend = "network_taylor" only: order of the Taylor model of the network at each collocation point (1: '
+            "value and Jacobian; 2: with the second derivatives, so the outer iterations converge quadratically "
+            "where the network is smooth)."
+        ),
+    )
+    taylor_tol: float = setting(
+        1e-3,
+        unit="mmol/gDW/h",
+        **POSITIVE,
+        doc=(
+            'backend = "network_taylor" only: the outer (re-linearisation) iterations of a step stop when no uptake at '
+            "any collocation point moved by more than this from the expansion point of the last Taylor models."
+        ),
+    )
+    taylor_max_iter: int = setting(
+        8,
+        low=1,
+        doc=(
+            'backend = "network_taylor" only: largest number of outer iterations (NLP solves on Taylor models) per '
+            "step; the last solve's plan is applied if the uptakes are still moving then (recorded as not converged). "
+            "1: a real-time iteration, one solve per step on first-order models without trust region."
+        ),
+    )
+    taylor_trust_radius: float | None = setting(
+        None,
+        unit="mmol/gDW/h",
+        low=0.0,
+        strict=True,
+        doc=(
+            'backend = "network_taylor" only: initial trust radius, the largest move of each uptake at each '
+            "collocation point from its expansion point in one outer iteration after the first (the first solve of a "
+            "step, on first-order models, is unbounded: its start need not have a solution near its uptakes). It halves "
+            "(to at most half the step) whenever an outer iteration's Taylor models mispredicted the network at the new "
+            "uptakes and doubles after a good prediction whose step hit it, so the iterations converge where the plan "
+            "rides a kink line of the network. None (default): 5 % of the network's smallest input span."
         ),
     )
     network_hessian: str = setting(
@@ -243,6 +287,8 @@ class MPCSettings(Settings):
     )
 
     def _check(self) -> None:
+        if self.taylor_trust_radius is not None and self.taylor_trust_radius < 10 * self.taylor_tol:
+            raise self.invalid("taylor_trust_radius", f"None or >= 10 * taylor_tol = {10 * self.taylor_tol}", self.taylor_trust_radius)
         if self.network_evaluator == "l4casadi" and self.device == "cuda":
             raise self.invalid("device", '"auto" or "cpu" with network_evaluator = "l4casadi" (its library runs on the cpu)', self.device)
 

@@ -10,13 +10,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mpc_bio.errors import MpcBioError
+from mpc_bio.cli import CLIError, add_worker_options, worker_count
 
 __all__ = ["register", "CLIError"]
-
-
-class CLIError(MpcBioError):
-    """A command-line value has the wrong form."""
 
 
 SAMPLE_HELP = """\
@@ -140,8 +136,7 @@ def register(subparsers: Any) -> None:
         help="Latin hypercube bounds in mmol/gDW/h, one per input (default 0:20)",
     )
     s.add_argument("--seed", type=int, default=0, help="seed of the Latin hypercube (default 0)")
-    s.add_argument("--workers", default="all", metavar="N|all", help="local worker processes (default: all cores; 1 = this process)")
-    s.add_argument("--scheduler", metavar="ADDRESS", help="Dask distributed scheduler address, e.g. tcp://host:8786")
+    add_worker_options(s, "local worker processes (default: all cores; 1 = this process)")
     s.add_argument("--chunk-size", type=int, default=None, metavar="N", help="points per chunk (default 400)")
     s.add_argument(
         "--refine",
@@ -176,18 +171,6 @@ def register(subparsers: Any) -> None:
 
 
 # ------------------------------------------------------------------------------------------------
-def _workers(value: str) -> int | None:
-    if str(value).lower() in ("all", "0"):
-        return None
-    try:
-        n = int(value)
-    except ValueError:
-        raise CLIError(f"The option --workers expects a positive integer or 'all'; got {value!r}.") from None
-    if n < 1:
-        raise CLIError(f"The option --workers expects a positive integer or 'all'; got {value!r}.")
-    return n
-
-
 def run_sample(args: argparse.Namespace) -> int:
     """Run ``mpc-bio sample``: checks the output folder first, keeps every solved chunk of the
     grid in a hidden folder beside it (an interrupted run resumes from there when started again),
@@ -236,7 +219,7 @@ def _sample_job(args: argparse.Namespace) -> tuple[Any, Any, Any, int | None]:
 
     settings = _settings(args)
     names = settings.input_names
-    workers = _workers(args.workers)
+    workers = worker_count(args.workers)
     refine = None
     if args.refine is not None:
         from mpc_bio.metabolism.refinement import RefineSettings

@@ -12,8 +12,6 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from mpc_bio.errors import MpcBioError
 
 if TYPE_CHECKING:  # cobra is imported lazily: `import mpc_bio` and pFBA workers stay light
@@ -131,6 +129,7 @@ def model_hash(model: cobra.Model) -> str:
     Two models with the same reactions, metabolites, coefficients, bounds and objective have
     the same hash, whatever file they were read from.
     """
+    import numpy as np
     from cobra.util.solver import linear_reaction_coefficients
 
     # one pass over the objective (reaction.objective_coefficient re-reads it for every reaction)

@@ -47,6 +47,7 @@ _ENSEMBLE_API = {
     "load_ensemble": "mpc_bio.nomad.ensemble",
     "sample_ensemble": "mpc_bio.nomad.ensemble",
     "run_chunks": "mpc_bio.nomad.executor",
+    "chunk_checkpoint": "mpc_bio.nomad.checkpoint",
     "KineticFunctions": "mpc_bio.nomad.kinetics",
     "evaluate_rate_jacobian": "mpc_bio.nomad.kinetics",
     "evaluate_rates": "mpc_bio.nomad.kinetics",
@@ -130,6 +131,7 @@ _DESIGN_API = {
     "verify_strains": "mpc_bio.nomad.verification",
     "strain_steady_state": "mpc_bio.nomad.viability",
     "expression_sensitivity": "mpc_bio.nomad.sensitivity",
+    "expression_sensitivities": "mpc_bio.nomad.sensitivity",
     "run_design_study": "mpc_bio.nomad.design_study",
     "write_design_study": "mpc_bio.nomad.design_study",
 }
@@ -186,6 +188,7 @@ __all__ = [
     "load_study_settings",
     "reduced_jacobian",
     "run_chunks",
+    "chunk_checkpoint",
     "run_ensemble_study",
     "sample_ensemble",
     "sample_reference_states",

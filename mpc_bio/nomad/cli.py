@@ -10,8 +10,13 @@ the paper's experiments (:mod:`mpc_bio.nomad.experiments`). This module only par
 Both refuse an existing, non-empty output folder unless ``--overwrite``, check that it can be
 written before any work, and write through a hidden folder renamed on completion
 (:func:`mpc_bio.outputs.staged_output`), so an interrupted or failed run never leaves a folder
-that looks finished. The design stage's checkpoint is the ensemble folder: when missing it is
-computed and written first, and a later run reuses it.
+that looks finished. Inside the ensemble stage every finished chunk of work (linearisation,
+screening stages, control coefficients) is kept in the output's hidden sibling
+``.NAME.checkpoint`` (:mod:`mpc_bio.nomad.checkpoint`) until the output is complete, so the same
+command, run again after Ctrl-C or a crash, resumes there and writes the same output. The design
+stage's checkpoint is the ensemble folder: when missing it is computed and written first, and a
+later run reuses it; the NRA enumeration and ranking are kept in its ``.design_cache`` and reused
+by every later design or experiment run on the same ensemble and settings.
 """
 
 from __future__ import annotations
@@ -19,8 +24,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -42,7 +48,9 @@ summary.json, CSV tables, the ensemble (npz + json), the control coefficients an
 The settings are the [nomad] tables of the TOML file ([nomad.network], [nomad.steady_state],
 [nomad.sampling], [nomad.screening], [nomad.executor]); options given here override them.
 An existing, non-empty --out folder is refused unless --overwrite (which also drops a design/
-made from the old ensemble); results appear there only when the run completed.
+made from the old ensemble); results appear there only when the run completed. Finished chunks
+of work are kept in the hidden folder .OUT.checkpoint beside it while the run goes on: stopped
+(Ctrl-C, SIGTERM, a crash), the same command resumes from them and gives the same result.
 
 examples:
   mpc-bio nomad ensemble --config scenarios/nomad_anthranilate.toml
@@ -72,7 +80,9 @@ runs the ensemble stage first if it is missing, and says so when it was made wit
 sub-tables [nomad.design.nra], [nomad.design.ranking], [nomad.design.verification],
 [nomad.design.sensitivity]. Writes designs.csv, unique_designs.csv, ranking.csv,
 ranking_matrix.csv, baseline.csv, verification.csv, sensitivity.csv, summary.json and figures/
-(titers in g/L); an existing, non-empty --out folder is refused unless --overwrite.
+(titers in g/L); an existing, non-empty --out folder is refused unless --overwrite. The NRA
+enumeration and ranking are kept in ENSEMBLE_DIR/.design_cache (keyed by their inputs) and reused
+by the next design or experiment run on the same ensemble.
 
 examples:
   mpc-bio nomad design --config scenarios/nomad_anthranilate.toml
@@ -82,9 +92,10 @@ examples:
 
 
 @contextmanager
-def _interrupt_says(kept: str) -> Iterator[None]:
+def _interrupt_says(kept: str | Callable[[], str]) -> Iterator[None]:
     """Turn Ctrl-C / SIGTERM in the enclosed code into :class:`~mpc_bio.interrupts.Interrupted`
-    whose message (printed by ``mpc-bio`` as its one line) says what was kept."""
+    whose message (printed by ``mpc-bio`` as its one line) says what was kept (``kept`` or, when
+    callable, what it returns then)."""
     from mpc_bio.interrupts import Interrupted
 
     try:
@@ -92,11 +103,38 @@ def _interrupt_says(kept: str) -> Iterator[None]:
     except Interrupted:
         raise
     except KeyboardInterrupt:
-        raise Interrupted(kept) from None
+        raise Interrupted(kept() if callable(kept) else kept) from None
+
+
+def _ensemble_kept(ens_dir: Path) -> str:
+    """What a stopped design or experiment run keeps of the ensemble stage (its output or its finished chunks)."""
+    from mpc_bio.nomad.checkpoint import ChunkCheckpoint, checkpoint_dir, kept_note
+
+    if (ens_dir / "ensemble" / "ensemble.json").is_file():
+        return f"the ensemble output in {ens_dir} is kept and reused by the next run"
+    ckpt = checkpoint_dir(ens_dir)
+    return f"the ensemble stage: {kept_note(ChunkCheckpoint(ckpt))}" if ckpt.is_dir() else "the ensemble stage had kept nothing"
+
+
+def _design_kept(ens_dir: Path, out: Path) -> str:
+    """What a stopped design or experiment run keeps of its own work: NRA enumerations and rankings
+    in the ensemble's design cache, finished sensitivity tasks in the output's checkpoint."""
+    from mpc_bio.nomad.checkpoint import ChunkCheckpoint, checkpoint_dir
+    from mpc_bio.nomad.design_study import design_cache_dir
+
+    parts = []
+    cache = design_cache_dir(ens_dir)
+    if cache.is_dir() and (n := ChunkCheckpoint(cache).n_kept()):
+        parts.append(f"{n} NRA enumeration(s) / ranking(s) in {cache}")
+    ckpt = checkpoint_dir(out)
+    if ckpt.is_dir() and (n := ChunkCheckpoint(ckpt).n_kept()):
+        parts.append(f"{n} finished sensitivity task(s) in {ckpt}")
+    return f"; kept for the next run: {', '.join(parts)}" if parts else ""
 
 
 def _ensemble(args: argparse.Namespace) -> int:
     from mpc_bio.interrupts import check_interrupt
+    from mpc_bio.nomad.checkpoint import checkpoint_dir, chunk_checkpoint, kept_note, resume_note
     from mpc_bio.nomad.settings import load_study_settings
     from mpc_bio.nomad.study import run_ensemble_study, write_ensemble_study
     from mpc_bio.outputs import check_output_dir, staged_output
@@ -118,11 +156,16 @@ def _ensemble(args: argparse.Namespace) -> int:
 
         connect_scheduler(ex.scheduler).close()  # reachable, checked with a short time-out
     t0 = time.perf_counter()
-    with _interrupt_says(f"{out} was not written (left as it was); the ensemble stage keeps no partial results"):
+    ckpt = checkpoint_dir(out)
+    resumed = resume_note(ckpt)
+    if resumed:
+        print(resumed)
+    with chunk_checkpoint(ckpt) as cp, _interrupt_says(lambda: f"{out} was not written (left as it was); {kept_note(cp)}"):
         study = run_ensemble_study(settings)
         check_interrupt()  # a signal a solver turned into a failed model must not end as a complete run
         with staged_output(out, overwrite=args.overwrite) as tmp:
             write_ensemble_study(study, tmp, figures=not args.no_figures)
+    shutil.rmtree(ckpt, ignore_errors=True)  # the output is complete: its chunks are no longer needed
     summary = study.summary()
     nw, rs = summary["network"], summary["reference_states"]
     print(
@@ -138,6 +181,7 @@ def _ensemble(args: argparse.Namespace) -> int:
     for s in summary["funnel"]:
         print(f"  {s['name']:<18} {s['n_in']:>7} -> {s['n_out']:>7}  ({s['seconds']:.1f} s)")
     print(f"control coefficients of {study.control.n_models} screened models; total {time.perf_counter() - t0:.1f} s; results in {out}")
+    print(f"work chunks: {cp.n_written} computed, {cp.n_reused} read from the checkpoint of a stopped run")
     if args.json:
         print(json.dumps(summary, indent=1, default=float))
     return 0
@@ -156,23 +200,37 @@ def _design_settings(args: argparse.Namespace, config: str):
     return dataclasses.replace(settings, **changes), ens_dir
 
 
-def _design(args: argparse.Namespace) -> int:
+def _on_ensemble(args: argparse.Namespace, config: str, ens_dir: Path, out: Path, show: bool, run, write):
+    """The work of ``mpc-bio nomad design`` / ``experiment``: the ensemble output of ``ens_dir``
+    (made first when missing), ``run(ensemble, control, cache_dir)`` with its finished sensitivity
+    tasks kept in the checkpoint of ``out`` and the NRA in the ensemble's design cache, and
+    ``write(result, folder, figures=...)`` into ``out`` (staged); returns the result."""
     from mpc_bio.interrupts import check_interrupt
-    from mpc_bio.outputs import check_output_dir, json_default, staged_output
-    from mpc_bio.nomad.design_study import load_or_run_ensemble_output, run_design_study, write_design_study
+    from mpc_bio.nomad.checkpoint import checkpoint_dir, chunk_checkpoint
+    from mpc_bio.nomad.design_study import design_cache_dir, load_or_run_ensemble_output
+    from mpc_bio.outputs import staged_output
+
+    with _interrupt_says(lambda: f"{out} was not written; {_ensemble_kept(ens_dir)}{_design_kept(ens_dir, out)}"):
+        ensemble, control = load_or_run_ensemble_output(config, ens_dir, show)
+        with chunk_checkpoint(checkpoint_dir(out)):  # the sensitivity tasks
+            result = run(ensemble, control, design_cache_dir(ens_dir))
+        check_interrupt()
+        with staged_output(out, overwrite=args.overwrite) as tmp:
+            write(result, tmp, figures=not args.no_figures)
+    shutil.rmtree(checkpoint_dir(out), ignore_errors=True)
+    return result
+
+
+def _design(args: argparse.Namespace) -> int:
+    from mpc_bio.outputs import check_output_dir, json_default
+    from mpc_bio.nomad.design_study import run_design_study, write_design_study
 
     settings, ens_dir = _design_settings(args, args.config)
     ens_dir = Path(args.ensemble_dir or ens_dir)
     out = check_output_dir(args.out or (ens_dir / "design"), overwrite=args.overwrite)  # before any work
     t0 = time.perf_counter()
-    with _interrupt_says(
-        f"{out} was not written; the ensemble output in {ens_dir} is kept (if it was complete) and reused by the next run"
-    ):
-        ensemble, control = load_or_run_ensemble_output(args.config, ens_dir, settings.progress)
-        study = run_design_study(ensemble, control, settings)
-        check_interrupt()
-        with staged_output(out, overwrite=args.overwrite) as tmp:
-            write_design_study(study, tmp, figures=not args.no_figures)
+    run = lambda ensemble, control, cache: run_design_study(ensemble, control, settings, cache_dir=cache)
+    study = _on_ensemble(args, args.config, ens_dir, out, settings.progress, run, write_design_study)
     s = study.summary()
     print(
         f"NRA on {s['n_models']} models: {s['nra']['designs_enumerated']} designs "
@@ -234,6 +292,9 @@ baseline), and write its JSON result, tables and figures to --out:
                reference strain
   all          the three, sharing one NRA enumeration and ranking
 
+The NRA enumeration and ranking are kept in ENSEMBLE_DIR/.design_cache (keyed by their inputs)
+and reused by the next experiment or design run on the same ensemble.
+
 Every strain - reference, designs, MCA baseline, experimental strains, sensitivity draws - is
 judged by one viability rule: a stable steady state at the reference medium with every
 intracellular concentration within the NRA concentration bound of the model's reference and
@@ -249,11 +310,9 @@ examples:
 
 
 def _experiment(args: argparse.Namespace) -> int:
-    from mpc_bio.interrupts import check_interrupt
-    from mpc_bio.nomad.design_study import load_or_run_ensemble_output
     from mpc_bio.nomad.experiment_settings import ClosenessSettings, RobustnessSettings, StrainComparisonSettings
     from mpc_bio.nomad.experiments import EXPERIMENTS, run_experiments, write_experiments
-    from mpc_bio.outputs import check_output_dir, staged_output
+    from mpc_bio.outputs import check_output_dir
 
     config = args.config_file or args.config
     if config is None:
@@ -274,12 +333,9 @@ def _experiment(args: argparse.Namespace) -> int:
     ens_dir = Path(args.ensemble_dir or ens_dir)
     out = check_output_dir(args.out or (ens_dir / f"experiment_{args.experiment}"), overwrite=args.overwrite)
     t0 = time.perf_counter()
-    with _interrupt_says(f"{out} was not written; the ensemble output in {ens_dir} is kept and reused by the next run"):
-        ensemble, control = load_or_run_ensemble_output(config, ens_dir, settings.progress)
-        res = run_experiments(names, ensemble, control, settings, closeness=close, strains=strains, sensitivity=robust)
-        check_interrupt()
-        with staged_output(out, overwrite=args.overwrite) as tmp:
-            write_experiments(res, tmp, figures=not args.no_figures)
+    opts = dict(closeness=close, strains=strains, sensitivity=robust)
+    run = lambda ensemble, control, cache: run_experiments(names, ensemble, control, settings, **opts, cache_dir=cache)
+    res = _on_ensemble(args, config, ens_dir, out, settings.progress, run, write_experiments)
     s = res.summaries()
     fmt = lambda x: "n/a" if x is None else f"{x:.3f}"
     if "closeness" in s:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import shutil
 import time
 import tomllib
 from dataclasses import dataclass, field
@@ -26,10 +27,9 @@ import numpy as np
 
 from mpc_bio.feed import FeedProfile
 from mpc_bio.outputs import json_default
-from mpc_bio.nomad.executor import progress
 from mpc_bio.nomad.nra_settings import DesignStudySettings, NRASettings
 from mpc_bio.nomad.reactor import vmax_fold_from_log_changes
-from mpc_bio.nomad.sensitivity import expression_sensitivity
+from mpc_bio.nomad.sensitivity import expression_sensitivities
 from mpc_bio.nomad.verification import verify_strains
 from mpc_bio.nomad.viability import ViabilityRule
 
@@ -43,6 +43,7 @@ __all__ = [
     "ensemble_output_note",
     "load_or_run_ensemble_output",
     "run_design_study",
+    "design_cache_dir",
     "write_design_study",
 ]
 
@@ -199,9 +200,20 @@ def design_problems(ensemble, control, settings: DesignStudySettings) -> tuple[n
     return model_index, nra, nra_problems_from_control_coefficients(cc, model_ids=[f"model{i}" for i in model_index])
 
 
-def rank_ensemble_designs(ensemble, control, settings: DesignStudySettings) -> tuple:
+def rank_ensemble_designs(ensemble, control, settings: DesignStudySettings, cache_dir: str | Path | None = None) -> tuple:
     """NRA enumeration in every model (``settings.n_workers`` processes) and the ranking of the
     unique designs over all models.
+
+    Parameters
+    ----------
+    ensemble : KineticEnsemble
+    control : ControlCoefficients
+    settings : DesignStudySettings
+    cache_dir : str or Path, optional
+        Keep each model's enumeration and the ranking here, keyed by their inputs (the NRA
+        problem and settings; :mod:`mpc_bio.nomad.checkpoint`), and reuse those found: a second
+        experiment on the same ensemble and settings, or a run stopped during the enumeration,
+        does not enumerate again what was done.
 
     Returns
     -------
@@ -212,27 +224,34 @@ def rank_ensemble_designs(ensemble, control, settings: DesignStudySettings) -> t
     designs : EnsembleDesigns
     ranking : DesignRanking
     seconds : dict of str to float
-        Wall time of the enumeration and the ranking (s).
+        Wall time of the enumeration and the ranking (s), the cached work read back included.
     """
+    from contextlib import nullcontext
+
+    from mpc_bio.interrupts import check_interrupt
+    from mpc_bio.nomad.checkpoint import chunk_checkpoint
+    from mpc_bio.nomad.executor import run_chunks
     from mpc_bio.nomad.ranking import EnsembleDesigns, rank_designs, unique_designs
+    from mpc_bio.nomad.settings import ExecutorSettings
 
     model_index, nra, problems = design_problems(ensemble, control, settings)
     seconds: dict[str, float] = {}
     show = settings.progress
-    t = time.perf_counter()
-    args = [(p, nra) for p in problems]
-    if settings.n_workers > 1 and len(problems) > 1:
-        from mpc_bio.interrupts import worker_pool
-
-        with worker_pool(min(settings.n_workers, len(problems))) as pool:
-            enums = tuple(progress(pool.map(enumerate_model_designs, args), show, "NRA per model", total=len(args)))
-    else:
-        enums = tuple(enumerate_model_designs(a) for a in progress(args, show, "NRA per model"))
-    seconds["enumeration"] = time.perf_counter() - t
-    designs = EnsembleDesigns(enums, unique_designs(enums), seconds["enumeration"])
-    t = time.perf_counter()
-    ranking = rank_designs(problems, designs.unique, nra, settings.ranking, progress=show)
-    seconds["ranking"] = time.perf_counter() - t
+    with chunk_checkpoint(cache_dir) if cache_dir is not None else nullcontext() as cp:
+        t = time.perf_counter()
+        ex = ExecutorSettings(n_workers=max(1, settings.n_workers), progress=show)
+        enums = tuple(run_chunks(enumerate_model_designs, [(p, nra) for p in problems], ex, desc="NRA per model"))
+        seconds["enumeration"] = time.perf_counter() - t
+        designs = EnsembleDesigns(enums, unique_designs(enums), seconds["enumeration"])
+        t = time.perf_counter()
+        key = None if cp is None else cp.key(rank_designs, (problems, designs.unique, nra, settings.ranking))
+        found, ranking = (False, None) if cp is None else cp.load(rank_designs, key)
+        if not found:
+            ranking = rank_designs(problems, designs.unique, nra, settings.ranking, progress=show)
+            if cp is not None:
+                check_interrupt()  # a ranking finished after Ctrl-C may hold LPs failed by it
+                cp.save(rank_designs, key, ranking)
+        seconds["ranking"] = time.perf_counter() - t
     return model_index, nra, problems, designs, ranking, seconds
 
 
@@ -257,6 +276,7 @@ def run_design_study(
     settings: DesignStudySettings | None = None,
     *,
     feed: FeedProfile | Callable[[float], float] | None = None,
+    cache_dir: str | Path | None = None,
 ) -> DesignStudy:
     """Run NRA, ranking, baseline, verification and sensitivity on screened models.
 
@@ -271,6 +291,8 @@ def run_design_study(
         Fed-batch feed; default the piecewise-constant feed of ``settings.verification``, whose
         ``feed_glucose`` is the feed's glucose in either case.
         An optimised feed from the control layer can be passed here.
+    cache_dir : str or Path, optional
+        Where the NRA enumeration and ranking are kept and reused (:func:`rank_ensemble_designs`).
 
     Every strain (reference, designs, MCA baseline) is judged by one viability rule, the bounds
     of the NRA that made the designs (:meth:`ViabilityRule.from_nra`), in the verification and
@@ -283,7 +305,7 @@ def run_design_study(
     from mpc_bio.nomad.ranking import mca_baseline
 
     settings = settings or DesignStudySettings()
-    model_index, nra, problems, designs, ranking, seconds = rank_ensemble_designs(ensemble, control, settings)
+    model_index, nra, problems, designs, ranking, seconds = rank_ensemble_designs(ensemble, control, settings, cache_dir)
     model_ids = [f"model{i}" for i in model_index]
     show = settings.progress
     rule = ViabilityRule.from_nra(nra)
@@ -302,46 +324,29 @@ def run_design_study(
 
     t = time.perf_counter()
     vs = settings.verification
-    nw = settings.n_workers
-    batch = verify_strains(ensemble, model_index, strains, settings=vs, model_ids=model_ids, progress=show, viability=rule, n_workers=nw)
+    common = dict(model_ids=model_ids, progress=show, viability=rule, n_workers=settings.n_workers)
+    batch = verify_strains(ensemble, model_index, strains, settings=vs, **common)
     seconds["verification_batch"] = time.perf_counter() - t
     t = time.perf_counter()
-    fed = verify_strains(
-        ensemble,
-        model_index,
-        strains,
-        settings=vs,
-        feed=feed if feed is not None else vs.feed_profile(),
-        model_ids=model_ids,
-        progress=show,
-        viability=rule,
-        n_workers=nw,
-    )
+    fed = verify_strains(ensemble, model_index, strains, settings=vs, feed=feed if feed is not None else vs.feed_profile(), **common)
     seconds["verification_fed_batch"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    sens = []
-    ref_titer = batch.titer[0]
+    designs_to_perturb = []
     for k, i in enumerate(top):
         mean = ranking.mean_fold_changes(i)
-        if not all(math.isfinite(v) for v in mean.values()):
-            continue
-        sens.append(
-            expression_sensitivity(
-                ensemble,
-                model_index,
-                f"d-{k + 1} {ranking.designs[i].label}",
-                tuple(mean),
-                tuple(mean.values()),
-                settings=settings.sensitivity,
-                verification=vs,
-                model_ids=model_ids,
-                reference_titer=ref_titer,
-                readout_times=batch.readout_times,
-                progress=show,
-                viability=rule,
-            )
-        )
+        if all(math.isfinite(v) for v in mean.values()):
+            designs_to_perturb.append((f"d-{k + 1} {ranking.designs[i].label}", tuple(mean), tuple(mean.values())))
+    sens = expression_sensitivities(  # tasks of (design, chunk of models) on the workers
+        ensemble,
+        model_index,
+        designs_to_perturb,
+        settings=settings.sensitivity,
+        verification=vs,
+        reference_titer=batch.titer[0],
+        readout_times=batch.readout_times,
+        **common,
+    )
     seconds["sensitivity"] = time.perf_counter() - t
     return DesignStudy(
         settings, model_index, tuple(problems), designs, ranking, tuple(baseline), tuple(violations), top, batch, fed, tuple(sens), seconds
@@ -529,13 +534,22 @@ def ensemble_output_note(config: str | Path, ensemble_dir: str | Path) -> str | 
     )
 
 
+def design_cache_dir(ensemble_dir: str | Path) -> Path:
+    """Where the design stage and the experiments keep the NRA enumeration and ranking of an
+    ensemble output: its hidden subfolder ``.design_cache`` (replaced with the ensemble by
+    ``mpc-bio nomad ensemble --overwrite``)."""
+    return Path(ensemble_dir) / ".design_cache"
+
+
 def load_or_run_ensemble_output(config: str | Path, ensemble_dir: str | Path, show: bool = True):
     """The ensemble and control coefficients written by the ensemble stage in ``ensemble_dir``.
 
     When that output is missing, the ensemble stage runs first with the ``[nomad]`` tables of
     the scenario file ``config`` (progress bars when ``show``) and writes it there, through a
     hidden folder renamed on completion: it is the design stage's checkpoint, reused by the next
-    run if this one is stopped later. Either case is said in one printed line (missing; or
+    run if this one is stopped later. The ensemble stage's finished chunks are kept meanwhile in
+    the hidden sibling ``.NAME.checkpoint`` (:mod:`mpc_bio.nomad.checkpoint`), so a run stopped
+    inside it resumes there. Either case is said in one printed line (missing; or
     stale, see :func:`ensemble_output_note`).
 
     Returns
@@ -558,6 +572,8 @@ def load_or_run_ensemble_output(config: str | Path, ensemble_dir: str | Path, sh
         if note:
             print(note)
         return load_ensemble(ensemble_dir / "ensemble"), load_control_coefficients(ensemble_dir / "control_coefficients")
+    from mpc_bio.interrupts import check_interrupt
+    from mpc_bio.nomad.checkpoint import checkpoint_dir, chunk_checkpoint, resume_note
     from mpc_bio.nomad.settings import load_study_settings
     from mpc_bio.nomad.study import run_ensemble_study, write_ensemble_study
     from mpc_bio.outputs import OutputError, check_output_dir, staged_output
@@ -571,9 +587,16 @@ def load_or_run_ensemble_output(config: str | Path, ensemble_dir: str | Path, sh
         )
     check_output_dir(ensemble_dir, overwrite=True, option="ensemble")  # writable, before the work
     print(f"no ensemble output in {ensemble_dir}; running the ensemble stage first")
+    ckpt = checkpoint_dir(ensemble_dir)
+    resumed = resume_note(ckpt)
+    if resumed:
+        print(resumed)
     if not show:
         ens_settings = dataclasses.replace(ens_settings, executor=dataclasses.replace(ens_settings.executor, progress=False))
-    study = run_ensemble_study(ens_settings)
-    with staged_output(ensemble_dir, overwrite=True, option="ensemble") as tmp:  # at most an old design/ there
-        write_ensemble_study(study, tmp)
+    with chunk_checkpoint(ckpt):
+        study = run_ensemble_study(ens_settings)
+        check_interrupt()
+        with staged_output(ensemble_dir, overwrite=True, option="ensemble") as tmp:  # at most an old design/ there
+            write_ensemble_study(study, tmp)
+    shutil.rmtree(ckpt, ignore_errors=True)
     return study.ensemble, study.control

@@ -1,7 +1,8 @@
 """ORACLE-style ensembles of kinetic models around sampled reference steady states.
 
 Per model: a reference state (concentrations, displacements, Keq) and, per saturation slot,
-sigma ~ U(low, high), Km = x (1 - sigma) / sigma (so sigma = x / (x + Km)); then
+sigma ~ U(low, high), Km = x (1 - sigma) / sigma (so sigma = x / (x + Km)), except the slots of
+``km_ranges`` (Km known from the literature: log-uniform in its range, sigma following); then
 Vmax = v_ref / rate(x_ref; Km, Keq, Vmax = 1), with v_ref the fluxes of the model's reference
 state. Every model reproduces its reference fluxes at its reference concentrations by construction. Saved as ``ensemble.npz`` + ``ensemble.json``.
 """
@@ -19,7 +20,7 @@ from mpc_bio.nomad.network import KineticNetwork
 from mpc_bio.nomad.settings import SamplingSettings
 from mpc_bio.nomad.steady_state import ReferenceStates
 
-__all__ = ["KineticEnsemble", "sample_ensemble", "load_ensemble"]
+__all__ = ["KineticEnsemble", "sample_ensemble", "load_ensemble", "km_range_slots"]
 
 _FORMAT = "mpc_bio.nomad.ensemble/1"
 
@@ -154,23 +155,57 @@ def load_ensemble(directory: str | Path) -> KineticEnsemble:
     )
 
 
-def _saturations(settings: SamplingSettings, n_slots: int, index: np.ndarray) -> np.ndarray:
-    """Saturations of the models numbered ``index``: rows of one seeded (N, n_slots) uniform draw.
+def _uniform_rows(seed: list[int], lo, hi, width: int, index: np.ndarray) -> np.ndarray:
+    """Rows ``index`` of one seeded (N, width) uniform draw in [lo, hi) (bounds broadcast per column).
 
-    Model m's row is the m-th row of ``default_rng([seed, 7]).uniform(low, high, (N, n_slots))``;
-    each contiguous run of ``index`` advances the generator to its first row (PCG64 draws one
-    64-bit word per double), so any slice of the population is sampled without the rows before it.
+    Model m's row is the m-th row of ``default_rng(seed).uniform(lo, hi, (N, width))``; each
+    contiguous run of ``index`` advances the generator to its first row (PCG64 draws one 64-bit
+    word per double), so any slice of the population is sampled without the rows before it.
     """
-    lo, hi = settings.saturation_bounds
-    out = np.empty((index.size, n_slots))
-    if index.size == 0:
+    out = np.empty((index.size, width))
+    if index.size == 0 or width == 0:
         return out
     breaks = np.flatnonzero(np.diff(index) != 1) + 1
     for a, b in zip(np.r_[0, breaks], np.r_[breaks, index.size]):
-        rng = np.random.default_rng([settings.seed, 7])
+        rng = np.random.default_rng(seed)
         if index[a]:
-            rng.bit_generator.advance(int(index[a]) * n_slots)
-        out[a:b] = rng.uniform(lo, hi, size=(b - a, n_slots))
+            rng.bit_generator.advance(int(index[a]) * width)
+        out[a:b] = rng.uniform(lo, hi, size=(b - a, width))
+    return out
+
+
+def _saturations(settings: SamplingSettings, n_slots: int, index: np.ndarray) -> np.ndarray:
+    """Saturations of the models numbered ``index``: rows of one seeded (N, n_slots) uniform draw
+    (``default_rng([seed, 7])``, see :func:`_uniform_rows`)."""
+    lo, hi = settings.saturation_bounds
+    return _uniform_rows([settings.seed, 7], lo, hi, n_slots, index)
+
+
+def km_range_slots(network: KineticNetwork, settings: SamplingSettings) -> list[np.ndarray]:
+    """Saturation slots of each ``settings.km_ranges`` entry: the Michaelis slots (substrate or
+    product, not regulation) of that reaction and species.
+
+    Raises
+    ------
+    ValueError
+        If an entry names a reaction or metabolite not in the network, or a pair without a slot.
+    """
+    species = {m: i for i, m in enumerate(network.species_ids)}
+    out = []
+    for rid, mid, _, _ in settings.km_ranges:
+        if rid not in network.reaction_ids or mid not in species:
+            raise ValueError(
+                f"sampling.km_ranges names reaction {rid!r} and metabolite {mid!r}; "
+                f"{'the reaction' if rid not in network.reaction_ids else 'the metabolite'} is not in the network."
+            )
+        slots = np.flatnonzero(
+            (network.slot_reaction == network.reaction_index(rid))
+            & (network.slot_species == species[mid])
+            & (np.abs(network.slot_role) == 1)
+        )
+        if slots.size == 0:
+            raise ValueError(f"sampling.km_ranges: {mid!r} is neither a substrate nor a product in the rate law of {rid!r}.")
+        out.append(slots)
     return out
 
 
@@ -222,6 +257,14 @@ def sample_ensemble(
     species = np.hstack([states.concentrations[state_index], np.broadcast_to(states.fixed_concentrations, (n, network.n_fixed))])
     x_slot = species[:, network.slot_species]
     km = x_slot * (1.0 - sigma) / sigma
+    if settings.km_ranges:
+        # literature Km: log-uniform in [low, high] per entry, its own seeded stream; saturation follows
+        ln_lo = np.log([e[2] for e in settings.km_ranges])
+        ln_hi = np.log([e[3] for e in settings.km_ranges])
+        ln_km = _uniform_rows([settings.seed, 11], ln_lo, ln_hi, len(settings.km_ranges), index)
+        for k, slots in enumerate(km_range_slots(network, settings)):
+            km[:, slots] = np.exp(ln_km[:, k])[:, None]
+            sigma[:, slots] = x_slot[:, slots] / (x_slot[:, slots] + km[:, slots])
     unit = evaluate_rates(
         network,
         states.concentrations[state_index],

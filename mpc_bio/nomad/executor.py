@@ -28,18 +28,11 @@ def chunk_indices(index: Sequence[int] | np.ndarray, chunk_size: int) -> list[np
 
 
 def progress(iterable, show: bool, desc: str, total: int | None = None):
-    """``iterable`` behind a tqdm progress bar labelled ``desc`` when ``show``, else unchanged."""
-    if not show:
-        return iterable
+    """``iterable`` behind a tqdm progress bar labelled ``desc``, hidden unless ``show`` (also a bar
+    to ``update`` by hand when ``iterable`` is None)."""
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, desc=desc, total=total, leave=False)
-
-
-def _progress(total: int, desc: str, enabled: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, disable=not enabled, leave=False)
+    return tqdm(iterable, desc=desc, total=total, disable=not show, leave=False)
 
 
 def run_chunks(
@@ -63,14 +56,58 @@ def run_chunks(
         Progress-bar label.
     on_result : callable, optional
         Called in this process as ``on_result(k, result)`` as soon as item k's result arrives (in
-        completion order), e.g. to write it to disk so finished chunks survive a later failure.
+        completion order), e.g. to write it to disk so finished chunks survive a later failure
+        (not for the items read from a checkpoint).
+
+    Notes
+    -----
+    Inside :func:`mpc_bio.nomad.checkpoint.chunk_checkpoint`, items finished by an earlier run are
+    read from the checkpoint instead of computed, and every new result is written there as it
+    arrives (unless a Ctrl-C / SIGTERM came first: then ``KeyboardInterrupt`` is raised).
     """
     settings = settings or ExecutorSettings()
     items = list(items)
+    from mpc_bio.nomad.checkpoint import active_checkpoint
+
+    cp = active_checkpoint()
+    if cp is None:
+        return _run(func, items, settings, desc, on_result)
+    from mpc_bio.interrupts import check_interrupt
+
+    out: list[Any] = [None] * len(items)
+    keys = [cp.key(func, it) for it in items]
+    todo = []
+    for k, key in enumerate(keys):
+        found, value = cp.load(func, key)
+        if found:
+            out[k] = value
+        else:
+            todo.append(k)
+
+    def keep(j: int, res: Any) -> None:
+        check_interrupt()  # a result that arrives after a signal may hold a model failed by it
+        cp.save(func, keys[todo[j]], res)
+        if on_result is not None:
+            on_result(todo[j], res)
+
+    for k, res in zip(todo, _run(func, [items[k] for k in todo], settings, desc, keep)):
+        out[k] = res
+    return out
+
+
+def _run(func: Callable[[Any], Any], items: list[Any], settings: ExecutorSettings, desc: str, on_result) -> list[Any]:
+    """:func:`run_chunks` without the checkpoint."""
     out: list[Any] = [None] * len(items)
     if not items:
         return out
-    with _progress(len(items), desc, settings.progress) as bar:
+    with progress(None, settings.progress, desc, len(items)) as bar:
+
+        def done(k: int, res: Any) -> None:
+            out[k] = res
+            if on_result is not None:
+                on_result(k, res)
+            bar.update(1)
+
         if settings.scheduler:
             from dask.distributed import as_completed
 
@@ -81,19 +118,12 @@ def run_chunks(
                 futures = client.map(func, items, pure=False)
                 pos = {f.key: k for k, f in enumerate(futures)}
                 for fut in as_completed(futures, loop=client.loop):
-                    k = pos[fut.key]
-                    out[k] = fut.result()
-                    if on_result is not None:
-                        on_result(k, out[k])
-                    bar.update(1)
+                    done(pos[fut.key], fut.result())
             finally:
                 client.close()
         elif settings.n_workers == 1 or len(items) == 1:
             for k, it in enumerate(items):
-                out[k] = func(it)
-                if on_result is not None:
-                    on_result(k, out[k])
-                bar.update(1)
+                done(k, func(it))
         else:
             ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context("spawn")
             from concurrent.futures import as_completed as cf_completed
@@ -103,9 +133,5 @@ def run_chunks(
             with worker_pool(min(settings.n_workers, len(items)), mp_context=ctx) as pool:
                 futures = {pool.submit(func, it): k for k, it in enumerate(items)}
                 for fut in cf_completed(futures):
-                    k = futures[fut]
-                    out[k] = fut.result()
-                    if on_result is not None:
-                        on_result(k, out[k])
-                    bar.update(1)
+                    done(futures[fut], fut.result())
     return out

@@ -73,6 +73,7 @@ def run_experiments(
     strains: StrainComparisonSettings | None = None,
     sensitivity: RobustnessSettings | None = None,
     on_result=None,
+    cache_dir=None,
 ) -> ExperimentResults:
     """Run the named experiments (a subset of :data:`EXPERIMENTS`).
 
@@ -88,6 +89,9 @@ def run_experiments(
     on_result : callable, optional
         Called as ``on_result(partial)`` with an :class:`ExperimentResults` of the experiments
         done so far after each one (e.g. to write partial results of a long run).
+    cache_dir : str or Path, optional
+        Where the NRA enumeration and ranking are kept and reused across runs (by their inputs;
+        :func:`~mpc_bio.nomad.design_study.rank_ensemble_designs`).
     """
     names = tuple(dict.fromkeys(names))
     unknown = [n for n in names if n not in EXPERIMENTS]
@@ -111,7 +115,7 @@ def run_experiments(
         strains = strains or StrainComparisonSettings()
         sensitivity = sensitivity or RobustnessSettings()
         t = time.perf_counter()
-        model_index, nra, problems, designs, ranking, sec = rank_ensemble_designs(ensemble, control, design)
+        model_index, nra, problems, designs, ranking, sec = rank_ensemble_designs(ensemble, control, design, cache_dir)
         seconds.update({f"design_{k}": v for k, v in sec.items()})
         model_ids = [f"model{i}" for i in model_index]
         n_top = max(strains.top_n if "strains" in names else 0, sensitivity.top_n if "sensitivity" in names else 0)
@@ -154,18 +158,19 @@ def run_experiments(
                 model_ids=model_ids,
             )
             seconds["sensitivity"] = time.perf_counter() - t
+    return _results(out, ranking_summary, seconds, design)
+
+
+def _results(out: dict, ranking: dict | None, seconds: dict, design: DesignStudySettings) -> ExperimentResults:
+    """The experiments done so far (``out``) as an :class:`ExperimentResults`."""
     return ExperimentResults(
-        out.get("closeness"), out.get("strains"), out.get("sensitivity"), ranking_summary, seconds, design.verification.product_mw
+        out.get("closeness"), out.get("strains"), out.get("sensitivity"), ranking, dict(seconds), design.verification.product_mw
     )
 
 
 def _report(on_result, out: dict, ranking: dict | None, seconds: dict, design: DesignStudySettings) -> None:
     if on_result is not None:
-        on_result(
-            ExperimentResults(
-                out.get("closeness"), out.get("strains"), out.get("sensitivity"), ranking, dict(seconds), design.verification.product_mw
-            )
-        )
+        on_result(_results(out, ranking, seconds, design))
 
 
 def _save(fig, path: Path) -> None:

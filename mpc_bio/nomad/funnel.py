@@ -435,7 +435,7 @@ def run_funnel(
                     f"{str(out)!r} holds a funnel run with other settings (fingerprint {old!r}, expected {fp!r}); "
                     f"use another output directory or remove it."
                 )
-        if not manifest.is_file():
+        else:
             manifest.write_text(
                 json.dumps(
                     {

@@ -36,6 +36,7 @@ __all__ = [
     "anthranilate_model",
     "ich360_anthranilate_model",
     "build_network",
+    "product_flux_from_yield",
     "reference_fluxes",
     "resolve_substrate",
 ]
@@ -352,12 +353,36 @@ def _growth_id(model: cobra.Model, settings: NetworkSettings) -> str:
     return objs[0]
 
 
+def product_flux_from_yield(settings: NetworkSettings) -> float:
+    """The reference product flux of ``reference_product = "yield"``: product_yield x the substrate uptake.
+
+    The uptake is the rate of the first ``uptake_bounds`` exchange (mmol/gDW/h); the result is in
+    mmol/gDW/h.
+
+    Raises
+    ------
+    NetworkError
+        If ``product_yield`` or ``uptake_bounds`` is missing.
+    """
+    if settings.product_yield is None:
+        raise NetworkError(
+            "network.reference_product = 'yield' needs network.product_yield (mol/mol); a scenario fills it from the "
+            "fermentation data ([nomad.screening] fermentation_data, when the file exists; "
+            "mpc_bio.nomad.settings.data_product_yield), a NetworkSettings built in Python must give it."
+        )
+    if not settings.uptake_bounds:
+        raise NetworkError("network.reference_product = 'yield' needs the substrate uptake in network.uptake_bounds; it is empty.")
+    return float(settings.product_yield) * float(settings.uptake_bounds[0][1])
+
+
 def reference_fluxes(model: cobra.Model, settings: NetworkSettings, force_targets: bool = False) -> tuple[dict[str, float], str]:
     """Reference fluxes by pFBA with the product branch carrying flux.
 
     Steps (all inside ``with model:``, the caller's model is unchanged): fix the uptakes, knock
     out ``settings.knockouts``, maximise growth (mu*), require growth >= growth_fraction mu*,
-    maximise the product flux (p*), fix the product at product_fraction p*; with
+    maximise the product flux (p*), fix the product at product_fraction p* (with
+    ``reference_product = "yield"``: fix it at :func:`product_flux_from_yield` instead, with no
+    growth bound, so the pFBA below maximises growth at that product flux); with
     ``force_targets`` every ``settings.keep_reactions`` reaction that could have zero flux is
     bounded to carry ``min_target_flux`` (in the direction allowed, forward when both are);
     then ``cobra.flux_analysis.pfba`` on growth.
@@ -397,17 +422,27 @@ def reference_fluxes(model: cobra.Model, settings: NetworkSettings, force_target
                 f"check network.uptake_bounds and knockouts."
             )
         mu_max = float(sol.objective_value)
-        model.reactions.get_by_id(growth).lower_bound = settings.growth_fraction * mu_max
         prod = model.reactions.get_by_id(settings.product_reaction)
-        model.objective = prod
-        sol = model.optimize()
-        p_max = float(sol.objective_value) if sol.status == "optimal" else 0.0
-        if p_max <= settings.flux_tolerance:
-            raise NetworkError(
-                f"The product reaction {settings.product_reaction!r} cannot carry flux at "
-                f"{settings.growth_fraction:.0%} of maximal growth (max {p_max:.3g}); the network has no product."
-            )
-        prod.bounds = (settings.product_fraction * p_max, settings.product_fraction * p_max)
+        if settings.reference_product == "yield":
+            p_ref = product_flux_from_yield(settings)
+            prod.bounds = (p_ref, p_ref)
+            mu_at_p = model.slim_optimize(error_value=np.nan)  # the objective is growth
+            if not (np.isfinite(mu_at_p) and mu_at_p > settings.flux_tolerance):
+                raise NetworkError(
+                    f"The product flux {p_ref:.4g} mmol/gDW/h (network.product_yield {settings.product_yield:g} mol/mol x "
+                    f"substrate uptake) leaves no growth in model {model.id!r}; check network.product_yield and uptake_bounds."
+                )
+        else:
+            model.reactions.get_by_id(growth).lower_bound = settings.growth_fraction * mu_max
+            model.objective = prod
+            sol = model.optimize()
+            p_max = float(sol.objective_value) if sol.status == "optimal" else 0.0
+            if p_max <= settings.flux_tolerance:
+                raise NetworkError(
+                    f"The product reaction {settings.product_reaction!r} cannot carry flux at "
+                    f"{settings.growth_fraction:.0%} of maximal growth (max {p_max:.3g}); the network has no product."
+                )
+            prod.bounds = (settings.product_fraction * p_max, settings.product_fraction * p_max)
         if force_targets:
             _force_targets(model, settings)
         model.objective = growth

@@ -3,7 +3,7 @@
 For each design the mean NRA fold change of every member over the models is perturbed by
 U(1 - a, 1 + a) (paper: a = 0.5), all members together and each alone with the others at their
 mean, ``n_draws`` times per model (paper: 10 x 10 models), and simulated in the design stage's
-batch reactor (:func:`~mpc_bio.nomad.sensitivity.expression_sensitivity`). Titers are read at the
+batch reactor (:func:`~mpc_bio.nomad.sensitivity.expression_sensitivities`). Titers are read at the
 end of each model's reference fermentation and every draw is judged by the design's viability
 rule (a non-viable draw as zero titer). A design is robust when, in mode "all", the mean titer
 over the models beats the reference strain's in at least ``robust_fraction`` of the draws.
@@ -20,7 +20,7 @@ import numpy as np
 
 from mpc_bio.nomad.experiment_settings import RobustnessSettings
 from mpc_bio.nomad.nra_settings import DesignStudySettings, SensitivitySettings
-from mpc_bio.nomad.sensitivity import SensitivityResult, expression_sensitivity
+from mpc_bio.nomad.sensitivity import SensitivityResult, expression_sensitivities
 from mpc_bio.nomad.viability import ViabilityRule
 
 __all__ = ["RobustnessStudy", "run_robustness_study"]
@@ -74,25 +74,6 @@ class RobustnessStudy:
         }
 
 
-def _one(task: tuple) -> SensitivityResult:
-    """expression_sensitivity of one design (module level for process pools)."""
-    ensemble, models, label, enzymes, folds, sens, vs, model_ids, ref, readout, rule, each = task
-    return expression_sensitivity(
-        ensemble,
-        models,
-        label,
-        enzymes,
-        folds,
-        settings=sens,
-        verification=vs,
-        model_ids=model_ids,
-        reference_titer=ref,
-        readout_times=readout,
-        viability=rule,
-        each_enzyme=each,
-    )
-
-
 def run_robustness_study(
     ensemble,
     model_index,
@@ -127,35 +108,27 @@ def run_robustness_study(
     settings = settings or RobustnessSettings()
     rule = rule or ViabilityRule.from_nra(design.nra)
     sens = SensitivitySettings(perturbation=settings.perturbation, n_draws=settings.n_draws, seed=settings.seed)
-    tasks, skipped = [], {}
+    designs, skipped = [], {}
     for k, i in enumerate(top):
         label = f"d-{k + 1} {ranking.designs[i].label}"
         mean = ranking.mean_fold_changes(i)
         if not all(math.isfinite(v) for v in mean.values()):
             skipped[label] = "infeasible in every model (no mean fold change)"
             continue
-        tasks.append(
-            (
-                ensemble,
-                list(model_index),
-                label,
-                tuple(mean),
-                tuple(mean.values()),
-                sens,
-                design.verification,
-                model_ids,
-                reference_titer,
-                readout_times,
-                rule,
-                settings.each_enzyme,
-            )
-        )
+        designs.append((label, tuple(mean), tuple(mean.values())))
     t = time.perf_counter()
-    if settings.n_workers > 1 and len(tasks) > 1:
-        from mpc_bio.interrupts import worker_pool
-
-        with worker_pool(min(settings.n_workers, len(tasks))) as pool:
-            results = tuple(pool.map(_one, tasks))
-    else:
-        results = tuple(_one(task) for task in tasks)
+    # tasks of (design, chunk of models), so that every worker stays busy
+    results = expression_sensitivities(
+        ensemble,
+        list(model_index),
+        designs,
+        settings=sens,
+        verification=design.verification,
+        model_ids=model_ids,
+        reference_titer=reference_titer,
+        readout_times=readout_times,
+        viability=rule,
+        each_enzyme=settings.each_enzyme,
+        n_workers=settings.n_workers,
+    )
     return RobustnessStudy(settings, rule, results, skipped, {"simulation": time.perf_counter() - t})

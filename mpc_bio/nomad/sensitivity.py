@@ -19,12 +19,11 @@ import numpy as np
 
 from mpc_bio.feed import FeedProfile
 from mpc_bio.nomad.ensemble import KineticEnsemble
-from mpc_bio.nomad.executor import progress as progress_bar
 from mpc_bio.nomad.nra_settings import SensitivitySettings, VerificationSettings
 from mpc_bio.nomad.reactor import simulate_reactor
 from mpc_bio.nomad.viability import ViabilityRule, strain_steady_state
 
-__all__ = ["SensitivityResult", "expression_sensitivity"]
+__all__ = ["SensitivityResult", "expression_sensitivity", "expression_sensitivities"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -171,11 +170,80 @@ class SensitivityResult:
 
 
 def expression_sensitivity(
+    ensemble: KineticEnsemble, models: Sequence[int], design: str, enzymes: Sequence[str], mean_fold: Sequence[float], **options
+) -> SensitivityResult:
+    """:func:`expression_sensitivities` of one design (label ``design``, member ``enzymes``,
+    mean fold changes ``mean_fold``); ``options`` as there."""
+    return expression_sensitivities(ensemble, models, [(design, enzymes, mean_fold)], **options)[0]
+
+
+def _draw_folds(mean_fold: np.ndarray, n_modes: int, n_models: int, settings: SensitivitySettings) -> np.ndarray:
+    """The applied fold changes (n_modes, n_models, n_draws, n_enzymes): mode 0 every member x
+    U(1 - a, 1 + a), mode k only member k - 1 (seeded by ``settings.seed``)."""
+    rng = np.random.default_rng(settings.seed)
+    a = settings.perturbation
+    ne = mean_fold.size
+    folds = np.broadcast_to(mean_fold, (n_modes, n_models, settings.n_draws, ne)).copy()
+    u = rng.uniform(1 - a, 1 + a, size=(n_modes, n_models, settings.n_draws, ne))
+    folds[0] *= u[0]
+    for k in range(1, n_modes):
+        folds[k, :, :, k - 1] *= u[k, :, :, k - 1]
+    return folds
+
+
+def _simulate_draws(task: tuple) -> dict:
+    """Simulate one design's draws in some models (a work item of :func:`expression_sensitivities`).
+
+    ``task`` = (ensemble, models, cols, mean_fold, folds (n_modes, n_models, n_draws, n_enzymes),
+    verification, feed, reference titer per model or None, readout time per model, viability rule
+    or None). Returns the arrays of those models (model axis 1 of product / success / failure,
+    axis 0 of ``reference`` and ``nominal``) and ``seconds`` (worker wall time).
+    """
+    ensemble, models, cols, mean_fold, folds, verification, feed, reference, t_read, viability = task
+    from mpc_bio.interrupts import check_interrupt
+
+    t0 = time.perf_counter()
+    net = ensemble.network
+    n_modes, nm, nd = folds.shape[:3]
+    nt = verification.n_points
+    times = np.linspace(0.0, verification.batch_time, nt)
+    product = np.full((n_modes, nm, nd, nt), np.nan)
+    success = np.zeros((n_modes, nm, nd), dtype=bool)
+    failure = np.full((n_modes, nm, nd), "", dtype=object) if viability is not None else None
+    ref = np.full(nm, np.nan) if reference is None else np.asarray(reference, dtype=float).copy()
+    nominal = np.full(nm, np.nan)
+    for m, model in enumerate(models):
+        if reference is None:
+            ref[m] = np.interp(t_read[m], times, simulate_reactor(ensemble, model, settings=verification, feed=feed).product)
+        base = np.ones(net.n_reactions)
+        base[cols] = mean_fold
+        nominal[m] = np.interp(
+            t_read[m], times, simulate_reactor(ensemble, model, vmax_fold=base, settings=verification, feed=feed).product
+        )
+        for k in range(n_modes):
+            for d in range(nd):
+                fold = np.ones(net.n_reactions)
+                fold[cols] = folds[k, m, d]
+                sim = simulate_reactor(ensemble, model, vmax_fold=fold, settings=verification, feed=feed)
+                product[k, m, d] = sim.product
+                success[k, m, d] = sim.success
+                if failure is not None:
+                    failure[k, m, d] = viability.failure(strain_steady_state(ensemble, model, fold))
+        check_interrupt()  # CVODES turns Ctrl-C into a failed simulation: never return that as a result
+    return {
+        "product": product,
+        "success": success,
+        "failure": failure,
+        "reference": ref,
+        "nominal": nominal,
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def expression_sensitivities(
     ensemble: KineticEnsemble,
     models: Sequence[int],
-    design: str,
-    enzymes: Sequence[str],
-    mean_fold: Sequence[float],
+    designs: Sequence[tuple[str, Sequence[str], Sequence[float]]],
     *,
     settings: SensitivitySettings | None = None,
     verification: VerificationSettings | None = None,
@@ -186,102 +254,120 @@ def expression_sensitivity(
     progress: bool = False,
     viability: ViabilityRule | None = None,
     each_enzyme: bool = True,
-) -> SensitivityResult:
-    """Perturb a design's mean fold changes uniformly and simulate every model.
+    n_workers: int = 1,
+) -> tuple[SensitivityResult, ...]:
+    """Perturb each design's mean fold changes uniformly and simulate every model.
 
     Each draw multiplies the mean fold change f_j by U(1 - a, 1 + a) (``a =
     settings.perturbation``): for mode "all" every member at once, for mode ``e`` only enzyme
-    ``e`` while the others stay at their mean. Seeded (``settings.seed``).
+    ``e`` while the others stay at their mean. Seeded (``settings.seed``), design by design.
+    Each design's models are split into chunks so that there are about four tasks per worker over
+    all designs; the tasks run on ``n_workers`` processes
+    (:func:`~mpc_bio.nomad.executor.run_chunks`: workers die with their parent, finished tasks are
+    kept inside a :func:`~mpc_bio.nomad.checkpoint.chunk_checkpoint`). The results of a design
+    are the same whatever ``n_workers`` and whichever designs run beside it.
 
     Parameters
     ----------
     ensemble : KineticEnsemble
     models : sequence of int
         Model indices into ``ensemble``.
-    design : str
-        Label.
-    enzymes : sequence of str
-        Member enzymes (reaction ids of the network).
-    mean_fold : sequence of float
-        Mean NRA fold change per member (ratio > 0).
+    designs : sequence of (label, enzymes, mean fold changes)
+        Member enzymes (reaction ids of the network) and the mean NRA fold change per member
+        (ratio > 0).
     settings, verification : optional
     feed : FeedProfile or callable, optional
         Fed-batch feed rate (h -> L/h), glucose at ``verification.feed_glucose``
         (None: batch).
+    model_ids : sequence of str, optional
+        Labels of ``models`` (default "model<index>").
     reference_titer : ndarray (n_models,), optional
         Reference-strain titers at the readout times (mM); simulated when omitted.
     readout_times : ndarray (n_models,), optional
         Time at which each model's titers are read (h), e.g. the batch verification's
         :attr:`VerificationResult.readout_times`; default the end of the run.
+    progress : bool
+        Show a progress bar over the tasks.
     viability : ViabilityRule, optional
         Judge every draw by its steady state (the rule of the design's NRA); None: not checked.
     each_enzyme : bool
         Also perturb each member alone (modes named by the enzyme); False: mode "all" only (the
         draws of mode "all" are the same either way).
+    n_workers : int
+        Processes (1 = in this process).
 
     Returns
     -------
-    SensitivityResult
+    tuple of SensitivityResult
+        One per design, in order; ``seconds`` is the worker wall time of its tasks.
     """
+    from mpc_bio.nomad.executor import chunk_indices, run_chunks
+    from mpc_bio.nomad.settings import ExecutorSettings
+
     settings = settings or SensitivitySettings()
     verification = verification or VerificationSettings()
-    enzymes = tuple(enzymes)
-    mean_fold = np.asarray(mean_fold, dtype=float)
-    if mean_fold.shape != (len(enzymes),) or np.any(~np.isfinite(mean_fold)) or np.any(mean_fold <= 0):
-        raise ValueError(f"mean_fold must hold one positive fold per enzyme {enzymes}. Got {mean_fold!r}.")
     net = ensemble.network
-    cols = [net.reaction_index(e) for e in enzymes]
     models = [int(m) for m in models]
-    modes = ("all",) + (enzymes if each_enzyme else ())
-    rng = np.random.default_rng(settings.seed)
-    a = settings.perturbation
-    nm, nd, ne, nt = len(models), settings.n_draws, len(enzymes), verification.n_points
-    folds = np.broadcast_to(mean_fold, (len(modes), nm, nd, ne)).copy()
-    u = rng.uniform(1 - a, 1 + a, size=(len(modes), nm, nd, ne))
-    folds[0] *= u[0]
-    for k in range(1, len(modes)):
-        folds[k, :, :, k - 1] *= u[k, :, :, k - 1]
-    product = np.full((len(modes), nm, nd, nt), np.nan)
-    success = np.zeros((len(modes), nm, nd), dtype=bool)
-    failure = np.full((len(modes), nm, nd), "", dtype=object) if viability is not None else None
-    t0 = time.perf_counter()
-    ref = np.full(nm, np.nan) if reference_titer is None else np.asarray(reference_titer, dtype=float)
-    nominal = np.full(nm, np.nan)
+    nm, nt = len(models), verification.n_points
     times = np.linspace(0.0, verification.batch_time, nt)
     t_read = np.full(nm, float(verification.batch_time)) if readout_times is None else np.asarray(readout_times, dtype=float)
     if t_read.shape != (nm,):
         raise ValueError(f"readout_times must hold one time per model ({nm}). Got shape {t_read.shape}.")
-    for m, model in enumerate(progress_bar(models, progress, f"sensitivity {design}")):
-        if reference_titer is None:
-            ref[m] = np.interp(t_read[m], times, simulate_reactor(ensemble, model, settings=verification, feed=feed).product)
-        base = np.ones(net.n_reactions)
-        base[cols] = mean_fold
-        nominal[m] = np.interp(
-            t_read[m], times, simulate_reactor(ensemble, model, vmax_fold=base, settings=verification, feed=feed).product
+    ref = None if reference_titer is None else np.asarray(reference_titer, dtype=float)
+    prepared = []
+    for design, enzymes, mean_fold in designs:
+        enzymes = tuple(enzymes)
+        mean_fold = np.asarray(mean_fold, dtype=float)
+        if mean_fold.shape != (len(enzymes),) or np.any(~np.isfinite(mean_fold)) or np.any(mean_fold <= 0):
+            raise ValueError(f"mean_fold must hold one positive fold per enzyme {enzymes}. Got {mean_fold!r}.")
+        modes = ("all",) + (enzymes if each_enzyme else ())
+        cols = [net.reaction_index(e) for e in enzymes]
+        prepared.append((design, enzymes, mean_fold, modes, cols, _draw_folds(mean_fold, len(modes), nm, settings)))
+    if not prepared:
+        return ()
+    parts = max(1, min(nm, math.ceil(4 * max(1, n_workers) / len(prepared)))) if n_workers > 1 else 1
+    chunks = chunk_indices(np.arange(nm), max(1, math.ceil(nm / parts))) if nm else [np.arange(0)]
+    tasks, owner = [], []
+    for j, (_, _, mean_fold, _, cols, folds) in enumerate(prepared):
+        for c in chunks:
+            tasks.append(
+                (
+                    ensemble.subset(np.asarray([models[i] for i in c], dtype=int)),  # only the chunk's models travel to the worker
+                    list(range(c.size)),
+                    cols,
+                    mean_fold,
+                    folds[:, c],
+                    verification,
+                    feed,
+                    None if ref is None else ref[c],
+                    t_read[c],
+                    viability,
+                )
+            )
+            owner.append(j)
+    ex = ExecutorSettings(n_workers=max(1, n_workers), progress=progress)
+    results = run_chunks(_simulate_draws, tasks, ex, desc="sensitivity")
+    out = []
+    for j, (design, enzymes, mean_fold, modes, _, folds) in enumerate(prepared):
+        mine = [r for r, o in zip(results, owner) if o == j]
+        failure = np.concatenate([r["failure"] for r in mine], axis=1) if viability is not None else None
+        out.append(
+            SensitivityResult(
+                design=design,
+                enzymes=enzymes,
+                mean_fold=mean_fold,
+                modes=modes,
+                model_ids=tuple(model_ids) if model_ids is not None else tuple(f"model{m}" for m in models),
+                folds=folds,
+                times=times,
+                product=np.concatenate([r["product"] for r in mine], axis=1),
+                reference_titer=np.concatenate([r["reference"] for r in mine]),
+                nominal_titer=np.concatenate([r["nominal"] for r in mine]),
+                success=np.concatenate([r["success"] for r in mine], axis=1),
+                seconds=float(sum(r["seconds"] for r in mine)),
+                readout_times=t_read,
+                failure=failure,
+                viability=viability,
+            )
         )
-        for k in range(len(modes)):
-            for d in range(nd):
-                fold = np.ones(net.n_reactions)
-                fold[cols] = folds[k, m, d]
-                sim = simulate_reactor(ensemble, model, vmax_fold=fold, settings=verification, feed=feed)
-                product[k, m, d] = sim.product
-                success[k, m, d] = sim.success
-                if failure is not None:
-                    failure[k, m, d] = viability.failure(strain_steady_state(ensemble, model, fold))
-    return SensitivityResult(
-        design=design,
-        enzymes=enzymes,
-        mean_fold=mean_fold,
-        modes=modes,
-        model_ids=tuple(model_ids) if model_ids is not None else tuple(f"model{m}" for m in models),
-        folds=folds,
-        times=times,
-        product=product,
-        reference_titer=ref,
-        nominal_titer=nominal,
-        success=success,
-        seconds=time.perf_counter() - t0,
-        readout_times=t_read,
-        failure=failure,
-        viability=viability,
-    )
+    return tuple(out)

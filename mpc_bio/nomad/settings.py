@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -31,6 +31,7 @@ __all__ = [
     "ExecutorSettings",
     "EnsembleStudySettings",
     "load_study_settings",
+    "data_product_yield",
 ]
 
 
@@ -101,6 +102,29 @@ class NetworkSettings(NomadSettings):
     growth_fraction: float = setting(0.9, **FRACTION, strict=True, doc=("Reference growth as a fraction of the maximum growth."))
     product_fraction: float = setting(
         0.3, **FRACTION, strict=True, doc=("Product flux fixed at this fraction of its maximum at the reference growth.")
+    )
+    reference_product: str = setting(
+        "fraction",
+        choices=("fraction", "yield"),
+        unit="-",
+        doc=(
+            'How the reference product flux is set. "fraction": product_fraction of its maximum at growth_fraction of '
+            'the maximal growth. "yield": product_yield (mol product per mol substrate) times the substrate uptake of '
+            "the first uptake_bounds exchange, with the growth maximised at that product flux (growth_fraction and "
+            "product_fraction unused); in a scenario the yield defaults to the reference strain's in the fermentation "
+            "data ([nomad.screening] fermentation_data: final product / glucose consumed)."
+        ),
+    )
+    product_yield: float | None = setting(
+        None,
+        unit="mol/mol",
+        **POSITIVE,
+        doc=(
+            'Reference product yield on the substrate for reference_product = "yield". Omitted in a scenario: the '
+            "fermentation data's (final product titer / (glucose at inoculation - final glucose); the glucose at "
+            "inoculation defaults to the medium's fixed concentration of the substrate, the final glucose to 0, "
+            "as the screen requires the glucose used up)."
+        ),
     )
     flux_tolerance: float = setting(1e-7, unit="mmol/gDW/h", **POSITIVE, doc="Fluxes with |v| below this count as zero.")
     reduce: bool | None = setting(
@@ -219,6 +243,24 @@ class SteadyStateSettings(NomadSettings):
     default_fixed_concentration: float = setting(
         1.0, unit="mmol/L", **POSITIVE, doc=("Concentration of a boundary metabolite not listed in fixed_concentrations.")
     )
+    medium_exchange_compartments: tuple[str, ...] = setting(
+        ("p",),
+        doc=(
+            "Compartments in direct exchange with the medium through porins (the periplasm). A metabolite there whose "
+            "base id is a boundary (medium) species is bounded by medium_exchange_fold around the medium's "
+            "concentration instead of concentration_bounds (metabolite_bounds still override)."
+        ),
+    )
+    medium_exchange_fold: float | None = setting(
+        1.25,
+        unit="-",
+        low=1.0,
+        doc=(
+            "A medium_exchange_compartments metabolite lies within [c/fold, c*fold] of its medium concentration c "
+            "(default 1.25: porins near equilibrium, so uptake through a mass-action porin does not stop while the "
+            "medium still holds substrate); omit (None in Python) to use concentration_bounds."
+        ),
+    )
     displacement_range: tuple[float, float] = setting(
         (0.1, 5.0),
         unit="-",
@@ -292,6 +334,17 @@ class SamplingSettings(NomadSettings):
         high_strict=True,
         doc=("Saturations sigma = x / (x + Km) are drawn uniformly in this interval (0 < low <= high < 1; ORACLE's default)."),
     )
+    km_ranges: tuple[tuple[str, str, float, float], ...] = setting(
+        (),
+        unit="mmol/L",
+        **POSITIVE,
+        expected="(reaction, metabolite, low, high) quadruples with 0 < low <= high (mmol/L)",
+        doc=(
+            "Michaelis constants known from the literature: [[reaction, metabolite, low, high], ...]. The Km of that "
+            "reaction for that substrate or product is drawn log-uniformly in [low, high] per model (its saturation "
+            "follows from the state's concentration; Vmax keeps the reference flux) instead of from saturation_bounds."
+        ),
+    )
     cell_volume: float = setting(
         0.0023, unit="L/gDW", **POSITIVE, doc=("Cell volume per dry weight, converting fluxes to concentration rates.")
     )
@@ -299,6 +352,9 @@ class SamplingSettings(NomadSettings):
 
     def _check(self) -> None:
         _ordered_pair(self, "saturation_bounds")
+        for item in self.km_ranges:
+            if item[2] > item[3]:
+                raise self.invalid("km_ranges", "(reaction, metabolite, low, high) quadruples with 0 < low <= high (mmol/L)", item)
 
 
 @dataclass(frozen=True)
@@ -437,6 +493,54 @@ class EnsembleStudySettings(NomadSettings):
     sampling: SamplingSettings = setting(factory=SamplingSettings, doc="[nomad.sampling] ORACLE parameter sampling.")
     screening: ScreeningSettings = setting(factory=ScreeningSettings, doc="[nomad.screening] the four NOMAD screening stages.")
     executor: ExecutorSettings = setting(factory=ExecutorSettings, doc="[nomad.executor] local processes or Dask.")
+
+    def _check(self) -> None:
+        net = self.network
+        data = self.screening.fermentation_data
+        # a data file that does not exist is left to the stage that reads it (its error names the path)
+        if net.reference_product == "yield" and net.product_yield is None and (data is None or Path(data).is_file()):
+            self._set("network", replace(net, product_yield=data_product_yield(self)))
+
+
+def data_product_yield(settings: EnsembleStudySettings) -> float:
+    """The reference strain's product yield on glucose in the fermentation data (mol/mol).
+
+    ``(final product - product at inoculation) / (glucose at inoculation - final glucose)``, each
+    read from ``settings.screening.fermentation_data`` for ``reference_strain`` (titers in g/L
+    converted with ``product_molar_mass``); absent values default to: product at inoculation 0,
+    glucose at inoculation the medium's (``steady_state.fixed_concentrations`` of the substrate
+    exchange's metabolite, ``EX_glc__D_e`` -> ``glc__D_e``), final glucose 0 (stage iii requires it used up).
+
+    Raises
+    ------
+    NomadSettingsError
+        If the data have no final product for the reference strain or no glucose is consumed.
+    """
+    from mpc_bio.nomad.fermentation_data import load_fermentation_data
+
+    scr, ss = settings.screening, settings.steady_state
+    data = load_fermentation_data(scr.fermentation_data)
+    s, mw = scr.reference_strain, scr.product_molar_mass
+    final_p = data.value(data.final(s, "product"), mw)
+    if final_p is None:
+        raise NomadSettingsError(
+            f"network.reference_product = 'yield' without network.product_yield needs the final product of strain {s!r} "
+            f"in the fermentation data {data.path}; add a product row or give network.product_yield."
+        )
+    p0 = data.value(data.initial(s, "product"), mw) or 0.0
+    g0 = data.value(data.initial(s, "glucose"))
+    if g0 is None:
+        ex = settings.network.uptake_bounds[0][0] if settings.network.uptake_bounds else ""
+        met = ex[3:] if ex.startswith("EX_") else ex
+        g0 = dict(ss.fixed_concentrations).get(met, ss.default_fixed_concentration)
+    gf = data.final(s, "glucose")
+    gf = data.value(gf) if gf is not None and gf.time != 0 else 0.0
+    if not g0 - gf > 0 or not final_p - p0 > 0:
+        raise NomadSettingsError(
+            f"The fermentation data {data.path} give strain {s!r} a product gain {final_p - p0:g} mM from a glucose use "
+            f"{g0 - gf:g} mM; network.reference_product = 'yield' needs both positive (or give network.product_yield)."
+        )
+    return float((final_p - p0) / (g0 - gf))
 
 
 def load_study_settings(path: str | Path) -> EnsembleStudySettings:

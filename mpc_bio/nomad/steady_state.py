@@ -48,6 +48,7 @@ __all__ = [
     "cofactor_ratios",
     "hit_and_run",
     "load_dg0",
+    "medium_exchange_bounds",
     "sample_reference_states",
     "thermodynamic_data_for",
 ]
@@ -164,11 +165,35 @@ def _bounds(network: KineticNetwork, settings: SteadyStateSettings, physiologica
         for mid, val in PHYSIOLOGICAL_CONCENTRATIONS.items():
             if mid in idx:
                 lo[idx[mid]], hi[idx[mid]] = val / f, val * f
+    for mid, (a, b) in medium_exchange_bounds(network, settings).items():
+        lo[idx[mid]], hi[idx[mid]] = a, b
     for mid, a, b in settings.metabolite_bounds:
         if mid not in idx:
             raise ValueError(f"steady_state.metabolite_bounds names {mid!r}, which is not a balanced metabolite.")
         lo[idx[mid]], hi[idx[mid]] = a, b
     return lo, hi
+
+
+def medium_exchange_bounds(network: KineticNetwork, settings: SteadyStateSettings) -> dict[str, tuple[float, float]]:
+    """Bounds of the balanced metabolites in direct exchange with the medium (mmol/L).
+
+    A balanced metabolite whose compartment (the id's suffix after the last ``_``) is one of
+    ``settings.medium_exchange_compartments`` and whose base id names a boundary species
+    (``glc__D_p`` and ``glc__D_e``) gets ``[c / f, c * f]``, c the boundary species' fixed
+    concentration and f ``settings.medium_exchange_fold``; empty when the fold is None.
+    ``metabolite_bounds`` override these.
+    """
+    f = settings.medium_exchange_fold
+    if f is None:
+        return {}
+    fixed = dict(zip(network.fixed_ids, _fixed(network, settings)))
+    medium = {m.rsplit("_", 1)[0]: c for m, c in fixed.items() if "_" in m}
+    out = {}
+    for mid in network.metabolite_ids:
+        base, _, comp = mid.rpartition("_")
+        if base and comp in settings.medium_exchange_compartments and base in medium:
+            out[mid] = (float(medium[base] / f), float(medium[base] * f))
+    return out
 
 
 def _fixed(network: KineticNetwork, settings: SteadyStateSettings) -> np.ndarray:
@@ -220,12 +245,29 @@ def hit_and_run(
     if rounding is not False and rounding is not None:
         coords = range(dim) if rounding is True else rounding
         ext = [y0, *_extreme_points(G, h, coords)]
-        cov = np.atleast_2d(np.cov(np.asarray(ext), rowvar=False))
+        X = np.asarray(ext) - np.mean(ext, axis=0)
+        cov = _product(X.T, X) / max(len(ext) - 1, 1)
         cov += 1e-10 * max(1.0, float(np.trace(cov)) / dim) * np.eye(dim)
-        T = np.linalg.cholesky(cov)
+        T = _cholesky(cov)
     burn = 10 * thinning if burn_in is None else burn_in
-    out = _chain(G @ T, h - G @ y0, np.zeros(dim), n * thinning, thinning, rng, burn)
-    return y0 + out @ T.T
+    out = _chain(_product(G, T), h - _product(G, y0), np.zeros(dim), n * thinning, thinning, rng, burn)
+    return y0 + _product(out, T.T)
+
+
+def _cholesky(A: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factor of the positive definite ``A``, column by column in a fixed order
+    (LAPACK's blocked factorisation rounds differently with its thread count)."""
+    L = np.zeros_like(A)
+    for j in range(A.shape[0]):
+        L[j, j] = np.sqrt(A[j, j] - np.einsum("k,k->", L[j, :j], L[j, :j]))
+        L[j + 1 :, j] = (A[j + 1 :, j] - np.einsum("ik,k->i", L[j + 1 :, :j], L[j, :j])) / L[j, j]
+    return L
+
+
+def _product(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """``A @ B`` summed in a fixed order (numpy's own loops, not BLAS): BLAS's order depends on its
+    thread count, and the chain turns last-digit differences into different samples."""
+    return np.einsum("ij,j->i" if B.ndim == 1 else "ij,jk->ik", A, B)
 
 
 def _extreme_points(G: np.ndarray, h: np.ndarray, coords) -> list[np.ndarray]:
@@ -267,12 +309,12 @@ def _chain(G: np.ndarray, h: np.ndarray, y: np.ndarray, n_steps: int, thinning: 
     """Hit-and-run chain in {G y <= h}: every ``thinning``-th point after ``burn`` steps."""
     y = y.copy()
     out = np.empty((n_steps // thinning, y.size))
-    slack = np.maximum(h - G @ y, 0.0)
+    slack = np.maximum(h - _product(G, y), 0.0)
     k = 0
     for step in range(burn + n_steps):
         d = rng.standard_normal(y.size)
         d /= np.linalg.norm(d)
-        gd = G @ d
+        gd = _product(G, d)
         pos, neg = gd > 1e-14, gd < -1e-14
         tmax = np.min(slack[pos] / gd[pos]) if pos.any() else np.inf
         tmin = np.max(slack[neg] / gd[neg]) if neg.any() else -np.inf

@@ -64,11 +64,8 @@ def plot_time_courses(evaluation, quantity: str = "product", ax=None):
     The product is drawn as a titer in g/L (the evaluation's molar mass), like every titer of the
     co-design outputs; the other quantities in their model units (gDW/L, mM, L).
     """
-    if ax is None:
-        fig, axes = plt.subplots(1, len(evaluation.feeds), figsize=(3.2 * len(evaluation.feeds), 3.2), sharey=True)
-        axes = np.atleast_1d(axes)
-    else:
-        fig, axes = ax.figure, np.atleast_1d(ax)
+    n = len(evaluation.feeds)
+    fig, axes = figure_axes(ax, (3.2 * n, 3.2), (1, n), sharey=True)
     mean, lo, hi = evaluation.bands(quantity)
     if quantity == "product":  # titers in g/L, as in the Pareto plot and the summary (mM x g/mol / 1000)
         mean, lo, hi = (a * evaluation.product_mw_g_per_mol / 1000.0 for a in (mean, lo, hi))

@@ -5,7 +5,6 @@ and return the Figure (never ``show()``).
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 from mpc_bio.plotting.axes import figure_axes
@@ -234,9 +233,7 @@ def plot_baseline_scan(baseline, ax=None, *, offline_objective: float | None = N
     objective_unit : str
         y-axis label, with the objective's unit (e.g. ``"final biomass [gDW]"``).
     """
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(5, 3.5), constrained_layout=True)
-    fig = ax.figure
+    fig, (ax,) = figure_axes(ax, (5, 3.5), (1, 1))
     p, o, v = baseline.scan_parameters, baseline.scan_objectives, baseline.scan_violations
     feas = v <= baseline.tolerance
     ax.plot(p[feas], o[feas], "o-", color="C0", label="feasible")

@@ -37,7 +37,7 @@ def plot_growth_map(dataset: Any, ax: Any = None, *, x: str | None = None, y: st
         Growth (1/h) as colour over the uptakes (mmol/gDW/h); relaxed points (elastic slacks
         used) are hatched and outlined, failed/infeasible points drawn in grey.
     """
-    import matplotlib.pyplot as plt
+    from mpc_bio.plotting.axes import figure_axes
 
     names = list(dataset.input_names)
     if len(names) < 2 and (x is None or y is None):
@@ -47,10 +47,7 @@ def plot_growth_map(dataset: Any, ax: Any = None, *, x: str | None = None, y: st
     for n in (x, y):
         if n not in names:
             raise ValueError(f"plot_growth_map: input {n!r} is not in the dataset; expected one of {names}.")
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(6.0, 4.8), constrained_layout=True)
-    else:
-        fig = ax.figure
+    fig, (ax,) = figure_axes(ax, (6.0, 4.8), (1, 1))
     xs, ys, G = _grid(dataset, x, y, dataset.growth)
     _, _, R = _grid(dataset, x, y, (dataset.status == 1).astype(float))
     _, _, F = _grid(dataset, x, y, (dataset.status >= 2).astype(float))
@@ -102,15 +99,12 @@ def plot_growth_curves(
     -------
     matplotlib.figure.Figure
     """
-    import matplotlib.pyplot as plt
+    from mpc_bio.plotting.axes import figure_axes
 
     names = list(dataset.input_names)
     x = x or names[0]
     fixed = fixed or names[1]
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(5.5, 4.0), constrained_layout=True)
-    else:
-        fig = ax.figure
+    fig, (ax,) = figure_axes(ax, (5.5, 4.0), (1, 1))
     ix, jf = names.index(x), names.index(fixed)
     fvals = np.unique(dataset.inputs[:, jf])
     for lev in levels:

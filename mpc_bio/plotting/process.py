@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
+
+from mpc_bio.plotting.axes import figure_axes
 
 __all__ = ["plot_fedbatch"]
 
@@ -47,12 +48,7 @@ def plot_fedbatch(result, dfba=None, axes=None, title: str | None = None):
     -------
     matplotlib.figure.Figure
     """
-    if axes is None:
-        fig, axes = plt.subplots(2, 3, figsize=(12, 6.5), sharex=True, constrained_layout=True)
-    axes = np.asarray(axes).ravel()
-    if axes.size != 6:
-        raise ValueError(f"plot_fedbatch needs 6 axes; got {axes.size}.")
-    fig = axes[0].figure
+    fig, axes = figure_axes(axes, (12, 6.5), (2, 3), sharex=True)
     label = "surrogate" if result.method == "surrogate" else result.method
     for ax, y, (tag, ylabel) in zip(axes, _series(result), _PANELS):
         if tag == "B":

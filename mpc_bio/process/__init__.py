@@ -1,33 +1,24 @@
 """The fed-batch process (paper 1, Eq. 2): settings, uptake kinetics, the CasADi model with the
 embedded surrogate, and two simulators (surrogate and LP-in-the-loop dFBA).
 
-torch/l4casadi are imported only through :func:`embed_cell_model` (via :mod:`mpc_bio.embed`).
+Names are imported when first used, so ``import mpc_bio.process.settings`` (e.g. by ``mpc-bio
+validate``) imports no CasADi; torch/l4casadi are imported only through :func:`embed_cell_model`
+(via :mod:`mpc_bio.embed`).
 """
 
-from mpc_bio.process.cell import CellFluxModel, embed_cell_model, required_outputs
-from mpc_bio.process.kinetics import gated_rate, glucose_uptake, oxygen_uptake
-from mpc_bio.process.model import FedBatchODE, fedbatch_ode
-from mpc_bio.process.result import FedBatchResult, SimulationEvent
-from mpc_bio.process.settings import FedBatchSettings, FeedProfile, ProcessSettingsError, UptakeKinetics
-from mpc_bio.process.simulate import SurrogateSimulator, fedbatch_integrator, simulate_dfba, simulate_surrogate
+from __future__ import annotations
 
-__all__ = [
-    "FedBatchSettings",
-    "FeedProfile",
-    "UptakeKinetics",
-    "ProcessSettingsError",
-    "CellFluxModel",
-    "embed_cell_model",
-    "required_outputs",
-    "glucose_uptake",
-    "oxygen_uptake",
-    "gated_rate",
-    "FedBatchODE",
-    "fedbatch_ode",
-    "fedbatch_integrator",
-    "SurrogateSimulator",
-    "simulate_surrogate",
-    "simulate_dfba",
-    "FedBatchResult",
-    "SimulationEvent",
-]
+from mpc_bio.lazy import lazy_exports
+
+_LAZY = {
+    ".cell": ("CellFluxModel", "embed_cell_model", "required_outputs"),
+    ".dfba": ("simulate_dfba",),
+    ".kinetics": ("gated_rate", "glucose_uptake", "oxygen_uptake"),
+    ".model": ("FedBatchODE", "fedbatch_ode"),
+    ".result": ("FedBatchResult", "SimulationEvent"),
+    ".settings": ("FedBatchSettings", "FeedProfile", "ProcessSettingsError", "UptakeKinetics"),
+    ".simulate": ("SurrogateSimulator", "fedbatch_integrator", "simulate_surrogate"),
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
+__all__ = __dir__()

@@ -13,9 +13,11 @@ Two integrations of the same model (paper 1, Eq. 2, with the fluxes of the lexic
   stops there with an ``"lp_infeasible"`` event.
 * ``"fixed_step"`` (static optimisation, the paper's baseline): the pFBA at every
   ``settings.dfba_step``, its fluxes held constant over the step (biomass grows exactly
-  exponentially over a step, the other amounts follow by the exact integral). First order in the
-  step: near glucose exhaustion, where the uptake changes on the time scale of the step, it is
-  off by several per cent of the glucose.
+  exponentially over a step, the other amounts follow by the exact integral); the dissolved O2
+  (``kinetics.oxygen = "kla"``) by a backward-Euler step of its balance, transfer and Michaelis-Menten
+  uptake both implicit (one quadratic per step), unconditionally stable however fast the O2 relaxes.
+  First order in the step: near glucose exhaustion, where the uptake changes on the time scale of
+  the step, it is off by several per cent of the glucose.
 
 Without relaxation an infeasible LP stops either run with an ``"lp_infeasible"`` event carrying the
 time and state; with relaxation the run continues and the first relaxed point is reported as
@@ -30,8 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from mpc_bio.process.kinetics import gated_rate, glucose_uptake, oxygen_uptake
-from mpc_bio.process.model import OUTPUT_NAMES_BASE
+from mpc_bio.process.model import OUTPUT_NAMES_BASE, FluxLayout, fedbatch_split
 from mpc_bio.process.result import FedBatchResult, SimulationEvent, state_dict
 from mpc_bio.process.settings import FedBatchSettings, ProcessSettingsError
 
@@ -77,236 +78,240 @@ def _solver(model: Any, relax: bool, settings: FedBatchSettings, pfba_settings=N
     return solver
 
 
-def _simulate_dfba_fixed(settings: FedBatchSettings, solver, *, relax: bool, progress: bool) -> FedBatchResult:
+class _LPStop(Exception):
+    """The LP at a right-hand-side evaluation has no solution (infeasible or solver failure)."""
+
+    def __init__(self, point, uptakes: np.ndarray) -> None:
+        super().__init__(point.status)
+        self.point, self.uptakes = point, uptakes
+
+
+class _NumericCall:
+    """A CasADi function of dense vectors, one output, evaluated in place on numpy buffers (a plain
+    call converts every argument and costs ~50x more: as much as a quarter of an LP solve)."""
+
+    def __init__(self, fn) -> None:
+        self._fn = fn  # the buffers point into it
+        self._buffer, self._trigger = fn.buffer()
+        self._args = [np.zeros(fn.nnz_in(i)) for i in range(fn.n_in())]
+        self._res = np.zeros(fn.nnz_out(0))
+        for i, a in enumerate(self._args):
+            self._buffer.set_arg(i, memoryview(a))
+        self._buffer.set_res(0, memoryview(self._res))
+
+    def __call__(self, *args) -> np.ndarray:
+        for a, value in zip(self._args, args):
+            a[:] = value
+        self._trigger()
+        return self._res.copy()
+
+
+class _LPRightHandSide:
+    """The fed-batch right-hand side of :func:`mpc_bio.process.model.fedbatch_split` with the pFBA
+    fluxes at the current uptakes (the LP's glucose exchange, not the kinetic rate: a relaxed LP
+    may take up less)."""
+
+    def __init__(self, settings: FedBatchSettings, solver) -> None:
+        s = settings
+        self.solver = solver
+        ids = (solver.objective_id, s.glucose_exchange, *s.products.values())
+        layout = FluxLayout(tuple(solver.input_names), ids, solver.objective_id)
+        split = fedbatch_split(s, layout, glucose_rate="exchange")
+        self._uptakes, self._rhs = _NumericCall(split.uptakes), _NumericCall(split.rhs)
+        self.p = split.param_values
+        rid = {r: i for i, r in enumerate(solver.reaction_ids)}
+        self.i_v = np.array([rid[r] for r in ids])  # the fluxes of the split's v in the LP's flux vector
+        self.i_mu = self.i_v[0]
+        ix = {n: i for i, n in enumerate(s.state_names)}
+        self.iV, self.iG, self.iX, self.iO = ix["V"], ix["n_glc"], ix["n_X"], ix.get("n_o2")
+        self.kla = s.kinetics.oxygen == "kla"
+        self.j_glc, self.j_o2 = layout.input_index(s.glucose_input), layout.input_index(s.oxygen_input)
+        self.n_lp = 0
+
+    def uptakes(self, x: np.ndarray) -> np.ndarray:
+        """The LP's inputs at state x: the uptakes (mmol/gDW/h) in the solver's input order."""
+        return self._uptakes(x, self.p)
+
+    def point(self, x: np.ndarray):
+        """(LP point, uptakes) at state x; the point may be infeasible."""
+        u = self.uptakes(x)
+        self.n_lp += 1
+        return self.solver.solve_validated(u), u
+
+    def derivative(self, x: np.ndarray, F: float, pt) -> np.ndarray:
+        """dx/dt (L/h, mmol/h, gDW/h) at state x and feed F (L/h) from the LP point ``pt``."""
+        return self._rhs(x, F, self.p, pt.fluxes[self.i_v])
+
+    def __call__(self, x: np.ndarray, F: float):
+        """(dx/dt, LP point) at state x and feed F; raises :class:`_LPStop` when the LP has no solution."""
+        pt, u = self.point(x)
+        if not pt.ok:
+            raise _LPStop(pt, u)
+        return self.derivative(x, F, pt), pt
+
+    def outputs(self, pt, u: np.ndarray) -> list[float]:
+        """growth (1/h), q_glc, q_o2, product exchange fluxes (mmol/gDW/h); NaN fluxes without a solution."""
+        v = pt.fluxes[self.i_v] if pt.ok else np.full(len(self.i_v), math.nan)
+        return [float(v[0]), float(u[self.j_glc]), float(u[self.j_o2]), *(float(f) for f in v[2:])]
+
+
+class _Run:
+    """The rows of a dFBA run (time, state, feed, outputs and LP status per row) and its events."""
+
+    def __init__(self, settings: FedBatchSettings, rhs: _LPRightHandSide) -> None:
+        self.s, self.rhs = settings, rhs
+        self.times: list[float] = []
+        self.X: list[np.ndarray] = []
+        self.feeds: list[float] = []
+        self.Y: list[list[float]] = []
+        self.status: list[str] = []
+        self.events: list[SimulationEvent] = []
+        self.completed = True
+
+    def row(self, t: float, x: np.ndarray, pt, u: np.ndarray, F: float | None = None) -> None:
+        """A row at time t (h): state x, the LP point there and its uptakes u; feed F (L/h, default the profile's)."""
+        self.times.append(t)
+        self.X.append(x.copy())
+        self.feeds.append(self.s.feed.rate(t) if F is None else F)
+        self.Y.append(self.rhs.outputs(pt, u))
+        self.status.append(pt.status)
+
+    def event(self, kind: str, t: float, x: np.ndarray, message: str) -> None:
+        self.events.append(SimulationEvent(t, kind, message, state_dict(self.s.state_names, x)))
+
+    def first(self, kind: str, t: float, x: np.ndarray, message: str) -> None:
+        """An event recorded at its first occurrence only."""
+        if all(e.kind != kind for e in self.events):
+            self.event(kind, t, x, message)
+
+    def stop(self, t: float, x: np.ndarray, pt, u: np.ndarray, F: float | None = None, note: str = "") -> None:
+        """The LP at (t, x) has no solution: the stop event, a last row (NaN fluxes), and the run is incomplete."""
+        rhs = self.rhs
+        self.event(
+            "lp_infeasible" if pt.status == "infeasible" else "lp_failed",
+            t,
+            x,
+            f"pFBA {pt.status} at uptakes glucose {u[rhs.j_glc]:.6g}, oxygen {u[rhs.j_o2]:.6g} mmol/gDW/h "
+            f"(c_glc {max(x[rhs.iG], 0.0) / x[rhs.iV]:.6g} mmol/L){note}; the LP-in-the-loop run stops here."
+            + (f" {pt.message}" if pt.message else ""),
+        )
+        self.row(t, x, pt, u, F)
+        self.completed = False
+
+    def result(self, t_start: float, solver, info: dict) -> FedBatchResult:
+        """The :class:`FedBatchResult` (``info`` gets the model id; ``t_start``: ``time.perf_counter()`` at the start)."""
+        s, time = self.s, np.array(self.times)
+        return FedBatchResult(
+            method="dfba",
+            time=time,
+            states=np.array(self.X),
+            state_names=s.state_names,
+            state_units=s.state_units,
+            feed=np.array(self.feeds),
+            outputs=np.array(self.Y, dtype=float).reshape(len(time), len(OUTPUT_NAMES_BASE) + len(s.products)),
+            output_names=(*OUTPUT_NAMES_BASE, *(f"v_{p}" for p in s.products)),
+            in_domain=np.ones(len(time), dtype=bool),
+            status=tuple(self.status),
+            events=tuple(self.events),
+            completed=self.completed and time[-1] >= s.batch_time - 1e-9,
+            wall_time=_time.perf_counter() - t_start,
+            info={**info, "model_id": getattr(solver, "model_id", "")},
+        )
+
+
+def _oxygen_step(n_o2: float, volume: float, integral_X: float, h: float, kin) -> float:
+    """Dissolved O2 (mmol) at the end of a fixed step: the backward-Euler step of the O2 balance.
+
+    With the step-end volume V (L), the biomass integral I = integral n_X dt over the step
+    (gDW h) and c = n_new / V, the balance
+    ``n_new = n_o2 + h kla (c* V - n_new) - vmax c / (km + c) I`` is the quadratic
+    ``a c^2 + (a km + g - b) c - b km = 0`` with ``a = 1 + h kla``, ``b = n_o2 / V + h kla c*``,
+    ``g = vmax I / V``, whose one non-negative root is taken (the left side grows monotonically
+    in c, so the step is unconditionally stable and the O2 never turns negative).
+
+    Parameters
+    ----------
+    n_o2 : float
+        Dissolved O2 at the step start, mmol (negative values count as 0).
+    volume : float
+        Volume at the step end, L.
+    integral_X : float
+        Biomass integral over the step, gDW h.
+    h : float
+        Step, h.
+    kin : UptakeKinetics
+        ``kla`` (1/h), ``o2_saturation`` c* and ``oxygen_km`` (mmol/L), ``oxygen_vmax`` (mmol/gDW/h).
+    """
+    km = kin.oxygen_km
+    a = 1.0 + h * kin.kla
+    b = max(n_o2, 0.0) / volume + h * kin.kla * kin.o2_saturation
+    B = a * km + kin.oxygen_vmax * integral_X / volume - b
+    root = math.sqrt(B * B + 4.0 * a * b * km)
+    # the form without cancellation between B and the root
+    c = 2.0 * b * km / (B + root) if B > 0.0 else (root - B) / (2.0 * a)
+    return c * volume
+
+
+def _simulate_dfba_fixed(settings: FedBatchSettings, solver, x0: np.ndarray, *, relax: bool, progress: bool) -> FedBatchResult:
     """Static-optimisation dFBA: fluxes frozen over each ``settings.dfba_step`` (first order in the step)."""
+    from tqdm.auto import tqdm
+
     t_start = _time.perf_counter()
     s, kin = settings, settings.kinetics
-    rid = {r: i for i, r in enumerate(solver.reaction_ids)}
-    i_mu = rid[solver.objective_id]
-    i_glc = rid[s.glucose_exchange]
-    prods = list(s.products.items())
-    names = s.state_names
-    ix = {n: i for i, n in enumerate(names)}
-    kla = kin.oxygen == "kla"
-    in_order = list(solver.input_names)
-    j_glc, j_o2 = in_order.index(s.glucose_input), in_order.index(s.oxygen_input)
-
+    rhs = _LPRightHandSide(s, solver)
+    run = _Run(s, rhs)
+    iV, iG, iX, iO = rhs.iV, rhs.iG, rhs.iX, rhs.iO
     grid = s.time_grid()
-    x = s.initial_state()
-    times, X, feeds, Y, status = [], [], [], [], []
-    events: list[SimulationEvent] = []
-    completed = True
-    n_lp = 0
-    relaxed_seen = False
-    limited_seen = False
-    stop = False
+    x = x0
 
     def rates(x, F, h):
-        """Solve the LP at state x; returns (point, q_glc, q_o2, limited)."""
-        V, nX = x[ix["V"]], x[ix["n_X"]]
-        c = max(x[ix["n_glc"]], 0.0) / V
-        q = float(glucose_uptake(c, kin))
+        """Solve the LP at state x; returns (point, uptakes, limited)."""
+        u = rhs.uptakes(x)
         # never take up more glucose in a step than is there (first-order biomass estimate)
-        avail = (max(x[ix["n_glc"]], 0.0) + s.feed_glucose * F * h) / max(nX * h, 1e-300)
-        limited = q > avail
-        q = min(q, avail)
-        qo = float(oxygen_uptake(max(x[ix["n_o2"]], 0.0) / V if kla else None, kin))
-        u = np.zeros(len(in_order))
-        u[j_glc], u[j_o2] = q, qo
-        return solver.solve(u), q, qo, limited
+        avail = (max(x[iG], 0.0) + s.feed_glucose * F * h) / max(x[iX] * h, 1e-300)
+        limited = u[rhs.j_glc] > avail
+        u[rhs.j_glc] = min(u[rhs.j_glc], avail)
+        rhs.n_lp += 1
+        return solver.solve(u), u, limited
 
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover
-        tqdm = None
-    bar = tqdm(total=len(grid) - 1, desc="dFBA", disable=not progress) if tqdm else None
+    bar = tqdm(total=len(grid) - 1, desc="dFBA", disable=not progress)
     for k in range(len(grid)):
         t = float(grid[k])
         F = s.feed.rate(t)
         h_out = (grid[k + 1] - t) if k + 1 < len(grid) else 0.0
         nsub = max(1, int(math.ceil(h_out / s.dfba_step - 1e-9))) if h_out > 0 else 0
         h = h_out / nsub if nsub else s.dfba_step
-        pt, q, qo, limited = rates(x, F, h)
-        n_lp += 1
-        times.append(t)
-        X.append(x.copy())
-        feeds.append(F)
-        status.append(pt.status)
-        if not pt.ok:
-            Y.append([math.nan] * (3 + len(prods)))
-            kind = "lp_infeasible" if pt.status == "infeasible" else "lp_failed"
-            events.append(
-                SimulationEvent(
-                    t,
-                    kind,
-                    f"pFBA {pt.status} at uptakes glucose {q:.4g}, oxygen {qo:.4g} mmol/gDW/h "
-                    f"(c_glc {max(x[ix['n_glc']], 0) / x[ix['V']]:.4g} mmol/L); the LP-in-the-loop run stops here."
-                    + (f" {pt.message}" if pt.message else ""),
-                    state_dict(names, x),
-                )
-            )
-            completed = False
-            break
-        Y.append([float(pt.fluxes[i_mu]), q, qo, *(float(pt.fluxes[rid[r]]) for _, r in prods)])
-        for j in range(nsub):
-            if j > 0:
-                pt, q, qo, limited = rates(x, F, h)
-                n_lp += 1
-                if not pt.ok:
-                    kind = "lp_infeasible" if pt.status == "infeasible" else "lp_failed"
-                    events.append(
-                        SimulationEvent(
-                            t + j * h,
-                            kind,
-                            f"pFBA {pt.status} at uptakes glucose {q:.4g}, oxygen {qo:.4g} mmol/gDW/h; "
-                            "the LP-in-the-loop run stops here." + (f" {pt.message}" if pt.message else ""),
-                            state_dict(names, x),
-                        )
-                    )
-                    completed = False
-                    stop = True
-                    times.append(t + j * h)
-                    X.append(x.copy())
-                    feeds.append(F)
-                    status.append(pt.status)
-                    Y.append([math.nan] * (3 + len(prods)))
-                    break
-            if pt.status == "relaxed" and not relaxed_seen:
-                relaxed_seen = True
-                events.append(SimulationEvent(t + j * h, "lp_relaxed", "first step that needed relaxation slacks", state_dict(names, x)))
-            if limited and not limited_seen:
-                limited_seen = True
-                events.append(
-                    SimulationEvent(
-                        t + j * h, "uptake_limited", "glucose uptake limited to the glucose available in the step", state_dict(names, x)
-                    )
-                )
-            v = pt.fluxes
-            mu = float(v[i_mu])
-            nX = x[ix["n_X"]]
-            growth_factor = math.exp(mu * h)
-            integral_X = nX * (math.expm1(mu * h) / mu if abs(mu) > 1e-12 else h)
-            xn = x.copy()
-            xn[ix["V"]] = x[ix["V"]] + F * h
-            q_act = -float(v[i_glc])  # actual uptake (less than offered when relaxed)
-            xn[ix["n_glc"]] = max(x[ix["n_glc"]] + s.feed_glucose * F * h - q_act * integral_X, 0.0)
-            for p, r in prods:
-                c_p = max(x[ix[f"n_{p}"]], 0.0) / x[ix["V"]]
-                rate = float(gated_rate(float(v[rid[r]]), c_p, s.product_uptake_gate, np.where))
-                xn[ix[f"n_{p}"]] = max(x[ix[f"n_{p}"]] + rate * integral_X, 0.0)
-            xn[ix["n_X"]] = nX * growth_factor
-            if kla:
-                # dissolved O2 is fast (kLa h >> 1): semi-implicit step, uptake held at the LP value
-                V0 = x[ix["V"]]
-                c_new = (x[ix["n_o2"]] / V0 + h * (kin.kla * kin.o2_saturation) - qo * integral_X / V0) / (1 + h * kin.kla)
-                xn[ix["n_o2"]] = max(c_new, 0.0) * xn[ix["V"]]
+        for j in range(max(nsub, 1)):
+            pt, u, limited = rates(x, F, h)
+            if not pt.ok:
+                run.stop(t + j * h, x, pt, u, F)
+                break
+            if j == 0:
+                run.row(t, x, pt, u, F)
+            if nsub == 0:
+                break
+            if pt.status == "relaxed":
+                run.first("lp_relaxed", t + j * h, x, "first step that needed relaxation slacks")
+            if limited:
+                run.first("uptake_limited", t + j * h, x, "glucose uptake limited to the glucose available in the step")
+            mu = float(pt.fluxes[rhs.i_mu])
+            nX = x[iX]
+            integral_X = nX * (math.expm1(mu * h) / mu if abs(mu) > 1e-12 else h)  # biomass integral over the step
+            # every cell term of the right-hand side is proportional to the biomass: with the fluxes held,
+            # the right-hand side at the step's mean biomass integral_X / h gives the exact increment
+            x_mean = x.copy()
+            x_mean[iX] = integral_X / h
+            xn = np.maximum(x + h * rhs.derivative(x_mean, F, pt), 0.0)
+            xn[iX] = nX * math.exp(mu * h)
+            if rhs.kla:
+                # the dissolved O2 relaxes within a step (kla h ~ 1): its uptake at the step end, not the LP's
+                xn[iO] = _oxygen_step(x[iO], xn[iV], integral_X, h, kin)
             x = xn
-        if stop:
+        if not run.completed or k + 1 == len(grid):
             break
-        if bar is not None:
-            bar.update(1)
-        if k + 1 == len(grid):
-            break
-    if bar is not None:
-        bar.close()
-    info = {"dfba_method": "fixed_step", "step_h": s.dfba_step, "lp_solves": n_lp, "relax": relax}
-    return _result(s, times, X, Y, feeds, status, events, completed, t_start, solver, info)
-
-
-def _result(s: FedBatchSettings, times, X, Y, feeds, status, events, completed: bool, t_start: float, solver, info: dict):
-    """The :class:`FedBatchResult` of a dFBA run from its recorded lists (states, outputs, feeds, LP
-    statuses, events per recorded time); ``info`` gets the model id."""
-    time = np.array(times)
-    return FedBatchResult(
-        method="dfba",
-        time=time,
-        states=np.array(X),
-        state_names=s.state_names,
-        state_units=s.state_units,
-        feed=np.array(feeds),
-        outputs=np.array(Y, dtype=float).reshape(len(time), len(OUTPUT_NAMES_BASE) + len(s.products)),
-        output_names=(*OUTPUT_NAMES_BASE, *(f"v_{p}" for p in s.products)),
-        in_domain=np.ones(len(time), dtype=bool),
-        status=tuple(status),
-        events=tuple(events),
-        completed=completed and time[-1] >= s.batch_time - 1e-9,
-        wall_time=_time.perf_counter() - t_start,
-        info={**info, "model_id": getattr(solver, "model_id", "")},
-    )
-
-
-class _LPStop(Exception):
-    """The LP at a right-hand-side evaluation has no solution (infeasible or solver failure)."""
-
-    def __init__(self, point, q_glc: float, q_o2: float) -> None:
-        super().__init__(point.status)
-        self.point, self.q_glc, self.q_o2 = point, q_glc, q_o2
-
-
-class _LPRightHandSide:
-    """The fed-batch right-hand side with the pFBA fluxes at the current uptakes (units per h)."""
-
-    def __init__(self, settings: FedBatchSettings, solver) -> None:
-        s = settings
-        self.s, self.kin, self.solver = s, s.kinetics, solver
-        rid = {r: i for i, r in enumerate(solver.reaction_ids)}
-        self.i_mu, self.i_glc = rid[solver.objective_id], rid[s.glucose_exchange]
-        self.prods = [(f"n_{p}", rid[r]) for p, r in s.products.items()]
-        ix = {n: i for i, n in enumerate(s.state_names)}
-        self.ix = ix
-        self.iV, self.iG, self.iX = ix["V"], ix["n_glc"], ix["n_X"]
-        self.iP = [ix[n] for n, _ in self.prods]
-        self.kla = self.kin.oxygen == "kla"
-        self.iO = ix.get("n_o2")
-        order = list(solver.input_names)
-        self.j_glc, self.j_o2 = order.index(s.glucose_input), order.index(s.oxygen_input)
-        self.n_inputs = len(order)
-        self.n_lp = 0
-        self.n_y = 3 + len(self.prods)
-
-    def uptakes(self, x: np.ndarray) -> tuple[float, float]:
-        """Glucose and oxygen uptake (mmol/gDW/h) at state x."""
-        V = x[self.iV]
-        q = float(glucose_uptake(max(x[self.iG], 0.0) / V, self.kin))
-        qo = float(oxygen_uptake(max(x[self.iO], 0.0) / V if self.kla else None, self.kin))
-        return q, qo
-
-    def point(self, x: np.ndarray):
-        """(LP point, q_glc, q_o2) at state x; the point may be infeasible."""
-        q, qo = self.uptakes(x)
-        u = np.zeros(self.n_inputs)
-        u[self.j_glc], u[self.j_o2] = q, qo
-        self.n_lp += 1
-        return self.solver.solve_validated(u), q, qo
-
-    def derivative(self, x: np.ndarray, F: float, pt, qo: float) -> np.ndarray:
-        """dx/dt (L/h, mmol/h, gDW/h) at state x and feed F (L/h) from the LP point ``pt``."""
-        s, v = self.s, pt.fluxes
-        nX, V = x[self.iX], x[self.iV]
-        dx = np.zeros_like(x)
-        dx[self.iV] = F
-        # the LP's glucose exchange (= -q_glc at an optimal point; the relaxed LP may take less)
-        dx[self.iG] = s.feed_glucose * F + v[self.i_glc] * nX
-        for i, (_, r) in zip(self.iP, self.prods):
-            dx[i] = float(gated_rate(float(v[r]), max(x[i], 0.0) / V, s.product_uptake_gate, np.where)) * nX
-        dx[self.iX] = v[self.i_mu] * nX
-        if self.kla:
-            dx[self.iO] = self.kin.kla * (self.kin.o2_saturation - max(x[self.iO], 0.0) / V) * V - qo * nX
-        return dx
-
-    def __call__(self, x: np.ndarray, F: float):
-        """(dx/dt, LP point) at state x and feed F; raises :class:`_LPStop` when the LP has no solution."""
-        pt, q, qo = self.point(x)
-        if not pt.ok:
-            raise _LPStop(pt, q, qo)
-        return self.derivative(x, F, pt, qo), pt
-
-    def outputs(self, pt, q: float, qo: float) -> list[float]:
-        """growth (1/h), q_glc, q_o2, product exchange fluxes (mmol/gDW/h); NaN fluxes without a solution."""
-        if not pt.ok:
-            return [math.nan, q, qo, *(math.nan for _ in self.prods)]
-        v = pt.fluxes
-        return [float(v[self.i_mu]), q, qo, *(float(v[r]) for _, r in self.prods)]
+        bar.update(1)
+    bar.close()
+    return run.result(t_start, solver, {"dfba_method": "fixed_step", "step_h": s.dfba_step, "lp_solves": rhs.n_lp, "relax": relax})
 
 
 def _rk45_tableau():
@@ -318,6 +323,7 @@ def _rk45_tableau():
 def _simulate_dfba_adaptive(
     settings: FedBatchSettings,
     solver,
+    x0: np.ndarray,
     *,
     relax: bool,
     progress: bool,
@@ -327,61 +333,26 @@ def _simulate_dfba_adaptive(
     max_steps: int,
 ) -> FedBatchResult:
     """The pFBA inside an embedded Runge-Kutta 5(4) integration (see the module docstring)."""
+    from tqdm.auto import tqdm
+
     t_start = _time.perf_counter()
     s = settings
     A, B, C, E, P = _rk45_tableau()
     rhs = _LPRightHandSide(s, solver)
-    names = s.state_names
+    run = _Run(s, rhs)
     grid = s.time_grid()
     # feed switching times are step ends (the right-hand side jumps there)
     ends = sorted({float(t) for t in s.feed.times if 0.0 < t < s.batch_time} | {float(s.batch_time)})
-    x = s.initial_state()
+    x = x0
     n = len(x)
-    times: list[float] = []
-    X: list[np.ndarray] = []
-    feeds: list[float] = []
-    Y: list[list[float]] = []
-    status: list[str] = []
-    events: list[SimulationEvent] = []
     n_accepted = n_rejected = n_event_cuts = 0
-    relaxed_seen = False
-    completed = True
 
-    def record(t: float, xr: np.ndarray, pt=None, q=None, qo=None) -> None:
-        if pt is None:
-            pt, q, qo = rhs.point(xr)
-        times.append(t)
-        X.append(xr.copy())
-        feeds.append(s.feed.rate(t))
-        Y.append(rhs.outputs(pt, q, qo))
-        status.append(pt.status)
+    def record(t: float, xr: np.ndarray, pt=None) -> None:
+        """The row at time t: state xr, and the LP point there (solved when not given)."""
+        pt, u = rhs.point(xr) if pt is None else (pt, rhs.uptakes(xr))
+        run.row(t, xr, pt, u)
 
-    def stop_event(t: float, xs: np.ndarray, exc: _LPStop, bracket: str) -> None:
-        nonlocal completed
-        pt = exc.point
-        kind = "lp_infeasible" if pt.status == "infeasible" else "lp_failed"
-        events.append(
-            SimulationEvent(
-                t,
-                kind,
-                f"pFBA {pt.status} at uptakes glucose {exc.q_glc:.6g}, oxygen {exc.q_o2:.6g} mmol/gDW/h "
-                f"(c_glc {max(xs[rhs.iG], 0.0) / xs[rhs.iV]:.6g} mmol/L){bracket}; the LP-in-the-loop run stops here."
-                + (f" {pt.message}" if pt.message else ""),
-                state_dict(names, xs),
-            )
-        )
-        times.append(t)
-        X.append(xs.copy())
-        feeds.append(s.feed.rate(t))
-        Y.append(rhs.outputs(pt, exc.q_glc, exc.q_o2))
-        status.append(pt.status)
-        completed = False
-
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover
-        tqdm = None
-    bar = tqdm(total=float(s.batch_time), desc="dFBA (adaptive)", disable=not progress, unit="h") if tqdm else None
+    bar = tqdm(total=float(s.batch_time), desc="dFBA (adaptive)", disable=not progress, unit="h")
 
     t = 0.0
     gi = 1  # next output time index
@@ -389,13 +360,12 @@ def _simulate_dfba_adaptive(
     try:
         f, pt = rhs(x, F)
     except _LPStop as exc:
-        stop_event(0.0, x, exc, "")
+        run.stop(0.0, x, exc.point, exc.uptakes)
         f = None
     if f is not None:
-        record(0.0, x, pt, *rhs.uptakes(x))
+        record(0.0, x, pt)
         if pt.status == "relaxed":
-            relaxed_seen = True
-            events.append(SimulationEvent(0.0, "lp_relaxed", "first point that needed relaxation slacks", state_dict(names, x)))
+            run.first("lp_relaxed", 0.0, x, "first point that needed relaxation slacks")
     K = np.empty((7, n))
     h = None
     t_bad = math.inf  # earliest time known to meet an infeasible LP (a step-length cap)
@@ -449,8 +419,8 @@ def _simulate_dfba_adaptive(
                             note += (
                                 f"; the LP there failed ({failed_exc.point.message}), and {_BOUNDARY_PROBE_H:g} h later it is infeasible"
                             )
-                            failed_exc = _LPStop(probe, failed_exc.q_glc, failed_exc.q_o2)
-                    stop_event(t_bad, xs, failed_exc, note)
+                            failed_exc = _LPStop(probe, failed_exc.uptakes)
+                    run.stop(t_bad, xs, failed_exc.point, failed_exc.uptakes, note=note)
                     f = None
                     break
                 h = 0.5 * (t_bad - t)
@@ -473,25 +443,22 @@ def _simulate_dfba_adaptive(
         Q = K.T @ P
         while gi < len(grid) and grid[gi] <= t_new + 1e-12:
             if abs(grid[gi] - t_new) <= 1e-12:
-                record(float(grid[gi]), x_new, pts[6], *rhs.uptakes(x_new))
+                record(float(grid[gi]), x_new, pts[6])
             else:
                 th = (grid[gi] - t) / (t_new - t)
                 record(float(grid[gi]), x + (t_new - t) * (Q @ th ** np.arange(1, 5)))
             gi += 1
-        if not relaxed_seen and any(p is not None and p.status == "relaxed" for p in pts):
-            relaxed_seen = True
-            events.append(SimulationEvent(t, "lp_relaxed", "first step that needed relaxation slacks", state_dict(names, x)))
-        if bar is not None:
-            bar.update(t_new - t)
+        if any(p is not None and p.status == "relaxed" for p in pts):
+            run.first("lp_relaxed", t, x, "first step that needed relaxation slacks")
+        bar.update(t_new - t)
         h_used = t_new - t
         x, t, f, pt = x_new, t_new, K[6].copy(), pts[6]
         if t >= t_bad - 1e-15:
             t_bad = math.inf  # reached without meeting the infeasible LP again: the cap was a stage artefact
         if t_seg_end == t and t < s.batch_time:
-            f = rhs.derivative(x, s.feed.rate(t), pt, rhs.uptakes(x)[1])  # new feed, same LP point
+            f = rhs.derivative(x, s.feed.rate(t), pt)  # new feed, same LP point
         h = h_used * factor
-    if bar is not None:
-        bar.close()
+    bar.close()
     info = {
         "dfba_method": "adaptive",
         "integrator": "dopri5",
@@ -504,7 +471,7 @@ def _simulate_dfba_adaptive(
         "lp_solves": rhs.n_lp,
         "relax": relax,
     }
-    return _result(s, times, X, Y, feeds, status, events, completed, t_start, solver, info)
+    return run.result(t_start, solver, info)
 
 
 def simulate_dfba(
@@ -519,6 +486,7 @@ def simulate_dfba(
     atol: float = 1e-10,
     event_tol: float = 1e-9,
     max_steps: int = 200_000,
+    x0=None,
 ) -> FedBatchResult:
     """LP-in-the-loop dFBA of the fed-batch: the pFBA of the metabolic model inside the simulation.
 
@@ -542,7 +510,7 @@ def simulate_dfba(
         (static optimisation, the paper's baseline; first order). ``"auto"``: ``"adaptive"``
         with a fixed oxygen uptake; ``"fixed_step"`` with the dissolved-oxygen balance
         (``kinetics.oxygen = "kla"``), which is stiff (rate constants of 1e3-1e4 1/h) and which the
-        fixed-step method integrates semi-implicitly.
+        fixed-step method integrates implicitly (backward Euler).
     rtol, atol : float
         Relative and absolute local error tolerances of ``"adaptive"`` (absolute in the state
         units: L, mmol, gDW).
@@ -550,6 +518,10 @@ def simulate_dfba(
         Time, h, within which ``"adaptive"`` locates an infeasible LP.
     max_steps : int
         Step attempts of ``"adaptive"`` after which it stops with an error.
+    x0 : array_like, optional
+        Initial state in the units of ``settings.state_names`` (default
+        ``settings.initial_state()``): e.g. a run continued from another one's last state,
+        dissolved O2 included.
 
     Returns
     -------
@@ -561,8 +533,8 @@ def simulate_dfba(
     Raises
     ------
     ProcessSettingsError
-        Unknown ``method``, non-positive tolerances, a solver whose ``relax`` differs, or a model
-        without the reactions the reactor tracks.
+        Unknown ``method``, non-positive tolerances, an ``x0`` of the wrong length or not finite,
+        a solver whose ``relax`` differs, or a model without the reactions the reactor tracks.
     """
     if method not in DFBA_METHODS:
         raise ProcessSettingsError(f"The 'method' parameter of simulate_dfba must be one of {list(DFBA_METHODS)}. Got {method!r} instead.")
@@ -571,14 +543,21 @@ def simulate_dfba(
             raise ProcessSettingsError(f"The '{name}' parameter of simulate_dfba must be a finite number > 0. Got {value!r} instead.")
     if not isinstance(max_steps, int) or max_steps < 1:
         raise ProcessSettingsError(f"The 'max_steps' parameter of simulate_dfba must be an integer >= 1. Got {max_steps!r} instead.")
+    x0 = settings.initial_state() if x0 is None else np.array(x0, dtype=float).ravel()
+    if x0.shape != (len(settings.state_names),) or not np.all(np.isfinite(x0)):
+        raise ProcessSettingsError(
+            f"The 'x0' parameter of simulate_dfba must be {len(settings.state_names)} finite numbers "
+            f"({', '.join(settings.state_names)}). Got {x0.tolist()} instead."
+        )
     solver = _solver(model, relax, settings, pfba_settings)
     if method == "auto":
         method = "fixed_step" if settings.kinetics.oxygen == "kla" else "adaptive"
     if method == "fixed_step":
-        return _simulate_dfba_fixed(settings, solver, relax=relax, progress=progress)
+        return _simulate_dfba_fixed(settings, solver, x0, relax=relax, progress=progress)
     return _simulate_dfba_adaptive(
         settings,
         solver,
+        x0,
         relax=relax,
         progress=progress,
         rtol=float(rtol),

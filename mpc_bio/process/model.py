@@ -23,7 +23,7 @@ from mpc_bio.process.cell import CellFluxModel
 from mpc_bio.process.kinetics import gated_rate, glucose_uptake, oxygen_uptake
 from mpc_bio.process.settings import FedBatchSettings, ProcessSettingsError
 
-__all__ = ["FedBatchODE", "FedBatchSplit", "fedbatch_ode", "fedbatch_split", "OUTPUT_NAMES_BASE"]
+__all__ = ["FedBatchODE", "FedBatchSplit", "FluxLayout", "fedbatch_ode", "fedbatch_split", "OUTPUT_NAMES_BASE"]
 
 #: Algebraic outputs recorded along trajectories (then one ``v_<product>`` per product).
 OUTPUT_NAMES_BASE = ("growth", "q_glc", "q_o2")
@@ -66,15 +66,11 @@ class FedBatchODE:
         return len(self.state_names)
 
 
-def _check_cell(settings: FedBatchSettings, cell: CellFluxModel) -> None:
-    if not isinstance(cell, CellFluxModel):
-        raise ProcessSettingsError(
-            "The flux model of the fed-batch must be a CellFluxModel (see mpc_bio.process.embed_cell_model). "
-            f"Got {type(cell).__name__} instead."
-        )
+def _check_cell(settings: FedBatchSettings, cell, glucose_rate: str) -> None:
+    """The cell model (or :class:`FluxLayout`) has the inputs and outputs the reactor uses."""
     cell.input_index(settings.glucose_input)
     cell.input_index(settings.oxygen_input)
-    if settings.glucose_rate == "surrogate":
+    if glucose_rate != "kinetics":
         cell.output_index(settings.glucose_exchange)
     for rid in settings.products.values():
         cell.output_index(rid)
@@ -82,7 +78,7 @@ def _check_cell(settings: FedBatchSettings, cell: CellFluxModel) -> None:
         raise ProcessSettingsError(f"The cell model must have the two inputs glucose and oxygen; it has {list(cell.input_names)}.")
 
 
-def _expressions(settings: FedBatchSettings, cell: CellFluxModel, x, F, vmax):
+def _expressions(settings: FedBatchSettings, cell, x, F, vmax, glucose_rate: str):
     """dx/dt and outputs as expressions of the state vector x, feed F and glucose Vmax."""
     s, kin = settings, settings.kinetics
     names = s.state_names
@@ -105,10 +101,12 @@ def _expressions(settings: FedBatchSettings, cell: CellFluxModel, x, F, vmax):
     mu = v[cell.output_index(cell.growth_id)]
     dx = [None] * len(names)
     dx[idx["V"]] = F
-    if s.glucose_rate == "kinetics":
+    if glucose_rate == "kinetics":
         dx[idx["n_glc"]] = s.feed_glucose * F - q_glc * nX
     else:
-        v_glc = gated_rate(v[cell.output_index(s.glucose_exchange)], c_glc, s.product_uptake_gate, ca.if_else)
+        v_glc = v[cell.output_index(s.glucose_exchange)]
+        if glucose_rate == "surrogate":
+            v_glc = gated_rate(v_glc, c_glc, s.product_uptake_gate, ca.if_else)
         dx[idx["n_glc"]] = s.feed_glucose * F + v_glc * nX
     vp = []
     for p, rid in s.products.items():
@@ -138,7 +136,12 @@ def fedbatch_ode(
     vmax_as_parameter : bool
         Make the glucose Vmax (mmol/gDW/h) a parameter ``vmax_glc`` instead of a constant.
     """
-    _check_cell(settings, cell)
+    if not isinstance(cell, CellFluxModel):
+        raise ProcessSettingsError(
+            "The flux model of the fed-batch must be a CellFluxModel (see mpc_bio.process.embed_cell_model). "
+            f"Got {type(cell).__name__} instead."
+        )
+    _check_cell(settings, cell, settings.glucose_rate)
     sym_name = symbolic or cell.symbolic
     if sym_name not in ("SX", "MX"):
         raise ProcessSettingsError(f"The 'symbolic' parameter must be 'SX' or 'MX'. Got {sym_name!r} instead.")
@@ -152,7 +155,7 @@ def fedbatch_ode(
     F = sym.sym("F")
     p = sym.sym("p", 1 if vmax_as_parameter else 0)
     vmax = p[0] if vmax_as_parameter else None
-    dx, y = _expressions(settings, cell, x, F, vmax)
+    dx, y = _expressions(settings, cell, x, F, vmax, settings.glucose_rate)
     out_names = (*OUTPUT_NAMES_BASE, *(f"v_{q}" for q in settings.products), *(f"u_{n}" for n in cell.input_names))
     pnames = ("vmax_glc",) if vmax_as_parameter else ()
     return FedBatchODE(
@@ -207,43 +210,88 @@ class FedBatchSplit:
         return len(self.state_names)
 
 
+@dataclass(frozen=True)
+class FluxLayout:
+    """What the entries of a flux vector are, for :func:`fedbatch_split` without a cell model
+    (e.g. the pFBA's fluxes in the LP-in-the-loop dFBA).
+
+    Attributes
+    ----------
+    input_names : tuple of str
+        The uptake inputs in order (mmol/gDW/h).
+    output_ids : tuple of str
+        Reaction id of each flux (mmol/gDW/h; growth 1/h).
+    growth_id : str
+        The growth (biomass) reaction, one of ``output_ids``.
+    """
+
+    input_names: tuple[str, ...]
+    output_ids: tuple[str, ...]
+    growth_id: str
+
+    def input_index(self, name: str) -> int:
+        """Position of a named input."""
+        if name not in self.input_names:
+            raise ProcessSettingsError(f"The flux layout has no input {name!r}; its inputs are {list(self.input_names)}.")
+        return self.input_names.index(name)
+
+    def output_index(self, reaction_id: str) -> int:
+        """Position of a reaction id."""
+        if reaction_id not in self.output_ids:
+            raise ProcessSettingsError(f"The flux layout has no reaction {reaction_id!r}; its reactions are {list(self.output_ids)}.")
+        return self.output_ids.index(reaction_id)
+
+
 class _FluxInput:
     """Stands in for a cell model: its flux function returns a free symbol and records its input."""
 
-    def __init__(self, cell: CellFluxModel, v) -> None:
-        self._cell, self._v, self.q = cell, v, None
-        self.growth_id = cell.growth_id
+    def __init__(self, layout, v) -> None:
+        self.layout, self._v, self.q = layout, v, None
+        self.growth_id = layout.growth_id
 
     def function(self, q):
         self.q = q
         return self._v
 
     def input_index(self, name):
-        return self._cell.input_index(name)
+        return self.layout.input_index(name)
 
     def output_index(self, rid):
-        return self._cell.output_index(rid)
+        return self.layout.output_index(rid)
 
 
-def fedbatch_split(settings: FedBatchSettings, cell: CellFluxModel) -> FedBatchSplit:
+#: ``glucose_rate`` of :func:`fedbatch_split`: the two of :class:`FedBatchSettings` and ``"exchange"``.
+SPLIT_GLUCOSE_RATES = ("kinetics", "surrogate", "exchange")
+
+
+def fedbatch_split(settings: FedBatchSettings, cell, *, glucose_rate: str | None = None) -> FedBatchSplit:
     """The fed-batch model split at the cell model (any backend: the cell's function is not called).
 
     Parameters
     ----------
     settings : FedBatchSettings
-    cell : CellFluxModel
+    cell : CellFluxModel or FluxLayout
         Gives the input order, the output ids (the entries of v) and the growth reaction.
+    glucose_rate : {"kinetics", "surrogate", "exchange"}, optional
+        Glucose consumption (default ``settings.glucose_rate``); ``"exchange"``: the glucose
+        exchange flux in v as it is, not gated (the LP-in-the-loop dFBA, whose LP bounds the
+        uptake by the kinetic rate).
 
     Returns
     -------
     FedBatchSplit
         With the glucose Vmax as the parameter ``vmax_glc``.
     """
-    _check_cell(settings, cell)
+    glucose_rate = glucose_rate or settings.glucose_rate
+    if glucose_rate not in SPLIT_GLUCOSE_RATES:
+        raise ProcessSettingsError(
+            f"The 'glucose_rate' parameter of fedbatch_split must be one of {list(SPLIT_GLUCOSE_RATES)}. Got {glucose_rate!r} instead."
+        )
+    _check_cell(settings, cell, glucose_rate)
     nx, r = len(settings.state_names), len(cell.output_ids)
     x, F, p, v = ca.SX.sym("x", nx), ca.SX.sym("F"), ca.SX.sym("p", 1), ca.SX.sym("v", r)
     stand_in = _FluxInput(cell, v)
-    dx, y = _expressions(settings, stand_in, x, F, p[0])
+    dx, y = _expressions(settings, stand_in, x, F, p[0], glucose_rate)
     return FedBatchSplit(
         uptakes=ca.Function("uptakes", [x, p], [stand_in.q], ["x", "p"], ["q"]),
         rhs=ca.Function("rhs_split", [x, F, p, v], [dx], ["x", "F", "p", "v"], ["dxdt"]),

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mpc_bio.cli import add_worker_options, worker_count
+
 __all__ = ["register", "run", "sweep", "validate", "validate_file"]
 
 RUN_HELP = """\
@@ -105,8 +107,7 @@ def register(subparsers: Any) -> None:
     )
     s.add_argument("--seeds", type=int, default=1, metavar="N", help="runs per combination, seed keys shifted 0..N-1")
     s.add_argument("--out", default=None, metavar="DIR", help="sweep folder (default runs/<stem>-sweep-<UTC time>)")
-    s.add_argument("--workers", default="all", metavar="N|all", help="local worker processes (default: all cores)")
-    s.add_argument("--scheduler", metavar="ADDRESS", help="Dask distributed scheduler address, e.g. tcp://host:8786")
+    add_worker_options(s)
     s.add_argument("--overwrite", action="store_true", help="replace a --out folder that holds another sweep")
     s.add_argument("--no-progress", action="store_true", help="a status line per finished run instead of the progress bar")
     s.set_defaults(func=sweep)
@@ -174,12 +175,6 @@ def sweep(args: argparse.Namespace) -> int:
 
     from mpc_bio.scenarios.sweep import parse_vary, run_sweep
 
-    if str(args.workers).lower() in ("all", "0"):
-        workers = None
-    elif str(args.workers).isdigit():
-        workers = int(args.workers)
-    else:
-        raise ValueError(f"The option --workers expects a positive integer or 'all'; got {args.workers!r}.")
     out = args.out or f"runs/{Path(args.scenario).stem}-sweep-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
     try:
         res = run_sweep(
@@ -187,7 +182,7 @@ def sweep(args: argparse.Namespace) -> int:
             out,
             vary=parse_vary(args.vary),
             seeds=args.seeds,
-            n_workers=workers,
+            n_workers=worker_count(args.workers),
             scheduler=args.scheduler,
             overwrite=args.overwrite,
             progress=not args.no_progress,

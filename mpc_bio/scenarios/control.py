@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
-from typing import Any, ClassVar
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from mpc_bio.control.settings import (
     BaselineSettings,
@@ -37,6 +36,9 @@ from mpc_bio.control.settings import (
     OfflineSettings,
 )
 from mpc_bio.settings import POSITIVE, Settings, setting
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
     "run_closed_loop_scenario",
@@ -135,7 +137,7 @@ class ControlSetup:
         from mpc_bio.control.closed_loop import run_closed_loop
 
         mpc = None
-        if self.mpc.backend == "network":  # the surrogate network itself in the MPC loop
+        if self.mpc.backend in ("network", "network_taylor"):  # the surrogate network itself in the MPC loop
             from mpc_bio.control.network_mpc import build_network_mpc
 
             mpc = build_network_mpc(self.reactor, self.surrogate, self.problem, self.mpc)
@@ -337,14 +339,7 @@ def run_closed_loop_scenario(path: Path, data: dict[str, Any], out: Path, *, pro
         # (the nominal one above only warm-started the first MPC solve)
         off = _plant_optimum(setup, setup.closed_loop)
     files = _write_closed_loop(res, out, path, setup, setup.closed_loop, off)
-    summary = {
-        "surrogate": setup.surrogate_how,
-        "backend": setup.cell.backend,
-        "oxygen_mode": setup.reactor.kinetics.oxygen,
-        **_extra_summary(setup),
-        **res.summary(setup.extra["rmse_after"]),
-        **uptake_domain_summary(setup, res),
-    }
+    summary = _loop_summary(setup, res)
     summary["failed_solves"] = _failed_solves(summary)
     if off is not None:
         summary.update(_offline_summary(off, setup))
@@ -355,8 +350,7 @@ def run_closed_loop_scenario(path: Path, data: dict[str, Any], out: Path, *, pro
         summary["offline_params"] = "plant" if off is not nominal else "nominal"
         if off is not nominal:
             summary["nominal_offline_objective"] = nominal.simulated.objective
-    (out / "settings.json").write_text(json.dumps(_settings_dict(setup), indent=2, default=str))
-    files["settings"] = out / "settings.json"
+    files["settings"] = _write_settings(out, setup)
     return files, summary
 
 
@@ -366,13 +360,29 @@ def _ratio_to_feasible(objective: float, baseline: float, baseline_violation: fl
     A baseline that breaks a limit (e.g. a nominal profile applied open loop to a mismatched
     plant) can score above any feasible feed, so comparing with it says nothing.
     """
-    if not np.isfinite(baseline) or baseline == 0 or baseline_violation > problem.constraint_tolerance:
+    if not math.isfinite(baseline) or baseline == 0 or baseline_violation > problem.constraint_tolerance:
         return None
     return float(objective / baseline)
 
 
-def _extra_summary(setup: ControlSetup) -> dict:
-    return {k: v for k, v in setup.extra.items() if k in ("control_model", "distill_max_rel_error", "distill_covers_domain")}
+def _loop_summary(setup: ControlSetup, res) -> dict:
+    """The summary entries of a closed-loop run ``res``: the surrogate and its embedding, the loop's own
+    summary and the uptakes' place in the surrogate's domain."""
+    return {
+        "surrogate": setup.surrogate_how,
+        "backend": setup.cell.backend,
+        "oxygen_mode": setup.reactor.kinetics.oxygen,
+        **{k: v for k, v in setup.extra.items() if k in ("control_model", "distill_max_rel_error", "distill_covers_domain")},
+        **res.summary(setup.extra["rmse_after"]),
+        **uptake_domain_summary(setup, res),
+    }
+
+
+def _write_settings(out: Path, setup: ControlSetup) -> Path:
+    """``settings.json``: every resolved settings object of the run."""
+    path = out / "settings.json"
+    path.write_text(json.dumps(_settings_dict(setup), indent=2, default=str))
+    return path
 
 
 def uptake_domain_summary(setup: ControlSetup, res) -> dict:
@@ -384,6 +394,8 @@ def uptake_domain_summary(setup: ControlSetup, res) -> dict:
     values). A warning names the count when any step is outside.
     """
     import warnings
+
+    import numpy as np
 
     m = setup.control
     if m.aux is None or not any(n.startswith("q_") for n in m.aux_names):
@@ -421,6 +433,8 @@ def uptake_domain_summary(setup: ControlSetup, res) -> dict:
 
 def offline_feed_at_steps(off, mpc: MPCSettings) -> np.ndarray:
     """The offline profile at the MPC steps (first ``n_horizon`` steps)."""
+    import numpy as np
+
     from mpc_bio.control.offline import piecewise_feed
 
     law = piecewise_feed(off.interval_edges, off.feed)
@@ -442,6 +456,7 @@ def _make_plant(setup: ControlSetup):
 
 def run_feed_optimization_scenario(path: Path, data: dict[str, Any], out: Path, *, progress: bool = True):
     """Runner of ``kind = "feed_optimization"``; returns (files, summary)."""
+    import numpy as np
     import pandas as pd
 
     from mpc_bio.control.baselines import tune_constant_feed, tune_exponential_feed
@@ -517,8 +532,7 @@ def run_feed_optimization_scenario(path: Path, data: dict[str, Any], out: Path, 
         "offline_vs_const_margin": (o - const.objective) / abs(const.objective) if np.isfinite(const.objective) and off.success else None,
         "failures": _offline_failures(off),
     }
-    (out / "settings.json").write_text(json.dumps(_settings_dict(setup), indent=2, default=str))
-    files["settings"] = out / "settings.json"
+    files["settings"] = _write_settings(out, setup)
     return files, summary
 
 
@@ -528,6 +542,8 @@ def run_mpc_mismatch_scenario(path: Path, data: dict[str, Any], out: Path, *, pr
     The offline optimum of the (nominal) control model is applied open loop to the mismatched
     plant; the closed loop runs on the same plant; both objectives are reported.
     """
+    import numpy as np
+
     from mpc_bio.control.offline import piecewise_feed
 
     with _phase("control model (surrogate, embedding)"):
@@ -569,12 +585,7 @@ def run_mpc_mismatch_scenario(path: Path, data: dict[str, Any], out: Path, *, pr
     files["open_loop"] = out / "open_loop_offline_profile.csv"
     ol.to_csv(files["open_loop"], index=False)
     summary = {
-        "surrogate": setup.surrogate_how,
-        "backend": setup.cell.backend,
-        "oxygen_mode": setup.reactor.kinetics.oxygen,
-        **_extra_summary(setup),
-        **res.summary(setup.extra["rmse_after"]),
-        **uptake_domain_summary(setup, res),
+        **_loop_summary(setup, res),
         **_offline_summary(off, setup),
         "open_loop_offline_on_plant_objective": open_obj,
         "open_loop_offline_on_plant_violation": open_violation,
@@ -597,8 +608,7 @@ def run_mpc_mismatch_scenario(path: Path, data: dict[str, Any], out: Path, *, pr
     else:
         summary["dfba_lp_solves"] = cl_plant.lp_solves
         summary["dfba_plant_s"] = cl_plant.wall_time
-    (out / "settings.json").write_text(json.dumps(_settings_dict(setup), indent=2, default=str))
-    files["settings"] = out / "settings.json"
+    files["settings"] = _write_settings(out, setup)
     return files, summary
 
 

@@ -420,9 +420,10 @@ def run_scenario(
         if stopped:
             where = f" during {log.stopped_in}" if log is not None and log.stopped_in else ""
             elapsed = time.perf_counter() - t0
+            kept = str(exc) if isinstance(exc, Interrupted) and str(exc) else "unfinished runs keep nothing"  # e.g. a co-design cache
             raise Interrupted(
-                f"run of {name!r} stopped{where} after {elapsed:.0f} s; no result under {out} (unfinished runs keep "
-                f"nothing); its partial folder {tmp} (run.json status 'interrupted') is removed by the next complete run there"
+                f"run of {name!r} stopped{where} after {elapsed:.0f} s; no result under {out} ({kept}); its partial "
+                f"folder {tmp} (run.json status 'interrupted') is removed by the next complete run there"
             ) from exc
         raise
     summary = _relocate(summary, tmp, out)

@@ -8,41 +8,20 @@ from __future__ import annotations
 
 from mpc_bio.lazy import lazy_exports
 
-from mpc_bio.surrogate.settings import SurrogateSettings
+from mpc_bio.surrogate.settings import SurrogateSettings as SurrogateSettings  # imported here: light
 
 _LAZY = {
-    "train_surrogate": ".training",
-    "select_device": ".training",
-    "TrainingDataError": ".training",
-    "Surrogate": ".artifact",
-    "DomainWarning": ".artifact",
-    "ArtifactError": ".artifact",
-    "ArtifactIntegrityWarning": ".artifact",
-    "load_surrogate": ".artifact",
-    "default_surrogate": ".artifact",
-    "DEFAULT_ARTIFACT": ".shipped",
-    "SHIPPED_SURROGATES": ".shipped",
-    "MLPSpec": ".network",
-    "SurrogateModule": ".network",
-    "MassBalanceProjection": ".projection",
-    "build_projection": ".projection",
-    "mass_balance_residual": ".projection",
-    "SurrogateMetrics": ".metrics",
-    "compute_metrics": ".metrics",
-    "TARGETS_DEFAULT": ".metrics",
-    "SurrogateEvaluation": ".analysis",
-    "evaluate_surrogate": ".analysis",
-    "uptake_response": ".analysis",
-    "compare_fluxes": ".analysis",
-    "sensitivity_map": ".analysis",
-    "bend_points": ".bends",
-    "miss_points": ".misses",
-    "build_surrogate": ".build",
-    "BuildSettings": ".build",
-    "BuildResult": ".build",
-    "fresh_point_errors": ".build",
+    ".training": ("train_surrogate", "select_device", "TrainingDataError"),
+    ".artifact": ("Surrogate", "DomainWarning", "ArtifactError", "ArtifactIntegrityWarning", "load_surrogate", "default_surrogate"),
+    ".shipped": ("DEFAULT_ARTIFACT", "SHIPPED_SURROGATES"),
+    ".network": ("MLPSpec", "SurrogateModule"),
+    ".projection": ("MassBalanceProjection", "build_projection", "mass_balance_residual"),
+    ".metrics": ("SurrogateMetrics", "compute_metrics", "TARGETS_DEFAULT"),
+    ".analysis": ("SurrogateEvaluation", "evaluate_surrogate", "uptake_response", "compare_fluxes", "sensitivity_map"),
+    ".bends": ("bend_points",),
+    ".misses": ("miss_points",),
+    ".build": ("build_surrogate", "BuildSettings", "BuildResult", "fresh_point_errors"),
 }
 
-__all__ = ["SurrogateSettings", *_LAZY]
-
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY, eager=("SurrogateSettings",))
+__all__ = __dir__()

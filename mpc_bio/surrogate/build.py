@@ -35,14 +35,15 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from mpc_bio.interrupts import check_interrupt
 from mpc_bio.metabolism.settings import DEFAULT_INPUTS, TIE_BREAKS, PFBASettings, SettingsError
 from mpc_bio.settings import POSITIVE, Settings, setting
 from mpc_bio.surrogate.settings import DEVICES
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["BuildSettings", "BuildResult", "build_surrogate", "choose_batch_size", "fresh_point_errors"]
 
@@ -275,6 +276,8 @@ def fresh_point_errors(surrogate, reference, ranges: np.ndarray, *, range_floor_
         ``frac_points_beyond_5pct``, ``n_fresh_points``, the ten worst reactions and the
         worst point.
     """
+    import numpy as np
+
     ok = reference.usable_rows()
     X = np.asarray(reference.inputs)[ok]
     V = np.asarray(reference.fluxes)[ok]
@@ -344,8 +347,8 @@ class _Stages:
             return {"cpus": os.cpu_count()}
         return {
             "cpus": os.cpu_count(),
-            "loadavg_1min_mean": float(np.mean(self.load)),
-            "loadavg_1min_max": float(np.max(self.load)),
+            "loadavg_1min_mean": sum(self.load) / len(self.load),
+            "loadavg_1min_max": max(self.load),
             "n_samples": len(self.load),
         }
 
@@ -409,6 +412,7 @@ def build_surrogate(
     SettingsError
         Invalid settings (e.g. an empty box).
     """
+    import numpy as np
     import torch
 
     from mpc_bio.metabolism.models import load_model
@@ -714,6 +718,7 @@ def _refine_within(problem, grid, settings, seconds: float, n_workers: int):
     asked for come back as NaN, which the refinement never splits, and they are left out of the
     data. The cells tested first (the coarse levels) are refined completely.
     """
+    import numpy as np
     from mpc_bio.metabolism.refinement import _append, refine_cells
     from mpc_bio.metabolism.sampling import sample_pfba
 
@@ -793,5 +798,7 @@ def _replace(settings, **changes):
 
 def _subset(dataset, n: int, seed: int):
     """A random subset of ``n`` usable rows of ``dataset`` (for the training pilot)."""
+    import numpy as np
+
     rows = np.flatnonzero(dataset.usable_rows())
     return dataset.rows(np.sort(np.random.default_rng(seed).choice(rows, size=min(n, rows.size), replace=False)))

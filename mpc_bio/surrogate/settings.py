@@ -25,6 +25,8 @@ class SurrogateSettingsError(MpcBioError):
 
 
 _FRACTION = {"low": 0.0, "strict": True, "high": 1.0}
+#: A dimensionless factor in (0, 1e4).
+_FACTOR = {"unit": "-", **POSITIVE, "high": 1e4, "high_strict": True}
 _KINK_ROWS = "a list of (a_1, ..., a_k, c) rows of finite numbers, all of one length, a not all zero"
 
 
@@ -41,10 +43,7 @@ class SurrogateSettings(Settings):
     activation: str = setting("silu", choices=ACTIVATIONS, doc="Hidden activation; all are smooth (C-infinity).")
     activation_sharpness: float = setting(
         1.0,
-        unit="-",
-        **POSITIVE,
-        high=1e4,
-        high_strict=True,
+        **_FACTOR,
         doc=(
             "beta: training uses act(beta a) / beta, whose bend is beta times narrower. The same functions (beta folds "
             "into the saved weights, which use the plain activation), but the optimiser reaches the narrow kinks of "
@@ -119,10 +118,7 @@ class SurrogateSettings(Settings):
     )
     kink_gain: float = setting(
         1.0,
-        unit="-",
-        **POSITIVE,
-        high=1e4,
-        high_strict=True,
+        **_FACTOR,
         doc=(
             "g: peak of the scaled kink features. Adam moves every weight by about the same step, so a larger g lets "
             "the kink weights grow faster, and makes their first steps larger; same function class."

@@ -56,3 +56,17 @@ def test_designs_reused_when_unchanged_and_recomputed_when_changed(tiny_ensemble
     # a different ensemble key invalidates too
     d4 = load_or_run_designs(ens, control, base, 2, tmp_path, key + "x")
     assert d4.source == "computed" and d4.key != d1.key
+
+
+def test_cache_note_counts_the_complete_entries_per_stage(tmp_path):
+    """The interrupt line of a co-design run: complete entries per stage; an entry being written
+    (no .complete marker) and the temporary folders are not counted."""
+    from mpc_bio.codesign.study import cache_note
+
+    assert "holds no finished stage yet" in cache_note(tmp_path / "missing")
+    for stage, key in (("feed", "a1"), ("feed", "b2"), ("simulations", "c3")):
+        cached_entry(tmp_path, stage, key, lambda d: (d / "x").write_text("1"))
+    (tmp_path / "simulations-d4").mkdir()  # killed while being written in place: never counted
+    (tmp_path / ".tmp-simulations-e5-123").mkdir()
+    note = cache_note(tmp_path)
+    assert note == f"the co-design cache {tmp_path} keeps its finished work (feed 2, simulations 1); the same command resumes there"

@@ -104,8 +104,8 @@ def _group(pgid: int) -> dict[int, float]:
 @pytest.mark.slow
 def test_sigterm_stops_nomad_ensemble_and_its_workers(tmp_path):
     """`kill PID` on `mpc-bio nomad ensemble --workers 2` (small network) while its two workers run:
-    exit 130, one stderr line saying nothing was written, no output or hidden folder, and no
-    process of the command's process group left."""
+    exit 130, one stderr line saying the output was not written and how many finished chunks the
+    checkpoint keeps, no output or staging folder, and no process of the command's process group left."""
     cfg = _config(tmp_path, n_models=2000)
     out = tmp_path / "out"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
@@ -144,7 +144,10 @@ def test_sigterm_stops_nomad_ensemble_and_its_workers(tmp_path):
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("mpc-bio nomad: interrupted (SIGTERM)"), err
     assert "was not written" in lines[0]
-    assert not out.exists() and not list(tmp_path.glob(".out.*"))
+    # no output and no staging folder; the finished chunks stay in the checkpoint, and the line says how many
+    assert not out.exists() and [p.name for p in tmp_path.glob(".out.*")] in ([], [".out.checkpoint"])
+    kept = len(list((tmp_path / ".out.checkpoint").glob("*.pkl")))
+    assert (f"{kept} finished chunk(s) kept in {tmp_path / '.out.checkpoint'}" if kept else "no chunk had finished") in lines[0]
     left = _group(proc.pid)
     for _ in range(600):  # killed workers may take a moment to be reaped; no time is asserted
         if not left:
@@ -177,7 +180,8 @@ def test_design_runs_a_missing_ensemble_first_and_reuses_it(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.splitlines()[0] == f"no ensemble output in {ens}; running the ensemble stage first"
     assert (ens / "ensemble" / "ensemble.json").is_file() and (ens / "design" / "summary.json").is_file()
-    assert not [p for p in tmp_path.rglob(".*") if ".incomplete-" in p.name]
+    assert not [p for p in tmp_path.rglob(".*") if ".incomplete-" in p.name or ".checkpoint" in p.name]  # removed once complete
+    assert (ens / ".design_cache").is_dir()  # the NRA enumeration and ranking, for the next design run
     stamp = (ens / "ensemble" / "ensemble.json").stat().st_mtime_ns
     assert main([*argv, "--out", str(tmp_path / "design2")]) == 0
     out = capsys.readouterr().out

@@ -192,6 +192,11 @@ def test_experiment_command_end_to_end(ensemble_dir, tmp_path):
         assert (out / name).is_file(), name
     for name in ("closeness_time_courses", "closeness_groups", "strains_titers", "sensitivity_fractions", "sensitivity_d1"):
         assert (out / "figures" / f"{name}.png").is_file(), name
+    # the NRA enumeration (2 models) and ranking stay in the ensemble's design cache; the finished
+    # sensitivity tasks were kept in .exp.checkpoint only until the output was complete
+    cache = ensemble_dir / ".design_cache"
+    assert len(list(cache.glob("enumerate_model_designs-*.pkl"))) == 2 and len(list(cache.glob("rank_designs-*.pkl"))) == 1
+    assert not (tmp_path / ".exp.checkpoint").exists()
     close = json.loads((out / "closeness.json").read_text())
     assert set(close["groups"]) == {"2-fold", "20-fold", "MCA"}
     assert close["groups"]["2-fold"]["viability_rule"] == {"concentration_fold": 2.0, "min_growth_ratio": 0.8}

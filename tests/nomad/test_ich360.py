@@ -9,7 +9,13 @@ from mpc_bio.nomad.ensemble import sample_ensemble
 from mpc_bio.nomad.kinetics import evaluate_rates
 from mpc_bio.nomad.network import build_network, ich360_anthranilate_model
 from mpc_bio.nomad.settings import NetworkSettings, SamplingSettings, SteadyStateSettings
-from mpc_bio.nomad.steady_state import GAS_CONSTANT, PHYSIOLOGICAL_CONCENTRATIONS, load_dg0, sample_reference_states
+from mpc_bio.nomad.steady_state import (
+    GAS_CONSTANT,
+    PHYSIOLOGICAL_CONCENTRATIONS,
+    load_dg0,
+    medium_exchange_bounds,
+    sample_reference_states,
+)
 
 
 @pytest.fixture(scope="module")
@@ -50,9 +56,14 @@ def test_ich360_states_agree_with_dg0(ich360_case):
     assert np.all(np.abs(st.dg0[:, est] - thermo.mean[rows]) <= settings.dg0_z_bound * np.abs(thermo.cov_sqrt[rows]).sum(axis=1) + 1e-9)
     np.testing.assert_array_equal(st.dg0[:, known & ~est], 0.0)  # one-species transports: Delta_r G'0 = 0
     lo, hi = settings.concentration_bounds
-    free = [i for i, m in enumerate(net.metabolite_ids) if m not in PHYSIOLOGICAL_CONCENTRATIONS]
+    medium = medium_exchange_bounds(net, settings)  # periplasmic medium species: around the medium's concentration
+    assert "glc__D_p" in medium
+    free = [i for i, m in enumerate(net.metabolite_ids) if m not in PHYSIOLOGICAL_CONCENTRATIONS and m not in medium]
     c = st.concentrations[:, free]
     assert np.all((c >= lo * (1 - 1e-9)) & (c <= hi * (1 + 1e-9)))
+    for m, (a, b) in medium.items():
+        c = st.concentrations[:, net.metabolite_ids.index(m)]
+        assert np.all((c >= a * (1 - 1e-9)) & (c <= b * (1 + 1e-9))), m
 
 
 def test_ich360_models_reproduce_reference_fluxes(ich360_case):

@@ -23,8 +23,9 @@ from mpc_bio.process.kinetics import glucose_uptake
 YIELD = 0.09
 
 
-def _linear_model():
-    """glucose -> biomass with a fixed yield (growth = YIELD * q_glc), oxygen taken up into a sink."""
+def _linear_model(maintenance: bool = False):
+    """glucose -> biomass with a fixed yield (growth = YIELD * q_glc), oxygen taken up into a sink;
+    ``maintenance``: with an ATPM reaction of lower bound 0 (for the default pFBA settings)."""
     import cobra
 
     m = cobra.Model("linear_yield")
@@ -38,6 +39,8 @@ def _linear_model():
     bio = cobra.Reaction("Biomass", lower_bound=0.0, upper_bound=1000.0)
     bio.add_metabolites({glc: -1.0 / YIELD})
     m.add_reactions([ex_glc, ex_o2, sink, bio])
+    if maintenance:
+        m.add_reactions([cobra.Reaction("ATPM", lower_bound=0.0, upper_bound=1000.0)])
     m.objective = "Biomass"
     return m
 
@@ -194,5 +197,7 @@ def test_method_and_tolerance_checks(ecoli_core):
         simulate_dfba(s, ecoli_core, rtol=0.0)
     with pytest.raises(ProcessSettingsError, match="max_steps=3"):
         simulate_dfba(s, ecoli_core, max_steps=3)
+    with pytest.raises(ProcessSettingsError, match="'x0' parameter of simulate_dfba must be 4 finite numbers"):
+        simulate_dfba(s, ecoli_core, x0=[1.0, 20.0, 0.1])
     kla = FedBatchSettings(batch_time=0.2, kinetics=UptakeKinetics(oxygen="kla"))
     assert simulate_dfba(kla, ecoli_core, relax=True).info["dfba_method"] == "fixed_step"

@@ -40,3 +40,48 @@ def test_split_outputs_equal_the_ode_outputs():
         v = cell.function(split.uptakes(x, [8.0]))
         ref = np.array(ode.outputs(x, 0.02, [8.0])).ravel()
         assert np.array(split.outputs(x, 0.02, [8.0], v)).ravel() == pytest.approx(ref, rel=1e-14, abs=1e-14)
+
+
+def test_split_with_exchange_glucose_is_the_dfba_right_hand_side():
+    """``fedbatch_split`` on a :class:`FluxLayout` with ``glucose_rate="exchange"`` is the LP-in-the-loop
+    right-hand side written out in numpy (the LP's glucose exchange ungated, products gated, kLa oxygen
+    with the kinetic uptake): 500 random states and flux vectors, some amounts near zero or negative
+    (rel 1e-12, abs 1e-12)."""
+    from mpc_bio.process.kinetics import gated_rate, oxygen_uptake
+    from mpc_bio.process.model import FluxLayout
+
+    kin = UptakeKinetics(oxygen="kla", kla=300.0)
+    s = FedBatchSettings(kinetics=kin, products={"ac": "EX_ac_e", "etoh": "EX_etoh_e"}, product_uptake_gate=0.01)
+    ids = ("BIOMASS", "EX_glc__D_e", "EX_ac_e", "EX_etoh_e")
+    split = fedbatch_split(s, FluxLayout(("oxygen", "glucose"), ids, "BIOMASS"), glucose_rate="exchange")
+    rng = np.random.default_rng(3)
+    for _ in range(500):
+        x = rng.uniform(0.0, 5.0, 6)  # V, n_glc, n_ac, n_etoh, n_X, n_o2
+        x[0] += 0.5
+        x[rng.integers(1, 6)] = rng.uniform(-1e-3, 1e-3)
+        F, v = rng.uniform(0.0, 0.1), rng.normal(0.0, 10.0, 4)
+        V, nX = x[0], x[4]
+        c = np.maximum(x, 0.0) / V
+        qo = oxygen_uptake(c[5], kin)
+        ref = [
+            F,
+            s.feed_glucose * F + v[1] * nX,
+            gated_rate(v[2], c[2], 0.01, np.where) * nX,
+            gated_rate(v[3], c[3], 0.01, np.where) * nX,
+            v[0] * nX,
+            kin.kla * (kin.o2_saturation - c[5]) * V - qo * nX,
+        ]
+        assert np.array(split.rhs(x, F, split.param_values, v)).ravel() == pytest.approx(np.array(ref, dtype=float), rel=1e-12, abs=1e-12)
+        q = np.array(split.uptakes(x, split.param_values)).ravel()
+        assert q == pytest.approx([qo, kin.glucose_vmax * c[1] / (kin.glucose_km + c[1])], rel=1e-12, abs=1e-12)
+
+
+def test_split_refuses_an_unknown_glucose_rate_and_a_missing_reaction():
+    from mpc_bio.process import ProcessSettingsError
+    from mpc_bio.process.model import FluxLayout
+
+    layout = FluxLayout(("glucose", "oxygen"), ("BIOMASS", "EX_ac_e"), "BIOMASS")
+    with pytest.raises(ProcessSettingsError, match="'glucose_rate' parameter of fedbatch_split"):
+        fedbatch_split(FedBatchSettings(), layout, glucose_rate="lp")
+    with pytest.raises(ProcessSettingsError, match="no reaction 'EX_glc__D_e'"):
+        fedbatch_split(FedBatchSettings(), layout, glucose_rate="exchange")

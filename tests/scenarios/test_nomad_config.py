@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_shipped_config_is_valid_and_resolved_with_defaults():
     resolved = validate_file(REPO / "scenarios" / "nomad_anthranilate.toml")
     nomad = resolved["nomad"]
-    assert nomad["sampling"]["n_models"] == 2000  # given in the file
+    assert nomad["sampling"]["n_models"] == 5000  # given in the file
     assert nomad["design"]["sensitivity"]["perturbation"] == 0.5  # default of SensitivitySettings
     assert nomad["design"]["nra"]["max_interventions"] == 3
 

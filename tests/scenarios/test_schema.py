@@ -277,7 +277,7 @@ def test_relative_paths_become_absolute_in_the_resolved_config(tmp_path):
 def test_nomad_config_is_checked_by_its_schema(tmp_path):
     from mpc_bio.scenarios.cli import validate_file
 
-    text = (REPO / "scenarios" / "nomad_anthranilate.toml").read_text().replace("n_models = 2000", "n_models = 2000\nn_modles = 3")
+    text = (REPO / "scenarios" / "nomad_anthranilate.toml").read_text().replace("n_models = 5000", "n_models = 5000\nn_modles = 3")
     with pytest.raises(ScenarioError, match="n_modles") as info:
         validate_file(_write(tmp_path, text))
     assert info.value.problems[0].key == "nomad.sampling.n_modles"
