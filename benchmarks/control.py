@@ -283,6 +283,13 @@ def main(argv=None) -> int:
             "estimator_failures": s["estimator_failures"],
         }
 
+    def cap_fields(res) -> dict:
+        """The robust feed cap (MPCSettings.robust_std): its CPU time per step, beside the MPC's, and the steps it cut."""
+        return {
+            "feed_cap_cpu_ms_median": res.info.get("feed_cap_cpu_ms_median"),
+            "capped_feeds": len(res.info.get("capped_feeds") or []),
+        }
+
     records = []
     for b in backends:
         rec = {
@@ -305,6 +312,7 @@ def main(argv=None) -> int:
             rec["offline_max_violation_frac"] = off_plant.max_violation_frac
             rec["closed_loop_violation"] = res.violation
             rec.update(estimator_fields(res))
+            rec.update(cap_fields(res))
             rec["control_model"] = sb.extra["control_model"]
         except Exception as exc:  # a backend that cannot run here is reported, not hidden
             rec["error"] = f"{type(exc).__name__}: {exc}"[:500]
@@ -340,6 +348,7 @@ def main(argv=None) -> int:
                 rec["offline_max_violation_frac"] = off_p.max_violation_frac
                 rec["closed_loop_violation"] = res.violation
                 rec.update(estimator_fields(res))
+                rec.update(cap_fields(res))
             except Exception as exc:
                 rec["error"] = f"{type(exc).__name__}: {exc}"[:500]
             rec["load_average"] = os.getloadavg()[0]

@@ -17,12 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from mpc_bio.codesign.cache import cached_entry, config_hash
-from mpc_bio.nomad.design_study import rank_ensemble_designs
+from mpc_bio.nomad.design_study import design_vmax_folds, rank_ensemble_designs
 from mpc_bio.nomad.ensemble import KineticEnsemble, load_ensemble
 from mpc_bio.nomad.mca import ControlCoefficients, load_control_coefficients
 from mpc_bio.nomad.nra_settings import DesignStudySettings
 from mpc_bio.nomad.ranking import mean_fold_changes
-from mpc_bio.nomad.reactor import vmax_fold_from_log_changes
 from mpc_bio.nomad.settings import EnsembleStudySettings
 
 __all__ = ["TopDesigns", "ensemble_key", "load_or_run_ensemble", "load_or_run_designs"]
@@ -116,13 +115,7 @@ class TopDesigns:
 
     def vmax_folds(self, ensemble: KineticEnsemble, design: int) -> np.ndarray:
         """Vmax multipliers (n_models, n_rxn) of one design; rows of NaN where infeasible."""
-        net = ensemble.network
-        out = np.full((self.model_index.size, net.n_reactions), np.nan)
-        for m in range(self.model_index.size):
-            d = self.log_changes[design, m]
-            if np.all(np.isfinite(d)):
-                out[m] = vmax_fold_from_log_changes(net, self.enzyme_ids, d)
-        return out
+        return design_vmax_folds(ensemble.network, self.enzyme_ids, self.log_changes[design, : self.model_index.size])
 
     def mean_fold_changes(self, design: int) -> dict[str, float]:
         """Mean fold change of each member enzyme over the feasible models (ratio)."""

@@ -441,20 +441,12 @@ def run_codesign_study(
     nt = vs.n_points
     rule = ViabilityRule.from_nra(design_settings.nra) if vs.check_steady_state else None
     sim_tag = {"ensemble": ens_key, "designs": designs.key, "verification": vs, "models": models}
-    sim_sources: dict[str, str] = {}
-    blocks = []  # per strain: arrays (feed, model[, time])
     t = time.perf_counter()
     n_jobs = len(strains) * len(FEEDS) * models.size
+    feeds = {label: {name: _strain_feed(name, own.get(label, shared), ref_feed, shared) for name in FEEDS} for label in strains}
     with phase(f"co-design: {n_jobs} reactor simulations (strains x feeds x models, cached per strain)") as info:
-        for label in progress(strains, show, "co-design simulations"):
-            feeds = {name: _strain_feed(name, own.get(label, shared), ref_feed, shared) for name in FEEDS}
-            block, sim_sources[label] = _cached_arrays(
-                settings.cache_dir,
-                "simulations",
-                {**sim_tag, "strain": label, "vmax_folds": folds[label], "feeds": feeds},
-                lambda label=label, feeds=feeds: _simulate_strain(ensemble, models, folds[label], feeds, vs, nt),
-            )
-            blocks.append(block)
+        simulate = lambda label: _simulate_strain(ensemble, models, folds[label], feeds[label], vs, nt)
+        blocks, sim_sources = _cached_per_strain(settings.cache_dir, "simulations", sim_tag, folds, show, simulate, feeds=feeds)
         info["note"] = _sources_note(sim_sources)
     arr = {k: np.stack([b[k] for b in blocks]) for k in (*_TRAJECTORIES, "product_yield", "success")}
     seconds["simulations"] = time.perf_counter() - t
@@ -465,13 +457,9 @@ def run_codesign_study(
     t = time.perf_counter()
     if rule is not None:
         with phase(f"co-design: viability ({rule.label()}) of {failure.size} strains x models (cached per strain)") as info:
-            for s, label in enumerate(progress(strains, show, "viability")):
-                block, via_sources[label] = _cached_arrays(
-                    settings.cache_dir,
-                    "viability",
-                    {**sim_tag, "strain": label, "vmax_folds": folds[label], "rule": rule},
-                    lambda label=label: {"failure": _strain_viability(ensemble, models, folds[label], rule)},
-                )
+            judge = lambda label: {"failure": _strain_viability(ensemble, models, folds[label], rule)}
+            blocks, via_sources = _cached_per_strain(settings.cache_dir, "viability", sim_tag, folds, show, judge, rule=rule)
+            for s, block in enumerate(blocks):
                 failure[s] = block["failure"]
             info["note"] = _sources_note(via_sources)
     seconds["viability"] = time.perf_counter() - t
@@ -567,6 +555,20 @@ def _cached_arrays(cache_dir: str | None, stage: str, tag: dict[str, Any], compu
             return {k: z[k] for k in z.files}
 
     return _cached(cache_dir, stage, content_key(tag), compute, lambda arrays, tmp: np.savez(tmp / "arrays.npz", **arrays), read)
+
+
+def _cached_per_strain(cache_dir: str | None, stage: str, tag: dict, folds: dict, show: bool, compute, **per_strain):
+    """``compute(label)`` (a dict of arrays) for every strain of ``folds`` in order, each a cache
+    entry of ``stage`` (:func:`_cached_arrays`) keyed by ``tag``, the strain, its Vmax folds and the
+    ``per_strain`` values (a dict by strain label, or one value for all): a study stopped part way
+    keeps the strains it finished. Returns the blocks and, per strain, ``"cache"`` or ``"computed"``."""
+    blocks, sources = [], {}
+    for label in progress(tuple(folds), show, f"co-design {stage}"):
+        extra = {k: v[label] if isinstance(v, dict) else v for k, v in per_strain.items()}
+        key = {**tag, "strain": label, "vmax_folds": folds[label], **extra}
+        block, sources[label] = _cached_arrays(cache_dir, stage, key, lambda label=label: compute(label))
+        blocks.append(block)
+    return blocks, sources
 
 
 def _sources_note(sources: dict[str, str]) -> str:

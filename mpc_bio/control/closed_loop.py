@@ -3,7 +3,9 @@
 The MPC always receives the estimate (never the true state) unless the estimator kind is
 ``"none"``. The plant is the control model itself (nominal), the control model with perturbed
 parameters (mismatch), or any object with a ``step(x, feed, dt) -> states`` method, e.g. an
-adapter around the LP-in-the-loop dFBA simulator.
+adapter around the LP-in-the-loop dFBA simulator. With ``MPCSettings.robust_std`` > 0 and Vmax
+estimated, the MPC's feed passes :class:`RobustFeedCap` before it is applied (the capped steps are in
+``info["capped_feeds"]``); the MPC's own record keeps the feed it planned.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from mpc_bio.control.settings import (
     MPCSettings,
 )
 
-__all__ = ["ClosedLoopResult", "IntegratorPlant", "run_closed_loop", "estimation_rmse"]
+__all__ = ["ClosedLoopResult", "IntegratorPlant", "RobustFeedCap", "run_closed_loop", "estimation_rmse"]
 
 
 class IntegratorPlant:
@@ -56,6 +58,106 @@ class IntegratorPlant:
         """States at the substeps of one step (shape (substeps, n_x)); amounts clipped at zero."""
         xf = np.asarray(self.integ(x0=np.asarray(x, dtype=float), p=np.r_[feed, self.params])["xf"])
         return np.maximum(xf.T, 0.0)
+
+
+class RobustFeedCap:
+    """Caps a feed so that the limits hold if the estimated parameter is off (``MPCSettings.robust_std``).
+
+    A feed cannot be taken back: glucose fed while the glucose Vmax is still uncertain is taken up, and
+    overflows to acetate, at the plant's rate. The cap checks the MPC's feed for the parameter at the
+    estimate -/+ ``robust_std`` standard deviations (inside ``ControlModel.param_bounds``): the model
+    (CVODES, ``n_out`` points per step) is simulated from the estimate over the MPC's horizon (to the end
+    of the batch at most), the feed for one step followed by a continuation, and the largest relative
+    violation of the limits (glucose and acetate backed off by ``MPCSettings.backoff``, as in the MPC;
+    volume) is taken. Two continuations are tried per parameter value, and the better one counts (a
+    recourse the later steps can take): ``feed_min`` throughout, and the MPC's own plan for the later
+    steps (feeding on dilutes, and keeps the uptake glucose-limited, where stopping would let the
+    glucose left overflow). The feed is kept when that violation, the worse of the two parameter values,
+    is no larger than with ``feed_min`` as this step's feed (plus ``tol``); otherwise it is cut by
+    bisection to the largest feed that passes. The estimate itself is the MPC's business: only the two
+    off-estimate values are checked, so with a zero standard deviation the feed passes unchanged.
+
+    Parameters
+    ----------
+    model : ControlModel
+        The controller's model (parameter ``model.roles.vmax`` is the estimated one).
+    problem : BatchProblem
+    settings : MPCSettings
+    n_out : int
+        Checked points per step.
+    tol : float
+        Violation [-] a feed may add to that of ``feed_min``.
+    bisections : int
+        Bisection steps (resolution ``feed * 2**-bisections``).
+    """
+
+    def __init__(
+        self, model: ControlModel, problem: BatchProblem, settings: MPCSettings, *, n_out: int = 4, tol: float = 1e-3, bisections: int = 12
+    ):
+        if model.roles.vmax is None:
+            raise ControlError(
+                f"MPCSettings.robust_std={settings.robust_std} needs ReactorRoles.vmax to name a parameter of the model; "
+                f"parameters are {list(model.param_names)}."
+            )
+        self.model, self.problem, self.settings = model, problem, settings
+        self.ip = model.param_index(model.roles.vmax)
+        self.integ = make_integrator(model, settings.t_step, n_out=n_out)
+        self.tol, self.bisections = float(tol), int(bisections)
+
+    def scenarios(self, params, param_std: float) -> list[np.ndarray]:
+        """The parameter vectors checked: the estimate -/+ ``robust_std * param_std`` (inside the bounds)."""
+        lo, hi = self.model.param_bounds[self.ip]
+        out = []
+        for sign in (-1.0, 1.0):
+            p = np.asarray(params, dtype=float).copy()
+            p[self.ip] = float(np.clip(p[self.ip] + sign * self.settings.robust_std * param_std, lo, hi))
+            out.append(p)
+        return out
+
+    def _simulate(self, x_hat, feeds, p) -> float:
+        """Largest relative violation [-] of the (backed-off) limits under ``feeds`` (one per step); inf if CVODES fails."""
+        st = self.settings
+        b = {"volume": 0.0, "glucose": st.backoff, "acetate": st.backoff}
+        worst, x = 0.0, np.maximum(np.asarray(x_hat, dtype=float), 0.0)
+        for f in feeds:
+            try:
+                xs = np.maximum(np.asarray(self.integ(x0=x, p=np.r_[f, p])["xf"]).T, 0.0)
+            except RuntimeError:
+                check_interrupt()
+                return float("inf")
+            for name, m in constraint_margins(self.model, self.problem, xs).items():
+                worst = max(worst, float(np.max(b[name] - m)))
+            x = xs[-1]
+        return worst
+
+    def violation(self, x_hat, t: float, feed: float, scenarios, plan=None) -> float:
+        """Largest relative violation [-] of the (backed-off) limits over the scenarios with ``feed`` for one step,
+        each scenario with the better of its two continuations (``feed_min``; ``plan[1:]``, the MPC's later feeds)."""
+        st, pr = self.settings, self.problem
+        n = max(1, min(st.n_horizon, int(round((pr.batch_time - t) / st.t_step))))
+        rests = [np.full(n - 1, pr.feed_min)]
+        if plan is not None and len(plan) >= n:
+            rests.append(np.clip(np.asarray(plan, dtype=float)[1:n], pr.feed_min, pr.feed_max))
+        return max(min(self._simulate(x_hat, np.r_[feed, r], p) for r in rests) for p in scenarios)
+
+    def __call__(self, x_hat, t: float, feed: float, params, param_std: float, plan=None) -> float:
+        """The feed [L/h] to apply instead of the MPC's ``feed`` at time ``t`` [h] from the estimate ``x_hat``;
+        ``plan``: the MPC's plan of this step (one feed per interval from ``t``), a continuation to try."""
+        lo = self.problem.feed_min
+        if param_std <= 0.0 or self.settings.robust_std <= 0.0 or feed <= lo:
+            return float(feed)
+        sc = self.scenarios(params, param_std)
+        allowed = self.violation(x_hat, t, lo, sc, plan) + self.tol
+        if self.violation(x_hat, t, feed, sc, plan) <= allowed:
+            return float(feed)
+        a, b = lo, float(feed)  # a passes, b does not
+        for _ in range(self.bisections):
+            mid = 0.5 * (a + b)
+            if self.violation(x_hat, t, mid, sc, plan) <= allowed:
+                a = mid
+            else:
+                b = mid
+        return float(a)
 
 
 @dataclass(frozen=True, eq=False)
@@ -281,6 +383,9 @@ def run_closed_loop(
     if est_settings.kind != "none":
         est = build_estimator(model, est_settings, meas_settings, dt, x_hat0, x_scale)
     mpc.reset(x_hat0 if est is not None else x_true, u0=0.0, guess_feed=guess_feed)
+    cap = RobustFeedCap(model, problem, mpc_settings) if mpc_settings.robust_std > 0 and est_settings.estimate_vmax else None
+    capped = []  # (time h, MPC feed, applied feed) of the steps whose feed was cut
+    cap_cpu = []  # CPU time of the cap per step [s]
     h_out = measurement_function(model, sampler.quantities)
 
     times = [0.0]
@@ -310,6 +415,14 @@ def run_closed_loop(
             break
         f = mpc.step(x_hat, t, params=p_hat)
         check_interrupt()
+        if cap is not None:
+            plan = mpc.plan() if mpc.records and mpc.records[-1].success else None  # this step's plan
+            cpu0 = time.process_time()
+            f_cap = cap(x_hat, t, f, p_hat, est.param_std, plan)
+            cap_cpu.append(time.process_time() - cpu0)
+            if f_cap < f:
+                capped.append([t, f, f_cap])
+                f = f_cap
         sub = plant.step(x_true, f, dt)
         x_true = sub[-1].copy()
         fine_t.extend(t + dt * (np.arange(1, sub.shape[0] + 1) / sub.shape[0]))
@@ -344,6 +457,9 @@ def run_closed_loop(
         "collocation_deg": mpc_settings.collocation_deg,
         "plant_events": list(getattr(plant, "events", [])),
         **_estimator_status_summary(est),
+        "robust_std": mpc_settings.robust_std,
+        "capped_feeds": capped,
+        "feed_cap_cpu_ms_median": float(np.median(cap_cpu) * 1e3) if cap_cpu else None,
         "limits": {
             "volume": problem.volume_max,
             "glucose": problem.glucose_max,

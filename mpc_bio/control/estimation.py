@@ -37,7 +37,9 @@ MHE (:class:`MovingHorizonEstimator`)
 Both may estimate the glucose uptake Vmax (``EstimatorSettings.estimate_vmax``) as a constant
 parameter, kept inside ``ControlModel.param_bounds`` (for the surrogate fed-batch: the range in
 which the glucose uptake stays in the surrogate's domain): the EKF projects its estimate onto the
-range, the MHE has it as bounds of the NLP. Both clip amounts at zero.
+range, the MHE has it as bounds of the NLP. Both clip amounts at zero. Both report the standard
+deviation of that estimate (``param_std``: the EKF's from its covariance, the MHE's from an EKF run on
+the same samples), which the closed loop's feed cap (:class:`mpc_bio.control.closed_loop.RobustFeedCap`) uses.
 """
 
 from __future__ import annotations
@@ -249,6 +251,11 @@ class ExtendedKalmanFilter:
             p[self.ip] = self.z[-1]
         return p
 
+    @property
+    def param_std(self) -> float:
+        """Standard deviation of the estimated parameter (the glucose Vmax) [its unit]; 0 when none is estimated."""
+        return float(np.sqrt(max(self.P[-1, -1], 0.0))) if self.ip is not None else 0.0
+
     def predict(self, u: float) -> None:
         """Propagate the estimate and covariance over one step with feed ``u`` [L/h]."""
         zn, Fk = self._f(self.z, u, self.model.param_values)
@@ -369,6 +376,7 @@ class MovingHorizonEstimator:
             # samples told about; a separate Vmax prior forgets it once the window holds only
             # glucose-limited samples
             self._arrival_ekf = ExtendedKalmanFilter(model, quantities, noise_std, dt, settings, x0)
+            self._spread_ekf = ExtendedKalmanFilter(model, quantities, noise_std, dt, settings, x0)  # param_std
             W = ca.vertcat(*[ca.horzcat(*[w_syms[min(i, j), max(i, j)] for j in range(nz)]) for i in range(nz)])
             v, w = mhe._v.cat, mhe._w.cat
             stage = v.T @ P_v @ v + w.T @ P_w @ w
@@ -389,6 +397,7 @@ class MovingHorizonEstimator:
         self._p_tmpl = p_tmpl
         mhe.set_p_fun(lambda t: p_tmpl)
         self._ekf_done = 0  # samples the arrival-cost EKF has processed
+        self._spread_done = 0  # samples the EKF of param_std has processed
         self._ys: list[np.ndarray] = []
         self._us: list[float] = []
         self._tvp_tmpl = mhe.get_tvp_template()
@@ -452,6 +461,22 @@ class MovingHorizonEstimator:
     @property
     def params(self) -> np.ndarray:
         return self._p.copy()
+
+    @property
+    def param_std(self) -> float:
+        """Standard deviation of the estimated parameter (the glucose Vmax) [its unit]; 0 when none is estimated.
+
+        The MHE's own uncertainty would need the inverse reduced Hessian of its NLP; this is the spread of an
+        EKF (the arrival cost's filter) run on every sample so far, its Vmax variance.
+        """
+        if self.ip is None:
+            return 0.0
+        ekf = self._spread_ekf
+        while self._spread_done < len(self._ys):
+            g = self._spread_done
+            ekf.update(self._ys[g], self._us[g] if g >= 1 else None)
+            self._spread_done += 1
+        return ekf.param_std
 
     def update(self, y, u_prev: float | None) -> np.ndarray:
         """Add the sample ``y`` (NaN = missing) taken after applying ``u_prev``, solve, return the estimate."""

@@ -37,7 +37,7 @@ from mpc_bio.control.settings import BatchProblem, ControlError, MPCSettings
 from mpc_bio.interrupts import check_interrupt
 from mpc_bio.ipopt_options import ipopt_options as _ipopt_defaults
 
-__all__ = ["FeedMPC", "MPCStepRecord", "build_mpc", "ipopt_options", "soft_violation", "guess_plan", "fallback_feed"]
+__all__ = ["FeedMPC", "MPCStepRecord", "build_mpc", "ipopt_options", "soft_violation", "limit_bounds", "guess_plan", "fallback_feed"]
 
 
 @dataclass(frozen=True)
@@ -120,6 +120,7 @@ class FeedMPC:
         self._S_cold = None  # IPOPT with cold-start options (set by build_mpc)
         self._S_warm = None  # IPOPT with warm-start options
         self._n_terminal = 0  # constraints appended after do-mpc's (the limits at the last node)
+        self._limit_rows: np.ndarray | None = None  # rows of the soft limits in the NLP's constraints
 
     # do-mpc callbacks
     def _tvp_fun(self, t_now):
@@ -266,6 +267,7 @@ class FeedMPC:
         if params is not None:
             self._p_now = np.asarray(params, dtype=float).reshape(-1)
         mpc = self.mpc
+        self._set_limit_bounds(x_hat)
         warm = self.settings.warm_start and self._solved
         if self._solved:
             self._shift_guess()  # the previous solution, one interval on
@@ -337,6 +339,36 @@ class FeedMPC:
             )
         )
         return feed
+
+    def _set_limit_bounds(self, x_hat: np.ndarray) -> None:
+        """Write this step's bounds of the soft limits (:func:`limit_bounds`) into the NLP's constraint bounds.
+
+        do-mpc orders its constraints as the initial condition, then one equal-sized block per interval
+        ending with the soft limits (volume, glucose, acetate), then the limits at the last node.
+        """
+        m = self.model
+        ub_lim = limit_bounds(x_hat, m.index("volume"), m.index("glucose"), m.index("acetate"), self.problem, self.settings)
+        ub = np.asarray(self.mpc.nlp_cons_ub).reshape(-1).copy()
+        if self._limit_rows is None:
+            n_s, N, n_x = ub_lim.size, self.settings.n_horizon, m.n_x
+            end = ub.size - self._n_terminal
+            b, rem = divmod(end - n_x, N)
+            rows = [n_x + k * b + b - n_s + np.arange(n_s) for k in range(N)] if rem == 0 and b >= n_s else []
+            if self._n_terminal:
+                rows.append(end + np.arange(self._n_terminal))
+            nominal = limit_bounds(
+                np.zeros(n_x) + np.eye(n_x)[m.index("volume")],
+                m.index("volume"),
+                m.index("glucose"),
+                m.index("acetate"),
+                self.problem,
+                self.settings,
+            )
+            if not rows or not all(r.size == n_s and np.allclose(ub[r], nominal) for r in rows):
+                raise ControlError("FeedMPC: the soft limits' rows of the do-mpc NLP are not where expected (do-mpc version?).")
+            self._limit_rows = np.concatenate(rows)
+        ub[self._limit_rows] = np.tile(ub_lim, self._limit_rows.size // ub_lim.size)
+        self.mpc.nlp_cons_ub = ca.DM(ub)
 
     def _soft_violation(self, x: np.ndarray) -> np.ndarray:
         """Violation of each soft constraint at state ``x`` (do-mpc's order), >= 0, in constraint units."""
@@ -418,6 +450,23 @@ def soft_violation(x, iv: int, ig: int, ia: int | None, problem: BatchProblem, b
     if ia is not None:
         viol.append(float(x[ia]) / vol - (1.0 - backoff) * problem.acetate_max)
     return np.maximum(np.array(viol, dtype=float), 0.0)
+
+
+def limit_bounds(x, iv: int, ig: int, ia: int | None, problem: BatchProblem, settings: MPCSettings) -> np.ndarray:
+    """Upper bounds of the soft limits planned against from the estimate ``x``: volume [L], glucose and acetate [mmol/L].
+
+    The concentration limits are backed off to ``(1 - backoff) * limit``; with ``MPCSettings.hold_margin`` a
+    concentration of ``x`` already above that is its own bound (at most the limit itself).
+    """
+    vol = max(float(x[iv]), 1e-9)
+    lims = [(ig, problem.glucose_max)] + ([(ia, problem.acetate_max)] if ia is not None else [])
+    out = [problem.volume_max]
+    for i, lim in lims:
+        ub = (1.0 - settings.backoff) * lim
+        if settings.hold_margin:
+            ub = min(lim, max(ub, float(x[i]) / vol))
+        out.append(ub)
+    return np.array(out, dtype=float)
 
 
 def guess_plan(plan, plan_time: float, t: float, volume: float, problem: BatchProblem, settings: MPCSettings) -> np.ndarray:

@@ -20,16 +20,24 @@ second derivatives of the same points from one call; the derivatives are compute
 at the first trial point of an IPOPT iteration, the value alone at the further points of a
 backtracking line search, whose derivatives are rarely used). Everything else (kinetics, balances,
 collocation, constraints, objective) is three CasADi SX functions, so an NLP evaluation is a few
-function calls instead of thousands of MX instructions; the callbacks declare their exact
-block-diagonal sparsity. The fed-batch model is split at the network by
+function calls instead of thousands of MX instructions. IPOPT's constraint Jacobian and Hessian of
+the Lagrangian are assembled the same way: the network enters them by its values, Jacobians and
+second derivatives at the collocation points (the matrices of
+:func:`mpc_bio.embed.batched.network_taylor_function`, from the same torch call), everything
+else is SX functions of these coefficients (the constraints with the network replaced by its
+first-order model around the same point have the exact Jacobian and, with the network's own
+curvature added, the exact Hessian there). The fed-batch model is split at the network by
 :func:`mpc_bio.process.model.fedbatch_split`. :mod:`mpc_bio.control.taylor_mpc` solves the same NLP
 with the network replaced by per-point Taylor models (``MPCSettings.backend = "network_taylor"``).
 
 IPOPT's Hessian of the Lagrangian is exact, or (``MPCSettings.network_hessian``, by default for
-networks with kink features) assembled by hand with the network's curvature at each collocation
-point projected onto a positive semidefinite matrix: near a kink the network's second derivatives
-are large and of either sign, and with them IPOPT regularises the Hessian so strongly that its
-steps stall; the projection changes the path, not the KKT conditions.
+networks with kink features) has the network's curvature at each collocation point (a k x k
+matrix, its second derivatives weighted by their multipliers) replaced by its absolute value
+(each eigenvalue by its absolute value): near a kink the network's second derivatives are large
+and of either sign; with them IPOPT regularises the whole Hessian so strongly that its steps
+stall, and with the negative ones merely set to zero its steps along them are unbounded and the
+line search cuts them back for many iterations. The modification changes the path, not the KKT
+conditions.
 
 The MPC's copy of a network with kink features has their sharp bends widened to
 ``MPCSettings.network_kink_width`` (default: the surrogate's kink reach, :func:`kink_width`), so
@@ -55,7 +63,7 @@ import casadi as ca
 import numpy as np
 
 from mpc_bio.collocation import radau_points, radau_residuals
-from mpc_bio.control.mpc import MPCStepRecord, fallback_feed, guess_plan, ipopt_options, soft_violation
+from mpc_bio.control.mpc import MPCStepRecord, fallback_feed, guess_plan, ipopt_options, limit_bounds, soft_violation
 from mpc_bio.control.settings import BatchProblem, ControlError, MPCSettings, ReactorRoles
 
 __all__ = ["NetworkMPC", "build_network_mpc", "kink_width"]
@@ -179,6 +187,7 @@ class NetworkMPC:
         # the derivatives come with the value of the first trial point of an IPOPT iteration (most are
         # accepted), the value alone at the further points of a backtracking line search
         self._net_fun = batched_casadi_function(self.network, N * d, name="network_horizon", prefetch="adaptive")
+        self._callbacks: list = []
         wm, Pm = ca.MX.sym("w", q_fun.size1_in(0)), ca.MX.sym("P", q_fun.size1_in(1))
         nlp = {"x": wm, "p": Pm, "f": f_fun(wm, Pm), "g": g_fun(wm, Pm, self._net_fun(q_fun(wm, Pm)))}
         self.nlp = nlp  # the NLP (x: w, p: P) for custom solvers or inspection
@@ -186,48 +195,83 @@ class NetworkMPC:
         #: whether the network's curvature in IPOPT's Hessian is convexified (see MPCSettings.network_hessian)
         self.convexified = mode == "convexified" or (mode == "auto" and getattr(self.network, "n_kinks", 0) > 0)
         cold, warm = ipopt_options(settings)
-        if self.convexified:
-            hess = self._hessian_of_lagrangian(q_fun, g_fun, f_fun)
-            cold, warm = {**cold, "hess_lag": hess}, {**warm, "hess_lag": hess}
+        jac = self._jacobian_of_constraints(q_fun, g_fun)
+        hess = self._hessian_of_lagrangian(q_fun, g_fun, f_fun, convexify=self.convexified)
+        cold, warm = {**cold, "jac_g": jac, "hess_lag": hess}, {**warm, "jac_g": jac, "hess_lag": hess}
         self._S_cold = ca.nlpsol("network_mpc", "ipopt", nlp, cold)
         self._S_warm = ca.nlpsol("network_mpc_warm", "ipopt", nlp, warm) if settings.warm_start else self._S_cold
 
-    def _hessian_of_lagrangian(self, q_fun, g_fun, f_fun, convexify: bool = True) -> ca.Function:
-        """IPOPT's Hessian of the Lagrangian with the network's curvature convexified per point.
-
-        With L(w, V) = lam_f f(w) + lam_g' g(w, V) and V = v(Q(w)): the compiled part's Hessian
-        L_ww + L_wV J_V + J_V' L_Vw (g is linear in V), the uptakes' curvature sum_m Qbar_m
-        d2 Q_m / dw2 with Qbar = J_v' dL/dV, and J_Q' M J_Q with M the network's curvature
-        blockdiag_p(sum_i dL/dV[i, p] d2 v_i / dq2) projected onto positive semidefinite blocks.
-        """
-        from mpc_bio.embed.batched import network_curvature_function
-
-        nw, nP, ng = self.nlp["x"].numel(), self.nlp["p"].numel(), self.nlp["g"].numel()
+    def _taylor_symbols(self, q_fun, g_fun):
+        """SX symbols (w, P, Q0, V0, J0), the uptakes' move dQ = Q(w) - Q0 and the network's first-order model V0 + J0 dQ."""
+        nw, nP = q_fun.size1_in(0), q_fun.size1_in(1)
         k, n = q_fun.size_out(0)
         r = g_fun.size_in(2)[0]
-        ws, Ps, Vs, lfs, lgs = ca.SX.sym("w", nw), ca.SX.sym("P", nP), ca.SX.sym("V", r, n), ca.SX.sym("lam_f"), ca.SX.sym("lam_g", ng)
-        L = lfs * f_fun(ws, Ps) + ca.dot(lgs, g_fun(ws, Ps, Vs))
-        gw = ca.gradient(L, ws)
-        pieces = ca.Function(
-            "lagrangian_pieces",
-            [ws, Ps, Vs, lfs, lgs],
-            [ca.jacobian(gw, ws), ca.jacobian(gw, ca.vec(Vs)), ca.reshape(ca.gradient(L, ca.vec(Vs)), r, n)],
-        )
-        Qs, Qbar_s = q_fun(ws, Ps), ca.SX.sym("Qbar", k * n)
-        uptake = ca.Function(
-            "uptake_pieces", [ws, Ps, Qbar_s], [ca.jacobian(ca.vec(Qs), ws), ca.hessian(ca.dot(Qbar_s, ca.vec(Qs)), ws)[0]]
-        )
-        Qm = ca.MX.sym("Q", k, n)
-        net_jac = ca.Function("network_jacobian", [Qm], [ca.jacobian(ca.vec(self._net_fun(Qm)), ca.vec(Qm))])
-        self._curvature = curv = network_curvature_function(self._net_fun, convexify=convexify)
-        w, P, lf, lg = ca.MX.sym("x", nw), ca.MX.sym("p", nP), ca.MX.sym("lam_f"), ca.MX.sym("lam_g", ng)
+        ws, Ps = ca.SX.sym("w", nw), ca.SX.sym("P", nP)
+        Q0, V0, J0 = ca.SX.sym("Q0", k, n), ca.SX.sym("V0", r, n), ca.SX.sym("J0", r * k, n)
+        dQ = q_fun(ws, Ps) - Q0
+        V1 = V0
+        for j in range(k):
+            V1 = V1 + J0[r * j : r * (j + 1), :] * ca.repmat(dQ[j, :], r, 1)
+        return ws, Ps, Q0, V0, J0, dQ, V1
+
+    def _jacobian_of_constraints(self, q_fun, g_fun) -> ca.Function:
+        """IPOPT's ``jac_g``: the constraints and their Jacobian, the network entering by its values and Jacobians.
+
+        The constraints with the network replaced by its first-order model V0 + J0 (Q(w) - Q0) around
+        the uptakes Q0 = Q(w) of the same point have the exact Jacobian there; the model's
+        coefficients come from one batched call (:func:`mpc_bio.embed.batched.network_taylor_function`),
+        the rest is one SX function.
+        """
+        from mpc_bio.embed.batched import network_taylor_function
+
+        ws, Ps, Q0, V0, J0, _, V1 = self._taylor_symbols(q_fun, g_fun)
+        jac = ca.Function("constraint_jacobian", [ws, Ps, Q0, V0, J0], [ca.jacobian(g_fun(ws, Ps, V1), ws)])
+        taylor = network_taylor_function(self._net_fun, order=1, name="network_taylor_first_order")
+        self._callbacks.append(taylor)  # alive as long as the functions built from it
+        w, P = ca.MX.sym("x", ws.numel()), ca.MX.sym("p", Ps.numel())
         Q = q_fun(w, P)
-        Hww, HwV, Vbar = pieces(w, P, self._net_fun(Q), lf, lg)
-        Jv = net_jac(Q)
-        JQ, HQ = uptake(w, P, ca.mtimes(Jv.T, ca.vec(Vbar)))
-        C = ca.mtimes(HwV, ca.mtimes(Jv, JQ))
-        H = Hww + C + C.T + ca.mtimes(ca.mtimes(JQ.T, curv(Q, Vbar)), JQ) + HQ
-        return ca.Function("nlp_hess_l", [w, P, lf, lg], [ca.triu(H)], ["x", "p", "lam_f", "lam_g"], ["triu_hess_gamma_x_x"])
+        V, J = taylor(Q)
+        return ca.Function("nlp_jac_g", [w, P], [g_fun(w, P, V), jac(w, P, Q, V, J)], ["x", "p"], ["g", "jac_g_x"])
+
+    def _hessian_of_lagrangian(self, q_fun, g_fun, f_fun, convexify: bool = True) -> ca.Function:
+        """IPOPT's Hessian of the Lagrangian, the network's curvature (optionally modified) added per point.
+
+        With L(w, V) = lam_f f(w) + lam_g' g(w, V) and V = v(Q(w)): the Hessian of L with the network
+        replaced by its first-order model V0 + J0 (Q(w) - Q0) around Q0 = Q(w) (everything but the
+        network's own curvature: L_ww, the cross terms L_wV J Q_w, the uptakes' curvature
+        sum_m (J' dL/dV)_m d2 Q_m / dw2), plus Q_w' M Q_w with M the network's curvature
+        blockdiag_p(sum_i dL/dV[i, p] d2 v_i / dq2), each block with the absolute values of its
+        eigenvalues when ``convexify`` (:func:`mpc_bio.embed.batched.network_curvature_function`).
+        One batched call gives the network's coefficients, one SX function the adjoints dL/dV, one
+        callback M, one SX function the Hessian.
+        """
+        from mpc_bio.embed.batched import network_curvature_function, network_taylor_function
+
+        ws, Ps, Q0, V0, J0, dQ, V1 = self._taylor_symbols(q_fun, g_fun)
+        k, n = dQ.shape
+        r = V0.shape[0]
+        ng = g_fun.size1_out(0)
+        lfs, lgs = ca.SX.sym("lam_f"), ca.SX.sym("lam_g", ng)
+        pairs = [(int(j), int(m)) for j, m in zip(*np.triu_indices(k))]
+        Ms = ca.SX.sym("M", len(pairs), n)
+        # 1/2 dQ' M dQ per point: its Hessian at dQ = 0 is Q_w' M Q_w
+        quad = sum(ca.sum2(Ms[s, :] * dQ[j, :] * dQ[m, :]) * (0.5 if j == m else 1.0) for s, (j, m) in enumerate(pairs))
+        L1 = lfs * f_fun(ws, Ps) + ca.dot(lgs, g_fun(ws, Ps, V1)) + quad
+        hess = ca.Function("lagrangian_hessian", [ws, Ps, Q0, V0, J0, Ms, lfs, lgs], [ca.triu(ca.hessian(L1, ws)[0])])
+        Vs = ca.SX.sym("V", r, n)
+        adjoint = ca.Function(
+            "network_adjoint", [ws, Ps, Vs, lgs], [ca.reshape(ca.gradient(ca.dot(lgs, g_fun(ws, Ps, Vs)), ca.vec(Vs)), r, n)]
+        )
+        taylor = network_taylor_function(self._net_fun, order=2, name="network_taylor_second_order")
+        curv = network_curvature_function(r, k, n, convexify=convexify)
+        self._callbacks += [taylor, curv]  # the callbacks live as long as the functions built from them
+        w, P, lf, lg = ca.MX.sym("x", ws.numel()), ca.MX.sym("p", Ps.numel()), ca.MX.sym("lam_f"), ca.MX.sym("lam_g", ng)
+        Q = q_fun(w, P)
+        V, J, H = taylor(Q)
+        M = curv(H, adjoint(w, P, V, lg))
+        return ca.Function(
+            "nlp_hess_l", [w, P, lf, lg], [hess(w, P, Q, V, J, M, lf, lg)], ["x", "p", "lam_f", "lam_g"], ["triu_hess_gamma_x_x"]
+        )
 
     # layout of the decision vector
     def _unpack(self, w):
@@ -430,6 +474,8 @@ class NetworkMPC:
         N, dt = self.settings.n_horizon, self.settings.t_step
         flags = np.array([1.0 if t + k * dt < self.problem.batch_time - 1e-9 else 0.0 for k in range(N)])
         P = np.r_[x_hat, self._u_prev, self._p_now, flags]
+        soft = np.flatnonzero(np.isneginf(self._lbg))  # the soft limits' rows, node by node (MPCSettings.hold_margin)
+        self._ubg[soft] = np.tile(limit_bounds(x_hat, self._iv, self._ig, self._ia, self.problem, self.settings), soft.size // self._n_soft)
         shifted = self._sol is not None  # a successful solve to start from
         warm = self.settings.warm_start and shifted
         wall0, cpu0 = time.perf_counter(), time.process_time()

@@ -133,6 +133,31 @@ class MPCSettings(Settings):
             "it plans against (1 - backoff) * limit."
         ),
     )
+    robust_std: float = setting(
+        0.0,
+        low=0.0,
+        doc=(
+            "Feed cap for the uncertainty of the estimated parameter (the glucose Vmax, EstimatorSettings.estimate_vmax), "
+            "any backend (mpc_bio.control.closed_loop.RobustFeedCap): when > 0, the MPC's feed is applied only if the "
+            "limits (backed off as in the MPC) hold over the horizon, with the later feeds at feed_min or as the MPC "
+            "planned them (whichever holds them better), for the parameter at the estimate -/+ robust_std of the "
+            "estimator's standard deviations; otherwise the largest feed below it that does (no more violation than "
+            "feed_min as this step's feed gives). A feed cannot be taken back: a fill planned while the parameter is "
+            "uncertain (the first hours) would otherwise commit the plant to a limit it breaks if the parameter is off. "
+            "The cap vanishes as the standard deviation shrinks. 0: no cap; 2: a two-sided 95 % interval."
+        ),
+    )
+    hold_margin: bool = setting(
+        True,
+        doc=(
+            "When the estimate is already inside the backoff margin of a concentration limit (between (1 - backoff) * "
+            "limit and the limit), plan against the estimate's own value (at most the limit) instead of the backed-off "
+            "limit for the whole horizon: the plan may not go higher but need not come back down at once. Otherwise the "
+            "soft limit's penalty, many times the objective's gradient, makes the plan starve the culture to get back "
+            "below the backed-off limit within one step, although the margin is there to be used by estimation error. "
+            "The backed-off limit returns as soon as the estimate is below it. False: always the backed-off limits."
+        ),
+    )
     max_iter: int = setting(200, low=0, doc="IPOPT iteration limit per warm-started step.")
     cold_max_iter: int | None = setting(
         None,
@@ -221,7 +246,7 @@ class MPCSettings(Settings):
         doc=(
             'backend = "network" only: the network\'s part of IPOPT\'s Hessian of the Lagrangian, "exact", '
             '"convexified" (per collocation point, the network\'s curvature, its second derivatives weighted by their '
-            "multipliers, a k x k matrix, with its negative eigenvalues set to zero, so IPOPT needs no large "
+            "multipliers, a k x k matrix, with each eigenvalue replaced by its absolute value, so IPOPT needs no large "
             "regularisation where the network bends sharply; the KKT conditions, hence the solutions, are unchanged) "
             'or "auto" (convexified for networks with kink features, exact otherwise).'
         ),

@@ -17,6 +17,11 @@ This module provides that call and two ways to use it from CasADi:
   points share one call). It is the batched-external design of the network in the loop; a CasADi
   callback around the float64 evaluator is used instead of l4casadi's own ``batched=True``
   externals, which hand the network float32 inputs and return float32-accurate derivatives.
+* :func:`network_taylor_function` returns the same call's values, Jacobians and second
+  derivatives as plain matrices (one column per point), and :func:`network_curvature_function`
+  the second derivatives weighted by the adjoints of the outputs (optionally with absolute
+  eigenvalues), so an NLP's constraint Jacobian and Hessian of the Lagrangian can be assembled as
+  compiled functions of these coefficients instead of CasADi's derivatives of the callback.
 
 torch runs on cuda when it is available, else on the cpu, and in float64. Its intra-op threads are
 pinned (default one) around every call by :func:`torch_threads`, which restores the previous
@@ -38,6 +43,7 @@ __all__ = [
     "TaylorCoefficients",
     "batched_casadi_function",
     "network_curvature_function",
+    "network_taylor_function",
     "torch_threads",
     "torch_device",
 ]
@@ -110,9 +116,11 @@ def _activation_derivatives(name: str):
     """(sigma, sigma', sigma'') of a hidden activation as torch maps of the pre-activation."""
     if name == "silu":
 
-        def d(a):
+        def d(a):  # a s, s (1 + a (1 - s)), s (1 - s) (2 + a (1 - 2 s)) in few tensor operations
             s = torch.sigmoid(a)
-            return a * s, s * (1 + a * (1 - s)), s * (1 - s) * (2 + a * (1 - 2 * s))
+            s0 = a * s
+            q = s - s * s
+            return s0, torch.addcmul(s, a, q), q * (torch.add(a, s0, alpha=-2.0) + 2.0)
     elif name == "tanh":
 
         def d(a):
@@ -224,6 +232,8 @@ class BatchedNetwork:
         self._eye = torch.eye(k, dtype=torch.float64, device=dev)
         iu = np.triu_indices(k)
         self._pair_list = [(int(j), int(m)) for j, m in zip(*iu)]  # the input pairs j <= m of second derivatives
+        self._pj_t = torch.as_tensor(iu[0], dtype=torch.long, device=dev)
+        self._pm_t = torch.as_tensor(iu[1], dtype=torch.long, device=dev)
         self._pair_index = [[self._pair_list.index((min(j, m), max(j, m))) for m in range(k)] for j in range(k)]
         diag = np.zeros((k, len(self._pair_list)))
         for p_, (j, m) in enumerate(self._pair_list):
@@ -281,14 +291,13 @@ class BatchedNetwork:
         for all of them; the pairs' products of first-order tangents are slices, not gathers.
         """
         n, k = x.shape
-        pairs = self._pair_list
         h, dh, d2h = self._features(x, order)
         parts = [h[:, None, :]]
         if order:
             parts.append(dh.transpose(1, 2))  # (n, k, F)
         if order > 1:
             parts.append(d2h.transpose(1, 2))  # (n, pairs, F)
-        Z = torch.cat(parts, 1)
+        Z = torch.cat(parts, 1) if len(parts) > 1 else parts[0]
         last = len(self._W) - 1
         for i, (WT, b) in enumerate(zip(self._WT, self._b)):
             Z = Z @ WT
@@ -300,10 +309,10 @@ class BatchedNetwork:
                 Z = s0[:, None]
                 continue
             da = Z[:, 1 : 1 + k]
-            rows = [s0[:, None], s1[:, None, :] * da]
-            if order > 1:
-                prod = torch.stack([da[:, j] * da[:, m] for j, m in pairs], 1)  # (n, pairs, width)
-                rows.append(s2[:, None, :] * prod + s1[:, None, :] * Z[:, 1 + k :])
+            rows = [s0[:, None], da * s1[:, None, :]]
+            if order > 1:  # s2 da_j da_m + s1 Z_jm for the pairs (j, m)
+                prod = torch.index_select(da, 1, self._pj_t) * torch.index_select(da, 1, self._pm_t) * s2[:, None, :]
+                rows.append(torch.addcmul(prod, Z[:, 1 + k :], s1[:, None, :]))
             Z = torch.cat(rows, 1)
         val = Z[:, 0] + x @ self._in.T
         jac = (Z[:, 1 : 1 + k].transpose(1, 2) + self._in[None]) if order else None
@@ -593,18 +602,109 @@ def batched_casadi_function(
     )
 
 
-class _CurvatureCallback(ca.Callback):
-    """(Q (k, n), W (r, n)) -> block-diagonal (k n, k n): per point p, sum_i W[i, p] d2 v_i / dq2 (q = Q[:, p])."""
+def _pairs(k: int) -> list[tuple[int, int]]:
+    """The input pairs (j, m), j <= m, of second derivatives, in the order of ``BatchedNetwork``."""
+    return [(int(j), int(m)) for j, m in zip(*np.triu_indices(k))]
 
-    def __init__(self, name, cache: _Cache, n: int, convexify: bool, opts=None) -> None:
+
+class _TaylorCallback(ca.Callback):
+    """Q (k, n) -> V (r, n), J (r k, n) and (order 2) H (r P, n), from the shared cache.
+
+    Column p holds point p: ``J[i + r j, p] = dV[i, p] / dQ[j, p]`` and ``H[i + r s, p] =
+    d2 V[i, p] / dQ[j, p] dQ[m, p]`` for the s-th input pair (j, m), j <= m.
+    """
+
+    def __init__(self, name, cache: _Cache, n: int, order: int, fetch: int, opts=None) -> None:
         ca.Callback.__init__(self)
-        self.cache, self.n, self.convexify = cache, n, convexify
+        self.cache, self.n, self.order, self.fetch = cache, n, order, fetch
         self.r, self.k = cache.net.n_outputs, cache.net.n_inputs
-        k = self.k
-        # nonzeros in CasADi's order: block p, column b, row a
-        rows = [a + k * p for p in range(n) for b in range(k) for a in range(k)]
-        cols = [b + k * p for p in range(n) for b in range(k) for a in range(k)]
-        self.sp = ca.Sparsity.triplet(k * n, k * n, rows, cols)
+        pairs = _pairs(self.k)
+        self._pj, self._pm = np.array([j for j, _ in pairs]), np.array([m for _, m in pairs])
+        self.construct(name, opts or {})
+
+    def get_n_in(self):
+        return 1
+
+    def get_n_out(self):
+        return 1 + self.order
+
+    def get_sparsity_in(self, i):
+        return ca.Sparsity.dense(self.k, self.n)
+
+    def get_sparsity_out(self, i):
+        return ca.Sparsity.dense([self.r, self.r * self.k, self.r * len(self._pj)][i], self.n)
+
+    def eval(self, args):
+        Q = np.asarray(args[0], dtype=float).T.copy()
+        c = self.cache.get(Q, self.fetch)
+        n = self.n
+        out = [ca.DM(c.values.T), ca.DM(c.jacobians.transpose(0, 2, 1).reshape(n, -1).T)]
+        if self.order == 2:
+            out.append(ca.DM(c.hessians[:, :, self._pj, self._pm].transpose(0, 2, 1).reshape(n, -1).T))
+        return out
+
+
+def _taylor_by_differentiation(fun: ca.Function, order: int, name: str) -> ca.Function:
+    """:func:`network_taylor_function` of any CasADi function of a (k, n) matrix whose column p of
+    the output depends on column p of the input only (CasADi's own derivatives, dense: for tests
+    and small n)."""
+    k, n = fun.size_in(0)
+    r = fun.size1_out(0)
+    Q = ca.MX.sym("Q", k, n)
+    V = fun(Q)
+    Jf = ca.densify(ca.jacobian(ca.vec(V), ca.vec(Q)))  # (r n, k n)
+    Jv = ca.vec(Jf)[[(i + r * p) + r * n * (j + k * p) for p in range(n) for j in range(k) for i in range(r)]]
+    out = [V, ca.reshape(Jv, r * k, n)]
+    if order == 2:
+        Hf = ca.densify(ca.jacobian(Jv, ca.vec(Q)))  # row (i + r j) + r k p, column m + k p
+        pairs = _pairs(k)
+        idx = [((i + r * j) + r * k * p) + r * k * n * (m + k * p) for p in range(n) for j, m in pairs for i in range(r)]
+        out.append(ca.reshape(ca.vec(Hf)[idx], r * len(pairs), n))
+    return ca.Function(name, [Q], out)
+
+
+def network_taylor_function(fun, *, order: int = 2, name: str = "network_taylor") -> ca.Function:
+    """The network's values and derivatives at n points as matrices: ``Q (k, n) -> V, J[, H]``.
+
+    For derivatives of an NLP assembled by hand (:mod:`mpc_bio.control.network_mpc`): column p of
+    ``V`` (r, n) is the output at ``Q[:, p]``, of ``J`` (r k, n) its Jacobian (row ``i + r j``:
+    d V_i / d q_j), of ``H`` (r P, n) its second derivatives for the P = k (k + 1) / 2 input pairs
+    (j, m), j <= m (row ``i + r s`` for the s-th pair, in the order of ``numpy.triu_indices(k)``).
+
+    Parameters
+    ----------
+    fun : casadi.Function
+        A function made by :func:`batched_casadi_function` (its torch calls and cache are shared:
+        the derivatives of a point whose value was just computed come from the same call), or any
+        CasADi function of a (k, n) matrix whose column p depends on the input's column p only
+        (differentiated by CasADi).
+    order : {1, 2}
+        1: ``V, J``; 2: ``V, J, H``.
+    name : str
+
+    Returns
+    -------
+    casadi.Function
+        Callable with DM or MX arguments; keep it alive as long as functions built from it are used.
+    """
+    if order not in (1, 2):
+        raise ValueError(f"The 'order' parameter of network_taylor_function must be 1 or 2. Got {order!r} instead.")
+    if isinstance(fun, _ValueCallback):
+        # with exact second derivatives the Hessian is asked for at the point of every Jacobian: one call
+        return _TaylorCallback(name, fun.cache, fun.n, order, fetch=2 if fun.exact else order)
+    return _taylor_by_differentiation(fun, order, name)
+
+
+class _CurvatureCallback(ca.Callback):
+    """(H (r P, n), W (r, n)) -> M (P, n): per point, sum_i W[i] H_i on the input pairs, optionally with
+    the absolute values of its eigenvalues."""
+
+    def __init__(self, name, r: int, k: int, n: int, convexify: bool, opts=None) -> None:
+        ca.Callback.__init__(self)
+        self.r, self.k, self.n, self.convexify = r, k, n, convexify
+        pairs = _pairs(k)
+        self.P = len(pairs)
+        self._pj, self._pm = np.array([j for j, _ in pairs]), np.array([m for _, m in pairs])
         self.construct(name, opts or {})
 
     def get_n_in(self):
@@ -614,45 +714,55 @@ class _CurvatureCallback(ca.Callback):
         return 1
 
     def get_sparsity_in(self, i):
-        return ca.Sparsity.dense(self.k if i == 0 else self.r, self.n)
+        return ca.Sparsity.dense(self.r * self.P if i == 0 else self.r, self.n)
 
     def get_sparsity_out(self, i):
-        return self.sp
+        return ca.Sparsity.dense(self.P, self.n)
 
     def eval(self, args):
-        Q = np.asarray(args[0], dtype=float).T.copy()
+        n, r = self.n, self.r
+        H = np.asarray(args[0], dtype=float).T.reshape(n, self.P, r)
         W = np.asarray(args[1], dtype=float).T  # (n, r)
-        M = np.einsum("nr,nrab->nab", W, self.cache.get(Q, 2).hessians)
-        if self.convexify:  # the nearest positive semidefinite matrix (negative eigenvalues set to 0)
-            lam, U = np.linalg.eigh(M)
-            M = np.einsum("nab,nb,ncb->nac", U, np.maximum(lam, 0.0), U)
-        return [ca.DM(self.sp, M.transpose(0, 2, 1).reshape(-1))]
+        M = np.einsum("nsr,nr->ns", H, W)
+        if self.convexify:  # each eigenvalue replaced by its absolute value
+            F = np.zeros((n, self.k, self.k))
+            F[:, self._pj, self._pm] = M
+            F[:, self._pm, self._pj] = M
+            lam, U = np.linalg.eigh(F)
+            F = np.einsum("nab,nb,ncb->nac", U, np.abs(lam), U)
+            M = F[:, self._pj, self._pm]
+        return [ca.DM(M.T)]
 
 
-def network_curvature_function(fun, *, convexify: bool = False, name: str = "network_curvature") -> ca.Function:
-    """The network's weighted second derivatives at n points: ``(Q, W) -> blockdiag_p(sum_i W[i, p] H_i(Q[:, p]))``.
+def network_curvature_function(r: int, k: int, n: int, *, convexify: bool = False, name: str = "network_curvature") -> ca.Function:
+    """``(H, W) -> M``: the network's second derivatives at n points weighted by the adjoints of its outputs.
 
-    For a Hessian of a Lagrangian assembled by hand (e.g. IPOPT's ``hess_lag``): with W the
-    multipliers (adjoints) of the network outputs V = fun(Q), the block diagonal matrix is the
-    network's contribution in the space of its inputs.
+    For a Hessian of a Lagrangian assembled by hand (e.g. IPOPT's ``hess_lag``): with ``W`` (r, n)
+    the multipliers (adjoints) of the network's r outputs at each point and ``H`` (r P, n) their
+    second derivatives as returned by :func:`network_taylor_function`, ``M`` (P, n) holds per point
+    p the entries (j, m), j <= m, of the k x k matrix ``sum_i W[i, p] d2 V_i / dq2``, the network's
+    contribution in the space of its inputs.
 
     Parameters
     ----------
-    fun : casadi.Callback
-        A function made by :func:`batched_casadi_function` (its torch calls are shared: the
-        Hessians of the points it has just evaluated come from the same call).
+    r, k, n : int
+        Outputs, inputs and points.
     convexify : bool
-        Replace each point's (k, k) block by its nearest positive semidefinite matrix (negative
-        eigenvalues set to zero): the network adds no negative curvature, so the interior-point
-        method needs no large Hessian regularisation where the network bends sharply (kink
-        features); the KKT conditions, hence the solutions, are unchanged.
+        Replace each point's k x k matrix by its absolute value (the same eigenvectors, each
+        eigenvalue by its absolute value; Nocedal & Wright, Numerical Optimization, 2nd ed., sec.
+        3.4): the network adds no negative curvature, so the interior-point method needs no large
+        Hessian regularisation where the network bends sharply (kink features), and a direction of
+        strong negative curvature keeps a curvature of the same magnitude, which bounds the step
+        along it (setting such eigenvalues to zero leaves the step along them unbounded but for
+        the variable bounds). The KKT conditions, hence the solutions, are unchanged.
     name : str
 
     Returns
     -------
     casadi.Callback
-        Callable with DM or MX arguments; keep it alive as long as functions built from it are used.
+        Keep it alive as long as functions built from it are used.
     """
-    if not isinstance(fun, _ValueCallback):
-        raise TypeError(f"network_curvature_function needs a function made by batched_casadi_function. Got {type(fun).__name__} instead.")
-    return _CurvatureCallback(name, fun.cache, fun.n, bool(convexify))
+    for label, v in (("r", r), ("k", k), ("n", n)):
+        if int(v) < 1:
+            raise ValueError(f"The '{label}' parameter of network_curvature_function must be a positive integer. Got {v!r} instead.")
+    return _CurvatureCallback(name, int(r), int(k), int(n), bool(convexify))

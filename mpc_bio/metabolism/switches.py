@@ -410,6 +410,259 @@ def _slope_jumps(solver, lines, low, high, h: float, ranges: np.ndarray, n_point
     return out
 
 
+@dataclass(frozen=True, eq=False)
+class _KinkGrid:
+    """The grid rows of a dataset as the kink search reads them.
+
+    ``X`` inputs and ``V`` fluxes of the grid rows, ``axes`` the grid's axis values, ``low`` and
+    ``step`` its origin and steps per input, ``h`` the smallest step; ``state`` the discrete state
+    of every row (:func:`_state_features`) with its feature ``names``; ``ok`` the rows with a
+    solution; ``node`` the row at each grid index and ``idx`` each row's grid index; ``ranges``
+    every reaction's range over the grid (at least 1e-3 of the largest).
+    """
+
+    X: np.ndarray
+    V: np.ndarray
+    axes: list
+    low: np.ndarray
+    step: np.ndarray
+    h: float
+    state: np.ndarray
+    names: list
+    ok: np.ndarray
+    node: np.ndarray
+    idx: np.ndarray
+    ranges: np.ndarray
+
+    @property
+    def high(self) -> np.ndarray:
+        return np.array([a[-1] for a in self.axes])
+
+
+def _kink_grid(dataset, problem, flux_tol: float | None) -> tuple[_KinkGrid, float]:
+    """The dataset's grid rows (refined rows after them ignored) and the flux tolerance (default
+    1e-6 times the largest |flux|, at least 1e-9)."""
+    from mpc_bio.metabolism.refinement import _grid_axes
+
+    n_grid = ((dataset.settings or {}).get("sampling") or {}).get("refinement", {}).get("n_grid_points") or dataset.n_points
+    X = np.asarray(dataset.inputs[:n_grid], dtype=np.float64)
+    V = np.asarray(dataset.fluxes[:n_grid], dtype=np.float64)
+    Z = np.asarray(dataset.slacks[:n_grid], dtype=np.float64)
+    axes = _grid_axes(X)
+    k = X.shape[1]
+    step = np.array([a[1] - a[0] for a in axes])
+    finite = np.isfinite(V)
+    if flux_tol is None:
+        flux_tol = max(1e-6 * float(np.abs(V[finite]).max(initial=0.0)), 1e-9)
+    state, names = _state_features(problem, np.nan_to_num(V), np.nan_to_num(Z), flux_tol)
+    ok = np.all(finite, axis=1) & np.all(np.isfinite(Z), axis=1)
+    idx = np.stack([np.searchsorted(axes[j], X[:, j]) for j in range(k)], axis=1)
+    node = np.full([a.size for a in axes], -1, dtype=np.int64)
+    node[tuple(idx.T)] = np.arange(X.shape[0])
+    ranges = np.ptp(V[ok], axis=0) if ok.any() else np.zeros(V.shape[1])
+    ranges = np.maximum(ranges, 1e-3 * max(float(ranges.max(initial=0.0)), 1e-9))
+    low = np.array([a[0] for a in axes])
+    grid = _KinkGrid(X, V, axes, low, step, float(step.min()), state, names, ok, node, idx, ranges)
+    return grid, flux_tol
+
+
+def _switching_edges(grid: _KinkGrid) -> dict[int, list[tuple[int, int]]]:
+    """Per feature, the grid edges (start row, axis) between two solved rows where it changes."""
+    k = grid.X.shape[1]
+    edges: dict[int, list[tuple[int, int]]] = {}
+    for ax in range(k):
+        sl_a = [slice(None)] * k
+        sl_b = [slice(None)] * k
+        sl_a[ax], sl_b[ax] = slice(0, -1), slice(1, None)
+        a, b = grid.node[tuple(sl_a)].ravel(), grid.node[tuple(sl_b)].ravel()
+        both = grid.ok[a] & grid.ok[b]
+        a, b = a[both], b[both]
+        diff = grid.state[a] != grid.state[b]
+        for e, f in zip(*np.nonzero(diff)):
+            edges.setdefault(int(f), []).append((int(a[e]), ax))
+    return edges
+
+
+def _kink_candidates(grid: _KinkGrid, edges, min_edges: int, rng: np.random.Generator) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """Candidate lines ``(feature, edges (start row, axis), edge midpoints in grid units)``, the
+    sharpest kinks first (estimated on the grid, no solves), then the longest.
+
+    The midpoints of each feature's switching edges are grouped by sequential RANSAC (tolerance
+    half a cell). A group along a face of the box (every edge midpoint within a step of it) is a
+    boundary the box's own edge carries and is dropped: no solves are spent on it. A budget that
+    runs out leaves the weak kinks, which are dropped below ``min_jump`` or beyond ``max_lines``
+    anyway.
+    """
+    candidates: list[tuple[int, np.ndarray, np.ndarray]] = []
+    for f, lst in sorted(edges.items()):
+        if len(lst) < min_edges:
+            continue
+        start = np.array([e[0] for e in lst])
+        ax = np.array([e[1] for e in lst])
+        mid = (grid.X[start] - grid.low) / grid.step
+        mid[np.arange(len(lst)), ax] += 0.5
+        for group in _ransac_lines(mid, 0.5 + 1e-9, min_edges, rng, 64, 8):
+            candidates.append((f, np.column_stack([start[group], ax[group]]), mid[group]))
+    k = grid.X.shape[1]
+    top = np.array([len(a) - 1 for a in grid.axes], dtype=float)
+    candidates = [c for c in candidates if not any(np.all(c[2][:, j] <= 1.0) or np.all(c[2][:, j] >= top[j] - 1.0) for j in range(k))]
+    sharpness = [_grid_jump(grid.V, grid.ok, grid.node, grid.idx, c[1], grid.ranges) for c in candidates]
+    order = sorted(range(len(candidates)), key=lambda i: (-sharpness[i], -len(candidates[i][1])))
+    return [candidates[i] for i in order]
+
+
+class _LineBisection:
+    """Locates candidate lines on fresh pFBA solves within a solve and time budget.
+
+    ``lines`` collects the straight lines found (dicts: ``line``, ``points``, ``features``,
+    ``edges``), ``curved`` the candidates that stayed bent or were skipped, ``n_solves`` the
+    solves spent.
+    """
+
+    def __init__(
+        self,
+        solver,
+        grid: _KinkGrid,
+        flux_tol: float,
+        *,
+        xtol,
+        tol,
+        points_per_line,
+        min_edges,
+        max_splits,
+        max_solves,
+        max_seconds,
+        t_start,
+    ):
+        self.solver, self.grid, self.flux_tol = solver, grid, flux_tol
+        self.xtol, self.tol, self.points_per_line = xtol, tol, points_per_line
+        self.min_edges, self.max_splits = min_edges, max_splits
+        self.max_solves, self.max_seconds = max_solves, max_seconds
+        self.t_start = t_start
+        self.n_solves = 0
+        self.lines: list[dict[str, Any]] = []
+        self.curved: list[dict[str, Any]] = []
+
+    def out_of_budget(self) -> bool:
+        return (self.max_solves is not None and self.n_solves >= self.max_solves) or (
+            self.max_seconds is not None and time.perf_counter() - self.t_start >= self.max_seconds
+        )
+
+    def feature_state(self, x: np.ndarray, f: int) -> int:
+        """Feature ``f``'s state at inputs ``x`` on a fresh solve (-99 without a solution)."""
+        self.n_solves += 1
+        pt = self.solver.solve_validated(x)
+        if not pt.ok:
+            return -99
+        return int(_state_features(self.solver.problem, pt.fluxes, pt.slacks, self.flux_tol)[0][0, f])
+
+    def locate(self, f: int, s_node: int, ax: int) -> np.ndarray:
+        """Where feature ``f`` changes on the grid edge (``s_node``, ``ax``), bisected to ``xtol`` grid steps."""
+        g = self.grid
+        lo_x = g.X[s_node].copy()
+        target = int(g.state[s_node, f])
+        lo, hi = 0.0, float(g.step[ax])
+        while hi - lo > self.xtol * g.step[ax]:
+            m = 0.5 * (lo + hi)
+            x = lo_x.copy()
+            x[ax] += m
+            if self.feature_state(x, f) == target:
+                lo = m
+            else:
+                hi = m
+        lo_x[ax] += 0.5 * (lo + hi)
+        return lo_x
+
+    def search(self, f: int, group: np.ndarray, mid: np.ndarray) -> None:
+        """Locate one candidate: join a line already found, or fit its straight pieces."""
+        name = self.grid.names[f]
+        if self.out_of_budget():
+            self.curved.append({"feature": name, "n_edges": int(len(group)), "skipped": "solve or time budget reached"})
+            return
+        # edges spread along the group: sort by position along its main direction
+        direction = np.linalg.svd(mid - mid.mean(axis=0))[2][0]
+        order = np.argsort(mid @ direction)
+        g = self.grid
+
+        def locate(s_node, ax):
+            return self.locate(f, s_node, ax)
+
+        # a boundary already found for another feature (several reactions switch on one line):
+        # three bisections confirm it instead of a new fit, which leaves the budget to other lines
+        if not _joins_found_line(self.lines, group, order, g.X, g.step, locate, self.tol, name):
+            self._piece(f, group, mid, order, {}, 0)
+
+    def _piece(self, f: int, group: np.ndarray, mid: np.ndarray, ids: np.ndarray, done: dict, depth: int) -> None:
+        """The two ends and the middle first: a piece that bends is split in two halves (a polyline
+        boundary gives its straight pieces), down to pieces of ``min_edges`` edges."""
+        g, k = self.grid, self.grid.X.shape[1]
+        ends = np.unique(ids[[0, len(ids) // 2, -1]])
+        for i in ends:
+            if int(i) not in done:
+                done[int(i)] = self.locate(f, *group[i])
+        probe = np.array([done[int(i)] for i in ends])
+        if probe.shape[0] >= k and fit_hyperplane(probe)[1] <= self.tol:
+            n_spread = min(self.points_per_line, len(ids))
+            spread = ids[np.unique(np.round(np.linspace(0, len(ids) - 1, n_spread)).astype(int))]
+            for i in spread:
+                if int(i) not in done:
+                    done[int(i)] = self.locate(f, *group[i])
+            pts = np.array([done[int(i)] for i in spread])
+            line, dist = fit_hyperplane(pts)
+            if dist <= self.tol:
+                normal = np.asarray(line[:-1])
+                near = np.abs((g.low + mid[ids] * g.step) @ normal - line[-1]) / np.linalg.norm(normal * g.step)
+                self.lines.append(
+                    {
+                        "line": np.array(line),
+                        "points": pts,
+                        "features": [g.names[f]],
+                        "edges": {tuple(e) for e in group[ids][near <= 0.5 + 1e-9].tolist()},
+                    }
+                )
+                return
+        if len(ids) >= 2 * self.min_edges and depth < self.max_splits and not self.out_of_budget():
+            self._piece(f, group, mid, ids[: len(ids) // 2], done, depth + 1)
+            self._piece(f, group, mid, ids[len(ids) // 2 :], done, depth + 1)
+        else:
+            self.curved.append(
+                {
+                    "feature": g.names[f],
+                    "n_edges": int(len(ids)),
+                    "max_distance": fit_hyperplane(probe)[1] if probe.shape[0] >= k else None,
+                }
+            )
+
+
+def _merge_lines(lines: list[dict[str, Any]], tol: float) -> list[dict[str, Any]]:
+    """Lines seen for several features merged: every point of one within ``tol`` of the other."""
+    merged: list[dict[str, Any]] = []
+    for c in lines:
+        for m in merged:
+            a_m, a_c = m["line"], c["line"]
+            if np.all(np.abs(c["points"] @ a_m[:-1] - a_m[-1]) <= tol) and np.all(np.abs(m["points"] @ a_c[:-1] - a_c[-1]) <= tol):
+                m["points"] = np.vstack([m["points"], c["points"]])
+                m["features"] += [x for x in c["features"] if x not in m["features"]]
+                m["edges"] |= c["edges"]
+                m["line"] = np.array(fit_hyperplane(m["points"])[0])
+                break
+        else:
+            merged.append(c)
+    return merged
+
+
+def _crossing_box(lines: list[dict[str, Any]], low: np.ndarray, high: np.ndarray, tol: float) -> list[dict[str, Any]]:
+    """The lines that cross the box: lines that only touch it (e.g. along a face) carry no kink inside it."""
+    k = low.size
+    corners = low + np.array(list(np.ndindex(*(2,) * k))) * (high - low)
+    inside = []
+    for m in lines:
+        d = corners @ m["line"][:-1] - m["line"][-1]
+        if d.min() < -tol and d.max() > tol:
+            inside.append(m)
+    return inside
+
+
 def find_kink_lines(
     model,
     dataset,
@@ -496,7 +749,6 @@ def find_kink_lines(
     from tqdm.auto import tqdm
 
     from mpc_bio.metabolism.pfba import PFBAProblem, build_problem
-    from mpc_bio.metabolism.refinement import _grid_axes
 
     for name, value, ok, what in (
         ("points_per_line", points_per_line, isinstance(points_per_line, int) and points_per_line >= 2, "an integer >= 2"),
@@ -524,175 +776,30 @@ def find_kink_lines(
             "The 'dataset' parameter of find_kink_lines must be sampled from this model with these inputs; got inputs "
             f"{tuple(dataset.input_names)} for a solver with {tuple(solver.input_names)}."
         )
-    n_grid = ((dataset.settings or {}).get("sampling") or {}).get("refinement", {}).get("n_grid_points") or dataset.n_points
-    X = np.asarray(dataset.inputs[:n_grid], dtype=np.float64)
-    V = np.asarray(dataset.fluxes[:n_grid], dtype=np.float64)
-    Z = np.asarray(dataset.slacks[:n_grid], dtype=np.float64)
-    axes = _grid_axes(X)
-    k = X.shape[1]
-    low = np.array([a[0] for a in axes])
-    step = np.array([a[1] - a[0] for a in axes])
-    h = float(step.min())
-    finite = np.isfinite(V)
-    if flux_tol is None:
-        flux_tol = max(1e-6 * float(np.abs(V[finite]).max(initial=0.0)), 1e-9)
-    state, names = _state_features(problem, np.nan_to_num(V), np.nan_to_num(Z), flux_tol)
-    ok_row = np.all(finite, axis=1) & np.all(np.isfinite(Z), axis=1)
-    counts = [a.size for a in axes]
-    idx = np.stack([np.searchsorted(axes[j], X[:, j]) for j in range(k)], axis=1)
-    node = np.full(counts, -1, dtype=np.int64)
-    node[tuple(idx.T)] = np.arange(X.shape[0])
-
-    # edges (start node, axis) where some feature changes, per feature
-    edges: dict[int, list[tuple[int, int]]] = {}
-    for ax in range(k):
-        sl_a = [slice(None)] * k
-        sl_b = [slice(None)] * k
-        sl_a[ax], sl_b[ax] = slice(0, -1), slice(1, None)
-        a, b = node[tuple(sl_a)].ravel(), node[tuple(sl_b)].ravel()
-        both = ok_row[a] & ok_row[b]
-        a, b = a[both], b[both]
-        diff = state[a] != state[b]
-        for e, f in zip(*np.nonzero(diff)):
-            edges.setdefault(int(f), []).append((int(a[e]), ax))
-    rng = np.random.default_rng(seed)
-    n_solves = 0
-    t_start = time.perf_counter()
-
-    def out_of_budget() -> bool:
-        return (max_solves is not None and n_solves >= max_solves) or (
-            max_seconds is not None and time.perf_counter() - t_start >= max_seconds
-        )
-
-    def feature_state(x: np.ndarray, f: int) -> int:
-        nonlocal n_solves
-        n_solves += 1
-        pt = solver.solve_validated(x)
-        if not pt.ok:
-            return -99
-        return int(_state_features(problem, pt.fluxes, pt.slacks, flux_tol)[0][0, f])
-
-    candidates: list[tuple[int, np.ndarray, np.ndarray]] = []
-    for f, lst in sorted(edges.items()):
-        if len(lst) < min_edges:
-            continue
-        start = np.array([e[0] for e in lst])
-        ax = np.array([e[1] for e in lst])
-        mid = (X[start] - low) / step
-        mid[np.arange(len(lst)), ax] += 0.5
-        for group in _ransac_lines(mid, 0.5 + 1e-9, min_edges, rng, 64, 8):
-            candidates.append((f, np.column_stack([start[group], ax[group]]), mid[group]))
-    # a group along a face of the box (every edge midpoint within a step of it) is a boundary the
-    # box's own edge carries, dropped below anyway: no solves are spent on it
-    top = np.array([len(a) - 1 for a in axes], dtype=float)
-    candidates = [c for c in candidates if not any(np.all(c[2][:, j] <= 1.0) or np.all(c[2][:, j] >= top[j] - 1.0) for j in range(k))]
-    # the sharpest kinks first (estimated on the grid, no solves), then the longest: a budget that
-    # runs out leaves the weak kinks, which are dropped below min_jump or beyond max_lines anyway
-    grid_ranges = np.ptp(V[ok_row], axis=0) if ok_row.any() else np.zeros(V.shape[1])
-    grid_ranges = np.maximum(grid_ranges, 1e-3 * max(float(grid_ranges.max(initial=0.0)), 1e-9))
-    sharpness = [_grid_jump(V, ok_row, node, idx, c[1], grid_ranges) for c in candidates]
-    order_c = sorted(range(len(candidates)), key=lambda i: (-sharpness[i], -len(candidates[i][1])))
-    candidates = [candidates[i] for i in order_c]
-
-    lines: list[dict[str, Any]] = []
-    curved: list[dict[str, Any]] = []
-    bar = tqdm(candidates, desc="kink lines", unit="cand", disable=not progress, leave=False)
-    for f, group, mid in bar:
-        if out_of_budget():
-            curved.append({"feature": names[f], "n_edges": int(len(group)), "skipped": "solve or time budget reached"})
-            continue
-        # edges spread along the group: sort by position along its main direction
-        direction = np.linalg.svd(mid - mid.mean(axis=0))[2][0]
-        order = np.argsort(mid @ direction)
-
-        def locate(s_node: int, ax: int) -> np.ndarray:
-            lo_x = X[s_node].copy()
-            target = int(state[s_node, f])
-            lo, hi = 0.0, float(step[ax])
-            while hi - lo > xtol * step[ax]:
-                m = 0.5 * (lo + hi)
-                x = lo_x.copy()
-                x[ax] += m
-                if feature_state(x, f) == target:
-                    lo = m
-                else:
-                    hi = m
-            lo_x[ax] += 0.5 * (lo + hi)
-            return lo_x
-
-        # the two ends and the middle first: a piece that bends is split in two halves (a polyline
-        # boundary gives its straight pieces), down to pieces of min_edges edges
-        done: dict[int, np.ndarray] = {}
-
-        def piece(ids: np.ndarray, depth: int = 0) -> None:
-            ends = np.unique(ids[[0, len(ids) // 2, -1]])
-            for i in ends:
-                if int(i) not in done:
-                    done[int(i)] = locate(*group[i])
-            probe = np.array([done[int(i)] for i in ends])
-            if probe.shape[0] >= k and fit_hyperplane(probe)[1] <= straightness * h:
-                spread = ids[np.unique(np.round(np.linspace(0, len(ids) - 1, min(points_per_line, len(ids)))).astype(int))]
-                for i in spread:
-                    if int(i) not in done:
-                        done[int(i)] = locate(*group[i])
-                pts = np.array([done[int(i)] for i in spread])
-                line, dist = fit_hyperplane(pts)
-                if dist <= straightness * h:
-                    near = np.abs((low + mid[ids] * step) @ np.asarray(line[:-1]) - line[-1]) / np.linalg.norm(np.asarray(line[:-1]) * step)
-                    lines.append(
-                        {
-                            "line": np.array(line),
-                            "points": pts,
-                            "features": [names[f]],
-                            "edges": {tuple(e) for e in group[ids][near <= 0.5 + 1e-9].tolist()},
-                        }
-                    )
-                    return
-            if len(ids) >= 2 * min_edges and depth < max_splits and not out_of_budget():
-                piece(ids[: len(ids) // 2], depth + 1)
-                piece(ids[len(ids) // 2 :], depth + 1)
-            else:
-                curved.append(
-                    {
-                        "feature": names[f],
-                        "n_edges": int(len(ids)),
-                        "max_distance": fit_hyperplane(probe)[1] if probe.shape[0] >= k else None,
-                    }
-                )
-
-        # a boundary already found for another feature (several reactions switch on one line):
-        # three bisections confirm it instead of a new fit, which leaves the budget to other lines
-        if not _joins_found_line(lines, group, order, X, step, locate, straightness * h, names[f]):
-            piece(order)
-    bar.close()
-
-    # merge lines seen for several features: every point of one within the tolerance of the other
-    merged: list[dict[str, Any]] = []
-    tol = straightness * h
-    for c in lines:
-        for m in merged:
-            a_m, a_c = m["line"], c["line"]
-            if np.all(np.abs(c["points"] @ a_m[:-1] - a_m[-1]) <= tol) and np.all(np.abs(m["points"] @ a_c[:-1] - a_c[-1]) <= tol):
-                m["points"] = np.vstack([m["points"], c["points"]])
-                m["features"] += [x for x in c["features"] if x not in m["features"]]
-                m["edges"] |= c["edges"]
-                m["line"] = np.array(fit_hyperplane(m["points"])[0])
-                break
-        else:
-            merged.append(c)
-    # lines that only touch the box (e.g. along a face) carry no kink inside it
-    corners = low + np.array(list(np.ndindex(*(2,) * k))) * (np.array([a[-1] for a in axes]) - low)
-    inside = []
-    for m in merged:
-        d = corners @ m["line"][:-1] - m["line"][-1]
-        if d.min() < -tol and d.max() > tol:
-            inside.append(m)
-    ranges = np.ptp(V[ok_row], axis=0) if ok_row.any() else np.zeros(V.shape[1])
-    ranges = np.maximum(ranges, 1e-3 * max(float(ranges.max(initial=0.0)), 1e-9))
-    jumps = _slope_jumps(
-        solver, [(m["line"], m["points"]) for m in inside], low, np.array([a[-1] for a in axes]), h, ranges, points_per_line
+    grid, flux_tol = _kink_grid(dataset, problem, flux_tol)
+    edges = _switching_edges(grid)
+    t_start = time.perf_counter()  # the time budget counts from here
+    candidates = _kink_candidates(grid, edges, min_edges, np.random.default_rng(seed))
+    tol = straightness * grid.h
+    search = _LineBisection(
+        solver,
+        grid,
+        flux_tol,
+        xtol=xtol,
+        tol=tol,
+        points_per_line=points_per_line,
+        min_edges=min_edges,
+        max_splits=max_splits,
+        max_solves=max_solves,
+        max_seconds=max_seconds,
+        t_start=t_start,
     )
-    n_solves += sum(n for _, _, n in jumps)
+    for f, group, mid in tqdm(candidates, desc="kink lines", unit="cand", disable=not progress, leave=False):
+        search.search(f, group, mid)
+
+    inside = _crossing_box(_merge_lines(search.lines, tol), grid.low, grid.high, tol)
+    jumps = _slope_jumps(solver, [(m["line"], m["points"]) for m in inside], grid.low, grid.high, grid.h, grid.ranges, points_per_line)
+    n_solves = search.n_solves + sum(n for _, _, n in jumps)
     for m, (jump, rid, _) in zip(inside, jumps):
         m["jump"], m["jump_reaction"] = jump, rid
     inside.sort(key=lambda m: (-m["jump"], -len(m["edges"])))
@@ -727,7 +834,7 @@ def find_kink_lines(
     ]
     return KinkSearch(
         lines=tuple(out),
-        curved=curved,
+        curved=search.curved,
         dropped=dropped,
         n_features_switching=len(edges),
         n_solves=n_solves,
@@ -744,6 +851,6 @@ def find_kink_lines(
             "max_solves": max_solves,
             "max_seconds": max_seconds,
             "seed": seed,
-            "grid_step": step.tolist(),
+            "grid_step": grid.step.tolist(),
         },
     )

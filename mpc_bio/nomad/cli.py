@@ -15,8 +15,9 @@ screening stages, control coefficients) is kept in the output's hidden sibling
 ``.NAME.checkpoint`` (:mod:`mpc_bio.nomad.checkpoint`) until the output is complete, so the same
 command, run again after Ctrl-C or a crash, resumes there and writes the same output. The design
 stage's checkpoint is the ensemble folder: when missing it is computed and written first, and a
-later run reuses it; the NRA enumeration and ranking are kept in its ``.design_cache`` and reused
-by every later design or experiment run on the same ensemble and settings.
+later run reuses it; the NRA enumerations and ranking are kept in its ``.design_cache`` and reused
+by every later design or experiment run on the same ensemble and settings, and the finished
+verification and sensitivity simulations in the output's ``.NAME.checkpoint`` until it is complete.
 """
 
 from __future__ import annotations
@@ -82,7 +83,9 @@ sub-tables [nomad.design.nra], [nomad.design.ranking], [nomad.design.verificatio
 ranking_matrix.csv, baseline.csv, verification.csv, sensitivity.csv, summary.json and figures/
 (titers in g/L); an existing, non-empty --out folder is refused unless --overwrite. The NRA
 enumeration and ranking are kept in ENSEMBLE_DIR/.design_cache (keyed by their inputs) and reused
-by the next design or experiment run on the same ensemble.
+by the next design or experiment run on the same ensemble; the finished verification and
+sensitivity simulations in the hidden .OUT.checkpoint beside --out until the output is complete:
+stopped (Ctrl-C, SIGTERM), the same command resumes there with the same result.
 
 examples:
   mpc-bio nomad design --config scenarios/nomad_anthranilate.toml
@@ -118,7 +121,7 @@ def _ensemble_kept(ens_dir: Path) -> str:
 
 def _design_kept(ens_dir: Path, out: Path) -> str:
     """What a stopped design or experiment run keeps of its own work: NRA enumerations and rankings
-    in the ensemble's design cache, finished sensitivity tasks in the output's checkpoint."""
+    in the ensemble's design cache, finished verification and sensitivity tasks in the output's checkpoint."""
     from mpc_bio.nomad.checkpoint import ChunkCheckpoint, checkpoint_dir
     from mpc_bio.nomad.design_study import design_cache_dir
 
@@ -128,7 +131,7 @@ def _design_kept(ens_dir: Path, out: Path) -> str:
         parts.append(f"{n} NRA enumeration(s) / ranking(s) in {cache}")
     ckpt = checkpoint_dir(out)
     if ckpt.is_dir() and (n := ChunkCheckpoint(ckpt).n_kept()):
-        parts.append(f"{n} finished sensitivity task(s) in {ckpt}")
+        parts.append(f"{n} finished verification / sensitivity task(s) in {ckpt}")
     return f"; kept for the next run: {', '.join(parts)}" if parts else ""
 
 
@@ -202,17 +205,20 @@ def _design_settings(args: argparse.Namespace, config: str):
 
 def _on_ensemble(args: argparse.Namespace, config: str, ens_dir: Path, out: Path, show: bool, run, write):
     """The work of ``mpc-bio nomad design`` / ``experiment``: the ensemble output of ``ens_dir``
-    (made first when missing), ``run(ensemble, control, cache_dir)`` with its finished sensitivity
-    tasks kept in the checkpoint of ``out`` and the NRA in the ensemble's design cache, and
+    (made first when missing), ``run(ensemble, control, cache_dir)`` with its finished verification
+    and sensitivity tasks kept in the checkpoint of ``out`` and the NRA in the ensemble's design cache, and
     ``write(result, folder, figures=...)`` into ``out`` (staged); returns the result."""
     from mpc_bio.interrupts import check_interrupt
-    from mpc_bio.nomad.checkpoint import checkpoint_dir, chunk_checkpoint
+    from mpc_bio.nomad.checkpoint import checkpoint_dir, chunk_checkpoint, resume_note
     from mpc_bio.nomad.design_study import design_cache_dir, load_or_run_ensemble_output
     from mpc_bio.outputs import staged_output
 
     with _interrupt_says(lambda: f"{out} was not written; {_ensemble_kept(ens_dir)}{_design_kept(ens_dir, out)}"):
         ensemble, control = load_or_run_ensemble_output(config, ens_dir, show)
-        with chunk_checkpoint(checkpoint_dir(out)):  # the sensitivity tasks
+        resumed = resume_note(checkpoint_dir(out))
+        if resumed:
+            print(resumed)
+        with chunk_checkpoint(checkpoint_dir(out)):  # the verification and sensitivity tasks
             result = run(ensemble, control, design_cache_dir(ens_dir))
         check_interrupt()
         with staged_output(out, overwrite=args.overwrite) as tmp:
@@ -292,8 +298,10 @@ baseline), and write its JSON result, tables and figures to --out:
                reference strain
   all          the three, sharing one NRA enumeration and ranking
 
-The NRA enumeration and ranking are kept in ENSEMBLE_DIR/.design_cache (keyed by their inputs)
-and reused by the next experiment or design run on the same ensemble.
+The NRA enumerations (of every closeness bound too) and the ranking are kept in
+ENSEMBLE_DIR/.design_cache (keyed by their inputs) and reused by the next experiment or design run
+on the same ensemble; the finished simulations in the hidden .OUT.checkpoint beside --out until the
+output is complete: stopped (Ctrl-C, SIGTERM), the same command resumes there with the same result.
 
 Every strain - reference, designs, MCA baseline, experimental strains, sensitivity draws - is
 judged by one viability rule: a stable steady state at the reference medium with every

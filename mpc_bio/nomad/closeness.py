@@ -19,6 +19,7 @@ import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -153,6 +154,7 @@ def run_closeness_study(
     control,
     design: DesignStudySettings | None = None,
     settings: ClosenessSettings | None = None,
+    cache_dir: str | Path | None = None,
 ) -> ClosenessStudy:
     """NRA design groups at each concentration bound, verified in one batch simulation set.
 
@@ -164,14 +166,16 @@ def run_closeness_study(
     design : DesignStudySettings, optional
         NRA, verification reactor and baseline settings (``[nomad.design]``).
     settings : ClosenessSettings, optional
+    cache_dir : str or Path, optional
+        Keep each model's enumeration at each bound here, keyed by its inputs, and reuse those
+        found (:func:`~mpc_bio.nomad.design_study.enumerate_ensemble_designs`): a run stopped
+        during the enumeration does not enumerate again what was done.
 
     Returns
     -------
     ClosenessStudy
     """
-    from mpc_bio.nomad.design_study import design_problems, enumerate_model_designs
-    from mpc_bio.nomad.executor import progress
-    from mpc_bio.nomad.ranking import mca_baseline
+    from mpc_bio.nomad.design_study import design_problems, enumerate_ensemble_designs, mca_baselines
 
     design = design or DesignStudySettings()
     settings = settings or ClosenessSettings()
@@ -185,19 +189,17 @@ def run_closeness_study(
     designs: dict[str, list] = {}
     rules: dict[str, ViabilityRule] = {}
     t = time.perf_counter()
-    for f in settings.concentration_folds:
-        name = group_label(f)
-        nra_f = dataclasses.replace(nra, max_concentration_fold=float(f), max_designs=settings.designs_per_model)
+    bounds = {
+        group_label(f): dataclasses.replace(nra, max_concentration_fold=float(f), max_designs=settings.designs_per_model)
+        for f in settings.concentration_folds
+    }
+    # every bound's enumerations in one pass over the workers: (bound, model) tasks, bound by bound
+    enums = enumerate_ensemble_designs(
+        [(p, nra_f) for nra_f in bounds.values() for p in problems], design, cache_dir, "NRA closeness groups"
+    )
+    for g, (name, nra_f) in enumerate(bounds.items()):
         rules[name] = ViabilityRule.from_nra(nra_f)
-        args = [(p, nra_f) for p in problems]
-        if design.n_workers > 1 and len(args) > 1:
-            from mpc_bio.interrupts import worker_pool
-
-            with worker_pool(min(design.n_workers, len(args))) as pool:
-                enums = list(progress(pool.map(enumerate_model_designs, args), design.progress, f"NRA {name}", total=len(args)))
-        else:
-            enums = [enumerate_model_designs(a) for a in progress(args, design.progress, f"NRA {name}")]
-        per_model = [list(e.designs[: settings.designs_per_model]) for e in enums]
+        per_model = [list(e.designs[: settings.designs_per_model]) for e in enums[g * nm : (g + 1) * nm]]
         designs[name] = per_model
         labels = []
         for k in range(settings.designs_per_model):
@@ -211,11 +213,7 @@ def run_closeness_study(
         groups[name] = labels
     seconds["nra"] = time.perf_counter() - t
     if settings.include_mca:
-        base = [
-            mca_baseline(p, fold=design.baseline_fold, size=design.baseline_size, excluded=nra.excluded_enzymes, settings=nra)[0]
-            for p in problems
-        ]
-        strains[MCA_GROUP] = np.array([vmax_fold_from_log_changes(net, p.enzyme_ids, b.log_changes) for p, b in zip(problems, base)])
+        base, _, strains[MCA_GROUP] = mca_baselines(net, problems, nra, design)
         groups[MCA_GROUP] = [MCA_GROUP]
         designs[MCA_GROUP] = [[b] for b in base]
         rules[MCA_GROUP] = ViabilityRule.from_nra(nra)

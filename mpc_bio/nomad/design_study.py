@@ -18,7 +18,6 @@ import json
 import math
 import shutil
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -37,8 +36,11 @@ __all__ = [
     "DesignStudy",
     "design_problems",
     "design_strains",
+    "design_vmax_folds",
     "rank_ensemble_designs",
     "enumerate_model_designs",
+    "enumerate_ensemble_designs",
+    "mca_baselines",
     "load_design_settings",
     "ensemble_output_note",
     "load_or_run_ensemble_output",
@@ -164,6 +166,55 @@ def enumerate_model_designs(task: tuple) -> object:
     return enumerate_designs(problem, settings)
 
 
+def enumerate_ensemble_designs(
+    tasks: Sequence[tuple], settings: DesignStudySettings, cache_dir: str | Path | None = None, desc: str = "NRA per model"
+) -> tuple:
+    """:func:`enumerate_model_designs` of every ``(problem, NRA settings)`` task, in order, on
+    ``settings.n_workers`` processes (:func:`~mpc_bio.nomad.executor.run_chunks`).
+
+    With ``cache_dir`` each enumeration is kept there as it finishes, keyed by its inputs
+    (:mod:`mpc_bio.nomad.checkpoint`), and those found are read back instead of solved; without it,
+    in the active :func:`~mpc_bio.nomad.checkpoint.chunk_checkpoint` if there is one.
+
+    Returns
+    -------
+    tuple of DesignEnumeration
+    """
+    from contextlib import nullcontext
+
+    from mpc_bio.nomad.checkpoint import chunk_checkpoint
+    from mpc_bio.nomad.executor import run_chunks
+    from mpc_bio.nomad.settings import ExecutorSettings
+
+    ex = ExecutorSettings(n_workers=max(1, settings.n_workers), progress=settings.progress)
+    with chunk_checkpoint(cache_dir) if cache_dir is not None else nullcontext():
+        return tuple(run_chunks(enumerate_model_designs, list(tasks), ex, desc=desc))
+
+
+def mca_baselines(network, problems: Sequence, nra: NRASettings, settings: DesignStudySettings) -> tuple[list, list, np.ndarray]:
+    """The MCA baseline of every problem (:func:`~mpc_bio.nomad.ranking.mca_baseline`: the
+    ``settings.baseline_size`` enzymes of highest yield control coefficient changed
+    ``settings.baseline_fold``, ``nra.excluded_enzymes`` left out).
+
+    Returns
+    -------
+    baselines : list of NRADesign
+    violations : list of dict
+        How far each baseline violates the NRA constraints (ln units).
+    folds : ndarray (n_problems, n_rxn)
+        The baselines as Vmax fold matrix of ``network`` (a strain of :func:`verify_strains`).
+    """
+    from mpc_bio.nomad.ranking import mca_baseline
+
+    pairs = [
+        mca_baseline(p, fold=settings.baseline_fold, size=settings.baseline_size, excluded=nra.excluded_enzymes, settings=nra)
+        for p in problems
+    ]
+    baselines = [b for b, _ in pairs]
+    folds = np.array([vmax_fold_from_log_changes(network, p.enzyme_ids, b.log_changes) for p, b in zip(problems, baselines)])
+    return baselines, [v for _, v in pairs], folds
+
+
 def design_problems(ensemble, control, settings: DesignStudySettings) -> tuple[np.ndarray, NRASettings, list]:
     """The NRA problems of a design study and the NRA settings to solve them with.
 
@@ -230,17 +281,14 @@ def rank_ensemble_designs(ensemble, control, settings: DesignStudySettings, cach
 
     from mpc_bio.interrupts import check_interrupt
     from mpc_bio.nomad.checkpoint import chunk_checkpoint
-    from mpc_bio.nomad.executor import run_chunks
     from mpc_bio.nomad.ranking import EnsembleDesigns, rank_designs, unique_designs
-    from mpc_bio.nomad.settings import ExecutorSettings
 
     model_index, nra, problems = design_problems(ensemble, control, settings)
     seconds: dict[str, float] = {}
     show = settings.progress
     with chunk_checkpoint(cache_dir) if cache_dir is not None else nullcontext() as cp:
         t = time.perf_counter()
-        ex = ExecutorSettings(n_workers=max(1, settings.n_workers), progress=show)
-        enums = tuple(run_chunks(enumerate_model_designs, [(p, nra) for p in problems], ex, desc="NRA per model"))
+        enums = enumerate_ensemble_designs([(p, nra) for p in problems], settings)  # in cp
         seconds["enumeration"] = time.perf_counter() - t
         designs = EnsembleDesigns(enums, unique_designs(enums), seconds["enumeration"])
         t = time.perf_counter()
@@ -255,19 +303,25 @@ def rank_ensemble_designs(ensemble, control, settings: DesignStudySettings, cach
     return model_index, nra, problems, designs, ranking, seconds
 
 
+def design_vmax_folds(network, enzyme_ids: Sequence[str], log_changes: np.ndarray) -> np.ndarray:
+    """Vmax fold matrix (n_models, n_rxn) of one design from its NRA log fold changes per model
+    (``log_changes``: n_models x len(enzyme_ids), ln units); NaN rows where the design is
+    infeasible in a model (non-finite changes)."""
+    out = np.full((len(log_changes), network.n_reactions), np.nan)
+    for m, d in enumerate(log_changes):
+        if np.all(np.isfinite(d)):
+            out[m] = vmax_fold_from_log_changes(network, enzyme_ids, d)
+    return out
+
+
 def design_strains(network, ranking, n_models: int, top: Sequence[int]) -> dict[str, np.ndarray]:
     """Vmax fold matrices (n_models, n_rxn) of the ranked designs at positions ``top``, labelled
     'd-1 DDPA+...', with the model-specific NRA fold changes; NaN rows where a design is
     infeasible in a model."""
-    strains: dict[str, np.ndarray] = {}
-    for k, i in enumerate(top):
-        fold = np.full((n_models, network.n_reactions), np.nan)
-        for m in range(n_models):
-            d = ranking.log_changes[i, m]
-            if np.all(np.isfinite(d)):
-                fold[m] = vmax_fold_from_log_changes(network, ranking.enzyme_ids, d)
-        strains[f"d-{k + 1} {ranking.designs[i].label}"] = fold
-    return strains
+    return {
+        f"d-{k + 1} {ranking.designs[i].label}": design_vmax_folds(network, ranking.enzyme_ids, ranking.log_changes[i, :n_models])
+        for k, i in enumerate(top)
+    }
 
 
 def run_design_study(
@@ -302,25 +356,17 @@ def run_design_study(
     -------
     DesignStudy
     """
-    from mpc_bio.nomad.ranking import mca_baseline
-
     settings = settings or DesignStudySettings()
     model_index, nra, problems, designs, ranking, seconds = rank_ensemble_designs(ensemble, control, settings, cache_dir)
     model_ids = [f"model{i}" for i in model_index]
     show = settings.progress
     rule = ViabilityRule.from_nra(nra)
 
-    excluded = set(nra.excluded_enzymes)
-    baseline, violations = [], []
-    for p in problems:
-        b, v = mca_baseline(p, fold=settings.baseline_fold, size=settings.baseline_size, excluded=tuple(excluded), settings=nra)
-        baseline.append(b)
-        violations.append(v)
-
     net = ensemble.network
+    baseline, violations, baseline_folds = mca_baselines(net, problems, nra, settings)
     top = tuple(range(min(settings.ranking.top_n, len(ranking.designs))))
     strains = design_strains(net, ranking, len(problems), top)
-    strains["MCA baseline"] = np.array([vmax_fold_from_log_changes(net, p.enzyme_ids, b.log_changes) for p, b in zip(problems, baseline)])
+    strains["MCA baseline"] = baseline_folds
 
     t = time.perf_counter()
     vs = settings.verification
@@ -432,12 +478,9 @@ def load_design_settings(path: str | Path) -> tuple[DesignStudySettings, str]:
     ensemble_dir : str
         The ensemble stage's output directory (``[nomad] output_dir``, default "runs/nomad").
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"The scenario file {str(path)!r} does not exist.")
-    with path.open("rb") as fh:
-        data = tomllib.load(fh)
-    nomad = data.get("nomad", {})
+    from mpc_bio.nomad.settings import read_nomad_table
+
+    nomad = read_nomad_table(path) or {}
     design = nomad.get("design", {})
     if not isinstance(design, dict):
         raise ValueError(f"[nomad.design] in {str(path)!r} must be a table.")

@@ -10,13 +10,18 @@ the queued chunks and kills the workers instead of waiting for them.
 from __future__ import annotations
 
 import multiprocessing as mp
+import time
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from mpc_bio.nomad.settings import ExecutorSettings
 
-__all__ = ["run_chunks", "chunk_indices", "progress"]
+__all__ = ["run_chunks", "run_timed_chunks", "ChunkTiming", "chunk_indices", "stage_chunk_size", "progress"]
+
+#: Target number of chunks of a screening stage (:func:`stage_chunk_size`).
+STAGE_CHUNKS = 64
 
 
 def chunk_indices(index: Sequence[int] | np.ndarray, chunk_size: int) -> list[np.ndarray]:
@@ -25,6 +30,94 @@ def chunk_indices(index: Sequence[int] | np.ndarray, chunk_size: int) -> list[np
     if index.size == 0:
         return []
     return [index[k : k + chunk_size] for k in range(0, index.size, chunk_size)]
+
+
+def stage_chunk_size(n_items: int, chunk_size: int) -> int:
+    """Chunk size of a stage over ``n_items`` models: about :data:`STAGE_CHUNKS` chunks, at most ``chunk_size`` models each.
+
+    It depends on the stage's size only, never on the number of workers, so a run resumed with
+    other workers forms the same chunks and finds them in its checkpoint.
+    """
+    return max(1, min(int(chunk_size), -(-int(n_items) // STAGE_CHUNKS)))
+
+
+@dataclass(frozen=True)
+class ChunkTiming:
+    """Worker time of the chunks of one :func:`run_timed_chunks` call.
+
+    Attributes
+    ----------
+    n_chunks : int
+    n_restored : int
+        Chunks read from a checkpoint (finished by an earlier run).
+    worker_seconds, cpu_seconds : float
+        Wall and CPU time (s) summed over all chunks, those restored counted with the times
+        recorded when they were computed.
+    restored_worker_seconds, restored_cpu_seconds : float
+        The part of ``worker_seconds`` and ``cpu_seconds`` (s) spent by an earlier run.
+    """
+
+    n_chunks: int = 0
+    n_restored: int = 0
+    worker_seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    restored_worker_seconds: float = 0.0
+    restored_cpu_seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "n_chunks": self.n_chunks,
+            "n_chunks_restored": self.n_restored,
+            "worker_seconds": self.worker_seconds,
+            "cpu_seconds": self.cpu_seconds,
+            "restored_worker_seconds": self.restored_worker_seconds,
+            "restored_cpu_seconds": self.restored_cpu_seconds,
+        }
+
+
+class _Timed:
+    """``func`` returning ``(result, wall s, CPU s)`` of its call; named after ``func`` (checkpoint keys and files)."""
+
+    def __init__(self, func: Callable[[Any], Any]) -> None:
+        self.func = func
+        self.__name__ = func.__name__
+        self.__qualname__ = f"{func.__qualname__}[timed]"
+        self.__module__ = func.__module__
+
+    def __call__(self, item: Any) -> tuple[Any, float, float]:
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        value = self.func(item)
+        return value, time.perf_counter() - wall0, time.process_time() - cpu0
+
+
+def run_timed_chunks(
+    func: Callable[[Any], Any], items: Sequence[Any], settings: ExecutorSettings | None = None, desc: str = "nomad"
+) -> tuple[list[Any], ChunkTiming]:
+    """:func:`run_chunks` that also returns the worker time of the chunks, restored ones included.
+
+    Every chunk's wall and CPU time is measured where it runs and kept with its result (also in
+    a checkpoint), so a resumed run reports the time its restored chunks took when they were
+    computed, beside the count of restored chunks.
+
+    Returns
+    -------
+    results : list
+        ``[func(item) for item in items]``.
+    timing : ChunkTiming
+    """
+    items = list(items)
+    fresh: set[int] = set()
+    parts = run_chunks(_Timed(func), items, settings, desc, on_result=lambda k, _res: fresh.add(k))
+    restored = [k for k in range(len(items)) if k not in fresh]
+    timing = ChunkTiming(
+        n_chunks=len(items),
+        n_restored=len(restored),
+        worker_seconds=float(sum(p[1] for p in parts)),
+        cpu_seconds=float(sum(p[2] for p in parts)),
+        restored_worker_seconds=float(sum(parts[k][1] for k in restored)),
+        restored_cpu_seconds=float(sum(parts[k][2] for k in restored)),
+    )
+    return [p[0] for p in parts], timing
 
 
 def progress(iterable, show: bool, desc: str, total: int | None = None):

@@ -90,8 +90,8 @@ def run_experiments(
         Called as ``on_result(partial)`` with an :class:`ExperimentResults` of the experiments
         done so far after each one (e.g. to write partial results of a long run).
     cache_dir : str or Path, optional
-        Where the NRA enumeration and ranking are kept and reused across runs (by their inputs;
-        :func:`~mpc_bio.nomad.design_study.rank_ensemble_designs`).
+        Where the NRA enumerations (the closeness groups' too) and the ranking are kept and reused
+        across runs (by their inputs; :func:`~mpc_bio.nomad.design_study.rank_ensemble_designs`).
     """
     names = tuple(dict.fromkeys(names))
     unknown = [n for n in names if n not in EXPERIMENTS]
@@ -104,7 +104,7 @@ def run_experiments(
         from mpc_bio.nomad.closeness import run_closeness_study
 
         t = time.perf_counter()
-        out["closeness"] = run_closeness_study(ensemble, control, design, closeness)
+        out["closeness"] = run_closeness_study(ensemble, control, design, closeness, cache_dir)
         seconds["closeness"] = time.perf_counter() - t
         _report(on_result, out, None, seconds, design)
     ranking_summary = None

@@ -43,6 +43,7 @@ from mpc_bio.nomad.screening import (
     _batch_chunk,
     _default_target,
     _return_chunk,
+    _reference_fits,
     _robust_chunk,
     doubling_time,
     robustness_duration,
@@ -134,7 +135,8 @@ def _chunk_task(args) -> dict:
             n_in = current.size
             if current.size and screening.n_robustness > 0:
                 duration = robustness_duration(network, screening)
-                growth = _robust_chunk((ens.subset(current), index[current], screening, duration, target))
+                reference = _reference_fits(screening, duration, out["batch"])
+                growth = _robust_chunk((ens.subset(current), index[current], screening, duration, target, reference))
                 out["robustness_growth"] = growth
                 current = np.array([k for k in current if growth[int(index[k])] >= screening.min_growth_fraction], dtype=int)
         times["robustness"], counts["robustness"] = (c.wall, c.cpu), (n_in, current.size)

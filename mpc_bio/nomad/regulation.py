@@ -27,11 +27,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from mpc_bio.errors import MpcBioError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # numpy is imported where it is used: the settings import this module, and `validate` needs no numpy
+    import numpy as np
+
     from mpc_bio.nomad.network import KineticNetwork
 
 __all__ = [
@@ -162,6 +162,8 @@ def regulation_slots(network: "KineticNetwork", reaction: str, modifier: str | N
     RegulationError
         If the reaction is not in the network or has no such modifier.
     """
+    import numpy as np
+
     if reaction not in network.reaction_ids:
         raise RegulationError(f"The regulated reaction {reaction!r} is not in the kinetic network.")
     j = network.reaction_ids.index(reaction)
@@ -205,6 +207,8 @@ def apply_strain(
         Removed inhibitors get Ki = 1e100 mM and removed activators Ka = 1e-100 mM, so their
         factor is exactly 1 (no regulation); Vmax multiplied by the folds.
     """
+    import numpy as np
+
     K = np.array(K, dtype=float, copy=True)
     vmax = np.array(vmax, dtype=float, copy=True)
     for rid, mid in modification.removed_regulations:

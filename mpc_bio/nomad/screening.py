@@ -15,6 +15,10 @@ Stages, each a function returning the indices that pass and its statistics:
 (iv) robustness: ``n_robustness`` random Vmax perturbations (x max(N(1, cv), 0.01)) in a batch
      reactor keep the biomass produced >= ``min_growth_fraction`` of the reference strain's (the
      data's final biomass minus the inoculum when the data give it, else the unperturbed model's).
+     The biomass never falls (growth ``Vmax prod x/(K + x) >= 0``), so a draw is decided as soon as
+     its biomass produced reaches the fraction (:func:`~mpc_bio.nomad.reactor.batch_biomass_gain`,
+     checked from the time the reference strain reaches it); the models' loop stops at the first
+     draw below it.
 """
 
 from __future__ import annotations
@@ -27,11 +31,11 @@ import numpy as np
 from mpc_bio.nomad.conservation import analyse_conservation
 from mpc_bio.nomad.dynamics import simulate_relaxation
 from mpc_bio.nomad.ensemble import KineticEnsemble
-from mpc_bio.nomad.executor import chunk_indices, run_chunks
+from mpc_bio.nomad.executor import ChunkTiming, chunk_indices, run_chunks, run_timed_chunks, stage_chunk_size
 from mpc_bio.nomad.fermentation_data import FermentationData, load_fermentation_data
 from mpc_bio.nomad.mca import LinearAnalysis, linearize_ensemble
 from mpc_bio.nomad.network import KineticNetwork
-from mpc_bio.nomad.reactor import simulate_batch
+from mpc_bio.nomad.reactor import batch_biomass_gain, simulate_batch
 from mpc_bio.nomad.settings import ExecutorSettings, ScreeningSettings
 
 __all__ = [
@@ -64,7 +68,7 @@ def stage_names(settings: ScreeningSettings) -> tuple[str, str, str, str]:
 
 @dataclass(frozen=True)
 class StageStatistics:
-    """Counts and wall time of one screening stage.
+    """Counts and times of one screening stage.
 
     Attributes
     ----------
@@ -72,22 +76,30 @@ class StageStatistics:
     n_in, n_out : int
         Models entering and passing.
     seconds : float
-        Wall time (s).
+        Wall time of the stage in this run (s); chunks read from a checkpoint take ~0 here.
+    chunks : ChunkTiming or None
+        Stages (iii)-(iv): the worker wall and CPU time of their chunks (s), those read from a
+        checkpoint counted with the times recorded when an earlier run computed them, and how
+        many were read back.
     """
 
     name: str
     n_in: int
     n_out: int
     seconds: float
+    chunks: ChunkTiming | None = None
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "name": self.name,
             "n_in": self.n_in,
             "n_out": self.n_out,
             "seconds": self.seconds,
             "pass_fraction": self.n_out / self.n_in if self.n_in else 0.0,
         }
+        if self.chunks is not None:
+            out.update(self.chunks.to_dict())
+        return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,7 +121,9 @@ class ScreeningResult:
     return_deviation : dict of int to float
         Stage (iii): worst max |ln(x/x_ref)| after one doubling time, per model screened.
     robustness_growth : dict of int to float
-        Stage (iv): smallest biomass produced relative to the reference strain's, per model screened.
+        Stage (iv): smallest biomass produced relative to the reference strain's, per model
+        screened; for a model that passes, a lower bound (>= ``min_growth_fraction``: each draw
+        stops once its biomass produced reaches the fraction).
     batch : dict of int to dict
         Stage (iii) with batch data: :func:`batch_fit` of each model screened.
     target : BatchTarget or None
@@ -249,15 +263,25 @@ def screen_nonlinear_return(
         Worst max |ln(x/x_ref)| at the doubling time per model (inf when an integration failed;
         the loop stops at the first failed perturbation).
     """
+    passed, dev, _ = _nonlinear_return(ensemble, index, settings, executor, t_double)
+    return passed, dev
+
+
+def _stage_chunks(func, ensemble: KineticEnsemble, index: np.ndarray, extra: tuple, executor: ExecutorSettings, desc: str):
+    """Run ``func((sub-ensemble, model numbers, *extra))`` over chunks of ``index``; (merged dict, ChunkTiming)."""
+    chunks = chunk_indices(index, stage_chunk_size(index.size, executor.chunk_size))
+    parts, timing = run_timed_chunks(func, [(ensemble.subset(c), c, *extra) for c in chunks], executor, desc=desc)
+    return {k: v for p in parts for k, v in p.items()}, timing
+
+
+def _nonlinear_return(ensemble, index, settings, executor, t_double):
     settings = settings or ScreeningSettings()
     executor = executor or ExecutorSettings()
     t_double = t_double or doubling_time(ensemble, settings)
     index = np.asarray(index, dtype=int)
-    chunks = chunk_indices(index, max(1, min(executor.chunk_size, -(-index.size // (8 * executor.n_workers)))))
-    parts = run_chunks(_return_chunk, [(ensemble.subset(c), c, settings, t_double) for c in chunks], executor, desc="stage iii")
-    dev = {k: v for p in parts for k, v in p.items()}
+    dev, timing = _stage_chunks(_return_chunk, ensemble, index, (settings, t_double), executor, "stage iii")
     passed = np.array([i for i in index if dev[int(i)] <= settings.return_tolerance], dtype=int)
-    return passed, dev
+    return passed, dev, timing
 
 
 @dataclass(frozen=True)
@@ -321,6 +345,11 @@ def batch_target(settings: ScreeningSettings | None = None, data: FermentationDa
     )
 
 
+def _reference_gain(target: BatchTarget, biomass_final: float) -> float:
+    """Biomass the reference strain produces (gDW/L): the data's when ``target`` has it, else the model's own."""
+    return target.final_biomass - target.biomass0 if target.final_biomass is not None else biomass_final - target.biomass0
+
+
 def batch_fit(sim, target: BatchTarget, settings: ScreeningSettings) -> dict:
     """Stage (iii) readout of one batch simulation against ``target``.
 
@@ -330,7 +359,9 @@ def batch_fit(sim, target: BatchTarget, settings: ScreeningSettings) -> dict:
         ``fermentation_time_h`` (first time glucose < ``glucose_exhausted_fraction`` of the initial,
         linearly interpolated; inf when never), ``final_biomass_gdw_per_l`` and ``final_product_mM``
         (at the end of the simulation), ``growth_error`` and ``titer_error`` (final / data - 1; NaN
-        when the data lack the quantity) and ``passed``.
+        when the data lack the quantity), ``min_growth_time_h`` (the first output time at which the
+        biomass produced reaches ``min_growth_fraction`` of the reference strain's, where stage (iv)
+        first checks its draws; NaN when never) and ``passed``.
     """
     if not sim.success:
         return {
@@ -339,6 +370,7 @@ def batch_fit(sim, target: BatchTarget, settings: ScreeningSettings) -> dict:
             "final_product_mM": np.nan,
             "growth_error": np.nan,
             "titer_error": np.nan,
+            "min_growth_time_h": np.nan,
             "passed": False,
         }
     s, t = np.asarray(sim.substrate), np.asarray(sim.times)
@@ -357,12 +389,15 @@ def batch_fit(sim, target: BatchTarget, settings: ScreeningSettings) -> dict:
     ok = bool(t_end < settings.max_fermentation_time)
     ok &= target.final_biomass is None or abs(ge) <= settings.growth_tolerance
     ok &= target.final_product is None or abs(te) <= settings.titer_tolerance
+    produced = np.asarray(sim.biomass) - sim.biomass[0]
+    reached = np.flatnonzero(produced >= settings.min_growth_fraction * _reference_gain(target, xf))
     return {
         "fermentation_time_h": t_end,
         "final_biomass_gdw_per_l": xf,
         "final_product_mM": pf,
         "growth_error": ge,
         "titer_error": te,
+        "min_growth_time_h": float(t[reached[0]]) if reached.size else np.nan,
         "passed": ok,
     }
 
@@ -372,7 +407,13 @@ def _batch_chunk(args) -> dict[int, dict]:
     out = {}
     for k, gi in enumerate(global_index):
         sim = simulate_batch(
-            sub, k, settings.max_fermentation_time, target.biomass0, initial_substrate=target.glucose0, n_points=settings.batch_points
+            sub,
+            k,
+            settings.max_fermentation_time,
+            target.biomass0,
+            initial_substrate=target.glucose0,
+            n_points=settings.batch_points,
+            compiled=settings.compiled,
         )
         out[int(gi)] = batch_fit(sim, target, settings)
     return out
@@ -403,39 +444,80 @@ def screen_batch_data(
     fit : dict of int to dict
         :func:`batch_fit` per model.
     """
+    passed, fit, _ = _batch_data(ensemble, index, settings, executor, target)
+    return passed, fit
+
+
+def _batch_data(ensemble, index, settings, executor, target):
     settings = settings or ScreeningSettings()
     executor = executor or ExecutorSettings()
     target = target or batch_target(settings)
     index = np.asarray(index, dtype=int)
-    chunks = chunk_indices(index, max(1, min(executor.chunk_size, -(-index.size // (8 * executor.n_workers)))))
-    parts = run_chunks(_batch_chunk, [(ensemble.subset(c), c, settings, target) for c in chunks], executor, desc="stage iii")
-    fit = {k: v for p in parts for k, v in p.items()}
+    fit, timing = _stage_chunks(_batch_chunk, ensemble, index, (settings, target), executor, "stage iii")
     passed = np.array([i for i in index if fit[int(i)]["passed"]], dtype=int)
-    return passed, fit
+    return passed, fit, timing
+
+
+#: Stage (iv) checks a draw's biomass at t* (1 + CHECK_STEP (2^k - 1)), k = 0, 1, ..., t* = the
+#: reference strain's ``min_growth_time_h``.
+CHECK_STEP = 0.05
+
+
+def _check_times(t_first: float, duration: float) -> list[float]:
+    """Stage (iv) check times (h): from ``t_first`` with doubling steps, else eighths of ``duration``."""
+    if not (np.isfinite(t_first) and 0.0 < t_first < duration):
+        return [duration * k / 8 for k in range(1, 8)]
+    out, k = [], 0
+    while (t := t_first * (1.0 + CHECK_STEP * (2**k - 1))) < duration:
+        out.append(t)
+        k += 1
+    return out
 
 
 def _robust_chunk(args) -> dict[int, float]:
-    sub, global_index, settings, duration, target = args
+    """Stage (iv) of the models of one chunk: smallest biomass produced relative to the reference strain's.
+
+    ``args`` = (sub-ensemble, model numbers, settings, duration, target[, reference]); ``reference``
+    maps a model number to its stage (iii) :func:`batch_fit` when that batch is the reference
+    strain's run here (same duration and inoculum); other models run it here.
+    """
+    sub, global_index, settings, duration, target = args[:5]
+    reference = args[5] if len(args) > 5 and args[5] is not None else {}
     out = {}
     n_rxn = sub.network.n_reactions
     x0, s0 = target.biomass0, target.glucose0
+    f = settings.min_growth_fraction
     for k, gi in enumerate(global_index):
         rng = np.random.default_rng([settings.seed, int(gi), 4])
-        if target.final_biomass is not None:
-            gained_ref = target.final_biomass - x0
+        fit = reference.get(int(gi))
+        if fit is None:
+            sim = simulate_batch(sub, k, duration, x0, initial_substrate=s0, n_points=settings.batch_points, compiled=settings.compiled)
+            fit = batch_fit(sim, target, settings) if sim.success else None
+        if fit is None or not np.isfinite(fit["final_biomass_gdw_per_l"]):
+            gained_ref = 0.0
         else:
-            ref = simulate_batch(sub, k, duration, x0, initial_substrate=s0, n_points=2)
-            gained_ref = ref.biomass[-1] - ref.biomass[0] if ref.success else 0.0
+            gained_ref = _reference_gain(target, fit["final_biomass_gdw_per_l"])
         if gained_ref <= 0:
             out[int(gi)] = 0.0
             continue
+        checks = _check_times(fit["min_growth_time_h"], duration)
         worst = np.inf
         for _ in range(settings.n_robustness):
             fold = np.maximum(rng.normal(1.0, settings.vmax_cv, size=n_rxn), 0.01)
-            sim = simulate_batch(sub, k, duration, x0, vmax_fold=fold, initial_substrate=s0, n_points=2)
-            ratio = (sim.biomass[-1] - sim.biomass[0]) / gained_ref if sim.success else 0.0
+            run = batch_biomass_gain(
+                sub,
+                k,
+                duration,
+                x0,
+                stop_gain=f * gained_ref,
+                check_times=checks,
+                vmax_fold=fold,
+                initial_substrate=s0,
+                compiled=settings.compiled,
+            )
+            ratio = run.gain / gained_ref if run.success else 0.0
             worst = min(worst, float(ratio))
-            if worst < settings.min_growth_fraction:
+            if worst < f:
                 break
         out[int(gi)] = float(worst) if np.isfinite(worst) else 1.0
     return out
@@ -481,18 +563,36 @@ def screen_robustness(
     passed : ndarray of int
     growth : dict of int to float
         Smallest biomass produced relative to the reference strain's per model (the loop stops
-        at the first perturbation below the threshold).
+        at the first perturbation below the threshold; a draw stops once it reaches the
+        threshold, so for a model that passes this is a lower bound >= ``min_growth_fraction``).
     """
+    passed, growth, _ = _robustness(ensemble, index, settings, executor, target)
+    return passed, growth
+
+
+def _reference_fits(settings: ScreeningSettings, duration: float, fit: dict[int, dict] | None) -> dict[int, dict] | None:
+    """Stage (iii)'s batch fits when stage (iv)'s reference run is the same batch (batch data, same length), else None."""
+    if fit and settings.nonlinear_check == "batch_data" and duration == float(settings.max_fermentation_time):
+        return fit
+    return None
+
+
+def _robustness(ensemble, index, settings, executor, target, fit=None):
     settings = settings or ScreeningSettings()
     executor = executor or ExecutorSettings()
     target = target or _default_target(settings)
     duration = robustness_duration(ensemble, settings)
     index = np.asarray(index, dtype=int)
-    chunks = chunk_indices(index, max(1, min(executor.chunk_size, -(-index.size // (8 * executor.n_workers)))))
-    parts = run_chunks(_robust_chunk, [(ensemble.subset(c), c, settings, duration, target) for c in chunks], executor, desc="stage iv")
+    reference = _reference_fits(settings, duration, fit)
+    chunks = chunk_indices(index, stage_chunk_size(index.size, executor.chunk_size))
+    items = [
+        (ensemble.subset(c), c, settings, duration, target, None if reference is None else {int(m): reference[int(m)] for m in c})
+        for c in chunks
+    ]
+    parts, timing = run_timed_chunks(_robust_chunk, items, executor, desc="stage iv")
     growth = {k: v for p in parts for k, v in p.items()}
     passed = np.array([i for i in index if growth[int(i)] >= settings.min_growth_fraction], dtype=int)
-    return passed, growth
+    return passed, growth, timing
 
 
 def screen_ensemble(
@@ -543,17 +643,19 @@ def screen_ensemble(
             current = current[: settings.max_nonlinear_models]
         t0 = time.perf_counter()
         n_in = current.size
+        timing = None
         if settings.nonlinear_check == "batch_data":
-            current, fit = screen_batch_data(ensemble, current, settings, executor, target)
+            current, fit, timing = _batch_data(ensemble, current, settings, executor, target)
         elif settings.n_perturbations > 0:
-            current, dev = screen_nonlinear_return(ensemble, current, settings, executor, t_double)
-        stats.append(StageStatistics(names[2], n_in, current.size, time.perf_counter() - t0))
+            current, dev, timing = _nonlinear_return(ensemble, current, settings, executor, t_double)
+        stats.append(StageStatistics(names[2], n_in, current.size, time.perf_counter() - t0, timing))
         passed[names[2]] = current
     if stages >= 4:
         t0 = time.perf_counter()
         n_in = current.size
+        timing = None
         if settings.n_robustness > 0:
-            current, growth = screen_robustness(ensemble, current, settings, executor, target)
-        stats.append(StageStatistics(STAGE_NAMES[3], n_in, current.size, time.perf_counter() - t0))
+            current, growth, timing = _robustness(ensemble, current, settings, executor, target, fit)
+        stats.append(StageStatistics(STAGE_NAMES[3], n_in, current.size, time.perf_counter() - t0, timing))
         passed[STAGE_NAMES[3]] = current
     return ScreeningResult(tuple(stats), passed, linear, t_double, settings.time_constant_fraction * t_double, dev, growth, fit, target)

@@ -39,10 +39,11 @@ import numpy as np
 
 from mpc_bio.feed import FeedProfile
 from mpc_bio.nomad.ensemble import KineticEnsemble
-from mpc_bio.nomad.executor import progress as progress_bar
+from mpc_bio.nomad.executor import run_chunks
 from mpc_bio.nomad.nra_settings import VerificationSettings
 from mpc_bio.nomad.reactor import simulate_reactor
 from mpc_bio.nomad.regulation import StrainModification, apply_strain
+from mpc_bio.nomad.settings import ExecutorSettings
 from mpc_bio.nomad.viability import ViabilityRule, strain_steady_state
 
 __all__ = ["VerificationResult", "exhaustion_time", "verify_strains", "finite_mean", "finite_median"]
@@ -407,11 +408,15 @@ class VerificationResult:
 
 
 def _simulate_strain(task: tuple):
-    """Reactor simulation and (when checked) steady state of one strain in one model;
-    ``task`` is (ensemble, model, vmax fold, settings, feed). Module level for process pools."""
-    ens, model, fold, settings, feed = task
-    sim = simulate_reactor(ens, model, vmax_fold=fold, settings=settings, feed=feed)
-    ss = strain_steady_state(ens, model, fold) if settings.check_steady_state else None
+    """Reactor simulation and (when checked) steady state of one strain in one model; ``task`` is
+    (ensemble of that one model, vmax fold, settings, feed). Module level for process pools."""
+    from mpc_bio.interrupts import check_interrupt
+
+    ens, fold, settings, feed = task
+    sim = simulate_reactor(ens, 0, vmax_fold=fold, settings=settings, feed=feed)
+    check_interrupt()  # CVODES turns Ctrl-C into a failed simulation: never return that as a result
+    ss = strain_steady_state(ens, 0, fold) if settings.check_steady_state else None
+    check_interrupt()
     return sim, ss
 
 
@@ -456,6 +461,12 @@ def verify_strains(
         Processes for the simulations (1 = in-process; a feed that is neither None nor a
         :class:`~mpc_bio.feed.FeedProfile` always runs in-process). Results do not depend on it.
 
+    Notes
+    -----
+    Each strain x model is one task of :func:`~mpc_bio.nomad.executor.run_chunks`: inside a
+    :func:`~mpc_bio.nomad.checkpoint.chunk_checkpoint` the finished ones are kept as they arrive
+    and a stopped verification, run again, computes only the others.
+
     Returns
     -------
     VerificationResult
@@ -482,7 +493,7 @@ def verify_strains(
     unknown = sorted(set(modifications) - set(labels))
     if unknown:
         raise ValueError(f"The 'modifications' parameter names strains that are not verified: {unknown}; strains: {list(labels)}.")
-    used = ensemble.subset(np.asarray(models, dtype=int))  # only the verified models travel to workers
+    used = ensemble.subset(np.asarray(models, dtype=int))
     strain_ensemble = {}
     for label, mod in modifications.items():
         K, vm = apply_strain(used.network, used.km, used.vmax, mod)
@@ -495,24 +506,24 @@ def verify_strains(
     times = np.linspace(0.0, settings.batch_time, nt)
     t0 = time.perf_counter()
     count = 0
-    jobs = [(s, m) for s in range(ns) for m in range(nm)]
     mode = "batch" if feed is None else "fed-batch"
     steady = np.full((ns, nm), None, dtype=object)
+    one = {}  # (strain ensemble, model) -> that model alone: only it travels to a worker and keys the task
     tasks, where = [], []
-    for s, m in jobs:
-        fold = np.asarray(strains[labels[s]][m], dtype=float)
-        if not np.all(np.isfinite(fold)):
-            messages[s, m] = "not applied (design infeasible in this model)"
-            continue
-        tasks.append((strain_ensemble.get(labels[s], used), m, fold, settings, feed))
-        where.append((s, m))
-    if n_workers > 1 and len(tasks) > 1 and (feed is None or isinstance(feed, FeedProfile)):
-        from mpc_bio.interrupts import worker_pool
-
-        with worker_pool(min(int(n_workers), len(tasks))) as pool:
-            done = list(progress_bar(pool.map(_simulate_strain, tasks), progress, f"verification ({mode})", total=len(tasks)))
-    else:
-        done = [_simulate_strain(t) for t in progress_bar(tasks, progress, f"verification ({mode})")]
+    for s in range(ns):
+        for m in range(nm):
+            fold = np.asarray(strains[labels[s]][m], dtype=float)
+            if not np.all(np.isfinite(fold)):
+                messages[s, m] = "not applied (design infeasible in this model)"
+                continue
+            ens = strain_ensemble.get(labels[s], used)
+            if (id(ens), m) not in one:
+                one[id(ens), m] = ens.subset([m])
+            tasks.append((one[id(ens), m], fold, settings, feed))
+            where.append((s, m))
+    parallel = feed is None or isinstance(feed, FeedProfile)
+    ex = ExecutorSettings(n_workers=max(1, int(n_workers)) if parallel else 1, progress=progress)
+    done = run_chunks(_simulate_strain, tasks, ex, desc=f"verification ({mode})")
     for (s, m), (sim, ss) in zip(where, done):
         count += 1
         for k in arr:

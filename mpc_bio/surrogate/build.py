@@ -381,6 +381,36 @@ def _say(text: str, progress: bool) -> None:
         tqdm.write(text)
 
 
+def _adam_step_seconds(sub, sur_settings, s: BuildSettings) -> dict[int, float]:
+    """Seconds per Adam step on the pilot dataset ``sub`` at the largest and the smallest batch.
+
+    A step costs c0 + c1 * batch (c0: the optimizer and the per-step overhead, which dominate when
+    the net's outputs are many), so the batch choice can trade steps against points per step. Each
+    batch is timed over 1 and 4 epochs; the difference leaves out the set-up and the metrics. The
+    mass-balance map is left out (its set-up, an SVD of S, is paid once by the real run).
+    """
+    from mpc_bio.surrogate.training import train_surrogate
+
+    n_sub_train = max(1, round(sub.n_points * (1 - sur_settings.validation_fraction)))
+    step_s = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for b in sorted({min(s.batch_size, n_sub_train), min(max(s.min_batch_size, s.batch_size // 16), n_sub_train)}):
+            timings = []
+            for pilot_epochs in (1, 4):
+                t = time.perf_counter()
+                train_surrogate(
+                    sub,
+                    _replace(sur_settings, batch_size=b, epochs=pilot_epochs, patience=pilot_epochs, mass_balance=False),
+                    progress=False,
+                )
+                check_interrupt()  # the training keeps its weights on Ctrl-C; the build stops
+                timings.append(time.perf_counter() - t)
+            b_run = min(b, n_sub_train)
+            step_s[b_run] = max(timings[1] - timings[0], 0.25 * timings[1]) / (3 * math.ceil(n_sub_train / b_run))
+    return step_s
+
+
 def build_surrogate(
     model, settings: BuildSettings | None = None, out_dir: str | Path | None = None, *, progress: bool = True, overwrite: bool = False
 ) -> BuildResult:
@@ -528,27 +558,7 @@ def build_surrogate(
         n_data = int(data.usable_rows().sum())
         t_eval = s.n_fresh_points * t_point * 1.2 + 5.0
         sub = _subset(data, min(n_data, 8 * s.batch_size), s.seed)
-        n_sub_train = max(1, round(sub.n_points * (1 - sur_settings.validation_fraction)))
-        # seconds per Adam step at the largest and the smallest batch: a step costs c0 + c1 * batch
-        # (c0: the optimizer and the per-step overhead, which dominate when the net's outputs are
-        # many), so the choice below can trade steps against points per step
-        step_s = {}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            for b in sorted({min(s.batch_size, n_sub_train), min(max(s.min_batch_size, s.batch_size // 16), n_sub_train)}):
-                timings = []
-                for pilot_epochs in (1, 4):  # the difference leaves out the set-up and the metrics
-                    # without the mass-balance map: its set-up (an SVD of S) is paid once by the real run
-                    t = time.perf_counter()
-                    train_surrogate(
-                        sub,
-                        _replace(sur_settings, batch_size=b, epochs=pilot_epochs, patience=pilot_epochs, mass_balance=False),
-                        progress=False,
-                    )
-                    check_interrupt()  # the training keeps its weights on Ctrl-C; the build stops
-                    timings.append(time.perf_counter() - t)
-                b_run = min(b, n_sub_train)
-                step_s[b_run] = max(timings[1] - timings[0], 0.25 * timings[1]) / (3 * math.ceil(n_sub_train / b_run))
+        step_s = _adam_step_seconds(sub, sur_settings, s)
         n_train = max(1, int(n_data * (1 - sur_settings.validation_fraction)))
         train_s = max(0.0, budget - stages.elapsed() - t_eval - 0.02 * budget)
         step_seconds = _step_cost(step_s)

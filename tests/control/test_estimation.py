@@ -146,3 +146,32 @@ def test_vmax_estimate_ends_within_5_percent_of_the_plant(monod_model, x0, kind,
     assert est.params[0] == pytest.approx(plant_p[0], rel=0.05, abs=0.0)
     if kind == "mhe":
         assert all(est.successes)
+
+
+def test_param_std_is_the_ekf_vmax_standard_deviation(monod_model, x0):
+    # the EKF's Vmax standard deviation: sqrt of its covariance entry (exact), the prior vmax_rel_std * Vmax
+    # before any sample; the MHE's is that of an EKF run on the same samples (same numbers: rel 1e-12, abs 0).
+    # Both shrink as samples arrive.
+    dt, n, feed = 0.5, 8, 0.01
+    plant_p = monod_model.params_with({"vmax_glc": 1.4})
+    integ = make_integrator(monod_model, dt)
+    xs = [x0.copy()]
+    for _ in range(n):
+        xs.append(np.asarray(integ(x0=xs[-1], p=np.r_[feed, plant_p])["xf"]).ravel())
+    ch = (MeasurementChannel("volume", dt, 0.005), MeasurementChannel("biomass", 1.0, 0.1), MeasurementChannel("glucose", 1.0, 0.5))
+    ms = MeasurementSettings(channels=ch, seed=0)
+    meas = sample_measurements(monod_model, ms, dt * np.arange(n + 1), np.array(xs), dt)
+    settings = EstimatorSettings(kind="ekf", estimate_vmax=True, mhe_horizon=4)
+    ekf = build_estimator(monod_model, settings, ms, dt, x0)
+    mhe = build_estimator(monod_model, EstimatorSettings(kind="mhe", estimate_vmax=True, mhe_horizon=4), ms, dt, x0)
+    assert ekf.param_std == pytest.approx(0.3 * 10.0, rel=1e-12, abs=0.0)
+    stds = []
+    for k in range(n + 1):
+        ekf.update(meas.values[k], None if k == 0 else feed)
+        mhe.update(meas.values[k], None if k == 0 else feed)
+        assert ekf.param_std == pytest.approx(np.sqrt(ekf.P[-1, -1]), rel=1e-12, abs=0.0)
+        assert mhe.param_std == pytest.approx(ekf.param_std, rel=1e-12, abs=0.0)
+        stds.append(ekf.param_std)
+    assert stds[-1] < 0.5 * stds[0]
+    no_vmax = build_estimator(monod_model, EstimatorSettings(kind="ekf"), ms, dt, x0)
+    assert no_vmax.param_std == 0.0

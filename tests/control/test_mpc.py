@@ -110,3 +110,38 @@ def test_warm_start_shift_keeps_the_last_node_limit_multipliers(monod_model, mon
     new = np.asarray(ctrl.mpc.lam_g_num).ravel()
     np.testing.assert_array_equal(new[n_x : n_x + (N - 1) * b], lam[n_x + b : n_x + N * b])
     np.testing.assert_array_equal(new[-n_t:], lam[-n_t:])
+
+
+def test_limit_bounds_hold_an_estimate_inside_the_margin(monod_model, monod_problem):
+    # acetate limit 15 mmol/L backed off 5 % to 14.25: an estimate at 14.6 is its own bound with hold_margin,
+    # one at 16 gets the limit itself, one at 10 the backed-off limit (exact arithmetic: rel 0, abs 1e-12)
+    from mpc_bio.control.mpc import limit_bounds
+
+    for c_ac, held in ((14.6, 14.6), (16.0, 15.0), (10.0, 14.25)):
+        x = np.array([1.1, 0.5 * 1.1, c_ac * 1.1, 3.0])
+        on = limit_bounds(x, 0, 1, 2, monod_problem, MPCSettings())
+        off = limit_bounds(x, 0, 1, 2, monod_problem, MPCSettings(hold_margin=False))
+        np.testing.assert_allclose(on, [1.3, 28.5, held], rtol=0, atol=1e-12)
+        np.testing.assert_allclose(off, [1.3, 28.5, 14.25], rtol=0, atol=1e-12)
+
+
+def test_hold_margin_keeps_feeding_at_an_acetate_estimate_inside_the_margin(monod_model, monod_problem):
+    # acetate at 14.6 mmol/L, inside the margin (14.25-15): without hold_margin the plan dilutes it below 14.25
+    # at once with a smaller feed; with it the plan feeds more and keeps acetate at about 14.6. Checked on the
+    # plans simulated by CVODES (reference), within the collocation error: rel 1e-2, abs 0.
+    x = np.array([1.1, 0.5 * 1.1, 14.6 * 1.1, 3.0])
+    integ = make_integrator(monod_model, 0.5)
+    first, peaks = {}, {}
+    for hold in (False, True):
+        ctrl = build_mpc(monod_model, monod_problem, MPCSettings(t_step=0.5, n_horizon=6, hold_margin=hold))
+        ctrl.reset(x)
+        first[hold] = ctrl.step(x, 3.0, params=np.array([10.0]))
+        assert ctrl.records[-1].success
+        xx, ac = x.copy(), []
+        for u in ctrl.plan():
+            xx = np.asarray(integ(x0=xx, p=np.r_[u, 10.0])["xf"]).reshape(-1)
+            ac.append(xx[2] / xx[0])
+        peaks[hold] = np.array(ac)
+    assert first[True] > 1.1 * first[False]
+    assert np.all(peaks[True] <= 14.6 * (1 + 1e-2))
+    assert peaks[False][1] <= 14.25 * (1 + 1e-2)  # back below the backed-off limit after two steps

@@ -12,7 +12,13 @@ import pytest
 import torch
 
 from mpc_bio.embed import native_function, select_outputs
-from mpc_bio.embed.batched import BatchedNetwork, batched_casadi_function, torch_threads
+from mpc_bio.embed.batched import (
+    BatchedNetwork,
+    batched_casadi_function,
+    network_curvature_function,
+    network_taylor_function,
+    torch_threads,
+)
 from tests.embed.conftest import random_surrogate
 
 OUTS = ["Biomass_Ecoli_core", "EX_glc__D_e", "EX_o2_e", "EX_ac_e"]
@@ -180,6 +186,66 @@ def test_adaptive_prefetch_gives_the_same_numbers_and_skips_derivatives_of_unuse
     assert orders == [2, 2, 0, 2]
     with pytest.raises(ValueError, match="prefetch"):
         batched_casadi_function(nets[0], n, prefetch="sometimes")
+
+
+def test_network_taylor_function_matches_the_native_graph_and_shares_the_call(ecoli):
+    """network_taylor_function: values, Jacobians (row i + r j) and second derivatives (row i + r s for
+    the pair s = (j, m), j <= m) per column, against CasADi's derivatives of the native SX graph (and
+    the same layout built from any CasADi function by differentiation); rel 1e-9, abs 1e-11. The
+    value and the coefficients of the same points share one torch call."""
+    n, r, k = 5, len(OUTS), 2
+    net = BatchedNetwork(ecoli, OUTS, device="cpu")
+    F = batched_casadi_function(net, n, prefetch="adaptive")
+    T1, T2 = network_taylor_function(F, order=1), network_taylor_function(F, order=2)
+    Q = _points(n, seed=21).T
+    _, rows = select_outputs(ecoli, OUTS)
+    nat = native_function(ecoli.spec(), rows, symbolic="SX")
+    x = ca.SX.sym("x", k)
+    v = nat(x)
+    H = [ca.hessian(v[i], x)[0] for i in range(r)]
+    point = ca.Function("point", [x], [v, ca.jacobian(v, x), *H])
+    calls = net.calls
+    F(Q)
+    V, J, Hp = (np.asarray(a) for a in T2(Q))
+    V1, J1 = (np.asarray(a) for a in T1(Q))
+    assert net.calls - calls == 1
+    for p in range(n):
+        out = [np.asarray(a) for a in point(Q[:, p])]
+        np.testing.assert_allclose(V[:, p], out[0].ravel(), rtol=1e-9, atol=1e-11)
+        for j in range(k):
+            np.testing.assert_allclose(J[r * j : r * (j + 1), p], out[1][:, j], rtol=1e-9, atol=1e-11)
+        for s, (j, m) in enumerate([(0, 0), (0, 1), (1, 1)]):
+            np.testing.assert_allclose(Hp[r * s : r * (s + 1), p], [out[2 + i][j, m] for i in range(r)], rtol=1e-9, atol=1e-11)
+    np.testing.assert_array_equal(V1, V)
+    np.testing.assert_array_equal(J1, J)
+    Xs = ca.SX.sym("X", k, n)
+    graph = ca.Function("graph", [Xs], [ca.horzcat(*[nat(Xs[:, p]) for p in range(n)])])
+    for a, b in zip(network_taylor_function(graph, order=2)(Q), (V, J, Hp)):
+        np.testing.assert_allclose(np.asarray(a), b, rtol=1e-9, atol=1e-11)
+    with pytest.raises(ValueError, match="order"):
+        network_taylor_function(F, order=3)
+
+
+def test_network_curvature_function_weights_and_takes_absolute_values():
+    """network_curvature_function: per point sum_i W[i] H_i on the input pairs; with convexify the
+    matrix absolute value, against scipy's square root of the matrix's square, sqrtm(M M) (rel 1e-10,
+    abs 1e-12), which is positive semidefinite and equals M where M is."""
+    from scipy.linalg import sqrtm
+
+    r, k, n = 3, 2, 6
+    rng = np.random.default_rng(22)
+    H, W = rng.normal(size=(r * 3, n)), rng.normal(size=(r, n))
+    M = np.asarray(network_curvature_function(r, k, n)(H, W))
+    Ma = np.asarray(network_curvature_function(r, k, n, convexify=True)(H, W))
+    for p in range(n):
+        pairs = [sum(W[i, p] * H[i + r * s, p] for i in range(r)) for s in range(3)]
+        np.testing.assert_allclose(M[:, p], pairs, rtol=1e-12, atol=1e-14)
+        full = np.array([[pairs[0], pairs[1]], [pairs[1], pairs[2]]])
+        ref = np.real(sqrtm(full @ full))
+        np.testing.assert_allclose(Ma[:, p], [ref[0, 0], ref[0, 1], ref[1, 1]], rtol=1e-10, atol=1e-12)
+        assert np.linalg.eigvalsh(ref).min() >= -1e-12
+    with pytest.raises(ValueError, match="'n'"):
+        network_curvature_function(r, k, 0)
 
 
 def test_torch_threads_restores_the_thread_count():

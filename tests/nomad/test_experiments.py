@@ -192,10 +192,11 @@ def test_experiment_command_end_to_end(ensemble_dir, tmp_path):
         assert (out / name).is_file(), name
     for name in ("closeness_time_courses", "closeness_groups", "strains_titers", "sensitivity_fractions", "sensitivity_d1"):
         assert (out / "figures" / f"{name}.png").is_file(), name
-    # the NRA enumeration (2 models) and ranking stay in the ensemble's design cache; the finished
+    # the NRA enumerations (2 models at the design stage's bound, and at each of the 2 closeness
+    # bounds) and the ranking stay in the ensemble's design cache; the finished verification and
     # sensitivity tasks were kept in .exp.checkpoint only until the output was complete
     cache = ensemble_dir / ".design_cache"
-    assert len(list(cache.glob("enumerate_model_designs-*.pkl"))) == 2 and len(list(cache.glob("rank_designs-*.pkl"))) == 1
+    assert len(list(cache.glob("enumerate_model_designs-*.pkl"))) == 2 + 2 * 2 and len(list(cache.glob("rank_designs-*.pkl"))) == 1
     assert not (tmp_path / ".exp.checkpoint").exists()
     close = json.loads((out / "closeness.json").read_text())
     assert set(close["groups"]) == {"2-fold", "20-fold", "MCA"}

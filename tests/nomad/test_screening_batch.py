@@ -140,7 +140,10 @@ def test_stage_iii_reproduces_data_built_from_one_models_own_batch(tmp_path, sma
 
 
 def test_robustness_compares_with_the_data_biomass(tmp_path, small_ensemble, stable_models):
-    """Stage (iv) ratio = (X_perturbed - X0) / (X_data - X0) for the seeded Vmax draw (rel 1e-12, abs 0)."""
+    """Stage (iv) ratio = (X_perturbed - X0) / (X_data - X0) for the seeded Vmax draw: a draw that never
+    reaches the fraction runs to the end (rel 2e-3 against one CVODES run, abs 0: CVODES restarts at the
+    check times, and this batch's final biomass itself moves by ~3e-4 between CVODES tolerances 1e-7,
+    1e-9 and 1e-11); one that reaches it stops there, with a ratio between the fraction and the end's."""
     ens, m = small_ensemble, int(stable_models[0])
     p = _csv(tmp_path, "ref,biomass,final,0.6,gDW/L,\nref,biomass,0,0.05,gDW/L,\n")
     settings = ScreeningSettings(
@@ -149,13 +152,18 @@ def test_robustness_compares_with_the_data_biomass(tmp_path, small_ensemble, sta
         reference_strain="ref",
         n_robustness=1,
         batch_time=6.0,
-        min_growth_fraction=0.0,
+        min_growth_fraction=1.0,
     )
-    _, growth = screen_robustness(ens, [m], settings, QUIET)
     rng = np.random.default_rng([settings.seed, m, 4])
     fold = np.maximum(rng.normal(1.0, settings.vmax_cv, size=ens.network.n_reactions), 0.01)
     sim = simulate_batch(ens, m, 6.0, 0.05, vmax_fold=fold, n_points=2)
-    assert growth[m] == pytest.approx((sim.biomass[-1] - 0.05) / (0.6 - 0.05), rel=1e-12, abs=0.0)
+    full = (sim.biomass[-1] - 0.05) / (0.6 - 0.05)
+    assert full > 1.0  # this draw reaches the fraction ...
+    _, growth = screen_robustness(ens, [m], settings, QUIET)
+    assert 1.0 <= growth[m] <= full * (1 + 2e-3)  # ... and stops there
+    high = _csv(tmp_path, f"ref,biomass,final,{0.05 + 2 * (0.6 - 0.05) * full},gDW/L,\nref,biomass,0,0.05,gDW/L,\n", "high.csv")
+    _, growth = screen_robustness(ens, [m], dataclasses.replace(settings, fermentation_data=str(high)), QUIET)
+    assert growth[m] == pytest.approx(0.5, rel=2e-3, abs=0.0)  # never reaches it: the whole batch
 
 
 def test_screen_ensemble_with_batch_data_names_stage_iii(tmp_path, small_ensemble):
