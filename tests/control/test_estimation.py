@@ -121,6 +121,19 @@ def test_sampler_rates_dropouts_and_seed(monod_model, x0):
     assert np.mean(a.values[:, 0] - x0[0]) == pytest.approx(0.0, abs=4 * 0.01 / np.sqrt(41))
 
 
+def _plant_samples(model, x0, scale: float, n: int, dt: float, feed: float):
+    """A plant with the glucose Vmax scaled, simulated n steps of dt [h] at a constant feed [L/h], and its
+    volume (every step), biomass and glucose (hourly) samples, seed 0: (plant parameters, settings, samples)."""
+    plant_p = model.params_with({"vmax_glc": scale})
+    integ = make_integrator(model, dt)
+    xs = [x0.copy()]
+    for _ in range(n):
+        xs.append(np.asarray(integ(x0=xs[-1], p=np.r_[feed, plant_p])["xf"]).ravel())
+    ch = (MeasurementChannel("volume", dt, 0.005), MeasurementChannel("biomass", 1.0, 0.1), MeasurementChannel("glucose", 1.0, 0.5))
+    ms = MeasurementSettings(channels=ch, seed=0)
+    return plant_p, ms, sample_measurements(model, ms, dt * np.arange(n + 1), np.array(xs), dt)
+
+
 @pytest.mark.parametrize("kind", ["ekf", "mhe"])
 @pytest.mark.parametrize("scale", [0.75, 1.4])
 def test_vmax_estimate_ends_within_5_percent_of_the_plant(monod_model, x0, kind, scale):
@@ -130,14 +143,7 @@ def test_vmax_estimate_ends_within_5_percent_of_the_plant(monod_model, x0, kind,
     # arrival cost carries what the samples that left its 2 h window told about Vmax (a separate
     # Vmax prior drifted to 6.0 here, 57 % off).
     dt, n, feed = 0.5, 16, 0.01
-    plant_p = monod_model.params_with({"vmax_glc": scale})
-    integ = make_integrator(monod_model, dt)
-    xs = [x0.copy()]
-    for _ in range(n):
-        xs.append(np.asarray(integ(x0=xs[-1], p=np.r_[feed, plant_p])["xf"]).ravel())
-    ch = (MeasurementChannel("volume", dt, 0.005), MeasurementChannel("biomass", 1.0, 0.1), MeasurementChannel("glucose", 1.0, 0.5))
-    ms = MeasurementSettings(channels=ch, seed=0)
-    meas = sample_measurements(monod_model, ms, dt * np.arange(n + 1), np.array(xs), dt)
+    plant_p, ms, meas = _plant_samples(monod_model, x0, scale, n, dt, feed)
     x_hat0 = x0 * 1.2
     x_hat0[0] = x0[0]
     est = build_estimator(monod_model, EstimatorSettings(kind=kind, estimate_vmax=True, mhe_horizon=4), ms, dt, x_hat0)
@@ -153,14 +159,7 @@ def test_param_std_is_the_ekf_vmax_standard_deviation(monod_model, x0):
     # before any sample; the MHE's is that of an EKF run on the same samples (same numbers: rel 1e-12, abs 0).
     # Both shrink as samples arrive.
     dt, n, feed = 0.5, 8, 0.01
-    plant_p = monod_model.params_with({"vmax_glc": 1.4})
-    integ = make_integrator(monod_model, dt)
-    xs = [x0.copy()]
-    for _ in range(n):
-        xs.append(np.asarray(integ(x0=xs[-1], p=np.r_[feed, plant_p])["xf"]).ravel())
-    ch = (MeasurementChannel("volume", dt, 0.005), MeasurementChannel("biomass", 1.0, 0.1), MeasurementChannel("glucose", 1.0, 0.5))
-    ms = MeasurementSettings(channels=ch, seed=0)
-    meas = sample_measurements(monod_model, ms, dt * np.arange(n + 1), np.array(xs), dt)
+    _, ms, meas = _plant_samples(monod_model, x0, 1.4, n, dt, feed)
     settings = EstimatorSettings(kind="ekf", estimate_vmax=True, mhe_horizon=4)
     ekf = build_estimator(monod_model, settings, ms, dt, x0)
     mhe = build_estimator(monod_model, EstimatorSettings(kind="mhe", estimate_vmax=True, mhe_horizon=4), ms, dt, x0)
